@@ -1,0 +1,133 @@
+// The configuration schema: every key, its type and allowed values (DESIGN §9).
+import { ConfigError } from "../errors.ts";
+
+type Rule =
+  | { type: "int"; min: number; max: number }
+  | { type: "string"; pattern?: RegExp; allowed?: string }
+  | { type: "enum"; values: readonly string[] }
+  | { type: "bool" }
+  | { type: "addr-list" }
+  | { type: "addr-or-empty" };
+
+export const LOG_LEVELS = ["debug", "info", "warn", "error"] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+const port = { type: "int", min: 0, max: 65535 } as const;
+const count = (min: number, max: number) => ({ type: "int", min, max }) as const;
+
+export const SCHEMA = {
+  user_id: { type: "string", pattern: /^[\x21-\x7e]{0,128}$/, allowed: "up to 128 printable characters without spaces" },
+  log_root: { type: "string" },
+  log_level: { type: "enum", values: LOG_LEVELS },
+  host: { type: "string", pattern: /^[0-9a-fA-F.:]+$/, allowed: "an IPv4 or IPv6 address" },
+  server_uport: port,
+  server_tport: port,
+  admin: { type: "addr-or-empty" },
+  peers: { type: "addr-list" },
+  public: { type: "bool" },
+  client_only: { type: "bool" },
+  stun_on: { type: "bool" },
+  shortlist: count(1, 10_000),
+  mesh_out: count(0, 64),
+  mesh_in: count(0, 64),
+  mesh_switch_s: count(1, 86_400),
+  peers_help: count(1, 100),
+  punch_xpool: count(1, 100_000),
+  peers_punch: count(1, 100),
+  share_xpool: count(1, 100_000),
+  max_quic_connections: count(1, 1_000_000),
+  max_mesh_links: count(1, 100_000),
+  max_conns_per_ip: count(1, 100_000),
+  idle_timeout_s: count(1, 3600),
+  probe_timeout_s: count(1, 600),
+  peer_cache_days: count(0, 365),
+} as const satisfies Record<string, Rule>;
+
+export type ConfigKey = keyof typeof SCHEMA;
+
+export interface Config {
+  user_id: string;
+  log_root: string;
+  log_level: LogLevel;
+  host: string;
+  server_uport: number;
+  server_tport: number;
+  admin: string;
+  peers: string[];
+  public: boolean;
+  client_only: boolean;
+  stun_on: boolean;
+  shortlist: number;
+  mesh_out: number;
+  mesh_in: number;
+  mesh_switch_s: number;
+  peers_help: number;
+  punch_xpool: number;
+  peers_punch: number;
+  share_xpool: number;
+  max_quic_connections: number;
+  max_mesh_links: number;
+  max_conns_per_ip: number;
+  idle_timeout_s: number;
+  probe_timeout_s: number;
+  peer_cache_days: number;
+  /** App kind → reward address; "*" is the default address. */
+  stakes: Record<string, string>;
+}
+
+/** "ip:port", "[v6]:port", optionally "#<64 hex>" (DESIGN §9). */
+export const ADDR_PATTERN = /^(?:\d{1,3}(?:\.\d{1,3}){3}|\[[0-9a-fA-F:.]+\]):\d{1,5}(?:#[0-9a-f]{64})?$/;
+/** App kinds look like "blockchain:bitcoin", "app:chat", "depots:x", "findings:x" (seed 001 §应用节点). */
+export const KIND_PATTERN = /^(?:\*|[a-z][a-z0-9-]{0,31}:[A-Za-z0-9._-]{1,64})$/;
+
+function show(value: unknown): string {
+  return typeof value === "string" ? JSON.stringify(value) : Array.isArray(value) ? JSON.stringify(value) : String(value);
+}
+
+/** Checks one value; returns it normalised or throws ConfigError naming key, value and what is allowed. */
+export function checkValue(key: string, value: unknown): unknown {
+  const rule = (SCHEMA as Record<string, Rule>)[key];
+  if (!rule) throw new ConfigError(key, `unknown key (known keys: ${Object.keys(SCHEMA).join(", ")}, [stakes])`);
+  switch (rule.type) {
+    case "int":
+      if (typeof value !== "number" || !Number.isInteger(value) || value < rule.min || value > rule.max)
+        throw new ConfigError(key, `${show(value)} is not allowed (allowed: an integer from ${rule.min} to ${rule.max})`);
+      return value;
+    case "bool":
+      if (typeof value !== "boolean") throw new ConfigError(key, `${show(value)} is not allowed (allowed: true or false)`);
+      return value;
+    case "enum":
+      if (typeof value !== "string" || !rule.values.includes(value))
+        throw new ConfigError(key, `${show(value)} is not allowed (allowed: ${rule.values.join(", ")})`);
+      return value;
+    case "string":
+      if (typeof value !== "string" || (rule.pattern && !rule.pattern.test(value)))
+        throw new ConfigError(key, `${show(value)} is not allowed (allowed: ${rule.allowed ?? "a string"})`);
+      return value;
+    case "addr-or-empty":
+      if (typeof value !== "string" || (value !== "" && !ADDR_PATTERN.test(value) && !/^localhost:\d{1,5}$/.test(value)))
+        throw new ConfigError(key, `${show(value)} is not allowed (allowed: "ip:port", "[v6]:port" or "" for off)`);
+      return value;
+    case "addr-list": {
+      if (!Array.isArray(value)) throw new ConfigError(key, `${show(value)} is not allowed (allowed: a list of "ip:port[#key]")`);
+      for (const v of value)
+        if (typeof v !== "string" || !ADDR_PATTERN.test(v))
+          throw new ConfigError(key, `${show(v)} is not allowed (allowed: "ip:port", "[v6]:port", optionally "#<64 hex key>")`);
+      return [...value];
+    }
+  }
+}
+
+export function checkStakes(value: unknown): Record<string, string> {
+  if (typeof value !== "object" || value === null || Array.isArray(value))
+    throw new ConfigError("stakes", `${show(value)} is not allowed (allowed: a table of kind = "address")`);
+  const out: Record<string, string> = {};
+  for (const [kind, addr] of Object.entries(value)) {
+    if (!KIND_PATTERN.test(kind))
+      throw new ConfigError(`stakes.${kind}`, `kind ${show(kind)} is not allowed (allowed: "*" or "family:name", e.g. "blockchain:bitcoin")`);
+    if (typeof addr !== "string" || !/^[\x21-\x7e]{0,128}$/.test(addr))
+      throw new ConfigError(`stakes.${kind}`, `${show(addr)} is not allowed (allowed: an address of up to 128 printable characters)`);
+    out[kind] = addr;
+  }
+  return out;
+}

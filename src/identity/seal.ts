@@ -1,0 +1,59 @@
+// Sealed boxes between two X25519 keys: X25519 → HKDF-SHA256 → XChaCha20-Poly1305 (DESIGN §3).
+import { x25519 } from "@noble/curves/ed25519.js";
+import { xchacha20poly1305 } from "@noble/ciphers/chacha.js";
+import { hkdf } from "@noble/hashes/hkdf.js";
+import { sha256 } from "@noble/hashes/sha2.js";
+import { randomBytes } from "@noble/hashes/utils.js";
+import { MAX_SEALED_BYTES, POLY1305_TAG_BYTES, X25519_KEY_BYTES, XCHACHA_NONCE_BYTES } from "../constants.ts";
+import { SealError } from "../errors.ts";
+
+const encoder = new TextEncoder();
+
+/** The symmetric key for (mine, theirs, purpose). Both public keys go into HKDF's info in a fixed
+ *  order (sorted), so both ends derive the same key and a key made for one pair or one purpose is
+ *  useless for another. */
+export function sealKey(myPrivate: Uint8Array, theirPublic: Uint8Array, purpose: string): Uint8Array {
+  if (theirPublic.length !== X25519_KEY_BYTES) throw new SealError(`Cannot seal: peer key must be ${X25519_KEY_BYTES} bytes, got ${theirPublic.length}`);
+  let shared: Uint8Array;
+  try {
+    shared = x25519.getSharedSecret(myPrivate, theirPublic);
+  } catch (err) {
+    throw new SealError("Cannot seal: peer key is not a valid X25519 point", { cause: err });
+  }
+  const myPublic = x25519.getPublicKey(myPrivate);
+  const [a, b] = compareBytes(myPublic, theirPublic) <= 0 ? [myPublic, theirPublic] : [theirPublic, myPublic];
+  const label = encoder.encode(purpose);
+  const info = new Uint8Array(label.length + a.length + b.length);
+  info.set(label, 0);
+  info.set(a, label.length);
+  info.set(b, label.length + a.length);
+  return hkdf(sha256, shared, undefined, info, 32);
+}
+
+/** Seals plaintext: returns nonce ‖ ciphertext ‖ tag. */
+export function seal(myPrivate: Uint8Array, theirPublic: Uint8Array, purpose: string, plaintext: Uint8Array): Uint8Array {
+  const key = sealKey(myPrivate, theirPublic, purpose);
+  const nonce = randomBytes(XCHACHA_NONCE_BYTES);
+  const ct = xchacha20poly1305(key, nonce).encrypt(plaintext);
+  const out = new Uint8Array(nonce.length + ct.length);
+  out.set(nonce, 0);
+  out.set(ct, nonce.length);
+  return out;
+}
+
+/** Opens a box made by seal(); throws SealError on any tampering, wrong key or wrong purpose. */
+export function open(myPrivate: Uint8Array, theirPublic: Uint8Array, purpose: string, box: Uint8Array): Uint8Array {
+  if (box.length > MAX_SEALED_BYTES) throw new SealError(`Cannot open sealed box: ${box.length} bytes is over the limit of ${MAX_SEALED_BYTES}`);
+  if (box.length < XCHACHA_NONCE_BYTES + POLY1305_TAG_BYTES) throw new SealError(`Cannot open sealed box: ${box.length} bytes is too short`);
+  const key = sealKey(myPrivate, theirPublic, purpose);
+  try {
+    return xchacha20poly1305(key, box.subarray(0, XCHACHA_NONCE_BYTES)).decrypt(box.subarray(XCHACHA_NONCE_BYTES));
+  } catch (err) {
+    throw new SealError("Cannot open sealed box: authentication failed", { cause: err });
+  }
+}
+
+function compareBytes(a: Uint8Array, b: Uint8Array): number {
+  for (let i = 0; i < Math.min(a.length, b.length); i++) if (a[i] !== b[i]) return a[i]! - b[i]!;
+  return a.length - b.length;
+}

@@ -1,0 +1,130 @@
+// The one UDP socket per port shared by the QUIC server, our own QUIC dials and raw datagrams (DESIGN §2).
+//
+// @matrixai/quic's QUICSocket owns a node:dgram socket and listens with its `handleSocketMessage` arrow
+// property. We wrap that property before start() attaches it, so that:
+//   - datagrams that are not QUIC (classifyDatagram: fixed bit 0x40 clear) never reach quiche and go to
+//     `onRawDatagram` (STUN Binding, SN probes); "unknown" ones are counted and dropped;
+//   - brand-new Initial packets are dropped before quiche when `admitNewConnection()` says no (the cheap
+//     way to refuse beyond the connection cap: no retry token, no crypto);
+//   - nothing thrown while handling network input escapes the 'message' listener. (QUICSocket rethrows
+//     unexpected quiche errors from an async listener, which would be an unhandled rejection.)
+import { isIP } from "node:net";
+import type { RemoteInfo } from "node:dgram";
+import { QUICConnectionId, QUICSocket, type QUICConnectionMap } from "@matrixai/quic";
+import type Logger from "@matrixai/logger";
+import { classifyDatagram, type DatagramKind } from "./classify.ts";
+import { unmapIp } from "./address.ts";
+
+export interface RawDatagramInfo {
+  /** Sender IP; an IPv4-mapped IPv6 sender (dual-stack socket) is reported as plain IPv4. */
+  address: string;
+  port: number;
+  family: "IPv4" | "IPv6";
+}
+
+export type RawDatagramHandler = (buf: Uint8Array, rinfo: RawDatagramInfo, kind: Exclude<DatagramKind, "quic" | "unknown">) => void;
+
+export interface SharedSocketCounters {
+  /** Datagrams handed to QUIC. */
+  quicDatagrams: number;
+  /** Datagrams handed to onRawDatagram ("stun" and "sn"). */
+  rawDatagrams: number;
+  /** Datagrams no handler wants (DESIGN §5 of STYLE: counted, not logged one by one). */
+  unknownDatagrams: number;
+  /** New-connection Initial packets dropped because admitNewConnection() said no. */
+  droppedInitials: number;
+  /** Errors thrown while QUIC or the raw handler processed a datagram (contained here). */
+  datagramErrors: number;
+}
+
+const QUIC_VERSION_1 = 0x00000001;
+/** RFC 9000 §17.2: the longest connection id in a QUIC v1 long header. */
+const MAX_CID_BYTES = 20;
+
+export class SharedUdpSocket extends QUICSocket {
+  readonly counters: SharedSocketCounters = { quicDatagrams: 0, rawDatagrams: 0, unknownDatagrams: 0, droppedInitials: 0, datagramErrors: 0 };
+  onRawDatagram?: RawDatagramHandler;
+  admitNewConnection?: () => boolean;
+  onDatagramError?: (err: unknown) => void;
+
+  constructor(opts: { logger: Logger; onRawDatagram?: RawDatagramHandler }) {
+    super({ logger: opts.logger });
+    this.onRawDatagram = opts.onRawDatagram;
+    const quicHandler = this.handleSocketMessage;
+    // Replaced before start(): QUICSocket.start() attaches whatever this property holds then.
+    this.handleSocketMessage = async (data: Buffer, remote: RemoteInfo): Promise<void> => {
+      const kind = classifyDatagram(data);
+      if (kind === "quic") {
+        if (this.admitNewConnection && isNewConnectionInitial(data, this) && !this.admitNewConnection()) {
+          this.counters.droppedInitials++;
+          return;
+        }
+        this.counters.quicDatagrams++;
+        try {
+          await quicHandler(data, remote);
+        } catch (err) {
+          this.counters.datagramErrors++;
+          this.onDatagramError?.(err);
+        }
+        return;
+      }
+      if (kind === "unknown" || !this.onRawDatagram) {
+        this.counters.unknownDatagrams++;
+        return;
+      }
+      this.counters.rawDatagrams++;
+      const address = unmapIp(remote.address);
+      try {
+        this.onRawDatagram(data, { address, port: remote.port, family: isIP(address) === 6 ? "IPv6" : "IPv4" }, kind);
+      } catch (err) {
+        this.counters.datagramErrors++;
+        this.onDatagramError?.(err);
+      }
+    };
+  }
+
+  /** Sends one raw datagram from this socket. `bytes` is copied first, so the caller may reuse its buffer
+   *  (the STUN responder does). An IPv4 target on a dual-stack socket is sent to its mapped form. */
+  async sendRaw(bytes: Uint8Array, port: number, ip: string): Promise<void> {
+    const target = this.rawTarget(ip);
+    await this.socketSend(Buffer.from(bytes), port, target);
+  }
+
+  /** Port the socket is bound to, or 0 when it is not running. */
+  get boundPort(): number {
+    return this.socket ? (this.socket.address()?.port ?? 0) : 0;
+  }
+
+  private rawTarget(ip: string): string {
+    const family = isIP(ip);
+    if (family === 0) throw new TypeError(`Cannot send to ${ip}: not an IP address`);
+    const type = this.type;
+    if (type === "ipv4&ipv6") return family === 4 ? `::ffff:${ip}` : ip;
+    if (type === "ipv4") {
+      const plain = unmapIp(ip);
+      if (isIP(plain) !== 4) throw new TypeError(`Cannot send to ${ip} from an IPv4 socket`);
+      return plain;
+    }
+    if (family === 4) throw new TypeError(`Cannot send to ${ip} from an IPv6-only socket`);
+    return ip;
+  }
+}
+
+/** A QUIC v1 long-header Initial packet (RFC 9000 §17.2.2) whose destination connection id is not one of
+ *  ours: the only packet that can make the server create a connection. */
+function isNewConnectionInitial(data: Uint8Array, socket: QUICSocket): boolean {
+  const b0 = data[0]!;
+  if ((b0 & 0x80) === 0 || ((b0 & 0x30) >> 4) !== 0 || data.length < 7) return false;
+  const version = ((data[1]! << 24) | (data[2]! << 16) | (data[3]! << 8) | data[4]!) >>> 0;
+  if (version !== QUIC_VERSION_1) return false;
+  const dcidLength = data[5]!;
+  if (dcidLength > MAX_CID_BYTES || data.length < 6 + dcidLength) return false;
+  const dcid = QUICConnectionId.fromBuffer(Buffer.from(data.buffer, data.byteOffset + 6, dcidLength));
+  return !connectionMapOf(socket).has(dcid);
+}
+
+/** QUICSocket's connection map, shared by its server and clients. It is public at runtime but marked
+ *  @internal, so the published .d.ts leaves it out. */
+export function connectionMapOf(socket: QUICSocket): QUICConnectionMap {
+  return (socket as unknown as { connectionMap: QUICConnectionMap }).connectionMap;
+}

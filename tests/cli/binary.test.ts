@@ -1,0 +1,57 @@
+// Builds dist/findings and runs it alone from an empty folder with nothing on PATH but itself.
+import { beforeAll, describe, expect, test } from "bun:test";
+import { copyFileSync, existsSync } from "node:fs";
+import { join } from "node:path";
+import { BUN, ROOT, tempDir } from "../helpers.ts";
+
+const dir = tempDir("findings-bin-");
+const bin = join(dir.path, "findings");
+
+async function run(args: string[], home = join(dir.path, "home")) {
+  const proc = Bun.spawn([bin, ...args, "--home", home], { cwd: dir.path, env: { PATH: dir.path, HOME: dir.path }, stdout: "pipe", stderr: "pipe" });
+  const [stdout, stderr, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+  return { stdout, stderr, code };
+}
+
+describe("the compiled binary", () => {
+  beforeAll(async () => {
+    const build = Bun.spawn([BUN, join(ROOT, "scripts", "build.ts")], { cwd: ROOT, stdout: "pipe", stderr: "pipe" });
+    const [code, err] = await Promise.all([build.exited, new Response(build.stderr).text()]);
+    if (code !== 0) throw new Error(`build failed: ${err}`);
+    copyFileSync(join(ROOT, "dist", "findings"), bin);
+  }, 180_000);
+
+  test("prints its version and help", async () => {
+    const pkg = await Bun.file(join(ROOT, "package.json")).json();
+    const proc = Bun.spawn([bin, "--version"], { cwd: dir.path, env: { PATH: dir.path } , stdout: "pipe" });
+    expect((await new Response(proc.stdout).text()).trim()).toBe(pkg.version);
+    const help = Bun.spawn([bin, "--help"], { cwd: dir.path, env: { PATH: dir.path }, stdout: "pipe" });
+    const text = await new Response(help.stdout).text();
+    expect(text).toContain("config");
+    expect(text).toContain("id");
+  });
+
+  test("prints the effective config with port 7788 for UDP and TCP", async () => {
+    const r = await run(["config"]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^server_uport = 7788$/m);
+    expect(r.stdout).toMatch(/^server_tport = 7788$/m);
+  });
+
+  test("keeps the same node id across runs with the same home", async () => {
+    const a = await run(["id", "--json"]);
+    const b = await run(["id", "--json"]);
+    expect(a.code).toBe(0);
+    expect(JSON.parse(a.stdout).nodeId).toMatch(/^[0-9a-f]{64}$/);
+    expect(JSON.parse(b.stdout).nodeId).toBe(JSON.parse(a.stdout).nodeId);
+    expect(existsSync(join(dir.path, "home", "node.key"))).toBe(true);
+  });
+
+  test("exits non-zero with one line on a bad config value", async () => {
+    const proc = Bun.spawn([bin, "config", "--home", join(dir.path, "home")], { cwd: dir.path, env: { PATH: dir.path, FINDINGS_SERVER_UPORT: "99999" }, stdout: "pipe", stderr: "pipe" });
+    const [err, code] = await Promise.all([new Response(proc.stderr).text(), proc.exited]);
+    expect(code).not.toBe(0);
+    expect(err.trim().split("\n")).toHaveLength(1);
+    expect(err).toContain("FINDINGS_SERVER_UPORT: 99999 is not allowed");
+  });
+});

@@ -1,0 +1,59 @@
+import { describe, expect, test } from "bun:test";
+import { generateNodeKey } from "../../src/identity/node-key.ts";
+import { open, seal } from "../../src/identity/seal.ts";
+import { SealError } from "../../src/errors.ts";
+import { SEAL_PURPOSE } from "../../src/constants.ts";
+
+const text = (s: string) => new TextEncoder().encode(s);
+
+describe("sealed boxes", () => {
+  const a = generateNodeKey();
+  const b = generateNodeKey();
+  const msg = text("certificate and port");
+
+  test("round trip between two keys in both directions", () => {
+    const box = seal(a.privateKey, b.publicKey, SEAL_PURPOSE.meshBootstrap, msg);
+    expect(open(b.privateKey, a.publicKey, SEAL_PURPOSE.meshBootstrap, box)).toEqual(msg);
+    const back = seal(b.privateKey, a.publicKey, SEAL_PURPOSE.meshBootstrap, msg);
+    expect(open(a.privateKey, b.publicKey, SEAL_PURPOSE.meshBootstrap, back)).toEqual(msg);
+  });
+
+  test("uses a fresh nonce each time", () => {
+    const x = seal(a.privateKey, b.publicKey, SEAL_PURPOSE.appHello, msg);
+    const y = seal(a.privateKey, b.publicKey, SEAL_PURPOSE.appHello, msg);
+    expect(Buffer.from(x).equals(Buffer.from(y))).toBe(false);
+  });
+
+  test("flipping any single byte is rejected", () => {
+    const box = seal(a.privateKey, b.publicKey, SEAL_PURPOSE.appCert, msg);
+    for (let i = 0; i < box.length; i++) {
+      const bad = box.slice();
+      bad[i]! ^= 0x01;
+      expect(() => open(b.privateKey, a.publicKey, SEAL_PURPOSE.appCert, bad)).toThrow(SealError);
+    }
+  });
+
+  test("a box for one purpose does not open for another", () => {
+    const box = seal(a.privateKey, b.publicKey, SEAL_PURPOSE.appHello, msg);
+    expect(() => open(b.privateKey, a.publicKey, SEAL_PURPOSE.appCert, box)).toThrow(/authentication failed/);
+  });
+
+  test("a third key cannot open the box", () => {
+    const c = generateNodeKey();
+    const box = seal(a.privateKey, b.publicKey, SEAL_PURPOSE.appHello, msg);
+    expect(() => open(c.privateKey, a.publicKey, SEAL_PURPOSE.appHello, box)).toThrow(SealError);
+  });
+
+  test("short, oversized and garbage boxes are typed errors", () => {
+    expect(() => open(b.privateKey, a.publicKey, "x", new Uint8Array(10))).toThrow(/too short/);
+    expect(() => open(b.privateKey, a.publicKey, "x", new Uint8Array(9000))).toThrow(/over the limit/);
+    for (let i = 0; i < 200; i++) {
+      const junk = crypto.getRandomValues(new Uint8Array(40 + (i % 100)));
+      expect(() => open(b.privateKey, a.publicKey, "x", junk)).toThrow(SealError);
+    }
+  });
+
+  test("a peer key of the wrong length is rejected", () => {
+    expect(() => seal(a.privateKey, new Uint8Array(31), "x", msg)).toThrow(/32 bytes/);
+  });
+});
