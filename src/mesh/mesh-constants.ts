@@ -4,8 +4,9 @@
 
 // ---- node records (DESIGN §4) ----
 
-/** Largest encoded NodeRecord accepted, in bytes. A full record (4 addresses, 32 kinds and stakes)
- *  is ~3 KB; a shortlist of 100 typical records (~300 B) must fit in one MAX_ENVELOPE_BYTES answer. */
+/** Largest encoded NodeRecord accepted, in bytes. A typical record is ~250 B; 4 KB leaves room for
+ *  dozens of kinds and stakes, while a shortlist answer must still fit MAX_ENVELOPE_BYTES. The count
+ *  and length caps below can add up to more than this; the byte cap is checked too. */
 export const MAX_RECORD_BYTES = 4096;
 /** Addresses per record: one per family plus a spare each; more is a padding attack. */
 export const MAX_RECORD_ADDRESSES = 4;

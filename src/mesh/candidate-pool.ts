@@ -1,0 +1,390 @@
+// Candidate pool: records of public Findings nodes to switch mesh links to (seed 001 §候选池, DESIGN §5).
+//
+// Fed by peer sharing. A shared record is merged in three steps: the caller verifies it
+// (record.ts), asks planMerge() which records need a reachability + key check (key-challenge.ts),
+// and add()s those that pass. Pure bookkeeping: time comes in as `now` (ms), randomness as `rand`
+// (a function returning [0, 1)), so tests are deterministic.
+import type { NodeRecord } from "../wire/gen/findings_pb.ts";
+import {
+  DEFAULT_CANDIDATE_TTL_MS,
+  DEFAULT_MAX_CHECKS_PER_MERGE,
+  DEFAULT_SHORTLIST,
+  FAR_PICK_WEIGHT,
+  RTT_SAMPLES,
+} from "./mesh-constants.ts";
+import { isSameBytes, recordNodeId } from "./record.ts";
+
+export type Rand = () => number;
+
+export interface CandidatePoolInit {
+  /** Our own node id: never a candidate. */
+  selfId: string;
+  /** Most candidates held (config `shortlist`). @default DEFAULT_SHORTLIST (100) */
+  capacity?: number;
+  /** A candidate not seen for this long is expired. @default DEFAULT_CANDIDATE_TTL_MS (1 h) */
+  ttlMs?: number;
+  /** Most checks one planMerge() asks for. @default DEFAULT_MAX_CHECKS_PER_MERGE (10) */
+  maxChecksPerMerge?: number;
+  /** RTT band edges in ms used to keep diversity on eviction. @default [50, 150] */
+  rttBandsMs?: readonly number[];
+  /** How long a record that failed its check is remembered, so it is not re-checked each time it is
+   *  shared. @default 10 min */
+  failedCooldownMs?: number;
+}
+
+export interface Candidate {
+  readonly id: string;
+  readonly record: NodeRecord;
+  /** Median of the recent samples; null until measured. */
+  readonly rttMs: number | null;
+  readonly lastSeen: number;
+  readonly addedAt: number;
+}
+
+export type MergeSkipReason = "self" | "banned" | "known" | "duplicate" | "failed-check" | "over-cap";
+
+export interface MergePlan {
+  /** New nodes, or known nodes whose key-relevant fields changed: check reachability + key, then add(). */
+  check: NodeRecord[];
+  /** Known nodes with a newer seq and the same signing key and addresses: add() without a check
+   *  (the key was proven at these addresses already). */
+  refresh: NodeRecord[];
+  skipped: { id: string; reason: MergeSkipReason }[];
+}
+
+export interface MergeOptions {
+  /** Ban predicate, called with node ids and with IPs (ban-list.ts: `x => bans.isBanned(x, now)`). */
+  isBanned?: (idOrIp: string) => boolean;
+}
+
+export type AddOutcome = "added" | "updated" | "stale" | "self" | "full";
+
+export interface AddResult {
+  outcome: AddOutcome;
+  /** Ids removed to make room or because the new record took over their address. */
+  removed: string[];
+}
+
+export interface CandidatePool {
+  readonly size: number;
+  readonly capacity: number;
+  has(id: string): boolean;
+  get(id: string): Candidate | undefined;
+  list(): Candidate[];
+  planMerge(records: readonly NodeRecord[], now: number, options?: MergeOptions): MergePlan;
+  /** Adds a verified and checked record; `rttMs` is the check's round trip when known. */
+  add(record: NodeRecord, now: number, options?: { rttMs?: number }): AddResult;
+  /** Remembers that a record failed its check (planMerge then skips it as "failed-check"). */
+  noteCheckFailed(record: NodeRecord, now: number): void;
+  sampleRtt(id: string, sample: { rttMs: number; now: number }): void;
+  seen(id: string, now: number): void;
+  remove(id: string): boolean;
+  expire(now: number): string[];
+  pickForSwitch(n: number, rand: Rand, options?: { exclude?: Iterable<string> }): NodeRecord[];
+  share(n: number, excludeId: string | undefined, rand: Rand): NodeRecord[];
+  byKind(kind: string): NodeRecord[];
+}
+
+interface Entry {
+  id: string;
+  record: NodeRecord;
+  keys: string[];
+  samples: number[];
+  rttMs: number | null;
+  lastSeen: number;
+  addedAt: number;
+}
+
+const DEFAULT_RTT_BANDS_MS = [50, 150];
+const DEFAULT_FAILED_COOLDOWN_MS = 10 * 60_000;
+/** Most remembered failed records (memory bound under a flood of bad shares). */
+const MAX_FAILED_REMEMBERED = 1000;
+
+export function createCandidatePool(init: CandidatePoolInit): CandidatePool {
+  const capacity = init.capacity ?? DEFAULT_SHORTLIST;
+  const ttlMs = init.ttlMs ?? DEFAULT_CANDIDATE_TTL_MS;
+  const maxChecks = init.maxChecksPerMerge ?? DEFAULT_MAX_CHECKS_PER_MERGE;
+  const bands = [...(init.rttBandsMs ?? DEFAULT_RTT_BANDS_MS)].sort((a, b) => a - b);
+  const failedCooldownMs = init.failedCooldownMs ?? DEFAULT_FAILED_COOLDOWN_MS;
+  const selfId = init.selfId.toLowerCase();
+  const entries = new Map<string, Entry>();
+  /** address key → node id */
+  const byAddress = new Map<string, string>();
+  /** failed record fingerprint → until (ms) */
+  const failed = new Map<string, number>();
+
+  function index(e: Entry): void {
+    for (const k of e.keys) byAddress.set(k, e.id);
+  }
+  function unindex(e: Entry): void {
+    for (const k of e.keys) if (byAddress.get(k) === e.id) byAddress.delete(k);
+  }
+  function removeEntry(id: string): boolean {
+    const e = entries.get(id);
+    if (!e) return false;
+    unindex(e);
+    entries.delete(id);
+    return true;
+  }
+  function view(e: Entry): Candidate {
+    return { id: e.id, record: e.record, rttMs: e.rttMs, lastSeen: e.lastSeen, addedAt: e.addedAt };
+  }
+
+  /** Eviction when full, over the held entries plus the newcomer: (1) the stalest entry if it has not
+   *  been seen for half the TTL; (2) an entry never measured; (3) otherwise the fullest RTT band
+   *  (regional / continental / intercontinental by default) gives up its slowest member. Taking from
+   *  the fullest band keeps far nodes in the pool even when near ones are plentiful (seed: 避免地域
+   *  明显分割); within a band lower latency wins. */
+  function pickVictim(pool: Entry[], now: number): Entry {
+    let stalest = pool[0]!;
+    for (const e of pool) if (e.lastSeen < stalest.lastSeen) stalest = e;
+    if (now - stalest.lastSeen > ttlMs / 2) return stalest;
+    const unmeasured = pool.filter((e) => e.rttMs === null);
+    if (unmeasured.length) return unmeasured.reduce((a, b) => (b.lastSeen < a.lastSeen ? b : a));
+    const groups = new Map<number, Entry[]>();
+    for (const e of pool) {
+      const band = bandOf(e.rttMs!);
+      groups.set(band, [...(groups.get(band) ?? []), e]);
+    }
+    let fullest: Entry[] = [];
+    let fullestBand = -1;
+    for (const [band, members] of groups) {
+      // Ties go to the farther band: near nodes are what we prefer to keep.
+      if (members.length > fullest.length || (members.length === fullest.length && band > fullestBand)) {
+        fullest = members;
+        fullestBand = band;
+      }
+    }
+    return fullest.reduce((a, b) => (b.rttMs! > a.rttMs! || (b.rttMs === a.rttMs && b.lastSeen < a.lastSeen) ? b : a));
+  }
+  function bandOf(rtt: number): number {
+    let i = 0;
+    while (i < bands.length && rtt >= bands[i]!) i++;
+    return i;
+  }
+
+  function pruneFailed(now: number): void {
+    for (const [k, until] of failed) if (until <= now) failed.delete(k);
+  }
+
+  const pool: CandidatePool = {
+    get size() {
+      return entries.size;
+    },
+    capacity,
+    has: (id) => entries.has(id.toLowerCase()),
+    get(id) {
+      const e = entries.get(id.toLowerCase());
+      return e && view(e);
+    },
+    list: () => [...entries.values()].map(view),
+
+    planMerge(records, now, options = {}) {
+      pruneFailed(now);
+      const plan: MergePlan = { check: [], refresh: [], skipped: [] };
+      // Within one batch keep the highest seq per node, then the first record per address.
+      const best = new Map<string, NodeRecord>();
+      const order: string[] = [];
+      for (const rec of records) {
+        const id = recordNodeId(rec);
+        const prev = best.get(id);
+        if (!prev) {
+          best.set(id, rec);
+          order.push(id);
+        } else {
+          plan.skipped.push({ id, reason: "duplicate" });
+          if (rec.seq > prev.seq) best.set(id, rec);
+        }
+      }
+      const batchAddresses = new Set<string>();
+      for (const id of order) {
+        const rec = best.get(id)!;
+        const keys = addressKeys(rec);
+        if (id === selfId) {
+          plan.skipped.push({ id, reason: "self" });
+          continue;
+        }
+        if (options.isBanned && (options.isBanned(id) || rec.addresses.some((a) => options.isBanned!(normalizeIp(a.ip))))) {
+          plan.skipped.push({ id, reason: "banned" });
+          continue;
+        }
+        if (failed.has(fingerprint(rec))) {
+          plan.skipped.push({ id, reason: "failed-check" });
+          continue;
+        }
+        const known = entries.get(id);
+        if (known && rec.seq <= known.record.seq) {
+          plan.skipped.push({ id, reason: "known" });
+          continue;
+        }
+        if (keys.some((k) => batchAddresses.has(k))) {
+          plan.skipped.push({ id, reason: "duplicate" });
+          continue;
+        }
+        for (const k of keys) batchAddresses.add(k);
+        if (known && isSameBytes(known.record.signingKey, rec.signingKey) && sameKeys(known.keys, keys)) {
+          plan.refresh.push(rec);
+          continue;
+        }
+        if (plan.check.length >= maxChecks) {
+          plan.skipped.push({ id, reason: "over-cap" });
+          continue;
+        }
+        plan.check.push(rec);
+      }
+      return plan;
+    },
+
+    add(record, now, options = {}) {
+      const rttMs = options.rttMs;
+      const id = recordNodeId(record);
+      if (id === selfId) return { outcome: "self", removed: [] };
+      const known = entries.get(id);
+      if (known && record.seq <= known.record.seq) return { outcome: "stale", removed: [] };
+      const keys = addressKeys(record);
+      const removed: string[] = [];
+      // The record was just checked at these addresses, so another node id still holding one of them
+      // is out of date (e.g. the node restarted with a new key).
+      for (const k of keys) {
+        const other = byAddress.get(k);
+        if (other !== undefined && other !== id && removeEntry(other)) removed.push(other);
+      }
+      if (known) {
+        unindex(known);
+        known.record = record;
+        known.keys = keys;
+        known.lastSeen = Math.max(known.lastSeen, now);
+        if (rttMs !== undefined) pushSample(known, rttMs);
+        index(known);
+        return { outcome: "updated", removed };
+      }
+      const entry: Entry = { id, record, keys, samples: [], rttMs: null, lastSeen: now, addedAt: now };
+      if (rttMs !== undefined) pushSample(entry, rttMs);
+      if (entries.size >= capacity) {
+        const victim = pickVictim([...entries.values(), entry], now);
+        if (victim === entry) return { outcome: "full", removed };
+        removeEntry(victim.id);
+        removed.push(victim.id);
+      }
+      entries.set(id, entry);
+      index(entry);
+      return { outcome: "added", removed };
+    },
+
+    noteCheckFailed(record, now) {
+      pruneFailed(now);
+      if (failed.size >= MAX_FAILED_REMEMBERED) failed.delete(failed.keys().next().value!);
+      failed.set(fingerprint(record), now + failedCooldownMs);
+    },
+
+    sampleRtt(id, { rttMs, now }) {
+      const e = entries.get(id.toLowerCase());
+      if (!e) return;
+      pushSample(e, rttMs);
+      e.lastSeen = Math.max(e.lastSeen, now);
+    },
+
+    seen(id, now) {
+      const e = entries.get(id.toLowerCase());
+      if (e) e.lastSeen = Math.max(e.lastSeen, now);
+    },
+
+    remove: (id) => removeEntry(id.toLowerCase()),
+
+    expire(now) {
+      const gone: string[] = [];
+      for (const e of [...entries.values()]) {
+        if (now - e.lastSeen > ttlMs) {
+          removeEntry(e.id);
+          gone.push(e.id);
+        }
+      }
+      return gone;
+    },
+
+    /** Weighted draw without replacement. Candidates are ranked by RTT; rank quantile q ∈ [0, 1]
+     *  (nearest 0, farthest 1) gives weight max(1 − q, FAR_PICK_WEIGHT). So latency is preferred
+     *  (seed: 低延迟优先) but the far third keeps a floor weight of 1/3 instead of sliding to 0, which
+     *  for an even spread gives about 50 % near, 30 % middle, 20 % far picks (seed: 适当兼顾中高延迟
+     *  节点). Ranks, not milliseconds, so one huge outlier does not squash everyone else and the same
+     *  rule works on loopback and across continents. Unmeasured candidates count as the median. */
+    pickForSwitch(n, rand, options = {}) {
+      const exclude = new Set([...(options.exclude ?? [])].map((x) => x.toLowerCase()));
+      const pool = [...entries.values()].filter((e) => !exclude.has(e.id));
+      const measured = pool.filter((e) => e.rttMs !== null).sort((a, b) => a.rttMs! - b.rttMs!);
+      const q = new Map<Entry, number>();
+      measured.forEach((e, i) => q.set(e, measured.length > 1 ? i / (measured.length - 1) : 0));
+      const items = pool.map((e) => ({ e, w: Math.max(1 - (q.get(e) ?? 0.5), FAR_PICK_WEIGHT) }));
+      const out: NodeRecord[] = [];
+      while (out.length < n && items.length) {
+        const total = items.reduce((s, it) => s + it.w, 0);
+        let r = rand() * total;
+        let i = 0;
+        while (i < items.length - 1 && r >= items[i]!.w) r -= items[i++]!.w;
+        out.push(items[i]!.e.record);
+        items.splice(i, 1);
+      }
+      return out;
+    },
+
+    /** A uniform random sample for a new link (seed 001 §候选池: 获得对端的候选池节点数据分享). */
+    share(n, excludeId, rand) {
+      const skip = excludeId?.toLowerCase();
+      const pool = [...entries.values()].filter((e) => e.id !== skip);
+      const k = Math.min(n, pool.length);
+      for (let i = 0; i < k; i++) {
+        const j = i + Math.floor(rand() * (pool.length - i));
+        [pool[i], pool[j]] = [pool[j]!, pool[i]!];
+      }
+      return pool.slice(0, k).map((e) => e.record);
+    },
+
+    /** Candidates that serve `kind`, nearest first (unmeasured last). */
+    byKind(kind) {
+      return [...entries.values()]
+        .filter((e) => e.record.kinds.includes(kind))
+        .sort((a, b) => (a.rttMs ?? Infinity) - (b.rttMs ?? Infinity))
+        .map((e) => e.record);
+    },
+  };
+  return pool;
+}
+
+function pushSample(e: Entry, rttMs: number): void {
+  if (!Number.isFinite(rttMs) || rttMs < 0) return;
+  e.samples.push(rttMs);
+  if (e.samples.length > RTT_SAMPLES) e.samples.shift();
+  const sorted = [...e.samples].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  e.rttMs = sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
+/** Endpoints a record claims: the same IP with the same TCP or UDP port is the same node. */
+export function addressKeys(rec: NodeRecord): string[] {
+  const keys: string[] = [];
+  for (const a of rec.addresses) {
+    const ip = normalizeIp(a.ip);
+    if (a.tcpPort) keys.push(`${ip}/tcp/${a.tcpPort}`);
+    if (a.udpPort) keys.push(`${ip}/udp/${a.udpPort}`);
+  }
+  return keys;
+}
+
+/** Lower-case, and "::ffff:1.2.3.4" → "1.2.3.4", so one endpoint has one key. */
+export function normalizeIp(ip: string): string {
+  const lower = ip.toLowerCase();
+  return lower.startsWith("::ffff:") && /^\d+\.\d+\.\d+\.\d+$/.test(lower.slice(7)) ? lower.slice(7) : lower;
+}
+
+function sameKeys(a: readonly string[], b: readonly string[]): boolean {
+  if (a.length !== b.length) return false;
+  const set = new Set(a);
+  return b.every((k) => set.has(k));
+}
+
+/** One record version: the node id plus its signature (which differs for any change of content). */
+function fingerprint(rec: NodeRecord): string {
+  let sig = "";
+  for (const b of rec.signature) sig += b.toString(16).padStart(2, "0");
+  return `${recordNodeId(rec)}:${sig}`;
+}

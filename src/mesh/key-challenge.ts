@@ -1,0 +1,122 @@
+// Key check of a shared node record: Seal(random A) → Seal(A + own address + signing key) (seed 001 §公钥广播与验证, DESIGN §3).
+//
+// 1. The checker sends its public key in clear and Seal(A) to the key the record names.
+// 2. The named node opens the box (only the owner of that X25519 key can) and answers
+//    Seal(A ‖ its address ‖ its record signing key).
+// 3. The checker opens the answer and compares A, the address it dialled, and (when given) the
+//    signing key in the record. A matching answer proves the key's owner is at that address; the
+//    signing key ties the record's Ed25519 signature to that same owner (see record.ts), which the
+//    seed's "A + address" alone would not: a relay could otherwise keep the real public key and
+//    address but re-sign the record with its own stakes.
+// Answers use another seal purpose than challenges, so an answer box cannot be reflected as a
+// challenge. Every function on network input returns a typed failure and never throws.
+import { create, toBinary } from "@bufbuild/protobuf";
+import { randomBytes } from "@noble/hashes/utils.js";
+import { SEAL_PURPOSE, X25519_KEY_BYTES } from "../constants.ts";
+import { LimitError } from "../errors.ts";
+import type { NodeKey } from "../identity/node-key.ts";
+import { open, seal } from "../identity/seal.ts";
+import { decodeMessage } from "../wire/codec.ts";
+import { KeyAnswerBodySchema, KeyAnswerSchema, KeyChallengeSchema } from "../wire/gen/mesh_pb.ts";
+import { CHALLENGE_NONCE_BYTES, ED25519_PUBLIC_KEY_BYTES, MAX_CHALLENGE_ADDRESS_CHARS, MAX_CHALLENGE_BYTES } from "./mesh-constants.ts";
+import { isSameBytes, recordSigningKey } from "./record.ts";
+
+/** What the checker keeps until the answer arrives. Holds the checker's private key: memory only. */
+export interface ChallengeExpect {
+  readonly myPrivateKey: Uint8Array;
+  readonly theirPublicKey: Uint8Array;
+  readonly nonce: Uint8Array;
+  /** The signing key the record claims; the answer must carry the same one. */
+  readonly signingKey?: Uint8Array;
+}
+
+export interface ChallengeOptions {
+  /** Source of A. @default crypto random bytes */
+  random?: (n: number) => Uint8Array;
+  /** The record's signing_key, to be confirmed by the answer. */
+  signingKey?: Uint8Array;
+}
+
+export type AnswerFailure = "too-large" | "undecodable" | "bad-key" | "cannot-open" | "bad-nonce" | "bad-address";
+export type CheckFailure = "too-large" | "undecodable" | "cannot-open" | "wrong-nonce" | "wrong-address" | "wrong-signing-key";
+
+/** Step 1. Throws SealError when `theirPub` is not a usable X25519 key (wrong length, low-order
+ *  point): the caller treats that as a failed check of the record. */
+export function makeChallenge(myKey: NodeKey, theirPub: Uint8Array, options: ChallengeOptions = {}): { payload: Uint8Array; expect: ChallengeExpect } {
+  const nonce = (options.random ?? randomBytes)(CHALLENGE_NONCE_BYTES);
+  const sealed = seal(myKey.privateKey, theirPub, SEAL_PURPOSE.keyChallenge, nonce);
+  const payload = toBinary(KeyChallengeSchema, create(KeyChallengeSchema, { publicKey: myKey.publicKey, sealed }));
+  return {
+    payload,
+    expect: { myPrivateKey: myKey.privateKey, theirPublicKey: theirPub, nonce, signingKey: options.signingKey },
+  };
+}
+
+/** Step 2, on the challenged node. `myAddress` is this node's address as its record shows it
+ *  (recordAddress(ownRecord)). */
+export function answerChallenge(
+  myKey: NodeKey,
+  payload: Uint8Array,
+  myAddress: string,
+): { ok: true; answer: Uint8Array; challengerKey: Uint8Array } | { ok: false; reason: AnswerFailure; detail: string } {
+  if (myAddress.length === 0 || myAddress.length > MAX_CHALLENGE_ADDRESS_CHARS) {
+    return { ok: false, reason: "bad-address", detail: `own address must be 1..${MAX_CHALLENGE_ADDRESS_CHARS} characters` };
+  }
+  const decoded = decodeSafe(() => decodeMessage(KeyChallengeSchema, payload, "key challenge", MAX_CHALLENGE_BYTES));
+  if (!decoded.ok) return decoded;
+  const { publicKey, sealed } = decoded.value;
+  if (publicKey.length !== X25519_KEY_BYTES) return { ok: false, reason: "bad-key", detail: `challenger key must be ${X25519_KEY_BYTES} bytes, got ${publicKey.length}` };
+  let nonce: Uint8Array;
+  try {
+    nonce = open(myKey.privateKey, publicKey, SEAL_PURPOSE.keyChallenge, sealed);
+  } catch (err) {
+    return { ok: false, reason: "cannot-open", detail: err instanceof Error ? err.message : String(err) };
+  }
+  if (nonce.length !== CHALLENGE_NONCE_BYTES) return { ok: false, reason: "bad-nonce", detail: `A must be ${CHALLENGE_NONCE_BYTES} bytes, got ${nonce.length}` };
+  const body = toBinary(KeyAnswerBodySchema, create(KeyAnswerBodySchema, { nonce, address: myAddress, signingKey: recordSigningKey(myKey.privateKey).publicKey }));
+  try {
+    const answer = toBinary(KeyAnswerSchema, create(KeyAnswerSchema, { sealed: seal(myKey.privateKey, publicKey, SEAL_PURPOSE.keyAnswer, body) }));
+    return { ok: true, answer, challengerKey: publicKey };
+  } catch (err) {
+    // A low-order challenger key cannot be sealed to.
+    return { ok: false, reason: "bad-key", detail: err instanceof Error ? err.message : String(err) };
+  }
+}
+
+/** Step 3, on the checker. `expectedAddress` is the address the checker dialled, in the record's form
+ *  (recordAddress(record)). */
+export function checkAnswer(
+  expect: ChallengeExpect,
+  answer: Uint8Array,
+  expectedAddress: string,
+): { ok: true; signingKey: Uint8Array } | { ok: false; reason: CheckFailure; detail: string } {
+  const decoded = decodeSafe(() => decodeMessage(KeyAnswerSchema, answer, "key answer", MAX_CHALLENGE_BYTES));
+  if (!decoded.ok) return decoded;
+  let plain: Uint8Array;
+  try {
+    plain = open(expect.myPrivateKey, expect.theirPublicKey, SEAL_PURPOSE.keyAnswer, decoded.value.sealed);
+  } catch (err) {
+    return { ok: false, reason: "cannot-open", detail: err instanceof Error ? err.message : String(err) };
+  }
+  const inner = decodeSafe(() => decodeMessage(KeyAnswerBodySchema, plain, "key answer body", MAX_CHALLENGE_BYTES));
+  if (!inner.ok) return inner;
+  const body = inner.value;
+  if (!isSameBytes(body.nonce, expect.nonce)) return { ok: false, reason: "wrong-nonce", detail: "the answer does not echo our random value" };
+  if (body.address !== expectedAddress) {
+    return { ok: false, reason: "wrong-address", detail: `the node says it is at ${JSON.stringify(body.address.slice(0, MAX_CHALLENGE_ADDRESS_CHARS))}, expected ${expectedAddress}` };
+  }
+  if (body.signingKey.length !== ED25519_PUBLIC_KEY_BYTES) return { ok: false, reason: "wrong-signing-key", detail: `signing key must be ${ED25519_PUBLIC_KEY_BYTES} bytes` };
+  if (expect.signingKey && !isSameBytes(body.signingKey, expect.signingKey)) {
+    return { ok: false, reason: "wrong-signing-key", detail: "the node's signing key is not the one in the record" };
+  }
+  return { ok: true, signingKey: body.signingKey };
+}
+
+function decodeSafe<T>(fn: () => T): { ok: true; value: T } | { ok: false; reason: "too-large" | "undecodable"; detail: string } {
+  try {
+    return { ok: true, value: fn() };
+  } catch (err) {
+    const detail = err instanceof Error ? err.message : String(err);
+    return { ok: false, reason: err instanceof LimitError ? "too-large" : "undecodable", detail };
+  }
+}

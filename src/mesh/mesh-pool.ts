@@ -1,0 +1,131 @@
+// Mesh pool: bookkeeping of live WSS links to Findings nodes, limits and link switching (seed 001 §组网池, §候选池; DESIGN §5).
+//
+// Pure: the node reports links as they open and close and asks planSwitch(now, rand) on its timer;
+// the pool says which outgoing links to drop and how many to dial (from candidate-pool.ts picks).
+import {
+  DEFAULT_MESH_IN,
+  DEFAULT_MESH_OUT,
+  DEFAULT_SWITCH_INTERVAL_MS,
+  SWITCH_JITTER,
+} from "./mesh-constants.ts";
+import type { Rand } from "./candidate-pool.ts";
+
+export type LinkDirection = "in" | "out";
+
+export interface MeshLink {
+  /** The peer's node id (one link per peer). */
+  readonly id: string;
+  readonly direction: LinkDirection;
+  readonly openedAt: number;
+  readonly rttMs: number | null;
+}
+
+export interface MeshPoolInit {
+  /** Outgoing links kept (config `mesh_out`). @default DEFAULT_MESH_OUT (8) */
+  maxOut?: number;
+  /** Incoming links accepted (config `mesh_in`). @default DEFAULT_MESH_IN (8) */
+  maxIn?: number;
+  /** Time between switches (config `mesh_switch_s` × 1000). @default DEFAULT_SWITCH_INTERVAL_MS (5 min) */
+  switchIntervalMs?: number;
+  /** Start of the first interval, ms. @default 0 (first switch one interval after time 0) */
+  now?: number;
+}
+
+export type AddLinkOutcome = "added" | "full" | "duplicate";
+
+export interface SwitchPlan {
+  /** Outgoing links to close (0–2). */
+  drop: string[];
+  /** How many new outgoing links to dial: the dropped ones plus any deficit. */
+  dial: number;
+}
+
+export interface MeshPool {
+  readonly maxOut: number;
+  readonly maxIn: number;
+  readonly size: number;
+  readonly nextSwitchAt: number;
+  canAccept(direction: LinkDirection): boolean;
+  has(id: string): boolean;
+  get(id: string): MeshLink | undefined;
+  list(direction?: LinkDirection): MeshLink[];
+  add(link: { id: string; direction: LinkDirection; openedAt: number; rttMs?: number }): AddLinkOutcome;
+  remove(id: string): boolean;
+  setRtt(id: string, rttMs: number): void;
+  /** Outgoing links missing to reach maxOut: dial this many to replace lost links. */
+  deficit(): number;
+  /** null before the switch time; otherwise the plan, and the next switch time is drawn.
+   *  `candidates` = how many candidates could be dialled now (not already linked); nothing is
+   *  dropped when there is nothing to switch to. */
+  planSwitch(now: number, rand: Rand, options?: { candidates?: number }): SwitchPlan | null;
+}
+
+export function createMeshPool(init: MeshPoolInit = {}): MeshPool {
+  const maxOut = init.maxOut ?? DEFAULT_MESH_OUT;
+  const maxIn = init.maxIn ?? DEFAULT_MESH_IN;
+  const interval = init.switchIntervalMs ?? DEFAULT_SWITCH_INTERVAL_MS;
+  const links = new Map<string, { id: string; direction: LinkDirection; openedAt: number; rttMs: number | null }>();
+  let nextSwitchAt = (init.now ?? 0) + interval;
+
+  const count = (d: LinkDirection) => {
+    let n = 0;
+    for (const l of links.values()) if (l.direction === d) n++;
+    return n;
+  };
+  const limit = (d: LinkDirection) => (d === "out" ? maxOut : maxIn);
+  const view = (l: MeshLink): MeshLink => ({ ...l });
+
+  return {
+    maxOut,
+    maxIn,
+    get size() {
+      return links.size;
+    },
+    get nextSwitchAt() {
+      return nextSwitchAt;
+    },
+    canAccept: (d) => count(d) < limit(d),
+    has: (id) => links.has(id.toLowerCase()),
+    get(id) {
+      const l = links.get(id.toLowerCase());
+      return l && view(l);
+    },
+    list: (d) => [...links.values()].filter((l) => d === undefined || l.direction === d).map(view),
+
+    add(link) {
+      const id = link.id.toLowerCase();
+      // Two links to one peer waste a slot and let one node take several: keep the first.
+      if (links.has(id)) return "duplicate";
+      if (count(link.direction) >= limit(link.direction)) return "full";
+      links.set(id, { id, direction: link.direction, openedAt: link.openedAt, rttMs: link.rttMs ?? null });
+      return "added";
+    },
+    remove: (id) => links.delete(id.toLowerCase()),
+    setRtt(id, rttMs) {
+      const l = links.get(id.toLowerCase());
+      if (l && Number.isFinite(rttMs) && rttMs >= 0) l.rttMs = rttMs;
+    },
+    deficit: () => Math.max(0, maxOut - count("out")),
+
+    /** Seed 001 §候选池: every few minutes switch 1–2 links, drawn at random. Only outgoing links are
+     *  ours to switch (incoming ones are the other side's choice). Links younger than half an
+     *  interval are kept, so a fresh link has time to exchange candidates. While the pool is short of
+     *  outgoing links the deficit is dialled instead of dropping more. */
+    planSwitch(now, rand, options = {}) {
+      if (now < nextSwitchAt) return null;
+      nextSwitchAt = now + interval * (1 + SWITCH_JITTER * (2 * rand() - 1));
+      const deficit = Math.max(0, maxOut - count("out"));
+      const available = options.candidates ?? Infinity;
+      if (deficit > 0 || available === 0) return { drop: [], dial: Math.min(deficit, available) };
+      const eligible = [...links.values()].filter((l) => l.direction === "out" && now - l.openedAt >= interval / 2);
+      const want = Math.min(rand() < 0.5 ? 1 : 2, eligible.length, available);
+      const drop: string[] = [];
+      for (let i = 0; i < want; i++) {
+        const j = i + Math.floor(rand() * (eligible.length - i));
+        [eligible[i], eligible[j]] = [eligible[j]!, eligible[i]!];
+        drop.push(eligible[i]!.id);
+      }
+      return { drop, dial: drop.length };
+    },
+  };
+}

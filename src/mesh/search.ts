@@ -1,0 +1,127 @@
+// Search by app kind across the mesh: request checks, request-id de-duplication, hop limit, answer merging (DESIGN §8).
+//
+// A node answers `findings find KIND` from its own records and forwards the request to its mesh
+// links with one hop less. Loops are cut by remembering request ids for a window; floods are cut by
+// the hop limit and by a per-link rate limit (search-rate-limit.ts). Server groups: search-groups.ts.
+import { create, toBinary } from "@bufbuild/protobuf";
+import { randomBytes } from "@noble/hashes/utils.js";
+import { LimitError } from "../errors.ts";
+import { decodeMessage } from "../wire/codec.ts";
+import type { NodeRecord } from "../wire/gen/findings_pb.ts";
+import { FindRequestSchema, type FindRequest } from "../wire/gen/mesh_pb.ts";
+import {
+  DEFAULT_SEEN_WINDOW_MS,
+  MAX_SEARCH_ANSWERS,
+  MAX_SEARCH_HOPS,
+  MAX_SEEN_REQUESTS,
+  SEARCH_REQUEST_ID_BYTES,
+} from "./mesh-constants.ts";
+import { isValidKind, recordNodeId } from "./record.ts";
+
+export type { FindRequest };
+
+/** Largest FindRequest accepted: 16-byte id, a 64-char kind, two varints. */
+const MAX_FIND_REQUEST_BYTES = 256;
+
+export type FindRequestFailure = "too-large" | "undecodable" | "bad-request-id" | "bad-kind";
+
+/** A new search for `kind` with a fresh random id and the full hop budget. */
+export function newFindRequest(kind: string, options: { hops?: number; maxAnswers?: number; random?: (n: number) => Uint8Array } = {}): FindRequest {
+  return create(FindRequestSchema, {
+    requestId: (options.random ?? randomBytes)(SEARCH_REQUEST_ID_BYTES),
+    kind,
+    hops: Math.min(options.hops ?? MAX_SEARCH_HOPS, MAX_SEARCH_HOPS),
+    maxAnswers: Math.min(options.maxAnswers ?? MAX_SEARCH_ANSWERS, MAX_SEARCH_ANSWERS),
+  });
+}
+
+export function encodeFindRequest(req: FindRequest): Uint8Array {
+  return toBinary(FindRequestSchema, req);
+}
+
+/** Decodes and checks a FindRequest from the network; never throws. Hops and max_answers are
+ *  clamped to our limits (a peer asking for 1000 hops gets MAX_SEARCH_HOPS), and max_answers 0
+ *  means "as many as allowed". */
+export function parseFindRequest(bytes: Uint8Array): { ok: true; request: FindRequest } | { ok: false; reason: FindRequestFailure; detail: string } {
+  let req: FindRequest;
+  try {
+    req = decodeMessage(FindRequestSchema, bytes, "find request", MAX_FIND_REQUEST_BYTES);
+  } catch (err) {
+    return { ok: false, reason: err instanceof LimitError ? "too-large" : "undecodable", detail: err instanceof Error ? err.message : String(err) };
+  }
+  if (req.requestId.length !== SEARCH_REQUEST_ID_BYTES) return { ok: false, reason: "bad-request-id", detail: `request id must be ${SEARCH_REQUEST_ID_BYTES} bytes, got ${req.requestId.length}` };
+  if (!isValidKind(req.kind)) return { ok: false, reason: "bad-kind", detail: `kind ${JSON.stringify(req.kind.slice(0, 80))} is not allowed` };
+  req.hops = Math.min(req.hops, MAX_SEARCH_HOPS);
+  req.maxAnswers = req.maxAnswers === 0 ? MAX_SEARCH_ANSWERS : Math.min(req.maxAnswers, MAX_SEARCH_ANSWERS);
+  return { ok: true, request: req };
+}
+
+/** The request to forward to mesh links: one hop less, or null when no hops are left (answer from
+ *  own records only). Incoming hop counts above MAX_SEARCH_HOPS are clamped first. */
+export function nextHop(req: FindRequest): FindRequest | null {
+  const hops = Math.min(req.hops, MAX_SEARCH_HOPS);
+  if (hops <= 0) return null;
+  return create(FindRequestSchema, { requestId: req.requestId, kind: req.kind, hops: hops - 1, maxAnswers: req.maxAnswers });
+}
+
+export interface SeenRequests {
+  readonly size: number;
+  /** True when `requestId` was seen within the window (a duplicate: drop it); otherwise remembers it
+   *  and returns false. */
+  seen(requestId: Uint8Array | string, now: number): boolean;
+}
+
+export interface SeenRequestsInit {
+  /** @default DEFAULT_SEEN_WINDOW_MS (60 s) */
+  windowMs?: number;
+  /** Most ids held; past it the oldest is forgotten. @default MAX_SEEN_REQUESTS */
+  maxEntries?: number;
+}
+
+export function createSeenRequests(init: SeenRequestsInit = {}): SeenRequests {
+  const windowMs = init.windowMs ?? DEFAULT_SEEN_WINDOW_MS;
+  const maxEntries = init.maxEntries ?? MAX_SEEN_REQUESTS;
+  // Insertion order is arrival order, so expired ids sit at the front.
+  const ids = new Map<string, number>();
+  return {
+    get size() {
+      return ids.size;
+    },
+    seen(requestId, now) {
+      for (const [k, until] of ids) {
+        if (until > now) break;
+        ids.delete(k);
+      }
+      const key = typeof requestId === "string" ? requestId : Buffer.from(requestId).toString("hex");
+      const until = ids.get(key);
+      if (until !== undefined && until > now) return true;
+      if (ids.size >= maxEntries) ids.delete(ids.keys().next().value!);
+      ids.delete(key);
+      ids.set(key, now + windowMs);
+      return false;
+    },
+  };
+}
+
+/** Merges answers: one record per node id (the highest seq wins), first come first kept, at most
+ *  `cap` records (@default MAX_SEARCH_ANSWERS). Returns a new list. */
+export function mergeAnswers(into: readonly NodeRecord[], more: readonly NodeRecord[], options: { cap?: number } = {}): NodeRecord[] {
+  const cap = options.cap ?? MAX_SEARCH_ANSWERS;
+  const byId = new Map<string, NodeRecord>();
+  for (const rec of [...into, ...more]) {
+    const id = recordNodeId(rec);
+    const prev = byId.get(id);
+    if (prev) {
+      if (rec.seq > prev.seq) byId.set(id, rec);
+    } else if (byId.size < cap) {
+      byId.set(id, rec);
+    }
+  }
+  return [...byId.values()];
+}
+
+/** Records of `kind` from a merged answer, keeping only those that serve it (a peer's answer may
+ *  carry others by mistake or malice). */
+export function recordsOfKind(records: readonly NodeRecord[], kind: string): NodeRecord[] {
+  return records.filter((r) => r.kinds.includes(kind));
+}

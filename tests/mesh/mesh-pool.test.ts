@@ -1,0 +1,139 @@
+// Mesh pool: link limits, duplicates, deficit and 1–2 link switching (seed 001 §组网池, §候选池).
+import { describe, expect, test } from "bun:test";
+import { createMeshPool } from "../../src/mesh/mesh-pool.ts";
+import { SWITCH_JITTER } from "../../src/mesh/mesh-constants.ts";
+
+const T0 = 1_000_000;
+const MIN = 60_000;
+
+function seeded(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+const id = (i: number) => i.toString(16).padStart(64, "0");
+
+describe("mesh pool limits", () => {
+  test("accepts up to 8 outgoing and 8 incoming links by default, then refuses", () => {
+    const p = createMeshPool();
+    for (let i = 0; i < 8; i++) expect(p.add({ id: id(i), direction: "out", openedAt: T0 })).toBe("added");
+    expect(p.canAccept("out")).toBe(false);
+    expect(p.canAccept("in")).toBe(true);
+    expect(p.add({ id: id(100), direction: "out", openedAt: T0 })).toBe("full");
+    for (let i = 8; i < 16; i++) expect(p.add({ id: id(i), direction: "in", openedAt: T0 })).toBe("added");
+    expect(p.add({ id: id(101), direction: "in", openedAt: T0 })).toBe("full");
+    expect(p.size).toBe(16);
+  });
+
+  test("limits are configurable", () => {
+    const p = createMeshPool({ maxOut: 1, maxIn: 0 });
+    expect(p.canAccept("in")).toBe(false);
+    expect(p.add({ id: id(1), direction: "out", openedAt: T0 })).toBe("added");
+    expect(p.add({ id: id(2), direction: "out", openedAt: T0 })).toBe("full");
+  });
+
+  test("a second link to the same node is refused as duplicate, whatever its direction", () => {
+    const p = createMeshPool();
+    p.add({ id: id(1), direction: "out", openedAt: T0 });
+    expect(p.add({ id: id(1).toUpperCase(), direction: "in", openedAt: T0 })).toBe("duplicate");
+  });
+
+  test("removing a link frees its slot and shows as a deficit to dial", () => {
+    const p = createMeshPool({ maxOut: 3 });
+    for (let i = 0; i < 3; i++) p.add({ id: id(i), direction: "out", openedAt: T0 });
+    expect(p.deficit()).toBe(0);
+    expect(p.remove(id(1))).toBe(true);
+    expect(p.remove(id(1))).toBe(false);
+    expect(p.deficit()).toBe(1);
+    expect(p.canAccept("out")).toBe(true);
+  });
+
+  test("keeps each link's direction, open time and RTT", () => {
+    const p = createMeshPool();
+    p.add({ id: id(1), direction: "in", openedAt: T0 });
+    p.setRtt(id(1), 12.5);
+    p.setRtt(id(1), Number.NaN);
+    expect(p.get(id(1))).toEqual({ id: id(1), direction: "in", openedAt: T0, rttMs: 12.5 });
+    expect(p.list("out")).toEqual([]);
+    expect(p.list("in").length).toBe(1);
+  });
+});
+
+describe("planSwitch", () => {
+  function full(interval = 5 * MIN) {
+    const p = createMeshPool({ maxOut: 8, switchIntervalMs: interval, now: T0 });
+    for (let i = 0; i < 8; i++) p.add({ id: id(i), direction: "out", openedAt: T0 });
+    for (let i = 8; i < 12; i++) p.add({ id: id(i), direction: "in", openedAt: T0 });
+    return p;
+  }
+
+  test("does nothing before the interval has passed", () => {
+    const p = full();
+    expect(p.planSwitch(T0 + 5 * MIN - 1, seeded(1))).toBeNull();
+  });
+
+  test("drops 1 or 2 outgoing links (never incoming) and dials as many, over many rounds", () => {
+    const p = full();
+    const rand = seeded(2);
+    const sizes = new Set<number>();
+    let now = T0;
+    for (let round = 0; round < 60; round++) {
+      now = p.nextSwitchAt;
+      const plan = p.planSwitch(now, rand)!;
+      expect(plan.drop.length).toBeGreaterThanOrEqual(1);
+      expect(plan.drop.length).toBeLessThanOrEqual(2);
+      expect(plan.dial).toBe(plan.drop.length);
+      expect(new Set(plan.drop).size).toBe(plan.drop.length);
+      for (const d of plan.drop) expect(p.get(d)!.direction).toBe("out");
+      sizes.add(plan.drop.length);
+    }
+    expect(sizes).toEqual(new Set([1, 2]));
+  });
+
+  test("the next switch time is drawn within the jitter around the interval", () => {
+    const interval = 5 * MIN;
+    const p = full(interval);
+    const rand = seeded(3);
+    let now = T0 + interval;
+    for (let i = 0; i < 50; i++) {
+      p.planSwitch(now, rand);
+      const gap = p.nextSwitchAt - now;
+      expect(gap).toBeGreaterThanOrEqual(interval * (1 - SWITCH_JITTER));
+      expect(gap).toBeLessThanOrEqual(interval * (1 + SWITCH_JITTER));
+      now = p.nextSwitchAt;
+    }
+  });
+
+  test("keeps links younger than half an interval", () => {
+    for (let seed = 0; seed < 20; seed++) {
+      const q = createMeshPool({ maxOut: 2, switchIntervalMs: 10 * MIN, now: T0 });
+      q.add({ id: id(1), direction: "out", openedAt: T0 });
+      q.add({ id: id(2), direction: "out", openedAt: T0 + 6 * MIN });
+      const plan = q.planSwitch(T0 + 10 * MIN, seeded(seed))!;
+      expect(plan.drop).toEqual([id(1)]);
+    }
+  });
+
+  test("while short of outgoing links it dials the deficit and drops nothing", () => {
+    const p = full();
+    p.remove(id(0));
+    p.remove(id(1));
+    p.remove(id(2));
+    expect(p.planSwitch(T0 + 5 * MIN, seeded(4))).toEqual({ drop: [], dial: 3 });
+  });
+
+  test("drops nothing when there is no candidate to switch to, and no more than there are candidates", () => {
+    const p = full();
+    expect(p.planSwitch(T0 + 5 * MIN, seeded(5), { candidates: 0 })).toEqual({ drop: [], dial: 0 });
+    for (let seed = 0; seed < 20; seed++) {
+      const q = full();
+      const plan = q.planSwitch(T0 + 5 * MIN, seeded(seed), { candidates: 1 })!;
+      expect(plan.drop.length).toBe(1);
+    }
+  });
+});
