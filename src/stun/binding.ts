@@ -173,7 +173,7 @@ export function encodeBindingRequest(txId: Uint8Array): Uint8Array {
 export function writeBindingSuccess(out: Uint8Array, txId: Uint8Array, ip: string, port: number, family: 4 | 6): number {
   const legacy = txId.length === STUN_LEGACY_TRANSACTION_ID_BYTES;
   if (!legacy && txId.length !== STUN_TRANSACTION_ID_BYTES) return 0;
-  if (!Number.isInteger(port) || port < 0 || port > 0xffff) return 0;
+  if ((port & 0xffff) !== port) return 0; // also false for fractions and NaN
   const addr = addressBytes(ip, family);
   if (addr === null) return 0;
   const valueBytes = addr.length === 4 ? STUN_ADDRESS_V4_VALUE_BYTES : STUN_ADDRESS_V6_VALUE_BYTES;
@@ -189,12 +189,12 @@ export function writeBindingSuccess(out: Uint8Array, txId: Uint8Array, ip: strin
   out[2] = (total - STUN_HEADER_BYTES) >> 8;
   out[3] = (total - STUN_HEADER_BYTES) & 0xff;
   if (legacy) {
-    out.set(txId, 4); // RFC 5389 §12.2: echo the 16 bytes where the cookie would be
+    copyBytes(out, 4, txId); // RFC 5389 §12.2: echo the 16 bytes where the cookie would be
     writeAddressAttr(out, STUN_HEADER_BYTES, STUN_ATTR_MAPPED_ADDRESS, addr, port);
     return total;
   }
   writeU32(out, 4, STUN_MAGIC_COOKIE);
-  out.set(txId, 8);
+  copyBytes(out, 8, txId);
 
   let pos = STUN_HEADER_BYTES;
   // XOR-MAPPED-ADDRESS: port XOR the cookie's top 16 bits; address XOR cookie ‖ txId (RFC 5389 §15.2).
@@ -221,7 +221,12 @@ function writeAddressAttr(out: Uint8Array, pos: number, type: number, addr: Uint
   out[pos + 5] = addr.length === 4 ? STUN_FAMILY_IPV4 : STUN_FAMILY_IPV6;
   out[pos + 6] = port >> 8;
   out[pos + 7] = port & 0xff;
-  out.set(addr, pos + 8);
+  copyBytes(out, pos + 8, addr);
+}
+
+// A plain loop beats TypedArray.prototype.set for the 4–16 bytes copied here (measured in Bun 1.4.5).
+function copyBytes(out: Uint8Array, at: number, src: Uint8Array): void {
+  for (let i = 0; i < src.length; i++) out[at + i] = src[i];
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -288,21 +293,32 @@ function readAddressAttr(buf: Uint8Array, pos: number, xor: boolean): BindingRes
 // ---------------------------------------------------------------------------------------------
 // FINGERPRINT (RFC 5389 §15.5): CRC-32 of ISO/IEC 13239 (as zlib), reflected polynomial 0xEDB88320.
 
-const CRC32_TABLE = (() => {
-  const table = new Uint32Array(256);
+// Slice-by-4 (four 256-entry tables, 4 KiB): a response's 44 or 68 covered bytes take 11 or 17 steps instead
+// of 44 or 68, which halves the cost of the one loop in the hot path.
+const CRC32_TABLES = (() => {
+  const t = new Uint32Array(4 * 256);
   for (let i = 0; i < 256; i++) {
     let c = i;
     for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-    table[i] = c;
+    t[i] = c >>> 0;
   }
-  return table;
+  for (let i = 0; i < 256; i++) {
+    for (let k = 1; k < 4; k++) t[k * 256 + i] = (t[(k - 1) * 256 + i] >>> 8) ^ t[t[(k - 1) * 256 + i] & 0xff];
+  }
+  return t;
 })();
 
 /** CRC-32 (the zlib / ISO 13239 one) of `buf[start, end)`, as an unsigned 32-bit number. */
 export function crc32(buf: Uint8Array, start = 0, end = buf.length): number {
-  let c = 0xffffffff;
-  for (let i = start; i < end; i++) c = CRC32_TABLE[(c ^ buf[i]) & 0xff] ^ (c >>> 8);
-  return (c ^ 0xffffffff) >>> 0;
+  const t = CRC32_TABLES;
+  let c = ~0;
+  let i = start;
+  for (; i + 4 <= end; i += 4) {
+    c ^= buf[i] | (buf[i + 1] << 8) | (buf[i + 2] << 16) | (buf[i + 3] << 24);
+    c = t[768 + (c & 0xff)] ^ t[512 + ((c >>> 8) & 0xff)] ^ t[256 + ((c >>> 16) & 0xff)] ^ t[c >>> 24];
+  }
+  for (; i < end; i++) c = t[(c ^ buf[i]) & 0xff] ^ (c >>> 8);
+  return ~c >>> 0;
 }
 
 /** True when `msg` ends in a FINGERPRINT attribute whose value matches the bytes before it (RFC 5389 §15.5). */

@@ -1,13 +1,8 @@
 // Routes each datagram on the shared UDP socket to QUIC, STUN or the SN probe handler (DESIGN §2, RFC 7983 §7).
 import { looksLikeLegacyStun, looksLikeStun } from "../stun/binding.ts";
+import { SN_MAX_BYTES, SN_MIN_BYTES } from "../stun/stun2-constants.ts"; // 64 and 1072 bytes (DESIGN §6)
 
 export type DatagramKind = "quic" | "stun" | "sn" | "unknown";
-
-// TODO(lead): SN sizes belong in src/constants.ts beside the SN source codes (STYLE "Findings, concretely" §4).
-/** Smallest SN probe packet in bytes: Rnd16 (16) + HMAC-SHA256 (32) + the shortest TmpN (16) (DESIGN §6). */
-const SN_MIN_BYTES = 16 + 32 + 16;
-/** Largest SN probe packet in bytes: Rnd16 (16) + HMAC-SHA256 (32) + the longest TmpN (1024) (DESIGN §6). */
-const SN_MAX_BYTES = 16 + 32 + 1024;
 
 /**
  * Says which handler a datagram belongs to. Pure, allocation-free, never throws.
