@@ -1,0 +1,265 @@
+// The mesh link service (DESIGN §2–§3; seed 001 §连接安全, §组网节点之间): accepts wss://…/mesh on the
+// node's TLS endpoint, runs the bootstrap with role swap on both sides, dials untrusted and pinned
+// links, keeps the shared request-handler table and tells listeners of every established link.
+import { isIP } from "node:net";
+import { TLS_HANDSHAKE_TIMEOUT_MS } from "../constants.ts";
+import type { RunCertificate } from "../identity/certificate.ts";
+import type { NodeKey } from "../identity/node-key.ts";
+import { PeerError } from "../errors.ts";
+import type { HostPort } from "../transport/tls-address.ts";
+import type { TlsEndpoint, WsUpgradeInfo } from "../transport/tls-endpoint.ts";
+import { SILENT_LOG, type TlsLog } from "../transport/tls-log.ts";
+import { dialWss } from "../transport/ws-client.ts";
+import { WS_CLOSE } from "../transport/ws-constants.ts";
+import type { WsConnection } from "../transport/ws-connection.ts";
+import type { NodeRecord } from "../wire/gen/findings_pb.ts";
+import {
+  LINK_REQUEST_TIMEOUT_MS,
+  MAX_CONCURRENT_DIAL_BACKS,
+  MESH_ACCEPT_METHOD,
+  MESH_BOOTSTRAP_TIMEOUT_MS,
+  MESH_DIAL_BACK_TIMEOUT_MS,
+  MESH_HELLO_METHOD,
+  MESH_PATH,
+  MESH_STOP_GRACE_MS,
+  UNTRUSTED_LINK_LIFETIME_MS,
+} from "./link-constants.ts";
+import { createMeshLink, type HandlerLookup, type LinkRequestHandler, type MeshLink, type MeshLinkControl } from "./link.ts";
+import { meshAcceptHandler, meshHelloHandler, runMeshDial, type BootstrapContext, type DialLinkOptions, type PendingAccept } from "./mesh-bootstrap.ts";
+
+export interface MeshLinksComponents {
+  /** The node's TLS endpoint; the service adds the /mesh WebSocket path to it. */
+  tls: TlsEndpoint;
+  /** The certificate `tls` serves: sent in hellos and shown as TLS client certificate on dials. */
+  cert: RunCertificate;
+  nodeKey: NodeKey;
+  log?: TlsLog;
+  /** Our own node record, sent in hellos when we serve. */
+  ownRecord?: () => NodeRecord | undefined;
+}
+
+export interface MeshLinksInit {
+  /** IP sent as MeshHelloBody.host. @default tls.host when it is a specific IP, else "" (the
+   *  server then dials back the address our hello came from) */
+  advertiseHost?: string;
+  /** Whole bootstrap from our side. @default MESH_BOOTSTRAP_TIMEOUT_MS */
+  bootstrapTimeoutMs?: number;
+  /** Our dial-back and accept when we are the server. @default MESH_DIAL_BACK_TIMEOUT_MS */
+  dialBackTimeoutMs?: number;
+  /** Dial-backs run at once. @default MAX_CONCURRENT_DIAL_BACKS */
+  maxConcurrentDialBacks?: number;
+  /** Inbound links that are not bootstrapped by then are closed. @default UNTRUSTED_LINK_LIFETIME_MS */
+  untrustedLifetimeMs?: number;
+  /** Default timeout of link.request(). @default LINK_REQUEST_TIMEOUT_MS */
+  requestTimeoutMs?: number;
+  /** Idle timeout of links we dial (inbound links use the endpoint's). @default LINK_IDLE_TIMEOUT_MS */
+  idleTimeoutMs?: number;
+}
+
+export interface MeshDialOptions {
+  signal?: AbortSignal;
+  /** @default the init's bootstrapTimeoutMs for dialMesh, TLS_HANDSHAKE_TIMEOUT_MS otherwise */
+  timeoutMs?: number;
+}
+
+export interface HandleOptions {
+  /** Also serve the method on untrusted and pinned links (e.g. "online help": fetching records,
+   *  key checks). @default false: bootstrapped mesh links only */
+  allowUntrusted?: boolean;
+}
+
+export interface MeshLinks {
+  start(): Promise<void>;
+  /** Closes every link (1001) and fails bootstraps in progress. */
+  stop(): Promise<void>;
+  /** Called for every established (bootstrapped, pinned both ways) link, whichever side asked;
+   *  returns an unsubscribe function. */
+  onMeshLink(cb: (link: MeshLink) => void): () => void;
+  /** Shared handler for `method` on every link (a link's own onRequest comes first). */
+  handle(method: string, handler: LinkRequestHandler, opts?: HandleOptions): void;
+  /** The whole bootstrap from the client's side (steps 1–6); resolves with the pinned mesh link. */
+  dialMesh(addr: HostPort, peerPublicKey: Uint8Array, opts?: MeshDialOptions): Promise<MeshLink>;
+  /** First contact with only ip:port: a WSS link with no pin, trust "untrusted" ("online help"). */
+  dialUntrusted(addr: HostPort, opts?: MeshDialOptions): Promise<MeshLink>;
+  /** A link whose server certificate must have this SPKI (e.g. from a node record); a mismatch
+   *  is refused with PinMismatchError and logged. Trust "pinned": the server has not authenticated us. */
+  dialPinned(addr: HostPort, spki: string, opts?: MeshDialOptions): Promise<MeshLink>;
+  /** Established links that are still open. */
+  links(): MeshLink[];
+}
+
+export function createMeshLinks(components: MeshLinksComponents, init: MeshLinksInit = {}): MeshLinks {
+  const log = components.log ?? SILENT_LOG;
+  const { tls, cert, nodeKey } = components;
+  const bootstrapTimeoutMs = init.bootstrapTimeoutMs ?? MESH_BOOTSTRAP_TIMEOUT_MS;
+  const untrustedLifetimeMs = init.untrustedLifetimeMs ?? UNTRUSTED_LINK_LIFETIME_MS;
+  const requestTimeoutMs = init.requestTimeoutMs ?? LINK_REQUEST_TIMEOUT_MS;
+  const advertiseHost = init.advertiseHost ?? (isIP(tls.host) && tls.host !== "0.0.0.0" && tls.host !== "::" ? tls.host : "");
+
+  const all = new Set<MeshLinkControl>();
+  const established = new Set<MeshLinkControl>();
+  const listeners = new Set<(link: MeshLink) => void>();
+  const shared = new Map<string, { handler: LinkRequestHandler; allowUntrusted: boolean }>();
+  const lifetimeTimers = new Map<MeshLinkControl, ReturnType<typeof setTimeout>>();
+  const pending = new Map<string, PendingAccept>();
+  let lifetime = new AbortController();
+  let state: "new" | "running" | "stopped" = "new";
+  let stopping: Promise<void> | null = null;
+
+  const ctx: BootstrapContext = {
+    nodeKey,
+    cert,
+    log,
+    tcpPort: () => tls.port,
+    advertiseHost,
+    record: components.ownRecord,
+    dialBackTimeoutMs: init.dialBackTimeoutMs ?? MESH_DIAL_BACK_TIMEOUT_MS,
+    maxConcurrentDialBacks: init.maxConcurrentDialBacks ?? MAX_CONCURRENT_DIAL_BACKS,
+    dialLink,
+    established: markEstablished,
+    pending,
+    dialBacks: { active: 0 },
+    helloSeen: new WeakSet(),
+  };
+
+  // The bootstrap's own methods come before the shared table and cannot be replaced.
+  const onHello = meshHelloHandler(ctx);
+  const onAccept = meshAcceptHandler(ctx);
+  const lookup: HandlerLookup = (method, link) => {
+    if (method === MESH_HELLO_METHOD) return onHello;
+    // Every link this service hands to lookup is one it made with createMeshLink (a MeshLinkControl).
+    if (method === MESH_ACCEPT_METHOD) return (req) => onAccept(req, link as MeshLinkControl);
+    const entry = shared.get(method);
+    if (!entry) return undefined;
+    return link.trust === "mesh" || entry.allowUntrusted ? entry.handler : "refused";
+  };
+
+  function track(link: MeshLinkControl): void {
+    all.add(link);
+    link.onClose((info) => {
+      all.delete(link);
+      established.delete(link);
+      const t = lifetimeTimers.get(link);
+      if (t) clearTimeout(t);
+      lifetimeTimers.delete(link);
+      log("debug", "mesh link closed", { serial: link.serial, trust: link.trust, code: info.code, reason: info.reason });
+    });
+  }
+
+  function onInbound(conn: WsConnection, info: WsUpgradeInfo): void {
+    if (state !== "running") {
+      conn.close(WS_CLOSE.goingAway, "mesh not running");
+      return;
+    }
+    const link = createMeshLink(conn, { direction: "in", trust: "untrusted", peerSpki: info.clientSpki, lookup, requestTimeoutMs, log });
+    track(link);
+    // First contact is brief (seed 001 §组网节点之间 注); a link still untrusted by then goes.
+    lifetimeTimers.set(
+      link,
+      setTimeout(() => {
+        lifetimeTimers.delete(link);
+        if (link.trust !== "mesh") link.close(WS_CLOSE.policyViolation, "untrusted link lifetime over");
+      }, untrustedLifetimeMs),
+    );
+  }
+
+  async function dialLink(addr: HostPort, opts: DialLinkOptions): Promise<MeshLinkControl> {
+    if (state !== "running") throw new PeerError("Cannot dial: the mesh link service is not running");
+    const signal = opts.signal ? AbortSignal.any([opts.signal, lifetime.signal]) : lifetime.signal;
+    const { conn, peerSpki } = await dialWss(addr, {
+      path: MESH_PATH,
+      pinSpki: opts.pinSpki,
+      clientCert: cert,
+      timeoutMs: opts.timeoutMs,
+      signal,
+      idleTimeoutMs: init.idleTimeoutMs,
+      log,
+    });
+    const link = createMeshLink(conn, {
+      direction: opts.direction,
+      trust: opts.trust,
+      remote: addr,
+      peerKey: opts.peerKey ?? null,
+      peerSpki,
+      lookup,
+      requestTimeoutMs,
+      log,
+    });
+    track(link);
+    if (state !== "running") {
+      link.close(WS_CLOSE.goingAway, "node stopping");
+      throw new PeerError("Cannot dial: the mesh link service stopped");
+    }
+    return link;
+  }
+
+  function markEstablished(link: MeshLinkControl): void {
+    if (!link.isOpen) return;
+    established.add(link);
+    const t = lifetimeTimers.get(link);
+    if (t) clearTimeout(t);
+    lifetimeTimers.delete(link);
+    log("info", "mesh link established", {
+      serial: link.serial,
+      direction: link.direction,
+      remote: link.remote,
+      peer: link.peerNodeId?.slice(0, 16),
+      spki: link.peerSpki?.slice(0, 16),
+    });
+    for (const cb of listeners) {
+      try {
+        cb(link);
+      } catch (err) {
+        log("warn", "onMeshLink listener threw", { error: err instanceof Error ? err.message : String(err) });
+      }
+    }
+  }
+
+  async function doStop(): Promise<void> {
+    state = "stopped";
+    lifetime.abort(new PeerError("The mesh link service is stopping"));
+    pending.clear();
+    for (const t of lifetimeTimers.values()) clearTimeout(t);
+    lifetimeTimers.clear();
+    const links = [...all];
+    for (const link of links) link.close(WS_CLOSE.goingAway, "node stopping");
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([Promise.all(links.map((l) => l.closed)), new Promise<void>((r) => (timer = setTimeout(r, MESH_STOP_GRACE_MS)))]);
+    clearTimeout(timer);
+  }
+
+  return {
+    async start() {
+      if (state !== "new") return;
+      state = "running";
+      lifetime = new AbortController();
+      tls.onWebSocket(MESH_PATH, onInbound);
+    },
+    stop() {
+      if (state === "new") state = "stopped";
+      stopping ??= doStop();
+      return stopping;
+    },
+    onMeshLink(cb) {
+      listeners.add(cb);
+      return () => listeners.delete(cb);
+    },
+    handle(method, handler, opts = {}) {
+      if (method === MESH_HELLO_METHOD || method === MESH_ACCEPT_METHOD) throw new Error(`${method} is the bootstrap's own method`);
+      shared.set(method, { handler, allowUntrusted: opts.allowUntrusted ?? false });
+    },
+    dialMesh(addr, peerPublicKey, opts = {}) {
+      const signal = opts.signal ? AbortSignal.any([opts.signal, lifetime.signal]) : lifetime.signal;
+      return runMeshDial(ctx, addr, { peerKey: peerPublicKey, signal, timeoutMs: opts.timeoutMs ?? bootstrapTimeoutMs });
+    },
+    dialUntrusted(addr, opts = {}) {
+      return dialLink(addr, { pinSpki: null, trust: "untrusted", direction: "out", signal: opts.signal, timeoutMs: opts.timeoutMs ?? TLS_HANDSHAKE_TIMEOUT_MS });
+    },
+    dialPinned(addr, spki, opts = {}) {
+      return dialLink(addr, { pinSpki: spki, trust: "pinned", direction: "out", signal: opts.signal, timeoutMs: opts.timeoutMs ?? TLS_HANDSHAKE_TIMEOUT_MS });
+    },
+    links() {
+      return [...established].filter((l) => l.isOpen);
+    },
+  };
+}

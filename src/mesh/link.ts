@@ -1,0 +1,331 @@
+// A live mesh link: Envelopes over one WebSocket, one binary frame each (DESIGN §4), with request ids
+// matching answers to requests, per-link and shared handler tables, and the link's trust level
+// (DESIGN §3: untrusted first contact, pinned, or bootstrapped mesh link).
+import { bytesToHex } from "@noble/hashes/utils.js";
+import { DecodeError, LimitError, PeerError, SealError, TimeoutError } from "../errors.ts";
+import { nodeIdOf } from "../identity/node-key.ts";
+import { formatHostPort, type HostPort } from "../transport/tls-address.ts";
+import { SILENT_LOG, type TlsLog } from "../transport/tls-log.ts";
+import { WS_CLOSE } from "../transport/ws-constants.ts";
+import type { WsCloseInfo, WsConnection } from "../transport/ws-connection.ts";
+import { decodeEnvelope, encodeAnswer, encodeEnvelope, Status, statusName, type Envelope } from "../wire/codec.ts";
+import { LINK_REQUEST_TIMEOUT_MS, MAX_INFLIGHT_REQUESTS_PER_LINK, MAX_PENDING_REQUESTS_PER_LINK } from "./link-constants.ts";
+
+/** "untrusted": no pin (first contact, or an inbound link before bootstrap). "pinned": we dialled
+ *  and the certificate matched a pin, but the peer has not authenticated us. "mesh": bootstrapped
+ *  both ways (DESIGN §3), the peer's X25519 key is proven. */
+export type LinkTrust = "untrusted" | "pinned" | "mesh";
+
+/** What a handler answers. `thenClose` closes the link once the answer is written. */
+export interface LinkAnswer {
+  status?: Status;
+  payload?: Uint8Array;
+  error?: string;
+  thenClose?: { code: number; reason: string };
+}
+
+/** Handles one request. Returning bytes means OK with that payload; nothing means OK, empty.
+ *  Throwing AnswerError picks the status; other errors map to one (see statusOfError). */
+export type LinkRequestHandler = (req: Envelope, link: MeshLink) => LinkAnswer | Uint8Array | void | Promise<LinkAnswer | Uint8Array | void>;
+
+/** Finds a handler the link itself has none for; "refused" = known but not allowed on this link. */
+export type HandlerLookup = (method: string, link: MeshLink) => LinkRequestHandler | "refused" | undefined;
+
+export interface LinkRequestOptions {
+  signal?: AbortSignal;
+  /** @default LINK_REQUEST_TIMEOUT_MS */
+  timeoutMs?: number;
+}
+
+export interface MeshLink {
+  /** Local serial number, for logs. */
+  readonly serial: number;
+  /** The peer's service address when known (the address we dialled, or the one it bootstrapped
+   *  from), otherwise the socket's remote end. IPv4-mapped IPv6 is shown as IPv4. */
+  readonly remote: HostPort;
+  /** The TCP peer of the socket (differs from `remote` for a dial-back, which comes from an
+   *  ephemeral port). */
+  readonly socketRemote: HostPort;
+  /** Our end of the socket. */
+  readonly local: HostPort;
+  /** Who asked for the link: "out" when we did. After the role swap the TCP connection runs the
+   *  other way (the server dials the client back), but the client's link is still "out". */
+  readonly direction: "in" | "out";
+  readonly trust: LinkTrust;
+  /** The peer's X25519 key: proven on "mesh" links, null otherwise. */
+  readonly peerKey: Uint8Array | null;
+  readonly peerNodeId: string | null;
+  /** The certificate SPKI the peer showed on this link (pinned, or seen), null if none. */
+  readonly peerSpki: string | null;
+  /** Date.now() when the link was set up. */
+  readonly openedAt: number;
+  /** Last measured WebSocket ping round trip, in ms. */
+  readonly rttMs: number | null;
+  readonly isOpen: boolean;
+  /** Sends a request and waits for the answer with the same id, whatever its status. Rejects with
+   *  TimeoutError, the signal's reason, or PeerError when the link closes first. */
+  request(method: string, payload?: Uint8Array, opts?: LinkRequestOptions): Promise<Envelope>;
+  /** Sets this link's handler for `method` (before the shared table). */
+  onRequest(method: string, handler: LinkRequestHandler): void;
+  close(code?: number, reason?: string): void;
+  /** Called once when the link is gone; returns an unsubscribe function. */
+  onClose(cb: (info: WsCloseInfo) => void): () => void;
+  readonly closed: Promise<WsCloseInfo>;
+}
+
+/** What the mesh service can do to a link that users of MeshLink cannot. */
+export interface MeshLinkControl extends MeshLink {
+  /** Raises trust after a bootstrap step proved the peer (never lowers it). */
+  promote(to: { trust: LinkTrust; peerKey?: Uint8Array; remote?: HostPort; direction?: "in" | "out" }): void;
+}
+
+/** A handler's way to choose the answer status. */
+export class AnswerError extends PeerError {
+  readonly status: Status;
+  readonly thenClose?: { code: number; reason: string };
+  constructor(status: Status, message: string, thenClose?: { code: number; reason: string }) {
+    super(message);
+    this.name = "AnswerError";
+    this.status = status;
+    this.thenClose = thenClose;
+  }
+}
+
+/** A non-OK answer turned into an error, for callers that want one. */
+export class LinkAnswerError extends PeerError {
+  readonly status: Status;
+  constructor(method: string, remote: HostPort, answer: Envelope) {
+    super(`${method} to ${formatHostPort(remote)} failed: ${statusName(answer.status)}${answer.error ? `: ${answer.error}` : ""}`);
+    this.name = "LinkAnswerError";
+    this.status = answer.status;
+  }
+}
+
+/** Throws LinkAnswerError unless the answer is OK; returns its payload. */
+export function okPayload(link: MeshLink, answer: Envelope): Uint8Array {
+  if (answer.status !== Status.OK) throw new LinkAnswerError(answer.method, link.remote, answer);
+  return answer.payload;
+}
+
+export interface MeshLinkInit {
+  direction: "in" | "out";
+  trust: LinkTrust;
+  /** @default conn.remote */
+  remote?: HostPort;
+  peerKey?: Uint8Array | null;
+  peerSpki?: string | null;
+  lookup?: HandlerLookup;
+  /** @default LINK_REQUEST_TIMEOUT_MS */
+  requestTimeoutMs?: number;
+  /** @default MAX_INFLIGHT_REQUESTS_PER_LINK */
+  maxInflight?: number;
+  log?: TlsLog;
+}
+
+let nextSerial = 1;
+
+/** Wraps a WebSocket connection (not yet started) and starts it. */
+export function createMeshLink(conn: WsConnection, init: MeshLinkInit): MeshLinkControl {
+  const log = init.log ?? SILENT_LOG;
+  const serial = nextSerial++;
+  const handlers = new Map<string, LinkRequestHandler>();
+  const pending = new Map<bigint, { resolve: (e: Envelope) => void; reject: (err: unknown) => void; cleanup: () => void }>();
+  const closeCallbacks = new Set<(info: WsCloseInfo) => void>();
+  const maxInflight = init.maxInflight ?? MAX_INFLIGHT_REQUESTS_PER_LINK;
+  let nextId = 1n;
+  let inflight = 0;
+  let trust = init.trust;
+  let direction = init.direction;
+  let remote = init.remote ?? conn.remote;
+  let peerKey = init.peerKey ?? null;
+  let closedInfo: WsCloseInfo | null = null;
+  const openedAt = Date.now();
+
+  const label = () => `link #${serial} ${direction} ${formatHostPort(remote)}`;
+
+  function onMessage(bytes: Uint8Array): void {
+    let env: Envelope;
+    try {
+      env = decodeEnvelope(bytes);
+    } catch (err) {
+      // One bad envelope means the peer does not speak our protocol: the link goes (STYLE §7).
+      const code = err instanceof LimitError ? WS_CLOSE.messageTooBig : WS_CLOSE.invalidPayload;
+      log("debug", "mesh link: bad envelope", { link: label(), error: err instanceof Error ? err.message : String(err) });
+      conn.close(code, "bad envelope");
+      return;
+    }
+    if (env.status === Status.REQUEST) void dispatch(env);
+    else {
+      const p = pending.get(env.id);
+      if (!p) {
+        log("debug", "mesh link: answer for no request", { link: label(), id: env.id.toString(), method: env.method });
+        return;
+      }
+      p.cleanup();
+      p.resolve(env);
+    }
+  }
+
+  async function dispatch(req: Envelope): Promise<void> {
+    if (inflight >= maxInflight) {
+      conn.send(encodeAnswer(req, Status.RATE_LIMITED, undefined, `more than ${maxInflight} requests in flight`));
+      return;
+    }
+    const found = handlers.get(req.method) ?? init.lookup?.(req.method, link);
+    if (found === undefined || found === "refused") {
+      const status = found === "refused" ? Status.REFUSED : Status.BAD_REQUEST;
+      const why = found === "refused" ? `${req.method} is not allowed on a ${trust} link` : `unknown method ${req.method}`;
+      conn.send(encodeAnswer(req, status, undefined, why));
+      return;
+    }
+    inflight += 1;
+    let answer: LinkAnswer;
+    try {
+      const out = await found(req, link);
+      answer = out instanceof Uint8Array ? { status: Status.OK, payload: out } : { status: Status.OK, ...(out ?? {}) };
+    } catch (err) {
+      answer = answerOfError(err);
+      if (answer.status === Status.INTERNAL) {
+        log("warn", "mesh link: handler failed", { link: label(), method: req.method, error: err instanceof Error ? err.message : String(err) });
+      }
+    } finally {
+      inflight -= 1;
+    }
+    let bytes: Uint8Array;
+    try {
+      bytes = encodeAnswer(req, answer.status ?? Status.OK, answer.payload, answer.error);
+    } catch (err) {
+      log("warn", "mesh link: answer too large", { link: label(), method: req.method, error: String(err) });
+      bytes = encodeAnswer(req, Status.INTERNAL, undefined, "answer too large");
+    }
+    conn.send(bytes);
+    if (answer.thenClose) conn.close(answer.thenClose.code, answer.thenClose.reason);
+  }
+
+  function failPending(code: number, reason: string): void {
+    const err = new PeerError(`Cannot finish the request: ${label()} closed (${code}${reason ? ` ${reason}` : ""})`);
+    for (const p of [...pending.values()]) {
+      p.cleanup();
+      p.reject(err);
+    }
+    pending.clear();
+  }
+
+  function onClose(info: WsCloseInfo): void {
+    closedInfo = info;
+    failPending(info.code, info.reason);
+    for (const cb of closeCallbacks) {
+      try {
+        cb(info);
+      } catch (e) {
+        log("warn", "mesh link: close callback threw", { link: label(), error: String(e) });
+      }
+    }
+    closeCallbacks.clear();
+  }
+
+  const link: MeshLinkControl = {
+    serial,
+    get remote() {
+      return remote;
+    },
+    socketRemote: conn.remote,
+    local: conn.local,
+    get direction() {
+      return direction;
+    },
+    get trust() {
+      return trust;
+    },
+    get peerKey() {
+      return peerKey;
+    },
+    get peerNodeId() {
+      return peerKey ? nodeIdOf(peerKey) : null;
+    },
+    peerSpki: init.peerSpki ?? null,
+    openedAt,
+    get rttMs() {
+      return conn.rttMs;
+    },
+    get isOpen() {
+      return conn.isOpen;
+    },
+    request(method, payload, opts = {}) {
+      if (!conn.isOpen) return Promise.reject(new PeerError(`Cannot send ${method}: ${label()} is closed`));
+      if (opts.signal?.aborted) return Promise.reject(opts.signal.reason);
+      if (pending.size >= MAX_PENDING_REQUESTS_PER_LINK) {
+        return Promise.reject(new PeerError(`Cannot send ${method}: ${MAX_PENDING_REQUESTS_PER_LINK} requests already wait on ${label()}`));
+      }
+      const id = nextId++;
+      let bytes: Uint8Array;
+      try {
+        bytes = encodeEnvelope({ id, method, payload });
+      } catch (err) {
+        return Promise.reject(err);
+      }
+      if (!conn.send(bytes)) return Promise.reject(new PeerError(`Cannot send ${method}: ${label()} is congested`));
+      const timeoutMs = opts.timeoutMs ?? init.requestTimeoutMs ?? LINK_REQUEST_TIMEOUT_MS;
+      return new Promise<Envelope>((resolve, reject) => {
+        const timer = setTimeout(() => {
+          pending.delete(id);
+          cleanup();
+          reject(new TimeoutError(`${method} on ${label()}`, timeoutMs));
+        }, timeoutMs);
+        const onAbort = () => {
+          pending.delete(id);
+          cleanup();
+          reject(opts.signal!.reason);
+        };
+        function cleanup() {
+          clearTimeout(timer);
+          opts.signal?.removeEventListener("abort", onAbort);
+          pending.delete(id);
+        }
+        opts.signal?.addEventListener("abort", onAbort, { once: true });
+        pending.set(id, { resolve, reject, cleanup });
+      });
+    },
+    onRequest(method, handler) {
+      handlers.set(method, handler);
+    },
+    close(code = WS_CLOSE.normal, reason = "") {
+      conn.close(code, reason);
+      // No answer can arrive once our close frame is out: fail the waits now, not after the handshake.
+      failPending(code, reason);
+    },
+    onClose(cb) {
+      if (closedInfo) {
+        const info = closedInfo;
+        queueMicrotask(() => cb(info));
+        return () => {};
+      }
+      closeCallbacks.add(cb);
+      return () => closeCallbacks.delete(cb);
+    },
+    closed: conn.closed,
+    promote(to) {
+      const rank = { untrusted: 0, pinned: 1, mesh: 2 } as const;
+      if (rank[to.trust] < rank[trust]) throw new Error(`cannot lower ${label()} from ${trust} to ${to.trust}`);
+      trust = to.trust;
+      if (to.peerKey) peerKey = to.peerKey;
+      if (to.remote) remote = to.remote;
+      if (to.direction) direction = to.direction;
+      log("debug", "mesh link promoted", { link: label(), trust, peer: peerKey ? bytesToHex(peerKey).slice(0, 16) : null });
+    },
+  };
+
+  conn.start({ onMessage, onClose });
+  return link;
+}
+
+/** Status for an error a handler threw: the peer learns what was wrong with its request, not our
+ *  internals. */
+export function answerOfError(err: unknown): LinkAnswer {
+  if (err instanceof AnswerError) return { status: err.status, error: err.message, thenClose: err.thenClose };
+  if (err instanceof DecodeError || err instanceof LimitError) return { status: Status.BAD_REQUEST, error: err.message };
+  if (err instanceof SealError) return { status: Status.UNAUTHENTICATED, error: err.message };
+  if (err instanceof PeerError) return { status: Status.REFUSED, error: err.message };
+  if (err instanceof TimeoutError) return { status: Status.INTERNAL, error: err.message };
+  return { status: Status.INTERNAL, error: "internal error" };
+}
