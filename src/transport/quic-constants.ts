@@ -22,9 +22,6 @@ export const MAX_QUIC_PENDING_HANDSHAKES = 256;
 /** How long a QUIC handshake may take, in ms. Same as the TLS handshake bound on the TCP port. */
 export const QUIC_HANDSHAKE_TIMEOUT_MS = 5_000;
 
-/** How long stop() waits for connections to close gracefully before it drops them, in ms. */
-export const QUIC_STOP_GRACE_MS = 1_000;
-
 /** Application close code sent when a connection is refused by a limit (RFC 9000 §20.2 leaves app codes
  *  to the application). Also used by stop(). */
 export const QUIC_CLOSE_REFUSED = 0x1;

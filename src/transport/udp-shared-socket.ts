@@ -37,18 +37,29 @@ export interface SharedSocketCounters {
   datagramErrors: number;
 }
 
+export function newSocketCounters(): SharedSocketCounters {
+  return { quicDatagrams: 0, rawDatagrams: 0, unknownDatagrams: 0, droppedInitials: 0, datagramErrors: 0 };
+}
+
+/** Kernel receive buffer asked for the shared socket, in bytes (see start()). */
+const UDP_RECV_BUFFER_BYTES = 4 * 1024 * 1024;
+/** Kernel send buffer asked for the shared socket, in bytes: bursts of answers and probes to many peers. */
+const UDP_SEND_BUFFER_BYTES = 1024 * 1024;
+
 const QUIC_VERSION_1 = 0x00000001;
 /** RFC 9000 §17.2: the longest connection id in a QUIC v1 long header. */
 const MAX_CID_BYTES = 20;
 
 export class SharedUdpSocket extends QUICSocket {
-  readonly counters: SharedSocketCounters = { quicDatagrams: 0, rawDatagrams: 0, unknownDatagrams: 0, droppedInitials: 0, datagramErrors: 0 };
+  readonly counters: SharedSocketCounters;
   onRawDatagram?: RawDatagramHandler;
   admitNewConnection?: () => boolean;
   onDatagramError?: (err: unknown) => void;
 
-  constructor(opts: { logger: Logger; onRawDatagram?: RawDatagramHandler }) {
+  /** `counters` may be passed in so they outlive one socket (an endpoint restarted on the same object). */
+  constructor(opts: { logger: Logger; onRawDatagram?: RawDatagramHandler; counters?: SharedSocketCounters }) {
     super({ logger: opts.logger });
+    this.counters = opts.counters ?? newSocketCounters();
     this.onRawDatagram = opts.onRawDatagram;
     const quicHandler = this.handleSocketMessage;
     // Replaced before start(): QUICSocket.start() attaches whatever this property holds then.
@@ -83,16 +94,25 @@ export class SharedUdpSocket extends QUICSocket {
     };
   }
 
+  /** Starts the socket, then enlarges its kernel buffers: one socket carries every connection, and the
+   *  default 208 KiB receive buffer overflows under bursts from many peers while the event loop is busy
+   *  (measured: hundreds of RcvbufErrors in scripts/bench/whoami-quic.ts, each one a QUIC retransmit).
+   *  Linux caps the request at net.core.rmem_max / wmem_max without an error. */
+  override async start(opts: { host?: string; port?: number; reuseAddr?: boolean; ipv6Only?: boolean } = {}): Promise<void> {
+    await super.start(opts);
+    try {
+      this.socket.setRecvBufferSize(UDP_RECV_BUFFER_BYTES);
+      this.socket.setSendBufferSize(UDP_SEND_BUFFER_BYTES);
+    } catch {
+      // Not fatal: the defaults work, only with more loss under load.
+    }
+  }
+
   /** Sends one raw datagram from this socket. `bytes` is copied first, so the caller may reuse its buffer
    *  (the STUN responder does). An IPv4 target on a dual-stack socket is sent to its mapped form. */
   async sendRaw(bytes: Uint8Array, port: number, ip: string): Promise<void> {
     const target = this.rawTarget(ip);
     await this.socketSend(Buffer.from(bytes), port, target);
-  }
-
-  /** Port the socket is bound to, or 0 when it is not running. */
-  get boundPort(): number {
-    return this.socket ? (this.socket.address()?.port ?? 0) : 0;
   }
 
   private rawTarget(ip: string): string {

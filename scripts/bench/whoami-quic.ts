@@ -1,0 +1,160 @@
+// Benchmark: whoami requests/s over QUIC on loopback — one connection with N concurrent streams, and many
+// connections (DESIGN §1 `findings whoami`, §2 shared UDP socket). Bounded: each case runs BENCH_CASE_MS.
+// The endpoint runs in a child process (its own event loop, as a node would) unless --in-process is given.
+// Run: ./node_modules/.bin/bun scripts/bench/whoami-quic.ts [--case-ms 2000] [--host 127.0.0.1] [--in-process]
+import { createRunCertificate } from "../../src/identity/certificate.ts";
+import { generateNodeKey } from "../../src/identity/node-key.ts";
+import { Status } from "../../src/wire/codec.ts";
+import type { QuicLink } from "../../src/transport/quic-link.ts";
+import { createUdpClient } from "../../src/transport/udp-client.ts";
+import { createUdpEndpoint } from "../../src/transport/udp-endpoint.ts";
+
+/** How long each case runs, in ms: 8 cases × 2 s plus setup stays well under 30 s. */
+const BENCH_CASE_MS = Number(argValue("--case-ms") ?? 2000);
+const HOST = argValue("--host") ?? "127.0.0.1";
+
+function argValue(name: string): string | undefined {
+  const i = process.argv.indexOf(name);
+  return i >= 0 ? process.argv[i + 1] : undefined;
+}
+
+interface Row {
+  case: string;
+  connections: number;
+  concurrency: number;
+  requests: number;
+  perSecond: number;
+  p50Ms: number;
+  p99Ms: number;
+  errors: number;
+}
+
+/** Runs `concurrency` loops per link until the time is up; each loop sends whoami back to back. */
+async function drive(links: QuicLink[], concurrency: number, ms: number): Promise<Omit<Row, "case" | "connections" | "concurrency">> {
+  const end = performance.now() + ms;
+  const latencies: number[] = [];
+  let errors = 0;
+  const loop = async (link: QuicLink) => {
+    while (performance.now() < end) {
+      const t0 = performance.now();
+      try {
+        const answer = await link.request("whoami");
+        if (answer.status !== Status.OK) errors++;
+        else latencies.push(performance.now() - t0);
+      } catch {
+        errors++;
+      }
+    }
+  };
+  const t0 = performance.now();
+  await Promise.all(links.flatMap((link) => Array.from({ length: concurrency }, () => loop(link))));
+  const elapsed = performance.now() - t0;
+  latencies.sort((a, b) => a - b);
+  const pct = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor(latencies.length * p))] ?? NaN;
+  return { requests: latencies.length, perSecond: (latencies.length / elapsed) * 1000, p50Ms: pct(0.5), p99Ms: pct(0.99), errors };
+}
+
+/** Child role: run the endpoint, print its port, stop when stdin closes. */
+async function serve(): Promise<void> {
+  const ep = createUdpEndpoint({ cert: await createRunCertificate(), nodeKey: generateNodeKey() }, { host: HOST, port: 0, maxConnectionsPerIp: 1024 });
+  await ep.start();
+  console.log(ep.port);
+  for await (const _ of Bun.stdin.stream()) {
+    // Keep reading until the parent closes stdin (or dies).
+  }
+  await ep.stop();
+}
+
+/** Starts the endpoint in this process or in a child; returns its port and how to stop it. */
+async function startServer(inProcess: boolean): Promise<{ port: number; stop(): Promise<void> }> {
+  if (inProcess) {
+    const ep = createUdpEndpoint({ cert: await createRunCertificate(), nodeKey: generateNodeKey() }, { host: HOST, port: 0, maxConnectionsPerIp: 1024 });
+    await ep.start();
+    return { port: ep.port, stop: () => ep.stop() };
+  }
+  const child = Bun.spawn([process.execPath, import.meta.path, "--role", "serve", "--host", HOST], { stdin: "pipe", stdout: "pipe", stderr: "inherit" });
+  const reader = child.stdout.getReader();
+  const { value } = await reader.read();
+  const port = Number(new TextDecoder().decode(value).trim());
+  if (!Number.isInteger(port) || port <= 0) throw new Error("bench server did not start");
+  return {
+    port,
+    async stop() {
+      child.stdin.end();
+      const timer = setTimeout(() => child.kill(), 3000);
+      await child.exited;
+      clearTimeout(timer);
+    },
+  };
+}
+
+async function main(): Promise<void> {
+  const started = performance.now();
+  const inProcess = process.argv.includes("--in-process");
+  const server = await startServer(inProcess);
+  const ep = { port: server.port };
+  const client = createUdpClient({}, { host: HOST });
+  await client.start();
+  const rows: Row[] = [];
+  try {
+    const one = await client.dial({ ip: HOST, port: ep.port });
+    await one.request("whoami"); // warm-up
+    for (const concurrency of [1, 8, 32, 64]) {
+      rows.push({ case: "one connection", connections: 1, concurrency, ...(await drive([one], concurrency, BENCH_CASE_MS)) });
+    }
+    await one.close();
+
+    for (const connections of [16, 64]) {
+      const t0 = performance.now();
+      const links = await Promise.all(Array.from({ length: connections }, () => client.dial({ ip: HOST, port: ep.port })));
+      const setupMs = performance.now() - t0;
+      rows.push({ case: `many connections (setup ${setupMs.toFixed(0)} ms)`, connections, concurrency: 1, ...(await drive(links, 1, BENCH_CASE_MS)) });
+      rows.push({ case: "many connections", connections, concurrency: 4, ...(await drive(links, 4, BENCH_CASE_MS)) });
+      await Promise.all(links.map((l) => l.close()));
+    }
+
+    // New connection per request: handshake (with stateless retry) + one whoami, sequential.
+    const end = performance.now() + BENCH_CASE_MS;
+    const lat: number[] = [];
+    while (performance.now() < end) {
+      const t0 = performance.now();
+      const link = await client.dial({ ip: HOST, port: ep.port });
+      await link.request("whoami");
+      lat.push(performance.now() - t0);
+      await link.close();
+    }
+    lat.sort((a, b) => a - b);
+    rows.push({
+      case: "connect + whoami + close",
+      connections: lat.length,
+      concurrency: 1,
+      requests: lat.length,
+      perSecond: (lat.length / BENCH_CASE_MS) * 1000,
+      p50Ms: lat[Math.floor(lat.length * 0.5)] ?? NaN,
+      p99Ms: lat[Math.floor(lat.length * 0.99)] ?? NaN,
+      errors: 0,
+    });
+  } finally {
+    await client.stop();
+    await server.stop();
+  }
+
+  const where = inProcess ? "client and endpoint in one process" : "endpoint in a child process";
+  console.log(`whoami over QUIC on ${HOST}, ${where}, ${BENCH_CASE_MS} ms per case, Bun ${Bun.version}, ${navigator.hardwareConcurrency} CPUs`);
+  console.table(
+    rows.map((r) => ({
+      case: r.case,
+      conns: r.connections,
+      "streams/conn": r.concurrency,
+      requests: r.requests,
+      "req/s": Math.round(r.perSecond),
+      "p50 ms": r.p50Ms.toFixed(2),
+      "p99 ms": r.p99Ms.toFixed(2),
+      errors: r.errors,
+    })),
+  );
+  console.log(`total ${((performance.now() - started) / 1000).toFixed(1)} s`);
+}
+
+if (argValue("--role") === "serve") await serve();
+else await main();

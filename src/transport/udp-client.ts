@@ -1,0 +1,76 @@
+// A client-only UDP socket: QUIC dials and raw datagrams from one socket, no QUIC server (DESIGN §2). Used
+// by CLI commands (whoami, probe, punch) and by apps; a node uses createUdpEndpoint instead.
+import { formatAddress } from "./address.ts";
+import type { TransportLog } from "./quic-config.ts";
+import type { QuicLink } from "./quic-link.ts";
+import type { RequestHandler } from "./quic-rpc.ts";
+import { UdpCore, type DialOptions, type LinkEvent, type LinkListener, type UdpCoreCounters } from "./udp-core.ts";
+import type { QuicDialer } from "./udp-endpoint.ts";
+import type { RawDatagramHandler } from "./udp-shared-socket.ts";
+
+export interface UdpClientInit {
+  /** Address to bind: "0.0.0.0" for IPv4 servers, "::" for IPv6 (dual-stack). @default "::" */
+  host?: string;
+  /** @default 0 (any free port) */
+  port?: number;
+  /** @default LINK_IDLE_TIMEOUT_MS */
+  idleTimeoutMs?: number;
+  onRawDatagram?: RawDatagramHandler;
+}
+
+export interface UdpClient extends QuicDialer {
+  start(): Promise<void>;
+  /** Idempotent; closes every link and the socket. */
+  stop(): Promise<void>;
+  readonly port: number;
+  readonly host: string;
+  sendRaw(bytes: Uint8Array, port: number, ip: string): Promise<void>;
+  /** Handler for requests the peer opens on our links (e.g. a node pushing a punch notice to an app). */
+  handle(method: string, handler: RequestHandler): void;
+  on(event: LinkEvent, fn: LinkListener): () => void;
+  links(): QuicLink[];
+  counters(): UdpCoreCounters;
+}
+
+export function createUdpClient(components: { log?: TransportLog }, init: UdpClientInit = {}): UdpClient {
+  const core = new UdpCore({ host: init.host ?? "::", port: init.port ?? 0, idleTimeoutMs: init.idleTimeoutMs, onRawDatagram: init.onRawDatagram }, components.log);
+  let running = false;
+  let chain: Promise<void> = Promise.resolve();
+  const serial = (fn: () => Promise<void>): Promise<void> => {
+    const p = chain.then(fn);
+    chain = p.catch(() => {});
+    return p;
+  };
+  return {
+    start: () =>
+      serial(async () => {
+        if (running) return;
+        await core.openSocket();
+        running = true;
+      }),
+    stop: () =>
+      serial(async () => {
+        if (!running) return;
+        running = false;
+        await core.closeAll();
+      }),
+    get port() {
+      return core.socket?.port ?? init.port ?? 0;
+    },
+    get host() {
+      return core.socket?.host ?? init.host ?? "::";
+    },
+    async sendRaw(bytes, port, ip) {
+      const socket = core.socket;
+      if (!socket) throw new Error(`Cannot send to ${formatAddress(ip, port)}: the UDP socket is not running`);
+      await socket.sendRaw(bytes, port, ip);
+    },
+    handle(method, handler) {
+      core.handlers.set(method, handler);
+    },
+    on: (event, fn) => core.on(event, fn),
+    links: () => [...core.links.values()],
+    dial: (addr, opts?: DialOptions) => core.dial(addr, opts),
+    counters: () => core.counters(),
+  };
+}
