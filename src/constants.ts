@@ -34,6 +34,10 @@ export const SEAL_PURPOSE = {
   meshBootstrap: "findings/v1/mesh-bootstrap",
   appHello: "findings/v1/app-hello",
   appCert: "findings/v1/app-cert",
+  /** The pinned reconnect's proof (a hello box seen on the untrusted link cannot be replayed as it). */
+  appBind: "findings/v1/app-bind",
+  /** The dial-back's proof on the mesh (its own label: the seal key is the same in both directions). */
+  meshAccept: "findings/v1/mesh-accept",
   keyChallenge: "findings/v1/key-challenge",
   keyAnswer: "findings/v1/key-answer",
   record: "findings/v1/record",

@@ -1,4 +1,5 @@
 // Limits and defaults of live mesh links and the mesh bootstrap (DESIGN §3, §4; seed 001 §组网节点之间).
+import { SEAL_PURPOSE } from "../constants.ts";
 // Each is the default of an init field, so tests and the config can shorten it.
 import { REQUEST_TIMEOUT_MS, TLS_HANDSHAKE_TIMEOUT_MS } from "../constants.ts";
 
@@ -11,8 +12,8 @@ export const MESH_ACCEPT_METHOD = "mesh.accept";
 
 /** HKDF purpose of MeshAccept.sealed_nonce. Not SEAL_PURPOSE.meshBootstrap: the seal key is the
  *  same in both directions, so a distinct label keeps a hello box from ever passing as an accept.
- *  TODO(lead): move into SEAL_PURPOSE in src/constants.ts as `meshAccept`. */
-export const MESH_ACCEPT_SEAL_PURPOSE = "findings/v1/mesh-accept";
+ */
+export const MESH_ACCEPT_SEAL_PURPOSE = SEAL_PURPOSE.meshAccept;
 
 /** Bootstrap nonce we send: 16 random bytes never repeat in practice. */
 export const MESH_NONCE_BYTES = 16;

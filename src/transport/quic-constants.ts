@@ -1,5 +1,5 @@
 // Limits and codes of the QUIC side of the shared UDP endpoint (DESIGN §2–§4, seed 001 §从应用端的连接).
-// TODO(lead): the wire facts here (APP_BIND purpose, stream/close codes) belong in src/constants.ts.
+import { SEAL_PURPOSE } from "../constants.ts";
 
 /** Default cap on live inbound QUIC connections. Each costs a quiche connection (~20–40 KB with its
  *  buffers) plus a stream table; 4096 is ~150 MB worst case, well inside one small VM, and above the
@@ -41,7 +41,7 @@ export const QUIC_STREAM_CODE = {
 /** Seal purpose of `app.bind`, the step that tells the node a connection is pinned (see app-bootstrap.ts).
  *  A separate label from appHello, so a hello box seen by a man in the middle on the untrusted first
  *  connection cannot be replayed as a bind. */
-export const SEAL_PURPOSE_APP_BIND = "findings/v1/app-bind";
+export const SEAL_PURPOSE_APP_BIND = SEAL_PURPOSE.appBind;
 
 /** Length of the app bootstrap session id (seed 001 §从应用端的连接 step 2: "标识ID"). */
 export const APP_SESSION_ID_BYTES = 16;

@@ -1,0 +1,147 @@
+// The composition root: builds a Findings node from its configuration and wires the rooms together
+// (transport → stun → mesh → ops), starting them in that order and stopping them in reverse.
+import { isIP } from "node:net";
+import type { Config } from "./config/schema.ts";
+import { createRunCertificate, type RunCertificate } from "./identity/certificate.ts";
+import { loadOrCreateNodeKey, type NodeKey } from "./identity/node-key.ts";
+import { createMeshLinks, type MeshLinks } from "./mesh/link-service.ts";
+import { startAdmin, type AdminEndpoint } from "./ops/admin.ts";
+import type { Logger } from "./ops/logger.ts";
+import { createBindingResponder, type BindingResponder } from "./stun/responder.ts";
+import { formatAddress } from "./transport/address.ts";
+import { createTlsEndpoint, type TlsEndpoint } from "./transport/tls-endpoint.ts";
+import { createUdpEndpoint, type UdpEndpoint } from "./transport/udp-endpoint.ts";
+import { VERSION } from "./version.ts";
+
+export interface NodeComponents {
+  config: Config;
+  home: string;
+  log: Logger;
+}
+
+export interface FindingsNode {
+  readonly key: NodeKey;
+  readonly cert: RunCertificate;
+  readonly udp: UdpEndpoint;
+  readonly tls: TlsEndpoint;
+  readonly mesh: MeshLinks;
+  /** Admin URL once started, if the admin endpoint is on. */
+  readonly adminUrl: string | undefined;
+  start(): Promise<void>;
+  /** Idempotent: closes links and sockets, flushes nothing itself (the caller closes the logger). */
+  stop(): Promise<void>;
+  status(): Record<string, unknown>;
+  counters(): Record<string, number>;
+}
+
+/** Adapts the node logger to the (level, msg, fields) callback shape the transport rooms take. */
+function transportLog(log: Logger) {
+  return (level: "debug" | "info" | "warn" | "error", msg: string, fields?: Record<string, unknown>) => log[level](msg, fields);
+}
+
+export async function createNode({ config, home, log }: NodeComponents): Promise<FindingsNode> {
+  const key = loadOrCreateNodeKey(home);
+  const cert = await createRunCertificate();
+  const startedAt = Date.now();
+  const stun: BindingResponder | undefined = config.stun_on ? createBindingResponder() : undefined;
+  const idleTimeoutMs = config.idle_timeout_s * 1000;
+
+  // Raw replies leave through the shared socket; a failing send is counted by the socket, never thrown.
+  let udp: UdpEndpoint;
+  const send = (bytes: Uint8Array, port: number, ip: string) => void udp.sendRaw(bytes, port, ip).catch(() => {});
+  udp = createUdpEndpoint(
+    { cert, nodeKey: key, log: transportLog(log.child({ room: "udp" })) },
+    {
+      host: config.host,
+      port: config.server_uport,
+      maxConnections: config.max_quic_connections,
+      maxConnectionsPerIp: config.max_conns_per_ip,
+      idleTimeoutMs,
+      onRawDatagram: (buf, rinfo, kind) => {
+        if (kind === "stun" && stun) stun.handle(buf, rinfo.address, rinfo.port, rinfo.family === "IPv6" ? 6 : 4, send);
+      },
+    },
+  );
+  const tls = createTlsEndpoint(
+    { cert, log: transportLog(log.child({ room: "tls" })) },
+    {
+      host: config.host,
+      port: config.server_tport,
+      maxConnectionsPerIp: config.max_conns_per_ip,
+      maxLinks: config.max_mesh_links,
+      idleTimeoutMs,
+    },
+  );
+  const mesh = createMeshLinks({ tls, cert, nodeKey: key, log: transportLog(log.child({ room: "mesh" })) });
+
+  let admin: AdminEndpoint | undefined;
+  let state: "new" | "running" | "stopped" = "new";
+
+  const node: FindingsNode = {
+    key,
+    cert,
+    udp,
+    tls,
+    mesh,
+    get adminUrl() {
+      return admin?.url;
+    },
+    async start() {
+      if (state !== "new") return;
+      state = "running";
+      await udp.start();
+      await tls.start();
+      await mesh.start();
+      if (config.admin) admin = startAdmin({ status: () => node.status(), counters: () => node.counters() }, config.admin);
+      log.info("node started", {
+        id: key.nodeId,
+        udp: formatAddress(config.host, udp.port),
+        tcp: formatAddress(config.host, tls.port),
+        admin: admin?.url ?? "off",
+        spki: cert.spki,
+      });
+    },
+    async stop() {
+      if (state !== "running") {
+        state = "stopped";
+        return;
+      }
+      state = "stopped";
+      await admin?.stop();
+      await mesh.stop();
+      await tls.stop();
+      await udp.stop();
+      log.info("node stopped");
+    },
+    status() {
+      return {
+        version: VERSION,
+        uptimeMs: Date.now() - startedAt,
+        node: {
+          id: key.nodeId,
+          publicKey: key.publicKeyHex,
+          spki: cert.spki,
+          udp: formatAddress(config.host, udp.port),
+          tcp: formatAddress(config.host, tls.port),
+          role: config.client_only ? "client-only" : config.public ? "public" : "service",
+          nat: null,
+        },
+        counters: node.counters(),
+      };
+    },
+    counters() {
+      const out: Record<string, number> = {};
+      for (const [k, v] of Object.entries(udp.counters())) if (typeof v === "number") out[`udp_${k}`] = v;
+      for (const [k, v] of Object.entries(tls.counts())) if (typeof v === "number") out[`tls_${k}`] = v;
+      out.mesh_links = mesh.links().length;
+      if (stun) Object.assign(out, { stun_answered: stun.answered, stun_malformed: stun.malformed, stun_ignored: stun.ignored });
+      return out;
+    },
+  };
+  return node;
+}
+
+/** Whether `host` binds every address (then the advertised address must come from elsewhere). */
+export function isWildcardHost(host: string): boolean {
+  return host === "0.0.0.0" || host === "::" || isIP(host) === 0;
+}
