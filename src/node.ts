@@ -46,9 +46,10 @@ export async function createNode({ config, home, log }: NodeComponents): Promise
   const stun: BindingResponder | undefined = config.stun_on ? createBindingResponder() : undefined;
   const idleTimeoutMs = config.idle_timeout_s * 1000;
 
-  // Raw replies leave through the shared socket; a failing send is counted by the socket, never thrown.
+  // Raw replies leave through the shared socket at once (the responder hands over a fresh buffer); a
+  // failing send is counted by the socket, never thrown.
   let udp: UdpEndpoint;
-  const send = (bytes: Uint8Array, port: number, ip: string) => void udp.sendRaw(bytes, port, ip).catch(() => {});
+  const send = (bytes: Uint8Array, port: number, ip: string) => udp.sendRawNow(bytes, port, ip);
   udp = createUdpEndpoint(
     { cert, nodeKey: key, log: transportLog(log.child({ room: "udp" })) },
     {

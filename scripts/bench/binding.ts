@@ -266,6 +266,19 @@ async function startOurs(role: string): Promise<{ child: Bun.Subprocess; port: n
   throw new Error(`${role} exited before it was ready`);
 }
 
+/** The real node: `findings serve` from source, answering Binding on its shared QUIC/raw UDP socket. */
+async function startNode(dir: string): Promise<{ child: Bun.Subprocess; port: number }> {
+  const port = await freeUdpPort();
+  const main = join(import.meta.dir, "..", "..", "src", "main.ts");
+  const child = Bun.spawn(pinned(0, [
+    process.execPath, main, "serve", "--json", "--public", "--host", HOST, "--port", String(port),
+    "--admin", "", "--home", join(dir, "node-home"), "--log-level", "warn",
+  ]), { stdout: "pipe", stderr: "inherit" });
+  for await (const line of lines(child.stdout)) if (line.includes('"ready"')) break;
+  await waitForAnswer(port);
+  return { child, port };
+}
+
 async function freeUdpPort(): Promise<number> {
   const probe = await Bun.udpSocket({ hostname: HOST });
   const port = probe.port;
@@ -351,12 +364,13 @@ async function main(): Promise<void> {
   const rounds = Math.min(5, Number(flag("rounds", "3")));
   const sockets = Number(flag("sockets", "4"));
   const window = Number(flag("window", "32"));
-  const only = flag("only", "bun,batched,dgram,coturn").split(",");
+  const only = flag("only", "node,bun,batched,dgram,coturn").split(",");
   const coturnVersion = Bun.spawnSync(["turnserver", "--version"]).stdout.toString().trim().split("\n")[0] || "?";
   const targets = [
     { key: "bun", name: "findings, Bun.udpSocket", start: () => startOurs("serve-bun") },
     { key: "batched", name: "findings, Bun sendMany", start: () => startOurs("serve-bun-batched") },
     { key: "dgram", name: "findings, node:dgram", start: () => startOurs("serve-dgram") },
+    { key: "node", name: "findings serve (shared)", start: startNode },
     { key: "coturn", name: `coturn ${coturnVersion} (-m 0)`, start: startCoturn },
   ].filter((t) => only.includes(t.key));
   const dir = mkdtempSync(join(tmpdir(), "findings-bench-"));

@@ -43,7 +43,7 @@ export async function createRunCertificate(commonName = "findings"): Promise<Run
 
 /** SPKI fingerprint of a DER certificate. */
 export function spkiOfDer(der: Uint8Array): string {
-  const cert = new x509.X509Certificate(der);
+  const cert = new x509.X509Certificate(new Uint8Array(der));
   return bytesToHex(sha256(new Uint8Array(cert.publicKey.rawData)));
 }
 

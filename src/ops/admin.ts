@@ -1,7 +1,10 @@
 // Admin HTTP on loopback (DESIGN §2): `/status` JSON, `/metrics` Prometheus text, `/` a status page.
 import type { Server } from "bun";
 import { parseAddress } from "../transport/address.ts";
-import statusPage from "./status-page.html" with { type: "text" };
+import statusPageText from "./status-page.html" with { type: "text" };
+
+// bun-types declares *.html imports as HTML bundles; with { type: "text" } it is the file's text.
+const statusPage = statusPageText as unknown as string;
 
 export interface AdminComponents {
   /** The node's status as plain JSON-able data. */

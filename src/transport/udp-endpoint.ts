@@ -64,6 +64,9 @@ export interface UdpEndpoint extends QuicDialer {
   readonly host: string;
   /** Sends a raw datagram from the shared socket (STUN answers, SN probes, NAT tests). */
   sendRaw(bytes: Uint8Array, port: number, ip: string): Promise<void>;
+  /** Sends a raw datagram without a promise; `bytes` must be fresh (not reused by the caller). Dropped
+   *  when the endpoint is not running. */
+  sendRawNow(bytes: Uint8Array, port: number, ip: string): void;
   /** Registers (or replaces) the handler of `method` for requests on any of this endpoint's links. */
   handle(method: string, handler: RequestHandler): void;
   /** "connect"/"close" for every link (in and out); "bind" when an inbound app link becomes pinned. */
@@ -191,6 +194,9 @@ export function createUdpEndpoint(components: UdpEndpointComponents, init: UdpEn
       const socket = core.socket;
       if (!socket) throw new Error(`Cannot send to ${formatAddress(ip, port)}: the UDP endpoint is not running`);
       await socket.sendRaw(bytes, port, ip);
+    },
+    sendRawNow(bytes, port, ip) {
+      core.socket?.sendRawNow(bytes, port, ip);
     },
     handle(method, handler) {
       core.handlers.set(method, handler);

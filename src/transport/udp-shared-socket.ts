@@ -35,16 +35,20 @@ export interface SharedSocketCounters {
   droppedInitials: number;
   /** Errors thrown while QUIC or the raw handler processed a datagram (contained here). */
   datagramErrors: number;
+  /** 'error' events of the socket (e.g. ECONNREFUSED from an ICMP port-unreachable), counted, not fatal. */
+  socketErrors: number;
 }
 
 export function newSocketCounters(): SharedSocketCounters {
-  return { quicDatagrams: 0, rawDatagrams: 0, unknownDatagrams: 0, droppedInitials: 0, datagramErrors: 0 };
+  return { quicDatagrams: 0, rawDatagrams: 0, unknownDatagrams: 0, droppedInitials: 0, datagramErrors: 0, socketErrors: 0 };
 }
 
 /** Kernel receive buffer asked for the shared socket, in bytes (see start()). */
 const UDP_RECV_BUFFER_BYTES = 4 * 1024 * 1024;
 /** Kernel send buffer asked for the shared socket, in bytes: bursts of answers and probes to many peers. */
 const UDP_SEND_BUFFER_BYTES = 1024 * 1024;
+
+const DONE: Promise<void> = Promise.resolve();
 
 const QUIC_VERSION_1 = 0x00000001;
 /** RFC 9000 §17.2: the longest connection id in a QUIC v1 long header. */
@@ -63,34 +67,44 @@ export class SharedUdpSocket extends QUICSocket {
     this.onRawDatagram = opts.onRawDatagram;
     const quicHandler = this.handleSocketMessage;
     // Replaced before start(): QUICSocket.start() attaches whatever this property holds then.
-    this.handleSocketMessage = async (data: Buffer, remote: RemoteInfo): Promise<void> => {
-      const kind = classifyDatagram(data);
-      if (kind === "quic") {
-        if (this.admitNewConnection && isNewConnectionInitial(data, this) && !this.admitNewConnection()) {
-          this.counters.droppedInitials++;
-          return;
-        }
-        this.counters.quicDatagrams++;
-        try {
-          await quicHandler(data, remote);
-        } catch (err) {
-          this.counters.datagramErrors++;
-          this.onDatagramError?.(err);
-        }
-        return;
-      }
-      if (kind === "unknown" || !this.onRawDatagram) {
-        this.counters.unknownDatagrams++;
-        return;
-      }
-      this.counters.rawDatagrams++;
-      const address = unmapIp(remote.address);
+    const handleQuic = async (data: Buffer, remote: RemoteInfo): Promise<void> => {
       try {
-        this.onRawDatagram(data, { address, port: remote.port, family: isIP(address) === 6 ? "IPv6" : "IPv4" }, kind);
+        await quicHandler(data, remote);
       } catch (err) {
         this.counters.datagramErrors++;
         this.onDatagramError?.(err);
       }
+    };
+    // Not an async function: the raw path (STUN Binding at ~100k/s) must not pay for a promise per datagram.
+    this.handleSocketMessage = (data: Buffer, remote: RemoteInfo): Promise<void> => {
+      const kind = classifyDatagram(data);
+      if (kind === "quic") {
+        if (this.admitNewConnection && isNewConnectionInitial(data, this) && !this.admitNewConnection()) {
+          this.counters.droppedInitials++;
+          return DONE;
+        }
+        this.counters.quicDatagrams++;
+        return handleQuic(data, remote);
+      }
+      if (kind === "unknown" || !this.onRawDatagram) {
+        this.counters.unknownDatagrams++;
+        return DONE;
+      }
+      this.counters.rawDatagrams++;
+      let address = remote.address;
+      let family = remote.family as "IPv4" | "IPv6";
+      // A dual-stack socket reports IPv4 peers as ::ffff:a.b.c.d; our API speaks plain IPv4 for them.
+      if (family === "IPv6" && address.startsWith("::ffff:") && address.includes(".")) {
+        address = address.slice(7);
+        family = "IPv4";
+      }
+      try {
+        this.onRawDatagram(data, { address, port: remote.port, family }, kind);
+      } catch (err) {
+        this.counters.datagramErrors++;
+        this.onDatagramError?.(err);
+      }
+      return DONE;
     };
   }
 
@@ -100,12 +114,26 @@ export class SharedUdpSocket extends QUICSocket {
    *  Linux caps the request at net.core.rmem_max / wmem_max without an error. */
   override async start(opts: { host?: string; port?: number; reuseAddr?: boolean; ipv6Only?: boolean } = {}): Promise<void> {
     await super.start(opts);
+    // QUICSocket attaches no 'error' listener, and node:dgram reports an ICMP port-unreachable (a peer
+    // that went away while we answered it) as an ECONNREFUSED 'error' event: unheard, that event kills
+    // the process. Network conditions are counted, never fatal.
+    this.socket.on("error", (err: Error) => {
+      this.counters.socketErrors++;
+      this.onDatagramError?.(err);
+    });
     try {
       this.socket.setRecvBufferSize(UDP_RECV_BUFFER_BYTES);
       this.socket.setSendBufferSize(UDP_SEND_BUFFER_BYTES);
     } catch {
       // Not fatal: the defaults work, only with more loss under load.
     }
+  }
+
+  /** Sends one raw datagram now, without a promise (the STUN answer path). `bytes` must not be reused by
+   *  the caller: node:dgram may read it after this returns. Errors arrive as counted 'error' events. */
+  sendRawNow(bytes: Uint8Array, port: number, ip: string): void {
+    const target = this.type === "ipv4&ipv6" && !ip.includes(":") ? `::ffff:${ip}` : ip;
+    this.socket.send(bytes, port, target);
   }
 
   /** Sends one raw datagram from this socket. `bytes` is copied first, so the caller may reuse its buffer
