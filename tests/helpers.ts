@@ -28,3 +28,65 @@ export async function runCli(args: string[], opts: { env?: Record<string, string
   clearTimeout(timer);
   return { code, stdout, stderr };
 }
+
+export interface ServeReady {
+  id: string;
+  publicKey: string;
+  udpPort: number;
+  tcpPort: number;
+  admin: string | null;
+  spki: string;
+}
+
+export interface ServeProcess {
+  proc: Bun.Subprocess<"ignore", "pipe", "pipe">;
+  ready: ServeReady;
+  /** stderr collected so far (readable log lines). */
+  stderr(): string;
+  /** Sends `signal` and waits for the exit code. */
+  stop(signal?: NodeJS.Signals): Promise<number>;
+}
+
+/** Starts `findings serve --json …` from source and waits for its ready line. */
+export async function startServe(args: string[], opts: { env?: Record<string, string>; timeoutMs?: number } = {}): Promise<ServeProcess> {
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !k.startsWith("FINDINGS_")) env[k] = v;
+  const proc = Bun.spawn([BUN, MAIN, "serve", "--json", ...args], { env: { ...env, ...opts.env }, cwd: ROOT, stdin: "ignore", stdout: "pipe", stderr: "pipe" });
+  let err = "";
+  void (async () => {
+    for await (const chunk of proc.stderr) err += new TextDecoder().decode(chunk);
+  })();
+  const reader = proc.stdout.getReader();
+  let out = "";
+  const deadline = Date.now() + (opts.timeoutMs ?? 20_000);
+  while (!out.includes("\n")) {
+    const next = await Promise.race([reader.read(), Bun.sleep(Math.max(0, deadline - Date.now())).then(() => null)]);
+    if (next === null || next.done) {
+      proc.kill();
+      throw new Error(`findings serve did not become ready: ${err.trim().split("\n").slice(-3).join(" | ")}`);
+    }
+    out += new TextDecoder().decode(next.value);
+  }
+  reader.releaseLock();
+  const ready = JSON.parse(out.slice(0, out.indexOf("\n"))) as ServeReady;
+  return {
+    proc,
+    ready,
+    stderr: () => err,
+    async stop(signal = "SIGTERM") {
+      if (proc.exitCode === null) proc.kill(signal);
+      const timer = setTimeout(() => proc.kill("SIGKILL"), 10_000);
+      const code = await proc.exited;
+      clearTimeout(timer);
+      return code;
+    },
+  };
+}
+
+/** A UDP/TCP port that was free a moment ago on `host`. */
+export async function freePort(host = "127.0.0.1"): Promise<number> {
+  const s = await Bun.udpSocket({ hostname: host });
+  const port = s.port;
+  s.close();
+  return port;
+}

@@ -45,6 +45,18 @@ export const serveCommand = defineCommand({
       terminalLevel: config.log_level,
     });
     const node = await createNode({ config, home: ctx.home, log });
+    // Clean shutdown: links closed, log flushed, exit 0. A second signal forces the exit.
+    let stopping = false;
+    const shutdown = async (signal: string) => {
+      if (stopping) process.exit(1);
+      stopping = true;
+      log.info("shutting down", { signal });
+      await node.stop().catch((err) => log.error("stop failed", { err }));
+      await log.close();
+      process.exit(0);
+    };
+    process.on("SIGINT", () => void shutdown("SIGINT"));
+    process.on("SIGTERM", () => void shutdown("SIGTERM"));
     try {
       await node.start();
     } catch (err) {
@@ -66,18 +78,6 @@ export const serveCommand = defineCommand({
       );
     }
 
-    // Clean shutdown: links closed, log flushed, exit 0. A second signal forces the exit.
-    let stopping = false;
-    const shutdown = async (signal: string) => {
-      if (stopping) process.exit(1);
-      stopping = true;
-      log.info("shutting down", { signal });
-      await node.stop().catch((err) => log.error("stop failed", { err }));
-      await log.close();
-      process.exit(0);
-    };
-    process.on("SIGINT", () => void shutdown("SIGINT"));
-    process.on("SIGTERM", () => void shutdown("SIGTERM"));
     await new Promise(() => {});
   }),
 });

@@ -21,7 +21,7 @@ export interface AdminEndpoint {
 /** Starts the admin server on `addr` ("127.0.0.1:7789"). Refuses non-loopback addresses: the
  *  status shows peers and bans and has no authentication. */
 export function startAdmin(components: AdminComponents, addr: string): AdminEndpoint {
-  const { ip, port } = parseAddress(addr, "admin");
+  const { ip, port } = parseAddress(addr, "admin", { allowPortZero: true });
   if (!(ip.startsWith("127.") || ip === "::1")) throw new Error(`Cannot serve admin on ${addr}: only loopback addresses are allowed`);
   const server: Server<undefined> = Bun.serve({
     hostname: ip,

@@ -12,7 +12,7 @@ export interface PeerAddress {
 }
 
 /** Parses an address; `what` names the flag or key in the error. */
-export function parseAddress(text: string, what = "address"): PeerAddress {
+export function parseAddress(text: string, what = "address", opts: { allowPortZero?: boolean } = {}): PeerAddress {
   const [hostPort, keyHex, ...rest] = text.trim().split("#");
   const bad = (why: string) => new ConfigError(what, `${JSON.stringify(text)} is not allowed: ${why} (allowed: "ip:port", "[v6]:port", optionally "#<64 hex key>")`);
   if (rest.length || !hostPort) throw bad("malformed");
@@ -23,7 +23,7 @@ export function parseAddress(text: string, what = "address"): PeerAddress {
   const family = isIP(ip);
   if (family === 0) throw bad(`${ip} is not an IP address`);
   const port = Number(m[2]);
-  if (!Number.isInteger(port) || port < 1 || port > 65535) throw bad(`port ${m[2]} is out of range`);
+  if (!Number.isInteger(port) || port < (opts.allowPortZero ? 0 : 1) || port > 65535) throw bad(`port ${m[2]} is out of range`);
   let publicKey: Uint8Array | undefined;
   if (keyHex !== undefined) {
     if (!/^[0-9a-fA-F]{64}$/.test(keyHex)) throw bad("the key must be 64 hex digits");
