@@ -4,11 +4,14 @@ import { isIP } from "node:net";
 import type { Config } from "./config/schema.ts";
 import { createRunCertificate, type RunCertificate } from "./identity/certificate.ts";
 import { loadOrCreateNodeKey, type NodeKey } from "./identity/node-key.ts";
+import { serveAppBootstrapOverWss } from "./mesh/app-wss.ts";
 import { createMeshLinks, type MeshLinks } from "./mesh/link-service.ts";
 import { startAdmin, type AdminEndpoint } from "./ops/admin.ts";
 import type { Logger } from "./ops/logger.ts";
 import { createBindingResponder, type BindingResponder } from "./stun/responder.ts";
-import { formatAddress } from "./transport/address.ts";
+import { formatAddress, unmapIp } from "./transport/address.ts";
+import { encodeMessage } from "./wire/codec.ts";
+import { WhoamiResponseSchema } from "./wire/gen/findings_pb.ts";
 import { createTlsEndpoint, type TlsEndpoint } from "./transport/tls-endpoint.ts";
 import { createUdpEndpoint, type UdpEndpoint } from "./transport/udp-endpoint.ts";
 import { VERSION } from "./version.ts";
@@ -74,6 +77,13 @@ export async function createNode({ config, home, log }: NodeComponents): Promise
     },
   );
   const mesh = createMeshLinks({ tls, cert, nodeKey: key, log: transportLog(log.child({ room: "mesh" })) });
+  // Apps without UDP bootstrap over WSS the same way as over QUIC, and may ask whoami there.
+  serveAppBootstrapOverWss({ links: mesh, nodeKey: key, cert });
+  mesh.handle(
+    "whoami",
+    (_req, link) => encodeMessage(WhoamiResponseSchema, { ip: unmapIp(link.socketRemote.ip), port: link.socketRemote.port, transport: "wss" }),
+    { allowUntrusted: true },
+  );
 
   let admin: AdminEndpoint | undefined;
   let state: "new" | "running" | "stopped" = "new";

@@ -13,11 +13,22 @@ import { formatAddress } from "./address.ts";
 import { APP_BIND_METHOD, APP_HELLO_METHOD } from "./app-bootstrap-handlers.ts";
 import { APP_SESSION_ID_BYTES, SEAL_PURPOSE_APP_BIND } from "./quic-constants.ts";
 import { expectOk, type QuicLink } from "./quic-link.ts";
-import type { QuicDialer } from "./udp-endpoint.ts";
+import type { Envelope } from "../wire/gen/findings_pb.ts";
 
 export interface AppKey {
   privateKey: Uint8Array;
   publicKey: Uint8Array;
+}
+
+/** What the bootstrap needs of a link: QUIC links (udp-endpoint) and WSS links (mesh/app-wss) both fit. */
+export interface BootstrapLink {
+  request(method: string, payload?: Uint8Array, opts?: { signal?: AbortSignal; timeoutMs?: number }): Promise<Envelope>;
+  close(): Promise<void> | void;
+}
+
+/** Dials first-contact links (no pin) and pinned ones (`pinSpki`). */
+export interface BootstrapDialer<L extends BootstrapLink> {
+  dial(addr: { ip: string; port: number }, opts?: { pinSpki?: string; peerKey?: Uint8Array; signal?: AbortSignal; timeoutMs?: number }): Promise<L>;
 }
 
 export interface BootstrapTarget {
@@ -40,7 +51,7 @@ export interface BootstrapOptions {
  * Throws PeerError when the node cannot prove it owns `nodePublicKey`, and when the reconnect meets another
  * certificate (the dial logs "refused QUIC peer").
  */
-export async function bootstrapApp(dialer: QuicDialer, target: BootstrapTarget, opts: BootstrapOptions): Promise<{ link: QuicLink; spki: string }> {
+export async function bootstrapApp<L extends BootstrapLink = QuicLink>(dialer: BootstrapDialer<L>, target: BootstrapTarget, opts: BootstrapOptions): Promise<{ link: L; spki: string }> {
   const { addr, nodePublicKey } = target;
   const peer = formatAddress(addr.ip, addr.port);
   if (nodePublicKey.length !== X25519_KEY_BYTES) throw new PeerError(`Cannot bootstrap with ${peer}: node key must be ${X25519_KEY_BYTES} bytes`);
