@@ -1,0 +1,42 @@
+// Shared fixtures of the punch tests: deterministic randomness and app-pool members.
+import type { JoinInput } from "../../src/punch/app-pool.ts";
+import type { NatClassName } from "../../src/stun/nat-class.ts";
+
+export const T0 = 1_700_000_000_000;
+
+/** Deterministic [0, 1) source (mulberry32). */
+export function seeded(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Deterministic byte source: a counter, so every call gives new bytes. */
+export function countingBytes(start = 1): (n: number) => Uint8Array {
+  let c = start;
+  return (n) => Uint8Array.from({ length: n }, () => c++ & 0xff);
+}
+
+/** A 64-hex node id from a small number. */
+export function idOf(n: number): string {
+  return n.toString(16).padStart(64, "0");
+}
+
+let counter = 0;
+export function member(opts: Partial<Omit<JoinInput, "address">> & { n?: number; ip?: string; port?: number } = {}): JoinInput {
+  const n = opts.n ?? ++counter + 1000;
+  return {
+    nodeId: opts.nodeId ?? idOf(n),
+    kind: opts.kind ?? "app:chat",
+    nat: opts.nat === undefined ? "port-restricted-cone" : (opts.nat as NatClassName | null),
+    spki: opts.spki ?? new Uint8Array(32).fill(n & 0xff),
+    address: { ip: opts.ip ?? `198.51.100.${n % 250}`, port: opts.port ?? 40000 + (n % 20000) },
+    connectionId: opts.connectionId ?? `conn-${n}`,
+    portDelta: opts.portDelta,
+  };
+}
