@@ -4,21 +4,11 @@ import { create } from "@bufbuild/protobuf";
 import { NodeAddressSchema, NodeRecordSchema, type NodeRecord } from "../../src/wire/gen/findings_pb.ts";
 import { createCandidatePool, type CandidatePool } from "../../src/mesh/candidate-pool.ts";
 import { recordNodeId } from "../../src/mesh/record.ts";
+import { seeded } from "../seeded.ts";
 
 const T0 = 1_700_000_000_000;
 const HOUR = 3600_000;
 
-/** Deterministic [0, 1) source (mulberry32). */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 let counter = 0;
 /** Pool tests need no signatures (the caller verifies before the pool sees a record). */

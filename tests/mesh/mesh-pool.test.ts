@@ -2,20 +2,11 @@
 import { describe, expect, test } from "bun:test";
 import { createMeshPool } from "../../src/mesh/mesh-pool.ts";
 import { SWITCH_JITTER } from "../../src/mesh/mesh-constants.ts";
+import { seeded } from "../seeded.ts";
 
 const T0 = 1_000_000;
 const MIN = 60_000;
 
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 const id = (i: number) => i.toString(16).padStart(64, "0");
 
 describe("mesh pool limits", () => {

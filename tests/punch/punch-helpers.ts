@@ -1,20 +1,10 @@
 // Shared fixtures of the punch tests: deterministic randomness and app-pool members.
 import type { JoinInput } from "../../src/punch/app-pool.ts";
 import type { NatClassName } from "../../src/stun/nat-class.ts";
+export { seeded } from "../seeded.ts";
 
 export const T0 = 1_700_000_000_000;
 
-/** Deterministic [0, 1) source (mulberry32). */
-export function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Deterministic byte source: a counter, so every call gives new bytes. */
 export function countingBytes(start = 1): (n: number) => Uint8Array {
