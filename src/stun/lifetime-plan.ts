@@ -4,7 +4,8 @@
 // mapping after delay d (an inbound packet would refresh the mapping, so one probe per mapping). The probe
 // arrives iff the mapping outlived d. All sockets of a round run in parallel, so a round costs its longest delay.
 //   1. planLifetimeProbes: staggered delays (default 10…300 s), capped by max.
-//   2. lifetimeBounds: lower = longest delay that succeeded, upper = shortest longer delay that failed.
+//   2. lifetimeBounds: lower = longest delay that succeeded, upper = shortest longer delay that failed (with the
+//      threshold that fewest samples contradict, so one lost probe or an edge sample cannot spoil the bracket).
 //   3. planRefinement: a few sockets splitting (lower, upper) evenly; repeat 2–3 until the interval is small.
 //   4. finishLifetime: { seconds: midpoint, lowerBound, upperBound }.
 // A failure below a success is taken as a lost probe (mappings do not come back to life) and counted.
@@ -65,18 +66,35 @@ export function planLifetimeProbes(init: LifetimePlanInit = {}): number[] {
   return delays;
 }
 
-/** Step 2: bounds from every sample so far (all rounds together). */
+/**
+ * Step 2: bounds from every sample so far (all rounds together). The threshold between "arrived" and "lost" is the
+ * one that contradicts the fewest samples; on a tie the larger one wins, because a lost probe (a failure below a
+ * success) is far likelier than a mapping coming back to life. Contradicting samples are counted as `inconsistent`:
+ * lost probes, or probes that straddled the expiry instant within the timing noise (a success a few ms above a
+ * failure at the very edge, seen in the namespace lab with server-measured ages).
+ */
 export function lifetimeBounds(samples: readonly LifetimeSample[]): LifetimeBounds {
-  let lowerBound = 0;
-  for (const s of samples) if (s.ok && s.delayS > lowerBound) lowerBound = s.delayS;
-  let upperBound: number | null = null;
-  let inconsistent = 0;
-  for (const s of samples) {
-    if (s.ok) continue;
-    if (s.delayS <= lowerBound) inconsistent++;
-    else if (upperBound === null || s.delayS < upperBound) upperBound = s.delayS;
+  const sorted = [...samples].sort((a, b) => a.delayS - b.delayS);
+  // Cut after i samples: those below are taken as "alive", those above as "expired".
+  let failsBelow = 0;
+  let oksAbove = sorted.filter((s) => s.ok).length;
+  let bestCut = 0;
+  let bestErrors = oksAbove;
+  for (let i = 0; i < sorted.length; i++) {
+    if (sorted[i]!.ok) oksAbove--;
+    else failsBelow++;
+    // Only cut between different delays.
+    if (i + 1 < sorted.length && sorted[i + 1]!.delayS === sorted[i]!.delayS) continue;
+    if (failsBelow + oksAbove <= bestErrors) {
+      bestErrors = failsBelow + oksAbove;
+      bestCut = i + 1;
+    }
   }
-  return { lowerBound, upperBound, inconsistent };
+  let lowerBound = 0;
+  for (let i = 0; i < bestCut; i++) if (sorted[i]!.ok) lowerBound = Math.max(lowerBound, sorted[i]!.delayS);
+  let upperBound: number | null = null;
+  for (let i = bestCut; i < sorted.length; i++) if (!sorted[i]!.ok) upperBound = upperBound === null ? sorted[i]!.delayS : Math.min(upperBound, sorted[i]!.delayS);
+  return { lowerBound, upperBound, inconsistent: bestErrors };
 }
 
 /**

@@ -78,6 +78,16 @@ describe("lifetimeBounds", () => {
     expect(lifetimeBounds(s)).toEqual({ lowerBound: 20, upperBound: 30, inconsistent: 1 });
   });
 
+  test("a success a few ms above a failure at the expiry edge still leaves an upper bound", () => {
+    const s = [
+      { delayS: 19, ok: true },
+      { delayS: 20.01, ok: false },
+      { delayS: 20.03, ok: true },
+      { delayS: 20.05, ok: false },
+    ];
+    expect(lifetimeBounds(s)).toEqual({ lowerBound: 20.03, upperBound: 20.05, inconsistent: 1 });
+  });
+
   test("no success gives lower 0; no failure gives upper null", () => {
     expect(lifetimeBounds([{ delayS: 10, ok: false }])).toEqual({ lowerBound: 0, upperBound: 10, inconsistent: 0 });
     expect(lifetimeBounds([{ delayS: 300, ok: true }])).toEqual({ lowerBound: 300, upperBound: null, inconsistent: 0 });
