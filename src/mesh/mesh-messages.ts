@@ -1,0 +1,65 @@
+// Encoding and size-checked decoding of the mesh service's messages (proto/mesh.proto; DESIGN §4, STYLE §6).
+// Decoders throw DecodeError / LimitError; handlers turn those into BAD_REQUEST, callers into bans.
+import { create, toBinary } from "@bufbuild/protobuf";
+import { DecodeError } from "../errors.ts";
+import { decodeMessage } from "../wire/codec.ts";
+import type { NodeRecord } from "../wire/gen/findings_pb.ts";
+import {
+  FindAnswerSchema,
+  PeersAnswerSchema,
+  PeersRequestSchema,
+  SelfCheckAnswerSchema,
+  SelfCheckRequestSchema,
+  type FindAnswer,
+  type SelfCheckAnswer,
+  type SelfCheckRequest,
+  type ServerGroup,
+} from "../wire/gen/mesh_pb.ts";
+import { MAX_RECORD_LIST_BYTES, MAX_SMALL_MESSAGE_BYTES, SELF_CHECK_NONCE_BYTES } from "./mesh-service-constants.ts";
+
+export function encodePeersRequest(max: number): Uint8Array {
+  return toBinary(PeersRequestSchema, create(PeersRequestSchema, { max }));
+}
+
+/** The `max` of a PeersRequest (0 = "the answerer's default"). An empty payload is max 0. */
+export function decodePeersRequest(bytes: Uint8Array): number {
+  return decodeMessage(PeersRequestSchema, bytes, "peers request", MAX_SMALL_MESSAGE_BYTES).max;
+}
+
+export function encodePeersAnswer(records: readonly NodeRecord[]): Uint8Array {
+  return toBinary(PeersAnswerSchema, create(PeersAnswerSchema, { records: [...records] }));
+}
+
+export function decodePeersAnswer(bytes: Uint8Array): NodeRecord[] {
+  return decodeMessage(PeersAnswerSchema, bytes, "peers answer", MAX_RECORD_LIST_BYTES).records;
+}
+
+export function encodeFindAnswer(records: readonly NodeRecord[], groups: readonly ServerGroup[]): Uint8Array {
+  return toBinary(FindAnswerSchema, create(FindAnswerSchema, { records: [...records], groups: [...groups] }));
+}
+
+export function decodeFindAnswer(bytes: Uint8Array): FindAnswer {
+  return decodeMessage(FindAnswerSchema, bytes, "find answer", MAX_RECORD_LIST_BYTES);
+}
+
+export function encodeSelfCheckRequest(init: { tcpPort: number; udpPort: number; nonce: Uint8Array }): Uint8Array {
+  return toBinary(SelfCheckRequestSchema, create(SelfCheckRequestSchema, init));
+}
+
+/** Checks the nonce length and that both ports are set (a self-check of nothing is a probe of us). */
+export function decodeSelfCheckRequest(bytes: Uint8Array): SelfCheckRequest {
+  const req = decodeMessage(SelfCheckRequestSchema, bytes, "self-check request", MAX_SMALL_MESSAGE_BYTES);
+  if (req.nonce.length !== SELF_CHECK_NONCE_BYTES) throw new DecodeError("self-check request", `nonce must be ${SELF_CHECK_NONCE_BYTES} bytes, got ${req.nonce.length}`);
+  if (req.tcpPort < 1 || req.tcpPort > 65535 || req.udpPort < 1 || req.udpPort > 65535) {
+    throw new DecodeError("self-check request", "tcp_port and udp_port must be 1..65535");
+  }
+  return req;
+}
+
+export function encodeSelfCheckAnswer(init: { observedIp: string; tcpReachable: boolean; udpReachable: boolean }): Uint8Array {
+  return toBinary(SelfCheckAnswerSchema, create(SelfCheckAnswerSchema, init));
+}
+
+export function decodeSelfCheckAnswer(bytes: Uint8Array): SelfCheckAnswer {
+  return decodeMessage(SelfCheckAnswerSchema, bytes, "self-check answer", MAX_SMALL_MESSAGE_BYTES);
+}

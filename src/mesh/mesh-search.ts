@@ -1,0 +1,125 @@
+// Search by app kind through the mesh: answer from own knowledge, forward with a hop budget, merge and group (DESIGN §8; seed 001 §服务器群).
+//
+// 1. Rate-limit the asker (per mesh link, per app IP) and drop request ids seen within the window
+//    (a search that loops back answers empty).
+// 2. Local answer: our own record if we serve the kind, plus candidates that serve it.
+// 3. With hops left, forward to every mesh link but the one it came from, one hop less, all at once,
+//    within FIND_HOP_TIMEOUT_MS per hop left.
+// 4. Every forwarded record is verified (signature, syntax); an answer carrying a bad record or
+//    that does not decode is a lie and the caller bans its sender. Records that contradict a
+//    key-checked candidate (same address, another key) are dropped.
+// 5. Merge (one record per node, capped at max_answers) and group by stake address.
+import { errorLine } from "../errors.ts";
+import { Status } from "../wire/codec.ts";
+import type { NodeRecord } from "../wire/gen/findings_pb.ts";
+import type { LinkAnswer, MeshLink } from "./link.ts";
+import { decodeFindAnswer, encodeFindAnswer } from "./mesh-messages.ts";
+import { FIND_HOP_TIMEOUT_MS, MESH_FIND_METHOD } from "./mesh-service-constants.ts";
+import { verifyRecord } from "./record.ts";
+import { encodeFindRequest, mergeAnswers, newFindRequest, nextHop, parseFindRequest, recordsOfKind, createSeenRequests, type FindRequest } from "./search.ts";
+import { groupByStake, toProtoGroup, type ServerGroupView } from "./search-groups.ts";
+import { createRateLimiter } from "./search-rate-limit.ts";
+
+export interface MeshSearchComponents {
+  /** Live mesh links to forward to. */
+  links(): MeshLink[];
+  /** Our own record when we serve `kind`, plus candidates that serve it. */
+  local(kind: string): NodeRecord[];
+  /** True when a forwarded record claims an address a key-checked candidate holds with another key. */
+  contradicts(rec: NodeRecord): boolean;
+  /** A peer answered a forwarded search with something malformed or forged. */
+  onLie(link: MeshLink, why: string): void;
+  /** Message counters. */
+  count(direction: "in" | "out", method: string): void;
+  now?: () => number;
+}
+
+export interface SearchResult {
+  kind: string;
+  records: NodeRecord[];
+  groups: ServerGroupView[];
+}
+
+export interface MeshSearch {
+  /** `mesh.find` on a mesh link. */
+  onMeshRequest(payload: Uint8Array, link: MeshLink): Promise<LinkAnswer>;
+  /** `mesh.find` from an app over QUIC, rate-limited by its IP. */
+  onAppRequest(payload: Uint8Array, remoteIp: string): Promise<LinkAnswer>;
+  /** A search started here (tests, devnet). */
+  find(kind: string, opts?: { hops?: number; maxAnswers?: number }): Promise<SearchResult>;
+  /** Drops a closed link's rate bucket. */
+  forget(linkKey: string): void;
+}
+
+export function createMeshSearch(c: MeshSearchComponents): MeshSearch {
+  const now = c.now ?? Date.now;
+  const seen = createSeenRequests();
+  const limiter = createRateLimiter();
+
+  async function run(req: FindRequest, from: MeshLink | null): Promise<SearchResult> {
+    const local = recordsOfKind(c.local(req.kind), req.kind);
+    const next = nextHop(req);
+    let merged = mergeAnswers([], local, { cap: req.maxAnswers });
+    if (next) {
+      const payload = encodeFindRequest(next);
+      const timeoutMs = FIND_HOP_TIMEOUT_MS * (next.hops + 1);
+      const targets = c.links().filter((l) => l !== from && l.isOpen && l.peerNodeId !== from?.peerNodeId);
+      const answers = await Promise.all(targets.map((link) => ask(link, payload, req.kind, timeoutMs)));
+      for (const more of answers) merged = mergeAnswers(merged, more, { cap: req.maxAnswers });
+    }
+    return { kind: req.kind, records: merged, groups: groupByStake(merged, req.kind) };
+  }
+
+  async function ask(link: MeshLink, payload: Uint8Array, kind: string, timeoutMs: number): Promise<NodeRecord[]> {
+    let answer;
+    try {
+      c.count("out", MESH_FIND_METHOD);
+      answer = await link.request(MESH_FIND_METHOD, payload, { timeoutMs });
+    } catch {
+      return []; // slow or gone: the search goes on without it
+    }
+    if (answer.status !== Status.OK) return [];
+    let records: NodeRecord[];
+    try {
+      records = decodeFindAnswer(answer.payload).records;
+    } catch (err) {
+      c.onLie(link, `undecodable find answer: ${errorLine(err)}`);
+      return [];
+    }
+    const t = now();
+    for (const rec of records) {
+      const check = verifyRecord(rec, t);
+      if (!check.ok && check.reason !== "from-future") {
+        c.onLie(link, `find answer carries a bad record: ${check.reason}`);
+        return [];
+      }
+    }
+    return recordsOfKind(records, kind).filter((r) => verifyRecord(r, t).ok && !c.contradicts(r));
+  }
+
+  function encode(result: SearchResult): LinkAnswer {
+    return { status: Status.OK, payload: encodeFindAnswer(result.records, result.groups.map(toProtoGroup)) };
+  }
+
+  async function answer(payload: Uint8Array, from: MeshLink | null, rateKey: string): Promise<LinkAnswer> {
+    c.count("in", MESH_FIND_METHOD);
+    const parsed = parseFindRequest(payload);
+    if (!parsed.ok) return { status: Status.BAD_REQUEST, error: `${parsed.reason}: ${parsed.detail}` };
+    const t = now();
+    if (!limiter.allow(rateKey, t)) return { status: Status.RATE_LIMITED, error: "too many searches; slow down" };
+    // A request id seen before: the search looped back to us; our part is already in the answer.
+    if (seen.seen(parsed.request.requestId, t)) return { status: Status.OK, payload: encodeFindAnswer([], []) };
+    return encode(await run(parsed.request, from));
+  }
+
+  return {
+    onMeshRequest: (payload, link) => answer(payload, link, `link:${link.peerNodeId ?? link.serial}`),
+    onAppRequest: (payload, remoteIp) => answer(payload, null, `ip:${remoteIp}`),
+    async find(kind, opts = {}) {
+      const req = newFindRequest(kind, opts);
+      seen.seen(req.requestId, now());
+      return run(req, null);
+    },
+    forget: (key) => limiter.forget(`link:${key}`),
+  };
+}

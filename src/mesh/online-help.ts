@@ -1,0 +1,117 @@
+// Online help: a node that knows only addresses asks several of them at once for node records (DESIGN §3 first contact; seed 001 §节点组网).
+//
+// 1. Dial each helper as first contact (untrusted WSS: the link is good for this and nothing else).
+// 2. Ask `mesh.peers`; the answer is the helper's own record (if it serves) and a sample of its pool.
+// 3. Cross-check across answers: every record must verify (a helper sending a forged or broken
+//    record is a liar), a helper given with "#key" must not be contradicted about its own address,
+//    and addresses claimed by different keys in different answers are reported as conflicts. The
+//    caller then key-checks what it merges (record-check.ts), which settles every conflict.
+import { bytesToHex } from "@noble/hashes/utils.js";
+import { errorLine } from "../errors.ts";
+import { formatAddress } from "../transport/address.ts";
+import type { HostPort } from "../transport/tls-address.ts";
+import { Status, statusName } from "../wire/codec.ts";
+import type { NodeRecord } from "../wire/gen/findings_pb.ts";
+import { addressKeys, normalizeIp } from "./candidate-pool.ts";
+import type { MeshLinks } from "./link-service.ts";
+import { decodePeersAnswer, encodePeersRequest } from "./mesh-messages.ts";
+import { HELP_RECORDS_WANTED, HELP_TIMEOUT_MS, MESH_PEERS_METHOD } from "./mesh-service-constants.ts";
+import { recordNodeId, verifyRecord } from "./record.ts";
+
+export interface HelpTarget {
+  /** TCP (mesh) address. */
+  addr: HostPort;
+  /** The helper's X25519 key when the address carried "#key" or came from a record. */
+  publicKey?: Uint8Array;
+}
+
+export interface HelpAnswer {
+  target: HelpTarget;
+  /** Verified records; empty when the helper failed or lied. */
+  records: NodeRecord[];
+  /** Why nothing came back (unreachable, refused), or null. */
+  error: string | null;
+  /** Set when the helper sent something malformed or forged: the caller bans it. */
+  lie: string | null;
+}
+
+export interface HelpRound {
+  answers: HelpAnswer[];
+  /** Address keys ("ip/tcp/port") that different answers give to different node ids. */
+  conflicts: string[];
+}
+
+/** Steps 1–3 against every target at once. Never throws. */
+export async function askForHelp(
+  links: Pick<MeshLinks, "dialUntrusted">,
+  targets: readonly HelpTarget[],
+  opts: { now: number; signal?: AbortSignal; onRequest?: (method: string) => void },
+): Promise<HelpRound> {
+  const answers = await Promise.all(targets.map((t) => askOne(links, t, opts)));
+  // Cross-check: which node ids each address is given to, across helpers.
+  const claims = new Map<string, Set<string>>();
+  for (const a of answers) {
+    for (const rec of a.records) {
+      const id = recordNodeId(rec);
+      for (const k of addressKeys(rec)) {
+        const ids = claims.get(k) ?? new Set<string>();
+        ids.add(id);
+        claims.set(k, ids);
+      }
+    }
+  }
+  const conflicts = [...claims].filter(([, ids]) => ids.size > 1).map(([k]) => k);
+  return { answers, conflicts };
+}
+
+async function askOne(links: Pick<MeshLinks, "dialUntrusted">, target: HelpTarget, opts: { now: number; signal?: AbortSignal; onRequest?: (method: string) => void }): Promise<HelpAnswer> {
+  const out: HelpAnswer = { target, records: [], error: null, lie: null };
+  let link;
+  try {
+    link = await links.dialUntrusted(target.addr, { signal: opts.signal, timeoutMs: HELP_TIMEOUT_MS });
+  } catch (err) {
+    out.error = errorLine(err);
+    return out;
+  }
+  try {
+    opts.onRequest?.(MESH_PEERS_METHOD);
+    const answer = await link.request(MESH_PEERS_METHOD, encodePeersRequest(HELP_RECORDS_WANTED), { signal: opts.signal, timeoutMs: HELP_TIMEOUT_MS });
+    if (answer.status !== Status.OK) {
+      out.error = `${statusName(answer.status)} ${answer.error}`.trim();
+      return out;
+    }
+    let records: NodeRecord[];
+    try {
+      records = decodePeersAnswer(answer.payload);
+    } catch (err) {
+      out.lie = `undecodable peers answer: ${errorLine(err)}`;
+      return out;
+    }
+    for (const rec of records) {
+      const check = verifyRecord(rec, opts.now);
+      if (check.ok) continue;
+      if (check.reason === "from-future") continue; // a clock problem, not a lie: dropped below
+      out.lie = `shared a bad record: ${check.reason} (${check.detail})`;
+      return out;
+    }
+    const valid = records.filter((r) => verifyRecord(r, opts.now).ok);
+    // A helper we know by key must not give its own address to another key.
+    if (target.publicKey) {
+      const own = `${normalizeIp(target.addr.ip)}/tcp/${target.addr.port}`;
+      const wantId = bytesToHex(target.publicKey);
+      for (const rec of valid) {
+        if (addressKeys(rec).includes(own) && bytesToHex(rec.publicKey) !== wantId) {
+          out.lie = `gave its own address ${formatAddress(target.addr.ip, target.addr.port)} to another key`;
+          return out;
+        }
+      }
+    }
+    out.records = valid;
+    return out;
+  } catch (err) {
+    out.error = errorLine(err);
+    return out;
+  } finally {
+    link.close();
+  }
+}

@@ -1,0 +1,81 @@
+// Reachability and key check of a shared record before it joins the candidate pool (seed 001 §候选池 可连接性测试, §公钥广播与验证; DESIGN §3).
+//
+// 1. Dial the record's TCP address as first contact (no pin: the record's SPKI belongs to one run
+//    and the key is what we verify). A failed dial means "unreachable", not "lying".
+// 2. Send `mesh.key-check` with Seal(A) to the record's key; the named node answers
+//    Seal(A ‖ its address ‖ its signing key) (key-challenge.ts).
+// 3. An answer that does not prove the key (UNAUTHENTICATED, a box we cannot open, another A,
+//    address or signing key) is a key failure: whoever shared the record lied.
+import { errorLine } from "../errors.ts";
+import type { NodeKey } from "../identity/node-key.ts";
+import type { HostPort } from "../transport/tls-address.ts";
+import { Status, statusName } from "../wire/codec.ts";
+import type { NodeRecord } from "../wire/gen/findings_pb.ts";
+import { answerChallenge, checkAnswer, makeChallenge } from "./key-challenge.ts";
+import type { LinkAnswer } from "./link.ts";
+import type { MeshLinks } from "./link-service.ts";
+import { KEY_CHECK_TIMEOUT_MS, MESH_KEY_CHECK_METHOD } from "./mesh-service-constants.ts";
+import { recordAddress } from "./record.ts";
+
+export type RecordCheckResult =
+  | { ok: true; rttMs: number }
+  /** No TCP address, dial failed, timed out, or the node does not serve: not evidence of a lie. */
+  | { ok: false; kind: "unreachable"; detail: string }
+  /** The node at the address could not prove the record's key: the record is forged. */
+  | { ok: false; kind: "key-mismatch"; detail: string };
+
+/** The TCP (mesh) address of a record's first address that has one. */
+export function recordTcpAddress(rec: NodeRecord): HostPort | null {
+  const a = rec.addresses.find((x) => x.tcpPort !== 0);
+  return a ? { ip: a.ip, port: a.tcpPort } : null;
+}
+
+/** Steps 1–3 from the checker's side. Never throws. */
+export async function checkRecord(
+  links: Pick<MeshLinks, "dialUntrusted">,
+  nodeKey: NodeKey,
+  rec: NodeRecord,
+  opts: { signal?: AbortSignal; timeoutMs?: number; onRequest?: (method: string) => void } = {},
+): Promise<RecordCheckResult> {
+  const addr = recordTcpAddress(rec);
+  if (!addr) return { ok: false, kind: "unreachable", detail: "the record has no TCP address" };
+  const timeoutMs = opts.timeoutMs ?? KEY_CHECK_TIMEOUT_MS;
+  let challenge: ReturnType<typeof makeChallenge>;
+  try {
+    challenge = makeChallenge(nodeKey, rec.publicKey, { signingKey: rec.signingKey });
+  } catch (err) {
+    // A key that cannot be sealed to (low-order point) cannot belong to anyone.
+    return { ok: false, kind: "key-mismatch", detail: `unusable public key: ${errorLine(err)}` };
+  }
+  const t0 = performance.now();
+  let link;
+  try {
+    link = await links.dialUntrusted(addr, { signal: opts.signal, timeoutMs });
+  } catch (err) {
+    return { ok: false, kind: "unreachable", detail: errorLine(err) };
+  }
+  try {
+    opts.onRequest?.(MESH_KEY_CHECK_METHOD);
+    const answer = await link.request(MESH_KEY_CHECK_METHOD, challenge.payload, { signal: opts.signal, timeoutMs });
+    const rttMs = performance.now() - t0;
+    if (answer.status === Status.UNAUTHENTICATED) return { ok: false, kind: "key-mismatch", detail: `the node at the address cannot open the challenge: ${answer.error}` };
+    if (answer.status !== Status.OK) return { ok: false, kind: "unreachable", detail: `${statusName(answer.status)} ${answer.error}`.trim() };
+    const check = checkAnswer(challenge.expect, answer.payload, recordAddress(rec));
+    if (!check.ok) return { ok: false, kind: "key-mismatch", detail: `${check.reason}: ${check.detail}` };
+    return { ok: true, rttMs };
+  } catch (err) {
+    return { ok: false, kind: "unreachable", detail: errorLine(err) };
+  } finally {
+    link.close();
+  }
+}
+
+/** Step 2 on the named node: answers a challenge for our own record. `ownRecord` is undefined while
+ *  we do not serve (then we have no address to vouch for). */
+export function answerKeyCheck(nodeKey: NodeKey, payload: Uint8Array, ownRecord: NodeRecord | undefined): LinkAnswer {
+  if (!ownRecord) return { status: Status.REFUSED, error: "this node does not serve (no record)" };
+  const answered = answerChallenge(nodeKey, payload, recordAddress(ownRecord));
+  if (answered.ok) return { status: Status.OK, payload: answered.answer };
+  const status = answered.reason === "cannot-open" ? Status.UNAUTHENTICATED : Status.BAD_REQUEST;
+  return { status, error: `${answered.reason}: ${answered.detail}` };
+}

@@ -1,0 +1,158 @@
+// Merging shared records into the candidate pool: verify → plan → reachability + key check → add, and punish liars (seed 001 §候选池, §公钥广播与验证; DESIGN §3, §5).
+//
+// 1. Every record must verify (signature, syntax); one that does not means the sharer forged or
+//    broke it: the sharer is punished and nothing it sent is merged.
+// 2. candidate-pool planMerge() says which records are new (check them) and which are newer
+//    versions at proven addresses (add them at once).
+// 3. Checks run a few at a time; the same record shared by several peers is checked once and
+//    every sharer is remembered. A key failure punishes all of them (the seed: 公钥验证失败 →
+//    临时黑名单); an unreachable node is just not added (and not re-checked for a while).
+// 4. A checked record is added only if at least one sharer is still in good standing (or it came
+//    from our own cache): a liar's other records are not merged.
+import type { NodeRecord } from "../wire/gen/findings_pb.ts";
+import type { BanList } from "./ban-list.ts";
+import type { CandidatePool } from "./candidate-pool.ts";
+import { DIAL_COOLDOWN_MS, MAX_CONCURRENT_KEY_CHECKS } from "./mesh-service-constants.ts";
+import type { RecordCheckResult } from "./record-check.ts";
+import { recordNodeId, verifyRecord } from "./record.ts";
+
+/** Who gave us records: a mesh peer (id and service IP), a helper we dialled (IP), or null for our
+ *  own peer cache. */
+export interface Sharer {
+  label: string;
+  id?: string | null;
+  ip?: string | null;
+}
+
+export interface RecordMergerComponents {
+  pool: CandidatePool;
+  bans: BanList;
+  /** Reachability + key check of one record (record-check.ts checkRecord). */
+  check(rec: NodeRecord): Promise<RecordCheckResult>;
+  /** Bans a sharer and drops what it holds; called once per lie. */
+  punish(sharer: Sharer, why: string): void;
+  now(): number;
+  /** @default MAX_CONCURRENT_KEY_CHECKS */
+  maxConcurrentChecks?: number;
+}
+
+export interface MergeCounters {
+  recordsReceived: number;
+  recordsRefreshed: number;
+  checksOk: number;
+  checksKeyFailed: number;
+  checksUnreachable: number;
+  recordsAdded: number;
+  badRecords: number;
+}
+
+export interface RecordMerger {
+  /** Steps 1–4; resolves when the checks this batch started are done. Never throws. */
+  merge(records: readonly NodeRecord[], sharer: Sharer | null): Promise<void>;
+  readonly counters: MergeCounters;
+  /** Checks running or queued. */
+  readonly pending: number;
+}
+
+interface InFlight {
+  sharers: Sharer[];
+  fromCache: boolean;
+  done: Promise<void>;
+}
+
+export function createRecordMerger(c: RecordMergerComponents): RecordMerger {
+  const maxChecks = c.maxConcurrentChecks ?? MAX_CONCURRENT_KEY_CHECKS;
+  const counters: MergeCounters = { recordsReceived: 0, recordsRefreshed: 0, checksOk: 0, checksKeyFailed: 0, checksUnreachable: 0, recordsAdded: 0, badRecords: 0 };
+  const inFlight = new Map<string, InFlight>();
+  /** fingerprint → time until which an unreachable record is not checked again */
+  const unreachable = new Map<string, number>();
+  let running = 0;
+  const queue: (() => void)[] = [];
+
+  const banned = (s: Sharer, now: number) => (s.id ? c.bans.isBanned(s.id, now) : false) || (s.ip ? c.bans.isBanned(s.ip, now) : false);
+
+  async function slot<T>(fn: () => Promise<T>): Promise<T> {
+    if (running >= maxChecks) await new Promise<void>((r) => queue.push(r));
+    running++;
+    try {
+      return await fn();
+    } finally {
+      running--;
+      queue.shift()?.();
+    }
+  }
+
+  function checkShared(rec: NodeRecord, sharer: Sharer | null): Promise<void> {
+    const key = fingerprint(rec);
+    const existing = inFlight.get(key);
+    if (existing) {
+      if (sharer) existing.sharers.push(sharer);
+      else existing.fromCache = true;
+      return existing.done;
+    }
+    const entry: InFlight = { sharers: sharer ? [sharer] : [], fromCache: sharer === null, done: Promise.resolve() };
+    entry.done = slot(async () => {
+      const result = await c.check(rec);
+      const now = c.now();
+      if (result.ok) {
+        counters.checksOk++;
+        const vouched = entry.fromCache || entry.sharers.some((s) => !banned(s, now));
+        if (vouched && !c.bans.isBanned(recordNodeId(rec), now)) {
+          const added = c.pool.add(rec, now, { rttMs: result.rttMs });
+          if (added.outcome === "added" || added.outcome === "updated") counters.recordsAdded++;
+        }
+      } else if (result.kind === "key-mismatch") {
+        counters.checksKeyFailed++;
+        c.pool.noteCheckFailed(rec, now);
+        const why = `shared a record whose key failed verification (${recordNodeId(rec).slice(0, 16)}…: ${result.detail})`;
+        for (const s of entry.sharers) c.punish(s, why);
+      } else {
+        counters.checksUnreachable++;
+        if (unreachable.size > 10_000) unreachable.clear();
+        unreachable.set(key, now + DIAL_COOLDOWN_MS);
+      }
+    }).finally(() => inFlight.delete(key));
+    inFlight.set(key, entry);
+    return entry.done;
+  }
+
+  return {
+    counters,
+    get pending() {
+      return inFlight.size;
+    },
+    async merge(records, sharer) {
+      const now = c.now();
+      counters.recordsReceived += records.length;
+      if (sharer && banned(sharer, now)) return;
+      const valid: NodeRecord[] = [];
+      for (const rec of records) {
+        const check = verifyRecord(rec, now);
+        if (check.ok) valid.push(rec);
+        else if (check.reason !== "from-future") {
+          counters.badRecords++;
+          if (sharer) c.punish(sharer, `shared a bad record: ${check.reason}`);
+          return;
+        }
+      }
+      for (const [k, until] of unreachable) if (until <= now) unreachable.delete(k);
+      const plan = c.pool.planMerge(
+        valid.filter((r) => !unreachable.has(fingerprint(r))),
+        now,
+        { isBanned: (x) => c.bans.isBanned(x, now) },
+      );
+      for (const rec of plan.refresh) {
+        counters.recordsRefreshed++;
+        c.pool.add(rec, now);
+      }
+      await Promise.all(plan.check.map((rec) => checkShared(rec, sharer)));
+    },
+  };
+}
+
+/** One record version: node id plus the start of its signature. */
+function fingerprint(rec: NodeRecord): string {
+  let sig = "";
+  for (const b of rec.signature.subarray(0, 16)) sig += b.toString(16).padStart(2, "0");
+  return `${recordNodeId(rec)}:${sig}`;
+}

@@ -1,0 +1,155 @@
+// Merging shared records (src/mesh/record-merge.ts; seed 001 §公钥广播与验证): verify, check once per record, punish every sharer of a forged key, keep a liar's other records out, and the mesh messages' decoders on hostile bytes.
+import { describe, expect, test } from "bun:test";
+import { clone } from "@bufbuild/protobuf";
+import { DecodeError, LimitError } from "../../src/errors.ts";
+import { generateNodeKey, type NodeKey } from "../../src/identity/node-key.ts";
+import { createBanList } from "../../src/mesh/ban-list.ts";
+import { createCandidatePool } from "../../src/mesh/candidate-pool.ts";
+import { decodeFindAnswer, decodePeersAnswer, decodePeersRequest, decodeSelfCheckRequest, encodeSelfCheckRequest } from "../../src/mesh/mesh-messages.ts";
+import { MAX_RECORD_LIST_BYTES } from "../../src/mesh/mesh-service-constants.ts";
+import type { RecordCheckResult } from "../../src/mesh/record-check.ts";
+import { createRecordMerger, type Sharer } from "../../src/mesh/record-merge.ts";
+import { buildRecord, recordNodeId, signRecord } from "../../src/mesh/record.ts";
+import { NodeRecordSchema, type NodeRecord } from "../../src/wire/gen/findings_pb.ts";
+
+const T0 = 1_800_000_000_000;
+const SPKI = "ab".repeat(32);
+
+function recordOf(key: NodeKey, ip: string): NodeRecord {
+  return buildRecord(key, { addresses: [{ ip, udpPort: 7788, tcpPort: 7788 }], spki: SPKI, seq: 1, now: T0 });
+}
+
+/** The liar's trick: someone's record with a fresh key, re-signed so the signature still verifies. */
+function forge(rec: NodeRecord): NodeRecord {
+  const fake = generateNodeKey();
+  const out = clone(NodeRecordSchema, rec);
+  out.publicKey = fake.publicKey;
+  return signRecord(out, fake.privateKey);
+}
+
+function setup(checks: (rec: NodeRecord) => RecordCheckResult | Promise<RecordCheckResult>) {
+  const pool = createCandidatePool({ selfId: "f".repeat(64) });
+  const bans = createBanList();
+  const punished: { sharer: Sharer; why: string }[] = [];
+  const checked: string[] = [];
+  const merger = createRecordMerger({
+    pool,
+    bans,
+    now: () => T0,
+    async check(rec) {
+      checked.push(recordNodeId(rec));
+      return checks(rec);
+    },
+    punish(sharer, why) {
+      punished.push({ sharer, why });
+      if (sharer.id) bans.ban(sharer.id, { reason: why, now: T0 });
+      if (sharer.ip) bans.ban(sharer.ip, { reason: why, now: T0 });
+    },
+  });
+  return { pool, bans, punished, checked, merger };
+}
+
+const honest = (): RecordCheckResult => ({ ok: true, rttMs: 1 });
+
+describe("merging shared records", () => {
+  test("a record that passes its check is added with the check's round trip", async () => {
+    const { pool, merger } = setup(honest);
+    const r = recordOf(generateNodeKey(), "192.0.2.1");
+    await merger.merge([r], { label: "peer", id: "a".repeat(64) });
+    expect(pool.get(recordNodeId(r))!.rttMs).toBe(1);
+    expect(merger.counters.checksOk).toBe(1);
+  });
+
+  test("a forged key punishes every sharer of it, and the liar's other records are not merged", async () => {
+    const genuine = recordOf(generateNodeKey(), "192.0.2.1");
+    const forged = forge(genuine);
+    const liarsOwn = recordOf(generateNodeKey(), "192.0.2.9");
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const { pool, punished, checked, merger } = setup(async (rec) => {
+      if (recordNodeId(rec) === recordNodeId(forged)) return { ok: false, kind: "key-mismatch", detail: "cannot open" };
+      await gate; // the liar's own record finishes its check after the lie was caught
+      return { ok: true, rttMs: 2 };
+    });
+    const liar: Sharer = { label: "liar", id: "b".repeat(64), ip: "192.0.2.9" };
+    const accomplice: Sharer = { label: "accomplice", id: "c".repeat(64), ip: "192.0.2.10" };
+    const both = Promise.all([merger.merge([liarsOwn, forged], liar), merger.merge([forged], accomplice)]);
+    await Bun.sleep(10);
+    release();
+    await both;
+    expect(checked.filter((id) => id === recordNodeId(forged))).toHaveLength(1); // one check for both sharers
+    expect(punished.map((p) => p.sharer.label).sort()).toEqual(["accomplice", "liar"]);
+    expect(punished[0]!.why).toContain("key failed verification");
+    expect(pool.has(recordNodeId(forged))).toBe(false);
+    expect(pool.has(recordNodeId(liarsOwn))).toBe(false);
+    // Re-shared later, the forged version is not checked again.
+    await merger.merge([forged], { label: "someone", id: "d".repeat(64) });
+    expect(checked.filter((id) => id === recordNodeId(forged))).toHaveLength(1);
+  });
+
+  test("an unreachable node is not added, not punished, and not re-checked at once", async () => {
+    const { pool, punished, checked, merger } = setup(() => ({ ok: false, kind: "unreachable", detail: "refused" }));
+    const r = recordOf(generateNodeKey(), "192.0.2.1");
+    await merger.merge([r], { label: "p", id: "a".repeat(64) });
+    await merger.merge([r], { label: "q", id: "e".repeat(64) });
+    expect(pool.size).toBe(0);
+    expect(punished).toEqual([]);
+    expect(checked).toHaveLength(1);
+  });
+
+  test("a record with a broken signature punishes its sharer and nothing of the batch is merged", async () => {
+    const { pool, punished, merger } = setup(honest);
+    const good = recordOf(generateNodeKey(), "192.0.2.1");
+    const broken = clone(NodeRecordSchema, recordOf(generateNodeKey(), "192.0.2.2"));
+    broken.kinds = ["app:tampered"];
+    await merger.merge([good, broken], { label: "relay", id: "a".repeat(64) });
+    expect(punished).toHaveLength(1);
+    expect(punished[0]!.why).toContain("bad-signature");
+    expect(pool.size).toBe(0);
+  });
+
+  test("records from a banned sharer are ignored; records from our own cache need no sharer", async () => {
+    const { pool, bans, merger } = setup(honest);
+    bans.ban("a".repeat(64), { reason: "earlier lie", now: T0 });
+    const r = recordOf(generateNodeKey(), "192.0.2.1");
+    await merger.merge([r], { label: "banned", id: "a".repeat(64) });
+    expect(pool.size).toBe(0);
+    await merger.merge([r], null);
+    expect(pool.size).toBe(1);
+  });
+});
+
+describe("mesh message decoders", () => {
+  const decoders: [string, (b: Uint8Array) => unknown][] = [
+    ["peers request", decodePeersRequest],
+    ["peers answer", decodePeersAnswer],
+    ["find answer", decodeFindAnswer],
+    ["self-check request", decodeSelfCheckRequest],
+  ];
+
+  test("random bytes give typed errors or a message, never a crash", () => {
+    let state = 7;
+    const rnd = () => (state = (state * 1103515245 + 12345) & 0x7fffffff) & 0xff;
+    for (const [, decode] of decoders) {
+      for (let i = 0; i < 300; i++) {
+        const bytes = Uint8Array.from({ length: 1 + (i % 97) }, rnd);
+        try {
+          decode(bytes);
+        } catch (err) {
+          expect(err instanceof DecodeError || err instanceof LimitError).toBe(true);
+        }
+      }
+    }
+  });
+
+  test("a record list one byte over the limit is refused before parsing", () => {
+    expect(() => decodePeersAnswer(new Uint8Array(MAX_RECORD_LIST_BYTES + 1))).toThrow(LimitError);
+    expect(() => decodeFindAnswer(new Uint8Array(MAX_RECORD_LIST_BYTES + 1))).toThrow(LimitError);
+  });
+
+  test("a self-check request needs a 16-byte nonce and both ports", () => {
+    expect(decodeSelfCheckRequest(encodeSelfCheckRequest({ tcpPort: 1, udpPort: 2, nonce: new Uint8Array(16) })).udpPort).toBe(2);
+    expect(() => decodeSelfCheckRequest(encodeSelfCheckRequest({ tcpPort: 1, udpPort: 2, nonce: new Uint8Array(15) }))).toThrow(DecodeError);
+    expect(() => decodeSelfCheckRequest(encodeSelfCheckRequest({ tcpPort: 0, udpPort: 2, nonce: new Uint8Array(16) }))).toThrow(DecodeError);
+  });
+});
