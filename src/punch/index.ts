@@ -10,3 +10,14 @@ export * from "./punch-roles.ts";
 export * from "./punch-strategy.ts";
 export * from "./share-pool.ts";
 export * from "./stakes.ts";
+// Services and the app-side client (this edges: sockets, timers).
+export * from "./punch-client-constants.ts";
+export * from "./punch-info.ts";
+export * from "./punch-order.ts";
+export * from "./punch-packet.ts";
+export * from "./punch-result.ts";
+export * from "./punch-attempt.ts";
+export * from "./punch-client.ts";
+export * from "./punch-service.ts";
+export * from "./share-client.ts";
+export * from "./share-service.ts";

@@ -1,0 +1,122 @@
+// Benchmark: `findings punch <id>` per NAT pair in the namespace lab (DESIGN §7, §10): success rate over repeated
+// runs and the time from the start of the command to an established, pinned and checked link.
+//
+//   bun scripts/bench/punch-grid.ts [--runs 5] [--json]
+//
+// Needs root, iproute2 and nftables (tests/natlab/README.md). Setup: lab.sh up (left as found afterwards); one
+// `findings serve` in fl-s1 serving app:chat; one `findings punch --wait` app per class (public, full-cone,
+// restricted-cone, port-restricted-cone, symmetric, udp-firewall). For every ordered pair (puncher → waiter) and
+// run, one `findings punch <waiter id> --json` process runs in the puncher's namespace; runs are interleaved over
+// the pairs. Before each run the restricted-cone router's "seen" set is emptied (otherwise earlier runs' traffic
+// keeps hosts admitted and the restricted cone behaves like a full cone towards them).
+// Reported per pair: connected runs / runs, median `elapsedMs` (command start → link up: Bun start-up excluded,
+// bootstrap + join + request + punch included), median `punchMs` (offer → link) and the strategy. Pairs the node
+// refuses (symmetric ↔ symmetric / port-restricted-cone) are timed as refusals.
+import { labDown, labUnavailableReason, labUp, type LabClass } from "../../tests/natlab/lab.ts";
+import { labIsUp } from "../../tests/nat/lab-servers.ts";
+import {
+  expectedOutcome,
+  foreignRouterTables,
+  NAT_OF,
+  punchOnce,
+  removeAppHomes,
+  resetRestrictedConeSeen,
+  startPunchNode,
+  startWaiter,
+  type Waiter,
+} from "./punch-lab.ts";
+
+const args = process.argv.slice(2);
+const RUNS = Number(args[args.indexOf("--runs") + 1] ?? 5) || 5;
+const JSON_OUT = args.includes("--json");
+const CLASSES: LabClass[] = ["public", "fullc", "rc", "prc", "sym", "udpfw"];
+const SHORT: Record<LabClass, string> = { public: "Public", fullc: "FullC", rc: "RC", prc: "P-RC", sym: "Sym", udpfw: "UDP-FW", udpblk: "UDP-Blk" };
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length === 0 ? NaN : s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+}
+
+const reason = labUnavailableReason();
+if (reason) {
+  console.error(`punch-grid: the NAT lab cannot run here: ${reason}`);
+  process.exit(2);
+}
+const wasUp = labIsUp();
+labUp();
+const foreign = foreignRouterTables();
+if (foreign.length) console.error(`punch-grid: warning: the routers carry foreign rules (${foreign.join("; ")}); figures may be off`);
+
+interface Cell {
+  from: LabClass;
+  to: LabClass;
+  expected: "connect" | "refused";
+  strategy: string;
+  ok: number;
+  runs: number;
+  elapsedMs: number[];
+  punchMs: number[];
+  wallMs: number[];
+  reasons: string[];
+}
+
+const node = await startPunchNode();
+const waiters = new Map<LabClass, Waiter>();
+try {
+  for (const w of await Promise.all(CLASSES.map((c) => startWaiter(c, { server: node.server })))) waiters.set(w.cls, w);
+  const cells: Cell[] = [];
+  for (const from of CLASSES) for (const to of CLASSES) if (from !== to) cells.push({ from, to, expected: expectedOutcome(from, to), strategy: "", ok: 0, runs: 0, elapsedMs: [], punchMs: [], wallMs: [], reasons: [] });
+  const t0 = performance.now();
+  for (let run = 0; run < RUNS; run++) {
+    for (const c of cells) {
+      resetRestrictedConeSeen();
+      const r = await punchOnce(c.from, { server: node.server, targetId: waiters.get(c.to)!.id });
+      c.runs++;
+      c.wallMs.push(r.wallMs);
+      const res = r.result;
+      if (res) c.strategy = String(res.strategy);
+      if (res?.connected) {
+        c.ok++;
+        c.elapsedMs.push(res.elapsedMs as number);
+        c.punchMs.push(res.punchMs as number);
+      } else {
+        c.elapsedMs.push((res?.elapsedMs as number) ?? r.wallMs);
+        const why = String(res?.reason ?? r.stderr.trim().split("\n").at(-1) ?? "?").slice(0, 120);
+        if (!c.reasons.includes(why)) c.reasons.push(why);
+      }
+    }
+    if (!JSON_OUT) process.stderr.write(`punch-grid: round ${run + 1}/${RUNS} done (${Math.round((performance.now() - t0) / 1000)} s)\n`);
+  }
+  if (JSON_OUT) {
+    console.log(JSON.stringify({ runs: RUNS, cells: cells.map((c) => ({ ...c, medianElapsedMs: median(c.elapsedMs), medianPunchMs: median(c.punchMs) })) }, null, 2));
+  } else {
+    const w = 14;
+    const lines: string[] = [];
+    lines.push(`findings punch grid, ${RUNS} runs per pair: connected/runs and median ms from command start to link (punch → waiting side)`);
+    lines.push(["puncher \\ waiter".padEnd(16), ...CLASSES.map((c) => SHORT[c].padStart(w))].join(""));
+    for (const from of CLASSES) {
+      const row = [SHORT[from].padEnd(16)];
+      for (const to of CLASSES) {
+        const c = cells.find((x) => x.from === from && x.to === to);
+        if (!c) row.push("—".padStart(w));
+        else if (c.expected === "refused") row.push(`refused ${Math.round(median(c.elapsedMs))}`.padStart(w));
+        else row.push(`${c.ok}/${c.runs} ${Number.isNaN(median(c.elapsedMs)) ? "-" : Math.round(median(c.elapsedMs))}`.padStart(w));
+      }
+      lines.push(row.join(""));
+    }
+    lines.push("");
+    lines.push("pair                      strategy            ok    elapsed ms (median)  punch ms (median)  process wall ms (median)");
+    for (const c of cells) {
+      lines.push(
+        `${`${SHORT[c.from]} → ${SHORT[c.to]}`.padEnd(26)}${c.strategy.padEnd(20)}${`${c.ok}/${c.runs}`.padEnd(6)}${String(Math.round(median(c.elapsedMs))).padEnd(21)}${String(Number.isNaN(median(c.punchMs)) ? "-" : Math.round(median(c.punchMs))).padEnd(19)}${Math.round(median(c.wallMs))}`,
+      );
+      for (const r of c.reasons) if (c.expected === "connect") lines.push(`    failure: ${r}`);
+    }
+    console.log(lines.join("\n"));
+  }
+} finally {
+  await Promise.all([...waiters.values()].map((w) => w.stop()));
+  await node.stop();
+  removeAppHomes();
+  if (!wasUp) labDown();
+}

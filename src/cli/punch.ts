@@ -1,0 +1,215 @@
+// `findings punch`: debug hole punching through a Findings node (DESIGN §7). `--wait` joins the kind's app pool,
+// prints this app's node id and prints one result per peer that reaches it; `<id>` punches that node (directed);
+// neither punches random compatible members (random punch). The protocol is in src/punch/punch-client.ts.
+//
+// NAT class: `--nat CLASS` when given; else `findings probe` as a library (src/stun/probe-client.ts) against the
+// server (about the probe timeout, 6 s); when it fails or gives no class, "unknown" (then only Public/FullC peers
+// can be punched). With a single server the probe may come out stricter than the truth (NewHost needs other
+// nodes of the mesh): pass --nat when you know the class.
+import { defineCommand } from "citty";
+import { isIP } from "node:net";
+import { PeerError, TimeoutError, errorLine } from "../errors.ts";
+import { loadOrCreateNodeKey } from "../identity/node-key.ts";
+import { createLogger } from "../ops/logger.ts";
+import { createPunchClient, isPunchRefused, type JoinInfo, type PunchClient } from "../punch/punch-client.ts";
+import { describeResult, failedResult, type PunchResult } from "../punch/punch-result.ts";
+import { isNatClassName, NAT_CLASSES, type NatClassName } from "../stun/nat-class.ts";
+import { runProbe } from "../stun/probe-client.ts";
+import { parseAddress, type PeerAddress } from "../transport/address.ts";
+import type { TransportLog } from "../transport/quic-config.ts";
+import { Status } from "../wire/codec.ts";
+import { action, commonArgs, jsonArg, loadContext, printJson } from "./common.ts";
+
+/** Whole-command budget for a one-shot punch, in seconds: bootstrap, request, and a spray attempt (15 s). */
+const DEFAULT_PUNCH_TIMEOUT_S = 20;
+
+/** --nat value: a JSON name ("port-restricted-cone") or a label ("P-RC"), any case. */
+export function parseNatFlag(text: string): NatClassName {
+  const t = text.trim().toLowerCase();
+  if (isNatClassName(t)) return t;
+  const byLabel = NAT_CLASSES.find((c) => c.label.toLowerCase() === t);
+  if (byLabel) return byLabel.nat;
+  throw new Error(`Invalid flag --nat: ${JSON.stringify(text)} is not allowed (allowed: ${NAT_CLASSES.map((c) => c.nat).join(", ")}, or a label like P-RC)`);
+}
+
+/** Our NAT class: the flag, else a probe against the server (`findings probe` as a library), else unknown. */
+async function resolveNat(flag: string | undefined, server: PeerAddress, signal: AbortSignal): Promise<{ nat: NatClassName | null; source: "flag" | "probe" | "unknown"; note?: string }> {
+  if (flag !== undefined) return { nat: parseNatFlag(flag), source: "flag" };
+  try {
+    const report = await runProbe({ servers: [{ ip: server.ip, port: server.port, publicKey: server.publicKey }], signal });
+    return report.nat ? { nat: report.nat, source: "probe" } : { nat: null, source: "unknown", note: "the probe found no class" };
+  } catch (err) {
+    return { nat: null, source: "unknown", note: `the probe failed: ${errorLine(err)}` };
+  }
+}
+
+/** @matrixai/quic throws from an event listener when a send on the shared socket fails with a code it does not
+ *  expect — ECONNREFUSED/EHOSTUNREACH reported for an EARLIER datagram whose ICMP error came back (our openers
+ *  to a NAT port without a mapping, or to a peer that went away). That one packet is lost and QUIC resends it;
+ *  the link lives on. Anything else uncaught is a bug: one line and exit 1. */
+export function isStraySendError(err: unknown): boolean {
+  const e = err as { name?: string; message?: string; cause?: { code?: string } } | null;
+  return !!e && /Failed to send data on the QUICSocket/.test(e.message ?? "") && ["ECONNREFUSED", "EHOSTUNREACH", "ENETUNREACH"].includes(e.cause?.code ?? "");
+}
+
+function oneLine(value: unknown): string {
+  return JSON.stringify(value);
+}
+
+export const punchCommand = defineCommand({
+  meta: { name: "punch", description: "Debug hole punching: --wait to be punched, or punch the node ID (random peers without ID)" },
+  args: {
+    ...commonArgs,
+    ...jsonArg,
+    id: { type: "positional", required: false, description: "Node id (hex) of the app to punch; omit for a random punch", valueHint: "ID" },
+    server: { type: "string", required: true, description: "Findings node ip:port#<node key hex> (the key pins the link)", valueHint: "ADDR" },
+    kind: { type: "string", required: true, description: 'App kind whose pool to join, e.g. "app:chat"', valueHint: "KIND" },
+    wait: { type: "boolean", description: "Join and wait to be punched; print one result per peer" },
+    once: { type: "boolean", description: "With --wait: exit after the first peer connected" },
+    keep: { type: "boolean", description: "After punching, stay: keep the link and punch again when the node re-offers (signalling coordination)" },
+    nat: { type: "string", description: "My NAT class (public, full-cone, restricted-cone, port-restricted-cone, symmetric, …); default: probe", valueHint: "CLASS" },
+    host: { type: "string", description: "Local address to bind (default 0.0.0.0, or :: for an IPv6 server)", valueHint: "IP" },
+    port: { type: "string", description: "Local UDP port (default: any)", valueHint: "N" },
+    max: { type: "string", description: "Random punch: most peers (default: the node's peers_punch)", valueHint: "N" },
+    "target-kind": { type: "string", description: "Directed punch into another kind's pool", valueHint: "KIND" },
+    timeout: { type: "string", description: `Seconds for a one-shot punch (default ${DEFAULT_PUNCH_TIMEOUT_S})`, valueHint: "S" },
+  },
+  run: action(async ({ args }) => {
+    const t0 = performance.now();
+    const elapsed = () => Math.round(performance.now() - t0);
+    const server = parseAddress(args.server, "--server");
+    if (!server.publicKey) throw new Error("Invalid flag --server: the node key is needed to pin the link (allowed: ip:port#<64 hex key>, as `findings id` prints it on the node)");
+    const timeoutS = args.timeout === undefined ? DEFAULT_PUNCH_TIMEOUT_S : Number(args.timeout);
+    if (!Number.isFinite(timeoutS) || timeoutS <= 0) throw new Error(`Invalid flag --timeout: ${JSON.stringify(args.timeout)} is not allowed (allowed: a positive number of seconds)`);
+    const port = args.port === undefined ? 0 : Number(args.port);
+    if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`Invalid flag --port: ${JSON.stringify(args.port)} is not allowed (allowed: an integer from 0 to 65535)`);
+    if (args.host !== undefined && isIP(args.host) === 0) throw new Error(`Invalid flag --host: ${JSON.stringify(args.host)} is not an IP address`);
+    const max = args.max === undefined ? 0 : Number(args.max);
+    if (!Number.isInteger(max) || max < 0 || max > 100) throw new Error(`Invalid flag --max: ${JSON.stringify(args.max)} is not allowed (allowed: 1..100)`);
+    const target = args.id as string | undefined;
+    if (target !== undefined && !/^[0-9a-fA-F]{64}$/.test(target)) throw new Error(`Invalid argument ID: ${JSON.stringify(target)} is not a node id (allowed: 64 hex digits)`);
+    if (args.wait && target !== undefined) throw new Error("Invalid flags: --wait and an ID exclude each other (one side waits, the other punches)");
+
+    const ctx = loadContext(args);
+    const key = loadOrCreateNodeKey(ctx.home);
+    let log: TransportLog | undefined;
+    const logger = args["log-level"] ? createLogger({ level: ctx.config.log_level, terminalLevel: ctx.config.log_level }) : undefined;
+    if (logger) log = (level, msg, fields) => logger[level](msg, fields);
+
+    const deadline = AbortSignal.timeout(timeoutS * 1000);
+    const nat = await resolveNat(args.nat, server, deadline);
+    const print = (r: PunchResult, pretty: boolean) => {
+      if (args.json) pretty ? printJson(r) : process.stdout.write(oneLine(r) + "\n");
+      else process.stdout.write(describeResult(r) + "\n");
+    };
+
+    let client: PunchClient | undefined;
+    let stopping = false;
+    const shutdown = async (code: number) => {
+      if (stopping) return;
+      stopping = true;
+      await client?.stop().catch(() => {});
+      await logger?.close();
+      process.exit(code);
+    };
+    process.on("uncaughtException", (err) => {
+      if (isStraySendError(err)) {
+        log?.("debug", "a QUIC packet was lost to an earlier ICMP error on the socket", { error: errorLine(err) });
+        return;
+      }
+      process.stderr.write(`findings: ${errorLine(err)}\n`);
+      process.exit(1);
+    });
+    process.on("SIGINT", () => void shutdown(0));
+    process.on("SIGTERM", () => void shutdown(0));
+
+    // Results of offers the node pushes: the --wait side's peers, and re-offers (--keep).
+    let streaming = false;
+    /** When each attempt finished, ms since the command started. */
+    const finishedAt = new Map<string, number>();
+    client = createPunchClient(
+      { key, log },
+      {
+        server: { ip: server.ip, port: server.port, publicKey: server.publicKey },
+        kind: args.kind,
+        nat: nat.nat,
+        host: args.host,
+        port,
+        onResult: (r) => {
+          if (r.attemptId) finishedAt.set(r.attemptId, elapsed());
+          if (!streaming) return;
+          print(r, false);
+          if (args.once && r.connected) void shutdown(0);
+        },
+        // After the node link dropped and came back (the app bootstraps and joins again by itself).
+        onJoin: (j) => {
+          if (!streaming) return;
+          if (args.json) process.stdout.write(oneLine({ id: j.nodeId, waiting: true, rejoined: true, kind: j.kind, address: j.address }) + "\n");
+          else process.stdout.write(`rejoined ${j.kind} as ${j.address}\n`);
+        },
+      },
+    );
+
+    let joined: JoinInfo;
+    try {
+      joined = await client.start({ signal: deadline });
+    } catch (err) {
+      await client.stop();
+      const reason = isPunchRefused(err)
+        ? errorLine(err)
+        : err instanceof TimeoutError || deadline.aborted
+          ? `cannot reach the node ${args.server.split("#")[0]} over QUIC in time (UDP blocked?): ${errorLine(err)}`
+          : errorLine(err);
+      if (args.wait) throw new PeerError(reason);
+      print(failedResult(reason, { elapsedMs: elapsed(), nat: nat.nat }), true);
+      process.stderr.write(`findings: ${reason}\n`);
+      await logger?.close();
+      process.exit(1);
+    }
+
+    if (args.wait) {
+      const hello = {
+        id: client.nodeId,
+        waiting: true,
+        kind: joined.kind,
+        address: joined.address,
+        localPort: client.port,
+        nat: nat.nat,
+        natSource: nat.source,
+        ...(nat.note ? { natNote: nat.note } : {}),
+        stakeAddress: joined.stakeAddress,
+        stakeSource: joined.stakeSource,
+        identityId: joined.identityId,
+      };
+      if (args.json) process.stdout.write(oneLine(hello) + "\n");
+      else process.stdout.write(`${client.nodeId}\nwaiting in ${joined.kind} as ${joined.address} (nat ${nat.nat ?? "unknown"}); Ctrl-C to stop\n`);
+      streaming = true;
+      await new Promise(() => {});
+    }
+
+    // One-shot: directed (ID) or random punch.
+    let results: PunchResult[];
+    try {
+      results = await client.punch(target ?? null, { max: max || undefined, targetKind: args["target-kind"], signal: deadline });
+    } catch (err) {
+      const status = isPunchRefused(err) ? err.status : null;
+      const r = failedResult(errorLine(err), { elapsedMs: elapsed(), nat: nat.nat, strategy: status === Status.REFUSED && /↔/.test(errorLine(err)) ? "impossible" : "none" });
+      print(r, true);
+      process.stderr.write(`findings: ${r.reason}\n`);
+      await shutdown(1);
+      return;
+    }
+    // elapsedMs of a one-shot punch counts from the start of the command (DESIGN §7: time to an established link).
+    const withTotal = results.map((r) => ({ ...r, elapsedMs: (r.attemptId && finishedAt.get(r.attemptId)) || elapsed() }));
+    const best = withTotal.find((r) => r.connected) ?? withTotal[0]!;
+    const out = withTotal.length > 1 ? { ...best, attempts: withTotal } : best;
+    // While it keeps streaming results (--keep), every object is one line (NDJSON).
+    print(out as PunchResult, !args.keep);
+    if (args.keep && best.connected) {
+      streaming = true;
+      await new Promise(() => {});
+    }
+    if (!best.connected) process.stderr.write(`findings: ${best.reason}\n`);
+    await shutdown(best.connected ? 0 : 1);
+  }),
+});

@@ -1,0 +1,68 @@
+// `findings share register|fetch`: list my public TCP server for an app kind on a node (it dials the server back
+// first), or fetch a few listed servers of a kind (DESIGN §5 share pool; seed 001 §分享池). Protocol in
+// src/punch/share-service.ts.
+import { defineCommand } from "citty";
+import { isIP } from "node:net";
+import { loadOrCreateNodeKey } from "../identity/node-key.ts";
+import { shareFetch, shareRegister } from "../punch/share-client.ts";
+import { SHARE_FETCH_MAX } from "../punch/punch-constants.ts";
+import { formatAddress, parseAddress, type PeerAddress } from "../transport/address.ts";
+import { bootstrapApp } from "../transport/app-bootstrap.ts";
+import type { QuicLink } from "../transport/quic-link.ts";
+import { createUdpClient } from "../transport/udp-client.ts";
+import { action, commonArgs, jsonArg, loadContext, printJson } from "./common.ts";
+
+const serverArgs = {
+  server: { type: "string", required: true, description: "Findings node ip:port#<node key hex>", valueHint: "ADDR" },
+  kind: { type: "string", required: true, description: 'App kind, e.g. "app:web"', valueHint: "KIND" },
+  timeout: { type: "string", description: "Seconds to wait (default 10)", valueHint: "S" },
+} as const;
+
+/** Runs `fn` over a bootstrapped, pinned link to the node, then closes everything. */
+async function withNode<T>(args: { server: string; timeout?: string; home?: string; config?: string }, fn: (link: QuicLink, signal: AbortSignal) => Promise<T>): Promise<T> {
+  const server: PeerAddress = parseAddress(args.server, "--server");
+  if (!server.publicKey) throw new Error("Invalid flag --server: the node key is needed to pin the link (allowed: ip:port#<64 hex key>)");
+  const seconds = args.timeout === undefined ? 10 : Number(args.timeout);
+  if (!Number.isFinite(seconds) || seconds <= 0) throw new Error(`Invalid flag --timeout: ${JSON.stringify(args.timeout)} is not allowed (allowed: a positive number of seconds)`);
+  const signal = AbortSignal.timeout(seconds * 1000);
+  const key = loadOrCreateNodeKey(loadContext(args).home);
+  const client = createUdpClient({}, { host: isIP(server.ip) === 6 ? "::" : "0.0.0.0" });
+  await client.start();
+  try {
+    const { link } = await bootstrapApp(client, { addr: server, nodePublicKey: server.publicKey }, { appKey: key, signal });
+    return await fn(link, signal);
+  } finally {
+    await client.stop();
+  }
+}
+
+const registerCommand = defineCommand({
+  meta: { name: "register", description: "List my public TCP server (this host's address as the node sees it, --port) for a kind" },
+  args: { ...commonArgs, ...jsonArg, ...serverArgs, port: { type: "string", required: true, description: "TCP port of my server", valueHint: "N" } },
+  run: action(async ({ args }) => {
+    const port = Number(args.port);
+    if (!Number.isInteger(port) || port < 1 || port > 65535) throw new Error(`Invalid flag --port: ${JSON.stringify(args.port)} is not allowed (allowed: 1..65535)`);
+    const listed = await withNode(args, (link, signal) => shareRegister(link, { kind: args.kind, port }, { signal }));
+    const out = { listed: true, kind: args.kind, address: formatAddress(listed.ip, listed.port) };
+    if (args.json) printJson(out);
+    else process.stdout.write(`listed ${out.address} for ${args.kind}\n`);
+  }),
+});
+
+const fetchCommand = defineCommand({
+  meta: { name: "fetch", description: `Fetch up to ${SHARE_FETCH_MAX} listed TCP servers of a kind` },
+  args: { ...commonArgs, ...jsonArg, ...serverArgs, max: { type: "string", description: `At most this many (1..${SHARE_FETCH_MAX})`, valueHint: "N" } },
+  run: action(async ({ args }) => {
+    const max = args.max === undefined ? SHARE_FETCH_MAX : Number(args.max);
+    if (!Number.isInteger(max) || max < 1 || max > SHARE_FETCH_MAX) throw new Error(`Invalid flag --max: ${JSON.stringify(args.max)} is not allowed (allowed: 1..${SHARE_FETCH_MAX})`);
+    const list = await withNode(args, (link, signal) => shareFetch(link, args.kind, { max, signal }));
+    const servers = list.map((e) => ({ address: formatAddress(e.ip, e.port), verifiedAt: new Date(e.verifiedAtMs).toISOString() }));
+    if (args.json) printJson({ kind: args.kind, servers });
+    else process.stdout.write(servers.length ? servers.map((s) => `${s.address}  verified ${s.verifiedAt}`).join("\n") + "\n" : `no listed servers for ${args.kind}\n`);
+  }),
+});
+
+export const shareCommand = defineCommand({
+  meta: { name: "share", description: "TCP server registry of a node: register my server, or fetch listed ones" },
+  subCommands: { register: registerCommand, fetch: fetchCommand },
+});

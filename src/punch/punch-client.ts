@@ -1,0 +1,441 @@
+// App side of the punch service: one UDP socket that keeps a pinned link to a Findings node, joins the
+// node's app pool for a kind, asks for punches (random or directed), and punches whenever the node offers —
+// including the re-offers of signalling coordination (seed 000 §应用池, §打洞协助, §定向打洞, §信令协调;
+// DESIGN §7). Used by `findings punch` and by apps.
+//
+// The socket is a UdpEndpoint (QUIC server + our dials + raw datagrams on one port): the node link, the
+// openers, the listener's QUIC server and the dialer's handshakes all use it, so the NAT mapping the node
+// saw is the one the peer meets. Only the node link may push offers. Inbound links must say punch.hello with
+// the token the node gave us for that peer within PUNCH_HELLO_TIMEOUT_MS, else they are closed.
+import { bytesToHex, hexToBytes } from "@noble/hashes/utils.js";
+import { timingSafeEqual } from "node:crypto";
+import { isIP } from "node:net";
+import { FindingsError, PeerError, errorLine } from "../errors.ts";
+import { createRunCertificate, type RunCertificate } from "../identity/certificate.ts";
+import type { NodeKey } from "../identity/node-key.ts";
+import { natToProto, type NatClassName } from "../stun/nat-class.ts";
+import { formatAddress } from "../transport/address.ts";
+import { bootstrapApp } from "../transport/app-bootstrap.ts";
+import type { TransportLog } from "../transport/quic-config.ts";
+import type { QuicLink } from "../transport/quic-link.ts";
+import type { RequestHandler } from "../transport/quic-rpc.ts";
+import { createUdpEndpoint, type UdpEndpoint } from "../transport/udp-endpoint.ts";
+import { decodeMessage, encodeMessage, Status, statusName } from "../wire/codec.ts";
+import { NatClass } from "../wire/gen/findings_pb.ts";
+import { PunchHelloAnswerSchema } from "../wire/gen/punch-link_pb.ts";
+import { AppJoinAnswerSchema, AppJoinSchema, PunchRequestSchema } from "../wire/gen/punch_pb.ts";
+import { runAttempt, type AttemptIo, type OwnedSocket, type PeerAddr } from "./punch-attempt.ts";
+import {
+  APP_LEAVE_METHOD,
+  MAX_CONCURRENT_ATTEMPTS,
+  OFFER_PUSH_TIMEOUT_MS,
+  PUNCH_HELLO_TIMEOUT_MS,
+  PUNCH_LINK_METHOD,
+  PUNCH_NODE_STEP_TIMEOUT_MS,
+  PUNCH_REJOIN_MAX_MS,
+  PUNCH_REJOIN_MIN_MS,
+} from "./punch-client-constants.ts";
+import { PUNCH_METHOD } from "./punch-constants.ts";
+import { readPunchAnswer, readPunchHello, readPunchOffer, type PunchOffer } from "./punch-info.ts";
+import { isPunchPacketFrom, peekPunchPacket } from "./punch-packet.ts";
+import type { PunchResult } from "./punch-result.ts";
+
+export interface PunchClientComponents {
+  /** The app's X25519 identity: node id = SHA-256 of its public key (peers punch us by it). */
+  key: NodeKey;
+  /** The certificate punched peers pin; a fresh one per run when absent (DESIGN §3). */
+  cert?: RunCertificate;
+  log?: TransportLog;
+}
+
+export interface PunchClientInit {
+  /** The Findings node: address and X25519 key (from its record or "ip:port#key"). */
+  server: { ip: string; port: number; publicKey: Uint8Array };
+  /** App kind whose pool to join, e.g. "app:chat". */
+  kind: string;
+  /** Our NAT class (findings probe); null = unknown: only Public/FullC peers can then be punched. */
+  nat: NatClassName | null;
+  /** Symmetric NATs: constant port allocation step, if the probe saw one. */
+  portDelta?: number | null;
+  /** Local address to bind. @default "0.0.0.0" for an IPv4 node, "::" for IPv6 */
+  host?: string;
+  /** Local UDP port. @default 0 (any) */
+  port?: number;
+  /** Per attempt. @default PUNCH_ATTEMPT_TIMEOUT_MS (SPRAY_ATTEMPT_TIMEOUT_MS for sprays) */
+  attemptTimeoutMs?: number;
+  /** Bootstrap and join again when the node link drops. @default true */
+  rejoin?: boolean;
+  /** Every finished attempt: ours and the ones the node offered (re-offers included). */
+  onResult?: (result: PunchResult, link: QuicLink | null) => void;
+  /** Every successful join (the first and each rejoin). */
+  onJoin?: (info: JoinInfo) => void;
+}
+
+export interface JoinInfo {
+  nodeId: string;
+  kind: string;
+  /** The node's reward address for this kind (seed 000 §经济激励); "" when it has none. */
+  stakeAddress: string;
+  stakeSource: string;
+  identityId: string;
+  /** Our public address as the node sees it. */
+  address: string;
+  rejoined: boolean;
+  addressChanged: boolean;
+}
+
+export interface PunchClient {
+  readonly nodeId: string;
+  readonly joined: JoinInfo | undefined;
+  /** Local port of the socket (after start). */
+  readonly port: number;
+  readonly endpoint: UdpEndpoint;
+  /** Bootstraps to the node and joins its pool; throws PunchRefusedError (e.g. FULL) or PeerError. */
+  start(opts?: { signal?: AbortSignal }): Promise<JoinInfo>;
+  /** Idempotent: says app.leave to the node (unless `leave: false`), closes peer links, the node link and
+   *  the socket. Without the goodbye the node treats our next join from another address as a mapping change
+   *  and re-offers our recent peers (signalling coordination). */
+  stop(opts?: { leave?: boolean }): Promise<void>;
+  /** Directed punch (targetId) or random punch (null): one result per peer the node offered. Throws
+   *  PunchRefusedError when the node refuses (NOT_FOUND target, incompatible NATs, …). */
+  punch(targetId?: string | null, opts?: { max?: number; targetKind?: string; signal?: AbortSignal }): Promise<PunchResult[]>;
+  /** Live punched links by peer id. */
+  peers(): Array<{ peerId: string; link: QuicLink; result: PunchResult }>;
+  /** Handler for the app's own requests on punched links. */
+  handle(method: string, handler: RequestHandler): void;
+  counters(): Record<string, number>;
+}
+
+/** The node answered a join or punch request with a refusal. */
+export class PunchRefusedError extends PeerError {
+  readonly status: Status;
+  constructor(method: string, status: Status, error: string) {
+    super(`${method} refused (${statusName(status)}): ${error || "no reason given"}`);
+    this.name = "PunchRefusedError";
+    this.status = status;
+  }
+}
+
+interface AttemptEntry {
+  offer: PunchOffer;
+  openers: Set<(from: PeerAddr) => void>;
+  hello: Promise<QuicLink>;
+  resolveHello: (link: QuicLink) => void;
+  claimed: boolean;
+}
+
+export function createPunchClient(components: PunchClientComponents, init: PunchClientInit): PunchClient {
+  const { key, log } = components;
+  const bindHost = init.host ?? (isIP(init.server.ip) === 6 ? "::" : "0.0.0.0");
+  let cert = components.cert;
+  const attempts = new Map<string, AttemptEntry>();
+  const peers = new Map<string, { link: QuicLink; result: PunchResult }>();
+  const appHandlers = new Map<string, RequestHandler>();
+  /** Sockets opened for single attempts (punch-attempt.ts openSocket), alive while their link lives. */
+  const extraEndpoints = new Set<UdpEndpoint>();
+  const timers = new Set<ReturnType<typeof setTimeout>>();
+  const counters = { attempts: 0, connected: 0, failed: 0, offers: 0, offersRefused: 0, rejoins: 0, strangersClosed: 0 };
+  let endpoint: UdpEndpoint | undefined;
+  let nodeLink: QuicLink | undefined;
+  let joined: JoinInfo | undefined;
+  let stopController = new AbortController();
+  let running = false;
+  let rejoinDelay = PUNCH_REJOIN_MIN_MS;
+
+  function later(ms: number, fn: () => void): void {
+    const t = setTimeout(() => {
+      timers.delete(t);
+      fn();
+    }, ms);
+    timers.add(t);
+  }
+
+  function onRaw(buf: Uint8Array, rinfo: { address: string; port: number }, kind: string): void {
+    if (kind !== "sn") return;
+    const h = peekPunchPacket(buf);
+    if (!h) return;
+    const a = attempts.get(bytesToHex(h.attemptId));
+    if (!a || !isPunchPacketFrom(buf, { token: a.offer.peerToken, attemptId: a.offer.attemptId })) return;
+    for (const fn of a.openers) fn({ ip: rinfo.address, port: rinfo.port });
+  }
+
+  const pingHandler: RequestHandler = async () => ({ status: Status.OK });
+
+  // Step 3, listener side: the dialer proves the token the node gave us for it.
+  const helloHandler: RequestHandler = async (req, ctx) => {
+    let hello: ReturnType<typeof readPunchHello>;
+    try {
+      hello = readPunchHello(req.payload);
+    } catch (err) {
+      return { status: Status.BAD_REQUEST, error: errorLine(err) };
+    }
+    const a = attempts.get(bytesToHex(hello.attemptId));
+    if (!a || a.offer.role !== "listen" || a.claimed) return { status: Status.REFUSED, error: "no punch attempt waits for this hello" };
+    const t = a.offer.peerToken;
+    if (hello.token.length !== t.length || !timingSafeEqual(hello.token, t) || hello.nodeId !== a.offer.peerId) {
+      return { status: Status.UNAUTHENTICATED, error: "wrong token for this attempt" };
+    }
+    let link: QuicLink | undefined;
+    for (const ep of [endpoint, ...extraEndpoints]) link ??= ep?.links().find((l) => l.connectionId === ctx.connectionId);
+    if (!link) return { status: Status.INTERNAL, error: "link is gone" };
+    a.claimed = true;
+    claimedLinks.add(link.connectionId);
+    a.resolveHello(link);
+    return { status: Status.OK, payload: encodeMessage(PunchHelloAnswerSchema, { token: a.offer.ownToken, nodeId: key.nodeId }) };
+  };
+  const claimedLinks = new Set<string>();
+
+  // Offers pushed by the node: the peer's side of a punch someone asked for, or a re-offer after a
+  // mapping change (signalling coordination). Only the node link may push them.
+  const offerHandler: RequestHandler = async (req, ctx) => {
+    if (!nodeLink || ctx.connectionId !== nodeLink.connectionId) {
+      counters.offersRefused++;
+      return { status: Status.REFUSED, error: "punch offers are accepted only from the node this app joined" };
+    }
+    let offer: PunchOffer;
+    try {
+      offer = readPunchOffer(req.payload);
+    } catch (err) {
+      counters.offersRefused++;
+      return { status: Status.BAD_REQUEST, error: errorLine(err) };
+    }
+    if (attempts.size >= MAX_CONCURRENT_ATTEMPTS) {
+      counters.offersRefused++;
+      return { status: Status.RATE_LIMITED, error: `${attempts.size} punch attempts are already running` };
+    }
+    counters.offers++;
+    void startAttempt(offer);
+    return { status: Status.OK };
+  };
+
+  /** The main socket (`main`: node link, offers) or one opened for an attempt. */
+  function newEndpoint(c: RunCertificate, port: number, main: boolean): UdpEndpoint {
+    const ep = createUdpEndpoint({ cert: c, nodeKey: key, log }, { host: bindHost, port, onRawDatagram: onRaw });
+    if (main) ep.handle(PUNCH_METHOD.offer, offerHandler);
+    ep.handle(PUNCH_LINK_METHOD.hello, helloHandler);
+    ep.handle(PUNCH_LINK_METHOD.ping, pingHandler);
+    for (const [m, h] of appHandlers) ep.handle(m, h);
+    ep.on("connect", (link) => {
+      if (link.direction !== "in") return;
+      // A stranger (or a peer that never proves its token) does not keep a connection on our socket.
+      later(PUNCH_HELLO_TIMEOUT_MS, () => {
+        if (!claimedLinks.has(link.connectionId) && !link.closed) {
+          counters.strangersClosed++;
+          void link.close();
+        }
+      });
+    });
+    ep.on("close", (link) => {
+      claimedLinks.delete(link.connectionId);
+      for (const [id, p] of peers) if (p.link === link) peers.delete(id);
+      if (link === nodeLink) {
+        nodeLink = undefined;
+        if (running && init.rejoin !== false) scheduleRejoin();
+      }
+    });
+    return ep;
+  }
+
+  function registerAttempt(offer: PunchOffer): AttemptEntry {
+    let resolveHello: (l: QuicLink) => void = () => {};
+    const hello = new Promise<QuicLink>((r) => (resolveHello = r));
+    const entry: AttemptEntry = { offer, openers: new Set(), hello, resolveHello, claimed: false };
+    attempts.set(offer.attemptHex, entry);
+    return entry;
+  }
+
+  async function openSocket(port: number): Promise<OwnedSocket> {
+    const ep = newEndpoint(cert!, port, false);
+    await ep.start();
+    extraEndpoints.add(ep);
+    const release = async () => {
+      extraEndpoints.delete(ep);
+      await ep.stop();
+    };
+    return {
+      sendRaw: (bytes, p, ip) => ep.sendRawNow(bytes, p, ip),
+      dial: (addr, opts) => ep.dial(addr, opts),
+      adopt(link) {
+        ep.on("close", (l) => {
+          if (l.connectionId === link.connectionId) void release();
+        });
+        if (link.closed) void release();
+      },
+      release,
+    };
+  }
+
+  async function startAttempt(offer: PunchOffer): Promise<PunchResult> {
+    const ep = endpoint;
+    if (!ep) throw new PeerError("the punch client is not running");
+    counters.attempts++;
+    const entry = registerAttempt(offer);
+    const io: AttemptIo = {
+      main: { sendRaw: (bytes, port, ip) => ep.sendRawNow(bytes, port, ip), dial: (addr, opts) => ep.dial(addr, opts) },
+      openSocket,
+      waitHello: () => entry.hello,
+      onOpener: (fn) => {
+        entry.openers.add(fn);
+        return () => entry.openers.delete(fn);
+      },
+      bindHost,
+      selfId: key.nodeId,
+      log,
+    };
+    const { result, link } = await runAttempt(io, offer, { nat: init.nat, timeoutMs: init.attemptTimeoutMs, signal: stopController.signal });
+    attempts.delete(offer.attemptHex);
+    if (link && running) {
+      counters.connected++;
+      // The newest link to a peer replaces an older one (e.g. after the peer's mapping changed).
+      const old = peers.get(offer.peerId);
+      peers.set(offer.peerId, { link, result });
+      if (old && old.link !== link) void old.link.close();
+    } else {
+      if (link) void link.close();
+      counters.failed++;
+    }
+    log?.(result.connected ? "info" : "warn", result.connected ? "punched link up" : "punch failed", {
+      peer: offer.peerId.slice(0, 16),
+      at: result.peer ?? formatAddress(offer.ip, offer.port),
+      strategy: offer.strategy,
+      role: offer.role,
+      ms: result.punchMs,
+      ...(result.reason ? { reason: result.reason } : {}),
+    });
+    try {
+      init.onResult?.(result, link);
+    } catch (err) {
+      log?.("error", "onResult callback failed", { error: errorLine(err) });
+    }
+    return result;
+  }
+
+  async function connectNode(signal?: AbortSignal): Promise<JoinInfo> {
+    const ep = endpoint!;
+    const step = { signal: signal ? AbortSignal.any([signal, stopController.signal]) : stopController.signal, timeoutMs: PUNCH_NODE_STEP_TIMEOUT_MS };
+    const { link } = await bootstrapApp(ep, { addr: init.server, nodePublicKey: init.server.publicKey }, { appKey: key, ...step });
+    try {
+      const join = encodeMessage(AppJoinSchema, {
+        kind: init.kind,
+        nodeId: key.nodeId,
+        nat: init.nat ? natToProto(init.nat) : NatClass.NAT_UNKNOWN,
+        spki: hexToBytes(cert!.spki),
+        publicKey: key.publicKey,
+        portDelta: init.portDelta ?? undefined,
+      });
+      // The node may push offers as soon as it has our membership: set the link first.
+      nodeLink = link;
+      const answer = await link.request(PUNCH_METHOD.join, join, step);
+      if (answer.status !== Status.OK) throw new PunchRefusedError(PUNCH_METHOD.join, answer.status, answer.error);
+      const m = decodeMessage(AppJoinAnswerSchema, answer.payload, "AppJoinAnswer");
+      joined = {
+        nodeId: key.nodeId,
+        kind: m.kind,
+        stakeAddress: m.stakeAddress,
+        stakeSource: m.stakeSource,
+        identityId: m.identityId,
+        address: formatAddress(m.ip, m.port),
+        rejoined: m.rejoined,
+        addressChanged: m.addressChanged,
+      };
+      rejoinDelay = PUNCH_REJOIN_MIN_MS;
+      try {
+        init.onJoin?.(joined);
+      } catch (err) {
+        log?.("error", "onJoin callback failed", { error: errorLine(err) });
+      }
+      return joined;
+    } catch (err) {
+      if (nodeLink === link) nodeLink = undefined;
+      await link.close();
+      throw err;
+    }
+  }
+
+  function scheduleRejoin(): void {
+    const delay = rejoinDelay;
+    rejoinDelay = Math.min(PUNCH_REJOIN_MAX_MS, rejoinDelay * 2);
+    later(delay, () => {
+      if (!running || nodeLink) return;
+      counters.rejoins++;
+      connectNode().catch((err) => {
+        log?.("warn", "rejoin failed", { error: errorLine(err), retryMs: rejoinDelay });
+        if (running && !nodeLink) scheduleRejoin();
+      });
+    });
+  }
+
+  const client: PunchClient = {
+    get nodeId() {
+      return key.nodeId;
+    },
+    get joined() {
+      return joined;
+    },
+    get port() {
+      return endpoint?.port ?? init.port ?? 0;
+    },
+    get endpoint() {
+      if (!endpoint) throw new PeerError("the punch client is not started");
+      return endpoint;
+    },
+    async start(opts = {}) {
+      if (running && joined) return joined;
+      cert ??= await createRunCertificate();
+      stopController = new AbortController();
+      endpoint = newEndpoint(cert, init.port ?? 0, true);
+      await endpoint.start();
+      running = true;
+      try {
+        return await connectNode(opts.signal);
+      } catch (err) {
+        await client.stop();
+        throw err;
+      }
+    },
+    async stop(opts = {}) {
+      if (!endpoint) return;
+      const goodbye = nodeLink && opts.leave !== false ? nodeLink.request(APP_LEAVE_METHOD, undefined, { timeoutMs: 1000 }).catch(() => {}) : undefined;
+      running = false;
+      await goodbye;
+      stopController.abort(new PeerError("the punch client is stopping"));
+      for (const t of timers) clearTimeout(t);
+      timers.clear();
+      const ep = endpoint;
+      endpoint = undefined;
+      nodeLink = undefined;
+      await Promise.allSettled([...peers.values()].map((p) => p.link.close()));
+      peers.clear();
+      await Promise.allSettled([...extraEndpoints].map((e) => e.stop()));
+      extraEndpoints.clear();
+      await ep.stop();
+    },
+    async punch(targetId = null, opts = {}) {
+      const link = nodeLink;
+      if (!link || !running) throw new PeerError("Cannot punch: not connected to the node (start() first, or the node link is down)");
+      const req = encodeMessage(PunchRequestSchema, { kind: init.kind, targetId: targetId ?? "", targetKind: opts.targetKind ?? "", max: opts.max ?? 0 });
+      const signal = opts.signal ? AbortSignal.any([opts.signal, stopController.signal]) : stopController.signal;
+      const answer = await link.request(PUNCH_METHOD.punch, req, { signal, timeoutMs: PUNCH_NODE_STEP_TIMEOUT_MS + OFFER_PUSH_TIMEOUT_MS });
+      if (answer.status !== Status.OK) throw new PunchRefusedError(PUNCH_METHOD.punch, answer.status, answer.error);
+      let offers: PunchOffer[];
+      try {
+        offers = readPunchAnswer(answer.payload);
+      } catch (err) {
+        throw new PeerError(`The node's punch answer is malformed: ${errorLine(err)}`, { cause: err });
+      }
+      return Promise.all(offers.map((o) => startAttempt(o)));
+    },
+    peers: () => [...peers].map(([peerId, p]) => ({ peerId, ...p })),
+    handle(method, handler) {
+      appHandlers.set(method, handler);
+      for (const ep of [endpoint, ...extraEndpoints]) ep?.handle(method, handler);
+    },
+    counters: () => ({ ...counters, attemptsRunning: attempts.size, peers: peers.size }),
+  };
+  return client;
+}
+
+/** Whether an error is the node's refusal (as opposed to a network failure). */
+export function isPunchRefused(err: unknown): err is PunchRefusedError {
+  return err instanceof PunchRefusedError || (err instanceof FindingsError && err.name === "PunchRefusedError");
+}

@@ -1,0 +1,77 @@
+// The result of one punch attempt, as `findings punch --json` prints it (DESIGN §7; STYLE §9 "reports are
+// filled in as the run goes; null means not tested; elapsedMs is always set").
+import type { NatClassName } from "../stun/nat-class.ts";
+import type { PunchOffer } from "./punch-info.ts";
+
+export interface PunchResult {
+  connected: boolean;
+  /** The peer's address on the punched link ("ip:port"); null when no link came up. */
+  peer: string | null;
+  /** Round trip of one request over the punched link, in ms; null when no link came up. */
+  rttMs: number | null;
+  /** From the start of the attempt (the CLI: from the start of the command) to the established link, or to
+   *  the failure, in ms. */
+  elapsedMs: number;
+  /** "direct" | "simultaneous" | "sym-to-restricted" | "sym-to-cone-spray" (punch-strategy.ts), or
+   *  "impossible" when the node refused the pair. */
+  strategy: string;
+  /** One line: why it failed. Only when connected is false. */
+  reason?: string;
+  /** "dial" (QUIC client) or "listen" (QUIC server); null when no attempt was made. */
+  role: "dial" | "listen" | null;
+  peerId: string | null;
+  nat: NatClassName | null;
+  peerNat: NatClassName | null;
+  /** Whether the node's plan expected this pair to connect (a spray is a bet). */
+  expectSuccess: boolean | null;
+  /** Attempt id (hex), the same at both sides: correlates their results and logs. */
+  attemptId: string | null;
+  /** Time of the attempt itself (offer → link), in ms. */
+  punchMs: number;
+  /** Hole-opening datagrams this side sent (openers and spray probes), and those it got from the peer. */
+  packetsSent: number;
+  packetsReceived: number;
+  /** Spray only: the symmetric side's sockets, the cone side's probes, and the port that met. */
+  spray?: { sockets: number; probes: number; hitPort: number | null };
+}
+
+/** A failure before any attempt (node unreachable, request refused): the same shape, with the reason. */
+export function failedResult(reason: string, fields: Partial<PunchResult> & { elapsedMs: number }): PunchResult {
+  return {
+    connected: false,
+    peer: null,
+    rttMs: null,
+    strategy: "none",
+    reason,
+    role: null,
+    peerId: null,
+    nat: null,
+    peerNat: null,
+    expectSuccess: null,
+    attemptId: null,
+    punchMs: 0,
+    packetsSent: 0,
+    packetsReceived: 0,
+    ...fields,
+  };
+}
+
+/** The fields every attempt result takes from its offer. */
+export function resultBase(offer: PunchOffer, nat: NatClassName | null): Pick<PunchResult, "strategy" | "role" | "peerId" | "nat" | "peerNat" | "expectSuccess" | "attemptId"> {
+  return {
+    strategy: offer.strategy,
+    role: offer.role,
+    peerId: offer.peerId,
+    nat,
+    peerNat: offer.peerNat,
+    expectSuccess: offer.expectSuccess,
+    attemptId: offer.attemptHex,
+  };
+}
+
+/** One readable line for terminals, built from the JSON object (STYLE §9). */
+export function describeResult(r: PunchResult): string {
+  const who = r.peerId ? `${r.peerId.slice(0, 16)}…` : "peer";
+  if (r.connected) return `connected to ${who} at ${r.peer} (${r.strategy}, ${r.role}) in ${r.elapsedMs} ms, rtt ${r.rttMs ?? "?"} ms`;
+  return `not connected to ${who} (${r.strategy}): ${r.reason ?? "unknown reason"} after ${r.elapsedMs} ms`;
+}

@@ -1,0 +1,363 @@
+// Node side of the app services over QUIC: app pool per kind with stake answers, random and directed punch
+// brokering, and signalling coordination (seed 000 §应用池, §经济激励, §打洞协助, §定向打洞, §信令协调;
+// DESIGN §5, §7). The pure cores are app-pool.ts, stakes.ts, punch-match.ts, punch-offer.ts, punch-pairs.ts.
+//
+// Protocol (payloads in proto/punch.proto; every request needs a pinned, bound link — the app bootstrap):
+//   app.join       app → node  AppJoin{kind, node_id, nat, spki}  → AppJoinAnswer{stake address, identity id,
+//                  the app's address as seen}; FULL when the kind's pool is full, REFUSED for a kind not
+//                  served or a node id that is not the bound key's.
+//   punch.request  app → node  PunchRequest{kind, target_id?}    → PunchAnswer{offers: PunchInfo per peer};
+//                  NOT_FOUND for an absent target, REFUSED for incompatible NAT classes.
+//   punch.offer    node → target app, on its kept link: PunchInfo (its side of the attempt) → OK. The node
+//                  pushes first and answers the requester only with offers the targets acknowledged.
+//   app.leave      app → node, empty: a deliberate goodbye before closing; the node forgets the app.
+// Signalling coordination: the node remembers brokered pairs; when a member (re)joins from another address
+// than it had (a new NAT mapping, a restarted app), it pushes fresh offers to it and each recent partner.
+import { toBinary } from "@bufbuild/protobuf";
+import { errorLine } from "../errors.ts";
+import type { NodeKey } from "../identity/node-key.ts";
+import { nodeIdOf } from "../identity/node-key.ts";
+import type { TransportLog } from "../transport/quic-config.ts";
+import type { QuicLink } from "../transport/quic-link.ts";
+import type { HandlerResult, RequestContext, RequestHandler } from "../transport/quic-rpc.ts";
+import type { LinkEvent, LinkListener } from "../transport/udp-endpoint.ts";
+import { encodeMessage, Status } from "../wire/codec.ts";
+import { AppJoinAnswerSchema, PunchAnswerSchema, PunchInfoSchema, type PunchInfo } from "../wire/gen/punch_pb.ts";
+import { createAppPool, sameAddress, type AppAddress, type AppMember, type AppPool } from "./app-pool.ts";
+import { APP_LEAVE_METHOD, MAX_REMEMBERED_ADDRESSES, OFFER_PUSH_TIMEOUT_MS, PUNCH_SWEEP_INTERVAL_MS } from "./punch-client-constants.ts";
+import { DEFAULT_APP_IDLE_MS, DEFAULT_PEERS_PUNCH, PUNCH_METHOD } from "./punch-constants.ts";
+import { directedMatch, randomMatches, type PunchMatch } from "./punch-match.ts";
+import { appJoinAnswerInit, checkJoinIdentity, readAppJoin, readPunchRequest, shortHex, statusOfMatchError } from "./punch-messages.ts";
+import { brokerPunch } from "./punch-offer.ts";
+import { createPunchPairs, type PunchPairs } from "./punch-pairs.ts";
+import type { Rand } from "./punch-roles.ts";
+import { servedKinds, stakeAnswer, type StakeConfig } from "./stakes.ts";
+
+/** What the service needs of the node's UDP endpoint. */
+export interface PunchEndpoint {
+  handle(method: string, handler: RequestHandler): void;
+  on(event: LinkEvent, fn: LinkListener): () => void;
+}
+
+export interface PunchServiceComponents {
+  udp: PunchEndpoint;
+  nodeKey: Pick<NodeKey, "nodeId">;
+  log?: TransportLog;
+  /** @default Date.now */
+  now?: () => number;
+  /** @default Math.random */
+  rand?: Rand;
+}
+
+export interface PunchServiceInit {
+  /** Config [stakes]: its keys (without "*") are the kinds served. */
+  stakes: Readonly<Record<string, string>>;
+  /** Config user_id ("" = the node id). */
+  userId: string;
+  /** Members per kind (config punch_xpool). @default DEFAULT_PUNCH_XPOOL (500) */
+  punchXpool?: number;
+  /** Most peers per random punch (config peers_punch). @default DEFAULT_PEERS_PUNCH (5) */
+  peersPunch?: number;
+  /** Offer birthday sprays at all (Sym ↔ UDP-Firewall, and with sprayNatCones Sym ↔ P-RC). @default true */
+  allowSpray?: boolean;
+  /** Also spray against a port-restricted cone behind a NAT (P-RC, QUIC-Only). Off by default: measured in the
+   *  lab, a Linux NAT re-maps every tuple it saw inbound first, so no probe can meet a mapping, and the
+   *  re-mapped ports then leak into the cone side's later flows (punch-order.ts). @default false */
+  sprayNatCones?: boolean;
+  /** @default DEFAULT_APP_IDLE_MS (120 s) */
+  appIdleMs?: number;
+  /** @default OFFER_PUSH_TIMEOUT_MS (2 s) */
+  offerTimeoutMs?: number;
+  /** @default PUNCH_SWEEP_INTERVAL_MS (10 s) */
+  sweepIntervalMs?: number;
+}
+
+export interface PunchServiceCounters {
+  joins: number;
+  rejoins: number;
+  joinsRefused: number;
+  joinsFull: number;
+  leaves: number;
+  punchRequests: number;
+  punchRefused: number;
+  offersPushed: number;
+  offersFailed: number;
+  rebrokered: number;
+}
+
+export interface PunchService {
+  start(): void;
+  /** Idempotent; afterwards requests are refused and timers are gone. */
+  stop(): void;
+  readonly pool: AppPool;
+  readonly pairs: PunchPairs;
+  /** For /status: kinds served, members per kind, capacity. */
+  status(): { kinds: string[]; members: Record<string, number>; capacity: number; pairs: number };
+  counters(): PunchServiceCounters;
+}
+
+/** Both members share one public IP behind a NAT: their public addresses meet only if that NAT hairpins, which
+ *  many do not (the lab's Linux routers do not). A random punch leaves such pairs out; a directed one still
+ *  tries, since the app asked for that very peer. Two apps on one un-NATed host (Public, UDP-Firewall) are fine. */
+export function isBehindSameNat(m: Pick<PunchMatch, "requester" | "peer">): boolean {
+  const noNat = (nat: AppMember["nat"]) => nat === "public" || nat === "udp-firewall";
+  return m.requester.address.ip === m.peer.address.ip && !(noNat(m.requester.nat) && noNat(m.peer.nat));
+}
+
+export function createPunchService(components: PunchServiceComponents, init: PunchServiceInit): PunchService {
+  const { udp, log } = components;
+  const now = components.now ?? Date.now;
+  const rand = components.rand ?? Math.random;
+  const kinds = servedKinds(init.stakes);
+  const pool = createAppPool({ kinds, capacity: init.punchXpool });
+  const pairs = createPunchPairs();
+  const peersPunch = init.peersPunch ?? DEFAULT_PEERS_PUNCH;
+  const offerTimeoutMs = init.offerTimeoutMs ?? OFFER_PUSH_TIMEOUT_MS;
+  const stakeConfig: StakeConfig = { stakes: init.stakes, userId: init.userId, nodeId: components.nodeKey.nodeId };
+  const counters: PunchServiceCounters = { joins: 0, rejoins: 0, joinsRefused: 0, joinsFull: 0, leaves: 0, punchRequests: 0, punchRefused: 0, offersPushed: 0, offersFailed: 0, rebrokered: 0 };
+  /** Bound app links by connection id: where offers are pushed. */
+  const links = new Map<string, QuicLink>();
+  /** node id → last address it joined from, kept after it leaves (bounded): a later join from elsewhere is
+   *  a mapping change. */
+  const lastAddress = new Map<string, AppAddress>();
+  const timers = new Set<ReturnType<typeof setTimeout>>();
+  let sweep: ReturnType<typeof setInterval> | undefined;
+  let running = false;
+
+  const refuse = (status: Status, error: string): HandlerResult => ({ status, error });
+
+  /** Why a matched pair is not offered after all (the spray policy), or null. */
+  function policyRefusal(m: PunchMatch): string | null {
+    if (m.strategy.strategy !== "sym-to-cone-spray") return null;
+    if (init.allowSpray === false) return `${m.strategy.reason}; this node offers no sprays`;
+    const cone = m.requester.nat === "symmetric" ? m.peer : m.requester;
+    if (init.sprayNatCones || cone.nat === "udp-firewall") return null;
+    const pair = `${m.requester.nat ?? "unknown"} ↔ ${m.peer.nat ?? "unknown"}`;
+    return `${pair}: a birthday spray cannot meet a NAT that re-maps the ports it saw inbound first (Linux conntrack; measured), and a failed spray disturbs the cone side's mapping; only a UDP-Firewall peer is sprayed`;
+  }
+
+  function remember(nodeId: string, address: AppAddress): void {
+    lastAddress.delete(nodeId);
+    lastAddress.set(nodeId, address);
+    if (lastAddress.size > MAX_REMEMBERED_ADDRESSES) lastAddress.delete(lastAddress.keys().next().value!);
+  }
+
+  udp.on("bind", (link) => {
+    links.set(link.connectionId, link);
+  });
+  // Dead connections leave the pool at once (DESIGN §5): the transport reports the close as soon as QUIC
+  // does (a CONNECTION_CLOSE, or the idle timeout for an app that vanished).
+  udp.on("close", (link) => {
+    links.delete(link.connectionId);
+    const gone = pool.leave(link.connectionId);
+    counters.leaves += gone.length;
+    if (gone.length) log?.("debug", "app left the pool", { ids: gone.map((m) => m.nodeId.slice(0, 16)), kinds: gone.map((m) => m.kind) });
+  });
+
+  /** Pushes one side's PunchInfo to a member over its kept link; true when it acknowledged. */
+  async function push(member: AppMember, info: PunchInfo, signal?: AbortSignal): Promise<boolean> {
+    const link = links.get(member.connectionId);
+    if (!link || link.closed) {
+      // Its connection is gone but the close event has not come (or it never bound): drop it now.
+      counters.leaves += pool.leave(member.connectionId).length;
+      counters.offersFailed++;
+      return false;
+    }
+    try {
+      const answer = await link.request(PUNCH_METHOD.offer, toBinary(PunchInfoSchema, info), { timeoutMs: offerTimeoutMs, signal });
+      if (answer.status !== Status.OK) throw new Error(`${answer.error || "refused"} (status ${answer.status})`);
+      counters.offersPushed++;
+      return true;
+    } catch (err) {
+      counters.offersFailed++;
+      log?.("debug", "punch offer not delivered", { to: member.nodeId.slice(0, 16), error: errorLine(err) });
+      return false;
+    }
+  }
+
+  /** Signalling coordination: new offers between a member whose address changed and its recent partners. */
+  async function rebroker(member: AppMember): Promise<void> {
+    const t = now();
+    for (const p of pairs.partnersOf(member.nodeId, t)) {
+      const current = pool.get(member.kind, member.nodeId);
+      const partner = pool.get(p.kind, p.nodeId);
+      if (!running || !current || !partner || sameAddress(current.address, partner.address)) continue;
+      const b = brokerPunch(current, partner);
+      if (b.plan.strategy === "impossible") continue;
+      pairs.note(current, partner, t);
+      counters.rebrokered++;
+      log?.("info", "re-brokering a punch after a mapping change", {
+        id: current.nodeId.slice(0, 16),
+        at: `${current.address.ip}:${current.address.port}`,
+        partner: partner.nodeId.slice(0, 16),
+        strategy: b.plan.strategy,
+        attempt: shortHex(b.attemptId),
+      });
+      await Promise.all([push(current, b.forA), push(partner, b.forB)]);
+    }
+  }
+
+  async function onJoin(req: { payload: Uint8Array }, ctx: RequestContext): Promise<HandlerResult> {
+    if (!running) return refuse(Status.REFUSED, "the app services are stopped");
+    if (!ctx.peerKey) return refuse(Status.UNAUTHENTICATED, "app.join needs a bound link: run the app bootstrap first");
+    let join: ReturnType<typeof readAppJoin>;
+    try {
+      join = readAppJoin(req.payload);
+    } catch (err) {
+      counters.joinsRefused++;
+      return refuse(Status.BAD_REQUEST, errorLine(err));
+    }
+    const wrongId = checkJoinIdentity(join, ctx.peerKey);
+    if (wrongId) {
+      counters.joinsRefused++;
+      return refuse(Status.REFUSED, wrongId);
+    }
+    const stake = stakeAnswer(join.kind, stakeConfig);
+    if (!stake.ok) {
+      counters.joinsRefused++;
+      return refuse(Status.REFUSED, stake.message);
+    }
+    const address = { ip: ctx.remoteIp, port: ctx.remotePort };
+    const result = pool.join(
+      { nodeId: join.nodeId, kind: join.kind, nat: join.nat, spki: join.spki, address, connectionId: ctx.connectionId, portDelta: join.portDelta },
+      now(),
+    );
+    if (result.status === "full") {
+      counters.joinsFull++;
+      return refuse(Status.FULL, result.message);
+    }
+    if (result.status === "kind-not-served") {
+      counters.joinsRefused++;
+      return refuse(Status.REFUSED, result.message);
+    }
+    const before = lastAddress.get(join.nodeId);
+    remember(join.nodeId, result.member.address);
+    const changed = result.status === "rejoined" ? result.addressChanged : before !== undefined && !sameAddress(before, result.member.address);
+    if (result.status === "rejoined") counters.rejoins++;
+    else counters.joins++;
+    log?.("debug", "app joined", { id: join.nodeId.slice(0, 16), kind: join.kind, nat: join.nat ?? "unknown", at: `${address.ip}:${address.port}`, status: result.status, changed });
+    if (changed && pairs.partnersOf(join.nodeId, now()).length > 0) {
+      // After the answer is on its way: the app learns it joined before offers start arriving.
+      const t = setTimeout(() => {
+        timers.delete(t);
+        void rebroker(result.member);
+      }, 0);
+      timers.add(t);
+    }
+    return { status: Status.OK, payload: encodeMessage(AppJoinAnswerSchema, { ...appJoinAnswerInit(stake.answer, result), addressChanged: changed }) };
+  }
+
+  async function onPunch(req: { payload: Uint8Array }, ctx: RequestContext): Promise<HandlerResult> {
+    if (!running) return refuse(Status.REFUSED, "the app services are stopped");
+    if (!ctx.peerKey) return refuse(Status.UNAUTHENTICATED, "punch.request needs a bound link: run the app bootstrap first");
+    counters.punchRequests++;
+    let request: ReturnType<typeof readPunchRequest>;
+    try {
+      request = readPunchRequest(req.payload);
+    } catch (err) {
+      counters.punchRefused++;
+      return refuse(Status.BAD_REQUEST, errorLine(err));
+    }
+    const nodeId = nodeIdOf(ctx.peerKey);
+    const t = now();
+    pool.seen(ctx.connectionId, t);
+    let matches: PunchMatch[];
+    if (request.targetId !== null) {
+      const m = directedMatch(pool, { nodeId, kind: request.kind, targetId: request.targetId, targetKind: request.targetKind });
+      if (!m.ok) {
+        counters.punchRefused++;
+        return refuse(statusOfMatchError(m.error), m.message);
+      }
+      const why = policyRefusal(m.match);
+      if (why) {
+        counters.punchRefused++;
+        return refuse(Status.REFUSED, why);
+      }
+      matches = [m.match];
+    } else {
+      const max = Math.min(request.max === 0 ? peersPunch : request.max, peersPunch);
+      // Draw from every compatible member (best tiers first), then drop the pairs the spray policy refuses.
+      const m = randomMatches(pool, { nodeId, kind: request.kind }, { rand, max: pool.capacity, allowSpray: init.allowSpray });
+      if (!m.ok) {
+        counters.punchRefused++;
+        return refuse(statusOfMatchError(m.error), m.message);
+      }
+      matches = m.matches.filter((x) => policyRefusal(x) === null && !isBehindSameNat(x)).slice(0, max);
+      if (matches.length === 0) {
+        counters.punchRefused++;
+        return refuse(Status.NOT_FOUND, `none of the members of ${JSON.stringify(request.kind)} can be punched from ${m.matches[0]?.requester.nat ?? "this NAT class"} (${policyRefusal(m.matches[0]!) ?? "no peers"})`);
+      }
+    }
+    // The requester must hold this membership on this very connection: offers go back on it.
+    if (matches[0] && matches[0].requester.connectionId !== ctx.connectionId) {
+      counters.punchRefused++;
+      return refuse(Status.REFUSED, "this connection is not the one the requester joined on; send app.join again");
+    }
+    const brokered = matches.map((m) => ({ m, b: brokerPunch(m.requester, m.peer) }));
+    const delivered = await Promise.all(brokered.map(({ m, b }) => push(m.peer, b.forB, ctx.signal)));
+    const offers: PunchInfo[] = [];
+    brokered.forEach(({ m, b }, i) => {
+      if (!delivered[i]) return;
+      pairs.note(m.requester, m.peer, t);
+      offers.push(b.forA);
+      log?.("debug", "punch brokered", {
+        from: m.requester.nodeId.slice(0, 16),
+        to: m.peer.nodeId.slice(0, 16),
+        strategy: b.plan.strategy,
+        dialer: b.plan.dialer === "a" ? "requester" : "target",
+        attempt: shortHex(b.attemptId),
+      });
+    });
+    if (offers.length === 0) {
+      counters.punchRefused++;
+      const what = request.targetId !== null ? `node ${request.targetId.slice(0, 16)} did not acknowledge the offer (its connection is gone)` : "none of the matched peers acknowledged the offer";
+      return refuse(Status.NOT_FOUND, what);
+    }
+    return { status: Status.OK, payload: encodeMessage(PunchAnswerSchema, { offers }) };
+  }
+
+  // A deliberate goodbye: memberships, partners and last address go, so the app's next run is a new session.
+  async function onLeave(_req: { payload: Uint8Array }, ctx: RequestContext): Promise<HandlerResult> {
+    if (!ctx.peerKey) return refuse(Status.UNAUTHENTICATED, "app.leave needs a bound link");
+    const nodeId = nodeIdOf(ctx.peerKey);
+    const gone = pool.byConnection(ctx.connectionId).filter((m) => m.nodeId === nodeId);
+    for (const m of gone) pool.remove(m.nodeId, m.kind);
+    counters.leaves += gone.length;
+    pairs.forget(nodeId);
+    lastAddress.delete(nodeId);
+    return { status: Status.OK };
+  }
+
+  udp.handle(PUNCH_METHOD.join, onJoin);
+  udp.handle(APP_LEAVE_METHOD, onLeave);
+  udp.handle(PUNCH_METHOD.punch, onPunch);
+
+  return {
+    pool,
+    pairs,
+    start() {
+      if (running) return;
+      running = true;
+      const idleMs = init.appIdleMs ?? DEFAULT_APP_IDLE_MS;
+      sweep = setInterval(() => {
+        const t = now();
+        // A live connection is a live member even when it sends no requests (QUIC keep-alives do not reach
+        // handlers); only members whose connection is unknown age out.
+        for (const id of links.keys()) pool.seen(id, t);
+        counters.leaves += pool.expire(t, idleMs).length;
+        pairs.expire(t);
+      }, init.sweepIntervalMs ?? PUNCH_SWEEP_INTERVAL_MS);
+      sweep.unref?.();
+    },
+    stop() {
+      if (!running) return;
+      running = false;
+      if (sweep) clearInterval(sweep);
+      sweep = undefined;
+      for (const t of timers) clearTimeout(t);
+      timers.clear();
+    },
+    status: () => ({ kinds, members: pool.counts(), capacity: pool.capacity, pairs: pairs.size }),
+    counters: () => ({ ...counters }),
+  };
+}
