@@ -6,9 +6,14 @@ import { createRunCertificate, type RunCertificate } from "./identity/certificat
 import { loadOrCreateNodeKey, type NodeKey } from "./identity/node-key.ts";
 import { serveAppBootstrapOverWss } from "./mesh/app-wss.ts";
 import { createMeshLinks, type MeshLinks } from "./mesh/link-service.ts";
+import { createMeshService, type MeshService } from "./mesh/mesh-service.ts";
 import { startAdmin, type AdminEndpoint } from "./ops/admin.ts";
 import type { Logger } from "./ops/logger.ts";
 import { createBindingResponder, type BindingResponder } from "./stun/responder.ts";
+import { createNatService, type NatService } from "./stun/nat-service.ts";
+import { createPunchService, type PunchService } from "./punch/punch-service.ts";
+import { createShareService, type ShareService } from "./punch/share-service.ts";
+import { servedKinds } from "./punch/stakes.ts";
 import { formatAddress, unmapIp } from "./transport/address.ts";
 import { encodeMessage } from "./wire/codec.ts";
 import { WhoamiResponseSchema } from "./wire/gen/findings_pb.ts";
@@ -28,6 +33,14 @@ export interface FindingsNode {
   readonly udp: UdpEndpoint;
   readonly tls: TlsEndpoint;
   readonly mesh: MeshLinks;
+  /** Pools, peer sharing, bans, search (issue 4). */
+  readonly meshService: MeshService;
+  /** NAT class and lifetime tests, NewHost delegation, own NAT class (issue 5). */
+  readonly nat: NatService;
+  /** App pool, punch brokering, signalling coordination (issue 6). */
+  readonly punch: PunchService;
+  /** TCP server registry, the share pool (issue 6). */
+  readonly share: ShareService;
   /** Admin URL once started, if the admin endpoint is on. */
   readonly adminUrl: string | undefined;
   start(): Promise<void>;
@@ -63,6 +76,7 @@ export async function createNode({ config, home, log }: NodeComponents): Promise
       idleTimeoutMs,
       onRawDatagram: (buf, rinfo, kind) => {
         if (kind === "stun" && stun) stun.handle(buf, rinfo.address, rinfo.port, rinfo.family === "IPv6" ? 6 : 4, send);
+        else if (kind === "sn") nat.handleDatagram(buf, rinfo);
       },
     },
   );
@@ -73,6 +87,7 @@ export async function createNode({ config, home, log }: NodeComponents): Promise
       port: config.server_tport,
       maxConnectionsPerIp: config.max_conns_per_ip,
       maxLinks: config.max_mesh_links,
+      maxLinksPerIp: config.max_links_per_ip,
       idleTimeoutMs,
     },
   );
@@ -85,6 +100,38 @@ export async function createNode({ config, home, log }: NodeComponents): Promise
     { allowUntrusted: true },
   );
 
+  const meshService = createMeshService(
+    { links: mesh, udp, tcpPort: () => tls.port, nodeKey: key, cert, log, home },
+    {
+      host: config.host,
+      peers: config.peers,
+      public: config.public,
+      clientOnly: config.client_only,
+      shortlist: config.shortlist,
+      meshOut: config.mesh_out,
+      meshIn: config.mesh_in,
+      switchIntervalMs: config.mesh_switch_s * 1000,
+      peersHelp: config.peers_help,
+      shareCount: config.mesh_share,
+      peerCacheMaxAgeMs: config.peer_cache_days * 86_400_000,
+      stakes: config.stakes,
+      identityId: config.user_id,
+    },
+  );
+
+  // NAT services (DESIGN §6): QUIC handlers on udp, NewHost on the mesh, the own-class self-probe.
+  const nat = createNatService(
+    { udp, mesh, nodeKey: key, log: transportLog(log.child({ room: "nat" })) },
+    { host: config.host, probeTimeoutMs: config.probe_timeout_s * 1000, serve: !config.client_only },
+  );
+
+  // App services (DESIGN §5, §7): app pool + punch brokering, TCP server registry; kinds = [stakes] keys.
+  const punch = createPunchService(
+    { udp, nodeKey: key, log: transportLog(log.child({ room: "punch" })) },
+    { stakes: config.stakes, userId: config.user_id, punchXpool: config.punch_xpool, peersPunch: config.peers_punch },
+  );
+  const share = createShareService({ udp, log: transportLog(log.child({ room: "share" })) }, { kinds: servedKinds(config.stakes), capacity: config.share_xpool });
+
   let admin: AdminEndpoint | undefined;
   let state: "new" | "running" | "stopped" = "new";
 
@@ -94,6 +141,10 @@ export async function createNode({ config, home, log }: NodeComponents): Promise
     udp,
     tls,
     mesh,
+    meshService,
+    nat,
+    punch,
+    share,
     get adminUrl() {
       return admin?.url;
     },
@@ -103,6 +154,10 @@ export async function createNode({ config, home, log }: NodeComponents): Promise
       await udp.start();
       await tls.start();
       await mesh.start();
+      await meshService.start();
+      await nat.start();
+      punch.start();
+      share.start();
       if (config.admin) admin = startAdmin({ status: () => node.status(), counters: () => node.counters() }, config.admin);
       log.info("node started", {
         id: key.nodeId,
@@ -119,6 +174,10 @@ export async function createNode({ config, home, log }: NodeComponents): Promise
       }
       state = "stopped";
       await admin?.stop();
+      share.stop();
+      punch.stop();
+      await nat.stop();
+      await meshService.stop();
       await mesh.stop();
       await tls.stop();
       await udp.stop();
@@ -135,8 +194,11 @@ export async function createNode({ config, home, log }: NodeComponents): Promise
           udp: formatAddress(config.host, udp.port),
           tcp: formatAddress(config.host, tls.port),
           role: config.client_only ? "client-only" : config.public ? "public" : "service",
-          nat: null,
+          nat: nat.ownClass()?.nat ?? null,
         },
+        nat: nat.status(),
+        mesh: meshService.status(),
+        punch: { ...punch.status(), share: share.pool.counts() },
         counters: node.counters(),
       };
     },
@@ -145,6 +207,10 @@ export async function createNode({ config, home, log }: NodeComponents): Promise
       for (const [k, v] of Object.entries(udp.counters())) if (typeof v === "number") out[`udp_${k}`] = v;
       for (const [k, v] of Object.entries(tls.counts())) if (typeof v === "number") out[`tls_${k}`] = v;
       out.mesh_links = mesh.links().length;
+      Object.assign(out, meshService.counters());
+      for (const [k, v] of Object.entries(nat.counters())) out[`nat_${k}`] = v;
+      for (const [k, v] of Object.entries(punch.counters())) out[`punch_${k}`] = v;
+      for (const [k, v] of Object.entries(share.counters())) out[`share_${k}`] = v;
       if (stun) Object.assign(out, { stun_answered: stun.answered, stun_malformed: stun.malformed, stun_ignored: stun.ignored });
       return out;
     },

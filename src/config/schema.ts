@@ -32,12 +32,14 @@ export const SCHEMA = {
   mesh_in: count(0, 64),
   mesh_switch_s: count(1, 86_400),
   peers_help: count(1, 100),
+  mesh_share: count(0, 100),
   punch_xpool: count(1, 100_000),
   peers_punch: count(1, 100),
   share_xpool: count(1, 100_000),
   max_quic_connections: count(1, 1_000_000),
   max_mesh_links: count(1, 100_000),
   max_conns_per_ip: count(1, 100_000),
+  max_links_per_ip: count(1, 100_000),
   idle_timeout_s: count(1, 3600),
   probe_timeout_s: count(1, 600),
   peer_cache_days: count(0, 365),
@@ -62,12 +64,14 @@ export interface Config {
   mesh_in: number;
   mesh_switch_s: number;
   peers_help: number;
+  mesh_share: number;
   punch_xpool: number;
   peers_punch: number;
   share_xpool: number;
   max_quic_connections: number;
   max_mesh_links: number;
   max_conns_per_ip: number;
+  max_links_per_ip: number;
   idle_timeout_s: number;
   probe_timeout_s: number;
   peer_cache_days: number;

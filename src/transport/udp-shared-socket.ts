@@ -121,6 +121,24 @@ export class SharedUdpSocket extends QUICSocket {
       this.counters.socketErrors++;
       this.onDatagramError?.(err);
     });
+    // The same ICMP report can also surface as the rejection of the next send() on this socket, which
+    // quiche's connection code turns into an internal error thrown from a listener. For UDP a refused or
+    // unreachable destination is one lost datagram, which QUIC recovers from: count it, don't throw.
+    // ECONNREFUSED on a send reports an earlier datagram's ICMP port-unreachable (Bun's dgram sets
+    // IP_RECVERR), so this datagram was never sent: send it once more. (Seen in the NAT lab: an expired
+    // mapping's probe makes the router answer ICMP, and the next lifetime probe was silently lost.)
+    const send = this.socketSend;
+    this.socketSend = async (...params: Array<any>): Promise<number> => {
+      for (let attempt = 0; ; attempt++) {
+        try {
+          return await send(...params);
+        } catch (err) {
+          if (!isTransientSendError(err)) throw err;
+          this.counters.socketErrors++;
+          if (attempt > 0 || (err as { code?: string }).code !== "ECONNREFUSED") return 0;
+        }
+      }
+    };
     try {
       this.socket.setRecvBufferSize(UDP_RECV_BUFFER_BYTES);
       this.socket.setSendBufferSize(UDP_SEND_BUFFER_BYTES);
@@ -133,7 +151,12 @@ export class SharedUdpSocket extends QUICSocket {
    *  the caller: node:dgram may read it after this returns. Errors arrive as counted 'error' events. */
   sendRawNow(bytes: Uint8Array, port: number, ip: string): void {
     const target = this.type === "ipv4&ipv6" && !ip.includes(":") ? `::ffff:${ip}` : ip;
-    this.socket.send(bytes, port, target);
+    this.socket.send(bytes, port, target, (err) => {
+      if (!err) return;
+      this.counters.socketErrors++;
+      // A stale ICMP report for an earlier datagram (see start()): this one was not sent, so retry once.
+      if ((err as { code?: string }).code === "ECONNREFUSED") this.socket.send(bytes, port, target, (again) => void (again && this.counters.socketErrors++));
+    });
   }
 
   /** Sends one raw datagram from this socket. `bytes` is copied first, so the caller may reuse its buffer
@@ -169,6 +192,13 @@ function isNewConnectionInitial(data: Uint8Array, socket: QUICSocket): boolean {
   if (dcidLength > MAX_CID_BYTES || data.length < 6 + dcidLength) return false;
   const dcid = QUICConnectionId.fromBuffer(Buffer.from(data.buffer, data.byteOffset + 6, dcidLength));
   return !connectionMapOf(socket).has(dcid);
+}
+
+/** Send errors that mean "this datagram was lost", not "the socket is broken" (ICMP reports, a full
+ *  queue, a route that is gone for now). */
+function isTransientSendError(err: unknown): boolean {
+  const code = (err as { code?: string } | null)?.code;
+  return code === "ECONNREFUSED" || code === "EHOSTUNREACH" || code === "ENETUNREACH" || code === "EAGAIN" || code === "ENOBUFS" || code === "EPERM";
 }
 
 /** QUICSocket's connection map, shared by its server and clients. It is public at runtime but marked
