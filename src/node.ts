@@ -100,8 +100,23 @@ export async function createNode({ config, home, log }: NodeComponents): Promise
     { allowUntrusted: true },
   );
 
+  // NAT services (DESIGN §6): QUIC handlers on udp, NewHost on the mesh, the own-class self-probe.
+  const nat = createNatService(
+    { udp, mesh, nodeKey: key, log: transportLog(log.child({ room: "nat" })) },
+    { host: config.host, probeTimeoutMs: config.probe_timeout_s * 1000, serve: !config.client_only },
+  );
+
   const meshService = createMeshService(
-    { links: mesh, udp, tcpPort: () => tls.port, nodeKey: key, cert, log, home },
+    {
+      links: mesh,
+      udp,
+      tcpPort: () => tls.port,
+      nodeKey: key,
+      cert,
+      log,
+      home,
+      ownNat: { current: () => nat.ownClass()?.nat ?? null, onChange: (cb) => nat.onOwnClass(() => cb()) },
+    },
     {
       host: config.host,
       peers: config.peers,
@@ -117,12 +132,6 @@ export async function createNode({ config, home, log }: NodeComponents): Promise
       stakes: config.stakes,
       identityId: config.user_id,
     },
-  );
-
-  // NAT services (DESIGN §6): QUIC handlers on udp, NewHost on the mesh, the own-class self-probe.
-  const nat = createNatService(
-    { udp, mesh, nodeKey: key, log: transportLog(log.child({ room: "nat" })) },
-    { host: config.host, probeTimeoutMs: config.probe_timeout_s * 1000, serve: !config.client_only },
   );
 
   // App services (DESIGN §5, §7): app pool + punch brokering, TCP server registry; kinds = [stakes] keys.

@@ -1,5 +1,7 @@
 // The configuration schema: every key, its type and allowed values (DESIGN §9).
 import { ConfigError } from "../errors.ts";
+import { MAX_IDENTITY_ID_CHARS, MAX_KIND_CHARS, MAX_RECORD_KINDS, MAX_STAKE_ADDRESS_CHARS } from "../mesh/mesh-constants.ts";
+import { isValidKind } from "../mesh/record.ts";
 
 type Rule =
   | { type: "int"; min: number; max: number }
@@ -16,7 +18,8 @@ const port = { type: "int", min: 0, max: 65535 } as const;
 const count = (min: number, max: number) => ({ type: "int", min, max }) as const;
 
 export const SCHEMA = {
-  user_id: { type: "string", pattern: /^[\x21-\x7e]{0,128}$/, allowed: "up to 128 printable characters without spaces" },
+  // The same limits as a node record's identity id, so every valid config makes a valid record.
+  user_id: { type: "string", pattern: new RegExp(`^[\\x21-\\x7e]{0,${MAX_IDENTITY_ID_CHARS}}$`), allowed: `up to ${MAX_IDENTITY_ID_CHARS} printable characters without spaces` },
   log_root: { type: "string" },
   log_level: { type: "enum", values: LOG_LEVELS },
   host: { type: "string", pattern: /^[0-9a-fA-F.:]+$/, allowed: "an IPv4 or IPv6 address" },
@@ -81,8 +84,6 @@ export interface Config {
 
 /** "ip:port", "[v6]:port", optionally "#<64 hex>" (DESIGN §9). */
 export const ADDR_PATTERN = /^(?:\d{1,3}(?:\.\d{1,3}){3}|\[[0-9a-fA-F:.]+\]):\d{1,5}(?:#[0-9a-f]{64})?$/;
-/** App kinds look like "blockchain:bitcoin", "app:chat", "depots:x", "findings:x" (seed 001 §应用节点). */
-export const KIND_PATTERN = /^(?:\*|[a-z][a-z0-9-]{0,31}:[A-Za-z0-9._-]{1,64})$/;
 
 function show(value: unknown): string {
   return typeof value === "string" ? JSON.stringify(value) : Array.isArray(value) ? JSON.stringify(value) : String(value);
@@ -126,11 +127,14 @@ export function checkStakes(value: unknown): Record<string, string> {
   if (typeof value !== "object" || value === null || Array.isArray(value))
     throw new ConfigError("stakes", `${show(value)} is not allowed (allowed: a table of kind = "address")`);
   const out: Record<string, string> = {};
+  if (Object.keys(value).length > MAX_RECORD_KINDS)
+    throw new ConfigError("stakes", `${Object.keys(value).length} kinds is not allowed (allowed: at most ${MAX_RECORD_KINDS}, what a node record carries)`);
   for (const [kind, addr] of Object.entries(value)) {
-    if (!KIND_PATTERN.test(kind))
-      throw new ConfigError(`stakes.${kind}`, `kind ${show(kind)} is not allowed (allowed: "*" or "family:name", e.g. "blockchain:bitcoin")`);
-    if (typeof addr !== "string" || !/^[\x21-\x7e]{0,128}$/.test(addr))
-      throw new ConfigError(`stakes.${kind}`, `${show(addr)} is not allowed (allowed: an address of up to 128 printable characters)`);
+    // App kinds look like "blockchain:bitcoin", "app:chat", "depots:x" (seed 001 §应用节点): the record's rule.
+    if (kind !== "*" && !isValidKind(kind))
+      throw new ConfigError(`stakes.${kind}`, `kind ${show(kind)} is not allowed (allowed: "*" or "family:name" of up to ${MAX_KIND_CHARS} characters, e.g. "blockchain:bitcoin")`);
+    if (typeof addr !== "string" || addr.length > MAX_STAKE_ADDRESS_CHARS || !/^[\x21-\x7e]*$/.test(addr))
+      throw new ConfigError(`stakes.${kind}`, `${show(addr)} is not allowed (allowed: an address of up to ${MAX_STAKE_ADDRESS_CHARS} printable characters)`);
     out[kind] = addr;
   }
   return out;

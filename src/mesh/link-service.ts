@@ -173,6 +173,8 @@ export function createMeshLinks(components: MeshLinksComponents, init: MeshLinks
       timeoutMs: opts.timeoutMs,
       signal,
       idleTimeoutMs: init.idleTimeoutMs,
+      // Same family only: an IPv4-bound node dialling an IPv6 peer lets the kernel choose.
+      localAddress: isIP(tls.host) !== 0 && tls.host !== "0.0.0.0" && tls.host !== "::" && isIP(tls.host) === isIP(addr.ip) ? tls.host : undefined,
       log,
     });
     const link = createMeshLink(conn, {

@@ -68,6 +68,8 @@ export interface MeshServiceComponents {
   cert: RunCertificate;
   log: Logger;
   home: string;
+  /** The node's own NAT class from its self-probe (DESIGN §6), for the record; absent = Public. */
+  ownNat?: { current(): string | null; onChange(cb: () => void): () => void };
   /** @default Date.now */
   now?: () => number;
   /** @default Math.random */
@@ -277,8 +279,8 @@ export function createMeshService(components: MeshServiceComponents, init: MeshS
       ownRecord = buildRecord(nodeKey, {
         addresses: [{ ip: advertisedIp, udpPort: udp.port, tcpPort: components.tcpPort() }],
         spki: cert.spki,
-        // TODO(issue 5): FullC when the node's own NAT probe says so; a service node is Public until then.
-        nat: NatClass.NAT_PUBLIC,
+        // A service node is reachable (self-check or --public): FullC when its own probe says so, else Public.
+        nat: components.ownNat?.current() === "full-cone" ? NatClass.NAT_FULL_CONE : NatClass.NAT_PUBLIC,
         kinds,
         stakes,
         identityId: init.identityId || myId,
@@ -709,7 +711,13 @@ export function createMeshService(components: MeshServiceComponents, init: MeshS
       startedAt = now();
       lifetime = new AbortController();
       registerHandlers();
-      unsubscribe = links.onMeshLink(onMeshLink);
+      const offLinks = links.onMeshLink(onMeshLink);
+      // A new own-class result (e.g. FullC) goes into a fresh record with a higher seq.
+      const offNat = components.ownNat?.onChange(() => rebuildRecord());
+      unsubscribe = () => {
+        offLinks();
+        offNat?.();
+      };
       tickTimer = setInterval(tick, init.tickMs ?? MESH_TICK_MS);
       void bootstrap()
         .catch((err) => log.error("mesh bootstrap failed", { error: errorLine(err) }))

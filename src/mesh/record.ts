@@ -274,7 +274,8 @@ function reject(reason: RecordRejectReason, detail: string): RecordCheck {
 // ---- field syntax ----
 
 /** App kinds look like "blockchain:bitcoin", "app:chat", "findings:mesh" (seed 001 §应用节点). */
-const KIND_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:/-]*$/;
+/** "family:name", e.g. "blockchain:bitcoin", "app:chat", "depots:x", "findings:x" (seed 001 §应用节点). */
+const KIND_PATTERN = /^[a-z][a-z0-9-]{0,31}:[A-Za-z0-9._-]{1,63}$/;
 const PROTOCOL_PATTERN = /^[a-z0-9][a-z0-9.-]*$/;
 /** Reward addresses of all common chains are printable ASCII without spaces. */
 const STAKE_ADDRESS_PATTERN = /^[\x21-\x7e]+$/;

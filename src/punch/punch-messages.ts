@@ -2,7 +2,7 @@
 // DESIGN §4 "every decoder enforces a size limit and rejects what it cannot parse with a typed error";
 // STYLE §6). Readers throw LimitError / DecodeError only; handlers turn them into BAD_REQUEST.
 import { bytesToHex } from "@noble/hashes/utils.js";
-import { KIND_PATTERN } from "../config/schema.ts";
+import { isValidKind } from "../mesh/record.ts";
 import { X25519_KEY_BYTES } from "../constants.ts";
 import { DecodeError } from "../errors.ts";
 import { nodeIdOf } from "../identity/node-key.ts";
@@ -50,7 +50,7 @@ export interface ShareFetchIn {
 
 function checkKind(place: string, kind: string, field = "kind"): string {
   if (kind.length === 0 || kind.length > MAX_KIND_CHARS) throw new DecodeError(place, `${field} must be 1..${MAX_KIND_CHARS} characters, got ${kind.length}`);
-  if (kind === "*" || !KIND_PATTERN.test(kind)) throw new DecodeError(place, `${field} ${JSON.stringify(kind)} is not an app kind like "blockchain:bitcoin"`);
+  if (kind === "*" || !isValidKind(kind)) throw new DecodeError(place, `${field} ${JSON.stringify(kind)} is not an app kind like "blockchain:bitcoin"`);
   return kind;
 }
 

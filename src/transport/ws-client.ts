@@ -25,6 +25,9 @@ export interface DialWssOptions {
   maxFrameBytes?: number;
   /** Passed to the connection. @default LINK_IDLE_TIMEOUT_MS */
   idleTimeoutMs?: number;
+  /** Source IP of the dial: a node bound to one IP dials from it, so peers see (and limit, and ban)
+   *  the address it serves on. @default the kernel's choice */
+  localAddress?: string;
   log?: TlsLog;
 }
 
@@ -68,6 +71,7 @@ export function dialWss(addr: HostPort, opts: DialWssOptions = {}): Promise<WssD
       // We pin by SPKI ourselves below; CA validation means nothing for self-signed run certificates.
       rejectUnauthorized: false,
       ALPNProtocols: ["http/1.1"],
+      ...(opts.localAddress ? { localAddress: opts.localAddress } : {}),
       ...(opts.clientCert ? { cert: opts.clientCert.certPem, key: opts.clientCert.keyPem } : {}),
     });
 
