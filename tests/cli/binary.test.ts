@@ -54,4 +54,32 @@ describe("the compiled binary", () => {
     expect(err.trim().split("\n")).toHaveLength(1);
     expect(err).toContain("FINDINGS_SERVER_UPORT: 99999 is not allowed");
   });
+
+  test("serves whoami over QUIC and HTTPS with the embedded QUIC native module", async () => {
+    const home = join(dir.path, "serve-home");
+    const node = Bun.spawn([bin, "serve", "--json", "--home", home, "--host", "127.0.0.1", "--port", "0", "--admin", "", "--public"], {
+      cwd: dir.path,
+      env: { PATH: dir.path, HOME: dir.path },
+      stdout: "pipe",
+      stderr: "pipe",
+    });
+    try {
+      const reader = node.stdout.getReader();
+      let text = "";
+      while (!text.includes("\n")) {
+        const { value, done } = await reader.read();
+        if (done) throw new Error("the binary's serve exited before it was ready");
+        text += new TextDecoder().decode(value);
+      }
+      const ready = JSON.parse(text.slice(0, text.indexOf("\n")));
+      const quic = await run(["whoami", "--json", "--server", `127.0.0.1:${ready.udpPort}#${ready.publicKey}`]);
+      expect(quic.code).toBe(0);
+      expect(JSON.parse(quic.stdout)).toMatchObject({ via: "quic", pinned: true });
+      const https = await run(["whoami", "--json", "--tcp", "--server", `127.0.0.1:${ready.tcpPort}`]);
+      expect(JSON.parse(https.stdout)).toMatchObject({ via: "https" });
+    } finally {
+      node.kill("SIGTERM");
+      expect(await node.exited).toBe(0);
+    }
+  }, 30_000);
 });
