@@ -51,6 +51,7 @@ import { readPunchHelloAnswer, type PunchOffer } from "./punch-info.ts";
 import { encodePunchPacket, isPunchPacketFrom, PUNCH_PACKET_TYPE } from "./punch-packet.ts";
 import { resultBase, type PunchResult } from "./punch-result.ts";
 import { predictedPort } from "./punch-strategy.ts";
+import { raceSignal } from "../transport/quic-stream-io.ts";
 
 export interface PeerAddr {
   ip: string;
@@ -117,24 +118,6 @@ function pause(ms: number, signal: AbortSignal): Promise<void> {
   });
 }
 
-/** `p`, or the abort reason of `signal`. */
-function race<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(signal.reason);
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason);
-    signal.addEventListener("abort", onAbort, { once: true });
-    p.then(
-      (v) => {
-        signal.removeEventListener("abort", onAbort);
-        resolve(v);
-      },
-      (e) => {
-        signal.removeEventListener("abort", onAbort);
-        reject(e);
-      },
-    );
-  });
-}
 
 const same = (a: PeerAddr, b: PeerAddr) => a.ip === b.ip && a.port === b.port;
 
@@ -189,7 +172,7 @@ export async function runAttempt(io: AttemptIo, offer: PunchOffer, init: Attempt
       ({ link, owned } = await sprayDial(io, offer, signal, stats, opener));
     } else if (offer.strategy === "sym-to-cone-spray") link = await sprayListen(io, offer, signal, stats, opener);
     else {
-      const hello = offer.role === "listen" ? race(io.waitHello(signal), signal) : null;
+      const hello = offer.role === "listen" ? raceSignal(io.waitHello(signal), signal) : null;
       hello?.catch(() => {});
       // punch-order.ts: the side that must go second waits, so the first sender's packet is a reply for it.
       if (order === "second") await pause(PUNCH_SECOND_SENDER_DELAY_MS, signal);
@@ -382,7 +365,7 @@ async function sprayDial(io: AttemptIo, offer: PunchOffer, signal: AbortSignal, 
     };
     sendAll();
     resend = setInterval(sendAll, SPRAY_RESEND_INTERVAL_MS);
-    const port = await race(met, signal);
+    const port = await raceSignal(met, signal);
     stats.hitPort = port;
     clearInterval(resend);
     resend = undefined;
@@ -406,7 +389,7 @@ async function sprayDial(io: AttemptIo, offer: PunchOffer, signal: AbortSignal, 
 /** Cone side of a spray: openers to many ports of the symmetric side's IP, until its hello arrives. */
 async function sprayListen(io: AttemptIo, offer: PunchOffer, signal: AbortSignal, stats: Stats, opener: (t: 1 | 2) => Uint8Array): Promise<QuicLink> {
   const plan = offer.spray!;
-  const hello = race(io.waitHello(signal), signal);
+  const hello = raceSignal(io.waitHello(signal), signal);
   hello.catch(() => {});
   let done = false;
   void hello.finally(() => (done = true)).catch(() => {});
