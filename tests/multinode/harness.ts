@@ -3,6 +3,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
+import type { ServeReady } from "../helpers.ts";
 
 export const ROOT = join(import.meta.dir, "..", "..");
 export const BUN = process.execPath;
@@ -13,15 +14,7 @@ export const MAIN = join(ROOT, "src", "main.ts");
 export const NODE_PORT = 17788;
 export const ADMIN_PORT = 17789;
 
-export interface ReadyLine {
-  event: "ready";
-  id: string;
-  publicKey: string;
-  udpPort: number;
-  tcpPort: number;
-  admin: string | null;
-  spki: string;
-}
+export type ReadyLine = ServeReady & { event: "ready" };
 
 export interface ConfigValues {
   [key: string]: string | number | boolean | string[] | Record<string, string> | undefined;
