@@ -151,12 +151,9 @@ export class SharedUdpSocket extends QUICSocket {
    *  the caller: node:dgram may read it after this returns. Errors arrive as counted 'error' events. */
   sendRawNow(bytes: Uint8Array, port: number, ip: string): void {
     const target = this.type === "ipv4&ipv6" && !ip.includes(":") ? `::ffff:${ip}` : ip;
-    this.socket.send(bytes, port, target, (err) => {
-      if (!err) return;
-      this.counters.socketErrors++;
-      // A stale ICMP report for an earlier datagram (see start()): this one was not sent, so retry once.
-      if ((err as { code?: string }).code === "ECONNREFUSED") this.socket.send(bytes, port, target, (again) => void (again && this.counters.socketErrors++));
-    });
+    // No callback: this is the hot path (STUN answers); a lost answer is retried by the client, and
+    // send errors arrive as counted 'error' events. Callers that need delivery use sendRaw().
+    this.socket.send(bytes, port, target);
   }
 
   /** Sends one raw datagram from this socket. `bytes` is copied first, so the caller may reuse its buffer
