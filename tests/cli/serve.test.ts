@@ -13,10 +13,17 @@ let v4: ServeProcess;
 let v6: ServeProcess;
 
 beforeAll(async () => {
-  [v4, v6] = await Promise.all([
+  const started = await Promise.allSettled([
     startServe(["--home", join(home.path, "v4"), "--host", "127.0.0.1", "--port", "0", "--admin", "127.0.0.1:0", "--public"]),
     startServe(["--home", join(home.path, "v6"), "--host", "::", "--port", "0", "--admin", "", "--public"]),
   ]);
+  const failed = started.find((r) => r.status === "rejected");
+  if (failed) {
+    // Leave no node behind when the other one could not start.
+    await Promise.all(started.map((r) => (r.status === "fulfilled" ? r.value.stop() : undefined)));
+    throw (failed as PromiseRejectedResult).reason;
+  }
+  [v4, v6] = started.map((r) => (r as PromiseFulfilledResult<ServeProcess>).value) as [ServeProcess, ServeProcess];
 });
 
 afterAll(async () => {
