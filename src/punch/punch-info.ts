@@ -17,7 +17,7 @@ import {
   SPKI_BYTES,
   SPRAY_PORT_MIN,
 } from "./punch-constants.ts";
-import type { PunchStrategyName } from "./punch-strategy.ts";
+import type { PunchStrategyName, SprayParams } from "./punch-strategy.ts";
 
 /** Largest PunchInfo accepted: addresses, tokens, a SPKI, a spray plan and a one-line reason, with room. */
 export const MAX_PUNCH_INFO_BYTES = 4096;
@@ -52,15 +52,7 @@ export interface PunchOffer {
   listenerOpens: boolean;
   expectSuccess: boolean;
   reason: string;
-  spray: {
-    sockets: number;
-    probes: number;
-    portMin: number;
-    portMax: number;
-    probeIntervalMs: number;
-    predicted: { base: number; delta: number; count: number } | null;
-    odds: number;
-  } | null;
+  spray: SprayParams | null;
 }
 
 function need(cond: boolean, place: string, msg: string): void {

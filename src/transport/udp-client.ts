@@ -5,7 +5,6 @@ import type { TransportLog } from "./quic-config.ts";
 import type { QuicLink } from "./quic-link.ts";
 import type { RequestHandler } from "./quic-rpc.ts";
 import { UdpCore, type DialOptions, type LinkEvent, type LinkListener, type UdpCoreCounters } from "./udp-core.ts";
-import type { QuicDialer } from "./udp-endpoint.ts";
 import type { RawDatagramHandler } from "./udp-shared-socket.ts";
 
 export interface UdpClientInit {
@@ -18,16 +17,27 @@ export interface UdpClientInit {
   onRawDatagram?: RawDatagramHandler;
 }
 
+/** Common surface of the node endpoint and the client-only socket: what bootstrapApp and quicWhoami use. */
+export interface QuicDialer {
+  dial(addr: { ip: string; port: number }, opts?: DialOptions): Promise<QuicLink>;
+}
+
+/** One shared UDP socket with QUIC links: the client-only socket, and the base of the node's endpoint. */
 export interface UdpClient extends QuicDialer {
   start(): Promise<void>;
   /** Idempotent; closes every link and the socket. */
   stop(): Promise<void>;
+  /** Bound port after start(), else the configured one. */
   readonly port: number;
   readonly host: string;
+  /** Sends a raw datagram from the shared socket (STUN answers, SN probes, NAT tests, punch openers). */
   sendRaw(bytes: Uint8Array, port: number, ip: string): Promise<void>;
-  /** Handler for requests the peer opens on our links (e.g. a node pushing a punch notice to an app). */
+  /** Registers (or replaces) the handler of `method` for requests the peer opens on our links (e.g. a
+   *  node pushing a punch offer to an app). */
   handle(method: string, handler: RequestHandler): void;
+  /** "connect"/"close" for every link (in and out); "bind" when an inbound app link becomes pinned. */
   on(event: LinkEvent, fn: LinkListener): () => void;
+  /** Live links by connection id. */
   links(): QuicLink[];
   counters(): UdpCoreCounters;
 }

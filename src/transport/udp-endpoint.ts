@@ -20,9 +20,10 @@ import type { RequestHandler } from "./quic-rpc.ts";
 import { streamCodeToReason, streamReasonToCode } from "./quic-stream-io.ts";
 import { WHOAMI_METHOD, whoamiHandler } from "./quic-whoami-handler.ts";
 import { connectionMapOf, type RawDatagramHandler } from "./udp-shared-socket.ts";
+import type { QuicDialer, UdpClient } from "./udp-client.ts";
 import { UdpCore, type DialOptions, type LinkEvent, type LinkListener, type UdpCoreCounters } from "./udp-core.ts";
 
-export type { DialOptions, LinkEvent, LinkListener, QuicLink, RawDatagramHandler, RequestHandler, TransportLog };
+export type { DialOptions, LinkEvent, LinkListener, QuicDialer, QuicLink, RawDatagramHandler, RequestHandler, TransportLog };
 
 export interface UdpEndpointComponents {
   cert: RunCertificate;
@@ -50,29 +51,12 @@ export interface UdpEndpointCounters extends UdpCoreCounters {
   activeConnections: number;
 }
 
-/** Common surface of the node endpoint and the client-only socket: what bootstrapApp and quicWhoami use. */
-export interface QuicDialer {
-  dial(addr: { ip: string; port: number }, opts?: DialOptions): Promise<QuicLink>;
-}
-
-export interface UdpEndpoint extends QuicDialer {
-  start(): Promise<void>;
-  /** Idempotent; closes every connection and the socket. */
-  stop(): Promise<void>;
-  /** Bound port after start(), else the configured one. */
-  readonly port: number;
-  readonly host: string;
-  /** Sends a raw datagram from the shared socket (STUN answers, SN probes, NAT tests). */
-  sendRaw(bytes: Uint8Array, port: number, ip: string): Promise<void>;
+/** The node's endpoint: the client socket's surface plus a QUIC server, connection limits and the
+ *  promise-free send of the STUN answer path. */
+export interface UdpEndpoint extends UdpClient {
   /** Sends a raw datagram without a promise; `bytes` must be fresh (not reused by the caller). Dropped
    *  when the endpoint is not running. */
   sendRawNow(bytes: Uint8Array, port: number, ip: string): void;
-  /** Registers (or replaces) the handler of `method` for requests on any of this endpoint's links. */
-  handle(method: string, handler: RequestHandler): void;
-  /** "connect"/"close" for every link (in and out); "bind" when an inbound app link becomes pinned. */
-  on(event: LinkEvent, fn: LinkListener): () => void;
-  /** Live links by connection id. */
-  links(): QuicLink[];
   counters(): UdpEndpointCounters;
 }
 
