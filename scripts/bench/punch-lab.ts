@@ -6,6 +6,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import type { NatClassName } from "../../src/stun/nat-class.ts";
 import { BUN, LAB_CLIENTS, type LabClass } from "../../tests/natlab/lab.ts";
+import { collectLines } from "../../tests/wait.ts";
 
 export const MAIN = resolve(import.meta.dir, "../../src/main.ts");
 /** The punch node listens on fl-s1's first address, on a port of its own (the probe harness uses 7788). */
@@ -64,20 +65,8 @@ export interface LineProc {
 
 function spawnLines(cmd: string[]): LineProc {
   const proc = Bun.spawn(cmd, { stdin: "ignore", stdout: "pipe", stderr: "pipe", env: cleanEnv() });
-  const lines: string[] = [];
+  const lines = collectLines(proc.stdout);
   let err = "";
-  void (async () => {
-    const d = new TextDecoder();
-    let buf = "";
-    for await (const chunk of proc.stdout) {
-      buf += d.decode(chunk, { stream: true });
-      let i: number;
-      while ((i = buf.indexOf("\n")) >= 0) {
-        lines.push(buf.slice(0, i));
-        buf = buf.slice(i + 1);
-      }
-    }
-  })();
   void (async () => {
     for await (const chunk of proc.stderr) err += new TextDecoder().decode(chunk);
   })();

@@ -11,6 +11,7 @@ import { createNode, type FindingsNode } from "../../src/node.ts";
 import { silentLogger } from "../../src/ops/logger.ts";
 import { Status } from "../../src/wire/codec.ts";
 import { tempDir } from "../helpers.ts";
+import { until } from "../wait.ts";
 
 const PORT = 17790;
 const dir = tempDir("findings-mesh-service-");
@@ -37,15 +38,6 @@ async function startNode(n: number, flags: Overrides = {}, home = join(dir.path,
 const addr = (node: FindingsNode) => ({ ip: node.tls.host, port: node.tls.port });
 const peerOf = (node: FindingsNode) => `${node.tls.host}:${node.tls.port}`;
 
-async function until<T>(what: string, probe: () => T | null | undefined | false, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const v = probe();
-    if (v) return v;
-    await Bun.sleep(50);
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
 
 describe("roles and the self-check", () => {
   test("a --public node serves at once and answers peers with its own record", async () => {

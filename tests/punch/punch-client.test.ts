@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { BUN, freePort, MAIN, ROOT, runCli, startServe, tempDir, type ServeProcess } from "../helpers.ts";
+import { collectLines } from "../wait.ts";
 
 const home = tempDir("findings-punch-cli-");
 let node: ServeProcess;
@@ -42,19 +43,8 @@ function spawnPunch(args: string[]): Running {
   const env: Record<string, string> = {};
   for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !k.startsWith("FINDINGS_")) env[k] = v;
   const proc = Bun.spawn([BUN, MAIN, "punch", "--json", ...args], { env, cwd: ROOT, stdin: "ignore", stdout: "pipe", stderr: "pipe" });
-  const lines: string[] = [];
+  const lines = collectLines(proc.stdout);
   let err = "";
-  void (async () => {
-    let buf = "";
-    for await (const chunk of proc.stdout) {
-      buf += new TextDecoder().decode(chunk);
-      let i: number;
-      while ((i = buf.indexOf("\n")) >= 0) {
-        lines.push(buf.slice(0, i));
-        buf = buf.slice(i + 1);
-      }
-    }
-  })();
   void (async () => {
     for await (const chunk of proc.stderr) err += new TextDecoder().decode(chunk);
   })();

@@ -11,6 +11,7 @@ import { measureLifetime } from "../../src/stun/lifetime-client.ts";
 import { runProbe } from "../../src/stun/probe-client.ts";
 import { createUdpClient } from "../../src/transport/udp-client.ts";
 import { runCli, tempDir } from "../helpers.ts";
+import { until } from "../wait.ts";
 
 const PORT = 17795;
 const HOSTS = ["127.0.7.1", "127.0.7.2", "127.0.7.3", "127.0.7.4"];
@@ -18,15 +19,6 @@ const CLIENT_IP = "127.0.7.100";
 const dir = tempDir("findings-nat-service-");
 const nodes: FindingsNode[] = [];
 
-async function until<T>(what: string, probe: () => T | null | undefined | false, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const v = probe();
-    if (v) return v;
-    await Bun.sleep(50);
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
 
 beforeAll(async () => {
   for (const [i, host] of HOSTS.entries()) {

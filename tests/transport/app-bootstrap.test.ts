@@ -14,19 +14,13 @@ import { requirePinned } from "../../src/transport/quic-rpc.ts";
 import { quicWhoami } from "../../src/transport/quic-whoami.ts";
 import { createUdpClient, type UdpClient } from "../../src/transport/udp-client.ts";
 import { createUdpEndpoint, type UdpEndpoint } from "../../src/transport/udp-endpoint.ts";
+import { rejection } from "../wait.ts";
 
 const cleanups: Array<() => Promise<unknown>> = [];
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c().catch(() => {});
 });
 
-/** The rejection of `p` (Bun's `expect(p).rejects` does not let QUIC I/O progress while it waits). */
-async function rejection(p: Promise<unknown>): Promise<string> {
-  return p.then(
-    () => "resolved",
-    (e: unknown) => String(e),
-  );
-}
 
 async function node(port = 0, nodeKey = generateNodeKey()): Promise<{ ep: UdpEndpoint; nodeKey: NodeKey; spki: string }> {
   const cert = await createRunCertificate();

@@ -17,6 +17,7 @@ import { quicWhoami } from "../../src/transport/quic-whoami.ts";
 import { createUdpClient, type UdpClient } from "../../src/transport/udp-client.ts";
 import { createUdpEndpoint, type UdpEndpoint, type UdpEndpointInit } from "../../src/transport/udp-endpoint.ts";
 import { tempDir } from "../helpers.ts";
+import { rejection } from "../wait.ts";
 
 let cert: RunCertificate;
 const cleanups: Array<() => Promise<unknown>> = [];
@@ -24,13 +25,6 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c().catch(() => {});
 });
 
-/** The rejection of `p` (Bun's `expect(p).rejects` does not let QUIC I/O progress while it waits). */
-async function rejection(p: Promise<unknown>): Promise<string> {
-  return p.then(
-    () => "resolved",
-    (e: unknown) => String(e),
-  );
-}
 
 async function endpoint(init: Partial<UdpEndpointInit> = {}, logs?: string[]): Promise<UdpEndpoint> {
   cert ??= await createRunCertificate();
