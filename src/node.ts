@@ -4,21 +4,21 @@ import { isIP } from "node:net";
 import type { Config } from "./config/schema.ts";
 import { createRunCertificate, type RunCertificate } from "./identity/certificate.ts";
 import { loadOrCreateNodeKey, type NodeKey } from "./identity/node-key.ts";
-import { serveAppBootstrapOverWss } from "./mesh/app-wss.ts";
+import { serveAppBootstrapOverWss } from "./transport/app-bootstrap/wss.ts";
 import { createMeshLinks, type MeshLinks } from "./mesh/link-service.ts";
 import { createMeshService, type MeshService } from "./mesh/mesh-service.ts";
 import { startAdmin, type AdminEndpoint } from "./ops/admin.ts";
 import type { Logger } from "./ops/logger.ts";
 import { createBindingResponder, type BindingResponder } from "./stun/responder.ts";
-import { createNatService, type NatService } from "./stun/nat-service.ts";
+import { createNatService, type NatService } from "./nat/service.ts";
 import { createPunchService, type PunchService } from "./punch/punch-service.ts";
-import { createShareService, type ShareService } from "./punch/share-service.ts";
+import { createShareService, type ShareService } from "./share/service.ts";
 import { servedKinds } from "./punch/stakes.ts";
-import { formatAddress, unmapIp } from "./transport/address.ts";
+import { formatAddress, unmapIp } from "./contracts/address.ts";
 import { encodeMessage } from "./wire/codec.ts";
 import { WhoamiResponseSchema } from "./wire/gen/findings_pb.ts";
-import { createTlsEndpoint, type TlsEndpoint } from "./transport/tls-endpoint.ts";
-import { createUdpEndpoint, type UdpEndpoint } from "./transport/udp-endpoint.ts";
+import { createTlsEndpoint, type TlsEndpoint } from "./transport/tls/endpoint.ts";
+import { createUdpEndpoint, type UdpEndpoint } from "./transport/udp/endpoint.ts";
 import { VERSION } from "./version.ts";
 
 export interface NodeComponents {

@@ -17,7 +17,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { decodeBindingResponse, encodeBindingRequest } from "../../src/stun/binding.ts";
 import { createBindingResponder } from "../../src/stun/responder.ts";
-import { classifyDatagram } from "../../src/transport/classify.ts";
+import { classifyDatagram } from "../../src/transport/udp/classify.ts";
 
 const HOST = "127.0.0.1";
 /** Answers before counting starts: lets JIT, socket buffers and coturn's first allocations settle. */

@@ -7,7 +7,7 @@
 // source run spends ~300 ms importing and transpiling before the probe starts, the binary ~90 ms.
 //
 // Needs root, iproute2, nftables, stun-client and stun-server (apt-get install -y stun-client stun-server).
-// Setup: lab.sh up; three `findings serve` nodes meshed in fl-s1/fl-s2/fl-s3 (tests/nat/lab-servers.ts); stund in
+// Setup: lab.sh up; three `findings serve` nodes meshed in fl-s1/fl-s2/fl-s3 (tests/lab/lab-servers.ts); stund in
 // fl-s2 on its two IPs (-h 203.0.113.2 -a 203.0.113.12, ports 3478/3479). For every class and run, each tool runs
 // once, alternating which goes first; before each run the restricted-cone router's box-wide "seen" set is emptied,
 // since any tool's earlier traffic to a host keeps that host admitted for 120 s (lab.sh `rc`) and would turn the
@@ -16,9 +16,9 @@
 // start-up included for findings), and for findings the median `elapsedMs` of the probe itself.
 // The lab's UDP timeout is left as found; udp-blocked runs with --timeout 3 for findings (the classic client has
 // its own fixed retransmission schedule).
-import { LAB_CLIENTS, labDown, labUnavailableReason, labUp, type LabClass } from "../../tests/natlab/lab.ts";
-import { BUN } from "../../tests/natlab/lab.ts";
-import { labIsUp, MAIN, probeIn, resetRestrictedConeSeen, startLabServers, waitForMesh } from "../../tests/nat/lab-servers.ts";
+import { LAB_CLIENTS, labDown, labUnavailableReason, labUp, type LabClass } from "../../tests/lab/lab.ts";
+import { BUN } from "../../tests/lab/lab.ts";
+import { labIsUp, MAIN, probeIn, resetRestrictedConeSeen, startLabServers, waitForMesh } from "../../tests/lab/lab-servers.ts";
 
 const args = process.argv.slice(2);
 const RUNS = Number(args[args.indexOf("--runs") + 1] ?? 3) || 3;

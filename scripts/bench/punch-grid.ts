@@ -3,7 +3,7 @@
 //
 //   bun scripts/bench/punch-grid.ts [--runs 5] [--json]
 //
-// Needs root, iproute2 and nftables (tests/natlab/README.md). Setup: lab.sh up (left as found afterwards); one
+// Needs root, iproute2 and nftables (tests/lab/README.md). Setup: lab.sh up (left as found afterwards); one
 // `findings serve` in fl-s1 serving app:chat; one `findings punch --wait` app per class (public, full-cone,
 // restricted-cone, port-restricted-cone, symmetric, udp-firewall). For every ordered pair (puncher → waiter) and
 // run, one `findings punch <waiter id> --json` process runs in the puncher's namespace; runs are interleaved over
@@ -12,8 +12,8 @@
 // Reported per pair: connected runs / runs, median `elapsedMs` (command start → link up: Bun start-up excluded,
 // bootstrap + join + request + punch included), median `punchMs` (offer → link) and the strategy. Pairs the node
 // refuses (symmetric ↔ symmetric / port-restricted-cone) are timed as refusals.
-import { labDown, labUnavailableReason, labUp, type LabClass } from "../../tests/natlab/lab.ts";
-import { labIsUp } from "../../tests/nat/lab-servers.ts";
+import { labDown, labUnavailableReason, labUp, type LabClass } from "../../tests/lab/lab.ts";
+import { labIsUp } from "../../tests/lab/lab-servers.ts";
 import {
   expectedOutcome,
   foreignRouterTables,

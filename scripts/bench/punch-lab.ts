@@ -1,11 +1,11 @@
 // `findings punch` in the NAT lab (DESIGN §7, §10): one `findings serve` node in fl-s1 that serves an app kind,
 // `findings punch --wait` apps in client namespaces, one-shot `findings punch <id>` runs, and what the lab is
-// expected to allow for each pair of classes. Shared by tests/nat/punch-grid.test.ts and scripts/bench/punch-grid.ts.
+// expected to allow for each pair of classes. Shared by tests/lab/punch-grid.test.ts and scripts/bench/punch-grid.ts.
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import type { NatClassName } from "../../src/stun/nat-class.ts";
-import { BUN, LAB_CLIENTS, type LabClass } from "../../tests/natlab/lab.ts";
+import type { NatClassName } from "../../src/nat/class.ts";
+import { BUN, LAB_CLIENTS, type LabClass } from "../../tests/lab/lab.ts";
 import { collectLines } from "../../tests/wait.ts";
 
 export const MAIN = resolve(import.meta.dir, "../../src/main.ts");

@@ -5,9 +5,9 @@
 import { createRunCertificate } from "../../src/identity/certificate.ts";
 import { generateNodeKey } from "../../src/identity/node-key.ts";
 import { Status } from "../../src/wire/codec.ts";
-import type { QuicLink } from "../../src/transport/quic-link.ts";
-import { createUdpClient } from "../../src/transport/udp-client.ts";
-import { createUdpEndpoint } from "../../src/transport/udp-endpoint.ts";
+import type { QuicLink } from "../../src/transport/quic/link.ts";
+import { createUdpClient } from "../../src/transport/udp/client.ts";
+import { createUdpEndpoint } from "../../src/transport/udp/endpoint.ts";
 
 /** How long each case runs, in ms: 8 cases × 2 s plus setup stays well under 30 s. */
 const BENCH_CASE_MS = Number(argValue("--case-ms") ?? 2000);

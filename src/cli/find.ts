@@ -4,7 +4,7 @@ import { askFind } from "../mesh/mesh-client.ts";
 import { toJson } from "../mesh/record-json.ts";
 import { MAX_SEARCH_HOPS } from "../mesh/mesh-constants.ts";
 import { isValidKind } from "../mesh/record.ts";
-import { parseAddress } from "../transport/address.ts";
+import { parseAddress } from "../contracts/address.ts";
 import { action, commonArgs, jsonArg, printJson } from "./common.ts";
 
 export const findCommand = defineCommand({

@@ -2,7 +2,7 @@
 import { defineCommand } from "citty";
 import { askPeers } from "../mesh/mesh-client.ts";
 import { toJson } from "../mesh/record-json.ts";
-import { formatAddress, parseAddress } from "../transport/address.ts";
+import { formatAddress, parseAddress } from "../contracts/address.ts";
 import { action, commonArgs, jsonArg, printJson } from "./common.ts";
 
 export const peersCommand = defineCommand({

@@ -1,9 +1,9 @@
 // `findings probe`: my public address, NAT class and (with --lifetime) mapping lifetime (DESIGN §1, §6).
 import { defineCommand } from "citty";
 import { ConfigError } from "../errors.ts";
-import { runProbe, type ProbeServer } from "../stun/probe-client.ts";
-import { summarizeProbe } from "../stun/probe-report.ts";
-import { parseAddress } from "../transport/address.ts";
+import { runProbe, type ProbeServer } from "../nat/probe-client.ts";
+import { summarizeProbe } from "../nat/probe-report.ts";
+import { parseAddress } from "../contracts/address.ts";
 import { action, commonArgs, jsonArg, loadContext, printJson, repeated } from "./common.ts";
 
 export const probeCommand = defineCommand({

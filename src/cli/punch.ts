@@ -2,7 +2,7 @@
 // prints this app's node id and prints one result per peer that reaches it; `<id>` punches that node (directed);
 // neither punches random compatible members (random punch). The protocol is in src/punch/punch-client.ts.
 //
-// NAT class: `--nat CLASS` when given; else `findings probe` as a library (src/stun/probe-client.ts) against the
+// NAT class: `--nat CLASS` when given; else `findings probe` as a library (src/nat/probe-client.ts) against the
 // server (about the probe timeout, 6 s); when it fails or gives no class, "unknown" (then only Public/FullC peers
 // can be punched). With a single server the probe may come out stricter than the truth (NewHost needs other
 // nodes of the mesh): pass --nat when you know the class.
@@ -13,10 +13,10 @@ import { loadOrCreateNodeKey } from "../identity/node-key.ts";
 import { createLogger } from "../ops/logger.ts";
 import { createPunchClient, isPunchRefused, type JoinInfo, type PunchClient } from "../punch/punch-client.ts";
 import { describeResult, failedResult, type PunchResult } from "../punch/punch-result.ts";
-import { isNatClassName, NAT_CLASSES, type NatClassName } from "../stun/nat-class.ts";
-import { runProbe } from "../stun/probe-client.ts";
-import { parseAddress, type PeerAddress } from "../transport/address.ts";
-import type { TransportLog } from "../transport/quic-config.ts";
+import { isNatClassName, NAT_CLASSES, type NatClassName } from "../nat/class.ts";
+import { runProbe } from "../nat/probe-client.ts";
+import { parseAddress, type PeerAddress } from "../contracts/address.ts";
+import type { TransportLog } from "../transport/quic/config.ts";
 import { Status } from "../wire/codec.ts";
 import { action, commonArgs, jsonArg, loadContext, printJson } from "./common.ts";
 

@@ -1,15 +1,15 @@
 // `findings share register|fetch`: list my public TCP server for an app kind on a node (it dials the server back
 // first), or fetch a few listed servers of a kind (DESIGN §5 share pool; seed 001 §分享池). Protocol in
-// src/punch/share-service.ts.
+// src/share/service.ts.
 import { defineCommand } from "citty";
 import { isIP } from "node:net";
 import { loadOrCreateNodeKey } from "../identity/node-key.ts";
-import { shareFetch, shareRegister } from "../punch/share-client.ts";
+import { shareFetch, shareRegister } from "../share/client.ts";
 import { SHARE_FETCH_MAX } from "../punch/punch-constants.ts";
-import { formatAddress, parseAddress, type PeerAddress } from "../transport/address.ts";
-import { bootstrapApp } from "../transport/app-bootstrap.ts";
-import type { QuicLink } from "../transport/quic-link.ts";
-import { createUdpClient } from "../transport/udp-client.ts";
+import { formatAddress, parseAddress, type PeerAddress } from "../contracts/address.ts";
+import { bootstrapApp } from "../transport/app-bootstrap/bootstrap.ts";
+import type { QuicLink } from "../transport/quic/link.ts";
+import { createUdpClient } from "../transport/udp/client.ts";
 import { action, commonArgs, jsonArg, loadContext, printJson } from "./common.ts";
 
 const serverArgs = {

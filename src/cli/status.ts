@@ -1,7 +1,7 @@
 // `findings status`: a running node's pools, links, bans and counters, read from its admin endpoint (DESIGN §1, §2).
 import { defineCommand } from "citty";
 import { PeerError } from "../errors.ts";
-import { parseAddress } from "../transport/address.ts";
+import { parseAddress } from "../contracts/address.ts";
 import { action, commonArgs, jsonArg, loadContext, printJson } from "./common.ts";
 
 interface MeshStatusView {

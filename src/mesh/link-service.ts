@@ -6,12 +6,12 @@ import { TLS_HANDSHAKE_TIMEOUT_MS } from "../constants.ts";
 import type { RunCertificate } from "../identity/certificate.ts";
 import type { NodeKey } from "../identity/node-key.ts";
 import { PeerError } from "../errors.ts";
-import type { HostPort } from "../transport/tls-address.ts";
-import type { TlsEndpoint, WsUpgradeInfo } from "../transport/tls-endpoint.ts";
-import { SILENT_LOG, type TlsLog } from "../transport/tls-log.ts";
-import { dialWss } from "../transport/ws-client.ts";
-import { WS_CLOSE } from "../transport/ws-constants.ts";
-import type { WsConnection } from "../transport/ws-connection.ts";
+import type { HostPort } from "../transport/tls/address.ts";
+import type { TlsEndpoint, WsUpgradeInfo } from "../transport/tls/endpoint.ts";
+import { SILENT_LOG, type TlsLog } from "../transport/tls/log.ts";
+import { dialWss } from "../transport/ws/client.ts";
+import { WS_CLOSE } from "../transport/ws/constants.ts";
+import type { WsConnection } from "../transport/ws/connection.ts";
 import type { NodeRecord } from "../wire/gen/findings_pb.ts";
 import {
   LINK_REQUEST_TIMEOUT_MS,

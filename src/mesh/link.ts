@@ -4,10 +4,10 @@
 import { bytesToHex } from "@noble/hashes/utils.js";
 import { DecodeError, LimitError, PeerError, SealError, TimeoutError } from "../errors.ts";
 import { nodeIdOf } from "../identity/node-key.ts";
-import { formatHostPort, type HostPort } from "../transport/tls-address.ts";
-import { SILENT_LOG, type TlsLog } from "../transport/tls-log.ts";
-import { WS_CLOSE } from "../transport/ws-constants.ts";
-import type { WsCloseInfo, WsConnection } from "../transport/ws-connection.ts";
+import { formatHostPort, type HostPort } from "../transport/tls/address.ts";
+import { SILENT_LOG, type TlsLog } from "../transport/tls/log.ts";
+import { WS_CLOSE } from "../transport/ws/constants.ts";
+import type { WsCloseInfo, WsConnection } from "../transport/ws/connection.ts";
 import { decodeEnvelope, encodeAnswer, encodeEnvelope, Status, statusName, type Envelope } from "../wire/codec.ts";
 import { LINK_REQUEST_TIMEOUT_MS, MAX_INFLIGHT_REQUESTS_PER_LINK, MAX_PENDING_REQUESTS_PER_LINK } from "./link-constants.ts";
 

@@ -6,9 +6,9 @@
 import { isIP } from "node:net";
 import { generateNodeKey } from "../identity/node-key.ts";
 import { PeerError } from "../errors.ts";
-import { bootstrapApp } from "../transport/app-bootstrap.ts";
-import { expectOk, type QuicLink } from "../transport/quic-link.ts";
-import { createUdpClient } from "../transport/udp-client.ts";
+import { bootstrapApp } from "../transport/app-bootstrap/bootstrap.ts";
+import { expectOk, type QuicLink } from "../transport/quic/link.ts";
+import { createUdpClient } from "../transport/udp/client.ts";
 import type { NodeRecord } from "../wire/gen/findings_pb.ts";
 import { decodeFindAnswer, decodePeersAnswer, encodePeersRequest } from "./mesh-messages.ts";
 import { MAX_PEERS_ANSWER_RECORDS, MESH_FIND_METHOD, MESH_PEERS_METHOD } from "./mesh-service-constants.ts";

@@ -1,6 +1,6 @@
 // Admin HTTP on loopback (DESIGN §2): `/status` JSON, `/metrics` Prometheus text, `/` a status page.
 import type { Server } from "bun";
-import { parseAddress } from "../transport/address.ts";
+import { parseAddress } from "../contracts/address.ts";
 import statusPageText from "./status-page.html" with { type: "text" };
 
 // bun-types declares *.html imports as HTML bundles; with { type: "text" } it is the file's text.

@@ -8,7 +8,7 @@ export * from "./punch-offer.ts";
 export * from "./punch-pairs.ts";
 export * from "./punch-roles.ts";
 export * from "./punch-strategy.ts";
-export * from "./share-pool.ts";
+export * from "../share/pool.ts";
 export * from "./stakes.ts";
 // Services and the app-side client (this edges: sockets, timers).
 export * from "./punch-client-constants.ts";
@@ -19,5 +19,5 @@ export * from "./punch-result.ts";
 export * from "./punch-attempt.ts";
 export * from "./punch-client.ts";
 export * from "./punch-service.ts";
-export * from "./share-client.ts";
-export * from "./share-service.ts";
+export * from "../share/client.ts";
+export * from "../share/service.ts";

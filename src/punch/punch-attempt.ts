@@ -23,12 +23,12 @@
 import { createSocket, type Socket } from "node:dgram";
 import { isIP } from "node:net";
 import { TimeoutError, errorLine } from "../errors.ts";
-import type { NatClassName } from "../stun/nat-class.ts";
-import { formatAddress } from "../transport/address.ts";
-import { QUIC_HANDSHAKE_TIMEOUT_MS } from "../transport/quic-constants.ts";
-import { expectOk, type QuicLink } from "../transport/quic-link.ts";
-import type { DialOptions } from "../transport/udp-endpoint.ts";
-import type { TransportLog } from "../transport/quic-config.ts";
+import type { NatClassName } from "../nat/class.ts";
+import { formatAddress } from "../contracts/address.ts";
+import { QUIC_HANDSHAKE_TIMEOUT_MS } from "../transport/quic/constants.ts";
+import { expectOk, type QuicLink } from "../transport/quic/link.ts";
+import type { DialOptions } from "../transport/udp/endpoint.ts";
+import type { TransportLog } from "../transport/quic/config.ts";
 import { encodeMessage } from "../wire/codec.ts";
 import { PunchHelloSchema } from "../wire/gen/punch-link_pb.ts";
 import { timingSafeEqual } from "node:crypto";
@@ -51,7 +51,7 @@ import { readPunchHelloAnswer, type PunchOffer } from "./punch-info.ts";
 import { encodePunchPacket, isPunchPacketFrom, PUNCH_PACKET_TYPE } from "./punch-packet.ts";
 import { resultBase, type PunchResult } from "./punch-result.ts";
 import { predictedPort } from "./punch-strategy.ts";
-import { raceSignal } from "../transport/quic-stream-io.ts";
+import { raceSignal } from "../transport/quic/stream-io.ts";
 
 export interface PeerAddr {
   ip: string;

@@ -6,13 +6,13 @@ import { isValidKind } from "../mesh/record.ts";
 import { X25519_KEY_BYTES } from "../constants.ts";
 import { DecodeError } from "../errors.ts";
 import { nodeIdOf } from "../identity/node-key.ts";
-import { natFromProto, type NatClassName } from "../stun/nat-class.ts";
+import { natFromProto, type NatClassName } from "../nat/class.ts";
 import { decodeMessage, Status } from "../wire/codec.ts";
 import { AppJoinSchema, PunchRequestSchema, ShareFetchSchema, ShareRegisterSchema } from "../wire/gen/punch_pb.ts";
 import type { JoinResult } from "./app-pool.ts";
 import { MAX_KIND_CHARS, MAX_PREDICT_DELTA, MAX_PUNCH_REQUEST_BYTES, NODE_ID_HEX_CHARS, SHARE_FETCH_MAX, SPKI_BYTES } from "./punch-constants.ts";
 import type { PunchMatchError } from "./punch-match.ts";
-import type { ShareRefusal } from "./share-pool.ts";
+import type { ShareRefusal } from "../share/pool.ts";
 import type { StakeAnswer } from "./stakes.ts";
 
 export interface AppJoinRequest {

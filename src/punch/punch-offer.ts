@@ -5,7 +5,7 @@
 // The node decides the roles (punch-strategy.ts planPunch) and sends them, so the apps need not re-derive
 // them; they can (decideRoles) and must agree. Pure apart from the injectable random source.
 import { create } from "@bufbuild/protobuf";
-import { natToProto } from "../stun/nat-class.ts";
+import { natToProto } from "../nat/class.ts";
 import { NatClass } from "../wire/gen/findings_pb.ts";
 import { PunchInfoSchema, PunchRole, SprayPlanSchema, type PunchInfo } from "../wire/gen/punch_pb.ts";
 import type { AppMember } from "./app-pool.ts";

@@ -18,7 +18,7 @@ import {
   STUN_LEGACY_TRANSACTION_ID_BYTES,
   STUN_MAGIC_COOKIE,
   STUN_TRANSACTION_ID_BYTES,
-} from "./stun-constants.ts";
+} from "./constants.ts";
 
 /** Why a datagram is not a Binding Request we answer. Values, never exceptions: the input is the network's. */
 export type BindingRequestFault =

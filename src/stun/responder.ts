@@ -1,6 +1,6 @@
 // Answers STUN Binding Requests that arrive on the shared UDP socket (RFC 5389 §7.3, §10; RFC 3489 via §12.2).
 import { parseBindingRequest, writeBindingSuccess } from "./binding.ts";
-import { MAX_BINDING_SUCCESS_BYTES } from "./stun-constants.ts";
+import { MAX_BINDING_SUCCESS_BYTES } from "./constants.ts";
 
 /**
  * Sends one datagram. With `reuseOutput` the bytes are a view of the responder's buffer, valid only during the

@@ -3,10 +3,10 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { PeerError, TimeoutError } from "../../src/errors.ts";
 import { createRunCertificate, type RunCertificate } from "../../src/identity/certificate.ts";
-import { createTlsEndpoint, type TlsEndpoint } from "../../src/transport/tls-endpoint.ts";
-import { dialWss } from "../../src/transport/ws-client.ts";
-import { WS_CLOSE } from "../../src/transport/ws-constants.ts";
-import type { WsCloseInfo } from "../../src/transport/ws-connection.ts";
+import { createTlsEndpoint, type TlsEndpoint } from "../../src/transport/tls/endpoint.ts";
+import { dialWss } from "../../src/transport/ws/client.ts";
+import { WS_CLOSE } from "../../src/transport/ws/constants.ts";
+import type { WsCloseInfo } from "../../src/transport/ws/connection.ts";
 import { Status } from "../../src/wire/codec.ts";
 import { AnswerError, createMeshLink, okPayload, type HandlerLookup, type MeshLink, type MeshLinkControl } from "../../src/mesh/link.ts";
 

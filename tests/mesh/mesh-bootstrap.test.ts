@@ -7,11 +7,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createRunCertificate, type RunCertificate } from "../../src/identity/certificate.ts";
 import { generateNodeKey, type NodeKey } from "../../src/identity/node-key.ts";
-import { createTlsEndpoint, type TlsEndpoint } from "../../src/transport/tls-endpoint.ts";
-import type { TlsLog } from "../../src/transport/tls-log.ts";
-import { PinMismatchError } from "../../src/transport/ws-client.ts";
-import { WS_CLOSE } from "../../src/transport/ws-constants.ts";
-import type { WsCloseInfo } from "../../src/transport/ws-connection.ts";
+import { createTlsEndpoint, type TlsEndpoint } from "../../src/transport/tls/endpoint.ts";
+import type { TlsLog } from "../../src/transport/tls/log.ts";
+import { PinMismatchError } from "../../src/transport/ws/client.ts";
+import { WS_CLOSE } from "../../src/transport/ws/constants.ts";
+import type { WsCloseInfo } from "../../src/transport/ws/connection.ts";
 import { Status } from "../../src/wire/codec.ts";
 import { MESH_ACCEPT_METHOD, MESH_HELLO_METHOD } from "../../src/mesh/link-constants.ts";
 import { createMeshLinks, type MeshLinks, type MeshLinksInit } from "../../src/mesh/link-service.ts";
@@ -222,7 +222,7 @@ describe("mesh link service stop()", () => {
       `
 import { createRunCertificate } from ${imp("src/identity/certificate.ts")};
 import { generateNodeKey } from ${imp("src/identity/node-key.ts")};
-import { createTlsEndpoint } from ${imp("src/transport/tls-endpoint.ts")};
+import { createTlsEndpoint } from ${imp("src/transport/tls/endpoint.ts")};
 import { createMeshLinks } from ${imp("src/mesh/link-service.ts")};
 import { createServer } from "node:net";
 async function node() {

@@ -19,7 +19,7 @@ import { recordNodeId, signRecord } from "../../src/mesh/record.ts";
 import { createNode } from "../../src/node.ts";
 import { ensureHome } from "../../src/ops/home.ts";
 import { silentLogger } from "../../src/ops/logger.ts";
-import { parseAddress } from "../../src/transport/address.ts";
+import { parseAddress } from "../../src/contracts/address.ts";
 import { NodeRecordSchema } from "../../src/wire/gen/findings_pb.ts";
 
 const { values } = parseArgs({

@@ -7,7 +7,7 @@ import { PUNCH_PACKET_BYTES } from "../../src/punch/punch-client-constants.ts";
 import { readPunchHello, readPunchOffer } from "../../src/punch/punch-info.ts";
 import { sendOrder, useFreshSocket } from "../../src/punch/punch-order.ts";
 import { encodePunchPacket, isPunchPacketFrom, peekPunchPacket, PUNCH_PACKET_TYPE } from "../../src/punch/punch-packet.ts";
-import { classifyDatagram } from "../../src/transport/classify.ts";
+import { classifyDatagram } from "../../src/transport/udp/classify.ts";
 import { DecodeError, LimitError } from "../../src/errors.ts";
 import { PunchInfoSchema, PunchRole } from "../../src/wire/gen/punch_pb.ts";
 import { NatClass } from "../../src/wire/gen/findings_pb.ts";

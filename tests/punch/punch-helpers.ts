@@ -1,6 +1,6 @@
 // Shared fixtures of the punch tests: deterministic randomness and app-pool members.
 import type { JoinInput } from "../../src/punch/app-pool.ts";
-import type { NatClassName } from "../../src/stun/nat-class.ts";
+import type { NatClassName } from "../../src/nat/class.ts";
 export { seeded } from "../seeded.ts";
 
 export const T0 = 1_700_000_000_000;

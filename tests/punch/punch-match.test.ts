@@ -2,7 +2,7 @@
 import { describe, expect, test } from "bun:test";
 import { createAppPool, type AppPool } from "../../src/punch/app-pool.ts";
 import { directedMatch, randomMatches } from "../../src/punch/punch-match.ts";
-import type { NatClassName } from "../../src/stun/nat-class.ts";
+import type { NatClassName } from "../../src/nat/class.ts";
 import { idOf, member, seeded, T0 } from "./punch-helpers.ts";
 
 const KINDS = ["app:chat", "app:game"];

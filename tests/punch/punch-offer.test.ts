@@ -4,7 +4,7 @@ import { fromBinary, toBinary } from "@bufbuild/protobuf";
 import { createAppPool } from "../../src/punch/app-pool.ts";
 import { brokerPunch } from "../../src/punch/punch-offer.ts";
 import { decideRoles } from "../../src/punch/punch-roles.ts";
-import type { NatClassName } from "../../src/stun/nat-class.ts";
+import type { NatClassName } from "../../src/nat/class.ts";
 import { NatClass } from "../../src/wire/gen/findings_pb.ts";
 import { PunchInfoSchema, PunchRole } from "../../src/wire/gen/punch_pb.ts";
 import { countingBytes, idOf, member, T0 } from "./punch-helpers.ts";

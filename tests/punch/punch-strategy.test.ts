@@ -10,7 +10,7 @@ import {
   strategyFor,
   type PunchStrategyName,
 } from "../../src/punch/punch-strategy.ts";
-import type { NatClassName } from "../../src/stun/nat-class.ts";
+import type { NatClassName } from "../../src/nat/class.ts";
 
 const CLASSES: (NatClassName | null)[] = [
   "public",

@@ -12,7 +12,7 @@ import {
   writeBindingSuccess,
 } from "../../src/stun/binding.ts";
 import { createBindingResponder } from "../../src/stun/responder.ts";
-import { MAX_BINDING_SUCCESS_BYTES, MAX_STUN_MESSAGE_BYTES } from "../../src/stun/stun-constants.ts";
+import { MAX_BINDING_SUCCESS_BYTES, MAX_STUN_MESSAGE_BYTES } from "../../src/stun/constants.ts";
 
 const hex = (s: string) => Uint8Array.from(Buffer.from(s.replace(/\s+/g, ""), "hex"));
 const toHex = (b: Uint8Array) => Buffer.from(b).toString("hex");

@@ -3,7 +3,7 @@
 import { describe, expect, test } from "bun:test";
 import dgram from "node:dgram";
 import { createBindingResponder, type BindingResponder } from "../../src/stun/responder.ts";
-import { classifyDatagram } from "../../src/transport/classify.ts";
+import { classifyDatagram } from "../../src/transport/udp/classify.ts";
 
 const CLIENT_TIMEOUT_MS = 10_000;
 

@@ -1,0 +1,188 @@
+// Node side of the TCP server registry (share pool): registration verified by a TCP dial-back, fetch of a few
+// fresh entries, periodic re-dials that hide and then drop servers that went away (seed 001 §应用节点
+// "TCP公网服务器的登记", §分享池; DESIGN §5). Bookkeeping is the pure core share-pool.ts.
+//
+// Protocol (payloads in proto/punch.proto; pinned, bound links only):
+//   share.register  ShareRegister{kind, port, ip ""} → the node dials ip:port over TCP (ip = the link's
+//                   source IP, the only one accepted) → ShareRegisterAnswer{listed}; REFUSED/FULL/RATE_LIMITED
+//                   per share-pool.ts, NOT_FOUND when the dial-back fails.
+//   share.fetch     ShareFetch{kind, max ≤ 6} → ShareList{entries}.
+import { connect } from "node:net";
+import { errorLine } from "../errors.ts";
+import type { TransportLog } from "../transport/quic/config.ts";
+import type { HandlerResult, RequestContext, RequestHandler } from "../transport/quic/rpc.ts";
+import { encodeMessage, Status } from "../wire/codec.ts";
+import { ShareListSchema, ShareRegisterAnswerSchema } from "../wire/gen/punch_pb.ts";
+import { SHARE_DIAL_TIMEOUT_MS, SHARE_RECHECKS_PER_SWEEP, SHARE_SWEEP_INTERVAL_MS } from "../punch/punch-client-constants.ts";
+import { DEFAULT_SHARE_MAX_AGE_MS, DEFAULT_SHARE_RECHECK_MS, PUNCH_METHOD } from "../punch/punch-constants.ts";
+import { readShareFetch, readShareRegister, statusOfShareRefusal } from "../punch/punch-messages.ts";
+import type { Rand } from "../punch/punch-roles.ts";
+import { createSharePool, type ShareRef, type SharePool } from "./pool.ts";
+
+/** Dials ip:port over TCP; resolves true when the connection was accepted. Never rejects. */
+export type TcpProbe = (addr: { ip: string; port: number }, timeoutMs: number) => Promise<boolean>;
+
+export const tcpProbe: TcpProbe = ({ ip, port }, timeoutMs) =>
+  new Promise((resolve) => {
+    const sock = connect({ host: ip, port });
+    const done = (ok: boolean) => {
+      clearTimeout(timer);
+      sock.removeAllListeners();
+      sock.on("error", () => {});
+      sock.destroy();
+      resolve(ok);
+    };
+    const timer = setTimeout(() => done(false), timeoutMs);
+    sock.once("connect", () => done(true));
+    sock.once("error", () => done(false));
+  });
+
+export interface ShareServiceComponents {
+  udp: { handle(method: string, handler: RequestHandler): void };
+  log?: TransportLog;
+  /** @default tcpProbe */
+  dial?: TcpProbe;
+  /** @default Date.now */
+  now?: () => number;
+  /** @default Math.random */
+  rand?: Rand;
+}
+
+export interface ShareServiceInit {
+  /** Kinds served (stakes.ts servedKinds). */
+  kinds: Iterable<string>;
+  /** Servers per kind (config share_xpool). @default DEFAULT_SHARE_XPOOL (1000) */
+  capacity?: number;
+  /** A listed server is dialled again after this long. @default DEFAULT_SHARE_RECHECK_MS (10 min) */
+  recheckMs?: number;
+  /** Not verified for this long → dropped. @default DEFAULT_SHARE_MAX_AGE_MS (60 min) */
+  maxAgeMs?: number;
+  /** Verified within this long = fresh. @default DEFAULT_SHARE_FRESH_MS (30 min) */
+  freshMs?: number;
+  /** Failed rechecks in a row that drop a server. @default DEFAULT_SHARE_MAX_FAILURES (2) */
+  maxFailures?: number;
+  /** How often due rechecks are started. @default SHARE_SWEEP_INTERVAL_MS (30 s) */
+  sweepIntervalMs?: number;
+  /** @default SHARE_DIAL_TIMEOUT_MS (3 s) */
+  dialTimeoutMs?: number;
+}
+
+export interface ShareService {
+  start(): void;
+  stop(): void;
+  readonly pool: SharePool;
+  counters(): { registered: number; refused: number; dialFailures: number; rechecks: number; dropped: number };
+}
+
+export function createShareService(components: ShareServiceComponents, init: ShareServiceInit): ShareService {
+  const { udp, log } = components;
+  const dial = components.dial ?? tcpProbe;
+  const now = components.now ?? Date.now;
+  const rand = components.rand ?? Math.random;
+  const pool = createSharePool({ kinds: init.kinds, capacity: init.capacity, freshMs: init.freshMs, maxFailures: init.maxFailures });
+  const recheckMs = init.recheckMs ?? DEFAULT_SHARE_RECHECK_MS;
+  const maxAgeMs = init.maxAgeMs ?? DEFAULT_SHARE_MAX_AGE_MS;
+  const dialTimeoutMs = init.dialTimeoutMs ?? SHARE_DIAL_TIMEOUT_MS;
+  const counters = { registered: 0, refused: 0, dialFailures: 0, rechecks: 0, dropped: 0 };
+  let sweep: ReturnType<typeof setInterval> | undefined;
+  let running = false;
+  let sweeping = false;
+
+  const refuse = (status: Status, error: string): HandlerResult => {
+    counters.refused++;
+    return { status, error };
+  };
+
+  async function onRegister(req: { payload: Uint8Array }, ctx: RequestContext): Promise<HandlerResult> {
+    if (!running) return refuse(Status.REFUSED, "the share registry is stopped");
+    if (!ctx.pinned) return refuse(Status.UNAUTHENTICATED, "share.register needs a bound link: run the app bootstrap first");
+    let reg: ReturnType<typeof readShareRegister>;
+    try {
+      reg = readShareRegister(req.payload);
+    } catch (err) {
+      return refuse(Status.BAD_REQUEST, errorLine(err));
+    }
+    const p = pool.pending({ kind: reg.kind, ip: reg.ip, port: reg.port, sourceIp: ctx.remoteIp }, now());
+    if (p.status === "refused") return refuse(statusOfShareRefusal(p.reason), p.message);
+    if (p.status === "listed") {
+      return { status: Status.OK, payload: encodeMessage(ShareRegisterAnswerSchema, { ip: p.entry.ip, port: p.entry.port, listed: true }) };
+    }
+    // The dial-back: only a server that accepts a TCP connection from us is listed.
+    const ok = await dial(p.ref, dialTimeoutMs);
+    if (!ok) {
+      pool.reject(p.ref, now());
+      counters.dialFailures++;
+      return refuse(Status.NOT_FOUND, `dial-back to ${p.ref.ip}:${p.ref.port} over TCP failed within ${dialTimeoutMs} ms; is the server listening on a public address?`);
+    }
+    const c = pool.confirm(p.ref, now());
+    if (c.status === "full") return refuse(Status.FULL, c.message);
+    if (c.status === "unknown") return refuse(Status.INTERNAL, "the registration expired while it was dialled");
+    counters.registered++;
+    log?.("debug", "TCP server listed", { kind: p.ref.kind, at: `${p.ref.ip}:${p.ref.port}` });
+    return { status: Status.OK, payload: encodeMessage(ShareRegisterAnswerSchema, { ip: c.entry.ip, port: c.entry.port, listed: true }) };
+  }
+
+  async function onFetch(req: { payload: Uint8Array }, ctx: RequestContext): Promise<HandlerResult> {
+    if (!running) return refuse(Status.REFUSED, "the share registry is stopped");
+    if (!ctx.pinned) return refuse(Status.UNAUTHENTICATED, "share.fetch needs a bound link: run the app bootstrap first");
+    let f: ReturnType<typeof readShareFetch>;
+    try {
+      f = readShareFetch(req.payload);
+    } catch (err) {
+      return refuse(Status.BAD_REQUEST, errorLine(err));
+    }
+    if (!pool.serves(f.kind)) return refuse(Status.REFUSED, `kind ${JSON.stringify(f.kind)} is not served by this node`);
+    const entries = pool.fetch(f.kind, now(), { rand, max: f.max }).map((e) => ({ ip: e.ip, port: e.port, verifiedAtMs: BigInt(e.verifiedAt) }));
+    return { status: Status.OK, payload: encodeMessage(ShareListSchema, { kind: f.kind, entries }) };
+  }
+
+  /** Re-dials servers due a recheck; one failure hides a server from fetch, maxFailures drop it. */
+  async function recheck(): Promise<void> {
+    if (sweeping || !running) return;
+    sweeping = true;
+    try {
+      const due = pool.staleEntries(now(), { recheckMs, max: SHARE_RECHECKS_PER_SWEEP });
+      await Promise.all(
+        due.map(async (e) => {
+          const ref: ShareRef = { kind: e.kind, ip: e.ip, port: e.port };
+          counters.rechecks++;
+          const ok = await dial(e, dialTimeoutMs);
+          if (!running) return;
+          if (ok) pool.confirm(ref, now());
+          else {
+            const r = pool.reject(ref, now());
+            if (r.status === "dropped") {
+              counters.dropped++;
+              log?.("debug", "TCP server dropped: dial-back failed", { kind: e.kind, at: `${e.ip}:${e.port}`, failures: r.failures });
+            }
+          }
+        }),
+      );
+      counters.dropped += pool.expire(now(), maxAgeMs).length;
+    } catch (err) {
+      log?.("warn", "share recheck failed", { error: errorLine(err) });
+    } finally {
+      sweeping = false;
+    }
+  }
+
+  udp.handle(PUNCH_METHOD.shareRegister, onRegister);
+  udp.handle(PUNCH_METHOD.shareFetch, onFetch);
+
+  return {
+    pool,
+    start() {
+      if (running) return;
+      running = true;
+      sweep = setInterval(() => void recheck(), init.sweepIntervalMs ?? SHARE_SWEEP_INTERVAL_MS);
+      sweep.unref?.();
+    },
+    stop() {
+      if (!running) return;
+      running = false;
+      if (sweep) clearInterval(sweep);
+      sweep = undefined;
+    },
+    counters: () => ({ ...counters }),
+  };
+}

@@ -1,0 +1,118 @@
+// App side of the app bootstrap over QUIC (seed 001 §从应用端的连接 steps 1–7, DESIGN §3): first contact,
+// Seal(session id) to the node key, open Seal(cert + session id), pin the SPKI, reconnect, bind.
+// The node side and the protocol table are in app-bootstrap-handlers.ts.
+import { bytesToHex, randomBytes } from "@noble/hashes/utils.js";
+import { timingSafeEqual } from "node:crypto";
+import { SEAL_PURPOSE, X25519_KEY_BYTES } from "../../constants.ts";
+import { FindingsError, PeerError, SealError, errorLine } from "../../errors.ts";
+import { spkiOfPem } from "../../identity/certificate.ts";
+import { open, seal } from "../../identity/seal.ts";
+import { decodeMessage, encodeMessage, Status } from "../../wire/codec.ts";
+import { AppCertSchema, AppHelloAnswerSchema, AppHelloSchema, AppSessionSchema } from "../../wire/gen/findings_pb.ts";
+import { formatAddress } from "../../contracts/address.ts";
+import { APP_BIND_METHOD, APP_HELLO_METHOD } from "./handlers.ts";
+import { APP_SESSION_ID_BYTES, SEAL_PURPOSE_APP_BIND } from "../quic/constants.ts";
+import { expectOk, type QuicLink } from "../quic/link.ts";
+import type { Envelope } from "../../wire/gen/findings_pb.ts";
+
+export interface AppKey {
+  privateKey: Uint8Array;
+  publicKey: Uint8Array;
+}
+
+/** What the bootstrap needs of a link: QUIC links (udp-endpoint) and WSS links (mesh/app-wss) both fit. */
+export interface BootstrapLink {
+  request(method: string, payload?: Uint8Array, opts?: { signal?: AbortSignal; timeoutMs?: number }): Promise<Envelope>;
+  close(): Promise<void> | void;
+}
+
+/** Dials first-contact links (no pin) and pinned ones (`pinSpki`). */
+export interface BootstrapDialer<L extends BootstrapLink> {
+  dial(addr: { ip: string; port: number }, opts?: { pinSpki?: string; peerKey?: Uint8Array; signal?: AbortSignal; timeoutMs?: number }): Promise<L>;
+}
+
+export interface BootstrapTarget {
+  addr: { ip: string; port: number };
+  /** The node's X25519 key, from its record or the "#hex" part of an address (never from the live link). */
+  nodePublicKey: Uint8Array;
+}
+
+export interface BootstrapOptions {
+  /** The app's X25519 key pair (a NodeKey works). */
+  appKey: AppKey;
+  signal?: AbortSignal;
+  /** Per step: handshake and each request. @default QUIC_HANDSHAKE_TIMEOUT_MS / REQUEST_TIMEOUT_MS */
+  timeoutMs?: number;
+}
+
+/**
+ * Runs the bootstrap and returns the pinned, bound link plus the node's SPKI (keep it: later reconnects can
+ * dial with `pinSpki` directly while the node runs with this certificate).
+ * Throws PeerError when the node cannot prove it owns `nodePublicKey`, and when the reconnect meets another
+ * certificate (the dial logs "refused QUIC peer").
+ */
+export async function bootstrapApp<L extends BootstrapLink = QuicLink>(dialer: BootstrapDialer<L>, target: BootstrapTarget, opts: BootstrapOptions): Promise<{ link: L; spki: string }> {
+  const { addr, nodePublicKey } = target;
+  const peer = formatAddress(addr.ip, addr.port);
+  if (nodePublicKey.length !== X25519_KEY_BYTES) throw new PeerError(`Cannot bootstrap with ${peer}: node key must be ${X25519_KEY_BYTES} bytes`);
+  const step = { signal: opts.signal, timeoutMs: opts.timeoutMs };
+  const sessionId = randomBytes(APP_SESSION_ID_BYTES);
+  const session = encodeMessage(AppSessionSchema, { sessionId });
+
+  // 1. First contact: any certificate; the link is untrusted.
+  const first = await dialer.dial(addr, step);
+  let certPem: string;
+  try {
+    // 2–3. Seal(session id) with ECDH(app, node), our key in clear.
+    const hello = encodeMessage(AppHelloSchema, {
+      publicKey: opts.appKey.publicKey,
+      sealedSession: seal(opts.appKey.privateKey, nodePublicKey, SEAL_PURPOSE.appHello, session),
+    });
+    const answer = await first.request(APP_HELLO_METHOD, hello, step);
+    if (answer.status === Status.UNAUTHENTICATED) {
+      throw new PeerError(`Cannot bootstrap with ${peer}: it could not open our hello (is ${bytesToHex(nodePublicKey).slice(0, 16)}… its key?)`);
+    }
+    const sealedCert = decodeMessage(AppHelloAnswerSchema, expectOk(answer), "AppHelloAnswer").sealedCert;
+    // 6. Open Seal(cert + session id): only the owner of nodePublicKey could have made it.
+    let body: Uint8Array;
+    try {
+      body = open(opts.appKey.privateKey, nodePublicKey, SEAL_PURPOSE.appCert, sealedCert);
+    } catch (err) {
+      if (err instanceof SealError) throw new PeerError(`Cannot bootstrap with ${peer}: its answer is not sealed by the node key`, { cause: err });
+      throw err;
+    }
+    const appCert = decodeMessage(AppCertSchema, body, "AppCert");
+    if (appCert.sessionId.length !== sessionId.length || !timingSafeEqual(appCert.sessionId, sessionId)) throw new PeerError(`Cannot bootstrap with ${peer}: the answer is for another session`);
+    certPem = appCert.certPem;
+  } catch (err) {
+    if (err instanceof FindingsError || opts.signal?.aborted) throw err;
+    throw new PeerError(`Cannot bootstrap with ${peer}: ${errorLine(err)}`, { cause: err });
+  } finally {
+    // In the background: closing waits out QUIC's draining period (3 PTO, RFC 9000 §10.2), which the
+    // reconnect need not wait for.
+    void first.close();
+  }
+
+  let spki: string;
+  try {
+    spki = spkiOfPem(certPem);
+  } catch (err) {
+    throw new PeerError(`Cannot bootstrap with ${peer}: the sealed certificate does not parse`, { cause: err });
+  }
+
+  // 7. Reconnect trusting exactly that certificate.
+  const link = await dialer.dial(addr, { ...step, pinSpki: spki, peerKey: nodePublicKey });
+  try {
+    // Bind: tell the node this connection is the pinned one, proving our key again under another purpose.
+    const bind = encodeMessage(AppHelloSchema, {
+      publicKey: opts.appKey.publicKey,
+      sealedSession: seal(opts.appKey.privateKey, nodePublicKey, SEAL_PURPOSE_APP_BIND, session),
+    });
+    expectOk(await link.request(APP_BIND_METHOD, bind, step));
+  } catch (err) {
+    await link.close();
+    if (err instanceof FindingsError || opts.signal?.aborted) throw err;
+    throw new PeerError(`Cannot bind the pinned link to ${peer}: ${errorLine(err)}`, { cause: err });
+  }
+  return { link, spki };
+}

@@ -1,0 +1,101 @@
+// Node side of the app bootstrap over QUIC (seed 001 §从应用端的连接 steps 4–5, DESIGN §3), plus app.bind,
+// which tells the node that the app's new connection is the pinned one (steps 7+, our addition).
+//
+// Protocol (numbers as in the seed):
+//   1–3. app → node on a first-contact connection (any certificate accepted):
+//        app.hello  AppHello{public_key, sealed_session = Seal(app, node, appHello, AppSession{session_id})}
+//   4–5. node opens it with its node key and answers
+//        AppHelloAnswer{sealed_cert = Seal(node, app, appCert, AppCert{cert_pem, session_id})};
+//        a box that does not open → UNAUTHENTICATED.
+//   6–7. app opens it, checks session_id, pins SPKI(cert_pem), closes the first connection and reconnects
+//        accepting only that SPKI.
+//   bind. app → node on the pinned connection:
+//        app.bind   AppHello{public_key, sealed_session = Seal(app, node, APP_BIND, AppSession{session_id})}
+//        The node takes the session issued at step 4 for that key (one use, APP_SESSION_TTL_MS) and marks the
+//        connection pinned with the app's key → OK. The separate seal purpose keeps a hello box (which a man
+//        in the middle of the untrusted first connection may have seen) from passing as a bind; the bind box
+//        itself only ever travels inside the pinned TLS session.
+import { MAX_SEALED_BYTES, SEAL_PURPOSE, X25519_KEY_BYTES } from "../../constants.ts";
+import { SealError, errorLine } from "../../errors.ts";
+import type { RunCertificate } from "../../identity/certificate.ts";
+import type { NodeKey } from "../../identity/node-key.ts";
+import { open, seal } from "../../identity/seal.ts";
+import { decodeMessage, encodeMessage, Status } from "../../wire/codec.ts";
+import { AppCertSchema, AppHelloAnswerSchema, AppHelloSchema, AppSessionSchema, type AppHello } from "../../wire/gen/findings_pb.ts";
+import { AppSessionTable } from "./sessions.ts";
+import { APP_SESSION_ID_BYTES, SEAL_PURPOSE_APP_BIND } from "../quic/constants.ts";
+import type { HandlerResult, RequestContext, RequestHandler } from "../quic/rpc.ts";
+
+export const APP_HELLO_METHOD = "app.hello";
+export const APP_BIND_METHOD = "app.bind";
+
+/** Largest AppHello payload: a key, a sealed 16-byte id and protobuf framing, with room. */
+const MAX_APP_HELLO_BYTES = 512;
+
+export interface AppBootstrapHandlers {
+  hello: RequestHandler;
+  bind: RequestHandler;
+  readonly sessions: AppSessionTable;
+}
+
+export function createAppBootstrapHandlers(
+  components: { nodeKey: NodeKey; cert: RunCertificate },
+  init: { onBound: (ctx: RequestContext, appKey: Uint8Array) => void; now?: () => number },
+): AppBootstrapHandlers {
+  const now = init.now ?? Date.now;
+  const sessions = new AppSessionTable();
+
+  /** Opens an AppHello-shaped payload with `purpose`; returns the app key and session id, or a refusal. */
+  function openHello(payload: Uint8Array, purpose: string): { appKey: Uint8Array; sessionId: Uint8Array } | HandlerResult {
+    let hello: AppHello;
+    try {
+      hello = decodeMessage(AppHelloSchema, payload, "AppHello", MAX_APP_HELLO_BYTES);
+    } catch (err) {
+      return { status: Status.BAD_REQUEST, error: errorLine(err) };
+    }
+    if (hello.publicKey.length !== X25519_KEY_BYTES) {
+      return { status: Status.BAD_REQUEST, error: `public_key must be ${X25519_KEY_BYTES} bytes, got ${hello.publicKey.length}` };
+    }
+    if (hello.sealedSession.length > MAX_SEALED_BYTES) return { status: Status.BAD_REQUEST, error: "sealed_session is too large" };
+    let plain: Uint8Array;
+    try {
+      plain = open(components.nodeKey.privateKey, hello.publicKey, purpose, hello.sealedSession);
+    } catch (err) {
+      if (err instanceof SealError) return { status: Status.UNAUTHENTICATED, error: "cannot open sealed_session with this node's key" };
+      throw err;
+    }
+    let sessionId: Uint8Array;
+    try {
+      sessionId = decodeMessage(AppSessionSchema, plain, "AppSession", MAX_APP_HELLO_BYTES).sessionId;
+    } catch (err) {
+      return { status: Status.BAD_REQUEST, error: errorLine(err) };
+    }
+    if (sessionId.length !== APP_SESSION_ID_BYTES) {
+      return { status: Status.BAD_REQUEST, error: `session_id must be ${APP_SESSION_ID_BYTES} bytes, got ${sessionId.length}` };
+    }
+    return { appKey: hello.publicKey, sessionId };
+  }
+
+  return {
+    sessions,
+    // Steps 4–5.
+    async hello(req) {
+      const opened = openHello(req.payload, SEAL_PURPOSE.appHello);
+      if ("status" in opened) return opened;
+      sessions.issue(opened.sessionId, opened.appKey, now());
+      const body = encodeMessage(AppCertSchema, { certPem: components.cert.certPem, sessionId: opened.sessionId });
+      const sealedCert = seal(components.nodeKey.privateKey, opened.appKey, SEAL_PURPOSE.appCert, body);
+      return { status: Status.OK, payload: encodeMessage(AppHelloAnswerSchema, { sealedCert }) };
+    },
+    // Bind: the pinned reconnect names its session.
+    async bind(req, ctx) {
+      const opened = openHello(req.payload, SEAL_PURPOSE_APP_BIND);
+      if ("status" in opened) return opened;
+      if (!sessions.take(opened.sessionId, opened.appKey, now())) {
+        return { status: Status.UNAUTHENTICATED, error: "unknown or expired session: send app.hello first" };
+      }
+      init.onBound(ctx, opened.appKey);
+      return { status: Status.OK };
+    },
+  };
+}

@@ -1,0 +1,284 @@
+// The TLS port (DESIGN §2 server_tport): one listener with the per-run self-signed certificate
+// (DESIGN §3) serving HTTP/2 and HTTP/1.1 routes (GET /whoami) and WebSocket upgrades
+// (wss://host:port/mesh), with connection, link, handshake and idle limits.
+import * as http2 from "node:http2";
+import type { Socket } from "node:net";
+import type { TLSSocket } from "node:tls";
+import { LINK_IDLE_TIMEOUT_MS, MAX_WS_FRAME_BYTES, TLS_HANDSHAKE_TIMEOUT_MS } from "../../constants.ts";
+import { ConfigError } from "../../errors.ts";
+import { spkiOfDer, type RunCertificate } from "../../identity/certificate.ts";
+import { createHttpRouter, type HttpRouteTable } from "./https-routes.ts";
+import { WHOAMI_PATH, whoamiHandler } from "./https-whoami.ts";
+import { formatHostPort, localOf, remoteOf, type HostPort } from "./address.ts";
+import {
+  DEFAULT_HTTP_IDLE_TIMEOUT_MS,
+  DEFAULT_TLS_MAX_CONNECTIONS,
+  DEFAULT_TLS_MAX_CONNECTIONS_PER_IP,
+  DEFAULT_TLS_MAX_LINKS,
+  DEFAULT_TLS_MAX_LINKS_PER_IP,
+  H2_MAX_CONCURRENT_STREAMS,
+  MAX_HTTP_BODY_BYTES,
+  TLS_STOP_GRACE_MS,
+  WS_REFUSAL_LINGER_MS,
+} from "./constants.ts";
+import { SILENT_LOG, type TlsLog } from "./log.ts";
+import { WS_CLOSE } from "../ws/constants.ts";
+import { createWsConnection, type WsConnection } from "../ws/connection.ts";
+import { checkUpgradeRequest, refusalResponse, upgradeResponse } from "../ws/handshake.ts";
+
+export interface TlsEndpointComponents {
+  cert: RunCertificate;
+  log?: TlsLog;
+}
+
+export interface TlsEndpointInit {
+  /** Address to bind: an IP, "0.0.0.0" or "::" (dual stack). */
+  host: string;
+  /** TCP port; 0 picks a free one (read it from `port` after start). */
+  port: number;
+  /** @default DEFAULT_TLS_MAX_CONNECTIONS */
+  maxConnections?: number;
+  /** @default DEFAULT_TLS_MAX_CONNECTIONS_PER_IP */
+  maxConnectionsPerIp?: number;
+  /** WebSocket links at once. @default DEFAULT_TLS_MAX_LINKS */
+  maxLinks?: number;
+  /** @default DEFAULT_TLS_MAX_LINKS_PER_IP */
+  maxLinksPerIp?: number;
+  /** A client that has not finished the TLS handshake by then is dropped. @default TLS_HANDSHAKE_TIMEOUT_MS */
+  handshakeTimeoutMs?: number;
+  /** Silence after which a WebSocket link is closed (pings at a third of it). @default LINK_IDLE_TIMEOUT_MS */
+  idleTimeoutMs?: number;
+  /** Silence after which a plain HTTP connection is closed. @default DEFAULT_HTTP_IDLE_TIMEOUT_MS */
+  httpIdleTimeoutMs?: number;
+  /** @default MAX_WS_FRAME_BYTES */
+  maxFrameBytes?: number;
+}
+
+export interface WsUpgradeInfo {
+  readonly path: string;
+  readonly remote: HostPort;
+  readonly local: HostPort;
+  /** SPKI of the TLS client certificate, when the client showed one (our own dialler does). It is
+   *  proven only in that the client holds the certificate's key; who that is, the mesh decides. */
+  readonly clientSpki: string | null;
+}
+
+/** Takes ownership of an accepted WebSocket: it must call conn.start() (or close it). */
+export type WsUpgradeHandler = (conn: WsConnection, info: WsUpgradeInfo) => void;
+
+export interface TlsEndpoint {
+  start(): Promise<void>;
+  /** Closes every link (1001), then the listener; resolves when no socket is left. */
+  stop(): Promise<void>;
+  readonly host: string;
+  /** Bound port (the configured one before start). */
+  readonly port: number;
+  /** SPKI of the certificate this endpoint shows. */
+  readonly spki: string;
+  readonly routes: HttpRouteTable;
+  /** Accepts WebSocket upgrades on `path` (e.g. "/mesh"); other paths are refused with 404. */
+  onWebSocket(path: string, handler: WsUpgradeHandler): void;
+  /** Live counts, for status pages and tests. */
+  counts(): { connections: number; links: number; tlsErrors: number; refusedUpgrades: number };
+}
+
+export function createTlsEndpoint(components: TlsEndpointComponents, init: TlsEndpointInit): TlsEndpoint {
+  const log = components.log ?? SILENT_LOG;
+  const maxConnections = init.maxConnections ?? DEFAULT_TLS_MAX_CONNECTIONS;
+  const maxConnectionsPerIp = init.maxConnectionsPerIp ?? DEFAULT_TLS_MAX_CONNECTIONS_PER_IP;
+  const maxLinks = init.maxLinks ?? DEFAULT_TLS_MAX_LINKS;
+  const maxLinksPerIp = init.maxLinksPerIp ?? DEFAULT_TLS_MAX_LINKS_PER_IP;
+  const handshakeTimeoutMs = init.handshakeTimeoutMs ?? TLS_HANDSHAKE_TIMEOUT_MS;
+  const idleTimeoutMs = init.idleTimeoutMs ?? LINK_IDLE_TIMEOUT_MS;
+  const httpIdleTimeoutMs = init.httpIdleTimeoutMs ?? DEFAULT_HTTP_IDLE_TIMEOUT_MS;
+  const maxFrameBytes = init.maxFrameBytes ?? MAX_WS_FRAME_BYTES;
+
+  const router = createHttpRouter({ maxBodyBytes: MAX_HTTP_BODY_BYTES, log });
+  router.add("GET", WHOAMI_PATH, whoamiHandler);
+  const wsHandlers = new Map<string, WsUpgradeHandler>();
+
+  const sockets = new Set<Socket>();
+  const socketsPerIp = new Map<string, number>();
+  const links = new Set<WsConnection>();
+  const linksPerIp = new Map<string, number>();
+  let tlsErrors = 0;
+  let refusedUpgrades = 0;
+
+  let server: http2.Http2SecureServer | null = null;
+  let boundPort = init.port;
+  let starting: Promise<void> | null = null;
+  let stopping: Promise<void> | null = null;
+
+  function bump(map: Map<string, number>, key: string, by: number): number {
+    const n = (map.get(key) ?? 0) + by;
+    if (n <= 0) map.delete(key);
+    else map.set(key, n);
+    return n;
+  }
+
+  function onConnection(socket: Socket): void {
+    const ip = remoteOf(socket).ip;
+    // Errors on a socket are the peer's problem; without a listener they would be thrown.
+    socket.on("error", () => {});
+    if (stopping || sockets.size >= maxConnections || (socketsPerIp.get(ip) ?? 0) >= maxConnectionsPerIp) {
+      log("debug", "tls connection refused: limit", { ip, connections: sockets.size });
+      socket.destroy();
+      return;
+    }
+    sockets.add(socket);
+    bump(socketsPerIp, ip, 1);
+    socket.once("close", () => {
+      sockets.delete(socket);
+      bump(socketsPerIp, ip, -1);
+    });
+  }
+
+  function onSecureConnection(socket: TLSSocket): void {
+    // An HTTP connection that goes quiet is closed; an upgrade clears this (the link has its own).
+    socket.setTimeout(httpIdleTimeoutMs, () => socket.destroy());
+  }
+
+  function onTlsClientError(err: Error & { code?: string }, socket: TLSSocket): void {
+    tlsErrors += 1;
+    log("debug", "tls client error", { remote: formatHostPort(remoteOf(socket)), code: err.code ?? err.message });
+    socket.destroy();
+  }
+
+  function refuse(socket: Socket, status: number, reason: string): void {
+    refusedUpgrades += 1;
+    log("debug", "websocket upgrade refused", { remote: formatHostPort(remoteOf(socket)), status, reason });
+    if (socket.destroyed) return;
+    socket.end(refusalResponse(status, reason));
+    setTimeout(() => socket.destroy(), WS_REFUSAL_LINGER_MS).unref();
+  }
+
+  function onUpgrade(req: http2.Http2ServerRequest, socket: Socket, head: Buffer): void {
+    try {
+      handleUpgrade(req, socket, head);
+    } catch (err) {
+      log("warn", "websocket upgrade failed", { error: err instanceof Error ? err.message : String(err) });
+      socket.destroy();
+    }
+  }
+
+  function handleUpgrade(req: http2.Http2ServerRequest, socket: Socket, head: Buffer): void {
+    socket.on("error", () => {});
+    if (stopping) return refuse(socket, 503, "server is stopping");
+    let path: string;
+    try {
+      path = new URL(req.url ?? "/", "https://findings.invalid").pathname;
+    } catch {
+      return refuse(socket, 400, "bad request target");
+    }
+    const handler = wsHandlers.get(path);
+    if (!handler) return refuse(socket, 404, "no WebSocket endpoint here");
+    const check = checkUpgradeRequest(req.method, req.headers);
+    if (!check.ok) return refuse(socket, check.status, check.reason);
+    const remote = remoteOf(socket);
+    if (links.size >= maxLinks) return refuse(socket, 503, "link limit reached");
+    if ((linksPerIp.get(remote.ip) ?? 0) >= maxLinksPerIp) return refuse(socket, 429, "too many links from this address");
+
+    socket.write(upgradeResponse(check.key));
+    let clientSpki: string | null = null;
+    try {
+      const raw = (socket as TLSSocket).getPeerCertificate?.(true)?.raw;
+      if (raw?.length) clientSpki = spkiOfDer(new Uint8Array(raw));
+    } catch {
+      // An unparsable client certificate is the same as none: the mesh layer does not rely on it.
+    }
+    const conn = createWsConnection(socket, { role: "server", head, maxFrameBytes, idleTimeoutMs, log });
+    links.add(conn);
+    bump(linksPerIp, remote.ip, 1);
+    void conn.closed.then(() => {
+      links.delete(conn);
+      bump(linksPerIp, remote.ip, -1);
+    });
+    try {
+      handler(conn, { path, remote, local: localOf(socket), clientSpki });
+    } catch (err) {
+      log("warn", "websocket handler threw", { path, error: err instanceof Error ? err.message : String(err) });
+      conn.close(WS_CLOSE.internalError, "internal error");
+    }
+  }
+
+  async function doStart(): Promise<void> {
+    const srv = http2.createSecureServer({
+      key: components.cert.keyPem,
+      cert: components.cert.certPem,
+      allowHTTP1: true,
+      // Ask for a client certificate but accept none: our dialler shows its run certificate so the
+      // mesh can record the peer's SPKI; curl and apps show nothing and are served all the same.
+      requestCert: true,
+      rejectUnauthorized: false,
+      handshakeTimeout: handshakeTimeoutMs,
+      settings: { maxConcurrentStreams: H2_MAX_CONCURRENT_STREAMS },
+    });
+    srv.on("connection", onConnection);
+    srv.on("secureConnection", onSecureConnection);
+    srv.on("tlsClientError", onTlsClientError);
+    srv.on("upgrade", onUpgrade);
+    srv.on("request", (req, res) => router.serve(req, res));
+    srv.on("sessionError", (err) => log("debug", "http2 session error", { error: err.message }));
+    srv.on("error", (err) => log("warn", "tls server error", { error: err.message }));
+    await new Promise<void>((resolve, reject) => {
+      const onError = (err: Error & { code?: string }) =>
+        reject(new ConfigError("server_tport", `cannot listen on ${formatHostPort({ ip: init.host, port: init.port })}: ${err.code ?? err.message}`));
+      srv.once("error", onError);
+      srv.listen(init.port, init.host, () => {
+        srv.off("error", onError);
+        resolve();
+      });
+    });
+    const addr = srv.address();
+    if (addr && typeof addr === "object") boundPort = addr.port;
+    server = srv;
+    log("info", "tls endpoint listening", { address: formatHostPort({ ip: init.host, port: boundPort }), spki: components.cert.spki });
+  }
+
+  async function doStop(): Promise<void> {
+    if (starting) await starting.catch(() => {});
+    const srv = server;
+    if (!srv) return;
+    const closedServer = new Promise<void>((resolve) => srv.close(() => resolve()));
+    for (const conn of links) conn.close(WS_CLOSE.goingAway, "server stopping");
+    const linksGone = Promise.all([...links].map((c) => c.closed));
+    await withinMs(linksGone, TLS_STOP_GRACE_MS);
+    for (const s of sockets) s.destroy();
+    await closedServer;
+    server = null;
+    log("info", "tls endpoint stopped", { port: boundPort });
+  }
+
+  return {
+    start() {
+      if (stopping) return Promise.reject(new Error("TlsEndpoint cannot start again after stop()"));
+      starting ??= doStart();
+      return starting;
+    },
+    stop() {
+      stopping ??= doStop();
+      return stopping;
+    },
+    get host() {
+      return init.host;
+    },
+    get port() {
+      return boundPort;
+    },
+    spki: components.cert.spki,
+    routes: router,
+    onWebSocket(path, handler) {
+      wsHandlers.set(path, handler);
+    },
+    counts() {
+      return { connections: sockets.size, links: links.size, tlsErrors, refusedUpgrades };
+    },
+  };
+}
+
+/** Waits for `p` at most `ms`; the timer is cleared either way so stop() leaves nothing behind. */
+async function withinMs(p: Promise<unknown>, ms: number): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  await Promise.race([p, new Promise<void>((r) => (timer = setTimeout(r, ms)))]);
+  clearTimeout(timer);
+}

@@ -1,0 +1,194 @@
+// The parts of a UDP endpoint that a client-only socket needs too: the shared socket, outgoing QUIC dials
+// from it, serving peer-opened streams, link events and counters (DESIGN §2: one socket per port).
+import { QUICClient, events as quicEvents, errors as quicErrors, type QUICConnection, type QUICStream } from "@matrixai/quic";
+import type Logger from "@matrixai/logger";
+import { LINK_IDLE_TIMEOUT_MS } from "../../constants.ts";
+import { PeerError, TimeoutError, errorLine } from "../../errors.ts";
+import { formatAddress } from "../../contracts/address.ts";
+import { describeQuicError } from "../quic/errors.ts";
+import { clientQuicConfig, clientQuicCrypto, quicLogger, type TransportLog } from "../quic/config.ts";
+import { QUIC_CLOSE_NORMAL, QUIC_HANDSHAKE_TIMEOUT_MS } from "../quic/constants.ts";
+import { createQuicLink, type LinkState, type QuicLink } from "../quic/link.ts";
+import { newRpcCounters, serveStream, type RequestHandler, type RpcCounters } from "../quic/rpc.ts";
+import { streamCodeToReason, streamReasonToCode } from "../quic/stream-io.ts";
+import { newSocketCounters, SharedUdpSocket, type RawDatagramHandler, type SharedSocketCounters } from "./shared-socket.ts";
+
+export interface DialOptions {
+  /** Accept only a server certificate with this SPKI (hex SHA-256); without it the link is first contact. */
+  pinSpki?: string;
+  /** The peer's X25519 key, when the caller knows it (kept on the link). */
+  peerKey?: Uint8Array;
+  signal?: AbortSignal;
+  /** @default QUIC_HANDSHAKE_TIMEOUT_MS */
+  timeoutMs?: number;
+}
+
+export type LinkEvent = "connect" | "bind" | "close";
+export type LinkListener = (link: QuicLink) => void;
+
+export interface UdpCoreCounters extends RpcCounters, SharedSocketCounters {
+  /** Links opened (inbound accepted + outbound dialled). */
+  connections: number;
+  /** Outbound dials refused because the peer's certificate did not match the pin. */
+  pinMismatches: number;
+  /** Outbound dials that failed for any other reason (timeout, refused, unreachable). */
+  dialFailures: number;
+}
+
+export interface UdpCoreInit {
+  host: string;
+  port: number;
+  idleTimeoutMs?: number;
+  onRawDatagram?: RawDatagramHandler;
+}
+
+export class UdpCore {
+  readonly handlers = new Map<string, RequestHandler>();
+  readonly rpc: RpcCounters = newRpcCounters();
+  readonly linkCounters = { connections: 0, pinMismatches: 0, dialFailures: 0 };
+  readonly socketCounters: SharedSocketCounters = newSocketCounters();
+  readonly links = new Map<string, LinkState>();
+  readonly logger: Logger;
+  socket: SharedUdpSocket | undefined;
+  private stopController = new AbortController();
+  private readonly listeners = new Map<LinkEvent, Set<LinkListener>>();
+  private readonly clients = new Set<QUICClient>();
+
+  constructor(
+    readonly init: UdpCoreInit,
+    readonly log?: TransportLog,
+  ) {
+    this.logger = quicLogger(log);
+  }
+
+  get idleTimeoutMs(): number {
+    return this.init.idleTimeoutMs ?? LINK_IDLE_TIMEOUT_MS;
+  }
+
+  get stopSignal(): AbortSignal {
+    return this.stopController.signal;
+  }
+
+  counters(): UdpCoreCounters {
+    return { ...this.rpc, ...this.linkCounters, ...this.socketCounters };
+  }
+
+  async openSocket(): Promise<SharedUdpSocket> {
+    this.stopController = new AbortController();
+    const socket = new SharedUdpSocket({ logger: this.logger.getChild("socket"), onRawDatagram: this.init.onRawDatagram, counters: this.socketCounters });
+    socket.onDatagramError = (err) => this.log?.("debug", "datagram handling failed", { error: errorLine(err) });
+    await socket.start({ host: this.init.host, port: this.init.port });
+    this.socket = socket;
+    return socket;
+  }
+
+  /** Aborts every pending wait (handlers, requests, dials) tied to this run. */
+  abortAll(): void {
+    this.stopController.abort(new PeerError("the UDP endpoint is stopping"));
+  }
+
+  /** Closes our dials and the socket. The server (if any) must be stopped before. */
+  async closeAll(): Promise<void> {
+    this.abortAll();
+    await Promise.allSettled([...this.clients].map((c) => c.destroy({ isApp: true, errorCode: QUIC_CLOSE_NORMAL, force: true })));
+    this.clients.clear();
+    const socket = this.socket;
+    this.socket = undefined;
+    if (socket) await socket.stop({ force: true }).catch((err) => this.log?.("warn", "UDP socket did not stop cleanly", { error: errorLine(err) }));
+    this.links.clear();
+  }
+
+  on(event: LinkEvent, fn: LinkListener): () => void {
+    let set = this.listeners.get(event);
+    if (!set) this.listeners.set(event, (set = new Set()));
+    set.add(fn);
+    return () => set.delete(fn);
+  }
+
+  emit(event: LinkEvent, link: QuicLink): void {
+    for (const fn of this.listeners.get(event) ?? []) {
+      try {
+        fn(link);
+      } catch (err) {
+        this.log?.("error", `link ${event} listener failed`, { error: errorLine(err) });
+      }
+    }
+  }
+
+  /** Registers a link, serves the streams its peer opens, and forgets it when the connection closes. */
+  adopt(conn: QUICConnection, link: LinkState): void {
+    this.links.set(link.connectionId, link);
+    this.linkCounters.connections++;
+    conn.addEventListener(quicEvents.EventQUICConnectionStream.name, (evt: Event) => {
+      const stream = (evt as quicEvents.EventQUICConnectionStream).detail as QUICStream;
+      void serveStream(stream, {
+        handlers: this.handlers,
+        counters: this.rpc,
+        stopSignal: this.stopSignal,
+        log: this.log,
+        context: () => ({ remoteIp: link.remote.ip, remotePort: link.remote.port, connectionId: link.connectionId, pinned: link.pinned, peerKey: link.peerKey }),
+      });
+    });
+    void conn.closedP.then(() => {
+      if (this.links.get(link.connectionId) === link) this.links.delete(link.connectionId);
+      this.emit("close", link);
+    });
+    this.emit("connect", link);
+  }
+
+  /** Dials `addr` from the shared socket (so the NAT mapping is the one peers and servers already see). */
+  async dial(addr: { ip: string; port: number }, opts: DialOptions = {}): Promise<QuicLink> {
+    const socket = this.socket;
+    if (!socket) throw new PeerError(`Cannot dial ${formatAddress(addr.ip, addr.port)}: the UDP endpoint is not running`);
+    const peer = formatAddress(addr.ip, addr.port);
+    let mismatch: string | undefined;
+    const config = clientQuicConfig({
+      pinSpki: opts.pinSpki,
+      idleTimeoutMs: this.idleTimeoutMs,
+      onPinMismatch: (got) => {
+        mismatch = got;
+      },
+    });
+    const ms = opts.timeoutMs ?? QUIC_HANDSHAKE_TIMEOUT_MS;
+    const signals = [this.stopSignal, ...(opts.signal ? [opts.signal] : [])];
+    let client: QUICClient;
+    try {
+      client = await QUICClient.createQUICClient(
+        {
+          host: addr.ip,
+          port: addr.port,
+          socket,
+          crypto: clientQuicCrypto,
+          config,
+          logger: this.logger.getChild("client"),
+          reasonToCode: streamReasonToCode,
+          codeToReason: streamCodeToReason,
+        },
+        { timer: ms, signal: AbortSignal.any(signals) },
+      );
+    } catch (err) {
+      if (mismatch !== undefined) {
+        this.linkCounters.pinMismatches++;
+        this.log?.("warn", "refused QUIC peer: certificate does not match the pinned SPKI", { peer, want: opts.pinSpki, got: mismatch });
+        throw new PeerError(`Cannot connect to ${peer}: its certificate (SPKI ${mismatch.slice(0, 16)}…) does not match the pinned one`, { cause: err });
+      }
+      this.linkCounters.dialFailures++;
+      if (opts.signal?.aborted) throw opts.signal.reason;
+      if (err instanceof quicErrors.ErrorQUICClientCreateTimeout || err instanceof quicErrors.ErrorQUICConnectionStartTimeout) {
+        throw new TimeoutError(`QUIC handshake with ${peer}`, ms);
+      }
+      throw new PeerError(`Cannot connect to ${peer} over QUIC: ${describeQuicError(err)}`, { cause: err });
+    }
+    this.clients.add(client);
+    void client.closedP.then(() => this.clients.delete(client));
+    const link = createQuicLink(client.connection, {
+      direction: "out",
+      pinned: opts.pinSpki !== undefined,
+      peerKey: opts.peerKey,
+      spki: opts.pinSpki,
+      closeConnection: () => client.destroy({ isApp: true, errorCode: QUIC_CLOSE_NORMAL, force: true }),
+    });
+    this.adopt(client.connection, link);
+    return link;
+  }
+}

@@ -1,0 +1,195 @@
+// The node's UDP endpoint (DESIGN §2): one socket shared by the QUIC server (app services, app bootstrap,
+// whoami), the node's own QUIC dials, and raw STUN/SN datagrams; plus the client-only variant for the CLI.
+import { QUICServer, events as quicEvents, type QUICConnection } from "@matrixai/quic";
+import { errorLine } from "../../errors.ts";
+import type { RunCertificate } from "../../identity/certificate.ts";
+import type { NodeKey } from "../../identity/node-key.ts";
+import { formatAddress, unmapIp } from "../../contracts/address.ts";
+import { APP_BIND_METHOD, APP_HELLO_METHOD, createAppBootstrapHandlers } from "../app-bootstrap/handlers.ts";
+import { serverQuicConfig, serverQuicCrypto, type TransportLog } from "../quic/config.ts";
+import {
+  DEFAULT_MAX_QUIC_CONNECTIONS,
+  DEFAULT_MAX_QUIC_CONNECTIONS_PER_IP,
+  MAX_QUIC_PENDING_HANDSHAKES,
+  QUIC_CLOSE_NORMAL,
+  QUIC_CLOSE_REFUSED,
+  QUIC_HANDSHAKE_TIMEOUT_MS,
+} from "../quic/constants.ts";
+import { createQuicLink, type QuicLink } from "../quic/link.ts";
+import type { RequestHandler } from "../quic/rpc.ts";
+import { streamCodeToReason, streamReasonToCode } from "../quic/stream-io.ts";
+import { WHOAMI_METHOD, whoamiHandler } from "../quic/whoami-handler.ts";
+import { connectionMapOf, type RawDatagramHandler } from "./shared-socket.ts";
+import type { QuicDialer, UdpClient } from "./client.ts";
+import { UdpCore, type DialOptions, type LinkEvent, type LinkListener, type UdpCoreCounters } from "./core.ts";
+
+export type { DialOptions, LinkEvent, LinkListener, QuicDialer, QuicLink, RawDatagramHandler, RequestHandler, TransportLog };
+
+export interface UdpEndpointComponents {
+  cert: RunCertificate;
+  nodeKey: NodeKey;
+  log?: TransportLog;
+}
+
+export interface UdpEndpointInit {
+  /** Address to bind; "::" is dual-stack (IPv4 peers then appear as IPv4 everywhere in our API). */
+  host: string;
+  /** UDP port; 0 picks a free one (see `port` after start). */
+  port: number;
+  /** @default DEFAULT_MAX_QUIC_CONNECTIONS */
+  maxConnections?: number;
+  /** @default DEFAULT_MAX_QUIC_CONNECTIONS_PER_IP */
+  maxConnectionsPerIp?: number;
+  /** @default LINK_IDLE_TIMEOUT_MS */
+  idleTimeoutMs?: number;
+  /** Datagrams that are not QUIC and that classifyDatagram calls "stun" or "sn". */
+  onRawDatagram?: RawDatagramHandler;
+}
+
+export interface UdpEndpointCounters extends UdpCoreCounters {
+  /** Inbound connections open now. */
+  activeConnections: number;
+}
+
+/** The node's endpoint: the client socket's surface plus a QUIC server, connection limits and the
+ *  promise-free send of the STUN answer path. */
+export interface UdpEndpoint extends UdpClient {
+  /** Sends a raw datagram without a promise; `bytes` must be fresh (not reused by the caller). Dropped
+   *  when the endpoint is not running. */
+  sendRawNow(bytes: Uint8Array, port: number, ip: string): void;
+  counters(): UdpEndpointCounters;
+}
+
+export function createUdpEndpoint(components: UdpEndpointComponents, init: UdpEndpointInit): UdpEndpoint {
+  const log = components.log;
+  const core = new UdpCore({ host: init.host, port: init.port, idleTimeoutMs: init.idleTimeoutMs, onRawDatagram: init.onRawDatagram }, log);
+  const maxConnections = init.maxConnections ?? DEFAULT_MAX_QUIC_CONNECTIONS;
+  const maxPerIp = init.maxConnectionsPerIp ?? DEFAULT_MAX_QUIC_CONNECTIONS_PER_IP;
+  /** Inbound connections by id, and how many each IP holds. */
+  const inbound = new Set<string>();
+  const perIp = new Map<string, number>();
+  let server: QUICServer | undefined;
+  let running = false;
+  // start() and stop() run one at a time, in call order, so a stop during a start waits for it.
+  let chain: Promise<void> = Promise.resolve();
+  const serial = (fn: () => Promise<void>): Promise<void> => {
+    const p = chain.then(fn);
+    chain = p.catch(() => {});
+    return p;
+  };
+
+  const bootstrap = createAppBootstrapHandlers(components, {
+    onBound: (ctx, appKey) => {
+      const link = core.links.get(ctx.connectionId);
+      if (!link || link.direction !== "in") return;
+      link.pinned = true;
+      link.peerKey = appKey;
+      log?.("debug", "app link bound", { peer: formatAddress(link.remote.ip, link.remote.port) });
+      core.emit("bind", link);
+    },
+  });
+  core.handlers.set(WHOAMI_METHOD, whoamiHandler);
+  core.handlers.set(APP_HELLO_METHOD, bootstrap.hello);
+  core.handlers.set(APP_BIND_METHOD, bootstrap.bind);
+
+  function onConnection(evt: Event): void {
+    const conn = (evt as quicEvents.EventQUICServerConnection).detail as QUICConnection;
+    const ip = unmapIp(conn.remoteHost);
+    const fromIp = perIp.get(ip) ?? 0;
+    if (inbound.size >= maxConnections || fromIp >= maxPerIp) {
+      core.rpc.refusedLimits++;
+      log?.("debug", "refused QUIC connection: limit reached", { peer: formatAddress(ip, conn.remotePort), total: inbound.size, fromIp });
+      void conn.stop({ isApp: true, errorCode: QUIC_CLOSE_REFUSED, reason: new TextEncoder().encode("connection limit"), force: true }).catch(() => {});
+      return;
+    }
+    const link = createQuicLink(conn, {
+      direction: "in",
+      pinned: false,
+      closeConnection: () => conn.stop({ isApp: true, errorCode: QUIC_CLOSE_NORMAL, force: true }),
+    });
+    inbound.add(link.connectionId);
+    perIp.set(ip, fromIp + 1);
+    void conn.closedP.then(() => {
+      inbound.delete(link.connectionId);
+      const n = (perIp.get(ip) ?? 1) - 1;
+      if (n <= 0) perIp.delete(ip);
+      else perIp.set(ip, n);
+    });
+    core.adopt(conn, link);
+  }
+
+  async function doStart(): Promise<void> {
+    const socket = await core.openSocket();
+    // Brand-new handshakes are refused before quiche once the table is full (see udp-shared-socket.ts).
+    socket.admitNewConnection = () => connectionMapOf(socket).size < maxConnections + MAX_QUIC_PENDING_HANDSHAKES;
+    const srv = new QUICServer({
+      crypto: await serverQuicCrypto(),
+      config: serverQuicConfig(components.cert, core.idleTimeoutMs),
+      socket,
+      logger: core.logger.getChild("server"),
+      minIdleTimeout: QUIC_HANDSHAKE_TIMEOUT_MS,
+      reasonToCode: (type, reason) => streamReasonToCode(type, reason),
+      codeToReason: (type, code) => streamCodeToReason(type, code),
+    });
+    srv.addEventListener(quicEvents.EventQUICServerConnection.name, onConnection);
+    try {
+      await srv.start();
+    } catch (err) {
+      await core.closeAll();
+      throw err;
+    }
+    server = srv;
+    log?.("info", "UDP endpoint listening", { address: formatAddress(socket.host, socket.port) });
+  }
+
+  async function doStop(): Promise<void> {
+    core.abortAll();
+    const srv = server;
+    server = undefined;
+    if (srv) {
+      srv.removeEventListener(quicEvents.EventQUICServerConnection.name, onConnection);
+      await srv.stop({ isApp: true, errorCode: QUIC_CLOSE_NORMAL, force: true }).catch((err) => log?.("warn", "QUIC server did not stop cleanly", { error: errorLine(err) }));
+    }
+    await core.closeAll();
+    inbound.clear();
+    perIp.clear();
+  }
+
+  return {
+    start: () =>
+      serial(async () => {
+        if (running) return;
+        await doStart();
+        running = true;
+      }),
+    stop: () =>
+      serial(async () => {
+        if (!running) return;
+        running = false;
+        await doStop();
+      }),
+    get port() {
+      return core.socket?.port ?? init.port;
+    },
+    get host() {
+      return core.socket?.host ?? init.host;
+    },
+    async sendRaw(bytes, port, ip) {
+      const socket = core.socket;
+      if (!socket) throw new Error(`Cannot send to ${formatAddress(ip, port)}: the UDP endpoint is not running`);
+      await socket.sendRaw(bytes, port, ip);
+    },
+    sendRawNow(bytes, port, ip) {
+      core.socket?.sendRawNow(bytes, port, ip);
+    },
+    handle(method, handler) {
+      core.handlers.set(method, handler);
+    },
+    on: (event, fn) => core.on(event, fn),
+    links: () => [...core.links.values()],
+    dial: (addr, opts) => core.dial(addr, opts),
+    counters() {
+      return { ...core.counters(), activeConnections: inbound.size };
+    },
+  };
+}
