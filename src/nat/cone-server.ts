@@ -34,8 +34,6 @@ import {
 } from "../wire/gen/nat_pb.ts";
 import { buildControl, controlToken, decodeControl, type ControlMessage } from "./control-packet.ts";
 import {
-  BEGIN_BURST,
-  BEGIN_RATE_PER_S,
   FORMAL_SESSION_TTL_MS,
   MAX_ACKS_PER_ADDRESS,
   MAX_AVOID_IPS,
@@ -46,7 +44,6 @@ import {
   NAT_TOKEN_BYTES,
   PROBE_SPACING_MS,
 } from "./constants.ts";
-import { RateBuckets } from "./rate-limit.ts";
 import { checkNewHostProof } from "./newhost-proof.ts";
 import { buildProbe, isProbeKey, newHostKey } from "./probe-packet.ts";
 import { randomProbeTmpLen } from "./probe-sizes.ts";
@@ -54,7 +51,7 @@ import { formatEndpoint, normalizeIp, sameEndpoint, sameIp, type Endpoint } from
 import { NEWPORT_PROBE_COUNT, PASSAGE_PROBE_COUNT } from "./stun2-constants.ts";
 
 /** Largest nat.* request of this test, in bytes (a key or token, a cookie, a few IPs, a proof). */
-const MAX_CONE_REQUEST_BYTES = 2048;
+export const MAX_CONE_REQUEST_BYTES = 2048;
 
 export interface ConeRequestContext {
   remoteIp: string;
@@ -159,7 +156,6 @@ export function createConeServer(components: ConeServerComponents, init: ConeSer
   const now = init.now ?? Date.now;
   const spacingMs = init.spacingMs ?? PROBE_SPACING_MS;
   const sessions = new Map<string, ConeSession>();
-  const perIp = new RateBuckets(BEGIN_RATE_PER_S, BEGIN_BURST);
   const counters: ConeCounters = { sessions: 0, passageProbes: 0, newPortProbes: 0, formalSteps: 0, refused: 0, foreignHellos: 0 };
   const log = components.log;
 
@@ -249,7 +245,6 @@ export function createConeServer(components: ConeServerComponents, init: ConeSer
       const mine = [...sessions.values()].filter((s) => s.connectionId === ctx.connectionId);
       if (mine.length >= MAX_FORMAL_SESSIONS_PER_CONNECTION) return refuse(Status.REFUSED, "this connection already runs NAT tests");
       if (sessions.size >= MAX_FORMAL_SESSIONS) return refuse(Status.FULL, "too many NAT tests running");
-      if (!perIp.take(normalizeIp(ctx.remoteIp), now())) return refuse(Status.RATE_LIMITED, "too many NAT tests from this IP");
       let portSocket: Socket;
       try {
         portSocket = await openPortSocket(init.bindHost);

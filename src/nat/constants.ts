@@ -1,22 +1,5 @@
-// Methods, limits and timing of the NAT services and `findings probe` (DESIGN §6; STUN2 seed 000 §提供的服务 1–2).
+// Limits and timing of the NAT services (methods: the Nat service in proto/services.proto) and `findings probe` (DESIGN §6; STUN2 seed 000 §提供的服务 1–2).
 // Counts and layouts of the SN probe itself are in stun2-constants.ts; these are the service's own edges.
-
-// ---- methods (Envelope.method) ----
-
-/** Client → source server (QUIC): open a STUN:Cone session tied to the connection. */
-export const NAT_BEGIN_METHOD = "nat.begin";
-/** Client → source server (QUIC): 2 raw probes on this connection's 4-tuple (DESIGN §6 step 2). */
-export const NAT_PASSAGE_METHOD = "nat.passage";
-/** Client → source server (QUIC): NewPort + NewHost towards the proven formal address (DESIGN §6 step 3). */
-export const NAT_FORMAL_METHOD = "nat.formal";
-/** Client → any node (QUIC): probe servers this node knows (DESIGN §6: "asks the given ones for more"). */
-export const NAT_SERVERS_METHOD = "nat.servers";
-/** Source server → delegate (mesh link): send NewHost probes. */
-export const NAT_NEWHOST_METHOD = "nat.newhost";
-/** Client → source server (QUIC): STUN:Live session, schedule of delayed probes, end. */
-export const NAT_LIVE_BEGIN_METHOD = "nat.live.begin";
-export const NAT_LIVE_SCHEDULE_METHOD = "nat.live.schedule";
-export const NAT_LIVE_END_METHOD = "nat.live.end";
 
 // ---- sessions and tokens ----
 

@@ -26,8 +26,6 @@ import {
 } from "../wire/gen/nat_pb.ts";
 import { buildControl, type ControlMessage } from "./control-packet.ts";
 import {
-  BEGIN_BURST,
-  BEGIN_RATE_PER_S,
   LIVE_MAX_DELAY_MS,
   LIVE_MAX_SOCKETS,
   LIVE_SESSION_SLACK_MS,
@@ -37,13 +35,12 @@ import {
   NAT_COOKIE_BYTES,
   NAT_TOKEN_BYTES,
 } from "./constants.ts";
-import { RateBuckets } from "./rate-limit.ts";
 import { buildProbe, isProbeKey } from "./probe-packet.ts";
 import { randomProbeTmpLen } from "./probe-sizes.ts";
 import { sameIp, type Endpoint } from "./source-check.ts";
 
 /** Largest nat.live.* request, in bytes: LIVE_MAX_SOCKETS items of index, cookie and delay. */
-const MAX_LIVE_REQUEST_BYTES = 4096;
+export const MAX_LIVE_REQUEST_BYTES = 4096;
 
 export interface LiveRequestContext {
   remoteIp: string;
@@ -102,7 +99,6 @@ export function createLifetimeServer(components: { send(bytes: Uint8Array, to: E
   const now = init.now ?? Date.now;
   const maxDelayMs = init.maxDelayMs ?? LIVE_MAX_DELAY_MS;
   const sessions = new Map<string, LiveSession>();
-  const perIpRate = new RateBuckets(BEGIN_RATE_PER_S, BEGIN_BURST);
   const counters: LiveCounters = { sessions: 0, probesSent: 0, refused: 0, foreignHellos: 0 };
 
   const refuse = (status: Status, error: string): LiveAnswer => {
@@ -154,7 +150,6 @@ export function createLifetimeServer(components: { send(bytes: Uint8Array, to: E
       if (all.some((s) => s.connectionId === ctx.connectionId)) return refuse(Status.REFUSED, "this connection already runs a lifetime test");
       if (all.filter((s) => sameIp(s.clientIp, ctx.remoteIp)).length >= MAX_LIVE_SESSIONS_PER_IP) return refuse(Status.FULL, "too many lifetime tests from this IP");
       if (sessions.size >= MAX_LIVE_SESSIONS) return refuse(Status.FULL, "too many lifetime tests running");
-      if (!perIpRate.take(ctx.remoteIp, now())) return refuse(Status.RATE_LIMITED, "too many lifetime tests from this IP");
       const token = crypto.getRandomValues(new Uint8Array(NAT_TOKEN_BYTES));
       const s: LiveSession = {
         token: bytesToHex(token),

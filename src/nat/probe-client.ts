@@ -20,13 +20,13 @@
 //   server confirmed the burst was sent (it left before the confirmation did); the timeout caps everything.
 //   No QUIC answer at all → udp-blocked; after TCP_CHECK_AFTER_MS an HTTPS whoami says whether TCP works.
 //   4. lifetime (on request): lifetime-client.ts on the source server's link.
+import { METHOD } from "../rpc/methods.ts";
 import { generateNodeKey } from "../identity/node-key.ts";
 import { ConfigError, errorLine, PeerError } from "../errors.ts";
 import { bootstrapApp } from "../transport/app-bootstrap/bootstrap.ts";
 import { httpsWhoami } from "../transport/tls/https-whoami-client.ts";
 import type { TransportLog } from "../transport/quic/config.ts";
 import { expectOk, type QuicLink } from "../transport/quic/link.ts";
-import { WHOAMI_METHOD } from "../transport/quic/whoami-handler.ts";
 import { createUdpClient, type UdpClient } from "../transport/udp/client.ts";
 import { decodeMessage, encodeMessage } from "../wire/codec.ts";
 import { WhoamiResponseSchema } from "../wire/gen/findings_pb.ts";
@@ -45,21 +45,7 @@ import {
 import { buildControl, controlToken, decodeControl } from "./control-packet.ts";
 import { measureLifetime } from "./lifetime-client.ts";
 import { decideNat, type FormalObservation, type NatDecision, type NatObservations, type PassageObservation } from "./decision.ts";
-import {
-  DEFAULT_PROBE_TIMEOUT_MS,
-  HELLO_ATTEMPTS,
-  HELLO_RETRY_MS,
-  MAX_AVOID_IPS,
-  MAX_PRE_PROBE_SERVERS,
-  MAX_SERVERS_ANSWER,
-  NAT_BEGIN_METHOD,
-  NAT_FORMAL_METHOD,
-  NAT_PASSAGE_METHOD,
-  NAT_SERVERS_METHOD,
-  SILENCE_MIN_MS,
-  SILENCE_RTTS,
-  TCP_CHECK_AFTER_MS,
-} from "./constants.ts";
+import { DEFAULT_PROBE_TIMEOUT_MS, HELLO_ATTEMPTS, HELLO_RETRY_MS, MAX_AVOID_IPS, MAX_PRE_PROBE_SERVERS, MAX_SERVERS_ANSWER, SILENCE_MIN_MS, SILENCE_RTTS, TCP_CHECK_AFTER_MS } from "./constants.ts";
 import { makeNewHostProof } from "./newhost-proof.ts";
 import { newHostKey, verifyProbe } from "./probe-packet.ts";
 import type { LifetimeReport, ProbeEvidence, ProbeReport } from "./probe-report.ts";
@@ -269,7 +255,7 @@ class ProbeRun {
     const k = formatEndpoint(s);
     try {
       const t = performance.now();
-      const me = decodeMessage(WhoamiResponseSchema, expectOk(await link.request(WHOAMI_METHOD, undefined, { signal: this.signal, timeoutMs: this.remainingMs })), "WhoamiResponse");
+      const me = decodeMessage(WhoamiResponseSchema, expectOk(await link.request(METHOD.app.whoami, undefined, { signal: this.signal, timeoutMs: this.remainingMs })), "WhoamiResponse");
       const mapped = { ip: normalizeIp(me.ip), port: me.port };
       this.obs.preProbe = [...this.obs.preProbe, { server: s, mapped }];
       this.publicAddress ??= formatEndpoint(mapped);
@@ -321,9 +307,9 @@ class ProbeRun {
       for (const rec of ans.records) for (const a of rec.addresses) if (a.udpPort > 0) consider({ ip: a.ip, port: a.udpPort });
     } catch {
       // …else the NAT service's own list.
-      via = NAT_SERVERS_METHOD;
+      via = METHOD.nat.servers;
       try {
-        const ans = decodeMessage(NatServersAnswerSchema, expectOk(await link.request(NAT_SERVERS_METHOD, undefined, step)), "NatServersAnswer");
+        const ans = decodeMessage(NatServersAnswerSchema, expectOk(await link.request(METHOD.nat.servers, undefined, step)), "NatServersAnswer");
         for (const text of ans.servers) {
           const m = /^\[?([^\]]+?)\]?:(\d+)$/.exec(text);
           if (m) consider({ ip: m[1]!, port: Number(m[2]) });
@@ -372,7 +358,7 @@ class ProbeRun {
   private async formalAttempt(s: ProbeServer, link: QuicLink, withPreTests: boolean, hasNext: boolean): Promise<number> {
     const k = formatEndpoint(s);
     const step = { signal: this.signal, timeoutMs: this.remainingMs };
-    const begin = decodeMessage(NatBeginAnswerSchema, expectOk(await link.request(NAT_BEGIN_METHOD, encodeMessage(NatBeginRequestSchema, { probeKey: this.key }), step)), "NatBeginAnswer");
+    const begin = decodeMessage(NatBeginAnswerSchema, expectOk(await link.request(METHOD.nat.begin, encodeMessage(NatBeginRequestSchema, { probeKey: this.key }), step)), "NatBeginAnswer");
     const token = begin.token;
     const silence = () => Math.max(SILENCE_MIN_MS, SILENCE_RTTS * (link.rttMs ?? 0));
 
@@ -397,7 +383,7 @@ class ProbeRun {
       const passage: PassageObservation = { rawProbes: 0, quicWorks: true, finished: false };
       this.obs.passage = passage;
       void link
-        .request(NAT_PASSAGE_METHOD, encodeMessage(NatPassageRequestSchema, { token }), step)
+        .request(METHOD.nat.passage, encodeMessage(NatPassageRequestSchema, { token }), step)
         .then((ans) => {
           const sent = decodeMessage(NatPassageAnswerSchema, expectOk(ans), "NatPassageAnswer").sent;
           this.note({ test: "passage", server: k, sent, receivedSoFar: passage.rawProbes });
@@ -449,7 +435,7 @@ class ProbeRun {
     const avoidIps = [...this.contacted].slice(0, MAX_AVOID_IPS);
     const ans = decodeMessage(
       NatFormalAnswerSchema,
-      expectOk(await link.request(NAT_FORMAL_METHOD, encodeMessage(NatFormalRequestSchema, { token, cookie, avoidIps, proof: { issuedAtMs: proof.issuedAtMs, nonce: proof.nonce } }), { signal: this.signal, timeoutMs: this.remainingMs })),
+      expectOk(await link.request(METHOD.nat.formal, encodeMessage(NatFormalRequestSchema, { token, cookie, avoidIps, proof: { issuedAtMs: proof.issuedAtMs, nonce: proof.nonce } }), { signal: this.signal, timeoutMs: this.remainingMs })),
       "NatFormalAnswer",
     );
     const clean = ans.delegates.filter((d) => d.sent > 0 && d.fromIp !== "" && !this.contacted.has(normalizeIp(d.fromIp))).length;

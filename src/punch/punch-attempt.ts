@@ -20,32 +20,20 @@
 //                     the symmetric side's IP. The first probe that meets a mapping arrives on one spray
 //                     socket: the dialer closes them all and dials from that socket's port, whose mapping the
 //                     cone's filter now admits.
+import { METHOD } from "../rpc/methods.ts";
 import { createSocket, type Socket } from "node:dgram";
 import { isIP } from "node:net";
-import { TimeoutError, errorLine } from "../errors.ts";
+import { PeerError, PinMismatchError, TimeoutError, errorLine } from "../errors.ts";
 import type { NatClassName } from "../nat/class.ts";
 import { formatAddress } from "../contracts/address.ts";
 import { QUIC_HANDSHAKE_TIMEOUT_MS } from "../transport/quic/constants.ts";
 import { expectOk, type QuicLink } from "../transport/quic/link.ts";
 import type { DialOptions } from "../transport/udp/endpoint.ts";
 import type { TransportLog } from "../transport/quic/config.ts";
-import { encodeMessage } from "../wire/codec.ts";
+import { encodeMessage, Status } from "../wire/codec.ts";
 import { PunchHelloSchema } from "../wire/gen/punch-link_pb.ts";
 import { timingSafeEqual } from "node:crypto";
-import {
-  PUNCH_ATTEMPT_TIMEOUT_MS,
-  PUNCH_DIAL_WAIT_MS,
-  PUNCH_LINK_METHOD,
-  PUNCH_OPEN_FAST_INTERVAL_MS,
-  PUNCH_OPEN_FAST_MS,
-  PUNCH_OPEN_SLOW_INTERVAL_MS,
-  PUNCH_PACKET_BYTES,
-  SPRAY_ATTEMPT_TIMEOUT_MS,
-  SPRAY_RESEND_INTERVAL_MS,
-  PUNCH_SECOND_SENDER_DELAY_MS,
-  SPRAY_START_DELAY_MS,
-  SPRAY_TAIL_MS,
-} from "./punch-client-constants.ts";
+import { PUNCH_ATTEMPT_TIMEOUT_MS, PUNCH_DIAL_WAIT_MS, PUNCH_OPEN_FAST_INTERVAL_MS, PUNCH_OPEN_FAST_MS, PUNCH_OPEN_SLOW_INTERVAL_MS, PUNCH_PACKET_BYTES, SPRAY_ATTEMPT_TIMEOUT_MS, SPRAY_RESEND_INTERVAL_MS, PUNCH_SECOND_SENDER_DELAY_MS, SPRAY_START_DELAY_MS, SPRAY_TAIL_MS } from "./punch-client-constants.ts";
 import { sendOrder, useFreshSocket, type SendOrder } from "./punch-order.ts";
 import { readPunchHelloAnswer, type PunchOffer } from "./punch-info.ts";
 import { encodePunchPacket, isPunchPacketFrom, PUNCH_PACKET_TYPE } from "./punch-packet.ts";
@@ -205,7 +193,7 @@ export async function runAttempt(io: AttemptIo, offer: PunchOffer, init: Attempt
     let rttMs: number | null = null;
     try {
       const t0 = performance.now();
-      expectOk(await up.request(PUNCH_LINK_METHOD.ping, undefined, { signal, timeoutMs: Math.max(500, timeoutMs - (performance.now() - started)) }));
+      expectOk(await up.request(METHOD.punchLink.ping, undefined, { signal, timeoutMs: Math.max(500, timeoutMs - (performance.now() - started)) }));
       rttMs = Math.round((performance.now() - t0) * 100) / 100;
     } catch {
       rttMs = up.rttMs ?? null;
@@ -242,7 +230,7 @@ function failureReason(err: unknown, offer: PunchOffer, stats: { sent: number; r
   const peer = `${formatAddress(offer.ip, offer.port)} (${offer.peerNat ?? "unknown NAT"})`;
   if (signal.aborted && !(signal.reason instanceof TimeoutError)) return `cancelled: ${errorLine(signal.reason)}`;
   const detail = err instanceof TimeoutError || (signal.aborted && signal.reason instanceof TimeoutError) ? `no link within ${timeoutMs} ms` : errorLine(err);
-  if (/pinned one/.test(detail)) return `the peer at ${peer} presented another certificate than the node announced: ${detail}`;
+  if (err instanceof PinMismatchError) return `the peer at ${peer} presented another certificate than the node announced: ${detail}`;
   if (offer.spray && stats.received === 0) {
     return `${detail}: none of the cone side's probes met one of the symmetric side's ${offer.spray.sockets} mappings (${offer.role === "listen" ? `${stats.sent} probes sent` : "none arrived"}); a NAT that re-maps ports for tuples it saw inbound first (Linux conntrack) defeats the spray`;
   }
@@ -289,20 +277,31 @@ async function dialPeer(io: AttemptIo, sock: AttemptSocket, offer: PunchOffer, o
       return link;
     } catch (err) {
       lastErr = err;
-      if (signal.aborted || /pinned one|token/.test(errorLine(err))) break;
+      // A wrong certificate or token will not get better by dialling again.
+      if (signal.aborted || err instanceof PinMismatchError || err instanceof PunchTokenError) break;
       await pause(50, signal);
     }
   }
   throw lastErr;
 }
 
+/** The punch.hello exchange failed on a token or node id: the link reached someone, but not the peer. */
+export class PunchTokenError extends PeerError {
+  constructor(message: string) {
+    super(message);
+    this.name = "PunchTokenError";
+  }
+}
+
 /** Step 3: prove our token, check the listener's. Closes the link on failure. */
 async function sayHello(io: AttemptIo, link: QuicLink, offer: PunchOffer, signal: AbortSignal): Promise<void> {
   try {
     const hello = encodeMessage(PunchHelloSchema, { attemptId: offer.attemptId, token: offer.ownToken, nodeId: io.selfId });
-    const answer = readPunchHelloAnswer(expectOk(await link.request(PUNCH_LINK_METHOD.hello, hello, { signal })));
-    if (answer.token.length !== offer.peerToken.length || !timingSafeEqual(answer.token, offer.peerToken)) throw new Error("the listener answered with a wrong token");
-    if (answer.nodeId !== offer.peerId) throw new Error(`the listener says it is ${answer.nodeId.slice(0, 16)}…, not the announced peer (token check)`);
+    const reply = await link.request(METHOD.punchLink.hello, hello, { signal });
+    if (reply.status === Status.UNAUTHENTICATED) throw new PunchTokenError(`the listener refused our token: ${reply.error}`);
+    const answer = readPunchHelloAnswer(expectOk(reply));
+    if (answer.token.length !== offer.peerToken.length || !timingSafeEqual(answer.token, offer.peerToken)) throw new PunchTokenError("the listener answered with a wrong token");
+    if (answer.nodeId !== offer.peerId) throw new PunchTokenError(`the listener says it is ${answer.nodeId.slice(0, 16)}…, not the announced peer (token check)`);
   } catch (err) {
     await link.close();
     throw err;

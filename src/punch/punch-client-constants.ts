@@ -1,19 +1,6 @@
 // Timing and limits of the punch itself (app side) and of the node's punch/share services (DESIGN §7; seed
 // 000 §基本规则 "Listen + Dial", §信令协调). The brokering cores' constants are in punch-constants.ts.
 
-/** app → node, empty payload: "I am leaving on purpose" (before a graceful close). The node forgets the app's
- *  memberships, partners and last address, so a later join from elsewhere is not taken for a mapping change
- *  (signalling coordination re-offers only apps that lost their connection, not apps that left). */
-export const APP_LEAVE_METHOD = "app.leave";
-
-/** Methods on a punched app ↔ app link (payloads in proto/punch-link.proto). */
-export const PUNCH_LINK_METHOD = {
-  /** PunchHello → PunchHelloAnswer: the dialer proves its token; the first request on the link. */
-  hello: "punch.hello",
-  /** Empty → empty: a round trip to measure the link (rttMs). */
-  ping: "punch.ping",
-} as const;
-
 // ---- one attempt ----
 
 /** How long one attempt may take before it reports `connected: false`, in ms. Cone pairs connect in one or

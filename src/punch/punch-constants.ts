@@ -2,22 +2,6 @@
 // §应用池, §打洞协助; seed 001 §分享池). The node passes the configured values (punch_xpool, peers_punch,
 // share_xpool) as init; these are the defaults of the pure cores and the hard limits of their inputs.
 
-// ---- methods (payloads in proto/punch.proto) ----
-
-/** Envelope methods of the app services over QUIC. */
-export const PUNCH_METHOD = {
-  /** AppJoin → AppJoinAnswer. */
-  join: "app.join",
-  /** PunchRequest → PunchAnswer. */
-  punch: "punch.request",
-  /** node → target app: PunchInfo (the target's side of an attempt someone else asked for). */
-  offer: "punch.offer",
-  /** ShareRegister → ShareRegisterAnswer (after the dial-back). */
-  shareRegister: "share.register",
-  /** ShareFetch → ShareList. */
-  shareFetch: "share.fetch",
-} as const;
-
 // ---- app pool (seed 000 §应用池) ----
 
 /** Members per kind (config `punch_xpool`): seed 000 §应用池 "可能为 500（应可配置）". */
