@@ -69,8 +69,8 @@ export const MAX_AVOID_IPS = 16;
 
 // ---- rate limits (abuse control) ----
 
-/** nat.begin / nat.live.begin per client IP: a sustained 1 per 2 s with bursts of 10 (a probe run opens one
- *  session, a retry a second). */
+/** nat.begin / nat.live-begin per client host (the router's policy in routes.ts): a sustained 1 per 2 s with
+ *  bursts of 10 (a probe run opens one session, a retry a second). */
 export const BEGIN_RATE_PER_S = 0.5;
 export const BEGIN_BURST = 10;
 /** NewHost orders a delegate accepts per target IP: 1 per second, bursts of 20 (a run asks each delegate once). */

@@ -219,7 +219,7 @@ export function createPunchClient(components: PunchClientComponents, init: Punch
   function newEndpoint(c: RunCertificate, port: number, main: boolean): UdpEndpoint {
     const ep = createUdpEndpoint({ cert: c, nodeKey: key, log }, { host: bindHost, port, onRawDatagram: onRaw });
     ep.router.addAll(main ? [...linkRoutes, offerRoute] : linkRoutes);
-    for (const [m, r] of appRoutes) ep.router.add(m, { ...r.policy, handler: r.handler });
+    for (const [m, r] of appRoutes) ep.router.add(m, { ...r.policy, handler: r.handler }, { replace: true });
     ep.on("connect", (link) => {
       if (link.direction !== "in") return;
       // A stranger (or a peer that never proves its token) does not keep a connection on our socket.
@@ -433,7 +433,7 @@ export function createPunchClient(components: PunchClientComponents, init: Punch
     peers: () => [...peers].map(([peerId, p]) => ({ peerId, ...p })),
     handle(method, handler, policy = APP_METHOD_POLICY) {
       appRoutes.set(method, { handler, policy });
-      for (const ep of [endpoint, ...extraEndpoints]) ep?.router.add(method, { ...policy, handler });
+      for (const ep of [endpoint, ...extraEndpoints]) ep?.router.add(method, { ...policy, handler }, { replace: true });
     },
     counters: () => ({ ...counters, attemptsRunning: attempts.size, peers: peers.size }),
   };

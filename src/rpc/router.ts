@@ -35,8 +35,9 @@ export type RouteTable = ReadonlyArray<readonly [DescMethod | string, Route]>;
 
 export interface Router {
   /** Adds `route` for `method` on its transports; returns the disposer. Throws if the method already has a
-   *  route on one of them. A string method is for apps' own methods (punched links). */
-  add(method: DescMethod | string, route: Route): () => void;
+   *  route on one of them, unless `replace` (an app redefining its own method, a test standing in for a
+   *  service). A string method is for apps' own methods (punched links). */
+  add(method: DescMethod | string, route: Route, opts?: { replace?: boolean }): () => void;
   /** Adds every route of `table`; one disposer removes them all. */
   addAll(table: RouteTable): () => void;
   /** Whether `method` is served on `transport`. */
@@ -100,11 +101,11 @@ export function createRouter(init: RouterInit = {}): Router {
   }
 
   const router: Router = {
-    add(method, route) {
+    add(method, route, opts = {}) {
       const name = typeof method === "string" ? method : methodName(method);
       const transports = route.transports ?? BOTH_TRANSPORTS;
       const byTransport = routes.get(name) ?? new Map<Transport, Route>();
-      for (const t of transports) if (byTransport.has(t)) throw new Error(`Cannot add ${name} on ${t}: it already has a handler`);
+      for (const t of transports) if (byTransport.has(t) && !opts.replace) throw new Error(`Cannot add ${name} on ${t}: it already has a handler`);
       for (const t of transports) byTransport.set(t, route);
       routes.set(name, byTransport);
       let disposed = false;
