@@ -119,7 +119,12 @@ export function dialWss(addr: HostPort, opts: DialWssOptions = {}): Promise<WssD
         perMessageDeflate: false,
         closeTimeout: WS_CLOSE_TIMEOUT_MS,
       };
-      ws = new WebSocket(url, options);
+      try {
+        ws = new WebSocket(url, options);
+      } catch (err) {
+        settle(new PeerError(`Cannot open ${url}: ${err instanceof Error ? err.message : String(err)}`, { cause: err }));
+        return;
+      }
       ws.on("open", onOpen);
       ws.on("unexpected-response", onRefused);
       ws.on("error", onError);
