@@ -14,17 +14,10 @@ export const MAX_QUIC_REQUEST_BYTES = MAX_ENVELOPE_BYTES;
 /** Largest WebSocket frame on the mesh; a bigger frame closes the link with 1009 (RFC 6455 §7.4.1). */
 export const MAX_WS_FRAME_BYTES = MAX_ENVELOPE_BYTES;
 
-/** Largest config file read from disk; a config is a few hundred bytes. */
-export const MAX_CONFIG_BYTES = 256 * 1024;
-
 /** X25519 public and private key length (RFC 7748 §5). */
 export const X25519_KEY_BYTES = 32;
 
-/** XChaCha20-Poly1305 nonce length (draft-irtf-cfrg-xchacha §2). */
-export const XCHACHA_NONCE_BYTES = 24;
 
-/** Poly1305 tag length (RFC 8439 §2.5). */
-export const POLY1305_TAG_BYTES = 16;
 
 /** Largest sealed box accepted: a certificate PEM (~700 B) plus port and ids, with room. */
 export const MAX_SEALED_BYTES = 8 * 1024;
@@ -43,8 +36,6 @@ export const SEAL_PURPOSE = {
   record: "findings/v1/record",
 } as const;
 
-/** Name tag of a Findings service node in its record (STUN2 seed §节点信息). */
-export const SERVICE_NAME_TAG = "stun2-service";
 
 /** ALPN of Findings QUIC links; quiche needs one and apps must agree on it. */
 export const QUIC_ALPN = "findings/1";

@@ -2,7 +2,7 @@
 // DESIGN §4 "every decoder enforces a size limit and rejects what it cannot parse with a typed error";
 // STYLE §6). Readers throw LimitError / DecodeError only; handlers turn them into BAD_REQUEST.
 import { bytesToHex } from "@noble/hashes/utils.js";
-import { isValidKind } from "../mesh/record.ts";
+import { isValidKind } from "../wire/limits.ts";
 import { X25519_KEY_BYTES } from "../constants.ts";
 import { DecodeError } from "../errors.ts";
 import { nodeIdOf } from "../identity/node-key.ts";
