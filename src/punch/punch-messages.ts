@@ -10,7 +10,14 @@ import { natFromProto, type NatClassName } from "../nat/class.ts";
 import { decodeMessage, Status } from "../wire/codec.ts";
 import { AppJoinSchema, PunchRequestSchema, ShareFetchSchema, ShareRegisterSchema } from "../wire/gen/punch_pb.ts";
 import type { JoinResult } from "./app-pool.ts";
-import { MAX_KIND_CHARS, MAX_PREDICT_DELTA, MAX_PUNCH_REQUEST_BYTES, NODE_ID_HEX_CHARS, SHARE_FETCH_MAX, SPKI_BYTES } from "./punch-constants.ts";
+import {
+  MAX_KIND_CHARS,
+  MAX_PREDICT_DELTA,
+  MAX_PUNCH_REQUEST_BYTES,
+  NODE_ID_HEX_CHARS,
+  SHARE_FETCH_MAX,
+  SPKI_BYTES,
+} from "./punch-constants.ts";
 import type { PunchMatchError } from "./punch-match.ts";
 import type { ShareRefusal } from "../share/pool.ts";
 import type { StakeAnswer } from "./stakes.ts";

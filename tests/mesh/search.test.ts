@@ -3,7 +3,17 @@ import { describe, expect, test } from "bun:test";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { NodeRecordSchema, type NodeRecord } from "../../src/wire/gen/findings_pb.ts";
 import { FindRequestSchema } from "../../src/wire/gen/mesh_pb.ts";
-import { createSeenRequests, encodeFindRequest, MAX_SEARCH_ANSWERS, MAX_SEARCH_HOPS, mergeAnswers, newFindRequest, nextHop, parseFindRequest, recordsOfKind } from "../../src/mesh/search.ts";
+import {
+  createSeenRequests,
+  encodeFindRequest,
+  MAX_SEARCH_ANSWERS,
+  MAX_SEARCH_HOPS,
+  mergeAnswers,
+  newFindRequest,
+  nextHop,
+  parseFindRequest,
+  recordsOfKind,
+} from "../../src/mesh/search.ts";
 import { recordNodeId } from "../../src/mesh/record.ts";
 
 const T0 = 1_700_000_000_000;
