@@ -39,13 +39,6 @@ export const SEAL_PURPOSE = {
 } as const;
 
 
-/** ALPN of Findings QUIC links; quiche needs one and apps must agree on it. */
-export const QUIC_ALPN = "findings/1";
-
-/** How long a QUIC or WSS link may stay silent before it is closed, in ms (keep-alives are sent
- *  at a third of it). 30 s matches the usual UDP NAT timeout floor (RFC 4787 REQ-5 says ≥ 2 min,
- *  real NATs often use 30 s). */
-export const LINK_IDLE_TIMEOUT_MS = 30_000;
 
 /** How long one request over QUIC or the mesh may take before the caller gives up, in ms. */
 export const REQUEST_TIMEOUT_MS = 5_000;

@@ -40,7 +40,7 @@ const PUNCH_SWEEP_INTERVAL_MS = 10_000;
 const MAX_REMEMBERED_ADDRESSES = 10_000;
 
 /** A member not seen (no request, no keep-alive) for this long is expired, in ms. Four QUIC idle
- *  periods (LINK_IDLE_TIMEOUT_MS = 30 s): a live connection refreshes it well before. */
+ *  periods (idle_timeout_s = 30 s): a live connection refreshes it well before. */
 const DEFAULT_APP_IDLE_MS = 120_000;
 
 /** What the service needs of the node's UDP endpoint. */
