@@ -1,5 +1,6 @@
-// Wire facts and hard limits of the Findings protocol, each with its source (DESIGN.md, seeds, RFCs).
-// Tunables (pool sizes, ports, intervals) are not here: they are defaults in src/config/defaults.toml.
+// Envelope-wide wire facts and hard limits of the Findings protocol, each with its source (DESIGN.md,
+// seeds, RFCs). Each protocol keeps its own facts in its folder's constants.ts (stun, nat, punch, quic,
+// ws), record limits are in wire/limits.ts, and tunables are defaults in src/config/defaults.toml.
 
 /** Version carried in every Envelope; a peer with another major version is refused (DESIGN §4). */
 export const PROTOCOL_VERSION = 1;
@@ -16,8 +17,6 @@ export const MAX_WS_FRAME_BYTES = MAX_ENVELOPE_BYTES;
 
 /** X25519 public and private key length (RFC 7748 §5). */
 export const X25519_KEY_BYTES = 32;
-
-
 
 /** Largest sealed box accepted: a certificate PEM (~700 B) plus port and ids, with room. */
 export const MAX_SEALED_BYTES = 8 * 1024;
@@ -37,8 +36,6 @@ export const SEAL_PURPOSE = {
   /** A source server's NewHostOrder to a delegate: no other sealed box can pass as an order. */
   natNewHost: "findings/v1/nat-newhost",
 } as const;
-
-
 
 /** How long one request over QUIC or the mesh may take before the caller gives up, in ms. */
 export const REQUEST_TIMEOUT_MS = 5_000;
