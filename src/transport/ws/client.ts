@@ -4,7 +4,7 @@
 // untrusted first-contact link.
 import * as tls from "node:tls";
 import { WebSocket } from "ws";
-import { LINK_IDLE_TIMEOUT_MS, MAX_WS_FRAME_BYTES, TLS_HANDSHAKE_TIMEOUT_MS } from "../../constants.ts";
+import { MAX_WS_FRAME_BYTES, TLS_HANDSHAKE_TIMEOUT_MS } from "../../constants.ts";
 import { PeerError, TimeoutError } from "../../errors.ts";
 import { spkiOfDer } from "../../identity/certificate.ts";
 import { formatHostPort, type HostPort } from "../tls/address.ts";
@@ -24,7 +24,7 @@ export interface DialWssOptions {
   signal?: AbortSignal;
   /** Largest message accepted from the server; more closes with 1009. @default MAX_WS_FRAME_BYTES */
   maxFrameBytes?: number;
-  /** Passed to the connection. @default LINK_IDLE_TIMEOUT_MS */
+  /** Passed to the connection. @default idle_timeout_s of defaults.toml */
   idleTimeoutMs?: number;
   /** Source IP of the dial: a node bound to one IP dials from it, so peers see (and limit, and ban)
    *  the address it serves on. @default the kernel's choice */
@@ -131,7 +131,7 @@ export function dialWss(addr: HostPort, opts: DialWssOptions = {}): Promise<WssD
     }
 
     function onOpen(): void {
-      const conn = wrapWebSocket(ws!, socket, { role: "client", idleTimeoutMs: opts.idleTimeoutMs ?? LINK_IDLE_TIMEOUT_MS, log });
+      const conn = wrapWebSocket(ws!, socket, { role: "client", idleTimeoutMs: opts.idleTimeoutMs, log });
       settle(null, { conn, peerSpki });
     }
 

@@ -3,7 +3,7 @@
 // and close info for the mesh (DESIGN §2, §4: one binary frame per Envelope).
 import type { Socket } from "node:net";
 import type { RawData, WebSocket } from "ws";
-import { LINK_IDLE_TIMEOUT_MS } from "../../constants.ts";
+import { DEFAULTS } from "../../config/defaults.ts";
 import { localOf, remoteOf, type HostPort } from "../tls/address.ts";
 import { SILENT_LOG, type TlsLog } from "../tls/log.ts";
 import { MAX_WS_CLOSE_REASON_BYTES, WS_CLOSE, WS_PING_ID_BYTES, WS_SEND_HIGH_WATER_BYTES } from "./constants.ts";
@@ -11,7 +11,7 @@ import { MAX_WS_CLOSE_REASON_BYTES, WS_CLOSE, WS_PING_ID_BYTES, WS_SEND_HIGH_WAT
 export interface WsConnectionInit {
   role: "server" | "client";
   /** Silence after which the connection is closed; pings go out at a third of it.
-   *  @default LINK_IDLE_TIMEOUT_MS */
+   *  @default idle_timeout_s of defaults.toml */
   idleTimeoutMs?: number;
   log?: TlsLog;
 }
@@ -95,7 +95,7 @@ function bytesOf(data: RawData): Uint8Array {
 /** Wraps an open `ws` WebSocket and the socket under it. Incoming messages wait until start(). */
 export function wrapWebSocket(ws: WebSocket, socket: Socket, init: WsConnectionInit): WsConnection {
   const log = init.log ?? SILENT_LOG;
-  const idleTimeoutMs = init.idleTimeoutMs ?? LINK_IDLE_TIMEOUT_MS;
+  const idleTimeoutMs = init.idleTimeoutMs ?? DEFAULTS.idle_timeout_s * 1000;
   // Captured now: a destroyed socket forgets its addresses.
   const remote = remoteOf(socket);
   const local = localOf(socket);

@@ -3,7 +3,7 @@
 import type { IncomingMessage } from "node:http";
 import type { Socket } from "node:net";
 import { WebSocketServer, type ServerOptions } from "ws";
-import { LINK_IDLE_TIMEOUT_MS, MAX_WS_FRAME_BYTES } from "../../constants.ts";
+import { MAX_WS_FRAME_BYTES } from "../../constants.ts";
 import { SILENT_LOG, type TlsLog } from "../tls/log.ts";
 import { WS_CLOSE_TIMEOUT_MS, type WsCloseTimeoutOption } from "./constants.ts";
 import { wrapWebSocket, type WsConnection } from "./connection.ts";
@@ -11,7 +11,7 @@ import { wrapWebSocket, type WsConnection } from "./connection.ts";
 export interface WsAcceptorInit {
   /** Largest message accepted; more closes with 1009. @default MAX_WS_FRAME_BYTES */
   maxFrameBytes?: number;
-  /** @default LINK_IDLE_TIMEOUT_MS */
+  /** Passed to the connection. @default idle_timeout_s of defaults.toml */
   idleTimeoutMs?: number;
   log?: TlsLog;
 }
@@ -38,7 +38,7 @@ export function createWsAcceptor(init: WsAcceptorInit = {}): WsAcceptor {
       let conn: WsConnection | null = null;
       // Without verifyClient the callback runs synchronously, or never when the request is refused.
       wss.handleUpgrade(req, socket, head, (ws) => {
-        conn = wrapWebSocket(ws, socket, { role: "server", idleTimeoutMs: init.idleTimeoutMs ?? LINK_IDLE_TIMEOUT_MS, log: init.log ?? SILENT_LOG });
+        conn = wrapWebSocket(ws, socket, { role: "server", idleTimeoutMs: init.idleTimeoutMs, log: init.log ?? SILENT_LOG });
       });
       return conn;
     },
