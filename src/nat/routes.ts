@@ -6,9 +6,9 @@ import type { RouteTable } from "../rpc/router.ts";
 import { encodeMessage, Status } from "../wire/codec.ts";
 import { NatServersAnswerSchema } from "../wire/gen/nat_pb.ts";
 import { Nat } from "../wire/gen/services_pb.ts";
-import { MAX_CONE_REQUEST_BYTES, type ConeRequestContext, type ConeServer } from "./cone-server.ts";
-import { BEGIN_BURST, BEGIN_RATE_PER_S, MAX_FORMAL_SESSIONS, MAX_LIVE_SESSIONS, MAX_SERVERS_ANSWER } from "./constants.ts";
-import { MAX_LIVE_REQUEST_BYTES, type LifetimeServer } from "./lifetime-server.ts";
+import { MAX_CONE_REQUEST_BYTES, MAX_FORMAL_SESSIONS, type ConeRequestContext, type ConeServer } from "./cone-server.ts";
+import { BEGIN_BURST, BEGIN_RATE_PER_S, MAX_SERVERS_ANSWER } from "./constants.ts";
+import { MAX_LIVE_REQUEST_BYTES, MAX_LIVE_SESSIONS, type LifetimeServer } from "./lifetime-server.ts";
 import type { NewHostDelegate } from "./newhost-delegate.ts";
 import { formatEndpoint, sameIp, type Endpoint } from "./source-check.ts";
 

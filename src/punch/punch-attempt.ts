@@ -33,7 +33,7 @@ import type { TransportLog } from "../transport/quic/config.ts";
 import { encodeMessage, Status } from "../wire/codec.ts";
 import { PunchHelloSchema } from "../wire/gen/punch-link_pb.ts";
 import { timingSafeEqual } from "node:crypto";
-import { PUNCH_ATTEMPT_TIMEOUT_MS, PUNCH_DIAL_WAIT_MS, PUNCH_OPEN_FAST_INTERVAL_MS, PUNCH_OPEN_FAST_MS, PUNCH_OPEN_SLOW_INTERVAL_MS, PUNCH_PACKET_BYTES, SPRAY_ATTEMPT_TIMEOUT_MS, SPRAY_RESEND_INTERVAL_MS, PUNCH_SECOND_SENDER_DELAY_MS, SPRAY_START_DELAY_MS, SPRAY_TAIL_MS } from "./punch-client-constants.ts";
+import { PUNCH_ATTEMPT_TIMEOUT_MS, PUNCH_DIAL_WAIT_MS, PUNCH_OPEN_FAST_INTERVAL_MS, PUNCH_OPEN_FAST_MS, PUNCH_OPEN_SLOW_INTERVAL_MS, PUNCH_PACKET_BYTES, SPRAY_ATTEMPT_TIMEOUT_MS, SPRAY_RESEND_INTERVAL_MS, PUNCH_SECOND_SENDER_DELAY_MS, SPRAY_START_DELAY_MS, SPRAY_TAIL_MS } from "./constants.ts";
 import { sendOrder, useFreshSocket, type SendOrder } from "./punch-order.ts";
 import { readPunchHelloAnswer, type PunchOffer } from "./punch-info.ts";
 import { encodePunchPacket, isPunchPacketFrom, PUNCH_PACKET_TYPE } from "./punch-packet.ts";

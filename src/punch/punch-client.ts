@@ -28,7 +28,7 @@ import { NatClass } from "../wire/gen/findings_pb.ts";
 import { PunchHelloAnswerSchema } from "../wire/gen/punch-link_pb.ts";
 import { AppJoinAnswerSchema, AppJoinSchema, PunchRequestSchema } from "../wire/gen/punch_pb.ts";
 import { runAttempt, type AttemptIo, type OwnedSocket, type PeerAddr } from "./punch-attempt.ts";
-import { MAX_CONCURRENT_ATTEMPTS, OFFER_PUSH_TIMEOUT_MS, PUNCH_HELLO_TIMEOUT_MS, PUNCH_NODE_STEP_TIMEOUT_MS, PUNCH_REJOIN_MAX_MS, PUNCH_REJOIN_MIN_MS } from "./punch-client-constants.ts";
+import { MAX_CONCURRENT_ATTEMPTS, OFFER_PUSH_TIMEOUT_MS, PUNCH_HELLO_TIMEOUT_MS, PUNCH_NODE_STEP_TIMEOUT_MS, PUNCH_REJOIN_MAX_MS, PUNCH_REJOIN_MIN_MS } from "./constants.ts";
 import { MAX_PUNCH_HELLO_BYTES, MAX_PUNCH_INFO_BYTES, readPunchAnswer, readPunchHello, readPunchOffer, type PunchOffer } from "./punch-info.ts";
 import { isPunchPacketFrom, peekPunchPacket } from "./punch-packet.ts";
 import type { PunchResult } from "./punch-result.ts";

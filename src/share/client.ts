@@ -5,7 +5,7 @@ import { PeerError } from "../errors.ts";
 import type { QuicLink } from "../transport/quic/link.ts";
 import { decodeMessage, encodeMessage, Status, statusName } from "../wire/codec.ts";
 import { ShareFetchSchema, ShareListSchema, ShareRegisterAnswerSchema, ShareRegisterSchema } from "../wire/gen/punch_pb.ts";
-import { SHARE_FETCH_MAX } from "../punch/punch-constants.ts";
+import { SHARE_FETCH_MAX } from "../punch/constants.ts";
 
 export interface SharedServer {
   ip: string;

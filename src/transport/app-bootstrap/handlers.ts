@@ -27,7 +27,7 @@ import { decodeMessage, encodeMessage, Status } from "../../wire/codec.ts";
 import { AppCertSchema, AppHelloAnswerSchema, AppHelloSchema, AppSessionSchema, type AppHello } from "../../wire/gen/findings_pb.ts";
 import { App } from "../../wire/gen/services_pb.ts";
 import { AppSessionTable } from "./sessions.ts";
-import { APP_SESSION_ID_BYTES, SEAL_PURPOSE_APP_BIND } from "../quic/constants.ts";
+import { APP_SESSION_ID_BYTES } from "./sessions.ts";
 import { whoamiRoute } from "../quic/whoami-handler.ts";
 
 /** Largest AppHello payload: a key, a sealed 16-byte id and protobuf framing, with room. */
@@ -91,7 +91,7 @@ export function appBootstrapRoutes(components: { nodeKey: NodeKey; cert: RunCert
     transports,
     // Bind: the pinned reconnect names its session.
     handler(payload, ctx) {
-      const opened = openHello(payload, SEAL_PURPOSE_APP_BIND);
+      const opened = openHello(payload, SEAL_PURPOSE.appBind);
       if (!("appKey" in opened)) return opened;
       if (!sessions.take(opened.sessionId, opened.appKey, now())) {
         return { status: Status.UNAUTHENTICATED, error: `unknown or expired session: send ${METHOD.app.hello} first` };

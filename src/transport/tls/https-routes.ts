@@ -4,7 +4,8 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
 import { remoteOf, type HostPort } from "./address.ts";
 import { SILENT_LOG, type TlsLog } from "./log.ts";
-import type { HeaderBag } from "../ws/handshake.ts";
+
+export type HeaderBag = Record<string, string | string[] | undefined>;
 
 export interface HttpRequestInfo {
   readonly method: string;
