@@ -6,7 +6,7 @@ import { TLS_HANDSHAKE_TIMEOUT_MS } from "../constants.ts";
 import type { RunCertificate } from "../identity/certificate.ts";
 import type { NodeKey } from "../identity/node-key.ts";
 import { PeerError } from "../errors.ts";
-import type { HostPort } from "../transport/tls/address.ts";
+import type { HostPort } from "../contracts/address.ts";
 import type { TlsEndpoint, WsUpgradeInfo } from "../transport/tls/endpoint.ts";
 import { SILENT_LOG, type TlsLog } from "../transport/tls/log.ts";
 import { dialWss } from "../transport/ws/client.ts";

@@ -4,7 +4,7 @@
 import { bytesToHex } from "@noble/hashes/utils.js";
 import { DecodeError, LimitError, PeerError, SealError, TimeoutError } from "../errors.ts";
 import { nodeIdOf } from "../identity/node-key.ts";
-import { formatHostPort, type HostPort } from "../transport/tls/address.ts";
+import { formatAddress, type HostPort } from "../contracts/address.ts";
 import { SILENT_LOG, type TlsLog } from "../transport/tls/log.ts";
 import { WS_CLOSE } from "../transport/ws/constants.ts";
 import type { WsCloseInfo, WsConnection } from "../transport/ws/connection.ts";
@@ -95,7 +95,7 @@ export class AnswerError extends PeerError {
 export class LinkAnswerError extends PeerError {
   readonly status: Status;
   constructor(method: string, remote: HostPort, answer: Envelope) {
-    super(`${method} to ${formatHostPort(remote)} failed: ${statusName(answer.status)}${answer.error ? `: ${answer.error}` : ""}`);
+    super(`${method} to ${formatAddress(remote)} failed: ${statusName(answer.status)}${answer.error ? `: ${answer.error}` : ""}`);
     this.name = "LinkAnswerError";
     this.status = answer.status;
   }
@@ -141,7 +141,7 @@ export function createMeshLink(conn: WsConnection, init: MeshLinkInit): MeshLink
   let closedInfo: WsCloseInfo | null = null;
   const openedAt = Date.now();
 
-  const label = () => `link #${serial} ${direction} ${formatHostPort(remote)}`;
+  const label = () => `link #${serial} ${direction} ${formatAddress(remote)}`;
 
   function onMessage(bytes: Uint8Array): void {
     let env: Envelope;

@@ -9,7 +9,7 @@ import { ConfigError } from "../../errors.ts";
 import { spkiOfDer, type RunCertificate } from "../../identity/certificate.ts";
 import { createHttpRouter, type HttpRouteTable } from "./https-routes.ts";
 import { WHOAMI_PATH, whoamiHandler } from "./https-whoami.ts";
-import { formatHostPort, localOf, remoteOf, type HostPort } from "./address.ts";
+import { formatAddress, localOf, remoteOf, type HostPort } from "../../contracts/address.ts";
 import {
   DEFAULT_HTTP_IDLE_TIMEOUT_MS,
   DEFAULT_TLS_MAX_CONNECTIONS,
@@ -140,13 +140,13 @@ export function createTlsEndpoint(components: TlsEndpointComponents, init: TlsEn
 
   function onTlsClientError(err: Error & { code?: string }, socket: TLSSocket): void {
     tlsErrors += 1;
-    log("debug", "tls client error", { remote: formatHostPort(remoteOf(socket)), code: err.code ?? err.message });
+    log("debug", "tls client error", { remote: formatAddress(remoteOf(socket)), code: err.code ?? err.message });
     socket.destroy();
   }
 
   function refuse(socket: Socket, status: number, reason: string): void {
     refusedUpgrades += 1;
-    log("debug", "websocket upgrade refused", { remote: formatHostPort(remoteOf(socket)), status, reason });
+    log("debug", "websocket upgrade refused", { remote: formatAddress(remoteOf(socket)), status, reason });
     if (socket.destroyed) return;
     socket.end(refusalResponse(status, reason));
     setTimeout(() => socket.destroy(), WS_REFUSAL_LINGER_MS).unref();
@@ -222,7 +222,7 @@ export function createTlsEndpoint(components: TlsEndpointComponents, init: TlsEn
     srv.on("error", (err) => log("warn", "tls server error", { error: err.message }));
     await new Promise<void>((resolve, reject) => {
       const onError = (err: Error & { code?: string }) =>
-        reject(new ConfigError("server_tport", `cannot listen on ${formatHostPort({ ip: init.host, port: init.port })}: ${err.code ?? err.message}`));
+        reject(new ConfigError("server_tport", `cannot listen on ${formatAddress({ ip: init.host, port: init.port })}: ${err.code ?? err.message}`));
       srv.once("error", onError);
       srv.listen(init.port, init.host, () => {
         srv.off("error", onError);
@@ -232,7 +232,7 @@ export function createTlsEndpoint(components: TlsEndpointComponents, init: TlsEn
     const addr = srv.address();
     if (addr && typeof addr === "object") boundPort = addr.port;
     server = srv;
-    log("info", "tls endpoint listening", { address: formatHostPort({ ip: init.host, port: boundPort }), spki: components.cert.spki });
+    log("info", "tls endpoint listening", { address: formatAddress({ ip: init.host, port: boundPort }), spki: components.cert.spki });
   }
 
   async function doStop(): Promise<void> {

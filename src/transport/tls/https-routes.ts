@@ -2,7 +2,7 @@
 // mesh WebSocket). One table serves both versions through node:http2's compatibility API.
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
-import { remoteOf, type HostPort } from "./address.ts";
+import { remoteOf, type HostPort } from "../../contracts/address.ts";
 import { SILENT_LOG, type TlsLog } from "./log.ts";
 import type { HeaderBag } from "../ws/handshake.ts";
 

@@ -5,7 +5,7 @@ import * as tls from "node:tls";
 import { TLS_HANDSHAKE_TIMEOUT_MS } from "../../constants.ts";
 import { PeerError, TimeoutError } from "../../errors.ts";
 import { spkiOfDer } from "../../identity/certificate.ts";
-import { formatHostPort, type HostPort } from "../tls/address.ts";
+import { formatAddress, type HostPort } from "../../contracts/address.ts";
 import { SILENT_LOG, type TlsLog } from "../tls/log.ts";
 import { MAX_WS_HTTP_HEAD_BYTES } from "./constants.ts";
 import { createWsConnection, type WsConnection } from "./connection.ts";
@@ -54,7 +54,7 @@ export class PinMismatchError extends PeerError {
 export function dialWss(addr: HostPort, opts: DialWssOptions = {}): Promise<WssDial> {
   const log = opts.log ?? SILENT_LOG;
   const path = opts.path ?? "/mesh";
-  const authority = formatHostPort(addr);
+  const authority = formatAddress(addr);
   const url = `wss://${authority}${path}`;
   const timeoutMs = opts.timeoutMs ?? TLS_HANDSHAKE_TIMEOUT_MS;
   if (opts.signal?.aborted) return Promise.reject(opts.signal.reason);

@@ -3,7 +3,7 @@
 // (DESIGN §2, §4: one binary frame per Envelope on the mesh).
 import type { Socket } from "node:net";
 import { LINK_IDLE_TIMEOUT_MS, MAX_WS_FRAME_BYTES } from "../../constants.ts";
-import { localOf, remoteOf, type HostPort } from "../tls/address.ts";
+import { localOf, remoteOf, type HostPort } from "../../contracts/address.ts";
 import { SILENT_LOG, type TlsLog } from "../tls/log.ts";
 import { WS_CLOSE, WS_CLOSE_TIMEOUT_MS, WS_OPCODE, WS_PING_ID_BYTES, WS_SEND_HIGH_WATER_BYTES } from "./constants.ts";
 import { createWsReader, encodeClosePayload, encodeFrame, isSendableCloseCode, type WsEvent } from "./frame.ts";
