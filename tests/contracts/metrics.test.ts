@@ -4,7 +4,6 @@ import { describe, expect, test } from "bun:test";
 import { createMetricsRegistry } from "../../src/contracts/metrics.ts";
 import { promtool, promtoolCheck, warnIfNoPromtool } from "./promtool.ts";
 
-
 function sampleRegistry() {
   const r = createMetricsRegistry();
   const requests = r.counter({ name: "findings_quic_requests_total", help: "QUIC requests served.", labelNames: ["method", "status"] });
