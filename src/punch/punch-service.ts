@@ -14,6 +14,7 @@
 // Signalling coordination: the node remembers brokered pairs; when a member (re)joins from another address
 // than it had (a new NAT mapping, a restarted app), it pushes fresh offers to it and each recent partner.
 import { toBinary } from "@bufbuild/protobuf";
+import type { Counter } from "../contracts/metrics.ts";
 import { errorLine } from "../errors.ts";
 import type { NodeKey } from "../identity/node-key.ts";
 import { nodeIdOf } from "../identity/node-key.ts";
@@ -47,6 +48,8 @@ export interface PunchServiceComponents {
   now?: () => number;
   /** @default Math.random */
   rand?: Rand;
+  /** Counts every brokered punch by the strategy chosen for the pair, when the node keeps metrics. */
+  brokered?: Counter<"strategy">;
 }
 
 export interface PunchServiceInit {
@@ -186,6 +189,7 @@ export function createPunchService(components: PunchServiceComponents, init: Pun
       if (b.plan.strategy === "impossible") continue;
       pairs.note(current, partner, t);
       counters.rebrokered++;
+      components.brokered?.inc({ strategy: b.plan.strategy });
       log?.("info", "re-brokering a punch after a mapping change", {
         id: current.nodeId.slice(0, 16),
         at: `${current.address.ip}:${current.address.port}`,
@@ -300,6 +304,7 @@ export function createPunchService(components: PunchServiceComponents, init: Pun
       if (!delivered[i]) return;
       pairs.note(m.requester, m.peer, t);
       offers.push(b.forA);
+      components.brokered?.inc({ strategy: b.plan.strategy });
       log?.("debug", "punch brokered", {
         from: m.requester.nodeId.slice(0, 16),
         to: m.peer.nodeId.slice(0, 16),

@@ -6,6 +6,7 @@
 // `timeout` when REQUEST_TIMEOUT_MS passes. Answers are matched by stream, not by id: an answer to a
 // request that could not be decoded carries id 0 and method "invalid".
 import type { QUICStream } from "@matrixai/quic";
+import type { Histogram } from "../../contracts/metrics.ts";
 import { MAX_QUIC_REQUEST_BYTES, REQUEST_TIMEOUT_MS } from "../../constants.ts";
 import { TimeoutError, errorLine } from "../../errors.ts";
 import { decodeEnvelope, encodeAnswer, encodeEnvelope, Status, statusName, type Envelope } from "../../wire/codec.ts";
@@ -60,6 +61,8 @@ export interface StreamServer {
   stopSignal: AbortSignal;
   context(): Omit<RequestContext, "signal">;
   log?: TransportLog;
+  /** Handler run time per method (registered methods only, so the label set stays bounded). */
+  requestSeconds?: Histogram<"method">;
 }
 
 /**
@@ -117,6 +120,7 @@ async function answerFor(bytes: Uint8Array, server: StreamServer, signal: AbortS
     return encodeAnswer(req, Status.BAD_REQUEST, undefined, `unknown method ${req.method}`);
   }
   let result: HandlerResult;
+  const observed = server.requestSeconds?.startTimer({ method: req.method });
   try {
     result = await raceSignal(handler(req, { ...server.context(), signal }), signal);
   } catch (err) {
@@ -124,6 +128,8 @@ async function answerFor(bytes: Uint8Array, server: StreamServer, signal: AbortS
     server.counters.handlerErrors++;
     server.log?.("warn", "QUIC handler failed", { method: req.method, error: errorLine(err) });
     return encodeAnswer(req, Status.INTERNAL, undefined, `${req.method} failed`);
+  } finally {
+    observed?.();
   }
   try {
     return encodeAnswer(req, result.status, result.payload, result.error);

@@ -2,6 +2,7 @@
 // from it, serving peer-opened streams, link events and counters (DESIGN §2: one socket per port).
 import { QUICClient, events as quicEvents, errors as quicErrors, type QUICConnection, type QUICStream } from "@matrixai/quic";
 import type Logger from "@matrixai/logger";
+import type { Histogram } from "../../contracts/metrics.ts";
 import { LINK_IDLE_TIMEOUT_MS } from "../../constants.ts";
 import { PeerError, TimeoutError, errorLine } from "../../errors.ts";
 import { formatAddress } from "../../contracts/address.ts";
@@ -40,6 +41,8 @@ export interface UdpCoreInit {
   port: number;
   idleTimeoutMs?: number;
   onRawDatagram?: RawDatagramHandler;
+  /** Where served requests' handler times go, when the node keeps metrics. */
+  requestSeconds?: Histogram<"method">;
 }
 
 export class UdpCore {
@@ -126,6 +129,7 @@ export class UdpCore {
         counters: this.rpc,
         stopSignal: this.stopSignal,
         log: this.log,
+        requestSeconds: this.init.requestSeconds,
         context: () => ({ remoteIp: link.remote.ip, remotePort: link.remote.port, connectionId: link.connectionId, pinned: link.pinned, peerKey: link.peerKey }),
       });
     });

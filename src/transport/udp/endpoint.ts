@@ -5,6 +5,7 @@ import { errorLine } from "../../errors.ts";
 import type { RunCertificate } from "../../identity/certificate.ts";
 import type { NodeKey } from "../../identity/node-key.ts";
 import { formatAddress, unmapIp } from "../../contracts/address.ts";
+import type { Histogram } from "../../contracts/metrics.ts";
 import { APP_BIND_METHOD, APP_HELLO_METHOD, createAppBootstrapHandlers } from "../app-bootstrap/handlers.ts";
 import { serverQuicConfig, serverQuicCrypto, type TransportLog } from "../quic/config.ts";
 import {
@@ -29,6 +30,8 @@ export interface UdpEndpointComponents {
   cert: RunCertificate;
   nodeKey: NodeKey;
   log?: TransportLog;
+  /** Handler time of each served QUIC request, by method. */
+  requestSeconds?: Histogram<"method">;
 }
 
 export interface UdpEndpointInit {
@@ -62,7 +65,7 @@ export interface UdpEndpoint extends UdpClient {
 
 export function createUdpEndpoint(components: UdpEndpointComponents, init: UdpEndpointInit): UdpEndpoint {
   const log = components.log;
-  const core = new UdpCore({ host: init.host, port: init.port, idleTimeoutMs: init.idleTimeoutMs, onRawDatagram: init.onRawDatagram }, log);
+  const core = new UdpCore({ host: init.host, port: init.port, idleTimeoutMs: init.idleTimeoutMs, onRawDatagram: init.onRawDatagram, requestSeconds: components.requestSeconds }, log);
   const maxConnections = init.maxConnections ?? DEFAULT_MAX_QUIC_CONNECTIONS;
   const maxPerIp = init.maxConnectionsPerIp ?? DEFAULT_MAX_QUIC_CONNECTIONS_PER_IP;
   /** Inbound connections by id, and how many each IP holds. */
