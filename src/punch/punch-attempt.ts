@@ -45,7 +45,7 @@ import {
   PUNCH_SECOND_SENDER_DELAY_MS,
   SPRAY_START_DELAY_MS,
   SPRAY_TAIL_MS,
-} from "./punch-client-constants.ts";
+} from "./constants.ts";
 import { sendOrder, useFreshSocket, type SendOrder } from "./punch-order.ts";
 import { readPunchHelloAnswer, type PunchOffer } from "./punch-info.ts";
 import { encodePunchPacket, isPunchPacketFrom, PUNCH_PACKET_TYPE } from "./punch-packet.ts";
