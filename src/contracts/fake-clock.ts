@@ -1,5 +1,6 @@
-// A Clock that moves only when told: advance(ms) fires due timers in order, runUntil() also lets promises
-// settle between timers. For unit tests of time-based cores and for the network simulator.
+// A Clock that moves only when told: advance(ms) and runUntil() fire due timers in order and let the
+// promise chains each one starts come to rest before the next. For unit tests of time-based cores and
+// for the network simulator.
 import type { Clock, TimerHandle } from "./clock.ts";
 
 interface FakeTimer {
@@ -15,9 +16,10 @@ export interface RunUntilOptions {
   limitMs?: number;
 }
 
-/** Yields to the event loop once: every settled promise chain runs its callbacks. */
-function settle(): Promise<void> {
-  return new Promise((resolve) => setImmediate(resolve));
+/** Yields to the event loop a few times, so promise chains (and what they hand to setImmediate, as memory
+ *  links do) run to rest. No real time passes beyond that. */
+export async function settle(): Promise<void> {
+  for (let i = 0; i < 3; i++) await new Promise<void>((resolve) => setImmediate(resolve));
 }
 
 export class FakeClock implements Clock {
@@ -63,16 +65,18 @@ export class FakeClock implements Clock {
 
   /**
    * Moves the clock `ms` forward, firing every timer that falls due on the way in due order (equal times in
-   * the order they were set), with now() at each timer's due time. Timers set by a callback fire too when
-   * they fall inside the window. Returns how many callbacks ran.
+   * the order they were set), with now() at each timer's due time, and settling after each. Timers set by
+   * a callback fire too when they fall inside the window. Resolves to how many callbacks ran.
    */
-  advance(ms: number): number {
+  async advance(ms: number): Promise<number> {
     if (!(ms >= 0)) throw new RangeError(`Cannot advance the clock: ms must be 0 or more: current value is ${ms}`);
     const end = this.#now + ms;
     let fired = 0;
+    await settle();
     for (let t = this.#next(); t !== undefined && t.due <= end; t = this.#next()) {
       this.#fire(t);
       fired++;
+      await settle();
     }
     this.#now = end;
     return fired;

@@ -6,7 +6,7 @@ export type { LogFields, Logger, LogLevel } from "./logger.ts";
 export { silentLogger } from "./logger.ts";
 export type { Clock, TimerHandle } from "./clock.ts";
 export { systemClock } from "./clock.ts";
-export { FakeClock, type RunUntilOptions } from "./fake-clock.ts";
+export { FakeClock, settle, type RunUntilOptions } from "./fake-clock.ts";
 export type { Counter, FamilyOptions, Gauge, Histogram, HistogramOptions, LabelValues, MetricsRegistry, PulledFamilyOptions } from "./metrics.ts";
 export { createMetricsRegistry, LATENCY_BUCKETS_SECONDS, PROMETHEUS_CONTENT_TYPE } from "./metrics.ts";
 export type { HostPort, PeerAddress } from "./address.ts";

@@ -4,21 +4,21 @@ import { systemClock } from "../../src/contracts/clock.ts";
 import { FakeClock } from "../../src/contracts/fake-clock.ts";
 
 describe("FakeClock", () => {
-  test("advance() fires due timers in due order, with now() at each due time", () => {
+  test("advance() fires due timers in due order, with now() at each due time", async () => {
     const clock = new FakeClock(1000);
     const seen: string[] = [];
     clock.setTimeout(() => seen.push(`b@${clock.now()}`), 20);
     clock.setTimeout(() => seen.push(`a@${clock.now()}`), 10);
     clock.setTimeout(() => seen.push(`c@${clock.now()}`), 20);
     clock.setTimeout(() => seen.push(`late@${clock.now()}`), 31);
-    expect(clock.advance(30)).toBe(3);
+    expect(await clock.advance(30)).toBe(3);
     expect(seen).toEqual(["a@1010", "b@1020", "c@1020"]);
     expect(clock.now()).toBe(1030);
     expect(clock.pendingTimers).toBe(1);
     expect(clock.nextDueAt()).toBe(1031);
   });
 
-  test("a timer set by a callback fires in the same advance() when it falls inside the window", () => {
+  test("a timer set by a callback fires in the same advance() when it falls inside the window", async () => {
     const clock = new FakeClock();
     const seen: number[] = [];
     clock.setTimeout(() => {
@@ -26,29 +26,38 @@ describe("FakeClock", () => {
       clock.setTimeout(() => seen.push(clock.now()), 5);
       clock.setTimeout(() => seen.push(clock.now()), 50);
     }, 5);
-    clock.advance(10);
+    await clock.advance(10);
     expect(seen).toEqual([5, 10]);
-    clock.advance(45);
+    await clock.advance(45);
     expect(seen).toEqual([5, 10, 55]);
   });
 
-  test("intervals repeat until cleared; cleared timers never fire", () => {
+  test("intervals repeat until cleared; cleared timers never fire", async () => {
     const clock = new FakeClock();
     const ticks: number[] = [];
     const every = clock.setInterval(() => ticks.push(clock.now()), 100);
     const never = clock.setTimeout(() => ticks.push(-1), 150);
     clock.clearTimeout(never);
-    clock.advance(350);
+    await clock.advance(350);
     expect(ticks).toEqual([100, 200, 300]);
     clock.clearInterval(every);
     clock.clearTimeout(undefined);
-    clock.advance(1000);
+    await clock.advance(1000);
     expect(ticks).toEqual([100, 200, 300]);
     expect(clock.pendingTimers).toBe(0);
   });
 
-  test("advance() refuses a negative step", () => {
-    expect(() => new FakeClock().advance(-1)).toThrow(RangeError);
+  test("advance() refuses a negative step", async () => {
+    expect(await new FakeClock().advance(-1).then(() => "resolved", (e: unknown) => e)).toBeInstanceOf(RangeError);
+  });
+
+  test("advance() lets the promise chain a timer starts run before the next timer fires", async () => {
+    const clock = new FakeClock();
+    const seen: string[] = [];
+    clock.setTimeout(() => void Promise.resolve().then(() => Promise.resolve()).then(() => seen.push("chain of the first")), 10);
+    clock.setTimeout(() => seen.push("second"), 10);
+    await clock.advance(10);
+    expect(seen).toEqual(["chain of the first", "second"]);
   });
 
   test("runUntil() lets promise chains run between timers and stops when the condition holds", async () => {
