@@ -58,11 +58,6 @@ export interface FindingsNode {
   counters(): Record<string, number>;
 }
 
-/** Adapts the node logger to the (level, msg, fields) callback shape the transport rooms take. */
-function transportLog(log: Logger) {
-  return (level: "debug" | "info" | "warn" | "error", msg: string, fields?: Record<string, unknown>) => log[level](msg, fields);
-}
-
 export async function createNode({ config, home, log }: NodeComponents): Promise<FindingsNode> {
   const key = loadOrCreateNodeKey(home);
   const cert = await createRunCertificate();
@@ -79,7 +74,7 @@ export async function createNode({ config, home, log }: NodeComponents): Promise
     {
       cert,
       nodeKey: key,
-      log: transportLog(log.child({ room: "udp" })),
+      log: log.child({ room: "udp" }),
       requestSeconds: metrics.histogram({
         name: "findings_quic_request_duration_seconds",
         help: "Time QUIC request handlers took, by method.",
@@ -99,7 +94,7 @@ export async function createNode({ config, home, log }: NodeComponents): Promise
     },
   );
   const tls = createTlsEndpoint(
-    { cert, log: transportLog(log.child({ room: "tls" })) },
+    { cert, log: log.child({ room: "tls" }) },
     {
       host: config.host,
       port: config.server_tport,
@@ -109,7 +104,7 @@ export async function createNode({ config, home, log }: NodeComponents): Promise
       idleTimeoutMs,
     },
   );
-  const mesh = createMeshLinks({ tls, cert, nodeKey: key, log: transportLog(log.child({ room: "mesh" })) });
+  const mesh = createMeshLinks({ tls, cert, nodeKey: key, log: log.child({ room: "mesh" }) });
   // Apps without UDP bootstrap over WSS the same way as over QUIC, and may ask whoami there.
   serveAppBootstrapOverWss({ links: mesh, nodeKey: key, cert });
   mesh.handle(
@@ -120,7 +115,7 @@ export async function createNode({ config, home, log }: NodeComponents): Promise
 
   // NAT services (DESIGN §6): QUIC handlers on udp, NewHost on the mesh, the own-class self-probe.
   const nat = createNatService(
-    { udp, mesh, nodeKey: key, log: transportLog(log.child({ room: "nat" })) },
+    { udp, mesh, nodeKey: key, log: log.child({ room: "nat" }) },
     { host: config.host, probeTimeoutMs: config.probe_timeout_s * 1000, serve: !config.client_only },
   );
 
@@ -157,12 +152,12 @@ export async function createNode({ config, home, log }: NodeComponents): Promise
     {
       udp,
       nodeKey: key,
-      log: transportLog(log.child({ room: "punch" })),
+      log: log.child({ room: "punch" }),
       brokered: metrics.counter({ name: "findings_punch_brokered_total", help: "Punches brokered, by the strategy chosen for the pair.", labelNames: ["strategy"] }),
     },
     { stakes: config.stakes, userId: config.user_id, punchXpool: config.punch_xpool, peersPunch: config.peers_punch },
   );
-  const share = createShareService({ udp, log: transportLog(log.child({ room: "share" })) }, { kinds: servedKinds(config.stakes), capacity: config.share_xpool });
+  const share = createShareService({ udp, log: log.child({ room: "share" }) }, { kinds: servedKinds(config.stakes), capacity: config.share_xpool });
 
   registerNodeMetrics(metrics, { udp, tls, mesh, meshService, nat, punch, share, stun });
 

@@ -3,7 +3,7 @@
 export type { Service, ServiceGroup } from "./service.ts";
 export { asService, createServiceGroup } from "./service.ts";
 export type { LogFields, Logger, LogLevel } from "./logger.ts";
-export { silentLogger } from "./logger.ts";
+export { lineLogger, silentLogger } from "./logger.ts";
 export type { Clock, TimerHandle } from "./clock.ts";
 export { systemClock } from "./clock.ts";
 export { FakeClock, settle, type RunUntilOptions } from "./fake-clock.ts";

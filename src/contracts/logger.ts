@@ -22,3 +22,15 @@ export const silentLogger: Logger = {
   error() {},
   child: () => silentLogger,
 };
+
+/** A Logger that hands each line, child fields merged in, to `write`: for tests that read the log and for
+ *  the simulator. */
+export function lineLogger(write: (level: LogLevel, msg: string, fields: LogFields) => void, base: LogFields = {}): Logger {
+  return {
+    debug: (msg, f) => write("debug", msg, { ...base, ...f }),
+    info: (msg, f) => write("info", msg, { ...base, ...f }),
+    warn: (msg, f) => write("warn", msg, { ...base, ...f }),
+    error: (msg, f) => write("error", msg, { ...base, ...f }),
+    child: (f) => lineLogger(write, { ...base, ...f }),
+  };
+}

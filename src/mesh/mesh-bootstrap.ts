@@ -17,7 +17,6 @@ import { errorLine, PeerError, TimeoutError } from "../errors.ts";
 import type { RunCertificate } from "../identity/certificate.ts";
 import type { NodeKey } from "../identity/node-key.ts";
 import { formatAddress, type HostPort } from "../contracts/address.ts";
-import type { TlsLog } from "../transport/tls/log.ts";
 import { PinMismatchError } from "../transport/ws/client.ts";
 import { WS_CLOSE } from "../transport/ws/constants.ts";
 import { Status, statusName, type Envelope } from "../wire/codec.ts";
@@ -25,6 +24,7 @@ import type { NodeRecord } from "../wire/gen/findings_pb.ts";
 import { MESH_ACCEPT_METHOD, MESH_HELLO_METHOD, MESH_NONCE_BYTES, MESH_PATH } from "./link-constants.ts";
 import { AnswerError, type LinkAnswer, type LinkTrust, type MeshLink, type MeshLinkControl } from "./link.ts";
 import { openMeshAccept, openMeshHello, sameBytes, sealMeshAccept, sealMeshHello } from "./mesh-bootstrap-messages.ts";
+import type { Logger } from "../contracts/logger.ts";
 
 const REFUSE_CLOSE = { code: WS_CLOSE.policyViolation, reason: "bootstrap refused" };
 const DONE_CLOSE = { code: WS_CLOSE.normal, reason: "bootstrap done" };
@@ -50,7 +50,7 @@ export interface DialLinkOptions {
 export interface BootstrapContext {
   readonly nodeKey: NodeKey;
   readonly cert: RunCertificate;
-  readonly log: TlsLog;
+  readonly log: Logger;
   /** Our TLS port, sent in the hello. */
   tcpPort(): number;
   /** Our listening IP for the hello, "" to let the server use our source IP. */
@@ -150,7 +150,7 @@ function answerMeshAccept(ctx: BootstrapContext, req: Envelope, link: MeshLinkCo
   const { peerKey, nonce } = openMeshAccept(ctx.nodeKey, req.payload);
   const waiting = ctx.pending.get(bytesToHex(nonce));
   if (!waiting || !sameBytes(waiting.peerKey, peerKey)) {
-    ctx.log("warn", "mesh accept for no bootstrap of ours", { from: formatAddress(link.socketRemote) });
+    ctx.log.warn("mesh accept for no bootstrap of ours", { from: formatAddress(link.socketRemote) });
     throw new AnswerError(Status.UNAUTHENTICATED, "no mesh bootstrap waits for this accept", REFUSE_CLOSE);
   }
   ctx.pending.delete(bytesToHex(nonce));
@@ -188,7 +188,7 @@ async function answerMeshHello(ctx: BootstrapContext, req: Envelope, link: MeshL
       if (err instanceof PinMismatchError) {
         throw new AnswerError(Status.UNAUTHENTICATED, `the dial-back to ${url} met another certificate than the one in the hello`, REFUSE_CLOSE);
       }
-      ctx.log("info", "mesh dial-back failed", { url, error: errorLine(err) });
+      ctx.log.info("mesh dial-back failed", { url, error: errorLine(err) });
       throw new AnswerError(
         Status.REFUSED,
         `cannot dial back ${url}: ${errorLine(err)} (mesh nodes must be reachable from the internet)`,

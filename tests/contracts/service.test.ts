@@ -2,7 +2,7 @@
 import { describe, expect, test } from "bun:test";
 import { createServer, type Server } from "node:net";
 import { asService, createServiceGroup, type Service } from "../../src/contracts/service.ts";
-import type { Logger, LogFields } from "../../src/contracts/logger.ts";
+import { lineLogger } from "../../src/contracts/logger.ts";
 import { rejection } from "../wait.ts";
 
 /** A service that owns a real TCP listener on `port` (0 = any), and records what happened to it. */
@@ -29,12 +29,6 @@ function listener(name: string, port: number, events: string[]): Service & { por
   };
 }
 
-function recordingLog(lines: string[]): Logger {
-  const log = (level: string) => (msg: string, f?: LogFields) => lines.push(`${level} ${msg} ${f?.service ?? ""}`.trim());
-  const logger: Logger = { debug: log("debug"), info: log("info"), warn: log("warn"), error: log("error"), child: () => logger };
-  return logger;
-}
-
 describe("service group", () => {
   test("starts in list order and stops in reverse", async () => {
     const events: string[] = [];
@@ -55,7 +49,7 @@ describe("service group", () => {
     const group = createServiceGroup(
       "node",
       [first, listener("second", 0, events), listener("clash", holder.port(), events), listener("never", 0, events)],
-      { log: recordingLog(lines) },
+      { log: lineLogger((level, msg, f) => lines.push(`${level} ${msg} ${f.service}`)) },
     );
     expect(await rejection(group.start())).toContain("EADDRINUSE");
     expect(events).toEqual(["start first", "start second", "stop second", "stop first"]);

@@ -4,7 +4,7 @@
 import { createSocket } from "node:dgram";
 import { createServer, type Server } from "node:net";
 import { embeddedDefaults } from "../../src/config/load.ts";
-import type { LogFields, Logger } from "../../src/contracts/logger.ts";
+import { lineLogger } from "../../src/contracts/logger.ts";
 import { errorLine } from "../../src/errors.ts";
 import { createNode } from "../../src/node.ts";
 import { freePort } from "../helpers.ts";
@@ -38,13 +38,9 @@ async function udpIsFree(port: number): Promise<boolean> {
 }
 
 const events: string[] = [];
-const recording: Logger = {
-  debug: (msg: string, f?: LogFields) => void (/^service (started|stopped)$/.test(msg) && events.push(`${msg.slice(8)} ${f?.service}`)),
-  info() {},
-  warn() {},
-  error() {},
-  child: () => recording,
-};
+const recording = lineLogger((_level, msg, f) => {
+  if (/^service (started|stopped)$/.test(msg)) events.push(`${msg.slice(8)} ${f.service}`);
+});
 
 const holder = await listenTcp(0);
 const taken = (holder.address() as { port: number }).port;

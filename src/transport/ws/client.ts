@@ -6,10 +6,10 @@ import { TLS_HANDSHAKE_TIMEOUT_MS } from "../../constants.ts";
 import { PeerError, TimeoutError } from "../../errors.ts";
 import { spkiOfDer } from "../../identity/certificate.ts";
 import { formatAddress, type HostPort } from "../../contracts/address.ts";
-import { SILENT_LOG, type TlsLog } from "../tls/log.ts";
 import { MAX_WS_HTTP_HEAD_BYTES } from "./constants.ts";
 import { createWsConnection, type WsConnection } from "./connection.ts";
 import { checkUpgradeResponse, findHeadEnd, newClientKey, upgradeRequest } from "./handshake.ts";
+import { silentLogger, type Logger } from "../../contracts/logger.ts";
 
 export interface DialWssOptions {
   /** Request path. @default "/mesh" */
@@ -28,7 +28,7 @@ export interface DialWssOptions {
   /** Source IP of the dial: a node bound to one IP dials from it, so peers see (and limit, and ban)
    *  the address it serves on. @default the kernel's choice */
   localAddress?: string;
-  log?: TlsLog;
+  log?: Logger;
 }
 
 export interface WssDial {
@@ -52,7 +52,7 @@ export class PinMismatchError extends PeerError {
 }
 
 export function dialWss(addr: HostPort, opts: DialWssOptions = {}): Promise<WssDial> {
-  const log = opts.log ?? SILENT_LOG;
+  const log = opts.log ?? silentLogger;
   const path = opts.path ?? "/mesh";
   const authority = formatAddress(addr);
   const url = `wss://${authority}${path}`;
@@ -107,7 +107,7 @@ export function dialWss(addr: HostPort, opts: DialWssOptions = {}): Promise<WssD
         return;
       }
       if (opts.pinSpki && peerSpki !== opts.pinSpki) {
-        log("warn", "pinned link refused: certificate does not match", { url, expected: opts.pinSpki, actual: peerSpki });
+        log.warn("pinned link refused: certificate does not match", { url, expected: opts.pinSpki, actual: peerSpki });
         settle(new PinMismatchError(url, opts.pinSpki, peerSpki));
         return;
       }

@@ -5,9 +5,9 @@ import type { Socket } from "node:net";
 import { DEFAULTS } from "../../config/defaults.ts";
 import { MAX_WS_FRAME_BYTES } from "../../constants.ts";
 import { localOf, remoteOf, type HostPort } from "../../contracts/address.ts";
-import { SILENT_LOG, type TlsLog } from "../tls/log.ts";
 import { WS_CLOSE, WS_CLOSE_TIMEOUT_MS, WS_OPCODE, WS_PING_ID_BYTES, WS_SEND_HIGH_WATER_BYTES } from "./constants.ts";
 import { createWsReader, encodeClosePayload, encodeFrame, isSendableCloseCode, type WsEvent } from "./frame.ts";
+import { silentLogger, type Logger } from "../../contracts/logger.ts";
 
 export interface WsConnectionInit {
   /** "server": frames from the peer must be masked and ours are not; "client": the reverse. */
@@ -19,7 +19,7 @@ export interface WsConnectionInit {
   /** Silence after which the connection is closed; pings go out at a third of it.
    *  @default idle_timeout_s of defaults.toml */
   idleTimeoutMs?: number;
-  log?: TlsLog;
+  log?: Logger;
 }
 
 export interface WsCloseInfo {
@@ -56,7 +56,7 @@ export interface WsConnection {
 }
 
 export function createWsConnection(socket: Socket, init: WsConnectionInit): WsConnection {
-  const log = init.log ?? SILENT_LOG;
+  const log = init.log ?? silentLogger;
   const maxFrameBytes = init.maxFrameBytes ?? MAX_WS_FRAME_BYTES;
   const idleTimeoutMs = init.idleTimeoutMs ?? DEFAULTS.idle_timeout_s * 1000;
   const masked = init.role === "client";
@@ -83,7 +83,7 @@ export function createWsConnection(socket: Socket, init: WsConnectionInit): WsCo
   socket.pause();
   socket.setTimeout(0);
   socket.setNoDelay?.(true);
-  socket.on("error", (err) => log("debug", "ws socket error", { remote, error: err.message }));
+  socket.on("error", (err) => log.debug("ws socket error", { remote, error: err.message }));
   socket.on("close", finalize);
 
   function write(opcode: number, payload: Uint8Array): void {
@@ -99,7 +99,7 @@ export function createWsConnection(socket: Socket, init: WsConnectionInit): WsCo
     } catch (err) {
       // The reader is written not to throw; this is the last line so network input never crashes us.
       fail(WS_CLOSE.internalError, "internal error");
-      log("warn", "ws reader threw", { remote, error: String(err) });
+      log.warn("ws reader threw", { remote, error: String(err) });
       return;
     }
     for (const ev of events) handleEvent(ev);
@@ -121,7 +121,7 @@ export function createWsConnection(socket: Socket, init: WsConnectionInit): WsCo
         try {
           handlers!.onMessage(ev.data);
         } catch (err) {
-          log("warn", "ws message handler threw", { remote, error: String(err) });
+          log.warn("ws message handler threw", { remote, error: String(err) });
         }
         return;
       case "ping":
@@ -140,7 +140,7 @@ export function createWsConnection(socket: Socket, init: WsConnectionInit): WsCo
         endSocket();
         return;
       case "error":
-        log("debug", "ws protocol error", { remote, code: ev.code, reason: ev.reason });
+        log.debug("ws protocol error", { remote, code: ev.code, reason: ev.reason });
         fail(ev.code, ev.reason);
         return;
     }
@@ -198,7 +198,7 @@ export function createWsConnection(socket: Socket, init: WsConnectionInit): WsCo
       try {
         handlers.onClose(finalInfo);
       } catch (err) {
-        log("warn", "ws close handler threw", { remote, error: String(err) });
+        log.warn("ws close handler threw", { remote, error: String(err) });
       }
     }
     resolveClosed(finalInfo);
@@ -235,7 +235,7 @@ export function createWsConnection(socket: Socket, init: WsConnectionInit): WsCo
       const tick = Math.max(10, Math.floor(idleTimeoutMs / 3));
       idleTimer = setInterval(() => {
         if (Date.now() - lastRxAt >= idleTimeoutMs) {
-          log("debug", "ws idle timeout", { remote, idleTimeoutMs });
+          log.debug("ws idle timeout", { remote, idleTimeoutMs });
           fail(WS_CLOSE.goingAway, "idle timeout");
           socket.destroy();
           return;
