@@ -1,6 +1,7 @@
 // The TLS port (DESIGN §2 server_tport): one listener with the per-run self-signed certificate
 // (DESIGN §3) serving HTTP/2 and HTTP/1.1 routes (GET /whoami) and WebSocket upgrades
 // (wss://host:port/mesh), with connection, link, handshake and idle limits.
+import { STATUS_CODES, type IncomingMessage } from "node:http";
 import * as http2 from "node:http2";
 import type { Socket } from "node:net";
 import type { TLSSocket } from "node:tls";
@@ -12,8 +13,8 @@ import { createHttpRouter, type HttpRouteTable } from "./https-routes.ts";
 import { WHOAMI_PATH, whoamiHandler } from "./https-whoami.ts";
 import { formatAddress, localOf, remoteOf, type HostPort } from "../../contracts/address.ts";
 import { WS_CLOSE } from "../ws/constants.ts";
-import { createWsConnection, type WsConnection } from "../ws/connection.ts";
-import { checkUpgradeRequest, refusalResponse, upgradeResponse } from "../ws/handshake.ts";
+import type { WsConnection } from "../ws/connection.ts";
+import { createWsAcceptor } from "../ws/server.ts";
 import { silentLogger, type Logger } from "../../contracts/logger.ts";
 
 /** TCP connections held at once (handshaking, HTTP and WebSocket together); more are dropped at
@@ -100,6 +101,7 @@ export function createTlsEndpoint(components: TlsEndpointComponents, init: TlsEn
   const router = createHttpRouter({ maxBodyBytes: MAX_HTTP_BODY_BYTES, log });
   router.add("GET", WHOAMI_PATH, whoamiHandler);
   const wsHandlers = new Map<string, WsUpgradeHandler>();
+  const acceptor = createWsAcceptor({ maxFrameBytes, idleTimeoutMs, log });
 
   const sockets = new Set<Socket>();
   const socketsPerIp = new Map<string, number>();
@@ -152,7 +154,11 @@ export function createTlsEndpoint(components: TlsEndpointComponents, init: TlsEn
     refusedUpgrades += 1;
     log.debug("websocket upgrade refused", { remote: formatAddress(remoteOf(socket)), status, reason });
     if (socket.destroyed) return;
-    socket.end(refusalResponse(status, reason));
+    const body = `${reason}\n`;
+    socket.end(
+      `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? "Error"}\r\nConnection: close\r\n` +
+        `Content-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+    );
     setTimeout(() => socket.destroy(), WS_REFUSAL_LINGER_MS).unref();
   }
 
@@ -176,13 +182,11 @@ export function createTlsEndpoint(components: TlsEndpointComponents, init: TlsEn
     }
     const handler = wsHandlers.get(path);
     if (!handler) return refuse(socket, 404, "no WebSocket endpoint here");
-    const check = checkUpgradeRequest(req.method, req.headers);
-    if (!check.ok) return refuse(socket, check.status, check.reason);
     const remote = remoteOf(socket);
     if (links.size >= maxLinks) return refuse(socket, 503, "link limit reached");
     if ((linksPerIp.get(remote.ip) ?? 0) >= maxLinksPerIp) return refuse(socket, 429, "too many links from this address");
 
-    socket.write(upgradeResponse(check.key));
+    // Read before the upgrade: the certificate is the TLS session's, the socket may go at any time.
     let clientSpki: string | null = null;
     try {
       const raw = (socket as TLSSocket).getPeerCertificate?.(true)?.raw;
@@ -190,7 +194,13 @@ export function createTlsEndpoint(components: TlsEndpointComponents, init: TlsEn
     } catch {
       // An unparsable client certificate is the same as none: the mesh layer does not rely on it.
     }
-    const conn = createWsConnection(socket, { role: "server", head, maxFrameBytes, idleTimeoutMs, log });
+    // `ws` checks the request itself and answers a bad one with an HTTP error.
+    const conn = acceptor.accept(req as unknown as IncomingMessage, socket, head);
+    if (!conn) {
+      refusedUpgrades += 1;
+      log.debug("websocket upgrade refused by ws", { remote: formatAddress(remote), path });
+      return;
+    }
     links.add(conn);
     bump(linksPerIp, remote.ip, 1);
     void conn.closed.then(() => {

@@ -3,8 +3,9 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
 import { remoteOf, type HostPort } from "../../contracts/address.ts";
-import type { HeaderBag } from "../ws/handshake.ts";
 import { silentLogger, type Logger } from "../../contracts/logger.ts";
+
+export type HeaderBag = Record<string, string | string[] | undefined>;
 
 export interface HttpRequestInfo {
   readonly method: string;
