@@ -9,9 +9,8 @@ import { PeerError } from "../errors.ts";
 import { ANY_TRUST, perHost, type Route } from "../rpc/policy.ts";
 import { createRouter, type Router } from "../rpc/router.ts";
 import { Mesh } from "../wire/gen/services_pb.ts";
-import type { HostPort } from "../transport/tls/address.ts";
+import type { HostPort } from "../contracts/address.ts";
 import type { TlsEndpoint, WsUpgradeInfo } from "../transport/tls/endpoint.ts";
-import { SILENT_LOG, type TlsLog } from "../transport/tls/log.ts";
 import { dialWss } from "../transport/ws/client.ts";
 import { WS_CLOSE } from "../transport/ws/constants.ts";
 import type { WsConnection } from "../transport/ws/connection.ts";
@@ -28,6 +27,7 @@ import {
 } from "./link-constants.ts";
 import { createMeshLink, linkOf, type MeshLink, type MeshLinkControl } from "./link.ts";
 import { meshAcceptHandler, meshHelloHandler, runMeshDial, type BootstrapContext, type DialLinkOptions, type PendingAccept } from "./mesh-bootstrap.ts";
+import { silentLogger, type Logger } from "../contracts/logger.ts";
 
 export interface MeshLinksComponents {
   /** The node's TLS endpoint; the service adds the /mesh WebSocket path to it. */
@@ -35,7 +35,7 @@ export interface MeshLinksComponents {
   /** The certificate `tls` serves: sent in hellos and shown as TLS client certificate on dials. */
   cert: RunCertificate;
   nodeKey: NodeKey;
-  log?: TlsLog;
+  log?: Logger;
   /** Our own node record, sent in hellos when we serve. */
   ownRecord?: () => NodeRecord | undefined;
   /** Serves requests on every link; the node shares one with its UDP endpoint. @default a router of its own */
@@ -87,7 +87,7 @@ export interface MeshLinks {
 }
 
 export function createMeshLinks(components: MeshLinksComponents, init: MeshLinksInit = {}): MeshLinks {
-  const log = components.log ?? SILENT_LOG;
+  const log = components.log ?? silentLogger;
   const { tls, cert, nodeKey } = components;
   const bootstrapTimeoutMs = init.bootstrapTimeoutMs ?? MESH_BOOTSTRAP_TIMEOUT_MS;
   const untrustedLifetimeMs = init.untrustedLifetimeMs ?? UNTRUSTED_LINK_LIFETIME_MS;
@@ -138,7 +138,7 @@ export function createMeshLinks(components: MeshLinksComponents, init: MeshLinks
       const t = lifetimeTimers.get(link);
       if (t) clearTimeout(t);
       lifetimeTimers.delete(link);
-      log("debug", "mesh link closed", { serial: link.serial, trust: link.trust, code: info.code, reason: info.reason });
+      log.debug("mesh link closed", { serial: link.serial, trust: link.trust, code: info.code, reason: info.reason });
     });
   }
 
@@ -197,7 +197,7 @@ export function createMeshLinks(components: MeshLinksComponents, init: MeshLinks
     const t = lifetimeTimers.get(link);
     if (t) clearTimeout(t);
     lifetimeTimers.delete(link);
-    log("info", "mesh link established", {
+    log.info("mesh link established", {
       serial: link.serial,
       direction: link.direction,
       remote: link.remote,
@@ -208,7 +208,7 @@ export function createMeshLinks(components: MeshLinksComponents, init: MeshLinks
       try {
         cb(link);
       } catch (err) {
-        log("warn", "onMeshLink listener threw", { error: err instanceof Error ? err.message : String(err) });
+        log.warn("onMeshLink listener threw", { error: err instanceof Error ? err.message : String(err) });
       }
     }
   }

@@ -4,15 +4,14 @@
 import { bytesToHex } from "@noble/hashes/utils.js";
 import { LimitError, PeerError, TimeoutError } from "../errors.ts";
 import { nodeIdOf } from "../identity/node-key.ts";
-import { unmapIp } from "../contracts/address.ts";
+import { formatAddress, unmapIp, type HostPort } from "../contracts/address.ts";
 import type { RpcContext, Trust } from "../rpc/policy.ts";
 import type { Router } from "../rpc/router.ts";
-import { formatHostPort, type HostPort } from "../transport/tls/address.ts";
-import { SILENT_LOG, type TlsLog } from "../transport/tls/log.ts";
 import { WS_CLOSE } from "../transport/ws/constants.ts";
 import type { WsCloseInfo, WsConnection } from "../transport/ws/connection.ts";
 import { decodeEnvelope, encodeAnswer, encodeEnvelope, Status, statusName, type Envelope } from "../wire/codec.ts";
 import { LINK_REQUEST_TIMEOUT_MS, MAX_INFLIGHT_REQUESTS_PER_LINK, MAX_PENDING_REQUESTS_PER_LINK } from "./link-constants.ts";
+import { silentLogger, type Logger } from "../contracts/logger.ts";
 
 /** "untrusted": no pin (first contact, or an inbound link before bootstrap). "pinned": we dialled
  *  and the certificate matched a pin, but the peer has not authenticated us. "mesh": bootstrapped
@@ -71,7 +70,7 @@ export interface MeshLinkControl extends MeshLink {
 export class LinkAnswerError extends PeerError {
   readonly status: Status;
   constructor(method: string, remote: HostPort, answer: Envelope) {
-    super(`${method} to ${formatHostPort(remote)} failed: ${statusName(answer.status)}${answer.error ? `: ${answer.error}` : ""}`);
+    super(`${method} to ${formatAddress(remote)} failed: ${statusName(answer.status)}${answer.error ? `: ${answer.error}` : ""}`);
     this.name = "LinkAnswerError";
     this.status = answer.status;
   }
@@ -96,14 +95,14 @@ export interface MeshLinkInit {
   requestTimeoutMs?: number;
   /** @default MAX_INFLIGHT_REQUESTS_PER_LINK */
   maxInflight?: number;
-  log?: TlsLog;
+  log?: Logger;
 }
 
 let nextSerial = 1;
 
 /** Wraps a WebSocket connection (not yet started) and starts it. */
 export function createMeshLink(conn: WsConnection, init: MeshLinkInit): MeshLinkControl {
-  const log = init.log ?? SILENT_LOG;
+  const log = init.log ?? silentLogger;
   const serial = nextSerial++;
   const pending = new Map<bigint, { resolve: (e: Envelope) => void; reject: (err: unknown) => void; cleanup: () => void }>();
   const closeCallbacks = new Set<(info: WsCloseInfo) => void>();
@@ -119,7 +118,7 @@ export function createMeshLink(conn: WsConnection, init: MeshLinkInit): MeshLink
   // Handlers still running when the link goes are told through their ctx.signal.
   const gone = new AbortController();
 
-  const label = () => `link #${serial} ${direction} ${formatHostPort(remote)}`;
+  const label = () => `link #${serial} ${direction} ${formatAddress(remote)}`;
 
   function onMessage(bytes: Uint8Array): void {
     let env: Envelope;
@@ -128,7 +127,7 @@ export function createMeshLink(conn: WsConnection, init: MeshLinkInit): MeshLink
     } catch (err) {
       // One bad envelope means the peer does not speak our protocol: the link goes (STYLE §7).
       const code = err instanceof LimitError ? WS_CLOSE.messageTooBig : WS_CLOSE.invalidPayload;
-      log("debug", "mesh link: bad envelope", { link: label(), error: err instanceof Error ? err.message : String(err) });
+      log.debug("mesh link: bad envelope", { link: label(), error: err instanceof Error ? err.message : String(err) });
       conn.close(code, "bad envelope");
       return;
     }
@@ -136,7 +135,7 @@ export function createMeshLink(conn: WsConnection, init: MeshLinkInit): MeshLink
     else {
       const p = pending.get(env.id);
       if (!p) {
-        log("debug", "mesh link: answer for no request", { link: label(), id: env.id.toString(), method: env.method });
+        log.debug("mesh link: answer for no request", { link: label(), id: env.id.toString(), method: env.method });
         return;
       }
       p.cleanup();
@@ -162,7 +161,7 @@ export function createMeshLink(conn: WsConnection, init: MeshLinkInit): MeshLink
     try {
       bytes = encodeAnswer(req, answer.status, answer.payload, answer.error);
     } catch (err) {
-      log("warn", "mesh link: answer too large", { link: label(), method: req.method, error: String(err) });
+      log.warn("mesh link: answer too large", { link: label(), method: req.method, error: String(err) });
       bytes = encodeAnswer(req, Status.INTERNAL, undefined, "answer too large");
     }
     conn.send(bytes);
@@ -203,7 +202,7 @@ export function createMeshLink(conn: WsConnection, init: MeshLinkInit): MeshLink
       try {
         cb(info);
       } catch (e) {
-        log("warn", "mesh link: close callback threw", { link: label(), error: String(e) });
+        log.warn("mesh link: close callback threw", { link: label(), error: String(e) });
       }
     }
     closeCallbacks.clear();
@@ -292,7 +291,7 @@ export function createMeshLink(conn: WsConnection, init: MeshLinkInit): MeshLink
       if (to.peerKey) peerKey = to.peerKey;
       if (to.remote) remote = to.remote;
       if (to.direction) direction = to.direction;
-      log("debug", "mesh link promoted", { link: label(), trust, peer: peerKey ? bytesToHex(peerKey).slice(0, 16) : null });
+      log.debug("mesh link promoted", { link: label(), trust, peer: peerKey ? bytesToHex(peerKey).slice(0, 16) : null });
     },
   };
 

@@ -3,6 +3,7 @@
 // trust, the payload size, the per-source token buckets and the in-flight cap; every refusal is counted by
 // method and reason. Handlers are added with their policy and removed with the disposer add() returns.
 import type { DescMethod } from "@bufbuild/protobuf";
+import type { Logger } from "../contracts/logger.ts";
 import { errorLine } from "../errors.ts";
 import { Status } from "../wire/codec.ts";
 import { answerOfError } from "./errors.ts";
@@ -28,7 +29,8 @@ export interface RouterInit {
   now?: () => number;
   /** Most token buckets kept (least recently used go first). @default MAX_RATE_BUCKETS */
   maxBuckets?: number;
-  log?: (level: "debug" | "info" | "warn" | "error", msg: string, fields?: Record<string, unknown>) => void;
+  /** Handlers that fail unexpectedly are logged here. @default silentLogger */
+  log?: Logger;
 }
 
 export type RouteTable = ReadonlyArray<readonly [DescMethod | string, Route]>;
@@ -92,7 +94,7 @@ export function createRouter(init: RouterInit = {}): Router {
       const answer = answerOfError(err, method);
       if (answer.status === Status.INTERNAL) {
         stats.failed[method] = (stats.failed[method] ?? 0) + 1;
-        init.log?.("warn", "request handler failed", { method, transport: ctx.transport, error: errorLine(err) });
+        init.log?.warn("request handler failed", { method, transport: ctx.transport, error: errorLine(err) });
       }
       return answer;
     } finally {

@@ -9,7 +9,6 @@
 //   share.fetch     ShareFetch{kind, max ≤ 6} → ShareList{entries}.
 import { connect } from "node:net";
 import { errorLine } from "../errors.ts";
-import type { TransportLog } from "../transport/quic/config.ts";
 import { PINNED_OR_MESH, perHost, type RpcContext, type RpcReply } from "../rpc/policy.ts";
 import type { Router, RouteTable } from "../rpc/router.ts";
 import { Share } from "../wire/gen/services_pb.ts";
@@ -18,6 +17,7 @@ import { ShareListSchema, ShareRegisterAnswerSchema } from "../wire/gen/punch_pb
 import { readShareFetch, readShareRegister, statusOfShareRefusal, MAX_PUNCH_REQUEST_BYTES } from "../punch/punch-messages.ts";
 import type { Rand } from "../punch/punch-roles.ts";
 import { createSharePool, type ShareRef, type SharePool } from "./pool.ts";
+import type { Logger } from "../contracts/logger.ts";
 
 /** TCP dial-back timeout, in ms: the dial runs inside the share.register request, which the transport
  *  bounds at REQUEST_TIMEOUT_MS (5 s) for reading, handling and answering together. */
@@ -54,7 +54,7 @@ export const tcpProbe: TcpProbe = ({ ip, port }, timeoutMs) =>
 export interface ShareServiceComponents {
   /** Serves share.register / share.fetch (the node's shared router). */
   udp: { readonly router: Router };
-  log?: TransportLog;
+  log?: Logger;
   /** @default tcpProbe */
   dial?: TcpProbe;
   /** @default Date.now */
@@ -132,7 +132,7 @@ export function createShareService(components: ShareServiceComponents, init: Sha
     if (c.status === "full") return refuse(Status.FULL, c.message);
     if (c.status === "unknown") return refuse(Status.INTERNAL, "the registration expired while it was dialled");
     counters.registered++;
-    log?.("debug", "TCP server listed", { kind: p.ref.kind, at: `${p.ref.ip}:${p.ref.port}` });
+    log?.debug("TCP server listed", { kind: p.ref.kind, at: `${p.ref.ip}:${p.ref.port}` });
     return { status: Status.OK, payload: encodeMessage(ShareRegisterAnswerSchema, { ip: c.entry.ip, port: c.entry.port, listed: true }) };
   }
 
@@ -166,14 +166,14 @@ export function createShareService(components: ShareServiceComponents, init: Sha
             const r = pool.reject(ref, now());
             if (r.status === "dropped") {
               counters.dropped++;
-              log?.("debug", "TCP server dropped: dial-back failed", { kind: e.kind, at: `${e.ip}:${e.port}`, failures: r.failures });
+              log?.debug("TCP server dropped: dial-back failed", { kind: e.kind, at: `${e.ip}:${e.port}`, failures: r.failures });
             }
           }
         }),
       );
       counters.dropped += pool.expire(now(), maxAgeMs).length;
     } catch (err) {
-      log?.("warn", "share recheck failed", { error: errorLine(err) });
+      log?.warn("share recheck failed", { error: errorLine(err) });
     } finally {
       sweeping = false;
     }

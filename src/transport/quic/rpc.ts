@@ -6,12 +6,13 @@
 // `timeout` when REQUEST_TIMEOUT_MS passes. Answers are matched by stream, not by id: an answer to a
 // request that could not be decoded carries id 0 and method "invalid".
 import type { QUICStream } from "@matrixai/quic";
+import type { Histogram } from "../../contracts/metrics.ts";
 import { MAX_QUIC_REQUEST_BYTES, REQUEST_TIMEOUT_MS } from "../../constants.ts";
 import { TimeoutError, errorLine } from "../../errors.ts";
 import { decodeEnvelope, encodeAnswer, encodeEnvelope, Status, statusName, type Envelope } from "../../wire/codec.ts";
 import { QUIC_STREAM_CODE } from "./constants.ts";
-import type { TransportLog } from "./config.ts";
 import { cancelStream, deadline, readBounded, StreamAbort, writeAndClose } from "./stream-io.ts";
+import type { Logger } from "../../contracts/logger.ts";
 import type { Router } from "../../rpc/router.ts";
 import type { RpcContext } from "../../rpc/policy.ts";
 
@@ -38,7 +39,9 @@ export interface StreamServer {
   stopSignal: AbortSignal;
   /** Who asks, as the link knows it now (trust changes when an app binds). */
   context(): Omit<RpcContext, "signal" | "method">;
-  log?: TransportLog;
+  log?: Logger;
+  /** Handler run time per method (registered methods only, so the label set stays bounded). */
+  requestSeconds?: Histogram<"method">;
 }
 
 /**
@@ -71,7 +74,7 @@ export async function serveStream(stream: QUICStream, server: StreamServer): Pro
     }
   } catch (err) {
     // Only a bug can land here; keep the endpoint alive and say so.
-    server.log?.("error", "QUIC stream handling failed", { error: errorLine(err) });
+    server.log?.error("QUIC stream handling failed", { error: errorLine(err) });
     cancelStream(stream, err);
   } finally {
     wait.done();
@@ -90,12 +93,19 @@ async function answerFor(bytes: Uint8Array, server: StreamServer, signal: AbortS
     server.counters.badRequests++;
     return encodeAnswer(req, Status.BAD_REQUEST, undefined, `expected a request, got status ${statusName(req.status)}`);
   }
-  if (!server.router.has(req.method, "quic")) server.counters.badRequests++;
-  const reply = await server.router.dispatch(req.method, req.payload, { ...server.context(), method: req.method, signal });
+  const served = server.router.has(req.method, "quic");
+  if (!served) server.counters.badRequests++;
+  const observed = served ? server.requestSeconds?.startTimer({ method: req.method }) : undefined;
+  let reply: Awaited<ReturnType<Router["dispatch"]>>;
+  try {
+    reply = await server.router.dispatch(req.method, req.payload, { ...server.context(), method: req.method, signal });
+  } finally {
+    observed?.();
+  }
   try {
     return encodeAnswer(req, reply.status, reply.payload, reply.error);
   } catch (err) {
-    server.log?.("warn", "QUIC answer could not be encoded", { method: req.method, error: errorLine(err) });
+    server.log?.warn("QUIC answer could not be encoded", { method: req.method, error: errorLine(err) });
     return encodeAnswer(req, Status.INTERNAL, undefined, `${req.method} answer too large`);
   }
 }

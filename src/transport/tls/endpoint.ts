@@ -11,11 +11,11 @@ import { ConfigError } from "../../errors.ts";
 import { spkiOfDer, type RunCertificate } from "../../identity/certificate.ts";
 import { createHttpRouter, type HttpRouteTable } from "./https-routes.ts";
 import { WHOAMI_PATH, whoamiHandler } from "./https-whoami.ts";
-import { formatHostPort, localOf, remoteOf, type HostPort } from "./address.ts";
-import { SILENT_LOG, type TlsLog } from "./log.ts";
+import { formatAddress, localOf, remoteOf, type HostPort } from "../../contracts/address.ts";
 import { WS_CLOSE } from "../ws/constants.ts";
 import type { WsConnection } from "../ws/connection.ts";
 import { createWsAcceptor } from "../ws/server.ts";
+import { silentLogger, type Logger } from "../../contracts/logger.ts";
 
 /** TCP connections held at once (handshaking, HTTP and WebSocket together); more are dropped at
  *  accept. One costs a few KB of TLS state; 1024 is far above 16 mesh links plus whoami traffic. */
@@ -33,7 +33,7 @@ const WS_REFUSAL_LINGER_MS = 1_000;
 
 export interface TlsEndpointComponents {
   cert: RunCertificate;
-  log?: TlsLog;
+  log?: Logger;
 }
 
 export interface TlsEndpointInit {
@@ -88,7 +88,7 @@ export interface TlsEndpoint {
 }
 
 export function createTlsEndpoint(components: TlsEndpointComponents, init: TlsEndpointInit): TlsEndpoint {
-  const log = components.log ?? SILENT_LOG;
+  const log = components.log ?? silentLogger;
   const maxConnections = init.maxConnections ?? DEFAULT_TLS_MAX_CONNECTIONS;
   const maxConnectionsPerIp = init.maxConnectionsPerIp ?? DEFAULTS.max_conns_per_ip;
   const maxLinks = init.maxLinks ?? DEFAULTS.max_mesh_links;
@@ -127,7 +127,7 @@ export function createTlsEndpoint(components: TlsEndpointComponents, init: TlsEn
     // Errors on a socket are the peer's problem; without a listener they would be thrown.
     socket.on("error", () => {});
     if (stopping || sockets.size >= maxConnections || (socketsPerIp.get(ip) ?? 0) >= maxConnectionsPerIp) {
-      log("debug", "tls connection refused: limit", { ip, connections: sockets.size });
+      log.debug("tls connection refused: limit", { ip, connections: sockets.size });
       socket.destroy();
       return;
     }
@@ -146,13 +146,13 @@ export function createTlsEndpoint(components: TlsEndpointComponents, init: TlsEn
 
   function onTlsClientError(err: Error & { code?: string }, socket: TLSSocket): void {
     tlsErrors += 1;
-    log("debug", "tls client error", { remote: formatHostPort(remoteOf(socket)), code: err.code ?? err.message });
+    log.debug("tls client error", { remote: formatAddress(remoteOf(socket)), code: err.code ?? err.message });
     socket.destroy();
   }
 
   function refuse(socket: Socket, status: number, reason: string): void {
     refusedUpgrades += 1;
-    log("debug", "websocket upgrade refused", { remote: formatHostPort(remoteOf(socket)), status, reason });
+    log.debug("websocket upgrade refused", { remote: formatAddress(remoteOf(socket)), status, reason });
     if (socket.destroyed) return;
     const body = `${reason}\n`;
     socket.end(
@@ -166,7 +166,7 @@ export function createTlsEndpoint(components: TlsEndpointComponents, init: TlsEn
     try {
       handleUpgrade(req, socket, head);
     } catch (err) {
-      log("warn", "websocket upgrade failed", { error: err instanceof Error ? err.message : String(err) });
+      log.warn("websocket upgrade failed", { error: err instanceof Error ? err.message : String(err) });
       socket.destroy();
     }
   }
@@ -198,7 +198,7 @@ export function createTlsEndpoint(components: TlsEndpointComponents, init: TlsEn
     const conn = acceptor.accept(req as unknown as IncomingMessage, socket, head);
     if (!conn) {
       refusedUpgrades += 1;
-      log("debug", "websocket upgrade refused by ws", { remote: formatHostPort(remote), path });
+      log.debug("websocket upgrade refused by ws", { remote: formatAddress(remote), path });
       return;
     }
     links.add(conn);
@@ -210,7 +210,7 @@ export function createTlsEndpoint(components: TlsEndpointComponents, init: TlsEn
     try {
       handler(conn, { path, remote, local: localOf(socket), clientSpki });
     } catch (err) {
-      log("warn", "websocket handler threw", { path, error: err instanceof Error ? err.message : String(err) });
+      log.warn("websocket handler threw", { path, error: err instanceof Error ? err.message : String(err) });
       conn.close(WS_CLOSE.internalError, "internal error");
     }
   }
@@ -232,11 +232,11 @@ export function createTlsEndpoint(components: TlsEndpointComponents, init: TlsEn
     srv.on("tlsClientError", onTlsClientError);
     srv.on("upgrade", onUpgrade);
     srv.on("request", (req, res) => router.serve(req, res));
-    srv.on("sessionError", (err) => log("debug", "http2 session error", { error: err.message }));
-    srv.on("error", (err) => log("warn", "tls server error", { error: err.message }));
+    srv.on("sessionError", (err) => log.debug("http2 session error", { error: err.message }));
+    srv.on("error", (err) => log.warn("tls server error", { error: err.message }));
     await new Promise<void>((resolve, reject) => {
       const onError = (err: Error & { code?: string }) =>
-        reject(new ConfigError("server_tport", `cannot listen on ${formatHostPort({ ip: init.host, port: init.port })}: ${err.code ?? err.message}`));
+        reject(new ConfigError("server_tport", `cannot listen on ${formatAddress({ ip: init.host, port: init.port })}: ${err.code ?? err.message}`));
       srv.once("error", onError);
       srv.listen(init.port, init.host, () => {
         srv.off("error", onError);
@@ -246,7 +246,7 @@ export function createTlsEndpoint(components: TlsEndpointComponents, init: TlsEn
     const addr = srv.address();
     if (addr && typeof addr === "object") boundPort = addr.port;
     server = srv;
-    log("info", "tls endpoint listening", { address: formatHostPort({ ip: init.host, port: boundPort }), spki: components.cert.spki });
+    log.info("tls endpoint listening", { address: formatAddress({ ip: init.host, port: boundPort }), spki: components.cert.spki });
   }
 
   async function doStop(): Promise<void> {
@@ -260,7 +260,7 @@ export function createTlsEndpoint(components: TlsEndpointComponents, init: TlsEn
     for (const s of sockets) s.destroy();
     await closedServer;
     server = null;
-    log("info", "tls endpoint stopped", { port: boundPort });
+    log.info("tls endpoint stopped", { port: boundPort });
   }
 
   return {

@@ -7,10 +7,10 @@ import { WebSocket } from "ws";
 import { MAX_WS_FRAME_BYTES, TLS_HANDSHAKE_TIMEOUT_MS } from "../../constants.ts";
 import { PeerError, PinMismatchError, TimeoutError } from "../../errors.ts";
 import { spkiOfDer } from "../../identity/certificate.ts";
-import { formatHostPort, type HostPort } from "../tls/address.ts";
-import { SILENT_LOG, type TlsLog } from "../tls/log.ts";
+import { formatAddress, type HostPort } from "../../contracts/address.ts";
 import { WS_CLOSE_TIMEOUT_MS, type WsCloseTimeoutOption } from "./constants.ts";
 import { wrapWebSocket, type WsConnection } from "./connection.ts";
+import { silentLogger, type Logger } from "../../contracts/logger.ts";
 
 export interface DialWssOptions {
   /** Request path. @default "/mesh" */
@@ -29,7 +29,7 @@ export interface DialWssOptions {
   /** Source IP of the dial: a node bound to one IP dials from it, so peers see (and limit, and ban)
    *  the address it serves on. @default the kernel's choice */
   localAddress?: string;
-  log?: TlsLog;
+  log?: Logger;
 }
 
 export interface WssDial {
@@ -43,9 +43,9 @@ export interface WssDial {
 export { PinMismatchError };
 
 export function dialWss(addr: HostPort, opts: DialWssOptions = {}): Promise<WssDial> {
-  const log = opts.log ?? SILENT_LOG;
+  const log = opts.log ?? silentLogger;
   const path = opts.path ?? "/mesh";
-  const url = `wss://${formatHostPort(addr)}${path}`;
+  const url = `wss://${formatAddress(addr)}${path}`;
   const timeoutMs = opts.timeoutMs ?? TLS_HANDSHAKE_TIMEOUT_MS;
   if (opts.signal?.aborted) return Promise.reject(opts.signal.reason);
 
@@ -98,7 +98,7 @@ export function dialWss(addr: HostPort, opts: DialWssOptions = {}): Promise<WssD
         return;
       }
       if (opts.pinSpki && peerSpki !== opts.pinSpki) {
-        log("warn", "pinned link refused: certificate does not match", { url, expected: opts.pinSpki, actual: peerSpki });
+        log.warn("pinned link refused: certificate does not match", { url, expected: opts.pinSpki, actual: peerSpki });
         settle(new PinMismatchError(`Refused ${url}: certificate SPKI ${peerSpki.slice(0, 16)}… does not match the pinned ${opts.pinSpki.slice(0, 16)}…`, opts.pinSpki, peerSpki));
         return;
       }

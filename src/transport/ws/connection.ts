@@ -4,16 +4,16 @@
 import type { Socket } from "node:net";
 import type { RawData, WebSocket } from "ws";
 import { DEFAULTS } from "../../config/defaults.ts";
-import { localOf, remoteOf, type HostPort } from "../tls/address.ts";
-import { SILENT_LOG, type TlsLog } from "../tls/log.ts";
+import { localOf, remoteOf, type HostPort } from "../../contracts/address.ts";
 import { MAX_WS_CLOSE_REASON_BYTES, WS_CLOSE, WS_PING_ID_BYTES, WS_SEND_HIGH_WATER_BYTES } from "./constants.ts";
+import { silentLogger, type Logger } from "../../contracts/logger.ts";
 
 export interface WsConnectionInit {
   role: "server" | "client";
   /** Silence after which the connection is closed; pings go out at a third of it.
    *  @default idle_timeout_s of defaults.toml */
   idleTimeoutMs?: number;
-  log?: TlsLog;
+  log?: Logger;
 }
 
 export interface WsCloseInfo {
@@ -94,7 +94,7 @@ function bytesOf(data: RawData): Uint8Array {
 
 /** Wraps an open `ws` WebSocket and the socket under it. Incoming messages wait until start(). */
 export function wrapWebSocket(ws: WebSocket, socket: Socket, init: WsConnectionInit): WsConnection {
-  const log = init.log ?? SILENT_LOG;
+  const log = init.log ?? silentLogger;
   const idleTimeoutMs = init.idleTimeoutMs ?? DEFAULTS.idle_timeout_s * 1000;
   // Captured now: a destroyed socket forgets its addresses.
   const remote = remoteOf(socket);
@@ -126,7 +126,7 @@ export function wrapWebSocket(ws: WebSocket, socket: Socket, init: WsConnectionI
   ws.on("error", (err: Error & { code?: string }) => {
     const code = closeCodeOfError(err);
     if (code !== null) closeInfo ??= { code, reason: err.message, byPeer: false };
-    log("debug", "ws error", { remote, code: err.code, error: err.message });
+    log.debug("ws error", { remote, code: err.code, error: err.message });
   });
   ws.on("close", finalize);
 
@@ -147,7 +147,7 @@ export function wrapWebSocket(ws: WebSocket, socket: Socket, init: WsConnectionI
     try {
       handlers!.onMessage(bytes);
     } catch (err) {
-      log("warn", "ws message handler threw", { remote, error: String(err) });
+      log.warn("ws message handler threw", { remote, error: String(err) });
     }
     // Backpressure: a peer that does not read our answers gets no more of its requests read.
     if (!waitingDrain && state === "open" && ws.bufferedAmount > WS_SEND_HIGH_WATER_BYTES) {
@@ -202,7 +202,7 @@ export function wrapWebSocket(ws: WebSocket, socket: Socket, init: WsConnectionI
       try {
         handlers.onClose(info);
       } catch (err) {
-        log("warn", "ws close handler threw", { remote, error: String(err) });
+        log.warn("ws close handler threw", { remote, error: String(err) });
       }
     }
     resolveClosed(info);
@@ -235,7 +235,7 @@ export function wrapWebSocket(ws: WebSocket, socket: Socket, init: WsConnectionI
       const tick = Math.max(10, Math.floor(idleTimeoutMs / 3));
       idleTimer = setInterval(() => {
         if (Date.now() - lastRxAt >= idleTimeoutMs) {
-          log("debug", "ws idle timeout", { remote, idleTimeoutMs });
+          log.debug("ws idle timeout", { remote, idleTimeoutMs });
           fail(WS_CLOSE.goingAway, "idle timeout");
           ws.terminate();
           return;

@@ -4,16 +4,16 @@ import type { IncomingMessage } from "node:http";
 import type { Socket } from "node:net";
 import { WebSocketServer, type ServerOptions } from "ws";
 import { MAX_WS_FRAME_BYTES } from "../../constants.ts";
-import { SILENT_LOG, type TlsLog } from "../tls/log.ts";
 import { WS_CLOSE_TIMEOUT_MS, type WsCloseTimeoutOption } from "./constants.ts";
 import { wrapWebSocket, type WsConnection } from "./connection.ts";
+import { silentLogger, type Logger } from "../../contracts/logger.ts";
 
 export interface WsAcceptorInit {
   /** Largest message accepted; more closes with 1009. @default MAX_WS_FRAME_BYTES */
   maxFrameBytes?: number;
   /** Passed to the connection. @default idle_timeout_s of defaults.toml */
   idleTimeoutMs?: number;
-  log?: TlsLog;
+  log?: Logger;
 }
 
 export interface WsAcceptor {
@@ -38,7 +38,7 @@ export function createWsAcceptor(init: WsAcceptorInit = {}): WsAcceptor {
       let conn: WsConnection | null = null;
       // Without verifyClient the callback runs synchronously, or never when the request is refused.
       wss.handleUpgrade(req, socket, head, (ws) => {
-        conn = wrapWebSocket(ws, socket, { role: "server", idleTimeoutMs: init.idleTimeoutMs, log: init.log ?? SILENT_LOG });
+        conn = wrapWebSocket(ws, socket, { role: "server", idleTimeoutMs: init.idleTimeoutMs, log: init.log ?? silentLogger });
       });
       return conn;
     },
