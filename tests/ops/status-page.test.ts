@@ -115,6 +115,31 @@ async function readPage(html: string): Promise<PageView> {
   return view;
 }
 
+/** STUN Binding requests (RFC 5389, 20-byte header) to `address` in waves, until stop(). */
+function stunTraffic(address: string): { stop(): void; sent(): number } {
+  const [ip, port] = [address.slice(0, address.lastIndexOf(":")), Number(address.slice(address.lastIndexOf(":") + 1))];
+  let running = true;
+  let sent = 0;
+  void (async () => {
+    const sock = await Bun.udpSocket({});
+    for (let tick = 0; running; tick++) {
+      const burst = Math.round(4 + 4 * Math.sin(tick / 6));
+      for (let i = 0; i < burst; i++) {
+        const req = new Uint8Array(20);
+        const view = new DataView(req.buffer);
+        view.setUint16(0, 0x0001); // Binding request, no attributes
+        view.setUint32(4, 0x2112a442); // magic cookie
+        crypto.getRandomValues(req.subarray(8));
+        sock.send(req, port, ip);
+        sent++;
+      }
+      await Bun.sleep(50);
+    }
+    sock.close();
+  })();
+  return { stop: () => void (running = false), sent: () => sent };
+}
+
 async function status(node: DevnetNode): Promise<StatusView> {
   return (await (await fetch(`${node.admin}/status`)).json()) as StatusView;
 }
@@ -166,10 +191,29 @@ describe("status page", () => {
     expect(page!.html).toContain("<title>Findings node</title>");
   }, 120_000);
 
+  test.skipIf(!chromium)("charts the rate of STUN Binding requests while they come", async () => {
+    const traffic = stunTraffic(nodes[0]!.address);
+    const html = await chromiumRun(`${nodes[0]!.admin}/`, 12_000, ["--dump-dom"]).finally(() => traffic.stop());
+    expect(traffic.sent()).toBeGreaterThan(0);
+    let peak = "";
+    let lines = 0;
+    await new HTMLRewriter()
+      .on("#charts > div:first-child polyline", { element: () => void lines++ })
+      .on("#charts > div:first-child div.muted", { text: (t) => void (peak += t.text) })
+      .transform(new Response(html))
+      .text();
+    expect(lines).toBeGreaterThan(0); // the answered series is drawn
+    expect(Number(/peak ([\d.]+)/.exec(peak)?.[1])).toBeGreaterThan(0);
+  }, 60_000);
+
   test.skipIf(!chromium)("saves a screenshot with some minutes of rates", async () => {
     mkdirSync(join(ROOT, ".tmp", "artifacts"), { recursive: true });
     await Bun.file(ARTIFACT).delete().catch(() => {});
-    await chromiumRun(`${nodes[0]!.admin}/`, 30_000, ["--hide-scrollbars", "--window-size=1360,1500", `--screenshot=${ARTIFACT}`]);
+    // Some traffic while the page samples, so that the charts have something to show.
+    const traffic = stunTraffic(nodes[0]!.address);
+    const probe = Bun.spawn([BUN, MAIN, "probe", "--json", "--home", join(dir.path, "prober"), "--server", nodes[0]!.address, "--timeout", "2"], { cwd: ROOT, stdout: "ignore", stderr: "ignore" });
+    await chromiumRun(`${nodes[0]!.admin}/`, 30_000, ["--hide-scrollbars", "--window-size=1360,1500", `--screenshot=${ARTIFACT}`]).finally(() => traffic.stop());
+    await probe.exited;
     const png = new Uint8Array(await Bun.file(ARTIFACT).arrayBuffer());
     expect([...png.subarray(1, 4)].map((b) => String.fromCharCode(b)).join("")).toBe("PNG");
     expect(png.length).toBeGreaterThan(20_000);
