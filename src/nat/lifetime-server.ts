@@ -30,6 +30,7 @@ import { RateBuckets } from "./rate-limit.ts";
 import { buildProbe, isProbeKey } from "./probe-packet.ts";
 import { randomProbeTmpLen } from "./probe-sizes.ts";
 import { sameIp, type Endpoint } from "./source-check.ts";
+import type { Logger } from "../contracts/logger.ts";
 
 /** Longest delay a server schedules, in ms: the default plan's 300 s plus slack. */
 const LIVE_MAX_DELAY_MS = 310_000;
@@ -96,7 +97,7 @@ export interface LifetimeServer {
   readonly active: number;
 }
 
-export function createLifetimeServer(components: { send(bytes: Uint8Array, to: Endpoint): void; log?: (level: "debug" | "info" | "warn", msg: string, f?: Record<string, unknown>) => void }, init: { now?: () => number; maxDelayMs?: number } = {}): LifetimeServer {
+export function createLifetimeServer(components: { send(bytes: Uint8Array, to: Endpoint): void; log?: Logger }, init: { now?: () => number; maxDelayMs?: number } = {}): LifetimeServer {
   const now = init.now ?? Date.now;
   const maxDelayMs = init.maxDelayMs ?? LIVE_MAX_DELAY_MS;
   const sessions = new Map<string, LiveSession>();
@@ -130,7 +131,7 @@ export function createLifetimeServer(components: { send(bytes: Uint8Array, to: E
       components.send(buildProbe(s.key, "passage", { tmpLen: randomProbeTmpLen() }), sock.mapped);
       counters.probesSent++;
     } catch (err) {
-      components.log?.("debug", "lifetime probe not sent", { error: errorLine(err) });
+      components.log?.debug("lifetime probe not sent", { error: errorLine(err) });
     }
   }
 
@@ -192,7 +193,7 @@ export function createLifetimeServer(components: { send(bytes: Uint8Array, to: E
       try {
         components.send(buildControl(s.key, { type: "ack-live", token: msg.token, index: msg.index, mapped: from, cookie: sock.cookie }), from);
       } catch (err) {
-        components.log?.("debug", "lifetime ack not sent", { error: errorLine(err) });
+        components.log?.debug("lifetime ack not sent", { error: errorLine(err) });
       }
       return true;
     },

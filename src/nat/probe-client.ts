@@ -25,7 +25,6 @@ import { DEFAULTS } from "../config/defaults.ts";
 import { ConfigError, errorLine, PeerError } from "../errors.ts";
 import { bootstrapApp } from "../transport/app-bootstrap/bootstrap.ts";
 import { httpsWhoami } from "../transport/tls/https-whoami-client.ts";
-import type { TransportLog } from "../transport/quic/config.ts";
 import { expectOk, type QuicLink } from "../transport/quic/link.ts";
 import { WHOAMI_METHOD } from "../transport/quic/whoami-handler.ts";
 import { createUdpClient, type UdpClient } from "../transport/udp/client.ts";
@@ -68,6 +67,7 @@ import type { LifetimeReport, ProbeEvidence, ProbeReport } from "./probe-report.
 import { openProbeSocket, routeSourceIp, type ProbeSocket } from "./probe-sockets.ts";
 import { checkProbeSource, formatEndpoint, normalizeIp, sameIp, type Endpoint } from "./source-check.ts";
 import { isIP } from "node:net";
+import type { Logger } from "../contracts/logger.ts";
 
 export interface ProbeServer extends Endpoint {
   /** The server's X25519 key ("#hex" of an address): with it the link is bootstrapped and pinned. */
@@ -96,7 +96,7 @@ export interface ProbeOptions {
   lifetimeMaxS?: number;
   /** TCP port for the HTTPS whoami of a server. @default the server's UDP port (DESIGN §2: both 7788) */
   tcpPortOf?: (server: Endpoint) => number;
-  log?: TransportLog;
+  log?: Logger;
 }
 
 /** Keeps the servers that share the local address family, without duplicates. */
@@ -202,9 +202,9 @@ class ProbeRun {
     const abort = () => this.conclude(decideNat(this.obs));
     this.opts.signal?.addEventListener("abort", abort, { once: true });
 
-    void this.preProbe().catch((err) => this.opts.log?.("debug", "pre-probe failed", { error: errorLine(err) }));
+    void this.preProbe().catch((err) => this.opts.log?.debug("pre-probe failed", { error: errorLine(err) }));
     void this.cone().catch((err) => {
-      this.opts.log?.("debug", "cone test failed", { error: errorLine(err) });
+      this.opts.log?.debug("cone test failed", { error: errorLine(err) });
       if (!this.decided) this.note({ test: "formal-mapping", error: errorLine(err) });
     });
 

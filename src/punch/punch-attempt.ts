@@ -28,7 +28,6 @@ import { formatAddress } from "../contracts/address.ts";
 import { QUIC_HANDSHAKE_TIMEOUT_MS } from "../transport/quic/constants.ts";
 import { expectOk, type QuicLink } from "../transport/quic/link.ts";
 import type { DialOptions } from "../transport/udp/endpoint.ts";
-import type { TransportLog } from "../transport/quic/config.ts";
 import { encodeMessage } from "../wire/codec.ts";
 import { PunchHelloSchema } from "../wire/gen/punch-link_pb.ts";
 import { timingSafeEqual } from "node:crypto";
@@ -52,6 +51,7 @@ import { encodePunchPacket, isPunchPacketFrom, PUNCH_PACKET_TYPE } from "./punch
 import { resultBase, type PunchResult } from "./punch-result.ts";
 import { predictedPort } from "./punch-strategy.ts";
 import { raceSignal } from "../transport/quic/stream-io.ts";
+import type { Logger } from "../contracts/logger.ts";
 
 export interface PeerAddr {
   ip: string;
@@ -87,7 +87,7 @@ export interface AttemptIo {
   bindHost: string;
   /** Our node id (hex), sent in the hello. */
   selfId: string;
-  log?: TransportLog;
+  log?: Logger;
 }
 
 export interface AttemptInit {
