@@ -52,7 +52,7 @@ export interface MeshLinksInit {
   untrustedLifetimeMs?: number;
   /** Default timeout of link.request(). @default LINK_REQUEST_TIMEOUT_MS */
   requestTimeoutMs?: number;
-  /** Idle timeout of links we dial (inbound links use the endpoint's). @default LINK_IDLE_TIMEOUT_MS */
+  /** Idle timeout of links we dial (inbound links use the endpoint's). @default idle_timeout_s of defaults.toml */
   idleTimeoutMs?: number;
 }
 

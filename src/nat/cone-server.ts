@@ -36,12 +36,8 @@ import { buildControl, controlToken, decodeControl, type ControlMessage } from "
 import {
   BEGIN_BURST,
   BEGIN_RATE_PER_S,
-  FORMAL_SESSION_TTL_MS,
   MAX_ACKS_PER_ADDRESS,
   MAX_AVOID_IPS,
-  MAX_FORMAL_SESSIONS,
-  MAX_FORMAL_SESSIONS_PER_CONNECTION,
-  MAX_PASSAGE_PER_SESSION,
   NAT_COOKIE_BYTES,
   NAT_TOKEN_BYTES,
   PROBE_SPACING_MS,
@@ -51,7 +47,21 @@ import { checkNewHostProof } from "./newhost-proof.ts";
 import { buildProbe, isProbeKey, newHostKey } from "./probe-packet.ts";
 import { randomProbeTmpLen } from "./probe-sizes.ts";
 import { formatEndpoint, normalizeIp, sameEndpoint, sameIp, type Endpoint } from "./source-check.ts";
-import { NEWPORT_PROBE_COUNT, PASSAGE_PROBE_COUNT } from "./stun2-constants.ts";
+
+/** A STUN:Cone session (and its new-port socket) lives this long after nat.begin, in ms: the whole test takes
+ *  at most the probe timeout (6 s by default) plus a retry with another source server. */
+const FORMAL_SESSION_TTL_MS = 20_000;
+/** STUN:Cone sessions one QUIC connection may hold at once (a retry opens a second one). */
+const MAX_FORMAL_SESSIONS_PER_CONNECTION = 2;
+/** STUN:Cone sessions open on a node at once: each holds one ephemeral UDP socket. */
+const MAX_FORMAL_SESSIONS = 256;
+/** Passage requests per session: the client may repeat one if both probes were lost. */
+const MAX_PASSAGE_PER_SESSION = 2;
+
+/** Raw probes the source server sends on the live 4-tuple in the passage test (DESIGN §6 step 2). */
+const PASSAGE_PROBE_COUNT = 2;
+/** Probes the source server sends from a new port in the formal test (DESIGN §6 step 3). */
+const NEWPORT_PROBE_COUNT = 4;
 
 /** Largest nat.* request of this test, in bytes (a key or token, a cookie, a few IPs, a proof). */
 const MAX_CONE_REQUEST_BYTES = 2048;

@@ -25,22 +25,20 @@ import {
   LiveScheduleRequestSchema,
 } from "../wire/gen/nat_pb.ts";
 import { buildControl, type ControlMessage } from "./control-packet.ts";
-import {
-  BEGIN_BURST,
-  BEGIN_RATE_PER_S,
-  LIVE_MAX_DELAY_MS,
-  LIVE_MAX_SOCKETS,
-  LIVE_SESSION_SLACK_MS,
-  MAX_ACKS_PER_ADDRESS,
-  MAX_LIVE_SESSIONS,
-  MAX_LIVE_SESSIONS_PER_IP,
-  NAT_COOKIE_BYTES,
-  NAT_TOKEN_BYTES,
-} from "./constants.ts";
+import { BEGIN_BURST, BEGIN_RATE_PER_S, LIVE_MAX_SOCKETS, MAX_ACKS_PER_ADDRESS, NAT_COOKIE_BYTES, NAT_TOKEN_BYTES } from "./constants.ts";
 import { RateBuckets } from "./rate-limit.ts";
 import { buildProbe, isProbeKey } from "./probe-packet.ts";
 import { randomProbeTmpLen } from "./probe-sizes.ts";
 import { sameIp, type Endpoint } from "./source-check.ts";
+
+/** Longest delay a server schedules, in ms: the default plan's 300 s plus slack. */
+const LIVE_MAX_DELAY_MS = 310_000;
+/** A lifetime session is dropped this long after its longest possible delay, in ms. */
+const LIVE_SESSION_SLACK_MS = 30_000;
+/** Lifetime sessions one client IP may hold at once. */
+const MAX_LIVE_SESSIONS_PER_IP = 4;
+/** Lifetime sessions on a node at once (each holds up to LIVE_MAX_SOCKETS timers). */
+const MAX_LIVE_SESSIONS = 256;
 
 /** Largest nat.live.* request, in bytes: LIVE_MAX_SOCKETS items of index, cookie and delay. */
 const MAX_LIVE_REQUEST_BYTES = 4096;

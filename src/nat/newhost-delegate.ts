@@ -17,23 +17,24 @@ import type { NodeKey } from "../identity/node-key.ts";
 import { nodeIdOf } from "../identity/node-key.ts";
 import { encodeMessage, Status } from "../wire/codec.ts";
 import { NewHostReportSchema, type NewHostOrder } from "../wire/gen/nat_pb.ts";
-import {
-  MAX_AVOID_IPS,
-  NEWHOST_MAX_AGE_MS,
-  NEWHOST_ORDER_ID_BYTES,
-  NEWHOST_PER_SOURCE_BURST,
-  NEWHOST_PER_SOURCE_RATE_PER_S,
-  NEWHOST_PER_TARGET_IP_BURST,
-  NEWHOST_PER_TARGET_IP_RATE_PER_S,
-  NEWHOST_TARGET_DEDUP_MS,
-  PROBE_SPACING_MS,
-} from "./constants.ts";
+import { MAX_AVOID_IPS, NEWHOST_MAX_AGE_MS, NEWHOST_ORDER_ID_BYTES, PROBE_SPACING_MS, SN_KEY_BYTES } from "./constants.ts";
 import { DedupWindow, RateBuckets } from "./rate-limit.ts";
 import { checkNewHostProof, openNewHostOrder } from "./newhost-proof.ts";
 import { buildProbe } from "./probe-packet.ts";
 import { randomProbeTmpLen } from "./probe-sizes.ts";
 import { formatEndpoint, normalizeIp, type Endpoint } from "./source-check.ts";
-import { NEWHOST_PROBES_PER_DELEGATE, SN_KEY_BYTES } from "./stun2-constants.ts";
+
+/** NewHost orders a delegate accepts per target IP: 1 per second, bursts of 20 (a run asks each delegate once). */
+const NEWHOST_PER_TARGET_IP_RATE_PER_S = 1;
+const NEWHOST_PER_TARGET_IP_BURST = 20;
+/** NewHost orders a delegate accepts per source node: 5 per second, bursts of 50. */
+const NEWHOST_PER_SOURCE_RATE_PER_S = 5;
+const NEWHOST_PER_SOURCE_BURST = 50;
+/** The same target ip:port is probed by a delegate at most once in this window, in ms. */
+const NEWHOST_TARGET_DEDUP_MS = 10_000;
+
+/** NewHost probes each delegate sends (DESIGN §6 step 3). */
+const NEWHOST_PROBES_PER_DELEGATE = 3;
 
 /** What the delegate needs to know about the asking link (a MeshLink satisfies it). */
 export interface DelegationPeer {

@@ -6,6 +6,7 @@
 // whose raw path gets the port-test acks and passage probes, and a fresh socket F per formal step. Every datagram
 // is authenticated here with the run's key K (control MAC, probe MAC) before the runner sees it.
 import { generateNodeKey } from "../identity/node-key.ts";
+import { DEFAULTS } from "../config/defaults.ts";
 import { ConfigError } from "../errors.ts";
 import { bootstrapApp } from "../transport/app-bootstrap/bootstrap.ts";
 import { httpsWhoami } from "../transport/tls/https-whoami-client.ts";
@@ -21,7 +22,7 @@ import { MESH_PEERS_METHOD } from "../mesh/mesh-service-constants.ts";
 import * as nat from "../wire/gen/nat_pb.ts";
 import { buildControl, controlToken, decodeControl } from "./control-packet.ts";
 import { measureLifetime } from "./lifetime-client.ts";
-import { DEFAULT_PROBE_TIMEOUT_MS, MAX_PRE_PROBE_SERVERS, NAT_BEGIN_METHOD, NAT_FORMAL_METHOD, NAT_PASSAGE_METHOD, NAT_SERVERS_METHOD } from "./constants.ts";
+import { MAX_PRE_PROBE_SERVERS, PRE_PROBE_MIN_SERVERS, NAT_BEGIN_METHOD, NAT_FORMAL_METHOD, NAT_PASSAGE_METHOD, NAT_SERVERS_METHOD } from "./constants.ts";
 import { makeNewHostProof } from "./newhost-proof.ts";
 import { newHostKey, verifyProbe } from "./probe-packet.ts";
 import type { ProbeReport } from "./probe-report.ts";
@@ -29,7 +30,6 @@ import { openProbeSocket, routeSourceIp } from "./probe-sockets.ts";
 import { realProbeClock, type ProbeIo, type ProbeServer, type ServerLink } from "./probe-io.ts";
 import { ProbeRunner, type ProbeProgress } from "./probe-runner.ts";
 import { formatEndpoint, normalizeIp, type Endpoint } from "./source-check.ts";
-import { PRE_PROBE_MIN_SERVERS } from "./stun2-constants.ts";
 import { isIP } from "node:net";
 
 export type { ProbeProgress } from "./probe-runner.ts";
@@ -39,7 +39,7 @@ export interface ProbeOptions {
   servers: readonly ProbeServer[];
   /** Also measure the mapping lifetime (takes about the lifetime itself, up to lifetimeMaxS). @default false */
   lifetime?: boolean;
-  /** Longest wait for answers that may never come, in ms (seed 000: 6 s). @default DEFAULT_PROBE_TIMEOUT_MS */
+  /** Longest wait for answers that may never come, in ms (seed 000: 6 s). @default probe_timeout_s of defaults.toml */
   timeoutMs?: number;
   signal?: AbortSignal;
   onProgress?: (p: ProbeProgress) => void;
@@ -69,7 +69,7 @@ function cleanServers(list: readonly ProbeServer[]): ProbeServer[] {
 export async function runProbe(opts: ProbeOptions): Promise<ProbeReport> {
   const clock = realProbeClock;
   const startedAt = clock.now();
-  const timeoutMs = opts.timeoutMs ?? DEFAULT_PROBE_TIMEOUT_MS;
+  const timeoutMs = opts.timeoutMs ?? DEFAULTS.probe_timeout_s * 1000;
   let servers = cleanServers(opts.servers);
   if (servers.length === 0) throw new ConfigError("--server", "at least one server is needed (ip:port)");
   const localIp = normalizeIp(opts.localIp ?? (await routeSourceIp(servers[0]!)));

@@ -3,6 +3,7 @@
 // are believed after the silence window of their step; no QUIC answer at all starts the TCP step. No sockets and
 // no crypto here: probe-client.ts gives the sockets, tests give a fake clock and scripted evidence.
 import { errorLine, PeerError } from "../errors.ts";
+import { LIFETIME_MAX_S } from "./constants.ts";
 import { decideNat } from "./decision.ts";
 import type { LifetimeReport } from "./probe-report.ts";
 import { LIFETIME_SKIPPED_FOR, stepsStartedBy, type ProbeStep, type ProbeStepId, type ProbeTrigger } from "./probe-plan.ts";
@@ -100,7 +101,7 @@ export class ProbeRunner {
   // ---- step 4 ----
 
   private async lifetime(source: { server: ProbeServer; link: ServerLink }): Promise<LifetimeReport | null> {
-    this.st.progress("lifetime", `measuring the mapping lifetime with ${formatEndpoint(source.server)} (up to ${this.st.init.lifetimeMaxS ?? 300} s)`);
+    this.st.progress("lifetime", `measuring the mapping lifetime with ${formatEndpoint(source.server)} (up to ${this.st.init.lifetimeMaxS ?? LIFETIME_MAX_S} s)`);
     try {
       const out = await source.link.lifetime({ maxS: this.st.init.lifetimeMaxS, signal: this.st.init.signal, onProgress: (m) => this.st.progress("lifetime", m) });
       this.st.note({ test: "lifetime", server: formatEndpoint(source.server), samples: out.samples, lost: out.inconsistent, elapsedMs: out.elapsedMs });

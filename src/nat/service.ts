@@ -29,8 +29,6 @@ import { controlToken, decodeControl } from "./control-packet.ts";
 import { createLifetimeServer } from "./lifetime-server.ts";
 import { natLabel, type NatClassName, type NatLabel } from "./class.ts";
 import {
-  DELEGATE_TIMEOUT_MS,
-  MAX_DELEGATES,
   MAX_SERVERS_ANSWER,
   NAT_BEGIN_METHOD,
   NAT_FORMAL_METHOD,
@@ -41,8 +39,6 @@ import {
   NAT_PASSAGE_METHOD,
   NAT_SERVERS_METHOD,
   NEWHOST_ORDER_ID_BYTES,
-  SELF_PROBE_INTERVAL_MS,
-  SELF_PROBE_RETRY_MS,
 } from "./constants.ts";
 import { createNewHostDelegate, type NewHostDelegate } from "./newhost-delegate.ts";
 import { sealNewHostOrder } from "./newhost-proof.ts";
@@ -50,6 +46,15 @@ import { runProbe, type ProbeOptions } from "./probe-client.ts";
 import type { ProbeReport } from "./probe-report.ts";
 import { routeSourceIp } from "./probe-sockets.ts";
 import { formatEndpoint, normalizeIp, sameIp, type Endpoint } from "./source-check.ts";
+
+/** How long a source server waits for its delegates' answers, in ms (one mesh round trip plus their burst). */
+const DELEGATE_TIMEOUT_MS = 2_000;
+/** Delegates asked per formal step (DESIGN §6: "≥ 2 other nodes"); more would break the traffic budget below. */
+const MAX_DELEGATES = 2;
+/** A serving node probes its own NAT this often, in ms (its address or its router may change). */
+const SELF_PROBE_INTERVAL_MS = 30 * 60_000;
+/** Until the first self-probe succeeded, it is retried this often, in ms (peers come up one by one). */
+const SELF_PROBE_RETRY_MS = 5_000;
 
 /** What the service needs from the node's UDP endpoint (createUdpEndpoint satisfies it). */
 export interface NatUdp {
@@ -79,7 +84,7 @@ export interface NatServiceComponents {
 export interface NatServiceInit {
   /** The address the node binds (config `host`): new-port sockets bind it too, so NewPort leaves from our IP. */
   host: string;
-  /** Wait for negative answers in the self-probe, ms. @default DEFAULT_PROBE_TIMEOUT_MS */
+  /** Wait for negative answers in the self-probe, ms. @default probe_timeout_s of defaults.toml */
   probeTimeoutMs?: number;
   /** Probe our own NAT class at start and periodically. @default true */
   selfProbe?: boolean;

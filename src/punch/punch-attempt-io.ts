@@ -6,7 +6,7 @@ import { expectOk, type QuicLink } from "../transport/quic/link.ts";
 import type { DialOptions } from "../transport/udp/endpoint.ts";
 import { encodeMessage } from "../wire/codec.ts";
 import { PunchHelloSchema } from "../wire/gen/punch-link_pb.ts";
-import { PUNCH_LINK_METHOD } from "./punch-client-constants.ts";
+import { PUNCH_LINK_METHOD } from "./constants.ts";
 import { readPunchHelloAnswer, type PunchOffer } from "./punch-info.ts";
 import type { PunchPacketType } from "./punch-packet.ts";
 

@@ -17,7 +17,7 @@ import type { NatClassName } from "../nat/class.ts";
 import { formatAddress } from "../contracts/address.ts";
 import { expectOk, type QuicLink } from "../transport/quic/link.ts";
 import { raceSignal } from "../transport/quic/stream-io.ts";
-import { PUNCH_LINK_METHOD, PUNCH_PACKET_BYTES, PUNCH_SECOND_SENDER_DELAY_MS } from "./punch-client-constants.ts";
+import { PUNCH_LINK_METHOD, PUNCH_PACKET_BYTES, PUNCH_SECOND_SENDER_DELAY_MS } from "./constants.ts";
 import { pause, realAttemptClock, sayHello, type AttemptClock, type AttemptIo, type AttemptRun, type AttemptSocket, type AttemptStats, type OwnedSocket, type PeerAddr } from "./punch-attempt-io.ts";
 import type { PunchOffer } from "./punch-info.ts";
 import { sendOrder, useFreshSocket, type SendOrder } from "./punch-order.ts";

@@ -31,11 +31,11 @@ import {
   OFFER_PUSH_TIMEOUT_MS,
   PUNCH_HELLO_TIMEOUT_MS,
   PUNCH_LINK_METHOD,
+  PUNCH_METHOD,
   PUNCH_NODE_STEP_TIMEOUT_MS,
   PUNCH_REJOIN_MAX_MS,
   PUNCH_REJOIN_MIN_MS,
-} from "./punch-client-constants.ts";
-import { PUNCH_METHOD } from "./punch-constants.ts";
+} from "./constants.ts";
 import { readPunchAnswer, readPunchHello, readPunchOffer, type PunchOffer } from "./punch-info.ts";
 import { isPunchPacketFrom, peekPunchPacket } from "./punch-packet.ts";
 import type { PunchResult } from "./punch-result.ts";

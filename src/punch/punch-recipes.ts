@@ -21,7 +21,7 @@ import {
   SPRAY_RESEND_INTERVAL_MS,
   SPRAY_START_DELAY_MS,
   SPRAY_TAIL_MS,
-} from "./punch-client-constants.ts";
+} from "./constants.ts";
 import type { SendOrder } from "./punch-order.ts";
 import { predictedPort, type PunchStrategyName, type SprayParams } from "./punch-strategy.ts";
 

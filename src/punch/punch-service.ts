@@ -14,6 +14,7 @@
 // Signalling coordination: the node remembers brokered pairs; when a member (re)joins from another address
 // than it had (a new NAT mapping, a restarted app), it pushes fresh offers to it and each recent partner.
 import { toBinary } from "@bufbuild/protobuf";
+import { DEFAULTS } from "../config/defaults.ts";
 import { errorLine } from "../errors.ts";
 import type { NodeKey } from "../identity/node-key.ts";
 import { nodeIdOf } from "../identity/node-key.ts";
@@ -24,14 +25,23 @@ import type { LinkEvent, LinkListener } from "../transport/udp/endpoint.ts";
 import { encodeMessage, Status } from "../wire/codec.ts";
 import { AppJoinAnswerSchema, PunchAnswerSchema, PunchInfoSchema, type PunchInfo } from "../wire/gen/punch_pb.ts";
 import { createAppPool, sameAddress, type AppAddress, type AppMember, type AppPool } from "./app-pool.ts";
-import { APP_LEAVE_METHOD, MAX_REMEMBERED_ADDRESSES, OFFER_PUSH_TIMEOUT_MS, PUNCH_SWEEP_INTERVAL_MS } from "./punch-client-constants.ts";
-import { DEFAULT_APP_IDLE_MS, DEFAULT_PEERS_PUNCH, PUNCH_METHOD } from "./punch-constants.ts";
+import { APP_LEAVE_METHOD, OFFER_PUSH_TIMEOUT_MS, PUNCH_METHOD } from "./constants.ts";
 import { directedMatch, randomMatches, type PunchMatch } from "./punch-match.ts";
 import { appJoinAnswerInit, checkJoinIdentity, readAppJoin, readPunchRequest, shortHex, statusOfMatchError } from "./punch-messages.ts";
 import { brokerPunch } from "./punch-offer.ts";
 import { createPunchPairs, type PunchPairs } from "./punch-pairs.ts";
 import type { Rand } from "./punch-roles.ts";
 import { servedKinds, stakeAnswer, type StakeConfig } from "./stakes.ts";
+
+/** How often the node expires idle members and old pairs, in ms. */
+const PUNCH_SWEEP_INTERVAL_MS = 10_000;
+/** Last known address per node id, kept after it leaves so a rejoin from elsewhere is seen as a mapping
+ *  change (signalling coordination); bounded, oldest forgotten first. */
+const MAX_REMEMBERED_ADDRESSES = 10_000;
+
+/** A member not seen (no request, no keep-alive) for this long is expired, in ms. Four QUIC idle
+ *  periods (idle_timeout_s = 30 s): a live connection refreshes it well before. */
+const DEFAULT_APP_IDLE_MS = 120_000;
 
 /** What the service needs of the node's UDP endpoint. */
 export interface PunchEndpoint {
@@ -54,9 +64,9 @@ export interface PunchServiceInit {
   stakes: Readonly<Record<string, string>>;
   /** Config user_id ("" = the node id). */
   userId: string;
-  /** Members per kind (config punch_xpool). @default DEFAULT_PUNCH_XPOOL (500) */
+  /** Members per kind (config punch_xpool). @default punch_xpool of defaults.toml */
   punchXpool?: number;
-  /** Most peers per random punch (config peers_punch). @default DEFAULT_PEERS_PUNCH (5) */
+  /** Most peers per random punch (config peers_punch). @default peers_punch of defaults.toml */
   peersPunch?: number;
   /** Offer birthday sprays at all (Sym ↔ UDP-Firewall, and with sprayNatCones Sym ↔ P-RC). @default true */
   allowSpray?: boolean;
@@ -111,7 +121,7 @@ export function createPunchService(components: PunchServiceComponents, init: Pun
   const kinds = servedKinds(init.stakes);
   const pool = createAppPool({ kinds, capacity: init.punchXpool });
   const pairs = createPunchPairs();
-  const peersPunch = init.peersPunch ?? DEFAULT_PEERS_PUNCH;
+  const peersPunch = init.peersPunch ?? DEFAULTS.peers_punch;
   const offerTimeoutMs = init.offerTimeoutMs ?? OFFER_PUSH_TIMEOUT_MS;
   const stakeConfig: StakeConfig = { stakes: init.stakes, userId: init.userId, nodeId: components.nodeKey.nodeId };
   const counters: PunchServiceCounters = { joins: 0, rejoins: 0, joinsRefused: 0, joinsFull: 0, leaves: 0, punchRequests: 0, punchRefused: 0, offersPushed: 0, offersFailed: 0, rebrokered: 0 };

@@ -4,27 +4,31 @@
 import * as http2 from "node:http2";
 import type { Socket } from "node:net";
 import type { TLSSocket } from "node:tls";
-import { LINK_IDLE_TIMEOUT_MS, MAX_WS_FRAME_BYTES, TLS_HANDSHAKE_TIMEOUT_MS } from "../../constants.ts";
+import { DEFAULTS } from "../../config/defaults.ts";
+import { MAX_ENVELOPE_BYTES, MAX_WS_FRAME_BYTES, TLS_HANDSHAKE_TIMEOUT_MS } from "../../constants.ts";
 import { ConfigError } from "../../errors.ts";
 import { spkiOfDer, type RunCertificate } from "../../identity/certificate.ts";
 import { createHttpRouter, type HttpRouteTable } from "./https-routes.ts";
 import { WHOAMI_PATH, whoamiHandler } from "./https-whoami.ts";
 import { formatHostPort, localOf, remoteOf, type HostPort } from "./address.ts";
-import {
-  DEFAULT_HTTP_IDLE_TIMEOUT_MS,
-  DEFAULT_TLS_MAX_CONNECTIONS,
-  DEFAULT_TLS_MAX_CONNECTIONS_PER_IP,
-  DEFAULT_TLS_MAX_LINKS,
-  DEFAULT_TLS_MAX_LINKS_PER_IP,
-  H2_MAX_CONCURRENT_STREAMS,
-  MAX_HTTP_BODY_BYTES,
-  TLS_STOP_GRACE_MS,
-  WS_REFUSAL_LINGER_MS,
-} from "./constants.ts";
 import { SILENT_LOG, type TlsLog } from "./log.ts";
 import { WS_CLOSE } from "../ws/constants.ts";
 import { createWsConnection, type WsConnection } from "../ws/connection.ts";
 import { checkUpgradeRequest, refusalResponse, upgradeResponse } from "../ws/handshake.ts";
+
+/** TCP connections held at once (handshaking, HTTP and WebSocket together); more are dropped at
+ *  accept. One costs a few KB of TLS state; 1024 is far above 16 mesh links plus whoami traffic. */
+const DEFAULT_TLS_MAX_CONNECTIONS = 1024;
+/** Largest HTTP request body a route receives; routes carry small JSON or one envelope. */
+const MAX_HTTP_BODY_BYTES = MAX_ENVELOPE_BYTES;
+/** Concurrent HTTP/2 streams per connection: whoami needs one; a few dozen bounds the memory a
+ *  single client can hold. */
+const H2_MAX_CONCURRENT_STREAMS = 32;
+/** How long stop() waits for WebSocket close handshakes before destroying the sockets, in ms. */
+const TLS_STOP_GRACE_MS = 1_000;
+/** After a refusal is written on an upgrade socket, it is destroyed after this long, in ms, if the
+ *  client has not closed it. */
+const WS_REFUSAL_LINGER_MS = 1_000;
 
 export interface TlsEndpointComponents {
   cert: RunCertificate;
@@ -38,17 +42,17 @@ export interface TlsEndpointInit {
   port: number;
   /** @default DEFAULT_TLS_MAX_CONNECTIONS */
   maxConnections?: number;
-  /** @default DEFAULT_TLS_MAX_CONNECTIONS_PER_IP */
+  /** TCP connections from one IP at once, so one host cannot take every slot. @default max_conns_per_ip of defaults.toml */
   maxConnectionsPerIp?: number;
-  /** WebSocket links at once. @default DEFAULT_TLS_MAX_LINKS */
+  /** WebSocket links at once; upgrades beyond it get 503. @default max_mesh_links of defaults.toml */
   maxLinks?: number;
-  /** @default DEFAULT_TLS_MAX_LINKS_PER_IP */
+  /** WebSocket links from one IP at once; upgrades beyond it get 429. @default max_links_per_ip of defaults.toml */
   maxLinksPerIp?: number;
   /** A client that has not finished the TLS handshake by then is dropped. @default TLS_HANDSHAKE_TIMEOUT_MS */
   handshakeTimeoutMs?: number;
-  /** Silence after which a WebSocket link is closed (pings at a third of it). @default LINK_IDLE_TIMEOUT_MS */
+  /** Silence after which a WebSocket link is closed (pings at a third of it). @default idle_timeout_s of defaults.toml */
   idleTimeoutMs?: number;
-  /** Silence after which a plain HTTP connection is closed. @default DEFAULT_HTTP_IDLE_TIMEOUT_MS */
+  /** Silence after which a plain HTTP connection is closed. @default idleTimeoutMs */
   httpIdleTimeoutMs?: number;
   /** @default MAX_WS_FRAME_BYTES */
   maxFrameBytes?: number;
@@ -85,12 +89,12 @@ export interface TlsEndpoint {
 export function createTlsEndpoint(components: TlsEndpointComponents, init: TlsEndpointInit): TlsEndpoint {
   const log = components.log ?? SILENT_LOG;
   const maxConnections = init.maxConnections ?? DEFAULT_TLS_MAX_CONNECTIONS;
-  const maxConnectionsPerIp = init.maxConnectionsPerIp ?? DEFAULT_TLS_MAX_CONNECTIONS_PER_IP;
-  const maxLinks = init.maxLinks ?? DEFAULT_TLS_MAX_LINKS;
-  const maxLinksPerIp = init.maxLinksPerIp ?? DEFAULT_TLS_MAX_LINKS_PER_IP;
+  const maxConnectionsPerIp = init.maxConnectionsPerIp ?? DEFAULTS.max_conns_per_ip;
+  const maxLinks = init.maxLinks ?? DEFAULTS.max_mesh_links;
+  const maxLinksPerIp = init.maxLinksPerIp ?? DEFAULTS.max_links_per_ip;
   const handshakeTimeoutMs = init.handshakeTimeoutMs ?? TLS_HANDSHAKE_TIMEOUT_MS;
-  const idleTimeoutMs = init.idleTimeoutMs ?? LINK_IDLE_TIMEOUT_MS;
-  const httpIdleTimeoutMs = init.httpIdleTimeoutMs ?? DEFAULT_HTTP_IDLE_TIMEOUT_MS;
+  const idleTimeoutMs = init.idleTimeoutMs ?? DEFAULTS.idle_timeout_s * 1000;
+  const httpIdleTimeoutMs = init.httpIdleTimeoutMs ?? idleTimeoutMs;
   const maxFrameBytes = init.maxFrameBytes ?? MAX_WS_FRAME_BYTES;
 
   const router = createHttpRouter({ maxBodyBytes: MAX_HTTP_BODY_BYTES, log });

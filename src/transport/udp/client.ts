@@ -12,7 +12,7 @@ export interface UdpClientInit {
   host?: string;
   /** @default 0 (any free port) */
   port?: number;
-  /** @default LINK_IDLE_TIMEOUT_MS */
+  /** @default idle_timeout_s of defaults.toml */
   idleTimeoutMs?: number;
   onRawDatagram?: RawDatagramHandler;
 }

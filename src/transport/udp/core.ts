@@ -2,7 +2,7 @@
 // from it, serving peer-opened streams, link events and counters (DESIGN §2: one socket per port).
 import { QUICClient, events as quicEvents, errors as quicErrors, type QUICConnection, type QUICStream } from "@matrixai/quic";
 import type Logger from "@matrixai/logger";
-import { LINK_IDLE_TIMEOUT_MS } from "../../constants.ts";
+import { DEFAULTS } from "../../config/defaults.ts";
 import { PeerError, TimeoutError, errorLine } from "../../errors.ts";
 import { formatAddress } from "../../contracts/address.ts";
 import { describeQuicError } from "../quic/errors.ts";
@@ -62,7 +62,7 @@ export class UdpCore {
   }
 
   get idleTimeoutMs(): number {
-    return this.init.idleTimeoutMs ?? LINK_IDLE_TIMEOUT_MS;
+    return this.init.idleTimeoutMs ?? DEFAULTS.idle_timeout_s * 1000;
   }
 
   get stopSignal(): AbortSignal {

@@ -23,7 +23,7 @@ export interface DialWssOptions {
   signal?: AbortSignal;
   /** Passed to the connection. @default MAX_WS_FRAME_BYTES */
   maxFrameBytes?: number;
-  /** Passed to the connection. @default LINK_IDLE_TIMEOUT_MS */
+  /** Passed to the connection. @default idle_timeout_s of defaults.toml */
   idleTimeoutMs?: number;
   /** Source IP of the dial: a node bound to one IP dials from it, so peers see (and limit, and ban)
    *  the address it serves on. @default the kernel's choice */

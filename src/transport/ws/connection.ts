@@ -2,7 +2,8 @@
 // messages only, ping/pong keep-alive and RTT, the close handshake, idle timeout and backpressure
 // (DESIGN §2, §4: one binary frame per Envelope on the mesh).
 import type { Socket } from "node:net";
-import { LINK_IDLE_TIMEOUT_MS, MAX_WS_FRAME_BYTES } from "../../constants.ts";
+import { DEFAULTS } from "../../config/defaults.ts";
+import { MAX_WS_FRAME_BYTES } from "../../constants.ts";
 import { localOf, remoteOf, type HostPort } from "../tls/address.ts";
 import { SILENT_LOG, type TlsLog } from "../tls/log.ts";
 import { WS_CLOSE, WS_CLOSE_TIMEOUT_MS, WS_OPCODE, WS_PING_ID_BYTES, WS_SEND_HIGH_WATER_BYTES } from "./constants.ts";
@@ -16,7 +17,7 @@ export interface WsConnectionInit {
   /** Largest frame and message accepted; more closes with 1009. @default MAX_WS_FRAME_BYTES */
   maxFrameBytes?: number;
   /** Silence after which the connection is closed; pings go out at a third of it.
-   *  @default LINK_IDLE_TIMEOUT_MS */
+   *  @default idle_timeout_s of defaults.toml */
   idleTimeoutMs?: number;
   log?: TlsLog;
 }
@@ -57,7 +58,7 @@ export interface WsConnection {
 export function createWsConnection(socket: Socket, init: WsConnectionInit): WsConnection {
   const log = init.log ?? SILENT_LOG;
   const maxFrameBytes = init.maxFrameBytes ?? MAX_WS_FRAME_BYTES;
-  const idleTimeoutMs = init.idleTimeoutMs ?? LINK_IDLE_TIMEOUT_MS;
+  const idleTimeoutMs = init.idleTimeoutMs ?? DEFAULTS.idle_timeout_s * 1000;
   const masked = init.role === "client";
   const reader = createWsReader({ maxFrameBytes, expectMasked: init.role === "server" });
   // Captured now: a destroyed socket forgets its addresses.
