@@ -25,6 +25,7 @@ import {
   NAT_LIVE_BEGIN_METHOD,
   NAT_PASSAGE_METHOD,
   NAT_SERVERS_METHOD,
+  PRE_PROBE_MIN_SERVERS,
   SILENCE_MIN_MS,
   SILENCE_RTTS,
   TCP_CHECK_AFTER_MS,
@@ -71,28 +72,29 @@ export interface ProbeStep {
   decides: readonly NatRule[];
 }
 
+/** A step that runs once per run, in the foreground, whatever the UDP path, unless it says otherwise. */
+function step(s: Omit<ProbeStep, "perSource" | "background" | "onlyWithoutUdpPath"> & Partial<ProbeStep>): ProbeStep {
+  return { perSource: "no", background: false, onlyWithoutUdpPath: false, ...s };
+}
+
 const silence: ProbeWait = { until: "silence", minMs: SILENCE_MIN_MS, rtts: SILENCE_RTTS };
 const hellos: ProbeWait = { until: "ack", attempts: HELLO_ATTEMPTS, retryMs: HELLO_RETRY_MS };
 
 export const PROBE_PLAN: readonly ProbeStep[] = [
-  {
+  step({
     id: "pre-probe",
     design: "1",
     triggers: [{ on: "run" }],
-    perSource: "no",
-    background: false,
-    onlyWithoutUdpPath: false,
-    sends: { via: "quic", what: `${WHOAMI_METHOD} (fewer than 3 IPs: ${MESH_PEERS_METHOD}, else ${NAT_SERVERS_METHOD}, for more first)`, to: "every server" },
+    sends: { via: "quic", what: `${WHOAMI_METHOD}; with fewer than ${PRE_PROBE_MIN_SERVERS} IPs, ${MESH_PEERS_METHOD} (else ${NAT_SERVERS_METHOD}) for more`, to: "every server" },
     waitsFor: { on: "quic", what: "the mapped address each server saw" },
     wait: { until: "deadline" },
     fills: "preProbe",
     decides: ["symmetric", "udp-blocked"],
-  },
-  {
+  }),
+  step({
     id: "tcp",
     design: "udp-blocked",
     triggers: [{ on: "timer", afterMs: TCP_CHECK_AFTER_MS }, { on: "step", step: "pre-probe" }],
-    perSource: "no",
     background: true,
     onlyWithoutUdpPath: true,
     sends: { via: "https", what: "GET /whoami", to: "the first server" },
@@ -100,85 +102,74 @@ export const PROBE_PLAN: readonly ProbeStep[] = [
     wait: { until: "deadline" },
     fills: "tcpWorks",
     decides: ["udp-blocked", "no-answer"],
-  },
-  {
+  }),
+  step({
     id: "begin",
     design: "3",
     triggers: [{ on: "run" }],
     perSource: "every",
-    background: false,
-    onlyWithoutUdpPath: false,
     sends: { via: "quic", what: `${NAT_BEGIN_METHOD} {probe key K}`, to: "the source server" },
     waitsFor: { on: "quic", what: "a session token and the source's new port" },
     wait: { until: "deadline" },
     fills: "none",
     decides: [],
-  },
-  {
+  }),
+  step({
     id: "new-port-mapping",
     design: "1b",
     triggers: [{ on: "step", step: "begin" }],
     perSource: "first",
     background: true,
-    onlyWithoutUdpPath: false,
     sends: { via: "socket-p", what: "hello-port", to: "the source server's new port" },
     waitsFor: { on: "socket-p", what: "ack-port with the mapped address a same-IP/other-port destination gets" },
     wait: hellos,
     fills: "preProbe",
     decides: ["symmetric"],
-  },
-  {
+  }),
+  step({
     id: "passage",
     design: "2",
     triggers: [{ on: "step", step: "begin" }],
     perSource: "first",
     background: true,
-    onlyWithoutUdpPath: false,
     sends: { via: "quic", what: `${NAT_PASSAGE_METHOD} {token}`, to: "the source server" },
     waitsFor: { on: "socket-p", what: "2 SN passage probes on P's QUIC 4-tuple" },
     wait: silence,
     fills: "passage",
     decides: ["quic-only"],
-  },
-  {
+  }),
+  step({
     id: "formal-mapping",
     design: "3",
     triggers: [{ on: "step", step: "begin" }],
     perSource: "every",
-    background: false,
-    onlyWithoutUdpPath: false,
     sends: { via: "socket-f", what: "hello-formal (padded to 1072 bytes)", to: "the source server" },
     waitsFor: { on: "socket-f", what: "ack-formal with F's mapped address and a cookie" },
     wait: hellos,
     fills: "formal",
     decides: [],
-  },
-  {
+  }),
+  step({
     id: "formal",
     design: "3",
     triggers: [{ on: "step", step: "formal-mapping" }],
     perSource: "every",
-    background: false,
-    onlyWithoutUdpPath: false,
     sends: { via: "quic", what: `${NAT_FORMAL_METHOD} {token, cookie, avoided IPs, proof of work}`, to: "the source server" },
     waitsFor: { on: "socket-f", what: "4 NewPort probes from the source's new port, 3 NewHost probes per delegate" },
     wait: silence,
     fills: "formal",
     decides: ["newhost-mapped-differs", "newhost-mapped-equals", "no-newhost-mapped-equals", "newport-only", "nothing", "quic-only"],
-  },
-  {
+  }),
+  step({
     id: "lifetime",
     design: "4",
     triggers: [{ on: "decision" }],
-    perSource: "no",
-    background: false,
-    onlyWithoutUdpPath: false,
     sends: { via: "fresh-sockets", what: `${NAT_LIVE_BEGIN_METHOD}, then one hello-live per fresh socket`, to: "the first source server" },
     waitsFor: { on: "fresh-sockets", what: "one probe per socket after its delay" },
     wait: { until: "lifetime" },
     fills: "lifetime",
     decides: [],
-  },
+  }),
 ];
 
 /** The lifetime step runs only on request and for a class with a mapping that can be measured. */
