@@ -3,12 +3,14 @@
 // NAT behaviour itself is the lab's (tests/lab/punch-grid.test.ts).
 import { create } from "@bufbuild/protobuf";
 import { describe, expect, test } from "bun:test";
+import { createSocket } from "node:dgram";
 import type { NatClassName } from "../../src/nat/class.ts";
 import { runAttempt, type AttemptIo, type AttemptOutcome, type PeerAddr } from "../../src/punch/punch-attempt.ts";
 import { PUNCH_ATTEMPT_TIMEOUT_MS, PUNCH_DIAL_WAIT_MS, PUNCH_OPEN_FAST_INTERVAL_MS, PUNCH_OPEN_FAST_MS, PUNCH_OPEN_SLOW_INTERVAL_MS, PUNCH_SECOND_SENDER_DELAY_MS, SPRAY_ATTEMPT_TIMEOUT_MS, SPRAY_START_DELAY_MS, SPRAY_TAIL_MS } from "../../src/punch/constants.ts";
 import { SPRAY_SOCKETS } from "../../src/punch/constants.ts";
 import type { PunchOffer } from "../../src/punch/punch-info.ts";
 import { sendOrder, useFreshSocket, type SendOrder } from "../../src/punch/punch-order.ts";
+import { encodePunchPacket, PUNCH_PACKET_TYPE } from "../../src/punch/punch-packet.ts";
 import { attemptBudgetMs, dialWaitsForOpener, openerGapMs, PUNCH_RECIPES, sprayRoundPorts, type PunchableStrategy } from "../../src/punch/punch-recipes.ts";
 import { sprayParamsFor, type SprayParams } from "../../src/punch/punch-strategy.ts";
 import type { QuicLink } from "../../src/transport/quic/link.ts";
@@ -247,5 +249,41 @@ describe("runAttempt interprets the row", () => {
     expect(probes.slice(0, 4).map((p) => p.port)).toEqual([40002, 40004, 40006, 40008]);
     // Pace: one probe per 5 ms since the round began, sent in batches every 10 ms.
     expect(probes.filter((p) => p.at <= SPRAY_START_DELAY_MS + 50)).toHaveLength(11);
+  });
+
+  test("spray dialer (real loopback sockets): one opener from each of the plan's sockets, then the dial from the socket a probe met", async () => {
+    const cone = createSocket("udp4");
+    await new Promise<void>((r) => cone.bind(0, "127.0.0.1", () => r()));
+    const senders: number[] = [];
+    cone.on("message", (_buf, rinfo) => {
+      senders.push(rinfo.port);
+      // The cone side's probe meets the second spray socket that reached it.
+      if (senders.length === 2) cone.send(encodePunchPacket(peerToken, { type: PUNCH_PACKET_TYPE.probe, attemptId: new Uint8Array(16).fill(1), seq: 0 }), rinfo.port, rinfo.address);
+    });
+    const plan: SprayParams = { sockets: 3, probes: 10, portMin: 1024, portMax: 65535, probeIntervalMs: 5, predicted: null, odds: 0 };
+    const o = { ...offer("sym-to-cone-spray", "dial", "udp-firewall", plan), ip: "127.0.0.1", port: (cone.address() as { port: number }).port };
+    const opened: number[] = [];
+    const dialedFrom: number[] = [];
+    const io: AttemptIo = {
+      main: { sendRaw: () => {}, dial: () => Promise.reject(new Error("the spray dials from the socket that met")) },
+      openSocket: async (port) => {
+        opened.push(port);
+        return { sendRaw: () => {}, dial: async () => (dialedFrom.push(port), fakeLink()), adopt() {}, release: async () => {} };
+      },
+      waitHello: () => new Promise(() => {}),
+      onOpener: () => () => {},
+      bindHost: "127.0.0.1",
+      selfId: idOf(1),
+    };
+    try {
+      const out = await runAttempt(io, o, { nat: "symmetric", timeoutMs: 3000 });
+      expect(out.result.connected).toBe(true);
+      expect(new Set(senders.slice(0, 3)).size).toBe(3);
+      expect(opened).toEqual([senders[1]!]);
+      expect(dialedFrom).toEqual([senders[1]!]);
+      expect(out.result.spray).toEqual({ sockets: 3, probes: 0, hitPort: senders[1]! });
+    } finally {
+      cone.close();
+    }
   });
 });
