@@ -48,6 +48,7 @@ import { checkNewHostProof } from "./newhost-proof.ts";
 import { buildProbe, isProbeKey, newHostKey } from "./probe-packet.ts";
 import { randomProbeTmpLen } from "./probe-sizes.ts";
 import { formatEndpoint, normalizeIp, sameEndpoint, sameIp, type Endpoint } from "./source-check.ts";
+import type { Logger } from "../contracts/logger.ts";
 
 /** A STUN:Cone session (and its new-port socket) lives this long after nat.begin, in ms: the whole test takes
  *  at most the probe timeout (6 s by default) plus a retry with another source server. */
@@ -104,7 +105,7 @@ export interface ConeServerComponents {
   sendMain(bytes: Uint8Array, to: Endpoint): Promise<void>;
   /** Asks delegates over the mesh to send NewHost probes; never throws. */
   delegate(req: NewHostRequest, signal?: AbortSignal): Promise<DelegateOutcome[]>;
-  log?: (level: "debug" | "info" | "warn", msg: string, fields?: Record<string, unknown>) => void;
+  log?: Logger;
 }
 
 export interface ConeServerInit {
@@ -183,7 +184,7 @@ export function createConeServer(components: ConeServerComponents, init: ConeSer
 
   const refuse = (status: Status, error: string): ConeAnswer => {
     counters.refused++;
-    log?.("debug", "NAT request refused", { error });
+    log?.debug("NAT request refused", { error });
     return { status, error };
   };
 
@@ -196,7 +197,7 @@ export function createConeServer(components: ConeServerComponents, init: ConeSer
           await send(make());
           sent++;
         } catch (err) {
-          log?.("debug", "NAT probe not sent", { error: errorLine(err) });
+          log?.debug("NAT probe not sent", { error: errorLine(err) });
         }
       }
       return sent;
@@ -226,7 +227,7 @@ export function createConeServer(components: ConeServerComponents, init: ConeSer
       sock.once("error", reject);
       sock.bind(0, host, () => {
         sock.off("error", reject);
-        sock.on("error", (err) => log?.("debug", "new-port socket error", { error: errorLine(err) }));
+        sock.on("error", (err) => log?.debug("new-port socket error", { error: errorLine(err) }));
         resolve(sock);
       });
     });
@@ -250,7 +251,7 @@ export function createConeServer(components: ConeServerComponents, init: ConeSer
       try {
         portSocket = await openPortSocket(init.bindHost);
       } catch (err) {
-        log?.("warn", "cannot open a new-port socket", { error: errorLine(err) });
+        log?.warn("cannot open a new-port socket", { error: errorLine(err) });
         return { status: Status.INTERNAL, error: "cannot open a new port" };
       }
       const token = crypto.getRandomValues(new Uint8Array(NAT_TOKEN_BYTES));
@@ -272,7 +273,7 @@ export function createConeServer(components: ConeServerComponents, init: ConeSer
         try {
           onPortDatagram(s, msg, { ip: normalizeIp(rinfo.address), port: rinfo.port });
         } catch (err) {
-          log?.("debug", "new-port datagram failed", { error: errorLine(err) });
+          log?.debug("new-port datagram failed", { error: errorLine(err) });
         }
       });
       sessions.add(s);

@@ -31,6 +31,7 @@ import { decodeRequest, SessionTable } from "./session-table.ts";
 import { buildProbe, isProbeKey } from "./probe-packet.ts";
 import { randomProbeTmpLen } from "./probe-sizes.ts";
 import { sameIp, type Endpoint } from "./source-check.ts";
+import type { Logger } from "../contracts/logger.ts";
 
 /** Longest delay a server schedules, in ms: the default plan's 300 s plus slack. */
 const LIVE_MAX_DELAY_MS = 310_000;
@@ -97,7 +98,7 @@ export interface LifetimeServer {
   readonly active: number;
 }
 
-export function createLifetimeServer(components: { send(bytes: Uint8Array, to: Endpoint): void; log?: (level: "debug" | "info" | "warn", msg: string, f?: Record<string, unknown>) => void }, init: { now?: () => number; maxDelayMs?: number } = {}): LifetimeServer {
+export function createLifetimeServer(components: { send(bytes: Uint8Array, to: Endpoint): void; log?: Logger }, init: { now?: () => number; maxDelayMs?: number } = {}): LifetimeServer {
   const now = init.now ?? Date.now;
   const maxDelayMs = init.maxDelayMs ?? LIVE_MAX_DELAY_MS;
   const sessions = new SessionTable<LiveSession>("lifetime session", (s) => {
@@ -120,7 +121,7 @@ export function createLifetimeServer(components: { send(bytes: Uint8Array, to: E
       components.send(buildProbe(s.key, "passage", { tmpLen: randomProbeTmpLen() }), sock.mapped);
       counters.probesSent++;
     } catch (err) {
-      components.log?.("debug", "lifetime probe not sent", { error: errorLine(err) });
+      components.log?.debug("lifetime probe not sent", { error: errorLine(err) });
     }
   }
 
@@ -179,7 +180,7 @@ export function createLifetimeServer(components: { send(bytes: Uint8Array, to: E
       try {
         components.send(buildControl(s.key, { type: "ack-live", token: msg.token, index: msg.index, mapped: from, cookie: sock.cookie }), from);
       } catch (err) {
-        components.log?.("debug", "lifetime ack not sent", { error: errorLine(err) });
+        components.log?.debug("lifetime ack not sent", { error: errorLine(err) });
       }
       return true;
     },

@@ -23,6 +23,7 @@ import { checkNewHostProof, openNewHostOrder } from "./newhost-proof.ts";
 import { buildProbe } from "./probe-packet.ts";
 import { randomProbeTmpLen } from "./probe-sizes.ts";
 import { formatEndpoint, normalizeIp, type Endpoint } from "./source-check.ts";
+import type { Logger } from "../contracts/logger.ts";
 
 /** NewHost orders a delegate accepts per target IP: 1 per second, bursts of 20 (a run asks each delegate once). */
 const NEWHOST_PER_TARGET_IP_RATE_PER_S = 1;
@@ -56,7 +57,7 @@ export interface NewHostDelegateComponents {
   ownIps(): { main: string | null; others: readonly string[] };
   /** The IP the kernel sends to `target` from, when the main IP is a wildcard. @default none (reported as "") */
   sourceIpFor?: (target: Endpoint) => Promise<string | null>;
-  log?: (level: "debug" | "info" | "warn", msg: string, fields?: Record<string, unknown>) => void;
+  log?: Logger;
 }
 
 export interface NewHostDelegateInit {
@@ -105,7 +106,7 @@ export function createNewHostDelegate(components: NewHostDelegateComponents, ini
   const refuse = (status: Status, error: string): DelegateAnswer => {
     if (status === Status.RATE_LIMITED) counters.rateLimited++;
     else counters.refused++;
-    components.log?.("debug", "NewHost order refused", { error });
+    components.log?.debug("NewHost order refused", { error });
     return { status, error };
   };
 
@@ -163,7 +164,7 @@ export function createNewHostDelegate(components: NewHostDelegateComponents, ini
           await components.sendFrom(buildProbe(order.hostKey, "newHost", { tmpLen: randomProbeTmpLen() }), target, fromIp);
           sent++;
         } catch (err) {
-          components.log?.("debug", "NewHost probe not sent", { target: formatEndpoint(target), error: errorLine(err) });
+          components.log?.debug("NewHost probe not sent", { target: formatEndpoint(target), error: errorLine(err) });
         }
       }
       counters.probesSent += sent;

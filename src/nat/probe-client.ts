@@ -10,7 +10,7 @@ import { DEFAULTS } from "../config/defaults.ts";
 import { ConfigError } from "../errors.ts";
 import { bootstrapApp } from "../transport/app-bootstrap/bootstrap.ts";
 import { httpsWhoami } from "../transport/tls/https-whoami-client.ts";
-import type { TransportLog } from "../transport/quic/config.ts";
+import type { Logger } from "../contracts/logger.ts";
 import { expectOk, type QuicLink } from "../transport/quic/link.ts";
 import { WHOAMI_METHOD } from "../transport/quic/whoami-handler.ts";
 import { createUdpClient, type UdpClient } from "../transport/udp/client.ts";
@@ -51,7 +51,7 @@ export interface ProbeOptions {
   lifetimeMaxS?: number;
   /** TCP port for the HTTPS whoami of a server. @default the server's UDP port (DESIGN §2: both 7788) */
   tcpPortOf?: (server: Endpoint) => number;
-  log?: TransportLog;
+  log?: Logger;
 }
 
 /** Keeps the servers that share the local address family, without duplicates. */

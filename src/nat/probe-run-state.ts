@@ -7,6 +7,7 @@ import type { LifetimeReport, ProbeEvidence } from "./probe-report.ts";
 import { PROBE_PLAN, type ProbeStep } from "./probe-plan.ts";
 import type { FormalSocket, ProbeClock, ProbeIo, ProbeServer, ProbeStepOptions, ProbeTimer, ServerLink } from "./probe-io.ts";
 import { formatEndpoint, type Endpoint } from "./source-check.ts";
+import type { Logger } from "../contracts/logger.ts";
 
 export interface ProbeProgress {
   phase: "start" | "pre-probe" | "passage" | "formal" | "new-host" | "tcp" | "decision" | "lifetime";
@@ -25,7 +26,7 @@ export interface ProbeRunnerInit {
   tcpPortOf?: (server: Endpoint) => number;
   signal?: AbortSignal;
   onProgress?: (p: ProbeProgress) => void;
-  log?: (level: "debug" | "info" | "warn", msg: string, fields?: Record<string, unknown>) => void;
+  log?: Logger;
   /** When the run started (clock time), so elapsed times include setting up the sockets. */
   startedAt: number;
   /** @default PROBE_PLAN */

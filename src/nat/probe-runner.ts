@@ -80,7 +80,7 @@ export class ProbeRunner {
     const st = this.st;
     switch (step.id) {
       case "pre-probe":
-        void preProbe(st, () => this.fire({ on: "step", step: "pre-probe" })).catch((err) => st.init.log?.("debug", "pre-probe failed", { error: errorLine(err) }));
+        void preProbe(st, () => this.fire({ on: "step", step: "pre-probe" })).catch((err) => st.init.log?.debug("pre-probe failed", { error: errorLine(err) }));
         return;
       case "tcp":
         checkTcp(st, step);
@@ -93,7 +93,7 @@ export class ProbeRunner {
   private startSources(first: ProbeStepId): void {
     const st = this.st;
     void runSources(st, first).catch((err) => {
-      st.init.log?.("debug", "cone test failed", { error: errorLine(err) });
+      st.init.log?.debug("cone test failed", { error: errorLine(err) });
       if (!st.decided) st.note({ test: "formal-mapping", error: errorLine(err) });
     });
   }

@@ -56,7 +56,7 @@ async function chain(st: ProbeRunState, after: ProbeStepId, ctx: SourceContext):
   for (const step of stepsStartedBy({ on: "step", step: after }, st.plan)) {
     if (step.perSource === "no" || (step.perSource === "first" && !ctx.first)) continue;
     if (step.background) {
-      void sourceStep(st, step, ctx).catch((err) => st.init.log?.("debug", `${step.id} failed`, { error: errorLine(err) }));
+      void sourceStep(st, step, ctx).catch((err) => st.init.log?.debug(`${step.id} failed`, { error: errorLine(err) }));
       continue;
     }
     if (!(await sourceStep(st, step, ctx))) return;

@@ -1,7 +1,7 @@
 // What one punch attempt (punch-attempt.ts, punch-spray.ts) works with: the app's sockets, a clock, the opener
 // maker and the counters of what was sent and received; and the hello both kinds of dialer end with.
 import { timingSafeEqual } from "node:crypto";
-import type { TransportLog } from "../transport/quic/config.ts";
+import type { Logger } from "../contracts/logger.ts";
 import { expectOk, type QuicLink } from "../transport/quic/link.ts";
 import type { DialOptions } from "../transport/udp/endpoint.ts";
 import { encodeMessage } from "../wire/codec.ts";
@@ -44,7 +44,7 @@ export interface AttemptIo {
   bindHost: string;
   /** Our node id (hex), sent in the hello. */
   selfId: string;
-  log?: TransportLog;
+  log?: Logger;
 }
 
 /** Timers of an attempt (tests pass a fake one). */

@@ -14,11 +14,11 @@
 // Signalling coordination: the node remembers brokered pairs; when a member (re)joins from another address
 // than it had (a new NAT mapping, a restarted app), it pushes fresh offers to it and each recent partner.
 import { toBinary } from "@bufbuild/protobuf";
+import type { Counter } from "../contracts/metrics.ts";
 import { DEFAULTS } from "../config/defaults.ts";
 import { errorLine } from "../errors.ts";
 import type { NodeKey } from "../identity/node-key.ts";
 import { nodeIdOf } from "../identity/node-key.ts";
-import type { TransportLog } from "../transport/quic/config.ts";
 import type { QuicLink } from "../transport/quic/link.ts";
 import type { HandlerResult, RequestContext, RequestHandler } from "../transport/quic/rpc.ts";
 import type { LinkEvent, LinkListener } from "../transport/udp/endpoint.ts";
@@ -32,6 +32,7 @@ import { brokerPunch } from "./punch-offer.ts";
 import { createPunchPairs, type PunchPairs } from "./punch-pairs.ts";
 import type { Rand } from "./punch-roles.ts";
 import { servedKinds, stakeAnswer, type StakeConfig } from "./stakes.ts";
+import type { Logger } from "../contracts/logger.ts";
 
 /** How often the node expires idle members and old pairs, in ms. */
 const PUNCH_SWEEP_INTERVAL_MS = 10_000;
@@ -52,11 +53,13 @@ export interface PunchEndpoint {
 export interface PunchServiceComponents {
   udp: PunchEndpoint;
   nodeKey: Pick<NodeKey, "nodeId">;
-  log?: TransportLog;
+  log?: Logger;
   /** @default Date.now */
   now?: () => number;
   /** @default Math.random */
   rand?: Rand;
+  /** Counts every brokered punch by the strategy chosen for the pair, when the node keeps metrics. */
+  brokered?: Counter<"strategy">;
 }
 
 export interface PunchServiceInit {
@@ -161,7 +164,7 @@ export function createPunchService(components: PunchServiceComponents, init: Pun
     links.delete(link.connectionId);
     const gone = pool.leave(link.connectionId);
     counters.leaves += gone.length;
-    if (gone.length) log?.("debug", "app left the pool", { ids: gone.map((m) => m.nodeId.slice(0, 16)), kinds: gone.map((m) => m.kind) });
+    if (gone.length) log?.debug("app left the pool", { ids: gone.map((m) => m.nodeId.slice(0, 16)), kinds: gone.map((m) => m.kind) });
   });
 
   /** Pushes one side's PunchInfo to a member over its kept link; true when it acknowledged. */
@@ -180,7 +183,7 @@ export function createPunchService(components: PunchServiceComponents, init: Pun
       return true;
     } catch (err) {
       counters.offersFailed++;
-      log?.("debug", "punch offer not delivered", { to: member.nodeId.slice(0, 16), error: errorLine(err) });
+      log?.debug("punch offer not delivered", { to: member.nodeId.slice(0, 16), error: errorLine(err) });
       return false;
     }
   }
@@ -196,7 +199,8 @@ export function createPunchService(components: PunchServiceComponents, init: Pun
       if (b.plan.strategy === "impossible") continue;
       pairs.note(current, partner, t);
       counters.rebrokered++;
-      log?.("info", "re-brokering a punch after a mapping change", {
+      components.brokered?.inc({ strategy: b.plan.strategy });
+      log?.info("re-brokering a punch after a mapping change", {
         id: current.nodeId.slice(0, 16),
         at: `${current.address.ip}:${current.address.port}`,
         partner: partner.nodeId.slice(0, 16),
@@ -245,7 +249,7 @@ export function createPunchService(components: PunchServiceComponents, init: Pun
     const changed = result.status === "rejoined" ? result.addressChanged : before !== undefined && !sameAddress(before, result.member.address);
     if (result.status === "rejoined") counters.rejoins++;
     else counters.joins++;
-    log?.("debug", "app joined", { id: join.nodeId.slice(0, 16), kind: join.kind, nat: join.nat ?? "unknown", at: `${address.ip}:${address.port}`, status: result.status, changed });
+    log?.debug("app joined", { id: join.nodeId.slice(0, 16), kind: join.kind, nat: join.nat ?? "unknown", at: `${address.ip}:${address.port}`, status: result.status, changed });
     if (changed && pairs.partnersOf(join.nodeId, now()).length > 0) {
       // After the answer is on its way: the app learns it joined before offers start arriving.
       const t = setTimeout(() => {
@@ -310,7 +314,8 @@ export function createPunchService(components: PunchServiceComponents, init: Pun
       if (!delivered[i]) return;
       pairs.note(m.requester, m.peer, t);
       offers.push(b.forA);
-      log?.("debug", "punch brokered", {
+      components.brokered?.inc({ strategy: b.plan.strategy });
+      log?.debug("punch brokered", {
         from: m.requester.nodeId.slice(0, 16),
         to: m.peer.nodeId.slice(0, 16),
         strategy: b.plan.strategy,

@@ -9,7 +9,6 @@
 //   share.fetch     ShareFetch{kind, max ≤ 6} → ShareList{entries}.
 import { connect } from "node:net";
 import { errorLine } from "../errors.ts";
-import type { TransportLog } from "../transport/quic/config.ts";
 import type { HandlerResult, RequestContext, RequestHandler } from "../transport/quic/rpc.ts";
 import { encodeMessage, Status } from "../wire/codec.ts";
 import { ShareListSchema, ShareRegisterAnswerSchema } from "../wire/gen/punch_pb.ts";
@@ -17,6 +16,7 @@ import { PUNCH_METHOD } from "../punch/constants.ts";
 import { readShareFetch, readShareRegister, statusOfShareRefusal } from "../punch/punch-messages.ts";
 import type { Rand } from "../punch/punch-roles.ts";
 import { createSharePool, type ShareRef, type SharePool } from "./pool.ts";
+import type { Logger } from "../contracts/logger.ts";
 
 /** TCP dial-back timeout, in ms: the dial runs inside the share.register request, which the transport
  *  bounds at REQUEST_TIMEOUT_MS (5 s) for reading, handling and answering together. */
@@ -52,7 +52,7 @@ export const tcpProbe: TcpProbe = ({ ip, port }, timeoutMs) =>
 
 export interface ShareServiceComponents {
   udp: { handle(method: string, handler: RequestHandler): void };
-  log?: TransportLog;
+  log?: Logger;
   /** @default tcpProbe */
   dial?: TcpProbe;
   /** @default Date.now */
@@ -131,7 +131,7 @@ export function createShareService(components: ShareServiceComponents, init: Sha
     if (c.status === "full") return refuse(Status.FULL, c.message);
     if (c.status === "unknown") return refuse(Status.INTERNAL, "the registration expired while it was dialled");
     counters.registered++;
-    log?.("debug", "TCP server listed", { kind: p.ref.kind, at: `${p.ref.ip}:${p.ref.port}` });
+    log?.debug("TCP server listed", { kind: p.ref.kind, at: `${p.ref.ip}:${p.ref.port}` });
     return { status: Status.OK, payload: encodeMessage(ShareRegisterAnswerSchema, { ip: c.entry.ip, port: c.entry.port, listed: true }) };
   }
 
@@ -166,14 +166,14 @@ export function createShareService(components: ShareServiceComponents, init: Sha
             const r = pool.reject(ref, now());
             if (r.status === "dropped") {
               counters.dropped++;
-              log?.("debug", "TCP server dropped: dial-back failed", { kind: e.kind, at: `${e.ip}:${e.port}`, failures: r.failures });
+              log?.debug("TCP server dropped: dial-back failed", { kind: e.kind, at: `${e.ip}:${e.port}`, failures: r.failures });
             }
           }
         }),
       );
       counters.dropped += pool.expire(now(), maxAgeMs).length;
     } catch (err) {
-      log?.("warn", "share recheck failed", { error: errorLine(err) });
+      log?.warn("share recheck failed", { error: errorLine(err) });
     } finally {
       sweeping = false;
     }

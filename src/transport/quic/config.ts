@@ -1,15 +1,14 @@
 // QUIC configuration for Findings links: ALPN, limits, idle/keep-alive, retry-token crypto, SPKI pinning
 // (DESIGN §3 "Pinning", §4; @matrixai/quic QUICConfig).
-import Logger, { Handler, LogLevel } from "@matrixai/logger";
+import QuicLibLogger, { Handler, LogLevel } from "@matrixai/logger";
 import { native, type QUICClientConfigInput, type QUICServerConfigInput, type QUICServerCrypto, type QUICClientCrypto, type TLSVerifyCallback } from "@matrixai/quic";
 import { DEFAULTS } from "../../config/defaults.ts";
+import type { Logger } from "../../contracts/logger.ts";
 import { MAX_QUIC_REQUEST_BYTES } from "../../constants.ts";
 import { spkiOfDer } from "../../identity/certificate.ts";
 import type { RunCertificate } from "../../identity/certificate.ts";
 import { MAX_QUIC_STREAMS_PER_CONNECTION, QUIC_ALPN } from "./constants.ts";
 
-export type TransportLogLevel = "debug" | "info" | "warn" | "error";
-export type TransportLog = (level: TransportLogLevel, msg: string, fields?: Record<string, unknown>) => void;
 
 /** Per-stream receive window: one request (or answer) plus framing slack. The peer cannot push more than
  *  this into one stream before we read, so an oversize request is stopped by flow control, not by memory. */
@@ -101,13 +100,13 @@ export const clientQuicCrypto: QUICClientCrypto = {
 
 /** A @matrixai/logger that forwards warnings and errors to our log as debug lines: what the library
  *  reports is almost always about a remote peer (timeouts, TLS failures), which we count elsewhere. */
-export function quicLogger(log?: TransportLog): Logger {
-  if (!log) return new Logger("quic", LogLevel.SILENT, []);
+export function quicLogger(log?: Logger): QuicLibLogger {
+  if (!log) return new QuicLibLogger("quic", LogLevel.SILENT, []);
   class Forward extends Handler {
     override handle(record: { msg: string | undefined; keys: string; level: LogLevel }): void {
-      log!("debug", `quic: ${record.msg ?? ""}`, { logger: record.keys });
+      log!.debug(`quic: ${record.msg ?? ""}`, { logger: record.keys });
     }
     emit(): void {}
   }
-  return new Logger("quic", LogLevel.WARN, [new Forward()]);
+  return new QuicLibLogger("quic", LogLevel.WARN, [new Forward()]);
 }

@@ -1,6 +1,7 @@
 // The TLS port (DESIGN §2 server_tport): one listener with the per-run self-signed certificate
 // (DESIGN §3) serving HTTP/2 and HTTP/1.1 routes (GET /whoami) and WebSocket upgrades
 // (wss://host:port/mesh), with connection, link, handshake and idle limits.
+import { STATUS_CODES, type IncomingMessage } from "node:http";
 import * as http2 from "node:http2";
 import type { Socket } from "node:net";
 import type { TLSSocket } from "node:tls";
@@ -10,11 +11,11 @@ import { ConfigError } from "../../errors.ts";
 import { spkiOfDer, type RunCertificate } from "../../identity/certificate.ts";
 import { createHttpRouter, type HttpRouteTable } from "./https-routes.ts";
 import { WHOAMI_PATH, whoamiHandler } from "./https-whoami.ts";
-import { formatHostPort, localOf, remoteOf, type HostPort } from "./address.ts";
-import { SILENT_LOG, type TlsLog } from "./log.ts";
+import { formatAddress, localOf, remoteOf, type HostPort } from "../../contracts/address.ts";
 import { WS_CLOSE } from "../ws/constants.ts";
-import { createWsConnection, type WsConnection } from "../ws/connection.ts";
-import { checkUpgradeRequest, refusalResponse, upgradeResponse } from "../ws/handshake.ts";
+import type { WsConnection } from "../ws/connection.ts";
+import { createWsAcceptor } from "../ws/server.ts";
+import { silentLogger, type Logger } from "../../contracts/logger.ts";
 
 /** TCP connections held at once (handshaking, HTTP and WebSocket together); more are dropped at
  *  accept. One costs a few KB of TLS state; 1024 is far above 16 mesh links plus whoami traffic. */
@@ -32,7 +33,7 @@ const WS_REFUSAL_LINGER_MS = 1_000;
 
 export interface TlsEndpointComponents {
   cert: RunCertificate;
-  log?: TlsLog;
+  log?: Logger;
 }
 
 export interface TlsEndpointInit {
@@ -87,7 +88,7 @@ export interface TlsEndpoint {
 }
 
 export function createTlsEndpoint(components: TlsEndpointComponents, init: TlsEndpointInit): TlsEndpoint {
-  const log = components.log ?? SILENT_LOG;
+  const log = components.log ?? silentLogger;
   const maxConnections = init.maxConnections ?? DEFAULT_TLS_MAX_CONNECTIONS;
   const maxConnectionsPerIp = init.maxConnectionsPerIp ?? DEFAULTS.max_conns_per_ip;
   const maxLinks = init.maxLinks ?? DEFAULTS.max_mesh_links;
@@ -100,6 +101,7 @@ export function createTlsEndpoint(components: TlsEndpointComponents, init: TlsEn
   const router = createHttpRouter({ maxBodyBytes: MAX_HTTP_BODY_BYTES, log });
   router.add("GET", WHOAMI_PATH, whoamiHandler);
   const wsHandlers = new Map<string, WsUpgradeHandler>();
+  const acceptor = createWsAcceptor({ maxFrameBytes, idleTimeoutMs, log });
 
   const sockets = new Set<Socket>();
   const socketsPerIp = new Map<string, number>();
@@ -125,7 +127,7 @@ export function createTlsEndpoint(components: TlsEndpointComponents, init: TlsEn
     // Errors on a socket are the peer's problem; without a listener they would be thrown.
     socket.on("error", () => {});
     if (stopping || sockets.size >= maxConnections || (socketsPerIp.get(ip) ?? 0) >= maxConnectionsPerIp) {
-      log("debug", "tls connection refused: limit", { ip, connections: sockets.size });
+      log.debug("tls connection refused: limit", { ip, connections: sockets.size });
       socket.destroy();
       return;
     }
@@ -144,15 +146,19 @@ export function createTlsEndpoint(components: TlsEndpointComponents, init: TlsEn
 
   function onTlsClientError(err: Error & { code?: string }, socket: TLSSocket): void {
     tlsErrors += 1;
-    log("debug", "tls client error", { remote: formatHostPort(remoteOf(socket)), code: err.code ?? err.message });
+    log.debug("tls client error", { remote: formatAddress(remoteOf(socket)), code: err.code ?? err.message });
     socket.destroy();
   }
 
   function refuse(socket: Socket, status: number, reason: string): void {
     refusedUpgrades += 1;
-    log("debug", "websocket upgrade refused", { remote: formatHostPort(remoteOf(socket)), status, reason });
+    log.debug("websocket upgrade refused", { remote: formatAddress(remoteOf(socket)), status, reason });
     if (socket.destroyed) return;
-    socket.end(refusalResponse(status, reason));
+    const body = `${reason}\n`;
+    socket.end(
+      `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? "Error"}\r\nConnection: close\r\n` +
+        `Content-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+    );
     setTimeout(() => socket.destroy(), WS_REFUSAL_LINGER_MS).unref();
   }
 
@@ -160,7 +166,7 @@ export function createTlsEndpoint(components: TlsEndpointComponents, init: TlsEn
     try {
       handleUpgrade(req, socket, head);
     } catch (err) {
-      log("warn", "websocket upgrade failed", { error: err instanceof Error ? err.message : String(err) });
+      log.warn("websocket upgrade failed", { error: err instanceof Error ? err.message : String(err) });
       socket.destroy();
     }
   }
@@ -176,13 +182,11 @@ export function createTlsEndpoint(components: TlsEndpointComponents, init: TlsEn
     }
     const handler = wsHandlers.get(path);
     if (!handler) return refuse(socket, 404, "no WebSocket endpoint here");
-    const check = checkUpgradeRequest(req.method, req.headers);
-    if (!check.ok) return refuse(socket, check.status, check.reason);
     const remote = remoteOf(socket);
     if (links.size >= maxLinks) return refuse(socket, 503, "link limit reached");
     if ((linksPerIp.get(remote.ip) ?? 0) >= maxLinksPerIp) return refuse(socket, 429, "too many links from this address");
 
-    socket.write(upgradeResponse(check.key));
+    // Read before the upgrade: the certificate is the TLS session's, the socket may go at any time.
     let clientSpki: string | null = null;
     try {
       const raw = (socket as TLSSocket).getPeerCertificate?.(true)?.raw;
@@ -190,7 +194,13 @@ export function createTlsEndpoint(components: TlsEndpointComponents, init: TlsEn
     } catch {
       // An unparsable client certificate is the same as none: the mesh layer does not rely on it.
     }
-    const conn = createWsConnection(socket, { role: "server", head, maxFrameBytes, idleTimeoutMs, log });
+    // `ws` checks the request itself and answers a bad one with an HTTP error.
+    const conn = acceptor.accept(req as unknown as IncomingMessage, socket, head);
+    if (!conn) {
+      refusedUpgrades += 1;
+      log.debug("websocket upgrade refused by ws", { remote: formatAddress(remote), path });
+      return;
+    }
     links.add(conn);
     bump(linksPerIp, remote.ip, 1);
     void conn.closed.then(() => {
@@ -200,7 +210,7 @@ export function createTlsEndpoint(components: TlsEndpointComponents, init: TlsEn
     try {
       handler(conn, { path, remote, local: localOf(socket), clientSpki });
     } catch (err) {
-      log("warn", "websocket handler threw", { path, error: err instanceof Error ? err.message : String(err) });
+      log.warn("websocket handler threw", { path, error: err instanceof Error ? err.message : String(err) });
       conn.close(WS_CLOSE.internalError, "internal error");
     }
   }
@@ -222,11 +232,11 @@ export function createTlsEndpoint(components: TlsEndpointComponents, init: TlsEn
     srv.on("tlsClientError", onTlsClientError);
     srv.on("upgrade", onUpgrade);
     srv.on("request", (req, res) => router.serve(req, res));
-    srv.on("sessionError", (err) => log("debug", "http2 session error", { error: err.message }));
-    srv.on("error", (err) => log("warn", "tls server error", { error: err.message }));
+    srv.on("sessionError", (err) => log.debug("http2 session error", { error: err.message }));
+    srv.on("error", (err) => log.warn("tls server error", { error: err.message }));
     await new Promise<void>((resolve, reject) => {
       const onError = (err: Error & { code?: string }) =>
-        reject(new ConfigError("server_tport", `cannot listen on ${formatHostPort({ ip: init.host, port: init.port })}: ${err.code ?? err.message}`));
+        reject(new ConfigError("server_tport", `cannot listen on ${formatAddress({ ip: init.host, port: init.port })}: ${err.code ?? err.message}`));
       srv.once("error", onError);
       srv.listen(init.port, init.host, () => {
         srv.off("error", onError);
@@ -236,7 +246,7 @@ export function createTlsEndpoint(components: TlsEndpointComponents, init: TlsEn
     const addr = srv.address();
     if (addr && typeof addr === "object") boundPort = addr.port;
     server = srv;
-    log("info", "tls endpoint listening", { address: formatHostPort({ ip: init.host, port: boundPort }), spki: components.cert.spki });
+    log.info("tls endpoint listening", { address: formatAddress({ ip: init.host, port: boundPort }), spki: components.cert.spki });
   }
 
   async function doStop(): Promise<void> {
@@ -250,7 +260,7 @@ export function createTlsEndpoint(components: TlsEndpointComponents, init: TlsEn
     for (const s of sockets) s.destroy();
     await closedServer;
     server = null;
-    log("info", "tls endpoint stopped", { port: boundPort });
+    log.info("tls endpoint stopped", { port: boundPort });
   }
 
   return {

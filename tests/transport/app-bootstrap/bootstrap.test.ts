@@ -14,6 +14,7 @@ import { quicWhoami } from "../../../src/transport/quic/whoami.ts";
 import { createUdpClient, type UdpClient } from "../../../src/transport/udp/client.ts";
 import { createUdpEndpoint, type UdpEndpoint } from "../../../src/transport/udp/endpoint.ts";
 import { rejection } from "../../wait.ts";
+import { lineLogger } from "../../../src/contracts/logger.ts";
 
 const cleanups: Array<() => Promise<unknown>> = [];
 afterEach(async () => {
@@ -30,7 +31,7 @@ async function node(port = 0, nodeKey = generateNodeKey()): Promise<{ ep: UdpEnd
 }
 
 async function app(logs: string[] = []): Promise<UdpClient> {
-  const c = createUdpClient({ log: (level, msg, fields) => logs.push(`${level} ${msg} ${JSON.stringify(fields ?? {})}`) }, { host: "127.0.0.1" });
+  const c = createUdpClient({ log: lineLogger((level, msg, fields) => logs.push(`${level} ${msg} ${JSON.stringify(fields)}`)) }, { host: "127.0.0.1" });
   await c.start();
   cleanups.push(() => c.stop());
   return c;
