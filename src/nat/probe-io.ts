@@ -1,31 +1,27 @@
 // What the probe runner (probe-runner.ts) needs from the world: a clock, and links and sockets that speak the STUN:Cone
 // requests and datagrams already decoded. probe-client.ts provides them over QUIC and UDP; tests script them.
+import { systemClock, type Clock } from "../contracts/clock.ts";
 import type { LifetimeOutcome } from "./lifetime-client.ts";
 import type { ProbeSource } from "./probe-packet.ts";
 import type { Endpoint } from "./source-check.ts";
 
-export interface ProbeClock {
-  /** Monotonic milliseconds. */
-  now(): number;
-  timer(ms: number, fn: () => void): ProbeTimer;
-  cancel(t: ProbeTimer): void;
-  /** Runs `fn` behind the I/O already queued (a timer and a late datagram can be ready in the same loop turn,
-   *  and timers run before I/O). */
+/** The contracts Clock's timers, plus a way to run a callback behind the I/O already queued (a timer and a late
+ *  datagram can be ready in the same loop turn, and timers run before I/O). */
+export interface ProbeClock extends Pick<Clock, "now" | "setTimeout" | "clearTimeout"> {
   defer(fn: () => void): void;
 }
 
-export type ProbeTimer = { readonly id: unknown };
-
+/** System timers; now() is monotonic (performance.now): the probe only measures durations with it. */
 export const realProbeClock: ProbeClock = {
   now: () => performance.now(),
-  timer: (ms, fn) => ({ id: setTimeout(fn, Math.max(0, ms)) }),
-  cancel: (t) => clearTimeout(t.id as ReturnType<typeof setTimeout>),
+  setTimeout: (fn, ms) => systemClock.setTimeout(fn, Math.max(0, ms)),
+  clearTimeout: (t) => systemClock.clearTimeout(t),
   defer: (fn) => void setImmediate(fn),
 };
 
 /** Resolves after `ms` on `clock`. */
 export function sleepOn(clock: ProbeClock, ms: number): Promise<void> {
-  return new Promise((r) => clock.timer(Math.max(0, ms), r));
+  return new Promise((r) => clock.setTimeout(r, Math.max(0, ms)));
 }
 
 /** Deadline and cancellation of one request. */

@@ -92,7 +92,7 @@ export function checkTcp(st: ProbeRunState, step: ProbeStep): void {
   const tcp = { ip: s.ip, port: st.init.tcpPortOf?.(s) ?? s.port };
   st.progress("tcp", `no QUIC answer yet; trying HTTPS whoami at ${formatEndpoint(tcp)}`);
   const deadline = new AbortController();
-  const t = st.clock.timer(st.remainingMs, () => deadline.abort());
+  const t = st.clock.setTimeout(() => deadline.abort(), st.remainingMs);
   st.tcpCheck = st.io
     .httpsWhoami(tcp, AbortSignal.any([st.signal, deadline.signal]))
     .then((address) => {
@@ -103,5 +103,5 @@ export function checkTcp(st: ProbeRunState, step: ProbeStep): void {
       st.obs.tcpWorks = false;
       st.note({ test: "tcp", server: formatEndpoint(tcp), mapped: null, error: errorLine(err) });
     })
-    .finally(() => st.clock.cancel(t));
+    .finally(() => st.clock.clearTimeout(t));
 }

@@ -5,7 +5,8 @@ import { errorLine } from "../errors.ts";
 import { decideNat, type FormalObservation, type NatDecision, type NatObservations } from "./decision.ts";
 import type { LifetimeReport, ProbeEvidence } from "./probe-report.ts";
 import { PROBE_PLAN, type ProbeStep } from "./probe-plan.ts";
-import type { FormalSocket, ProbeClock, ProbeIo, ProbeServer, ProbeStepOptions, ProbeTimer, ServerLink } from "./probe-io.ts";
+import type { FormalSocket, ProbeClock, ProbeIo, ProbeServer, ProbeStepOptions, ServerLink } from "./probe-io.ts";
+import type { TimerHandle } from "../contracts/clock.ts";
 import { formatEndpoint, type Endpoint } from "./source-check.ts";
 import type { Logger } from "../contracts/logger.ts";
 
@@ -60,7 +61,7 @@ export class ProbeRunState {
   readonly connects = new Map<string, Promise<ServerLink | null>>();
   readonly links: ServerLink[] = [];
   readonly attempts: FormalAttempt[] = [];
-  readonly timers: ProbeTimer[] = [];
+  readonly timers: TimerHandle[] = [];
   readonly stop = new AbortController();
   readonly signal: AbortSignal;
   source: { server: ProbeServer; link: ServerLink } | null = null;
@@ -163,6 +164,6 @@ export class ProbeRunState {
 
   /** Runs `fn` after `ms` (capped by the timeout), behind any datagram already queued by then. */
   after(ms: number, fn: () => void): void {
-    this.timers.push(this.clock.timer(Math.min(ms, this.remainingMs), () => this.clock.defer(fn)));
+    this.timers.push(this.clock.setTimeout(() => this.clock.defer(fn), Math.min(ms, this.remainingMs)));
   }
 }

@@ -37,9 +37,9 @@ export class ProbeRunner {
   async run(): Promise<ProbeRunOutcome> {
     const st = this.st;
     st.progress("start", `probing from ${formatEndpoint(st.io.localAddress)} with ${st.servers.map(formatEndpoint).join(", ")}`);
-    st.timers.push(st.clock.timer(st.init.timeoutMs, () => st.clock.defer(() => st.timeUp())));
+    st.timers.push(st.clock.setTimeout(() => st.clock.defer(() => st.timeUp()), st.init.timeoutMs));
     for (const step of st.plan) {
-      for (const t of step.triggers) if (t.on === "timer") st.timers.push(st.clock.timer(t.afterMs, () => this.start(step)));
+      for (const t of step.triggers) if (t.on === "timer") st.timers.push(st.clock.setTimeout(() => this.start(step), t.afterMs));
     }
     const abort = () => st.conclude(decideNat(st.obs));
     st.init.signal?.addEventListener("abort", abort, { once: true });
@@ -113,7 +113,7 @@ export class ProbeRunner {
   }
 
   private cleanup(): void {
-    for (const t of this.st.timers) this.st.clock.cancel(t);
+    for (const t of this.st.timers) this.st.clock.clearTimeout(t);
     this.st.stop.abort(new PeerError("the probe is over"));
     for (const a of this.st.attempts) a.socket.close();
   }

@@ -1,6 +1,7 @@
 // What one punch attempt (punch-attempt.ts, punch-spray.ts) works with: the app's sockets, a clock, the opener
 // maker and the counters of what was sent and received; and the hello both kinds of dialer end with.
 import { timingSafeEqual } from "node:crypto";
+import { systemClock, type Clock } from "../contracts/clock.ts";
 import type { Logger } from "../contracts/logger.ts";
 import { expectOk, type QuicLink } from "../transport/quic/link.ts";
 import type { DialOptions } from "../transport/udp/endpoint.ts";
@@ -47,19 +48,11 @@ export interface AttemptIo {
   log?: Logger;
 }
 
-/** Timers of an attempt (tests pass a fake one). */
-export interface AttemptClock {
-  /** Monotonic milliseconds. */
-  now(): number;
-  timer(ms: number, fn: () => void): { readonly id: unknown };
-  cancel(t: { readonly id: unknown }): void;
-}
+/** Timers of an attempt: the contracts Clock (tests pass a FakeClock). */
+export type AttemptClock = Pick<Clock, "now" | "setTimeout" | "clearTimeout" | "setInterval" | "clearInterval">;
 
-export const realAttemptClock: AttemptClock = {
-  now: () => performance.now(),
-  timer: (ms, fn) => ({ id: setTimeout(fn, ms) }),
-  cancel: (t) => clearTimeout(t.id as ReturnType<typeof setTimeout>),
-};
+/** System timers; now() is monotonic (performance.now): an attempt only measures durations with it. */
+export const realAttemptClock: AttemptClock = { ...systemClock, now: () => performance.now() };
 
 export type AttemptStats = { sent: number; received: number; hitPort: number | null; probes: number };
 
@@ -79,11 +72,11 @@ export function pause(clock: AttemptClock, ms: number, signal: AbortSignal): Pro
   if (signal.aborted) return Promise.resolve();
   return new Promise((resolve) => {
     const done = () => {
-      clock.cancel(t);
+      clock.clearTimeout(t);
       signal.removeEventListener("abort", done);
       resolve();
     };
-    const t = clock.timer(ms, done);
+    const t = clock.setTimeout(done, ms);
     signal.addEventListener("abort", done, { once: true });
   });
 }

@@ -15,6 +15,7 @@
 import { TimeoutError, errorLine } from "../errors.ts";
 import type { NatClassName } from "../nat/class.ts";
 import { formatAddress } from "../contracts/address.ts";
+import type { TimerHandle } from "../contracts/clock.ts";
 import { expectOk, type QuicLink } from "../transport/quic/link.ts";
 import { raceSignal } from "../transport/quic/stream-io.ts";
 import { PUNCH_LINK_METHOD, PUNCH_PACKET_BYTES, PUNCH_SECOND_SENDER_DELAY_MS } from "./constants.ts";
@@ -55,7 +56,7 @@ export async function runAttempt(io: AttemptIo, offer: PunchOffer, init: Attempt
   const sides = { strategy: offer.strategy, role: offer.role, myNat: init.nat, peerNat: offer.peerNat };
   const order = sendOrder(sides);
   const ac = new AbortController();
-  const timer = clock.timer(timeoutMs, () => ac.abort(new TimeoutError(`punch attempt with ${formatAddress(offer.ip, offer.port)}`, timeoutMs)));
+  const timer = clock.setTimeout(() => ac.abort(new TimeoutError(`punch attempt with ${formatAddress(offer.ip, offer.port)}`, timeoutMs)), timeoutMs);
   const onOuterAbort = () => ac.abort(init.signal!.reason);
   if (init.signal?.aborted) onOuterAbort();
   else init.signal?.addEventListener("abort", onOuterAbort, { once: true });
@@ -131,7 +132,7 @@ export async function runAttempt(io: AttemptIo, offer: PunchOffer, init: Attempt
     return finish(null, null, failureReason(err, offer, stats, signal, timeoutMs));
   } finally {
     if (owned) await owned.release();
-    clock.cancel(timer);
+    clock.clearTimeout(timer);
     init.signal?.removeEventListener("abort", onOuterAbort);
     unsubscribe();
   }
@@ -183,7 +184,7 @@ function openerLoop(run: AttemptRun, schedule: OpenerSchedule, send: (bytes: Uin
   const { clock, signal } = run;
   const t0 = clock.now();
   let stopped = false;
-  let timer: { readonly id: unknown } | undefined;
+  let timer: TimerHandle | undefined;
   const tick = () => {
     if (stopped || signal.aborted) return;
     try {
@@ -191,12 +192,12 @@ function openerLoop(run: AttemptRun, schedule: OpenerSchedule, send: (bytes: Uin
     } catch {
       // A send that fails (socket closing, no route) is the same as a lost packet.
     }
-    timer = clock.timer(openerGapMs(schedule, clock.now() - t0), tick);
+    timer = clock.setTimeout(tick, openerGapMs(schedule, clock.now() - t0));
   };
   tick();
   return () => {
     stopped = true;
-    if (timer) clock.cancel(timer);
+    clock.clearTimeout(timer);
   };
 }
 

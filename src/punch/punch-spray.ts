@@ -5,6 +5,7 @@
 // port, whose mapping the cone's filter now admits.
 import { createSocket, type Socket } from "node:dgram";
 import { isIP } from "node:net";
+import type { TimerHandle } from "../contracts/clock.ts";
 import type { QuicLink } from "../transport/quic/link.ts";
 import { raceSignal } from "../transport/quic/stream-io.ts";
 import { pause, sayHello, type AttemptRun, type OwnedSocket } from "./punch-attempt-io.ts";
@@ -34,7 +35,7 @@ export async function sprayDial(run: AttemptRun, recipe: DialerRecipe): Promise<
           }),
       ),
     );
-  let resend: { readonly id: unknown } | undefined;
+  let resend: TimerHandle | undefined;
   try {
     await Promise.all(
       Array.from({ length: plan.sockets }, async () => {
@@ -66,15 +67,11 @@ export async function sprayDial(run: AttemptRun, recipe: DialerRecipe): Promise<
         }
       }
     };
-    const resendLoop = () => {
-      sendAll();
-      resend = clock.timer(resendMs, resendLoop);
-    };
     sendAll();
-    resend = clock.timer(resendMs, resendLoop);
+    resend = clock.setInterval(sendAll, resendMs);
     const port = await raceSignal(met, signal);
     stats.hitPort = port;
-    clock.cancel(resend);
+    clock.clearInterval(resend);
     resend = undefined;
     // Free the port for the QUIC socket; the NAT's mapping for (port → cone) stays, it is not tied to a socket.
     await closeAll();
@@ -88,7 +85,7 @@ export async function sprayDial(run: AttemptRun, recipe: DialerRecipe): Promise<
       throw err;
     }
   } finally {
-    if (resend) clock.cancel(resend);
+    clock.clearInterval(resend);
     await closeAll();
   }
 }

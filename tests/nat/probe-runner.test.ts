@@ -5,7 +5,8 @@ import { HELLO_ATTEMPTS, HELLO_RETRY_MS, SILENCE_MIN_MS, SILENCE_RTTS, TCP_CHECK
 import type { NatRule } from "../../src/nat/decision.ts";
 import { PROBE_PLAN, probeStep, silenceMs, stepsStartedBy, type ProbeStep } from "../../src/nat/probe-plan.ts";
 import { ProbeRunner, type ProbeRunOutcome } from "../../src/nat/probe-runner.ts";
-import { FakeClock } from "../fake-clock.ts";
+import { FakeClock } from "../../src/contracts/fake-clock.ts";
+import type { ProbeClock } from "../../src/nat/probe-io.ts";
 import { FORMAL_LOCAL, LOCAL, NEW_PORT, portRestricted, RTT_MS, scriptedIo, SERVERS, type NatScript, type ScriptedIo } from "./probe-script.ts";
 
 const TIMEOUT_MS = 6_000;
@@ -13,7 +14,14 @@ const TIMEOUT_MS = 6_000;
 async function runScripted(script: NatScript, opts: { plan?: readonly ProbeStep[]; servers?: typeof SERVERS } = {}): Promise<{ out: ProbeRunOutcome; io: ScriptedIo }> {
   const clock = new FakeClock();
   const io = scriptedIo(clock, script);
-  const runner = new ProbeRunner(io, clock, {
+  // "Behind the queued I/O" is a zero-delay timer on the fake clock: it runs after the promise chains settle.
+  const probeClock: ProbeClock = {
+    now: () => clock.now(),
+    setTimeout: (fn, ms) => clock.setTimeout(fn, ms),
+    clearTimeout: (t) => clock.clearTimeout(t),
+    defer: (fn) => void clock.setTimeout(fn, 0),
+  };
+  const runner = new ProbeRunner(io, probeClock, {
     servers: opts.servers ?? SERVERS,
     localIp: LOCAL.ip,
     timeoutMs: TIMEOUT_MS,

@@ -3,7 +3,7 @@
 import type { DelegateReport, FormalSocketEvents, ProbeIo, ProbeServer, ServerLink } from "../../src/nat/probe-io.ts";
 import type { ProbeSource } from "../../src/nat/probe-packet.ts";
 import type { Endpoint } from "../../src/nat/source-check.ts";
-import type { FakeClock } from "../fake-clock.ts";
+import type { FakeClock } from "../../src/contracts/fake-clock.ts";
 
 export const LOCAL: Endpoint = { ip: "10.99.3.2", port: 40000 };
 export const SERVERS: ProbeServer[] = [
@@ -52,7 +52,7 @@ export function scriptedIo(clock: FakeClock, script: NatScript): ScriptedIo {
   let sink: Parameters<ScriptedIo["deliverTo"]>[0] | undefined;
   let formalEvents: FormalSocketEvents | undefined;
   const log = (what: Sent["what"], to: Endpoint) => sent.push({ at: clock.now(), what, to: key(to) });
-  const later = <T>(ms: number, value: () => T) => clock.sleep(ms).then(value);
+  const later = <T>(ms: number, value: () => T) => new Promise<void>((r) => clock.setTimeout(r, ms)).then(value);
   const delegatesOf = (s: Endpoint) =>
     script.delegates?.(s) ?? [
       { nodeId: "a".repeat(64), fromIp: "198.51.100.7", sent: 3, error: "" },

@@ -17,7 +17,7 @@ import type { QuicLink } from "../../src/transport/quic/link.ts";
 import { encodeMessage, Status } from "../../src/wire/codec.ts";
 import { EnvelopeSchema } from "../../src/wire/gen/findings_pb.ts";
 import { PunchHelloAnswerSchema } from "../../src/wire/gen/punch-link_pb.ts";
-import { FakeClock } from "../fake-clock.ts";
+import { FakeClock } from "../../src/contracts/fake-clock.ts";
 import { idOf } from "./punch-helpers.ts";
 
 const STRATEGIES = Object.keys(PUNCH_RECIPES) as PunchableStrategy[];
