@@ -1,4 +1,5 @@
-// STUN Binding codec: cheap check, request parse, hot-path success writer, response decode (RFC 5389 §6, §7, §10, §12.2, §15).
+// STUN Binding codec: cheap check, request parse, hot-path success writer, response decode (RFC 5389 §6, §7, §10,
+// §12.2, §15). The FINGERPRINT CRC is in fingerprint.ts.
 import {
   MAX_STUN_MESSAGE_BYTES,
   STUN_ADDRESS_V4_VALUE_BYTES,
@@ -13,12 +14,13 @@ import {
   STUN_FAMILY_IPV4,
   STUN_FAMILY_IPV6,
   STUN_FINGERPRINT_ATTR_BYTES,
-  STUN_FINGERPRINT_XOR,
   STUN_HEADER_BYTES,
   STUN_LEGACY_TRANSACTION_ID_BYTES,
   STUN_MAGIC_COOKIE,
   STUN_TRANSACTION_ID_BYTES,
 } from "./constants.ts";
+import { fingerprintOf, isFingerprintAt } from "./fingerprint.ts";
+import { formatIPv4, formatIPv6, isV4Mapped, parseIPv4, parseIPv6 } from "../contracts/ip.ts";
 
 /** Why a datagram is not a Binding Request we answer. Values, never exceptions: the input is the network's. */
 export type BindingRequestFault =
@@ -97,6 +99,13 @@ function hasMagicCookie(buf: Uint8Array): boolean {
   return buf[4] === 0x21 && buf[5] === 0x12 && buf[6] === 0xa4 && buf[7] === 0x42;
 }
 
+/** Where the attribute at `pos` ends (its value padded to 4 bytes, RFC 5389 §15), or -1 when it overruns `n`. */
+function nextAttribute(buf: Uint8Array, pos: number, n: number): number {
+  if (pos + STUN_ATTRIBUTE_HEADER_BYTES > n) return -1;
+  const next = pos + STUN_ATTRIBUTE_HEADER_BYTES + ((((buf[pos + 2] << 8) | buf[pos + 3]) + 3) & ~3);
+  return next > n ? -1 : next;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Request
 
@@ -125,14 +134,12 @@ export function parseBindingRequest(buf: Uint8Array): BindingRequestResult {
 
   let pos = STUN_HEADER_BYTES;
   while (pos < n) {
-    if (pos + STUN_ATTRIBUTE_HEADER_BYTES > n) return requestFailure("bad-attribute");
+    const next = nextAttribute(buf, pos, n);
+    if (next < 0) return requestFailure("bad-attribute");
     const type = (buf[pos] << 8) | buf[pos + 1];
-    const length = (buf[pos + 2] << 8) | buf[pos + 3];
-    const next = pos + STUN_ATTRIBUTE_HEADER_BYTES + ((length + 3) & ~3);
-    if (next > n) return requestFailure("bad-attribute");
     if (type === STUN_ATTR_FINGERPRINT) {
       if (!isFingerprintAt(buf, pos)) return requestFailure("bad-fingerprint");
-    } else if (type === STUN_ATTR_CHANGE_REQUEST && length === 4) {
+    } else if (type === STUN_ATTR_CHANGE_REQUEST && ((buf[pos + 2] << 8) | buf[pos + 3]) === 4) {
       // Flags live in the last byte: 0x04 change IP, 0x02 change port (RFC 5780 §7.2).
       if ((buf[pos + 7] & 0x06) !== 0) return requestFailure("change-request");
     }
@@ -208,7 +215,7 @@ export function writeBindingSuccess(out: Uint8Array, txId: Uint8Array, ip: strin
   out[pos + 1] = STUN_ATTR_FINGERPRINT & 0xff;
   out[pos + 2] = 0;
   out[pos + 3] = 4;
-  writeU32(out, pos + 4, (crc32(out, 0, pos) ^ STUN_FINGERPRINT_XOR) >>> 0);
+  writeU32(out, pos + 4, fingerprintOf(out, pos));
   return total;
 }
 
@@ -258,11 +265,9 @@ export function decodeBindingResponse(buf: Uint8Array, txId?: Uint8Array): Bindi
   let plainAt = -1;
   let pos = STUN_HEADER_BYTES;
   while (pos < n) {
-    if (pos + STUN_ATTRIBUTE_HEADER_BYTES > n) return responseFailure("bad-attribute");
+    const next = nextAttribute(buf, pos, n);
+    if (next < 0) return responseFailure("bad-attribute");
     const type = (buf[pos] << 8) | buf[pos + 1];
-    const length = (buf[pos + 2] << 8) | buf[pos + 3];
-    const next = pos + STUN_ATTRIBUTE_HEADER_BYTES + ((length + 3) & ~3);
-    if (next > n) return responseFailure("bad-attribute");
     if (type === STUN_ATTR_FINGERPRINT && !isFingerprintAt(buf, pos)) return responseFailure("bad-fingerprint");
     if (type === STUN_ATTR_XOR_MAPPED_ADDRESS && xorAt < 0) xorAt = pos;
     if (type === STUN_ATTR_MAPPED_ADDRESS && plainAt < 0) plainAt = pos;
@@ -290,51 +295,6 @@ function readAddressAttr(buf: Uint8Array, pos: number, xor: boolean): BindingRes
     : { ok: true, ip: formatIPv6(addr), port, family: 6 };
 }
 
-// ---------------------------------------------------------------------------------------------
-// FINGERPRINT (RFC 5389 §15.5): CRC-32 of ISO/IEC 13239 (as zlib), reflected polynomial 0xEDB88320.
-
-// Slice-by-4 (four 256-entry tables, 4 KiB): a response's 44 or 68 covered bytes take 11 or 17 steps instead
-// of 44 or 68, which halves the cost of the one loop in the hot path.
-const CRC32_TABLES = (() => {
-  const t = new Uint32Array(4 * 256);
-  for (let i = 0; i < 256; i++) {
-    let c = i;
-    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-    t[i] = c >>> 0;
-  }
-  for (let i = 0; i < 256; i++) {
-    for (let k = 1; k < 4; k++) t[k * 256 + i] = (t[(k - 1) * 256 + i] >>> 8) ^ t[t[(k - 1) * 256 + i] & 0xff];
-  }
-  return t;
-})();
-
-/** CRC-32 (the zlib / ISO 13239 one) of `buf[start, end)`, as an unsigned 32-bit number. */
-export function crc32(buf: Uint8Array, start = 0, end = buf.length): number {
-  const t = CRC32_TABLES;
-  let c = ~0;
-  let i = start;
-  for (; i + 4 <= end; i += 4) {
-    c ^= buf[i] | (buf[i + 1] << 8) | (buf[i + 2] << 16) | (buf[i + 3] << 24);
-    c = t[768 + (c & 0xff)] ^ t[512 + ((c >>> 8) & 0xff)] ^ t[256 + ((c >>> 16) & 0xff)] ^ t[c >>> 24];
-  }
-  for (; i < end; i++) c = t[(c ^ buf[i]) & 0xff] ^ (c >>> 8);
-  return ~c >>> 0;
-}
-
-/** True when `msg` ends in a FINGERPRINT attribute whose value matches the bytes before it (RFC 5389 §15.5). */
-export function isFingerprintValid(msg: Uint8Array): boolean {
-  const pos = msg.length - STUN_FINGERPRINT_ATTR_BYTES;
-  if (pos < STUN_HEADER_BYTES) return false;
-  if (((msg[pos] << 8) | msg[pos + 1]) !== STUN_ATTR_FINGERPRINT) return false;
-  return isFingerprintAt(msg, pos);
-}
-
-// A FINGERPRINT at `pos` must be 4 bytes long, be the last attribute, and hold CRC-32(msg before it) ^ XOR.
-function isFingerprintAt(msg: Uint8Array, pos: number): boolean {
-  if (((msg[pos + 2] << 8) | msg[pos + 3]) !== 4 || pos + STUN_FINGERPRINT_ATTR_BYTES !== msg.length) return false;
-  return readU32(msg, pos + 4) === ((crc32(msg, 0, pos) ^ STUN_FINGERPRINT_XOR) >>> 0);
-}
-
 function writeU32(out: Uint8Array, pos: number, value: number): void {
   out[pos] = value >>> 24;
   out[pos + 1] = (value >>> 16) & 0xff;
@@ -342,12 +302,8 @@ function writeU32(out: Uint8Array, pos: number, value: number): void {
   out[pos + 3] = value & 0xff;
 }
 
-function readU32(buf: Uint8Array, pos: number): number {
-  return ((buf[pos] << 24) | (buf[pos + 1] << 16) | (buf[pos + 2] << 8) | buf[pos + 3]) >>> 0;
-}
-
 // ---------------------------------------------------------------------------------------------
-// Address strings ↔ bytes. The socket hands us the peer as a string on every datagram; parsing it costs more
+// Address strings ↔ bytes (parsers in contracts/ip.ts). The socket hands us the peer as a string on every datagram; parsing it costs more
 // than the rest of the response, so parsed addresses are cached. Busy clients retransmit and re-probe from
 // the same address. The cache is cleared when full: O(1) upkeep, and a flood of fresh addresses costs one
 // parse each, what it would cost with no cache.
@@ -365,119 +321,4 @@ function addressBytes(ip: string, family: 4 | 6): Uint8Array | null {
   if (addressCache.size >= ADDRESS_CACHE_MAX_ENTRIES) addressCache.clear();
   addressCache.set(ip, bytes);
   return bytes;
-}
-
-function isV4Mapped(addr: Uint8Array): boolean {
-  for (let i = 0; i < 10; i++) if (addr[i] !== 0) return false;
-  return addr[10] === 0xff && addr[11] === 0xff;
-}
-
-/** Dotted quad to 4 bytes; null unless exactly four decimal parts of 0–255 without leading zeros' ambiguity. */
-export function parseIPv4(ip: string): Uint8Array | null {
-  const out = new Uint8Array(4);
-  return parseIPv4Into(ip, 0, ip.length, out, 0) ? out : null;
-}
-
-function parseIPv4Into(s: string, start: number, end: number, out: Uint8Array, at: number): boolean {
-  let part = 0;
-  let value = 0;
-  let digits = 0;
-  for (let i = start; i <= end; i++) {
-    const c = i < end ? s.charCodeAt(i) : 0x2e; // a virtual final "."
-    if (c >= 0x30 && c <= 0x39) {
-      if (digits > 0 && value === 0) return false; // "01" is octal to some parsers: refuse it
-      value = value * 10 + (c - 0x30);
-      if (value > 255 || ++digits > 3) return false;
-    } else if (c === 0x2e) {
-      if (digits === 0 || part > 3) return false;
-      out[at + part++] = value;
-      value = 0;
-      digits = 0;
-    } else {
-      return false;
-    }
-  }
-  return part === 4;
-}
-
-/** RFC 4291 §2.2 text (with "::" and a trailing dotted quad; a "%zone" is dropped) to 16 bytes, else null. */
-export function parseIPv6(ip: string): Uint8Array | null {
-  const zone = ip.indexOf("%");
-  const s = zone >= 0 ? ip.slice(0, zone) : ip;
-  if (s.length < 2 || s.length > 45) return null;
-  const out = new Uint8Array(16);
-  const gap = s.indexOf("::");
-  if (gap >= 0 && s.indexOf("::", gap + 1) >= 0) return null;
-  const head = gap >= 0 ? s.slice(0, gap) : s;
-  const tail = gap >= 0 ? s.slice(gap + 2) : "";
-  const headBytes = parseGroups(head, out, 0, gap < 0);
-  if (headBytes < 0) return null;
-  if (gap < 0) return headBytes === 16 ? out : null;
-  const tailOut = new Uint8Array(16);
-  const tailBytes = parseGroups(tail, tailOut, 0, true);
-  if (tailBytes < 0 || headBytes + tailBytes > 14) return null; // "::" stands for at least one group
-  out.set(tailOut.subarray(0, tailBytes), 16 - tailBytes);
-  return out;
-}
-
-// Parses colon-separated hex groups (the last may be a dotted quad when `last`) into out; returns bytes or -1.
-function parseGroups(s: string, out: Uint8Array, at: number, last: boolean): number {
-  if (s.length === 0) return 0;
-  let written = 0;
-  let start = 0;
-  while (start <= s.length) {
-    let end = s.indexOf(":", start);
-    if (end < 0) end = s.length;
-    if (end === start) return -1;
-    if (end === s.length && last && s.lastIndexOf(".", end) > start) {
-      if (written + 4 > 16 || !parseIPv4Into(s, start, end, out, at + written)) return -1;
-      return written + 4;
-    }
-    if (end - start > 4 || written + 2 > 16) return -1;
-    let value = 0;
-    for (let i = start; i < end; i++) {
-      const h = hexValue(s.charCodeAt(i));
-      if (h < 0) return -1;
-      value = (value << 4) | h;
-    }
-    out[at + written++] = value >> 8;
-    out[at + written++] = value & 0xff;
-    start = end + 1;
-  }
-  return written;
-}
-
-function hexValue(c: number): number {
-  if (c >= 0x30 && c <= 0x39) return c - 0x30;
-  if (c >= 0x61 && c <= 0x66) return c - 0x57;
-  if (c >= 0x41 && c <= 0x46) return c - 0x37;
-  return -1;
-}
-
-function formatIPv4(addr: Uint8Array, at: number): string {
-  return `${addr[at]}.${addr[at + 1]}.${addr[at + 2]}.${addr[at + 3]}`;
-}
-
-/** RFC 5952 §4 text: lower-case hex, no leading zeros, the longest run (≥ 2) of zero groups as "::". */
-function formatIPv6(addr: Uint8Array): string {
-  const groups: number[] = [];
-  for (let i = 0; i < 16; i += 2) groups.push((addr[i] << 8) | addr[i + 1]);
-  let bestStart = -1;
-  let bestLength = 1;
-  for (let i = 0; i < 8;) {
-    if (groups[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && groups[j] === 0) j++;
-    if (j - i > bestLength) {
-      bestStart = i;
-      bestLength = j - i;
-    }
-    i = j;
-  }
-  const hex = (from: number, to: number) => groups.slice(from, to).map((g) => g.toString(16)).join(":");
-  if (bestStart < 0) return hex(0, 8);
-  return `${hex(0, bestStart)}::${hex(bestStart + bestLength, 8)}`;
 }
