@@ -14,7 +14,7 @@
 // Signalling coordination: the node remembers brokered pairs; when a member (re)joins from another address
 // than it had (a new NAT mapping, a restarted app), it pushes fresh offers to it and each recent partner.
 import { toBinary } from "@bufbuild/protobuf";
-import type { Counter } from "../contracts/metrics.ts";
+import type { Counter, Histogram } from "../contracts/metrics.ts";
 import { DEFAULTS } from "../config/defaults.ts";
 import { errorLine } from "../errors.ts";
 import type { NodeKey } from "../identity/node-key.ts";
@@ -60,6 +60,9 @@ export interface PunchServiceComponents {
   rand?: Rand;
   /** Counts every brokered punch by the strategy chosen for the pair, when the node keeps metrics. */
   brokered?: Counter<"strategy">;
+  /** Times each brokered punch from punch.request to the offer acknowledged by the target (the requester's goes
+   *  back in the answer), by strategy. */
+  brokerSeconds?: Histogram<"strategy">;
 }
 
 export interface PunchServiceInit {
@@ -265,6 +268,7 @@ export function createPunchService(components: PunchServiceComponents, init: Pun
     if (!running) return refuse(Status.REFUSED, "the app services are stopped");
     if (!ctx.peerKey) return refuse(Status.UNAUTHENTICATED, "punch.request needs a bound link: run the app bootstrap first");
     counters.punchRequests++;
+    const brokerTimer = components.brokerSeconds?.startTimer();
     let request: ReturnType<typeof readPunchRequest>;
     try {
       request = readPunchRequest(req.payload);
@@ -315,6 +319,7 @@ export function createPunchService(components: PunchServiceComponents, init: Pun
       pairs.note(m.requester, m.peer, t);
       offers.push(b.forA);
       components.brokered?.inc({ strategy: b.plan.strategy });
+      brokerTimer?.({ strategy: b.plan.strategy });
       log?.debug("punch brokered", {
         from: m.requester.nodeId.slice(0, 16),
         to: m.peer.nodeId.slice(0, 16),
