@@ -66,7 +66,6 @@ export async function createNode({ config, home, log }: NodeComponents): Promise
   const stun: BindingResponder | undefined = config.stun_on ? createBindingResponder() : undefined;
   const idleTimeoutMs = config.idle_timeout_s * 1000;
   const metrics = createMetricsRegistry();
-  const processMetrics = registerProcessMetrics(metrics);
   const timers = registerNodeTimers(metrics);
 
   // Raw replies leave through the shared socket at once (the responder hands over a fresh buffer); a
@@ -164,6 +163,7 @@ export async function createNode({ config, home, log }: NodeComponents): Promise
   const share = createShareService({ udp, log: log.child({ room: "share" }) }, { kinds: servedKinds(config.stakes), capacity: config.share_xpool });
 
   registerNodeMetrics(metrics, { udp, tls, mesh, meshService, nat, punch, share, stun });
+  const processMetrics = registerProcessMetrics(metrics);
 
   // The start order; stop runs it backwards. Adding a service is one entry here.
   const admin = config.admin ? createAdminService({ status: () => node.status(), metrics, samplers: [processMetrics] }, config.admin) : undefined;
