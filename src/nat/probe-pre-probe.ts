@@ -1,8 +1,9 @@
 // DESIGN §6 step 1 and the TCP check of the probe plan (probe-plan.ts): whoami to every server from socket P,
 // more servers when fewer than PRE_PROBE_MIN_SERVERS IPs are known, and HTTPS whoami when no QUIC path exists.
+import { METHOD } from "../rpc/methods.ts";
 import { errorLine } from "../errors.ts";
 import { MESH_PEERS_METHOD } from "../mesh/mesh-service-constants.ts";
-import { MAX_SERVERS_ANSWER, NAT_SERVERS_METHOD } from "./constants.ts";
+import { MAX_SERVERS_ANSWER } from "./constants.ts";
 import { decideNat } from "./decision.ts";
 import type { ProbeStep } from "./probe-plan.ts";
 import type { ProbeServer } from "./probe-io.ts";
@@ -71,7 +72,7 @@ async function learnServers(st: ProbeRunState, want: number): Promise<void> {
     for (const c of await link.meshPeers(MAX_SERVERS_ANSWER, step)) consider(c);
   } catch {
     // …else the NAT service's own list.
-    via = NAT_SERVERS_METHOD;
+    via = METHOD.nat.servers;
     try {
       for (const c of await link.natServers(step)) consider(c);
     } catch (err) {

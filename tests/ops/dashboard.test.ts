@@ -117,6 +117,7 @@ describe("Grafana dashboard", () => {
       "findings_process_resident_memory_bytes",
       "findings_process_cpu_seconds_total",
       "findings_process_open_fds",
+      "findings_rpc_refused_total",
       "findings_quic_streams_failed_total",
     ];
     expect(wanted.filter((name) => !new RegExp(`\\b${name}\\b`).test(all))).toEqual([]);
