@@ -9,6 +9,7 @@ import { WS_CLOSE } from "../../src/transport/ws/constants.ts";
 import type { WsCloseInfo } from "../../src/transport/ws/connection.ts";
 import { Status } from "../../src/wire/codec.ts";
 import { AnswerError, createMeshLink, okPayload, type HandlerLookup, type MeshLink, type MeshLinkControl } from "../../src/mesh/link.ts";
+import { until } from "../wait.ts";
 
 let cert: RunCertificate;
 let ep: TlsEndpoint;
@@ -27,7 +28,7 @@ beforeAll(async () => {
     const link = createMeshLink(conn, { direction: "in", trust: "untrusted", lookup: (m, l) => serverLookup(m, l), maxInflight: serverMaxInflight });
     link.onRequest("echo", (req) => req.payload);
     link.onRequest("slow", async (req) => {
-      await Bun.sleep(req.payload[0]!);
+      await Bun.sleep(req.payload[0]!); // a handler that takes as long as asked
       return req.payload;
     });
     link.onRequest("status", (req) => {
@@ -113,7 +114,7 @@ describe("mesh link requests", () => {
     ac.abort(new Error("caller gave up"));
     await expect(p).rejects.toThrow("caller gave up");
     // The late answers are ignored and the link still works.
-    await Bun.sleep(220);
+    await Bun.sleep(220); // the late answers (200 ms) arrive in this time; the link must ignore them
     expect((await link.request("echo", bytes(7))).payload).toEqual(bytes(7));
   });
 
@@ -143,9 +144,7 @@ describe("mesh link requests", () => {
 
   test("ping round trips give an RTT", async () => {
     const link = await connect();
-    const deadline = Date.now() + 2000;
-    while (link.rttMs === null && Date.now() < deadline) await Bun.sleep(10);
-    expect(link.rttMs).not.toBeNull();
+    await until(() => link.rttMs !== null, { what: "a ping round trip", timeoutMs: 2000 });
     expect(link.rttMs!).toBeLessThan(1000);
     expect(link.openedAt).toBeLessThanOrEqual(Date.now());
   });

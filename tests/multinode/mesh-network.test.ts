@@ -1,13 +1,13 @@
 // A 12-node Findings network on loopback (DESIGN §5, §8; seed 001 §组网规则, §公钥广播与验证): pools fill, the mesh reaches its size, `find` and `peers` answer, a liar is banned, a third of the nodes dying is healed, a restart reuses peers.json.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect } from "bun:test";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { BUN, Network, NODE_PORT, ROOT, runCli, statuses, waitFor, type ConfigValues, type NodeProcess, type NodeStatus } from "./harness.ts";
+import { until } from "../wait.ts";
+import { BUN, Network, ROOT, runCli, statuses, type ConfigValues, type NodeProcess, type NodeStatus } from "./harness.ts";
 
 const N = 12;
 const MESH_OUT = 3;
 const MESH_IN = 6;
-const host = (i: number) => `127.0.1.${i + 1}`;
 /** Nodes (0-based) that serve app:chat: two share a stake address (a server group), one has its own. */
 const CHAT: Record<number, { stake: string; userId: string }> = {
   2: { stake: "stake-group-a", userId: "a-3" },
@@ -28,7 +28,10 @@ function configFor(i: number): ConfigValues {
   return chat ? { ...base, user_id: chat.userId, stakes: { "app:chat": chat.stake } } : base;
 }
 
-const net = new Network("findings-mesh12-");
+const net = await Network.create("mesh12");
+/** Node i (0-based) lives on host i + 1 of the network's own loopback /24. */
+const host = (i: number) => net.host(i + 1);
+const LIAR_HOST = net.host(200);
 let nodes: NodeProcess[] = [];
 
 /** Nodes whose mesh has the configured size (checked per poll) — a switch briefly drops a link, so
@@ -38,8 +41,7 @@ async function waitForMesh(group: NodeProcess[], timeoutMs: number, label: strin
   const t0 = Date.now();
   const ids = new Set(group.map((n) => n.ready.id));
   const full = new Set<string>();
-  const last = await waitFor(
-    label,
+  const last = await until(
     async () => {
       const all = await statuses(group);
       all.forEach((s, i) => {
@@ -48,32 +50,32 @@ async function waitForMesh(group: NodeProcess[], timeoutMs: number, label: strin
       const okNow = all.every((s) => s && s.mesh.serving && s.mesh.mesh.out >= MESH_OUT - 1 && s.mesh.candidates.filter((c) => ids.has(c.id)).length >= Math.min(group.length - 1, 8) && s.mesh.mesh.links.every((l) => ids.has(l.peer)));
       return full.size === group.length && okNow ? (all as NodeStatus[]) : null;
     },
-    { timeoutMs, intervalMs: 300 },
+    { what: label, timeoutMs, intervalMs: 300 },
   );
   return { ms: Date.now() - t0, last };
 }
 
-beforeAll(async () => {
+beforeAll(net.watch("start", async () => {
   const t0 = Date.now();
-  nodes.push(await net.start({ name: "n1", host: host(0), public: true, config: configFor(0) }));
+  const first = await net.start({ name: "n1", host: host(0), public: true, config: configFor(0) });
   // Each later node knows one earlier node's address only (no key: first contact).
-  const rest = await Promise.all(
+  const rest = await net.startAll(
     Array.from({ length: N - 1 }, (_, k) => {
       const i = k + 1;
       const peerIndex = Math.floor(Math.random() * Math.min(i, 4));
-      return net.start({ name: `n${i + 1}`, host: host(i), peers: [`${host(peerIndex)}:${NODE_PORT}`], config: configFor(i) });
+      return { name: `n${i + 1}`, host: host(i), peers: [net.address(peerIndex + 1)], config: configFor(i) };
     }),
   );
-  nodes = [nodes[0]!, ...rest];
+  nodes = [first, ...rest];
   console.log(`12 processes ready in ${Date.now() - t0} ms`);
-}, 60_000);
+}), 60_000);
 
 afterAll(async () => {
   await net.stopAll();
 });
 
 describe("a 12-node network on loopback", () => {
-  test("every node fills its candidate pool and reaches a mesh of the configured size", async () => {
+  net.test("every node fills its candidate pool and reaches a mesh of the configured size", async () => {
     const { ms, last } = await waitForMesh(nodes, 40_000, "12 nodes meshed");
     console.log(`converged in ${ms} ms`);
     for (const s of last) {
@@ -97,23 +99,22 @@ describe("a 12-node network on loopback", () => {
     expect(matched).toBeGreaterThanOrEqual(outs - 3); // a switch may be half-done at the instant of the poll
   }, 45_000);
 
-  test("links are switched for fresh candidates every mesh_switch_s", async () => {
-    const switches = await waitFor(
-      "switches on most nodes",
+  net.test("links are switched for fresh candidates every mesh_switch_s", async () => {
+    const switches = await until(
       async () => {
         const all = await statuses(nodes);
         const n = all.filter((s) => (s?.mesh.counters.events.switches ?? 0) > 0).length;
         return n >= N / 2 ? n : null;
       },
-      { timeoutMs: 15_000 },
+      { what: "switches on most nodes", timeoutMs: 15_000, intervalMs: 500 },
     );
     expect(switches).toBeGreaterThanOrEqual(N / 2);
   }, 20_000);
 
-  test("find returns exactly the nodes configured with a kind, grouped by stake address", async () => {
+  net.test("find returns exactly the nodes configured with a kind, grouped by stake address", async () => {
     const chatIds = Object.keys(CHAT).map((i) => nodes[Number(i)]!.ready.id).sort();
     // Ask a node that does not serve the kind, as a user would, over QUIC.
-    const r = await runCli(["find", "app:chat", "--server", `${host(0)}:${NODE_PORT}`, "--json"]);
+    const r = await runCli(["find", "app:chat", "--server", net.address(1), "--json"]);
     expect(r.stderr).toBe("");
     expect(r.code).toBe(0);
     const out = JSON.parse(r.stdout) as { kind: string; nodes: { id: string; kinds: string[]; stakes: Record<string, string> }[]; groups: { stakeAddress: string; members: { nodeId: string; identityId: string }[] }[] };
@@ -125,14 +126,14 @@ describe("a 12-node network on loopback", () => {
     expect(out.groups.find((g) => g.stakeAddress === "stake-b")!.members).toEqual([{ nodeId: nodes[10]!.ready.id, identityId: "b-11" }]);
     expect(out.groups).toHaveLength(2);
 
-    const none = await runCli(["find", "app:nobody", "--server", `${host(4)}:${NODE_PORT}`, "--json"]);
+    const none = await runCli(["find", "app:nobody", "--server", net.address(5), "--json"]);
     expect(none.code).toBe(0);
     expect(JSON.parse(none.stdout)).toEqual({ kind: "app:nobody", nodes: [], groups: [] });
   }, 30_000);
 
-  test("peers lists a node's own record and its candidates; status prints the admin view", async () => {
+  net.test("peers lists a node's own record and its candidates; status prints the admin view", async () => {
     const target = nodes[5]!;
-    const r = await runCli(["peers", "--server", `${target.host}:${NODE_PORT}#${target.ready.publicKey}`, "--json"]);
+    const r = await runCli(["peers", "--server", `${target.host}:${net.port}#${target.ready.publicKey}`, "--json"]);
     expect(r.code).toBe(0);
     const out = JSON.parse(r.stdout) as { pinned: boolean; peers: { id: string; addresses: string[] }[] };
     expect(out.pinned).toBe(true);
@@ -141,24 +142,29 @@ describe("a 12-node network on loopback", () => {
     expect(out.peers.length).toBeGreaterThanOrEqual(9);
     for (const p of out.peers) expect(ids.has(p.id)).toBe(true);
 
-    const s = await runCli(["status", "--admin", `${target.host}:17789`, "--json"]);
+    const s = await runCli(["status", "--admin", target.adminAddress, "--json"]);
     expect(s.code).toBe(0);
     const st = JSON.parse(s.stdout) as NodeStatus;
     expect(st.node.id).toBe(target.ready.id);
     expect(st.mesh.mesh.maxOut).toBe(MESH_OUT);
-    const human = await runCli(["status", "--admin", `${target.host}:17789`]);
-    expect(human.stdout).toContain(`out ${st.mesh.mesh.out}/${MESH_OUT}`);
+    // The human view is a second /status read: a mesh switch may change the link counts in between, so it
+    // is checked against itself (its counts match its link lines) and against what does not change.
+    const human = await runCli(["status", "--admin", target.adminAddress]);
+    expect(human.code).toBe(0);
+    expect(human.stdout).toContain(`node      ${target.ready.id}`);
+    expect(human.stdout).toContain("role      service (serving)");
+    const counts = human.stdout.match(new RegExp(`^mesh      out (\\d+)/${MESH_OUT}  in (\\d+)/${MESH_IN}$`, "m"));
+    expect(counts).not.toBeNull();
+    expect(human.stdout.match(/^  out /gm)?.length ?? 0).toBe(Number(counts![1]));
+    expect(human.stdout.match(/^  in  /gm)?.length ?? 0).toBe(Number(counts![2]));
   }, 30_000);
 
-  test("a liar that rewrites another node's key is banned and its records are not merged", async () => {
+  net.test("a liar that rewrites another node's key is banned and its records are not merged", async () => {
     const target = nodes[4]!;
     // The victim is a node the target knows: the liar copies its record from the target.
     const known = new Set((await target.status()).mesh.candidates.map((c) => c.id));
     const victim = nodes.find((n) => n !== target && known.has(n.ready.id))!;
-    const proc = Bun.spawn(
-      [BUN, join(ROOT, "tests", "multinode", "liar-node.ts"), "--host", "127.0.2.1", "--port", String(NODE_PORT), "--home", join(net.root, "liar"), "--target", target.peerAddress, "--victim", victim.host, "--redial-ms", "1000"],
-      { cwd: ROOT, stdout: "pipe", stderr: "pipe" },
-    );
+    const proc = net.spawn([BUN, join(ROOT, "tests", "multinode", "liar-node.ts"), "--host", LIAR_HOST, "--port", String(net.port), "--home", join(net.root, "liar"), "--target", target.peerAddress, "--victim", victim.host, "--redial-ms", "1000"]);
     try {
       const lines: Record<string, unknown>[] = [];
       const reader = (async () => {
@@ -172,17 +178,17 @@ describe("a 12-node network on loopback", () => {
           }
         }
       })();
-      const ready = (await waitFor("liar ready", async () => lines.find((l) => l.event === "ready" || l.event === "error"), { timeoutMs: 25_000, intervalMs: 100 })) as { event: string; id: string; forgedId: string };
+      const ready = (await until(() => lines.find((l) => l.event === "ready" || l.event === "error"), { what: "liar ready", timeoutMs: 25_000, intervalMs: 100 })) as { event: string; id: string; forgedId: string };
       expect(ready).toMatchObject({ event: "ready" });
 
-      const st = await waitFor("liar banned by its target", async () => {
+      const st = await until(async () => {
         const s = await target.status();
         return s.mesh.bans.some((b) => b.target === ready.id) ? s : null;
-      }, { timeoutMs: 15_000, intervalMs: 200 });
+      }, { what: "liar banned by its target", timeoutMs: 15_000, intervalMs: 200, retryErrors: true });
       const ban = st.mesh.bans.find((b) => b.target === ready.id)!;
       expect(ban.source).toBe("temporary");
       expect(ban.reason).toContain("key failed verification");
-      expect(st.mesh.bans.some((b) => b.target === "127.0.2.1")).toBe(true);
+      expect(st.mesh.bans.some((b) => b.target === LIAR_HOST)).toBe(true);
       expect(st.mesh.counters.events.checksKeyFailed).toBeGreaterThanOrEqual(1);
       expect(st.mesh.candidates.map((c) => c.id)).not.toContain(ready.forgedId);
       expect(st.mesh.candidates.map((c) => c.id)).not.toContain(ready.id);
@@ -190,9 +196,9 @@ describe("a 12-node network on loopback", () => {
       expect(st.mesh.mesh.links.map((l) => l.peer)).not.toContain(ready.id);
 
       // The ban holds for inbound links: the liar's first link is closed, its next one refused.
-      const closed = (await waitFor("liar link closed", async () => lines.find((l) => l.event === "closed"), { timeoutMs: 10_000, intervalMs: 100 })) as { code: number };
+      const closed = (await until(() => lines.find((l) => l.event === "closed"), { what: "liar link closed", timeoutMs: 10_000, intervalMs: 100 })) as { code: number };
       expect(closed.code).toBe(4003);
-      const redial = (await waitFor("liar redial refused", async () => lines.find((l) => l.event === "redial"), { timeoutMs: 15_000, intervalMs: 100 })) as { code: number };
+      const redial = (await until(() => lines.find((l) => l.event === "redial"), { what: "liar redial refused", timeoutMs: 15_000, intervalMs: 100 })) as { code: number };
       expect(redial.code).toBe(4003);
 
       // Nobody else merged the forged record either.
@@ -204,7 +210,7 @@ describe("a 12-node network on loopback", () => {
     }
   }, 45_000);
 
-  test("killing a third of the nodes is healed", async () => {
+  net.test("killing a third of the nodes is healed", async () => {
     const dead = [0, 3, 7, 9].map((i) => nodes[i]!);
     const survivors = nodes.filter((n) => !dead.includes(n));
     await Promise.all(dead.map((n) => n.kill()));
@@ -215,7 +221,7 @@ describe("a 12-node network on loopback", () => {
     nodes = survivors;
   }, 45_000);
 
-  test("a restarted node rejoins from peers.json alone", async () => {
+  net.test("a restarted node rejoins from peers.json alone", async () => {
     const node = nodes[nodes.length - 1]!;
     expect(await node.stop()).toBe(0);
     const file = join(node.home, "peers.json");
@@ -226,10 +232,10 @@ describe("a 12-node network on loopback", () => {
     // Same home, same address, no --peer and no --public: only the cache can bring it back.
     const again = await net.start({ name: `${node.name}-restarted`, host: node.host, home: node.home, config: configFor(N - 1) });
     expect(again.ready.id).toBe(node.ready.id);
-    const s = await waitFor("restarted node meshed", async () => {
+    const s = await until(async () => {
       const st = await again.status();
       return st.mesh.serving && st.mesh.mesh.out === MESH_OUT ? st : null;
-    }, { timeoutMs: 30_000, intervalMs: 300 });
+    }, { what: "restarted node meshed", timeoutMs: 30_000, intervalMs: 300, retryErrors: true });
     expect(s.mesh.peerCache.loaded).toBeGreaterThanOrEqual(5);
     expect(s.mesh.role).toBe("service");
   }, 45_000);

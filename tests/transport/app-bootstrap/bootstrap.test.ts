@@ -14,7 +14,7 @@ import { requirePinned } from "../../../src/transport/quic/rpc.ts";
 import { quicWhoami } from "../../../src/transport/quic/whoami.ts";
 import { createUdpClient, type UdpClient } from "../../../src/transport/udp/client.ts";
 import { createUdpEndpoint, type UdpEndpoint } from "../../../src/transport/udp/endpoint.ts";
-import { rejection } from "../../wait.ts";
+import { rejection, until } from "../../wait.ts";
 
 const cleanups: Array<() => Promise<unknown>> = [];
 afterEach(async () => {
@@ -67,8 +67,7 @@ describe("app bootstrap over QUIC", () => {
     expect(seen).toEqual({ pinned: true, peerKey: appKey.publicKey });
     // The first-contact connection is closed (in the background, after QUIC's draining period): only the
     // pinned one stays.
-    const until = Date.now() + 3000;
-    while (ep.links().length > 1 && Date.now() < until) await Bun.sleep(20);
+    await until(() => ep.links().length === 1, { what: "the first-contact connection closed", timeoutMs: 3000 });
     expect(ep.links().map((l) => l.connectionId)).toEqual([link.connectionId]);
   });
 

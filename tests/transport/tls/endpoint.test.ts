@@ -14,6 +14,7 @@ import { dialWss, PinMismatchError } from "../../../src/transport/ws/client.ts";
 import { WS_CLOSE, WS_OPCODE } from "../../../src/transport/ws/constants.ts";
 import { createWsReader, encodeFrame, type WsEvent } from "../../../src/transport/ws/frame.ts";
 import { findHeadEnd, newClientKey, upgradeRequest } from "../../../src/transport/ws/handshake.ts";
+import { until } from "../../wait.ts";
 
 let cert: RunCertificate;
 const endpoints: TlsEndpoint[] = [];
@@ -86,15 +87,6 @@ async function rawWs(port: number, path = "/mesh"): Promise<{ socket: tls.TLSSoc
   return { socket, status, events };
 }
 
-async function until(cond: () => boolean, ms: number): Promise<boolean> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (cond()) return true;
-    await Bun.sleep(10);
-  }
-  return cond();
-}
-
 describe("TLS endpoint robustness", () => {
   test("random bytes on the TCP port are dropped and /whoami still answers", async () => {
     // Bytes that look like the start of an SSLv2-style hello make TLS wait for more: the handshake
@@ -145,7 +137,7 @@ describe("TLS endpoint robustness", () => {
     const ep = await echoEndpoint();
     const { socket, events } = await rawWs(ep.port);
     socket.write(encodeFrame(WS_OPCODE.binary, new Uint8Array([1]), false));
-    expect(await until(() => events.some((e) => e.type === "close"), 2000)).toBe(true);
+    await until(() => events.some((e) => e.type === "close"), { what: "a close frame", timeoutMs: 2000 });
     expect(events.find((e) => e.type === "close")).toMatchObject({ code: WS_CLOSE.protocolError });
     expect(await closedWithin(socket, 3000)).toBe(true);
   });
@@ -212,11 +204,11 @@ describe("TLS endpoint robustness", () => {
     const good = await dialWss({ ip: "127.0.0.1", port: ep.port }, { pinSpki: cert.spki });
     expect(good.peerSpki).toBe(cert.spki);
     good.conn.start({ onMessage() {}, onClose() {} });
-    expect(await until(() => good.conn.rttMs !== null, 2000)).toBe(true);
+    await until(() => good.conn.rttMs !== null, { what: "a ping round trip", timeoutMs: 2000 });
     good.conn.close();
     await good.conn.closed;
     // The refused dial never reached the WebSocket layer; the good one is gone once closed.
-    expect(await until(() => ep.counts().links === 0, 2000)).toBe(true);
+    await until(() => ep.counts().links === 0, { what: "no links left", timeoutMs: 2000 });
     expect(ep.counts().refusedUpgrades).toBe(0);
   });
 });
