@@ -120,13 +120,13 @@ describe("hostile input", () => {
       setTimeout(() => ws.end(new Uint8Array([0x82, 0xfe, 0xff])), 100); // binary frame, 16-bit length, cut short
     });
     ws.on("error", () => {});
-    const wsClosed = new Promise((r) => ws.once("close", r));
+    const wsSent = new Promise((r) => ws.once("finish", r));
     const counted = async () => {
       const c = (await (await fetch(`${v4.ready.admin}/status`)).json()).counters;
       return c.udp_unknownDatagrams + c.udp_rawDatagrams + c.udp_quicDatagrams > 2000;
     };
     await until(counted, { what: "the junk datagrams counted", timeoutMs: 10_000 });
-    await within(wsClosed, { what: "the node to close the cut WebSocket", timeoutMs: 10_000 });
+    await within(wsSent, { what: "the cut WebSocket frame sent", timeoutMs: 10_000 });
 
     const r = await whoami(["--server", `127.0.0.1:${v4.ready.udpPort}`]);
     expect(r.via).toBe("quic");

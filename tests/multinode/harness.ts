@@ -83,11 +83,19 @@ export interface StartOptions {
   readyTimeoutMs?: number;
 }
 
-/** Processes still running when this process exits (however it exits) are killed: no orphans. */
+/** Processes still running when this process exits, or is stopped by a signal, are killed: no orphans. */
 const live = new Set<Subprocess>();
-process.on("exit", () => {
+const killLive = () => {
   for (const p of live) p.kill("SIGKILL");
-});
+};
+process.on("exit", killLive);
+for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
+  // once: the listener is gone when it runs, so raising the signal again ends this process as it would have.
+  process.once(signal, () => {
+    killLive();
+    process.kill(process.pid, signal);
+  });
+}
 
 /** Node processes on hosts `<prefix>.1 …` sharing one port and a temp root. Every process it spawns is
  *  tracked from the spawn on, so stopAll() (or a failed start) kills it even before its ready line. */
