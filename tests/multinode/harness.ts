@@ -79,7 +79,7 @@ export interface StartOptions {
   clientOnly?: boolean;
   /** More `findings serve` arguments. */
   args?: string[];
-  /** @default 20 s */
+  /** @default 60 s (a loaded 2-core machine starting a dozen nodes at once needs it) */
   readyTimeoutMs?: number;
 }
 
@@ -163,7 +163,7 @@ export class Network {
     if (opts.clientOnly) args.push("--client-only");
     args.push(...(opts.args ?? []));
     const proc = this.spawn([BUN, MAIN, ...args], { stdout: "pipe", stderr: join(home, `stderr-${Date.now()}.log`) });
-    const node = await nodeOf(opts.name, opts.host, home, proc, opts.readyTimeoutMs ?? 20_000).catch((err: unknown) => {
+    const node = await nodeOf(opts.name, opts.host, home, proc, opts.readyTimeoutMs ?? 60_000).catch((err: unknown) => {
       this.failed = true;
       proc.kill("SIGKILL");
       throw err;

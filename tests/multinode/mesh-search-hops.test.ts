@@ -25,7 +25,7 @@ beforeAll(net.watch("start", async () => {
       }, { what: `c${i + 1} linked to c${i}, and c${i} learned c${i + 1} on that link`, timeoutMs: 20_000, intervalMs: 200, retryErrors: true });
     }
   }
-}), 90_000);
+}), 180_000);
 
 afterAll(async () => {
   await net.stopAll();
