@@ -18,6 +18,8 @@ const ROOT = join(import.meta.dir, "..");
 /** Files or folders (ending in "/") of the net tier. */
 const NET = [
   "tests/cli/",
+  "tests/contracts/address.test.ts",
+  "tests/contracts/service.test.ts",
   "tests/multinode/",
   "tests/node/",
   "tests/mesh/link.test.ts",
@@ -26,6 +28,7 @@ const NET = [
   "tests/nat/service.test.ts",
   "tests/nat/service-cone.test.ts",
   "tests/nat/service-delegate.test.ts",
+  "tests/ops/metrics.test.ts",
   "tests/ops/status-page.test.ts",
   "tests/punch/punch-client.test.ts",
   "tests/punch/punch-service.test.ts",
@@ -34,13 +37,15 @@ const NET = [
   "tests/transport/app-bootstrap/",
   "tests/transport/quic/",
   "tests/transport/tls/",
+  "tests/transport/ws/connection.test.ts",
+  "tests/transport/ws/frame.test.ts",
 ];
 const LAB = ["tests/lab/"];
 
 export type Tier = "unit" | "net" | "lab";
 
 /** What marks a file as using sockets or processes (so it does not belong in unit). */
-const IMPURE = /\bBun\.(spawn|spawnSync|udpSocket|listen|connect|serve)\b|from "node:(dgram|net|tls|https?|http2|child_process)"|\b(createNode|startServe|runCli|createTlsEndpoint|createUdpEndpoint|createUdpClient|dialWss|createServer)\(/;
+const IMPURE = /\bBun\.(spawn|spawnSync|udpSocket|listen|connect|serve)\b|^import (?!type )[^\n]*from "node:(dgram|net|tls|https?|http2|child_process)"|\b(createNode|startServe|runCli|createTlsEndpoint|createUdpEndpoint|createUdpClient|dialWss|createServer)\(/m;
 
 /** Every file `bun test` would run: its name patterns, anywhere but node_modules and build output. */
 export function allTestFiles(): string[] {

@@ -11,20 +11,19 @@
 // Running (tick()): lost links are replaced, every mesh_switch_s 1–2 outgoing links are swapped for
 // fresh candidates, each new link exchanges ~mesh_share candidates both ways, RTTs refresh the
 // pool, peers.json is written now and then and at stop. Client nodes repeat online help instead.
+import { DEFAULTS } from "../config/defaults.ts";
 import { ConfigError, errorLine } from "../errors.ts";
 import type { RunCertificate } from "../identity/certificate.ts";
 import type { NodeKey } from "../identity/node-key.ts";
 import type { Logger } from "../ops/logger.ts";
-import { formatAddress, parseAddress } from "../contracts/address.ts";
-import type { HostPort } from "../transport/tls/address.ts";
+import { formatAddress, parseAddress, type HostPort } from "../contracts/address.ts";
 import type { QuicDialer, RequestHandler } from "../transport/udp/endpoint.ts";
 import { Status, type Envelope } from "../wire/codec.ts";
 import { NatClass, type NodeRecord } from "../wire/gen/findings_pb.ts";
 import { createBanList, loadUserBans, type BanEntry } from "./ban-list.ts";
-import { addressKeys, createCandidatePool, type CandidatePool } from "./candidate-pool.ts";
+import { addressKeys, createCandidatePool, DEFAULT_CANDIDATE_TTL_MS, type CandidatePool } from "./candidate-pool.ts";
 import type { LinkAnswer, LinkRequestHandler, MeshLink } from "./link.ts";
 import type { MeshLinks } from "./link-service.ts";
-import { DEFAULT_CANDIDATE_TTL_MS, DEFAULT_PEER_CACHE_MAX_AGE_MS } from "./mesh-constants.ts";
 import { decodePeersAnswer, decodePeersRequest, encodePeersAnswer, encodePeersRequest } from "./mesh-messages.ts";
 import { createMeshPool, type MeshPool } from "./mesh-pool.ts";
 import { createMeshSearch, type MeshSearch, type SearchResult } from "./mesh-search.ts";
@@ -163,9 +162,9 @@ export function createMeshService(components: MeshServiceComponents, init: MeshS
   const now = components.now ?? Date.now;
   const rand = components.rand ?? Math.random;
   const myId = nodeKey.nodeId;
-  const switchIntervalMs = init.switchIntervalMs ?? 300_000;
-  const shareCount = init.shareCount ?? 10;
-  const peersHelp = init.peersHelp ?? 10;
+  const switchIntervalMs = init.switchIntervalMs ?? DEFAULTS.mesh_switch_s * 1000;
+  const shareCount = init.shareCount ?? DEFAULTS.mesh_share;
+  const peersHelp = init.peersHelp ?? DEFAULTS.peers_help;
   const stakes = { ...(init.stakes ?? {}) };
   const kinds = Object.keys(stakes).filter((k) => k !== "*");
   const wildcardHost = init.host === "0.0.0.0" || init.host === "::" || init.host === "";
@@ -519,7 +518,7 @@ export function createMeshService(components: MeshServiceComponents, init: MeshS
 
   async function bootstrap(): Promise<void> {
     const t = now();
-    const cache = readPeerCache(home, { now: t, maxAgeMs: init.peerCacheMaxAgeMs ?? DEFAULT_PEER_CACHE_MAX_AGE_MS });
+    const cache = readPeerCache(home, { now: t, maxAgeMs: init.peerCacheMaxAgeMs });
     if (cache.warning) log.warn(cache.warning);
     cacheLoaded = cache.entries.length;
     const cached = cache.entries.map((e) => e.record);
@@ -574,7 +573,7 @@ export function createMeshService(components: MeshServiceComponents, init: MeshS
     // An empty pool (nothing learned this run) must not erase what an earlier run found.
     if (!entries.length) return;
     try {
-      cacheWritten = writePeerCache(home, entries, { now: t, maxAgeMs: init.peerCacheMaxAgeMs ?? DEFAULT_PEER_CACHE_MAX_AGE_MS });
+      cacheWritten = writePeerCache(home, entries, { now: t, maxAgeMs: init.peerCacheMaxAgeMs });
       lastCacheWriteAt = t;
     } catch (err) {
       log.warn("cannot write the peer cache", { error: errorLine(err) });
