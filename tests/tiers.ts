@@ -45,7 +45,7 @@ const LAB = ["tests/lab/"];
 export type Tier = "unit" | "net" | "lab";
 
 /** What marks a file as using sockets or processes (so it does not belong in unit). */
-const IMPURE = /\bBun\.(spawn|spawnSync|udpSocket|listen|connect|serve)\b|^import (?!type )[^\n]*from "node:(dgram|net|tls|https?|http2|child_process)"|\b(createNode|startServe|runCli|createTlsEndpoint|createUdpEndpoint|createUdpClient|dialWss|createServer)\(/m;
+const IMPURE = /\bBun\.(spawn|spawnSync|udpSocket|listen|connect|serve)\b|^import (?!type )[^;]*?from "node:(dgram|net|tls|https?|http2|child_process)"|\b(createNode|startServe|runCli|createTlsEndpoint|createUdpEndpoint|createUdpClient|dialWss|createServer)\(/m;
 
 /** Every file `bun test` would run: its name patterns, anywhere but node_modules and build output. */
 export function allTestFiles(): string[] {
