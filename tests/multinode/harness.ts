@@ -257,7 +257,8 @@ async function nodeOf(name: string, host: string, home: string, proc: Subprocess
     },
     async stop() {
       proc.kill("SIGTERM");
-      const timer = setTimeout(() => proc.kill("SIGKILL"), 5000);
+      // A clean stop takes well under a second alone; a loaded machine may need many.
+      const timer = setTimeout(() => proc.kill("SIGKILL"), 20_000);
       const code = await proc.exited;
       clearTimeout(timer);
       return code;
@@ -300,7 +301,7 @@ export async function statuses(nodes: readonly NodeProcess[]): Promise<(NodeStat
 }
 
 /** Runs `findings ARGS` (a CLI command as a user would) and returns its output. */
-export async function runCli(args: string[], timeoutMs = 20_000): Promise<{ code: number; stdout: string; stderr: string }> {
+export async function runCli(args: string[], timeoutMs = 30_000): Promise<{ code: number; stdout: string; stderr: string }> {
   const proc = Bun.spawn([BUN, MAIN, ...args], { cwd: ROOT, env: cleanEnv(), stdout: "pipe", stderr: "pipe" });
   const timer = setTimeout(() => proc.kill("SIGKILL"), timeoutMs);
   const [stdout, stderr, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);

@@ -8,6 +8,11 @@ import { BUN, Network, ROOT, runCli, statuses, type ConfigValues, type NodeProce
 const N = 12;
 const MESH_OUT = 3;
 const MESH_IN = 6;
+/** How long the mesh may take to form or heal: ~15 s alone, several times that when two runs share a loaded
+ *  2-core machine. Each test's own timeout is longer than the waits inside it, so a slow test fails with
+ *  its own message instead of being cut off (which also kills every node). */
+const MESH_WAIT_MS = 90_000;
+const TEST_MS = MESH_WAIT_MS + 15_000;
 /** Nodes (0-based) that serve app:chat: two share a stake address (a server group), one has its own. */
 const CHAT: Record<number, { stake: string; userId: string }> = {
   2: { stake: "stake-group-a", userId: "a-3" },
@@ -41,17 +46,21 @@ async function waitForMesh(group: NodeProcess[], timeoutMs: number, label: strin
   const t0 = Date.now();
   const ids = new Set(group.map((n) => n.ready.id));
   const full = new Set<string>();
+  let seen: (NodeStatus | null)[] = [];
   const last = await until(
     async () => {
-      const all = await statuses(group);
+      const all = (seen = await statuses(group));
       all.forEach((s, i) => {
         if (s && s.mesh.mesh.out === MESH_OUT && s.mesh.mesh.links.every((l) => ids.has(l.peer))) full.add(group[i]!.name);
       });
       const okNow = all.every((s) => s && s.mesh.serving && s.mesh.mesh.out >= MESH_OUT - 1 && s.mesh.candidates.filter((c) => ids.has(c.id)).length >= Math.min(group.length - 1, 8) && s.mesh.mesh.links.every((l) => ids.has(l.peer)));
       return full.size === group.length && okNow ? (all as NodeStatus[]) : null;
     },
-    { what: label, timeoutMs, intervalMs: 300 },
-  );
+    { what: label, timeoutMs, intervalMs: 500 },
+  ).catch((err: Error) => {
+    const state = seen.map((s, i) => `${group[i]!.name}: ${s ? `out ${s.mesh.mesh.out} in ${s.mesh.mesh.in} candidates ${s.mesh.candidates.length}${s.mesh.serving ? "" : " not serving"}` : "no answer"}`);
+    throw new Error(`${err.message}; never full: ${group.filter((n) => !full.has(n.name)).map((n) => n.name).join(", ") || "none"}; last: ${state.join("; ")}`);
+  });
   return { ms: Date.now() - t0, last };
 }
 
@@ -76,7 +85,7 @@ afterAll(async () => {
 
 describe("a 12-node network on loopback", () => {
   net.test("every node fills its candidate pool and reaches a mesh of the configured size", async () => {
-    const { ms, last } = await waitForMesh(nodes, 40_000, "12 nodes meshed");
+    const { ms, last } = await waitForMesh(nodes, MESH_WAIT_MS, "12 nodes meshed");
     console.log(`converged in ${ms} ms`);
     for (const s of last) {
       expect(s.mesh.role).toBe("service");
@@ -97,7 +106,7 @@ describe("a 12-node network on loopback", () => {
       }
     }
     expect(matched).toBeGreaterThanOrEqual(outs - 3); // a switch may be half-done at the instant of the poll
-  }, 45_000);
+  }, TEST_MS);
 
   net.test("links are switched for fresh candidates every mesh_switch_s", async () => {
     const switches = await until(
@@ -109,7 +118,7 @@ describe("a 12-node network on loopback", () => {
       { what: "switches on most nodes", timeoutMs: 15_000, intervalMs: 500 },
     );
     expect(switches).toBeGreaterThanOrEqual(N / 2);
-  }, 20_000);
+  }, TEST_MS);
 
   net.test("find returns exactly the nodes configured with a kind, grouped by stake address", async () => {
     const chatIds = Object.keys(CHAT).map((i) => nodes[Number(i)]!.ready.id).sort();
@@ -129,7 +138,7 @@ describe("a 12-node network on loopback", () => {
     const none = await runCli(["find", "app:nobody", "--server", net.address(5), "--json"]);
     expect(none.code).toBe(0);
     expect(JSON.parse(none.stdout)).toEqual({ kind: "app:nobody", nodes: [], groups: [] });
-  }, 30_000);
+  }, TEST_MS);
 
   net.test("peers lists a node's own record and its candidates; status prints the admin view", async () => {
     const target = nodes[5]!;
@@ -157,7 +166,7 @@ describe("a 12-node network on loopback", () => {
     expect(counts).not.toBeNull();
     expect(human.stdout.match(/^  out /gm)?.length ?? 0).toBe(Number(counts![1]));
     expect(human.stdout.match(/^  in  /gm)?.length ?? 0).toBe(Number(counts![2]));
-  }, 30_000);
+  }, TEST_MS);
 
   net.test("a liar that rewrites another node's key is banned and its records are not merged", async () => {
     const target = nodes[4]!;
@@ -209,18 +218,18 @@ describe("a 12-node network on loopback", () => {
       proc.kill("SIGKILL");
       await proc.exited;
     }
-  }, 45_000);
+  }, TEST_MS);
 
   net.test("killing a third of the nodes is healed", async () => {
     const dead = [0, 3, 7, 9].map((i) => nodes[i]!);
     const survivors = nodes.filter((n) => !dead.includes(n));
     await Promise.all(dead.map((n) => n.kill()));
-    const { ms, last } = await waitForMesh(survivors, 40_000, "survivors re-meshed");
+    const { ms, last } = await waitForMesh(survivors, MESH_WAIT_MS, "survivors re-meshed");
     console.log(`healed in ${ms} ms after killing ${dead.length} of ${N}`);
     const deadIds = new Set(dead.map((n) => n.ready.id));
     for (const s of last) for (const l of s.mesh.mesh.links) expect(deadIds.has(l.peer)).toBe(false);
     nodes = survivors;
-  }, 45_000);
+  }, TEST_MS);
 
   net.test("a restarted node rejoins from peers.json alone", async () => {
     const node = nodes[nodes.length - 1]!;
@@ -236,8 +245,8 @@ describe("a 12-node network on loopback", () => {
     const s = await until(async () => {
       const st = await again.status();
       return st.mesh.serving && st.mesh.mesh.out === MESH_OUT ? st : null;
-    }, { what: "restarted node meshed", timeoutMs: 30_000, intervalMs: 300, retryErrors: true });
+    }, { what: "restarted node meshed", timeoutMs: MESH_WAIT_MS, intervalMs: 300, retryErrors: true });
     expect(s.mesh.peerCache.loaded).toBeGreaterThanOrEqual(5);
     expect(s.mesh.role).toBe("service");
-  }, 45_000);
+  }, TEST_MS);
 });
