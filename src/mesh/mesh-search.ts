@@ -12,7 +12,8 @@
 import { errorLine } from "../errors.ts";
 import { Status } from "../wire/codec.ts";
 import type { NodeRecord } from "../wire/gen/findings_pb.ts";
-import type { LinkAnswer, MeshLink } from "./link.ts";
+import type { RpcReply } from "../rpc/policy.ts";
+import type { MeshLink } from "./link.ts";
 import { decodeFindAnswer, encodeFindAnswer } from "./mesh-messages.ts";
 import { FIND_HOP_TIMEOUT_MS, MESH_FIND_METHOD } from "./mesh-service-constants.ts";
 import { verifyRecord } from "./record.ts";
@@ -42,9 +43,9 @@ export interface SearchResult {
 
 export interface MeshSearch {
   /** `mesh.find` on a mesh link. */
-  onMeshRequest(payload: Uint8Array, link: MeshLink): Promise<LinkAnswer>;
+  onMeshRequest(payload: Uint8Array, link: MeshLink): Promise<RpcReply>;
   /** `mesh.find` from an app over QUIC, rate-limited by its IP. */
-  onAppRequest(payload: Uint8Array, remoteIp: string): Promise<LinkAnswer>;
+  onAppRequest(payload: Uint8Array, remoteIp: string): Promise<RpcReply>;
   /** A search started here (tests, devnet). */
   find(kind: string, opts?: { hops?: number; maxAnswers?: number }): Promise<SearchResult>;
   /** Drops a closed link's rate bucket. */
@@ -97,11 +98,11 @@ export function createMeshSearch(c: MeshSearchComponents): MeshSearch {
     return recordsOfKind(records, kind).filter((r) => verifyRecord(r, t).ok && !c.contradicts(r));
   }
 
-  function encode(result: SearchResult): LinkAnswer {
+  function encode(result: SearchResult): RpcReply {
     return { status: Status.OK, payload: encodeFindAnswer(result.records, result.groups.map(toProtoGroup)) };
   }
 
-  async function answer(payload: Uint8Array, from: MeshLink | null, rateKey: string): Promise<LinkAnswer> {
+  async function answer(payload: Uint8Array, from: MeshLink | null, rateKey: string): Promise<RpcReply> {
     c.count("in", MESH_FIND_METHOD);
     const parsed = parseFindRequest(payload);
     if (!parsed.ok) return { status: Status.BAD_REQUEST, error: `${parsed.reason}: ${parsed.detail}` };

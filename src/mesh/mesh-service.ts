@@ -17,12 +17,15 @@ import type { RunCertificate } from "../identity/certificate.ts";
 import type { NodeKey } from "../identity/node-key.ts";
 import type { Logger } from "../ops/logger.ts";
 import { formatAddress, parseAddress, type HostPort } from "../contracts/address.ts";
-import type { QuicDialer, RequestHandler } from "../transport/udp/endpoint.ts";
+import type { QuicDialer } from "../transport/udp/endpoint.ts";
+import { ANY_TRUST, MESH_ONLY, perHost, type RpcHandler, type RpcReply } from "../rpc/policy.ts";
+import type { Router } from "../rpc/router.ts";
 import { Status, type Envelope } from "../wire/codec.ts";
+import { Mesh } from "../wire/gen/services_pb.ts";
 import { NatClass, type NodeRecord } from "../wire/gen/findings_pb.ts";
 import { createBanList, loadUserBans, type BanEntry } from "./ban-list.ts";
 import { addressKeys, createCandidatePool, DEFAULT_CANDIDATE_TTL_MS, type CandidatePool } from "./candidate-pool.ts";
-import type { LinkAnswer, LinkRequestHandler, MeshLink } from "./link.ts";
+import { linkOf, type MeshLink } from "./link.ts";
 import type { MeshLinks } from "./link-service.ts";
 import { decodePeersAnswer, decodePeersRequest, encodePeersAnswer, encodePeersRequest } from "./mesh-messages.ts";
 import { createMeshPool, type MeshPool } from "./mesh-pool.ts";
@@ -32,6 +35,7 @@ import {
   HELP_RETRY_MS,
   MAX_DIAL_FAILURES,
   MAX_PEERS_ANSWER_RECORDS,
+  MAX_SMALL_MESSAGE_BYTES,
   MESH_CLOSE,
   MESH_FIND_METHOD,
   MESH_KEY_CHECK_METHOD,
@@ -60,7 +64,7 @@ import { answerSelfCheck, createSelfChecker, type SelfCheckReport } from "./self
 export interface MeshServiceComponents {
   links: MeshLinks;
   /** The node's UDP endpoint: QUIC handlers for apps (`findings peers/find`), self-check dials. */
-  udp: QuicDialer & { handle(method: string, handler: RequestHandler): void; readonly port: number };
+  udp: QuicDialer & { readonly router: Router; readonly port: number };
   /** The TLS endpoint's bound port (the mesh port in our record). */
   tcpPort: () => number;
   nodeKey: NodeKey;
@@ -198,6 +202,7 @@ export function createMeshService(components: MeshServiceComponents, init: MeshS
   let tickTimer: ReturnType<typeof setInterval> | undefined;
   let refillTimer: ReturnType<typeof setTimeout> | undefined;
   let unsubscribe: (() => void) | undefined;
+  let removeHandlers: (() => void) | undefined;
   let lastHelpAt = 0;
   let lastSelfCheckAt = 0;
   let lastRefreshAt = 0;
@@ -622,72 +627,99 @@ export function createMeshService(components: MeshServiceComponents, init: MeshS
 
   // ---- handlers ----
 
-  function counted(method: string, fn: LinkRequestHandler): LinkRequestHandler {
-    return (req, link) => {
+  function counted(method: string, fn: RpcHandler): RpcHandler {
+    return (payload, ctx) => {
       countIn(method);
-      return fn(req, link);
+      return fn(payload, ctx);
     };
   }
 
-  const onPeers: LinkRequestHandler = (req, link) => {
+  const onPeers: RpcHandler = (payload, ctx) => {
+    const link = linkOf(ctx);
     const t = now();
     if (isPeerBanned(link, t)) return { status: Status.REFUSED, error: "banned" };
     const rateKey = link.trust === "mesh" ? `id:${link.peerNodeId}` : `ip:${link.socketRemote.ip}`;
     if (!peersLimiter.allow(rateKey, t)) return { status: Status.RATE_LIMITED, error: "too many peers requests; slow down" };
-    const max = decodePeersRequest(req.payload);
+    const max = decodePeersRequest(payload);
     const n = Math.min(max || shareCount, shareCount);
     const records = [...(ownRecord ? [ownRecord] : []), ...candidates.share(n, link.peerNodeId ?? undefined, rand)];
     return encodePeersAnswer(records);
   };
 
-  const onKeyCheck: LinkRequestHandler = (req) => answerKeyCheck(nodeKey, req.payload, serving ? ownRecord : undefined);
+  const onKeyCheck: RpcHandler = (payload) => answerKeyCheck(nodeKey, payload, serving ? ownRecord : undefined);
 
-  const onEcho: LinkRequestHandler = (req) => selfChecker.echo(req.payload, "tcp");
+  const onEcho: RpcHandler = (payload) => selfChecker.echo(payload, "tcp");
 
-  const onFind: LinkRequestHandler = (req, link) => {
+  const onFind: RpcHandler = (payload, ctx) => {
+    const link = linkOf(ctx);
     if (isPeerBanned(link, now())) return { status: Status.REFUSED, error: "banned" };
-    return search.onMeshRequest(req.payload, link);
+    return search.onMeshRequest(payload, link);
   };
 
   /** QUIC side: apps and `findings peers/find`, and the self-check (its source IP matters). */
-  function quic(method: string, fn: (req: Envelope, remoteIp: string, signal: AbortSignal) => Promise<LinkAnswer> | LinkAnswer): RequestHandler {
-    return async (req, ctx) => {
+  function quic(method: string, fn: (payload: Uint8Array, remoteIp: string, signal: AbortSignal) => Promise<RpcReply> | RpcReply): RpcHandler {
+    return async (payload, ctx) => {
       if (method !== MESH_FIND_METHOD) countIn(method);
-      if (bans.isBanned(ctx.remoteIp, now())) return { status: Status.REFUSED, error: "banned" };
+      if (bans.isBanned(ctx.remote.ip, now())) return { status: Status.REFUSED, error: "banned" };
       try {
-        const a = await fn(req, ctx.remoteIp, ctx.signal);
-        return { status: a.status ?? Status.OK, payload: a.payload, error: a.error };
+        return await fn(payload, ctx.remote.ip, ctx.signal);
       } catch (err) {
         return { status: Status.BAD_REQUEST, error: errorLine(err) };
       }
     };
   }
 
-  function registerHandlers(): void {
-    links.handle(MESH_PEERS_METHOD, counted(MESH_PEERS_METHOD, onPeers), { allowUntrusted: true });
-    links.handle(MESH_KEY_CHECK_METHOD, counted(MESH_KEY_CHECK_METHOD, onKeyCheck), { allowUntrusted: true });
-    links.handle(MESH_SELF_CHECK_ECHO_METHOD, counted(MESH_SELF_CHECK_ECHO_METHOD, onEcho), { allowUntrusted: true });
-    links.handle(MESH_FIND_METHOD, onFind);
-    udp.handle(
-      MESH_PEERS_METHOD,
-      quic(MESH_PEERS_METHOD, (req, ip) => {
-        if (!peersLimiter.allow(`ip:${ip}`, now())) return { status: Status.RATE_LIMITED, error: "too many peers requests; slow down" };
-        const max = decodePeersRequest(req.payload);
-        const n = Math.min(max || MAX_PEERS_ANSWER_RECORDS, MAX_PEERS_ANSWER_RECORDS);
-        const sorted = candidates.list().sort((a, b) => (a.rttMs ?? Infinity) - (b.rttMs ?? Infinity));
-        const records = [...(ownRecord ? [ownRecord] : []), ...sorted.map((c) => c.record)].slice(0, n);
-        return { status: Status.OK, payload: encodePeersAnswer(records) };
-      }),
-    );
-    udp.handle(MESH_FIND_METHOD, quic(MESH_FIND_METHOD, (req, ip) => search.onAppRequest(req.payload, ip)));
-    udp.handle(MESH_SELF_CHECK_ECHO_METHOD, quic(MESH_SELF_CHECK_ECHO_METHOD, (req) => selfChecker.echo(req.payload, "udp")));
-    udp.handle(
-      MESH_SELF_CHECK_METHOD,
-      quic(MESH_SELF_CHECK_METHOD, (req, ip, signal) => {
-        if (!selfCheckLimiter.allow(ip, now())) return { status: Status.RATE_LIMITED, error: "too many self-checks; slow down" };
-        return answerSelfCheck({ udp, links }, req.payload, ip, { signal, onRequest: countOut });
-      }),
-    );
+  /** Registers every mesh method with its policy; returns the disposer. Peers and searches keep their own
+   *  per-peer limiters (a mesh peer is counted by node id); the router's per-host rates are a backstop, loose
+   *  enough for many nodes on one host (tests, NAT'd neighbours). */
+  function registerHandlers(): () => void {
+    const small = { maxPayloadBytes: MAX_SMALL_MESSAGE_BYTES, maxInFlight: 64 } as const;
+    const overWss = links.router.addAll([
+      [Mesh.method.peers, { ...small, transports: ["wss"], trust: ANY_TRUST, rate: perHost(20, 100), handler: counted(MESH_PEERS_METHOD, onPeers) }],
+      [Mesh.method.keyCheck, { ...small, transports: ["wss"], trust: ANY_TRUST, rate: perHost(20, 100), handler: counted(MESH_KEY_CHECK_METHOD, onKeyCheck) }],
+      [Mesh.method.selfCheckEcho, { ...small, transports: ["wss"], trust: ANY_TRUST, rate: perHost(20, 100), handler: counted(MESH_SELF_CHECK_ECHO_METHOD, onEcho) }],
+      [Mesh.method.find, { ...small, transports: ["wss"], trust: MESH_ONLY, rate: perHost(100, 500), handler: onFind }],
+    ]);
+    const overQuic = udp.router.addAll([
+      [
+        Mesh.method.peers,
+        {
+          ...small,
+          transports: ["quic"],
+          trust: ANY_TRUST,
+          rate: perHost(20, 100),
+          handler: quic(MESH_PEERS_METHOD, (payload, ip) => {
+            if (!peersLimiter.allow(`ip:${ip}`, now())) return { status: Status.RATE_LIMITED, error: "too many peers requests; slow down" };
+            const max = decodePeersRequest(payload);
+            const n = Math.min(max || MAX_PEERS_ANSWER_RECORDS, MAX_PEERS_ANSWER_RECORDS);
+            const sorted = candidates.list().sort((a, b) => (a.rttMs ?? Infinity) - (b.rttMs ?? Infinity));
+            const records = [...(ownRecord ? [ownRecord] : []), ...sorted.map((c) => c.record)].slice(0, n);
+            return { status: Status.OK, payload: encodePeersAnswer(records) };
+          }),
+        },
+      ],
+      [Mesh.method.find, { ...small, transports: ["quic"], trust: ANY_TRUST, rate: perHost(20, 100), handler: quic(MESH_FIND_METHOD, (payload, ip) => search.onAppRequest(payload, ip)) }],
+      [Mesh.method.selfCheckEcho, { ...small, transports: ["quic"], trust: ANY_TRUST, rate: perHost(20, 100), handler: quic(MESH_SELF_CHECK_ECHO_METHOD, (payload) => selfChecker.echo(payload, "udp")) }],
+      [
+        Mesh.method.selfCheck,
+        {
+          // Each check dials the asker back on both transports.
+          maxPayloadBytes: MAX_SMALL_MESSAGE_BYTES,
+          maxInFlight: 16,
+          transports: ["quic"],
+          trust: ANY_TRUST,
+          rate: perHost(1, 10),
+          handler: quic(MESH_SELF_CHECK_METHOD, (payload, ip, signal) => {
+            if (!selfCheckLimiter.allow(ip, now())) return { status: Status.RATE_LIMITED, error: "too many self-checks; slow down" };
+            return answerSelfCheck({ udp, links }, payload, ip, { signal, onRequest: countOut });
+          }),
+        },
+      ],
+    ]);
+    return () => {
+      overWss();
+      overQuic();
+    };
   }
 
   // ---- lifecycle and status ----
@@ -709,7 +741,7 @@ export function createMeshService(components: MeshServiceComponents, init: MeshS
       role = "client";
       startedAt = now();
       lifetime = new AbortController();
-      registerHandlers();
+      removeHandlers = registerHandlers();
       const offLinks = links.onMeshLink(onMeshLink);
       // A new own-class result (e.g. FullC) goes into a fresh record with a higher seq.
       const offNat = components.ownNat?.onChange(() => rebuildRecord());
@@ -730,6 +762,7 @@ export function createMeshService(components: MeshServiceComponents, init: MeshS
       clearInterval(tickTimer);
       clearTimeout(refillTimer);
       unsubscribe?.();
+      removeHandlers?.();
       if (wasRunning) writeCache();
       resolveReady();
     },

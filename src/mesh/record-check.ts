@@ -12,7 +12,7 @@ import type { HostPort } from "../contracts/address.ts";
 import { Status, statusName } from "../wire/codec.ts";
 import type { NodeRecord } from "../wire/gen/findings_pb.ts";
 import { answerChallenge, checkAnswer, makeChallenge } from "./key-challenge.ts";
-import type { LinkAnswer } from "./link.ts";
+import type { RpcReply } from "../rpc/policy.ts";
 import type { MeshLinks } from "./link-service.ts";
 import { KEY_CHECK_TIMEOUT_MS, MESH_KEY_CHECK_METHOD } from "./mesh-service-constants.ts";
 import { recordAddress } from "./record.ts";
@@ -72,7 +72,7 @@ export async function checkRecord(
 
 /** Step 2 on the named node: answers a challenge for our own record. `ownRecord` is undefined while
  *  we do not serve (then we have no address to vouch for). */
-export function answerKeyCheck(nodeKey: NodeKey, payload: Uint8Array, ownRecord: NodeRecord | undefined): LinkAnswer {
+export function answerKeyCheck(nodeKey: NodeKey, payload: Uint8Array, ownRecord: NodeRecord | undefined): RpcReply {
   if (!ownRecord) return { status: Status.REFUSED, error: "this node does not serve (no record)" };
   const answered = answerChallenge(nodeKey, payload, recordAddress(ownRecord));
   if (answered.ok) return { status: Status.OK, payload: answered.answer };

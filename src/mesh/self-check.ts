@@ -12,10 +12,12 @@ import { bytesToHex, randomBytes } from "@noble/hashes/utils.js";
 import { errorLine } from "../errors.ts";
 import { formatAddress, type HostPort } from "../contracts/address.ts";
 import type { QuicDialer } from "../transport/udp/endpoint.ts";
-import { Status } from "../wire/codec.ts";
+import { decodeMessage, encodeMessage, Status } from "../wire/codec.ts";
+import { SelfCheckEchoRequestSchema } from "../wire/gen/services_pb.ts";
 import type { MeshLinks } from "./link-service.ts";
 import { decodeSelfCheckAnswer, decodeSelfCheckRequest, encodeSelfCheckAnswer, encodeSelfCheckRequest } from "./mesh-messages.ts";
 import {
+  MAX_SMALL_MESSAGE_BYTES,
   MESH_SELF_CHECK_ECHO_METHOD,
   MESH_SELF_CHECK_METHOD,
   SELF_CHECK_DIAL_BACK_TIMEOUT_MS,
@@ -100,8 +102,9 @@ export function createSelfChecker(components: { udp: QuicDialer }): SelfChecker 
 
   return {
     echo(payload, via) {
-      const entry = pending.get(bytesToHex(payload));
-      if (payload.length !== SELF_CHECK_NONCE_BYTES || !entry) return { status: Status.NOT_FOUND, error: "no self-check waits for this nonce" };
+      const nonce = decodeMessage(SelfCheckEchoRequestSchema, payload, "self-check echo", MAX_SMALL_MESSAGE_BYTES).nonce;
+      const entry = pending.get(bytesToHex(nonce));
+      if (nonce.length !== SELF_CHECK_NONCE_BYTES || !entry) return { status: Status.NOT_FOUND, error: "no self-check waits for this nonce" };
       entry[via] = true;
       return { status: Status.OK };
     },
@@ -137,7 +140,7 @@ export async function answerSelfCheck(
       const link = await deps.links.dialUntrusted({ ip: sourceIp, port: req.tcpPort }, { signal: opts.signal, timeoutMs });
       try {
         opts.onRequest?.(MESH_SELF_CHECK_ECHO_METHOD);
-        const answer = await link.request(MESH_SELF_CHECK_ECHO_METHOD, req.nonce, { signal: opts.signal, timeoutMs });
+        const answer = await link.request(MESH_SELF_CHECK_ECHO_METHOD, encodeMessage(SelfCheckEchoRequestSchema, { nonce: req.nonce }), { signal: opts.signal, timeoutMs });
         return answer.status === Status.OK;
       } finally {
         link.close();
@@ -151,7 +154,7 @@ export async function answerSelfCheck(
       const link = await deps.udp.dial({ ip: sourceIp, port: req.udpPort }, { signal: opts.signal, timeoutMs });
       try {
         opts.onRequest?.(MESH_SELF_CHECK_ECHO_METHOD);
-        const answer = await link.request(MESH_SELF_CHECK_ECHO_METHOD, req.nonce, { signal: opts.signal, timeoutMs });
+        const answer = await link.request(MESH_SELF_CHECK_ECHO_METHOD, encodeMessage(SelfCheckEchoRequestSchema, { nonce: req.nonce }), { signal: opts.signal, timeoutMs });
         return answer.status === Status.OK;
       } finally {
         await link.close().catch(() => {});

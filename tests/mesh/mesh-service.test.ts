@@ -1,4 +1,5 @@
 // The mesh service inside real nodes (src/mesh/mesh-service.ts; DESIGN §3, §5; seed 001 §组网规则, §公钥广播与验证): roles and the self-check, peer sharing, mesh_in, bans (user, malformed answers, lying checkers), the peer cache.
+import { open } from "../rpc/open-policy.ts";
 import { afterEach, describe, expect, test } from "bun:test";
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -88,10 +89,11 @@ describe("roles and the self-check", () => {
 
   test("a checker that claims a dial-back it never made is banned, and the self-check fails", async () => {
     const a = await startNode(1, { public: true });
-    a.udp.handle(MESH_SELF_CHECK_METHOD, async (_req, ctx) => ({
-      status: Status.OK,
-      payload: encodeSelfCheckAnswer({ observedIp: ctx.remoteIp, tcpReachable: true, udpReachable: true }),
-    }));
+    a.udp.router.add(
+      MESH_SELF_CHECK_METHOD,
+      open((_payload, ctx) => ({ status: Status.OK, payload: encodeSelfCheckAnswer({ observedIp: ctx.remote.ip, tcpReachable: true, udpReachable: true }) }), { transports: ["quic"] }),
+      { replace: true },
+    );
     const b = await startNode(2, { peers: [peerOf(a)] });
     await b.meshService.ready;
     const st = b.meshService.status();
@@ -140,7 +142,7 @@ describe("limits and bans", () => {
   test("a peer whose peers answer does not decode is banned and its link closed", async () => {
     const a = await startNode(1, { public: true });
     const b = await startNode(2, { public: true });
-    b.mesh.handle(MESH_PEERS_METHOD, () => new Uint8Array([0xff, 0xff, 0xff]), { allowUntrusted: true });
+    b.mesh.router.add(MESH_PEERS_METHOD, open(() => new Uint8Array([0xff, 0xff, 0xff]), { transports: ["wss"] }), { replace: true });
     const link = await b.mesh.dialMesh(addr(a), a.key.publicKey);
     expect((await link.closed).code).toBe(MESH_CLOSE.banned.code);
     const ban = a.meshService.status().bans.find((x) => x.target === b.key.nodeId)!;
