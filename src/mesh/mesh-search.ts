@@ -12,7 +12,8 @@
 import { errorLine } from "../errors.ts";
 import { Status } from "../wire/codec.ts";
 import type { NodeRecord } from "../wire/gen/findings_pb.ts";
-import type { LinkAnswer, MeshLink } from "./link.ts";
+import type { CoreLink } from "./core-link.ts";
+import type { LinkAnswer } from "./link.ts";
 import { decodeFindAnswer, encodeFindAnswer } from "./mesh-messages.ts";
 import { FIND_HOP_TIMEOUT_MS, MESH_FIND_METHOD } from "./mesh-service-constants.ts";
 import { verifyRecord } from "./record.ts";
@@ -22,13 +23,13 @@ import { createRateLimiter } from "./search-rate-limit.ts";
 
 export interface MeshSearchComponents {
   /** Live mesh links to forward to. */
-  links(): MeshLink[];
+  links(): CoreLink[];
   /** Our own record when we serve `kind`, plus candidates that serve it. */
   local(kind: string): NodeRecord[];
   /** True when a forwarded record claims an address a key-checked candidate holds with another key. */
   contradicts(rec: NodeRecord): boolean;
   /** A peer answered a forwarded search with something malformed or forged. */
-  onLie(link: MeshLink, why: string): void;
+  onLie(link: CoreLink, why: string): void;
   /** Message counters. */
   count(direction: "in" | "out", method: string): void;
   now?: () => number;
@@ -42,7 +43,7 @@ export interface SearchResult {
 
 export interface MeshSearch {
   /** `mesh.find` on a mesh link. */
-  onMeshRequest(payload: Uint8Array, link: MeshLink): Promise<LinkAnswer>;
+  onMeshRequest(payload: Uint8Array, link: CoreLink): Promise<LinkAnswer>;
   /** `mesh.find` from an app over QUIC, rate-limited by its IP. */
   onAppRequest(payload: Uint8Array, remoteIp: string): Promise<LinkAnswer>;
   /** A search started here (tests, devnet). */
@@ -56,7 +57,7 @@ export function createMeshSearch(c: MeshSearchComponents): MeshSearch {
   const seen = createSeenRequests();
   const limiter = createRateLimiter();
 
-  async function run(req: FindRequest, from: MeshLink | null): Promise<SearchResult> {
+  async function run(req: FindRequest, from: CoreLink | null): Promise<SearchResult> {
     const local = recordsOfKind(c.local(req.kind), req.kind);
     const next = nextHop(req);
     let merged = mergeAnswers([], local, { cap: req.maxAnswers });
@@ -70,7 +71,7 @@ export function createMeshSearch(c: MeshSearchComponents): MeshSearch {
     return { kind: req.kind, records: merged, groups: groupByStake(merged, req.kind) };
   }
 
-  async function ask(link: MeshLink, payload: Uint8Array, kind: string, timeoutMs: number): Promise<NodeRecord[]> {
+  async function ask(link: CoreLink, payload: Uint8Array, kind: string, timeoutMs: number): Promise<NodeRecord[]> {
     let answer;
     try {
       c.count("out", MESH_FIND_METHOD);
@@ -101,7 +102,7 @@ export function createMeshSearch(c: MeshSearchComponents): MeshSearch {
     return { status: Status.OK, payload: encodeFindAnswer(result.records, result.groups.map(toProtoGroup)) };
   }
 
-  async function answer(payload: Uint8Array, from: MeshLink | null, rateKey: string): Promise<LinkAnswer> {
+  async function answer(payload: Uint8Array, from: CoreLink | null, rateKey: string): Promise<LinkAnswer> {
     c.count("in", MESH_FIND_METHOD);
     const parsed = parseFindRequest(payload);
     if (!parsed.ok) return { status: Status.BAD_REQUEST, error: `${parsed.reason}: ${parsed.detail}` };
@@ -113,7 +114,7 @@ export function createMeshSearch(c: MeshSearchComponents): MeshSearch {
   }
 
   return {
-    onMeshRequest: (payload, link) => answer(payload, link, `link:${link.peerNodeId ?? link.serial}`),
+    onMeshRequest: (payload, link) => answer(payload, link, `link:${link.peerNodeId ?? `${link.socketRemote.ip}:${link.socketRemote.port}`}`),
     onAppRequest: (payload, remoteIp) => answer(payload, null, `ip:${remoteIp}`),
     async find(kind, opts = {}) {
       const req = newFindRequest(kind, opts);

@@ -13,7 +13,7 @@ import type { HostPort } from "../transport/tls/address.ts";
 import { Status, statusName } from "../wire/codec.ts";
 import type { NodeRecord } from "../wire/gen/findings_pb.ts";
 import { addressKeys, normalizeIp } from "./candidate-pool.ts";
-import type { MeshLinks } from "./link-service.ts";
+import type { MeshNet } from "./core-link.ts";
 import { decodePeersAnswer, encodePeersRequest } from "./mesh-messages.ts";
 import { HELP_RECORDS_WANTED, HELP_TIMEOUT_MS, MESH_PEERS_METHOD } from "./mesh-service-constants.ts";
 import { recordNodeId, verifyRecord } from "./record.ts";
@@ -43,7 +43,7 @@ export interface HelpRound {
 
 /** Steps 1–3 against every target at once. Never throws. */
 export async function askForHelp(
-  links: Pick<MeshLinks, "dialUntrusted">,
+  links: Pick<MeshNet, "dialUntrusted">,
   targets: readonly HelpTarget[],
   opts: { now: number; signal?: AbortSignal; onRequest?: (method: string) => void },
 ): Promise<HelpRound> {
@@ -64,7 +64,7 @@ export async function askForHelp(
   return { answers, conflicts };
 }
 
-async function askOne(links: Pick<MeshLinks, "dialUntrusted">, target: HelpTarget, opts: { now: number; signal?: AbortSignal; onRequest?: (method: string) => void }): Promise<HelpAnswer> {
+async function askOne(links: Pick<MeshNet, "dialUntrusted">, target: HelpTarget, opts: { now: number; signal?: AbortSignal; onRequest?: (method: string) => void }): Promise<HelpAnswer> {
   const out: HelpAnswer = { target, records: [], error: null, lie: null };
   let link;
   try {

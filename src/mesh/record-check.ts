@@ -13,7 +13,7 @@ import { Status, statusName } from "../wire/codec.ts";
 import type { NodeRecord } from "../wire/gen/findings_pb.ts";
 import { answerChallenge, checkAnswer, makeChallenge } from "./key-challenge.ts";
 import type { LinkAnswer } from "./link.ts";
-import type { MeshLinks } from "./link-service.ts";
+import type { MeshNet } from "./core-link.ts";
 import { KEY_CHECK_TIMEOUT_MS, MESH_KEY_CHECK_METHOD } from "./mesh-service-constants.ts";
 import { recordAddress } from "./record.ts";
 
@@ -32,7 +32,7 @@ export function recordTcpAddress(rec: NodeRecord): HostPort | null {
 
 /** Steps 1–3 from the checker's side. Never throws. */
 export async function checkRecord(
-  links: Pick<MeshLinks, "dialUntrusted">,
+  links: Pick<MeshNet, "dialUntrusted">,
   nodeKey: NodeKey,
   rec: NodeRecord,
   opts: { signal?: AbortSignal; timeoutMs?: number; onRequest?: (method: string) => void } = {},

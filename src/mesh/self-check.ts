@@ -12,9 +12,8 @@ import { bytesToHex, randomBytes } from "@noble/hashes/utils.js";
 import { errorLine } from "../errors.ts";
 import { formatAddress } from "../contracts/address.ts";
 import type { HostPort } from "../transport/tls/address.ts";
-import type { QuicDialer } from "../transport/udp/endpoint.ts";
+import type { MeshNet, MeshUdp } from "./core-link.ts";
 import { Status } from "../wire/codec.ts";
-import type { MeshLinks } from "./link-service.ts";
 import { decodeSelfCheckAnswer, decodeSelfCheckRequest, encodeSelfCheckAnswer, encodeSelfCheckRequest } from "./mesh-messages.ts";
 import {
   MESH_SELF_CHECK_ECHO_METHOD,
@@ -57,7 +56,7 @@ export interface SelfChecker {
   run(targets: readonly HostPort[], ports: { tcpPort: number; udpPort: number }, opts?: { signal?: AbortSignal; onRequest?: (method: string) => void }): Promise<SelfCheckReport>;
 }
 
-export function createSelfChecker(components: { udp: QuicDialer }): SelfChecker {
+export function createSelfChecker(components: { udp: Pick<MeshUdp, "dial"> }): SelfChecker {
   const pending = new Map<string, { tcp: boolean; udp: boolean }>();
 
   async function ask(target: HostPort, ports: { tcpPort: number; udpPort: number }, signal: AbortSignal | undefined, onRequest?: (m: string) => void): Promise<SelfCheckTargetResult> {
@@ -121,7 +120,7 @@ export function createSelfChecker(components: { udp: QuicDialer }): SelfChecker 
 
 /** Step 2 on the checker: dial back the asker's source IP on both transports. Never throws. */
 export async function answerSelfCheck(
-  deps: { udp: QuicDialer; links: Pick<MeshLinks, "dialUntrusted"> },
+  deps: { udp: Pick<MeshUdp, "dial">; links: Pick<MeshNet, "dialUntrusted"> },
   payload: Uint8Array,
   sourceIp: string,
   opts: { signal?: AbortSignal; onRequest?: (method: string) => void } = {},
