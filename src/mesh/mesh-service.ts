@@ -7,22 +7,21 @@
 // links, bans), peer-sharing.ts (mesh.peers both ways), mesh-upkeep.ts (fill, switch, refresh),
 // mesh-rounds.ts (online help, self-check), record-merge.ts (checks of shared records).
 import { ConfigError, errorLine } from "../errors.ts";
-import type { NodeKey } from "../identity/node-key.ts";
-import type { Logger } from "../ops/logger.ts";
 import type { RequestHandler } from "../transport/udp/endpoint.ts";
 import { Status, type Envelope } from "../wire/codec.ts";
 import type { NodeRecord } from "../wire/gen/findings_pb.ts";
 import { contradicts, isPeerBanned, sharerOf } from "./admission.ts";
 import { loadUserBans } from "./ban-list.ts";
-import { systemClock, type Clock, type ClockHandle } from "./clock.ts";
-import type { CoreLink, CoreRequestHandler, MeshNet, MeshUdp } from "./core-link.ts";
+import { systemClock, type ClockHandle } from "./clock.ts";
+import type { CoreLink, CoreRequestHandler } from "./core-link.ts";
 import { configTargets, recordTargets, shuffle, type AskTarget } from "./help-targets.ts";
 import type { LinkAnswer } from "./link.ts";
-import { bump, createMeshState, step, type MeshAction, type MeshEvent, type MeshRole, type MeshState, type MeshStateInit } from "./mesh-machine.ts";
+import { bump, createMeshState, step, type MeshAction, type MeshEvent, type MeshState } from "./mesh-machine.ts";
 import { helpRound, selfCheckRound, type RoundDeps } from "./mesh-rounds.ts";
-import { createMeshSearch, type SearchResult } from "./mesh-search.ts";
+import { createMeshSearch } from "./mesh-search.ts";
+import type { MeshService, MeshServiceComponents, MeshServiceInit } from "./mesh-service-api.ts";
 import * as K from "./mesh-service-constants.ts";
-import { meshCounters, meshStatus, type DriverCounters, type MeshServiceStatus } from "./mesh-status.ts";
+import { meshCounters, meshStatus, type DriverCounters } from "./mesh-status.ts";
 import { createOwnRecord } from "./own-record.ts";
 import { createPeerSharing } from "./peer-sharing.ts";
 import { readPeerCache, writePeerCache } from "./peer-cache.ts";
@@ -34,70 +33,7 @@ import { answerSelfCheck, createSelfChecker } from "./self-check.ts";
 
 export type { MeshRole } from "./mesh-machine.ts";
 export type { CandidateStatus, MeshLinkStatus, MeshServiceStatus } from "./mesh-status.ts";
-
-export interface MeshServiceComponents {
-  /** The mesh link service (link-service.ts), or an in-memory network (memory-net.ts). */
-  links: MeshNet;
-  /** QUIC handlers for apps (`findings peers/find`) and the self-check's dials. */
-  udp: MeshUdp;
-  /** The TLS endpoint's bound port (the mesh port in our record). */
-  tcpPort: () => number;
-  nodeKey: NodeKey;
-  cert: { spki: string };
-  log: Logger;
-  home: string;
-  /** The node's own NAT class from its self-probe (DESIGN §6), for the record; absent = Public. */
-  ownNat?: { current(): string | null; onChange(cb: () => void): () => void };
-  /** @default systemClock */
-  clock?: Clock;
-  /** @default Math.random */
-  rand?: () => number;
-}
-
-/** Values from the config (src/config/defaults.toml). */
-export interface MeshServiceInit {
-  /** Bound host (`host`); a wildcard means the advertised IP is learned from peers. */
-  host: string;
-  /** Bootstrap peers, "ip:port[#key]" (`peers`, --peer). */
-  peers: readonly string[];
-  /** Serve without the self-check (--public). */
-  public: boolean;
-  /** Never serve (--client-only). */
-  clientOnly: boolean;
-  /** Candidate pool size (`shortlist`). */
-  shortlist: number;
-  meshOut: number;
-  meshIn: number;
-  /** `mesh_switch_s` × 1000. */
-  switchIntervalMs: number;
-  /** Helpers asked at once (`peers_help`). */
-  peersHelp: number;
-  /** Candidates shared on each new link (`mesh_share`). */
-  shareCount: number;
-  /** `peer_cache_days` in ms. */
-  peerCacheMaxAgeMs: number;
-  /** Kind → reward address ([stakes]); every key but "*" is a kind we serve. */
-  stakes: Readonly<Record<string, string>>;
-  /** Identity id in our record (`user_id`, else the node id). */
-  identityId?: string;
-  /** Overrides of the timing edges of mesh-service-constants.ts (tests, the simulator). */
-  timing?: MeshStateInit["timing"];
-}
-
-export interface MeshService {
-  start(): Promise<void>;
-  stop(): Promise<void>;
-  /** Our signed record while we serve. */
-  record(): NodeRecord | undefined;
-  readonly role: MeshRole;
-  status(): MeshServiceStatus;
-  /** Flat numbers for /metrics. */
-  counters(): Record<string, number>;
-  /** A search started at this node (DESIGN §8). */
-  find(kind: string): Promise<SearchResult>;
-  /** Resolves when the start-up (self-check, help, first merge) is done. */
-  readonly ready: Promise<void>;
-}
+export type { MeshService, MeshServiceComponents, MeshServiceInit } from "./mesh-service-api.ts";
 
 export function createMeshService(components: MeshServiceComponents, init: MeshServiceInit): MeshService {
   const { links, udp, nodeKey, home } = components;
