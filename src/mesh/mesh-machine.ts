@@ -15,13 +15,31 @@ import { createCandidatePool, type CandidatePool, type Rand } from "./candidate-
 import type { CoreLink } from "./core-link.ts";
 import { createBackoff, createDialBook, type Backoff, type DialBook } from "./dialer.ts";
 import { DEFAULT_CANDIDATE_TTL_MS } from "./mesh-constants.ts";
-import * as K from "./mesh-service-constants.ts";
 import { MESH_CLOSE } from "./mesh-service-constants.ts";
 import { createMeshPool, type MeshPool } from "./mesh-pool.ts";
 import { fill, tick } from "./mesh-upkeep.ts";
 import type { OwnRecord, RebuildOutcome } from "./own-record.ts";
 import type { Sharer } from "./record-merge.ts";
 import { recordAddress } from "./record.ts";
+
+/** Maintenance tick: replaces lost links, runs the switch plan, refreshes RTTs. Cheap when nothing
+ *  is missing (no messages), so 1 s keeps "lost links are replaced promptly" without cost. */
+const MESH_TICK_MS = 1_000;
+/** Delay before refilling after a link closed: lets a burst of closes (a peer dying with several
+ *  links, a switch) settle into one fill. */
+const REFILL_DELAY_MS = 100;
+/** A peer we switched away from is not picked again for this many switch intervals, so switching
+ *  really brings fresh candidates. */
+const SWITCH_AWAY_INTERVALS = 2;
+/** How often the candidate pool is written to <home>/peers.json (also written at stop). */
+const PEER_CACHE_WRITE_INTERVAL_MS = 60_000;
+/** First wait before a serving node with fewer candidates than mesh_out asks for help again, and
+ *  between pool refreshes that bring news; doubled after each round that brings nothing, up to the
+ *  switch interval. A newcomer whose helpers did not serve yet must not wait minutes. */
+const HELP_RETRY_MS = 3_000;
+/** Longest wait between pool refreshes of a node that misses outgoing links and has no candidate
+ *  left to dial (e.g. the first node of a network, whose every candidate already linked to it). */
+const STARVED_REFRESH_MAX_MS = 6_000;
 
 export type MeshRole = "new" | "checking" | "service" | "client" | "stopped";
 
@@ -132,12 +150,12 @@ export function createMeshState(init: MeshStateInit): MeshState {
     configPeers: init.configPeers,
     switchIntervalMs: init.switchIntervalMs,
     shareCount: init.shareCount,
-    tickMs: K.MESH_TICK_MS,
-    refillDelayMs: K.REFILL_DELAY_MS,
-    helpRetryMs: K.HELP_RETRY_MS,
-    starvedRefreshMaxMs: K.STARVED_REFRESH_MAX_MS,
-    cacheWriteIntervalMs: K.PEER_CACHE_WRITE_INTERVAL_MS,
-    switchAwayIntervals: K.SWITCH_AWAY_INTERVALS,
+    tickMs: MESH_TICK_MS,
+    refillDelayMs: REFILL_DELAY_MS,
+    helpRetryMs: HELP_RETRY_MS,
+    starvedRefreshMaxMs: STARVED_REFRESH_MAX_MS,
+    cacheWriteIntervalMs: PEER_CACHE_WRITE_INTERVAL_MS,
+    switchAwayIntervals: SWITCH_AWAY_INTERVALS,
     ...init.timing,
   };
   return {

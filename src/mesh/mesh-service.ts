@@ -29,7 +29,7 @@ import { answerKeyCheck, checkRecord, recordTcpAddress } from "./record-check.ts
 import { createRecordMerger, type Sharer } from "./record-merge.ts";
 import { recordNodeId } from "./record.ts";
 import { createRateLimiter } from "./search-rate-limit.ts";
-import { answerSelfCheck, createSelfChecker } from "./self-check.ts";
+import { answerSelfCheck, createSelfChecker, SELF_CHECK_BURST, SELF_CHECK_RATE_PER_S } from "./self-check.ts";
 
 export type { MeshRole } from "./mesh-machine.ts";
 export type { CandidateStatus, MeshLinkStatus, MeshServiceStatus } from "./mesh-status.ts";
@@ -94,9 +94,9 @@ export function createMeshService(components: MeshServiceComponents, init: MeshS
     count: (dir, method) => (dir === "in" ? countIn(method) : countOut(method)),
     now,
   });
-  const sharing = createPeerSharing({ candidates: s.candidates, ownRecord: () => own.current(), limiter: createRateLimiter({ ratePerS: K.PEERS_RATE_PER_S, burst: K.PEERS_BURST }), shareCount: init.shareCount, rand, countOut });
+  const sharing = createPeerSharing({ candidates: s.candidates, ownRecord: () => own.current(), shareCount: init.shareCount, rand, countOut });
   const selfChecker = createSelfChecker({ udp });
-  const selfCheckLimiter = createRateLimiter({ ratePerS: K.SELF_CHECK_RATE_PER_S, burst: K.SELF_CHECK_BURST });
+  const selfCheckLimiter = createRateLimiter({ ratePerS: SELF_CHECK_RATE_PER_S, burst: SELF_CHECK_BURST });
   const rounds = (): RoundDeps => ({ links, merger, punish, bump: (k, n) => bump(s.events, k, n), log: (level, msg, f) => log[level](msg, f), now, signal: lifetime.signal, countOut });
 
   // ---- the edge: events in, actions out ----

@@ -15,8 +15,13 @@ import type { NodeRecord } from "../wire/gen/findings_pb.ts";
 import { addressKeys, normalizeIp } from "./candidate-pool.ts";
 import type { MeshNet } from "./core-link.ts";
 import { decodePeersAnswer, encodePeersRequest } from "./mesh-messages.ts";
-import { HELP_RECORDS_WANTED, HELP_TIMEOUT_MS, MESH_PEERS_METHOD } from "./mesh-service-constants.ts";
+import { MESH_PEERS_METHOD } from "./mesh-service-constants.ts";
 import { recordNodeId, verifyRecord } from "./record.ts";
+
+/** Timeout of one online-help exchange (dial + mesh.peers), in ms. */
+const HELP_TIMEOUT_MS = 5_000;
+/** Records asked of each helper; the helper caps it at its mesh_share. */
+const HELP_RECORDS_WANTED = 50;
 
 export interface HelpTarget {
   /** TCP (mesh) address. */

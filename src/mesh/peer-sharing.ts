@@ -14,7 +14,11 @@ import type { CoreLink } from "./core-link.ts";
 import type { LinkAnswer } from "./link.ts";
 import { decodePeersAnswer, decodePeersRequest, encodePeersAnswer, encodePeersRequest } from "./mesh-messages.ts";
 import { MAX_PEERS_ANSWER_RECORDS, MESH_PEERS_METHOD } from "./mesh-service-constants.ts";
-import type { RateLimiter } from "./search-rate-limit.ts";
+import { createRateLimiter, type RateLimiter } from "./search-rate-limit.ts";
+
+/** mesh.peers one link or source IP may ask: 2 per second, bursts of 20 (a helper serves many newcomers at once). */
+const PEERS_RATE_PER_S = 2;
+const PEERS_BURST = 20;
 
 export interface PeersAsker {
   /** "link": a peer over WSS (mesh or first contact); "app": over QUIC. */
@@ -36,7 +40,8 @@ export interface PeerSharing {
 export interface PeerSharingInit {
   candidates: CandidatePool;
   ownRecord(): NodeRecord | undefined;
-  limiter: RateLimiter;
+  /** @default PEERS_RATE_PER_S, PEERS_BURST per asker */
+  limiter?: RateLimiter;
   /** config `mesh_share`. */
   shareCount: number;
   rand: Rand;
@@ -46,10 +51,11 @@ export interface PeerSharingInit {
 
 export function createPeerSharing(init: PeerSharingInit): PeerSharing {
   const { candidates, shareCount } = init;
+  const limiter = init.limiter ?? createRateLimiter({ ratePerS: PEERS_RATE_PER_S, burst: PEERS_BURST });
   return {
     answer(payload, asker, now) {
       if (asker.banned) return { status: Status.REFUSED, error: "banned" };
-      if (!init.limiter.allow(asker.rateKey, now)) return { status: Status.RATE_LIMITED, error: "too many peers requests; slow down" };
+      if (!limiter.allow(asker.rateKey, now)) return { status: Status.RATE_LIMITED, error: "too many peers requests; slow down" };
       let max: number;
       try {
         max = decodePeersRequest(payload);

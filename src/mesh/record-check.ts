@@ -14,8 +14,11 @@ import type { NodeRecord } from "../wire/gen/findings_pb.ts";
 import { answerChallenge, checkAnswer, makeChallenge } from "./key-challenge.ts";
 import type { LinkAnswer } from "./link.ts";
 import type { MeshNet } from "./core-link.ts";
-import { KEY_CHECK_TIMEOUT_MS, MESH_KEY_CHECK_METHOD } from "./mesh-service-constants.ts";
+import { MESH_KEY_CHECK_METHOD } from "./mesh-service-constants.ts";
 import { recordAddress } from "./record.ts";
+
+/** Timeout of a key check (dial + challenge), in ms: a loaded node still answers in well under it. */
+const KEY_CHECK_TIMEOUT_MS = 5_000;
 
 export type RecordCheckResult =
   | { ok: true; rttMs: number }

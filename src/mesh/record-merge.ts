@@ -13,9 +13,11 @@ import type { NodeRecord } from "../wire/gen/findings_pb.ts";
 import type { BanList } from "./ban-list.ts";
 import type { CandidatePool } from "./candidate-pool.ts";
 import { createDialBook, type DialBook } from "./dialer.ts";
-import { MAX_CONCURRENT_KEY_CHECKS } from "./mesh-service-constants.ts";
 import type { RecordCheckResult } from "./record-check.ts";
 import { recordNodeId, verifyRecord } from "./record.ts";
+
+/** Key checks run at once: a burst of shares must not make us open dozens of TLS links. */
+const MAX_CONCURRENT_KEY_CHECKS = 4;
 
 /** Who gave us records: a mesh peer (id and service IP), a helper we dialled (IP), or null for our
  *  own peer cache. */

@@ -15,13 +15,15 @@ import type { HostPort } from "../transport/tls/address.ts";
 import type { MeshNet, MeshUdp } from "./core-link.ts";
 import { Status } from "../wire/codec.ts";
 import { decodeSelfCheckAnswer, decodeSelfCheckRequest, encodeSelfCheckAnswer, encodeSelfCheckRequest } from "./mesh-messages.ts";
-import {
-  MESH_SELF_CHECK_ECHO_METHOD,
-  MESH_SELF_CHECK_METHOD,
-  SELF_CHECK_DIAL_BACK_TIMEOUT_MS,
-  SELF_CHECK_NONCE_BYTES,
-  SELF_CHECK_TIMEOUT_MS,
-} from "./mesh-service-constants.ts";
+import { MESH_SELF_CHECK_ECHO_METHOD, MESH_SELF_CHECK_METHOD, SELF_CHECK_NONCE_BYTES } from "./mesh-service-constants.ts";
+
+/** Self-check: the asker waits this long for all answers (the checker dials back twice). */
+const SELF_CHECK_TIMEOUT_MS = 8_000;
+/** Self-check: one dial-back (TCP or QUIC) on the checker's side, in ms. */
+const SELF_CHECK_DIAL_BACK_TIMEOUT_MS = 3_000;
+/** Self-checks one source IP may ask of us: each makes us dial twice. 1 per 10 s, bursts of 3. */
+export const SELF_CHECK_RATE_PER_S = 0.1;
+export const SELF_CHECK_BURST = 3;
 
 export interface SelfCheckTargetResult {
   /** The checker, "ip:port" (its UDP port). */
