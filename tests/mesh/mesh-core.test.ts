@@ -119,4 +119,31 @@ describe("a network of mesh cores over memory links", () => {
       expect(st.mesh.links.map((l) => l.peer)).not.toContain(liar.key.nodeId);
     }
   });
+
+  test("a --client-only node learns candidates but serves nothing and refuses mesh links", async () => {
+    const nodes = await network(3);
+    await sim.clock.advance(10_000);
+    const client = await sim.add(5, { clientOnly: true, peers: [`${ipOf(0)}:${PORT}`] });
+    await sim.clock.advance(10_000);
+    const st = client.mesh.status();
+    expect(st.role).toBe("client");
+    expect(client.mesh.record()).toBeUndefined();
+    expect(st.candidates.map((c) => c.id).sort()).toEqual(nodes.map((n) => n.key.nodeId).sort());
+    const link = await nodes[1]!.net.links.dialMesh(client.net.address, client.key.publicKey);
+    expect((await link.closed).code).toBe(MESH_CLOSE.notServing.code);
+    // Nobody holds a link to it, and its record is in nobody's pool.
+    for (const n of nodes) expect(n.mesh.status().candidates.map((c) => c.id)).not.toContain(client.key.nodeId);
+  });
+
+  test("a peer whose peers answer does not decode is banned and its link closed", async () => {
+    const nodes = await network(2);
+    await sim.clock.advance(5_000);
+    const bad = await sim.add(7, { public: true }, (node) => {
+      node.net.links.handle(MESH_PEERS_METHOD, () => new Uint8Array([0xff, 0xff, 0xff]), { allowUntrusted: true });
+    });
+    const link = await bad.net.links.dialMesh(nodes[0]!.net.address, nodes[0]!.key.publicKey);
+    expect((await link.closed).code).toBe(MESH_CLOSE.banned.code);
+    const ban = nodes[0]!.mesh.status().bans.find((b) => b.target === bad.key.nodeId)!;
+    expect(ban.reason).toContain("undecodable peers answer");
+  });
 });
