@@ -65,9 +65,10 @@ export function createMeshService(components: MeshServiceComponents, init: MeshS
     shareCount: init.shareCount,
     timing: init.timing,
   });
-  const d: DriverCounters = { messagesIn: {}, messagesOut: {}, merge: undefined!, selfCheck: null, peerCache: { loaded: 0, written: 0, lastWriteAt: null } };
-  const countIn = (method: string) => bump(d.messagesIn, method);
-  const countOut = (method: string) => bump(d.messagesOut, method);
+  const messagesIn: Record<string, number> = {};
+  const messagesOut: Record<string, number> = {};
+  const countIn = (method: string) => bump(messagesIn, method);
+  const countOut = (method: string) => bump(messagesOut, method);
   const timers: Partial<Record<"tick" | "refill", ClockHandle>> = {};
   let lifetime = new AbortController();
   let unsubscribe = () => {};
@@ -85,7 +86,7 @@ export function createMeshService(components: MeshServiceComponents, init: MeshS
     check: (rec) => checkRecord(links, nodeKey, rec, { signal: lifetime.signal, onRequest: countOut }),
     punish,
   });
-  d.merge = merger.counters;
+  const d: DriverCounters = { messagesIn, messagesOut, merge: merger.counters, selfCheck: null, peerCache: { loaded: 0, written: 0, lastWriteAt: null } };
   const search = createMeshSearch({
     links: () => [...s.live.values()],
     local: (kind) => [...(own.current()?.kinds.includes(kind) ? [own.current()!] : []), ...s.candidates.byKind(kind)],
@@ -107,12 +108,12 @@ export function createMeshService(components: MeshServiceComponents, init: MeshS
 
   /** Runs actions; the promise covers the rounds (help, self-check) they start, for `ready`. */
   function run(actions: MeshAction[]): Promise<void> {
-    const rounds: Promise<void>[] = [];
+    const waits: Promise<void>[] = [];
     for (const a of actions) {
       const p = execute(a);
-      if (p) rounds.push(p);
+      if (p) waits.push(p);
     }
-    return Promise.all(rounds).then(() => {});
+    return Promise.all(waits).then(() => {});
   }
 
   function execute(a: MeshAction): Promise<void> | void {
@@ -137,10 +138,13 @@ export function createMeshService(components: MeshServiceComponents, init: MeshS
         return help(a.from);
       case "selfCheck": {
         const targets = (a.from === "start" ? startTargets : knownTargets()).map((x) => x.udp);
-        return selfCheckRound({ punish, signal: lifetime.signal, countOut }, selfChecker, targets, { tcpPort: components.tcpPort(), udpPort: udp.port }).then(({ report, event }) => {
-          d.selfCheck = report;
-          return dispatch(event);
-        });
+        return selfCheckRound({ punish, signal: lifetime.signal, countOut }, selfChecker, targets, { tcpPort: components.tcpPort(), udpPort: udp.port }).then(
+          ({ report, event }) => {
+            d.selfCheck = report;
+            return dispatch(event);
+          },
+          (err) => dispatch({ type: "selfCheckDone", reachable: false, observedIp: null, detail: { error: errorLine(err) } }),
+        );
       }
       case "forgetLink":
         return search.forget(a.id);
@@ -172,7 +176,10 @@ export function createMeshService(components: MeshServiceComponents, init: MeshS
   async function help(from: "start" | "known"): Promise<void> {
     const targets = from === "start" ? startTargets : knownTargets();
     const cacheMerge = from === "start" ? merger.merge(cached, null) : Promise.resolve();
-    const [event] = await Promise.all([helpRound(rounds(), targets.map((x) => x.help)), cacheMerge]);
+    const event = await Promise.all([helpRound(rounds(), targets.map((x) => x.help)), cacheMerge]).then(
+      ([done]) => done,
+      (err) => (log.error("online help failed", { error: errorLine(err) }), { type: "helpDone", broughtNews: false } as const),
+    );
     await dispatch(event);
   }
 
