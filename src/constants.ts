@@ -1,5 +1,6 @@
-// Wire facts and hard limits of the Findings protocol, each with its source (DESIGN.md, seeds, RFCs).
-// Tunables (pool sizes, ports, intervals) are not here: they are defaults in src/config/defaults.toml.
+// Envelope-wide wire facts and hard limits of the Findings protocol, each with its source (DESIGN.md,
+// seeds, RFCs). Each protocol keeps its own facts in its folder's constants.ts (stun, nat, punch, quic,
+// ws), record limits are in wire/limits.ts, and tunables are defaults in src/config/defaults.toml.
 
 /** Version carried in every Envelope; a peer with another major version is refused (DESIGN §4). */
 export const PROTOCOL_VERSION = 1;
@@ -14,17 +15,8 @@ export const MAX_QUIC_REQUEST_BYTES = MAX_ENVELOPE_BYTES;
 /** Largest WebSocket frame on the mesh; a bigger frame closes the link with 1009 (RFC 6455 §7.4.1). */
 export const MAX_WS_FRAME_BYTES = MAX_ENVELOPE_BYTES;
 
-/** Largest config file read from disk; a config is a few hundred bytes. */
-export const MAX_CONFIG_BYTES = 256 * 1024;
-
 /** X25519 public and private key length (RFC 7748 §5). */
 export const X25519_KEY_BYTES = 32;
-
-/** XChaCha20-Poly1305 nonce length (draft-irtf-cfrg-xchacha §2). */
-export const XCHACHA_NONCE_BYTES = 24;
-
-/** Poly1305 tag length (RFC 8439 §2.5). */
-export const POLY1305_TAG_BYTES = 16;
 
 /** Largest sealed box accepted: a certificate PEM (~700 B) plus port and ids, with room. */
 export const MAX_SEALED_BYTES = 8 * 1024;
@@ -41,18 +33,9 @@ export const SEAL_PURPOSE = {
   keyChallenge: "findings/v1/key-challenge",
   keyAnswer: "findings/v1/key-answer",
   record: "findings/v1/record",
+  /** A source server's NewHostOrder to a delegate: no other sealed box can pass as an order. */
+  natNewHost: "findings/v1/nat-newhost",
 } as const;
-
-/** Name tag of a Findings service node in its record (STUN2 seed §节点信息). */
-export const SERVICE_NAME_TAG = "stun2-service";
-
-/** ALPN of Findings QUIC links; quiche needs one and apps must agree on it. */
-export const QUIC_ALPN = "findings/1";
-
-/** How long a QUIC or WSS link may stay silent before it is closed, in ms (keep-alives are sent
- *  at a third of it). 30 s matches the usual UDP NAT timeout floor (RFC 4787 REQ-5 says ≥ 2 min,
- *  real NATs often use 30 s). */
-export const LINK_IDLE_TIMEOUT_MS = 30_000;
 
 /** How long one request over QUIC or the mesh may take before the caller gives up, in ms. */
 export const REQUEST_TIMEOUT_MS = 5_000;

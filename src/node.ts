@@ -1,5 +1,6 @@
-// The composition root: builds a Findings node from its configuration and wires the rooms together
-// (transport → stun → mesh → ops), starting them in that order and stopping them in reverse.
+// The composition root: builds a Findings node from its configuration and wires the rooms together. The
+// rooms run as one list of services (transport → mesh → nat → punch → share → ops), started in order and
+// stopped in reverse; a failed start stops what had started (contracts/service.ts).
 import { isIP } from "node:net";
 import type { Config } from "./config/schema.ts";
 import { createRunCertificate, type RunCertificate } from "./identity/certificate.ts";
@@ -7,8 +8,11 @@ import { loadOrCreateNodeKey, type NodeKey } from "./identity/node-key.ts";
 import { serveAppBootstrapOverWss } from "./transport/app-bootstrap/wss.ts";
 import { createMeshLinks, type MeshLinks } from "./mesh/link-service.ts";
 import { createMeshService, type MeshService } from "./mesh/mesh-service.ts";
-import { startAdmin, type AdminEndpoint } from "./ops/admin.ts";
-import type { Logger } from "./ops/logger.ts";
+import { createAdminService } from "./ops/admin.ts";
+import { registerNodeMetrics } from "./ops/node-metrics.ts";
+import type { Logger } from "./contracts/logger.ts";
+import { createMetricsRegistry, type MetricsRegistry } from "./contracts/metrics.ts";
+import { asService, createServiceGroup, type Service } from "./contracts/service.ts";
 import { createBindingResponder, type BindingResponder } from "./stun/responder.ts";
 import { createNatService, type NatService } from "./nat/service.ts";
 import { createPunchService, type PunchService } from "./punch/punch-service.ts";
@@ -43,16 +47,15 @@ export interface FindingsNode {
   readonly share: ShareService;
   /** Admin URL once started, if the admin endpoint is on. */
   readonly adminUrl: string | undefined;
+  /** What /metrics renders. */
+  readonly metrics: MetricsRegistry;
+  /** Starts every service in order; when one fails, the started ones are stopped in reverse and the
+   *  error is rethrown (the node is then stopped for good). */
   start(): Promise<void>;
-  /** Idempotent: closes links and sockets, flushes nothing itself (the caller closes the logger). */
+  /** Idempotent: stops the services in reverse; flushes nothing itself (the caller closes the logger). */
   stop(): Promise<void>;
   status(): Record<string, unknown>;
   counters(): Record<string, number>;
-}
-
-/** Adapts the node logger to the (level, msg, fields) callback shape the transport rooms take. */
-function transportLog(log: Logger) {
-  return (level: "debug" | "info" | "warn" | "error", msg: string, fields?: Record<string, unknown>) => log[level](msg, fields);
 }
 
 export async function createNode({ config, home, log }: NodeComponents): Promise<FindingsNode> {
@@ -61,13 +64,23 @@ export async function createNode({ config, home, log }: NodeComponents): Promise
   const startedAt = Date.now();
   const stun: BindingResponder | undefined = config.stun_on ? createBindingResponder() : undefined;
   const idleTimeoutMs = config.idle_timeout_s * 1000;
+  const metrics = createMetricsRegistry();
 
   // Raw replies leave through the shared socket at once (the responder hands over a fresh buffer); a
   // failing send is counted by the socket, never thrown.
   let udp: UdpEndpoint;
   const send = (bytes: Uint8Array, port: number, ip: string) => udp.sendRawNow(bytes, port, ip);
   udp = createUdpEndpoint(
-    { cert, nodeKey: key, log: transportLog(log.child({ room: "udp" })) },
+    {
+      cert,
+      nodeKey: key,
+      log: log.child({ room: "udp" }),
+      requestSeconds: metrics.histogram({
+        name: "findings_quic_request_duration_seconds",
+        help: "Time QUIC request handlers took, by method.",
+        labelNames: ["method"],
+      }),
+    },
     {
       host: config.host,
       port: config.server_uport,
@@ -81,7 +94,7 @@ export async function createNode({ config, home, log }: NodeComponents): Promise
     },
   );
   const tls = createTlsEndpoint(
-    { cert, log: transportLog(log.child({ room: "tls" })) },
+    { cert, log: log.child({ room: "tls" }) },
     {
       host: config.host,
       port: config.server_tport,
@@ -91,7 +104,7 @@ export async function createNode({ config, home, log }: NodeComponents): Promise
       idleTimeoutMs,
     },
   );
-  const mesh = createMeshLinks({ tls, cert, nodeKey: key, log: transportLog(log.child({ room: "mesh" })) });
+  const mesh = createMeshLinks({ tls, cert, nodeKey: key, log: log.child({ room: "mesh" }) });
   // Apps without UDP bootstrap over WSS the same way as over QUIC, and may ask whoami there.
   serveAppBootstrapOverWss({ links: mesh, nodeKey: key, cert });
   mesh.handle(
@@ -102,7 +115,7 @@ export async function createNode({ config, home, log }: NodeComponents): Promise
 
   // NAT services (DESIGN §6): QUIC handlers on udp, NewHost on the mesh, the own-class self-probe.
   const nat = createNatService(
-    { udp, mesh, nodeKey: key, log: transportLog(log.child({ room: "nat" })) },
+    { udp, mesh, nodeKey: key, log: log.child({ room: "nat" }) },
     { host: config.host, probeTimeoutMs: config.probe_timeout_s * 1000, serve: !config.client_only },
   );
 
@@ -136,12 +149,31 @@ export async function createNode({ config, home, log }: NodeComponents): Promise
 
   // App services (DESIGN §5, §7): app pool + punch brokering, TCP server registry; kinds = [stakes] keys.
   const punch = createPunchService(
-    { udp, nodeKey: key, log: transportLog(log.child({ room: "punch" })) },
+    {
+      udp,
+      nodeKey: key,
+      log: log.child({ room: "punch" }),
+      brokered: metrics.counter({ name: "findings_punch_brokered_total", help: "Punches brokered, by the strategy chosen for the pair.", labelNames: ["strategy"] }),
+    },
     { stakes: config.stakes, userId: config.user_id, punchXpool: config.punch_xpool, peersPunch: config.peers_punch },
   );
-  const share = createShareService({ udp, log: transportLog(log.child({ room: "share" })) }, { kinds: servedKinds(config.stakes), capacity: config.share_xpool });
+  const share = createShareService({ udp, log: log.child({ room: "share" }) }, { kinds: servedKinds(config.stakes), capacity: config.share_xpool });
 
-  let admin: AdminEndpoint | undefined;
+  registerNodeMetrics(metrics, { udp, tls, mesh, meshService, nat, punch, share, stun });
+
+  // The start order; stop runs it backwards. Adding a service is one entry here.
+  const admin = config.admin ? createAdminService({ status: () => node.status(), metrics }, config.admin) : undefined;
+  const services: Service[] = [
+    asService("udp", udp),
+    asService("tls", tls),
+    asService("mesh-links", mesh),
+    asService("mesh", meshService),
+    asService("nat", nat),
+    asService("punch", punch),
+    asService("share", share),
+    ...(admin ? [admin] : []),
+  ];
+  const group = createServiceGroup("node", services, { log });
   let state: "new" | "running" | "stopped" = "new";
 
   const node: FindingsNode = {
@@ -154,20 +186,19 @@ export async function createNode({ config, home, log }: NodeComponents): Promise
     nat,
     punch,
     share,
+    metrics,
     get adminUrl() {
       return admin?.url;
     },
     async start() {
       if (state !== "new") return;
       state = "running";
-      await udp.start();
-      await tls.start();
-      await mesh.start();
-      await meshService.start();
-      await nat.start();
-      punch.start();
-      share.start();
-      if (config.admin) admin = startAdmin({ status: () => node.status(), counters: () => node.counters() }, config.admin);
+      try {
+        await group.start();
+      } catch (err) {
+        state = "stopped";
+        throw err;
+      }
       log.info("node started", {
         id: key.nodeId,
         udp: formatAddress(config.host, udp.port),
@@ -182,14 +213,7 @@ export async function createNode({ config, home, log }: NodeComponents): Promise
         return;
       }
       state = "stopped";
-      await admin?.stop();
-      share.stop();
-      punch.stop();
-      await nat.stop();
-      await meshService.stop();
-      await mesh.stop();
-      await tls.stop();
-      await udp.stop();
+      await group.stop();
       log.info("node stopped");
     },
     status() {

@@ -7,6 +7,7 @@
 import { defineCommand } from "citty";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
+import { DEFAULTS } from "../config/defaults.ts";
 import { loadConfig, type Overrides } from "../config/load.ts";
 import { createNode, type FindingsNode } from "../node.ts";
 import { createLogger } from "../ops/logger.ts";
@@ -24,7 +25,7 @@ export const devnetCommand = defineCommand({
     ...jsonArg,
     nodes: { type: "positional", description: `How many nodes, 2..${MAX_DEVNET_NODES} (default 5)`, required: false },
     prefix: { type: "string", description: "First three octets of the loopback hosts (default 127.0.77)", valueHint: "A.B.C" },
-    port: { type: "string", description: "UDP and TCP port of every node (default 7788; admin on port + 1)", valueHint: "N" },
+    port: { type: "string", description: `UDP and TCP port of every node (default ${DEFAULTS.server_uport}; admin on port + 1)`, valueHint: "N" },
     kind: { type: "string", description: "An app kind every node serves, e.g. app:demo (so `findings find` has answers)", valueHint: "KIND" },
   },
   run: action(async ({ args }) => {
@@ -32,7 +33,7 @@ export const devnetCommand = defineCommand({
     if (!Number.isInteger(n) || n < 2 || n > MAX_DEVNET_NODES) throw new Error(`Invalid node count ${JSON.stringify(args.nodes)}: allowed 2..${MAX_DEVNET_NODES}`);
     const prefix = args.prefix ?? "127.0.77";
     if (!/^127\.\d{1,3}\.\d{1,3}$/.test(prefix) || prefix.split(".").some((x) => Number(x) > 255)) throw new Error(`Invalid flag --prefix: ${JSON.stringify(prefix)} is not allowed (allowed: "127.B.C", a loopback prefix)`);
-    const port = args.port === undefined ? 7788 : Number(args.port);
+    const port = args.port === undefined ? DEFAULTS.server_uport : Number(args.port);
     if (!Number.isInteger(port) || port < 1 || port > 65534) throw new Error(`Invalid flag --port: ${JSON.stringify(args.port)} is not allowed (allowed: 1..65534)`);
     const ctx = loadContext(args);
     const base = ctx.config;

@@ -2,8 +2,8 @@
 import { defineCommand } from "citty";
 import { askFind } from "../mesh/mesh-client.ts";
 import { toJson } from "../mesh/record-json.ts";
-import { MAX_SEARCH_HOPS } from "../mesh/mesh-constants.ts";
-import { isValidKind } from "../mesh/record.ts";
+import { MAX_SEARCH_HOPS } from "../mesh/search.ts";
+import { isValidKind } from "../wire/limits.ts";
 import { parseAddress } from "../contracts/address.ts";
 import { action, commonArgs, jsonArg, printJson } from "./common.ts";
 

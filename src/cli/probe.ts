@@ -1,5 +1,6 @@
 // `findings probe`: my public address, NAT class and (with --lifetime) mapping lifetime (DESIGN §1, §6).
 import { defineCommand } from "citty";
+import { DEFAULTS } from "../config/defaults.ts";
 import { ConfigError } from "../errors.ts";
 import { runProbe, type ProbeServer } from "../nat/probe-client.ts";
 import { summarizeProbe } from "../nat/probe-report.ts";
@@ -13,7 +14,7 @@ export const probeCommand = defineCommand({
     ...jsonArg,
     server: { type: "string", description: "Server ip:port[#key] (repeatable; with fewer than 3 the servers are asked for more; default: the config's peers)", valueHint: "ADDR" },
     lifetime: { type: "boolean", description: "Also measure how long the NAT keeps an idle mapping (takes about that long, up to 300 s)" },
-    timeout: { type: "string", description: "Seconds to wait for answers that may never come (default: config probe_timeout_s, 6)", valueHint: "S" },
+    timeout: { type: "string", description: `Seconds to wait for answers that may never come (default: config probe_timeout_s, ${DEFAULTS.probe_timeout_s})`, valueHint: "S" },
   },
   run: action(async ({ args, rawArgs }) => {
     const { config } = loadContext(args);

@@ -16,9 +16,9 @@ import { describeResult, failedResult, type PunchResult } from "../punch/punch-r
 import { isNatClassName, NAT_CLASSES, type NatClassName } from "../nat/class.ts";
 import { runProbe } from "../nat/probe-client.ts";
 import { parseAddress, type PeerAddress } from "../contracts/address.ts";
-import type { TransportLog } from "../transport/quic/config.ts";
 import { Status } from "../wire/codec.ts";
 import { action, commonArgs, jsonArg, loadContext, printJson } from "./common.ts";
+import type { Logger } from "../contracts/logger.ts";
 
 /** Whole-command budget for a one-shot punch, in seconds: bootstrap, request, and a spray attempt (15 s). */
 const DEFAULT_PUNCH_TIMEOUT_S = 20;
@@ -92,9 +92,8 @@ export const punchCommand = defineCommand({
 
     const ctx = loadContext(args);
     const key = loadOrCreateNodeKey(ctx.home);
-    let log: TransportLog | undefined;
     const logger = args["log-level"] ? createLogger({ level: ctx.config.log_level, terminalLevel: ctx.config.log_level }) : undefined;
-    if (logger) log = (level, msg, fields) => logger[level](msg, fields);
+    const log: Logger | undefined = logger;
 
     const deadline = AbortSignal.timeout(timeoutS * 1000);
     const nat = await resolveNat(args.nat, server, deadline);
@@ -114,7 +113,7 @@ export const punchCommand = defineCommand({
     };
     process.on("uncaughtException", (err) => {
       if (isStraySendError(err)) {
-        log?.("debug", "a QUIC packet was lost to an earlier ICMP error on the socket", { error: errorLine(err) });
+        log?.debug("a QUIC packet was lost to an earlier ICMP error on the socket", { error: errorLine(err) });
         return;
       }
       process.stderr.write(`findings: ${errorLine(err)}\n`);

@@ -1,6 +1,7 @@
 // `findings serve`: run a node until SIGINT/SIGTERM (DESIGN §9 flags).
 import { defineCommand } from "citty";
 import { join } from "node:path";
+import { DEFAULTS } from "../config/defaults.ts";
 import type { Overrides } from "../config/load.ts";
 import { createNode } from "../node.ts";
 import { createLogger } from "../ops/logger.ts";
@@ -11,11 +12,11 @@ export const serveCommand = defineCommand({
   args: {
     ...commonArgs,
     ...jsonArg,
-    host: { type: "string", description: "Address to bind and advertise (default 0.0.0.0)", valueHint: "IP" },
-    port: { type: "string", description: "UDP and TCP port (default 7788)", valueHint: "N" },
+    host: { type: "string", description: `Address to bind and advertise (default ${DEFAULTS.host})`, valueHint: "IP" },
+    port: { type: "string", description: `UDP and TCP port (default ${DEFAULTS.server_uport})`, valueHint: "N" },
     "udp-port": { type: "string", description: "UDP port: QUIC, probes, STUN Binding", valueHint: "N" },
     "tcp-port": { type: "string", description: "TCP port: TLS mesh and /whoami", valueHint: "N" },
-    admin: { type: "string", description: 'Admin HTTP address on loopback, "" = off (default 127.0.0.1:7789)', valueHint: "ADDR" },
+    admin: { type: "string", description: `Admin HTTP address on loopback, "" = off (default ${DEFAULTS.admin})`, valueHint: "ADDR" },
     peer: { type: "string", description: "Bootstrap peer ip:port[#key] (repeatable)", valueHint: "ADDR" },
     public: { type: "boolean", description: "Declare this node publicly reachable without the self-check (first node of a network)" },
     "client-only": { type: "boolean", description: "Never serve; use the network as a client" },

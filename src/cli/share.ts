@@ -5,7 +5,7 @@ import { defineCommand } from "citty";
 import { isIP } from "node:net";
 import { loadOrCreateNodeKey } from "../identity/node-key.ts";
 import { shareFetch, shareRegister } from "../share/client.ts";
-import { SHARE_FETCH_MAX } from "../punch/punch-constants.ts";
+import { SHARE_FETCH_MAX } from "../punch/constants.ts";
 import { formatAddress, parseAddress, type PeerAddress } from "../contracts/address.ts";
 import { bootstrapApp } from "../transport/app-bootstrap/bootstrap.ts";
 import type { QuicLink } from "../transport/quic/link.ts";

@@ -1,5 +1,6 @@
 // `findings status`: a running node's pools, links, bans and counters, read from its admin endpoint (DESIGN §1, §2).
 import { defineCommand } from "citty";
+import { DEFAULTS } from "../config/defaults.ts";
 import { PeerError } from "../errors.ts";
 import { parseAddress } from "../contracts/address.ts";
 import { action, commonArgs, jsonArg, loadContext, printJson } from "./common.ts";
@@ -18,7 +19,7 @@ export const statusCommand = defineCommand({
   args: {
     ...commonArgs,
     ...jsonArg,
-    admin: { type: "string", description: "Admin address of the node (default: the config's admin, 127.0.0.1:7789)", valueHint: "ADDR" },
+    admin: { type: "string", description: `Admin address of the node (default: the config's admin, ${DEFAULTS.admin})`, valueHint: "ADDR" },
     timeout: { type: "string", description: "Seconds to wait (default 5)", valueHint: "S" },
   },
   run: action(async ({ args }) => {

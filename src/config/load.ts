@@ -1,17 +1,18 @@
 // Builds the effective configuration: embedded defaults < config file < FINDINGS_* env < flags (DESIGN §9).
 import { existsSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
-import defaultsText from "./defaults.toml" with { type: "text" };
-import { MAX_CONFIG_BYTES } from "../constants.ts";
 import { ConfigError } from "../errors.ts";
+import { embeddedDefaults, parseToml } from "./defaults.ts";
 import { SCHEMA, checkStakes, checkValue, type Config, type ConfigKey } from "./schema.ts";
 
-export const DEFAULTS_TOML: string = defaultsText;
+export { DEFAULTS_TOML, embeddedDefaults } from "./defaults.ts";
 export const CONFIG_FILE = "config.toml";
+/** Largest config file read from disk; a config is a few hundred bytes. */
+const MAX_CONFIG_BYTES = 256 * 1024;
 /** Environment variables that are not config keys but choose where the config comes from. */
 const ENV_LOCATIONS = new Set(["FINDINGS_HOME", "FINDINGS_CONFIG"]);
 
-export type Overrides = Partial<Record<ConfigKey, unknown>> & { stakes?: Record<string, string> };
+export type Overrides = Partial<Record<ConfigKey, unknown>>;
 
 export interface LoadOptions {
   home: string;
@@ -29,21 +30,6 @@ export interface LoadedConfig {
   file?: string;
 }
 
-function parseToml(text: string, where: string): Record<string, unknown> {
-  try {
-    return Bun.TOML.parse(text) as Record<string, unknown>;
-  } catch (err) {
-    throw new ConfigError(where, `not valid TOML: ${err instanceof Error ? err.message : String(err)}`);
-  }
-}
-
-export function embeddedDefaults(): Config {
-  const raw = parseToml(DEFAULTS_TOML, "defaults");
-  const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(raw)) out[k] = k === "stakes" ? checkStakes(v) : checkValue(k, v);
-  return out as unknown as Config;
-}
-
 /** Reads FINDINGS_<KEY> variables, converting text by the key's type. */
 export function envOverrides(env: Record<string, string | undefined>): Overrides {
   const out: Record<string, unknown> = {};
@@ -51,7 +37,8 @@ export function envOverrides(env: Record<string, string | undefined>): Overrides
     if (!name.startsWith("FINDINGS_") || text === undefined || ENV_LOCATIONS.has(name)) continue;
     const key = name.slice("FINDINGS_".length).toLowerCase();
     const rule = (SCHEMA as Record<string, { type: string }>)[key];
-    if (!rule) throw new ConfigError(name, `unknown environment variable (allowed: FINDINGS_<KEY> for a key listed by "findings config --defaults")`);
+    // [stakes] is a table: it has no FINDINGS_ variable.
+    if (!rule || rule.type === "stakes") throw new ConfigError(name, `unknown environment variable (allowed: FINDINGS_<KEY> for a key listed by "findings config --defaults")`);
     out[key] = fromText(name, rule.type, text);
   }
   return out as Overrides;
@@ -83,7 +70,7 @@ export function loadConfig(opts: LoadOptions): LoadedConfig {
       if (value === undefined) continue;
       try {
         if (key === "stakes") config.stakes = { ...config.stakes, ...checkStakes(value) };
-        else (config as unknown as Record<string, unknown>)[key] = checkValue(key, value);
+        else (config as Record<string, unknown>)[key] = checkValue(key, value);
       } catch (err) {
         if (err instanceof ConfigError) throw new ConfigError(where(err.key), err.message.replace(/^Invalid config [^:]+: /, ""));
         throw err;

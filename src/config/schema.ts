@@ -1,7 +1,7 @@
-// The configuration schema: every key, its type and allowed values (DESIGN §9).
+// The configuration schema: every key, its type and allowed values (DESIGN §9). The defaults are in
+// defaults.toml; the Config type is derived from SCHEMA, so a key is declared once here.
 import { ConfigError } from "../errors.ts";
-import { MAX_IDENTITY_ID_CHARS, MAX_KIND_CHARS, MAX_RECORD_KINDS, MAX_STAKE_ADDRESS_CHARS } from "../mesh/mesh-constants.ts";
-import { isValidKind } from "../mesh/record.ts";
+import { isValidKind, MAX_IDENTITY_ID_CHARS, MAX_KIND_CHARS, MAX_RECORD_KINDS, MAX_STAKE_ADDRESS_CHARS } from "../wire/limits.ts";
 
 type Rule =
   | { type: "int"; min: number; max: number }
@@ -9,7 +9,21 @@ type Rule =
   | { type: "enum"; values: readonly string[] }
   | { type: "bool" }
   | { type: "addr-list" }
-  | { type: "addr-or-empty" };
+  | { type: "addr-or-empty" }
+  | { type: "stakes" };
+
+/** The value type a rule admits. */
+type ValueOf<R> = R extends { type: "int" }
+  ? number
+  : R extends { type: "enum"; values: readonly (infer V)[] }
+    ? V
+    : R extends { type: "bool" }
+      ? boolean
+      : R extends { type: "addr-list" }
+        ? string[]
+        : R extends { type: "stakes" }
+          ? Record<string, string>
+          : string;
 
 export const LOG_LEVELS = ["debug", "info", "warn", "error"] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -46,44 +60,22 @@ export const SCHEMA = {
   idle_timeout_s: count(1, 3600),
   probe_timeout_s: count(1, 600),
   peer_cache_days: count(0, 365),
+  /** App kind → reward address; "*" is the default address. The one table: layers merge into it. */
+  stakes: { type: "stakes" },
 } as const satisfies Record<string, Rule>;
 
 export type ConfigKey = keyof typeof SCHEMA;
 
-export interface Config {
-  user_id: string;
-  log_root: string;
-  log_level: LogLevel;
-  host: string;
-  server_uport: number;
-  server_tport: number;
-  admin: string;
-  peers: string[];
-  public: boolean;
-  client_only: boolean;
-  stun_on: boolean;
-  shortlist: number;
-  mesh_out: number;
-  mesh_in: number;
-  mesh_switch_s: number;
-  peers_help: number;
-  mesh_share: number;
-  punch_xpool: number;
-  peers_punch: number;
-  share_xpool: number;
-  max_quic_connections: number;
-  max_mesh_links: number;
-  max_conns_per_ip: number;
-  max_links_per_ip: number;
-  idle_timeout_s: number;
-  probe_timeout_s: number;
-  peer_cache_days: number;
-  /** App kind → reward address; "*" is the default address. */
-  stakes: Record<string, string>;
-}
+/** The effective configuration: one field per SCHEMA key, typed by its rule. */
+export type Config = { -readonly [K in ConfigKey]: ValueOf<(typeof SCHEMA)[K]> };
 
 /** "ip:port", "[v6]:port", optionally "#<64 hex>" (DESIGN §9). */
 export const ADDR_PATTERN = /^(?:\d{1,3}(?:\.\d{1,3}){3}|\[[0-9a-fA-F:.]+\]):\d{1,5}(?:#[0-9a-f]{64})?$/;
+
+/** Listed in the unknown-key error; tables in brackets, as in TOML. */
+const KNOWN_KEYS = Object.entries(SCHEMA)
+  .map(([k, rule]) => (rule.type === "stakes" ? `[${k}]` : k))
+  .join(", ");
 
 function show(value: unknown): string {
   return typeof value === "string" ? JSON.stringify(value) : Array.isArray(value) ? JSON.stringify(value) : String(value);
@@ -92,7 +84,7 @@ function show(value: unknown): string {
 /** Checks one value; returns it normalised or throws ConfigError naming key, value and what is allowed. */
 export function checkValue(key: string, value: unknown): unknown {
   const rule = (SCHEMA as Record<string, Rule>)[key];
-  if (!rule) throw new ConfigError(key, `unknown key (known keys: ${Object.keys(SCHEMA).join(", ")}, [stakes])`);
+  if (!rule) throw new ConfigError(key, `unknown key (known keys: ${KNOWN_KEYS})`);
   switch (rule.type) {
     case "int":
       if (typeof value !== "number" || !Number.isInteger(value) || value < rule.min || value > rule.max)
@@ -120,8 +112,11 @@ export function checkValue(key: string, value: unknown): unknown {
           throw new ConfigError(key, `${show(v)} is not allowed (allowed: "ip:port", "[v6]:port", optionally "#<64 hex key>")`);
       return [...value];
     }
+    case "stakes":
+      return checkStakes(value);
   }
 }
+
 
 export function checkStakes(value: unknown): Record<string, string> {
   if (typeof value !== "object" || value === null || Array.isArray(value))

@@ -1,14 +1,20 @@
-// Parsing and printing of "ip:port", "[v6]:port" and "…#<ecdh-public-key-hex>" (DESIGN §9).
+// Addresses (DESIGN §9 ADDR syntax): one type, one parser for "ip:port", "[v6]:port" and
+// "…#<ecdh-public-key-hex>", one printer. IPv4-mapped IPv6 from dual-stack sockets is shown as IPv4.
 import { isIP } from "node:net";
 import { hexToBytes } from "@noble/hashes/utils.js";
 import { ConfigError } from "../errors.ts";
 
-export interface PeerAddress {
-  ip: string;
-  port: number;
-  family: 4 | 6;
+/** An IP (v4 dotted quad or v6 text, no brackets) and a port. */
+export interface HostPort {
+  readonly ip: string;
+  readonly port: number;
+}
+
+/** An address as the user or a record gives it: with its family and, after "#", the peer's key. */
+export interface PeerAddress extends HostPort {
+  readonly family: 4 | 6;
   /** The peer's X25519 public key, when the address carried "#hex". */
-  publicKey?: Uint8Array;
+  readonly publicKey?: Uint8Array;
 }
 
 /** Parses an address; `what` names the flag or key in the error. */
@@ -32,12 +38,25 @@ export function parseAddress(text: string, what = "address", opts: { allowPortZe
   return { ip, port, family: family as 4 | 6, publicKey };
 }
 
-/** "ip:port" or "[v6]:port". */
-export function formatAddress(ip: string, port: number): string {
-  return ip.includes(":") ? `[${ip}]:${port}` : `${ip}:${port}`;
+/** "1.2.3.4:80" or "[::1]:80", from an address or from its ip and port. */
+export function formatAddress(addr: HostPort): string;
+export function formatAddress(ip: string, port: number): string;
+export function formatAddress(addrOrIp: HostPort | string, port?: number): string {
+  const [ip, p] = typeof addrOrIp === "string" ? [addrOrIp, port] : [addrOrIp.ip, addrOrIp.port];
+  return ip.includes(":") ? `[${ip}]:${p}` : `${ip}:${p}`;
 }
 
 /** "::ffff:1.2.3.4" → "1.2.3.4": dual-stack sockets report IPv4 peers that way. */
 export function unmapIp(ip: string): string {
   return ip.startsWith("::ffff:") && isIP(ip.slice(7)) === 4 ? ip.slice(7) : ip;
+}
+
+/** Remote end of a socket, unmapped; port 0 when unknown (socket already gone). */
+export function remoteOf(socket: { remoteAddress?: string; remotePort?: number }): HostPort {
+  return { ip: unmapIp(socket.remoteAddress ?? ""), port: socket.remotePort ?? 0 };
+}
+
+/** Local end of a socket, unmapped; port 0 when unknown. */
+export function localOf(socket: { localAddress?: string; localPort?: number }): HostPort {
+  return { ip: unmapIp(socket.localAddress ?? ""), port: socket.localPort ?? 0 };
 }

@@ -4,8 +4,13 @@ import { xchacha20poly1305 } from "@noble/ciphers/chacha.js";
 import { hkdf } from "@noble/hashes/hkdf.js";
 import { sha256 } from "@noble/hashes/sha2.js";
 import { randomBytes } from "@noble/hashes/utils.js";
-import { MAX_SEALED_BYTES, POLY1305_TAG_BYTES, X25519_KEY_BYTES, XCHACHA_NONCE_BYTES } from "../constants.ts";
+import { MAX_SEALED_BYTES, X25519_KEY_BYTES } from "../constants.ts";
 import { SealError } from "../errors.ts";
+
+/** XChaCha20-Poly1305 nonce length (draft-irtf-cfrg-xchacha §2). */
+const XCHACHA_NONCE_BYTES = 24;
+/** Poly1305 tag length (RFC 8439 §2.5). */
+const POLY1305_TAG_BYTES = 16;
 
 const encoder = new TextEncoder();
 

@@ -8,8 +8,16 @@ import { readFileSync, statSync } from "node:fs";
 import { BlockList, isIP } from "node:net";
 import { join } from "node:path";
 import { ConfigError } from "../errors.ts";
-import { BANS_FILE, DEFAULT_BAN_MS, MAX_BANS_FILE_BYTES, MAX_TEMP_BANS } from "./mesh-constants.ts";
 import { normalizeIp } from "./candidate-pool.ts";
+
+/** Temporary ban length (DESIGN §5: 4 h). */
+export const DEFAULT_BAN_MS = 4 * 60 * 60_000;
+/** Most temporary bans held; past it the one expiring first goes (a flood of bad peers must not grow
+ *  memory without bound). */
+const MAX_TEMP_BANS = 10_000;
+/** Largest <home>/bans.json read, in bytes. */
+export const MAX_BANS_FILE_BYTES = 1024 * 1024;
+const BANS_FILE = "bans.json";
 
 export type BanKind = "id" | "ip";
 

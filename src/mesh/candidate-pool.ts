@@ -5,21 +5,27 @@
 // and add()s those that pass. Pure bookkeeping: time comes in as `now` (ms), randomness as `rand`
 // (a function returning [0, 1)), so tests are deterministic.
 import type { NodeRecord } from "../wire/gen/findings_pb.ts";
-import {
-  DEFAULT_CANDIDATE_TTL_MS,
-  DEFAULT_MAX_CHECKS_PER_MERGE,
-  DEFAULT_SHORTLIST,
-  FAR_PICK_WEIGHT,
-  RTT_SAMPLES,
-} from "./mesh-constants.ts";
+import { DEFAULTS } from "../config/defaults.ts";
 import { isSameBytes, recordNodeId } from "./record.ts";
+
+/** A candidate not seen (no link, no check, no share naming it) for this long is dropped. One hour:
+ *  public nodes that are up get re-shared within minutes by the link switching. */
+export const DEFAULT_CANDIDATE_TTL_MS = 60 * 60_000;
+/** Reachability + key checks one merge may ask for: a peer sharing 100 fresh records must not make
+ *  us dial 100 nodes at once (amplification). The rest come with later shares. */
+const DEFAULT_MAX_CHECKS_PER_MERGE = 10;
+/** RTT samples kept per candidate; the median of these is its latency. */
+const RTT_SAMPLES = 8;
+/** Weight of the far third in pickForSwitch: the near end weighs ~1, the far third this floor, so
+ *  roughly half the picks are near, a fifth far (seed: 低延迟优先，适当兼顾中高延迟节点). */
+const FAR_PICK_WEIGHT = 1 / 3;
 
 export type Rand = () => number;
 
 export interface CandidatePoolInit {
   /** Our own node id: never a candidate. */
   selfId: string;
-  /** Most candidates held (config `shortlist`). @default DEFAULT_SHORTLIST (100) */
+  /** Most candidates held (config `shortlist`). @default shortlist of defaults.toml */
   capacity?: number;
   /** A candidate not seen for this long is expired. @default DEFAULT_CANDIDATE_TTL_MS (1 h) */
   ttlMs?: number;
@@ -101,7 +107,7 @@ const DEFAULT_FAILED_COOLDOWN_MS = 10 * 60_000;
 const MAX_FAILED_REMEMBERED = 1000;
 
 export function createCandidatePool(init: CandidatePoolInit): CandidatePool {
-  const capacity = init.capacity ?? DEFAULT_SHORTLIST;
+  const capacity = init.capacity ?? DEFAULTS.shortlist;
   const ttlMs = init.ttlMs ?? DEFAULT_CANDIDATE_TTL_MS;
   const maxChecks = init.maxChecksPerMerge ?? DEFAULT_MAX_CHECKS_PER_MERGE;
   const bands = [...(init.rttBandsMs ?? DEFAULT_RTT_BANDS_MS)].sort((a, b) => a - b);

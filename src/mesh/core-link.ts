@@ -1,7 +1,7 @@
 // What the mesh core needs of links and transports: real WSS mesh links (link.ts, link-service.ts)
 // and QUIC (transport/udp) satisfy these, and so do the in-memory links (memory-link.ts,
 // memory-net.ts) that let many mesh cores run in one process.
-import type { HostPort } from "../transport/tls/address.ts";
+import type { HostPort } from "../contracts/address.ts";
 import type { RequestHandler } from "../transport/udp/endpoint.ts";
 import type { Envelope } from "../wire/codec.ts";
 import type { LinkAnswer, LinkRequestOptions, LinkTrust } from "./link.ts";

@@ -3,7 +3,7 @@
 // at start, the candidate pool later).
 import { parseAddress } from "../contracts/address.ts";
 import { errorLine } from "../errors.ts";
-import type { HostPort } from "../transport/tls/address.ts";
+import type { HostPort } from "../contracts/address.ts";
 import type { NodeRecord } from "../wire/gen/findings_pb.ts";
 import type { Rand } from "./candidate-pool.ts";
 import type { HelpTarget } from "./online-help.ts";

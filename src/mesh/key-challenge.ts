@@ -18,8 +18,14 @@ import type { NodeKey } from "../identity/node-key.ts";
 import { open, seal } from "../identity/seal.ts";
 import { decodeMessage } from "../wire/codec.ts";
 import { KeyAnswerBodySchema, KeyAnswerSchema, KeyChallengeSchema } from "../wire/gen/mesh_pb.ts";
-import { CHALLENGE_NONCE_BYTES, ED25519_PUBLIC_KEY_BYTES, MAX_CHALLENGE_ADDRESS_CHARS, MAX_CHALLENGE_BYTES } from "./mesh-constants.ts";
-import { isSameBytes, recordSigningKey } from "./record.ts";
+import { ED25519_PUBLIC_KEY_BYTES, isSameBytes, recordSigningKey } from "./record.ts";
+
+/** Random value A: 32 bytes, so guessing it is hopeless. */
+const CHALLENGE_NONCE_BYTES = 32;
+/** Longest address string in a key answer ("[v6]:port/port" is < 60 chars). */
+const MAX_CHALLENGE_ADDRESS_CHARS = 128;
+/** Largest KeyChallenge / KeyAnswer message accepted, in bytes (a key, a nonce, a box). */
+export const MAX_CHALLENGE_BYTES = 1024;
 
 /** What the checker keeps until the answer arrives. Holds the checker's private key: memory only. */
 export interface ChallengeExpect {

@@ -6,9 +6,8 @@ import { TLS_HANDSHAKE_TIMEOUT_MS } from "../constants.ts";
 import type { RunCertificate } from "../identity/certificate.ts";
 import type { NodeKey } from "../identity/node-key.ts";
 import { PeerError } from "../errors.ts";
-import type { HostPort } from "../transport/tls/address.ts";
+import type { HostPort } from "../contracts/address.ts";
 import type { TlsEndpoint, WsUpgradeInfo } from "../transport/tls/endpoint.ts";
-import { SILENT_LOG, type TlsLog } from "../transport/tls/log.ts";
 import { dialWss } from "../transport/ws/client.ts";
 import { WS_CLOSE } from "../transport/ws/constants.ts";
 import type { WsConnection } from "../transport/ws/connection.ts";
@@ -26,6 +25,7 @@ import {
 } from "./link-constants.ts";
 import { createMeshLink, type HandlerLookup, type LinkRequestHandler, type MeshLink, type MeshLinkControl } from "./link.ts";
 import { meshAcceptHandler, meshHelloHandler, runMeshDial, type BootstrapContext, type DialLinkOptions, type PendingAccept } from "./mesh-bootstrap.ts";
+import { silentLogger, type Logger } from "../contracts/logger.ts";
 
 export interface MeshLinksComponents {
   /** The node's TLS endpoint; the service adds the /mesh WebSocket path to it. */
@@ -33,7 +33,7 @@ export interface MeshLinksComponents {
   /** The certificate `tls` serves: sent in hellos and shown as TLS client certificate on dials. */
   cert: RunCertificate;
   nodeKey: NodeKey;
-  log?: TlsLog;
+  log?: Logger;
   /** Our own node record, sent in hellos when we serve. */
   ownRecord?: () => NodeRecord | undefined;
 }
@@ -52,7 +52,7 @@ export interface MeshLinksInit {
   untrustedLifetimeMs?: number;
   /** Default timeout of link.request(). @default LINK_REQUEST_TIMEOUT_MS */
   requestTimeoutMs?: number;
-  /** Idle timeout of links we dial (inbound links use the endpoint's). @default LINK_IDLE_TIMEOUT_MS */
+  /** Idle timeout of links we dial (inbound links use the endpoint's). @default idle_timeout_s of defaults.toml */
   idleTimeoutMs?: number;
 }
 
@@ -89,7 +89,7 @@ export interface MeshLinks {
 }
 
 export function createMeshLinks(components: MeshLinksComponents, init: MeshLinksInit = {}): MeshLinks {
-  const log = components.log ?? SILENT_LOG;
+  const log = components.log ?? silentLogger;
   const { tls, cert, nodeKey } = components;
   const bootstrapTimeoutMs = init.bootstrapTimeoutMs ?? MESH_BOOTSTRAP_TIMEOUT_MS;
   const untrustedLifetimeMs = init.untrustedLifetimeMs ?? UNTRUSTED_LINK_LIFETIME_MS;
@@ -142,7 +142,7 @@ export function createMeshLinks(components: MeshLinksComponents, init: MeshLinks
       const t = lifetimeTimers.get(link);
       if (t) clearTimeout(t);
       lifetimeTimers.delete(link);
-      log("debug", "mesh link closed", { serial: link.serial, trust: link.trust, code: info.code, reason: info.reason });
+      log.debug("mesh link closed", { serial: link.serial, trust: link.trust, code: info.code, reason: info.reason });
     });
   }
 
@@ -201,7 +201,7 @@ export function createMeshLinks(components: MeshLinksComponents, init: MeshLinks
     const t = lifetimeTimers.get(link);
     if (t) clearTimeout(t);
     lifetimeTimers.delete(link);
-    log("info", "mesh link established", {
+    log.info("mesh link established", {
       serial: link.serial,
       direction: link.direction,
       remote: link.remote,
@@ -212,7 +212,7 @@ export function createMeshLinks(components: MeshLinksComponents, init: MeshLinks
       try {
         cb(link);
       } catch (err) {
-        log("warn", "onMeshLink listener threw", { error: err instanceof Error ? err.message : String(err) });
+        log.warn("onMeshLink listener threw", { error: err instanceof Error ? err.message : String(err) });
       }
     }
   }

@@ -4,12 +4,12 @@
 import { bytesToHex } from "@noble/hashes/utils.js";
 import { DecodeError, LimitError, PeerError, SealError, TimeoutError } from "../errors.ts";
 import { nodeIdOf } from "../identity/node-key.ts";
-import { formatHostPort, type HostPort } from "../transport/tls/address.ts";
-import { SILENT_LOG, type TlsLog } from "../transport/tls/log.ts";
+import { formatAddress, type HostPort } from "../contracts/address.ts";
 import { WS_CLOSE } from "../transport/ws/constants.ts";
 import type { WsCloseInfo, WsConnection } from "../transport/ws/connection.ts";
 import { decodeEnvelope, encodeAnswer, encodeEnvelope, Status, statusName, type Envelope } from "../wire/codec.ts";
 import { LINK_REQUEST_TIMEOUT_MS, MAX_INFLIGHT_REQUESTS_PER_LINK, MAX_PENDING_REQUESTS_PER_LINK } from "./link-constants.ts";
+import { silentLogger, type Logger } from "../contracts/logger.ts";
 
 /** "untrusted": no pin (first contact, or an inbound link before bootstrap). "pinned": we dialled
  *  and the certificate matched a pin, but the peer has not authenticated us. "mesh": bootstrapped
@@ -95,7 +95,7 @@ export class AnswerError extends PeerError {
 export class LinkAnswerError extends PeerError {
   readonly status: Status;
   constructor(method: string, remote: HostPort, answer: Envelope) {
-    super(`${method} to ${formatHostPort(remote)} failed: ${statusName(answer.status)}${answer.error ? `: ${answer.error}` : ""}`);
+    super(`${method} to ${formatAddress(remote)} failed: ${statusName(answer.status)}${answer.error ? `: ${answer.error}` : ""}`);
     this.name = "LinkAnswerError";
     this.status = answer.status;
   }
@@ -119,14 +119,14 @@ export interface MeshLinkInit {
   requestTimeoutMs?: number;
   /** @default MAX_INFLIGHT_REQUESTS_PER_LINK */
   maxInflight?: number;
-  log?: TlsLog;
+  log?: Logger;
 }
 
 let nextSerial = 1;
 
 /** Wraps a WebSocket connection (not yet started) and starts it. */
 export function createMeshLink(conn: WsConnection, init: MeshLinkInit): MeshLinkControl {
-  const log = init.log ?? SILENT_LOG;
+  const log = init.log ?? silentLogger;
   const serial = nextSerial++;
   const handlers = new Map<string, LinkRequestHandler>();
   const pending = new Map<bigint, { resolve: (e: Envelope) => void; reject: (err: unknown) => void; cleanup: () => void }>();
@@ -141,7 +141,7 @@ export function createMeshLink(conn: WsConnection, init: MeshLinkInit): MeshLink
   let closedInfo: WsCloseInfo | null = null;
   const openedAt = Date.now();
 
-  const label = () => `link #${serial} ${direction} ${formatHostPort(remote)}`;
+  const label = () => `link #${serial} ${direction} ${formatAddress(remote)}`;
 
   function onMessage(bytes: Uint8Array): void {
     let env: Envelope;
@@ -150,7 +150,7 @@ export function createMeshLink(conn: WsConnection, init: MeshLinkInit): MeshLink
     } catch (err) {
       // One bad envelope means the peer does not speak our protocol: the link goes (STYLE §7).
       const code = err instanceof LimitError ? WS_CLOSE.messageTooBig : WS_CLOSE.invalidPayload;
-      log("debug", "mesh link: bad envelope", { link: label(), error: err instanceof Error ? err.message : String(err) });
+      log.debug("mesh link: bad envelope", { link: label(), error: err instanceof Error ? err.message : String(err) });
       conn.close(code, "bad envelope");
       return;
     }
@@ -158,7 +158,7 @@ export function createMeshLink(conn: WsConnection, init: MeshLinkInit): MeshLink
     else {
       const p = pending.get(env.id);
       if (!p) {
-        log("debug", "mesh link: answer for no request", { link: label(), id: env.id.toString(), method: env.method });
+        log.debug("mesh link: answer for no request", { link: label(), id: env.id.toString(), method: env.method });
         return;
       }
       p.cleanup();
@@ -186,7 +186,7 @@ export function createMeshLink(conn: WsConnection, init: MeshLinkInit): MeshLink
     } catch (err) {
       answer = answerOfError(err);
       if (answer.status === Status.INTERNAL) {
-        log("warn", "mesh link: handler failed", { link: label(), method: req.method, error: err instanceof Error ? err.message : String(err) });
+        log.warn("mesh link: handler failed", { link: label(), method: req.method, error: err instanceof Error ? err.message : String(err) });
       }
     } finally {
       inflight -= 1;
@@ -195,7 +195,7 @@ export function createMeshLink(conn: WsConnection, init: MeshLinkInit): MeshLink
     try {
       bytes = encodeAnswer(req, answer.status ?? Status.OK, answer.payload, answer.error);
     } catch (err) {
-      log("warn", "mesh link: answer too large", { link: label(), method: req.method, error: String(err) });
+      log.warn("mesh link: answer too large", { link: label(), method: req.method, error: String(err) });
       bytes = encodeAnswer(req, Status.INTERNAL, undefined, "answer too large");
     }
     conn.send(bytes);
@@ -218,7 +218,7 @@ export function createMeshLink(conn: WsConnection, init: MeshLinkInit): MeshLink
       try {
         cb(info);
       } catch (e) {
-        log("warn", "mesh link: close callback threw", { link: label(), error: String(e) });
+        log.warn("mesh link: close callback threw", { link: label(), error: String(e) });
       }
     }
     closeCallbacks.clear();
@@ -311,7 +311,7 @@ export function createMeshLink(conn: WsConnection, init: MeshLinkInit): MeshLink
       if (to.peerKey) peerKey = to.peerKey;
       if (to.remote) remote = to.remote;
       if (to.direction) direction = to.direction;
-      log("debug", "mesh link promoted", { link: label(), trust, peer: peerKey ? bytesToHex(peerKey).slice(0, 16) : null });
+      log.debug("mesh link promoted", { link: label(), trust, peer: peerKey ? bytesToHex(peerKey).slice(0, 16) : null });
     },
   };
 

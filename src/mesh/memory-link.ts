@@ -4,10 +4,10 @@
 // Delivery is a microtask, so many mesh cores run in one process on a fake clock (memory-net.ts).
 import { nodeIdOf } from "../identity/node-key.ts";
 import { PeerError, TimeoutError } from "../errors.ts";
-import type { HostPort } from "../transport/tls/address.ts";
+import type { HostPort } from "../contracts/address.ts";
 import { WS_CLOSE } from "../transport/ws/constants.ts";
 import { decodeEnvelope, encodeAnswer, encodeEnvelope, Status, type Envelope } from "../wire/codec.ts";
-import type { Clock, ClockHandle } from "./clock.ts";
+import type { Clock, TimerHandle } from "../contracts/clock.ts";
 import type { CoreLink, CoreRequestHandler, LinkCloseInfo } from "./core-link.ts";
 import { LINK_REQUEST_TIMEOUT_MS } from "./link-constants.ts";
 import { answerOfError, type LinkAnswer, type LinkRequestOptions, type LinkTrust } from "./link.ts";
@@ -51,7 +51,7 @@ export function createMemoryLinkPair(a: MemoryEnd, b: MemoryEnd, opts: MemoryPai
   let open = true;
   const ends: End[] = [];
   const makeEnd = (me: MemoryEnd, other: () => End): End => {
-    const pending = new Map<bigint, { resolve: (e: Envelope) => void; reject: (err: unknown) => void; timer: ClockHandle; off: () => void }>();
+    const pending = new Map<bigint, { resolve: (e: Envelope) => void; reject: (err: unknown) => void; timer: TimerHandle; off: () => void }>();
     const closeCallbacks = new Set<(info: LinkCloseInfo) => void>();
     let closedInfo: LinkCloseInfo | null = null;
     let resolveClosed!: (info: LinkCloseInfo) => void;

@@ -7,11 +7,11 @@
 // listeners hear of it. A first-contact dial gives "untrusted" links that only serve methods
 // registered with allowUntrusted.
 import { PeerError, TimeoutError } from "../errors.ts";
-import type { HostPort } from "../transport/tls/address.ts";
+import type { HostPort } from "../contracts/address.ts";
 import type { RequestHandler } from "../transport/udp/endpoint.ts";
 import { WS_CLOSE } from "../transport/ws/constants.ts";
 import { decodeEnvelope, encodeAnswer, encodeEnvelope, Status } from "../wire/codec.ts";
-import type { Clock } from "./clock.ts";
+import type { Clock, TimerHandle } from "../contracts/clock.ts";
 import type { CoreLink, CoreRequestHandler, MeshNet, MeshUdp, UdpRequestLink } from "./core-link.ts";
 import type { HandleOptions, MeshDialOptions } from "./link-service.ts";
 import { createMemoryLinkPair, type MemoryEnd, type MemoryLink, type MemoryLookup } from "./memory-link.ts";
@@ -150,7 +150,7 @@ export function createMemoryNet(opts: MemoryNetOptions): MemoryNet {
             if (!handler) return decodeEnvelope(encodeAnswer(req, Status.BAD_REQUEST, undefined, `unknown method ${method}`));
             const abort = new AbortController();
             const timeoutMs = ro.timeoutMs ?? opts.requestTimeoutMs ?? 5_000;
-            let timer: unknown;
+            let timer: TimerHandle | undefined;
             const timedOut = new Promise<never>((_, reject) => {
               timer = opts.clock.setTimeout(() => {
                 abort.abort(new TimeoutError(`${method} over memory UDP`, timeoutMs));

@@ -4,6 +4,7 @@
 // (DESIGN §3 app bootstrap). Records in the answer are verified here: an app never trusts a relay's
 // copy of a record it cannot check, and groups are rebuilt from the verified records.
 import { isIP } from "node:net";
+import { REQUEST_TIMEOUT_MS } from "../constants.ts";
 import { generateNodeKey } from "../identity/node-key.ts";
 import { PeerError } from "../errors.ts";
 import { bootstrapApp } from "../transport/app-bootstrap/bootstrap.ts";
@@ -11,7 +12,7 @@ import { expectOk, type QuicLink } from "../transport/quic/link.ts";
 import { createUdpClient } from "../transport/udp/client.ts";
 import type { NodeRecord } from "../wire/gen/findings_pb.ts";
 import { decodeFindAnswer, decodePeersAnswer, encodePeersRequest } from "./mesh-messages.ts";
-import { MAX_PEERS_ANSWER_RECORDS, MESH_FIND_METHOD, MESH_PEERS_METHOD } from "./mesh-service-constants.ts";
+import { FIND_HOP_TIMEOUT_MS, MAX_PEERS_ANSWER_RECORDS, MESH_FIND_METHOD, MESH_PEERS_METHOD } from "./mesh-service-constants.ts";
 import { verifyRecord } from "./record.ts";
 import { encodeFindRequest, newFindRequest, recordsOfKind } from "./search.ts";
 import { groupByStake, type ServerGroupView } from "./search-groups.ts";
@@ -50,7 +51,7 @@ async function withLink<T>(target: NodeAskTarget, opts: AskOptions, fn: (link: Q
   const client = createUdpClient({}, { host: isIP(target.ip) === 6 ? "::" : "0.0.0.0", port: 0 });
   await client.start();
   try {
-    const step = { signal: opts.signal, timeoutMs: opts.timeoutMs ?? 5000 };
+    const step = { signal: opts.signal, timeoutMs: opts.timeoutMs ?? REQUEST_TIMEOUT_MS };
     const addr = { ip: target.ip, port: target.port };
     const link = target.publicKey
       ? (await bootstrapApp(client, { addr, nodePublicKey: target.publicKey }, { appKey: generateNodeKey(), ...step })).link
@@ -87,7 +88,7 @@ export async function askFind(target: NodeAskTarget, kind: string, opts: AskOpti
   }
   return withLink(target, opts, async (link) => {
     // The node searches its mesh before answering: allow the hop budget on top of the request.
-    const timeoutMs = (opts.timeoutMs ?? 5000) + 1000 * req.hops;
+    const timeoutMs = (opts.timeoutMs ?? REQUEST_TIMEOUT_MS) + FIND_HOP_TIMEOUT_MS * req.hops;
     const answer = await link.request(MESH_FIND_METHOD, encodeFindRequest(req), { signal: opts.signal, timeoutMs });
     const { good, rejected } = verified(decodeFindAnswer(expectOk(answer)).records);
     const records = recordsOfKind(good, kind);

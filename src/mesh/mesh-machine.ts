@@ -11,10 +11,9 @@
 import type { NodeRecord } from "../wire/gen/findings_pb.ts";
 import { admitLink, punish } from "./admission.ts";
 import { createBanList, type BanList } from "./ban-list.ts";
-import { createCandidatePool, type CandidatePool, type Rand } from "./candidate-pool.ts";
+import { createCandidatePool, DEFAULT_CANDIDATE_TTL_MS, type CandidatePool, type Rand } from "./candidate-pool.ts";
 import type { CoreLink } from "./core-link.ts";
 import { createBackoff, createDialBook, type Backoff, type DialBook } from "./dialer.ts";
-import { DEFAULT_CANDIDATE_TTL_MS } from "./mesh-constants.ts";
 import { MESH_CLOSE } from "./mesh-service-constants.ts";
 import { createMeshPool, type MeshPool } from "./mesh-pool.ts";
 import { fill, tick } from "./mesh-upkeep.ts";

@@ -2,13 +2,11 @@
 //
 // Pure: the node reports links as they open and close and asks planSwitch(now, rand) on its timer;
 // the pool says which outgoing links to drop and how many to dial (from candidate-pool.ts picks).
-import {
-  DEFAULT_MESH_IN,
-  DEFAULT_MESH_OUT,
-  DEFAULT_SWITCH_INTERVAL_MS,
-  SWITCH_JITTER,
-} from "./mesh-constants.ts";
+import { DEFAULTS } from "../config/defaults.ts";
 import type { Rand } from "./candidate-pool.ts";
+
+/** ± share of the interval drawn at random, so nodes started together do not switch in lockstep. */
+export const SWITCH_JITTER = 0.2;
 
 export type LinkDirection = "in" | "out";
 
@@ -21,11 +19,11 @@ export interface MeshLink {
 }
 
 export interface MeshPoolInit {
-  /** Outgoing links kept (config `mesh_out`). @default DEFAULT_MESH_OUT (8) */
+  /** Outgoing links kept (config `mesh_out`). @default mesh_out of defaults.toml */
   maxOut?: number;
-  /** Incoming links accepted (config `mesh_in`). @default DEFAULT_MESH_IN (8) */
+  /** Incoming links accepted (config `mesh_in`). @default mesh_in of defaults.toml */
   maxIn?: number;
-  /** Time between switches (config `mesh_switch_s` × 1000). @default DEFAULT_SWITCH_INTERVAL_MS (5 min) */
+  /** Time between switches (config `mesh_switch_s` × 1000). @default mesh_switch_s of defaults.toml */
   switchIntervalMs?: number;
   /** Start of the first interval, ms. @default 0 (first switch one interval after time 0) */
   now?: number;
@@ -61,9 +59,9 @@ export interface MeshPool {
 }
 
 export function createMeshPool(init: MeshPoolInit = {}): MeshPool {
-  const maxOut = init.maxOut ?? DEFAULT_MESH_OUT;
-  const maxIn = init.maxIn ?? DEFAULT_MESH_IN;
-  const interval = init.switchIntervalMs ?? DEFAULT_SWITCH_INTERVAL_MS;
+  const maxOut = init.maxOut ?? DEFAULTS.mesh_out;
+  const maxIn = init.maxIn ?? DEFAULTS.mesh_in;
+  const interval = init.switchIntervalMs ?? DEFAULTS.mesh_switch_s * 1000;
   const links = new Map<string, { id: string; direction: LinkDirection; openedAt: number; rttMs: number | null }>();
   let nextSwitchAt = (init.now ?? 0) + interval;
 

@@ -15,15 +15,12 @@ import type { NodeRecord } from "../wire/gen/findings_pb.ts";
 import type { CoreLink } from "./core-link.ts";
 import type { LinkAnswer } from "./link.ts";
 import { decodeFindAnswer, encodeFindAnswer } from "./mesh-messages.ts";
-import { MESH_FIND_METHOD } from "./mesh-service-constants.ts";
+import { FIND_HOP_TIMEOUT_MS, MESH_FIND_METHOD } from "./mesh-service-constants.ts";
 import { verifyRecord } from "./record.ts";
 import { encodeFindRequest, mergeAnswers, newFindRequest, nextHop, parseFindRequest, recordsOfKind, createSeenRequests, type FindRequest } from "./search.ts";
 import { groupByStake, toProtoGroup, type ServerGroupView } from "./search-groups.ts";
 import { createRateLimiter } from "./search-rate-limit.ts";
 
-/** Whole budget of one forwarded search hop, in ms, per hop still left: a search that travels 3
- *  hops answers within ~3 s even when a node on the way is slow. */
-const FIND_HOP_TIMEOUT_MS = 1_000;
 
 export interface MeshSearchComponents {
   /** Live mesh links to forward to. */

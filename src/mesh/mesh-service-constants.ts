@@ -30,7 +30,7 @@ export const MESH_CLOSE = {
   notServing: { code: 4005, reason: "not a service node" },
 } as const;
 
-// ---- message limits ----
+// ---- message limits and the search budget ----
 
 /** Self-check nonce length: 16 random bytes never repeat. */
 export const SELF_CHECK_NONCE_BYTES = 16;
@@ -41,3 +41,6 @@ export const MAX_SMALL_MESSAGE_BYTES = 256;
 /** Most records a peers answer to an app (`findings peers`) carries: the whole shortlist fits the
  *  envelope at ~400 B a record. */
 export const MAX_PEERS_ANSWER_RECORDS = 120;
+/** Whole budget of one forwarded search hop, in ms, per hop still left: a search that travels 3
+ *  hops answers within ~3 s even when a node on the way is slow. */
+export const FIND_HOP_TIMEOUT_MS = 1_000;

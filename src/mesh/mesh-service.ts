@@ -12,7 +12,7 @@ import { Status, type Envelope } from "../wire/codec.ts";
 import type { NodeRecord } from "../wire/gen/findings_pb.ts";
 import { contradicts, isPeerBanned, sharerOf } from "./admission.ts";
 import { loadUserBans } from "./ban-list.ts";
-import { systemClock, type ClockHandle } from "./clock.ts";
+import { systemClock, type TimerHandle } from "../contracts/clock.ts";
 import type { CoreLink, CoreRequestHandler } from "./core-link.ts";
 import { configTargets, recordTargets, shuffle, type AskTarget } from "./help-targets.ts";
 import type { LinkAnswer } from "./link.ts";
@@ -69,7 +69,7 @@ export function createMeshService(components: MeshServiceComponents, init: MeshS
   const messagesOut: Record<string, number> = {};
   const countIn = (method: string) => bump(messagesIn, method);
   const countOut = (method: string) => bump(messagesOut, method);
-  const timers: Partial<Record<"tick" | "refill", ClockHandle>> = {};
+  const timers: Partial<Record<"tick" | "refill", TimerHandle>> = {};
   let lifetime = new AbortController();
   let unsubscribe = () => {};
   let startTargets: AskTarget[] = [];

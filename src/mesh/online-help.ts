@@ -8,8 +8,7 @@
 //    caller then key-checks what it merges (record-check.ts), which settles every conflict.
 import { bytesToHex } from "@noble/hashes/utils.js";
 import { errorLine } from "../errors.ts";
-import { formatAddress } from "../contracts/address.ts";
-import type { HostPort } from "../transport/tls/address.ts";
+import { formatAddress, type HostPort } from "../contracts/address.ts";
 import { Status, statusName } from "../wire/codec.ts";
 import type { NodeRecord } from "../wire/gen/findings_pb.ts";
 import { addressKeys, normalizeIp } from "./candidate-pool.ts";

@@ -9,8 +9,15 @@ import { closeSync, fsyncSync, openSync, readFileSync, renameSync, statSync, unl
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
 import type { NodeRecord } from "../wire/gen/findings_pb.ts";
-import { DEFAULT_PEER_CACHE_MAX_AGE_MS, MAX_PEER_CACHE_BYTES, MAX_PEER_CACHE_ENTRIES, MAX_RECORD_BYTES, PEERS_FILE } from "./mesh-constants.ts";
-import { encodeRecord, parseRecord, recordAddress, recordNodeId } from "./record.ts";
+import { DEFAULTS } from "../config/defaults.ts";
+import { encodeRecord, MAX_RECORD_BYTES, parseRecord, recordAddress, recordNodeId } from "./record.ts";
+
+const DAY_MS = 86_400_000;
+const PEERS_FILE = "peers.json";
+/** Most entries kept in peers.json. */
+const MAX_PEER_CACHE_ENTRIES = 1000;
+/** Largest peers.json read: 1000 records as base64 JSON is ~600 KB. */
+export const MAX_PEER_CACHE_BYTES = 2 * 1024 * 1024;
 
 export interface PeerCacheEntry {
   record: NodeRecord;
@@ -21,7 +28,7 @@ export interface PeerCacheEntry {
 export interface PeerCacheOptions {
   /** Current time, ms. */
   now: number;
-  /** Entries last seen longer ago are dropped (config `peer_cache_days`). @default DEFAULT_PEER_CACHE_MAX_AGE_MS (7 days) */
+  /** Entries last seen longer ago are dropped (config `peer_cache_days`). @default peer_cache_days of defaults.toml */
   maxAgeMs?: number;
   /** @default MAX_PEER_CACHE_ENTRIES */
   maxEntries?: number;
@@ -74,7 +81,7 @@ export function readPeerCache(home: string, options: PeerCacheOptions): PeerCach
 
 function pickEntries(raw: unknown[], options: PeerCacheOptions): { entries: PeerCacheEntry[]; dropped: number } {
   const now = options.now;
-  const maxAge = options.maxAgeMs ?? DEFAULT_PEER_CACHE_MAX_AGE_MS;
+  const maxAge = options.maxAgeMs ?? DEFAULTS.peer_cache_days * DAY_MS;
   const maxEntries = options.maxEntries ?? MAX_PEER_CACHE_ENTRIES;
   const byId = new Map<string, PeerCacheEntry>();
   let dropped = 0;
@@ -122,7 +129,7 @@ function parseEntry(item: unknown, now: number): PeerCacheEntry | null {
  *  the file system's error when the folder is not writable. */
 export function writePeerCache(home: string, entries: readonly PeerCacheEntry[], options: PeerCacheOptions): number {
   const now = options.now;
-  const maxAge = options.maxAgeMs ?? DEFAULT_PEER_CACHE_MAX_AGE_MS;
+  const maxAge = options.maxAgeMs ?? DEFAULTS.peer_cache_days * DAY_MS;
   const maxEntries = options.maxEntries ?? MAX_PEER_CACHE_ENTRIES;
   const byId = new Map<string, PeerCacheEntry>();
   for (const e of entries) {

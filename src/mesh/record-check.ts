@@ -8,7 +8,7 @@
 //    address or signing key) is a key failure: whoever shared the record lied.
 import { errorLine } from "../errors.ts";
 import type { NodeKey } from "../identity/node-key.ts";
-import type { HostPort } from "../transport/tls/address.ts";
+import type { HostPort } from "../contracts/address.ts";
 import { Status, statusName } from "../wire/codec.ts";
 import type { NodeRecord } from "../wire/gen/findings_pb.ts";
 import { answerChallenge, checkAnswer, makeChallenge } from "./key-challenge.ts";

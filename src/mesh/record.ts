@@ -14,27 +14,38 @@ import { ed25519 } from "@noble/curves/ed25519.js";
 import { hkdf } from "@noble/hashes/hkdf.js";
 import { sha256 } from "@noble/hashes/sha2.js";
 import { isIP } from "node:net";
-import { SEAL_PURPOSE, SERVICE_NAME_TAG, X25519_KEY_BYTES } from "../constants.ts";
+import { SEAL_PURPOSE, X25519_KEY_BYTES } from "../constants.ts";
 import { ConfigError, DecodeError, LimitError } from "../errors.ts";
 import { nodeIdOf, type NodeKey } from "../identity/node-key.ts";
 import { decodeMessage } from "../wire/codec.ts";
 import { NatClass, NodeRecordSchema, type NodeAddress, type NodeRecord } from "../wire/gen/findings_pb.ts";
-import {
-  ED25519_PUBLIC_KEY_BYTES,
-  ED25519_SIGNATURE_BYTES,
-  MAX_CLOCK_SKEW_MS,
-  MAX_IDENTITY_ID_CHARS,
-  MAX_KIND_CHARS,
-  MAX_PROTOCOL_CHARS,
-  MAX_RECORD_ADDRESSES,
-  MAX_RECORD_BYTES,
-  MAX_RECORD_KINDS,
-  MAX_RECORD_PROTOCOLS,
-  MAX_RECORD_SEQ,
-  MAX_STAKE_ADDRESS_CHARS,
-  RECORD_SIGNING_KEY_LABEL,
-  SHA256_BYTES,
-} from "./mesh-constants.ts";
+import { isValidKind, MAX_IDENTITY_ID_CHARS, MAX_RECORD_KINDS, MAX_STAKE_ADDRESS_CHARS } from "../wire/limits.ts";
+
+/** Name tag of a Findings service node in its record (STUN2 seed §节点信息). */
+const SERVICE_NAME_TAG = "stun2-service";
+
+/** Largest encoded NodeRecord accepted, in bytes. A typical record is ~250 B; 4 KB leaves room for
+ *  dozens of kinds and stakes, while a shortlist answer must still fit MAX_ENVELOPE_BYTES. The count
+ *  and length caps below can add up to more than this; the byte cap is checked too. */
+export const MAX_RECORD_BYTES = 4096;
+/** Addresses per record: one per family plus a spare each; more is a padding attack. */
+export const MAX_RECORD_ADDRESSES = 4;
+/** Protocols per record ("quic", "http2", with room for a few more). */
+const MAX_RECORD_PROTOCOLS = 8;
+/** Longest protocol name, in characters. */
+const MAX_PROTOCOL_CHARS = 16;
+/** How far in the future a record's issued_at_ms may lie: peers' clocks drift, 5 min is generous. */
+export const MAX_CLOCK_SKEW_MS = 5 * 60_000;
+/** Largest seq accepted: seq is a JSON number in CLI output and status, so it must stay exact. */
+export const MAX_RECORD_SEQ = Number.MAX_SAFE_INTEGER;
+/** SHA-256 length: node id, SPKI pin. */
+const SHA256_BYTES = 32;
+/** Ed25519 public key and signature lengths (RFC 8032 §5.1.5, §5.1.6). */
+export const ED25519_PUBLIC_KEY_BYTES = 32;
+const ED25519_SIGNATURE_BYTES = 64;
+/** HKDF info for the record signing key derived from the X25519 node key. Versioned so a future
+ *  scheme gets a different key. */
+const RECORD_SIGNING_KEY_LABEL = "findings/v1/record-signing-key";
 
 export type { NodeRecord, NodeAddress };
 export { NatClass };
@@ -273,17 +284,10 @@ function reject(reason: RecordRejectReason, detail: string): RecordCheck {
 
 // ---- field syntax ----
 
-/** App kinds look like "blockchain:bitcoin", "app:chat", "findings:mesh" (seed 001 §应用节点). */
-/** "family:name", e.g. "blockchain:bitcoin", "app:chat", "depots:x", "findings:x" (seed 001 §应用节点). */
-const KIND_PATTERN = /^[a-z][a-z0-9-]{0,31}:[A-Za-z0-9._-]{1,63}$/;
 const PROTOCOL_PATTERN = /^[a-z0-9][a-z0-9.-]*$/;
 /** Reward addresses of all common chains are printable ASCII without spaces. */
 const STAKE_ADDRESS_PATTERN = /^[\x21-\x7e]+$/;
 const CONTROL_CHARS = /\p{Cc}/u;
-
-export function isValidKind(kind: string): boolean {
-  return isValidToken(kind, MAX_KIND_CHARS, KIND_PATTERN);
-}
 
 function isValidToken(text: string, maxChars: number, pattern: RegExp): boolean {
   return text.length >= 1 && text.length <= maxChars && pattern.test(text);

@@ -1,5 +1,10 @@
 // Per-link token bucket for mesh searches and other requests a peer can repeat (DESIGN §8: rate limits).
-import { DEFAULT_SEARCH_BURST, DEFAULT_SEARCH_RATE_PER_S, MAX_RATE_BUCKETS } from "./mesh-constants.ts";
+
+/** Searches a link may send: a sustained 2 per second with bursts of 10. */
+const DEFAULT_SEARCH_RATE_PER_S = 2;
+const DEFAULT_SEARCH_BURST = 10;
+/** Most rate buckets held (one per link or app address). */
+const MAX_RATE_BUCKETS = 4096;
 
 export interface RateLimiterInit {
   /** Sustained requests per second. @default DEFAULT_SEARCH_RATE_PER_S (2) */

@@ -9,14 +9,19 @@ import { LimitError } from "../errors.ts";
 import { decodeMessage } from "../wire/codec.ts";
 import type { NodeRecord } from "../wire/gen/findings_pb.ts";
 import { FindRequestSchema, type FindRequest } from "../wire/gen/mesh_pb.ts";
-import {
-  DEFAULT_SEEN_WINDOW_MS,
-  MAX_SEARCH_ANSWERS,
-  MAX_SEARCH_HOPS,
-  MAX_SEEN_REQUESTS,
-  SEARCH_REQUEST_ID_BYTES,
-} from "./mesh-constants.ts";
-import { isValidKind, recordNodeId } from "./record.ts";
+import { isValidKind } from "../wire/limits.ts";
+import { recordNodeId } from "./record.ts";
+
+/** Hops a search may travel through the mesh: 3 hops × 16 links reach ~4000 nodes. */
+export const MAX_SEARCH_HOPS = 3;
+/** How long a request id is remembered, so a search that loops back is dropped. */
+const DEFAULT_SEEN_WINDOW_MS = 60_000;
+/** Most request ids remembered at once (memory bound under a flood). */
+const MAX_SEEN_REQUESTS = 10_000;
+/** Request id length: 16 random bytes make collisions negligible. */
+const SEARCH_REQUEST_ID_BYTES = 16;
+/** Most records in one search answer: fits MAX_ENVELOPE_BYTES with typical records. */
+export const MAX_SEARCH_ANSWERS = 50;
 
 export type { FindRequest };
 

@@ -10,8 +10,7 @@
 //    that claims a dial-back that never arrived is lying (the caller bans it).
 import { bytesToHex, randomBytes } from "@noble/hashes/utils.js";
 import { errorLine } from "../errors.ts";
-import { formatAddress } from "../contracts/address.ts";
-import type { HostPort } from "../transport/tls/address.ts";
+import { formatAddress, type HostPort } from "../contracts/address.ts";
 import type { MeshNet, MeshUdp } from "./core-link.ts";
 import { Status } from "../wire/codec.ts";
 import { decodeSelfCheckAnswer, decodeSelfCheckRequest, encodeSelfCheckAnswer, encodeSelfCheckRequest } from "./mesh-messages.ts";

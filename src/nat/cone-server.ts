@@ -36,12 +36,8 @@ import { buildControl, controlToken, decodeControl, type ControlMessage } from "
 import {
   BEGIN_BURST,
   BEGIN_RATE_PER_S,
-  FORMAL_SESSION_TTL_MS,
   MAX_ACKS_PER_ADDRESS,
   MAX_AVOID_IPS,
-  MAX_FORMAL_SESSIONS,
-  MAX_FORMAL_SESSIONS_PER_CONNECTION,
-  MAX_PASSAGE_PER_SESSION,
   NAT_COOKIE_BYTES,
   NAT_TOKEN_BYTES,
   PROBE_SPACING_MS,
@@ -51,7 +47,22 @@ import { checkNewHostProof } from "./newhost-proof.ts";
 import { buildProbe, isProbeKey, newHostKey } from "./probe-packet.ts";
 import { randomProbeTmpLen } from "./probe-sizes.ts";
 import { formatEndpoint, normalizeIp, sameEndpoint, sameIp, type Endpoint } from "./source-check.ts";
-import { NEWPORT_PROBE_COUNT, PASSAGE_PROBE_COUNT } from "./stun2-constants.ts";
+import type { Logger } from "../contracts/logger.ts";
+
+/** A STUN:Cone session (and its new-port socket) lives this long after nat.begin, in ms: the whole test takes
+ *  at most the probe timeout (6 s by default) plus a retry with another source server. */
+const FORMAL_SESSION_TTL_MS = 20_000;
+/** STUN:Cone sessions one QUIC connection may hold at once (a retry opens a second one). */
+const MAX_FORMAL_SESSIONS_PER_CONNECTION = 2;
+/** STUN:Cone sessions open on a node at once: each holds one ephemeral UDP socket. */
+const MAX_FORMAL_SESSIONS = 256;
+/** Passage requests per session: the client may repeat one if both probes were lost. */
+const MAX_PASSAGE_PER_SESSION = 2;
+
+/** Raw probes the source server sends on the live 4-tuple in the passage test (DESIGN §6 step 2). */
+const PASSAGE_PROBE_COUNT = 2;
+/** Probes the source server sends from a new port in the formal test (DESIGN §6 step 3). */
+const NEWPORT_PROBE_COUNT = 4;
 
 /** Largest nat.* request of this test, in bytes (a key or token, a cookie, a few IPs, a proof). */
 const MAX_CONE_REQUEST_BYTES = 2048;
@@ -93,7 +104,7 @@ export interface ConeServerComponents {
   sendMain(bytes: Uint8Array, to: Endpoint): Promise<void>;
   /** Asks delegates over the mesh to send NewHost probes; never throws. */
   delegate(req: NewHostRequest, signal?: AbortSignal): Promise<DelegateOutcome[]>;
-  log?: (level: "debug" | "info" | "warn", msg: string, fields?: Record<string, unknown>) => void;
+  log?: Logger;
 }
 
 export interface ConeServerInit {
@@ -165,7 +176,7 @@ export function createConeServer(components: ConeServerComponents, init: ConeSer
 
   const refuse = (status: Status, error: string): ConeAnswer => {
     counters.refused++;
-    log?.("debug", "NAT request refused", { error });
+    log?.debug("NAT request refused", { error });
     return { status, error };
   };
 
@@ -197,7 +208,7 @@ export function createConeServer(components: ConeServerComponents, init: ConeSer
           await send(make());
           sent++;
         } catch (err) {
-          log?.("debug", "NAT probe not sent", { error: errorLine(err) });
+          log?.debug("NAT probe not sent", { error: errorLine(err) });
         }
       }
       return sent;
@@ -227,7 +238,7 @@ export function createConeServer(components: ConeServerComponents, init: ConeSer
       sock.once("error", reject);
       sock.bind(0, host, () => {
         sock.off("error", reject);
-        sock.on("error", (err) => log?.("debug", "new-port socket error", { error: errorLine(err) }));
+        sock.on("error", (err) => log?.debug("new-port socket error", { error: errorLine(err) }));
         resolve(sock);
       });
     });
@@ -254,7 +265,7 @@ export function createConeServer(components: ConeServerComponents, init: ConeSer
       try {
         portSocket = await openPortSocket(init.bindHost);
       } catch (err) {
-        log?.("warn", "cannot open a new-port socket", { error: errorLine(err) });
+        log?.warn("cannot open a new-port socket", { error: errorLine(err) });
         return { status: Status.INTERNAL, error: "cannot open a new port" };
       }
       const token = crypto.getRandomValues(new Uint8Array(NAT_TOKEN_BYTES));
@@ -276,7 +287,7 @@ export function createConeServer(components: ConeServerComponents, init: ConeSer
         try {
           onPortDatagram(s, msg, { ip: normalizeIp(rinfo.address), port: rinfo.port });
         } catch (err) {
-          log?.("debug", "new-port datagram failed", { error: errorLine(err) });
+          log?.debug("new-port datagram failed", { error: errorLine(err) });
         }
       });
       sessions.set(s.tokenHex, s);

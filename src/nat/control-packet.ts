@@ -23,10 +23,9 @@ import { hmac } from "@noble/hashes/hmac.js";
 import { sha256 } from "@noble/hashes/sha2.js";
 import { isIP } from "node:net";
 import { LimitError } from "../errors.ts";
-import { FORMAL_HELLO_BYTES, NAT_COOKIE_BYTES, NAT_TOKEN_BYTES, SMALL_HELLO_BYTES } from "./constants.ts";
-import type { Endpoint } from "./source-check.ts";
-import { STUN_MAGIC_COOKIE } from "../stun/constants.ts";
 import {
+  NAT_COOKIE_BYTES,
+  NAT_TOKEN_BYTES,
   SN_FIRST_BYTE_HIGH_MASK,
   SN_FIRST_BYTE_RANDOM_MASK,
   SN_KEY_BYTES,
@@ -35,7 +34,17 @@ import {
   SN_MIN_BYTES,
   SN_RND_BYTES,
   SN_SOURCE_MASK,
-} from "./stun2-constants.ts";
+} from "./constants.ts";
+import type { Endpoint } from "./source-check.ts";
+import { STUN_MAGIC_COOKIE } from "../stun/constants.ts";
+
+/** Smallest formal hello, in bytes. The formal step sends one ack (< 100 B) and 4 NewPort + MAX_DELEGATES × 3
+ *  NewHost probes of at most PROBE_MAX_BYTES each (≤ 960 B) to that address: the hello alone (1072 B, the largest
+ *  SN datagram) costs the client more than everything it makes the network send there. */
+const FORMAL_HELLO_BYTES = 1072;
+/** Smallest hello of the new-port mapping test and of a lifetime socket: each gets one ack (and a lifetime
+ *  socket one probe), both under 160 bytes. */
+const SMALL_HELLO_BYTES = 256;
 
 /** Source code of control datagrams in bits 1–0 of the first byte (0–2 are the probe sources). */
 export const CONTROL_SOURCE_CODE = 3;

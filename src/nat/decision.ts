@@ -3,7 +3,7 @@
 //
 // The prober feeds what has arrived so far; decideNat can be called after every event. `certain` means that no
 // observation still pending can change the answer, so the prober may stop early; otherwise it waits out its
-// timeout (PROBE_TIMEOUT_MS, seed 6 s), marks the phases finished and calls again.
+// timeout (config probe_timeout_s, seed 6 s), marks the phases finished and calls again.
 //
 // Rules, in the order they are tried (ids are `NatDecision.rule`):
 //   no-answer        nothing answered over UDP nor TCP: no class can be given (the servers may be down).
@@ -32,7 +32,7 @@ import {
   type NatLabel,
 } from "./class.ts";
 import { formatEndpoint, sameEndpoint, sameIp, type Endpoint } from "./source-check.ts";
-import { PRE_PROBE_MIN_SERVERS } from "./stun2-constants.ts";
+import { PRE_PROBE_MIN_SERVERS } from "./constants.ts";
 
 /** One pre-probe exchange: the server asked and the mapped address it saw (null: it did not answer). */
 export interface PreProbeAnswer {

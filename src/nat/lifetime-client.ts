@@ -14,7 +14,15 @@
 // 4. nat.live.end returns the age the server measured for each probe it sent (send − ack), so the bounds come from
 //    one clock; lifetimeBounds / finishLifetime turn (age, arrived) samples into the report.
 // Pattern measured: one outbound datagram answered at once, then silence (a UDP request/reply that went idle).
-import { HELLO_ATTEMPTS, HELLO_RETRY_MS, LIVE_GRACE_MS, LIVE_MAX_SOCKETS, LIVE_POOL_GAP_FRACTION, LIVE_POOL_MIN_GAP_MS, NAT_LIVE_BEGIN_METHOD, NAT_LIVE_END_METHOD, NAT_LIVE_SCHEDULE_METHOD } from "./constants.ts";
+import {
+  HELLO_ATTEMPTS,
+  HELLO_RETRY_MS,
+  LIFETIME_MAX_S,
+  LIVE_MAX_SOCKETS,
+  NAT_LIVE_BEGIN_METHOD,
+  NAT_LIVE_END_METHOD,
+  NAT_LIVE_SCHEDULE_METHOD,
+} from "./constants.ts";
 import { decodeMessage, encodeMessage } from "../wire/codec.ts";
 import { LiveBeginAnswerSchema, LiveEndAnswerSchema, LiveScheduleAnswerSchema } from "../wire/gen/nat_pb.ts";
 import { LiveBeginRequestSchema, LiveEndRequestSchema, LiveScheduleRequestSchema } from "../wire/gen/nat_pb.ts";
@@ -25,7 +33,15 @@ import type { LifetimeReport } from "./probe-report.ts";
 import { verifyProbe } from "./probe-packet.ts";
 import { openProbeSocket, type ProbeSocket } from "./probe-sockets.ts";
 import { sameEndpoint, type Endpoint } from "./source-check.ts";
-import { LIFETIME_MAX_S } from "./stun2-constants.ts";
+
+/** Lifetime client: a scheduled probe that has not arrived this long after its due time counts as lost, ms.
+ *  Covers timer lateness on the server (event loop) and the path. */
+const LIVE_GRACE_MS = 1_000;
+/** Lifetime client: the refinement pool. Sockets are opened at growing intervals (gap = max(1 s, age/5)) so
+ *  that when the first failure brackets the lifetime between two first-round delays, pool sockets of every
+ *  age inside the bracket exist and can be probed at once, at ~20 % resolution. */
+const LIVE_POOL_MIN_GAP_MS = 1_000;
+const LIVE_POOL_GAP_FRACTION = 0.2;
 
 export const LIFETIME_PATTERN = "one outbound datagram answered at once, then idle (UDP request/reply)";
 

@@ -10,13 +10,16 @@
 //   4. finishLifetime: { seconds: midpoint, lowerBound, upperBound }.
 // A failure below a success is taken as a lost probe (mappings do not come back to life) and counted.
 
-import {
-  LIFETIME_DELAYS_S,
-  LIFETIME_MAX_REFINE_ROUNDS,
-  LIFETIME_MAX_S,
-  LIFETIME_REFINE_SOCKETS,
-  LIFETIME_RESOLUTION_S,
-} from "./stun2-constants.ts";
+import { LIFETIME_DELAYS_S, LIFETIME_MAX_S } from "./constants.ts";
+
+/** Fresh sockets per refinement round between the last success and the first failure; 3 sockets cut the
+ *  interval in 4 per round while staying cheap for the server. */
+const LIFETIME_REFINE_SOCKETS = 3;
+/** Refinement stops once upper − lower is at most this many seconds; NAT timers tick in whole seconds and
+ *  conntrack's garbage collection adds about a second of jitter. */
+const LIFETIME_RESOLUTION_S = 2;
+/** Most refinement rounds after the first plan; each round costs about the upper bound in wall time. */
+const LIFETIME_MAX_REFINE_ROUNDS = 3;
 
 export interface LifetimePlanInit {
   /** Delays for the first round, in seconds. @default LIFETIME_DELAYS_S (10, 20, 30, 45, 60, 90, 120, 180, 300) */

@@ -25,22 +25,21 @@ import {
   LiveScheduleRequestSchema,
 } from "../wire/gen/nat_pb.ts";
 import { buildControl, type ControlMessage } from "./control-packet.ts";
-import {
-  BEGIN_BURST,
-  BEGIN_RATE_PER_S,
-  LIVE_MAX_DELAY_MS,
-  LIVE_MAX_SOCKETS,
-  LIVE_SESSION_SLACK_MS,
-  MAX_ACKS_PER_ADDRESS,
-  MAX_LIVE_SESSIONS,
-  MAX_LIVE_SESSIONS_PER_IP,
-  NAT_COOKIE_BYTES,
-  NAT_TOKEN_BYTES,
-} from "./constants.ts";
+import { BEGIN_BURST, BEGIN_RATE_PER_S, LIVE_MAX_SOCKETS, MAX_ACKS_PER_ADDRESS, NAT_COOKIE_BYTES, NAT_TOKEN_BYTES } from "./constants.ts";
 import { RateBuckets } from "./rate-limit.ts";
 import { buildProbe, isProbeKey } from "./probe-packet.ts";
 import { randomProbeTmpLen } from "./probe-sizes.ts";
 import { sameIp, type Endpoint } from "./source-check.ts";
+import type { Logger } from "../contracts/logger.ts";
+
+/** Longest delay a server schedules, in ms: the default plan's 300 s plus slack. */
+const LIVE_MAX_DELAY_MS = 310_000;
+/** A lifetime session is dropped this long after its longest possible delay, in ms. */
+const LIVE_SESSION_SLACK_MS = 30_000;
+/** Lifetime sessions one client IP may hold at once. */
+const MAX_LIVE_SESSIONS_PER_IP = 4;
+/** Lifetime sessions on a node at once (each holds up to LIVE_MAX_SOCKETS timers). */
+const MAX_LIVE_SESSIONS = 256;
 
 /** Largest nat.live.* request, in bytes: LIVE_MAX_SOCKETS items of index, cookie and delay. */
 const MAX_LIVE_REQUEST_BYTES = 4096;
@@ -98,7 +97,7 @@ export interface LifetimeServer {
   readonly active: number;
 }
 
-export function createLifetimeServer(components: { send(bytes: Uint8Array, to: Endpoint): void; log?: (level: "debug" | "info" | "warn", msg: string, f?: Record<string, unknown>) => void }, init: { now?: () => number; maxDelayMs?: number } = {}): LifetimeServer {
+export function createLifetimeServer(components: { send(bytes: Uint8Array, to: Endpoint): void; log?: Logger }, init: { now?: () => number; maxDelayMs?: number } = {}): LifetimeServer {
   const now = init.now ?? Date.now;
   const maxDelayMs = init.maxDelayMs ?? LIVE_MAX_DELAY_MS;
   const sessions = new Map<string, LiveSession>();
@@ -132,7 +131,7 @@ export function createLifetimeServer(components: { send(bytes: Uint8Array, to: E
       components.send(buildProbe(s.key, "passage", { tmpLen: randomProbeTmpLen() }), sock.mapped);
       counters.probesSent++;
     } catch (err) {
-      components.log?.("debug", "lifetime probe not sent", { error: errorLine(err) });
+      components.log?.debug("lifetime probe not sent", { error: errorLine(err) });
     }
   }
 
@@ -194,7 +193,7 @@ export function createLifetimeServer(components: { send(bytes: Uint8Array, to: E
       try {
         components.send(buildControl(s.key, { type: "ack-live", token: msg.token, index: msg.index, mapped: from, cookie: sock.cookie }), from);
       } catch (err) {
-        components.log?.("debug", "lifetime ack not sent", { error: errorLine(err) });
+        components.log?.debug("lifetime ack not sent", { error: errorLine(err) });
       }
       return true;
     },

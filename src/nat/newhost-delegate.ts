@@ -17,23 +17,25 @@ import type { NodeKey } from "../identity/node-key.ts";
 import { nodeIdOf } from "../identity/node-key.ts";
 import { encodeMessage, Status } from "../wire/codec.ts";
 import { NewHostReportSchema, type NewHostOrder } from "../wire/gen/nat_pb.ts";
-import {
-  MAX_AVOID_IPS,
-  NEWHOST_MAX_AGE_MS,
-  NEWHOST_ORDER_ID_BYTES,
-  NEWHOST_PER_SOURCE_BURST,
-  NEWHOST_PER_SOURCE_RATE_PER_S,
-  NEWHOST_PER_TARGET_IP_BURST,
-  NEWHOST_PER_TARGET_IP_RATE_PER_S,
-  NEWHOST_TARGET_DEDUP_MS,
-  PROBE_SPACING_MS,
-} from "./constants.ts";
+import { MAX_AVOID_IPS, NEWHOST_MAX_AGE_MS, NEWHOST_ORDER_ID_BYTES, PROBE_SPACING_MS, SN_KEY_BYTES } from "./constants.ts";
 import { DedupWindow, RateBuckets } from "./rate-limit.ts";
 import { checkNewHostProof, openNewHostOrder } from "./newhost-proof.ts";
 import { buildProbe } from "./probe-packet.ts";
 import { randomProbeTmpLen } from "./probe-sizes.ts";
 import { formatEndpoint, normalizeIp, type Endpoint } from "./source-check.ts";
-import { NEWHOST_PROBES_PER_DELEGATE, SN_KEY_BYTES } from "./stun2-constants.ts";
+import type { Logger } from "../contracts/logger.ts";
+
+/** NewHost orders a delegate accepts per target IP: 1 per second, bursts of 20 (a run asks each delegate once). */
+const NEWHOST_PER_TARGET_IP_RATE_PER_S = 1;
+const NEWHOST_PER_TARGET_IP_BURST = 20;
+/** NewHost orders a delegate accepts per source node: 5 per second, bursts of 50. */
+const NEWHOST_PER_SOURCE_RATE_PER_S = 5;
+const NEWHOST_PER_SOURCE_BURST = 50;
+/** The same target ip:port is probed by a delegate at most once in this window, in ms. */
+const NEWHOST_TARGET_DEDUP_MS = 10_000;
+
+/** NewHost probes each delegate sends (DESIGN §6 step 3). */
+const NEWHOST_PROBES_PER_DELEGATE = 3;
 
 /** What the delegate needs to know about the asking link (a MeshLink satisfies it). */
 export interface DelegationPeer {
@@ -55,7 +57,7 @@ export interface NewHostDelegateComponents {
   ownIps(): { main: string | null; others: readonly string[] };
   /** The IP the kernel sends to `target` from, when the main IP is a wildcard. @default none (reported as "") */
   sourceIpFor?: (target: Endpoint) => Promise<string | null>;
-  log?: (level: "debug" | "info" | "warn", msg: string, fields?: Record<string, unknown>) => void;
+  log?: Logger;
 }
 
 export interface NewHostDelegateInit {
@@ -104,7 +106,7 @@ export function createNewHostDelegate(components: NewHostDelegateComponents, ini
   const refuse = (status: Status, error: string): DelegateAnswer => {
     if (status === Status.RATE_LIMITED) counters.rateLimited++;
     else counters.refused++;
-    components.log?.("debug", "NewHost order refused", { error });
+    components.log?.debug("NewHost order refused", { error });
     return { status, error };
   };
 
@@ -162,7 +164,7 @@ export function createNewHostDelegate(components: NewHostDelegateComponents, ini
           await components.sendFrom(buildProbe(order.hostKey, "newHost", { tmpLen: randomProbeTmpLen() }), target, fromIp);
           sent++;
         } catch (err) {
-          components.log?.("debug", "NewHost probe not sent", { target: formatEndpoint(target), error: errorLine(err) });
+          components.log?.debug("NewHost probe not sent", { target: formatEndpoint(target), error: errorLine(err) });
         }
       }
       counters.probesSent += sent;

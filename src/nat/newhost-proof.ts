@@ -7,18 +7,26 @@
 //      another address or another client's test; fresh within NEWHOST_MAX_AGE_MS. A client pays it once per
 //      run; a node that wanted to aim the mesh at many addresses pays it per address.
 //   2. The source server's seal: NewHostOrder sealed from the source node key to the delegate's node key
-//      (purpose NEWHOST_SEAL_PURPOSE). Only the owner of the mesh peer's proven key can make it, only the named
+//      (purpose SEAL_PURPOSE.natNewHost). Only the owner of the mesh peer's proven key can make it, only the named
 //      delegate can open it, and it binds target, key hash, time and a one-use order id. The source server only
 //      makes it after the client echoed the cookie sent to the target (the client receives there).
 import { bytesToHex } from "@noble/hashes/utils.js";
 import { createHash } from "node:crypto";
+import { SEAL_PURPOSE } from "../constants.ts";
 import { SealError } from "../errors.ts";
 import { open, seal } from "../identity/seal.ts";
 import { decodeMessage, encodeMessage } from "../wire/codec.ts";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { NewHostDelegationSchema, NewHostOrderSchema, type NewHostOrder } from "../wire/gen/nat_pb.ts";
-import { MAX_NEWHOST_ORDER_BYTES, NEWHOST_MAX_AGE_MS, NEWHOST_POW_BITS, NEWHOST_POW_LABEL, NEWHOST_POW_NONCE_BYTES, NEWHOST_SEAL_PURPOSE } from "./constants.ts";
+import { NEWHOST_MAX_AGE_MS, NEWHOST_POW_BITS } from "./constants.ts";
 import { normalizeIp } from "./source-check.ts";
+
+/** Label hashed first in the client's proof of work. */
+const NEWHOST_POW_LABEL = "findings/v1/newhost-pow";
+/** Nonce length of the proof of work. */
+const NEWHOST_POW_NONCE_BYTES = 8;
+/** Largest NewHostDelegation / NewHostOrder accepted, in bytes (addresses, keys, a few avoided IPs). */
+const MAX_NEWHOST_ORDER_BYTES = 2048;
 
 const encoder = new TextEncoder();
 
@@ -108,7 +116,7 @@ export function checkNewHostProof(
 export type NewHostOrderInit = MessageInitShape<typeof NewHostOrderSchema>;
 
 export function sealNewHostOrder(sourcePrivate: Uint8Array, delegatePublic: Uint8Array, order: NewHostOrderInit): Uint8Array {
-  const sealed = seal(sourcePrivate, delegatePublic, NEWHOST_SEAL_PURPOSE, encodeMessage(NewHostOrderSchema, order));
+  const sealed = seal(sourcePrivate, delegatePublic, SEAL_PURPOSE.natNewHost, encodeMessage(NewHostOrderSchema, order));
   return encodeMessage(NewHostDelegationSchema, { sealed });
 }
 
@@ -117,7 +125,7 @@ export function sealNewHostOrder(sourcePrivate: Uint8Array, delegatePublic: Uint
 export function openNewHostOrder(myPrivate: Uint8Array, sourcePublic: Uint8Array, payload: Uint8Array): NewHostOrder {
   const { sealed } = decodeMessage(NewHostDelegationSchema, payload, "NewHostDelegation", MAX_NEWHOST_ORDER_BYTES);
   if (sealed.length === 0) throw new SealError("Cannot open NewHost order: it is not sealed");
-  const plain = open(myPrivate, sourcePublic, NEWHOST_SEAL_PURPOSE, sealed);
+  const plain = open(myPrivate, sourcePublic, SEAL_PURPOSE.natNewHost, sealed);
   return decodeMessage(NewHostOrderSchema, plain, "NewHostOrder", MAX_NEWHOST_ORDER_BYTES);
 }
 

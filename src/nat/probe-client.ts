@@ -21,10 +21,10 @@
 //   No QUIC answer at all → udp-blocked; after TCP_CHECK_AFTER_MS an HTTPS whoami says whether TCP works.
 //   4. lifetime (on request): lifetime-client.ts on the source server's link.
 import { generateNodeKey } from "../identity/node-key.ts";
+import { DEFAULTS } from "../config/defaults.ts";
 import { ConfigError, errorLine, PeerError } from "../errors.ts";
 import { bootstrapApp } from "../transport/app-bootstrap/bootstrap.ts";
 import { httpsWhoami } from "../transport/tls/https-whoami-client.ts";
-import type { TransportLog } from "../transport/quic/config.ts";
 import { expectOk, type QuicLink } from "../transport/quic/link.ts";
 import { WHOAMI_METHOD } from "../transport/quic/whoami-handler.ts";
 import { createUdpClient, type UdpClient } from "../transport/udp/client.ts";
@@ -46,9 +46,9 @@ import { buildControl, controlToken, decodeControl } from "./control-packet.ts";
 import { measureLifetime } from "./lifetime-client.ts";
 import { decideNat, type FormalObservation, type NatDecision, type NatObservations, type PassageObservation } from "./decision.ts";
 import {
-  DEFAULT_PROBE_TIMEOUT_MS,
   HELLO_ATTEMPTS,
   HELLO_RETRY_MS,
+  LIFETIME_MAX_S,
   MAX_AVOID_IPS,
   MAX_PRE_PROBE_SERVERS,
   MAX_SERVERS_ANSWER,
@@ -56,6 +56,7 @@ import {
   NAT_FORMAL_METHOD,
   NAT_PASSAGE_METHOD,
   NAT_SERVERS_METHOD,
+  PRE_PROBE_MIN_SERVERS,
   SILENCE_MIN_MS,
   SILENCE_RTTS,
   TCP_CHECK_AFTER_MS,
@@ -65,8 +66,8 @@ import { newHostKey, verifyProbe } from "./probe-packet.ts";
 import type { LifetimeReport, ProbeEvidence, ProbeReport } from "./probe-report.ts";
 import { openProbeSocket, routeSourceIp, type ProbeSocket } from "./probe-sockets.ts";
 import { checkProbeSource, formatEndpoint, normalizeIp, sameIp, type Endpoint } from "./source-check.ts";
-import { PRE_PROBE_MIN_SERVERS } from "./stun2-constants.ts";
 import { isIP } from "node:net";
+import type { Logger } from "../contracts/logger.ts";
 
 export interface ProbeServer extends Endpoint {
   /** The server's X25519 key ("#hex" of an address): with it the link is bootstrapped and pinned. */
@@ -83,7 +84,7 @@ export interface ProbeOptions {
   servers: readonly ProbeServer[];
   /** Also measure the mapping lifetime (takes about the lifetime itself, up to lifetimeMaxS). @default false */
   lifetime?: boolean;
-  /** Longest wait for answers that may never come, in ms (seed 000: 6 s). @default DEFAULT_PROBE_TIMEOUT_MS */
+  /** Longest wait for answers that may never come, in ms (seed 000: 6 s). @default probe_timeout_s of defaults.toml */
   timeoutMs?: number;
   signal?: AbortSignal;
   onProgress?: (p: ProbeProgress) => void;
@@ -95,7 +96,7 @@ export interface ProbeOptions {
   lifetimeMaxS?: number;
   /** TCP port for the HTTPS whoami of a server. @default the server's UDP port (DESIGN §2: both 7788) */
   tcpPortOf?: (server: Endpoint) => number;
-  log?: TransportLog;
+  log?: Logger;
 }
 
 /** Keeps the servers that share the local address family, without duplicates. */
@@ -161,7 +162,7 @@ class ProbeRun {
   private learning: Promise<void> = Promise.resolve();
 
   constructor(private readonly opts: ProbeOptions) {
-    this.timeoutMs = opts.timeoutMs ?? DEFAULT_PROBE_TIMEOUT_MS;
+    this.timeoutMs = opts.timeoutMs ?? DEFAULTS.probe_timeout_s * 1000;
     this.servers = cleanServers(opts.servers);
     this.signal = opts.signal ? AbortSignal.any([opts.signal, this.stop.signal]) : this.stop.signal;
   }
@@ -201,9 +202,9 @@ class ProbeRun {
     const abort = () => this.conclude(decideNat(this.obs));
     this.opts.signal?.addEventListener("abort", abort, { once: true });
 
-    void this.preProbe().catch((err) => this.opts.log?.("debug", "pre-probe failed", { error: errorLine(err) }));
+    void this.preProbe().catch((err) => this.opts.log?.debug("pre-probe failed", { error: errorLine(err) }));
     void this.cone().catch((err) => {
-      this.opts.log?.("debug", "cone test failed", { error: errorLine(err) });
+      this.opts.log?.debug("cone test failed", { error: errorLine(err) });
       if (!this.decided) this.note({ test: "formal-mapping", error: errorLine(err) });
     });
 
@@ -606,7 +607,7 @@ class ProbeRun {
   // ---- step 4 ----
 
   private async lifetime(source: { server: ProbeServer; link: QuicLink }): Promise<LifetimeReport | null> {
-    this.progress("lifetime", `measuring the mapping lifetime with ${formatEndpoint(source.server)} (up to ${this.opts.lifetimeMaxS ?? 300} s)`);
+    this.progress("lifetime", `measuring the mapping lifetime with ${formatEndpoint(source.server)} (up to ${this.opts.lifetimeMaxS ?? LIFETIME_MAX_S} s)`);
     try {
       const out = await measureLifetime({
         link: source.link,

@@ -24,15 +24,26 @@ import {
   SN_FIRST_BYTE_RANDOM_MASK,
   SN_KEY_BYTES,
   SN_MAC_BYTES,
-  SN_MAC_LABEL,
   SN_MAX_BYTES,
   SN_MIN_BYTES,
   SN_RND_BYTES,
-  SN_SOURCE,
   SN_SOURCE_MASK,
   SN_TMP_MAX_BYTES,
   SN_TMP_MIN_BYTES,
-} from "./stun2-constants.ts";
+} from "./constants.ts";
+
+/** ASCII label prefixed to the MAC input, so an SN tag can never be mistaken for a tag of another use of the key
+ *  (DESIGN §6: HMAC-SHA256(Key, "STUN:Cone" ‖ Rnd16 ‖ TmpN)). */
+const SN_MAC_LABEL = "STUN:Cone";
+/** SN source codes in bits 1–0 of the first byte (DESIGN §6). Code 3 is unassigned and rejected. */
+const SN_SOURCE = {
+  /** sent by the source server on the client's live QUIC 4-tuple: does raw UDP pass at all? */
+  passage: 0,
+  /** sent by the source server from a new port of its own IP: address-dependent filtering test */
+  newPort: 1,
+  /** sent by a delegate node from its own IP: endpoint-independent filtering test; keyed with SHA-256(Key) */
+  newHost: 2,
+} as const;
 
 /** Who sent a probe, as coded in bits 1–0 of its first byte. */
 export type ProbeSource = "passage" | "newPort" | "newHost";

@@ -1,6 +1,8 @@
 // Abuse-control bookkeeping of the NAT services (DESIGN §6 "nobody can use the network to flood a third party"):
 // token buckets per key and a de-duplication window. Pure: every call takes `now`; no timers.
-import { MAX_RATE_ENTRIES } from "./constants.ts";
+
+/** Most rate buckets / remembered ids held at once (memory bound under a flood). */
+const MAX_RATE_ENTRIES = 8192;
 
 /** Token buckets, one per key (client IP, target IP, source node). */
 export class RateBuckets {

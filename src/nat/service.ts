@@ -19,7 +19,6 @@ import type { NodeKey } from "../identity/node-key.ts";
 import { nodeIdOf } from "../identity/node-key.ts";
 import type { LinkAnswer, LinkRequestHandler, MeshLink } from "../mesh/link.ts";
 import type { HandleOptions } from "../mesh/link-service.ts";
-import type { TransportLog } from "../transport/quic/config.ts";
 import type { LinkEvent, LinkListener, RequestHandler } from "../transport/udp/endpoint.ts";
 import type { RawDatagramInfo } from "../transport/udp/shared-socket.ts";
 import { decodeMessage, encodeMessage, Status } from "../wire/codec.ts";
@@ -29,8 +28,6 @@ import { controlToken, decodeControl } from "./control-packet.ts";
 import { createLifetimeServer } from "./lifetime-server.ts";
 import { natLabel, type NatClassName, type NatLabel } from "./class.ts";
 import {
-  DELEGATE_TIMEOUT_MS,
-  MAX_DELEGATES,
   MAX_SERVERS_ANSWER,
   NAT_BEGIN_METHOD,
   NAT_FORMAL_METHOD,
@@ -41,8 +38,6 @@ import {
   NAT_PASSAGE_METHOD,
   NAT_SERVERS_METHOD,
   NEWHOST_ORDER_ID_BYTES,
-  SELF_PROBE_INTERVAL_MS,
-  SELF_PROBE_RETRY_MS,
 } from "./constants.ts";
 import { createNewHostDelegate, type NewHostDelegate } from "./newhost-delegate.ts";
 import { sealNewHostOrder } from "./newhost-proof.ts";
@@ -50,6 +45,16 @@ import { runProbe, type ProbeOptions } from "./probe-client.ts";
 import type { ProbeReport } from "./probe-report.ts";
 import { routeSourceIp } from "./probe-sockets.ts";
 import { formatEndpoint, normalizeIp, sameIp, type Endpoint } from "./source-check.ts";
+import type { Logger } from "../contracts/logger.ts";
+
+/** How long a source server waits for its delegates' answers, in ms (one mesh round trip plus their burst). */
+const DELEGATE_TIMEOUT_MS = 2_000;
+/** Delegates asked per formal step (DESIGN §6: "≥ 2 other nodes"); more would break the traffic budget below. */
+const MAX_DELEGATES = 2;
+/** A serving node probes its own NAT this often, in ms (its address or its router may change). */
+const SELF_PROBE_INTERVAL_MS = 30 * 60_000;
+/** Until the first self-probe succeeded, it is retried this often, in ms (peers come up one by one). */
+const SELF_PROBE_RETRY_MS = 5_000;
 
 /** What the service needs from the node's UDP endpoint (createUdpEndpoint satisfies it). */
 export interface NatUdp {
@@ -70,7 +75,7 @@ export interface NatServiceComponents {
   udp: NatUdp;
   mesh: NatMesh;
   nodeKey: NodeKey;
-  log?: TransportLog;
+  log?: Logger;
   /** UDP endpoints of other Findings nodes, for nat.servers and the self-probe. @default the mesh links' peers,
    *  on their TCP port (DESIGN §2: UDP and TCP share the port number by default) */
   knownServers?: () => Endpoint[];
@@ -79,7 +84,7 @@ export interface NatServiceComponents {
 export interface NatServiceInit {
   /** The address the node binds (config `host`): new-port sockets bind it too, so NewPort leaves from our IP. */
   host: string;
-  /** Wait for negative answers in the self-probe, ms. @default DEFAULT_PROBE_TIMEOUT_MS */
+  /** Wait for negative answers in the self-probe, ms. @default probe_timeout_s of defaults.toml */
   probeTimeoutMs?: number;
   /** Probe our own NAT class at start and periodically. @default true */
   selfProbe?: boolean;
@@ -155,7 +160,6 @@ function shuffle<T>(xs: T[]): T[] {
 export function createNatService(components: NatServiceComponents, init: NatServiceInit): NatService {
   const { udp, mesh, nodeKey } = components;
   const log = components.log;
-  const dlog = (level: "debug" | "info" | "warn", msg: string, fields?: Record<string, unknown>) => log?.(level, msg, fields);
   const now = init.now ?? Date.now;
   const mainIp = isWildcard(init.host) ? null : normalizeIp(init.host);
   const ownIps = init.ownIps ?? (() => ({ main: mainIp, others: secondaryIps(mainIp) }));
@@ -194,7 +198,7 @@ export function createNatService(components: NatServiceComponents, init: NatServ
       ownIps,
       // On a wildcard address the kernel picks the source: the route to the target tells which IP that is.
       sourceIpFor: (target) => routeSourceIp(target).catch(() => null),
-      log: dlog,
+      log,
     },
     { now },
   );
@@ -249,8 +253,8 @@ export function createNatService(components: NatServiceComponents, init: NatServ
     );
   }
 
-  const cone = createConeServer({ sendMain, delegate: delegateNewHost, log: dlog }, { bindHost: isWildcard(init.host) ? (isIP(init.host) === 6 || init.host === "::" ? "::" : "0.0.0.0") : init.host, now, powBits: init.powBits });
-  const live = createLifetimeServer({ send: (bytes, to) => void sendMain(bytes, to).catch(() => {}), log: dlog }, { now });
+  const cone = createConeServer({ sendMain, delegate: delegateNewHost, log }, { bindHost: isWildcard(init.host) ? (isIP(init.host) === 6 || init.host === "::" ? "::" : "0.0.0.0") : init.host, now, powBits: init.powBits });
+  const live = createLifetimeServer({ send: (bytes, to) => void sendMain(bytes, to).catch(() => {}), log }, { now });
 
   const serving = init.serve !== false;
   const notServing = { status: Status.REFUSED, error: "this node does not serve NAT tests (client-only)" };
@@ -301,13 +305,13 @@ export function createNatService(components: NatServiceComponents, init: NatServ
             servers: r.servers,
           };
           lastSelfError = null;
-          dlog("info", "own NAT class measured", { nat: r.nat, certain: own.certain, publicIp: own.publicIp, elapsedMs: r.elapsedMs });
+          log?.info("own NAT class measured", { nat: r.nat, certain: own.certain, publicIp: own.publicIp, elapsedMs: r.elapsedMs });
           if (!before || before.nat !== own.nat || before.certain !== own.certain || before.publicIp !== own.publicIp) {
             for (const cb of ownListeners) {
               try {
                 cb(own);
               } catch (err) {
-                dlog("warn", "own-class listener failed", { error: errorLine(err) });
+                log?.warn("own-class listener failed", { error: errorLine(err) });
               }
             }
           }
@@ -317,7 +321,7 @@ export function createNatService(components: NatServiceComponents, init: NatServ
         return r;
       } catch (err) {
         lastSelfError = errorLine(err);
-        dlog("debug", "self-probe failed", { error: lastSelfError });
+        log?.debug("self-probe failed", { error: lastSelfError });
         return null;
       } finally {
         selfRunning = null;

@@ -2,19 +2,16 @@
 // readable lines on a terminal (stderr), filtered by level.
 import { createWriteStream, mkdirSync, type WriteStream } from "node:fs";
 import { join } from "node:path";
-import type { LogLevel } from "../config/schema.ts";
+import type { LogFields, Logger, LogLevel } from "../contracts/logger.ts";
+
+export type { LogFields, Logger };
+export { silentLogger } from "../contracts/logger.ts";
 
 const RANK: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 };
 
-export type LogFields = Record<string, unknown>;
-
-export interface Logger {
-  debug(msg: string, fields?: LogFields): void;
-  info(msg: string, fields?: LogFields): void;
-  warn(msg: string, fields?: LogFields): void;
-  error(msg: string, fields?: LogFields): void;
-  /** A logger that adds `fields` (e.g. { room: "mesh" }) to every line. */
-  child(fields: LogFields): Logger;
+/** The logger the process creates: the rooms get it (or its children) as a plain Logger, and only its
+ *  owner closes it. */
+export interface RootLogger extends Logger {
   /** Flushes and closes the log file. */
   close(): Promise<void>;
 }
@@ -83,13 +80,10 @@ function bind(sink: Sink, base: LogFields): Logger {
     warn: (m, f) => sink.write("warn", m, { ...base, ...f }),
     error: (m, f) => sink.write("error", m, { ...base, ...f }),
     child: (f) => bind(sink, { ...base, ...f }),
-    close: () => sink.close(),
   };
 }
 
-export function createLogger(init: LoggerInit): Logger {
-  return bind(createSink(init), {});
+export function createLogger(init: LoggerInit): RootLogger {
+  const sink = createSink(init);
+  return { ...bind(sink, {}), close: () => sink.close() };
 }
-
-/** A logger that drops everything (library use and tests). */
-export const silentLogger: Logger = bind({ write() {}, close: () => Promise.resolve() }, {});

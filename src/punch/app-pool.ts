@@ -8,7 +8,7 @@
 // bootstrap key (punch-messages.ts checkJoinIdentity), so one connection cannot fill a pool with ids.
 import type { NatClassName } from "../nat/class.ts";
 import { normalizeIp } from "../nat/source-check.ts";
-import { DEFAULT_PUNCH_XPOOL } from "./punch-constants.ts";
+import { DEFAULTS } from "../config/defaults.ts";
 
 export interface AppAddress {
   ip: string;
@@ -51,7 +51,7 @@ export type JoinResult =
 export interface AppPoolInit {
   /** Kinds served (stakes.ts servedKinds). */
   kinds: Iterable<string>;
-  /** Members per kind (config `punch_xpool`). @default DEFAULT_PUNCH_XPOOL (500) */
+  /** Members per kind (config `punch_xpool`). @default punch_xpool of defaults.toml */
   capacity?: number;
 }
 
@@ -90,7 +90,7 @@ export function sameAddress(a: AppAddress, b: AppAddress): boolean {
 }
 
 export function createAppPool(init: AppPoolInit): AppPool {
-  const capacity = init.capacity ?? DEFAULT_PUNCH_XPOOL;
+  const capacity = init.capacity ?? DEFAULTS.punch_xpool;
   if (!Number.isInteger(capacity) || capacity < 1) throw new RangeError(`app pool capacity ${capacity} must be a positive integer`);
   /** kind → node id → member (Map keeps join order). */
   const pools = new Map<string, Map<string, AppMember>>();

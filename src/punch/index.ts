@@ -1,7 +1,7 @@
 // The punch room's public surface: app pool, stakes, punch matching/strategy/brokering, share pool
 // (DESIGN §5, §7; seed 000 §应用池, §打洞协助, §经济激励; seed 001 §分享池). Other rooms import from here.
 export * from "./app-pool.ts";
-export * from "./punch-constants.ts";
+export * from "./constants.ts";
 export * from "./punch-match.ts";
 export * from "./punch-messages.ts";
 export * from "./punch-offer.ts";
@@ -11,7 +11,7 @@ export * from "./punch-strategy.ts";
 export * from "../share/pool.ts";
 export * from "./stakes.ts";
 // Services and the app-side client (this edges: sockets, timers).
-export * from "./punch-client-constants.ts";
+export * from "./constants.ts";
 export * from "./punch-info.ts";
 export * from "./punch-order.ts";
 export * from "./punch-packet.ts";

@@ -28,7 +28,6 @@ import { formatAddress } from "../contracts/address.ts";
 import { QUIC_HANDSHAKE_TIMEOUT_MS } from "../transport/quic/constants.ts";
 import { expectOk, type QuicLink } from "../transport/quic/link.ts";
 import type { DialOptions } from "../transport/udp/endpoint.ts";
-import type { TransportLog } from "../transport/quic/config.ts";
 import { encodeMessage } from "../wire/codec.ts";
 import { PunchHelloSchema } from "../wire/gen/punch-link_pb.ts";
 import { timingSafeEqual } from "node:crypto";
@@ -45,13 +44,14 @@ import {
   PUNCH_SECOND_SENDER_DELAY_MS,
   SPRAY_START_DELAY_MS,
   SPRAY_TAIL_MS,
-} from "./punch-client-constants.ts";
+} from "./constants.ts";
 import { sendOrder, useFreshSocket, type SendOrder } from "./punch-order.ts";
 import { readPunchHelloAnswer, type PunchOffer } from "./punch-info.ts";
 import { encodePunchPacket, isPunchPacketFrom, PUNCH_PACKET_TYPE } from "./punch-packet.ts";
 import { resultBase, type PunchResult } from "./punch-result.ts";
 import { predictedPort } from "./punch-strategy.ts";
 import { raceSignal } from "../transport/quic/stream-io.ts";
+import type { Logger } from "../contracts/logger.ts";
 
 export interface PeerAddr {
   ip: string;
@@ -87,7 +87,7 @@ export interface AttemptIo {
   bindHost: string;
   /** Our node id (hex), sent in the hello. */
   selfId: string;
-  log?: TransportLog;
+  log?: Logger;
 }
 
 export interface AttemptInit {

@@ -16,7 +16,6 @@ import type { NodeKey } from "../identity/node-key.ts";
 import { natToProto, type NatClassName } from "../nat/class.ts";
 import { formatAddress } from "../contracts/address.ts";
 import { bootstrapApp } from "../transport/app-bootstrap/bootstrap.ts";
-import type { TransportLog } from "../transport/quic/config.ts";
 import type { QuicLink } from "../transport/quic/link.ts";
 import type { RequestHandler } from "../transport/quic/rpc.ts";
 import { createUdpEndpoint, type UdpEndpoint } from "../transport/udp/endpoint.ts";
@@ -31,21 +30,22 @@ import {
   OFFER_PUSH_TIMEOUT_MS,
   PUNCH_HELLO_TIMEOUT_MS,
   PUNCH_LINK_METHOD,
+  PUNCH_METHOD,
   PUNCH_NODE_STEP_TIMEOUT_MS,
   PUNCH_REJOIN_MAX_MS,
   PUNCH_REJOIN_MIN_MS,
-} from "./punch-client-constants.ts";
-import { PUNCH_METHOD } from "./punch-constants.ts";
+} from "./constants.ts";
 import { readPunchAnswer, readPunchHello, readPunchOffer, type PunchOffer } from "./punch-info.ts";
 import { isPunchPacketFrom, peekPunchPacket } from "./punch-packet.ts";
 import type { PunchResult } from "./punch-result.ts";
+import type { Logger } from "../contracts/logger.ts";
 
 export interface PunchClientComponents {
   /** The app's X25519 identity: node id = SHA-256 of its public key (peers punch us by it). */
   key: NodeKey;
   /** The certificate punched peers pin; a fresh one per run when absent (DESIGN §3). */
   cert?: RunCertificate;
-  log?: TransportLog;
+  log?: Logger;
 }
 
 export interface PunchClientInit {
@@ -294,7 +294,7 @@ export function createPunchClient(components: PunchClientComponents, init: Punch
       if (link) void link.close();
       counters.failed++;
     }
-    log?.(result.connected ? "info" : "warn", result.connected ? "punched link up" : "punch failed", {
+    log?.[result.connected ? "info" : "warn"](result.connected ? "punched link up" : "punch failed", {
       peer: offer.peerId.slice(0, 16),
       at: result.peer ?? formatAddress(offer.ip, offer.port),
       strategy: offer.strategy,
@@ -305,7 +305,7 @@ export function createPunchClient(components: PunchClientComponents, init: Punch
     try {
       init.onResult?.(result, link);
     } catch (err) {
-      log?.("error", "onResult callback failed", { error: errorLine(err) });
+      log?.error("onResult callback failed", { error: errorLine(err) });
     }
     return result;
   }
@@ -342,7 +342,7 @@ export function createPunchClient(components: PunchClientComponents, init: Punch
       try {
         init.onJoin?.(joined);
       } catch (err) {
-        log?.("error", "onJoin callback failed", { error: errorLine(err) });
+        log?.error("onJoin callback failed", { error: errorLine(err) });
       }
       return joined;
     } catch (err) {
@@ -359,7 +359,7 @@ export function createPunchClient(components: PunchClientComponents, init: Punch
       if (!running || nodeLink) return;
       counters.rejoins++;
       connectNode().catch((err) => {
-        log?.("warn", "rejoin failed", { error: errorLine(err), retryMs: rejoinDelay });
+        log?.warn("rejoin failed", { error: errorLine(err), retryMs: rejoinDelay });
         if (running && !nodeLink) scheduleRejoin();
       });
     });

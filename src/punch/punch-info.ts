@@ -16,7 +16,7 @@ import {
   PUNCH_ATTEMPT_ID_BYTES,
   SPKI_BYTES,
   SPRAY_PORT_MIN,
-} from "./punch-constants.ts";
+} from "./constants.ts";
 import type { PunchStrategyName, SprayParams } from "./punch-strategy.ts";
 
 /** Largest PunchInfo accepted: addresses, tokens, a SPKI, a spray plan and a one-line reason, with room. */

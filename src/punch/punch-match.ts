@@ -6,7 +6,7 @@
 // so the same few members are not handed to everyone. Pure: randomness comes in as `rand` ([0, 1)).
 import type { AppMember, AppPool } from "./app-pool.ts";
 import { sameAddress } from "./app-pool.ts";
-import { DEFAULT_PEERS_PUNCH } from "./punch-constants.ts";
+import { DEFAULTS } from "../config/defaults.ts";
 import type { Rand } from "./punch-roles.ts";
 import { isPunchable, STRATEGY_RANK, strategyFor, type ClassStrategy } from "./punch-strategy.ts";
 
@@ -37,7 +37,7 @@ export interface RandomPunchRequest {
 
 export interface RandomMatchOptions {
   rand: Rand;
-  /** Most peers (config `peers_punch`; a request's own `max` is capped by it). @default DEFAULT_PEERS_PUNCH (5) */
+  /** Most peers (config `peers_punch`; a request's own `max` is capped by it). @default peers_punch of defaults.toml */
   max?: number;
   /** Offer Sym ↔ P-RC pairs (256 sockets + 1024 probes each). @default true */
   allowSpray?: boolean;
@@ -67,7 +67,7 @@ function requesterOf(pool: AppPool, nodeId: string, kind: string): AppMember | M
 export function randomMatches(pool: AppPool, request: RandomPunchRequest, options: RandomMatchOptions): { ok: true; matches: PunchMatch[] } | MatchFailure {
   const me = requesterOf(pool, request.nodeId, request.kind);
   if ("ok" in me) return me;
-  const max = Math.max(0, Math.floor(options.max ?? DEFAULT_PEERS_PUNCH));
+  const max = Math.max(0, Math.floor(options.max ?? DEFAULTS.peers_punch));
   const tiers = new Map<number, PunchMatch[]>();
   let seenOthers = 0;
   for (const peer of pool.members(request.kind)) {

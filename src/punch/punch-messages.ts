@@ -2,7 +2,7 @@
 // DESIGN §4 "every decoder enforces a size limit and rejects what it cannot parse with a typed error";
 // STYLE §6). Readers throw LimitError / DecodeError only; handlers turn them into BAD_REQUEST.
 import { bytesToHex } from "@noble/hashes/utils.js";
-import { isValidKind } from "../mesh/record.ts";
+import { isValidKind, MAX_KIND_CHARS } from "../wire/limits.ts";
 import { X25519_KEY_BYTES } from "../constants.ts";
 import { DecodeError } from "../errors.ts";
 import { nodeIdOf } from "../identity/node-key.ts";
@@ -10,10 +10,13 @@ import { natFromProto, type NatClassName } from "../nat/class.ts";
 import { decodeMessage, Status } from "../wire/codec.ts";
 import { AppJoinSchema, PunchRequestSchema, ShareFetchSchema, ShareRegisterSchema } from "../wire/gen/punch_pb.ts";
 import type { JoinResult } from "./app-pool.ts";
-import { MAX_KIND_CHARS, MAX_PREDICT_DELTA, MAX_PUNCH_REQUEST_BYTES, NODE_ID_HEX_CHARS, SHARE_FETCH_MAX, SPKI_BYTES } from "./punch-constants.ts";
+import { MAX_PREDICT_DELTA, NODE_ID_HEX_CHARS, SHARE_FETCH_MAX, SPKI_BYTES } from "./constants.ts";
 import type { PunchMatchError } from "./punch-match.ts";
 import type { ShareRefusal } from "../share/pool.ts";
 import type { StakeAnswer } from "./stakes.ts";
+
+/** Largest payload of any app-service request: a kind, an id, a key and framing, with room. */
+export const MAX_PUNCH_REQUEST_BYTES = 1024;
 
 export interface AppJoinRequest {
   kind: string;

@@ -9,7 +9,7 @@ import { natToProto } from "../nat/class.ts";
 import { NatClass } from "../wire/gen/findings_pb.ts";
 import { PunchInfoSchema, PunchRole, SprayPlanSchema, type PunchInfo } from "../wire/gen/punch_pb.ts";
 import type { AppMember } from "./app-pool.ts";
-import { PUNCH_ATTEMPT_ID_BYTES } from "./punch-constants.ts";
+import { PUNCH_ATTEMPT_ID_BYTES } from "./constants.ts";
 import { cryptoRandomBytes, newPunchToken, type RandomBytes, type SideName } from "./punch-roles.ts";
 import { planPunch, type PunchPlan, type SprayParams } from "./punch-strategy.ts";
 

@@ -19,8 +19,7 @@
 import { hmac } from "@noble/hashes/hmac.js";
 import { sha256 } from "@noble/hashes/sha2.js";
 import { timingSafeEqual } from "node:crypto";
-import { PUNCH_ATTEMPT_ID_BYTES } from "./punch-constants.ts";
-import { PUNCH_PACKET_BYTES } from "./punch-client-constants.ts";
+import { PUNCH_ATTEMPT_ID_BYTES, PUNCH_PACKET_BYTES } from "./constants.ts";
 
 const MARKER = 0x24;
 const MAGIC = new TextEncoder().encode("fpunch1");

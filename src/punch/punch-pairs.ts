@@ -4,7 +4,11 @@
 // The node notes every pair it brokered. When a member's address changes (app-pool.ts join → rejoined
 // with addressChanged, or updateAddress → true), partnersOf() names the peers to re-broker with; the
 // caller checks they are still in the pool and calls brokerPunch again. Bounded per node and by age.
-import { MAX_PUNCH_PARTNERS, PUNCH_PAIR_TTL_MS } from "./punch-constants.ts";
+
+/** How long the node remembers a brokered pair to re-broker it on a mapping change, in ms. */
+const PUNCH_PAIR_TTL_MS = 30 * 60_000;
+/** Most partners remembered per node (oldest forgotten first): bounds memory per member. */
+const MAX_PUNCH_PARTNERS = 16;
 
 export interface PunchPair {
   /** The partner's node id. */

@@ -5,7 +5,11 @@
 // behind one NAT share an IP), so the rule is total for any two distinct endpoints. Both sides and the
 // node apply the same rule, so they agree without another message.
 import { isIP } from "node:net";
-import { MAX_PUNCH_TOKEN_BYTES, MIN_PUNCH_TOKEN_BYTES, PUNCH_TOKEN_BYTES } from "./punch-constants.ts";
+import { MAX_PUNCH_TOKEN_BYTES, MIN_PUNCH_TOKEN_BYTES } from "./constants.ts";
+
+/** Token bytes per side per attempt. The seed asks for a "sequence number"; 16 random bytes make a tie
+ *  practically impossible (2^-128) and the token unguessable, so it can also authenticate the peer. */
+export const PUNCH_TOKEN_BYTES = 16;
 
 export type RandomBytes = (n: number) => Uint8Array;
 /** A uniform source of [0, 1), injectable so tests are deterministic. */

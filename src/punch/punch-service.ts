@@ -14,24 +14,35 @@
 // Signalling coordination: the node remembers brokered pairs; when a member (re)joins from another address
 // than it had (a new NAT mapping, a restarted app), it pushes fresh offers to it and each recent partner.
 import { toBinary } from "@bufbuild/protobuf";
+import type { Counter } from "../contracts/metrics.ts";
+import { DEFAULTS } from "../config/defaults.ts";
 import { errorLine } from "../errors.ts";
 import type { NodeKey } from "../identity/node-key.ts";
 import { nodeIdOf } from "../identity/node-key.ts";
-import type { TransportLog } from "../transport/quic/config.ts";
 import type { QuicLink } from "../transport/quic/link.ts";
 import type { HandlerResult, RequestContext, RequestHandler } from "../transport/quic/rpc.ts";
 import type { LinkEvent, LinkListener } from "../transport/udp/endpoint.ts";
 import { encodeMessage, Status } from "../wire/codec.ts";
 import { AppJoinAnswerSchema, PunchAnswerSchema, PunchInfoSchema, type PunchInfo } from "../wire/gen/punch_pb.ts";
 import { createAppPool, sameAddress, type AppAddress, type AppMember, type AppPool } from "./app-pool.ts";
-import { APP_LEAVE_METHOD, MAX_REMEMBERED_ADDRESSES, OFFER_PUSH_TIMEOUT_MS, PUNCH_SWEEP_INTERVAL_MS } from "./punch-client-constants.ts";
-import { DEFAULT_APP_IDLE_MS, DEFAULT_PEERS_PUNCH, PUNCH_METHOD } from "./punch-constants.ts";
+import { APP_LEAVE_METHOD, OFFER_PUSH_TIMEOUT_MS, PUNCH_METHOD } from "./constants.ts";
 import { directedMatch, randomMatches, type PunchMatch } from "./punch-match.ts";
 import { appJoinAnswerInit, checkJoinIdentity, readAppJoin, readPunchRequest, shortHex, statusOfMatchError } from "./punch-messages.ts";
 import { brokerPunch } from "./punch-offer.ts";
 import { createPunchPairs, type PunchPairs } from "./punch-pairs.ts";
 import type { Rand } from "./punch-roles.ts";
 import { servedKinds, stakeAnswer, type StakeConfig } from "./stakes.ts";
+import type { Logger } from "../contracts/logger.ts";
+
+/** How often the node expires idle members and old pairs, in ms. */
+const PUNCH_SWEEP_INTERVAL_MS = 10_000;
+/** Last known address per node id, kept after it leaves so a rejoin from elsewhere is seen as a mapping
+ *  change (signalling coordination); bounded, oldest forgotten first. */
+const MAX_REMEMBERED_ADDRESSES = 10_000;
+
+/** A member not seen (no request, no keep-alive) for this long is expired, in ms. Four QUIC idle
+ *  periods (idle_timeout_s = 30 s): a live connection refreshes it well before. */
+const DEFAULT_APP_IDLE_MS = 120_000;
 
 /** What the service needs of the node's UDP endpoint. */
 export interface PunchEndpoint {
@@ -42,11 +53,13 @@ export interface PunchEndpoint {
 export interface PunchServiceComponents {
   udp: PunchEndpoint;
   nodeKey: Pick<NodeKey, "nodeId">;
-  log?: TransportLog;
+  log?: Logger;
   /** @default Date.now */
   now?: () => number;
   /** @default Math.random */
   rand?: Rand;
+  /** Counts every brokered punch by the strategy chosen for the pair, when the node keeps metrics. */
+  brokered?: Counter<"strategy">;
 }
 
 export interface PunchServiceInit {
@@ -54,9 +67,9 @@ export interface PunchServiceInit {
   stakes: Readonly<Record<string, string>>;
   /** Config user_id ("" = the node id). */
   userId: string;
-  /** Members per kind (config punch_xpool). @default DEFAULT_PUNCH_XPOOL (500) */
+  /** Members per kind (config punch_xpool). @default punch_xpool of defaults.toml */
   punchXpool?: number;
-  /** Most peers per random punch (config peers_punch). @default DEFAULT_PEERS_PUNCH (5) */
+  /** Most peers per random punch (config peers_punch). @default peers_punch of defaults.toml */
   peersPunch?: number;
   /** Offer birthday sprays at all (Sym ↔ UDP-Firewall, and with sprayNatCones Sym ↔ P-RC). @default true */
   allowSpray?: boolean;
@@ -111,7 +124,7 @@ export function createPunchService(components: PunchServiceComponents, init: Pun
   const kinds = servedKinds(init.stakes);
   const pool = createAppPool({ kinds, capacity: init.punchXpool });
   const pairs = createPunchPairs();
-  const peersPunch = init.peersPunch ?? DEFAULT_PEERS_PUNCH;
+  const peersPunch = init.peersPunch ?? DEFAULTS.peers_punch;
   const offerTimeoutMs = init.offerTimeoutMs ?? OFFER_PUSH_TIMEOUT_MS;
   const stakeConfig: StakeConfig = { stakes: init.stakes, userId: init.userId, nodeId: components.nodeKey.nodeId };
   const counters: PunchServiceCounters = { joins: 0, rejoins: 0, joinsRefused: 0, joinsFull: 0, leaves: 0, punchRequests: 0, punchRefused: 0, offersPushed: 0, offersFailed: 0, rebrokered: 0 };
@@ -151,7 +164,7 @@ export function createPunchService(components: PunchServiceComponents, init: Pun
     links.delete(link.connectionId);
     const gone = pool.leave(link.connectionId);
     counters.leaves += gone.length;
-    if (gone.length) log?.("debug", "app left the pool", { ids: gone.map((m) => m.nodeId.slice(0, 16)), kinds: gone.map((m) => m.kind) });
+    if (gone.length) log?.debug("app left the pool", { ids: gone.map((m) => m.nodeId.slice(0, 16)), kinds: gone.map((m) => m.kind) });
   });
 
   /** Pushes one side's PunchInfo to a member over its kept link; true when it acknowledged. */
@@ -170,7 +183,7 @@ export function createPunchService(components: PunchServiceComponents, init: Pun
       return true;
     } catch (err) {
       counters.offersFailed++;
-      log?.("debug", "punch offer not delivered", { to: member.nodeId.slice(0, 16), error: errorLine(err) });
+      log?.debug("punch offer not delivered", { to: member.nodeId.slice(0, 16), error: errorLine(err) });
       return false;
     }
   }
@@ -186,7 +199,8 @@ export function createPunchService(components: PunchServiceComponents, init: Pun
       if (b.plan.strategy === "impossible") continue;
       pairs.note(current, partner, t);
       counters.rebrokered++;
-      log?.("info", "re-brokering a punch after a mapping change", {
+      components.brokered?.inc({ strategy: b.plan.strategy });
+      log?.info("re-brokering a punch after a mapping change", {
         id: current.nodeId.slice(0, 16),
         at: `${current.address.ip}:${current.address.port}`,
         partner: partner.nodeId.slice(0, 16),
@@ -235,7 +249,7 @@ export function createPunchService(components: PunchServiceComponents, init: Pun
     const changed = result.status === "rejoined" ? result.addressChanged : before !== undefined && !sameAddress(before, result.member.address);
     if (result.status === "rejoined") counters.rejoins++;
     else counters.joins++;
-    log?.("debug", "app joined", { id: join.nodeId.slice(0, 16), kind: join.kind, nat: join.nat ?? "unknown", at: `${address.ip}:${address.port}`, status: result.status, changed });
+    log?.debug("app joined", { id: join.nodeId.slice(0, 16), kind: join.kind, nat: join.nat ?? "unknown", at: `${address.ip}:${address.port}`, status: result.status, changed });
     if (changed && pairs.partnersOf(join.nodeId, now()).length > 0) {
       // After the answer is on its way: the app learns it joined before offers start arriving.
       const t = setTimeout(() => {
@@ -300,7 +314,8 @@ export function createPunchService(components: PunchServiceComponents, init: Pun
       if (!delivered[i]) return;
       pairs.note(m.requester, m.peer, t);
       offers.push(b.forA);
-      log?.("debug", "punch brokered", {
+      components.brokered?.inc({ strategy: b.plan.strategy });
+      log?.debug("punch brokered", {
         from: m.requester.nodeId.slice(0, 16),
         to: m.peer.nodeId.slice(0, 16),
         strategy: b.plan.strategy,

@@ -38,7 +38,7 @@ import {
   SPRAY_PROBE_INTERVAL_MS,
   SPRAY_PROBES,
   SPRAY_SOCKETS,
-} from "./punch-constants.ts";
+} from "./constants.ts";
 import { decideRoles, otherSide, type SideName } from "./punch-roles.ts";
 
 export type PunchBehavior = "open" | "cone-addr" | "cone-port" | "symmetric" | "blocked" | "unknown";

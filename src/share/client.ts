@@ -4,7 +4,7 @@ import { PeerError } from "../errors.ts";
 import type { QuicLink } from "../transport/quic/link.ts";
 import { decodeMessage, encodeMessage, Status, statusName } from "../wire/codec.ts";
 import { ShareFetchSchema, ShareListSchema, ShareRegisterAnswerSchema, ShareRegisterSchema } from "../wire/gen/punch_pb.ts";
-import { PUNCH_METHOD, SHARE_FETCH_MAX } from "../punch/punch-constants.ts";
+import { PUNCH_METHOD, SHARE_FETCH_MAX } from "../punch/constants.ts";
 
 export interface SharedServer {
   ip: string;

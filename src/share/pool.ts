@@ -13,16 +13,22 @@
 // it owns"). Dedup is by kind + ip:port.
 import { isIP } from "node:net";
 import { normalizeIp } from "../nat/source-check.ts";
-import {
-  DEFAULT_SHARE_FRESH_MS,
-  DEFAULT_SHARE_MAX_FAILURES,
-  DEFAULT_SHARE_MAX_PENDING,
-  DEFAULT_SHARE_MAX_PER_IP,
-  DEFAULT_SHARE_PENDING_MS,
-  DEFAULT_SHARE_XPOOL,
-  SHARE_FETCH_MAX,
-} from "../punch/punch-constants.ts";
+import { DEFAULTS } from "../config/defaults.ts";
+import { SHARE_FETCH_MAX } from "../punch/constants.ts";
 import type { Rand } from "../punch/punch-roles.ts";
+
+/** A server verified within this long is "fresh" and may be drawn at random, in ms. */
+const DEFAULT_SHARE_FRESH_MS = 30 * 60_000;
+/** Consecutive failed rechecks after which a listed server is dropped. One failure only hides it
+ *  from fetch: a server restarting should not lose its place. */
+const DEFAULT_SHARE_MAX_FAILURES = 2;
+/** A registration whose dial-back has not been confirmed or rejected within this long is forgotten,
+ *  in ms (a dial-back takes at most a TLS handshake timeout, 5 s). */
+const DEFAULT_SHARE_PENDING_MS = 15_000;
+/** Dial-backs in flight per kind: bounds the work a flood of registrations can cause. */
+const DEFAULT_SHARE_MAX_PENDING = 64;
+/** Listed servers per source IP per kind: one host must not fill the kind's list. */
+const DEFAULT_SHARE_MAX_PER_IP = 8;
 
 export interface ShareRef {
   kind: string;
@@ -62,7 +68,7 @@ export type RejectResult = { status: "dropped" | "kept"; failures: number } | { 
 export interface SharePoolInit {
   /** Kinds served (stakes.ts servedKinds). */
   kinds: Iterable<string>;
-  /** Listed servers per kind (config `share_xpool`). @default DEFAULT_SHARE_XPOOL (1000) */
+  /** Listed servers per kind (config `share_xpool`). @default share_xpool of defaults.toml */
   capacity?: number;
   /** @default DEFAULT_SHARE_MAX_PENDING (64) */
   maxPending?: number;
@@ -102,7 +108,7 @@ interface Pending {
 }
 
 export function createSharePool(init: SharePoolInit): SharePool {
-  const capacity = init.capacity ?? DEFAULT_SHARE_XPOOL;
+  const capacity = init.capacity ?? DEFAULTS.share_xpool;
   const maxPending = init.maxPending ?? DEFAULT_SHARE_MAX_PENDING;
   const maxPerIp = init.maxPerIp ?? DEFAULT_SHARE_MAX_PER_IP;
   const pendingMs = init.pendingMs ?? DEFAULT_SHARE_PENDING_MS;

@@ -9,15 +9,28 @@
 //   share.fetch     ShareFetch{kind, max ≤ 6} → ShareList{entries}.
 import { connect } from "node:net";
 import { errorLine } from "../errors.ts";
-import type { TransportLog } from "../transport/quic/config.ts";
 import type { HandlerResult, RequestContext, RequestHandler } from "../transport/quic/rpc.ts";
 import { encodeMessage, Status } from "../wire/codec.ts";
 import { ShareListSchema, ShareRegisterAnswerSchema } from "../wire/gen/punch_pb.ts";
-import { SHARE_DIAL_TIMEOUT_MS, SHARE_RECHECKS_PER_SWEEP, SHARE_SWEEP_INTERVAL_MS } from "../punch/punch-client-constants.ts";
-import { DEFAULT_SHARE_MAX_AGE_MS, DEFAULT_SHARE_RECHECK_MS, PUNCH_METHOD } from "../punch/punch-constants.ts";
+import { PUNCH_METHOD } from "../punch/constants.ts";
 import { readShareFetch, readShareRegister, statusOfShareRefusal } from "../punch/punch-messages.ts";
 import type { Rand } from "../punch/punch-roles.ts";
 import { createSharePool, type ShareRef, type SharePool } from "./pool.ts";
+import type { Logger } from "../contracts/logger.ts";
+
+/** TCP dial-back timeout, in ms: the dial runs inside the share.register request, which the transport
+ *  bounds at REQUEST_TIMEOUT_MS (5 s) for reading, handling and answering together. */
+const SHARE_DIAL_TIMEOUT_MS = 3_000;
+/** How often the share service looks for entries due a recheck, in ms (the recheck interval itself is
+ *  DEFAULT_SHARE_RECHECK_MS; this only bounds how late a due recheck starts). */
+const SHARE_SWEEP_INTERVAL_MS = 30_000;
+/** Rechecks dialled per sweep: bounds the burst of outgoing TCP connections. */
+const SHARE_RECHECKS_PER_SWEEP = 64;
+
+/** How often a listed server is dialled again, in ms. */
+const DEFAULT_SHARE_RECHECK_MS = 10 * 60_000;
+/** A server not verified for this long is dropped, in ms (several failed rechecks). */
+const DEFAULT_SHARE_MAX_AGE_MS = 60 * 60_000;
 
 /** Dials ip:port over TCP; resolves true when the connection was accepted. Never rejects. */
 export type TcpProbe = (addr: { ip: string; port: number }, timeoutMs: number) => Promise<boolean>;
@@ -39,7 +52,7 @@ export const tcpProbe: TcpProbe = ({ ip, port }, timeoutMs) =>
 
 export interface ShareServiceComponents {
   udp: { handle(method: string, handler: RequestHandler): void };
-  log?: TransportLog;
+  log?: Logger;
   /** @default tcpProbe */
   dial?: TcpProbe;
   /** @default Date.now */
@@ -51,7 +64,7 @@ export interface ShareServiceComponents {
 export interface ShareServiceInit {
   /** Kinds served (stakes.ts servedKinds). */
   kinds: Iterable<string>;
-  /** Servers per kind (config share_xpool). @default DEFAULT_SHARE_XPOOL (1000) */
+  /** Servers per kind (config share_xpool). @default share_xpool of defaults.toml */
   capacity?: number;
   /** A listed server is dialled again after this long. @default DEFAULT_SHARE_RECHECK_MS (10 min) */
   recheckMs?: number;
@@ -118,7 +131,7 @@ export function createShareService(components: ShareServiceComponents, init: Sha
     if (c.status === "full") return refuse(Status.FULL, c.message);
     if (c.status === "unknown") return refuse(Status.INTERNAL, "the registration expired while it was dialled");
     counters.registered++;
-    log?.("debug", "TCP server listed", { kind: p.ref.kind, at: `${p.ref.ip}:${p.ref.port}` });
+    log?.debug("TCP server listed", { kind: p.ref.kind, at: `${p.ref.ip}:${p.ref.port}` });
     return { status: Status.OK, payload: encodeMessage(ShareRegisterAnswerSchema, { ip: c.entry.ip, port: c.entry.port, listed: true }) };
   }
 
@@ -153,14 +166,14 @@ export function createShareService(components: ShareServiceComponents, init: Sha
             const r = pool.reject(ref, now());
             if (r.status === "dropped") {
               counters.dropped++;
-              log?.("debug", "TCP server dropped: dial-back failed", { kind: e.kind, at: `${e.ip}:${e.port}`, failures: r.failures });
+              log?.debug("TCP server dropped: dial-back failed", { kind: e.kind, at: `${e.ip}:${e.port}`, failures: r.failures });
             }
           }
         }),
       );
       counters.dropped += pool.expire(now(), maxAgeMs).length;
     } catch (err) {
-      log?.("warn", "share recheck failed", { error: errorLine(err) });
+      log?.warn("share recheck failed", { error: errorLine(err) });
     } finally {
       sweeping = false;
     }

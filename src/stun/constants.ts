@@ -1,5 +1,4 @@
 // Wire constants of the STUN Binding method (RFC 5389 §6, §7, §15), with the RFC 3489 facts we still honour.
-// TODO(lead): move into src/constants.ts with the other wire facts (STYLE "Findings, concretely" §4).
 
 /** Fixed value at bytes 4–7 of every RFC 5389 message; it tells RFC 5389 apart from RFC 3489 and other
  *  protocols on the same port, and is the XOR key for XOR-MAPPED-ADDRESS (RFC 5389 §6). */
@@ -16,9 +15,6 @@ export const STUN_LEGACY_TRANSACTION_ID_BYTES = 16;
 
 /** Attribute header length in bytes: type (2) and value length (2) (RFC 5389 §15). */
 export const STUN_ATTRIBUTE_HEADER_BYTES = 4;
-
-/** Attributes (and so the message length) are padded to a multiple of this many bytes (RFC 5389 §15). */
-export const STUN_ALIGNMENT_BYTES = 4;
 
 /** Largest STUN message we accept, in bytes. RFC 5389 §7.1 tells senders without a known path MTU to stay
  *  under 548 bytes (576-byte IPv4 minimum reassembly minus IP/UDP headers); a Binding Request needs ~20–200
@@ -42,9 +38,6 @@ export const STUN_ATTR_CHANGE_REQUEST = 0x0003;
 /** XOR-MAPPED-ADDRESS attribute type; the address XORed so NATs that rewrite payloads leave it alone
  *  (RFC 5389 §15.2, §18.2). */
 export const STUN_ATTR_XOR_MAPPED_ADDRESS = 0x0020;
-
-/** SOFTWARE attribute type, comprehension-optional (RFC 5389 §15.10, §18.2). */
-export const STUN_ATTR_SOFTWARE = 0x8022;
 
 /** FINGERPRINT attribute type; must be the last attribute (RFC 5389 §15.5, §18.2). */
 export const STUN_ATTR_FINGERPRINT = 0x8028;

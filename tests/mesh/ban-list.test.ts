@@ -4,8 +4,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ConfigError } from "../../src/errors.ts";
-import { createBanList, loadUserBans, parseUserBans } from "../../src/mesh/ban-list.ts";
-import { DEFAULT_BAN_MS, MAX_BANS_FILE_BYTES } from "../../src/mesh/mesh-constants.ts";
+import { createBanList, DEFAULT_BAN_MS, loadUserBans, MAX_BANS_FILE_BYTES, parseUserBans } from "../../src/mesh/ban-list.ts";
 
 const T0 = 1_700_000_000_000;
 const ID = "ab".repeat(32);

@@ -5,8 +5,7 @@ import { SealError } from "../../src/errors.ts";
 import { generateNodeKey, type NodeKey } from "../../src/identity/node-key.ts";
 import { NodeRecordSchema, type NodeRecord } from "../../src/wire/gen/findings_pb.ts";
 import { KeyAnswerSchema, KeyChallengeSchema } from "../../src/wire/gen/mesh_pb.ts";
-import { answerChallenge, checkAnswer, makeChallenge } from "../../src/mesh/key-challenge.ts";
-import { MAX_CHALLENGE_BYTES } from "../../src/mesh/mesh-constants.ts";
+import { answerChallenge, checkAnswer, makeChallenge, MAX_CHALLENGE_BYTES } from "../../src/mesh/key-challenge.ts";
 import { buildRecord, recordAddress, signRecord } from "../../src/mesh/record.ts";
 
 const NOW = 1_700_000_000_000;

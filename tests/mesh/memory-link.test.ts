@@ -8,7 +8,7 @@ import { createMemoryNet } from "../../src/mesh/memory-net.ts";
 import { AnswerError } from "../../src/mesh/link.ts";
 import { Status } from "../../src/wire/codec.ts";
 import { rejection } from "../wait.ts";
-import { FakeClock, settle } from "./fake-clock.ts";
+import { FakeClock, settle } from "../../src/contracts/fake-clock.ts";
 
 const A = { ip: "10.0.0.1", port: 1 };
 const B = { ip: "10.0.0.2", port: 2 };
@@ -39,7 +39,7 @@ describe("a memory link pair", () => {
     const [a] = pair(clock, { slow: () => new Promise<Uint8Array>(() => {}) });
     const p = rejection(a.request("slow"));
     await clock.advance(999);
-    expect(clock.pending).toBe(1);
+    expect(clock.pendingTimers).toBe(1);
     await clock.advance(1);
     expect(await p).toContain("TimeoutError");
   });

@@ -8,7 +8,7 @@ import { createMeshService, type MeshService, type MeshServiceInit } from "../..
 import { silentLogger } from "../../src/ops/logger.ts";
 import { tempDir } from "../helpers.ts";
 import { seeded } from "../seeded.ts";
-import { FakeClock } from "./fake-clock.ts";
+import { FakeClock } from "../../src/contracts/fake-clock.ts";
 
 export const PORT = 7788;
 export const ipOf = (i: number) => `10.0.0.${i + 1}`;
@@ -35,7 +35,7 @@ export const DEFAULTS: Omit<MeshServiceInit, "host" | "peers"> = {
 };
 
 export class Sim {
-  readonly clock = new FakeClock();
+  readonly clock = new FakeClock(1_800_000_000_000);
   readonly net: MemoryNet = createMemoryNet({ clock: this.clock });
   readonly nodes: SimNode[] = [];
   private readonly dir = tempDir("findings-memory-mesh-");

@@ -5,10 +5,10 @@ import { afterEach, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { lineLogger } from "../../src/contracts/logger.ts";
 import { createRunCertificate, type RunCertificate } from "../../src/identity/certificate.ts";
 import { generateNodeKey, type NodeKey } from "../../src/identity/node-key.ts";
 import { createTlsEndpoint, type TlsEndpoint } from "../../src/transport/tls/endpoint.ts";
-import type { TlsLog } from "../../src/transport/tls/log.ts";
 import { PinMismatchError } from "../../src/transport/ws/client.ts";
 import { WS_CLOSE } from "../../src/transport/ws/constants.ts";
 import type { WsCloseInfo } from "../../src/transport/ws/connection.ts";
@@ -42,9 +42,9 @@ async function startNode(
   const cert = opts.cert ?? (await createRunCertificate());
   const key = opts.key ?? generateNodeKey();
   const warnings: string[] = [];
-  const log: TlsLog = (level, message) => {
+  const log = lineLogger((level, message) => {
     if (level === "warn") warnings.push(message);
-  };
+  });
   const tls = createTlsEndpoint({ cert, log }, { host, port: opts.port ?? 0 });
   // helloCert lets a test node claim a certificate its listener does not serve.
   const mesh = createMeshLinks({ tls, cert: opts.helloCert ?? cert, nodeKey: key, log }, opts.init);

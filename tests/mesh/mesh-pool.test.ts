@@ -1,7 +1,6 @@
 // Mesh pool: link limits, duplicates, deficit and 1–2 link switching (seed 001 §组网池, §候选池).
 import { describe, expect, test } from "bun:test";
-import { createMeshPool } from "../../src/mesh/mesh-pool.ts";
-import { SWITCH_JITTER } from "../../src/mesh/mesh-constants.ts";
+import { createMeshPool, SWITCH_JITTER } from "../../src/mesh/mesh-pool.ts";
 import { seeded } from "../seeded.ts";
 
 const T0 = 1_000_000;

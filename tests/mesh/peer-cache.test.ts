@@ -4,8 +4,8 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSy
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { generateNodeKey } from "../../src/identity/node-key.ts";
-import { DEFAULT_PEER_CACHE_MAX_AGE_MS, MAX_PEER_CACHE_BYTES } from "../../src/mesh/mesh-constants.ts";
-import { peerCachePath, readPeerCache, writePeerCache, type PeerCacheEntry } from "../../src/mesh/peer-cache.ts";
+import { DEFAULTS } from "../../src/config/defaults.ts";
+import { MAX_PEER_CACHE_BYTES, type PeerCacheEntry, peerCachePath, readPeerCache, writePeerCache } from "../../src/mesh/peer-cache.ts";
 import { buildRecord, recordNodeId } from "../../src/mesh/record.ts";
 
 const NOW = 1_700_000_000_000;
@@ -50,7 +50,7 @@ describe("peers.json", () => {
   test("entries older than the maximum age are dropped on write and on read", () => {
     const home = freshHome();
     const fresh = entry(NOW - DAY);
-    const old = entry(NOW - DEFAULT_PEER_CACHE_MAX_AGE_MS - 1);
+    const old = entry(NOW - DEFAULTS.peer_cache_days * 86_400_000 - 1);
     expect(writePeerCache(home, [fresh, old], { now: NOW })).toBe(1);
     const later = readPeerCache(home, { now: NOW + 2 * DAY, maxAgeMs: 2 * DAY });
     expect(later.entries).toEqual([]);

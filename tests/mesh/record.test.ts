@@ -6,17 +6,12 @@ import { bytesToHex } from "@noble/hashes/utils.js";
 import { ConfigError } from "../../src/errors.ts";
 import { generateNodeKey, type NodeKey } from "../../src/identity/node-key.ts";
 import { NatClass, NodeAddressSchema, NodeRecordSchema, StakeSchema, type NodeRecord } from "../../src/wire/gen/findings_pb.ts";
+import { MAX_IDENTITY_ID_CHARS, MAX_KIND_CHARS, MAX_RECORD_KINDS, MAX_STAKE_ADDRESS_CHARS } from "../../src/wire/limits.ts";
 import {
   MAX_CLOCK_SKEW_MS,
-  MAX_IDENTITY_ID_CHARS,
-  MAX_KIND_CHARS,
   MAX_RECORD_ADDRESSES,
   MAX_RECORD_BYTES,
-  MAX_RECORD_KINDS,
   MAX_RECORD_SEQ,
-  MAX_STAKE_ADDRESS_CHARS,
-} from "../../src/mesh/mesh-constants.ts";
-import {
   buildRecord,
   decodeRecord,
   encodeRecord,

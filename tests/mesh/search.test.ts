@@ -3,17 +3,18 @@ import { describe, expect, test } from "bun:test";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { NodeRecordSchema, type NodeRecord } from "../../src/wire/gen/findings_pb.ts";
 import { FindRequestSchema } from "../../src/wire/gen/mesh_pb.ts";
-import { MAX_SEARCH_ANSWERS, MAX_SEARCH_HOPS } from "../../src/mesh/mesh-constants.ts";
-import { recordNodeId } from "../../src/mesh/record.ts";
 import {
   createSeenRequests,
   encodeFindRequest,
+  MAX_SEARCH_ANSWERS,
+  MAX_SEARCH_HOPS,
   mergeAnswers,
   newFindRequest,
   nextHop,
   parseFindRequest,
   recordsOfKind,
 } from "../../src/mesh/search.ts";
+import { recordNodeId } from "../../src/mesh/record.ts";
 
 const T0 = 1_700_000_000_000;
 const rid = (b: number) => new Uint8Array(16).fill(b);

@@ -11,7 +11,7 @@ import {
   verifyProbe,
   type ProbeSource,
 } from "../../src/nat/probe-packet.ts";
-import { SN_MAX_BYTES, SN_MIN_BYTES, SN_TMP_MAX_BYTES, SN_TMP_MIN_BYTES } from "../../src/nat/stun2-constants.ts";
+import { SN_MAX_BYTES, SN_MIN_BYTES, SN_TMP_MAX_BYTES, SN_TMP_MIN_BYTES } from "../../src/nat/constants.ts";
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
 const unhex = (s: string) => Uint8Array.from(Buffer.from(s, "hex"));

@@ -7,7 +7,7 @@ import { createSocket, type Socket } from "node:dgram";
 import { buildControl, decodeControl, type ControlMessage } from "../../src/nat/control-packet.ts";
 import { createConeServer, type ConeServer, type NewHostRequest } from "../../src/nat/cone-server.ts";
 import { createLifetimeServer } from "../../src/nat/lifetime-server.ts";
-import { PROBE_MAX_BYTES } from "../../src/nat/constants.ts";
+import { PROBE_MAX_BYTES } from "../../src/nat/probe-sizes.ts";
 import { makeNewHostProof } from "../../src/nat/newhost-proof.ts";
 import { newHostKey, verifyProbe } from "../../src/nat/probe-packet.ts";
 import type { Endpoint } from "../../src/nat/source-check.ts";

@@ -1,15 +1,15 @@
 // App pool: per-kind limits, rejoin and address-change detection, connection map, expiry (seed 000 §应用池, §信令协调).
 import { describe, expect, test } from "bun:test";
 import { createAppPool } from "../../src/punch/app-pool.ts";
-import { DEFAULT_PUNCH_XPOOL } from "../../src/punch/punch-constants.ts";
+import { DEFAULTS } from "../../src/config/defaults.ts";
 import { idOf, member, T0 } from "./punch-helpers.ts";
 
 const KINDS = ["app:chat", "blockchain:bitcoin"];
 
 describe("app pool", () => {
   test("defaults to 500 members per kind", () => {
-    expect(createAppPool({ kinds: KINDS }).capacity).toBe(DEFAULT_PUNCH_XPOOL);
-    expect(DEFAULT_PUNCH_XPOOL).toBe(500);
+    expect(createAppPool({ kinds: KINDS }).capacity).toBe(DEFAULTS.punch_xpool);
+    expect(DEFAULTS.punch_xpool).toBe(500);
   });
 
   test("refuses member limit+1 of a kind with a clear status, while other kinds still accept", () => {

@@ -3,7 +3,7 @@
 // punch-order.ts, punch-info.ts; DESIGN §2, §4, §7).
 import { describe, expect, test } from "bun:test";
 import { create, toBinary } from "@bufbuild/protobuf";
-import { PUNCH_PACKET_BYTES } from "../../src/punch/punch-client-constants.ts";
+import { PUNCH_PACKET_BYTES } from "../../src/punch/constants.ts";
 import { readPunchHello, readPunchOffer } from "../../src/punch/punch-info.ts";
 import { sendOrder, useFreshSocket } from "../../src/punch/punch-order.ts";
 import { encodePunchPacket, isPunchPacketFrom, peekPunchPacket, PUNCH_PACKET_TYPE } from "../../src/punch/punch-packet.ts";

@@ -1,20 +1,9 @@
 // Reading app-service requests: size limits first, typed errors, never a crash (DESIGN §4, STYLE §6).
 import { describe, expect, test } from "bun:test";
-import { Status } from "../../src/wire/codec.ts";
-import { encodeMessage } from "../../src/wire/codec.ts";
+import { encodeMessage, Status } from "../../src/wire/codec.ts";
 import { DecodeError, LimitError } from "../../src/errors.ts";
 import { generateNodeKey } from "../../src/identity/node-key.ts";
-import { MAX_PUNCH_REQUEST_BYTES } from "../../src/punch/punch-constants.ts";
-import {
-  appJoinAnswerInit,
-  checkJoinIdentity,
-  readAppJoin,
-  readPunchRequest,
-  readShareFetch,
-  readShareRegister,
-  statusOfMatchError,
-  statusOfShareRefusal,
-} from "../../src/punch/punch-messages.ts";
+import { appJoinAnswerInit, checkJoinIdentity, MAX_PUNCH_REQUEST_BYTES, readAppJoin, readPunchRequest, readShareFetch, readShareRegister, statusOfMatchError, statusOfShareRefusal } from "../../src/punch/punch-messages.ts";
 import { createAppPool } from "../../src/punch/app-pool.ts";
 import { NatClass } from "../../src/wire/gen/findings_pb.ts";
 import { AppJoinSchema, PunchRequestSchema, ShareFetchSchema, ShareRegisterSchema } from "../../src/wire/gen/punch_pb.ts";

@@ -1,7 +1,6 @@
 // Punch tokens and the listen/dial rule: larger token listens, tie → IP, then port (seed 000 §基本规则).
 import { describe, expect, test } from "bun:test";
-import { PUNCH_TOKEN_BYTES } from "../../src/punch/punch-constants.ts";
-import { compareBytes, decideRoles, ipToBytes, newPunchToken } from "../../src/punch/punch-roles.ts";
+import { compareBytes, decideRoles, ipToBytes, newPunchToken, PUNCH_TOKEN_BYTES } from "../../src/punch/punch-roles.ts";
 import { countingBytes } from "./punch-helpers.ts";
 
 const tok = (...b: number[]) => Uint8Array.from(b);

@@ -1,6 +1,6 @@
 // Strategy table for every pair of NAT classes, roles, spray parameters (seed 000 §基本规则, §例外; DESIGN §7).
 import { describe, expect, test } from "bun:test";
-import { SPRAY_PREDICT_WINDOW, SPRAY_PROBES, SPRAY_SOCKETS } from "../../src/punch/punch-constants.ts";
+import { SPRAY_PREDICT_WINDOW, SPRAY_PROBES, SPRAY_SOCKETS } from "../../src/punch/constants.ts";
 import {
   isPunchable,
   planPunch,

@@ -1,6 +1,7 @@
 // Share pool of TCP app servers: dial-back before listing, dedup, limits, rechecks, fetch of 6 (seed 001 §分享池, DESIGN §5).
 import { describe, expect, test } from "bun:test";
-import { DEFAULT_SHARE_XPOOL, SHARE_FETCH_MAX } from "../../src/punch/punch-constants.ts";
+import { DEFAULTS } from "../../src/config/defaults.ts";
+import { SHARE_FETCH_MAX } from "../../src/punch/constants.ts";
 import { createSharePool, type SharePool } from "../../src/share/pool.ts";
 import { seeded, T0 } from "../punch/punch-helpers.ts";
 
@@ -17,7 +18,7 @@ function list(pool: SharePool, ip: string, port: number, now = T0): void {
 
 describe("share pool registration", () => {
   test("defaults to 1000 servers per kind", () => {
-    expect(createSharePool({ kinds: [KIND] }).capacity).toBe(DEFAULT_SHARE_XPOOL);
+    expect(createSharePool({ kinds: [KIND] }).capacity).toBe(DEFAULTS.share_xpool);
   });
 
   test("a registration is listed only after the dial-back is confirmed", () => {

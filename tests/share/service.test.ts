@@ -9,7 +9,7 @@ import { createRunCertificate } from "../../src/identity/certificate.ts";
 import { generateNodeKey } from "../../src/identity/node-key.ts";
 import { shareFetch, shareRegister } from "../../src/share/client.ts";
 import { createShareService, type ShareService, type ShareServiceInit } from "../../src/share/service.ts";
-import { PUNCH_METHOD } from "../../src/punch/punch-constants.ts";
+import { PUNCH_METHOD } from "../../src/punch/constants.ts";
 import { bootstrapApp } from "../../src/transport/app-bootstrap/bootstrap.ts";
 import type { QuicLink } from "../../src/transport/quic/link.ts";
 import { createUdpClient } from "../../src/transport/udp/client.ts";

@@ -11,7 +11,7 @@ import { decodeMessage, encodeMessage, Status } from "../../wire/codec.ts";
 import { AppCertSchema, AppHelloAnswerSchema, AppHelloSchema, AppSessionSchema } from "../../wire/gen/findings_pb.ts";
 import { formatAddress } from "../../contracts/address.ts";
 import { APP_BIND_METHOD, APP_HELLO_METHOD } from "./handlers.ts";
-import { APP_SESSION_ID_BYTES, SEAL_PURPOSE_APP_BIND } from "../quic/constants.ts";
+import { APP_SESSION_ID_BYTES } from "./sessions.ts";
 import { expectOk, type QuicLink } from "../quic/link.ts";
 import type { Envelope } from "../../wire/gen/findings_pb.ts";
 
@@ -106,7 +106,7 @@ export async function bootstrapApp<L extends BootstrapLink = QuicLink>(dialer: B
     // Bind: tell the node this connection is the pinned one, proving our key again under another purpose.
     const bind = encodeMessage(AppHelloSchema, {
       publicKey: opts.appKey.publicKey,
-      sealedSession: seal(opts.appKey.privateKey, nodePublicKey, SEAL_PURPOSE_APP_BIND, session),
+      sealedSession: seal(opts.appKey.privateKey, nodePublicKey, SEAL_PURPOSE.appBind, session),
     });
     expectOk(await link.request(APP_BIND_METHOD, bind, step));
   } catch (err) {

@@ -23,7 +23,7 @@ import { open, seal } from "../../identity/seal.ts";
 import { decodeMessage, encodeMessage, Status } from "../../wire/codec.ts";
 import { AppCertSchema, AppHelloAnswerSchema, AppHelloSchema, AppSessionSchema, type AppHello } from "../../wire/gen/findings_pb.ts";
 import { AppSessionTable } from "./sessions.ts";
-import { APP_SESSION_ID_BYTES, SEAL_PURPOSE_APP_BIND } from "../quic/constants.ts";
+import { APP_SESSION_ID_BYTES } from "./sessions.ts";
 import type { HandlerResult, RequestContext, RequestHandler } from "../quic/rpc.ts";
 
 export const APP_HELLO_METHOD = "app.hello";
@@ -89,7 +89,7 @@ export function createAppBootstrapHandlers(
     },
     // Bind: the pinned reconnect names its session.
     async bind(req, ctx) {
-      const opened = openHello(req.payload, SEAL_PURPOSE_APP_BIND);
+      const opened = openHello(req.payload, SEAL_PURPOSE.appBind);
       if ("status" in opened) return opened;
       if (!sessions.take(opened.sessionId, opened.appKey, now())) {
         return { status: Status.UNAUTHENTICATED, error: "unknown or expired session: send app.hello first" };

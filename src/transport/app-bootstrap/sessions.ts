@@ -1,7 +1,15 @@
 // App bootstrap sessions waiting for their bind: issued by app.hello (seed 001 §从应用端的连接 step 4),
 // taken once by app.bind on the pinned reconnect. Pure: time comes in as `now`.
 import { bytesToHex } from "@noble/hashes/utils.js";
-import { APP_SESSION_TTL_MS, MAX_APP_SESSIONS } from "../quic/constants.ts";
+
+/** Length of the app bootstrap session id (seed 001 §从应用端的连接 step 2: "标识ID"). */
+export const APP_SESSION_ID_BYTES = 16;
+/** How long a session id issued by app.hello may be bound by app.bind, in ms: the app reconnects at once
+ *  (step 7), so a few request timeouts are plenty. */
+const APP_SESSION_TTL_MS = 60_000;
+/** Most app sessions waiting for their bind at once; the oldest is forgotten first. Bounds the memory an
+ *  app.hello flood can take (each entry ~100 B). */
+const MAX_APP_SESSIONS = 8_192;
 
 interface Entry {
   appKeyHex: string;

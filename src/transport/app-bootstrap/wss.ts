@@ -7,13 +7,13 @@ import type { RunCertificate } from "../../identity/certificate.ts";
 import type { NodeKey } from "../../identity/node-key.ts";
 import type { RequestContext } from "../quic/rpc.ts";
 import { dialWss } from "../ws/client.ts";
-import type { TlsLog } from "../tls/log.ts";
 import { MESH_PATH } from "../../mesh/link-constants.ts";
 import { createMeshLink, type MeshLink } from "../../mesh/link.ts";
 import type { MeshLinks } from "../../mesh/link-service.ts";
+import type { Logger } from "../../contracts/logger.ts";
 
 /** A dialer of standalone WSS links for apps (no TLS listener of their own, no client certificate). */
-export function wssAppDialer(opts: { log?: TlsLog } = {}): BootstrapDialer<MeshLink> {
+export function wssAppDialer(opts: { log?: Logger } = {}): BootstrapDialer<MeshLink> {
   return {
     async dial(addr, d = {}) {
       const { conn, peerSpki } = await dialWss(addr, { path: MESH_PATH, pinSpki: d.pinSpki, timeoutMs: d.timeoutMs, signal: d.signal, log: opts.log });

@@ -1,21 +1,21 @@
 // QUIC configuration for Findings links: ALPN, limits, idle/keep-alive, retry-token crypto, SPKI pinning
 // (DESIGN §3 "Pinning", §4; @matrixai/quic QUICConfig).
-import Logger, { Handler, LogLevel } from "@matrixai/logger";
+import QuicLibLogger, { Handler, LogLevel } from "@matrixai/logger";
 import { native, type QUICClientConfigInput, type QUICServerConfigInput, type QUICServerCrypto, type QUICClientCrypto, type TLSVerifyCallback } from "@matrixai/quic";
-import { LINK_IDLE_TIMEOUT_MS, MAX_QUIC_REQUEST_BYTES, QUIC_ALPN } from "../../constants.ts";
+import { DEFAULTS } from "../../config/defaults.ts";
+import type { Logger } from "../../contracts/logger.ts";
+import { MAX_QUIC_REQUEST_BYTES } from "../../constants.ts";
 import { spkiOfDer } from "../../identity/certificate.ts";
 import type { RunCertificate } from "../../identity/certificate.ts";
-import { MAX_QUIC_STREAMS_PER_CONNECTION } from "./constants.ts";
+import { MAX_QUIC_STREAMS_PER_CONNECTION, QUIC_ALPN } from "./constants.ts";
 
-export type TransportLogLevel = "debug" | "info" | "warn" | "error";
-export type TransportLog = (level: TransportLogLevel, msg: string, fields?: Record<string, unknown>) => void;
 
 /** Per-stream receive window: one request (or answer) plus framing slack. The peer cannot push more than
  *  this into one stream before we read, so an oversize request is stopped by flow control, not by memory. */
 const STREAM_WINDOW_BYTES = MAX_QUIC_REQUEST_BYTES + 4096;
 /** Connection receive window: two full-size requests in flight at once; more waits for credit. Requests are
  *  small (whoami is ~10 B), so this rarely binds, and it caps what one peer can make us buffer at ~136 KB
- *  (DEFAULT_MAX_QUIC_CONNECTIONS × this is the worst case for the whole endpoint). */
+ *  (max_quic_connections × this is the worst case for the whole endpoint). */
 const CONNECTION_WINDOW_BYTES = 2 * STREAM_WINDOW_BYTES;
 
 /** Limits shared by both ends. `initialMaxStreamsUni: 0`: Findings uses only bidirectional streams, so a
@@ -40,7 +40,7 @@ function commonConfig(idleTimeoutMs: number): Partial<QUICServerConfigInput> {
 /** Server side: our run certificate; clients are not asked for one (apps prove their key by sealing). No
  *  keep-alive from the server: the app behind a NAT keeps its own mapping alive, and an app that stops
  *  pinging is idled out. */
-export function serverQuicConfig(cert: RunCertificate, idleTimeoutMs = LINK_IDLE_TIMEOUT_MS): QUICServerConfigInput {
+export function serverQuicConfig(cert: RunCertificate, idleTimeoutMs = DEFAULTS.idle_timeout_s * 1000): QUICServerConfigInput {
   return { ...commonConfig(idleTimeoutMs), key: cert.keyPem, cert: cert.certPem, verifyPeer: false };
 }
 
@@ -50,7 +50,7 @@ export function serverQuicConfig(cert: RunCertificate, idleTimeoutMs = LINK_IDLE
  * at a third of the idle timeout keep the NAT mapping and the connection alive.
  */
 export function clientQuicConfig(opts: { pinSpki?: string; idleTimeoutMs?: number; onPinMismatch?: (got: string) => void }): QUICClientConfigInput {
-  const idle = opts.idleTimeoutMs ?? LINK_IDLE_TIMEOUT_MS;
+  const idle = opts.idleTimeoutMs ?? DEFAULTS.idle_timeout_s * 1000;
   const base = { ...commonConfig(idle), keepAliveIntervalTime: Math.floor(idle / 3) };
   if (opts.pinSpki === undefined) return { ...base, verifyPeer: false };
   return { ...base, verifyPeer: true, verifyCallback: pinVerifier(opts.pinSpki, opts.onPinMismatch) };
@@ -100,13 +100,13 @@ export const clientQuicCrypto: QUICClientCrypto = {
 
 /** A @matrixai/logger that forwards warnings and errors to our log as debug lines: what the library
  *  reports is almost always about a remote peer (timeouts, TLS failures), which we count elsewhere. */
-export function quicLogger(log?: TransportLog): Logger {
-  if (!log) return new Logger("quic", LogLevel.SILENT, []);
+export function quicLogger(log?: Logger): QuicLibLogger {
+  if (!log) return new QuicLibLogger("quic", LogLevel.SILENT, []);
   class Forward extends Handler {
     override handle(record: { msg: string | undefined; keys: string; level: LogLevel }): void {
-      log!("debug", `quic: ${record.msg ?? ""}`, { logger: record.keys });
+      log!.debug(`quic: ${record.msg ?? ""}`, { logger: record.keys });
     }
     emit(): void {}
   }
-  return new Logger("quic", LogLevel.WARN, [new Forward()]);
+  return new QuicLibLogger("quic", LogLevel.WARN, [new Forward()]);
 }

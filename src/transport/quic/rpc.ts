@@ -6,12 +6,13 @@
 // `timeout` when REQUEST_TIMEOUT_MS passes. Answers are matched by stream, not by id: an answer to a
 // request that could not be decoded carries id 0 and method "invalid".
 import type { QUICStream } from "@matrixai/quic";
+import type { Histogram } from "../../contracts/metrics.ts";
 import { MAX_QUIC_REQUEST_BYTES, REQUEST_TIMEOUT_MS } from "../../constants.ts";
 import { TimeoutError, errorLine } from "../../errors.ts";
 import { decodeEnvelope, encodeAnswer, encodeEnvelope, Status, statusName, type Envelope } from "../../wire/codec.ts";
 import { QUIC_STREAM_CODE } from "./constants.ts";
-import type { TransportLog } from "./config.ts";
 import { cancelStream, deadline, raceSignal, readBounded, StreamAbort, writeAndClose } from "./stream-io.ts";
+import type { Logger } from "../../contracts/logger.ts";
 
 export interface RequestContext {
   /** Peer IP as this end sees it (IPv4-mapped IPv6 reported as IPv4). */
@@ -59,7 +60,9 @@ export interface StreamServer {
   /** Aborted by stop(). */
   stopSignal: AbortSignal;
   context(): Omit<RequestContext, "signal">;
-  log?: TransportLog;
+  log?: Logger;
+  /** Handler run time per method (registered methods only, so the label set stays bounded). */
+  requestSeconds?: Histogram<"method">;
 }
 
 /**
@@ -92,7 +95,7 @@ export async function serveStream(stream: QUICStream, server: StreamServer): Pro
     }
   } catch (err) {
     // Only a bug can land here; keep the endpoint alive and say so.
-    server.log?.("error", "QUIC stream handling failed", { error: errorLine(err) });
+    server.log?.error("QUIC stream handling failed", { error: errorLine(err) });
     cancelStream(stream, err);
   } finally {
     wait.done();
@@ -117,19 +120,22 @@ async function answerFor(bytes: Uint8Array, server: StreamServer, signal: AbortS
     return encodeAnswer(req, Status.BAD_REQUEST, undefined, `unknown method ${req.method}`);
   }
   let result: HandlerResult;
+  const observed = server.requestSeconds?.startTimer({ method: req.method });
   try {
     result = await raceSignal(handler(req, { ...server.context(), signal }), signal);
   } catch (err) {
     if (signal.aborted) return encodeAnswer(req, Status.INTERNAL, undefined, `${req.method} did not finish in time`);
     server.counters.handlerErrors++;
-    server.log?.("warn", "QUIC handler failed", { method: req.method, error: errorLine(err) });
+    server.log?.warn("QUIC handler failed", { method: req.method, error: errorLine(err) });
     return encodeAnswer(req, Status.INTERNAL, undefined, `${req.method} failed`);
+  } finally {
+    observed?.();
   }
   try {
     return encodeAnswer(req, result.status, result.payload, result.error);
   } catch (err) {
     server.counters.handlerErrors++;
-    server.log?.("warn", "QUIC answer could not be encoded", { method: req.method, error: errorLine(err) });
+    server.log?.warn("QUIC answer could not be encoded", { method: req.method, error: errorLine(err) });
     return encodeAnswer(req, Status.INTERNAL, undefined, `${req.method} answer too large`);
   }
 }

@@ -6,10 +6,10 @@ import { decodeMessage } from "../../wire/codec.ts";
 import { WhoamiResponseSchema } from "../../wire/gen/findings_pb.ts";
 import { formatAddress } from "../../contracts/address.ts";
 import { bootstrapApp, type AppKey } from "../app-bootstrap/bootstrap.ts";
-import type { TransportLog } from "./config.ts";
 import { expectOk, type QuicLink } from "./link.ts";
 import { WHOAMI_METHOD } from "./whoami-handler.ts";
 import { createUdpClient } from "../udp/client.ts";
+import type { Logger } from "../../contracts/logger.ts";
 
 export interface QuicWhoamiResult {
   /** "ip:port" or "[v6]:port" as the server sees us. */
@@ -29,7 +29,7 @@ export interface QuicWhoamiOptions {
   appKey?: AppKey;
   signal?: AbortSignal;
   timeoutMs?: number;
-  log?: TransportLog;
+  log?: Logger;
 }
 
 export async function quicWhoami(server: { ip: string; port: number }, opts: QuicWhoamiOptions = {}): Promise<QuicWhoamiResult> {

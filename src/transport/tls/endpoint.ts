@@ -1,34 +1,39 @@
 // The TLS port (DESIGN §2 server_tport): one listener with the per-run self-signed certificate
 // (DESIGN §3) serving HTTP/2 and HTTP/1.1 routes (GET /whoami) and WebSocket upgrades
 // (wss://host:port/mesh), with connection, link, handshake and idle limits.
+import { STATUS_CODES, type IncomingMessage } from "node:http";
 import * as http2 from "node:http2";
 import type { Socket } from "node:net";
 import type { TLSSocket } from "node:tls";
-import { LINK_IDLE_TIMEOUT_MS, MAX_WS_FRAME_BYTES, TLS_HANDSHAKE_TIMEOUT_MS } from "../../constants.ts";
+import { DEFAULTS } from "../../config/defaults.ts";
+import { MAX_ENVELOPE_BYTES, MAX_WS_FRAME_BYTES, TLS_HANDSHAKE_TIMEOUT_MS } from "../../constants.ts";
 import { ConfigError } from "../../errors.ts";
 import { spkiOfDer, type RunCertificate } from "../../identity/certificate.ts";
 import { createHttpRouter, type HttpRouteTable } from "./https-routes.ts";
 import { WHOAMI_PATH, whoamiHandler } from "./https-whoami.ts";
-import { formatHostPort, localOf, remoteOf, type HostPort } from "./address.ts";
-import {
-  DEFAULT_HTTP_IDLE_TIMEOUT_MS,
-  DEFAULT_TLS_MAX_CONNECTIONS,
-  DEFAULT_TLS_MAX_CONNECTIONS_PER_IP,
-  DEFAULT_TLS_MAX_LINKS,
-  DEFAULT_TLS_MAX_LINKS_PER_IP,
-  H2_MAX_CONCURRENT_STREAMS,
-  MAX_HTTP_BODY_BYTES,
-  TLS_STOP_GRACE_MS,
-  WS_REFUSAL_LINGER_MS,
-} from "./constants.ts";
-import { SILENT_LOG, type TlsLog } from "./log.ts";
+import { formatAddress, localOf, remoteOf, type HostPort } from "../../contracts/address.ts";
 import { WS_CLOSE } from "../ws/constants.ts";
-import { createWsConnection, type WsConnection } from "../ws/connection.ts";
-import { checkUpgradeRequest, refusalResponse, upgradeResponse } from "../ws/handshake.ts";
+import type { WsConnection } from "../ws/connection.ts";
+import { createWsAcceptor } from "../ws/server.ts";
+import { silentLogger, type Logger } from "../../contracts/logger.ts";
+
+/** TCP connections held at once (handshaking, HTTP and WebSocket together); more are dropped at
+ *  accept. One costs a few KB of TLS state; 1024 is far above 16 mesh links plus whoami traffic. */
+const DEFAULT_TLS_MAX_CONNECTIONS = 1024;
+/** Largest HTTP request body a route receives; routes carry small JSON or one envelope. */
+const MAX_HTTP_BODY_BYTES = MAX_ENVELOPE_BYTES;
+/** Concurrent HTTP/2 streams per connection: whoami needs one; a few dozen bounds the memory a
+ *  single client can hold. */
+const H2_MAX_CONCURRENT_STREAMS = 32;
+/** How long stop() waits for WebSocket close handshakes before destroying the sockets, in ms. */
+const TLS_STOP_GRACE_MS = 1_000;
+/** After a refusal is written on an upgrade socket, it is destroyed after this long, in ms, if the
+ *  client has not closed it. */
+const WS_REFUSAL_LINGER_MS = 1_000;
 
 export interface TlsEndpointComponents {
   cert: RunCertificate;
-  log?: TlsLog;
+  log?: Logger;
 }
 
 export interface TlsEndpointInit {
@@ -38,17 +43,17 @@ export interface TlsEndpointInit {
   port: number;
   /** @default DEFAULT_TLS_MAX_CONNECTIONS */
   maxConnections?: number;
-  /** @default DEFAULT_TLS_MAX_CONNECTIONS_PER_IP */
+  /** TCP connections from one IP at once, so one host cannot take every slot. @default max_conns_per_ip of defaults.toml */
   maxConnectionsPerIp?: number;
-  /** WebSocket links at once. @default DEFAULT_TLS_MAX_LINKS */
+  /** WebSocket links at once; upgrades beyond it get 503. @default max_mesh_links of defaults.toml */
   maxLinks?: number;
-  /** @default DEFAULT_TLS_MAX_LINKS_PER_IP */
+  /** WebSocket links from one IP at once; upgrades beyond it get 429. @default max_links_per_ip of defaults.toml */
   maxLinksPerIp?: number;
   /** A client that has not finished the TLS handshake by then is dropped. @default TLS_HANDSHAKE_TIMEOUT_MS */
   handshakeTimeoutMs?: number;
-  /** Silence after which a WebSocket link is closed (pings at a third of it). @default LINK_IDLE_TIMEOUT_MS */
+  /** Silence after which a WebSocket link is closed (pings at a third of it). @default idle_timeout_s of defaults.toml */
   idleTimeoutMs?: number;
-  /** Silence after which a plain HTTP connection is closed. @default DEFAULT_HTTP_IDLE_TIMEOUT_MS */
+  /** Silence after which a plain HTTP connection is closed. @default idleTimeoutMs */
   httpIdleTimeoutMs?: number;
   /** @default MAX_WS_FRAME_BYTES */
   maxFrameBytes?: number;
@@ -83,19 +88,20 @@ export interface TlsEndpoint {
 }
 
 export function createTlsEndpoint(components: TlsEndpointComponents, init: TlsEndpointInit): TlsEndpoint {
-  const log = components.log ?? SILENT_LOG;
+  const log = components.log ?? silentLogger;
   const maxConnections = init.maxConnections ?? DEFAULT_TLS_MAX_CONNECTIONS;
-  const maxConnectionsPerIp = init.maxConnectionsPerIp ?? DEFAULT_TLS_MAX_CONNECTIONS_PER_IP;
-  const maxLinks = init.maxLinks ?? DEFAULT_TLS_MAX_LINKS;
-  const maxLinksPerIp = init.maxLinksPerIp ?? DEFAULT_TLS_MAX_LINKS_PER_IP;
+  const maxConnectionsPerIp = init.maxConnectionsPerIp ?? DEFAULTS.max_conns_per_ip;
+  const maxLinks = init.maxLinks ?? DEFAULTS.max_mesh_links;
+  const maxLinksPerIp = init.maxLinksPerIp ?? DEFAULTS.max_links_per_ip;
   const handshakeTimeoutMs = init.handshakeTimeoutMs ?? TLS_HANDSHAKE_TIMEOUT_MS;
-  const idleTimeoutMs = init.idleTimeoutMs ?? LINK_IDLE_TIMEOUT_MS;
-  const httpIdleTimeoutMs = init.httpIdleTimeoutMs ?? DEFAULT_HTTP_IDLE_TIMEOUT_MS;
+  const idleTimeoutMs = init.idleTimeoutMs ?? DEFAULTS.idle_timeout_s * 1000;
+  const httpIdleTimeoutMs = init.httpIdleTimeoutMs ?? idleTimeoutMs;
   const maxFrameBytes = init.maxFrameBytes ?? MAX_WS_FRAME_BYTES;
 
   const router = createHttpRouter({ maxBodyBytes: MAX_HTTP_BODY_BYTES, log });
   router.add("GET", WHOAMI_PATH, whoamiHandler);
   const wsHandlers = new Map<string, WsUpgradeHandler>();
+  const acceptor = createWsAcceptor({ maxFrameBytes, idleTimeoutMs, log });
 
   const sockets = new Set<Socket>();
   const socketsPerIp = new Map<string, number>();
@@ -121,7 +127,7 @@ export function createTlsEndpoint(components: TlsEndpointComponents, init: TlsEn
     // Errors on a socket are the peer's problem; without a listener they would be thrown.
     socket.on("error", () => {});
     if (stopping || sockets.size >= maxConnections || (socketsPerIp.get(ip) ?? 0) >= maxConnectionsPerIp) {
-      log("debug", "tls connection refused: limit", { ip, connections: sockets.size });
+      log.debug("tls connection refused: limit", { ip, connections: sockets.size });
       socket.destroy();
       return;
     }
@@ -140,15 +146,19 @@ export function createTlsEndpoint(components: TlsEndpointComponents, init: TlsEn
 
   function onTlsClientError(err: Error & { code?: string }, socket: TLSSocket): void {
     tlsErrors += 1;
-    log("debug", "tls client error", { remote: formatHostPort(remoteOf(socket)), code: err.code ?? err.message });
+    log.debug("tls client error", { remote: formatAddress(remoteOf(socket)), code: err.code ?? err.message });
     socket.destroy();
   }
 
   function refuse(socket: Socket, status: number, reason: string): void {
     refusedUpgrades += 1;
-    log("debug", "websocket upgrade refused", { remote: formatHostPort(remoteOf(socket)), status, reason });
+    log.debug("websocket upgrade refused", { remote: formatAddress(remoteOf(socket)), status, reason });
     if (socket.destroyed) return;
-    socket.end(refusalResponse(status, reason));
+    const body = `${reason}\n`;
+    socket.end(
+      `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? "Error"}\r\nConnection: close\r\n` +
+        `Content-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+    );
     setTimeout(() => socket.destroy(), WS_REFUSAL_LINGER_MS).unref();
   }
 
@@ -156,7 +166,7 @@ export function createTlsEndpoint(components: TlsEndpointComponents, init: TlsEn
     try {
       handleUpgrade(req, socket, head);
     } catch (err) {
-      log("warn", "websocket upgrade failed", { error: err instanceof Error ? err.message : String(err) });
+      log.warn("websocket upgrade failed", { error: err instanceof Error ? err.message : String(err) });
       socket.destroy();
     }
   }
@@ -172,13 +182,11 @@ export function createTlsEndpoint(components: TlsEndpointComponents, init: TlsEn
     }
     const handler = wsHandlers.get(path);
     if (!handler) return refuse(socket, 404, "no WebSocket endpoint here");
-    const check = checkUpgradeRequest(req.method, req.headers);
-    if (!check.ok) return refuse(socket, check.status, check.reason);
     const remote = remoteOf(socket);
     if (links.size >= maxLinks) return refuse(socket, 503, "link limit reached");
     if ((linksPerIp.get(remote.ip) ?? 0) >= maxLinksPerIp) return refuse(socket, 429, "too many links from this address");
 
-    socket.write(upgradeResponse(check.key));
+    // Read before the upgrade: the certificate is the TLS session's, the socket may go at any time.
     let clientSpki: string | null = null;
     try {
       const raw = (socket as TLSSocket).getPeerCertificate?.(true)?.raw;
@@ -186,7 +194,13 @@ export function createTlsEndpoint(components: TlsEndpointComponents, init: TlsEn
     } catch {
       // An unparsable client certificate is the same as none: the mesh layer does not rely on it.
     }
-    const conn = createWsConnection(socket, { role: "server", head, maxFrameBytes, idleTimeoutMs, log });
+    // `ws` checks the request itself and answers a bad one with an HTTP error.
+    const conn = acceptor.accept(req as unknown as IncomingMessage, socket, head);
+    if (!conn) {
+      refusedUpgrades += 1;
+      log.debug("websocket upgrade refused by ws", { remote: formatAddress(remote), path });
+      return;
+    }
     links.add(conn);
     bump(linksPerIp, remote.ip, 1);
     void conn.closed.then(() => {
@@ -196,7 +210,7 @@ export function createTlsEndpoint(components: TlsEndpointComponents, init: TlsEn
     try {
       handler(conn, { path, remote, local: localOf(socket), clientSpki });
     } catch (err) {
-      log("warn", "websocket handler threw", { path, error: err instanceof Error ? err.message : String(err) });
+      log.warn("websocket handler threw", { path, error: err instanceof Error ? err.message : String(err) });
       conn.close(WS_CLOSE.internalError, "internal error");
     }
   }
@@ -218,11 +232,11 @@ export function createTlsEndpoint(components: TlsEndpointComponents, init: TlsEn
     srv.on("tlsClientError", onTlsClientError);
     srv.on("upgrade", onUpgrade);
     srv.on("request", (req, res) => router.serve(req, res));
-    srv.on("sessionError", (err) => log("debug", "http2 session error", { error: err.message }));
-    srv.on("error", (err) => log("warn", "tls server error", { error: err.message }));
+    srv.on("sessionError", (err) => log.debug("http2 session error", { error: err.message }));
+    srv.on("error", (err) => log.warn("tls server error", { error: err.message }));
     await new Promise<void>((resolve, reject) => {
       const onError = (err: Error & { code?: string }) =>
-        reject(new ConfigError("server_tport", `cannot listen on ${formatHostPort({ ip: init.host, port: init.port })}: ${err.code ?? err.message}`));
+        reject(new ConfigError("server_tport", `cannot listen on ${formatAddress({ ip: init.host, port: init.port })}: ${err.code ?? err.message}`));
       srv.once("error", onError);
       srv.listen(init.port, init.host, () => {
         srv.off("error", onError);
@@ -232,7 +246,7 @@ export function createTlsEndpoint(components: TlsEndpointComponents, init: TlsEn
     const addr = srv.address();
     if (addr && typeof addr === "object") boundPort = addr.port;
     server = srv;
-    log("info", "tls endpoint listening", { address: formatHostPort({ ip: init.host, port: boundPort }), spki: components.cert.spki });
+    log.info("tls endpoint listening", { address: formatAddress({ ip: init.host, port: boundPort }), spki: components.cert.spki });
   }
 
   async function doStop(): Promise<void> {
@@ -246,7 +260,7 @@ export function createTlsEndpoint(components: TlsEndpointComponents, init: TlsEn
     for (const s of sockets) s.destroy();
     await closedServer;
     server = null;
-    log("info", "tls endpoint stopped", { port: boundPort });
+    log.info("tls endpoint stopped", { port: boundPort });
   }
 
   return {

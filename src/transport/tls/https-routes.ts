@@ -2,9 +2,10 @@
 // mesh WebSocket). One table serves both versions through node:http2's compatibility API.
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
-import { remoteOf, type HostPort } from "./address.ts";
-import { SILENT_LOG, type TlsLog } from "./log.ts";
-import type { HeaderBag } from "../ws/handshake.ts";
+import { remoteOf, type HostPort } from "../../contracts/address.ts";
+import { silentLogger, type Logger } from "../../contracts/logger.ts";
+
+export type HeaderBag = Record<string, string | string[] | undefined>;
 
 export interface HttpRequestInfo {
   readonly method: string;
@@ -49,8 +50,8 @@ export function jsonAnswer(status: number, value: unknown): HttpAnswer {
   return { status, headers: { "content-type": "application/json" }, body: `${JSON.stringify(value)}\n` };
 }
 
-export function createHttpRouter(init: { maxBodyBytes: number; log?: TlsLog }): HttpRouter {
-  const log = init.log ?? SILENT_LOG;
+export function createHttpRouter(init: { maxBodyBytes: number; log?: Logger }): HttpRouter {
+  const log = init.log ?? silentLogger;
   const routes = new Map<string, Map<string, HttpHandler>>();
 
   function send(res: AnyResponse, answer: HttpAnswer): void {
@@ -112,7 +113,7 @@ export function createHttpRouter(init: { maxBodyBytes: number; log?: TlsLog }): 
     },
     serve(req, res) {
       serveAsync(req, res).catch((err) => {
-        log("warn", "http handler failed", { path: req.url, error: err instanceof Error ? err.message : String(err) });
+        log.warn("http handler failed", { path: req.url, error: err instanceof Error ? err.message : String(err) });
         try {
           send(res, jsonAnswer(500, { error: "internal error" }));
         } catch {

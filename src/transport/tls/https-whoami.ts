@@ -1,6 +1,6 @@
 // GET /whoami on the TLS port: the client's address as this server sees it (DESIGN §1 "findings
 // whoami --tcp", §2), over HTTP/2 or HTTP/1.1.
-import { formatHostPort } from "./address.ts";
+import { formatAddress } from "../../contracts/address.ts";
 import { jsonAnswer, type HttpHandler } from "./https-routes.ts";
 
 export const WHOAMI_PATH = "/whoami";
@@ -14,6 +14,6 @@ export interface HttpsWhoami {
 }
 
 export const whoamiHandler: HttpHandler = (req) => {
-  const body: HttpsWhoami = { address: formatHostPort(req.remote), ip: req.remote.ip, port: req.remote.port, via: "https" };
+  const body: HttpsWhoami = { address: formatAddress(req.remote), ip: req.remote.ip, port: req.remote.port, via: "https" };
   return jsonAnswer(200, body);
 };

@@ -1,18 +1,18 @@
 // A client-only UDP socket: QUIC dials and raw datagrams from one socket, no QUIC server (DESIGN §2). Used
 // by CLI commands (whoami, probe, punch) and by apps; a node uses createUdpEndpoint instead.
 import { formatAddress } from "../../contracts/address.ts";
-import type { TransportLog } from "../quic/config.ts";
 import type { QuicLink } from "../quic/link.ts";
 import type { RequestHandler } from "../quic/rpc.ts";
 import { UdpCore, type DialOptions, type LinkEvent, type LinkListener, type UdpCoreCounters } from "./core.ts";
 import type { RawDatagramHandler } from "./shared-socket.ts";
+import type { Logger } from "../../contracts/logger.ts";
 
 export interface UdpClientInit {
   /** Address to bind: "0.0.0.0" for IPv4 servers, "::" for IPv6 (dual-stack). @default "::" */
   host?: string;
   /** @default 0 (any free port) */
   port?: number;
-  /** @default LINK_IDLE_TIMEOUT_MS */
+  /** @default idle_timeout_s of defaults.toml */
   idleTimeoutMs?: number;
   onRawDatagram?: RawDatagramHandler;
 }
@@ -42,7 +42,7 @@ export interface UdpClient extends QuicDialer {
   counters(): UdpCoreCounters;
 }
 
-export function createUdpClient(components: { log?: TransportLog }, init: UdpClientInit = {}): UdpClient {
+export function createUdpClient(components: { log?: Logger }, init: UdpClientInit = {}): UdpClient {
   const core = new UdpCore({ host: init.host ?? "::", port: init.port ?? 0, idleTimeoutMs: init.idleTimeoutMs, onRawDatagram: init.onRawDatagram }, components.log);
   let running = false;
   let chain: Promise<void> = Promise.resolve();

@@ -1,17 +1,19 @@
 // The parts of a UDP endpoint that a client-only socket needs too: the shared socket, outgoing QUIC dials
 // from it, serving peer-opened streams, link events and counters (DESIGN §2: one socket per port).
 import { QUICClient, events as quicEvents, errors as quicErrors, type QUICConnection, type QUICStream } from "@matrixai/quic";
-import type Logger from "@matrixai/logger";
-import { LINK_IDLE_TIMEOUT_MS } from "../../constants.ts";
+import type QuicLibLogger from "@matrixai/logger";
+import { DEFAULTS } from "../../config/defaults.ts";
+import type { Histogram } from "../../contracts/metrics.ts";
 import { PeerError, TimeoutError, errorLine } from "../../errors.ts";
 import { formatAddress } from "../../contracts/address.ts";
 import { describeQuicError } from "../quic/errors.ts";
-import { clientQuicConfig, clientQuicCrypto, quicLogger, type TransportLog } from "../quic/config.ts";
+import { clientQuicConfig, clientQuicCrypto, quicLogger } from "../quic/config.ts";
 import { QUIC_CLOSE_NORMAL, QUIC_HANDSHAKE_TIMEOUT_MS } from "../quic/constants.ts";
 import { createQuicLink, type LinkState, type QuicLink } from "../quic/link.ts";
 import { newRpcCounters, serveStream, type RequestHandler, type RpcCounters } from "../quic/rpc.ts";
 import { streamCodeToReason, streamReasonToCode } from "../quic/stream-io.ts";
 import { newSocketCounters, SharedUdpSocket, type RawDatagramHandler, type SharedSocketCounters } from "./shared-socket.ts";
+import type { Logger } from "../../contracts/logger.ts";
 
 export interface DialOptions {
   /** Accept only a server certificate with this SPKI (hex SHA-256); without it the link is first contact. */
@@ -40,6 +42,8 @@ export interface UdpCoreInit {
   port: number;
   idleTimeoutMs?: number;
   onRawDatagram?: RawDatagramHandler;
+  /** Where served requests' handler times go, when the node keeps metrics. */
+  requestSeconds?: Histogram<"method">;
 }
 
 export class UdpCore {
@@ -48,7 +52,7 @@ export class UdpCore {
   readonly linkCounters = { connections: 0, pinMismatches: 0, dialFailures: 0 };
   readonly socketCounters: SharedSocketCounters = newSocketCounters();
   readonly links = new Map<string, LinkState>();
-  readonly logger: Logger;
+  readonly logger: QuicLibLogger;
   socket: SharedUdpSocket | undefined;
   private stopController = new AbortController();
   private readonly listeners = new Map<LinkEvent, Set<LinkListener>>();
@@ -56,13 +60,13 @@ export class UdpCore {
 
   constructor(
     readonly init: UdpCoreInit,
-    readonly log?: TransportLog,
+    readonly log?: Logger,
   ) {
     this.logger = quicLogger(log);
   }
 
   get idleTimeoutMs(): number {
-    return this.init.idleTimeoutMs ?? LINK_IDLE_TIMEOUT_MS;
+    return this.init.idleTimeoutMs ?? DEFAULTS.idle_timeout_s * 1000;
   }
 
   get stopSignal(): AbortSignal {
@@ -76,7 +80,7 @@ export class UdpCore {
   async openSocket(): Promise<SharedUdpSocket> {
     this.stopController = new AbortController();
     const socket = new SharedUdpSocket({ logger: this.logger.getChild("socket"), onRawDatagram: this.init.onRawDatagram, counters: this.socketCounters });
-    socket.onDatagramError = (err) => this.log?.("debug", "datagram handling failed", { error: errorLine(err) });
+    socket.onDatagramError = (err) => this.log?.debug("datagram handling failed", { error: errorLine(err) });
     await socket.start({ host: this.init.host, port: this.init.port });
     this.socket = socket;
     return socket;
@@ -94,7 +98,7 @@ export class UdpCore {
     this.clients.clear();
     const socket = this.socket;
     this.socket = undefined;
-    if (socket) await socket.stop({ force: true }).catch((err) => this.log?.("warn", "UDP socket did not stop cleanly", { error: errorLine(err) }));
+    if (socket) await socket.stop({ force: true }).catch((err) => this.log?.warn("UDP socket did not stop cleanly", { error: errorLine(err) }));
     this.links.clear();
   }
 
@@ -110,7 +114,7 @@ export class UdpCore {
       try {
         fn(link);
       } catch (err) {
-        this.log?.("error", `link ${event} listener failed`, { error: errorLine(err) });
+        this.log?.error(`link ${event} listener failed`, { error: errorLine(err) });
       }
     }
   }
@@ -126,6 +130,7 @@ export class UdpCore {
         counters: this.rpc,
         stopSignal: this.stopSignal,
         log: this.log,
+        requestSeconds: this.init.requestSeconds,
         context: () => ({ remoteIp: link.remote.ip, remotePort: link.remote.port, connectionId: link.connectionId, pinned: link.pinned, peerKey: link.peerKey }),
       });
     });
@@ -169,7 +174,7 @@ export class UdpCore {
     } catch (err) {
       if (mismatch !== undefined) {
         this.linkCounters.pinMismatches++;
-        this.log?.("warn", "refused QUIC peer: certificate does not match the pinned SPKI", { peer, want: opts.pinSpki, got: mismatch });
+        this.log?.warn("refused QUIC peer: certificate does not match the pinned SPKI", { peer, want: opts.pinSpki, got: mismatch });
         throw new PeerError(`Cannot connect to ${peer}: its certificate (SPKI ${mismatch.slice(0, 16)}…) does not match the pinned one`, { cause: err });
       }
       this.linkCounters.dialFailures++;

@@ -1,16 +1,15 @@
 // The node's UDP endpoint (DESIGN §2): one socket shared by the QUIC server (app services, app bootstrap,
 // whoami), the node's own QUIC dials, and raw STUN/SN datagrams; plus the client-only variant for the CLI.
 import { QUICServer, events as quicEvents, type QUICConnection } from "@matrixai/quic";
+import { DEFAULTS } from "../../config/defaults.ts";
 import { errorLine } from "../../errors.ts";
 import type { RunCertificate } from "../../identity/certificate.ts";
 import type { NodeKey } from "../../identity/node-key.ts";
 import { formatAddress, unmapIp } from "../../contracts/address.ts";
+import type { Histogram } from "../../contracts/metrics.ts";
 import { APP_BIND_METHOD, APP_HELLO_METHOD, createAppBootstrapHandlers } from "../app-bootstrap/handlers.ts";
-import { serverQuicConfig, serverQuicCrypto, type TransportLog } from "../quic/config.ts";
+import { serverQuicConfig, serverQuicCrypto } from "../quic/config.ts";
 import {
-  DEFAULT_MAX_QUIC_CONNECTIONS,
-  DEFAULT_MAX_QUIC_CONNECTIONS_PER_IP,
-  MAX_QUIC_PENDING_HANDSHAKES,
   QUIC_CLOSE_NORMAL,
   QUIC_CLOSE_REFUSED,
   QUIC_HANDSHAKE_TIMEOUT_MS,
@@ -22,13 +21,20 @@ import { WHOAMI_METHOD, whoamiHandler } from "../quic/whoami-handler.ts";
 import { connectionMapOf, type RawDatagramHandler } from "./shared-socket.ts";
 import type { QuicDialer, UdpClient } from "./client.ts";
 import { UdpCore, type DialOptions, type LinkEvent, type LinkListener, type UdpCoreCounters } from "./core.ts";
+import type { Logger } from "../../contracts/logger.ts";
 
-export type { DialOptions, LinkEvent, LinkListener, QuicDialer, QuicLink, RawDatagramHandler, RequestHandler, TransportLog };
+/** Connections still in their handshake may hold this many slots beyond the connection cap; brand-new
+ *  Initial packets beyond it are dropped before quiche sees them (cheap refusal, no crypto work). */
+const MAX_QUIC_PENDING_HANDSHAKES = 256;
+
+export type { DialOptions, LinkEvent, LinkListener, QuicDialer, QuicLink, RawDatagramHandler, RequestHandler };
 
 export interface UdpEndpointComponents {
   cert: RunCertificate;
   nodeKey: NodeKey;
-  log?: TransportLog;
+  log?: Logger;
+  /** Handler time of each served QUIC request, by method. */
+  requestSeconds?: Histogram<"method">;
 }
 
 export interface UdpEndpointInit {
@@ -36,11 +42,11 @@ export interface UdpEndpointInit {
   host: string;
   /** UDP port; 0 picks a free one (see `port` after start). */
   port: number;
-  /** @default DEFAULT_MAX_QUIC_CONNECTIONS */
+  /** Live inbound QUIC connections. @default max_quic_connections of defaults.toml */
   maxConnections?: number;
-  /** @default DEFAULT_MAX_QUIC_CONNECTIONS_PER_IP */
+  /** Live inbound connections from one IP. @default max_conns_per_ip of defaults.toml */
   maxConnectionsPerIp?: number;
-  /** @default LINK_IDLE_TIMEOUT_MS */
+  /** @default idle_timeout_s of defaults.toml */
   idleTimeoutMs?: number;
   /** Datagrams that are not QUIC and that classifyDatagram calls "stun" or "sn". */
   onRawDatagram?: RawDatagramHandler;
@@ -62,9 +68,9 @@ export interface UdpEndpoint extends UdpClient {
 
 export function createUdpEndpoint(components: UdpEndpointComponents, init: UdpEndpointInit): UdpEndpoint {
   const log = components.log;
-  const core = new UdpCore({ host: init.host, port: init.port, idleTimeoutMs: init.idleTimeoutMs, onRawDatagram: init.onRawDatagram }, log);
-  const maxConnections = init.maxConnections ?? DEFAULT_MAX_QUIC_CONNECTIONS;
-  const maxPerIp = init.maxConnectionsPerIp ?? DEFAULT_MAX_QUIC_CONNECTIONS_PER_IP;
+  const core = new UdpCore({ host: init.host, port: init.port, idleTimeoutMs: init.idleTimeoutMs, onRawDatagram: init.onRawDatagram, requestSeconds: components.requestSeconds }, log);
+  const maxConnections = init.maxConnections ?? DEFAULTS.max_quic_connections;
+  const maxPerIp = init.maxConnectionsPerIp ?? DEFAULTS.max_conns_per_ip;
   /** Inbound connections by id, and how many each IP holds. */
   const inbound = new Set<string>();
   const perIp = new Map<string, number>();
@@ -84,7 +90,7 @@ export function createUdpEndpoint(components: UdpEndpointComponents, init: UdpEn
       if (!link || link.direction !== "in") return;
       link.pinned = true;
       link.peerKey = appKey;
-      log?.("debug", "app link bound", { peer: formatAddress(link.remote.ip, link.remote.port) });
+      log?.debug("app link bound", { peer: formatAddress(link.remote.ip, link.remote.port) });
       core.emit("bind", link);
     },
   });
@@ -98,7 +104,7 @@ export function createUdpEndpoint(components: UdpEndpointComponents, init: UdpEn
     const fromIp = perIp.get(ip) ?? 0;
     if (inbound.size >= maxConnections || fromIp >= maxPerIp) {
       core.rpc.refusedLimits++;
-      log?.("debug", "refused QUIC connection: limit reached", { peer: formatAddress(ip, conn.remotePort), total: inbound.size, fromIp });
+      log?.debug("refused QUIC connection: limit reached", { peer: formatAddress(ip, conn.remotePort), total: inbound.size, fromIp });
       void conn.stop({ isApp: true, errorCode: QUIC_CLOSE_REFUSED, reason: new TextEncoder().encode("connection limit"), force: true }).catch(() => {});
       return;
     }
@@ -139,7 +145,7 @@ export function createUdpEndpoint(components: UdpEndpointComponents, init: UdpEn
       throw err;
     }
     server = srv;
-    log?.("info", "UDP endpoint listening", { address: formatAddress(socket.host, socket.port) });
+    log?.info("UDP endpoint listening", { address: formatAddress(socket.host, socket.port) });
   }
 
   async function doStop(): Promise<void> {
@@ -148,7 +154,7 @@ export function createUdpEndpoint(components: UdpEndpointComponents, init: UdpEn
     server = undefined;
     if (srv) {
       srv.removeEventListener(quicEvents.EventQUICServerConnection.name, onConnection);
-      await srv.stop({ isApp: true, errorCode: QUIC_CLOSE_NORMAL, force: true }).catch((err) => log?.("warn", "QUIC server did not stop cleanly", { error: errorLine(err) }));
+      await srv.stop({ isApp: true, errorCode: QUIC_CLOSE_NORMAL, force: true }).catch((err) => log?.warn("QUIC server did not stop cleanly", { error: errorLine(err) }));
     }
     await core.closeAll();
     inbound.clear();

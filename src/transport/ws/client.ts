@@ -1,15 +1,16 @@
 // Dialling wss://ip:port/path with an optional SPKI pin (DESIGN §3 "Pinning"; seed 001 §连接安全):
-// the certificate is checked against the pin after the TLS handshake and before a single byte
-// of ours is sent; no pin means an untrusted first-contact link.
+// we open TLS ourselves and check the certificate against the pin before a single byte of ours is
+// sent; only then does `ws` get the socket to write its upgrade request on. No pin means an
+// untrusted first-contact link.
 import * as tls from "node:tls";
-import { TLS_HANDSHAKE_TIMEOUT_MS } from "../../constants.ts";
+import { WebSocket } from "ws";
+import { MAX_WS_FRAME_BYTES, TLS_HANDSHAKE_TIMEOUT_MS } from "../../constants.ts";
 import { PeerError, TimeoutError } from "../../errors.ts";
 import { spkiOfDer } from "../../identity/certificate.ts";
-import { formatHostPort, type HostPort } from "../tls/address.ts";
-import { SILENT_LOG, type TlsLog } from "../tls/log.ts";
-import { MAX_WS_HTTP_HEAD_BYTES } from "./constants.ts";
-import { createWsConnection, type WsConnection } from "./connection.ts";
-import { checkUpgradeResponse, findHeadEnd, newClientKey, upgradeRequest } from "./handshake.ts";
+import { formatAddress, type HostPort } from "../../contracts/address.ts";
+import { WS_CLOSE_TIMEOUT_MS, type WsCloseTimeoutOption } from "./constants.ts";
+import { wrapWebSocket, type WsConnection } from "./connection.ts";
+import { silentLogger, type Logger } from "../../contracts/logger.ts";
 
 export interface DialWssOptions {
   /** Request path. @default "/mesh" */
@@ -21,14 +22,14 @@ export interface DialWssOptions {
   /** Budget for TCP connect, TLS and the upgrade together. @default TLS_HANDSHAKE_TIMEOUT_MS */
   timeoutMs?: number;
   signal?: AbortSignal;
-  /** Passed to the connection. @default MAX_WS_FRAME_BYTES */
+  /** Largest message accepted from the server; more closes with 1009. @default MAX_WS_FRAME_BYTES */
   maxFrameBytes?: number;
-  /** Passed to the connection. @default LINK_IDLE_TIMEOUT_MS */
+  /** Passed to the connection. @default idle_timeout_s of defaults.toml */
   idleTimeoutMs?: number;
   /** Source IP of the dial: a node bound to one IP dials from it, so peers see (and limit, and ban)
    *  the address it serves on. @default the kernel's choice */
   localAddress?: string;
-  log?: TlsLog;
+  log?: Logger;
 }
 
 export interface WssDial {
@@ -52,18 +53,16 @@ export class PinMismatchError extends PeerError {
 }
 
 export function dialWss(addr: HostPort, opts: DialWssOptions = {}): Promise<WssDial> {
-  const log = opts.log ?? SILENT_LOG;
+  const log = opts.log ?? silentLogger;
   const path = opts.path ?? "/mesh";
-  const authority = formatHostPort(addr);
-  const url = `wss://${authority}${path}`;
+  const url = `wss://${formatAddress(addr)}${path}`;
   const timeoutMs = opts.timeoutMs ?? TLS_HANDSHAKE_TIMEOUT_MS;
   if (opts.signal?.aborted) return Promise.reject(opts.signal.reason);
 
   return new Promise<WssDial>((resolve, reject) => {
     let settled = false;
+    let ws: WebSocket | null = null;
     let peerSpki = "";
-    const key = newClientKey();
-    let headBytes = new Uint8Array(0);
 
     const socket = tls.connect({
       host: addr.ip,
@@ -85,64 +84,59 @@ export function dialWss(addr: HostPort, opts: DialWssOptions = {}): Promise<WssD
       clearTimeout(timer);
       opts.signal?.removeEventListener("abort", onAbort);
       socket.off("secureConnect", onSecure);
-      socket.off("data", onData);
       socket.off("error", onError);
       socket.off("close", onClose);
+      ws?.off("open", onOpen);
+      ws?.off("unexpected-response", onRefused);
+      ws?.off("error", onError);
       if (err !== null) {
         socket.on("error", () => {});
+        ws?.on("error", () => {});
+        ws?.terminate();
         socket.destroy();
         reject(err);
       } else resolve(done!);
     }
 
     function onSecure(): void {
-      let der: Uint8Array;
       try {
         const raw = socket.getPeerCertificate(true)?.raw;
         if (!raw) throw new Error("no certificate");
-        der = new Uint8Array(raw);
-        peerSpki = spkiOfDer(der);
+        peerSpki = spkiOfDer(new Uint8Array(raw));
       } catch (err) {
         settle(new PeerError(`Refused ${url}: the server showed no usable certificate`, { cause: err }));
         return;
       }
       if (opts.pinSpki && peerSpki !== opts.pinSpki) {
-        log("warn", "pinned link refused: certificate does not match", { url, expected: opts.pinSpki, actual: peerSpki });
+        log.warn("pinned link refused: certificate does not match", { url, expected: opts.pinSpki, actual: peerSpki });
         settle(new PinMismatchError(url, opts.pinSpki, peerSpki));
         return;
       }
-      socket.write(upgradeRequest(authority, path, key));
+      // The pin holds: `ws` writes its upgrade request on this socket and frames the link.
+      const options: WebSocket.ClientOptions & WsCloseTimeoutOption = {
+        createConnection: () => socket,
+        maxPayload: opts.maxFrameBytes ?? MAX_WS_FRAME_BYTES,
+        perMessageDeflate: false,
+        closeTimeout: WS_CLOSE_TIMEOUT_MS,
+      };
+      try {
+        ws = new WebSocket(url, options);
+      } catch (err) {
+        settle(new PeerError(`Cannot open ${url}: ${err instanceof Error ? err.message : String(err)}`, { cause: err }));
+        return;
+      }
+      ws.on("open", onOpen);
+      ws.on("unexpected-response", onRefused);
+      ws.on("error", onError);
     }
 
-    function onData(chunk: Buffer): void {
-      const joined = new Uint8Array(headBytes.length + chunk.length);
-      joined.set(headBytes, 0);
-      joined.set(chunk, headBytes.length);
-      headBytes = joined;
-      const end = findHeadEnd(headBytes);
-      if (end < 0) {
-        if (headBytes.length > MAX_WS_HTTP_HEAD_BYTES) settle(new PeerError(`Refused ${url}: upgrade answer head is over ${MAX_WS_HTTP_HEAD_BYTES} bytes`));
-        return;
-      }
-      if (end > MAX_WS_HTTP_HEAD_BYTES) {
-        settle(new PeerError(`Refused ${url}: upgrade answer head is over ${MAX_WS_HTTP_HEAD_BYTES} bytes`));
-        return;
-      }
-      const answer = checkUpgradeResponse(Buffer.from(headBytes.subarray(0, end - 4)).toString("latin1"), key);
-      if (!answer.ok) {
-        settle(new PeerError(`Cannot open ${url}: ${answer.reason}`));
-        return;
-      }
-      // Stop reading before handing over, so no frame bytes are emitted with nobody listening.
-      socket.pause();
-      const conn = createWsConnection(socket, {
-        role: "client",
-        head: headBytes.subarray(end),
-        maxFrameBytes: opts.maxFrameBytes,
-        idleTimeoutMs: opts.idleTimeoutMs,
-        log,
-      });
+    function onOpen(): void {
+      const conn = wrapWebSocket(ws!, socket, { role: "client", idleTimeoutMs: opts.idleTimeoutMs, log });
       settle(null, { conn, peerSpki });
+    }
+
+    function onRefused(_req: unknown, res: { statusCode?: number; statusMessage?: string }): void {
+      settle(new PeerError(`Cannot open ${url}: server answered ${res.statusCode ?? "?"}${res.statusMessage ? ` ${res.statusMessage}` : ""}`));
     }
 
     function onError(err: Error & { code?: string }): void {
@@ -154,7 +148,6 @@ export function dialWss(addr: HostPort, opts: DialWssOptions = {}): Promise<WssD
     }
 
     socket.once("secureConnect", onSecure);
-    socket.on("data", onData);
     socket.on("error", onError);
     socket.on("close", onClose);
   });

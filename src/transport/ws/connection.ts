@@ -1,24 +1,19 @@
-// One WebSocket connection over an established TLS socket, either end (RFC 6455 §5–§7): binary
-// messages only, ping/pong keep-alive and RTT, the close handshake, idle timeout and backpressure
-// (DESIGN §2, §4: one binary frame per Envelope on the mesh).
+// One WebSocket link, either end, over the `ws` library (which does RFC 6455 framing, masking, the
+// size limit and the close handshake): binary messages only, ping RTT, idle timeout, backpressure
+// and close info for the mesh (DESIGN §2, §4: one binary frame per Envelope).
 import type { Socket } from "node:net";
-import { LINK_IDLE_TIMEOUT_MS, MAX_WS_FRAME_BYTES } from "../../constants.ts";
-import { localOf, remoteOf, type HostPort } from "../tls/address.ts";
-import { SILENT_LOG, type TlsLog } from "../tls/log.ts";
-import { WS_CLOSE, WS_CLOSE_TIMEOUT_MS, WS_OPCODE, WS_PING_ID_BYTES, WS_SEND_HIGH_WATER_BYTES } from "./constants.ts";
-import { createWsReader, encodeClosePayload, encodeFrame, isSendableCloseCode, type WsEvent } from "./frame.ts";
+import type { RawData, WebSocket } from "ws";
+import { DEFAULTS } from "../../config/defaults.ts";
+import { localOf, remoteOf, type HostPort } from "../../contracts/address.ts";
+import { MAX_WS_CLOSE_REASON_BYTES, WS_CLOSE, WS_PING_ID_BYTES, WS_SEND_HIGH_WATER_BYTES } from "./constants.ts";
+import { silentLogger, type Logger } from "../../contracts/logger.ts";
 
 export interface WsConnectionInit {
-  /** "server": frames from the peer must be masked and ours are not; "client": the reverse. */
   role: "server" | "client";
-  /** Bytes already read past the HTTP head (they belong to the first frames). */
-  head?: Uint8Array;
-  /** Largest frame and message accepted; more closes with 1009. @default MAX_WS_FRAME_BYTES */
-  maxFrameBytes?: number;
   /** Silence after which the connection is closed; pings go out at a third of it.
-   *  @default LINK_IDLE_TIMEOUT_MS */
+   *  @default idle_timeout_s of defaults.toml */
   idleTimeoutMs?: number;
-  log?: TlsLog;
+  log?: Logger;
 }
 
 export interface WsCloseInfo {
@@ -45,7 +40,7 @@ export interface WsConnection {
   readonly bufferedAmount: number;
   /** Resolves once the socket is gone (after onClose). */
   readonly closed: Promise<WsCloseInfo>;
-  /** Starts reading; until then incoming bytes wait in the socket. Call once. */
+  /** Starts reading; until then incoming messages wait. Call once. */
   start(handlers: WsHandlers): void;
   /** Sends one binary message. False (nothing sent) when closed or when the peer is not reading
    *  fast enough (more than WS_SEND_HIGH_WATER_BYTES queued). */
@@ -54,21 +49,62 @@ export interface WsConnection {
   close(code?: number, reason?: string): void;
 }
 
-export function createWsConnection(socket: Socket, init: WsConnectionInit): WsConnection {
-  const log = init.log ?? SILENT_LOG;
-  const maxFrameBytes = init.maxFrameBytes ?? MAX_WS_FRAME_BYTES;
-  const idleTimeoutMs = init.idleTimeoutMs ?? LINK_IDLE_TIMEOUT_MS;
-  const masked = init.role === "client";
-  const reader = createWsReader({ maxFrameBytes, expectMasked: init.role === "server" });
+/** The close code our side sends when `ws` refuses a frame (its error codes; RFC 6455 §7.4.1). */
+function closeCodeOfError(err: Error & { code?: string }): number | null {
+  switch (err.code) {
+    case "WS_ERR_UNSUPPORTED_MESSAGE_LENGTH":
+    case "WS_ERR_UNSUPPORTED_DATA_PAYLOAD_LENGTH":
+      return WS_CLOSE.messageTooBig;
+    case "WS_ERR_INVALID_UTF8":
+    case "Z_DATA_ERROR":
+      return WS_CLOSE.invalidPayload;
+    case "ERR_MEMORY_ALLOCATION_FAILED":
+      return WS_CLOSE.internalError;
+    default:
+      return err.code?.startsWith("WS_ERR_") ? WS_CLOSE.protocolError : null;
+  }
+}
+
+/** Codes a peer may send (§7.4.1, §7.4.2 and the IANA registry): 1000–1003, 1007–1014, 3000–4999. */
+function isSendableCloseCode(code: number): boolean {
+  return (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) || (code >= 3000 && code <= 4999);
+}
+
+const encoder = new TextEncoder();
+
+/** Cuts a reason to the bytes a close frame holds, on a character boundary. */
+function fitReason(reason: string): string {
+  if (encoder.encode(reason).length <= MAX_WS_CLOSE_REASON_BYTES) return reason;
+  let out = "";
+  let bytes = 0;
+  for (const ch of reason) {
+    const n = encoder.encode(ch).length;
+    if (bytes + n > MAX_WS_CLOSE_REASON_BYTES) break;
+    out += ch;
+    bytes += n;
+  }
+  return out;
+}
+
+function bytesOf(data: RawData): Uint8Array {
+  if (Array.isArray(data)) return new Uint8Array(Buffer.concat(data));
+  if (data instanceof ArrayBuffer) return new Uint8Array(data);
+  return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+}
+
+/** Wraps an open `ws` WebSocket and the socket under it. Incoming messages wait until start(). */
+export function wrapWebSocket(ws: WebSocket, socket: Socket, init: WsConnectionInit): WsConnection {
+  const log = init.log ?? silentLogger;
+  const idleTimeoutMs = init.idleTimeoutMs ?? DEFAULTS.idle_timeout_s * 1000;
   // Captured now: a destroyed socket forgets its addresses.
   const remote = remoteOf(socket);
   const local = localOf(socket);
 
   let state: "new" | "open" | "closing" | "closed" = "new";
   let handlers: WsHandlers | null = null;
+  /** Messages that came before start(); reading is paused meanwhile, so at most a few. */
+  let early: Uint8Array[] | null = [];
   let closeInfo: WsCloseInfo | null = null;
-  let finalInfo: WsCloseInfo | null = null;
-  let closeTimer: ReturnType<typeof setTimeout> | null = null;
   let idleTimer: ReturnType<typeof setInterval> | null = null;
   let lastRxAt = Date.now();
   let rttMs: number | null = null;
@@ -78,77 +114,56 @@ export function createWsConnection(socket: Socket, init: WsConnectionInit): WsCo
   let resolveClosed!: (info: WsCloseInfo) => void;
   const closed = new Promise<WsCloseInfo>((r) => (resolveClosed = r));
 
-  // Until start(), bytes stay in the socket (a flowing socket with no listener would drop them).
-  socket.pause();
-  socket.setTimeout(0);
-  socket.setNoDelay?.(true);
-  socket.on("error", (err) => log("debug", "ws socket error", { remote, error: err.message }));
-  socket.on("close", finalize);
-
-  function write(opcode: number, payload: Uint8Array): void {
-    if (socket.destroyed || !socket.writable) return;
-    socket.write(encodeFrame(opcode, payload, masked));
-  }
-
-  function onData(chunk: Buffer): void {
+  ws.binaryType = "nodebuffer";
+  ws.pause();
+  const heard = () => {
     lastRxAt = Date.now();
-    let events: WsEvent[];
-    try {
-      events = reader.push(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength));
-    } catch (err) {
-      // The reader is written not to throw; this is the last line so network input never crashes us.
-      fail(WS_CLOSE.internalError, "internal error");
-      log("warn", "ws reader threw", { remote, error: String(err) });
+  };
+  socket.on("data", heard);
+  ws.on("ping", heard);
+  ws.on("pong", onPong);
+  ws.on("message", onMessage);
+  ws.on("error", (err: Error & { code?: string }) => {
+    const code = closeCodeOfError(err);
+    if (code !== null) closeInfo ??= { code, reason: err.message, byPeer: false };
+    log.debug("ws error", { remote, code: err.code, error: err.message });
+  });
+  ws.on("close", finalize);
+
+  function onMessage(data: RawData, isBinary: boolean): void {
+    heard();
+    if (state === "closing" || state === "closed") return;
+    // Envelopes are binary; a text message is a peer that speaks something else (§7.4.1: 1003).
+    if (!isBinary) return fail(WS_CLOSE.unsupportedData, "text messages are not accepted");
+    const bytes = bytesOf(data);
+    if (early) {
+      early.push(bytes);
       return;
     }
-    for (const ev of events) handleEvent(ev);
+    deliver(bytes);
+  }
+
+  function deliver(bytes: Uint8Array): void {
+    try {
+      handlers!.onMessage(bytes);
+    } catch (err) {
+      log.warn("ws message handler threw", { remote, error: String(err) });
+    }
     // Backpressure: a peer that does not read our answers gets no more of its requests read.
-    if (!waitingDrain && socket.writableLength > WS_SEND_HIGH_WATER_BYTES && state === "open") {
+    if (!waitingDrain && state === "open" && ws.bufferedAmount > WS_SEND_HIGH_WATER_BYTES) {
       waitingDrain = true;
-      socket.pause();
+      ws.pause();
       socket.once("drain", () => {
         waitingDrain = false;
-        if (!socket.destroyed) socket.resume();
+        if (state === "open") ws.resume();
       });
     }
   }
 
-  function handleEvent(ev: WsEvent): void {
-    switch (ev.type) {
-      case "message":
-        if (state !== "open") return;
-        try {
-          handlers!.onMessage(ev.data);
-        } catch (err) {
-          log("warn", "ws message handler threw", { remote, error: String(err) });
-        }
-        return;
-      case "ping":
-        if (state === "open" && socket.writableLength <= WS_SEND_HIGH_WATER_BYTES) write(WS_OPCODE.pong, ev.data);
-        return;
-      case "pong":
-        onPong(ev.data);
-        return;
-      case "close":
-        if (state === "open") {
-          // Echo the peer's code (§5.5.1); a close without a code is answered without one.
-          write(WS_OPCODE.close, ev.code === WS_CLOSE.noStatus ? new Uint8Array(0) : encodeClosePayload(ev.code, ""));
-          closeInfo = { code: ev.code, reason: ev.reason, byPeer: true };
-        }
-        state = "closing";
-        endSocket();
-        return;
-      case "error":
-        log("debug", "ws protocol error", { remote, code: ev.code, reason: ev.reason });
-        fail(ev.code, ev.reason);
-        return;
-    }
-  }
-
-  function onPong(data: Uint8Array): void {
+  function onPong(data: Buffer): void {
+    heard();
     if (!pendingPing || data.length !== WS_PING_ID_BYTES) return;
-    const id = new DataView(data.buffer, data.byteOffset, data.byteLength).getBigUint64(0);
-    if (id !== pendingPing.id) return;
+    if (data.readBigUInt64BE(0) !== pendingPing.id) return;
     rttMs = Math.max(0, performance.now() - pendingPing.at);
     pendingPing = null;
   }
@@ -156,29 +171,19 @@ export function createWsConnection(socket: Socket, init: WsConnectionInit): WsCo
   function sendPing(): void {
     if (state !== "open") return;
     pingSeq += 1n;
-    const payload = new Uint8Array(WS_PING_ID_BYTES);
-    new DataView(payload.buffer).setBigUint64(0, pingSeq);
+    const payload = Buffer.alloc(WS_PING_ID_BYTES);
+    payload.writeBigUInt64BE(pingSeq, 0);
     pendingPing = { id: pingSeq, at: performance.now() };
-    write(WS_OPCODE.ping, payload);
+    ws.ping(payload);
   }
 
-  /** Our side ends the connection after a protocol error: send the code, stop reading, go. */
+  /** Our side ends the link: sends the code, then `ws` waits for the peer's answer or gives up. */
   function fail(code: number, reason: string): void {
-    if (state === "closed") return;
-    if (state === "open" || state === "new") write(WS_OPCODE.close, encodeClosePayload(code, reason));
+    if (state === "closing" || state === "closed") return;
     closeInfo ??= { code, reason, byPeer: false };
     state = "closing";
-    endSocket();
-  }
-
-  function endSocket(): void {
     stopIdle();
-    if (!socket.destroyed) socket.end();
-    armCloseTimer();
-  }
-
-  function armCloseTimer(): void {
-    closeTimer ??= setTimeout(() => socket.destroy(), WS_CLOSE_TIMEOUT_MS);
+    ws.close(code, fitReason(reason));
   }
 
   function stopIdle(): void {
@@ -186,21 +191,21 @@ export function createWsConnection(socket: Socket, init: WsConnectionInit): WsCo
     idleTimer = null;
   }
 
-  function finalize(): void {
-    if (state === "closed" && finalInfo) return;
+  function finalize(code: number, reason: Buffer): void {
+    if (state === "closed") return;
     state = "closed";
     stopIdle();
-    if (closeTimer) clearTimeout(closeTimer);
-    closeTimer = null;
-    finalInfo = closeInfo ?? { code: WS_CLOSE.abnormal, reason: "connection lost", byPeer: true };
+    socket.off("data", heard);
+    const text = reason.toString("utf8");
+    const info = closeInfo ?? { code, reason: code === WS_CLOSE.abnormal && !text ? "connection lost" : text, byPeer: true };
     if (handlers) {
       try {
-        handlers.onClose(finalInfo);
+        handlers.onClose(info);
       } catch (err) {
-        log("warn", "ws close handler threw", { remote, error: String(err) });
+        log.warn("ws close handler threw", { remote, error: String(err) });
       }
     }
-    resolveClosed(finalInfo);
+    resolveClosed(info);
   }
 
   return {
@@ -214,29 +219,25 @@ export function createWsConnection(socket: Socket, init: WsConnectionInit): WsCo
       return rttMs;
     },
     get bufferedAmount() {
-      return socket.writableLength;
+      return ws.bufferedAmount;
     },
     closed,
     start(h) {
       if (handlers) throw new Error("WsConnection.start() called twice");
       handlers = h;
-      if (state === "closed") {
-        // The socket died before anyone listened: report it all the same.
-        queueMicrotask(() => h.onClose(finalInfo!));
-        return;
-      }
-      if (state === "closing") return;
+      if (state !== "new") return;
       state = "open";
-      socket.on("data", onData);
-      if (init.head?.length) onData(Buffer.from(init.head));
+      const waiting = early ?? [];
+      early = null;
+      for (const bytes of waiting) if (state === "open") deliver(bytes);
       if (state !== "open") return;
-      socket.resume();
+      if (!waitingDrain) ws.resume();
       const tick = Math.max(10, Math.floor(idleTimeoutMs / 3));
       idleTimer = setInterval(() => {
         if (Date.now() - lastRxAt >= idleTimeoutMs) {
-          log("debug", "ws idle timeout", { remote, idleTimeoutMs });
+          log.debug("ws idle timeout", { remote, idleTimeoutMs });
           fail(WS_CLOSE.goingAway, "idle timeout");
-          socket.destroy();
+          ws.terminate();
           return;
         }
         sendPing();
@@ -245,25 +246,19 @@ export function createWsConnection(socket: Socket, init: WsConnectionInit): WsCo
       sendPing();
     },
     send(data) {
-      if (state !== "open" || socket.writableLength > WS_SEND_HIGH_WATER_BYTES) return false;
-      write(WS_OPCODE.binary, data);
+      if (state !== "open" || ws.readyState !== ws.OPEN || ws.bufferedAmount > WS_SEND_HIGH_WATER_BYTES) return false;
+      ws.send(data, { binary: true });
       return true;
     },
     close(code = WS_CLOSE.normal, reason = "") {
-      if (state === "closed" || state === "closing") return;
+      if (state === "closing" || state === "closed") return;
       if (state === "new") {
         closeInfo = { code, reason, byPeer: false };
         state = "closing";
-        socket.destroy();
+        ws.terminate();
         return;
       }
-      const sendable = isSendableCloseCode(code) ? code : WS_CLOSE.normal;
-      write(WS_OPCODE.close, encodeClosePayload(sendable, reason));
-      closeInfo = { code: sendable, reason, byPeer: false };
-      state = "closing";
-      stopIdle();
-      // We wait for the peer's close frame (handled in handleEvent → endSocket), or give up.
-      armCloseTimer();
+      fail(isSendableCloseCode(code) ? code : WS_CLOSE.normal, reason);
     },
   };
 }

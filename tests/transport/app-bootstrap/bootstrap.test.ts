@@ -8,13 +8,13 @@ import { encodeMessage, Status } from "../../../src/wire/codec.ts";
 import { AppHelloSchema, AppSessionSchema } from "../../../src/wire/gen/findings_pb.ts";
 import { bootstrapApp } from "../../../src/transport/app-bootstrap/bootstrap.ts";
 import { AppSessionTable } from "../../../src/transport/app-bootstrap/sessions.ts";
-import { SEAL_PURPOSE_APP_BIND } from "../../../src/transport/quic/constants.ts";
 import type { QuicLink } from "../../../src/transport/quic/link.ts";
 import { requirePinned } from "../../../src/transport/quic/rpc.ts";
 import { quicWhoami } from "../../../src/transport/quic/whoami.ts";
 import { createUdpClient, type UdpClient } from "../../../src/transport/udp/client.ts";
 import { createUdpEndpoint, type UdpEndpoint } from "../../../src/transport/udp/endpoint.ts";
 import { rejection } from "../../wait.ts";
+import { lineLogger } from "../../../src/contracts/logger.ts";
 
 const cleanups: Array<() => Promise<unknown>> = [];
 afterEach(async () => {
@@ -31,7 +31,7 @@ async function node(port = 0, nodeKey = generateNodeKey()): Promise<{ ep: UdpEnd
 }
 
 async function app(logs: string[] = []): Promise<UdpClient> {
-  const c = createUdpClient({ log: (level, msg, fields) => logs.push(`${level} ${msg} ${JSON.stringify(fields ?? {})}`) }, { host: "127.0.0.1" });
+  const c = createUdpClient({ log: lineLogger((level, msg, fields) => logs.push(`${level} ${msg} ${JSON.stringify(fields)}`)) }, { host: "127.0.0.1" });
   await c.start();
   cleanups.push(() => c.stop());
   return c;
@@ -144,15 +144,15 @@ describe("app bootstrap over QUIC", () => {
     const appKey = generateNodeKey();
     const sessionId = crypto.getRandomValues(new Uint8Array(16));
     // No hello yet.
-    expect((await link.request("app.bind", helloPayload(appKey, nodeKey.publicKey, SEAL_PURPOSE_APP_BIND, sessionId))).status).toBe(Status.UNAUTHENTICATED);
+    expect((await link.request("app.bind", helloPayload(appKey, nodeKey.publicKey, SEAL_PURPOSE.appBind, sessionId))).status).toBe(Status.UNAUTHENTICATED);
     expect((await link.request("app.hello", helloPayload(appKey, nodeKey.publicKey, SEAL_PURPOSE.appHello, sessionId))).status).toBe(Status.OK);
     // The hello box replayed as a bind (another purpose) is refused.
     expect((await link.request("app.bind", helloPayload(appKey, nodeKey.publicKey, SEAL_PURPOSE.appHello, sessionId))).status).toBe(Status.UNAUTHENTICATED);
     // Another app key cannot take this session.
-    expect((await link.request("app.bind", helloPayload(generateNodeKey(), nodeKey.publicKey, SEAL_PURPOSE_APP_BIND, sessionId))).status).toBe(Status.UNAUTHENTICATED);
-    expect((await link.request("app.bind", helloPayload(appKey, nodeKey.publicKey, SEAL_PURPOSE_APP_BIND, sessionId))).status).toBe(Status.OK);
+    expect((await link.request("app.bind", helloPayload(generateNodeKey(), nodeKey.publicKey, SEAL_PURPOSE.appBind, sessionId))).status).toBe(Status.UNAUTHENTICATED);
+    expect((await link.request("app.bind", helloPayload(appKey, nodeKey.publicKey, SEAL_PURPOSE.appBind, sessionId))).status).toBe(Status.OK);
     // One use only.
-    expect((await link.request("app.bind", helloPayload(appKey, nodeKey.publicKey, SEAL_PURPOSE_APP_BIND, sessionId))).status).toBe(Status.UNAUTHENTICATED);
+    expect((await link.request("app.bind", helloPayload(appKey, nodeKey.publicKey, SEAL_PURPOSE.appBind, sessionId))).status).toBe(Status.UNAUTHENTICATED);
   });
 });
 

@@ -3,7 +3,8 @@ import { afterEach, describe, expect, test } from "bun:test";
 import { createSocket } from "node:dgram";
 import { join } from "node:path";
 import { QUICClient } from "@matrixai/quic";
-import { MAX_QUIC_REQUEST_BYTES, QUIC_ALPN } from "../../../src/constants.ts";
+import { MAX_QUIC_REQUEST_BYTES } from "../../../src/constants.ts";
+import { QUIC_ALPN } from "../../../src/transport/quic/constants.ts";
 import { PeerError } from "../../../src/errors.ts";
 import { createRunCertificate, type RunCertificate } from "../../../src/identity/certificate.ts";
 import { generateNodeKey } from "../../../src/identity/node-key.ts";
@@ -18,6 +19,7 @@ import { createUdpClient, type UdpClient } from "../../../src/transport/udp/clie
 import { createUdpEndpoint, type UdpEndpoint, type UdpEndpointInit } from "../../../src/transport/udp/endpoint.ts";
 import { tempDir } from "../../helpers.ts";
 import { rejection } from "../../wait.ts";
+import { lineLogger } from "../../../src/contracts/logger.ts";
 
 let cert: RunCertificate;
 const cleanups: Array<() => Promise<unknown>> = [];
@@ -29,7 +31,7 @@ afterEach(async () => {
 async function endpoint(init: Partial<UdpEndpointInit> = {}, logs?: string[]): Promise<UdpEndpoint> {
   cert ??= await createRunCertificate();
   const ep = createUdpEndpoint(
-    { cert, nodeKey: generateNodeKey(), log: logs ? (level, msg, fields) => logs.push(`${level} ${msg} ${JSON.stringify(fields ?? {})}`) : undefined },
+    { cert, nodeKey: generateNodeKey(), log: logs ? lineLogger((level, msg, fields) => logs.push(`${level} ${msg} ${JSON.stringify(fields)}`)) : undefined },
     { host: "127.0.0.1", port: 0, ...init },
   );
   await ep.start();

@@ -11,9 +11,8 @@ import { MAX_WS_FRAME_BYTES } from "../../../src/constants.ts";
 import { createRunCertificate, type RunCertificate } from "../../../src/identity/certificate.ts";
 import { createTlsEndpoint, type TlsEndpoint, type TlsEndpointInit } from "../../../src/transport/tls/endpoint.ts";
 import { dialWss, PinMismatchError } from "../../../src/transport/ws/client.ts";
-import { WS_CLOSE, WS_OPCODE } from "../../../src/transport/ws/constants.ts";
-import { createWsReader, encodeFrame, type WsEvent } from "../../../src/transport/ws/frame.ts";
-import { findHeadEnd, newClientKey, upgradeRequest } from "../../../src/transport/ws/handshake.ts";
+import { WS_CLOSE } from "../../../src/transport/ws/constants.ts";
+import { closedWithin, closeOf, frame, OP, rawWs as rawUpgrade } from "../ws/raw-ws.ts";
 
 let cert: RunCertificate;
 const endpoints: TlsEndpoint[] = [];
@@ -43,48 +42,8 @@ async function whoami(port: number, host = "127.0.0.1"): Promise<{ ip: string; v
   return (await res.json()) as { ip: string; via: string };
 }
 
-function closedWithin(socket: net.Socket, ms: number): Promise<boolean> {
-  if (socket.destroyed) return Promise.resolve(true);
-  return new Promise((resolve) => {
-    const t = setTimeout(() => resolve(false), ms);
-    socket.once("close", () => {
-      clearTimeout(t);
-      resolve(true);
-    });
-  });
-}
-
-/** A hand-made WebSocket client: TLS, the upgrade, then raw bytes. Returns the status and a reader
- *  of the server's frames. */
-async function rawWs(port: number, path = "/mesh"): Promise<{ socket: tls.TLSSocket; status: number; events: WsEvent[] }> {
-  const socket = tls.connect({ host: "127.0.0.1", port, rejectUnauthorized: false, ALPNProtocols: ["http/1.1"] });
-  sockets.push(socket);
-  socket.on("error", () => {});
-  await new Promise<void>((r) => socket.once("secureConnect", () => r()));
-  socket.write(upgradeRequest(`127.0.0.1:${port}`, path, newClientKey()));
-  const reader = createWsReader({ maxFrameBytes: MAX_WS_FRAME_BYTES, expectMasked: false });
-  const events: WsEvent[] = [];
-  let head: Buffer | null = Buffer.alloc(0);
-  const status = await new Promise<number>((resolve) => {
-    socket.on("data", (chunk: Buffer) => {
-      if (head) {
-        const joined: Buffer = Buffer.concat([head, chunk]);
-        const end = findHeadEnd(joined);
-        if (end < 0) {
-          head = joined;
-          return;
-        }
-        head = null;
-        resolve(Number(joined.toString("latin1", 9, 12)));
-        events.push(...reader.push(joined.subarray(end)));
-        return;
-      }
-      events.push(...reader.push(chunk));
-    });
-    socket.once("close", () => resolve(0));
-  });
-  return { socket, status, events };
-}
+/** A hand-made WebSocket client on `path`: TLS, the upgrade, then raw bytes. */
+const rawWs = (port: number, path = "/mesh") => rawUpgrade(port, { path }, sockets);
 
 async function until(cond: () => boolean, ms: number): Promise<boolean> {
   const end = Date.now() + ms;
@@ -143,10 +102,10 @@ describe("TLS endpoint robustness", () => {
 
   test("an unmasked client frame is answered with close 1002", async () => {
     const ep = await echoEndpoint();
-    const { socket, events } = await rawWs(ep.port);
-    socket.write(encodeFrame(WS_OPCODE.binary, new Uint8Array([1]), false));
-    expect(await until(() => events.some((e) => e.type === "close"), 2000)).toBe(true);
-    expect(events.find((e) => e.type === "close")).toMatchObject({ code: WS_CLOSE.protocolError });
+    const { socket, frames } = await rawWs(ep.port);
+    socket.write(frame(OP.binary, new Uint8Array([1]), false));
+    expect(await until(() => closeOf(frames) !== undefined, 2000)).toBe(true);
+    expect(closeOf(frames)).toMatchObject({ code: WS_CLOSE.protocolError });
     expect(await closedWithin(socket, 3000)).toBe(true);
   });
 

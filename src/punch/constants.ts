@@ -1,5 +1,23 @@
-// Timing and limits of the punch itself (app side) and of the node's punch/share services (DESIGN §7; seed
-// 000 §基本规则 "Listen + Dial", §信令协调). The brokering cores' constants are in punch-constants.ts.
+// Wire facts and shared limits of the app services: app pool, punch brokering, the punch itself and the
+// share registry (DESIGN §5, §7; seed 000 §应用池, §打洞协助, §基本规则 "Listen + Dial", §信令协调; seed 001 §分享池).
+// Pool sizes are the config keys punch_xpool, peers_punch and share_xpool; values one file uses live in that file.
+import { SN_MIN_BYTES } from "../nat/constants.ts";
+
+// ---- methods (payloads in proto/punch.proto and proto/punch-link.proto) ----
+
+/** Envelope methods of the app services over QUIC. */
+export const PUNCH_METHOD = {
+  /** AppJoin → AppJoinAnswer. */
+  join: "app.join",
+  /** PunchRequest → PunchAnswer. */
+  punch: "punch.request",
+  /** node → target app: PunchInfo (the target's side of an attempt someone else asked for). */
+  offer: "punch.offer",
+  /** ShareRegister → ShareRegisterAnswer (after the dial-back). */
+  shareRegister: "share.register",
+  /** ShareFetch → ShareList. */
+  shareFetch: "share.fetch",
+} as const;
 
 /** app → node, empty payload: "I am leaving on purpose" (before a graceful close). The node forgets the app's
  *  memberships, partners and last address, so a later join from elsewhere is not taken for a mapping change
@@ -14,7 +32,48 @@ export const PUNCH_LINK_METHOD = {
   ping: "punch.ping",
 } as const;
 
-// ---- one attempt ----
+// ---- wire input limits ----
+
+/** Fewest token bytes accepted from the wire (brief: 8+). */
+export const MIN_PUNCH_TOKEN_BYTES = 8;
+/** Most token bytes accepted from the wire. */
+export const MAX_PUNCH_TOKEN_BYTES = 32;
+/** Attempt id bytes: correlates both sides' logs and results. */
+export const PUNCH_ATTEMPT_ID_BYTES = 16;
+/** Node id: hex SHA-256. */
+export const NODE_ID_HEX_CHARS = 64;
+/** SPKI pin: SHA-256. */
+export const SPKI_BYTES = 32;
+/** Most entries one share fetch returns (DESIGN §5: "a few (6) fresh ones"). */
+export const SHARE_FETCH_MAX = 6;
+/** Size of a hole-opening datagram (punch-packet.ts): the smallest size the shared socket hands to the raw
+ *  path as "sn" (classify.ts: first byte bits 7–6 clear, SN_MIN_BYTES..SN_MAX_BYTES), so it reaches our
+ *  handler and never QUIC. */
+export const PUNCH_PACKET_BYTES = SN_MIN_BYTES;
+
+// ---- strategies beyond the seed (DESIGN §7: "many sockets on the symmetric side") ----
+
+/** Sockets the symmetric side opens, each sending to the cone side: 256 fds stays under the usual
+ *  1024 soft limit and, with SPRAY_PROBES, gives ~98 % (birthday bound, Tailscale "How NAT traversal
+ *  works" §"The benefits of birthdays"). */
+export const SPRAY_SOCKETS = 256;
+/** Probes the cone side sends to distinct random ports of the symmetric side's IP. */
+export const SPRAY_PROBES = 1024;
+/** Port range a NAT allocates mappings from: Linux masquerade maps ports ≥ 1024 into 1024–65535. */
+export const SPRAY_PORT_MIN = 1024;
+export const SPRAY_PORT_MAX = 65535;
+/** Pacing of the cone side's probes, in ms: 1024 probes in ~5 s stays under typical NAT rate limits on
+ *  new mappings and looks less like a port scan than a burst. */
+export const SPRAY_PROBE_INTERVAL_MS = 5;
+/** Ports probed first when the symmetric NAT allocates with a constant step: base + delta·k for
+ *  k = 1..this. Twice SPRAY_SOCKETS leaves room for other hosts' mappings interleaving. */
+export const SPRAY_PREDICT_WINDOW = 512;
+/** Largest |delta| taken as a predictable step; larger steps are more likely coincidence. */
+export const MAX_PREDICT_DELTA = 64;
+/** Odds at or above which a spray plan is reported as expected to succeed. */
+export const SPRAY_EXPECT_ODDS = 0.9;
+
+// ---- one attempt (punch-attempt.ts) ----
 
 /** How long one attempt may take before it reports `connected: false`, in ms. Cone pairs connect in one or
  *  two round trips; the budget covers three QUIC Initial retransmissions (PTO ≈ 1 s, doubling). */
@@ -46,13 +105,7 @@ export const SPRAY_TAIL_MS = 3_000;
  *  the cone side's later probes something to meet. */
 export const SPRAY_RESEND_INTERVAL_MS = 1_000;
 
-// ---- opener datagram (src/punch/punch-packet.ts) ----
-
-/** Size of a hole-opening datagram: the smallest size the shared socket hands to the raw path as "sn"
- *  (classify.ts: first byte bits 7–6 clear, 64..1072 bytes), so it reaches our handler and never QUIC. */
-export const PUNCH_PACKET_BYTES = 64;
-
-// ---- app side: node connection ----
+// ---- app side: node connection (punch-client.ts) ----
 
 /** Timeout of each bootstrap step and of join/punch requests to the node, in ms. */
 export const PUNCH_NODE_STEP_TIMEOUT_MS = 4_000;
@@ -68,19 +121,3 @@ export const MAX_CONCURRENT_ATTEMPTS = 16;
 /** How long the node waits for a target to acknowledge a pushed offer, in ms. A target that does not answer
  *  is left out of the requester's answer (it would only make the requester wait for nothing). */
 export const OFFER_PUSH_TIMEOUT_MS = 2_000;
-/** How often the node expires idle members and old pairs, in ms. */
-export const PUNCH_SWEEP_INTERVAL_MS = 10_000;
-/** Last known address per node id, kept after it leaves so a rejoin from elsewhere is seen as a mapping
- *  change (signalling coordination); bounded, oldest forgotten first. */
-export const MAX_REMEMBERED_ADDRESSES = 10_000;
-
-// ---- share service ----
-
-/** TCP dial-back timeout, in ms: the dial runs inside the share.register request, which the transport
- *  bounds at REQUEST_TIMEOUT_MS (5 s) for reading, handling and answering together. */
-export const SHARE_DIAL_TIMEOUT_MS = 3_000;
-/** How often the share service looks for entries due a recheck, in ms (the recheck interval itself is
- *  DEFAULT_SHARE_RECHECK_MS; this only bounds how late a due recheck starts). */
-export const SHARE_SWEEP_INTERVAL_MS = 30_000;
-/** Rechecks dialled per sweep: bounds the burst of outgoing TCP connections. */
-export const SHARE_RECHECKS_PER_SWEEP = 64;
