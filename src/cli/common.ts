@@ -43,12 +43,75 @@ export function action<T>(fn: (ctx: T) => Promise<void> | void): (ctx: T) => Pro
     try {
       await fn(ctx);
     } catch (err) {
+      activeLine?.stop();
       process.stderr.write(`findings: ${errorLine(err)}\n`);
       process.exit(1);
     }
   };
 }
 
+/** One JSON object on one line. Every `--json` output is made of such lines: commands that answer once print
+ *  exactly one, commands that stream events print one per event (NDJSON). */
 export function printJson(value: unknown): void {
-  process.stdout.write(JSON.stringify(value, (_k, v) => (typeof v === "bigint" ? v.toString() : v), 2) + "\n");
+  process.stdout.write(JSON.stringify(value, (_k, v) => (typeof v === "bigint" ? v.toString() : v)) + "\n");
+}
+
+/** Environment switch for the progress line: "1" shows it even without a terminal (tests, `script`-less CI
+ *  logs), "0" never shows it. Unset: shown when both stdout and stderr are terminals. */
+export const PROGRESS_ENV = "FINDINGS_PROGRESS";
+
+/** Whether a long command draws its progress line: never with --json (stdout stays machine-readable and
+ *  stderr quiet), else per FINDINGS_PROGRESS, else only on a terminal. */
+export function progressWanted(json: boolean | undefined, env: NodeJS.ProcessEnv = process.env): boolean {
+  if (json) return false;
+  if (env[PROGRESS_ENV] === "1") return true;
+  if (env[PROGRESS_ENV] === "0") return false;
+  return process.stdout.isTTY === true && process.stderr.isTTY === true;
+}
+
+export interface ProgressLine {
+  /** Redraws the line now (it also redraws itself every half second, so elapsed time moves). */
+  refresh(): void;
+  /** Runs `write` (stdout output) with the line cleared, then draws it again below. */
+  above(write: () => void): void;
+  /** Clears the line for good. */
+  stop(): void;
+}
+
+/** A single updating stderr line with the text of `render`; a no-op when `enabled` is false. */
+/** The line being drawn, cleared before an error line. */
+let activeLine: ProgressLine | null = null;
+
+export function progressLine(enabled: boolean, render: () => string): ProgressLine {
+  if (!enabled) return { refresh() {}, above: (write) => write(), stop() {} };
+  const CLEAR = "\r\x1b[2K";
+  let shown = false;
+  const draw = () => {
+    const width = Math.max(20, (process.stderr.columns || 100) - 1);
+    const text = render().replace(/\s+/g, " ");
+    process.stderr.write(CLEAR + (text.length > width ? text.slice(0, width - 1) + "…" : text));
+    shown = true;
+  };
+  const timer = setInterval(draw, 500);
+  timer.unref();
+  draw();
+  return (activeLine = {
+    refresh: draw,
+    above(write) {
+      if (shown) process.stderr.write(CLEAR);
+      write();
+      draw();
+    },
+    stop() {
+      clearInterval(timer);
+      if (shown) process.stderr.write(CLEAR);
+      shown = false;
+    },
+  });
+}
+
+/** "42 s", "3 min 05 s": elapsed and expected times on progress lines. */
+export function formatSeconds(ms: number): string {
+  const s = Math.max(0, Math.round(ms / 1000));
+  return s < 60 ? `${s} s` : `${Math.floor(s / 60)} min ${String(s % 60).padStart(2, "0")} s`;
 }

@@ -2,10 +2,11 @@
 import { defineCommand } from "citty";
 import { DEFAULTS } from "../config/defaults.ts";
 import { ConfigError } from "../errors.ts";
-import { runProbe, type ProbeServer } from "../nat/probe-client.ts";
+import { LIFETIME_MAX_S } from "../nat/constants.ts";
+import { runProbe, type ProbeProgress, type ProbeServer } from "../nat/probe-client.ts";
 import { summarizeProbe } from "../nat/probe-report.ts";
 import { parseAddress } from "../contracts/address.ts";
-import { action, commonArgs, jsonArg, loadContext, printJson, repeated } from "./common.ts";
+import { action, commonArgs, formatSeconds, jsonArg, loadContext, printJson, progressLine, progressWanted, repeated } from "./common.ts";
 
 export const probeCommand = defineCommand({
   meta: { name: "probe", description: "Learn my public address, NAT class and (with --lifetime) NAT mapping lifetime" },
@@ -32,10 +33,30 @@ export const probeCommand = defineCommand({
     const stop = new AbortController();
     const onSigint = () => (stop.signal.aborted ? process.exit(130) : stop.abort(new Error("interrupted")));
     process.on("SIGINT", onSigint);
-    const progress = args.json
-      ? undefined
-      : (p: { elapsedMs: number; phase: string; message: string }) => process.stderr.write(`${(p.elapsedMs / 1000).toFixed(2).padStart(6)}s  ${p.phase.padEnd(9)} ${p.message}\n`);
-    const report = await runProbe({ servers, lifetime: args.lifetime === true, timeoutMs, signal: stop.signal, onProgress: progress });
+    // On a terminal: one updating line with the step under test, elapsed and expected time.
+    const lifetime = args.lifetime === true;
+    const t0 = performance.now();
+    let step: ProbeProgress = { phase: "start", message: `probing with ${servers.length} server(s)`, elapsedMs: 0 };
+    // The class tests take about two answer timeouts (waits for answers that may never come); the lifetime
+    // test then waits up to LIFETIME_MAX_S with idle mappings.
+    let expectedMs = 2 * timeoutMs + (lifetime ? LIFETIME_MAX_S * 1000 : 0);
+    const line = progressLine(progressWanted(args.json), () => {
+      const elapsed = performance.now() - t0;
+      const message = step.message.startsWith(`${step.phase}: `) ? step.message.slice(step.phase.length + 2) : step.message;
+      return `probe ${formatSeconds(elapsed)} of up to ${formatSeconds(Math.max(expectedMs, elapsed))} · ${step.phase}: ${message}`;
+    });
+    const report = await runProbe({
+      servers,
+      lifetime,
+      timeoutMs,
+      signal: stop.signal,
+      onProgress: (p) => {
+        if (p.phase === "lifetime" && step.phase !== "lifetime") expectedMs = p.elapsedMs + LIFETIME_MAX_S * 1000;
+        step = p;
+        line.refresh();
+      },
+    });
+    line.stop();
     process.off("SIGINT", onSigint);
 
     if (args.json) printJson(report);
@@ -49,3 +70,4 @@ export const probeCommand = defineCommand({
     process.exit(0);
   }),
 });
+

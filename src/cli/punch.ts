@@ -17,7 +17,7 @@ import { isNatClassName, NAT_CLASSES, type NatClassName } from "../nat/class.ts"
 import { runProbe } from "../nat/probe-client.ts";
 import { parseAddress, type PeerAddress } from "../contracts/address.ts";
 import { Status } from "../wire/codec.ts";
-import { action, commonArgs, jsonArg, loadContext, printJson } from "./common.ts";
+import { action, commonArgs, formatSeconds, jsonArg, loadContext, printJson, progressLine, progressWanted } from "./common.ts";
 import type { Logger } from "../contracts/logger.ts";
 
 /** Whole-command budget for a one-shot punch, in seconds: bootstrap, request, and a spray attempt (15 s). */
@@ -50,10 +50,6 @@ async function resolveNat(flag: string | undefined, server: PeerAddress, signal:
 export function isStraySendError(err: unknown): boolean {
   const e = err as { name?: string; message?: string; cause?: { code?: string } } | null;
   return !!e && /Failed to send data on the QUICSocket/.test(e.message ?? "") && ["ECONNREFUSED", "EHOSTUNREACH", "ENETUNREACH"].includes(e.cause?.code ?? "");
-}
-
-function oneLine(value: unknown): string {
-  return JSON.stringify(value);
 }
 
 export const punchCommand = defineCommand({
@@ -95,18 +91,34 @@ export const punchCommand = defineCommand({
     const logger = args["log-level"] ? createLogger({ level: ctx.config.log_level, terminalLevel: ctx.config.log_level }) : undefined;
     const log: Logger | undefined = logger;
 
+    // On a terminal: one updating stderr line saying what is going on, elapsed and (one-shot) the budget.
+    // Not with --log-level: log lines on stderr would tear the line apart.
+    let stage = args.nat === undefined ? "probing my NAT class" : "starting";
+    /** Waiting for offers with no end (--wait, --keep): no budget to show. */
+    let openEnded = false;
+    let connected = 0;
+    let failed = 0;
+    const line = progressLine(progressWanted(args.json) && !logger, () => {
+      const time = openEnded ? formatSeconds(elapsed()) : `${formatSeconds(elapsed())} of up to ${formatSeconds(timeoutS * 1000)}`;
+      const tally = connected + failed > 0 ? ` · ${connected} connected, ${failed} failed` : "";
+      return `punch ${time} · ${stage}${tally}`;
+    });
+    /** Stdout output: one compact JSON object per line with --json, else a readable line. */
+    const print = (r: PunchResult) => line.above(() => process.stdout.write(args.json ? JSON.stringify(r) + "\n" : describeResult(r) + "\n"));
+    const fail = (reason: string) => {
+      line.stop();
+      process.stderr.write(`findings: ${reason}\n`);
+    };
+
     const deadline = AbortSignal.timeout(timeoutS * 1000);
     const nat = await resolveNat(args.nat, server, deadline);
-    const print = (r: PunchResult, pretty: boolean) => {
-      if (args.json) pretty ? printJson(r) : process.stdout.write(oneLine(r) + "\n");
-      else process.stdout.write(describeResult(r) + "\n");
-    };
 
     let client: PunchClient | undefined;
     let stopping = false;
     const shutdown = async (code: number) => {
       if (stopping) return;
       stopping = true;
+      line.stop();
       await client?.stop().catch(() => {});
       await logger?.close();
       process.exit(code);
@@ -116,7 +128,7 @@ export const punchCommand = defineCommand({
         log?.debug("a QUIC packet was lost to an earlier ICMP error on the socket", { error: errorLine(err) });
         return;
       }
-      process.stderr.write(`findings: ${errorLine(err)}\n`);
+      fail(errorLine(err));
       process.exit(1);
     });
     process.on("SIGINT", () => void shutdown(0));
@@ -137,18 +149,25 @@ export const punchCommand = defineCommand({
         onResult: (r) => {
           if (r.attemptId) finishedAt.set(r.attemptId, elapsed());
           if (!streaming) return;
-          print(r, false);
+          if (r.connected) connected++;
+          else failed++;
+          print(r);
           if (args.once && r.connected) void shutdown(0);
         },
         // After the node link dropped and came back (the app bootstraps and joins again by itself).
         onJoin: (j) => {
           if (!streaming) return;
-          if (args.json) process.stdout.write(oneLine({ id: j.nodeId, waiting: true, rejoined: true, kind: j.kind, address: j.address }) + "\n");
-          else process.stdout.write(`rejoined ${j.kind} as ${j.address}\n`);
+          stage = `waiting in ${j.kind} as ${j.address} (rejoined); Ctrl-C to stop`;
+          line.above(() => {
+            if (args.json) printJson({ id: j.nodeId, waiting: true, rejoined: true, kind: j.kind, address: j.address });
+            else process.stdout.write(`rejoined ${j.kind} as ${j.address}\n`);
+          });
         },
       },
     );
 
+    stage = `joining ${args.kind} at ${args.server.split("#")[0]} (nat ${nat.nat ?? "unknown"})`;
+    line.refresh();
     let joined: JoinInfo;
     try {
       joined = await client.start({ signal: deadline });
@@ -160,8 +179,8 @@ export const punchCommand = defineCommand({
           ? `cannot reach the node ${args.server.split("#")[0]} over QUIC in time (UDP blocked?): ${errorLine(err)}`
           : errorLine(err);
       if (args.wait) throw new PeerError(reason);
-      print(failedResult(reason, { elapsedMs: elapsed(), nat: nat.nat }), true);
-      process.stderr.write(`findings: ${reason}\n`);
+      print(failedResult(reason, { elapsedMs: elapsed(), nat: nat.nat }));
+      fail(reason);
       await logger?.close();
       process.exit(1);
     }
@@ -180,21 +199,27 @@ export const punchCommand = defineCommand({
         stakeSource: joined.stakeSource,
         identityId: joined.identityId,
       };
-      if (args.json) process.stdout.write(oneLine(hello) + "\n");
-      else process.stdout.write(`${client.nodeId}\nwaiting in ${joined.kind} as ${joined.address} (nat ${nat.nat ?? "unknown"}); Ctrl-C to stop\n`);
+      stage = `waiting in ${joined.kind} as ${joined.address} (nat ${nat.nat ?? "unknown"}); Ctrl-C to stop`;
+      openEnded = true;
+      line.above(() => {
+        if (args.json) printJson(hello);
+        else process.stdout.write(`${client!.nodeId}\nwaiting in ${joined.kind} as ${joined.address} (nat ${nat.nat ?? "unknown"}); Ctrl-C to stop\n`);
+      });
       streaming = true;
       await new Promise(() => {});
     }
 
     // One-shot: directed (ID) or random punch.
+    stage = target ? `punching ${target.slice(0, 16)} (nat ${nat.nat ?? "unknown"})` : `punching random members of ${args["target-kind"] ?? args.kind} (nat ${nat.nat ?? "unknown"})`;
+    line.refresh();
     let results: PunchResult[];
     try {
       results = await client.punch(target ?? null, { max: max || undefined, targetKind: args["target-kind"], signal: deadline });
     } catch (err) {
       const status = isPunchRefused(err) ? err.status : null;
       const r = failedResult(errorLine(err), { elapsedMs: elapsed(), nat: nat.nat, strategy: status === Status.REFUSED && /↔/.test(errorLine(err)) ? "impossible" : "none" });
-      print(r, true);
-      process.stderr.write(`findings: ${r.reason}\n`);
+      print(r);
+      fail(r.reason ?? "the punch failed");
       await shutdown(1);
       return;
     }
@@ -202,13 +227,17 @@ export const punchCommand = defineCommand({
     const withTotal = results.map((r) => ({ ...r, elapsedMs: (r.attemptId && finishedAt.get(r.attemptId)) || elapsed() }));
     const best = withTotal.find((r) => r.connected) ?? withTotal[0]!;
     const out = withTotal.length > 1 ? { ...best, attempts: withTotal } : best;
-    // While it keeps streaming results (--keep), every object is one line (NDJSON).
-    print(out as PunchResult, !args.keep);
+    // One object; with --keep more follow, one line each (NDJSON).
+    print(out as PunchResult);
     if (args.keep && best.connected) {
+      stage = `connected; keeping the link (re-offers are punched again); Ctrl-C to stop`;
+      connected = 1;
+      openEnded = true;
+      line.refresh();
       streaming = true;
       await new Promise(() => {});
     }
-    if (!best.connected) process.stderr.write(`findings: ${best.reason}\n`);
+    if (!best.connected) fail(best.reason ?? "the punch failed");
     await shutdown(best.connected ? 0 : 1);
   }),
 });

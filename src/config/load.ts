@@ -9,8 +9,9 @@ export { DEFAULTS_TOML, embeddedDefaults } from "./defaults.ts";
 export const CONFIG_FILE = "config.toml";
 /** Largest config file read from disk; a config is a few hundred bytes. */
 const MAX_CONFIG_BYTES = 256 * 1024;
-/** Environment variables that are not config keys but choose where the config comes from. */
-const ENV_LOCATIONS = new Set(["FINDINGS_HOME", "FINDINGS_CONFIG"]);
+/** Environment variables that are not config keys: where the config comes from, and the CLI's progress line
+ *  switch (src/cli/common.ts PROGRESS_ENV). */
+const ENV_LOCATIONS = new Set(["FINDINGS_HOME", "FINDINGS_CONFIG", "FINDINGS_PROGRESS"]);
 
 export type Overrides = Partial<Record<ConfigKey, unknown>>;
 

@@ -22,7 +22,7 @@ import { createSocket, type Socket } from "node:dgram";
 import { isIP } from "node:net";
 import { timingSafeEqual } from "node:crypto";
 import { errorLine } from "../errors.ts";
-import { decodeMessage, encodeMessage, Status } from "../wire/codec.ts";
+import { encodeMessage, Status } from "../wire/codec.ts";
 import {
   NatBeginAnswerSchema,
   NatBeginRequestSchema,
@@ -43,6 +43,7 @@ import {
   PROBE_SPACING_MS,
 } from "./constants.ts";
 import { RateBuckets } from "./rate-limit.ts";
+import { decodeRequest, SessionTable } from "./session-table.ts";
 import { checkNewHostProof } from "./newhost-proof.ts";
 import { buildProbe, isProbeKey, newHostKey } from "./probe-packet.ts";
 import { randomProbeTmpLen } from "./probe-sizes.ts";
@@ -169,7 +170,14 @@ const MAX_TARGETS_PER_SESSION = 2;
 export function createConeServer(components: ConeServerComponents, init: ConeServerInit): ConeServer {
   const now = init.now ?? Date.now;
   const spacingMs = init.spacingMs ?? PROBE_SPACING_MS;
-  const sessions = new Map<string, ConeSession>();
+  const sessions = new SessionTable<ConeSession>("NAT test session", (s) => {
+    clearTimeout(s.expiry);
+    try {
+      s.portSocket.close();
+    } catch {
+      // already closed
+    }
+  });
   const perIp = new RateBuckets(BEGIN_RATE_PER_S, BEGIN_BURST);
   const counters: ConeCounters = { sessions: 0, passageProbes: 0, newPortProbes: 0, formalSteps: 0, refused: 0, foreignHellos: 0 };
   const log = components.log;
@@ -179,25 +187,6 @@ export function createConeServer(components: ConeServerComponents, init: ConeSer
     log?.debug("NAT request refused", { error });
     return { status, error };
   };
-
-  function close(s: ConeSession): void {
-    clearTimeout(s.expiry);
-    sessions.delete(s.tokenHex);
-    try {
-      s.portSocket.close();
-    } catch {
-      // already closed
-    }
-  }
-
-  function sessionFor(token: Uint8Array, ctx: ConeRequestContext): ConeSession | ConeAnswer {
-    if (token.length !== NAT_TOKEN_BYTES) return refuse(Status.BAD_REQUEST, `token must be ${NAT_TOKEN_BYTES} bytes`);
-    const s = sessions.get(bytesToHex(token));
-    if (!s) return refuse(Status.NOT_FOUND, "no such NAT test session (expired?)");
-    // Tests run on the connection that opened them: its 4-tuple is the one the QUIC handshake validated.
-    if (s.connectionId !== ctx.connectionId) return refuse(Status.REFUSED, "the NAT test session belongs to another connection");
-    return s;
-  }
 
   function sendSpaced(count: number, make: () => Uint8Array, send: (b: Uint8Array) => Promise<void>): Promise<number> {
     return (async () => {
@@ -250,14 +239,11 @@ export function createConeServer(components: ConeServerComponents, init: ConeSer
       return sessions.size;
     },
     async begin(payload, ctx) {
-      let req;
-      try {
-        req = decodeMessage(NatBeginRequestSchema, payload, "NatBeginRequest", MAX_CONE_REQUEST_BYTES);
-      } catch (err) {
-        return refuse(Status.BAD_REQUEST, errorLine(err));
-      }
+      const d = decodeRequest(NatBeginRequestSchema, payload, "NatBeginRequest", MAX_CONE_REQUEST_BYTES);
+      if (!d.ok) return refuse(d.refusal.status, d.refusal.error);
+      const req = d.req;
       if (!isProbeKey(req.probeKey)) return refuse(Status.BAD_REQUEST, "probe_key must be 32 bytes");
-      const mine = [...sessions.values()].filter((s) => s.connectionId === ctx.connectionId);
+      const mine = sessions.all().filter((s) => s.connectionId === ctx.connectionId);
       if (mine.length >= MAX_FORMAL_SESSIONS_PER_CONNECTION) return refuse(Status.REFUSED, "this connection already runs NAT tests");
       if (sessions.size >= MAX_FORMAL_SESSIONS) return refuse(Status.FULL, "too many NAT tests running");
       if (!perIp.take(normalizeIp(ctx.remoteIp), now())) return refuse(Status.RATE_LIMITED, "too many NAT tests from this IP");
@@ -281,7 +267,7 @@ export function createConeServer(components: ConeServerComponents, init: ConeSer
         targets: [],
         passages: 0,
         formalDone: false,
-        expiry: setTimeout(() => close(s), FORMAL_SESSION_TTL_MS),
+        expiry: setTimeout(() => sessions.close(s), FORMAL_SESSION_TTL_MS),
       };
       portSocket.on("message", (msg, rinfo) => {
         try {
@@ -290,7 +276,7 @@ export function createConeServer(components: ConeServerComponents, init: ConeSer
           log?.debug("new-port datagram failed", { error: errorLine(err) });
         }
       });
-      sessions.set(s.tokenHex, s);
+      sessions.add(s);
       counters.sessions++;
       return {
         status: Status.OK,
@@ -298,14 +284,9 @@ export function createConeServer(components: ConeServerComponents, init: ConeSer
       };
     },
     async passage(payload, ctx) {
-      let req;
-      try {
-        req = decodeMessage(NatPassageRequestSchema, payload, "NatPassageRequest", MAX_CONE_REQUEST_BYTES);
-      } catch (err) {
-        return refuse(Status.BAD_REQUEST, errorLine(err));
-      }
-      const s = sessionFor(req.token, ctx);
-      if (!("portSocket" in s)) return s;
+      const r = sessions.request(NatPassageRequestSchema, payload, "NatPassageRequest", MAX_CONE_REQUEST_BYTES, ctx.connectionId);
+      if (!r.ok) return refuse(r.refusal.status, r.refusal.error);
+      const s = r.session;
       if (s.passages >= MAX_PASSAGE_PER_SESSION) return refuse(Status.RATE_LIMITED, "passage already tested in this session");
       s.passages++;
       const to = { ip: ctx.remoteIp, port: ctx.remotePort };
@@ -314,14 +295,9 @@ export function createConeServer(components: ConeServerComponents, init: ConeSer
       return { status: Status.OK, payload: encodeMessage(NatPassageAnswerSchema, { sent }) };
     },
     async formal(payload, ctx) {
-      let req;
-      try {
-        req = decodeMessage(NatFormalRequestSchema, payload, "NatFormalRequest", MAX_CONE_REQUEST_BYTES);
-      } catch (err) {
-        return refuse(Status.BAD_REQUEST, errorLine(err));
-      }
-      const s = sessionFor(req.token, ctx);
-      if (!("portSocket" in s)) return s;
+      const r = sessions.request(NatFormalRequestSchema, payload, "NatFormalRequest", MAX_CONE_REQUEST_BYTES, ctx.connectionId);
+      if (!r.ok) return refuse(r.refusal.status, r.refusal.error);
+      const { req, session: s } = r;
       if (s.formalDone) return refuse(Status.REFUSED, "the formal step already ran in this session");
       // The cookie went only to the hello's source address: echoing it proves the requester receives there.
       const target = s.targets.find((t) => req.cookie.length === NAT_COOKIE_BYTES && timingSafeEqual(t.cookie, req.cookie));
@@ -341,17 +317,17 @@ export function createConeServer(components: ConeServerComponents, init: ConeSer
       const delegates = components.delegate({ target: to, hostKey, avoidIps: req.avoidIps, proof: req.proof!, connectionId: s.connectionId }, ctx.signal);
       const [newPortSent, results] = await Promise.all([newPort, delegates]);
       counters.newPortProbes += newPortSent;
-      close(s);
+      sessions.close(s);
       return {
         status: Status.OK,
         payload: encodeMessage(NatFormalAnswerSchema, { mappedIp: to.ip, mappedPort: to.port, newPortSent, delegates: results }),
       };
     },
     keyOf(tokenHex) {
-      return sessions.get(tokenHex)?.key;
+      return sessions.keyOf(tokenHex);
     },
     hello(msg, from) {
-      const s = sessions.get(bytesToHex(msg.token));
+      const s = sessions.byToken(msg.token);
       if (!s || s.formalDone) return;
       // Probes go only to the requester's own address: the same IP as its QUIC connection. A hello from any
       // other IP is someone trying to aim this test at a third party.
@@ -370,10 +346,10 @@ export function createConeServer(components: ConeServerComponents, init: ConeSer
       void components.sendMain(buildControl(s.key, { type: "ack-formal", token: s.token, mapped: from, cookie: t.cookie }), from).catch(() => {});
     },
     dropConnection(connectionId) {
-      for (const s of [...sessions.values()]) if (s.connectionId === connectionId) close(s);
+      sessions.dropConnection(connectionId);
     },
     stop() {
-      for (const s of [...sessions.values()]) close(s);
+      sessions.stop();
     },
   };
 }

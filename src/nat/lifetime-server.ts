@@ -15,7 +15,7 @@
 import { bytesToHex } from "@noble/hashes/utils.js";
 import { timingSafeEqual } from "node:crypto";
 import { errorLine } from "../errors.ts";
-import { decodeMessage, encodeMessage, Status } from "../wire/codec.ts";
+import { encodeMessage, Status } from "../wire/codec.ts";
 import {
   LiveBeginAnswerSchema,
   LiveBeginRequestSchema,
@@ -27,6 +27,7 @@ import {
 import { buildControl, type ControlMessage } from "./control-packet.ts";
 import { BEGIN_BURST, BEGIN_RATE_PER_S, LIVE_MAX_SOCKETS, MAX_ACKS_PER_ADDRESS, NAT_COOKIE_BYTES, NAT_TOKEN_BYTES } from "./constants.ts";
 import { RateBuckets } from "./rate-limit.ts";
+import { decodeRequest, SessionTable } from "./session-table.ts";
 import { buildProbe, isProbeKey } from "./probe-packet.ts";
 import { randomProbeTmpLen } from "./probe-sizes.ts";
 import { sameIp, type Endpoint } from "./source-check.ts";
@@ -67,7 +68,7 @@ interface LiveSocket {
 }
 
 interface LiveSession {
-  token: string;
+  tokenHex: string;
   key: Uint8Array;
   connectionId: string;
   clientIp: string;
@@ -100,7 +101,10 @@ export interface LifetimeServer {
 export function createLifetimeServer(components: { send(bytes: Uint8Array, to: Endpoint): void; log?: Logger }, init: { now?: () => number; maxDelayMs?: number } = {}): LifetimeServer {
   const now = init.now ?? Date.now;
   const maxDelayMs = init.maxDelayMs ?? LIVE_MAX_DELAY_MS;
-  const sessions = new Map<string, LiveSession>();
+  const sessions = new SessionTable<LiveSession>("lifetime session", (s) => {
+    clearTimeout(s.expiry);
+    for (const sock of s.sockets.values()) if (sock.timer) clearTimeout(sock.timer);
+  });
   const perIpRate = new RateBuckets(BEGIN_RATE_PER_S, BEGIN_BURST);
   const counters: LiveCounters = { sessions: 0, probesSent: 0, refused: 0, foreignHellos: 0 };
 
@@ -109,23 +113,9 @@ export function createLifetimeServer(components: { send(bytes: Uint8Array, to: E
     return { status, error };
   };
 
-  function close(s: LiveSession): void {
-    clearTimeout(s.expiry);
-    for (const sock of s.sockets.values()) if (sock.timer) clearTimeout(sock.timer);
-    sessions.delete(s.token);
-  }
-
-  function sessionFor(tokenBytes: Uint8Array, ctx: LiveRequestContext): LiveSession | LiveAnswer {
-    if (tokenBytes.length !== NAT_TOKEN_BYTES) return refuse(Status.BAD_REQUEST, `token must be ${NAT_TOKEN_BYTES} bytes`);
-    const s = sessions.get(bytesToHex(tokenBytes));
-    if (!s) return refuse(Status.NOT_FOUND, "no such lifetime session (expired?)");
-    if (s.connectionId !== ctx.connectionId) return refuse(Status.REFUSED, "the lifetime session belongs to another connection");
-    return s;
-  }
-
   function fire(s: LiveSession, sock: LiveSocket): void {
     sock.timer = undefined;
-    if (!sessions.has(s.token)) return;
+    if (!sessions.has(s)) return;
     sock.sentAt = now();
     try {
       components.send(buildProbe(s.key, "passage", { tmpLen: randomProbeTmpLen() }), sock.mapped);
@@ -141,38 +131,35 @@ export function createLifetimeServer(components: { send(bytes: Uint8Array, to: E
       return sessions.size;
     },
     begin(payload, ctx) {
-      let req;
-      try {
-        req = decodeMessage(LiveBeginRequestSchema, payload, "LiveBeginRequest", MAX_LIVE_REQUEST_BYTES);
-      } catch (err) {
-        return refuse(Status.BAD_REQUEST, errorLine(err));
-      }
+      const d = decodeRequest(LiveBeginRequestSchema, payload, "LiveBeginRequest", MAX_LIVE_REQUEST_BYTES);
+      if (!d.ok) return refuse(d.refusal.status, d.refusal.error);
+      const req = d.req;
       if (!isProbeKey(req.probeKey)) return refuse(Status.BAD_REQUEST, "probe_key must be 32 bytes");
       if (req.sockets < 1 || req.sockets > LIVE_MAX_SOCKETS) return refuse(Status.BAD_REQUEST, `sockets must be 1..${LIVE_MAX_SOCKETS}`);
-      const all = [...sessions.values()];
+      const all = sessions.all();
       if (all.some((s) => s.connectionId === ctx.connectionId)) return refuse(Status.REFUSED, "this connection already runs a lifetime test");
       if (all.filter((s) => sameIp(s.clientIp, ctx.remoteIp)).length >= MAX_LIVE_SESSIONS_PER_IP) return refuse(Status.FULL, "too many lifetime tests from this IP");
       if (sessions.size >= MAX_LIVE_SESSIONS) return refuse(Status.FULL, "too many lifetime tests running");
       if (!perIpRate.take(ctx.remoteIp, now())) return refuse(Status.RATE_LIMITED, "too many lifetime tests from this IP");
       const token = crypto.getRandomValues(new Uint8Array(NAT_TOKEN_BYTES));
       const s: LiveSession = {
-        token: bytesToHex(token),
+        tokenHex: bytesToHex(token),
         key: Uint8Array.from(req.probeKey),
         connectionId: ctx.connectionId,
         clientIp: ctx.remoteIp,
         maxSockets: req.sockets,
         sockets: new Map(),
-        expiry: setTimeout(() => close(s), maxDelayMs + LIVE_SESSION_SLACK_MS),
+        expiry: setTimeout(() => sessions.close(s), maxDelayMs + LIVE_SESSION_SLACK_MS),
       };
-      sessions.set(s.token, s);
+      sessions.add(s);
       counters.sessions++;
       return { status: Status.OK, payload: encodeMessage(LiveBeginAnswerSchema, { token, maxDelayMs, maxSockets: LIVE_MAX_SOCKETS }) };
     },
     keyOf(tokenHex) {
-      return sessions.get(tokenHex)?.key;
+      return sessions.keyOf(tokenHex);
     },
     hello(msg, from) {
-      const s = sessions.get(bytesToHex(msg.token));
+      const s = sessions.byToken(msg.token);
       if (!s) return false;
       // Probes go only to the requester's own address: the same IP as its QUIC connection.
       if (!sameIp(from.ip, s.clientIp)) {
@@ -198,14 +185,9 @@ export function createLifetimeServer(components: { send(bytes: Uint8Array, to: E
       return true;
     },
     schedule(payload, ctx) {
-      let req;
-      try {
-        req = decodeMessage(LiveScheduleRequestSchema, payload, "LiveScheduleRequest", MAX_LIVE_REQUEST_BYTES);
-      } catch (err) {
-        return refuse(Status.BAD_REQUEST, errorLine(err));
-      }
-      const s = sessionFor(req.token, ctx);
-      if (!("sockets" in s)) return s;
+      const r = sessions.request(LiveScheduleRequestSchema, payload, "LiveScheduleRequest", MAX_LIVE_REQUEST_BYTES, ctx.connectionId);
+      if (!r.ok) return refuse(r.refusal.status, r.refusal.error);
+      const { req, session: s } = r;
       let accepted = 0;
       const t = now();
       for (const item of req.items.slice(0, LIVE_MAX_SOCKETS)) {
@@ -219,25 +201,20 @@ export function createLifetimeServer(components: { send(bytes: Uint8Array, to: E
       return { status: Status.OK, payload: encodeMessage(LiveScheduleAnswerSchema, { accepted }) };
     },
     end(payload, ctx) {
-      let req;
-      try {
-        req = decodeMessage(LiveEndRequestSchema, payload, "LiveEndRequest", MAX_LIVE_REQUEST_BYTES);
-      } catch (err) {
-        return refuse(Status.BAD_REQUEST, errorLine(err));
-      }
-      const s = sessionFor(req.token, ctx);
-      if (!("sockets" in s)) return s;
+      const r = sessions.request(LiveEndRequestSchema, payload, "LiveEndRequest", MAX_LIVE_REQUEST_BYTES, ctx.connectionId);
+      if (!r.ok) return refuse(r.refusal.status, r.refusal.error);
+      const s = r.session;
       const sent = [...s.sockets.entries()]
         .filter(([, sock]) => sock.sentAt !== undefined)
         .map(([index, sock]) => ({ index, ageMs: Math.max(0, Math.round(sock.sentAt! - sock.ackAt)) }));
-      close(s);
+      sessions.close(s);
       return { status: Status.OK, payload: encodeMessage(LiveEndAnswerSchema, { sent }) };
     },
     dropConnection(connectionId) {
-      for (const s of [...sessions.values()]) if (s.connectionId === connectionId) close(s);
+      sessions.dropConnection(connectionId);
     },
     stop() {
-      for (const s of [...sessions.values()]) close(s);
+      sessions.stop();
     },
   };
 }

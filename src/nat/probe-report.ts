@@ -13,7 +13,7 @@ export interface LifetimeReport {
   pattern: string;
 }
 
-/** One observation. `test` names the step; the other fields depend on it (see probe-client.ts). */
+/** One observation. `test` names the step; the other fields depend on it (see probe-pre-probe.ts and probe-source-steps.ts). */
 export interface ProbeEvidence {
   test:
     | "servers"

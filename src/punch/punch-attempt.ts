@@ -10,92 +10,33 @@
 //   3. the dialer sends punch.hello {attempt id, its token}; the listener accepts the link only with the
 //      token the node gave it for this peer, and answers with its own token (checked by the dialer too);
 //   4. one punch.ping measures the link's round trip.
-// Strategy specifics:
-//   direct            the listener is open (Public/FullC): the dialer dials at once.
-//   simultaneous      both cones: as above.
-//   sym-to-restricted the RC listener opens towards the symmetric side's IP (its filter checks only the IP);
-//                     the symmetric dialer dials from its main socket (a new mapping) after a short delay.
-//   sym-to-cone-spray the symmetric dialer opens `sockets` fresh sockets, each sending openers to the cone
-//                     (each gets its own mapping); the cone listener sends `probes` openers to distinct ports of
-//                     the symmetric side's IP. The first probe that meets a mapping arrives on one spray
-//                     socket: the dialer closes them all and dials from that socket's port, whose mapping the
-//                     cone's filter now admits.
-import { createSocket, type Socket } from "node:dgram";
-import { isIP } from "node:net";
+// What differs per strategy (sockets, openers, when the dialer starts, retries, the deadline) is one row of
+// punch-recipes.ts; this file interprets the row for our side. The spray's two sides are in punch-spray.ts.
 import { TimeoutError, errorLine } from "../errors.ts";
 import type { NatClassName } from "../nat/class.ts";
 import { formatAddress } from "../contracts/address.ts";
-import { QUIC_HANDSHAKE_TIMEOUT_MS } from "../transport/quic/constants.ts";
+import type { TimerHandle } from "../contracts/clock.ts";
 import { expectOk, type QuicLink } from "../transport/quic/link.ts";
-import type { DialOptions } from "../transport/udp/endpoint.ts";
-import { encodeMessage } from "../wire/codec.ts";
-import { PunchHelloSchema } from "../wire/gen/punch-link_pb.ts";
-import { timingSafeEqual } from "node:crypto";
-import {
-  PUNCH_ATTEMPT_TIMEOUT_MS,
-  PUNCH_DIAL_WAIT_MS,
-  PUNCH_LINK_METHOD,
-  PUNCH_OPEN_FAST_INTERVAL_MS,
-  PUNCH_OPEN_FAST_MS,
-  PUNCH_OPEN_SLOW_INTERVAL_MS,
-  PUNCH_PACKET_BYTES,
-  SPRAY_ATTEMPT_TIMEOUT_MS,
-  SPRAY_RESEND_INTERVAL_MS,
-  PUNCH_SECOND_SENDER_DELAY_MS,
-  SPRAY_START_DELAY_MS,
-  SPRAY_TAIL_MS,
-} from "./constants.ts";
-import { sendOrder, useFreshSocket, type SendOrder } from "./punch-order.ts";
-import { readPunchHelloAnswer, type PunchOffer } from "./punch-info.ts";
-import { encodePunchPacket, isPunchPacketFrom, PUNCH_PACKET_TYPE } from "./punch-packet.ts";
-import { resultBase, type PunchResult } from "./punch-result.ts";
-import { predictedPort } from "./punch-strategy.ts";
 import { raceSignal } from "../transport/quic/stream-io.ts";
-import type { Logger } from "../contracts/logger.ts";
+import { PUNCH_LINK_METHOD, PUNCH_PACKET_BYTES, PUNCH_SECOND_SENDER_DELAY_MS } from "./constants.ts";
+import { pause, realAttemptClock, sayHello, type AttemptClock, type AttemptIo, type AttemptRun, type AttemptSocket, type AttemptStats, type OwnedSocket, type PeerAddr } from "./punch-attempt-io.ts";
+import type { PunchOffer } from "./punch-info.ts";
+import { sendOrder, useFreshSocket, type SendOrder } from "./punch-order.ts";
+import { encodePunchPacket, PUNCH_PACKET_TYPE } from "./punch-packet.ts";
+import { attemptBudgetMs, dialWaitsForOpener, openerGapMs, PUNCH_RECIPES, type DialerRecipe, type OpenerSchedule, type SideOpeners } from "./punch-recipes.ts";
+import { resultBase, type PunchResult } from "./punch-result.ts";
+import { sprayDial, sprayListen } from "./punch-spray.ts";
 
-export interface PeerAddr {
-  ip: string;
-  port: number;
-}
-
-/** One UDP socket an attempt punches from: raw datagrams and QUIC dials (its QUIC server takes the listener's
- *  side). */
-export interface AttemptSocket {
-  sendRaw(bytes: Uint8Array, port: number, ip: string): void;
-  dial(addr: PeerAddr, opts: DialOptions): Promise<QuicLink>;
-}
-
-/** A socket opened for one attempt: kept while the punched link on it lives, else released. */
-export interface OwnedSocket extends AttemptSocket {
-  /** The socket stays open until `link` closes. */
-  adopt(link: QuicLink): void;
-  release(): Promise<void>;
-}
-
-/** What an attempt needs from the app's socket and client (punch-client.ts provides it). */
-export interface AttemptIo {
-  /** The socket that holds our mapping to the node (the one the peer was told about). */
-  main: AttemptSocket;
-  /** A fresh socket with the main one's handlers, on `port` (0 = any): the spray socket that met the peer, or
-   *  a second sender that must not disturb the main socket's mapping (punch-order.ts useFreshSocket). */
-  openSocket(port: number): Promise<OwnedSocket>;
-  /** Listener: the inbound link whose punch.hello carried the peer's token for this attempt. */
-  waitHello(signal: AbortSignal): Promise<QuicLink>;
-  /** Subscribes to this attempt's openers that reached the main socket (already authenticated). */
-  onOpener(fn: (from: PeerAddr) => void): () => void;
-  /** Local address the spray sockets bind to ("0.0.0.0", "::", or the main socket's address). */
-  bindHost: string;
-  /** Our node id (hex), sent in the hello. */
-  selfId: string;
-  log?: Logger;
-}
+export type { AttemptClock, AttemptIo, AttemptSocket, OwnedSocket, PeerAddr } from "./punch-attempt-io.ts";
 
 export interface AttemptInit {
   /** Our NAT class (reported in the result). */
   nat: NatClassName | null;
-  /** @default PUNCH_ATTEMPT_TIMEOUT_MS, or SPRAY_ATTEMPT_TIMEOUT_MS for a spray */
+  /** @default the strategy's budget in punch-recipes.ts (PUNCH_ATTEMPT_TIMEOUT_MS; a spray: its probe round) */
   timeoutMs?: number;
   signal?: AbortSignal;
+  /** @default real time */
+  clock?: AttemptClock;
 }
 
 export interface AttemptOutcome {
@@ -104,40 +45,27 @@ export interface AttemptOutcome {
   link: QuicLink | null;
 }
 
-/** Resolves after `ms`, or at once when `signal` aborts (never rejects). */
-function pause(ms: number, signal: AbortSignal): Promise<void> {
-  if (signal.aborted) return Promise.resolve();
-  return new Promise((resolve) => {
-    const done = () => {
-      clearTimeout(t);
-      signal.removeEventListener("abort", done);
-      resolve();
-    };
-    const t = setTimeout(done, ms);
-    signal.addEventListener("abort", done, { once: true });
-  });
-}
-
-
 const same = (a: PeerAddr, b: PeerAddr) => a.ip === b.ip && a.port === b.port;
 
-/** Runs one attempt; never throws (failures are results with a reason). */
+/** Runs one attempt by its strategy's row; never throws (failures are results with a reason). */
 export async function runAttempt(io: AttemptIo, offer: PunchOffer, init: AttemptInit): Promise<AttemptOutcome> {
-  const started = performance.now();
-  const timeoutMs = init.timeoutMs ?? (offer.spray ? sprayBudgetMs(offer.spray) : PUNCH_ATTEMPT_TIMEOUT_MS);
+  const clock = init.clock ?? realAttemptClock;
+  const started = clock.now();
+  const recipe = PUNCH_RECIPES[offer.strategy];
+  const timeoutMs = init.timeoutMs ?? attemptBudgetMs(recipe.budget, offer.spray);
   const sides = { strategy: offer.strategy, role: offer.role, myNat: init.nat, peerNat: offer.peerNat };
   const order = sendOrder(sides);
   const ac = new AbortController();
-  const timer = setTimeout(() => ac.abort(new TimeoutError(`punch attempt with ${formatAddress(offer.ip, offer.port)}`, timeoutMs)), timeoutMs);
+  const timer = clock.setTimeout(() => ac.abort(new TimeoutError(`punch attempt with ${formatAddress(offer.ip, offer.port)}`, timeoutMs)), timeoutMs);
   const onOuterAbort = () => ac.abort(init.signal!.reason);
   if (init.signal?.aborted) onOuterAbort();
   else init.signal?.addEventListener("abort", onOuterAbort, { once: true });
   const signal = ac.signal;
 
-  const stats = { sent: 0, received: 0, hitPort: null as number | null, probes: 0 };
+  const stats: AttemptStats = { sent: 0, received: 0, hitPort: null, probes: 0 };
   const peerAddrs: PeerAddr[] = [{ ip: offer.ip, port: offer.port }];
   let seq = 0;
-  const opener = (type: (typeof PUNCH_PACKET_TYPE)[keyof typeof PUNCH_PACKET_TYPE]) => encodePunchPacket(offer.ownToken, { type, attemptId: offer.attemptId, seq: seq++ });
+  const run: AttemptRun = { io, offer, signal, clock, stats, opener: (type) => encodePunchPacket(offer.ownToken, { type, attemptId: offer.attemptId, seq: seq++ }) };
   let gotOpener: () => void = () => {};
   const firstOpener = new Promise<void>((r) => (gotOpener = r));
   const unsubscribe = io.onOpener((from) => {
@@ -149,7 +77,7 @@ export async function runAttempt(io: AttemptIo, offer: PunchOffer, init: Attempt
 
   const base = resultBase(offer, init.nat);
   const finish = (link: QuicLink | null, rttMs: number | null, reason?: string): AttemptOutcome => {
-    const punchMs = Math.round(performance.now() - started);
+    const punchMs = Math.round(clock.now() - started);
     const result: PunchResult = {
       connected: link !== null,
       peer: link ? formatAddress(link.remote.ip, link.remote.port) : null,
@@ -168,35 +96,21 @@ export async function runAttempt(io: AttemptIo, offer: PunchOffer, init: Attempt
   let owned: OwnedSocket | null = null;
   let link: QuicLink | null = null;
   try {
-    if (offer.strategy === "sym-to-cone-spray" && offer.role === "dial") {
-      ({ link, owned } = await sprayDial(io, offer, signal, stats, opener));
-    } else if (offer.strategy === "sym-to-cone-spray") link = await sprayListen(io, offer, signal, stats, opener);
-    else {
+    const side = offer.role === "dial" ? recipe.dial : recipe.listen;
+    if (side.sockets.kind === "spray") {
+      ({ link, owned } = await sprayDial(run, recipe.dial));
+    } else if (side.openers.kind === "to-spray-ports") {
+      link = await sprayListen(run, side.openers);
+    } else {
       const hello = offer.role === "listen" ? raceSignal(io.waitHello(signal), signal) : null;
       hello?.catch(() => {});
       // punch-order.ts: the side that must go second waits, so the first sender's packet is a reply for it.
-      if (order === "second") await pause(PUNCH_SECOND_SENDER_DELAY_MS, signal);
-      if (useFreshSocket(sides, order)) owned = await io.openSocket(0);
+      if (order === "second") await pause(clock, PUNCH_SECOND_SENDER_DELAY_MS, signal);
+      if (side.sockets.kind === "main-or-fresh" && useFreshSocket(sides, order)) owned = await io.openSocket(0);
       const sock: AttemptSocket = owned ?? io.main;
-      // A QUIC-Only box drops every UDP datagram that does not look like QUIC: there, each opener is doubled
-      // by a QUIC-looking one (fixed bit set) that opens the NAT but that the peer's QUIC stack then ignores.
-      const quicLooking = init.nat === "quic-only" || offer.peerNat === "quic-only";
-      const stopOpeners =
-        order === "silent"
-          ? () => {}
-          : openerLoop(
-              (bytes) => {
-                for (const a of peerAddrs) {
-                  sock.sendRaw(bytes, a.port, a.ip);
-                  if (quicLooking) sock.sendRaw(quicLookingOpener(), a.port, a.ip);
-                  stats.sent++;
-                }
-              },
-              () => opener(PUNCH_PACKET_TYPE.open),
-              signal,
-            );
+      const stopOpeners = startOpeners(run, side.openers, order, sock, peerAddrs, init.nat);
       try {
-        link = hello ? await hello : await dialPeer(io, sock, offer, order, signal, firstOpener, peerAddrs);
+        link = hello ? await hello : await dialPeer(run, sock, recipe.dial, order, firstOpener, peerAddrs);
       } finally {
         stopOpeners();
       }
@@ -204,9 +118,9 @@ export async function runAttempt(io: AttemptIo, offer: PunchOffer, init: Attempt
     const up: QuicLink = link;
     let rttMs: number | null = null;
     try {
-      const t0 = performance.now();
-      expectOk(await up.request(PUNCH_LINK_METHOD.ping, undefined, { signal, timeoutMs: Math.max(500, timeoutMs - (performance.now() - started)) }));
-      rttMs = Math.round((performance.now() - t0) * 100) / 100;
+      const t0 = clock.now();
+      expectOk(await up.request(PUNCH_LINK_METHOD.ping, undefined, { signal, timeoutMs: Math.max(500, timeoutMs - (clock.now() - started)) }));
+      rttMs = Math.round((clock.now() - t0) * 100) / 100;
     } catch {
       rttMs = up.rttMs ?? null;
     }
@@ -218,10 +132,30 @@ export async function runAttempt(io: AttemptIo, offer: PunchOffer, init: Attempt
     return finish(null, null, failureReason(err, offer, stats, signal, timeoutMs));
   } finally {
     if (owned) await owned.release();
-    clearTimeout(timer);
+    clock.clearTimeout(timer);
     init.signal?.removeEventListener("abort", onOuterAbort);
     unsubscribe();
   }
+}
+
+/** Openers to the peer as the row and the send order say; returns the function that stops them. A QUIC-Only box
+ *  drops every UDP datagram that does not look like QUIC: there, each opener is doubled by a QUIC-looking one
+ *  (fixed bit set) that opens the NAT but that the peer's QUIC stack then ignores. */
+function startOpeners(run: AttemptRun, openers: SideOpeners, order: SendOrder, sock: AttemptSocket, peerAddrs: PeerAddr[], myNat: NatClassName | null): () => void {
+  if (openers.kind !== "to-peer" || order === "silent") return () => {};
+  const quicLooking = openers.quicTwinIfQuicOnly && (myNat === "quic-only" || run.offer.peerNat === "quic-only");
+  return openerLoop(
+    run,
+    openers.schedule,
+    (bytes) => {
+      for (const a of peerAddrs) {
+        sock.sendRaw(bytes, a.port, a.ip);
+        if (quicLooking) sock.sendRaw(quicLookingOpener(), a.port, a.ip);
+        run.stats.sent++;
+      }
+    },
+    () => run.opener(PUNCH_PACKET_TYPE.open),
+  );
 }
 
 /** A datagram shaped like a QUIC short-header packet (RFC 9000 §17.3: bit 7 clear, fixed bit 6 set) with
@@ -231,11 +165,6 @@ function quicLookingOpener(): Uint8Array {
   const b = crypto.getRandomValues(new Uint8Array(PUNCH_PACKET_BYTES));
   b[0] = 0x40 | (b[0]! & 0x3f);
   return b;
-}
-
-/** A spray's own deadline: the cone side's probe round, then time for a handshake (capped). */
-function sprayBudgetMs(plan: NonNullable<PunchOffer["spray"]>): number {
-  return Math.min(SPRAY_ATTEMPT_TIMEOUT_MS, SPRAY_START_DELAY_MS + plan.probes * plan.probeIntervalMs + SPRAY_TAIL_MS);
 }
 
 function failureReason(err: unknown, offer: PunchOffer, stats: { sent: number; received: number }, signal: AbortSignal, timeoutMs: number): string {
@@ -250,11 +179,12 @@ function failureReason(err: unknown, offer: PunchOffer, stats: { sent: number; r
   return `${detail}: ${stats.received} packets from ${peer} reached us but the QUIC handshake did not complete`;
 }
 
-/** Sends openers: every PUNCH_OPEN_FAST_INTERVAL_MS at first, then every PUNCH_OPEN_SLOW_INTERVAL_MS. */
-function openerLoop(send: (bytes: Uint8Array) => void, make: () => Uint8Array, signal: AbortSignal): () => void {
-  const t0 = performance.now();
+/** Sends openers on the schedule: fast at first, then slower. */
+function openerLoop(run: AttemptRun, schedule: OpenerSchedule, send: (bytes: Uint8Array) => void, make: () => Uint8Array): () => void {
+  const { clock, signal } = run;
+  const t0 = clock.now();
   let stopped = false;
-  let timer: ReturnType<typeof setTimeout> | undefined;
+  let timer: TimerHandle | undefined;
   const tick = () => {
     if (stopped || signal.aborted) return;
     try {
@@ -262,176 +192,35 @@ function openerLoop(send: (bytes: Uint8Array) => void, make: () => Uint8Array, s
     } catch {
       // A send that fails (socket closing, no route) is the same as a lost packet.
     }
-    const fast = performance.now() - t0 < PUNCH_OPEN_FAST_MS;
-    timer = setTimeout(tick, fast ? PUNCH_OPEN_FAST_INTERVAL_MS : PUNCH_OPEN_SLOW_INTERVAL_MS);
+    timer = clock.setTimeout(tick, openerGapMs(schedule, clock.now() - t0));
   };
   tick();
   return () => {
     stopped = true;
-    clearTimeout(timer);
+    clock.clearTimeout(timer);
   };
 }
 
 /** The dialer's handshake + hello, retried until the attempt's deadline. An open listener is dialled at once;
  *  a symmetric dialer cannot see the RC side's openers (they go to its other mapping), so it dials once its
  *  turn came; otherwise the first opener from the listener says both filters are open. */
-async function dialPeer(io: AttemptIo, sock: AttemptSocket, offer: PunchOffer, order: SendOrder, signal: AbortSignal, firstOpener: Promise<void>, peerAddrs: PeerAddr[]): Promise<QuicLink> {
-  const waitForOpener = offer.strategy === "simultaneous" || (offer.strategy === "sym-to-restricted" && order !== "second");
-  if (waitForOpener) await Promise.race([firstOpener, pause(PUNCH_DIAL_WAIT_MS, signal)]);
+async function dialPeer(run: AttemptRun, sock: AttemptSocket, recipe: DialerRecipe, order: SendOrder, firstOpener: Promise<void>, peerAddrs: PeerAddr[]): Promise<QuicLink> {
+  const { io, offer, signal, clock } = run;
+  if (dialWaitsForOpener(recipe.start, order)) await Promise.race([firstOpener, pause(clock, recipe.waitMs, signal)]);
   let lastErr: unknown = new Error("no dial was made");
   while (!signal.aborted) {
     // The address the peer's openers came from wins over the announced one (they differ only when the
     // peer's NAT changed its mapping since it joined).
     const target = peerAddrs.at(-1)!;
     try {
-      const link = await sock.dial(target, { pinSpki: offer.peerSpki, timeoutMs: QUIC_HANDSHAKE_TIMEOUT_MS, signal });
+      const link = await sock.dial(target, { pinSpki: offer.peerSpki, timeoutMs: recipe.handshakeTimeoutMs, signal });
       await sayHello(io, link, offer, signal);
       return link;
     } catch (err) {
       lastErr = err;
-      if (signal.aborted || /pinned one|token/.test(errorLine(err))) break;
-      await pause(50, signal);
+      if (signal.aborted || recipe.retryMs === null || /pinned one|token/.test(errorLine(err))) break;
+      await pause(clock, recipe.retryMs, signal);
     }
   }
   throw lastErr;
-}
-
-/** Step 3: prove our token, check the listener's. Closes the link on failure. */
-async function sayHello(io: AttemptIo, link: QuicLink, offer: PunchOffer, signal: AbortSignal): Promise<void> {
-  try {
-    const hello = encodeMessage(PunchHelloSchema, { attemptId: offer.attemptId, token: offer.ownToken, nodeId: io.selfId });
-    const answer = readPunchHelloAnswer(expectOk(await link.request(PUNCH_LINK_METHOD.hello, hello, { signal })));
-    if (answer.token.length !== offer.peerToken.length || !timingSafeEqual(answer.token, offer.peerToken)) throw new Error("the listener answered with a wrong token");
-    if (answer.nodeId !== offer.peerId) throw new Error(`the listener says it is ${answer.nodeId.slice(0, 16)}…, not the announced peer (token check)`);
-  } catch (err) {
-    await link.close();
-    throw err;
-  }
-}
-
-type Stats = { sent: number; received: number; hitPort: number | null; probes: number };
-
-/** Symmetric side of a spray: many fresh sockets, each with its own mapping towards the cone side. */
-async function sprayDial(io: AttemptIo, offer: PunchOffer, signal: AbortSignal, stats: Stats, opener: (t: 1 | 2) => Uint8Array): Promise<{ link: QuicLink; owned: OwnedSocket }> {
-  const plan = offer.spray!;
-  const family = isIP(offer.ip) === 6 ? "udp6" : "udp4";
-  const sockets: Socket[] = [];
-  let hit: ((port: number) => void) | undefined;
-  const met = new Promise<number>((resolve) => (hit = resolve));
-  const closeAll = () =>
-    Promise.all(
-      sockets.splice(0).map(
-        (s) =>
-          new Promise<void>((r) => {
-            try {
-              s.close(() => r());
-            } catch {
-              r();
-            }
-          }),
-      ),
-    );
-  let resend: ReturnType<typeof setInterval> | undefined;
-  try {
-    await Promise.all(
-      Array.from({ length: plan.sockets }, async () => {
-        const s = createSocket({ type: family });
-        s.on("error", () => {});
-        s.on("message", (buf) => {
-          if (!isPunchPacketFrom(buf, { token: offer.peerToken, attemptId: offer.attemptId })) return;
-          stats.received++;
-          try {
-            hit?.(s.address().port);
-          } catch {
-            // closed meanwhile: another socket met first
-          }
-        });
-        await new Promise<void>((resolve, reject) => {
-          s.once("error", reject);
-          s.bind(0, io.bindHost === "::" && family === "udp4" ? "0.0.0.0" : io.bindHost, () => resolve());
-        });
-        sockets.push(s);
-      }),
-    );
-    const sendAll = () => {
-      for (const s of sockets) {
-        try {
-          s.send(opener(PUNCH_PACKET_TYPE.open), offer.port, offer.ip);
-          stats.sent++;
-        } catch {
-          // closing
-        }
-      }
-    };
-    sendAll();
-    resend = setInterval(sendAll, SPRAY_RESEND_INTERVAL_MS);
-    const port = await raceSignal(met, signal);
-    stats.hitPort = port;
-    clearInterval(resend);
-    resend = undefined;
-    // Free the port for the QUIC socket; the NAT's mapping for (port → cone) stays, it is not tied to a socket.
-    await closeAll();
-    const owned = await io.openSocket(port);
-    try {
-      const link = await owned.dial({ ip: offer.ip, port: offer.port }, { pinSpki: offer.peerSpki, timeoutMs: QUIC_HANDSHAKE_TIMEOUT_MS, signal });
-      await sayHello(io, link, offer, signal);
-      return { link, owned };
-    } catch (err) {
-      await owned.release();
-      throw err;
-    }
-  } finally {
-    if (resend) clearInterval(resend);
-    await closeAll();
-  }
-}
-
-/** Cone side of a spray: openers to many ports of the symmetric side's IP, until its hello arrives. */
-async function sprayListen(io: AttemptIo, offer: PunchOffer, signal: AbortSignal, stats: Stats, opener: (t: 1 | 2) => Uint8Array): Promise<QuicLink> {
-  const plan = offer.spray!;
-  const hello = raceSignal(io.waitHello(signal), signal);
-  hello.catch(() => {});
-  let done = false;
-  void hello.finally(() => (done = true)).catch(() => {});
-  const probing = (async () => {
-    await pause(SPRAY_START_DELAY_MS, signal);
-    const range = plan.portMax - plan.portMin + 1;
-    while (!done && !signal.aborted) {
-      // One round: predicted ports first (when the NAT allocates with a constant step), then distinct random ones.
-      const order: number[] = [];
-      const used = new Set<number>();
-      if (plan.predicted) {
-        for (let k = 1; k <= plan.predicted.count && order.length < plan.probes; k++) {
-          const p = predictedPort(plan, plan.predicted.base, plan.predicted.delta, k);
-          if (!used.has(p)) used.add(p), order.push(p);
-        }
-      }
-      while (order.length < Math.min(plan.probes, range)) {
-        const p = plan.portMin + Math.floor(Math.random() * range);
-        if (!used.has(p)) used.add(p), order.push(p);
-      }
-      const t0 = performance.now();
-      let i = 0;
-      while (i < order.length && !done && !signal.aborted) {
-        // Keep the pace by the clock, not by timer ticks (timers fire late under load).
-        const due = Math.min(order.length, Math.floor((performance.now() - t0) / plan.probeIntervalMs) + 1);
-        for (; i < due; i++) {
-          try {
-            io.main.sendRaw(opener(PUNCH_PACKET_TYPE.probe), order[i]!, offer.ip);
-            stats.sent++;
-            stats.probes++;
-          } catch {
-            // lost
-          }
-        }
-        await pause(Math.max(plan.probeIntervalMs, 10), signal);
-      }
-    }
-  })();
-  try {
-    return await hello;
-  } finally {
-    done = true;
-    await probing.catch(() => {});
-  }
 }

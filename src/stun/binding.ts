@@ -1,4 +1,5 @@
-// STUN Binding codec: cheap check, request parse, hot-path success writer, response decode (RFC 5389 §6, §7, §10, §12.2, §15).
+// STUN Binding codec: cheap check, request parse, hot-path success writer, response decode (RFC 5389 §6, §7, §10,
+// §12.2, §15). The FINGERPRINT CRC is in fingerprint.ts.
 import {
   MAX_STUN_MESSAGE_BYTES,
   STUN_ADDRESS_V4_VALUE_BYTES,
@@ -13,12 +14,12 @@ import {
   STUN_FAMILY_IPV4,
   STUN_FAMILY_IPV6,
   STUN_FINGERPRINT_ATTR_BYTES,
-  STUN_FINGERPRINT_XOR,
   STUN_HEADER_BYTES,
   STUN_LEGACY_TRANSACTION_ID_BYTES,
   STUN_MAGIC_COOKIE,
   STUN_TRANSACTION_ID_BYTES,
 } from "./constants.ts";
+import { fingerprintOf, isFingerprintAt } from "./fingerprint.ts";
 import { formatIPv4, formatIPv6, isV4Mapped, parseIPv4, parseIPv6 } from "../contracts/ip.ts";
 
 /** Why a datagram is not a Binding Request we answer. Values, never exceptions: the input is the network's. */
@@ -98,6 +99,13 @@ function hasMagicCookie(buf: Uint8Array): boolean {
   return buf[4] === 0x21 && buf[5] === 0x12 && buf[6] === 0xa4 && buf[7] === 0x42;
 }
 
+/** Where the attribute at `pos` ends (its value padded to 4 bytes, RFC 5389 §15), or -1 when it overruns `n`. */
+function nextAttribute(buf: Uint8Array, pos: number, n: number): number {
+  if (pos + STUN_ATTRIBUTE_HEADER_BYTES > n) return -1;
+  const next = pos + STUN_ATTRIBUTE_HEADER_BYTES + ((((buf[pos + 2] << 8) | buf[pos + 3]) + 3) & ~3);
+  return next > n ? -1 : next;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Request
 
@@ -126,14 +134,12 @@ export function parseBindingRequest(buf: Uint8Array): BindingRequestResult {
 
   let pos = STUN_HEADER_BYTES;
   while (pos < n) {
-    if (pos + STUN_ATTRIBUTE_HEADER_BYTES > n) return requestFailure("bad-attribute");
+    const next = nextAttribute(buf, pos, n);
+    if (next < 0) return requestFailure("bad-attribute");
     const type = (buf[pos] << 8) | buf[pos + 1];
-    const length = (buf[pos + 2] << 8) | buf[pos + 3];
-    const next = pos + STUN_ATTRIBUTE_HEADER_BYTES + ((length + 3) & ~3);
-    if (next > n) return requestFailure("bad-attribute");
     if (type === STUN_ATTR_FINGERPRINT) {
       if (!isFingerprintAt(buf, pos)) return requestFailure("bad-fingerprint");
-    } else if (type === STUN_ATTR_CHANGE_REQUEST && length === 4) {
+    } else if (type === STUN_ATTR_CHANGE_REQUEST && ((buf[pos + 2] << 8) | buf[pos + 3]) === 4) {
       // Flags live in the last byte: 0x04 change IP, 0x02 change port (RFC 5780 §7.2).
       if ((buf[pos + 7] & 0x06) !== 0) return requestFailure("change-request");
     }
@@ -209,7 +215,7 @@ export function writeBindingSuccess(out: Uint8Array, txId: Uint8Array, ip: strin
   out[pos + 1] = STUN_ATTR_FINGERPRINT & 0xff;
   out[pos + 2] = 0;
   out[pos + 3] = 4;
-  writeU32(out, pos + 4, (crc32(out, 0, pos) ^ STUN_FINGERPRINT_XOR) >>> 0);
+  writeU32(out, pos + 4, fingerprintOf(out, pos));
   return total;
 }
 
@@ -259,11 +265,9 @@ export function decodeBindingResponse(buf: Uint8Array, txId?: Uint8Array): Bindi
   let plainAt = -1;
   let pos = STUN_HEADER_BYTES;
   while (pos < n) {
-    if (pos + STUN_ATTRIBUTE_HEADER_BYTES > n) return responseFailure("bad-attribute");
+    const next = nextAttribute(buf, pos, n);
+    if (next < 0) return responseFailure("bad-attribute");
     const type = (buf[pos] << 8) | buf[pos + 1];
-    const length = (buf[pos + 2] << 8) | buf[pos + 3];
-    const next = pos + STUN_ATTRIBUTE_HEADER_BYTES + ((length + 3) & ~3);
-    if (next > n) return responseFailure("bad-attribute");
     if (type === STUN_ATTR_FINGERPRINT && !isFingerprintAt(buf, pos)) return responseFailure("bad-fingerprint");
     if (type === STUN_ATTR_XOR_MAPPED_ADDRESS && xorAt < 0) xorAt = pos;
     if (type === STUN_ATTR_MAPPED_ADDRESS && plainAt < 0) plainAt = pos;
@@ -291,60 +295,11 @@ function readAddressAttr(buf: Uint8Array, pos: number, xor: boolean): BindingRes
     : { ok: true, ip: formatIPv6(addr), port, family: 6 };
 }
 
-// ---------------------------------------------------------------------------------------------
-// FINGERPRINT (RFC 5389 §15.5): CRC-32 of ISO/IEC 13239 (as zlib), reflected polynomial 0xEDB88320.
-
-// Slice-by-4 (four 256-entry tables, 4 KiB): a response's 44 or 68 covered bytes take 11 or 17 steps instead
-// of 44 or 68, which halves the cost of the one loop in the hot path.
-const CRC32_TABLES = (() => {
-  const t = new Uint32Array(4 * 256);
-  for (let i = 0; i < 256; i++) {
-    let c = i;
-    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-    t[i] = c >>> 0;
-  }
-  for (let i = 0; i < 256; i++) {
-    for (let k = 1; k < 4; k++) t[k * 256 + i] = (t[(k - 1) * 256 + i] >>> 8) ^ t[t[(k - 1) * 256 + i] & 0xff];
-  }
-  return t;
-})();
-
-/** CRC-32 (the zlib / ISO 13239 one) of `buf[start, end)`, as an unsigned 32-bit number. */
-export function crc32(buf: Uint8Array, start = 0, end = buf.length): number {
-  const t = CRC32_TABLES;
-  let c = ~0;
-  let i = start;
-  for (; i + 4 <= end; i += 4) {
-    c ^= buf[i] | (buf[i + 1] << 8) | (buf[i + 2] << 16) | (buf[i + 3] << 24);
-    c = t[768 + (c & 0xff)] ^ t[512 + ((c >>> 8) & 0xff)] ^ t[256 + ((c >>> 16) & 0xff)] ^ t[c >>> 24];
-  }
-  for (; i < end; i++) c = t[(c ^ buf[i]) & 0xff] ^ (c >>> 8);
-  return ~c >>> 0;
-}
-
-/** True when `msg` ends in a FINGERPRINT attribute whose value matches the bytes before it (RFC 5389 §15.5). */
-export function isFingerprintValid(msg: Uint8Array): boolean {
-  const pos = msg.length - STUN_FINGERPRINT_ATTR_BYTES;
-  if (pos < STUN_HEADER_BYTES) return false;
-  if (((msg[pos] << 8) | msg[pos + 1]) !== STUN_ATTR_FINGERPRINT) return false;
-  return isFingerprintAt(msg, pos);
-}
-
-// A FINGERPRINT at `pos` must be 4 bytes long, be the last attribute, and hold CRC-32(msg before it) ^ XOR.
-function isFingerprintAt(msg: Uint8Array, pos: number): boolean {
-  if (((msg[pos + 2] << 8) | msg[pos + 3]) !== 4 || pos + STUN_FINGERPRINT_ATTR_BYTES !== msg.length) return false;
-  return readU32(msg, pos + 4) === ((crc32(msg, 0, pos) ^ STUN_FINGERPRINT_XOR) >>> 0);
-}
-
 function writeU32(out: Uint8Array, pos: number, value: number): void {
   out[pos] = value >>> 24;
   out[pos + 1] = (value >>> 16) & 0xff;
   out[pos + 2] = (value >>> 8) & 0xff;
   out[pos + 3] = value & 0xff;
-}
-
-function readU32(buf: Uint8Array, pos: number): number {
-  return ((buf[pos] << 24) | (buf[pos + 1] << 16) | (buf[pos + 2] << 8) | buf[pos + 3]) >>> 0;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,14 +1,13 @@
 // Binding codec and responder against RFC 5769 vectors, round trips, limits and random bytes (RFC 5389 §7, §15).
 import { describe, expect, test } from "bun:test";
 import {
-  crc32,
   decodeBindingResponse,
   encodeBindingRequest,
-  isFingerprintValid,
   looksLikeStun,
   parseBindingRequest,
   writeBindingSuccess,
 } from "../../src/stun/binding.ts";
+import { crc32, isFingerprintValid } from "../../src/stun/fingerprint.ts";
 import { createBindingResponder } from "../../src/stun/responder.ts";
 import { parseIPv6 } from "../../src/contracts/ip.ts";
 import { MAX_BINDING_SUCCESS_BYTES, MAX_STUN_MESSAGE_BYTES } from "../../src/stun/constants.ts";

@@ -1,0 +1,175 @@
+// The probe plan (src/nat/probe-plan.ts) and its runner (probe-runner.ts) on a fake clock with scripted evidence:
+// what is sent when, when each class becomes certain, and that the runner follows the plan's data.
+import { describe, expect, test } from "bun:test";
+import { HELLO_ATTEMPTS, HELLO_RETRY_MS, SILENCE_MIN_MS, SILENCE_RTTS, TCP_CHECK_AFTER_MS } from "../../src/nat/constants.ts";
+import type { NatRule } from "../../src/nat/decision.ts";
+import { PROBE_PLAN, probeStep, silenceMs, stepsStartedBy, type ProbeStep } from "../../src/nat/probe-plan.ts";
+import { ProbeRunner, type ProbeRunOutcome } from "../../src/nat/probe-runner.ts";
+import { FakeClock } from "../../src/contracts/fake-clock.ts";
+import type { ProbeClock } from "../../src/nat/probe-io.ts";
+import { FORMAL_LOCAL, LOCAL, NEW_PORT, portRestricted, RTT_MS, scriptedIo, SERVERS, type NatScript, type ScriptedIo } from "./probe-script.ts";
+
+const TIMEOUT_MS = 6_000;
+
+async function runScripted(script: NatScript, opts: { plan?: readonly ProbeStep[]; servers?: typeof SERVERS } = {}): Promise<{ out: ProbeRunOutcome; io: ScriptedIo }> {
+  const clock = new FakeClock();
+  const io = scriptedIo(clock, script);
+  // "Behind the queued I/O" is a zero-delay timer on the fake clock: it runs after the promise chains settle.
+  const probeClock: ProbeClock = {
+    now: () => clock.now(),
+    setTimeout: (fn, ms) => clock.setTimeout(fn, ms),
+    clearTimeout: (t) => clock.clearTimeout(t),
+    defer: (fn) => void clock.setTimeout(fn, 0),
+  };
+  const runner = new ProbeRunner(io, probeClock, {
+    servers: opts.servers ?? SERVERS,
+    localIp: LOCAL.ip,
+    timeoutMs: TIMEOUT_MS,
+    minServers: 3,
+    lifetime: false,
+    startedAt: 0,
+    plan: opts.plan,
+  });
+  io.deliverTo(runner);
+  let out: ProbeRunOutcome | undefined;
+  void runner.run().then((o) => (out = o));
+  for (let t = 0; t < TIMEOUT_MS + 100 && !out; t += 10) await clock.advance(10);
+  if (!out) throw new Error("the run did not end by its timeout");
+  return { out, io };
+}
+
+const times = (io: ScriptedIo, what: string) => io.sent.filter((s) => s.what === what).map((s) => s.at);
+// Requests answer after one RTT; the formal answer comes at 4 RTT (connect, begin, hello-formal ack, nat.formal).
+const FORMAL_ANSWER_AT = 4 * RTT_MS;
+
+describe("the probe plan", () => {
+  test("every rule of the decision matrix is settled by some step", () => {
+    const rules: NatRule[] = ["no-answer", "udp-blocked", "symmetric", "quic-only", "newhost-mapped-differs", "newhost-mapped-equals", "no-newhost-mapped-equals", "newport-only", "nothing"];
+    for (const r of rules) expect(PROBE_PLAN.some((s) => s.decides.includes(r))).toBe(true);
+  });
+
+  test("a step is only started by steps listed before it", () => {
+    PROBE_PLAN.forEach((step, i) => {
+      for (const t of step.triggers) if (t.on === "step") expect(PROBE_PLAN.slice(0, i).map((s) => s.id)).toContain(t.step);
+    });
+  });
+
+  test("begin leads to the port mapping, passage and formal mapping, in that order; the formal step follows its mapping", () => {
+    expect(stepsStartedBy({ on: "step", step: "begin" }).map((s) => s.id)).toEqual(["new-port-mapping", "passage", "formal-mapping"]);
+    expect(stepsStartedBy({ on: "step", step: "formal-mapping" }).map((s) => s.id)).toEqual(["formal"]);
+    expect(stepsStartedBy({ on: "run" }).map((s) => s.id)).toEqual(["pre-probe", "begin"]);
+    expect(stepsStartedBy({ on: "decision" }).map((s) => s.id)).toEqual(["lifetime"]);
+  });
+
+  test("waits carry the protocol's constants", () => {
+    expect(probeStep("new-port-mapping").wait).toEqual({ until: "ack", attempts: HELLO_ATTEMPTS, retryMs: HELLO_RETRY_MS });
+    expect(probeStep("formal-mapping").wait).toEqual({ until: "ack", attempts: HELLO_ATTEMPTS, retryMs: HELLO_RETRY_MS });
+    expect(probeStep("passage").wait).toEqual({ until: "silence", minMs: SILENCE_MIN_MS, rtts: SILENCE_RTTS });
+    expect(probeStep("tcp").triggers).toContainEqual({ on: "timer", afterMs: TCP_CHECK_AFTER_MS });
+    expect(probeStep("new-port-mapping").perSource).toBe("first");
+    expect(probeStep("passage").perSource).toBe("first");
+    expect(probeStep("formal").perSource).toBe("every");
+  });
+
+  test("the silence window is SILENCE_RTTS round trips, never under SILENCE_MIN_MS", () => {
+    const wait = probeStep("formal").wait;
+    expect(silenceMs(wait, undefined)).toBe(SILENCE_MIN_MS);
+    expect(silenceMs(wait, 20)).toBe(SILENCE_MIN_MS);
+    expect(silenceMs(wait, 100)).toBe(400);
+    expect(() => silenceMs(probeStep("begin").wait, 10)).toThrow();
+  });
+});
+
+describe("the probe runner on scripted evidence", () => {
+  test("port-restricted cone: every step runs once, and 'nothing' is certain one silence window after the formal answer", async () => {
+    const { out, io } = await runScripted(portRestricted());
+    expect(out.decision.nat).toBe("port-restricted-cone");
+    expect(out.decision.rule).toBe("nothing");
+    expect(out.decision.certain).toBe(true);
+    expect(out.elapsedMs).toBe(FORMAL_ANSWER_AT + SILENCE_MIN_MS);
+    expect(times(io, "whoami")).toEqual([RTT_MS, RTT_MS, RTT_MS]);
+    expect(times(io, "begin")).toEqual([RTT_MS]);
+    expect(times(io, "hello-port")).toEqual([2 * RTT_MS]);
+    expect(times(io, "passage")).toEqual([2 * RTT_MS]);
+    expect(times(io, "hello-formal")).toEqual([2 * RTT_MS]);
+    expect(times(io, "formal")).toEqual([3 * RTT_MS]);
+    expect(io.sent.find((s) => s.what === "hello-port")!.to).toBe(`${SERVERS[0]!.ip}:${NEW_PORT}`);
+    expect(io.sent.filter((s) => s.what === "https")).toEqual([]);
+    expect(out.publicAddress).toBe("203.0.113.103:40000");
+    expect(out.evidence.find((e) => e.test === "formal-mapping")).toMatchObject({ local: `${FORMAL_LOCAL.ip}:${FORMAL_LOCAL.port}`, mapped: "203.0.113.103:50000" });
+    expect(out.evidence.at(-1)).toMatchObject({ test: "decision", rule: "nothing", atMs: FORMAL_ANSWER_AT + SILENCE_MIN_MS });
+  });
+
+  test("full cone: certain the moment a NewHost probe arrives", async () => {
+    const { out } = await runScripted({ ...portRestricted(), newPortProbes: 4, newHostGetsIn: true });
+    expect(out.decision.rule).toBe("newhost-mapped-differs");
+    expect(out.elapsedMs).toBe(3 * RTT_MS + RTT_MS / 2);
+  });
+
+  test("restricted cone: NewPort but no NewHost, after the silence window", async () => {
+    const { out } = await runScripted({ ...portRestricted(), newPortProbes: 4 });
+    expect(out.decision.rule).toBe("newport-only");
+    expect(out.decision.filtering).toBe("address-dependent");
+    expect(out.elapsedMs).toBe(FORMAL_ANSWER_AT + SILENCE_MIN_MS);
+  });
+
+  test("quic-only: no passage probe and nothing on F, once both windows are over", async () => {
+    const { out } = await runScripted({ ...portRestricted(), passageProbes: 0 });
+    expect(out.decision.rule).toBe("quic-only");
+    expect(out.elapsedMs).toBe(FORMAL_ANSWER_AT + SILENCE_MIN_MS);
+  });
+
+  test("symmetric: waits for the same-IP/other-port answer, then gives the mapping axis", async () => {
+    const s = portRestricted();
+    const mapped = Object.fromEntries(SERVERS.map((x, i) => [x.ip, { ip: "203.0.113.104", port: 41000 + i }]));
+    const { out } = await runScripted({ ...s, mapped, portAck: { ip: "203.0.113.104", port: 42000 } });
+    expect(out.decision.rule).toBe("symmetric");
+    expect(out.decision.mapping).toBe("address-and-port-dependent");
+    expect(out.elapsedMs).toBe(2 * RTT_MS + RTT_MS / 2);
+  });
+
+  test("symmetric with the port test lost: hellos as the plan says, then the decision without the axis", async () => {
+    const mapped = Object.fromEntries(SERVERS.map((x, i) => [x.ip, { ip: "203.0.113.104", port: 41000 + i }]));
+    const { out, io } = await runScripted({ ...portRestricted(), mapped, portAck: null });
+    const hellos = times(io, "hello-port");
+    expect(hellos).toEqual(Array.from({ length: HELLO_ATTEMPTS }, (_, i) => 2 * RTT_MS + i * HELLO_RETRY_MS));
+    expect(out.decision.rule).toBe("symmetric");
+    expect(out.decision.mapping).toBeNull();
+    expect(out.elapsedMs).toBe(2 * RTT_MS + HELLO_ATTEMPTS * HELLO_RETRY_MS);
+  });
+
+  test("udp-blocked: no server answers over QUIC, the TCP step runs once and says TCP works", async () => {
+    const { out, io } = await runScripted({ ...portRestricted(), mapped: {}, tcp: "203.0.113.106:5000" });
+    expect(out.decision.nat).toBe("udp-blocked");
+    expect(times(io, "https")).toEqual([RTT_MS]);
+    expect(out.evidence.find((e) => e.test === "tcp")).toMatchObject({ mapped: "203.0.113.106:5000" });
+    expect(out.elapsedMs).toBe(RTT_MS + RTT_MS / 2);
+  });
+
+  test("no formal ack: three hellos, then the run waits out its timeout", async () => {
+    const { out, io } = await runScripted({ ...portRestricted(), formalMapped: null });
+    expect(times(io, "hello-formal")).toEqual(Array.from({ length: HELLO_ATTEMPTS }, (_, i) => 2 * RTT_MS + i * HELLO_RETRY_MS));
+    expect(times(io, "formal")).toEqual([]);
+    expect(out.decision.certain).toBe(false);
+    expect(out.elapsedMs).toBe(TIMEOUT_MS);
+  });
+
+  test("delegates that sent only from known IPs: the next server becomes the source, without a second passage", async () => {
+    const known = (src: { ip: string }) =>
+      src.ip === SERVERS[0]!.ip ? [{ nodeId: "c".repeat(64), fromIp: SERVERS[1]!.ip, sent: 3, error: "" }] : [{ nodeId: "d".repeat(64), fromIp: "198.51.100.9", sent: 3, error: "" }];
+    const { out, io } = await runScripted({ ...portRestricted(), delegates: known });
+    expect(io.sent.filter((s) => s.what === "begin").map((s) => s.to)).toEqual([`${SERVERS[0]!.ip}:7788`, `${SERVERS[1]!.ip}:7788`]);
+    expect(times(io, "passage")).toHaveLength(1);
+    expect(times(io, "hello-port")).toHaveLength(1);
+    expect(out.decision.rule).toBe("nothing");
+    expect(out.decision.certain).toBe(true);
+  });
+
+  test("the runner follows the plan's data: fewer hello attempts, and no passage step", async () => {
+    const plan = PROBE_PLAN.filter((s) => s.id !== "passage").map((s) => (s.id === "formal-mapping" ? { ...s, wait: { until: "ack" as const, attempts: 1, retryMs: 100 } } : s));
+    const { out, io } = await runScripted({ ...portRestricted(), formalMapped: null }, { plan });
+    expect(times(io, "hello-formal")).toEqual([2 * RTT_MS]);
+    expect(times(io, "passage")).toEqual([]);
+    expect(out.elapsedMs).toBe(TIMEOUT_MS);
+  });
+});
