@@ -55,6 +55,19 @@ export class PeerError extends FindingsError {
   }
 }
 
+/** A peer's certificate does not match the pin we dialled with (a man in the middle, or a node that restarted
+ *  with a new certificate). Raised by QUIC and WSS dials alike. */
+export class PinMismatchError extends PeerError {
+  readonly expectedSpki: string;
+  readonly actualSpki: string;
+  constructor(message: string, expected: string, actual: string) {
+    super(message);
+    this.name = "PinMismatchError";
+    this.expectedSpki = expected;
+    this.actualSpki = actual;
+  }
+}
+
 /** The node key file is missing, unsafe or corrupt. */
 export class IdentityError extends FindingsError {
   constructor(message: string, options?: { cause?: unknown }) {

@@ -18,9 +18,8 @@ import { createNatService, type NatService } from "./nat/service.ts";
 import { createPunchService, type PunchService } from "./punch/punch-service.ts";
 import { createShareService, type ShareService } from "./share/service.ts";
 import { servedKinds } from "./punch/stakes.ts";
-import { formatAddress, unmapIp } from "./contracts/address.ts";
-import { encodeMessage } from "./wire/codec.ts";
-import { WhoamiResponseSchema } from "./wire/gen/findings_pb.ts";
+import { formatAddress } from "./contracts/address.ts";
+import { createRouter } from "./rpc/router.ts";
 import { createTlsEndpoint, type TlsEndpoint } from "./transport/tls/endpoint.ts";
 import { createUdpEndpoint, type UdpEndpoint } from "./transport/udp/endpoint.ts";
 import { VERSION } from "./version.ts";
@@ -70,11 +69,14 @@ export async function createNode({ config, home, log }: NodeComponents): Promise
   // failing send is counted by the socket, never thrown.
   let udp: UdpEndpoint;
   const send = (bytes: Uint8Array, port: number, ip: string) => udp.sendRawNow(bytes, port, ip);
+  // One router serves QUIC streams and WSS links: every method's policy and refusal counts in one place.
+  const router = createRouter({ log: log.child({ room: "rpc" }) });
   udp = createUdpEndpoint(
     {
       cert,
       nodeKey: key,
       log: log.child({ room: "udp" }),
+      router,
       requestSeconds: metrics.histogram({
         name: "findings_quic_request_duration_seconds",
         help: "Time QUIC request handlers took, by method.",
@@ -104,14 +106,9 @@ export async function createNode({ config, home, log }: NodeComponents): Promise
       idleTimeoutMs,
     },
   );
-  const mesh = createMeshLinks({ tls, cert, nodeKey: key, log: log.child({ room: "mesh" }) });
+  const mesh = createMeshLinks({ tls, cert, nodeKey: key, log: log.child({ room: "mesh" }), router });
   // Apps without UDP bootstrap over WSS the same way as over QUIC, and may ask whoami there.
   serveAppBootstrapOverWss({ links: mesh, nodeKey: key, cert });
-  mesh.handle(
-    "whoami",
-    (_req, link) => encodeMessage(WhoamiResponseSchema, { ip: unmapIp(link.socketRemote.ip), port: link.socketRemote.port, transport: "wss" }),
-    { allowUntrusted: true },
-  );
 
   // NAT services (DESIGN §6): QUIC handlers on udp, NewHost on the mesh, the own-class self-probe.
   const nat = createNatService(
@@ -159,7 +156,7 @@ export async function createNode({ config, home, log }: NodeComponents): Promise
   );
   const share = createShareService({ udp, log: log.child({ room: "share" }) }, { kinds: servedKinds(config.stakes), capacity: config.share_xpool });
 
-  registerNodeMetrics(metrics, { udp, tls, mesh, meshService, nat, punch, share, stun });
+  registerNodeMetrics(metrics, { udp, tls, mesh, meshService, nat, punch, share, stun, router });
 
   // The start order; stop runs it backwards. Adding a service is one entry here.
   const admin = config.admin ? createAdminService({ status: () => node.status(), metrics }, config.admin) : undefined;
@@ -233,6 +230,7 @@ export async function createNode({ config, home, log }: NodeComponents): Promise
         mesh: meshService.status(),
         punch: { ...punch.status(), share: share.pool.counts() },
         counters: node.counters(),
+        rpc: router.stats(),
       };
     },
     counters() {
@@ -240,6 +238,7 @@ export async function createNode({ config, home, log }: NodeComponents): Promise
       for (const [k, v] of Object.entries(udp.counters())) if (typeof v === "number") out[`udp_${k}`] = v;
       for (const [k, v] of Object.entries(tls.counts())) if (typeof v === "number") out[`tls_${k}`] = v;
       out.mesh_links = mesh.links().length;
+      Object.assign(out, router.counters());
       Object.assign(out, meshService.counters());
       for (const [k, v] of Object.entries(nat.counters())) out[`nat_${k}`] = v;
       for (const [k, v] of Object.entries(punch.counters())) out[`punch_${k}`] = v;

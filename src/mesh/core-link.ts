@@ -2,10 +2,10 @@
 // and QUIC (transport/udp) satisfy these, and so do the in-memory links (memory-link.ts,
 // memory-net.ts) that let many mesh cores run in one process.
 import type { HostPort } from "../contracts/address.ts";
-import type { RequestHandler } from "../transport/udp/endpoint.ts";
+import type { Router } from "../rpc/router.ts";
 import type { Envelope } from "../wire/codec.ts";
-import type { LinkAnswer, LinkRequestOptions, LinkTrust } from "./link.ts";
-import type { HandleOptions, MeshDialOptions } from "./link-service.ts";
+import type { LinkRequestOptions, LinkTrust } from "./link.ts";
+import type { MeshDialOptions } from "./link-service.ts";
 
 export interface LinkCloseInfo {
   readonly code: number;
@@ -37,13 +37,12 @@ export interface CoreLink {
   onClose(cb: (info: LinkCloseInfo) => void): () => void;
 }
 
-export type CoreRequestHandler = (req: Envelope, link: CoreLink) => LinkAnswer | Uint8Array | void | Promise<LinkAnswer | Uint8Array | void>;
-
 /** The link service as the mesh core uses it (MeshLinks in link-service.ts is one). */
 export interface MeshNet {
   /** Every established (bootstrapped both ways) link, whichever side asked. */
   onMeshLink(cb: (link: CoreLink) => void): () => void;
-  handle(method: string, handler: CoreRequestHandler, opts?: HandleOptions): void;
+  /** Serves the peers' requests on every link: the mesh adds its WSS routes here (handlers.ts). */
+  readonly router: Router;
   /** Bootstrap to the node holding `peerPublicKey` at `addr`; resolves with the mesh link. */
   dialMesh(addr: HostPort, peerPublicKey: Uint8Array, opts?: MeshDialOptions): Promise<CoreLink>;
   /** First contact: a link with no proven key, good for online help, key checks, echoes. */
@@ -56,9 +55,10 @@ export interface UdpRequestLink {
   close(): Promise<void>;
 }
 
-/** The node's UDP endpoint as the mesh core uses it: app handlers and self-check dials. */
+/** The node's UDP endpoint as the mesh core uses it: app requests and self-check dials. */
 export interface MeshUdp {
   readonly port: number;
-  handle(method: string, handler: RequestHandler): void;
+  /** Serves QUIC requests: the mesh adds its QUIC routes here (handlers.ts). */
+  readonly router: Router;
   dial(addr: HostPort, opts?: { signal?: AbortSignal; timeoutMs?: number }): Promise<UdpRequestLink>;
 }

@@ -1,14 +1,13 @@
 // Limits and defaults of live mesh links and the mesh bootstrap (DESIGN §3, §4; seed 001 §组网节点之间).
-import { SEAL_PURPOSE } from "../constants.ts";
+import { MAX_SEALED_BYTES, SEAL_PURPOSE } from "../constants.ts";
 // Each is the default of an init field, so tests and the config can shorten it.
 import { REQUEST_TIMEOUT_MS, TLS_HANDSHAKE_TIMEOUT_MS } from "../constants.ts";
 
 /** WebSocket path of the mesh on the TLS port (DESIGN §2: wss://host:port/mesh). */
 export const MESH_PATH = "/mesh";
 
-/** Envelope methods of the bootstrap (steps 3 and 5). */
-export const MESH_HELLO_METHOD = "mesh.hello";
-export const MESH_ACCEPT_METHOD = "mesh.accept";
+/** Largest mesh.hello / mesh.accept payload: a key and a sealed box (cert, ports, nonce, record), with framing. */
+export const MAX_MESH_HELLO_BYTES = MAX_SEALED_BYTES + 256;
 
 /** HKDF purpose of MeshAccept.sealed_nonce. Not SEAL_PURPOSE.meshBootstrap: the seal key is the
  *  same in both directions, so a distinct label keeps a hello box from ever passing as an accept.

@@ -1,11 +1,14 @@
 // The mesh link service (DESIGN §2–§3; seed 001 §连接安全, §组网节点之间): accepts wss://…/mesh on the
 // node's TLS endpoint, runs the bootstrap with role swap on both sides, dials untrusted and pinned
-// links, keeps the shared request-handler table and tells listeners of every established link.
+// links, serves their requests through the router and tells listeners of every established link.
 import { isIP } from "node:net";
 import { TLS_HANDSHAKE_TIMEOUT_MS } from "../constants.ts";
 import type { RunCertificate } from "../identity/certificate.ts";
 import type { NodeKey } from "../identity/node-key.ts";
 import { PeerError } from "../errors.ts";
+import { ANY_TRUST, perHost, type Route } from "../rpc/policy.ts";
+import { createRouter, type Router } from "../rpc/router.ts";
+import { Mesh } from "../wire/gen/services_pb.ts";
 import type { HostPort } from "../contracts/address.ts";
 import type { TlsEndpoint, WsUpgradeInfo } from "../transport/tls/endpoint.ts";
 import { dialWss } from "../transport/ws/client.ts";
@@ -15,15 +18,14 @@ import type { NodeRecord } from "../wire/gen/findings_pb.ts";
 import {
   LINK_REQUEST_TIMEOUT_MS,
   MAX_CONCURRENT_DIAL_BACKS,
-  MESH_ACCEPT_METHOD,
+  MAX_MESH_HELLO_BYTES,
   MESH_BOOTSTRAP_TIMEOUT_MS,
   MESH_DIAL_BACK_TIMEOUT_MS,
-  MESH_HELLO_METHOD,
   MESH_PATH,
   MESH_STOP_GRACE_MS,
   UNTRUSTED_LINK_LIFETIME_MS,
 } from "./link-constants.ts";
-import { createMeshLink, type HandlerLookup, type LinkRequestHandler, type MeshLink, type MeshLinkControl } from "./link.ts";
+import { createMeshLink, linkOf, type MeshLink, type MeshLinkControl } from "./link.ts";
 import { meshAcceptHandler, meshHelloHandler, runMeshDial, type BootstrapContext, type DialLinkOptions, type PendingAccept } from "./mesh-bootstrap.ts";
 import { silentLogger, type Logger } from "../contracts/logger.ts";
 
@@ -36,6 +38,8 @@ export interface MeshLinksComponents {
   log?: Logger;
   /** Our own node record, sent in hellos when we serve. */
   ownRecord?: () => NodeRecord | undefined;
+  /** Serves requests on every link; the node shares one with its UDP endpoint. @default a router of its own */
+  router?: Router;
 }
 
 export interface MeshLinksInit {
@@ -62,12 +66,6 @@ export interface MeshDialOptions {
   timeoutMs?: number;
 }
 
-export interface HandleOptions {
-  /** Also serve the method on untrusted and pinned links (e.g. "online help": fetching records,
-   *  key checks). @default false: bootstrapped mesh links only */
-  allowUntrusted?: boolean;
-}
-
 export interface MeshLinks {
   start(): Promise<void>;
   /** Closes every link (1001) and fails bootstraps in progress. */
@@ -75,8 +73,8 @@ export interface MeshLinks {
   /** Called for every established (bootstrapped, pinned both ways) link, whichever side asked;
    *  returns an unsubscribe function. */
   onMeshLink(cb: (link: MeshLink) => void): () => void;
-  /** Shared handler for `method` on every link (a link's own onRequest comes first). */
-  handle(method: string, handler: LinkRequestHandler, opts?: HandleOptions): void;
+  /** Serves every link's requests: services add their WSS routes here. */
+  readonly router: Router;
   /** The whole bootstrap from the client's side (steps 1–6); resolves with the pinned mesh link. */
   dialMesh(addr: HostPort, peerPublicKey: Uint8Array, opts?: MeshDialOptions): Promise<MeshLink>;
   /** First contact with only ip:port: a WSS link with no pin, trust "untrusted" ("online help"). */
@@ -99,7 +97,8 @@ export function createMeshLinks(components: MeshLinksComponents, init: MeshLinks
   const all = new Set<MeshLinkControl>();
   const established = new Set<MeshLinkControl>();
   const listeners = new Set<(link: MeshLink) => void>();
-  const shared = new Map<string, { handler: LinkRequestHandler; allowUntrusted: boolean }>();
+  const router = components.router ?? createRouter({ log });
+  let removeRoutes: (() => void) | undefined;
   const lifetimeTimers = new Map<MeshLinkControl, ReturnType<typeof setTimeout>>();
   const pending = new Map<string, PendingAccept>();
   let lifetime = new AbortController();
@@ -122,17 +121,14 @@ export function createMeshLinks(components: MeshLinksComponents, init: MeshLinks
     helloSeen: new WeakSet(),
   };
 
-  // The bootstrap's own methods come before the shared table and cannot be replaced.
+  // The bootstrap's own methods. Open to any link: the handlers themselves refuse (and close) a link that
+  // is not a fresh inbound one. A hello costs a sealed box and a dial-back, so a host gets a few per second.
   const onHello = meshHelloHandler(ctx);
   const onAccept = meshAcceptHandler(ctx);
-  const lookup: HandlerLookup = (method, link) => {
-    if (method === MESH_HELLO_METHOD) return onHello;
-    // Every link this service hands to lookup is one it made with createMeshLink (a MeshLinkControl).
-    if (method === MESH_ACCEPT_METHOD) return (req) => onAccept(req, link as MeshLinkControl);
-    const entry = shared.get(method);
-    if (!entry) return undefined;
-    return link.trust === "mesh" || entry.allowUntrusted ? entry.handler : "refused";
-  };
+  const bootstrapPolicy = { transports: ["wss"], trust: ANY_TRUST, rate: perHost(5, 30), maxInFlight: 64, maxPayloadBytes: MAX_MESH_HELLO_BYTES } as const;
+  const helloRoute: Route = { ...bootstrapPolicy, handler: (payload, c) => onHello(payload, linkOf(c)) };
+  // Every link this service hands to the router is one it made with createMeshLink (a MeshLinkControl).
+  const acceptRoute: Route = { ...bootstrapPolicy, handler: (payload, c) => onAccept(payload, linkOf(c) as MeshLinkControl) };
 
   function track(link: MeshLinkControl): void {
     all.add(link);
@@ -151,7 +147,7 @@ export function createMeshLinks(components: MeshLinksComponents, init: MeshLinks
       conn.close(WS_CLOSE.goingAway, "mesh not running");
       return;
     }
-    const link = createMeshLink(conn, { direction: "in", trust: "untrusted", peerSpki: info.clientSpki, lookup, requestTimeoutMs, log });
+    const link = createMeshLink(conn, { direction: "in", trust: "untrusted", peerSpki: info.clientSpki, router, requestTimeoutMs, log });
     track(link);
     // First contact is brief (seed 001 §组网节点之间 注); a link still untrusted by then goes.
     lifetimeTimers.set(
@@ -183,7 +179,7 @@ export function createMeshLinks(components: MeshLinksComponents, init: MeshLinks
       remote: addr,
       peerKey: opts.peerKey ?? null,
       peerSpki,
-      lookup,
+      router,
       requestTimeoutMs,
       log,
     });
@@ -219,6 +215,7 @@ export function createMeshLinks(components: MeshLinksComponents, init: MeshLinks
 
   async function doStop(): Promise<void> {
     state = "stopped";
+    removeRoutes?.();
     lifetime.abort(new PeerError("The mesh link service is stopping"));
     pending.clear();
     for (const t of lifetimeTimers.values()) clearTimeout(t);
@@ -235,6 +232,10 @@ export function createMeshLinks(components: MeshLinksComponents, init: MeshLinks
       if (state !== "new") return;
       state = "running";
       lifetime = new AbortController();
+      removeRoutes = router.addAll([
+        [Mesh.method.hello, helloRoute],
+        [Mesh.method.accept, acceptRoute],
+      ]);
       tls.onWebSocket(MESH_PATH, onInbound);
     },
     stop() {
@@ -246,10 +247,7 @@ export function createMeshLinks(components: MeshLinksComponents, init: MeshLinks
       listeners.add(cb);
       return () => listeners.delete(cb);
     },
-    handle(method, handler, opts = {}) {
-      if (method === MESH_HELLO_METHOD || method === MESH_ACCEPT_METHOD) throw new Error(`${method} is the bootstrap's own method`);
-      shared.set(method, { handler, allowUntrusted: opts.allowUntrusted ?? false });
-    },
+    router,
     dialMesh(addr, peerPublicKey, opts = {}) {
       const signal = opts.signal ? AbortSignal.any([opts.signal, lifetime.signal]) : lifetime.signal;
       return runMeshDial(ctx, addr, { peerKey: peerPublicKey, signal, timeoutMs: opts.timeoutMs ?? bootstrapTimeoutMs });

@@ -1,10 +1,12 @@
 // A live mesh link: Envelopes over one WebSocket, one binary frame each (DESIGN §4), with request ids
-// matching answers to requests, per-link and shared handler tables, and the link's trust level
+// matching answers to requests, requests served by the router (src/rpc), and the link's trust level
 // (DESIGN §3: untrusted first contact, pinned, or bootstrapped mesh link).
 import { bytesToHex } from "@noble/hashes/utils.js";
-import { DecodeError, LimitError, PeerError, SealError, TimeoutError } from "../errors.ts";
+import { LimitError, PeerError, TimeoutError } from "../errors.ts";
 import { nodeIdOf } from "../identity/node-key.ts";
-import { formatAddress, type HostPort } from "../contracts/address.ts";
+import { formatAddress, unmapIp, type HostPort } from "../contracts/address.ts";
+import type { RpcContext, Trust } from "../rpc/policy.ts";
+import type { Router } from "../rpc/router.ts";
 import { WS_CLOSE } from "../transport/ws/constants.ts";
 import type { WsCloseInfo, WsConnection } from "../transport/ws/connection.ts";
 import { decodeEnvelope, encodeAnswer, encodeEnvelope, Status, statusName, type Envelope } from "../wire/codec.ts";
@@ -14,22 +16,9 @@ import { silentLogger, type Logger } from "../contracts/logger.ts";
 /** "untrusted": no pin (first contact, or an inbound link before bootstrap). "pinned": we dialled
  *  and the certificate matched a pin, but the peer has not authenticated us. "mesh": bootstrapped
  *  both ways (DESIGN §3), the peer's X25519 key is proven. */
-export type LinkTrust = "untrusted" | "pinned" | "mesh";
+export type LinkTrust = Trust;
 
-/** What a handler answers. `thenClose` closes the link once the answer is written. */
-export interface LinkAnswer {
-  status?: Status;
-  payload?: Uint8Array;
-  error?: string;
-  thenClose?: { code: number; reason: string };
-}
-
-/** Handles one request. Returning bytes means OK with that payload; nothing means OK, empty.
- *  Throwing AnswerError picks the status; other errors map to one (see statusOfError). */
-export type LinkRequestHandler = (req: Envelope, link: MeshLink) => LinkAnswer | Uint8Array | void | Promise<LinkAnswer | Uint8Array | void>;
-
-/** Finds a handler the link itself has none for; "refused" = known but not allowed on this link. */
-export type HandlerLookup = (method: string, link: MeshLink) => LinkRequestHandler | "refused" | undefined;
+const TRUST_RANK = { untrusted: 0, pinned: 1, mesh: 2 } as const;
 
 export interface LinkRequestOptions {
   signal?: AbortSignal;
@@ -65,8 +54,6 @@ export interface MeshLink {
   /** Sends a request and waits for the answer with the same id, whatever its status. Rejects with
    *  TimeoutError, the signal's reason, or PeerError when the link closes first. */
   request(method: string, payload?: Uint8Array, opts?: LinkRequestOptions): Promise<Envelope>;
-  /** Sets this link's handler for `method` (before the shared table). */
-  onRequest(method: string, handler: LinkRequestHandler): void;
   close(code?: number, reason?: string): void;
   /** Called once when the link is gone; returns an unsubscribe function. */
   onClose(cb: (info: WsCloseInfo) => void): () => void;
@@ -77,18 +64,6 @@ export interface MeshLink {
 export interface MeshLinkControl extends MeshLink {
   /** Raises trust after a bootstrap step proved the peer (never lowers it). */
   promote(to: { trust: LinkTrust; peerKey?: Uint8Array; remote?: HostPort; direction?: "in" | "out" }): void;
-}
-
-/** A handler's way to choose the answer status. */
-export class AnswerError extends PeerError {
-  readonly status: Status;
-  readonly thenClose?: { code: number; reason: string };
-  constructor(status: Status, message: string, thenClose?: { code: number; reason: string }) {
-    super(message);
-    this.name = "AnswerError";
-    this.status = status;
-    this.thenClose = thenClose;
-  }
 }
 
 /** A non-OK answer turned into an error, for callers that want one. */
@@ -114,7 +89,8 @@ export interface MeshLinkInit {
   remote?: HostPort;
   peerKey?: Uint8Array | null;
   peerSpki?: string | null;
-  lookup?: HandlerLookup;
+  /** Serves the peer's requests; without one every request is an unknown method. */
+  router?: Router;
   /** @default LINK_REQUEST_TIMEOUT_MS */
   requestTimeoutMs?: number;
   /** @default MAX_INFLIGHT_REQUESTS_PER_LINK */
@@ -128,7 +104,6 @@ let nextSerial = 1;
 export function createMeshLink(conn: WsConnection, init: MeshLinkInit): MeshLinkControl {
   const log = init.log ?? silentLogger;
   const serial = nextSerial++;
-  const handlers = new Map<string, LinkRequestHandler>();
   const pending = new Map<bigint, { resolve: (e: Envelope) => void; reject: (err: unknown) => void; cleanup: () => void }>();
   const closeCallbacks = new Set<(info: WsCloseInfo) => void>();
   const maxInflight = init.maxInflight ?? MAX_INFLIGHT_REQUESTS_PER_LINK;
@@ -140,6 +115,8 @@ export function createMeshLink(conn: WsConnection, init: MeshLinkInit): MeshLink
   let peerKey = init.peerKey ?? null;
   let closedInfo: WsCloseInfo | null = null;
   const openedAt = Date.now();
+  // Handlers still running when the link goes are told through their ctx.signal.
+  const gone = new AbortController();
 
   const label = () => `link #${serial} ${direction} ${formatAddress(remote)}`;
 
@@ -171,35 +148,41 @@ export function createMeshLink(conn: WsConnection, init: MeshLinkInit): MeshLink
       conn.send(encodeAnswer(req, Status.RATE_LIMITED, undefined, `more than ${maxInflight} requests in flight`));
       return;
     }
-    const found = handlers.get(req.method) ?? init.lookup?.(req.method, link);
-    if (found === undefined || found === "refused") {
-      const status = found === "refused" ? Status.REFUSED : Status.BAD_REQUEST;
-      const why = found === "refused" ? `${req.method} is not allowed on a ${trust} link` : `unknown method ${req.method}`;
-      conn.send(encodeAnswer(req, status, undefined, why));
-      return;
-    }
     inflight += 1;
-    let answer: LinkAnswer;
+    let answer: Awaited<ReturnType<Router["dispatch"]>>;
     try {
-      const out = await found(req, link);
-      answer = out instanceof Uint8Array ? { status: Status.OK, payload: out } : { status: Status.OK, ...(out ?? {}) };
-    } catch (err) {
-      answer = answerOfError(err);
-      if (answer.status === Status.INTERNAL) {
-        log.warn("mesh link: handler failed", { link: label(), method: req.method, error: err instanceof Error ? err.message : String(err) });
-      }
+      answer = init.router
+        ? await init.router.dispatch(req.method, req.payload, contextOf(req.method))
+        : { status: Status.BAD_REQUEST, error: `unknown method ${req.method}` };
     } finally {
       inflight -= 1;
     }
     let bytes: Uint8Array;
     try {
-      bytes = encodeAnswer(req, answer.status ?? Status.OK, answer.payload, answer.error);
+      bytes = encodeAnswer(req, answer.status, answer.payload, answer.error);
     } catch (err) {
       log.warn("mesh link: answer too large", { link: label(), method: req.method, error: String(err) });
       bytes = encodeAnswer(req, Status.INTERNAL, undefined, "answer too large");
     }
     conn.send(bytes);
     if (answer.thenClose) conn.close(answer.thenClose.code, answer.thenClose.reason);
+  }
+
+  function contextOf(method: string): RpcContext {
+    return {
+      method,
+      transport: "wss",
+      remote: { ip: unmapIp(conn.remote.ip), port: conn.remote.port },
+      connectionId: `wss-${serial}`,
+      trust,
+      peer: { key: peerKey, nodeId: peerKey ? nodeIdOf(peerKey) : null },
+      signal: gone.signal,
+      // Never lowers: an app.bind on a mesh link leaves it a mesh link.
+      promote: (to) => {
+        if (TRUST_RANK[to.trust] > TRUST_RANK[trust]) link.promote({ trust: to.trust, peerKey: to.peerKey });
+      },
+      link,
+    };
   }
 
   function failPending(code: number, reason: string): void {
@@ -213,6 +196,7 @@ export function createMeshLink(conn: WsConnection, init: MeshLinkInit): MeshLink
 
   function onClose(info: WsCloseInfo): void {
     closedInfo = info;
+    gone.abort(new PeerError(`${label()} closed`));
     failPending(info.code, info.reason);
     for (const cb of closeCallbacks) {
       try {
@@ -286,9 +270,6 @@ export function createMeshLink(conn: WsConnection, init: MeshLinkInit): MeshLink
         pending.set(id, { resolve, reject, cleanup });
       });
     },
-    onRequest(method, handler) {
-      handlers.set(method, handler);
-    },
     close(code = WS_CLOSE.normal, reason = "") {
       conn.close(code, reason);
       // No answer can arrive once our close frame is out: fail the waits now, not after the handshake.
@@ -305,8 +286,7 @@ export function createMeshLink(conn: WsConnection, init: MeshLinkInit): MeshLink
     },
     closed: conn.closed,
     promote(to) {
-      const rank = { untrusted: 0, pinned: 1, mesh: 2 } as const;
-      if (rank[to.trust] < rank[trust]) throw new Error(`cannot lower ${label()} from ${trust} to ${to.trust}`);
+      if (TRUST_RANK[to.trust] < TRUST_RANK[trust]) throw new Error(`cannot lower ${label()} from ${trust} to ${to.trust}`);
       trust = to.trust;
       if (to.peerKey) peerKey = to.peerKey;
       if (to.remote) remote = to.remote;
@@ -319,13 +299,8 @@ export function createMeshLink(conn: WsConnection, init: MeshLinkInit): MeshLink
   return link;
 }
 
-/** Status for an error a handler threw: the peer learns what was wrong with its request, not our
- *  internals. */
-export function answerOfError(err: unknown): LinkAnswer {
-  if (err instanceof AnswerError) return { status: err.status, error: err.message, thenClose: err.thenClose };
-  if (err instanceof DecodeError || err instanceof LimitError) return { status: Status.BAD_REQUEST, error: err.message };
-  if (err instanceof SealError) return { status: Status.UNAUTHENTICATED, error: err.message };
-  if (err instanceof PeerError) return { status: Status.REFUSED, error: err.message };
-  if (err instanceof TimeoutError) return { status: Status.INTERNAL, error: err.message };
-  return { status: Status.INTERNAL, error: "internal error" };
+/** The mesh link a WSS request came on; mesh handlers registered for WSS only call this. */
+export function linkOf(ctx: RpcContext): MeshLink {
+  if (!ctx.link) throw new Error(`${ctx.method} reached a mesh handler over ${ctx.transport}`);
+  return ctx.link;
 }

@@ -1,35 +1,40 @@
 // An in-memory pair of mesh links with the request/answer semantics of link.ts: Envelopes (encoded
-// and decoded, so the same size limits hold) with request ids, a handler table looked up per request,
-// a request timeout on the given clock, a close that fails pending requests and tells both ends.
+// and decoded, so the same size limits hold) with request ids, requests served by the end's router
+// (src/rpc, the same policies as on a WSS link: trust, payload, per-prefix rate, in-flight), a
+// request timeout on the given clock, a close that fails pending requests and tells both ends.
 // Delivery is a microtask, so many mesh cores run in one process on a fake clock (memory-net.ts).
 import { nodeIdOf } from "../identity/node-key.ts";
 import { PeerError, TimeoutError } from "../errors.ts";
 import type { HostPort } from "../contracts/address.ts";
+import type { RpcContext } from "../rpc/policy.ts";
+import type { Router } from "../rpc/router.ts";
 import { WS_CLOSE } from "../transport/ws/constants.ts";
+import type { WsCloseInfo } from "../transport/ws/connection.ts";
 import { decodeEnvelope, encodeAnswer, encodeEnvelope, Status, type Envelope } from "../wire/codec.ts";
 import type { Clock, TimerHandle } from "../contracts/clock.ts";
-import type { CoreLink, CoreRequestHandler, LinkCloseInfo } from "./core-link.ts";
-import { LINK_REQUEST_TIMEOUT_MS } from "./link-constants.ts";
-import { answerOfError, type LinkAnswer, type LinkRequestOptions, type LinkTrust } from "./link.ts";
+import { LINK_REQUEST_TIMEOUT_MS, MAX_INFLIGHT_REQUESTS_PER_LINK } from "./link-constants.ts";
+import type { LinkRequestOptions, LinkTrust, MeshLink } from "./link.ts";
 
-/** Finds the handler of `method` for a request that came in on `link`; "refused" = not on this link. */
-export type MemoryLookup = (method: string, link: MemoryLink) => CoreRequestHandler | "refused" | undefined;
+const TRUST_RANK = { untrusted: 0, pinned: 1, mesh: 2 } as const;
 
-/** One end's view: its direction, what it knows of the peer, and its handlers. */
+/** One end's view: its direction, what it knows of the peer, and the router serving its requests. */
 export interface MemoryEnd {
   direction: "in" | "out";
   trust: LinkTrust;
   /** The peer's proven key, or null (first contact). */
   peerKey: Uint8Array | null;
   remote: HostPort;
+  /** The peer's socket address: the router's ctx.remote (its rate buckets count by it). */
   socketRemote: HostPort;
   local: HostPort;
-  lookup: MemoryLookup;
+  /** Serves the peer's requests on this end (the node's router); without one every method is unknown. */
+  router?: Router;
 }
 
-export interface MemoryLink extends CoreLink {
-  readonly peerKey: Uint8Array | null;
-  readonly closed: Promise<LinkCloseInfo>;
+/** A MeshLink, so the router hands it to handlers as ctx.link (linkOf) as it does a WSS link. */
+export interface MemoryLink extends MeshLink {
+  /** Raises trust (an app.bind over the router's ctx.promote); never lowers it. */
+  promote(to: { trust: LinkTrust; peerKey?: Uint8Array }): void;
 }
 
 export interface MemoryPairOptions {
@@ -43,8 +48,10 @@ export interface MemoryPairOptions {
 interface End {
   link: MemoryLink;
   deliver(bytes: Uint8Array): void;
-  shut(info: LinkCloseInfo & { byPeer: boolean }): void;
+  shut(info: WsCloseInfo): void;
 }
+
+let nextSerial = 1;
 
 /** Two connected links: what `a` sends, `b` receives, and the other way. */
 export function createMemoryLinkPair(a: MemoryEnd, b: MemoryEnd, opts: MemoryPairOptions): [MemoryLink, MemoryLink] {
@@ -52,30 +59,56 @@ export function createMemoryLinkPair(a: MemoryEnd, b: MemoryEnd, opts: MemoryPai
   const ends: End[] = [];
   const makeEnd = (me: MemoryEnd, other: () => End): End => {
     const pending = new Map<bigint, { resolve: (e: Envelope) => void; reject: (err: unknown) => void; timer: TimerHandle; off: () => void }>();
-    const closeCallbacks = new Set<(info: LinkCloseInfo) => void>();
-    let closedInfo: LinkCloseInfo | null = null;
-    let resolveClosed!: (info: LinkCloseInfo) => void;
-    const closed = new Promise<LinkCloseInfo>((r) => (resolveClosed = r));
+    const closeCallbacks = new Set<(info: WsCloseInfo) => void>();
+    let closedInfo: WsCloseInfo | null = null;
+    let resolveClosed!: (info: WsCloseInfo) => void;
+    const closed = new Promise<WsCloseInfo>((r) => (resolveClosed = r));
     let nextId = 1n;
+    let inflight = 0;
+    let trust = me.trust;
+    let peerKey = me.peerKey;
+    const serial = nextSerial++;
     const openedAt = opts.clock.now();
+    // Handlers still running when the link goes are told through their ctx.signal.
+    const gone = new AbortController();
 
+    /** As link.ts: the per-link in-flight cap, then the router (policy and handler), then the answer. */
     async function dispatch(req: Envelope): Promise<void> {
-      const found = me.lookup(req.method, link);
-      if (found === undefined || found === "refused") {
-        const status = found === "refused" ? Status.REFUSED : Status.BAD_REQUEST;
-        const why = found === "refused" ? `${req.method} is not allowed on a ${me.trust} link` : `unknown method ${req.method}`;
-        send(encodeAnswer(req, status, undefined, why));
+      if (inflight >= MAX_INFLIGHT_REQUESTS_PER_LINK) {
+        send(encodeAnswer(req, Status.RATE_LIMITED, undefined, `more than ${MAX_INFLIGHT_REQUESTS_PER_LINK} requests in flight`));
         return;
       }
-      let answer: LinkAnswer;
+      inflight += 1;
+      let answer: Awaited<ReturnType<Router["dispatch"]>>;
       try {
-        const out = await found(req, link);
-        answer = out instanceof Uint8Array ? { status: Status.OK, payload: out } : { status: Status.OK, ...(out ?? {}) };
-      } catch (err) {
-        answer = answerOfError(err);
+        answer = me.router ? await me.router.dispatch(req.method, req.payload, contextOf(req.method)) : { status: Status.BAD_REQUEST, error: `unknown method ${req.method}` };
+      } finally {
+        inflight -= 1;
       }
-      send(encodeAnswer(req, answer.status ?? Status.OK, answer.payload, answer.error));
+      let bytes: Uint8Array;
+      try {
+        bytes = encodeAnswer(req, answer.status, answer.payload, answer.error);
+      } catch {
+        bytes = encodeAnswer(req, Status.INTERNAL, undefined, "answer too large");
+      }
+      send(bytes);
       if (answer.thenClose) link.close(answer.thenClose.code, answer.thenClose.reason);
+    }
+
+    function contextOf(method: string): RpcContext {
+      return {
+        method,
+        transport: "wss",
+        remote: { ip: me.socketRemote.ip, port: me.socketRemote.port },
+        connectionId: `mem-${serial}`,
+        trust,
+        peer: { key: peerKey, nodeId: peerKey ? nodeIdOf(peerKey) : null },
+        signal: gone.signal,
+        promote: (to) => {
+          if (TRUST_RANK[to.trust] > TRUST_RANK[trust]) link.promote(to);
+        },
+        link,
+      };
     }
 
     function send(bytes: Uint8Array): boolean {
@@ -85,11 +118,17 @@ export function createMemoryLinkPair(a: MemoryEnd, b: MemoryEnd, opts: MemoryPai
     }
 
     const link: MemoryLink = {
+      serial,
       get peerNodeId() {
-        return me.peerKey ? nodeIdOf(me.peerKey) : null;
+        return peerKey ? nodeIdOf(peerKey) : null;
       },
-      peerKey: me.peerKey,
-      trust: me.trust,
+      get peerKey() {
+        return peerKey;
+      },
+      get trust() {
+        return trust;
+      },
+      peerSpki: null,
       direction: me.direction,
       rttMs: opts.rttMs ?? null,
       remote: me.remote,
@@ -136,6 +175,11 @@ export function createMemoryLinkPair(a: MemoryEnd, b: MemoryEnd, opts: MemoryPai
         ends[0]!.shut({ code, reason, byPeer: ends[0]!.link !== link });
         ends[1]!.shut({ code, reason, byPeer: ends[1]!.link !== link });
       },
+      promote(to) {
+        if (TRUST_RANK[to.trust] < TRUST_RANK[trust]) throw new Error(`cannot lower memory link #${serial} from ${trust} to ${to.trust}`);
+        trust = to.trust;
+        if (to.peerKey) peerKey = to.peerKey;
+      },
       onClose(cb) {
         if (closedInfo) {
           const info = closedInfo;
@@ -159,7 +203,8 @@ export function createMemoryLinkPair(a: MemoryEnd, b: MemoryEnd, opts: MemoryPai
         p.resolve(env);
       },
       shut(info) {
-        closedInfo = { code: info.code, reason: info.reason };
+        closedInfo = info;
+        gone.abort(new PeerError(`memory link #${serial} closed`));
         const err = new PeerError(`Cannot finish the request: the memory link closed (${info.code}${info.reason ? ` ${info.reason}` : ""})`);
         for (const p of [...pending.values()]) {
           p.off();

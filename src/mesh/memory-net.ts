@@ -1,20 +1,27 @@
 // An in-memory network of mesh nodes for tests and the network simulator: each node gets a MeshNet
-// (mesh and first-contact links, a shared handler table) and a MeshUdp (request/answer by address),
-// so createMeshService runs unchanged over it. Links are memory-link.ts pairs on one clock.
+// (mesh and first-contact links) and a MeshUdp (request/answer by address), so createMeshService runs
+// unchanged over it. Links are memory-link.ts pairs on one clock.
+//
+// Each node has one router (src/rpc) on the network's clock, shared by its links and its UDP side as a
+// real node shares one between its TLS and UDP endpoints: the mesh service adds the same route table
+// (handlers.ts), and every request runs the same policy (transport, trust, payload, per-prefix rate,
+// in-flight) before its handler. The ctx is filled as on a real link: WSS requests carry the link, its
+// trust and the caller's socket address; UDP requests come as "quic", untrusted, from the caller's IP.
 //
 // A mesh dial succeeds when a running node is at the address and holds the key we dial (the
 // bootstrap's proof, DESIGN §3); the link is then "mesh" at both ends and both ends' onMeshLink
-// listeners hear of it. A first-contact dial gives "untrusted" links that only serve methods
-// registered with allowUntrusted.
+// listeners hear of it. A first-contact dial gives "untrusted" links.
 import { PeerError, TimeoutError } from "../errors.ts";
+import { nodeIdOf } from "../identity/node-key.ts";
 import type { HostPort } from "../contracts/address.ts";
-import type { RequestHandler } from "../transport/udp/endpoint.ts";
+import type { RpcContext, Trust } from "../rpc/policy.ts";
+import { createRouter, type Router } from "../rpc/router.ts";
 import { WS_CLOSE } from "../transport/ws/constants.ts";
 import { decodeEnvelope, encodeAnswer, encodeEnvelope, Status } from "../wire/codec.ts";
 import type { Clock, TimerHandle } from "../contracts/clock.ts";
-import type { CoreLink, CoreRequestHandler, MeshNet, MeshUdp, UdpRequestLink } from "./core-link.ts";
-import type { HandleOptions, MeshDialOptions } from "./link-service.ts";
-import { createMemoryLinkPair, type MemoryEnd, type MemoryLink, type MemoryLookup } from "./memory-link.ts";
+import type { CoreLink, MeshNet, MeshUdp, UdpRequestLink } from "./core-link.ts";
+import type { MeshDialOptions } from "./link-service.ts";
+import { createMemoryLinkPair, type MemoryLink } from "./memory-link.ts";
 import { isSameBytes } from "./record.ts";
 
 export interface MemoryNodeInit {
@@ -34,6 +41,8 @@ export interface MemoryMeshNet extends MeshNet {
 
 export interface MemoryNode {
   readonly address: HostPort;
+  /** Serves the node's WSS and QUIC requests (the same router as links.router and udp.router). */
+  readonly router: Router;
   readonly links: MemoryMeshNet;
   readonly udp: MeshUdp;
   /** Takes the node off the network: its links close (going away) and dials to it fail. */
@@ -55,12 +64,13 @@ export interface MemoryNetOptions {
 interface Host {
   init: MemoryNodeInit;
   up: boolean;
-  lookup: MemoryLookup;
-  udpHandlers: Map<string, RequestHandler>;
+  router: Router;
   listeners: Set<(link: CoreLink) => void>;
   established: Set<MemoryLink>;
   all: Set<MemoryLink>;
 }
+
+const TRUST_ORDER: readonly Trust[] = ["untrusted", "pinned", "mesh"];
 
 const key = (a: HostPort) => `${a.ip}:${a.port}`;
 
@@ -79,10 +89,10 @@ export function createMemoryNet(opts: MemoryNetOptions): MemoryNet {
 
   function connect(from: Host, to: Host, addr: HostPort, mesh: boolean): [MemoryLink, MemoryLink] {
     const own = { ip: from.init.ip, port: from.init.port };
-    const end = (h: Host, e: Omit<MemoryEnd, "lookup">): MemoryEnd => ({ ...e, lookup: h.lookup });
+    const trust = mesh ? "mesh" : "untrusted";
     const pair = createMemoryLinkPair(
-      end(from, { direction: "out", trust: mesh ? "mesh" : "untrusted", peerKey: mesh ? to.init.publicKey : null, remote: addr, socketRemote: addr, local: own }),
-      end(to, { direction: "in", trust: mesh ? "mesh" : "untrusted", peerKey: mesh ? from.init.publicKey : null, remote: mesh ? own : { ip: own.ip, port: ephemeral }, socketRemote: { ip: own.ip, port: ephemeral++ }, local: addr }),
+      { direction: "out", trust, peerKey: mesh ? to.init.publicKey : null, remote: addr, socketRemote: addr, local: own, router: from.router },
+      { direction: "in", trust, peerKey: mesh ? from.init.publicKey : null, remote: mesh ? own : { ip: own.ip, port: ephemeral }, socketRemote: { ip: own.ip, port: ephemeral++ }, local: addr, router: to.router },
       { clock: opts.clock, rttMs: opts.rttMs ?? 1, requestTimeoutMs: opts.requestTimeoutMs },
     );
     for (const [h, link] of [[from, pair[0]], [to, pair[1]]] as const) {
@@ -102,20 +112,12 @@ export function createMemoryNet(opts: MemoryNetOptions): MemoryNet {
   }
 
   function meshNet(h: Host): MemoryMeshNet {
-    const shared = new Map<string, { handler: CoreRequestHandler; allowUntrusted: boolean }>();
-    h.lookup = (method, link) => {
-      const e = shared.get(method);
-      if (!e) return undefined;
-      return link.trust === "mesh" || e.allowUntrusted ? e.handler : "refused";
-    };
     return {
       onMeshLink(cb) {
         h.listeners.add(cb);
         return () => h.listeners.delete(cb);
       },
-      handle(method: string, handler: CoreRequestHandler, o: HandleOptions = {}) {
-        shared.set(method, { handler, allowUntrusted: o.allowUntrusted ?? false });
-      },
+      router: h.router,
       async dialMesh(addr: HostPort, peerPublicKey: Uint8Array, o: MeshDialOptions = {}) {
         const to = reach(h, addr, o.signal);
         // The bootstrap proves the key: a node without it cannot finish (DESIGN §3 steps 3–6).
@@ -139,15 +141,29 @@ export function createMemoryNet(opts: MemoryNetOptions): MemoryNet {
   function udpOf(h: Host): MeshUdp {
     return {
       port: h.init.port,
-      handle: (method, handler) => void h.udpHandlers.set(method, handler),
+      router: h.router,
       async dial(addr, o = {}) {
         const to = reach(h, addr, o.signal);
-        const connectionId = `mem-${++connections}`;
+        const connectionId = `mem-quic-${++connections}`;
+        // As on a QUIC connection: untrusted until an app binds it (ctx.promote).
+        let trust: Trust = "untrusted";
+        let peerKey: Uint8Array | null = null;
+        const context = (method: string, signal: AbortSignal): RpcContext => ({
+          method,
+          transport: "quic",
+          remote: { ip: h.init.ip, port: h.init.port },
+          connectionId,
+          trust,
+          peer: { key: peerKey, nodeId: peerKey ? nodeIdOf(peerKey) : null },
+          signal,
+          promote: (next) => {
+            if (TRUST_ORDER.indexOf(next.trust) > TRUST_ORDER.indexOf(trust)) [trust, peerKey] = [next.trust, next.peerKey];
+          },
+        });
         const link: UdpRequestLink = {
           async request(method, payload, ro = {}) {
-            const handler = to.up ? to.udpHandlers.get(method) : undefined;
             const req = decodeEnvelope(encodeEnvelope({ id: 1n, method, payload }));
-            if (!handler) return decodeEnvelope(encodeAnswer(req, Status.BAD_REQUEST, undefined, `unknown method ${method}`));
+            if (!to.up) return decodeEnvelope(encodeAnswer(req, Status.BAD_REQUEST, undefined, `unknown method ${method}`));
             const abort = new AbortController();
             const timeoutMs = ro.timeoutMs ?? opts.requestTimeoutMs ?? 5_000;
             let timer: TimerHandle | undefined;
@@ -158,8 +174,7 @@ export function createMemoryNet(opts: MemoryNetOptions): MemoryNet {
               }, timeoutMs);
             });
             try {
-              const ctx = { remoteIp: h.init.ip, remotePort: h.init.port, connectionId, pinned: false, signal: abort.signal };
-              const a = await Promise.race([handler(req, ctx), timedOut]);
+              const a = await Promise.race([to.router.dispatch(method, req.payload, context(method, abort.signal)), timedOut]);
               return decodeEnvelope(encodeAnswer(req, a.status, a.payload, a.error));
             } finally {
               opts.clock.clearTimeout(timer);
@@ -175,12 +190,14 @@ export function createMemoryNet(opts: MemoryNetOptions): MemoryNet {
   return {
     node(init) {
       if (hosts.get(key(init))?.up) throw new Error(`${key(init)} is taken`);
-      const h: Host = { init, up: true, lookup: () => undefined, udpHandlers: new Map(), listeners: new Set(), established: new Set(), all: new Set() };
+      const router = createRouter({ now: () => opts.clock.now() });
+      const h: Host = { init, up: true, router, listeners: new Set(), established: new Set(), all: new Set() };
       hosts.set(key(init), h);
       const links = meshNet(h);
       const udp = udpOf(h);
       return {
         address: { ip: init.ip, port: init.port },
+        router,
         links,
         udp,
         stop() {

@@ -11,7 +11,7 @@ import { decodeMessage, encodeMessage, Status } from "../wire/codec.ts";
 import { MeshAcceptSchema, MeshHelloBodySchema, MeshHelloSchema, type NodeRecord } from "../wire/gen/findings_pb.ts";
 import { WS_CLOSE } from "../transport/ws/constants.ts";
 import { MAX_CERT_PEM_CHARS, MAX_MESH_NONCE_BYTES, MESH_ACCEPT_SEAL_PURPOSE, MIN_MESH_NONCE_BYTES } from "./link-constants.ts";
-import { AnswerError } from "./link.ts";
+import { AnswerError } from "../rpc/errors.ts";
 
 const CLOSE_AFTER = { code: WS_CLOSE.policyViolation, reason: "bootstrap refused" };
 

@@ -12,6 +12,7 @@
 //    L2 is the mesh link (B pinned A's certificate; A proved B's key). A answers OK; B then answers
 //    the hello on L1 with OK — or with the reason its dial-back failed (A not reachable: the point of
 //    the role swap) — and L1 is closed.
+import { METHOD } from "../rpc/methods.ts";
 import { bytesToHex, randomBytes } from "@noble/hashes/utils.js";
 import { errorLine, PeerError, TimeoutError } from "../errors.ts";
 import type { RunCertificate } from "../identity/certificate.ts";
@@ -21,8 +22,10 @@ import { PinMismatchError } from "../transport/ws/client.ts";
 import { WS_CLOSE } from "../transport/ws/constants.ts";
 import { Status, statusName, type Envelope } from "../wire/codec.ts";
 import type { NodeRecord } from "../wire/gen/findings_pb.ts";
-import { MESH_ACCEPT_METHOD, MESH_HELLO_METHOD, MESH_NONCE_BYTES, MESH_PATH } from "./link-constants.ts";
-import { AnswerError, type LinkAnswer, type LinkTrust, type MeshLink, type MeshLinkControl } from "./link.ts";
+import { MESH_NONCE_BYTES, MESH_PATH } from "./link-constants.ts";
+import { AnswerError } from "../rpc/errors.ts";
+import type { RpcReply } from "../rpc/policy.ts";
+import type { LinkTrust, MeshLink, MeshLinkControl } from "./link.ts";
 import { openMeshAccept, openMeshHello, sameBytes, sealMeshAccept, sealMeshHello } from "./mesh-bootstrap-messages.ts";
 import type { Logger } from "../contracts/logger.ts";
 
@@ -116,7 +119,7 @@ export async function runMeshDial(
       nonce,
       record: ctx.record?.(),
     });
-    const answered = first.request(MESH_HELLO_METHOD, hello, { signal, timeoutMs: opts.timeoutMs }).then((answer) => {
+    const answered = first.request(METHOD.mesh.hello, hello, { signal, timeoutMs: opts.timeoutMs }).then((answer) => {
       if (answer.status !== Status.OK) throw new BootstrapRefusedError(addr, answer);
       return answer;
     });
@@ -134,20 +137,20 @@ export async function runMeshDial(
 }
 
 /** Step 6 on A: the handler of `mesh.accept`, taken as the first request of a fresh inbound link. */
-export function meshAcceptHandler(ctx: BootstrapContext): (req: Envelope, link: MeshLinkControl) => LinkAnswer {
-  return (req, link) => answerMeshAccept(ctx, req, link);
+export function meshAcceptHandler(ctx: BootstrapContext): (payload: Uint8Array, link: MeshLinkControl) => RpcReply {
+  return (payload, link) => answerMeshAccept(ctx, payload, link);
 }
 
 /** Steps 4–5 on B: the handler of `mesh.hello`, taken on an inbound first-contact link. */
-export function meshHelloHandler(ctx: BootstrapContext): (req: Envelope, link: MeshLink) => Promise<LinkAnswer> {
-  return (req, link) => answerMeshHello(ctx, req, link);
+export function meshHelloHandler(ctx: BootstrapContext): (payload: Uint8Array, link: MeshLink) => Promise<RpcReply> {
+  return (payload, link) => answerMeshHello(ctx, payload, link);
 }
 
-function answerMeshAccept(ctx: BootstrapContext, req: Envelope, link: MeshLinkControl): LinkAnswer {
+function answerMeshAccept(ctx: BootstrapContext, payload: Uint8Array, link: MeshLinkControl): RpcReply {
   if (link.direction !== "in" || link.trust !== "untrusted") {
-    throw new AnswerError(Status.REFUSED, "mesh.accept is taken only as the first request of an inbound link", REFUSE_CLOSE);
+    throw new AnswerError(Status.REFUSED, `${METHOD.mesh.accept} is taken only as the first request of an inbound link`, REFUSE_CLOSE);
   }
-  const { peerKey, nonce } = openMeshAccept(ctx.nodeKey, req.payload);
+  const { peerKey, nonce } = openMeshAccept(ctx.nodeKey, payload);
   const waiting = ctx.pending.get(bytesToHex(nonce));
   if (!waiting || !sameBytes(waiting.peerKey, peerKey)) {
     ctx.log.warn("mesh accept for no bootstrap of ours", { from: formatAddress(link.socketRemote) });
@@ -160,13 +163,13 @@ function answerMeshAccept(ctx: BootstrapContext, req: Envelope, link: MeshLinkCo
   return { status: Status.OK };
 }
 
-async function answerMeshHello(ctx: BootstrapContext, req: Envelope, link: MeshLink): Promise<LinkAnswer> {
+async function answerMeshHello(ctx: BootstrapContext, payload: Uint8Array, link: MeshLink): Promise<RpcReply> {
   if (link.direction !== "in" || link.trust !== "untrusted") {
-    throw new AnswerError(Status.REFUSED, "mesh.hello is taken only on an inbound first-contact link", REFUSE_CLOSE);
+    throw new AnswerError(Status.REFUSED, `${METHOD.mesh.hello} is taken only on an inbound first-contact link`, REFUSE_CLOSE);
   }
-  if (ctx.helloSeen.has(link)) throw new AnswerError(Status.REFUSED, "one mesh.hello per link", REFUSE_CLOSE);
+  if (ctx.helloSeen.has(link)) throw new AnswerError(Status.REFUSED, `one ${METHOD.mesh.hello} per link`, REFUSE_CLOSE);
   ctx.helloSeen.add(link);
-  const hello = openMeshHello(ctx.nodeKey, req.payload);
+  const hello = openMeshHello(ctx.nodeKey, payload);
   if (ctx.dialBacks.active >= ctx.maxConcurrentDialBacks) {
     throw new AnswerError(Status.FULL, "too many mesh bootstraps in progress; try again later", REFUSE_CLOSE);
   }
@@ -197,7 +200,7 @@ async function answerMeshHello(ctx: BootstrapContext, req: Envelope, link: MeshL
     }
     let answer: Envelope;
     try {
-      answer = await back.request(MESH_ACCEPT_METHOD, sealMeshAccept(ctx.nodeKey, { to: hello.peerKey, nonce: hello.nonce }), {
+      answer = await back.request(METHOD.mesh.accept, sealMeshAccept(ctx.nodeKey, { to: hello.peerKey, nonce: hello.nonce }), {
         timeoutMs: ctx.dialBackTimeoutMs,
       });
     } catch (err) {

@@ -12,10 +12,11 @@
 import { errorLine } from "../errors.ts";
 import { Status } from "../wire/codec.ts";
 import type { NodeRecord } from "../wire/gen/findings_pb.ts";
+import type { RpcReply } from "../rpc/policy.ts";
 import type { CoreLink } from "./core-link.ts";
-import type { LinkAnswer } from "./link.ts";
 import { decodeFindAnswer, encodeFindAnswer } from "./mesh-messages.ts";
-import { FIND_HOP_TIMEOUT_MS, MESH_FIND_METHOD } from "./mesh-service-constants.ts";
+import { METHOD } from "../rpc/methods.ts";
+import { FIND_HOP_TIMEOUT_MS } from "./mesh-service-constants.ts";
 import { verifyRecord } from "./record.ts";
 import { encodeFindRequest, mergeAnswers, newFindRequest, nextHop, parseFindRequest, recordsOfKind, createSeenRequests, type FindRequest } from "./search.ts";
 import { groupByStake, toProtoGroup, type ServerGroupView } from "./search-groups.ts";
@@ -44,9 +45,9 @@ export interface SearchResult {
 
 export interface MeshSearch {
   /** `mesh.find` on a mesh link. */
-  onMeshRequest(payload: Uint8Array, link: CoreLink): Promise<LinkAnswer>;
+  onMeshRequest(payload: Uint8Array, link: CoreLink): Promise<RpcReply>;
   /** `mesh.find` from an app over QUIC, rate-limited by its IP. */
-  onAppRequest(payload: Uint8Array, remoteIp: string): Promise<LinkAnswer>;
+  onAppRequest(payload: Uint8Array, remoteIp: string): Promise<RpcReply>;
   /** A search started here (tests, devnet). */
   find(kind: string, opts?: { hops?: number; maxAnswers?: number }): Promise<SearchResult>;
   /** Drops a closed link's rate bucket. */
@@ -75,8 +76,8 @@ export function createMeshSearch(c: MeshSearchComponents): MeshSearch {
   async function ask(link: CoreLink, payload: Uint8Array, kind: string, timeoutMs: number): Promise<NodeRecord[]> {
     let answer;
     try {
-      c.count("out", MESH_FIND_METHOD);
-      answer = await link.request(MESH_FIND_METHOD, payload, { timeoutMs });
+      c.count("out", METHOD.mesh.find);
+      answer = await link.request(METHOD.mesh.find, payload, { timeoutMs });
     } catch {
       return []; // slow or gone: the search goes on without it
     }
@@ -99,12 +100,12 @@ export function createMeshSearch(c: MeshSearchComponents): MeshSearch {
     return recordsOfKind(records, kind).filter((r) => verifyRecord(r, t).ok && !c.contradicts(r));
   }
 
-  function encode(result: SearchResult): LinkAnswer {
+  function encode(result: SearchResult): RpcReply {
     return { status: Status.OK, payload: encodeFindAnswer(result.records, result.groups.map(toProtoGroup)) };
   }
 
-  async function answer(payload: Uint8Array, from: CoreLink | null, rateKey: string): Promise<LinkAnswer> {
-    c.count("in", MESH_FIND_METHOD);
+  async function answer(payload: Uint8Array, from: CoreLink | null, rateKey: string): Promise<RpcReply> {
+    c.count("in", METHOD.mesh.find);
     const parsed = parseFindRequest(payload);
     if (!parsed.ok) return { status: Status.BAD_REQUEST, error: `${parsed.reason}: ${parsed.detail}` };
     const t = now();

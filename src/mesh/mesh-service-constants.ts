@@ -1,19 +1,7 @@
-// Method names, close codes and message limits of the running mesh service (DESIGN §3, §5, §8; seed 001 §组网规则, §公钥广播与验证).
+// Close codes and message limits of the running mesh service (DESIGN §3, §5, §8; seed 001 §组网规则, §公钥广播与验证).
 // Pool sizes and the switch interval come from the config (shortlist, mesh_out, mesh_in,
-// mesh_switch_s, mesh_share, peers_help); timeouts and rates sit beside the code that uses them.
-
-// ---- methods (Envelope.method) ----
-
-/** Records a node knows: its own first, then a sample of its candidate pool (online help, peer sharing). */
-export const MESH_PEERS_METHOD = "mesh.peers";
-/** Key challenge of a shared record (key-challenge.ts), answered by the named node itself. */
-export const MESH_KEY_CHECK_METHOD = "mesh.key-check";
-/** "Am I publicly reachable?": the peer dials back our TCP and UDP ports (DESIGN §3 self-check). */
-export const MESH_SELF_CHECK_METHOD = "mesh.self-check";
-/** The dial-back of a self-check, carrying the asker's nonce. */
-export const MESH_SELF_CHECK_ECHO_METHOD = "mesh.self-check-echo";
-/** Search by app kind (DESIGN §8). */
-export const MESH_FIND_METHOD = "mesh.find";
+// mesh_switch_s, mesh_share, peers_help); timeouts and rates sit beside the code that uses them, method
+// names come from METHOD.mesh (src/rpc/methods.ts, proto/services.proto).
 
 // ---- WebSocket close codes of mesh links (RFC 6455 §7.4.2: 4000–4999 are ours) ----
 

@@ -1,35 +1,32 @@
 // The running mesh of a Findings node (DESIGN §3, §5, §8; seed 001 §组网规则, §公钥广播与验证): the
 // driver of the role state machine (mesh-machine.ts). It feeds the machine events (start, ticks,
 // links up and down, dial and round results, lies) and runs the actions it returns against the
-// links, the UDP endpoint, the clock and <home>; it also answers the mesh's requests.
+// links, the UDP endpoint, the clock and <home>. The mesh's requests are router routes (handlers.ts),
+// added at start and removed at stop.
 //
 // Modules: own-record.ts (our record), dialer.ts (one cooldown and back-off), admission.ts (kept
 // links, bans), peer-sharing.ts (mesh.peers both ways), mesh-upkeep.ts (fill, switch, refresh),
 // mesh-rounds.ts (online help, self-check), record-merge.ts (checks of shared records).
 import { ConfigError, errorLine } from "../errors.ts";
-import type { RequestHandler } from "../transport/udp/endpoint.ts";
-import { Status, type Envelope } from "../wire/codec.ts";
 import type { NodeRecord } from "../wire/gen/findings_pb.ts";
-import { contradicts, isPeerBanned, sharerOf } from "./admission.ts";
+import { contradicts, sharerOf } from "./admission.ts";
 import { loadUserBans } from "./ban-list.ts";
 import { systemClock, type TimerHandle } from "../contracts/clock.ts";
-import type { CoreLink, CoreRequestHandler } from "./core-link.ts";
+import type { CoreLink } from "./core-link.ts";
+import { addMeshRoutes } from "./handlers.ts";
 import { configTargets, recordTargets, shuffle, type AskTarget } from "./help-targets.ts";
-import type { LinkAnswer } from "./link.ts";
 import { bump, createMeshState, step, type MeshAction, type MeshEvent, type MeshState } from "./mesh-machine.ts";
 import { helpRound, selfCheckRound, type RoundDeps } from "./mesh-rounds.ts";
 import { createMeshSearch } from "./mesh-search.ts";
 import type { MeshService, MeshServiceComponents, MeshServiceInit } from "./mesh-service-api.ts";
-import * as K from "./mesh-service-constants.ts";
 import { meshCounters, meshStatus, type DriverCounters } from "./mesh-status.ts";
 import { createOwnRecord } from "./own-record.ts";
 import { createPeerSharing } from "./peer-sharing.ts";
 import { readPeerCache, writePeerCache } from "./peer-cache.ts";
-import { answerKeyCheck, checkRecord, recordTcpAddress } from "./record-check.ts";
+import { checkRecord, recordTcpAddress } from "./record-check.ts";
 import { createRecordMerger, type Sharer } from "./record-merge.ts";
 import { recordNodeId } from "./record.ts";
-import { createRateLimiter } from "./search-rate-limit.ts";
-import { answerSelfCheck, createSelfChecker, SELF_CHECK_BURST, SELF_CHECK_RATE_PER_S } from "./self-check.ts";
+import { createSelfChecker } from "./self-check.ts";
 
 export type { MeshRole } from "./mesh-machine.ts";
 export type { CandidateStatus, MeshLinkStatus, MeshServiceStatus } from "./mesh-status.ts";
@@ -72,6 +69,7 @@ export function createMeshService(components: MeshServiceComponents, init: MeshS
   const timers: Partial<Record<"tick" | "refill", TimerHandle>> = {};
   let lifetime = new AbortController();
   let unsubscribe = () => {};
+  let removeRoutes = () => {};
   let startTargets: AskTarget[] = [];
   let cached: NodeRecord[] = [];
   let resolveReady!: () => void;
@@ -97,7 +95,6 @@ export function createMeshService(components: MeshServiceComponents, init: MeshS
   });
   const sharing = createPeerSharing({ candidates: s.candidates, ownRecord: () => own.current(), shareCount: init.shareCount, rand, countOut });
   const selfChecker = createSelfChecker({ udp });
-  const selfCheckLimiter = createRateLimiter({ ratePerS: SELF_CHECK_RATE_PER_S, burst: SELF_CHECK_BURST });
   const rounds = (): RoundDeps => ({ links, merger, punish, bump: (k, n) => bump(s.events, k, n), log: (level, msg, f) => log[level](msg, f), now, signal: lifetime.signal, countOut });
 
   // ---- the edge: events in, actions out ----
@@ -196,61 +193,6 @@ export function createMeshService(components: MeshServiceComponents, init: MeshS
     }
   }
 
-  // ---- handlers ----
-
-  function counted(method: string, fn: CoreRequestHandler): CoreRequestHandler {
-    return (req, link) => {
-      countIn(method);
-      return fn(req, link);
-    };
-  }
-
-  const onPeers: CoreRequestHandler = (req, link) => {
-    const t = now();
-    const rateKey = link.trust === "mesh" ? `id:${link.peerNodeId}` : `ip:${link.socketRemote.ip}`;
-    return sharing.answer(req.payload, { via: "link", rateKey, peerId: link.peerNodeId, banned: isPeerBanned(s.bans, link, t) }, t);
-  };
-
-  const onKeyCheck: CoreRequestHandler = (req) => answerKeyCheck(nodeKey, req.payload, own.current());
-
-  const onEcho: CoreRequestHandler = (req) => selfChecker.echo(req.payload, "tcp");
-
-  const onFind: CoreRequestHandler = (req, link) => {
-    if (isPeerBanned(s.bans, link, now())) return { status: Status.REFUSED, error: "banned" };
-    return search.onMeshRequest(req.payload, link);
-  };
-
-  /** QUIC side: apps and `findings peers/find`, and the self-check (its source IP matters). */
-  function quic(method: string, fn: (req: Envelope, remoteIp: string, signal: AbortSignal) => Promise<LinkAnswer> | LinkAnswer): RequestHandler {
-    return async (req, ctx) => {
-      if (method !== K.MESH_FIND_METHOD) countIn(method);
-      if (s.bans.isBanned(ctx.remoteIp, now())) return { status: Status.REFUSED, error: "banned" };
-      try {
-        const a = await fn(req, ctx.remoteIp, ctx.signal);
-        return { status: a.status ?? Status.OK, payload: a.payload, error: a.error };
-      } catch (err) {
-        return { status: Status.BAD_REQUEST, error: errorLine(err) };
-      }
-    };
-  }
-
-  function registerHandlers(): void {
-    links.handle(K.MESH_PEERS_METHOD, counted(K.MESH_PEERS_METHOD, onPeers), { allowUntrusted: true });
-    links.handle(K.MESH_KEY_CHECK_METHOD, counted(K.MESH_KEY_CHECK_METHOD, onKeyCheck), { allowUntrusted: true });
-    links.handle(K.MESH_SELF_CHECK_ECHO_METHOD, counted(K.MESH_SELF_CHECK_ECHO_METHOD, onEcho), { allowUntrusted: true });
-    links.handle(K.MESH_FIND_METHOD, onFind);
-    udp.handle(K.MESH_PEERS_METHOD, quic(K.MESH_PEERS_METHOD, (req, ip) => sharing.answer(req.payload, { via: "app", rateKey: `ip:${ip}`, banned: false }, now())));
-    udp.handle(K.MESH_FIND_METHOD, quic(K.MESH_FIND_METHOD, (req, ip) => search.onAppRequest(req.payload, ip)));
-    udp.handle(K.MESH_SELF_CHECK_ECHO_METHOD, quic(K.MESH_SELF_CHECK_ECHO_METHOD, (req) => selfChecker.echo(req.payload, "udp")));
-    udp.handle(
-      K.MESH_SELF_CHECK_METHOD,
-      quic(K.MESH_SELF_CHECK_METHOD, (req, ip, signal) => {
-        if (!selfCheckLimiter.allow(ip, now())) return { status: Status.RATE_LIMITED, error: "too many self-checks; slow down" };
-        return answerSelfCheck({ udp, links }, req.payload, ip, { signal, onRequest: countOut });
-      }),
-    );
-  }
-
   // ---- lifecycle ----
 
   return {
@@ -268,7 +210,7 @@ export function createMeshService(components: MeshServiceComponents, init: MeshS
         throw new ConfigError("bans.json", errorLine(err));
       }
       lifetime = new AbortController();
-      registerHandlers();
+      removeRoutes = addMeshRoutes({ links, udp, nodeKey, bans: s.bans, sharing, search, selfChecker, ownRecord: () => own.current(), now, countIn, countOut });
       const offLinks = links.onMeshLink((link) => void dispatch({ type: "linkUp", link }));
       // A new own-class result (e.g. FullC) goes into a fresh record with a higher seq.
       const offNat = components.ownNat?.onChange(() => void dispatch({ type: "natChanged" }));
@@ -289,6 +231,7 @@ export function createMeshService(components: MeshServiceComponents, init: MeshS
     async stop() {
       lifetime.abort(new Error("the mesh service is stopping"));
       unsubscribe();
+      removeRoutes();
       await dispatch({ type: "stop" });
       resolveReady();
     },

@@ -14,7 +14,7 @@ import type { NodeRecord } from "../wire/gen/findings_pb.ts";
 import { addressKeys, normalizeIp } from "./candidate-pool.ts";
 import type { MeshNet } from "./core-link.ts";
 import { decodePeersAnswer, encodePeersRequest } from "./mesh-messages.ts";
-import { MESH_PEERS_METHOD } from "./mesh-service-constants.ts";
+import { METHOD } from "../rpc/methods.ts";
 import { recordNodeId, verifyRecord } from "./record.ts";
 
 /** Timeout of one online-help exchange (dial + mesh.peers), in ms. */
@@ -78,8 +78,8 @@ async function askOne(links: Pick<MeshNet, "dialUntrusted">, target: HelpTarget,
     return out;
   }
   try {
-    opts.onRequest?.(MESH_PEERS_METHOD);
-    const answer = await link.request(MESH_PEERS_METHOD, encodePeersRequest(HELP_RECORDS_WANTED), { signal: opts.signal, timeoutMs: HELP_TIMEOUT_MS });
+    opts.onRequest?.(METHOD.mesh.peers);
+    const answer = await link.request(METHOD.mesh.peers, encodePeersRequest(HELP_RECORDS_WANTED), { signal: opts.signal, timeoutMs: HELP_TIMEOUT_MS });
     if (answer.status !== Status.OK) {
       out.error = `${statusName(answer.status)} ${answer.error}`.trim();
       return out;

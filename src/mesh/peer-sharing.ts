@@ -11,9 +11,10 @@ import { Status, type Envelope } from "../wire/codec.ts";
 import type { NodeRecord } from "../wire/gen/findings_pb.ts";
 import type { CandidatePool, Rand } from "./candidate-pool.ts";
 import type { CoreLink } from "./core-link.ts";
-import type { LinkAnswer } from "./link.ts";
+import type { RpcReply } from "../rpc/policy.ts";
 import { decodePeersAnswer, decodePeersRequest, encodePeersAnswer, encodePeersRequest } from "./mesh-messages.ts";
-import { MAX_PEERS_ANSWER_RECORDS, MESH_PEERS_METHOD } from "./mesh-service-constants.ts";
+import { METHOD } from "../rpc/methods.ts";
+import { MAX_PEERS_ANSWER_RECORDS } from "./mesh-service-constants.ts";
 import { createRateLimiter, type RateLimiter } from "./search-rate-limit.ts";
 
 /** mesh.peers one link or source IP may ask: 2 per second, bursts of 20 (a helper serves many newcomers at once). */
@@ -31,7 +32,7 @@ export interface PeersAsker {
 }
 
 export interface PeerSharing {
-  answer(payload: Uint8Array, asker: PeersAsker, now: number): LinkAnswer;
+  answer(payload: Uint8Array, asker: PeersAsker, now: number): RpcReply;
   /** Asks `link` for ~mesh_share records. Resolves with them, or null when the link went or refused;
    *  an undecodable answer is a lie, given to `onLie`. Never throws. */
   ask(link: CoreLink, opts: { signal?: AbortSignal; onLie(why: string): void }): Promise<NodeRecord[] | null>;
@@ -75,8 +76,8 @@ export function createPeerSharing(init: PeerSharingInit): PeerSharing {
     async ask(link, opts) {
       let answer: Envelope;
       try {
-        init.countOut?.(MESH_PEERS_METHOD);
-        answer = await link.request(MESH_PEERS_METHOD, encodePeersRequest(shareCount), { signal: opts.signal });
+        init.countOut?.(METHOD.mesh.peers);
+        answer = await link.request(METHOD.mesh.peers, encodePeersRequest(shareCount), { signal: opts.signal });
       } catch {
         return null; // the link went: nothing to merge
       }

@@ -12,9 +12,9 @@ import type { HostPort } from "../contracts/address.ts";
 import { Status, statusName } from "../wire/codec.ts";
 import type { NodeRecord } from "../wire/gen/findings_pb.ts";
 import { answerChallenge, checkAnswer, makeChallenge } from "./key-challenge.ts";
-import type { LinkAnswer } from "./link.ts";
+import type { RpcReply } from "../rpc/policy.ts";
+import { METHOD } from "../rpc/methods.ts";
 import type { MeshNet } from "./core-link.ts";
-import { MESH_KEY_CHECK_METHOD } from "./mesh-service-constants.ts";
 import { recordAddress } from "./record.ts";
 
 /** Timeout of a key check (dial + challenge), in ms: a loaded node still answers in well under it. */
@@ -58,8 +58,8 @@ export async function checkRecord(
     return { ok: false, kind: "unreachable", detail: errorLine(err) };
   }
   try {
-    opts.onRequest?.(MESH_KEY_CHECK_METHOD);
-    const answer = await link.request(MESH_KEY_CHECK_METHOD, challenge.payload, { signal: opts.signal, timeoutMs });
+    opts.onRequest?.(METHOD.mesh.keyCheck);
+    const answer = await link.request(METHOD.mesh.keyCheck, challenge.payload, { signal: opts.signal, timeoutMs });
     const rttMs = performance.now() - t0;
     if (answer.status === Status.UNAUTHENTICATED) return { ok: false, kind: "key-mismatch", detail: `the node at the address cannot open the challenge: ${answer.error}` };
     if (answer.status !== Status.OK) return { ok: false, kind: "unreachable", detail: `${statusName(answer.status)} ${answer.error}`.trim() };
@@ -75,7 +75,7 @@ export async function checkRecord(
 
 /** Step 2 on the named node: answers a challenge for our own record. `ownRecord` is undefined while
  *  we do not serve (then we have no address to vouch for). */
-export function answerKeyCheck(nodeKey: NodeKey, payload: Uint8Array, ownRecord: NodeRecord | undefined): LinkAnswer {
+export function answerKeyCheck(nodeKey: NodeKey, payload: Uint8Array, ownRecord: NodeRecord | undefined): RpcReply {
   if (!ownRecord) return { status: Status.REFUSED, error: "this node does not serve (no record)" };
   const answered = answerChallenge(nodeKey, payload, recordAddress(ownRecord));
   if (answered.ok) return { status: Status.OK, payload: answered.answer };

@@ -11,10 +11,12 @@
 import { bytesToHex, randomBytes } from "@noble/hashes/utils.js";
 import { errorLine } from "../errors.ts";
 import { formatAddress, type HostPort } from "../contracts/address.ts";
+import { METHOD } from "../rpc/methods.ts";
 import type { MeshNet, MeshUdp } from "./core-link.ts";
-import { Status } from "../wire/codec.ts";
+import { decodeMessage, encodeMessage, Status } from "../wire/codec.ts";
+import { SelfCheckEchoRequestSchema } from "../wire/gen/services_pb.ts";
 import { decodeSelfCheckAnswer, decodeSelfCheckRequest, encodeSelfCheckAnswer, encodeSelfCheckRequest } from "./mesh-messages.ts";
-import { MESH_SELF_CHECK_ECHO_METHOD, MESH_SELF_CHECK_METHOD, SELF_CHECK_NONCE_BYTES } from "./mesh-service-constants.ts";
+import { MAX_SMALL_MESSAGE_BYTES, SELF_CHECK_NONCE_BYTES } from "./mesh-service-constants.ts";
 
 /** Self-check: the asker waits this long for all answers (the checker dials back twice). */
 const SELF_CHECK_TIMEOUT_MS = 8_000;
@@ -78,9 +80,9 @@ export function createSelfChecker(components: { udp: Pick<MeshUdp, "dial"> }): S
     try {
       const link = await components.udp.dial(target, { signal, timeoutMs: SELF_CHECK_DIAL_BACK_TIMEOUT_MS });
       try {
-        onRequest?.(MESH_SELF_CHECK_METHOD);
-        const answer = await link.request(MESH_SELF_CHECK_METHOD, encodeSelfCheckRequest({ ...ports, nonce }), { signal, timeoutMs: SELF_CHECK_TIMEOUT_MS });
-        if (answer.status !== Status.OK) throw new Error(`${MESH_SELF_CHECK_METHOD} answered ${Status[answer.status] ?? answer.status}: ${answer.error}`);
+        onRequest?.(METHOD.mesh.selfCheck);
+        const answer = await link.request(METHOD.mesh.selfCheck, encodeSelfCheckRequest({ ...ports, nonce }), { signal, timeoutMs: SELF_CHECK_TIMEOUT_MS });
+        if (answer.status !== Status.OK) throw new Error(`${METHOD.mesh.selfCheck} answered ${Status[answer.status] ?? answer.status}: ${answer.error}`);
         const body = decodeSelfCheckAnswer(answer.payload);
         result.observedIp = body.observedIp || null;
         result.claimedTcp = body.tcpReachable;
@@ -101,8 +103,9 @@ export function createSelfChecker(components: { udp: Pick<MeshUdp, "dial"> }): S
 
   return {
     echo(payload, via) {
-      const entry = pending.get(bytesToHex(payload));
-      if (payload.length !== SELF_CHECK_NONCE_BYTES || !entry) return { status: Status.NOT_FOUND, error: "no self-check waits for this nonce" };
+      const nonce = decodeMessage(SelfCheckEchoRequestSchema, payload, "self-check echo", MAX_SMALL_MESSAGE_BYTES).nonce;
+      const entry = pending.get(bytesToHex(nonce));
+      if (nonce.length !== SELF_CHECK_NONCE_BYTES || !entry) return { status: Status.NOT_FOUND, error: "no self-check waits for this nonce" };
       entry[via] = true;
       return { status: Status.OK };
     },
@@ -137,8 +140,8 @@ export async function answerSelfCheck(
     try {
       const link = await deps.links.dialUntrusted({ ip: sourceIp, port: req.tcpPort }, { signal: opts.signal, timeoutMs });
       try {
-        opts.onRequest?.(MESH_SELF_CHECK_ECHO_METHOD);
-        const answer = await link.request(MESH_SELF_CHECK_ECHO_METHOD, req.nonce, { signal: opts.signal, timeoutMs });
+        opts.onRequest?.(METHOD.mesh.selfCheckEcho);
+        const answer = await link.request(METHOD.mesh.selfCheckEcho, encodeMessage(SelfCheckEchoRequestSchema, { nonce: req.nonce }), { signal: opts.signal, timeoutMs });
         return answer.status === Status.OK;
       } finally {
         link.close();
@@ -151,8 +154,8 @@ export async function answerSelfCheck(
     try {
       const link = await deps.udp.dial({ ip: sourceIp, port: req.udpPort }, { signal: opts.signal, timeoutMs });
       try {
-        opts.onRequest?.(MESH_SELF_CHECK_ECHO_METHOD);
-        const answer = await link.request(MESH_SELF_CHECK_ECHO_METHOD, req.nonce, { signal: opts.signal, timeoutMs });
+        opts.onRequest?.(METHOD.mesh.selfCheckEcho);
+        const answer = await link.request(METHOD.mesh.selfCheckEcho, encodeMessage(SelfCheckEchoRequestSchema, { nonce: req.nonce }), { signal: opts.signal, timeoutMs });
         return answer.status === Status.OK;
       } finally {
         await link.close().catch(() => {});

@@ -34,15 +34,12 @@ import {
 } from "../wire/gen/nat_pb.ts";
 import { buildControl, controlToken, decodeControl, type ControlMessage } from "./control-packet.ts";
 import {
-  BEGIN_BURST,
-  BEGIN_RATE_PER_S,
   MAX_ACKS_PER_ADDRESS,
   MAX_AVOID_IPS,
   NAT_COOKIE_BYTES,
   NAT_TOKEN_BYTES,
   PROBE_SPACING_MS,
 } from "./constants.ts";
-import { RateBuckets } from "./rate-limit.ts";
 import { decodeRequest, SessionTable } from "./session-table.ts";
 import { checkNewHostProof } from "./newhost-proof.ts";
 import { buildProbe, isProbeKey, newHostKey } from "./probe-packet.ts";
@@ -56,7 +53,7 @@ const FORMAL_SESSION_TTL_MS = 20_000;
 /** STUN:Cone sessions one QUIC connection may hold at once (a retry opens a second one). */
 const MAX_FORMAL_SESSIONS_PER_CONNECTION = 2;
 /** STUN:Cone sessions open on a node at once: each holds one ephemeral UDP socket. */
-const MAX_FORMAL_SESSIONS = 256;
+export const MAX_FORMAL_SESSIONS = 256;
 /** Passage requests per session: the client may repeat one if both probes were lost. */
 const MAX_PASSAGE_PER_SESSION = 2;
 
@@ -66,7 +63,7 @@ const PASSAGE_PROBE_COUNT = 2;
 const NEWPORT_PROBE_COUNT = 4;
 
 /** Largest nat.* request of this test, in bytes (a key or token, a cookie, a few IPs, a proof). */
-const MAX_CONE_REQUEST_BYTES = 2048;
+export const MAX_CONE_REQUEST_BYTES = 2048;
 
 export interface ConeRequestContext {
   remoteIp: string;
@@ -178,7 +175,6 @@ export function createConeServer(components: ConeServerComponents, init: ConeSer
       // already closed
     }
   });
-  const perIp = new RateBuckets(BEGIN_RATE_PER_S, BEGIN_BURST);
   const counters: ConeCounters = { sessions: 0, passageProbes: 0, newPortProbes: 0, formalSteps: 0, refused: 0, foreignHellos: 0 };
   const log = components.log;
 
@@ -246,7 +242,6 @@ export function createConeServer(components: ConeServerComponents, init: ConeSer
       const mine = sessions.all().filter((s) => s.connectionId === ctx.connectionId);
       if (mine.length >= MAX_FORMAL_SESSIONS_PER_CONNECTION) return refuse(Status.REFUSED, "this connection already runs NAT tests");
       if (sessions.size >= MAX_FORMAL_SESSIONS) return refuse(Status.FULL, "too many NAT tests running");
-      if (!perIp.take(normalizeIp(ctx.remoteIp), now())) return refuse(Status.RATE_LIMITED, "too many NAT tests from this IP");
       let portSocket: Socket;
       try {
         portSocket = await openPortSocket(init.bindHost);

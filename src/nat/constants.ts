@@ -1,23 +1,7 @@
 // Wire facts and shared limits of the STUN2 NAT services and `findings probe` (DESIGN §6; STUN2 seed 000
-// §提供的服务 1–2): methods, the SN probe packet layout, and the edges both client and server keep.
-// The probe timeout is the config key probe_timeout_s; values one file uses live in that file.
-
-// ---- methods (Envelope.method) ----
-
-/** Client → source server (QUIC): open a STUN:Cone session tied to the connection. */
-export const NAT_BEGIN_METHOD = "nat.begin";
-/** Client → source server (QUIC): 2 raw probes on this connection's 4-tuple (DESIGN §6 step 2). */
-export const NAT_PASSAGE_METHOD = "nat.passage";
-/** Client → source server (QUIC): NewPort + NewHost towards the proven formal address (DESIGN §6 step 3). */
-export const NAT_FORMAL_METHOD = "nat.formal";
-/** Client → any node (QUIC): probe servers this node knows (DESIGN §6: "asks the given ones for more"). */
-export const NAT_SERVERS_METHOD = "nat.servers";
-/** Source server → delegate (mesh link): send NewHost probes. */
-export const NAT_NEWHOST_METHOD = "nat.newhost";
-/** Client → source server (QUIC): STUN:Live session, schedule of delayed probes, end. */
-export const NAT_LIVE_BEGIN_METHOD = "nat.live.begin";
-export const NAT_LIVE_SCHEDULE_METHOD = "nat.live.schedule";
-export const NAT_LIVE_END_METHOD = "nat.live.end";
+// §提供的服务 1–2): the SN probe packet layout, and the edges both client and server keep.
+// The probe timeout is the config key probe_timeout_s; values one file uses live in that file. The methods are
+// the Nat service in proto/services.proto.
 
 // ---- SN probe packet (DESIGN §6 "Probe packet (SN)") ----
 
@@ -61,8 +45,8 @@ export const HELLO_RETRY_MS = 300;
 /** Gap between the probes of one burst (passage 2, NewPort 4, NewHost 3), in ms: spreads them over a short
  *  loss burst while the whole burst still ends in under 0.1 s. */
 export const PROBE_SPACING_MS = 20;
-/** nat.begin / nat.live.begin per client IP: a sustained 1 per 2 s with bursts of 10 (a probe run opens one
- *  session, a retry a second). */
+/** nat.begin / nat.live-begin per client host (the router's policy in routes.ts): a sustained 1 per 2 s with
+ *  bursts of 10 (a probe run opens one session, a retry a second). */
 export const BEGIN_RATE_PER_S = 0.5;
 export const BEGIN_BURST = 10;
 

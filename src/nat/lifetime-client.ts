@@ -14,15 +14,8 @@
 // 4. nat.live.end returns the age the server measured for each probe it sent (send − ack), so the bounds come from
 //    one clock; lifetimeBounds / finishLifetime turn (age, arrived) samples into the report.
 // Pattern measured: one outbound datagram answered at once, then silence (a UDP request/reply that went idle).
-import {
-  HELLO_ATTEMPTS,
-  HELLO_RETRY_MS,
-  LIFETIME_MAX_S,
-  LIVE_MAX_SOCKETS,
-  NAT_LIVE_BEGIN_METHOD,
-  NAT_LIVE_END_METHOD,
-  NAT_LIVE_SCHEDULE_METHOD,
-} from "./constants.ts";
+import { METHOD } from "../rpc/methods.ts";
+import { HELLO_ATTEMPTS, HELLO_RETRY_MS, LIFETIME_MAX_S, LIVE_MAX_SOCKETS } from "./constants.ts";
 import { decodeMessage, encodeMessage } from "../wire/codec.ts";
 import { LiveBeginAnswerSchema, LiveEndAnswerSchema, LiveScheduleAnswerSchema } from "../wire/gen/nat_pb.ts";
 import { LiveBeginRequestSchema, LiveEndRequestSchema, LiveScheduleRequestSchema } from "../wire/gen/nat_pb.ts";
@@ -134,7 +127,7 @@ export async function measureLifetime(opts: LifetimeOptions): Promise<LifetimeOu
   const progress = opts.onProgress ?? (() => {});
   const begin = decodeMessage(
     LiveBeginAnswerSchema,
-    expectOk(await opts.link.request(NAT_LIVE_BEGIN_METHOD, encodeMessage(LiveBeginRequestSchema, { probeKey: key, sockets: delays.length + pool.length }), { signal: opts.signal })),
+    expectOk(await opts.link.request(METHOD.nat.liveBegin, encodeMessage(LiveBeginRequestSchema, { probeKey: key, sockets: delays.length + pool.length }), { signal: opts.signal })),
     "LiveBeginAnswer",
   );
   const token = begin.token;
@@ -178,7 +171,7 @@ export async function measureLifetime(opts: LifetimeOptions): Promise<LifetimeOu
   async function schedule(items: LiveSock[], delayMs: (s: LiveSock) => number): Promise<number> {
     if (items.length === 0) return 0;
     const req = encodeMessage(LiveScheduleRequestSchema, { token, items: items.map((s) => ({ index: s.index, cookie: s.cookie!, delayMs: delayMs(s) })) });
-    const ans = decodeMessage(LiveScheduleAnswerSchema, expectOk(await opts.link.request(NAT_LIVE_SCHEDULE_METHOD, req, { signal })), "LiveScheduleAnswer");
+    const ans = decodeMessage(LiveScheduleAnswerSchema, expectOk(await opts.link.request(METHOD.nat.liveSchedule, req, { signal })), "LiveScheduleAnswer");
     return ans.accepted;
   }
 
@@ -251,7 +244,7 @@ export async function measureLifetime(opts: LifetimeOptions): Promise<LifetimeOu
     }
 
     // 4. Ages from the server's clock.
-    const end = decodeMessage(LiveEndAnswerSchema, expectOk(await opts.link.request(NAT_LIVE_END_METHOD, encodeMessage(LiveEndRequestSchema, { token }), { signal: opts.signal })), "LiveEndAnswer");
+    const end = decodeMessage(LiveEndAnswerSchema, expectOk(await opts.link.request(METHOD.nat.liveEnd, encodeMessage(LiveEndRequestSchema, { token }), { signal: opts.signal })), "LiveEndAnswer");
     const byIndex = new Map(socks.map((s) => [s.index, s]));
     const samples: LifetimeSampleReport[] = [];
     const planSamples: LifetimeSample[] = [];

@@ -25,8 +25,7 @@ import {
   LiveScheduleRequestSchema,
 } from "../wire/gen/nat_pb.ts";
 import { buildControl, type ControlMessage } from "./control-packet.ts";
-import { BEGIN_BURST, BEGIN_RATE_PER_S, LIVE_MAX_SOCKETS, MAX_ACKS_PER_ADDRESS, NAT_COOKIE_BYTES, NAT_TOKEN_BYTES } from "./constants.ts";
-import { RateBuckets } from "./rate-limit.ts";
+import { LIVE_MAX_SOCKETS, MAX_ACKS_PER_ADDRESS, NAT_COOKIE_BYTES, NAT_TOKEN_BYTES } from "./constants.ts";
 import { decodeRequest, SessionTable } from "./session-table.ts";
 import { buildProbe, isProbeKey } from "./probe-packet.ts";
 import { randomProbeTmpLen } from "./probe-sizes.ts";
@@ -40,10 +39,10 @@ const LIVE_SESSION_SLACK_MS = 30_000;
 /** Lifetime sessions one client IP may hold at once. */
 const MAX_LIVE_SESSIONS_PER_IP = 4;
 /** Lifetime sessions on a node at once (each holds up to LIVE_MAX_SOCKETS timers). */
-const MAX_LIVE_SESSIONS = 256;
+export const MAX_LIVE_SESSIONS = 256;
 
 /** Largest nat.live.* request, in bytes: LIVE_MAX_SOCKETS items of index, cookie and delay. */
-const MAX_LIVE_REQUEST_BYTES = 4096;
+export const MAX_LIVE_REQUEST_BYTES = 4096;
 
 export interface LiveRequestContext {
   remoteIp: string;
@@ -105,7 +104,6 @@ export function createLifetimeServer(components: { send(bytes: Uint8Array, to: E
     clearTimeout(s.expiry);
     for (const sock of s.sockets.values()) if (sock.timer) clearTimeout(sock.timer);
   });
-  const perIpRate = new RateBuckets(BEGIN_RATE_PER_S, BEGIN_BURST);
   const counters: LiveCounters = { sessions: 0, probesSent: 0, refused: 0, foreignHellos: 0 };
 
   const refuse = (status: Status, error: string): LiveAnswer => {
@@ -140,7 +138,6 @@ export function createLifetimeServer(components: { send(bytes: Uint8Array, to: E
       if (all.some((s) => s.connectionId === ctx.connectionId)) return refuse(Status.REFUSED, "this connection already runs a lifetime test");
       if (all.filter((s) => sameIp(s.clientIp, ctx.remoteIp)).length >= MAX_LIVE_SESSIONS_PER_IP) return refuse(Status.FULL, "too many lifetime tests from this IP");
       if (sessions.size >= MAX_LIVE_SESSIONS) return refuse(Status.FULL, "too many lifetime tests running");
-      if (!perIpRate.take(ctx.remoteIp, now())) return refuse(Status.RATE_LIMITED, "too many lifetime tests from this IP");
       const token = crypto.getRandomValues(new Uint8Array(NAT_TOKEN_BYTES));
       const s: LiveSession = {
         tokenHex: bytesToHex(token),

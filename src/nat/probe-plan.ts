@@ -14,22 +14,9 @@
 // "Silence" is the wait after the server confirmed its burst: max(SILENCE_MIN_MS, SILENCE_RTTS × RTT). The run's
 // timeout caps every wait. When the delegates of a formal step sent only from IPs this host talks to, NewHost was
 // not tested: begin, formal-mapping and formal run again with the next server as source.
+import { METHOD } from "../rpc/methods.ts";
 import type { NatObservations, NatRule } from "./decision.ts";
-import { MESH_PEERS_METHOD } from "../mesh/mesh-service-constants.ts";
-import { WHOAMI_METHOD } from "../transport/quic/whoami-handler.ts";
-import {
-  HELLO_ATTEMPTS,
-  HELLO_RETRY_MS,
-  NAT_BEGIN_METHOD,
-  NAT_FORMAL_METHOD,
-  NAT_LIVE_BEGIN_METHOD,
-  NAT_PASSAGE_METHOD,
-  NAT_SERVERS_METHOD,
-  PRE_PROBE_MIN_SERVERS,
-  SILENCE_MIN_MS,
-  SILENCE_RTTS,
-  TCP_CHECK_AFTER_MS,
-} from "./constants.ts";
+import { HELLO_ATTEMPTS, HELLO_RETRY_MS, PRE_PROBE_MIN_SERVERS, SILENCE_MIN_MS, SILENCE_RTTS, TCP_CHECK_AFTER_MS } from "./constants.ts";
 
 export type ProbeStepId = "pre-probe" | "tcp" | "begin" | "new-port-mapping" | "passage" | "formal-mapping" | "formal" | "lifetime";
 
@@ -85,7 +72,7 @@ export const PROBE_PLAN: readonly ProbeStep[] = [
     id: "pre-probe",
     design: "1",
     triggers: [{ on: "run" }],
-    sends: { via: "quic", what: `${WHOAMI_METHOD}; with fewer than ${PRE_PROBE_MIN_SERVERS} IPs, ${MESH_PEERS_METHOD} (else ${NAT_SERVERS_METHOD}) for more`, to: "every server" },
+    sends: { via: "quic", what: `${METHOD.app.whoami}; with fewer than ${PRE_PROBE_MIN_SERVERS} IPs, ${METHOD.mesh.peers} (else ${METHOD.nat.servers}) for more`, to: "every server" },
     waitsFor: { on: "quic", what: "the mapped address each server saw" },
     wait: { until: "deadline" },
     fills: "preProbe",
@@ -108,7 +95,7 @@ export const PROBE_PLAN: readonly ProbeStep[] = [
     design: "3",
     triggers: [{ on: "run" }],
     perSource: "every",
-    sends: { via: "quic", what: `${NAT_BEGIN_METHOD} {probe key K}`, to: "the source server" },
+    sends: { via: "quic", what: `${METHOD.nat.begin} {probe key K}`, to: "the source server" },
     waitsFor: { on: "quic", what: "a session token and the source's new port" },
     wait: { until: "deadline" },
     fills: "none",
@@ -132,7 +119,7 @@ export const PROBE_PLAN: readonly ProbeStep[] = [
     triggers: [{ on: "step", step: "begin" }],
     perSource: "first",
     background: true,
-    sends: { via: "quic", what: `${NAT_PASSAGE_METHOD} {token}`, to: "the source server" },
+    sends: { via: "quic", what: `${METHOD.nat.passage} {token}`, to: "the source server" },
     waitsFor: { on: "socket-p", what: "2 SN passage probes on P's QUIC 4-tuple" },
     wait: silence,
     fills: "passage",
@@ -154,7 +141,7 @@ export const PROBE_PLAN: readonly ProbeStep[] = [
     design: "3",
     triggers: [{ on: "step", step: "formal-mapping" }],
     perSource: "every",
-    sends: { via: "quic", what: `${NAT_FORMAL_METHOD} {token, cookie, avoided IPs, proof of work}`, to: "the source server" },
+    sends: { via: "quic", what: `${METHOD.nat.formal} {token, cookie, avoided IPs, proof of work}`, to: "the source server" },
     waitsFor: { on: "socket-f", what: "4 NewPort probes from the source's new port, 3 NewHost probes per delegate" },
     wait: silence,
     fills: "formal",
@@ -164,7 +151,7 @@ export const PROBE_PLAN: readonly ProbeStep[] = [
     id: "lifetime",
     design: "4",
     triggers: [{ on: "decision" }],
-    sends: { via: "fresh-sockets", what: `${NAT_LIVE_BEGIN_METHOD}, then one hello-live per fresh socket`, to: "the first source server" },
+    sends: { via: "fresh-sockets", what: `${METHOD.nat.liveBegin}, then one hello-live per fresh socket`, to: "the first source server" },
     waitsFor: { on: "fresh-sockets", what: "one probe per socket after its delay" },
     wait: { until: "lifetime" },
     fills: "lifetime",

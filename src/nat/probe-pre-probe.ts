@@ -1,8 +1,8 @@
 // DESIGN §6 step 1 and the TCP check of the probe plan (probe-plan.ts): whoami to every server from socket P,
 // more servers when fewer than PRE_PROBE_MIN_SERVERS IPs are known, and HTTPS whoami when no QUIC path exists.
+import { METHOD } from "../rpc/methods.ts";
 import { errorLine } from "../errors.ts";
-import { MESH_PEERS_METHOD } from "../mesh/mesh-service-constants.ts";
-import { MAX_SERVERS_ANSWER, NAT_SERVERS_METHOD } from "./constants.ts";
+import { MAX_SERVERS_ANSWER } from "./constants.ts";
 import { decideNat } from "./decision.ts";
 import type { ProbeStep } from "./probe-plan.ts";
 import type { ProbeServer } from "./probe-io.ts";
@@ -65,13 +65,13 @@ async function learnServers(st: ProbeRunState, want: number): Promise<void> {
     learned.push({ ip, port: cand.port });
   };
   const step = st.step;
-  let via = MESH_PEERS_METHOD;
+  let via = METHOD.mesh.peers;
   try {
     // The mesh service's peers API (records of the nodes it knows, with their UDP ports)…
     for (const c of await link.meshPeers(MAX_SERVERS_ANSWER, step)) consider(c);
   } catch {
     // …else the NAT service's own list.
-    via = NAT_SERVERS_METHOD;
+    via = METHOD.nat.servers;
     try {
       for (const c of await link.natServers(step)) consider(c);
     } catch (err) {

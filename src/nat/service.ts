@@ -2,10 +2,10 @@
 // QUIC, NewHost for peers over the mesh, the list of probe servers, and the node's own NAT class.
 //
 //   QUIC (any link; every datagram goes only to an address the requester proved it owns):
-//     whoami (STUN:Addr, transport) · nat.begin · nat.passage · nat.formal (cone-server.ts) · nat.servers ·
-//     nat.live.begin · nat.live.schedule · nat.live.end (lifetime-server.ts)
+//     app.whoami (STUN:Addr, transport) · nat.begin · nat.passage · nat.formal (cone-server.ts) · nat.servers ·
+//     nat.live-begin · nat.live-schedule · nat.live-end (lifetime-server.ts); policies in routes.ts
 //   raw on the shared socket: hello-formal / hello-live control datagrams (control-packet.ts)
-//   mesh (bootstrapped links only): nat.newhost (newhost-delegate.ts), which this node also sends as a source:
+//   mesh (bootstrapped links only): nat.new-host (newhost-delegate.ts), which this node also sends as a source:
 //     an order sealed to each delegate, carrying the client's proof of work (newhost-proof.ts).
 //   own class: at start and every SELF_PROBE_INTERVAL_MS the node runs `findings probe` against its peers from its
 //     service IP and keeps the result (ownClass()); until one succeeds it retries every SELF_PROBE_RETRY_MS.
@@ -15,30 +15,21 @@ import { createSocket } from "node:dgram";
 import { isIP } from "node:net";
 import { networkInterfaces } from "node:os";
 import { errorLine } from "../errors.ts";
+import { METHOD } from "../rpc/methods.ts";
 import type { NodeKey } from "../identity/node-key.ts";
 import { nodeIdOf } from "../identity/node-key.ts";
-import type { LinkAnswer, LinkRequestHandler, MeshLink } from "../mesh/link.ts";
-import type { HandleOptions } from "../mesh/link-service.ts";
-import type { LinkEvent, LinkListener, RequestHandler } from "../transport/udp/endpoint.ts";
+import type { MeshLink } from "../mesh/link.ts";
+import type { Router } from "../rpc/router.ts";
+import type { LinkEvent, LinkListener } from "../transport/udp/endpoint.ts";
 import type { RawDatagramInfo } from "../transport/udp/shared-socket.ts";
 import { decodeMessage, encodeMessage, Status } from "../wire/codec.ts";
 import { NatServersAnswerSchema, NewHostReportSchema } from "../wire/gen/nat_pb.ts";
 import { createConeServer, type DelegateOutcome, type NewHostRequest } from "./cone-server.ts";
 import { controlToken, decodeControl } from "./control-packet.ts";
 import { createLifetimeServer } from "./lifetime-server.ts";
+import { natRoutes } from "./routes.ts";
 import { natLabel, type NatClassName, type NatLabel } from "./class.ts";
-import {
-  MAX_SERVERS_ANSWER,
-  NAT_BEGIN_METHOD,
-  NAT_FORMAL_METHOD,
-  NAT_LIVE_BEGIN_METHOD,
-  NAT_LIVE_END_METHOD,
-  NAT_LIVE_SCHEDULE_METHOD,
-  NAT_NEWHOST_METHOD,
-  NAT_PASSAGE_METHOD,
-  NAT_SERVERS_METHOD,
-  NEWHOST_ORDER_ID_BYTES,
-} from "./constants.ts";
+import { MAX_SERVERS_ANSWER, NEWHOST_ORDER_ID_BYTES } from "./constants.ts";
 import { createNewHostDelegate, type NewHostDelegate } from "./newhost-delegate.ts";
 import { sealNewHostOrder } from "./newhost-proof.ts";
 import { runProbe, type ProbeOptions } from "./probe-client.ts";
@@ -61,14 +52,16 @@ export interface NatUdp {
   readonly host: string;
   readonly port: number;
   sendRaw(bytes: Uint8Array, port: number, ip: string): Promise<void>;
-  handle(method: string, handler: RequestHandler): void;
+  /** Serves the QUIC tests (the node's shared router). */
+  readonly router: Router;
   on(event: LinkEvent, fn: LinkListener): () => void;
 }
 
 /** What the service needs from the mesh links (createMeshLinks satisfies it). */
 export interface NatMesh {
   links(): MeshLink[];
-  handle(method: string, handler: LinkRequestHandler, opts?: HandleOptions): void;
+  /** Serves NewHost orders from mesh peers. */
+  readonly router: Router;
 }
 
 export interface NatServiceComponents {
@@ -234,7 +227,7 @@ export function createNatService(components: NatServiceComponents, init: NatServ
             clientConn,
           });
           counters.newHostOrdersSent++;
-          const ans = await link.request(NAT_NEWHOST_METHOD, payload, { timeoutMs: DELEGATE_TIMEOUT_MS, signal });
+          const ans = await link.request(METHOD.nat.newHost, payload, { timeoutMs: DELEGATE_TIMEOUT_MS, signal });
           if (ans.status !== Status.OK) {
             counters.newHostOrdersFailed++;
             result.error = ans.error || `status ${ans.status}`;
@@ -256,23 +249,8 @@ export function createNatService(components: NatServiceComponents, init: NatServ
   const cone = createConeServer({ sendMain, delegate: delegateNewHost, log }, { bindHost: isWildcard(init.host) ? (isIP(init.host) === 6 || init.host === "::" ? "::" : "0.0.0.0") : init.host, now, powBits: init.powBits });
   const live = createLifetimeServer({ send: (bytes, to) => void sendMain(bytes, to).catch(() => {}), log }, { now });
 
-  const serving = init.serve !== false;
-  const notServing = { status: Status.REFUSED, error: "this node does not serve NAT tests (client-only)" };
-  const served = (handler: RequestHandler): RequestHandler => (serving ? handler : async () => notServing);
-  udp.handle(NAT_BEGIN_METHOD, served((req, ctx) => cone.begin(req.payload, ctx)));
-  udp.handle(NAT_PASSAGE_METHOD, served((req, ctx) => cone.passage(req.payload, ctx)));
-  udp.handle(NAT_FORMAL_METHOD, served((req, ctx) => cone.formal(req.payload, ctx)));
-  udp.handle(NAT_LIVE_BEGIN_METHOD, served(async (req, ctx) => live.begin(req.payload, ctx)));
-  udp.handle(NAT_LIVE_SCHEDULE_METHOD, served(async (req, ctx) => live.schedule(req.payload, ctx)));
-  udp.handle(NAT_LIVE_END_METHOD, served(async (req, ctx) => live.end(req.payload, ctx)));
-  udp.handle(NAT_SERVERS_METHOD, async (_req, ctx) => {
-    const list = knownServers()
-      .filter((s) => !sameIp(s.ip, ctx.remoteIp))
-      .slice(0, MAX_SERVERS_ANSWER)
-      .map(formatEndpoint);
-    return { status: Status.OK, payload: encodeMessage(NatServersAnswerSchema, { servers: list }) };
-  });
-  mesh.handle(NAT_NEWHOST_METHOD, async (req, link): Promise<LinkAnswer> => (serving ? delegate.handle(req.payload, link) : notServing));
+  const routes = natRoutes({ cone, live, delegate, knownServers, serving: init.serve !== false });
+  let removeRoutes: Array<() => void> = [];
   const offClose = udp.on("close", (link) => {
     cone.dropConnection(link.connectionId);
     live.dropConnection(link.connectionId);
@@ -344,6 +322,7 @@ export function createNatService(components: NatServiceComponents, init: NatServ
     async start() {
       if (state !== "new") return;
       state = "running";
+      removeRoutes = [udp.router.addAll(routes.quic), mesh.router.addAll(routes.wss)];
       selfAbort = new AbortController();
       scheduleSelf(init.selfProbeRetryMs ?? SELF_PROBE_RETRY_MS);
     },
@@ -352,6 +331,7 @@ export function createNatService(components: NatServiceComponents, init: NatServ
       state = "stopped";
       clearTimeout(selfTimer);
       selfAbort.abort(new Error("the node is stopping"));
+      for (const remove of removeRoutes) remove();
       offClose();
       cone.stop();
       live.stop();

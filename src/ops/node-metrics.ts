@@ -5,6 +5,7 @@ import type { MeshLinks } from "../mesh/link-service.ts";
 import type { MeshService, MeshServiceStatus } from "../mesh/mesh-service.ts";
 import type { NatService } from "../nat/service.ts";
 import type { PunchService } from "../punch/punch-service.ts";
+import type { Router } from "../rpc/router.ts";
 import type { ShareService } from "../share/service.ts";
 import type { BindingResponder } from "../stun/responder.ts";
 import type { TlsEndpoint } from "../transport/tls/endpoint.ts";
@@ -19,13 +20,14 @@ export interface NodeMetricSources {
   punch: Pick<PunchService, "counters" | "pool">;
   share: Pick<ShareService, "counters" | "pool">;
   stun?: BindingResponder;
+  router: Pick<Router, "stats">;
 }
 
 type Sample<L extends string> = [LabelValues<L>, number];
 
 /** Registers every node family on `registry`; values are read from `sources` at each render. */
 export function registerNodeMetrics(registry: MetricsRegistry, sources: NodeMetricSources): void {
-  const { udp, tls, mesh, meshService, nat, punch, share, stun } = sources;
+  const { udp, tls, mesh, meshService, nat, punch, share, stun, router } = sources;
   const counter = <L extends string = never>(name: string, help: string, labelNames: readonly L[], read: () => Sample<L>[]) =>
     registry.counter<L>({ name, help, labelNames, collect: (emit) => read().forEach(([labels, v]) => emit(labels, v)) });
   const gauge = <L extends string = never>(name: string, help: string, labelNames: readonly L[], read: () => Sample<L>[]) =>
@@ -63,14 +65,25 @@ export function registerNodeMetrics(registry: MetricsRegistry, sources: NodeMetr
   counter("findings_quic_streams_total", "Peer-opened QUIC request streams served, whatever their outcome.", [], () => one(u().streams));
   counter(
     "findings_quic_streams_failed_total",
-    "QUIC requests not answered normally: over a size or connection limit (limit), undecodable or unknown method, timed out, or the handler threw.",
+    "QUIC requests not answered normally: over a size or connection limit (limit), undecodable or unknown method, or timed out (handler failures: findings_rpc_handler_failures_total).",
     ["reason"],
     () => [
       [{ reason: "limit" }, u().refusedLimits],
       [{ reason: "bad_request" }, u().badRequests],
       [{ reason: "timeout" }, u().streamTimeouts],
-      [{ reason: "handler_error" }, u().handlerErrors],
     ],
+  );
+
+  // Request router (rpc): both transports, by method.
+  const r = () => router.stats();
+  counter("findings_rpc_requests_total", "Requests that passed their method's policy and reached the handler, by method.", ["method"], () =>
+    Object.entries(r().calls).map(([method, n]) => [{ method }, n]),
+  );
+  counter("findings_rpc_refused_total", "Requests refused by their method's policy, by method and reason (unknown methods under method=\"*\").", ["method", "reason"], () =>
+    Object.entries(r().refused).flatMap(([method, byReason]) => Object.entries(byReason).map(([reason, n]): Sample<"method" | "reason"> => [{ method, reason: reason.replace("-", "_") }, n ?? 0])),
+  );
+  counter("findings_rpc_handler_failures_total", "Handlers that threw an unexpected error (answered INTERNAL), by method.", ["method"], () =>
+    Object.entries(r().failed).map(([method, n]) => [{ method }, n]),
   );
 
   // TLS port (transport/tls).

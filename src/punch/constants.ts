@@ -1,36 +1,7 @@
-// Wire facts and shared limits of the app services: app pool, punch brokering, the punch itself and the
+// Wire facts and shared limits of the app services (methods: App, Punch, PunchLink, Share in proto/services.proto): app pool, punch brokering, the punch itself and the
 // share registry (DESIGN §5, §7; seed 000 §应用池, §打洞协助, §基本规则 "Listen + Dial", §信令协调; seed 001 §分享池).
 // Pool sizes are the config keys punch_xpool, peers_punch and share_xpool; values one file uses live in that file.
 import { SN_MIN_BYTES } from "../nat/constants.ts";
-
-// ---- methods (payloads in proto/punch.proto and proto/punch-link.proto) ----
-
-/** Envelope methods of the app services over QUIC. */
-export const PUNCH_METHOD = {
-  /** AppJoin → AppJoinAnswer. */
-  join: "app.join",
-  /** PunchRequest → PunchAnswer. */
-  punch: "punch.request",
-  /** node → target app: PunchInfo (the target's side of an attempt someone else asked for). */
-  offer: "punch.offer",
-  /** ShareRegister → ShareRegisterAnswer (after the dial-back). */
-  shareRegister: "share.register",
-  /** ShareFetch → ShareList. */
-  shareFetch: "share.fetch",
-} as const;
-
-/** app → node, empty payload: "I am leaving on purpose" (before a graceful close). The node forgets the app's
- *  memberships, partners and last address, so a later join from elsewhere is not taken for a mapping change
- *  (signalling coordination re-offers only apps that lost their connection, not apps that left). */
-export const APP_LEAVE_METHOD = "app.leave";
-
-/** Methods on a punched app ↔ app link (payloads in proto/punch-link.proto). */
-export const PUNCH_LINK_METHOD = {
-  /** PunchHello → PunchHelloAnswer: the dialer proves its token; the first request on the link. */
-  hello: "punch.hello",
-  /** Empty → empty: a round trip to measure the link (rttMs). */
-  ping: "punch.ping",
-} as const;
 
 // ---- wire input limits ----
 

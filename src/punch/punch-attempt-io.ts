@@ -1,13 +1,14 @@
 // What one punch attempt (punch-attempt.ts, punch-spray.ts) works with: the app's sockets, a clock, the opener
 // maker and the counters of what was sent and received; and the hello both kinds of dialer end with.
+import { METHOD } from "../rpc/methods.ts";
 import { timingSafeEqual } from "node:crypto";
 import { systemClock, type Clock } from "../contracts/clock.ts";
 import type { Logger } from "../contracts/logger.ts";
 import { expectOk, type QuicLink } from "../transport/quic/link.ts";
 import type { DialOptions } from "../transport/udp/endpoint.ts";
-import { encodeMessage } from "../wire/codec.ts";
+import { PeerError } from "../errors.ts";
+import { encodeMessage, Status } from "../wire/codec.ts";
 import { PunchHelloSchema } from "../wire/gen/punch-link_pb.ts";
-import { PUNCH_LINK_METHOD } from "./constants.ts";
 import { readPunchHelloAnswer, type PunchOffer } from "./punch-info.ts";
 import type { PunchPacketType } from "./punch-packet.ts";
 
@@ -81,13 +82,23 @@ export function pause(clock: AttemptClock, ms: number, signal: AbortSignal): Pro
   });
 }
 
+/** The punch.hello exchange failed on a token or node id: the link reached someone, but not the peer. */
+export class PunchTokenError extends PeerError {
+  constructor(message: string) {
+    super(message);
+    this.name = "PunchTokenError";
+  }
+}
+
 /** Step 3: prove our token, check the listener's. Closes the link on failure. */
 export async function sayHello(io: AttemptIo, link: QuicLink, offer: PunchOffer, signal: AbortSignal): Promise<void> {
   try {
     const hello = encodeMessage(PunchHelloSchema, { attemptId: offer.attemptId, token: offer.ownToken, nodeId: io.selfId });
-    const answer = readPunchHelloAnswer(expectOk(await link.request(PUNCH_LINK_METHOD.hello, hello, { signal })));
-    if (answer.token.length !== offer.peerToken.length || !timingSafeEqual(answer.token, offer.peerToken)) throw new Error("the listener answered with a wrong token");
-    if (answer.nodeId !== offer.peerId) throw new Error(`the listener says it is ${answer.nodeId.slice(0, 16)}…, not the announced peer (token check)`);
+    const reply = await link.request(METHOD.punchLink.hello, hello, { signal });
+    if (reply.status === Status.UNAUTHENTICATED) throw new PunchTokenError(`the listener refused our token: ${reply.error}`);
+    const answer = readPunchHelloAnswer(expectOk(reply));
+    if (answer.token.length !== offer.peerToken.length || !timingSafeEqual(answer.token, offer.peerToken)) throw new PunchTokenError("the listener answered with a wrong token");
+    if (answer.nodeId !== offer.peerId) throw new PunchTokenError(`the listener says it is ${answer.nodeId.slice(0, 16)}…, not the announced peer (token check)`);
   } catch (err) {
     await link.close();
     throw err;

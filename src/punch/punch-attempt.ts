@@ -12,14 +12,15 @@
 //   4. one punch.ping measures the link's round trip.
 // What differs per strategy (sockets, openers, when the dialer starts, retries, the deadline) is one row of
 // punch-recipes.ts; this file interprets the row for our side. The spray's two sides are in punch-spray.ts.
-import { TimeoutError, errorLine } from "../errors.ts";
+import { METHOD } from "../rpc/methods.ts";
+import { PinMismatchError, TimeoutError, errorLine } from "../errors.ts";
 import type { NatClassName } from "../nat/class.ts";
 import { formatAddress } from "../contracts/address.ts";
 import type { TimerHandle } from "../contracts/clock.ts";
 import { expectOk, type QuicLink } from "../transport/quic/link.ts";
 import { raceSignal } from "../transport/quic/stream-io.ts";
-import { PUNCH_LINK_METHOD, PUNCH_PACKET_BYTES, PUNCH_SECOND_SENDER_DELAY_MS } from "./constants.ts";
-import { pause, realAttemptClock, sayHello, type AttemptClock, type AttemptIo, type AttemptRun, type AttemptSocket, type AttemptStats, type OwnedSocket, type PeerAddr } from "./punch-attempt-io.ts";
+import { PUNCH_PACKET_BYTES, PUNCH_SECOND_SENDER_DELAY_MS } from "./constants.ts";
+import { pause, PunchTokenError, realAttemptClock, sayHello, type AttemptClock, type AttemptIo, type AttemptRun, type AttemptSocket, type AttemptStats, type OwnedSocket, type PeerAddr } from "./punch-attempt-io.ts";
 import type { PunchOffer } from "./punch-info.ts";
 import { sendOrder, useFreshSocket, type SendOrder } from "./punch-order.ts";
 import { encodePunchPacket, PUNCH_PACKET_TYPE } from "./punch-packet.ts";
@@ -119,7 +120,7 @@ export async function runAttempt(io: AttemptIo, offer: PunchOffer, init: Attempt
     let rttMs: number | null = null;
     try {
       const t0 = clock.now();
-      expectOk(await up.request(PUNCH_LINK_METHOD.ping, undefined, { signal, timeoutMs: Math.max(500, timeoutMs - (clock.now() - started)) }));
+      expectOk(await up.request(METHOD.punchLink.ping, undefined, { signal, timeoutMs: Math.max(500, timeoutMs - (clock.now() - started)) }));
       rttMs = Math.round((clock.now() - t0) * 100) / 100;
     } catch {
       rttMs = up.rttMs ?? null;
@@ -171,7 +172,7 @@ function failureReason(err: unknown, offer: PunchOffer, stats: { sent: number; r
   const peer = `${formatAddress(offer.ip, offer.port)} (${offer.peerNat ?? "unknown NAT"})`;
   if (signal.aborted && !(signal.reason instanceof TimeoutError)) return `cancelled: ${errorLine(signal.reason)}`;
   const detail = err instanceof TimeoutError || (signal.aborted && signal.reason instanceof TimeoutError) ? `no link within ${timeoutMs} ms` : errorLine(err);
-  if (/pinned one/.test(detail)) return `the peer at ${peer} presented another certificate than the node announced: ${detail}`;
+  if (err instanceof PinMismatchError) return `the peer at ${peer} presented another certificate than the node announced: ${detail}`;
   if (offer.spray && stats.received === 0) {
     return `${detail}: none of the cone side's probes met one of the symmetric side's ${offer.spray.sockets} mappings (${offer.role === "listen" ? `${stats.sent} probes sent` : "none arrived"}); a NAT that re-maps ports for tuples it saw inbound first (Linux conntrack) defeats the spray`;
   }
@@ -218,7 +219,8 @@ async function dialPeer(run: AttemptRun, sock: AttemptSocket, recipe: DialerReci
       return link;
     } catch (err) {
       lastErr = err;
-      if (signal.aborted || recipe.retryMs === null || /pinned one|token/.test(errorLine(err))) break;
+      // A wrong certificate or token will not get better by dialling again.
+      if (signal.aborted || recipe.retryMs === null || err instanceof PinMismatchError || err instanceof PunchTokenError) break;
       await pause(clock, recipe.retryMs, signal);
     }
   }

@@ -7,6 +7,7 @@
 // openers, the listener's QUIC server and the dialer's handshakes all use it, so the NAT mapping the node
 // saw is the one the peer meets. Only the node link may push offers. Inbound links must say punch.hello with
 // the token the node gave us for that peer within PUNCH_HELLO_TIMEOUT_MS, else they are closed.
+import { METHOD } from "../rpc/methods.ts";
 import { bytesToHex, hexToBytes } from "@noble/hashes/utils.js";
 import { timingSafeEqual } from "node:crypto";
 import { isIP } from "node:net";
@@ -17,25 +18,17 @@ import { natToProto, type NatClassName } from "../nat/class.ts";
 import { formatAddress } from "../contracts/address.ts";
 import { bootstrapApp } from "../transport/app-bootstrap/bootstrap.ts";
 import type { QuicLink } from "../transport/quic/link.ts";
-import type { RequestHandler } from "../transport/quic/rpc.ts";
+import { ANY_TRUST, PINNED_OR_MESH, perHost, type MethodPolicy, type RpcHandler } from "../rpc/policy.ts";
+import type { RouteTable } from "../rpc/router.ts";
+import { Punch, PunchLink } from "../wire/gen/services_pb.ts";
 import { createUdpEndpoint, type UdpEndpoint } from "../transport/udp/endpoint.ts";
 import { decodeMessage, encodeMessage, Status, statusName } from "../wire/codec.ts";
 import { NatClass } from "../wire/gen/findings_pb.ts";
 import { PunchHelloAnswerSchema } from "../wire/gen/punch-link_pb.ts";
 import { AppJoinAnswerSchema, AppJoinSchema, PunchRequestSchema } from "../wire/gen/punch_pb.ts";
 import { runAttempt, type AttemptIo, type OwnedSocket, type PeerAddr } from "./punch-attempt.ts";
-import {
-  APP_LEAVE_METHOD,
-  MAX_CONCURRENT_ATTEMPTS,
-  OFFER_PUSH_TIMEOUT_MS,
-  PUNCH_HELLO_TIMEOUT_MS,
-  PUNCH_LINK_METHOD,
-  PUNCH_METHOD,
-  PUNCH_NODE_STEP_TIMEOUT_MS,
-  PUNCH_REJOIN_MAX_MS,
-  PUNCH_REJOIN_MIN_MS,
-} from "./constants.ts";
-import { readPunchAnswer, readPunchHello, readPunchOffer, type PunchOffer } from "./punch-info.ts";
+import { MAX_CONCURRENT_ATTEMPTS, OFFER_PUSH_TIMEOUT_MS, PUNCH_HELLO_TIMEOUT_MS, PUNCH_NODE_STEP_TIMEOUT_MS, PUNCH_REJOIN_MAX_MS, PUNCH_REJOIN_MIN_MS } from "./constants.ts";
+import { MAX_PUNCH_HELLO_BYTES, MAX_PUNCH_INFO_BYTES, readPunchAnswer, readPunchHello, readPunchOffer, type PunchOffer } from "./punch-info.ts";
 import { isPunchPacketFrom, peekPunchPacket } from "./punch-packet.ts";
 import type { PunchResult } from "./punch-result.ts";
 import type { Logger } from "../contracts/logger.ts";
@@ -101,10 +94,13 @@ export interface PunchClient {
   punch(targetId?: string | null, opts?: { max?: number; targetKind?: string; signal?: AbortSignal }): Promise<PunchResult[]>;
   /** Live punched links by peer id. */
   peers(): Array<{ peerId: string; link: QuicLink; result: PunchResult }>;
-  /** Handler for the app's own requests on punched links. */
-  handle(method: string, handler: RequestHandler): void;
+  /** Handler for the app's own requests on punched links. @default policy APP_METHOD_POLICY */
+  handle(method: string, handler: RpcHandler, policy?: MethodPolicy): void;
   counters(): Record<string, number>;
 }
+
+/** What an app's own method allows on punched links unless it says otherwise. */
+export const APP_METHOD_POLICY: MethodPolicy = { transports: ["quic"], trust: ANY_TRUST, rate: perHost(50, 200), maxInFlight: 64, maxPayloadBytes: 16 * 1024 };
 
 /** The node answered a join or punch request with a refusal. */
 export class PunchRefusedError extends PeerError {
@@ -130,7 +126,7 @@ export function createPunchClient(components: PunchClientComponents, init: Punch
   let cert = components.cert;
   const attempts = new Map<string, AttemptEntry>();
   const peers = new Map<string, { link: QuicLink; result: PunchResult }>();
-  const appHandlers = new Map<string, RequestHandler>();
+  const appRoutes = new Map<string, { handler: RpcHandler; policy: MethodPolicy }>();
   /** Sockets opened for single attempts (punch-attempt.ts openSocket), alive while their link lives. */
   const extraEndpoints = new Set<UdpEndpoint>();
   const timers = new Set<ReturnType<typeof setTimeout>>();
@@ -159,13 +155,13 @@ export function createPunchClient(components: PunchClientComponents, init: Punch
     for (const fn of a.openers) fn({ ip: rinfo.address, port: rinfo.port });
   }
 
-  const pingHandler: RequestHandler = async () => ({ status: Status.OK });
+  const pingHandler: RpcHandler = () => ({ status: Status.OK });
 
   // Step 3, listener side: the dialer proves the token the node gave us for it.
-  const helloHandler: RequestHandler = async (req, ctx) => {
+  const helloHandler: RpcHandler = (payload, ctx) => {
     let hello: ReturnType<typeof readPunchHello>;
     try {
-      hello = readPunchHello(req.payload);
+      hello = readPunchHello(payload);
     } catch (err) {
       return { status: Status.BAD_REQUEST, error: errorLine(err) };
     }
@@ -187,14 +183,14 @@ export function createPunchClient(components: PunchClientComponents, init: Punch
 
   // Offers pushed by the node: the peer's side of a punch someone asked for, or a re-offer after a
   // mapping change (signalling coordination). Only the node link may push them.
-  const offerHandler: RequestHandler = async (req, ctx) => {
+  const offerHandler: RpcHandler = (payload, ctx) => {
     if (!nodeLink || ctx.connectionId !== nodeLink.connectionId) {
       counters.offersRefused++;
       return { status: Status.REFUSED, error: "punch offers are accepted only from the node this app joined" };
     }
     let offer: PunchOffer;
     try {
-      offer = readPunchOffer(req.payload);
+      offer = readPunchOffer(payload);
     } catch (err) {
       counters.offersRefused++;
       return { status: Status.BAD_REQUEST, error: errorLine(err) };
@@ -208,13 +204,22 @@ export function createPunchClient(components: PunchClientComponents, init: Punch
     return { status: Status.OK };
   };
 
+  // The punched link's own methods (the listener's side of the link is inbound and unbound: any trust), and the
+  // node's offers, which come on our pinned link to the node.
+  const linkRoutes: RouteTable = [
+    [PunchLink.method.hello, { transports: ["quic"], trust: ANY_TRUST, rate: perHost(10, 50), maxInFlight: MAX_CONCURRENT_ATTEMPTS, maxPayloadBytes: MAX_PUNCH_HELLO_BYTES, handler: helloHandler }],
+    [PunchLink.method.ping, { transports: ["quic"], trust: ANY_TRUST, rate: perHost(20, 100), maxInFlight: 64, maxPayloadBytes: 0, handler: pingHandler }],
+  ];
+  const offerRoute = [
+    Punch.method.offer,
+    { transports: ["quic"], trust: PINNED_OR_MESH, rate: perHost(20, 50), maxInFlight: 2 * MAX_CONCURRENT_ATTEMPTS, maxPayloadBytes: MAX_PUNCH_INFO_BYTES, handler: offerHandler },
+  ] as const;
+
   /** The main socket (`main`: node link, offers) or one opened for an attempt. */
   function newEndpoint(c: RunCertificate, port: number, main: boolean): UdpEndpoint {
     const ep = createUdpEndpoint({ cert: c, nodeKey: key, log }, { host: bindHost, port, onRawDatagram: onRaw });
-    if (main) ep.handle(PUNCH_METHOD.offer, offerHandler);
-    ep.handle(PUNCH_LINK_METHOD.hello, helloHandler);
-    ep.handle(PUNCH_LINK_METHOD.ping, pingHandler);
-    for (const [m, h] of appHandlers) ep.handle(m, h);
+    ep.router.addAll(main ? [...linkRoutes, offerRoute] : linkRoutes);
+    for (const [m, r] of appRoutes) ep.router.add(m, { ...r.policy, handler: r.handler }, { replace: true });
     ep.on("connect", (link) => {
       if (link.direction !== "in") return;
       // A stranger (or a peer that never proves its token) does not keep a connection on our socket.
@@ -325,8 +330,8 @@ export function createPunchClient(components: PunchClientComponents, init: Punch
       });
       // The node may push offers as soon as it has our membership: set the link first.
       nodeLink = link;
-      const answer = await link.request(PUNCH_METHOD.join, join, step);
-      if (answer.status !== Status.OK) throw new PunchRefusedError(PUNCH_METHOD.join, answer.status, answer.error);
+      const answer = await link.request(METHOD.app.join, join, step);
+      if (answer.status !== Status.OK) throw new PunchRefusedError(METHOD.app.join, answer.status, answer.error);
       const m = decodeMessage(AppJoinAnswerSchema, answer.payload, "AppJoinAnswer");
       joined = {
         nodeId: key.nodeId,
@@ -395,7 +400,7 @@ export function createPunchClient(components: PunchClientComponents, init: Punch
     },
     async stop(opts = {}) {
       if (!endpoint) return;
-      const goodbye = nodeLink && opts.leave !== false ? nodeLink.request(APP_LEAVE_METHOD, undefined, { timeoutMs: 1000 }).catch(() => {}) : undefined;
+      const goodbye = nodeLink && opts.leave !== false ? nodeLink.request(METHOD.app.leave, undefined, { timeoutMs: 1000 }).catch(() => {}) : undefined;
       running = false;
       await goodbye;
       stopController.abort(new PeerError("the punch client is stopping"));
@@ -415,8 +420,8 @@ export function createPunchClient(components: PunchClientComponents, init: Punch
       if (!link || !running) throw new PeerError("Cannot punch: not connected to the node (start() first, or the node link is down)");
       const req = encodeMessage(PunchRequestSchema, { kind: init.kind, targetId: targetId ?? "", targetKind: opts.targetKind ?? "", max: opts.max ?? 0 });
       const signal = opts.signal ? AbortSignal.any([opts.signal, stopController.signal]) : stopController.signal;
-      const answer = await link.request(PUNCH_METHOD.punch, req, { signal, timeoutMs: PUNCH_NODE_STEP_TIMEOUT_MS + OFFER_PUSH_TIMEOUT_MS });
-      if (answer.status !== Status.OK) throw new PunchRefusedError(PUNCH_METHOD.punch, answer.status, answer.error);
+      const answer = await link.request(METHOD.punch.request, req, { signal, timeoutMs: PUNCH_NODE_STEP_TIMEOUT_MS + OFFER_PUSH_TIMEOUT_MS });
+      if (answer.status !== Status.OK) throw new PunchRefusedError(METHOD.punch.request, answer.status, answer.error);
       let offers: PunchOffer[];
       try {
         offers = readPunchAnswer(answer.payload);
@@ -426,9 +431,9 @@ export function createPunchClient(components: PunchClientComponents, init: Punch
       return Promise.all(offers.map((o) => startAttempt(o)));
     },
     peers: () => [...peers].map(([peerId, p]) => ({ peerId, ...p })),
-    handle(method, handler) {
-      appHandlers.set(method, handler);
-      for (const ep of [endpoint, ...extraEndpoints]) ep?.handle(method, handler);
+    handle(method, handler, policy = APP_METHOD_POLICY) {
+      appRoutes.set(method, { handler, policy });
+      for (const ep of [endpoint, ...extraEndpoints]) ep?.router.add(method, { ...policy, handler }, { replace: true });
     },
     counters: () => ({ ...counters, attemptsRunning: attempts.size, peers: peers.size }),
   };

@@ -4,6 +4,7 @@
 // Compatibility is by NAT class (punch-strategy.ts strategyFor). Random punch prefers surer strategies
 // (direct, then simultaneous, then sym-to-restricted, then spray) and draws at random within each tier,
 // so the same few members are not handed to everyone. Pure: randomness comes in as `rand` ([0, 1)).
+import { METHOD } from "../rpc/methods.ts";
 import type { AppMember, AppPool } from "./app-pool.ts";
 import { sameAddress } from "./app-pool.ts";
 import { DEFAULTS } from "../config/defaults.ts";
@@ -59,7 +60,7 @@ function fail(error: PunchMatchError, message: string): MatchFailure {
 function requesterOf(pool: AppPool, nodeId: string, kind: string): AppMember | MatchFailure {
   if (!pool.serves(kind)) return fail("kind-not-served", `kind ${JSON.stringify(kind)} is not served by this node`);
   const me = pool.get(kind, nodeId);
-  if (!me) return fail("requester-not-joined", `node ${nodeId.slice(0, 16)} has not joined the pool of ${JSON.stringify(kind)}; send app.join first`);
+  if (!me) return fail("requester-not-joined", `node ${nodeId.slice(0, 16)} has not joined the pool of ${JSON.stringify(kind)}; send ${METHOD.app.join} first`);
   return me;
 }
 

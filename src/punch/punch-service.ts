@@ -13,6 +13,7 @@
 //   app.leave      app → node, empty: a deliberate goodbye before closing; the node forgets the app.
 // Signalling coordination: the node remembers brokered pairs; when a member (re)joins from another address
 // than it had (a new NAT mapping, a restarted app), it pushes fresh offers to it and each recent partner.
+import { METHOD } from "../rpc/methods.ts";
 import { toBinary } from "@bufbuild/protobuf";
 import type { Counter } from "../contracts/metrics.ts";
 import { DEFAULTS } from "../config/defaults.ts";
@@ -20,14 +21,16 @@ import { errorLine } from "../errors.ts";
 import type { NodeKey } from "../identity/node-key.ts";
 import { nodeIdOf } from "../identity/node-key.ts";
 import type { QuicLink } from "../transport/quic/link.ts";
-import type { HandlerResult, RequestContext, RequestHandler } from "../transport/quic/rpc.ts";
+import { PINNED_OR_MESH, perHost, type RpcContext, type RpcReply } from "../rpc/policy.ts";
+import type { Router, RouteTable } from "../rpc/router.ts";
+import { App, Punch } from "../wire/gen/services_pb.ts";
 import type { LinkEvent, LinkListener } from "../transport/udp/endpoint.ts";
 import { encodeMessage, Status } from "../wire/codec.ts";
 import { AppJoinAnswerSchema, PunchAnswerSchema, PunchInfoSchema, type PunchInfo } from "../wire/gen/punch_pb.ts";
 import { createAppPool, sameAddress, type AppAddress, type AppMember, type AppPool } from "./app-pool.ts";
-import { APP_LEAVE_METHOD, OFFER_PUSH_TIMEOUT_MS, PUNCH_METHOD } from "./constants.ts";
+import { OFFER_PUSH_TIMEOUT_MS } from "./constants.ts";
 import { directedMatch, randomMatches, type PunchMatch } from "./punch-match.ts";
-import { appJoinAnswerInit, checkJoinIdentity, readAppJoin, readPunchRequest, shortHex, statusOfMatchError } from "./punch-messages.ts";
+import { appJoinAnswerInit, checkJoinIdentity, readAppJoin, readPunchRequest, shortHex, statusOfMatchError, MAX_PUNCH_REQUEST_BYTES } from "./punch-messages.ts";
 import { brokerPunch } from "./punch-offer.ts";
 import { createPunchPairs, type PunchPairs } from "./punch-pairs.ts";
 import type { Rand } from "./punch-roles.ts";
@@ -46,7 +49,8 @@ const DEFAULT_APP_IDLE_MS = 120_000;
 
 /** What the service needs of the node's UDP endpoint. */
 export interface PunchEndpoint {
-  handle(method: string, handler: RequestHandler): void;
+  /** Serves the app methods (the node's shared router). */
+  readonly router: Router;
   on(event: LinkEvent, fn: LinkListener): () => void;
 }
 
@@ -137,7 +141,7 @@ export function createPunchService(components: PunchServiceComponents, init: Pun
   let sweep: ReturnType<typeof setInterval> | undefined;
   let running = false;
 
-  const refuse = (status: Status, error: string): HandlerResult => ({ status, error });
+  const refuse = (status: Status, error: string): RpcReply => ({ status, error });
 
   /** Why a matched pair is not offered after all (the spray policy), or null. */
   function policyRefusal(m: PunchMatch): string | null {
@@ -177,7 +181,7 @@ export function createPunchService(components: PunchServiceComponents, init: Pun
       return false;
     }
     try {
-      const answer = await link.request(PUNCH_METHOD.offer, toBinary(PunchInfoSchema, info), { timeoutMs: offerTimeoutMs, signal });
+      const answer = await link.request(METHOD.punch.offer, toBinary(PunchInfoSchema, info), { timeoutMs: offerTimeoutMs, signal });
       if (answer.status !== Status.OK) throw new Error(`${answer.error || "refused"} (status ${answer.status})`);
       counters.offersPushed++;
       return true;
@@ -211,17 +215,17 @@ export function createPunchService(components: PunchServiceComponents, init: Pun
     }
   }
 
-  async function onJoin(req: { payload: Uint8Array }, ctx: RequestContext): Promise<HandlerResult> {
+  async function onJoin(payload: Uint8Array, ctx: RpcContext): Promise<RpcReply> {
     if (!running) return refuse(Status.REFUSED, "the app services are stopped");
-    if (!ctx.peerKey) return refuse(Status.UNAUTHENTICATED, "app.join needs a bound link: run the app bootstrap first");
+    if (!ctx.peer.key) return refuse(Status.UNAUTHENTICATED, `${METHOD.app.join} needs a bound link: run the app bootstrap first`);
     let join: ReturnType<typeof readAppJoin>;
     try {
-      join = readAppJoin(req.payload);
+      join = readAppJoin(payload);
     } catch (err) {
       counters.joinsRefused++;
       return refuse(Status.BAD_REQUEST, errorLine(err));
     }
-    const wrongId = checkJoinIdentity(join, ctx.peerKey);
+    const wrongId = checkJoinIdentity(join, ctx.peer.key);
     if (wrongId) {
       counters.joinsRefused++;
       return refuse(Status.REFUSED, wrongId);
@@ -231,7 +235,7 @@ export function createPunchService(components: PunchServiceComponents, init: Pun
       counters.joinsRefused++;
       return refuse(Status.REFUSED, stake.message);
     }
-    const address = { ip: ctx.remoteIp, port: ctx.remotePort };
+    const address = { ip: ctx.remote.ip, port: ctx.remote.port };
     const result = pool.join(
       { nodeId: join.nodeId, kind: join.kind, nat: join.nat, spki: join.spki, address, connectionId: ctx.connectionId, portDelta: join.portDelta },
       now(),
@@ -261,18 +265,18 @@ export function createPunchService(components: PunchServiceComponents, init: Pun
     return { status: Status.OK, payload: encodeMessage(AppJoinAnswerSchema, { ...appJoinAnswerInit(stake.answer, result), addressChanged: changed }) };
   }
 
-  async function onPunch(req: { payload: Uint8Array }, ctx: RequestContext): Promise<HandlerResult> {
+  async function onPunch(payload: Uint8Array, ctx: RpcContext): Promise<RpcReply> {
     if (!running) return refuse(Status.REFUSED, "the app services are stopped");
-    if (!ctx.peerKey) return refuse(Status.UNAUTHENTICATED, "punch.request needs a bound link: run the app bootstrap first");
+    if (!ctx.peer.key) return refuse(Status.UNAUTHENTICATED, `${METHOD.punch.request} needs a bound link: run the app bootstrap first`);
     counters.punchRequests++;
     let request: ReturnType<typeof readPunchRequest>;
     try {
-      request = readPunchRequest(req.payload);
+      request = readPunchRequest(payload);
     } catch (err) {
       counters.punchRefused++;
       return refuse(Status.BAD_REQUEST, errorLine(err));
     }
-    const nodeId = nodeIdOf(ctx.peerKey);
+    const nodeId = nodeIdOf(ctx.peer.key);
     const t = now();
     pool.seen(ctx.connectionId, t);
     let matches: PunchMatch[];
@@ -305,7 +309,7 @@ export function createPunchService(components: PunchServiceComponents, init: Pun
     // The requester must hold this membership on this very connection: offers go back on it.
     if (matches[0] && matches[0].requester.connectionId !== ctx.connectionId) {
       counters.punchRefused++;
-      return refuse(Status.REFUSED, "this connection is not the one the requester joined on; send app.join again");
+      return refuse(Status.REFUSED, `this connection is not the one the requester joined on; send ${METHOD.app.join} again`);
     }
     const brokered = matches.map((m) => ({ m, b: brokerPunch(m.requester, m.peer) }));
     const delivered = await Promise.all(brokered.map(({ m, b }) => push(m.peer, b.forB, ctx.signal)));
@@ -332,9 +336,9 @@ export function createPunchService(components: PunchServiceComponents, init: Pun
   }
 
   // A deliberate goodbye: memberships, partners and last address go, so the app's next run is a new session.
-  async function onLeave(_req: { payload: Uint8Array }, ctx: RequestContext): Promise<HandlerResult> {
-    if (!ctx.peerKey) return refuse(Status.UNAUTHENTICATED, "app.leave needs a bound link");
-    const nodeId = nodeIdOf(ctx.peerKey);
+  async function onLeave(_payload: Uint8Array, ctx: RpcContext): Promise<RpcReply> {
+    if (!ctx.peer.key) return refuse(Status.UNAUTHENTICATED, `${METHOD.app.leave} needs a bound link`);
+    const nodeId = nodeIdOf(ctx.peer.key);
     const gone = pool.byConnection(ctx.connectionId).filter((m) => m.nodeId === nodeId);
     for (const m of gone) pool.remove(m.nodeId, m.kind);
     counters.leaves += gone.length;
@@ -343,9 +347,15 @@ export function createPunchService(components: PunchServiceComponents, init: Pun
     return { status: Status.OK };
   }
 
-  udp.handle(PUNCH_METHOD.join, onJoin);
-  udp.handle(APP_LEAVE_METHOD, onLeave);
-  udp.handle(PUNCH_METHOD.punch, onPunch);
+  // App methods over QUIC, on bound links only (the handlers also need the app's key). A join or punch
+  // request costs a pool lookup and, for a punch, pushes to peers: a few per second per host.
+  const appPolicy = { transports: ["quic"], trust: PINNED_OR_MESH, maxInFlight: 256, maxPayloadBytes: MAX_PUNCH_REQUEST_BYTES } as const;
+  const routes: RouteTable = [
+    [App.method.join, { ...appPolicy, rate: perHost(10, 40), handler: onJoin }],
+    [App.method.leave, { ...appPolicy, rate: perHost(10, 40), handler: onLeave }],
+    [Punch.method.request, { ...appPolicy, rate: perHost(10, 40), handler: onPunch }],
+  ];
+  let removeRoutes: (() => void) | undefined;
 
   return {
     pool,
@@ -353,6 +363,7 @@ export function createPunchService(components: PunchServiceComponents, init: Pun
     start() {
       if (running) return;
       running = true;
+      removeRoutes = udp.router.addAll(routes);
       const idleMs = init.appIdleMs ?? DEFAULT_APP_IDLE_MS;
       sweep = setInterval(() => {
         const t = now();
@@ -367,6 +378,7 @@ export function createPunchService(components: PunchServiceComponents, init: Pun
     stop() {
       if (!running) return;
       running = false;
+      removeRoutes?.();
       if (sweep) clearInterval(sweep);
       sweep = undefined;
       for (const t of timers) clearTimeout(t);

@@ -1,10 +1,11 @@
 // App side of the TCP server registry: register my public TCP server for a kind, fetch a few listed ones
 // (seed 001 §分享池; DESIGN §5). Both go over a pinned, bound link to the node (bootstrapApp).
+import { METHOD } from "../rpc/methods.ts";
 import { PeerError } from "../errors.ts";
 import type { QuicLink } from "../transport/quic/link.ts";
 import { decodeMessage, encodeMessage, Status, statusName } from "../wire/codec.ts";
 import { ShareFetchSchema, ShareListSchema, ShareRegisterAnswerSchema, ShareRegisterSchema } from "../wire/gen/punch_pb.ts";
-import { PUNCH_METHOD, SHARE_FETCH_MAX } from "../punch/constants.ts";
+import { SHARE_FETCH_MAX } from "../punch/constants.ts";
 
 export interface SharedServer {
   ip: string;
@@ -19,16 +20,16 @@ function refused(method: string, status: Status, error: string): PeerError {
 
 /** Asks the node to list our TCP server (the link's source IP, `port`); resolves once it dialled us back. */
 export async function shareRegister(link: Pick<QuicLink, "request">, server: { kind: string; port: number }, opts: { signal?: AbortSignal; timeoutMs?: number } = {}): Promise<{ ip: string; port: number }> {
-  const answer = await link.request(PUNCH_METHOD.shareRegister, encodeMessage(ShareRegisterSchema, { kind: server.kind, port: server.port }), opts);
-  if (answer.status !== Status.OK) throw refused(PUNCH_METHOD.shareRegister, answer.status, answer.error);
+  const answer = await link.request(METHOD.share.register, encodeMessage(ShareRegisterSchema, { kind: server.kind, port: server.port }), opts);
+  if (answer.status !== Status.OK) throw refused(METHOD.share.register, answer.status, answer.error);
   const m = decodeMessage(ShareRegisterAnswerSchema, answer.payload, "ShareRegisterAnswer");
   return { ip: m.ip, port: m.port };
 }
 
 /** Up to `max` (≤ 6) listed servers of `kind`. */
 export async function shareFetch(link: Pick<QuicLink, "request">, kind: string, opts: { max?: number; signal?: AbortSignal; timeoutMs?: number } = {}): Promise<SharedServer[]> {
-  const answer = await link.request(PUNCH_METHOD.shareFetch, encodeMessage(ShareFetchSchema, { kind, max: opts.max ?? SHARE_FETCH_MAX }), opts);
-  if (answer.status !== Status.OK) throw refused(PUNCH_METHOD.shareFetch, answer.status, answer.error);
+  const answer = await link.request(METHOD.share.fetch, encodeMessage(ShareFetchSchema, { kind, max: opts.max ?? SHARE_FETCH_MAX }), opts);
+  if (answer.status !== Status.OK) throw refused(METHOD.share.fetch, answer.status, answer.error);
   const m = decodeMessage(ShareListSchema, answer.payload, "ShareList");
   return m.entries.slice(0, SHARE_FETCH_MAX).map((e) => ({ ip: e.ip, port: e.port, verifiedAtMs: Number(e.verifiedAtMs) }));
 }

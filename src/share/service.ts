@@ -9,11 +9,12 @@
 //   share.fetch     ShareFetch{kind, max ≤ 6} → ShareList{entries}.
 import { connect } from "node:net";
 import { errorLine } from "../errors.ts";
-import type { HandlerResult, RequestContext, RequestHandler } from "../transport/quic/rpc.ts";
+import { PINNED_OR_MESH, perHost, type RpcContext, type RpcReply } from "../rpc/policy.ts";
+import type { Router, RouteTable } from "../rpc/router.ts";
+import { Share } from "../wire/gen/services_pb.ts";
 import { encodeMessage, Status } from "../wire/codec.ts";
 import { ShareListSchema, ShareRegisterAnswerSchema } from "../wire/gen/punch_pb.ts";
-import { PUNCH_METHOD } from "../punch/constants.ts";
-import { readShareFetch, readShareRegister, statusOfShareRefusal } from "../punch/punch-messages.ts";
+import { readShareFetch, readShareRegister, statusOfShareRefusal, MAX_PUNCH_REQUEST_BYTES } from "../punch/punch-messages.ts";
 import type { Rand } from "../punch/punch-roles.ts";
 import { createSharePool, type ShareRef, type SharePool } from "./pool.ts";
 import type { Logger } from "../contracts/logger.ts";
@@ -51,7 +52,8 @@ export const tcpProbe: TcpProbe = ({ ip, port }, timeoutMs) =>
   });
 
 export interface ShareServiceComponents {
-  udp: { handle(method: string, handler: RequestHandler): void };
+  /** Serves share.register / share.fetch (the node's shared router). */
+  udp: { readonly router: Router };
   log?: Logger;
   /** @default tcpProbe */
   dial?: TcpProbe;
@@ -101,21 +103,20 @@ export function createShareService(components: ShareServiceComponents, init: Sha
   let running = false;
   let sweeping = false;
 
-  const refuse = (status: Status, error: string): HandlerResult => {
+  const refuse = (status: Status, error: string): RpcReply => {
     counters.refused++;
     return { status, error };
   };
 
-  async function onRegister(req: { payload: Uint8Array }, ctx: RequestContext): Promise<HandlerResult> {
+  async function onRegister(payload: Uint8Array, ctx: RpcContext): Promise<RpcReply> {
     if (!running) return refuse(Status.REFUSED, "the share registry is stopped");
-    if (!ctx.pinned) return refuse(Status.UNAUTHENTICATED, "share.register needs a bound link: run the app bootstrap first");
     let reg: ReturnType<typeof readShareRegister>;
     try {
-      reg = readShareRegister(req.payload);
+      reg = readShareRegister(payload);
     } catch (err) {
       return refuse(Status.BAD_REQUEST, errorLine(err));
     }
-    const p = pool.pending({ kind: reg.kind, ip: reg.ip, port: reg.port, sourceIp: ctx.remoteIp }, now());
+    const p = pool.pending({ kind: reg.kind, ip: reg.ip, port: reg.port, sourceIp: ctx.remote.ip }, now());
     if (p.status === "refused") return refuse(statusOfShareRefusal(p.reason), p.message);
     if (p.status === "listed") {
       return { status: Status.OK, payload: encodeMessage(ShareRegisterAnswerSchema, { ip: p.entry.ip, port: p.entry.port, listed: true }) };
@@ -135,12 +136,11 @@ export function createShareService(components: ShareServiceComponents, init: Sha
     return { status: Status.OK, payload: encodeMessage(ShareRegisterAnswerSchema, { ip: c.entry.ip, port: c.entry.port, listed: true }) };
   }
 
-  async function onFetch(req: { payload: Uint8Array }, ctx: RequestContext): Promise<HandlerResult> {
+  async function onFetch(payload: Uint8Array): Promise<RpcReply> {
     if (!running) return refuse(Status.REFUSED, "the share registry is stopped");
-    if (!ctx.pinned) return refuse(Status.UNAUTHENTICATED, "share.fetch needs a bound link: run the app bootstrap first");
     let f: ReturnType<typeof readShareFetch>;
     try {
-      f = readShareFetch(req.payload);
+      f = readShareFetch(payload);
     } catch (err) {
       return refuse(Status.BAD_REQUEST, errorLine(err));
     }
@@ -179,20 +179,28 @@ export function createShareService(components: ShareServiceComponents, init: Sha
     }
   }
 
-  udp.handle(PUNCH_METHOD.shareRegister, onRegister);
-  udp.handle(PUNCH_METHOD.shareFetch, onFetch);
+  // Bound app links only (the router answers others UNAUTHENTICATED). A register costs a TCP dial-back, so
+  // few run at once; a fetch is a pool lookup.
+  const policy = { transports: ["quic"], trust: PINNED_OR_MESH, maxPayloadBytes: MAX_PUNCH_REQUEST_BYTES } as const;
+  const routes: RouteTable = [
+    [Share.method.register, { ...policy, rate: perHost(2, 10), maxInFlight: 64, handler: onRegister }],
+    [Share.method.fetch, { ...policy, rate: perHost(10, 40), maxInFlight: 256, handler: onFetch }],
+  ];
+  let removeRoutes: (() => void) | undefined;
 
   return {
     pool,
     start() {
       if (running) return;
       running = true;
+      removeRoutes = udp.router.addAll(routes);
       sweep = setInterval(() => void recheck(), init.sweepIntervalMs ?? SHARE_SWEEP_INTERVAL_MS);
       sweep.unref?.();
     },
     stop() {
       if (!running) return;
       running = false;
+      removeRoutes?.();
       if (sweep) clearInterval(sweep);
       sweep = undefined;
     },

@@ -8,13 +8,43 @@ import { dialWss } from "../../src/transport/ws/client.ts";
 import { WS_CLOSE } from "../../src/transport/ws/constants.ts";
 import type { WsCloseInfo } from "../../src/transport/ws/connection.ts";
 import { Status } from "../../src/wire/codec.ts";
-import { AnswerError, createMeshLink, okPayload, type HandlerLookup, type MeshLink, type MeshLinkControl } from "../../src/mesh/link.ts";
+import { createMeshLink, okPayload, type MeshLink, type MeshLinkControl } from "../../src/mesh/link.ts";
+import { AnswerError } from "../../src/rpc/errors.ts";
+import { MESH_ONLY } from "../../src/rpc/policy.ts";
+import { createRouter } from "../../src/rpc/router.ts";
+import { open } from "../rpc/open-policy.ts";
 
 let cert: RunCertificate;
 let ep: TlsEndpoint;
 /** Server-side links, newest last. */
 const serverLinks: MeshLinkControl[] = [];
-let serverLookup: HandlerLookup = () => undefined;
+const serverRouter = createRouter();
+serverRouter.addAll([
+  ["echo", open((payload) => payload)],
+  [
+    "slow",
+    open(async (payload) => {
+      await Bun.sleep(payload[0]!);
+      return payload;
+    }),
+  ],
+  [
+    "status",
+    open((payload) => {
+      throw new AnswerError(payload[0]! as Status, "as asked");
+    }),
+  ],
+  [
+    "boom",
+    open(() => {
+      throw new Error("secret internals");
+    }),
+  ],
+  ["bye", open(() => ({ status: Status.OK, thenClose: { code: 4000, reason: "asked to go" } }))],
+  ["guarded", open(() => undefined, { trust: MESH_ONLY })],
+]);
+const clientRouter = createRouter();
+clientRouter.add("echo", open((payload) => payload));
 let serverMaxInflight = 32;
 const clientLinks: MeshLink[] = [];
 
@@ -24,19 +54,7 @@ beforeAll(async () => {
   cert = await createRunCertificate();
   ep = createTlsEndpoint({ cert }, { host: "127.0.0.1", port: 0 });
   ep.onWebSocket("/mesh", (conn) => {
-    const link = createMeshLink(conn, { direction: "in", trust: "untrusted", lookup: (m, l) => serverLookup(m, l), maxInflight: serverMaxInflight });
-    link.onRequest("echo", (req) => req.payload);
-    link.onRequest("slow", async (req) => {
-      await Bun.sleep(req.payload[0]!);
-      return req.payload;
-    });
-    link.onRequest("status", (req) => {
-      throw new AnswerError(req.payload[0]! as Status, "as asked");
-    });
-    link.onRequest("boom", () => {
-      throw new Error("secret internals");
-    });
-    link.onRequest("bye", () => ({ status: Status.OK, thenClose: { code: 4000, reason: "asked to go" } }));
+    const link = createMeshLink(conn, { direction: "in", trust: "untrusted", router: serverRouter, maxInflight: serverMaxInflight });
     serverLinks.push(link);
   });
   await ep.start();
@@ -49,8 +67,7 @@ afterAll(async () => {
 
 async function connect(init: { requestTimeoutMs?: number } = {}): Promise<MeshLink> {
   const { conn, peerSpki } = await dialWss({ ip: "127.0.0.1", port: ep.port }, { pinSpki: cert.spki, clientCert: cert });
-  const link = createMeshLink(conn, { direction: "out", trust: "pinned", peerSpki, ...init });
-  link.onRequest("echo", (req) => req.payload);
+  const link = createMeshLink(conn, { direction: "out", trust: "pinned", peerSpki, router: clientRouter, ...init });
   clientLinks.push(link);
   // The server side exists once its handler ran; a request round trip makes sure of it.
   await link.request("echo");
@@ -78,7 +95,6 @@ describe("mesh link requests", () => {
   });
 
   test("an unknown method is answered BAD_REQUEST; a refused one REFUSED", async () => {
-    serverLookup = (m) => (m === "guarded" ? "refused" : undefined);
     const link = await connect();
     const unknown = await link.request("no.such.method");
     expect(unknown.status).toBe(Status.BAD_REQUEST);
@@ -94,7 +110,7 @@ describe("mesh link requests", () => {
     expect((await link.request("status", bytes(Status.NOT_FOUND))).status).toBe(Status.NOT_FOUND);
     const boom = await link.request("boom");
     expect(boom.status).toBe(Status.INTERNAL);
-    expect(boom.error).toBe("internal error");
+    expect(boom.error).toBe("boom failed");
     expect(link.isOpen).toBe(true);
   });
 

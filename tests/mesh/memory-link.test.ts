@@ -2,10 +2,13 @@
 // on a fake clock, and the network's dial rules.
 import { describe, expect, test } from "bun:test";
 import { generateNodeKey } from "../../src/identity/node-key.ts";
-import type { CoreRequestHandler } from "../../src/mesh/core-link.ts";
 import { createMemoryLinkPair, type MemoryEnd } from "../../src/mesh/memory-link.ts";
 import { createMemoryNet } from "../../src/mesh/memory-net.ts";
-import { AnswerError } from "../../src/mesh/link.ts";
+import { linkOf } from "../../src/mesh/link.ts";
+import { AnswerError } from "../../src/rpc/errors.ts";
+import { MESH_ONLY, perHost, type RpcContext, type RpcHandler } from "../../src/rpc/policy.ts";
+import { createRouter } from "../../src/rpc/router.ts";
+import { open } from "../rpc/open-policy.ts";
 import { Status } from "../../src/wire/codec.ts";
 import { rejection } from "../wait.ts";
 import { FakeClock, settle } from "../../src/contracts/fake-clock.ts";
@@ -13,16 +16,19 @@ import { FakeClock, settle } from "../../src/contracts/fake-clock.ts";
 const A = { ip: "10.0.0.1", port: 1 };
 const B = { ip: "10.0.0.2", port: 2 };
 
-function pair(clock: FakeClock, bHandlers: Record<string, CoreRequestHandler> = {}) {
-  const end = (local: typeof A, remote: typeof A, direction: "in" | "out", lookup: MemoryEnd["lookup"]): MemoryEnd => ({ direction, trust: "mesh", peerKey: null, remote, socketRemote: remote, local, lookup });
-  return createMemoryLinkPair(end(A, B, "out", () => undefined), end(B, A, "in", (m) => bHandlers[m]), { clock, requestTimeoutMs: 1_000 });
+/** A pair whose `b` end serves `bHandlers` (open policy, WSS) through a router on the fake clock. */
+function pair(clock: FakeClock, bHandlers: Record<string, RpcHandler> = {}) {
+  const router = createRouter({ now: () => clock.now() });
+  for (const [method, handler] of Object.entries(bHandlers)) router.add(method, open(handler, { transports: ["wss"] }));
+  const end = (local: typeof A, remote: typeof A, direction: "in" | "out", r?: MemoryEnd["router"]): MemoryEnd => ({ direction, trust: "mesh", peerKey: null, remote, socketRemote: remote, local, router: r });
+  return createMemoryLinkPair(end(A, B, "out"), end(B, A, "in", router), { clock, requestTimeoutMs: 1_000 });
 }
 
 describe("a memory link pair", () => {
   test("answers a request with the handler's payload, status and error, by request id", async () => {
     const clock = new FakeClock();
     const [a] = pair(clock, {
-      echo: (req) => req.payload,
+      echo: (payload) => payload,
       deny: () => {
         throw new AnswerError(Status.REFUSED, "no");
       },
@@ -85,11 +91,70 @@ describe("a memory network", () => {
     const net = createMemoryNet({ clock });
     const na = net.node({ ...A, publicKey: generateNodeKey().publicKey });
     const nb = net.node({ ...B, publicKey: generateNodeKey().publicKey });
-    nb.links.handle("open", () => new Uint8Array([1]), { allowUntrusted: true });
-    nb.links.handle("meshOnly", () => new Uint8Array([2]));
+    nb.router.add("open", open(() => new Uint8Array([1]), { transports: ["wss"] }));
+    nb.router.add("meshOnly", open(() => new Uint8Array([2]), { transports: ["wss"], trust: MESH_ONLY }));
     const link = await na.links.dialUntrusted(B);
     expect(link.peerNodeId).toBeNull();
     expect((await link.request("open")).status).toBe(Status.OK);
     expect((await link.request("meshOnly")).status).toBe(Status.REFUSED);
+  });
+
+  test("a node's router serves both transports with the ctx a real link gives", async () => {
+    const clock = new FakeClock();
+    const net = createMemoryNet({ clock });
+    const [ka, kb] = [generateNodeKey(), generateNodeKey()];
+    const na = net.node({ ...A, publicKey: ka.publicKey });
+    const nb = net.node({ ...B, publicKey: kb.publicKey });
+    expect(nb.links.router).toBe(nb.router);
+    expect(nb.udp.router).toBe(nb.router);
+    const seen: RpcContext[] = [];
+    const who: RpcHandler = (_payload, ctx) => void seen.push(ctx);
+    nb.router.add("who", open(who, { transports: ["wss"] }));
+    nb.router.add("whoQuic", open(who, { transports: ["quic"] }));
+
+    const link = await na.links.dialMesh(B, kb.publicKey);
+    expect((await link.request("who")).status).toBe(Status.OK);
+    const [served] = nb.links.links();
+    const mesh = seen.shift()!;
+    expect([mesh.transport, mesh.trust, mesh.peer.nodeId, mesh.remote.ip]).toEqual(["wss", "mesh", ka.nodeId, A.ip]);
+    expect(linkOf(mesh)).toBe(served!);
+    expect(mesh.remote).toEqual(served!.socketRemote);
+
+    const first = await na.links.dialUntrusted(B);
+    await first.request("who");
+    const untrusted = seen.shift()!;
+    expect([untrusted.trust, untrusted.peer.key, untrusted.remote.ip]).toEqual(["untrusted", null, A.ip]);
+
+    const udp = await na.udp.dial(B);
+    expect((await udp.request("who")).status).toBe(Status.BAD_REQUEST); // a WSS-only method is unknown over QUIC
+    expect((await udp.request("whoQuic")).status).toBe(Status.OK);
+    const quic = seen.shift()!;
+    expect([quic.transport, quic.trust, quic.remote.ip, quic.link]).toEqual(["quic", "untrusted", A.ip, undefined]);
+  });
+
+  test("the route's policy holds on memory links: per-host rate on the fake clock, payload, in flight", async () => {
+    const clock = new FakeClock();
+    const net = createMemoryNet({ clock });
+    const na = net.node({ ...A, publicKey: generateNodeKey().publicKey });
+    const nb = net.node({ ...B, publicKey: generateNodeKey().publicKey });
+    const held: Array<() => void> = [];
+    nb.router.addAll([
+      ["rated", { ...open(() => new Uint8Array([1])), transports: ["wss"], rate: perHost(1, 2), maxPayloadBytes: 4 }],
+      ["held", { ...open(() => new Promise<void>((r) => held.push(r))), transports: ["wss"], maxInFlight: 1 }],
+    ]);
+    const link = await na.links.dialUntrusted(B);
+    const statuses = async (n: number) => (await Promise.all(Array.from({ length: n }, () => link.request("rated")))).map((a) => a.status);
+    expect(await statuses(3)).toEqual([Status.OK, Status.OK, Status.RATE_LIMITED]);
+    await clock.advance(1_000);
+    expect(await statuses(2)).toEqual([Status.OK, Status.RATE_LIMITED]);
+    await clock.advance(1_000);
+    expect((await link.request("rated", new Uint8Array(5))).status).toBe(Status.BAD_REQUEST);
+
+    const slow = link.request("held");
+    expect((await link.request("held")).status).toBe(Status.RATE_LIMITED);
+    await settle();
+    held.shift()!();
+    expect((await slow).status).toBe(Status.OK);
+    expect(nb.router.stats().refused).toEqual({ rated: { rate: 2, payload: 1 }, held: { "in-flight": 1 } });
   });
 });

@@ -7,7 +7,7 @@ import { generateNodeKey } from "../../src/identity/node-key.ts";
 import { seal } from "../../src/identity/seal.ts";
 import { encodeMessage, Status } from "../../src/wire/codec.ts";
 import { MeshHelloBodySchema, MeshHelloSchema } from "../../src/wire/gen/findings_pb.ts";
-import { AnswerError } from "../../src/mesh/link.ts";
+import { AnswerError } from "../../src/rpc/errors.ts";
 import { openMeshAccept, openMeshHello, sealMeshAccept, sealMeshHello } from "../../src/mesh/mesh-bootstrap-messages.ts";
 
 const client = generateNodeKey();

@@ -1,6 +1,9 @@
 // The mesh bootstrap with role swap between real nodes on loopback (seed 001 §组网节点之间 steps 0–6,
 // DESIGN §3): success on IPv4 and IPv6, wrong keys, unreachable clients, men in the middle,
 // first-contact links, and stop() leaving nothing open.
+import { MESH_ONLY } from "../../src/rpc/policy.ts";
+import { open } from "../rpc/open-policy.ts";
+import { METHOD } from "../../src/rpc/methods.ts";
 import { afterEach, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -13,7 +16,6 @@ import { PinMismatchError } from "../../src/transport/ws/client.ts";
 import { WS_CLOSE } from "../../src/transport/ws/constants.ts";
 import type { WsCloseInfo } from "../../src/transport/ws/connection.ts";
 import { Status } from "../../src/wire/codec.ts";
-import { MESH_ACCEPT_METHOD, MESH_HELLO_METHOD } from "../../src/mesh/link-constants.ts";
 import { createMeshLinks, type MeshLinks, type MeshLinksInit } from "../../src/mesh/link-service.ts";
 import type { MeshLink } from "../../src/mesh/link.ts";
 import { BootstrapRefusedError } from "../../src/mesh/mesh-bootstrap.ts";
@@ -48,7 +50,7 @@ async function startNode(
   const tls = createTlsEndpoint({ cert, log }, { host, port: opts.port ?? 0 });
   // helloCert lets a test node claim a certificate its listener does not serve.
   const mesh = createMeshLinks({ tls, cert: opts.helloCert ?? cert, nodeKey: key, log }, opts.init);
-  mesh.handle("echo", (req) => req.payload);
+  mesh.router.add("echo", open((payload) => payload, { trust: MESH_ONLY }));
   await tls.start();
   await mesh.start();
   let stopped: Promise<void> | null = null;
@@ -173,7 +175,7 @@ describe("mesh bootstrap with role swap", () => {
     const m = await startNode();
     const link = await m.mesh.dialUntrusted(a.addr);
     const closed = new Promise<WsCloseInfo>((r) => link.onClose(r));
-    const answer = await link.request(MESH_ACCEPT_METHOD, sealMeshAccept(m.key, { to: a.key.publicKey, nonce: crypto.getRandomValues(new Uint8Array(16)) }));
+    const answer = await link.request(METHOD.mesh.accept, sealMeshAccept(m.key, { to: a.key.publicKey, nonce: crypto.getRandomValues(new Uint8Array(16)) }));
     expect(answer.status).toBe(Status.UNAUTHENTICATED);
     expect((await closed).code).toBe(WS_CLOSE.policyViolation);
     expect(a.mesh.links()).toEqual([]);
@@ -183,7 +185,7 @@ describe("mesh bootstrap with role swap", () => {
     const b = await startNode();
     const m = await startNode();
     const link = await m.mesh.dialUntrusted(b.addr);
-    const answer = await link.request(MESH_HELLO_METHOD, new Uint8Array(200).fill(0xff));
+    const answer = await link.request(METHOD.mesh.hello, new Uint8Array(200).fill(0xff));
     expect(answer.status).toBe(Status.BAD_REQUEST);
     expect(await until(() => !link.isOpen)).toBe(true);
   });
@@ -192,7 +194,7 @@ describe("mesh bootstrap with role swap", () => {
 describe("first-contact links", () => {
   test("an untrusted link serves only methods allowed on untrusted links", async () => {
     const b = await startNode();
-    b.mesh.handle("help.peers", () => new Uint8Array([42]), { allowUntrusted: true });
+    b.mesh.router.add("help.peers", open(() => new Uint8Array([42])));
     const a = await startNode();
     const link = await a.mesh.dialUntrusted(b.addr);
     expect(link).toMatchObject({ trust: "untrusted", direction: "out", peerKey: null, peerSpki: b.cert.spki });
@@ -224,13 +226,15 @@ import { createRunCertificate } from ${imp("src/identity/certificate.ts")};
 import { generateNodeKey } from ${imp("src/identity/node-key.ts")};
 import { createTlsEndpoint } from ${imp("src/transport/tls/endpoint.ts")};
 import { createMeshLinks } from ${imp("src/mesh/link-service.ts")};
+import { MESH_ONLY } from ${imp("src/rpc/policy.ts")};
+import { open } from ${imp("tests/rpc/open-policy.ts")};
 import { createServer } from "node:net";
 async function node() {
   const cert = await createRunCertificate();
   const nodeKey = generateNodeKey();
   const tls = createTlsEndpoint({ cert }, { host: "127.0.0.1", port: 0 });
   const mesh = createMeshLinks({ tls, cert, nodeKey });
-  mesh.handle("echo", (req) => req.payload);
+  mesh.router.add("echo", open((payload) => payload, { trust: MESH_ONLY }));
   await tls.start();
   await mesh.start();
   return { nodeKey, tls, mesh };

@@ -6,8 +6,11 @@ import { clone } from "@bufbuild/protobuf";
 import { afterEach, describe, expect, test } from "bun:test";
 import { generateNodeKey } from "../../src/identity/node-key.ts";
 import { encodePeersAnswer } from "../../src/mesh/mesh-messages.ts";
-import { MESH_CLOSE, MESH_PEERS_METHOD } from "../../src/mesh/mesh-service-constants.ts";
+import { MESH_CLOSE } from "../../src/mesh/mesh-service-constants.ts";
+import { METHOD } from "../../src/rpc/methods.ts";
+import { open } from "../rpc/open-policy.ts";
 import { recordNodeId, signRecord } from "../../src/mesh/record.ts";
+import { Status } from "../../src/wire/codec.ts";
 import { NodeRecordSchema } from "../../src/wire/gen/findings_pb.ts";
 import { ipOf, PORT, Sim, type SimNode } from "./memory-mesh.ts";
 
@@ -59,7 +62,11 @@ describe("a network of mesh cores over memory links", () => {
   test("a lost node's links are refilled from other candidates", async () => {
     const nodes = await network(8);
     await sim.clock.advance(30_000);
-    const gone = nodes[3]!;
+    // A node one of its dialers misses and can replace: that dialer is not linked with every other node.
+    const dialsOutTo = (n: SimNode, g: SimNode) => n.mesh.status().mesh.links.some((l) => l.peer === g.key.nodeId && l.direction === "out");
+    const canRefill = (n: SimNode) => n.mesh.status().mesh.links.length < nodes.length - 1;
+    const gone = nodes.slice(1).find((g) => nodes.some((n) => n !== g && dialsOutTo(n, g) && canRefill(n)))!;
+    expect(gone).toBeDefined();
     const rest = nodes.filter((n) => n !== gone);
     const outBefore = new Map(rest.map((n) => [n, n.mesh.status().mesh.out]));
     const lost = rest.filter((n) => n.mesh.status().mesh.links.some((l) => l.peer === gone.key.nodeId && l.direction === "out"));
@@ -103,7 +110,7 @@ describe("a network of mesh cores over memory links", () => {
     // The liar serves its own genuine record (it passes the key check) and the forgery.
     const closes: number[] = [];
     const liar = await sim.add(9, { public: true, peers: [`${ipOf(0)}:${PORT}`] }, (node) => {
-      node.net.links.handle(MESH_PEERS_METHOD, () => encodePeersAnswer([node.mesh.record()!, signed]), { allowUntrusted: true });
+      node.net.links.router.add(METHOD.mesh.peers, open(() => encodePeersAnswer([node.mesh.record()!, signed]), { transports: ["wss"] }), { replace: true });
       node.net.links.onMeshLink((l) => void l.onClose((info) => closes.push(info.code)));
     });
     await sim.until("the liar banned", () => honest.some((n) => n.mesh.status().bans.some((b) => b.target === liar.key.nodeId)), 30_000);
@@ -139,11 +146,33 @@ describe("a network of mesh cores over memory links", () => {
     const nodes = await network(2);
     await sim.clock.advance(5_000);
     const bad = await sim.add(7, { public: true }, (node) => {
-      node.net.links.handle(MESH_PEERS_METHOD, () => new Uint8Array([0xff, 0xff, 0xff]), { allowUntrusted: true });
+      node.net.links.router.add(METHOD.mesh.peers, open(() => new Uint8Array([0xff, 0xff, 0xff]), { transports: ["wss"] }), { replace: true });
     });
     const link = await bad.net.links.dialMesh(nodes[0]!.net.address, nodes[0]!.key.publicKey);
     expect((await link.closed).code).toBe(MESH_CLOSE.banned.code);
     const ban = nodes[0]!.mesh.status().bans.find((b) => b.target === bad.key.nodeId)!;
     expect(ban.reason).toContain("undecodable peers answer");
+  });
+
+  test("the service adds the mesh routes to its node's router at start, with their policies, and removes them at stop", async () => {
+    const [a, b] = (await network(2)) as [SimNode, SimNode];
+    await sim.clock.advance(5_000);
+    const served = (t: "wss" | "quic") => Object.values(METHOD.mesh).filter((m) => b.net.router.has(m, t)).sort();
+    // (mesh.hello and mesh.accept are the link service's, which a memory network does not run.)
+    expect(served("wss")).toEqual([METHOD.mesh.find, METHOD.mesh.keyCheck, METHOD.mesh.peers, METHOD.mesh.selfCheckEcho].sort());
+    expect(served("quic")).toEqual([METHOD.mesh.find, METHOD.mesh.peers, METHOD.mesh.selfCheck, METHOD.mesh.selfCheckEcho].sort());
+
+    // mesh.find is for mesh peers only; mesh.peers is open to a first contact.
+    const first = await a.net.links.dialUntrusted(b.net.address);
+    expect((await first.request(METHOD.mesh.find)).status).toBe(Status.REFUSED);
+    expect((await first.request(METHOD.mesh.peers)).status).toBe(Status.OK);
+    // A self-check request larger than a small message never reaches the handler.
+    const udp = await a.net.udp.dial(b.net.address);
+    expect((await udp.request(METHOD.mesh.selfCheck, new Uint8Array(300))).status).toBe(Status.BAD_REQUEST);
+    expect(b.net.router.stats().refused).toMatchObject({ [METHOD.mesh.find]: { trust: 1 }, [METHOD.mesh.selfCheck]: { payload: 1 } });
+
+    await b.mesh.stop();
+    expect([...served("wss"), ...served("quic")]).toEqual([]);
+    expect((await first.request(METHOD.mesh.peers)).status).toBe(Status.BAD_REQUEST);
   });
 });

@@ -1,4 +1,5 @@
 // The mesh service inside real nodes (src/mesh/mesh-service.ts; DESIGN §3, §5; seed 001 §组网规则, §公钥广播与验证): roles and the self-check, peer sharing, mesh_in, bans (user, malformed answers, lying checkers), the peer cache.
+import { open } from "../rpc/open-policy.ts";
 import { afterEach, describe, expect, test } from "bun:test";
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -6,7 +7,8 @@ import { loadConfig, type Overrides } from "../../src/config/load.ts";
 import { loadOrCreateNodeKey } from "../../src/identity/node-key.ts";
 import { askPeers } from "../../src/mesh/mesh-client.ts";
 import { encodeSelfCheckAnswer } from "../../src/mesh/mesh-messages.ts";
-import { MESH_CLOSE, MESH_PEERS_METHOD, MESH_SELF_CHECK_METHOD } from "../../src/mesh/mesh-service-constants.ts";
+import { MESH_CLOSE } from "../../src/mesh/mesh-service-constants.ts";
+import { METHOD } from "../../src/rpc/methods.ts";
 import { createNode, type FindingsNode } from "../../src/node.ts";
 import { silentLogger } from "../../src/ops/logger.ts";
 import { Status } from "../../src/wire/codec.ts";
@@ -64,7 +66,7 @@ describe("roles and the self-check", () => {
     expect(b.meshService.status().candidates.map((c) => c.id)).toEqual([a.key.nodeId]);
     const link = a.meshService.status().mesh.links[0]!;
     expect(link).toMatchObject({ peer: b.key.nodeId, direction: "in" });
-    expect(a.meshService.status().counters.messagesIn[MESH_PEERS_METHOD]).toBeGreaterThanOrEqual(2); // help + exchange
+    expect(a.meshService.status().counters.messagesIn[METHOD.mesh.peers]).toBeGreaterThanOrEqual(2); // help + exchange
   });
 
   test("a node with no peers and no --public does not serve", async () => {
@@ -87,10 +89,11 @@ describe("roles and the self-check", () => {
 
   test("a checker that claims a dial-back it never made is banned, and the self-check fails", async () => {
     const a = await startNode(1, { public: true });
-    a.udp.handle(MESH_SELF_CHECK_METHOD, async (_req, ctx) => ({
-      status: Status.OK,
-      payload: encodeSelfCheckAnswer({ observedIp: ctx.remoteIp, tcpReachable: true, udpReachable: true }),
-    }));
+    a.udp.router.add(
+      METHOD.mesh.selfCheck,
+      open((_payload, ctx) => ({ status: Status.OK, payload: encodeSelfCheckAnswer({ observedIp: ctx.remote.ip, tcpReachable: true, udpReachable: true }) }), { transports: ["quic"] }),
+      { replace: true },
+    );
     const b = await startNode(2, { peers: [peerOf(a)] });
     await b.meshService.ready;
     const st = b.meshService.status();
@@ -139,7 +142,7 @@ describe("limits and bans", () => {
   test("a peer whose peers answer does not decode is banned and its link closed", async () => {
     const a = await startNode(1, { public: true });
     const b = await startNode(2, { public: true });
-    b.mesh.handle(MESH_PEERS_METHOD, () => new Uint8Array([0xff, 0xff, 0xff]), { allowUntrusted: true });
+    b.mesh.router.add(METHOD.mesh.peers, open(() => new Uint8Array([0xff, 0xff, 0xff]), { transports: ["wss"] }), { replace: true });
     const link = await b.mesh.dialMesh(addr(a), a.key.publicKey);
     expect((await link.closed).code).toBe(MESH_CLOSE.banned.code);
     const ban = a.meshService.status().bans.find((x) => x.target === b.key.nodeId)!;

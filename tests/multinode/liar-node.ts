@@ -14,7 +14,9 @@ import { loadConfig } from "../../src/config/load.ts";
 import { generateNodeKey } from "../../src/identity/node-key.ts";
 import { askPeers } from "../../src/mesh/mesh-client.ts";
 import { encodePeersAnswer } from "../../src/mesh/mesh-messages.ts";
-import { MESH_PEERS_METHOD } from "../../src/mesh/mesh-service-constants.ts";
+import { METHOD } from "../../src/rpc/methods.ts";
+import { answerKeyCheck } from "../../src/mesh/record-check.ts";
+import { open } from "../rpc/open-policy.ts";
 import { recordNodeId, signRecord } from "../../src/mesh/record.ts";
 import { createNode } from "../../src/node.ts";
 import { ensureHome } from "../../src/ops/home.ts";
@@ -69,10 +71,13 @@ const signed = signRecord(forged, fake.privateKey);
 // 4.
 await node.meshService.ready;
 const own = node.meshService.record()!;
-// From here on the script alone decides what the liar's links do (its handlers stay registered:
-// it still answers key checks for its own record, so only the forged record can fail).
+// From here on the script alone decides what the liar's links do. It still answers key checks for its own
+// record, so only the forged record can fail.
 await node.meshService.stop();
-node.mesh.handle(MESH_PEERS_METHOD, () => encodePeersAnswer([own, signed]), { allowUntrusted: true });
+node.mesh.router.addAll([
+  [METHOD.mesh.peers, open(() => encodePeersAnswer([own, signed]), { transports: ["wss"] })],
+  [METHOD.mesh.keyCheck, open((payload) => answerKeyCheck(node.key, payload, own), { transports: ["wss"] })],
+]);
 const link = await node.mesh.dialMesh({ ip: target.ip, port: target.port }, target.publicKey!);
 say({ event: "ready", id: node.key.nodeId, forgedId: recordNodeId(signed), victimId: recordNodeId(genuine) });
 const first = await link.closed;

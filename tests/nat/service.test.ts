@@ -104,7 +104,11 @@ describe("findings probe (CLI)", () => {
 
   test("without --json it shows progress on stderr and a short summary on stdout", async () => {
     using home = tempDir();
-    const r = await runCli(["probe", "--home", home.path, "--timeout", "4", ...HOSTS.slice(0, 3).flatMap((h) => ["--server", `${h}:${PORT}`])], { timeoutMs: 20_000 });
+    // Progress is drawn only on a terminal; FINDINGS_PROGRESS=1 forces it for this pipe.
+    const r = await runCli(["probe", "--home", home.path, "--timeout", "4", ...HOSTS.slice(0, 3).flatMap((h) => ["--server", `${h}:${PORT}`])], {
+      timeoutMs: 20_000,
+      env: { FINDINGS_PROGRESS: "1" },
+    });
     // Compared as one object so that a failure shows the whole output.
     expect({ code: r.code, first: r.stdout.split("\n")[0], stdout: r.stdout, stderr: r.stderr }).toMatchObject({
       code: 0,

@@ -1,6 +1,7 @@
 // The punch strategy table (src/punch/punch-recipes.ts) and runAttempt interpreting it (punch-attempt.ts) on a
 // fake clock with a scripted socket: who sends what when, when the dialer starts, which socket it uses. The
 // NAT behaviour itself is the lab's (tests/lab/punch-grid.test.ts).
+import { METHOD } from "../../src/rpc/methods.ts";
 import { create } from "@bufbuild/protobuf";
 import { describe, expect, test } from "bun:test";
 import { createSocket } from "node:dgram";
@@ -118,7 +119,7 @@ function fakeLink(): QuicLink {
     pinned: true,
     rttMs: 1,
     closed: false,
-    request: async (method) => answer(method, method === "punch.hello" ? encodeMessage(PunchHelloAnswerSchema, { token: peerToken, nodeId: idOf(2) }) : new Uint8Array()),
+    request: async (method) => answer(method, method === METHOD.punchLink.hello ? encodeMessage(PunchHelloAnswerSchema, { token: peerToken, nodeId: idOf(2) }) : new Uint8Array()),
     close: async () => {},
   };
 }

@@ -1,6 +1,8 @@
 // The node's app services against real QUIC on loopback: app pool joins and stake answers, pool limit,
 // prompt leave, directed and random punch between two punch clients, NOT_FOUND, incompatible pairs, and
 // signalling coordination after a mapping change (seed 000 §应用池, §经济激励, §打洞协助, §信令协调; DESIGN §7).
+import { open } from "../rpc/open-policy.ts";
+import { METHOD } from "../../src/rpc/methods.ts";
 import { afterEach, describe, expect, setDefaultTimeout, test } from "bun:test";
 
 // Real sockets on a shared machine: room for a busy scheduler.
@@ -8,7 +10,6 @@ setDefaultTimeout(20_000);
 import { createRunCertificate } from "../../src/identity/certificate.ts";
 import { generateNodeKey, type NodeKey } from "../../src/identity/node-key.ts";
 import { createPunchClient, PunchRefusedError, type PunchClient, type PunchClientInit } from "../../src/punch/punch-client.ts";
-import { PUNCH_LINK_METHOD, PUNCH_METHOD } from "../../src/punch/constants.ts";
 import type { PunchResult } from "../../src/punch/punch-result.ts";
 import { createPunchService, type PunchService, type PunchServiceInit } from "../../src/punch/punch-service.ts";
 import { natToProto, type NatClassName } from "../../src/nat/class.ts";
@@ -94,8 +95,8 @@ function joinPayload(appKey: NodeKey, kind: string, nodeId = appKey.nodeId, nat:
 async function rawMember(node: { ep: UdpEndpoint; key: NodeKey }, nat: NatClassName) {
   const m = await rawLink(node);
   const offers: PunchInfo[] = [];
-  m.c.handle(PUNCH_METHOD.offer, async (req) => (offers.push(fromBinary(PunchInfoSchema, req.payload)), { status: Status.OK }));
-  const ans = await m.link.request(PUNCH_METHOD.join, joinPayload(m.appKey, "app:chat", m.appKey.nodeId, nat));
+  m.c.router.add(METHOD.punch.offer, open((payload) => void offers.push(fromBinary(PunchInfoSchema, payload))));
+  const ans = await m.link.request(METHOD.app.join, joinPayload(m.appKey, "app:chat", m.appKey.nodeId, nat));
   expect(ans.status).toBe(Status.OK);
   return { ...m, offers };
 }
@@ -104,7 +105,7 @@ describe("app pool", () => {
   test("a join answers the stake address for the kind: a blockchain's own address, else the default, plus the identity id", async () => {
     const node = await startNode({ userId: "bc1qidentity" });
     const { link, appKey } = await rawLink(node);
-    const ask = async (kind: string) => decodeMessage(AppJoinAnswerSchema, (await link.request(PUNCH_METHOD.join, joinPayload(appKey, kind))).payload, "AppJoinAnswer");
+    const ask = async (kind: string) => decodeMessage(AppJoinAnswerSchema, (await link.request(METHOD.app.join, joinPayload(appKey, kind))).payload, "AppJoinAnswer");
     const btc = await ask("blockchain:bitcoin");
     expect(btc).toMatchObject({ kind: "blockchain:bitcoin", stakeAddress: "bc1qnode", stakeSource: "kind", identityId: "bc1qidentity", ip: "127.0.0.1" });
     expect(btc.port).toBeGreaterThan(0); // the app's own port as the node sees it
@@ -124,19 +125,19 @@ describe("app pool", () => {
   test("refuses kinds not served, ids that are not the bound key's, and unbound links", async () => {
     const node = await startNode();
     const { link, appKey } = await rawLink(node);
-    const other = await link.request(PUNCH_METHOD.join, joinPayload(appKey, "app:other"));
+    const other = await link.request(METHOD.app.join, joinPayload(appKey, "app:other"));
     expect(other.status).toBe(Status.REFUSED);
     expect(other.error).toMatch(/not served.*served: app:chat, blockchain:bitcoin, blockchain:ethereum/);
     const stranger = generateNodeKey();
-    const wrong = await link.request(PUNCH_METHOD.join, joinPayload(appKey, "app:chat", stranger.nodeId));
+    const wrong = await link.request(METHOD.app.join, joinPayload(appKey, "app:chat", stranger.nodeId));
     expect(wrong.status).toBe(Status.REFUSED);
     expect(wrong.error).toMatch(/not the id of this connection's key/);
     const c = createUdpClient({}, { host: "127.0.0.1" });
     await c.start();
     cleanups.push(() => c.stop());
     const firstContact = await c.dial({ ip: "127.0.0.1", port: node.ep.port });
-    expect((await firstContact.request(PUNCH_METHOD.join, joinPayload(appKey, "app:chat"))).status).toBe(Status.UNAUTHENTICATED);
-    const junk = await link.request(PUNCH_METHOD.join, crypto.getRandomValues(new Uint8Array(300)));
+    expect((await firstContact.request(METHOD.app.join, joinPayload(appKey, "app:chat"))).status).toBe(Status.UNAUTHENTICATED);
+    const junk = await link.request(METHOD.app.join, crypto.getRandomValues(new Uint8Array(300)));
     expect(junk.status).toBe(Status.BAD_REQUEST);
     expect(node.service.pool.size).toBe(0);
   });
@@ -171,7 +172,7 @@ describe("punch brokering on loopback", () => {
     expect(a.client.peers().map((p) => p.peerId)).toEqual([b.client.nodeId]);
     expect(b.client.peers().map((p) => p.peerId)).toEqual([a.client.nodeId]);
     // The punched link carries the app's own requests.
-    a.client.handle("chat.say", async (req) => ({ status: Status.OK, payload: req.payload }));
+    a.client.handle("chat.say", (payload) => ({ status: Status.OK, payload }));
     const echoed = await b.client.peers()[0]!.link.request("chat.say", new TextEncoder().encode("hi"));
     expect(new TextDecoder().decode(echoed.payload)).toBe("hi");
   });
@@ -222,18 +223,18 @@ describe("punch brokering on loopback", () => {
     await b.client.punch(a.client.nodeId);
     const link = b.client.peers()[0]!.link;
     const offer = encodeMessage(PunchInfoSchema, { attemptId: new Uint8Array(16) });
-    const pushed = await link.request(PUNCH_METHOD.offer, offer);
+    const pushed = await link.request(METHOD.punch.offer, offer);
     expect(pushed.status).toBe(Status.REFUSED);
     expect(pushed.error).toMatch(/only from the node/);
     const hello = encodeMessage(PunchHelloSchema, { attemptId: new Uint8Array(16), token: new Uint8Array(16), nodeId: b.key.nodeId });
-    expect((await link.request(PUNCH_LINK_METHOD.hello, hello)).status).toBe(Status.REFUSED);
+    expect((await link.request(METHOD.punchLink.hello, hello)).status).toBe(Status.REFUSED);
     expect(a.client.counters().offersRefused).toBe(1);
   });
 });
 
 describe("spray policy", () => {
   const ask = (link: { request: (m: string, p: Uint8Array) => Promise<{ status: Status; error: string; payload: Uint8Array }> }, targetId: string) =>
-    link.request(PUNCH_METHOD.punch, encodeMessage(PunchRequestSchema, { kind: "app:chat", targetId }));
+    link.request(METHOD.punch.request, encodeMessage(PunchRequestSchema, { kind: "app:chat", targetId }));
 
   test("symmetric ↔ UDP-Firewall gets a spray plan: many sockets on the symmetric side, probes from the firewall side", async () => {
     const node = await startNode();
@@ -256,7 +257,7 @@ describe("spray policy", () => {
     expect(refused.error).toMatch(/symmetric ↔ port-restricted-cone: a birthday spray cannot meet a NAT that re-maps/);
     expect(prc.offers).toHaveLength(0);
     // A random punch leaves such members out instead of failing.
-    const random = await sym.link.request(PUNCH_METHOD.punch, encodeMessage(PunchRequestSchema, { kind: "app:chat" }));
+    const random = await sym.link.request(METHOD.punch.request, encodeMessage(PunchRequestSchema, { kind: "app:chat" }));
     expect(random.status).toBe(Status.NOT_FOUND);
     const bold = await startNode({ sprayNatCones: true });
     const prc2 = await rawMember(bold, "port-restricted-cone");
@@ -271,9 +272,9 @@ describe("same NAT", () => {
     const node = await startNode();
     const a = await rawMember(node, "restricted-cone");
     const b = await rawMember(node, "restricted-cone");
-    const random = await b.link.request(PUNCH_METHOD.punch, encodeMessage(PunchRequestSchema, { kind: "app:chat" }));
+    const random = await b.link.request(METHOD.punch.request, encodeMessage(PunchRequestSchema, { kind: "app:chat" }));
     expect(random.status).toBe(Status.NOT_FOUND);
-    const directed = await b.link.request(PUNCH_METHOD.punch, encodeMessage(PunchRequestSchema, { kind: "app:chat", targetId: a.appKey.nodeId }));
+    const directed = await b.link.request(METHOD.punch.request, encodeMessage(PunchRequestSchema, { kind: "app:chat", targetId: a.appKey.nodeId }));
     expect(directed.status).toBe(Status.OK);
     expect(a.offers).toHaveLength(1);
   });
@@ -346,8 +347,8 @@ describe("signalling coordination", () => {
   test("a rejoin from the same address does not re-broker", async () => {
     const node = await startNode();
     const { link, appKey } = await rawLink(node);
-    await link.request(PUNCH_METHOD.join, joinPayload(appKey, "app:chat"));
-    const again = decodeMessage(AppJoinAnswerSchema, (await link.request(PUNCH_METHOD.join, joinPayload(appKey, "app:chat"))).payload, "AppJoinAnswer");
+    await link.request(METHOD.app.join, joinPayload(appKey, "app:chat"));
+    const again = decodeMessage(AppJoinAnswerSchema, (await link.request(METHOD.app.join, joinPayload(appKey, "app:chat"))).payload, "AppJoinAnswer");
     expect(again).toMatchObject({ rejoined: true, addressChanged: false });
     expect(node.service.counters().rebrokered).toBe(0);
   });

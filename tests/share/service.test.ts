@@ -1,5 +1,6 @@
 // The TCP server registry against real sockets on loopback: listed only after a successful TCP dial-back,
 // fetch of at most 6, hidden and then dropped when the server goes away (seed 001 §分享池; DESIGN §5).
+import { METHOD } from "../../src/rpc/methods.ts";
 import { afterEach, describe, expect, setDefaultTimeout, test } from "bun:test";
 
 // Real sockets on a shared machine: room for a busy scheduler.
@@ -9,7 +10,6 @@ import { createRunCertificate } from "../../src/identity/certificate.ts";
 import { generateNodeKey } from "../../src/identity/node-key.ts";
 import { shareFetch, shareRegister } from "../../src/share/client.ts";
 import { createShareService, type ShareService, type ShareServiceInit } from "../../src/share/service.ts";
-import { PUNCH_METHOD } from "../../src/punch/constants.ts";
 import { bootstrapApp } from "../../src/transport/app-bootstrap/bootstrap.ts";
 import type { QuicLink } from "../../src/transport/quic/link.ts";
 import { createUdpClient } from "../../src/transport/udp/client.ts";
@@ -117,7 +117,7 @@ describe("TCP server registry", () => {
 
   test("only the connection's own IP can be registered, and only for kinds served", async () => {
     const { link } = await setup();
-    const other = await link.request(PUNCH_METHOD.shareRegister, encodeMessage(ShareRegisterSchema, { kind: "app:web", ip: "192.0.2.7", port: 80 }));
+    const other = await link.request(METHOD.share.register, encodeMessage(ShareRegisterSchema, { kind: "app:web", ip: "192.0.2.7", port: 80 }));
     expect(other.status).toBe(Status.REFUSED);
     expect(other.error).toMatch(/only the connection's own IP 127\.0\.0\.1 can be registered/);
     expect(await failure(shareRegister(link, { kind: "app:mail", port: 25 }))).toMatch(/refused.*not served/);

@@ -1,6 +1,7 @@
 // App side of the app bootstrap over QUIC (seed 001 §从应用端的连接 steps 1–7, DESIGN §3): first contact,
 // Seal(session id) to the node key, open Seal(cert + session id), pin the SPKI, reconnect, bind.
 // The node side and the protocol table are in app-bootstrap-handlers.ts.
+import { METHOD } from "../../rpc/methods.ts";
 import { bytesToHex, randomBytes } from "@noble/hashes/utils.js";
 import { timingSafeEqual } from "node:crypto";
 import { SEAL_PURPOSE, X25519_KEY_BYTES } from "../../constants.ts";
@@ -10,7 +11,6 @@ import { open, seal } from "../../identity/seal.ts";
 import { decodeMessage, encodeMessage, Status } from "../../wire/codec.ts";
 import { AppCertSchema, AppHelloAnswerSchema, AppHelloSchema, AppSessionSchema } from "../../wire/gen/findings_pb.ts";
 import { formatAddress } from "../../contracts/address.ts";
-import { APP_BIND_METHOD, APP_HELLO_METHOD } from "./handlers.ts";
 import { APP_SESSION_ID_BYTES } from "./sessions.ts";
 import { expectOk, type QuicLink } from "../quic/link.ts";
 import type { Envelope } from "../../wire/gen/findings_pb.ts";
@@ -68,7 +68,7 @@ export async function bootstrapApp<L extends BootstrapLink = QuicLink>(dialer: B
       publicKey: opts.appKey.publicKey,
       sealedSession: seal(opts.appKey.privateKey, nodePublicKey, SEAL_PURPOSE.appHello, session),
     });
-    const answer = await first.request(APP_HELLO_METHOD, hello, step);
+    const answer = await first.request(METHOD.app.hello, hello, step);
     if (answer.status === Status.UNAUTHENTICATED) {
       throw new PeerError(`Cannot bootstrap with ${peer}: it could not open our hello (is ${bytesToHex(nodePublicKey).slice(0, 16)}… its key?)`);
     }
@@ -108,7 +108,7 @@ export async function bootstrapApp<L extends BootstrapLink = QuicLink>(dialer: B
       publicKey: opts.appKey.publicKey,
       sealedSession: seal(opts.appKey.privateKey, nodePublicKey, SEAL_PURPOSE.appBind, session),
     });
-    expectOk(await link.request(APP_BIND_METHOD, bind, step));
+    expectOk(await link.request(METHOD.app.bind, bind, step));
   } catch (err) {
     await link.close();
     if (err instanceof FindingsError || opts.signal?.aborted) throw err;

@@ -15,38 +15,35 @@
 //        connection pinned with the app's key → OK. The separate seal purpose keeps a hello box (which a man
 //        in the middle of the untrusted first connection may have seen) from passing as a bind; the bind box
 //        itself only ever travels inside the pinned TLS session.
+import { METHOD } from "../../rpc/methods.ts";
 import { MAX_SEALED_BYTES, SEAL_PURPOSE, X25519_KEY_BYTES } from "../../constants.ts";
 import { SealError, errorLine } from "../../errors.ts";
 import type { RunCertificate } from "../../identity/certificate.ts";
 import type { NodeKey } from "../../identity/node-key.ts";
 import { open, seal } from "../../identity/seal.ts";
+import { ANY_TRUST, perHost, type Route, type RpcReply, type Transport } from "../../rpc/policy.ts";
+import type { RouteTable } from "../../rpc/router.ts";
 import { decodeMessage, encodeMessage, Status } from "../../wire/codec.ts";
 import { AppCertSchema, AppHelloAnswerSchema, AppHelloSchema, AppSessionSchema, type AppHello } from "../../wire/gen/findings_pb.ts";
+import { App } from "../../wire/gen/services_pb.ts";
 import { AppSessionTable } from "./sessions.ts";
 import { APP_SESSION_ID_BYTES } from "./sessions.ts";
-import type { HandlerResult, RequestContext, RequestHandler } from "../quic/rpc.ts";
-
-export const APP_HELLO_METHOD = "app.hello";
-export const APP_BIND_METHOD = "app.bind";
+import { whoamiRoute } from "../quic/whoami-handler.ts";
 
 /** Largest AppHello payload: a key, a sealed 16-byte id and protobuf framing, with room. */
 const MAX_APP_HELLO_BYTES = 512;
 
-export interface AppBootstrapHandlers {
-  hello: RequestHandler;
-  bind: RequestHandler;
-  readonly sessions: AppSessionTable;
-}
+/** app.hello and app.bind: open to first-contact links (that is where an app starts); each opens a sealed box
+ *  (one X25519 agreement), so a host gets a few per second. */
+const BOOTSTRAP_POLICY = { trust: ANY_TRUST, rate: perHost(5, 20), maxInFlight: 64, maxPayloadBytes: MAX_APP_HELLO_BYTES } as const;
 
-export function createAppBootstrapHandlers(
-  components: { nodeKey: NodeKey; cert: RunCertificate },
-  init: { onBound: (ctx: RequestContext, appKey: Uint8Array) => void; now?: () => number },
-): AppBootstrapHandlers {
+/** whoami, app.hello and app.bind on `transports`, each bootstrap with its own session table. */
+export function appBootstrapRoutes(components: { nodeKey: NodeKey; cert: RunCertificate }, transports: readonly Transport[], init: { now?: () => number } = {}): RouteTable {
   const now = init.now ?? Date.now;
   const sessions = new AppSessionTable();
 
   /** Opens an AppHello-shaped payload with `purpose`; returns the app key and session id, or a refusal. */
-  function openHello(payload: Uint8Array, purpose: string): { appKey: Uint8Array; sessionId: Uint8Array } | HandlerResult {
+  function openHello(payload: Uint8Array, purpose: string): { appKey: Uint8Array; sessionId: Uint8Array } | RpcReply {
     let hello: AppHello;
     try {
       hello = decodeMessage(AppHelloSchema, payload, "AppHello", MAX_APP_HELLO_BYTES);
@@ -76,26 +73,36 @@ export function createAppBootstrapHandlers(
     return { appKey: hello.publicKey, sessionId };
   }
 
-  return {
-    sessions,
+  const hello: Route = {
+    ...BOOTSTRAP_POLICY,
+    transports,
     // Steps 4–5.
-    async hello(req) {
-      const opened = openHello(req.payload, SEAL_PURPOSE.appHello);
-      if ("status" in opened) return opened;
+    handler(payload) {
+      const opened = openHello(payload, SEAL_PURPOSE.appHello);
+      if (!("appKey" in opened)) return opened;
       sessions.issue(opened.sessionId, opened.appKey, now());
       const body = encodeMessage(AppCertSchema, { certPem: components.cert.certPem, sessionId: opened.sessionId });
       const sealedCert = seal(components.nodeKey.privateKey, opened.appKey, SEAL_PURPOSE.appCert, body);
-      return { status: Status.OK, payload: encodeMessage(AppHelloAnswerSchema, { sealedCert }) };
+      return encodeMessage(AppHelloAnswerSchema, { sealedCert });
     },
+  };
+  const bind: Route = {
+    ...BOOTSTRAP_POLICY,
+    transports,
     // Bind: the pinned reconnect names its session.
-    async bind(req, ctx) {
-      const opened = openHello(req.payload, SEAL_PURPOSE.appBind);
-      if ("status" in opened) return opened;
+    handler(payload, ctx) {
+      const opened = openHello(payload, SEAL_PURPOSE.appBind);
+      if (!("appKey" in opened)) return opened;
       if (!sessions.take(opened.sessionId, opened.appKey, now())) {
-        return { status: Status.UNAUTHENTICATED, error: "unknown or expired session: send app.hello first" };
+        return { status: Status.UNAUTHENTICATED, error: `unknown or expired session: send ${METHOD.app.hello} first` };
       }
-      init.onBound(ctx, opened.appKey);
+      ctx.promote({ trust: "pinned", peerKey: opened.appKey });
       return { status: Status.OK };
     },
   };
+  return [
+    [App.method.whoami, { ...whoamiRoute, transports }],
+    [App.method.hello, hello],
+    [App.method.bind, bind],
+  ];
 }

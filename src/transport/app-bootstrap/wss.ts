@@ -1,11 +1,9 @@
 // The app bootstrap (seed 001 §从应用端的连接, 7 steps) over WSS: for apps whose UDP is blocked, the same
 // flow as over QUIC (src/transport/app-bootstrap/bootstrap.ts) on the node's TLS port. Client dialer and node handlers.
-import { unmapIp } from "../../contracts/address.ts";
-import { APP_BIND_METHOD, APP_HELLO_METHOD, createAppBootstrapHandlers } from "./handlers.ts";
+import { appBootstrapRoutes } from "./handlers.ts";
 import type { BootstrapDialer } from "./bootstrap.ts";
 import type { RunCertificate } from "../../identity/certificate.ts";
 import type { NodeKey } from "../../identity/node-key.ts";
-import type { RequestContext } from "../quic/rpc.ts";
 import { dialWss } from "../ws/client.ts";
 import { MESH_PATH } from "../../mesh/link-constants.ts";
 import { createMeshLink, type MeshLink } from "../../mesh/link.ts";
@@ -29,24 +27,8 @@ export function wssAppDialer(opts: { log?: Logger } = {}): BootstrapDialer<MeshL
   };
 }
 
-/** Serves app.hello and app.bind on the node's WSS links (untrusted links included: that is where an app
- *  starts). Returns the app key of a bound link, for services that admit only bootstrapped apps. */
-export function serveAppBootstrapOverWss(components: { links: MeshLinks; nodeKey: NodeKey; cert: RunCertificate }): { appKeyOf(link: MeshLink): Uint8Array | undefined } {
-  const bound = new WeakMap<MeshLink, Uint8Array>();
-  const byConnection = new Map<string, MeshLink>();
-  const handlers = createAppBootstrapHandlers(components, {
-    onBound: (ctx, appKey) => {
-      const link = byConnection.get(ctx.connectionId);
-      if (link) bound.set(link, appKey);
-    },
-  });
-  const context = (link: MeshLink): RequestContext => {
-    const id = `wss-${link.serial}`;
-    byConnection.set(id, link);
-    link.onClose(() => byConnection.delete(id));
-    return { remoteIp: unmapIp(link.socketRemote.ip), remotePort: link.socketRemote.port, connectionId: id, pinned: bound.has(link), peerKey: bound.get(link), signal: AbortSignal.timeout(10_000) };
-  };
-  components.links.handle(APP_HELLO_METHOD, (req, link) => handlers.hello(req, context(link)), { allowUntrusted: true });
-  components.links.handle(APP_BIND_METHOD, (req, link) => handlers.bind(req, context(link)), { allowUntrusted: true });
-  return { appKeyOf: (link) => bound.get(link) };
+/** Serves whoami, app.hello and app.bind on the node's WSS links (untrusted links included: that is where an
+ *  app starts). A bound link becomes "pinned" with the app's key. Returns the disposer of the routes. */
+export function serveAppBootstrapOverWss(components: { links: Pick<MeshLinks, "router">; nodeKey: NodeKey; cert: RunCertificate }): () => void {
+  return components.links.router.addAll(appBootstrapRoutes(components, ["wss"]));
 }

@@ -2,7 +2,7 @@
 //
 // Protocol: the requester opens a bidi stream, writes one Envelope, closes its write side (FIN); the
 // answerer reads at most MAX_QUIC_REQUEST_BYTES (more → both directions reset with code tooLarge), decodes,
-// runs the handler, writes one answer Envelope and closes. Either side resets the stream with code
+// runs it through the router (src/rpc), writes one answer Envelope and closes. Either side resets the stream with code
 // `timeout` when REQUEST_TIMEOUT_MS passes. Answers are matched by stream, not by id: an answer to a
 // request that could not be decoded carries id 0 and method "invalid".
 import type { QUICStream } from "@matrixai/quic";
@@ -11,30 +11,10 @@ import { MAX_QUIC_REQUEST_BYTES, REQUEST_TIMEOUT_MS } from "../../constants.ts";
 import { TimeoutError, errorLine } from "../../errors.ts";
 import { decodeEnvelope, encodeAnswer, encodeEnvelope, Status, statusName, type Envelope } from "../../wire/codec.ts";
 import { QUIC_STREAM_CODE } from "./constants.ts";
-import { cancelStream, deadline, raceSignal, readBounded, StreamAbort, writeAndClose } from "./stream-io.ts";
+import { cancelStream, deadline, readBounded, StreamAbort, writeAndClose } from "./stream-io.ts";
 import type { Logger } from "../../contracts/logger.ts";
-
-export interface RequestContext {
-  /** Peer IP as this end sees it (IPv4-mapped IPv6 reported as IPv4). */
-  remoteIp: string;
-  remotePort: number;
-  /** Shared id of the QUIC connection (same value at both ends). */
-  connectionId: string;
-  /** Inbound: the app completed bootstrap and bound this connection (app.bind). Outbound: we dialled with a pin. */
-  pinned: boolean;
-  /** The peer's X25519 key, once known (bound app, or a pinned dial that named it). */
-  peerKey?: Uint8Array;
-  /** Aborted when the request times out or the endpoint stops. */
-  signal: AbortSignal;
-}
-
-export interface HandlerResult {
-  status: Status;
-  payload?: Uint8Array;
-  error?: string;
-}
-
-export type RequestHandler = (req: Envelope, ctx: RequestContext) => Promise<HandlerResult>;
+import type { Router } from "../../rpc/router.ts";
+import type { RpcContext } from "../../rpc/policy.ts";
 
 export interface RpcCounters {
   /** Streams served (requests read, whatever their outcome). */
@@ -45,21 +25,20 @@ export interface RpcCounters {
   badRequests: number;
   /** Streams abandoned because reading or answering took longer than REQUEST_TIMEOUT_MS. */
   streamTimeouts: number;
-  /** Handlers that threw (answered INTERNAL). */
-  handlerErrors: number;
 }
 
 export function newRpcCounters(): RpcCounters {
-  return { streams: 0, refusedLimits: 0, badRequests: 0, streamTimeouts: 0, handlerErrors: 0 };
+  return { streams: 0, refusedLimits: 0, badRequests: 0, streamTimeouts: 0 };
 }
 
 /** What serveStream needs from the endpoint. */
 export interface StreamServer {
-  handlers: ReadonlyMap<string, RequestHandler>;
+  router: Router;
   counters: RpcCounters;
   /** Aborted by stop(). */
   stopSignal: AbortSignal;
-  context(): Omit<RequestContext, "signal">;
+  /** Who asks, as the link knows it now (trust changes when an app binds). */
+  context(): Omit<RpcContext, "signal" | "method">;
   log?: Logger;
   /** Handler run time per method (registered methods only, so the label set stays bounded). */
   requestSeconds?: Histogram<"method">;
@@ -114,35 +93,19 @@ async function answerFor(bytes: Uint8Array, server: StreamServer, signal: AbortS
     server.counters.badRequests++;
     return encodeAnswer(req, Status.BAD_REQUEST, undefined, `expected a request, got status ${statusName(req.status)}`);
   }
-  const handler = server.handlers.get(req.method);
-  if (!handler) {
-    server.counters.badRequests++;
-    return encodeAnswer(req, Status.BAD_REQUEST, undefined, `unknown method ${req.method}`);
-  }
-  let result: HandlerResult;
-  const observed = server.requestSeconds?.startTimer({ method: req.method });
+  const served = server.router.has(req.method, "quic");
+  if (!served) server.counters.badRequests++;
+  const observed = served ? server.requestSeconds?.startTimer({ method: req.method }) : undefined;
+  let reply: Awaited<ReturnType<Router["dispatch"]>>;
   try {
-    result = await raceSignal(handler(req, { ...server.context(), signal }), signal);
-  } catch (err) {
-    if (signal.aborted) return encodeAnswer(req, Status.INTERNAL, undefined, `${req.method} did not finish in time`);
-    server.counters.handlerErrors++;
-    server.log?.warn("QUIC handler failed", { method: req.method, error: errorLine(err) });
-    return encodeAnswer(req, Status.INTERNAL, undefined, `${req.method} failed`);
+    reply = await server.router.dispatch(req.method, req.payload, { ...server.context(), method: req.method, signal });
   } finally {
     observed?.();
   }
   try {
-    return encodeAnswer(req, result.status, result.payload, result.error);
+    return encodeAnswer(req, reply.status, reply.payload, reply.error);
   } catch (err) {
-    server.counters.handlerErrors++;
     server.log?.warn("QUIC answer could not be encoded", { method: req.method, error: errorLine(err) });
     return encodeAnswer(req, Status.INTERNAL, undefined, `${req.method} answer too large`);
   }
-}
-
-/** Wraps a handler so that it runs only on pinned links: an app that completed the bootstrap and bound
- *  its connection, or a link we dialled with a pin (DESIGN §3: first-contact links are for online help only). */
-export function requirePinned(handler: RequestHandler): RequestHandler {
-  return async (req, ctx) =>
-    ctx.pinned ? handler(req, ctx) : { status: Status.UNAUTHENTICATED, error: `${req.method} needs a pinned link: run the app bootstrap first` };
 }

@@ -1,5 +1,6 @@
 // `findings whoami` over QUIC, as a library call: own ephemeral socket, app bootstrap when the server's key
 // is known (DESIGN §3), then one whoami request (DESIGN §1).
+import { METHOD } from "../../rpc/methods.ts";
 import { isIP } from "node:net";
 import { generateNodeKey } from "../../identity/node-key.ts";
 import { decodeMessage } from "../../wire/codec.ts";
@@ -7,7 +8,6 @@ import { WhoamiResponseSchema } from "../../wire/gen/findings_pb.ts";
 import { formatAddress } from "../../contracts/address.ts";
 import { bootstrapApp, type AppKey } from "../app-bootstrap/bootstrap.ts";
 import { expectOk, type QuicLink } from "./link.ts";
-import { WHOAMI_METHOD } from "./whoami-handler.ts";
 import { createUdpClient } from "../udp/client.ts";
 import type { Logger } from "../../contracts/logger.ts";
 
@@ -45,7 +45,7 @@ export async function quicWhoami(server: { ip: string; port: number }, opts: Qui
       link = await client.dial(server, step);
     }
     const t0 = performance.now();
-    const answer = await link.request(WHOAMI_METHOD, undefined, step);
+    const answer = await link.request(METHOD.app.whoami, undefined, step);
     const rttMs = performance.now() - t0;
     const me = decodeMessage(WhoamiResponseSchema, expectOk(answer), "WhoamiResponse");
     return { address: formatAddress(me.ip, me.port), ip: me.ip, port: me.port, rttMs, pinned: link.pinned };

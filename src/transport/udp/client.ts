@@ -2,7 +2,7 @@
 // by CLI commands (whoami, probe, punch) and by apps; a node uses createUdpEndpoint instead.
 import { formatAddress } from "../../contracts/address.ts";
 import type { QuicLink } from "../quic/link.ts";
-import type { RequestHandler } from "../quic/rpc.ts";
+import { createRouter, type Router } from "../../rpc/router.ts";
 import { UdpCore, type DialOptions, type LinkEvent, type LinkListener, type UdpCoreCounters } from "./core.ts";
 import type { RawDatagramHandler } from "./shared-socket.ts";
 import type { Logger } from "../../contracts/logger.ts";
@@ -32,9 +32,8 @@ export interface UdpClient extends QuicDialer {
   readonly host: string;
   /** Sends a raw datagram from the shared socket (STUN answers, SN probes, NAT tests, punch openers). */
   sendRaw(bytes: Uint8Array, port: number, ip: string): Promise<void>;
-  /** Registers (or replaces) the handler of `method` for requests the peer opens on our links (e.g. a
-   *  node pushing a punch offer to an app). */
-  handle(method: string, handler: RequestHandler): void;
+  /** Serves the requests peers open on our links (e.g. a node pushing a punch offer to an app). */
+  readonly router: Router;
   /** "connect"/"close" for every link (in and out); "bind" when an inbound app link becomes pinned. */
   on(event: LinkEvent, fn: LinkListener): () => void;
   /** Live links by connection id. */
@@ -42,8 +41,9 @@ export interface UdpClient extends QuicDialer {
   counters(): UdpCoreCounters;
 }
 
-export function createUdpClient(components: { log?: Logger }, init: UdpClientInit = {}): UdpClient {
-  const core = new UdpCore({ host: init.host ?? "::", port: init.port ?? 0, idleTimeoutMs: init.idleTimeoutMs, onRawDatagram: init.onRawDatagram }, components.log);
+export function createUdpClient(components: { log?: Logger; router?: Router }, init: UdpClientInit = {}): UdpClient {
+  const router = components.router ?? createRouter({ log: components.log });
+  const core = new UdpCore({ host: init.host ?? "::", port: init.port ?? 0, idleTimeoutMs: init.idleTimeoutMs, onRawDatagram: init.onRawDatagram }, router, components.log);
   let running = false;
   let chain: Promise<void> = Promise.resolve();
   const serial = (fn: () => Promise<void>): Promise<void> => {
@@ -75,9 +75,7 @@ export function createUdpClient(components: { log?: Logger }, init: UdpClientIni
       if (!socket) throw new Error(`Cannot send to ${formatAddress(ip, port)}: the UDP socket is not running`);
       await socket.sendRaw(bytes, port, ip);
     },
-    handle(method, handler) {
-      core.handlers.set(method, handler);
-    },
+    router,
     on: (event, fn) => core.on(event, fn),
     links: () => [...core.links.values()],
     dial: (addr, opts?: DialOptions) => core.dial(addr, opts),

@@ -4,13 +4,16 @@ import { QUICClient, events as quicEvents, errors as quicErrors, type QUICConnec
 import type QuicLibLogger from "@matrixai/logger";
 import { DEFAULTS } from "../../config/defaults.ts";
 import type { Histogram } from "../../contracts/metrics.ts";
-import { PeerError, TimeoutError, errorLine } from "../../errors.ts";
+import { PeerError, PinMismatchError, TimeoutError, errorLine } from "../../errors.ts";
 import { formatAddress } from "../../contracts/address.ts";
 import { describeQuicError } from "../quic/errors.ts";
 import { clientQuicConfig, clientQuicCrypto, quicLogger } from "../quic/config.ts";
 import { QUIC_CLOSE_NORMAL, QUIC_HANDSHAKE_TIMEOUT_MS } from "../quic/constants.ts";
 import { createQuicLink, type LinkState, type QuicLink } from "../quic/link.ts";
-import { newRpcCounters, serveStream, type RequestHandler, type RpcCounters } from "../quic/rpc.ts";
+import { newRpcCounters, serveStream, type RpcCounters } from "../quic/rpc.ts";
+import { nodeIdOf } from "../../identity/node-key.ts";
+import type { Trust } from "../../rpc/policy.ts";
+import type { Router } from "../../rpc/router.ts";
 import { streamCodeToReason, streamReasonToCode } from "../quic/stream-io.ts";
 import { newSocketCounters, SharedUdpSocket, type RawDatagramHandler, type SharedSocketCounters } from "./shared-socket.ts";
 import type { Logger } from "../../contracts/logger.ts";
@@ -47,7 +50,6 @@ export interface UdpCoreInit {
 }
 
 export class UdpCore {
-  readonly handlers = new Map<string, RequestHandler>();
   readonly rpc: RpcCounters = newRpcCounters();
   readonly linkCounters = { connections: 0, pinMismatches: 0, dialFailures: 0 };
   readonly socketCounters: SharedSocketCounters = newSocketCounters();
@@ -60,6 +62,7 @@ export class UdpCore {
 
   constructor(
     readonly init: UdpCoreInit,
+    readonly router: Router,
     readonly log?: Logger,
   ) {
     this.logger = quicLogger(log);
@@ -126,12 +129,19 @@ export class UdpCore {
     conn.addEventListener(quicEvents.EventQUICConnectionStream.name, (evt: Event) => {
       const stream = (evt as quicEvents.EventQUICConnectionStream).detail as QUICStream;
       void serveStream(stream, {
-        handlers: this.handlers,
+        router: this.router,
         counters: this.rpc,
         stopSignal: this.stopSignal,
         log: this.log,
         requestSeconds: this.init.requestSeconds,
-        context: () => ({ remoteIp: link.remote.ip, remotePort: link.remote.port, connectionId: link.connectionId, pinned: link.pinned, peerKey: link.peerKey }),
+        context: () => ({
+          transport: "quic",
+          remote: link.remote,
+          connectionId: link.connectionId,
+          trust: link.pinned ? "pinned" : "untrusted",
+          peer: { key: link.peerKey ?? null, nodeId: link.peerKey ? nodeIdOf(link.peerKey) : null },
+          promote: (to) => this.promote(link, to),
+        }),
       });
     });
     void conn.closedP.then(() => {
@@ -139,6 +149,16 @@ export class UdpCore {
       this.emit("close", link);
     });
     this.emit("connect", link);
+  }
+
+  /** An app proved its key on an inbound link (app.bind): the link is pinned from now on. QUIC links carry
+   *  no mesh trust (nodes bootstrap over WSS), so "mesh" counts as pinned here. */
+  promote(link: LinkState, to: { trust: Trust; peerKey: Uint8Array }): void {
+    if (link.direction !== "in" || to.trust === "untrusted") return;
+    link.pinned = true;
+    link.peerKey = to.peerKey;
+    this.log?.debug("app link bound", { peer: formatAddress(link.remote.ip, link.remote.port) });
+    this.emit("bind", link);
   }
 
   /** Dials `addr` from the shared socket (so the NAT mapping is the one peers and servers already see). */
@@ -175,7 +195,7 @@ export class UdpCore {
       if (mismatch !== undefined) {
         this.linkCounters.pinMismatches++;
         this.log?.warn("refused QUIC peer: certificate does not match the pinned SPKI", { peer, want: opts.pinSpki, got: mismatch });
-        throw new PeerError(`Cannot connect to ${peer}: its certificate (SPKI ${mismatch.slice(0, 16)}…) does not match the pinned one`, { cause: err });
+        throw new PinMismatchError(`Cannot connect to ${peer}: its certificate (SPKI ${mismatch.slice(0, 16)}…) does not match the pinned one`, opts.pinSpki ?? "", mismatch);
       }
       this.linkCounters.dialFailures++;
       if (opts.signal?.aborted) throw opts.signal.reason;

@@ -7,7 +7,7 @@ import type { RunCertificate } from "../../identity/certificate.ts";
 import type { NodeKey } from "../../identity/node-key.ts";
 import { formatAddress, unmapIp } from "../../contracts/address.ts";
 import type { Histogram } from "../../contracts/metrics.ts";
-import { APP_BIND_METHOD, APP_HELLO_METHOD, createAppBootstrapHandlers } from "../app-bootstrap/handlers.ts";
+import { appBootstrapRoutes } from "../app-bootstrap/handlers.ts";
 import { serverQuicConfig, serverQuicCrypto } from "../quic/config.ts";
 import {
   QUIC_CLOSE_NORMAL,
@@ -15,9 +15,8 @@ import {
   QUIC_HANDSHAKE_TIMEOUT_MS,
 } from "../quic/constants.ts";
 import { createQuicLink, type QuicLink } from "../quic/link.ts";
-import type { RequestHandler } from "../quic/rpc.ts";
+import { createRouter, type Router } from "../../rpc/router.ts";
 import { streamCodeToReason, streamReasonToCode } from "../quic/stream-io.ts";
-import { WHOAMI_METHOD, whoamiHandler } from "../quic/whoami-handler.ts";
 import { connectionMapOf, type RawDatagramHandler } from "./shared-socket.ts";
 import type { QuicDialer, UdpClient } from "./client.ts";
 import { UdpCore, type DialOptions, type LinkEvent, type LinkListener, type UdpCoreCounters } from "./core.ts";
@@ -27,7 +26,7 @@ import type { Logger } from "../../contracts/logger.ts";
  *  Initial packets beyond it are dropped before quiche sees them (cheap refusal, no crypto work). */
 const MAX_QUIC_PENDING_HANDSHAKES = 256;
 
-export type { DialOptions, LinkEvent, LinkListener, QuicDialer, QuicLink, RawDatagramHandler, RequestHandler };
+export type { DialOptions, LinkEvent, LinkListener, QuicDialer, QuicLink, RawDatagramHandler };
 
 export interface UdpEndpointComponents {
   cert: RunCertificate;
@@ -35,6 +34,8 @@ export interface UdpEndpointComponents {
   log?: Logger;
   /** Handler time of each served QUIC request, by method. */
   requestSeconds?: Histogram<"method">;
+  /** Serves peer-opened streams; the node shares one with its mesh links. @default a router of its own */
+  router?: Router;
 }
 
 export interface UdpEndpointInit {
@@ -68,7 +69,8 @@ export interface UdpEndpoint extends UdpClient {
 
 export function createUdpEndpoint(components: UdpEndpointComponents, init: UdpEndpointInit): UdpEndpoint {
   const log = components.log;
-  const core = new UdpCore({ host: init.host, port: init.port, idleTimeoutMs: init.idleTimeoutMs, onRawDatagram: init.onRawDatagram, requestSeconds: components.requestSeconds }, log);
+  const router = components.router ?? createRouter({ log });
+  const core = new UdpCore({ host: init.host, port: init.port, idleTimeoutMs: init.idleTimeoutMs, onRawDatagram: init.onRawDatagram, requestSeconds: components.requestSeconds }, router, log);
   const maxConnections = init.maxConnections ?? DEFAULTS.max_quic_connections;
   const maxPerIp = init.maxConnectionsPerIp ?? DEFAULTS.max_conns_per_ip;
   /** Inbound connections by id, and how many each IP holds. */
@@ -84,19 +86,8 @@ export function createUdpEndpoint(components: UdpEndpointComponents, init: UdpEn
     return p;
   };
 
-  const bootstrap = createAppBootstrapHandlers(components, {
-    onBound: (ctx, appKey) => {
-      const link = core.links.get(ctx.connectionId);
-      if (!link || link.direction !== "in") return;
-      link.pinned = true;
-      link.peerKey = appKey;
-      log?.debug("app link bound", { peer: formatAddress(link.remote.ip, link.remote.port) });
-      core.emit("bind", link);
-    },
-  });
-  core.handlers.set(WHOAMI_METHOD, whoamiHandler);
-  core.handlers.set(APP_HELLO_METHOD, bootstrap.hello);
-  core.handlers.set(APP_BIND_METHOD, bootstrap.bind);
+  // whoami and the app bootstrap, while running.
+  let removeRoutes: (() => void) | undefined;
 
   function onConnection(evt: Event): void {
     const conn = (evt as quicEvents.EventQUICServerConnection).detail as QUICConnection;
@@ -165,13 +156,20 @@ export function createUdpEndpoint(components: UdpEndpointComponents, init: UdpEn
     start: () =>
       serial(async () => {
         if (running) return;
-        await doStart();
+        removeRoutes = router.addAll(appBootstrapRoutes(components, ["quic"]));
+        try {
+          await doStart();
+        } catch (err) {
+          removeRoutes();
+          throw err;
+        }
         running = true;
       }),
     stop: () =>
       serial(async () => {
         if (!running) return;
         running = false;
+        removeRoutes?.();
         await doStop();
       }),
     get port() {
@@ -188,9 +186,7 @@ export function createUdpEndpoint(components: UdpEndpointComponents, init: UdpEn
     sendRawNow(bytes, port, ip) {
       core.socket?.sendRawNow(bytes, port, ip);
     },
-    handle(method, handler) {
-      core.handlers.set(method, handler);
-    },
+    router,
     on: (event, fn) => core.on(event, fn),
     links: () => [...core.links.values()],
     dial: (addr, opts) => core.dial(addr, opts),

@@ -5,7 +5,7 @@
 import * as tls from "node:tls";
 import { WebSocket } from "ws";
 import { MAX_WS_FRAME_BYTES, TLS_HANDSHAKE_TIMEOUT_MS } from "../../constants.ts";
-import { PeerError, TimeoutError } from "../../errors.ts";
+import { PeerError, PinMismatchError, TimeoutError } from "../../errors.ts";
 import { spkiOfDer } from "../../identity/certificate.ts";
 import { formatAddress, type HostPort } from "../../contracts/address.ts";
 import { WS_CLOSE_TIMEOUT_MS, type WsCloseTimeoutOption } from "./constants.ts";
@@ -39,18 +39,8 @@ export interface WssDial {
   readonly peerSpki: string;
 }
 
-/** Thrown when the server's certificate does not match the pin (a man in the middle, or a node
- *  that restarted with a new certificate). */
-export class PinMismatchError extends PeerError {
-  readonly expectedSpki: string;
-  readonly actualSpki: string;
-  constructor(url: string, expected: string, actual: string) {
-    super(`Refused ${url}: certificate SPKI ${actual.slice(0, 16)}… does not match the pinned ${expected.slice(0, 16)}…`);
-    this.name = "PinMismatchError";
-    this.expectedSpki = expected;
-    this.actualSpki = actual;
-  }
-}
+/** Re-exported for callers of dialWss. */
+export { PinMismatchError };
 
 export function dialWss(addr: HostPort, opts: DialWssOptions = {}): Promise<WssDial> {
   const log = opts.log ?? silentLogger;
@@ -109,7 +99,7 @@ export function dialWss(addr: HostPort, opts: DialWssOptions = {}): Promise<WssD
       }
       if (opts.pinSpki && peerSpki !== opts.pinSpki) {
         log.warn("pinned link refused: certificate does not match", { url, expected: opts.pinSpki, actual: peerSpki });
-        settle(new PinMismatchError(url, opts.pinSpki, peerSpki));
+        settle(new PinMismatchError(`Refused ${url}: certificate SPKI ${peerSpki.slice(0, 16)}… does not match the pinned ${opts.pinSpki.slice(0, 16)}…`, opts.pinSpki, peerSpki));
         return;
       }
       // The pin holds: `ws` writes its upgrade request on this socket and frames the link.

@@ -34,7 +34,7 @@ export type Envelope = Message<"findings.v1.Envelope"> & {
   id: bigint;
 
   /**
-   * e.g. "whoami", "app.hello", "mesh.peers"
+   * "<service>.<method>" from services.proto, e.g. "app.hello", "mesh.peers"
    *
    * @generated from field: string method = 3;
    */

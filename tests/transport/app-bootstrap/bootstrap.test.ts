@@ -9,7 +9,9 @@ import { AppHelloSchema, AppSessionSchema } from "../../../src/wire/gen/findings
 import { bootstrapApp } from "../../../src/transport/app-bootstrap/bootstrap.ts";
 import { AppSessionTable } from "../../../src/transport/app-bootstrap/sessions.ts";
 import type { QuicLink } from "../../../src/transport/quic/link.ts";
-import { requirePinned } from "../../../src/transport/quic/rpc.ts";
+import { PINNED_OR_MESH } from "../../../src/rpc/policy.ts";
+import { METHOD } from "../../../src/rpc/methods.ts";
+import { open } from "../../rpc/open-policy.ts";
 import { quicWhoami } from "../../../src/transport/quic/whoami.ts";
 import { createUdpClient, type UdpClient } from "../../../src/transport/udp/client.ts";
 import { createUdpEndpoint, type UdpEndpoint } from "../../../src/transport/udp/endpoint.ts";
@@ -53,7 +55,7 @@ describe("app bootstrap over QUIC", () => {
     expect(pinned).toBe(spki);
     expect(link.pinned).toBe(true);
     expect(link.spki).toBe(spki);
-    expect((await link.request("whoami")).status).toBe(Status.OK);
+    expect((await link.request(METHOD.app.whoami)).status).toBe(Status.OK);
     // The node knows this connection is pinned and whose it is.
     expect(bound).toHaveLength(1);
     expect(bound[0]!.connectionId).toBe(link.connectionId);
@@ -61,10 +63,10 @@ describe("app bootstrap over QUIC", () => {
     const inbound = ep.links().find((l) => l.connectionId === link.connectionId)!;
     expect(inbound.pinned).toBe(true);
     // Handlers see it too.
-    let seen: { pinned: boolean; peerKey?: Uint8Array } | undefined;
-    ep.handle("who.am.i.to.you", async (_req, ctx) => ((seen = { pinned: ctx.pinned, peerKey: ctx.peerKey }), { status: Status.OK }));
+    let seen: { trust: string; peerKey: Uint8Array | null } | undefined;
+    ep.router.add("who.am.i.to.you", open((_payload, ctx) => void (seen = { trust: ctx.trust, peerKey: ctx.peer.key })));
     await link.request("who.am.i.to.you");
-    expect(seen).toEqual({ pinned: true, peerKey: appKey.publicKey });
+    expect(seen).toEqual({ trust: "pinned", peerKey: appKey.publicKey });
     // The first-contact connection is closed (in the background, after QUIC's draining period): only the
     // pinned one stays.
     const until = Date.now() + 3000;
@@ -72,9 +74,9 @@ describe("app bootstrap over QUIC", () => {
     expect(ep.links().map((l) => l.connectionId)).toEqual([link.connectionId]);
   });
 
-  test("a requirePinned handler answers a bound link and refuses a first-contact one", async () => {
+  test("a method for pinned links answers a bound link and refuses a first-contact one", async () => {
     const { ep, nodeKey } = await node();
-    ep.handle("pool.join", requirePinned(async () => ({ status: Status.OK })));
+    ep.router.add("pool.join", open(() => undefined, { trust: PINNED_OR_MESH }));
     const c = await app();
     const firstContact = await c.dial({ ip: "127.0.0.1", port: ep.port });
     const refused = await firstContact.request("pool.join");
@@ -135,7 +137,7 @@ describe("app bootstrap over QUIC", () => {
     expect(garbage.status).toBe(Status.BAD_REQUEST);
     const right = await link.request("app.hello", helloPayload(appKey, nodeKey.publicKey, SEAL_PURPOSE.appHello));
     expect(right.status).toBe(Status.OK);
-    expect((await link.request("whoami")).status).toBe(Status.OK);
+    expect((await link.request(METHOD.app.whoami)).status).toBe(Status.OK);
   });
 
   test("app.bind needs a session issued by app.hello to the same key, once", async () => {

@@ -1,4 +1,5 @@
 // The app bootstrap over WSS against a running node: pinned link, wrong key refused, MITM refused.
+import { METHOD } from "../../../src/rpc/methods.ts";
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { hexToBytes } from "@noble/hashes/utils.js";
 import { generateNodeKey } from "../../../src/identity/node-key.ts";
@@ -24,7 +25,7 @@ describe("app bootstrap over WSS", () => {
     const { link, spki } = await bootstrapApp(wssAppDialer(), { addr, nodePublicKey: hexToBytes(node.ready.publicKey) }, { appKey: generateNodeKey(), timeoutMs: 5000 });
     expect(spki).toBe(node.ready.spki);
     expect(link.trust).toBe("pinned");
-    const answer = await link.request("whoami");
+    const answer = await link.request(METHOD.app.whoami);
     expect(answer.status).toBe(Status.OK);
     expect(decodeMessage(WhoamiResponseSchema, answer.payload, "whoami")).toMatchObject({ ip: "127.0.0.1", transport: "wss" });
     link.close();

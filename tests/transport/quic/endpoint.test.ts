@@ -1,4 +1,6 @@
 // The shared UDP endpoint over real loopback sockets: whoami, request/response rules, limits, raw datagrams.
+import { open } from "../../rpc/open-policy.ts";
+import { METHOD } from "../../../src/rpc/methods.ts";
 import { afterEach, describe, expect, test } from "bun:test";
 import { createSocket } from "node:dgram";
 import { join } from "node:path";
@@ -47,7 +49,7 @@ async function client(host = "127.0.0.1", init: { idleTimeoutMs?: number } = {})
 }
 
 async function whoami(link: QuicLink): Promise<{ ip: string; port: number; transport: string }> {
-  const { ip, port, transport } = decodeMessage(WhoamiResponseSchema, expectOk(await link.request("whoami")), "WhoamiResponse");
+  const { ip, port, transport } = decodeMessage(WhoamiResponseSchema, expectOk(await link.request(METHOD.app.whoami)), "WhoamiResponse");
   return { ip, port, transport };
 }
 
@@ -138,9 +140,9 @@ describe("request rules", () => {
     expect(answer.status).toBe(Status.BAD_REQUEST);
     expect(answer.error).toMatch(/^Cannot decode envelope/);
     // A decodable envelope that is not a request is refused too.
-    const notRequest = decodeEnvelope(await raw.exchange(encodeEnvelope({ id: 7n, method: "whoami", status: Status.OK })));
+    const notRequest = decodeEnvelope(await raw.exchange(encodeEnvelope({ id: 7n, method: METHOD.app.whoami, status: Status.OK })));
     expect(notRequest.status).toBe(Status.BAD_REQUEST);
-    const ok = decodeEnvelope(await raw.exchange(encodeEnvelope({ id: 8n, method: "whoami" })));
+    const ok = decodeEnvelope(await raw.exchange(encodeEnvelope({ id: 8n, method: METHOD.app.whoami })));
     expect(ok.status).toBe(Status.OK);
     expect(ok.id).toBe(8n);
     expect(ep.counters().badRequests).toBe(2);
@@ -157,25 +159,28 @@ describe("request rules", () => {
     const atLimit = decodeEnvelope(await raw.exchange(new Uint8Array(MAX_QUIC_REQUEST_BYTES).fill(0x41)));
     expect(atLimit.status).toBe(Status.BAD_REQUEST);
     expect(ep.counters().refusedLimits).toBe(1);
-    const ok = decodeEnvelope(await raw.exchange(encodeEnvelope({ id: 1n, method: "whoami" })));
+    const ok = decodeEnvelope(await raw.exchange(encodeEnvelope({ id: 1n, method: METHOD.app.whoami })));
     expect(ok.status).toBe(Status.OK);
   });
 
   test("a handler that throws is answered INTERNAL without details", async () => {
     const ep = await endpoint();
-    ep.handle("boom", async () => {
-      throw new Error("secret detail");
-    });
+    ep.router.add(
+      "boom",
+      open(() => {
+        throw new Error("secret detail");
+      }),
+    );
     const link = await (await client()).dial({ ip: "127.0.0.1", port: ep.port });
     const answer = await link.request("boom");
     expect(answer.status).toBe(Status.INTERNAL);
     expect(answer.error).toBe("boom failed");
-    expect(ep.counters().handlerErrors).toBe(1);
+    expect(ep.router.stats().failed).toEqual({ boom: 1 });
   });
 
   test("a request times out with the caller's timeout when the handler never answers", async () => {
     const ep = await endpoint();
-    ep.handle("slow", (_req, ctx) => new Promise((resolve) => ctx.signal.addEventListener("abort", () => resolve({ status: Status.OK }))));
+    ep.router.add("slow", open((_payload, ctx) => new Promise((resolve) => ctx.signal.addEventListener("abort", () => resolve({ status: Status.OK })))));
     const link = await (await client()).dial({ ip: "127.0.0.1", port: ep.port });
     expect(await rejection(link.request("slow", undefined, { timeoutMs: 200 }))).toMatch(/Timed out after 200 ms/);
     expect(await whoami(link)).toBeTruthy();
@@ -184,14 +189,17 @@ describe("request rules", () => {
   test("handlers see the link's address and that it is not pinned", async () => {
     const ep = await endpoint();
     let seen: unknown;
-    ep.handle("ctx", async (_req, ctx) => {
-      seen = { ip: ctx.remoteIp, port: ctx.remotePort, pinned: ctx.pinned, id: ctx.connectionId };
-      return { status: Status.OK, payload: new Uint8Array([1, 2, 3]) };
-    });
+    ep.router.add(
+      "ctx",
+      open((_payload, ctx) => {
+        seen = { ip: ctx.remote.ip, port: ctx.remote.port, transport: ctx.transport, trust: ctx.trust, id: ctx.connectionId };
+        return { status: Status.OK, payload: new Uint8Array([1, 2, 3]) };
+      }),
+    );
     const c = await client();
     const link = await c.dial({ ip: "127.0.0.1", port: ep.port });
     expect(expectOk(await link.request("ctx"))).toEqual(new Uint8Array([1, 2, 3]));
-    expect(seen).toEqual({ ip: "127.0.0.1", port: c.port, pinned: false, id: link.connectionId });
+    expect(seen).toEqual({ ip: "127.0.0.1", port: c.port, transport: "quic", trust: "untrusted", id: link.connectionId });
   });
 });
 
@@ -204,7 +212,7 @@ describe("limits and lifecycle", () => {
     expect((await whoami(a)).ip).toBe("127.0.0.1");
     expect((await whoami(b)).ip).toBe("127.0.0.1");
     const third = await c.dial({ ip: "127.0.0.1", port: ep.port }).catch((err: Error) => err);
-    if (!(third instanceof Error)) expect(await rejection(third.request("whoami", undefined, { timeoutMs: 1000 }))).not.toBe("resolved");
+    if (!(third instanceof Error)) expect(await rejection(third.request(METHOD.app.whoami, undefined, { timeoutMs: 1000 }))).not.toBe("resolved");
     expect(ep.counters().refusedLimits).toBe(1);
     expect(ep.counters().activeConnections).toBe(2);
   });
@@ -215,7 +223,7 @@ describe("limits and lifecycle", () => {
     const a = await c.dial({ ip: "127.0.0.1", port: ep.port });
     await whoami(a);
     const b = await c.dial({ ip: "127.0.0.1", port: ep.port }).catch((err: Error) => err);
-    if (!(b instanceof Error)) expect(await rejection(b.request("whoami", undefined, { timeoutMs: 1000 }))).not.toBe("resolved");
+    if (!(b instanceof Error)) expect(await rejection(b.request(METHOD.app.whoami, undefined, { timeoutMs: 1000 }))).not.toBe("resolved");
     expect(ep.counters().refusedLimits).toBe(1);
     const closed = new Promise<void>((resolve) => ep.on("close", () => resolve()));
     await a.close();
@@ -264,7 +272,7 @@ describe("limits and lifecycle", () => {
 
   test("requests pending or sent after the endpoint stops fail with a PeerError", async () => {
     const ep = await endpoint();
-    ep.handle("slow", (_req, ctx) => new Promise((resolve) => ctx.signal.addEventListener("abort", () => resolve({ status: Status.OK }))));
+    ep.router.add("slow", open((_payload, ctx) => new Promise((resolve) => ctx.signal.addEventListener("abort", () => resolve({ status: Status.OK })))));
     const link = await (await client()).dial({ ip: "127.0.0.1", port: ep.port });
     const pending = link.request("slow").then(
       () => null,
@@ -276,7 +284,7 @@ describe("limits and lifecycle", () => {
     expect(err).toBeInstanceOf(PeerError);
     const until = Date.now() + 3000;
     while (!link.closed && Date.now() < until) await Bun.sleep(20);
-    expect(await rejection(link.request("whoami"))).toMatch(/PeerError: Cannot send whoami to 127.0.0.1:\d+: the link is closed/);
+    expect(await rejection(link.request(METHOD.app.whoami))).toMatch(/PeerError: Cannot send app.whoami to 127.0.0.1:\d+: the link is closed/);
   });
 
   test("dialling a port where nothing listens fails with a timeout", async () => {
@@ -387,14 +395,15 @@ describe("stop", () => {
       import { createUdpClient } from ${JSON.stringify(join(src, "transport/udp/client.ts"))};
       import { bootstrapApp } from ${JSON.stringify(join(src, "transport/app-bootstrap/bootstrap.ts"))};
       import { quicWhoami } from ${JSON.stringify(join(src, "transport/quic/whoami.ts"))};
+      import { METHOD } from ${JSON.stringify(join(src, "rpc/methods.ts"))};
       const nodeKey = generateNodeKey();
       const ep = createUdpEndpoint({ cert: await createRunCertificate(), nodeKey }, { host: "127.0.0.1", port: 0 });
       await ep.start();
       const c = createUdpClient({}, { host: "127.0.0.1" });
       await c.start();
       const { link } = await bootstrapApp(c, { addr: { ip: "127.0.0.1", port: ep.port }, nodePublicKey: nodeKey.publicKey }, { appKey: generateNodeKey() });
-      await link.request("whoami");
-      const pending = link.request("whoami"); // in flight while we stop
+      await link.request(METHOD.app.whoami);
+      const pending = link.request(METHOD.app.whoami); // in flight while we stop
       await quicWhoami({ ip: "127.0.0.1", port: ep.port });
       await ep.stop();
       await c.stop();
