@@ -1,11 +1,14 @@
 // Builds dist/findings: one self-contained executable with the default config and the QUIC native
 // module embedded, runnable on a machine without node_modules (`npm run build`).
+// `--baseline` builds dist/findings-baseline on Bun's baseline runtime for x64 CPUs without AVX2
+// (Bun fetches that runtime once; the plugin works the same, it only changes what is bundled).
 import type { BunPlugin } from "bun";
 import { chmodSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 
 const root = join(import.meta.dir, "..");
-const outfile = join(root, "dist", "findings");
+const baseline = process.argv.includes("--baseline");
+const outfile = join(root, "dist", baseline ? "findings-baseline" : "findings");
 const nativePackage = `@matrixai/quic-${process.platform}-${process.arch}`;
 
 /** @matrixai/quic finds its native module with a computed require() at run time, which
@@ -24,7 +27,7 @@ const embedQuicNative: BunPlugin = {
 mkdirSync(join(root, "dist"), { recursive: true });
 const result = await Bun.build({
   entrypoints: [join(root, "src", "main.ts")],
-  compile: { outfile },
+  compile: baseline ? { outfile, target: "bun-linux-x64-baseline" } : { outfile },
   target: "bun",
   minify: true,
   sourcemap: "none",

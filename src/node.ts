@@ -9,7 +9,8 @@ import { serveAppBootstrapOverWss } from "./transport/app-bootstrap/wss.ts";
 import { createMeshLinks, type MeshLinks } from "./mesh/link-service.ts";
 import { createMeshService, type MeshService } from "./mesh/mesh-service.ts";
 import { createAdminService } from "./ops/admin.ts";
-import { registerNodeMetrics } from "./ops/node-metrics.ts";
+import { registerNodeMetrics, registerNodeTimers } from "./ops/node-metrics.ts";
+import { registerProcessMetrics } from "./ops/process-metrics.ts";
 import type { Logger } from "./contracts/logger.ts";
 import { createMetricsRegistry, type MetricsRegistry } from "./contracts/metrics.ts";
 import { asService, createServiceGroup, type Service } from "./contracts/service.ts";
@@ -64,6 +65,7 @@ export async function createNode({ config, home, log }: NodeComponents): Promise
   const stun: BindingResponder | undefined = config.stun_on ? createBindingResponder() : undefined;
   const idleTimeoutMs = config.idle_timeout_s * 1000;
   const metrics = createMetricsRegistry();
+  const timers = registerNodeTimers(metrics);
 
   // Raw replies leave through the shared socket at once (the responder hands over a fresh buffer); a
   // failing send is counted by the socket, never thrown.
@@ -112,7 +114,7 @@ export async function createNode({ config, home, log }: NodeComponents): Promise
 
   // NAT services (DESIGN §6): QUIC handlers on udp, NewHost on the mesh, the own-class self-probe.
   const nat = createNatService(
-    { udp, mesh, nodeKey: key, log: log.child({ room: "nat" }) },
+    { udp, mesh, nodeKey: key, log: log.child({ room: "nat" }), selfProbeSeconds: timers.selfProbeSeconds },
     { host: config.host, probeTimeoutMs: config.probe_timeout_s * 1000, serve: !config.client_only },
   );
 
@@ -151,15 +153,17 @@ export async function createNode({ config, home, log }: NodeComponents): Promise
       nodeKey: key,
       log: log.child({ room: "punch" }),
       brokered: metrics.counter({ name: "findings_punch_brokered_total", help: "Punches brokered, by the strategy chosen for the pair.", labelNames: ["strategy"] }),
+      brokerSeconds: timers.brokerSeconds,
     },
     { stakes: config.stakes, userId: config.user_id, punchXpool: config.punch_xpool, peersPunch: config.peers_punch },
   );
   const share = createShareService({ udp, log: log.child({ room: "share" }) }, { kinds: servedKinds(config.stakes), capacity: config.share_xpool });
 
   registerNodeMetrics(metrics, { udp, tls, mesh, meshService, nat, punch, share, stun, router });
+  const processMetrics = registerProcessMetrics(metrics);
 
   // The start order; stop runs it backwards. Adding a service is one entry here.
-  const admin = config.admin ? createAdminService({ status: () => node.status(), metrics }, config.admin) : undefined;
+  const admin = config.admin ? createAdminService({ status: () => node.status(), metrics, samplers: [processMetrics] }, config.admin) : undefined;
   const services: Service[] = [
     asService("udp", udp),
     asService("tls", tls),

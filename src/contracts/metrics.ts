@@ -44,8 +44,10 @@ export interface Gauge<L extends string = never> {
 
 export interface Histogram<L extends string = never> {
   observe(labels: LabelValues<L>, value: number): void;
-  /** Starts a measurement; the returned function observes the seconds since, and returns them. */
-  startTimer(labels: LabelValues<L>): () => number;
+  /** Starts a measurement; the returned function observes the seconds since, and returns them. Labels known
+   *  only at the end (the NAT class a probe found, the strategy a punch took) are given to that function; each
+   *  call observes once more, so one timer can close several outcomes of one request. */
+  startTimer(labels?: Partial<LabelValues<L>>): (endLabels?: Partial<LabelValues<L>>) => number;
   /** Observations so far and their sum. */
   get(labels?: LabelValues<L>): { count: number; sum: number };
 }
@@ -166,9 +168,9 @@ export function createMetricsRegistry(): MetricsRegistry {
         observe,
         startTimer(labels) {
           const t0 = performance.now();
-          return () => {
+          return (endLabels) => {
             const seconds = (performance.now() - t0) / 1000;
-            observe(labels, seconds);
+            observe({ ...labels, ...endLabels } as LabelValues<string>, seconds);
             return seconds;
           };
         },

@@ -37,6 +37,7 @@ import type { ProbeReport } from "./probe-report.ts";
 import { routeSourceIp } from "./probe-sockets.ts";
 import { formatEndpoint, normalizeIp, sameIp, type Endpoint } from "./source-check.ts";
 import type { Logger } from "../contracts/logger.ts";
+import type { Histogram } from "../contracts/metrics.ts";
 
 /** How long a source server waits for its delegates' answers, in ms (one mesh round trip plus their burst). */
 const DELEGATE_TIMEOUT_MS = 2_000;
@@ -72,6 +73,8 @@ export interface NatServiceComponents {
   /** UDP endpoints of other Findings nodes, for nat.servers and the self-probe. @default the mesh links' peers,
    *  on their TCP port (DESIGN §2: UDP and TCP share the port number by default) */
   knownServers?: () => Endpoint[];
+  /** Times each self-probe that ran, by the class it found ("none" when it found none). */
+  selfProbeSeconds?: Histogram<"nat_class">;
 }
 
 export interface NatServiceInit {
@@ -269,8 +272,10 @@ export function createNatService(components: NatServiceComponents, init: NatServ
     const opts: ProbeOptions = { servers, timeoutMs: init.probeTimeoutMs, minServers: 2, signal: selfAbort.signal, localIp: mainIp ?? undefined };
     selfRunning = (async () => {
       counters.selfProbes++;
+      const probeTimer = components.selfProbeSeconds?.startTimer();
       try {
         const r = await runProbe(opts);
+        probeTimer?.({ nat_class: r.nat ?? "none" });
         const decision = r.evidence.find((e) => e.test === "decision");
         if (r.nat !== null) {
           const before = own;

@@ -14,6 +14,8 @@ export interface AdminComponents {
   status: () => Record<string, unknown>;
   /** Rendered on every GET /metrics. */
   metrics: Pick<MetricsRegistry, "render">;
+  /** Samplers behind /metrics (the event-loop lag): they run while the endpoint serves, as nobody reads them otherwise. */
+  samplers?: readonly { start(): void; stop(): void }[];
 }
 
 export interface AdminEndpoint {
@@ -62,11 +64,14 @@ export function createAdminService(components: AdminComponents, addr: string): S
       return endpoint?.url;
     },
     async start() {
-      endpoint ??= startAdmin(components, addr);
+      if (endpoint) return;
+      endpoint = startAdmin(components, addr);
+      for (const s of components.samplers ?? []) s.start();
     },
     async stop() {
       const e = endpoint;
       endpoint = undefined;
+      for (const s of components.samplers ?? []) s.stop();
       await e?.stop();
     },
   };

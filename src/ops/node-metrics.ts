@@ -1,6 +1,6 @@
 // The node's /metrics families: each room's own counters, read at scrape time and named by the Prometheus
 // conventions (findings_<room>_<what>[_<unit>], _total on counters, labels instead of glued names).
-import type { LabelValues, MetricsRegistry } from "../contracts/metrics.ts";
+import { LATENCY_BUCKETS_SECONDS, type Histogram, type LabelValues, type MetricsRegistry } from "../contracts/metrics.ts";
 import type { MeshLinks } from "../mesh/link-service.ts";
 import type { MeshService, MeshServiceStatus } from "../mesh/mesh-service.ts";
 import type { NatService } from "../nat/service.ts";
@@ -24,6 +24,35 @@ export interface NodeMetricSources {
 }
 
 type Sample<L extends string> = [LabelValues<L>, number];
+
+/** Self-probe durations in seconds: a certain answer comes in 1–3 s, an uncertain one also waits out
+ *  probe_timeout_s (6 s by default) for negative answers. */
+const SELF_PROBE_BUCKETS_SECONDS: readonly number[] = [0.25, 0.5, 1, 2, 3, 5, 7.5, 10, 15, 20, 30, 60];
+
+/** The histograms the services observe themselves, through hooks in their components. */
+export interface NodeTimers {
+  /** nat: each self-probe, by the class it found. */
+  selfProbeSeconds: Histogram<"nat_class">;
+  /** punch: punch.request to the target's acknowledged offer, by strategy. */
+  brokerSeconds: Histogram<"strategy">;
+}
+
+export function registerNodeTimers(registry: MetricsRegistry): NodeTimers {
+  return {
+    selfProbeSeconds: registry.histogram({
+      name: "findings_nat_self_probe_seconds",
+      help: "Time each self-probe of this node's own NAT class took, by the class it found (none = no class).",
+      labelNames: ["nat_class"],
+      buckets: SELF_PROBE_BUCKETS_SECONDS,
+    }),
+    brokerSeconds: registry.histogram({
+      name: "findings_punch_broker_seconds",
+      help: "Time from a punch.request to its offer acknowledged by the target app, by the strategy chosen.",
+      labelNames: ["strategy"],
+      buckets: LATENCY_BUCKETS_SECONDS,
+    }),
+  };
+}
 
 /** Registers every node family on `registry`; values are read from `sources` at each render. */
 export function registerNodeMetrics(registry: MetricsRegistry, sources: NodeMetricSources): void {

@@ -15,7 +15,7 @@
 // than it had (a new NAT mapping, a restarted app), it pushes fresh offers to it and each recent partner.
 import { METHOD } from "../rpc/methods.ts";
 import { toBinary } from "@bufbuild/protobuf";
-import type { Counter } from "../contracts/metrics.ts";
+import type { Counter, Histogram } from "../contracts/metrics.ts";
 import { DEFAULTS } from "../config/defaults.ts";
 import { errorLine } from "../errors.ts";
 import type { NodeKey } from "../identity/node-key.ts";
@@ -64,6 +64,9 @@ export interface PunchServiceComponents {
   rand?: Rand;
   /** Counts every brokered punch by the strategy chosen for the pair, when the node keeps metrics. */
   brokered?: Counter<"strategy">;
+  /** Times each brokered punch from punch.request to the offer acknowledged by the target (the requester's goes
+   *  back in the answer), by strategy. */
+  brokerSeconds?: Histogram<"strategy">;
 }
 
 export interface PunchServiceInit {
@@ -269,6 +272,7 @@ export function createPunchService(components: PunchServiceComponents, init: Pun
     if (!running) return refuse(Status.REFUSED, "the app services are stopped");
     if (!ctx.peer.key) return refuse(Status.UNAUTHENTICATED, `${METHOD.punch.request} needs a bound link: run the app bootstrap first`);
     counters.punchRequests++;
+    const brokerTimer = components.brokerSeconds?.startTimer();
     let request: ReturnType<typeof readPunchRequest>;
     try {
       request = readPunchRequest(payload);
@@ -319,6 +323,7 @@ export function createPunchService(components: PunchServiceComponents, init: Pun
       pairs.note(m.requester, m.peer, t);
       offers.push(b.forA);
       components.brokered?.inc({ strategy: b.plan.strategy });
+      brokerTimer?.({ strategy: b.plan.strategy });
       log?.debug("punch brokered", {
         from: m.requester.nodeId.slice(0, 16),
         to: m.peer.nodeId.slice(0, 16),

@@ -65,6 +65,21 @@ describe("metrics registry", () => {
     expect(latency.get({ method: "slow" })).toEqual({ count: 1, sum: seconds });
   });
 
+  test("a timer takes the labels known only at its end, once per outcome, and still insists on every label", async () => {
+    const r = createMetricsRegistry();
+    const broker = r.histogram({ name: "findings_punch_broker_seconds", help: "x", labelNames: ["kind", "strategy"] });
+    const done = broker.startTimer({ kind: "app:chat" });
+    await Bun.sleep(10);
+    const first = done({ strategy: "direct" });
+    const second = done({ strategy: "sym-to-cone-spray" });
+    expect(first).toBeGreaterThanOrEqual(0.008);
+    expect(second).toBeGreaterThanOrEqual(first);
+    expect(broker.get({ kind: "app:chat", strategy: "direct" })).toEqual({ count: 1, sum: first });
+    expect(broker.get({ kind: "app:chat", strategy: "sym-to-cone-spray" })).toEqual({ count: 1, sum: second });
+    expect(() => broker.startTimer()({ strategy: "direct" })).toThrow("labels must be exactly [kind, strategy]");
+    expect(broker.get({ kind: "app:chat", strategy: "direct" }).count).toBe(1);
+  });
+
   test("a pulled family reads its samples at each render", () => {
     const r = createMetricsRegistry();
     const source = { refused: 1, full: 0 };

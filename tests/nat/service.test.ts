@@ -140,6 +140,8 @@ describe("own class", () => {
     expect(r?.nat).toBe("public");
     expect(node.nat.ownClass()).toMatchObject({ nat: "public", label: "Public", certain: true });
     expect((node.status().node as { nat: unknown }).nat).toBe("public");
+    // Each self-probe that ran is timed by the class it found (the background one may have run too).
+    expect(node.metrics.render()).toMatch(/^findings_nat_self_probe_seconds_count\{nat_class="public"\} [1-9]\d*$/m);
   }, 20_000);
 });
 

@@ -1,7 +1,9 @@
 // GET /metrics of a real node: Prometheus names and HELP for every family, labels instead of glued names,
-// a latency histogram and punch families fed by real QUIC requests and a real punch between two apps, and
-// promtool's approval when it is installed.
+// a latency histogram and punch families fed by real QUIC requests and a real punch between two apps, the
+// process families against sockets the test opens, and promtool's approval when it is installed.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { createSocket } from "node:dgram";
+import { createServer } from "node:net";
 import { embeddedDefaults } from "../../src/config/load.ts";
 import { silentLogger } from "../../src/contracts/logger.ts";
 import { generateNodeKey } from "../../src/identity/node-key.ts";
@@ -10,6 +12,7 @@ import { createPunchClient, type PunchClient } from "../../src/punch/punch-clien
 import { quicWhoami } from "../../src/transport/quic/whoami.ts";
 import { promtool, promtoolCheck, warnIfNoPromtool } from "../contracts/promtool.ts";
 import { tempDir } from "../helpers.ts";
+import { until } from "../wait.ts";
 
 const home = tempDir("findings-metrics-");
 let node: FindingsNode;
@@ -45,6 +48,13 @@ afterAll(async () => {
   await node?.stop();
   home[Symbol.dispose]();
 });
+
+/** The value of the one sample `series` (a name with its labels, as rendered) in `body`. */
+function sample(body: string, series: string): number {
+  const line = body.split("\n").find((l) => l.startsWith(`${series} `));
+  if (line === undefined) throw new Error(`no sample ${series} in /metrics`);
+  return Number(line.slice(series.length + 1));
+}
 
 /** family name → TYPE, from the # TYPE lines. */
 function types(body: string): Map<string, string> {
@@ -90,6 +100,67 @@ describe("/metrics", () => {
     expect(text).toMatch(/^findings_punch_brokered_total\{strategy="direct"\} 1$/m);
     expect(text).toMatch(/^findings_punch_pool_members\{kind="app:chat",nat_class="public"\} 2$/m);
     expect(text).toMatch(/^findings_punch_joins_total\{result="joined"\} 2$/m);
+  });
+
+  test("the punch's brokering time shows in the histogram by strategy", () => {
+    expect(types(text).get("findings_punch_broker_seconds")).toBe("histogram");
+    expect(text).toMatch(/^findings_punch_broker_seconds_bucket\{strategy="direct",le="\+Inf"\} 1$/m);
+    expect(text).toMatch(/^findings_punch_broker_seconds_count\{strategy="direct"\} 1$/m);
+    // Two apps on loopback: the offer is acknowledged within the 2 s push timeout, well above 0.
+    const seconds = sample(text, 'findings_punch_broker_seconds_sum{strategy="direct"}');
+    expect(seconds).toBeGreaterThan(0);
+    expect(seconds).toBeLessThan(2);
+    // No self-probe ran (the node has no peers): the family is declared with no series.
+    expect(types(text).get("findings_nat_self_probe_seconds")).toBe("histogram");
+    expect(text).not.toContain("findings_nat_self_probe_seconds_count");
+  });
+
+  test("process families: memory, CPU, descriptors and start time have sane values", () => {
+    expect(sample(text, "findings_process_resident_memory_bytes")).toBeGreaterThan(10 * 2 ** 20);
+    expect(sample(text, "findings_process_heap_used_bytes")).toBeGreaterThan(0);
+    expect(sample(text, "findings_process_heap_total_bytes")).toBeGreaterThanOrEqual(sample(text, "findings_process_heap_used_bytes"));
+    expect(sample(text, "findings_process_cpu_seconds_total")).toBeGreaterThan(0);
+    const fds = sample(text, "findings_process_open_fds");
+    expect(fds).toBeGreaterThan(3);
+    expect(sample(text, "findings_process_max_fds")).toBeGreaterThanOrEqual(fds);
+    const started = sample(text, "findings_process_start_time_seconds");
+    expect(started).toBeLessThan(Date.now() / 1000);
+    expect(started).toBeGreaterThan(Date.now() / 1000 - 600);
+    // The node's shared UDP socket and the apps' sockets; the TLS and admin listeners.
+    expect(sample(text, 'findings_process_open_sockets{protocol="udp"}')).toBeGreaterThanOrEqual(3);
+    expect(sample(text, 'findings_process_open_sockets{protocol="tcp"}')).toBeGreaterThanOrEqual(2);
+  });
+
+  test("a UDP socket and a TCP listener opened here are counted, by protocol", async () => {
+    const read = () => {
+      const body = node.metrics.render();
+      return {
+        fds: sample(body, "findings_process_open_fds"),
+        udp: sample(body, 'findings_process_open_sockets{protocol="udp"}'),
+        tcp: sample(body, 'findings_process_open_sockets{protocol="tcp"}'),
+      };
+    };
+    const before = read();
+    const udp = createSocket("udp4");
+    await new Promise<void>((resolve) => udp.bind(0, "127.0.0.1", resolve));
+    const tcp = createServer();
+    await new Promise<void>((resolve) => tcp.listen(0, "127.0.0.1", resolve));
+    try {
+      expect(read()).toEqual({ fds: before.fds + 2, udp: before.udp + 1, tcp: before.tcp + 1 });
+    } finally {
+      udp.close();
+      await new Promise((resolve) => tcp.close(resolve));
+    }
+    expect(read()).toEqual(before);
+  });
+
+  test("the event-loop lag is sampled while /metrics is served", async () => {
+    const count = () => sample(node.metrics.render(), "findings_process_event_loop_lag_seconds_count");
+    const first = count();
+    await until("two more event-loop lag samples", () => count() >= first + 2, 3_000);
+    const body = node.metrics.render();
+    // An idle test process: every sample is far under a second.
+    expect(sample(body, 'findings_process_event_loop_lag_seconds_bucket{le="1"}')).toBe(sample(body, "findings_process_event_loop_lag_seconds_count"));
   });
 
   test("/status keeps its flat counters", async () => {
