@@ -2,6 +2,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { within } from "./wait.ts";
 
 export const ROOT = join(import.meta.dir, "..");
 export const BUN = process.execPath;
@@ -60,7 +61,7 @@ export async function startServe(args: string[], opts: { env?: Record<string, st
   let out = "";
   const deadline = Date.now() + (opts.timeoutMs ?? 20_000);
   while (!out.includes("\n")) {
-    const next = await Promise.race([reader.read(), Bun.sleep(Math.max(0, deadline - Date.now())).then(() => null)]);
+    const next = await within(reader.read(), { what: "the ready line", timeoutMs: Math.max(1, deadline - Date.now()) }).catch(() => null);
     if (next === null || next.done) {
       proc.kill();
       throw new Error(`findings serve did not become ready: ${err.trim().split("\n").slice(-3).join(" | ")}`);
@@ -89,4 +90,29 @@ export async function freePort(host = "127.0.0.1"): Promise<number> {
   const port = s.port;
   s.close();
   return port;
+}
+
+/** A loopback /24 of this run's own, "127.A.B" with A ≠ 0 (Linux routes all of 127/8 to lo), so tests
+ *  that give each node its own host do not meet another run's nodes, nor fixed 127.0.x addresses. */
+export function loopbackPrefix(): string {
+  const [a, b] = crypto.getRandomValues(new Uint8Array(2));
+  return `127.${1 + (a! % 254)}.${b}`;
+}
+
+/** A port free for both UDP and TCP on `host` a moment ago (nodes use one port for both). */
+export async function freeUdpTcpPort(host: string): Promise<number> {
+  for (let attempt = 0; attempt < 20; attempt++) {
+    const udp = await Bun.udpSocket({ hostname: host });
+    const port = udp.port;
+    try {
+      const tcp = Bun.listen({ hostname: host, port, socket: { data() {} } });
+      tcp.stop(true);
+      return port;
+    } catch {
+      // TCP holds this port on `host`: try another
+    } finally {
+      udp.close();
+    }
+  }
+  throw new Error(`no port free for both UDP and TCP on ${host}`);
 }

@@ -10,10 +10,10 @@
 // Times are measured from the moment all processes printed their ready line (and from the first
 // spawn). At steady state the message counters (requests sent + received, all mesh methods; each
 // request has one answer, not counted again) are sampled over `--steady-s`, and RSS is read from
-// /proc/<pid>/status. Nodes live on 127.0.4.x, port 17788, admin 17789.
+// /proc/<pid>/status. Nodes live on a loopback /24 of the run's own (127.A.B.x), one free port.
 import { parseArgs } from "node:util";
 import { readFileSync } from "node:fs";
-import { Network, NODE_PORT, statuses, type NodeProcess, type NodeStatus } from "../../tests/multinode/harness.ts";
+import { Network, statuses, type NodeProcess, type NodeStatus } from "../../tests/multinode/harness.ts";
 
 const { values } = parseArgs({
   options: {
@@ -49,7 +49,6 @@ interface Row {
   bans: number;
 }
 
-const host = (i: number) => `127.0.4.${i + 1}`;
 
 function rssMb(pid: number): number {
   try {
@@ -63,7 +62,8 @@ function rssMb(pid: number): number {
 const messages = (s: NodeStatus) => Object.values(s.mesh.counters.messagesIn).reduce((a, b) => a + b, 0) + Object.values(s.mesh.counters.messagesOut).reduce((a, b) => a + b, 0);
 
 async function runSize(n: number): Promise<Row> {
-  const net = new Network(`findings-bench-${n}-`);
+  const net = await Network.create(`bench-${n}`);
+  const host = (i: number) => net.host(i + 1);
   const config = { mesh_out: MESH_OUT, mesh_in: MESH_IN, mesh_switch_s: SWITCH_S, max_links_per_ip: 1024, log_level: "warn" };
   try {
     const t0 = performance.now();
@@ -71,7 +71,7 @@ async function runSize(n: number): Promise<Row> {
     for (let i = 1; i < n; i += START_BATCH) {
       const batch = Array.from({ length: Math.min(START_BATCH, n - i) }, (_, k) => i + k);
       const started = await Promise.all(
-        batch.map((j) => net.start({ name: `b${j + 1}`, host: host(j), peers: [`${host(Math.floor(Math.random() * nodes.length))}:${NODE_PORT}`], config, readyTimeoutMs: 60_000 })),
+        batch.map((j) => net.start({ name: `b${j + 1}`, host: host(j), peers: [net.address(Math.floor(Math.random() * nodes.length) + 1)], config, readyTimeoutMs: 60_000 })),
       );
       nodes.push(...started);
     }

@@ -1,6 +1,6 @@
 // Builds dist/findings and runs it alone from an empty folder with nothing on PATH but itself.
 import { beforeAll, describe, expect, test } from "bun:test";
-import { copyFileSync, existsSync } from "node:fs";
+import { existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { BUN, ROOT, tempDir } from "../helpers.ts";
 
@@ -15,10 +15,13 @@ async function run(args: string[], home = join(dir.path, "home")) {
 
 describe("the compiled binary", () => {
   beforeAll(async () => {
-    const build = Bun.spawn([BUN, join(ROOT, "scripts", "build.ts")], { cwd: ROOT, stdout: "pipe", stderr: "pipe" });
+    // Two test runs at once build the same dist/findings: build and copy under one lock, so neither copies
+    // the other's half-written file.
+    mkdirSync(join(ROOT, ".tmp"), { recursive: true });
+    const buildAndCopy = ["sh", "-c", '"$0" "$1" && cp "$2" "$3"', BUN, join(ROOT, "scripts", "build.ts"), join(ROOT, "dist", "findings"), bin];
+    const build = Bun.spawn(["flock", join(ROOT, ".tmp", "build.lock"), ...buildAndCopy], { cwd: ROOT, stdout: "pipe", stderr: "pipe" });
     const [code, err] = await Promise.all([build.exited, new Response(build.stderr).text()]);
     if (code !== 0) throw new Error(`build failed: ${err}`);
-    copyFileSync(join(ROOT, "dist", "findings"), bin);
   }, 180_000);
 
   test("prints its version and help", async () => {

@@ -106,12 +106,12 @@ describe("commands that emit events print NDJSON", () => {
     const waiter = Bun.spawn([BUN, MAIN, ...args], { env, cwd: ROOT, stdin: "ignore", stdout: "pipe", stderr: "pipe" });
     try {
       const lines = collectLines(waiter.stdout);
-      const hello = JSON.parse(await until("the hello line", () => lines[0], 15_000)) as Record<string, unknown>;
+      const hello = JSON.parse(await until(() => lines[0], { what: "the hello line", timeoutMs: 15_000 })) as Record<string, unknown>;
       expect(hello).toMatchObject({ waiting: true, kind: "app:chat" });
       const r = await runCli(["punch", hello.id as string, "--json", "--home", home(), "--server", `${server}#${node.ready.publicKey}`, "--kind", "app:chat", "--nat", "public", "--host", host]);
       expect(r.code).toBe(0);
       expect(oneObject(r)).toMatchObject({ connected: true, peerId: hello.id });
-      await until("the waiting side's result line", () => lines[1], 10_000);
+      await until(() => lines[1], { what: "the waiting side's result line", timeoutMs: 10_000 });
       waiter.kill("SIGTERM");
       await waiter.exited;
       const events = jsonLines(lines.join("\n") + "\n");

@@ -7,6 +7,7 @@ import { connect as tlsConnect } from "node:tls";
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { runCli, startServe, tempDir, type ServeProcess } from "../helpers.ts";
+import { until, within } from "../wait.ts";
 
 const home = tempDir("findings-serve-");
 let v4: ServeProcess;
@@ -103,7 +104,7 @@ describe("hostile input", () => {
       if (i % 2) junk[0]! |= 0x40; // half look like QUIC
       else junk[0]! &= 0x3f; // half look like STUN/SN
       sock.send(junk, v4.ready.udpPort, "127.0.0.1");
-      if (i % 500 === 0) await Bun.sleep(5);
+      if (i % 500 === 0) await Bun.sleep(5); // pacing, not waiting
     }
     await new Promise<void>((r) => sock.close(() => r()));
 
@@ -119,7 +120,13 @@ describe("hostile input", () => {
       setTimeout(() => ws.end(new Uint8Array([0x82, 0xfe, 0xff])), 100); // binary frame, 16-bit length, cut short
     });
     ws.on("error", () => {});
-    await Bun.sleep(500);
+    const wsSent = new Promise((r) => ws.once("finish", r));
+    const counted = async () => {
+      const c = (await (await fetch(`${v4.ready.admin}/status`)).json()).counters;
+      return c.udp_unknownDatagrams + c.udp_rawDatagrams + c.udp_quicDatagrams > 2000;
+    };
+    await until(counted, { what: "the junk datagrams counted", timeoutMs: 10_000 });
+    await within(wsSent, { what: "the cut WebSocket frame sent", timeoutMs: 10_000 });
 
     const r = await whoami(["--server", `127.0.0.1:${v4.ready.udpPort}`]);
     expect(r.via).toBe("quic");

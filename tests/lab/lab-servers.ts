@@ -6,6 +6,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import type { ProbeReport } from "../../src/nat/probe-report.ts";
 import { BUN, LAB_SCRIPT } from "./lab.ts";
+import { until } from "../wait.ts";
 
 export const MAIN = resolve(import.meta.dir, "../../src/main.ts");
 export const LAB_PORT = 7788;
@@ -149,15 +150,14 @@ export async function startLabServers(): Promise<LabServers> {
 
 /** Waits until every node has 2 mesh links and (with `ownClass`) has measured its own NAT class. */
 export async function waitForMesh(servers: LabServers, opts: { ownClass?: boolean; timeoutMs?: number } = {}): Promise<LabNodeStatus[]> {
-  const deadline = Date.now() + (opts.timeoutMs ?? 40_000);
   let last: (LabNodeStatus | null)[] = [];
-  while (Date.now() < deadline) {
+  const meshed = async () => {
     last = await Promise.all([0, 1, 2].map((i) => servers.status(i)));
-    const ok = last.every((s) => s && s.mesh.mesh.links.length >= 2 && (!opts.ownClass || s.node.nat !== null));
-    if (ok) return last as LabNodeStatus[];
-    await Bun.sleep(500);
-  }
-  throw new Error(`lab nodes did not mesh in time: ${JSON.stringify(last.map((s) => s && { links: s.mesh.mesh.links.length, nat: s.node.nat, err: s.nat?.lastSelfProbeError }))}`);
+    return last.every((s) => s && s.mesh.mesh.links.length >= 2 && (!opts.ownClass || s.node.nat !== null)) ? (last as LabNodeStatus[]) : null;
+  };
+  return until(meshed, { what: "the lab nodes meshed", timeoutMs: opts.timeoutMs ?? 40_000, intervalMs: 500 }).catch(() => {
+    throw new Error(`lab nodes did not mesh in time: ${JSON.stringify(last.map((s) => s && { links: s.mesh.mesh.links.length, nat: s.node.nat, err: s.nat?.lastSelfProbeError }))}`);
+  });
 }
 
 export interface ProbeRun {

@@ -14,6 +14,7 @@ import {
   type LabClass,
   type LabClient,
 } from "./lab.ts";
+import { holdLabLock } from "./lab-lock.ts";
 
 const CLIENT_PORT = 40000; // fixed, so port preservation shows in the mapped address
 const ECHO_PORT = 3478;
@@ -33,6 +34,9 @@ if (unavailable !== null) {
   const bar = "!".repeat(78);
   console.warn(`\n${bar}\n!!! NAT LAB SKIPPED: ${unavailable}\n!!! tests/lab needs root, iproute2 and nftables.\n${bar}\n`);
 }
+// The lab is machine-wide: hold it for this whole file, so another run's lab tests wait (tests/lab/lab-lock.ts).
+const releaseLab = unavailable === null ? await holdLabLock() : async () => {};
+afterAll(releaseLab);
 
 interface Observed {
   /** mapped address as seen by s1 and s2 (null: no answer) */

@@ -6,12 +6,16 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import type { ProbeReport } from "../../src/nat/probe-report.ts";
 import { LAB_CLIENTS, labDown, labUnavailableReason, labUp, type LabClass } from "./lab.ts";
 import { labIsUp, probeIn, resetRestrictedConeSeen, saveUdpTimeouts, startLabServers, waitForMesh, withQuicOnlyRouter, type LabNodeStatus, type LabServers } from "./lab-servers.ts";
+import { holdLabLock } from "./lab-lock.ts";
 
 const unavailable = labUnavailableReason();
 if (unavailable !== null) {
   const bar = "!".repeat(78);
   console.warn(`\n${bar}\n!!! NAT LAB (tests/nat) SKIPPED: ${unavailable}\n!!! findings probe is NOT proven against real NATs here: run as root with iproute2 and nftables.\n${bar}\n`);
 }
+// The lab is machine-wide: hold it for this whole file, so another run's lab tests wait (tests/lab/lab-lock.ts).
+const releaseLab = unavailable === null ? await holdLabLock() : async () => {};
+afterAll(releaseLab);
 
 const LAB_UDP_TIMEOUT_S = 20;
 

@@ -23,9 +23,13 @@ import {
   type PunchNode,
   type Waiter,
 } from "../../scripts/bench/punch-lab.ts";
+import { holdLabLock } from "./lab-lock.ts";
 
 const unavailable = labUnavailableReason();
 if (unavailable) console.warn(`SKIPPED: the NAT lab cannot run here: ${unavailable}`);
+// The lab is machine-wide: hold it for this whole file, so another run's lab tests wait (tests/lab/lab-lock.ts).
+const releaseLab = unavailable === null ? await holdLabLock() : async () => {};
+afterAll(releaseLab);
 
 const CLASSES: LabClass[] = ["public", "fullc", "rc", "prc", "sym", "udpfw"];
 /** Connected punches of one pair take well under a second in the lab; the spray's budget is ≈ 8.3 s. */

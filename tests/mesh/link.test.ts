@@ -13,6 +13,7 @@ import { AnswerError } from "../../src/rpc/errors.ts";
 import { MESH_ONLY } from "../../src/rpc/policy.ts";
 import { createRouter } from "../../src/rpc/router.ts";
 import { open } from "../rpc/open-policy.ts";
+import { until } from "../wait.ts";
 
 let cert: RunCertificate;
 let ep: TlsEndpoint;
@@ -24,7 +25,7 @@ serverRouter.addAll([
   [
     "slow",
     open(async (payload) => {
-      await Bun.sleep(payload[0]!);
+      await Bun.sleep(payload[0]!); // a handler that takes as long as asked
       return payload;
     }),
   ],
@@ -129,7 +130,7 @@ describe("mesh link requests", () => {
     ac.abort(new Error("caller gave up"));
     await expect(p).rejects.toThrow("caller gave up");
     // The late answers are ignored and the link still works.
-    await Bun.sleep(220);
+    await Bun.sleep(220); // the late answers (200 ms) arrive in this time; the link must ignore them
     expect((await link.request("echo", bytes(7))).payload).toEqual(bytes(7));
   });
 
@@ -159,9 +160,7 @@ describe("mesh link requests", () => {
 
   test("ping round trips give an RTT", async () => {
     const link = await connect();
-    const deadline = Date.now() + 2000;
-    while (link.rttMs === null && Date.now() < deadline) await Bun.sleep(10);
-    expect(link.rttMs).not.toBeNull();
+    await until(() => link.rttMs !== null, { what: "a ping round trip", timeoutMs: 2000 });
     expect(link.rttMs!).toBeLessThan(1000);
     expect(link.openedAt).toBeLessThanOrEqual(Date.now());
   });

@@ -20,6 +20,7 @@ import { createMeshLinks, type MeshLinks, type MeshLinksInit } from "../../src/m
 import type { MeshLink } from "../../src/mesh/link.ts";
 import { BootstrapRefusedError } from "../../src/mesh/mesh-bootstrap.ts";
 import { sealMeshAccept } from "../../src/mesh/mesh-bootstrap-messages.ts";
+import { until } from "../wait.ts";
 
 interface TestNode {
   cert: RunCertificate;
@@ -76,12 +77,6 @@ function nextLink(node: TestNode): Promise<MeshLink> {
   });
 }
 
-async function until(cond: () => boolean, ms = 2000): Promise<boolean> {
-  const end = Date.now() + ms;
-  while (Date.now() < end && !cond()) await Bun.sleep(10);
-  return cond();
-}
-
 async function refusal(p: Promise<unknown>): Promise<BootstrapRefusedError> {
   try {
     await p;
@@ -115,7 +110,7 @@ describe("mesh bootstrap with role swap", () => {
       expect(a.mesh.links()).toEqual([link]);
       expect(b.mesh.links()).toEqual([back]);
       // The first, untrusted link is gone: B holds no inbound WebSocket, A holds only the dial-back.
-      expect(await until(() => b.tls.counts().links === 0 && a.tls.counts().links === 1)).toBe(true);
+      await until(() => b.tls.counts().links === 0 && a.tls.counts().links === 1, { what: "the untrusted first link gone", timeoutMs: 2000 });
     });
   }
 
@@ -187,7 +182,7 @@ describe("mesh bootstrap with role swap", () => {
     const link = await m.mesh.dialUntrusted(b.addr);
     const answer = await link.request(METHOD.mesh.hello, new Uint8Array(200).fill(0xff));
     expect(answer.status).toBe(Status.BAD_REQUEST);
-    expect(await until(() => !link.isOpen)).toBe(true);
+    await until(() => !link.isOpen, { what: "the link closed", timeoutMs: 2000 });
   });
 });
 
@@ -251,9 +246,10 @@ const silent = createServer((s) => {
   s.resume();
 });
 await new Promise((r) => silent.listen(0, "127.0.0.1", r));
+const reached = new Promise((r) => silent.once("connection", r));
 const started = Date.now();
 const hanging = a.mesh.dialMesh({ ip: "127.0.0.1", port: silent.address().port }, b.nodeKey.publicKey).catch((e) => e.constructor.name);
-await Bun.sleep(50);
+await reached;
 await Promise.all([a.mesh.stop(), b.mesh.stop(), a.mesh.stop()]);
 await Promise.all([a.tls.stop(), b.tls.stop()]);
 const why = await hanging;

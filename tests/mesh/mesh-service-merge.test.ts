@@ -11,6 +11,7 @@ import type { RecordCheckResult } from "../../src/mesh/record-check.ts";
 import { createRecordMerger, type Sharer } from "../../src/mesh/record-merge.ts";
 import { buildRecord, recordNodeId, signRecord } from "../../src/mesh/record.ts";
 import { NodeRecordSchema, type NodeRecord } from "../../src/wire/gen/findings_pb.ts";
+import { until } from "../wait.ts";
 
 const T0 = 1_800_000_000_000;
 const SPKI = "ab".repeat(32);
@@ -74,7 +75,7 @@ describe("merging shared records", () => {
     const liar: Sharer = { label: "liar", id: "b".repeat(64), ip: "192.0.2.9" };
     const accomplice: Sharer = { label: "accomplice", id: "c".repeat(64), ip: "192.0.2.10" };
     const both = Promise.all([merger.merge([liarsOwn, forged], liar), merger.merge([forged], accomplice)]);
-    await Bun.sleep(10);
+    await until(() => punished.length === 2, { what: "the lie caught and both sharers punished" });
     release();
     await both;
     expect(checked.filter((id) => id === recordNodeId(forged))).toHaveLength(1); // one check for both sharers

@@ -12,10 +12,11 @@ import { METHOD } from "../../src/rpc/methods.ts";
 import { createNode, type FindingsNode } from "../../src/node.ts";
 import { silentLogger } from "../../src/ops/logger.ts";
 import { Status } from "../../src/wire/codec.ts";
-import { tempDir } from "../helpers.ts";
+import { freeUdpTcpPort, loopbackPrefix, tempDir } from "../helpers.ts";
 import { until } from "../wait.ts";
 
-const PORT = 17790;
+const PREFIX = loopbackPrefix();
+const PORT = await freeUdpTcpPort(`${PREFIX}.1`);
 const dir = tempDir("findings-mesh-service-");
 const running: FindingsNode[] = [];
 let serial = 0;
@@ -24,12 +25,12 @@ afterEach(async () => {
   await Promise.all(running.splice(0).map((n) => n.stop()));
 });
 
-/** A node on its own loopback host 127.0.5.<n>, admin off, short switch interval. */
+/** A node on its own loopback host <PREFIX>.<n>, admin off, short switch interval. */
 async function startNode(n: number, flags: Overrides = {}, home = join(dir.path, `n${n}-${serial++}`)): Promise<FindingsNode> {
   mkdirSync(home, { recursive: true, mode: 0o700 });
   const { config } = loadConfig({
     home,
-    flags: { host: `127.0.5.${n}`, server_uport: PORT, server_tport: PORT, admin: "", mesh_switch_s: 3, max_links_per_ip: 256, ...flags },
+    flags: { host: `${PREFIX}.${n}`, server_uport: PORT, server_tport: PORT, admin: "", mesh_switch_s: 3, max_links_per_ip: 256, ...flags },
   });
   const node = await createNode({ config, home, log: silentLogger });
   running.push(node);
@@ -48,7 +49,7 @@ describe("roles and the self-check", () => {
     expect(a.meshService.role).toBe("service");
     const rec = a.meshService.record()!;
     expect(rec.kinds).toEqual(["app:chat"]);
-    const peers = await askPeers({ ip: "127.0.5.1", port: PORT });
+    const peers = await askPeers({ ip: `${PREFIX}.1`, port: PORT });
     expect(peers.records).toHaveLength(1);
     expect(peers.records[0]!.publicKey).toEqual(a.key.publicKey);
   });
@@ -60,9 +61,9 @@ describe("roles and the self-check", () => {
     const st = b.meshService.status();
     expect(st.role).toBe("service");
     expect(st.selfCheck!.reachable).toBe(true);
-    expect(st.selfCheck!.observedIp).toBe("127.0.5.2");
-    await until("b linked to a", () => b.meshService.status().mesh.out === 1);
-    await until("a learned b on the new link", () => a.meshService.status().candidates.some((c) => c.id === b.key.nodeId));
+    expect(st.selfCheck!.observedIp).toBe(`${PREFIX}.2`);
+    await until(() => b.meshService.status().mesh.out === 1, { what: "b linked to a" });
+    await until(() => a.meshService.status().candidates.some((c) => c.id === b.key.nodeId), { what: "a learned b on the new link" });
     expect(b.meshService.status().candidates.map((c) => c.id)).toEqual([a.key.nodeId]);
     const link = a.meshService.status().mesh.links[0]!;
     expect(link).toMatchObject({ peer: b.key.nodeId, direction: "in" });
@@ -99,7 +100,7 @@ describe("roles and the self-check", () => {
     const st = b.meshService.status();
     expect(st.role).toBe("client");
     expect(st.selfCheck!.results[0]).toMatchObject({ claimedTcp: true, sawTcp: false, lied: true });
-    expect(st.bans.map((x) => x.target)).toContain("127.0.5.1");
+    expect(st.bans.map((x) => x.target)).toContain(`${PREFIX}.1`);
   });
 });
 
@@ -109,7 +110,7 @@ describe("limits and bans", () => {
     const b = await startNode(2, { public: true });
     const c = await startNode(3, { public: true });
     const first = await b.mesh.dialMesh(addr(a), a.key.publicKey);
-    await until("a holds b", () => a.meshService.status().mesh.in === 1);
+    await until(() => a.meshService.status().mesh.in === 1, { what: "a holds b" });
     const second = await c.mesh.dialMesh(addr(a), a.key.publicKey);
     expect((await second.closed).code).toBe(MESH_CLOSE.full.code);
     expect(first.isOpen).toBe(true);
@@ -133,7 +134,7 @@ describe("limits and bans", () => {
     const home = join(dir.path, "bad-bans");
     mkdirSync(home, { recursive: true, mode: 0o700 });
     writeFileSync(join(home, "bans.json"), JSON.stringify({ ids: ["not-an-id"] }));
-    const { config } = loadConfig({ home, flags: { host: "127.0.5.9", server_uport: PORT, server_tport: PORT, admin: "", public: true } });
+    const { config } = loadConfig({ home, flags: { host: `${PREFIX}.9`, server_uport: PORT, server_tport: PORT, admin: "", public: true } });
     const node = await createNode({ config, home, log: silentLogger });
     running.push(node);
     await expect(node.start()).rejects.toThrow("bans.json");
@@ -155,7 +156,7 @@ describe("the peer cache", () => {
     const a = await startNode(1, { public: true });
     const bHome = join(dir.path, "cache-b");
     const b = await startNode(2, { peers: [peerOf(a)] }, bHome);
-    await until("b meshed", () => b.meshService.status().mesh.out === 1);
+    await until(() => b.meshService.status().mesh.out === 1, { what: "b meshed" });
     await b.stop();
     running.splice(running.indexOf(b), 1);
     expect(existsSync(join(bHome, "peers.json"))).toBe(true);
@@ -164,6 +165,6 @@ describe("the peer cache", () => {
     const st = again.meshService.status();
     expect(st.peerCache.loaded).toBe(1);
     expect(st.role).toBe("service");
-    await until("restarted b meshed", () => again.meshService.status().mesh.out === 1);
+    await until(() => again.meshService.status().mesh.out === 1, { what: "restarted b meshed" });
   });
 });

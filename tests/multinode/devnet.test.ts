@@ -1,15 +1,15 @@
 // `findings devnet N` (DESIGN §1): N nodes in one process on loopback mesh with each other, answer `find` and `peers`, and stop cleanly on SIGTERM.
-import { afterAll, expect, test } from "bun:test";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { afterAll, expect } from "bun:test";
 import { join } from "node:path";
-import { BUN, MAIN, ROOT, runCli } from "./harness.ts";
+import { BUN, MAIN, Network, runCli } from "./harness.ts";
 
-const home = mkdtempSync(join(tmpdir(), "findings-devnet-"));
-afterAll(() => rmSync(home, { recursive: true, force: true }));
+// The devnet's hosts are <prefix>.1 … .4 of a loopback /24 of this run's own, on a port free there.
+const net = await Network.create("devnet");
+afterAll(() => net.stopAll());
 
-test("a devnet of 4 meshes, is searchable, and stops on SIGTERM", async () => {
-  const proc = Bun.spawn([BUN, MAIN, "devnet", "4", "--json", "--prefix", "127.0.6", "--port", "17788", "--kind", "app:demo", "--home", home], { cwd: ROOT, stdout: "pipe", stderr: "pipe" });
+net.test("a devnet of 4 meshes, is searchable, and stops on SIGTERM", async () => {
+  const home = join(net.root, "home");
+  const proc = net.spawn([BUN, MAIN, "devnet", "4", "--json", "--prefix", net.prefix, "--port", String(net.port), "--kind", "app:demo", "--home", home]);
   const killer = setTimeout(() => proc.kill("SIGKILL"), 40_000);
   try {
     const lines: { event: string; nodes?: { id: string; address: string }[]; ms?: number }[] = [];
@@ -27,12 +27,12 @@ test("a devnet of 4 meshes, is searchable, and stops on SIGTERM", async () => {
     }
     const ready = lines.find((l) => l.event === "ready")!;
     expect(ready.nodes).toHaveLength(4);
-    const found = await runCli(["find", "app:demo", "--server", "127.0.6.4:17788", "--json"]);
+    expect(ready.nodes!.map((n) => n.address)).toEqual([1, 2, 3, 4].map((i) => net.address(i)));
+    const found = await runCli(["find", "app:demo", "--server", net.address(4), "--json"]);
     expect((JSON.parse(found.stdout) as { nodes: { id: string }[] }).nodes.map((n) => n.id).sort()).toEqual(ready.nodes!.map((n) => n.id).sort());
     proc.kill("SIGTERM");
     expect(await proc.exited).toBe(0);
   } finally {
     clearTimeout(killer);
-    proc.kill("SIGKILL");
   }
 }, 45_000);

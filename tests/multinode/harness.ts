@@ -1,18 +1,17 @@
-// Multi-node harness: runs real `findings serve --json` processes on distinct loopback hosts with temp homes, reads their ready lines, polls their admin /status, and kills them at the end (STYLE §12 tests/multinode).
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+// Multi-node harness: runs real `findings serve --json` processes on hosts of a loopback /24 of this run's own
+// (127.A.B.x, one free port), with temp homes; reads their ready lines, polls their admin /status, kills
+// every process it started at the end or on any failure, and keeps the homes of a failed run in .tmp/
+// (STYLE §12 tests/multinode).
+import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
-import type { ServeReady } from "../helpers.ts";
+import { test as bunTest } from "bun:test";
+import { freeUdpTcpPort, loopbackPrefix, type ServeReady } from "../helpers.ts";
 
 export const ROOT = join(import.meta.dir, "..", "..");
 export const BUN = process.execPath;
 export const MAIN = join(ROOT, "src", "main.ts");
-
-/** One port for UDP and TCP on every host, and the admin port next to it. Distinct hosts
- *  (127.0.x.y) keep nodes apart; an uncommon port keeps them away from other tests' 7788. */
-export const NODE_PORT = 17788;
-export const ADMIN_PORT = 17789;
 
 export type ReadyLine = ServeReady & { event: "ready" };
 
@@ -30,6 +29,8 @@ export interface NodeProcess {
   /** "ip:port#key": what another node passes as --peer. */
   readonly peerAddress: string;
   readonly adminUrl: string;
+  /** "ip:port" of the admin endpoint, as `findings status --admin` takes it. */
+  readonly adminAddress: string;
   /** GET /status; throws when the node does not answer. */
   status(): Promise<NodeStatus>;
   /** SIGTERM (clean stop: peers.json written) and wait for the exit. */
@@ -67,7 +68,7 @@ export function toToml(values: ConfigValues): string {
 }
 
 export interface StartOptions {
-  name?: string;
+  name: string;
   host: string;
   /** Home folder; reused across restarts. @default a fresh folder under the network's root */
   home?: string;
@@ -78,38 +79,148 @@ export interface StartOptions {
   clientOnly?: boolean;
   /** More `findings serve` arguments. */
   args?: string[];
-  /** @default 20 s */
+  /** @default 60 s (a loaded 2-core machine starting a dozen nodes at once needs it) */
   readyTimeoutMs?: number;
 }
 
-/** A set of node processes sharing a temp root; stopAll() kills whatever is left. */
-export class Network {
-  readonly root: string;
-  readonly nodes: NodeProcess[] = [];
+/** Processes still running when this process exits, or is stopped by a signal, are killed: no orphans. */
+const live = new Set<Subprocess>();
+const killLive = () => {
+  for (const p of live) p.kill("SIGKILL");
+};
+process.on("exit", killLive);
+for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
+  // once: the listener is gone when it runs, so raising the signal again ends this process as it would have.
+  process.once(signal, () => {
+    killLive();
+    process.kill(process.pid, signal);
+  });
+}
 
-  constructor(prefix = "findings-multinode-") {
-    this.root = mkdtempSync(join(tmpdir(), prefix));
+/** Node processes on hosts `<prefix>.1 …` sharing one port and a temp root. Every process it spawns is
+ *  tracked from the spawn on, so stopAll() (or a failed start) kills it even before its ready line. */
+export class Network {
+  readonly nodes: NodeProcess[] = [];
+  private readonly procs = new Set<Subprocess>();
+  private readonly begun = new Set<string>();
+  private readonly passed = new Set<string>();
+  private failed = false;
+  private stopped = false;
+
+  private constructor(
+    readonly name: string,
+    readonly root: string,
+    /** "127.A.B": this network's own loopback /24. */
+    readonly prefix: string,
+    /** The UDP and TCP port of every node (admin ports are picked by the nodes). */
+    readonly port: number,
+  ) {}
+
+  static async create(name: string): Promise<Network> {
+    const prefix = loopbackPrefix();
+    const port = await freeUdpTcpPort(`${prefix}.1`);
+    return new Network(name, mkdtempSync(join(tmpdir(), `findings-${name}-`)), prefix, port);
   }
 
+  /** Host `i` (1..254) of this network. */
+  host(i: number): string {
+    return `${this.prefix}.${i}`;
+  }
+
+  /** "ip:port" of host `i`, for --peer and --server. */
+  address(i: number): string {
+    return `${this.host(i)}:${this.port}`;
+  }
+
+  /** Wraps a test or hook body: one that throws or never finishes marks the run failed, so stopAll()
+   *  keeps the logs. */
+  watch(label: string, fn: () => Promise<void> | void): () => Promise<void> {
+    return async () => {
+      this.begun.add(label);
+      try {
+        await fn();
+        this.passed.add(label);
+      } catch (err) {
+        this.failed = true;
+        throw err;
+      }
+    };
+  }
+
+  /** A test whose failure (or timeout) keeps the logs. */
+  test(name: string, fn: () => Promise<void> | void, timeoutMs?: number): void {
+    bunTest(name, this.watch(name, fn), timeoutMs);
+  }
+
+  /** Starts one node and waits for its ready line. */
   async start(opts: StartOptions): Promise<NodeProcess> {
-    const name = opts.name ?? opts.host;
-    const home = opts.home ?? join(this.root, name);
+    const home = opts.home ?? join(this.root, opts.name);
     mkdirSync(home, { recursive: true });
     writeFileSync(join(home, "config.toml"), toToml(opts.config ?? {}));
-    const args = ["serve", "--json", "--host", opts.host, "--port", String(NODE_PORT), "--admin", `${opts.host}:${ADMIN_PORT}`, "--home", home];
+    const args = ["serve", "--json", "--host", opts.host, "--port", String(this.port), "--admin", `${opts.host}:0`, "--home", home];
     for (const p of opts.peers ?? []) args.push("--peer", p);
     if (opts.public) args.push("--public");
     if (opts.clientOnly) args.push("--client-only");
     args.push(...(opts.args ?? []));
-    const node = await spawnNode(name, opts.host, home, args, opts.readyTimeoutMs ?? 20_000);
+    const proc = this.spawn([BUN, MAIN, ...args], { stdout: "pipe", stderr: join(home, `stderr-${Date.now()}.log`) });
+    const node = await nodeOf(opts.name, opts.host, home, proc, opts.readyTimeoutMs ?? 60_000).catch((err: unknown) => {
+      this.failed = true;
+      proc.kill("SIGKILL");
+      throw err;
+    });
     this.nodes.push(node);
     return node;
   }
 
-  /** Kills every node still running and removes the temp root. */
+  /** Starts all nodes at once. When any fails, every process of this network is killed, the logs are
+   *  kept, and the error names each node that failed. */
+  async startAll(all: StartOptions[]): Promise<NodeProcess[]> {
+    const settled = await Promise.allSettled(all.map((o) => this.start(o)));
+    const errors = settled.flatMap((r) => (r.status === "rejected" ? [r.reason instanceof Error ? r.reason.message : String(r.reason)] : []));
+    if (errors.length === 0) return settled.map((r) => (r as PromiseFulfilledResult<NodeProcess>).value);
+    this.failed = true;
+    await this.stopAll();
+    throw new Error(`${errors.length} of ${all.length} nodes did not start:\n  ${errors.join("\n  ")}`);
+  }
+
+  /** Spawns any process (a CLI helper, a test-only node) that stopAll() must not leave behind. */
+  spawn(cmd: string[], opts: { stdout?: "pipe" | "ignore"; stderr?: "pipe" | "ignore" | string } = {}): Subprocess<"ignore", "pipe", "pipe"> {
+    const stderr = opts.stderr === undefined || opts.stderr === "pipe" || opts.stderr === "ignore" ? (opts.stderr ?? "pipe") : Bun.file(opts.stderr);
+    const proc = Bun.spawn(cmd, { cwd: ROOT, env: cleanEnv(), stdin: "ignore", stdout: opts.stdout ?? "pipe", stderr }) as Subprocess<"ignore", "pipe", "pipe">;
+    this.procs.add(proc);
+    live.add(proc);
+    void proc.exited.then(() => {
+      this.procs.delete(proc);
+      live.delete(proc);
+    });
+    return proc;
+  }
+
+  /** Kills every process this network started; keeps the temp root in .tmp/ when the run failed (a
+   *  watched body threw or never finished), then removes it. */
   async stopAll(): Promise<void> {
-    await Promise.all(this.nodes.filter((n) => !n.exited).map((n) => n.kill()));
+    if (this.stopped) return;
+    this.stopped = true;
+    const failed = this.failed || [...this.begun].some((l) => !this.passed.has(l));
+    const procs = [...this.procs];
+    // A failed run's nodes get a moment to flush their logs; a passed run's are simply killed.
+    if (failed) for (const p of procs) p.kill("SIGTERM");
+    const killer = setTimeout(() => procs.forEach((p) => p.kill("SIGKILL")), failed ? 3000 : 0);
+    await Promise.all(procs.map((p) => p.exited));
+    clearTimeout(killer);
+    if (failed) keepLogs(this.name, this.root);
     rmSync(this.root, { recursive: true, force: true });
+  }
+}
+
+/** Copies a failed run's homes (logs, stderr, peers.json) to .tmp/failed-<name>-<time>/ and says where. */
+function keepLogs(name: string, root: string): void {
+  const dest = join(ROOT, ".tmp", `failed-${name}-${new Date().toISOString().replace(/[:.]/g, "-")}`);
+  try {
+    cpSync(root, dest, { recursive: true });
+    console.error(`\n*** ${name} failed: node homes and logs kept in ${dest}\n`);
+  } catch (err) {
+    console.error(`\n*** ${name} failed; could not keep its logs: ${err instanceof Error ? err.message : String(err)}\n`);
   }
 }
 
@@ -119,21 +230,14 @@ function cleanEnv(): Record<string, string> {
   return env;
 }
 
-async function spawnNode(name: string, host: string, home: string, args: string[], readyTimeoutMs: number): Promise<NodeProcess> {
-  const proc = Bun.spawn([BUN, MAIN, ...args], {
-    cwd: ROOT,
-    env: cleanEnv(),
-    stdout: "pipe",
-    // The node's terminal log, kept for a failing test's post-mortem.
-    stderr: Bun.file(join(home, `stderr-${Date.now()}.log`)),
-  });
+async function nodeOf(name: string, host: string, home: string, proc: Subprocess<"ignore", "pipe", "pipe">, readyTimeoutMs: number): Promise<NodeProcess> {
   let exited = false;
   void proc.exited.then(() => (exited = true));
-  const ready = await readReadyLine(proc.stdout, proc, readyTimeoutMs).catch((err) => {
-    proc.kill("SIGKILL");
+  const ready = await readReadyLine(proc.stdout, proc, readyTimeoutMs).catch((err: unknown) => {
     throw new Error(`node ${name} did not start: ${err instanceof Error ? err.message : String(err)} (log in ${home})`);
   });
-  const adminUrl = ready.admin ?? `http://${host}:${ADMIN_PORT}`;
+  if (!ready.admin) throw new Error(`node ${name} has no admin endpoint`);
+  const adminUrl = ready.admin;
   return {
     name,
     host,
@@ -142,6 +246,7 @@ async function spawnNode(name: string, host: string, home: string, args: string[
     proc,
     peerAddress: `${host}:${ready.tcpPort}#${ready.publicKey}`,
     adminUrl,
+    adminAddress: new URL(adminUrl).host,
     get exited() {
       return exited;
     },
@@ -152,7 +257,8 @@ async function spawnNode(name: string, host: string, home: string, args: string[
     },
     async stop() {
       proc.kill("SIGTERM");
-      const timer = setTimeout(() => proc.kill("SIGKILL"), 5000);
+      // A clean stop takes well under a second alone; a loaded machine may need many.
+      const timer = setTimeout(() => proc.kill("SIGKILL"), 20_000);
       const code = await proc.exited;
       clearTimeout(timer);
       return code;
@@ -189,31 +295,13 @@ async function readReadyLine(stdout: ReadableStream<Uint8Array>, proc: Subproces
   return JSON.parse(text.slice(0, text.indexOf("\n"))) as ReadyLine;
 }
 
-/** Polls `probe` until it returns a truthy value or the time is up; returns that value. On timeout
- *  throws with `what` and the last value seen, so a failing test says what was missing. */
-export async function waitFor<T>(what: string, probe: () => Promise<T | null | undefined | false>, opts: { timeoutMs: number; intervalMs?: number }): Promise<T> {
-  const deadline = Date.now() + opts.timeoutMs;
-  let last: unknown = null;
-  while (Date.now() < deadline) {
-    try {
-      const v = await probe();
-      if (v) return v;
-      last = v;
-    } catch (err) {
-      last = err instanceof Error ? err.message : String(err);
-    }
-    await Bun.sleep(opts.intervalMs ?? 500);
-  }
-  throw new Error(`timed out after ${opts.timeoutMs} ms waiting for ${what} (last: ${JSON.stringify(last)?.slice(0, 500)})`);
-}
-
 /** Statuses of all given nodes at once (a dead node's entry is null). */
 export async function statuses(nodes: readonly NodeProcess[]): Promise<(NodeStatus | null)[]> {
   return Promise.all(nodes.map((n) => n.status().catch(() => null)));
 }
 
 /** Runs `findings ARGS` (a CLI command as a user would) and returns its output. */
-export async function runCli(args: string[], timeoutMs = 20_000): Promise<{ code: number; stdout: string; stderr: string }> {
+export async function runCli(args: string[], timeoutMs = 30_000): Promise<{ code: number; stdout: string; stderr: string }> {
   const proc = Bun.spawn([BUN, MAIN, ...args], { cwd: ROOT, env: cleanEnv(), stdout: "pipe", stderr: "pipe" });
   const timer = setTimeout(() => proc.kill("SIGKILL"), timeoutMs);
   const [stdout, stderr, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);

@@ -83,9 +83,10 @@ say({ event: "ready", id: node.key.nodeId, forgedId: recordNodeId(signed), victi
 const first = await link.closed;
 say({ event: "closed", code: first.code, reason: first.reason });
 
-await Bun.sleep(Number(values["redial-ms"]));
+await Bun.sleep(Number(values["redial-ms"])); // the scenario: the liar comes back a while later
 try {
   const again = await node.mesh.dialMesh({ ip: target.ip, port: target.port }, target.publicKey!);
+  // A bound on the wait, not a wait: a link still open after 5 s is reported as such (and fails the test).
   const info = await Promise.race([again.closed, Bun.sleep(5000).then(() => ({ code: 0, reason: "still open" }))]);
   say({ event: "redial", code: info.code, reason: info.reason });
 } catch (err) {

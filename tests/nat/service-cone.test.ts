@@ -12,6 +12,7 @@ import { makeNewHostProof } from "../../src/nat/newhost-proof.ts";
 import { newHostKey, verifyProbe } from "../../src/nat/probe-packet.ts";
 import type { Endpoint } from "../../src/nat/source-check.ts";
 import { decodeMessage, encodeMessage, Status } from "../../src/wire/codec.ts";
+import { until } from "../wait.ts";
 import {
   LiveBeginAnswerSchema,
   LiveBeginRequestSchema,
@@ -115,13 +116,13 @@ describe("a probe request for someone else's address is refused", () => {
     pumpMain();
     const { token } = await begin();
     await send(foreign, buildControl(key, { type: "hello-formal", token }), main.local);
-    await Bun.sleep(50);
+    await until(() => cone.counters.foreignHellos === 1, { what: "the foreign hello counted" });
     expect(foreign.got).toHaveLength(0);
     expect(cone.counters.foreignHellos).toBe(1);
     // Without the cookie that only the hello's source received, nat.formal is refused: nothing is sent anywhere.
     const a = await formalRequest(token, crypto.getRandomValues(new Uint8Array(16)), "127.0.0.2");
     expect(a.status).toBe(Status.REFUSED);
-    await Bun.sleep(50);
+    await Bun.sleep(50); // asserts silence: nothing reaches the foreign host within 50 ms
     expect(foreign.got).toHaveLength(0);
     expect(delegated).toHaveLength(0);
   });
@@ -131,7 +132,7 @@ describe("a probe request for someone else's address is refused", () => {
     const { token } = await begin();
     const a = await cone.passage(encodeMessage(NatPassageRequestSchema, { token }), { ...ctx(), connectionId: "conn-2", remotePort: foreign.local.port, remoteIp: foreign.local.ip });
     expect(a.status).toBe(Status.REFUSED);
-    await Bun.sleep(30);
+    await Bun.sleep(30); // asserts silence: nothing reaches the foreign host within 30 ms
     expect(foreign.got).toHaveLength(0);
   });
 
@@ -140,7 +141,7 @@ describe("a probe request for someone else's address is refused", () => {
     const { token, newPort } = await begin();
     await send(foreign, buildControl(key, { type: "hello-port", token }), { ip: "127.0.0.1", port: newPort });
     await send(quic, buildControl(key, { type: "hello-port", token }), { ip: "127.0.0.1", port: newPort });
-    await Bun.sleep(50);
+    await until(() => acksIn(quic).length > 0, { what: "the ack-port to the connection's own socket" });
     expect(foreign.got).toHaveLength(0);
     expect(acksIn(quic)).toEqual([{ type: "ack-port", token, mapped: quic.local }]);
   });
@@ -150,12 +151,12 @@ describe("a probe request for someone else's address is refused", () => {
     pumpMain();
     const { token } = await begin();
     await send(formal, buildControl(key, { type: "hello-formal", token }), main.local);
-    await Bun.sleep(50);
+    await until(() => acksIn(formal).length > 0, { what: "the ack-formal" });
     const ack = acksIn(formal)[0] as Extract<ControlMessage, { type: "ack-formal" }>;
     formal.got.length = 0;
     const a = await cone.formal(encodeMessage(NatFormalRequestSchema, { token, cookie: ack.cookie, avoidIps: [] }), ctx());
     expect(a.status).toBe(Status.REFUSED);
-    await Bun.sleep(30);
+    await Bun.sleep(30); // asserts silence: no probe reaches the formal socket within 30 ms
     expect(formal.got).toHaveLength(0);
     expect(delegated).toHaveLength(0);
   });
@@ -167,7 +168,7 @@ describe("the proven address gets the test", () => {
     pumpMain();
     const { token, newPort } = await begin();
     expect((await cone.passage(encodeMessage(NatPassageRequestSchema, { token }), ctx())).status).toBe(Status.OK);
-    await Bun.sleep(30);
+    await until(() => quic.got.length >= 2, { what: "2 passage probes" });
     expect(quic.got.map((g) => verifyProbe(g.buf, key))).toEqual([
       { ok: true, source: "passage" },
       { ok: true, source: "passage" },
@@ -176,7 +177,7 @@ describe("the proven address gets the test", () => {
     const hello = buildControl(key, { type: "hello-formal", token });
     expect(hello.length).toBe(1072);
     await send(formal, hello, main.local);
-    await Bun.sleep(30);
+    await until(() => acksIn(formal).length > 0, { what: "the ack-formal" });
     const ack = acksIn(formal)[0] as Extract<ControlMessage, { type: "ack-formal" }>;
     expect(ack).toMatchObject({ type: "ack-formal", mapped: formal.local });
     formal.got.length = 0;
@@ -184,7 +185,7 @@ describe("the proven address gets the test", () => {
     expect(a.status).toBe(Status.OK);
     const ans = decodeMessage(NatFormalAnswerSchema, a.payload!, "NatFormalAnswer");
     expect(ans).toMatchObject({ mappedIp: formal.local.ip, mappedPort: formal.local.port, newPortSent: 4 });
-    await Bun.sleep(30);
+    await until(() => formal.got.length >= 4, { what: "4 NewPort probes" });
     expect(formal.got.map((g) => [g.from.port, verifyProbe(g.buf, key).ok])).toEqual(Array(4).fill([newPort, true]));
     // Probe traffic never exceeds what the request cost: the ack, 4 NewPort and the most 2 × 3 NewHost probes can
     // weigh stay under the hello alone.
@@ -209,7 +210,7 @@ describe("the lifetime server", () => {
       live.hello(h0.msg, foreign.local);
       expect(live.counters.foreignHellos).toBe(1);
       live.hello(h0.msg, formal.local);
-      await Bun.sleep(30);
+      await until(() => acksIn(formal).length > 0, { what: "the ack-live" });
       const ack = acksIn(formal)[0] as Extract<ControlMessage, { type: "ack-live" }>;
       expect(ack).toMatchObject({ type: "ack-live", index: 0, mapped: formal.local });
       formal.got.length = 0;
@@ -219,7 +220,7 @@ describe("the lifetime server", () => {
       expect(schedule(crypto.getRandomValues(new Uint8Array(16)))).toBe(0);
       expect(schedule(ack.cookie)).toBe(1);
       expect(schedule(ack.cookie)).toBe(0);
-      await Bun.sleep(30);
+      await until(() => formal.got.length > 0, { what: "the scheduled passage probe" });
       expect(formal.got.map((g) => verifyProbe(g.buf, key))).toEqual([{ ok: true, source: "passage" }]);
       expect(foreign.got).toHaveLength(0);
       const end = decodeMessage(LiveEndAnswerSchema, live.end(encodeMessage(LiveEndRequestSchema, { token }), ctx()).payload!, "LiveEndAnswer");

@@ -1,5 +1,5 @@
 // The NAT services inside real nodes on loopback (src/nat/service.ts, probe-client.ts; DESIGN §6): four meshed
-// nodes on distinct 127.0.7.x hosts, `runProbe` from another loopback host, the own-class self-probe, and the
+// nodes on distinct loopback hosts, `runProbe` from another loopback host, the own-class self-probe, and the
 // lifetime test's protocol. Real NAT classes are proven in tests/lab/ (namespace lab).
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdirSync } from "node:fs";
@@ -10,12 +10,13 @@ import { silentLogger } from "../../src/ops/logger.ts";
 import { measureLifetime } from "../../src/nat/lifetime-client.ts";
 import { runProbe } from "../../src/nat/probe-client.ts";
 import { createUdpClient } from "../../src/transport/udp/client.ts";
-import { runCli, tempDir } from "../helpers.ts";
+import { freeUdpTcpPort, loopbackPrefix, runCli, tempDir } from "../helpers.ts";
 import { until } from "../wait.ts";
 
-const PORT = 17795;
-const HOSTS = ["127.0.7.1", "127.0.7.2", "127.0.7.3", "127.0.7.4"];
-const CLIENT_IP = "127.0.7.100";
+const PREFIX = loopbackPrefix();
+const HOSTS = [1, 2, 3, 4].map((i) => `${PREFIX}.${i}`);
+const PORT = await freeUdpTcpPort(HOSTS[0]!);
+const CLIENT_IP = `${PREFIX}.100`;
 const dir = tempDir("findings-nat-service-");
 const nodes: FindingsNode[] = [];
 
@@ -42,7 +43,7 @@ beforeAll(async () => {
     await node.start();
   }
   // Every node linked to every other (the mesh service shares candidates and fills its pool).
-  await until("a full mesh of 4 nodes", () => nodes.every((n) => new Set(n.mesh.links().map((l) => l.peerNodeId)).size >= 3), 30_000);
+  await until(() => nodes.every((n) => new Set(n.mesh.links().map((l) => l.peerNodeId)).size >= 3), { what: "a full mesh of 4 nodes", timeoutMs: 30_000 });
 }, 45_000);
 
 afterAll(async () => {
@@ -71,14 +72,14 @@ describe("findings probe against loopback nodes", () => {
   }, 15_000);
 
   test("with one server given, the client learns more from it and still pre-probes 3 distinct IPs", async () => {
-    const r = await runProbe({ servers: [{ ip: HOSTS[0]!, port: PORT }], localIp: "127.0.7.101", timeoutMs: 4_000 });
+    const r = await runProbe({ servers: [{ ip: HOSTS[0]!, port: PORT }], localIp: `${PREFIX}.101`, timeoutMs: 4_000 });
     expect(r.nat).toBe("public");
     expect(new Set(r.servers.map((s) => s.split(":")[0])).size).toBeGreaterThanOrEqual(3);
     expect(r.evidence.find((e) => e.test === "servers")?.learned).toHaveLength(2);
   }, 15_000);
 
   test("a server that is not there gives udp-blocked after the timeout, saying whether TCP works", async () => {
-    const r = await runProbe({ servers: [{ ip: "127.0.7.250", port: PORT }], localIp: "127.0.7.102", timeoutMs: 1_500 });
+    const r = await runProbe({ servers: [{ ip: `${PREFIX}.250`, port: PORT }], localIp: `${PREFIX}.102`, timeoutMs: 1_500 });
     expect(r.nat).toBeNull(); // nothing over UDP nor TCP: no class can be given
     expect(r.evidence.find((e) => e.test === "tcp")?.mapped).toBeNull();
     expect(r.elapsedMs).toBeGreaterThanOrEqual(1_400);
@@ -147,11 +148,11 @@ describe("own class", () => {
 
 describe("mapping lifetime protocol", () => {
   test("every probe arrives when no NAT expires the mapping: lower bound = the longest delay, no upper bound", async () => {
-    const client = createUdpClient({}, { host: "127.0.7.103", port: 0 });
+    const client = createUdpClient({}, { host: `${PREFIX}.103`, port: 0 });
     await client.start();
     try {
       const link = await client.dial({ ip: HOSTS[0]!, port: PORT });
-      const out = await measureLifetime({ link, server: { ip: HOSTS[0]!, port: PORT }, localIp: "127.0.7.103", delaysS: [0.3, 0.6], maxS: 0.9, graceMs: 300 });
+      const out = await measureLifetime({ link, server: { ip: HOSTS[0]!, port: PORT }, localIp: `${PREFIX}.103`, delaysS: [0.3, 0.6], maxS: 0.9, graceMs: 300 });
       expect(out.report).toMatchObject({ lowerBound: 0.9, upperBound: null });
       expect(out.report.pattern).toContain("request/reply");
       expect(out.samples.map((s) => s.arrived)).toEqual([true, true, true]);

@@ -157,7 +157,7 @@ describe("/metrics", () => {
   test("the event-loop lag is sampled while /metrics is served", async () => {
     const count = () => sample(node.metrics.render(), "findings_process_event_loop_lag_seconds_count");
     const first = count();
-    await until("two more event-loop lag samples", () => count() >= first + 2, 3_000);
+    await until(() => count() >= first + 2, { what: "two more event-loop lag samples", timeoutMs: 3_000 });
     const body = node.metrics.render();
     // An idle test process: every sample is far under a second.
     expect(sample(body, 'findings_process_event_loop_lag_seconds_bucket{le="1"}')).toBe(sample(body, "findings_process_event_loop_lag_seconds_count"));

@@ -3,7 +3,8 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { BUN, MAIN, ROOT, freePort, tempDir } from "../helpers.ts";
+import { BUN, MAIN, ROOT, freeUdpTcpPort, loopbackPrefix, tempDir } from "../helpers.ts";
+import { until } from "../wait.ts";
 
 const chromium = Bun.which("chromium") ?? Bun.which("chromium-browser");
 const dir = tempDir("findings-page-");
@@ -47,8 +48,8 @@ async function waitForEvent(reader: ReadableStreamDefaultReader<Uint8Array>, eve
 beforeAll(async () => {
   if (!chromium) return;
   // A random loopback /24 and a free port keep this devnet apart from other tests and runs.
-  const prefix = `127.${100 + Math.floor(Math.random() * 150)}.${1 + Math.floor(Math.random() * 250)}`;
-  const port = await freePort(`${prefix}.1`);
+  const prefix = loopbackPrefix();
+  const port = await freeUdpTcpPort(`${prefix}.1`);
   const home = join(dir.path, "home");
   mkdirSync(join(home, "devnet", "n1"), { recursive: true });
   writeFileSync(join(home, "devnet", "n1", "bans.json"), JSON.stringify({ ids: [BANNED_ID], ips: ["203.0.113.0/24"] }));
@@ -133,7 +134,7 @@ function stunTraffic(address: string): { stop(): void; sent(): number } {
         sock.send(req, port, ip);
         sent++;
       }
-      await Bun.sleep(50);
+      await Bun.sleep(50); // pacing: a burst every 50 ms, not a wait
     }
     sock.close();
   })();
@@ -155,15 +156,14 @@ describe("status page", () => {
     // The mesh may still settle: load until the page and /status (read before and after) agree.
     let page: PageView | undefined;
     let want: ReturnType<typeof expected> | undefined;
-    for (let attempt = 0; attempt < 5; attempt++) {
+    const agree = async () => {
       const before = expected(await status(node));
-      const view = await readPage(await chromiumRun(`${node.admin}/`, 5000, ["--dump-dom"]));
-      const after = expected(await status(node));
-      page = view;
-      want = after;
-      if (JSON.stringify(before) === JSON.stringify(after) && view.linkEdges === after.links && after.links > 0) break;
-      await Bun.sleep(1000);
-    }
+      page = await readPage(await chromiumRun(`${node.admin}/`, 5000, ["--dump-dom"]));
+      want = expected(await status(node));
+      return JSON.stringify(before) === JSON.stringify(want) && page.linkEdges === want.links && want.links > 0;
+    };
+    // On a timeout the assertions below say what differs.
+    await until(agree, { what: "the page and /status to agree", timeoutMs: 30_000, intervalMs: 1000 }).catch(() => {});
     expect(page!.text.error).toBe(""); // /status was read (the error line stays empty and hidden)
     expect(page!.html).toContain('<p id="error" class="err" hidden="">');
     expect(want!.links).toBeGreaterThan(0);

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { BUN, freePort, MAIN, ROOT, runCli, startServe, tempDir, type ServeProcess } from "../helpers.ts";
-import { collectLines } from "../wait.ts";
+import { collectLines, until } from "../wait.ts";
 
 const home = tempDir("findings-punch-cli-");
 let node: ServeProcess;
@@ -53,8 +53,7 @@ function spawnPunch(args: string[]): Running {
     lines,
     stderr: () => err,
     async next(pred, ms = 10_000, from = 0) {
-      const end = Date.now() + ms;
-      for (;;) {
+      const match = () => {
         for (const l of lines.slice(from)) {
           try {
             const o = JSON.parse(l) as Record<string, unknown>;
@@ -64,9 +63,11 @@ function spawnPunch(args: string[]): Running {
           }
         }
         if (proc.exitCode !== null) throw new Error(`findings punch exited ${proc.exitCode}: ${err.trim()}`);
-        if (Date.now() > end) throw new Error(`no matching line within ${ms} ms; stdout: ${lines.join(" | ")}; stderr: ${err.trim()}`);
-        await Bun.sleep(25);
-      }
+        return null;
+      };
+      return until(match, { what: "a matching line", timeoutMs: ms, intervalMs: 25 }).catch((e: Error) => {
+        throw new Error(`${e.message}; stdout: ${lines.join(" | ")}; stderr: ${err.trim()}`);
+      });
     },
     async stop(signal = "SIGTERM") {
       if (proc.exitCode === null) proc.kill(signal);

@@ -20,6 +20,7 @@ import { createUdpEndpoint, type UdpEndpoint } from "../../src/transport/udp/end
 import { decodeMessage, encodeMessage, Status } from "../../src/wire/codec.ts";
 import { PunchHelloSchema } from "../../src/wire/gen/punch-link_pb.ts";
 import { AppJoinAnswerSchema, AppJoinSchema, PunchAnswerSchema, PunchInfoSchema, PunchRequestSchema, type PunchInfo } from "../../src/wire/gen/punch_pb.ts";
+import { until } from "../wait.ts";
 
 const STAKES = { "*": "0xDEFAULT", "app:chat": "", "blockchain:bitcoin": "bc1qnode", "blockchain:ethereum": "" };
 
@@ -57,14 +58,6 @@ async function startApp(node: { ep: UdpEndpoint; key: NodeKey; host?: string }, 
   await client.start();
   cleanups.push(() => client.stop());
   return { client, key, results };
-}
-
-async function until(what: string, cond: () => boolean, ms = 5000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await Bun.sleep(20);
-  }
 }
 
 /** The rejection of `p` (awaiting inside expect().rejects stalls QUIC I/O in Bun). */
@@ -151,7 +144,7 @@ describe("app pool", () => {
     expect(err.message).toMatch(/app pool for kind "app:chat" is full \(2 members\); try another node/);
     // A closed connection leaves the pool as soon as QUIC reports it, not at an expiry sweep.
     await a.client.stop();
-    await until("the member to leave", () => node.service.pool.size === 1, 2000);
+    await until(() => node.service.pool.size === 1, { what: "the member to leave", timeoutMs: 2000 });
     await startApp(node);
     expect(node.service.counters()).toMatchObject({ joinsFull: 1, leaves: 1 });
   });
@@ -165,7 +158,7 @@ describe("punch brokering on loopback", () => {
     const [r] = await b.client.punch(a.client.nodeId);
     expect(r).toMatchObject({ connected: true, peer: `127.0.0.1:${a.client.port}`, strategy: "direct", peerId: a.client.nodeId, nat: "public", peerNat: "public" });
     expect(r!.rttMs).toBeGreaterThan(0);
-    await until("the waiting side's result", () => a.results.length === 1);
+    await until(() => a.results.length === 1, { what: "the waiting side's result" });
     expect(a.results[0]).toMatchObject({ connected: true, peer: `127.0.0.1:${b.client.port}`, attemptId: r!.attemptId, peerId: b.client.nodeId });
     // Exactly one side dialled (the token rule), the other listened.
     expect(new Set([r!.role, a.results[0]!.role])).toEqual(new Set(["dial", "listen"]));
@@ -295,8 +288,8 @@ describe("signalling coordination", () => {
     await a1.client.stop({ leave: false });
     const a2 = await startApp(node, {}, keyA);
     expect(a2.client.port).not.toBe(firstPort);
-    await until("B's re-punch", () => b.results.slice(before).some((r) => r.connected && r.peerId === keyA.nodeId));
-    await until("A's result", () => a2.results.some((r) => r.connected));
+    await until(() => b.results.slice(before).some((r) => r.connected && r.peerId === keyA.nodeId), { what: "B's re-punch" });
+    await until(() => a2.results.some((r) => r.connected), { what: "A's result" });
     const again = b.results.slice(before).find((r) => r.connected)!;
     expect(again.peer).toBe(`127.0.0.1:${a2.client.port}`);
     expect(a2.results.find((r) => r.connected)!.attemptId).toBe(again.attemptId);
@@ -314,7 +307,7 @@ describe("signalling coordination", () => {
     expect(node.service.pool.get("app:chat", keyA.nodeId)).toBeUndefined();
     const before = b.results.length;
     await startApp(node, {}, keyA);
-    await Bun.sleep(300);
+    await Bun.sleep(300); // asserts silence: B gets no new offer for A within 300 ms
     expect(b.results.length).toBe(before);
     expect(node.service.counters().rebrokered).toBe(0);
   });
@@ -339,7 +332,7 @@ describe("signalling coordination", () => {
       s2.stop();
       await second.stop();
     });
-    await until("the rejoin", () => joins.length === 2, 8000);
+    await until(() => joins.length === 2, { what: "the rejoin", timeoutMs: 8000 });
     expect(s2.pool.size).toBe(1);
     expect(app.client.counters().rejoins).toBeGreaterThanOrEqual(1);
   });

@@ -8,6 +8,7 @@ import { DecodeError, PeerError } from "../../src/errors.ts";
 import { Status } from "../../src/wire/codec.ts";
 import { Mesh } from "../../src/wire/gen/services_pb.ts";
 import { open } from "./open-policy.ts";
+import { until } from "../wait.ts";
 
 function ctx(over: { ip?: string; trust?: Trust; transport?: Transport; signal?: AbortSignal } = {}): RpcContext {
   return {
@@ -107,11 +108,11 @@ describe("in-flight and payload caps", () => {
     const a = call(r, "slow", ctx({ ip: "192.0.2.1" }));
     const b = call(r, "slow", ctx({ ip: "192.0.2.2" }));
     expect(await call(r, "slow", ctx({ ip: "192.0.2.3" }))).toEqual({ status: Status.RATE_LIMITED, error: "more than 2 slow requests in flight" });
-    while (gates.length < 2) await Bun.sleep(1);
+    await until(() => gates.length === 2, { what: "both slow requests running", intervalMs: 1 });
     gates.splice(0).forEach((go) => go());
     expect([(await a).status, (await b).status]).toEqual([Status.OK, Status.OK]);
     const c = call(r, "slow", ctx({ ip: "192.0.2.3" }));
-    while (gates.length < 1) await Bun.sleep(1);
+    await until(() => gates.length === 1, { what: "the next slow request running", intervalMs: 1 });
     gates[0]!();
     expect((await c).status).toBe(Status.OK);
     expect(r.stats().refused).toEqual({ slow: { "in-flight": 1 } });

@@ -16,6 +16,7 @@ import { createUdpClient } from "../../src/transport/udp/client.ts";
 import { createUdpEndpoint } from "../../src/transport/udp/endpoint.ts";
 import { encodeMessage, Status } from "../../src/wire/codec.ts";
 import { ShareRegisterSchema } from "../../src/wire/gen/punch_pb.ts";
+import { until } from "../wait.ts";
 
 const cleanups: Array<() => Promise<unknown>> = [];
 afterEach(async () => {
@@ -68,14 +69,6 @@ async function failure(p: Promise<unknown>): Promise<string> {
   );
 }
 
-async function until(what: string, cond: () => boolean | Promise<boolean>, ms = 5000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await Bun.sleep(25);
-  }
-}
-
 describe("TCP server registry", () => {
   test("an entry appears only after a successful dial-back", async () => {
     const { service, link } = await setup();
@@ -98,11 +91,11 @@ describe("TCP server registry", () => {
     const srv = await tcpServer();
     await shareRegister(link, { kind: "app:web", port: srv.port });
     // Still there while it answers the rechecks.
-    await until("a successful recheck", () => service.counters().rechecks >= 1);
+    await until(() => service.counters().rechecks >= 1, { what: "a successful recheck" });
     expect((await shareFetch(link, "app:web")).length).toBe(1);
     await srv.close();
-    await until("the server to vanish from fetch", async () => (await shareFetch(link, "app:web")).length === 0);
-    await until("the entry to be dropped", () => service.pool.list("app:web").length === 0);
+    await until(async () => (await shareFetch(link, "app:web")).length === 0, { what: "the server to vanish from fetch" });
+    await until(() => service.pool.list("app:web").length === 0, { what: "the entry to be dropped" });
     expect(service.counters().dropped).toBe(1);
   });
 

@@ -15,7 +15,7 @@ import { open } from "../../rpc/open-policy.ts";
 import { quicWhoami } from "../../../src/transport/quic/whoami.ts";
 import { createUdpClient, type UdpClient } from "../../../src/transport/udp/client.ts";
 import { createUdpEndpoint, type UdpEndpoint } from "../../../src/transport/udp/endpoint.ts";
-import { rejection } from "../../wait.ts";
+import { rejection, until } from "../../wait.ts";
 import { lineLogger } from "../../../src/contracts/logger.ts";
 
 const cleanups: Array<() => Promise<unknown>> = [];
@@ -69,8 +69,7 @@ describe("app bootstrap over QUIC", () => {
     expect(seen).toEqual({ trust: "pinned", peerKey: appKey.publicKey });
     // The first-contact connection is closed (in the background, after QUIC's draining period): only the
     // pinned one stays.
-    const until = Date.now() + 3000;
-    while (ep.links().length > 1 && Date.now() < until) await Bun.sleep(20);
+    await until(() => ep.links().length === 1, { what: "the first-contact connection closed", timeoutMs: 3000 });
     expect(ep.links().map((l) => l.connectionId)).toEqual([link.connectionId]);
   });
 

@@ -20,7 +20,7 @@ import { quicWhoami } from "../../../src/transport/quic/whoami.ts";
 import { createUdpClient, type UdpClient } from "../../../src/transport/udp/client.ts";
 import { createUdpEndpoint, type UdpEndpoint, type UdpEndpointInit } from "../../../src/transport/udp/endpoint.ts";
 import { tempDir } from "../../helpers.ts";
-import { rejection } from "../../wait.ts";
+import { rejection, until } from "../../wait.ts";
 import { lineLogger } from "../../../src/contracts/logger.ts";
 
 let cert: RunCertificate;
@@ -250,8 +250,8 @@ describe("limits and lifecycle", () => {
     const lazy = await (await client("127.0.0.1", { idleTimeoutMs: 30_000 })).dial({ ip: "127.0.0.1", port: ep.port });
     // This one pings every 200 ms.
     const alive = await (await client("127.0.0.1", { idleTimeoutMs: 600 })).dial({ ip: "127.0.0.1", port: ep.port });
-    await Bun.sleep(1500);
-    expect(lazy.closed).toBe(true);
+    await until(() => lazy.closed, { what: "the idle connection closed", timeoutMs: 3000 });
+    await Bun.sleep(700); // asserts the live one outlives one more idle timeout (600 ms)
     expect(alive.closed).toBe(false);
     expect((await whoami(alive)).ip).toBe("127.0.0.1");
   });
@@ -272,18 +272,18 @@ describe("limits and lifecycle", () => {
 
   test("requests pending or sent after the endpoint stops fail with a PeerError", async () => {
     const ep = await endpoint();
-    ep.router.add("slow", open((_payload, ctx) => new Promise((resolve) => ctx.signal.addEventListener("abort", () => resolve({ status: Status.OK })))));
+    let arrived = false;
+    ep.router.add("slow", open((_payload, ctx) => ((arrived = true), new Promise((resolve) => ctx.signal.addEventListener("abort", () => resolve({ status: Status.OK }))))));
     const link = await (await client()).dial({ ip: "127.0.0.1", port: ep.port });
     const pending = link.request("slow").then(
       () => null,
       (e: unknown) => e,
     );
-    await Bun.sleep(50);
+    await until(() => arrived, { what: "the request at the endpoint" });
     await ep.stop();
     const err = await pending;
     expect(err).toBeInstanceOf(PeerError);
-    const until = Date.now() + 3000;
-    while (!link.closed && Date.now() < until) await Bun.sleep(20);
+    await until(() => link.closed, { what: "the link closed", timeoutMs: 3000 });
     expect(await rejection(link.request(METHOD.app.whoami))).toMatch(/PeerError: Cannot send app.whoami to 127.0.0.1:\d+: the link is closed/);
   });
 
@@ -329,11 +329,10 @@ describe("raw datagrams on the shared socket", () => {
       else expectQuic++;
       sender.send(buf, ep.port, "127.0.0.1");
       // Pace a little so the loopback receive buffer does not drop datagrams (the test counts them exactly).
-      if (i % 40 === 39) await Bun.sleep(2);
+      if (i % 40 === 39) await Bun.sleep(2); // pacing, not waiting
     }
-    const deadline = Date.now() + 5000;
     const seen = () => ep.counters().rawDatagrams + ep.counters().unknownDatagrams + ep.counters().quicDatagrams + ep.counters().droppedInitials;
-    while (seen() < COUNT && Date.now() < deadline) await Bun.sleep(20);
+    await until(() => seen() >= COUNT, { what: `all ${COUNT} datagrams counted`, timeoutMs: 5000 });
     expect(expectQuic).toBe(COUNT / 2);
     expect(ep.counters().quicDatagrams + ep.counters().droppedInitials).toBe(expectQuic);
     expect(raw.length).toBe(expectRaw);

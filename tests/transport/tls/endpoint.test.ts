@@ -13,6 +13,7 @@ import { createTlsEndpoint, type TlsEndpoint, type TlsEndpointInit } from "../..
 import { dialWss, PinMismatchError } from "../../../src/transport/ws/client.ts";
 import { WS_CLOSE } from "../../../src/transport/ws/constants.ts";
 import { closedWithin, closeOf, frame, OP, rawWs as rawUpgrade } from "../ws/raw-ws.ts";
+import { until } from "../../wait.ts";
 
 let cert: RunCertificate;
 const endpoints: TlsEndpoint[] = [];
@@ -44,15 +45,6 @@ async function whoami(port: number, host = "127.0.0.1"): Promise<{ ip: string; v
 
 /** A hand-made WebSocket client on `path`: TLS, the upgrade, then raw bytes. */
 const rawWs = (port: number, path = "/mesh") => rawUpgrade(port, { path }, sockets);
-
-async function until(cond: () => boolean, ms: number): Promise<boolean> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (cond()) return true;
-    await Bun.sleep(10);
-  }
-  return cond();
-}
 
 describe("TLS endpoint robustness", () => {
   test("random bytes on the TCP port are dropped and /whoami still answers", async () => {
@@ -104,7 +96,7 @@ describe("TLS endpoint robustness", () => {
     const ep = await echoEndpoint();
     const { socket, frames } = await rawWs(ep.port);
     socket.write(frame(OP.binary, new Uint8Array([1]), false));
-    expect(await until(() => closeOf(frames) !== undefined, 2000)).toBe(true);
+    await until(() => closeOf(frames) !== undefined, { what: "a close frame", timeoutMs: 2000 });
     expect(closeOf(frames)).toMatchObject({ code: WS_CLOSE.protocolError });
     expect(await closedWithin(socket, 3000)).toBe(true);
   });
@@ -171,11 +163,11 @@ describe("TLS endpoint robustness", () => {
     const good = await dialWss({ ip: "127.0.0.1", port: ep.port }, { pinSpki: cert.spki });
     expect(good.peerSpki).toBe(cert.spki);
     good.conn.start({ onMessage() {}, onClose() {} });
-    expect(await until(() => good.conn.rttMs !== null, 2000)).toBe(true);
+    await until(() => good.conn.rttMs !== null, { what: "a ping round trip", timeoutMs: 2000 });
     good.conn.close();
     await good.conn.closed;
     // The refused dial never reached the WebSocket layer; the good one is gone once closed.
-    expect(await until(() => ep.counts().links === 0, 2000)).toBe(true);
+    await until(() => ep.counts().links === 0, { what: "no links left", timeoutMs: 2000 });
     expect(ep.counts().refusedUpgrades).toBe(0);
   });
 });

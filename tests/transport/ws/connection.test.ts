@@ -44,7 +44,7 @@ describe("WsConnection", () => {
     });
     const { conn } = await dialWss({ ip: "127.0.0.1", port: ep.port });
     conn.start(quiet);
-    await until("both RTTs", () => conn.rttMs !== null && server[0]?.rttMs != null, 3000);
+    await until(() => conn.rttMs !== null && server[0]?.rttMs != null, { what: "both RTTs", timeoutMs: 3000 });
     expect(conn.rttMs).toBeGreaterThanOrEqual(0);
     expect(conn.remote).toEqual({ ip: "127.0.0.1", port: ep.port });
     expect(server[0]!.local.port).toBe(ep.port);
@@ -60,11 +60,11 @@ describe("WsConnection", () => {
     // dialWss's end answers pings on its own, whatever its own idle timeout.
     const { conn: live } = await dialWss({ ip: "127.0.0.1", port: ep.port }, { idleTimeoutMs: 60_000 });
     live.start(quiet);
-    await until("the idle close", () => closeOf(silent.frames), 3000);
+    await until(() => closeOf(silent.frames), { what: "the idle close", timeoutMs: 3000 });
     expect(closeOf(silent.frames)).toMatchObject({ code: WS_CLOSE.goingAway, reason: "idle timeout" });
     expect(silent.frames.some((f) => f.type === "ping")).toBe(true);
     expect(closes[0]).toEqual({ code: WS_CLOSE.goingAway, reason: "idle timeout", byPeer: false });
-    await Bun.sleep(600);
+    await Bun.sleep(600); // asserts the live end outlives the idle timeout
     expect(live.isOpen).toBe(true);
     expect(closes.length).toBe(1);
     live.close();
@@ -92,20 +92,20 @@ describe("WsConnection", () => {
     const count = 400;
     const size = 60_000;
     for (let i = 0; i < count; i++) peer.socket.write(frame(OP.binary, new Uint8Array(size)));
-    await until("congestion at the server end", () => server[0] && server[0].bufferedAmount > WS_SEND_HIGH_WATER_BYTES, 10_000);
-    await Bun.sleep(300);
+    await until(() => server[0] && server[0].bufferedAmount > WS_SEND_HIGH_WATER_BYTES, { what: "congestion at the server end", timeoutMs: 10_000 });
+    await Bun.sleep(300); // lets the reads run into the stall (asserted below: nothing more within 300 ms)
     const stalledAt = received;
     expect(stalledAt).toBeLessThan(count);
     expect(server[0]!.send(new Uint8Array(1))).toBe(false);
-    await Bun.sleep(300);
+    await Bun.sleep(300); // asserts the stall: nothing more is read within 300 ms
     expect(received).toBe(stalledAt);
     let bytes = 0;
     peer.socket.on("data", (c: Buffer) => (bytes += c.length));
     peer.socket.resume();
-    await until("every message read", () => received === count, 20_000);
+    await until(() => received === count, { what: "every message read", timeoutMs: 20_000 });
     // Echoes refused while congested are lost (the mesh answers them never, as with a dead link).
-    await until("every accepted echo read", () => bytes >= echoed * size, 20_000);
-    await until("the queue drained", () => server[0]!.bufferedAmount === 0, 5_000);
+    await until(() => bytes >= echoed * size, { what: "every accepted echo read", timeoutMs: 20_000 });
+    await until(() => server[0]!.bufferedAmount === 0, { what: "the queue drained", timeoutMs: 5_000 });
     expect(server[0]!.send(new Uint8Array(1))).toBe(true);
   }, 30_000);
 
@@ -114,22 +114,22 @@ describe("WsConnection", () => {
     const ep = await endpoint((conn) => conn.start({ onMessage() {}, onClose: (i) => closes.push(i) }));
     const { conn } = await dialWss({ ip: "127.0.0.1", port: ep.port });
     conn.start(quiet);
-    await until("the server end", () => ep.counts().links === 1, 3000);
+    await until(() => ep.counts().links === 1, { what: "the server end", timeoutMs: 3000 });
     conn.close(4000, "bye");
     expect(conn.isOpen).toBe(false);
     expect(conn.send(new Uint8Array(1))).toBe(false);
     expect(await conn.closed).toEqual({ code: 4000, reason: "bye", byPeer: false });
-    await until("the server's close", () => closes[0], 3000);
+    await until(() => closes[0], { what: "the server's close", timeoutMs: 3000 });
     expect(closes[0]).toEqual({ code: 4000, reason: "bye", byPeer: true });
 
     // A code that may not go on the wire is sent as 1000.
     const second = await dialWss({ ip: "127.0.0.1", port: ep.port });
     second.conn.start(quiet);
-    await until("the server end", () => ep.counts().links === 1, 3000);
+    await until(() => ep.counts().links === 1, { what: "the server end", timeoutMs: 3000 });
     second.conn.close(WS_CLOSE.abnormal, "gone");
-    await until("the server's close", () => closes[1], 3000);
+    await until(() => closes[1], { what: "the server's close", timeoutMs: 3000 });
     expect(closes[1]).toEqual({ code: WS_CLOSE.normal, reason: "gone", byPeer: true });
-    await until("no link left", () => ep.counts().links === 0, 3000);
+    await until(() => ep.counts().links === 0, { what: "no link left", timeoutMs: 3000 });
   });
 
   test("a link closed before start() is dropped at once and counted out", async () => {
@@ -142,6 +142,6 @@ describe("WsConnection", () => {
     conn.start(quiet);
     expect((await conn.closed).code).toBe(WS_CLOSE.abnormal);
     expect(await closed[0]).toEqual({ code: WS_CLOSE.goingAway, reason: "mesh not running", byPeer: false });
-    await until("no link left", () => ep.counts().links === 0, 3000);
+    await until(() => ep.counts().links === 0, { what: "no link left", timeoutMs: 3000 });
   });
 });

@@ -56,7 +56,7 @@ describe("server end: frames from a client", () => {
     const sizes = [0, 1, 125, 126, 65535, 65536];
     const sent = sizes.map((n) => crypto.getRandomValues(new Uint8Array(n)));
     for (const p of sent) ws.socket.write(frame(OP.binary, p));
-    await until("the server's answer", () => messages(ws.frames).length === sizes.length, 3000);
+    await until(() => messages(ws.frames).length === sizes.length, { what: "the server's answer", timeoutMs: 3000 });
     expect(messages(ws.frames)).toEqual(sent);
     expect(ws.frames.every((f) => !f.masked)).toBe(true);
   });
@@ -65,7 +65,7 @@ describe("server end: frames from a client", () => {
     const ws = await rawWs(ep.port, {}, sockets);
     const bytes = new Uint8Array([...frame(OP.binary, new Uint8Array(300).fill(7)), ...frame(OP.ping, new Uint8Array([9]))]);
     for (const b of bytes) ws.socket.write(new Uint8Array([b]));
-    await until("the server's answer", () => messages(ws.frames).length === 1 && ws.frames.some((x) => x.type === "pong"), 3000);
+    await until(() => messages(ws.frames).length === 1 && ws.frames.some((x) => x.type === "pong"), { what: "the server's answer", timeoutMs: 3000 });
     expect(messages(ws.frames)[0]).toEqual(new Uint8Array(300).fill(7));
     expect(ws.frames.find((f) => f.type === "pong")).toMatchObject({ data: new Uint8Array([9]) });
   });
@@ -75,7 +75,7 @@ describe("server end: frames from a client", () => {
     ws.socket.write(rawFrame(0x02, new Uint8Array([1, 2]))); // binary, FIN clear
     ws.socket.write(rawFrame(0x89, new Uint8Array([0xaa]))); // ping between fragments
     ws.socket.write(rawFrame(0x80, new Uint8Array([3]))); // continuation, FIN
-    await until("the server's answer", () => messages(ws.frames).length === 1, 3000);
+    await until(() => messages(ws.frames).length === 1, { what: "the server's answer", timeoutMs: 3000 });
     expect(messages(ws.frames)[0]).toEqual(new Uint8Array([1, 2, 3]));
     expect(ws.frames.some((f) => f.type === "pong" && f.data[0] === 0xaa)).toBe(true);
   });
@@ -83,14 +83,14 @@ describe("server end: frames from a client", () => {
   test("a frame declaring limit+1 bytes is closed with 1009 from its header alone", async () => {
     const ws = await rawWs(ep.port, {}, sockets);
     ws.socket.write(rawFrame(0x82, new Uint8Array(0), { len7: 127, ext: lengthExt(LIMIT + 1) })); // no payload follows
-    await until("the server's answer", () => closeOf(ws.frames) !== undefined, 3000);
+    await until(() => closeOf(ws.frames) !== undefined, { what: "the server's answer", timeoutMs: 3000 });
     expect(closeOf(ws.frames)!.code).toBe(WS_CLOSE.messageTooBig);
   });
 
   test("a frame of exactly the limit is accepted", async () => {
     const ws = await rawWs(ep.port, {}, sockets);
     ws.socket.write(frame(OP.binary, new Uint8Array(LIMIT).fill(5)));
-    await until("the server's answer", () => messages(ws.frames).length === 1, 3000);
+    await until(() => messages(ws.frames).length === 1, { what: "the server's answer", timeoutMs: 3000 });
     expect(messages(ws.frames)[0]!.length).toBe(LIMIT);
   });
 
@@ -98,10 +98,10 @@ describe("server end: frames from a client", () => {
     const ws = await rawWs(ep.port, {}, sockets);
     const before = serverCloses.length;
     ws.socket.write(frame(OP.binary, new Uint8Array(70 * 1024)));
-    await until("the server's answer", () => closeOf(ws.frames) !== undefined, 3000);
+    await until(() => closeOf(ws.frames) !== undefined, { what: "the server's answer", timeoutMs: 3000 });
     expect(closeOf(ws.frames)!.code).toBe(WS_CLOSE.messageTooBig);
     expect(messages(ws.frames)).toEqual([]);
-    await until("the server end's close", () => serverCloses.length > before, 3000);
+    await until(() => serverCloses.length > before, { what: "the server end's close", timeoutMs: 3000 });
     expect(serverCloses.at(-1)).toMatchObject({ code: WS_CLOSE.messageTooBig, byPeer: false });
   });
 
@@ -110,7 +110,7 @@ describe("server end: frames from a client", () => {
     ws.socket.write(rawFrame(0x02, new Uint8Array(0)));
     ws.socket.write(rawFrame(0x00, new Uint8Array(LIMIT / 2)));
     ws.socket.write(rawFrame(0x80, new Uint8Array(LIMIT / 2 + 1)));
-    await until("the server's answer", () => closeOf(ws.frames) !== undefined, 3000);
+    await until(() => closeOf(ws.frames) !== undefined, { what: "the server's answer", timeoutMs: 3000 });
     expect(closeOf(ws.frames)!.code).toBe(WS_CLOSE.messageTooBig);
   });
 
@@ -131,7 +131,7 @@ describe("server end: frames from a client", () => {
     test(`${name} is closed with ${code} and nothing is echoed`, async () => {
       const ws = await rawWs(ep.port, {}, sockets);
       ws.socket.write(make());
-      await until("the server's answer", () => closeOf(ws.frames) !== undefined, 3000);
+      await until(() => closeOf(ws.frames) !== undefined, { what: "the server's answer", timeoutMs: 3000 });
       expect(closeOf(ws.frames)!.code).toBe(code);
       expect(messages(ws.frames)).toEqual([]);
       expect(await closedWithin(ws.socket, 3000)).toBe(true);
@@ -141,7 +141,7 @@ describe("server end: frames from a client", () => {
   test("a 16-bit length under 126 is read: `ws` does not enforce the minimal encoding (RFC 6455 §5.2 binds the sender)", async () => {
     const ws = await rawWs(ep.port, {}, sockets);
     ws.socket.write(rawFrame(0x82, new Uint8Array([1, 2, 3, 4, 5]), { len7: 126, ext: new Uint8Array([0, 5]) }));
-    await until("the server's answer", () => messages(ws.frames).length === 1, 3000);
+    await until(() => messages(ws.frames).length === 1, { what: "the server's answer", timeoutMs: 3000 });
     expect(messages(ws.frames)[0]).toEqual(new Uint8Array([1, 2, 3, 4, 5]));
   });
 
@@ -149,10 +149,10 @@ describe("server end: frames from a client", () => {
     const ws = await rawWs(ep.port, {}, sockets);
     const before = serverCloses.length;
     ws.socket.write(new Uint8Array([...frame(OP.close, closePayload(4001, "bye")), ...frame(OP.binary, new Uint8Array([1]))]));
-    await until("the server's answer", () => closeOf(ws.frames) !== undefined, 3000);
+    await until(() => closeOf(ws.frames) !== undefined, { what: "the server's answer", timeoutMs: 3000 });
     expect(closeOf(ws.frames)!.code).toBe(4001);
     expect(messages(ws.frames)).toEqual([]);
-    await until("the server end's close", () => serverCloses.length > before, 3000);
+    await until(() => serverCloses.length > before, { what: "the server end's close", timeoutMs: 3000 });
     expect(serverCloses.at(-1)).toEqual({ code: 4001, reason: "bye", byPeer: true });
     expect(await closedWithin(ws.socket, 3000)).toBe(true);
   });
@@ -160,7 +160,7 @@ describe("server end: frames from a client", () => {
   test("close reasons are cut to fit a control frame", async () => {
     const ws = await rawWs(ep.port, {}, sockets);
     ws.socket.write(frame(OP.binary, new Uint8Array([LONG_CLOSE])));
-    await until("the server's answer", () => closeOf(ws.frames) !== undefined, 3000);
+    await until(() => closeOf(ws.frames) !== undefined, { what: "the server's answer", timeoutMs: 3000 });
     const close = closeOf(ws.frames)!;
     expect(close.code).toBe(4000);
     expect(close.length).toBeLessThanOrEqual(125);
@@ -170,7 +170,7 @@ describe("server end: frames from a client", () => {
   test("random bytes end only their own link, with at most one close of a protocol code", async () => {
     const links = await Promise.all(Array.from({ length: 24 }, () => rawWs(ep.port, {}, sockets)));
     links.forEach((ws, i) => ws.socket.write(crypto.getRandomValues(new Uint8Array(1 + ((i * 37) % 200)))));
-    await Bun.sleep(300);
+    await Bun.sleep(300); // asserts what comes back within 300 ms: at most one close per link
     for (const ws of links) {
       const closes = ws.frames.filter((f) => f.type === "close");
       expect(closes.length).toBeLessThanOrEqual(1);
@@ -178,7 +178,7 @@ describe("server end: frames from a client", () => {
     }
     const ok = await rawWs(ep.port, {}, sockets);
     ok.socket.write(frame(OP.binary, new Uint8Array([42])));
-    await until("the server's answer", () => messages(ok.frames).length === 1, 3000);
+    await until(() => messages(ok.frames).length === 1, { what: "the server's answer", timeoutMs: 3000 });
   });
 });
 
@@ -240,13 +240,13 @@ describe("client end: dialWss against a hand-made server", () => {
     const srv = await rawServer((key) => withFrames(switching(key), frame(OP.binary, new Uint8Array([1, 2, 3]), false)));
     try {
       const { conn } = await dialWss({ ip: "127.0.0.1", port: srv.port });
-      await Bun.sleep(50);
+      await Bun.sleep(50); // the frames arrive before start(): they must be held
       const got: Uint8Array[] = [];
       conn.start({ onMessage: (d) => got.push(d), onClose() {} });
-      await until("the message", () => got.length === 1, 3000);
+      await until(() => got.length === 1, { what: "the message", timeoutMs: 3000 });
       expect(got[0]).toEqual(new Uint8Array([1, 2, 3]));
       conn.send(new Uint8Array([4]));
-      await until("our message at the server", () => srv.got.frames.some((f) => f.type === "message"), 3000);
+      await until(() => srv.got.frames.some((f) => f.type === "message"), { what: "our message at the server", timeoutMs: 3000 });
       expect(srv.got.frames.every((f) => f.masked)).toBe(true);
       expect(srv.got.frames.find((f) => f.type === "message")).toMatchObject({ data: new Uint8Array([4]) });
       conn.close();
@@ -301,7 +301,7 @@ describe("client end: dialWss against a hand-made server", () => {
       const err = await dialWss({ ip: "127.0.0.1", port: srv.port }, { pinSpki: other.spki }).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(PinMismatchError);
       expect(err).toMatchObject({ expectedSpki: other.spki, actualSpki: cert.spki });
-      await Bun.sleep(100);
+      await Bun.sleep(100); // asserts silence: the refused dial sends the server nothing within 100 ms
       expect(srv.got.bytes).toBe(0);
       // The same server with the right pin gets the upgrade request.
       const { conn, peerSpki } = await dialWss({ ip: "127.0.0.1", port: srv.port }, { pinSpki: cert.spki });
