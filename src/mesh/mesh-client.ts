@@ -12,7 +12,8 @@ import { expectOk, type QuicLink } from "../transport/quic/link.ts";
 import { createUdpClient } from "../transport/udp/client.ts";
 import type { NodeRecord } from "../wire/gen/findings_pb.ts";
 import { decodeFindAnswer, decodePeersAnswer, encodePeersRequest } from "./mesh-messages.ts";
-import { FIND_HOP_TIMEOUT_MS, MAX_PEERS_ANSWER_RECORDS, MESH_FIND_METHOD, MESH_PEERS_METHOD } from "./mesh-service-constants.ts";
+import { METHOD } from "../rpc/methods.ts";
+import { FIND_HOP_TIMEOUT_MS, MAX_PEERS_ANSWER_RECORDS } from "./mesh-service-constants.ts";
 import { verifyRecord } from "./record.ts";
 import { encodeFindRequest, newFindRequest, recordsOfKind } from "./search.ts";
 import { groupByStake, type ServerGroupView } from "./search-groups.ts";
@@ -71,7 +72,7 @@ function verified(records: readonly NodeRecord[]): { good: NodeRecord[]; rejecte
 /** The records a node knows (`findings peers`). */
 export async function askPeers(target: NodeAskTarget, opts: AskOptions & { max?: number } = {}): Promise<PeersResult> {
   return withLink(target, opts, async (link) => {
-    const answer = await link.request(MESH_PEERS_METHOD, encodePeersRequest(opts.max ?? MAX_PEERS_ANSWER_RECORDS), { signal: opts.signal, timeoutMs: opts.timeoutMs });
+    const answer = await link.request(METHOD.mesh.peers, encodePeersRequest(opts.max ?? MAX_PEERS_ANSWER_RECORDS), { signal: opts.signal, timeoutMs: opts.timeoutMs });
     const { good, rejected } = verified(decodePeersAnswer(expectOk(answer)));
     return { records: good, rejected, pinned: link.pinned };
   });
@@ -89,7 +90,7 @@ export async function askFind(target: NodeAskTarget, kind: string, opts: AskOpti
   return withLink(target, opts, async (link) => {
     // The node searches its mesh before answering: allow the hop budget on top of the request.
     const timeoutMs = (opts.timeoutMs ?? REQUEST_TIMEOUT_MS) + FIND_HOP_TIMEOUT_MS * req.hops;
-    const answer = await link.request(MESH_FIND_METHOD, encodeFindRequest(req), { signal: opts.signal, timeoutMs });
+    const answer = await link.request(METHOD.mesh.find, encodeFindRequest(req), { signal: opts.signal, timeoutMs });
     const { good, rejected } = verified(decodeFindAnswer(expectOk(answer)).records);
     const records = recordsOfKind(good, kind);
     return { kind, records, groups: groupByStake(records, kind), rejected: rejected + good.length - records.length, pinned: link.pinned };

@@ -13,23 +13,25 @@ import { errorLine } from "../errors.ts";
 import { Status } from "../wire/codec.ts";
 import type { NodeRecord } from "../wire/gen/findings_pb.ts";
 import type { RpcReply } from "../rpc/policy.ts";
-import type { MeshLink } from "./link.ts";
+import type { CoreLink } from "./core-link.ts";
 import { decodeFindAnswer, encodeFindAnswer } from "./mesh-messages.ts";
-import { FIND_HOP_TIMEOUT_MS, MESH_FIND_METHOD } from "./mesh-service-constants.ts";
+import { METHOD } from "../rpc/methods.ts";
+import { FIND_HOP_TIMEOUT_MS } from "./mesh-service-constants.ts";
 import { verifyRecord } from "./record.ts";
 import { encodeFindRequest, mergeAnswers, newFindRequest, nextHop, parseFindRequest, recordsOfKind, createSeenRequests, type FindRequest } from "./search.ts";
 import { groupByStake, toProtoGroup, type ServerGroupView } from "./search-groups.ts";
 import { createRateLimiter } from "./search-rate-limit.ts";
 
+
 export interface MeshSearchComponents {
   /** Live mesh links to forward to. */
-  links(): MeshLink[];
+  links(): CoreLink[];
   /** Our own record when we serve `kind`, plus candidates that serve it. */
   local(kind: string): NodeRecord[];
   /** True when a forwarded record claims an address a key-checked candidate holds with another key. */
   contradicts(rec: NodeRecord): boolean;
   /** A peer answered a forwarded search with something malformed or forged. */
-  onLie(link: MeshLink, why: string): void;
+  onLie(link: CoreLink, why: string): void;
   /** Message counters. */
   count(direction: "in" | "out", method: string): void;
   now?: () => number;
@@ -43,7 +45,7 @@ export interface SearchResult {
 
 export interface MeshSearch {
   /** `mesh.find` on a mesh link. */
-  onMeshRequest(payload: Uint8Array, link: MeshLink): Promise<RpcReply>;
+  onMeshRequest(payload: Uint8Array, link: CoreLink): Promise<RpcReply>;
   /** `mesh.find` from an app over QUIC, rate-limited by its IP. */
   onAppRequest(payload: Uint8Array, remoteIp: string): Promise<RpcReply>;
   /** A search started here (tests, devnet). */
@@ -57,7 +59,7 @@ export function createMeshSearch(c: MeshSearchComponents): MeshSearch {
   const seen = createSeenRequests();
   const limiter = createRateLimiter();
 
-  async function run(req: FindRequest, from: MeshLink | null): Promise<SearchResult> {
+  async function run(req: FindRequest, from: CoreLink | null): Promise<SearchResult> {
     const local = recordsOfKind(c.local(req.kind), req.kind);
     const next = nextHop(req);
     let merged = mergeAnswers([], local, { cap: req.maxAnswers });
@@ -71,11 +73,11 @@ export function createMeshSearch(c: MeshSearchComponents): MeshSearch {
     return { kind: req.kind, records: merged, groups: groupByStake(merged, req.kind) };
   }
 
-  async function ask(link: MeshLink, payload: Uint8Array, kind: string, timeoutMs: number): Promise<NodeRecord[]> {
+  async function ask(link: CoreLink, payload: Uint8Array, kind: string, timeoutMs: number): Promise<NodeRecord[]> {
     let answer;
     try {
-      c.count("out", MESH_FIND_METHOD);
-      answer = await link.request(MESH_FIND_METHOD, payload, { timeoutMs });
+      c.count("out", METHOD.mesh.find);
+      answer = await link.request(METHOD.mesh.find, payload, { timeoutMs });
     } catch {
       return []; // slow or gone: the search goes on without it
     }
@@ -102,8 +104,8 @@ export function createMeshSearch(c: MeshSearchComponents): MeshSearch {
     return { status: Status.OK, payload: encodeFindAnswer(result.records, result.groups.map(toProtoGroup)) };
   }
 
-  async function answer(payload: Uint8Array, from: MeshLink | null, rateKey: string): Promise<RpcReply> {
-    c.count("in", MESH_FIND_METHOD);
+  async function answer(payload: Uint8Array, from: CoreLink | null, rateKey: string): Promise<RpcReply> {
+    c.count("in", METHOD.mesh.find);
     const parsed = parseFindRequest(payload);
     if (!parsed.ok) return { status: Status.BAD_REQUEST, error: `${parsed.reason}: ${parsed.detail}` };
     const t = now();
@@ -114,7 +116,7 @@ export function createMeshSearch(c: MeshSearchComponents): MeshSearch {
   }
 
   return {
-    onMeshRequest: (payload, link) => answer(payload, link, `link:${link.peerNodeId ?? link.serial}`),
+    onMeshRequest: (payload, link) => answer(payload, link, `link:${link.peerNodeId ?? `${link.socketRemote.ip}:${link.socketRemote.port}`}`),
     onAppRequest: (payload, remoteIp) => answer(payload, null, `ip:${remoteIp}`),
     async find(kind, opts = {}) {
       const req = newFindRequest(kind, opts);

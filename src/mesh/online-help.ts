@@ -12,10 +12,15 @@ import { formatAddress, type HostPort } from "../contracts/address.ts";
 import { Status, statusName } from "../wire/codec.ts";
 import type { NodeRecord } from "../wire/gen/findings_pb.ts";
 import { addressKeys, normalizeIp } from "./candidate-pool.ts";
-import type { MeshLinks } from "./link-service.ts";
+import type { MeshNet } from "./core-link.ts";
 import { decodePeersAnswer, encodePeersRequest } from "./mesh-messages.ts";
-import { HELP_RECORDS_WANTED, HELP_TIMEOUT_MS, MESH_PEERS_METHOD } from "./mesh-service-constants.ts";
+import { METHOD } from "../rpc/methods.ts";
 import { recordNodeId, verifyRecord } from "./record.ts";
+
+/** Timeout of one online-help exchange (dial + mesh.peers), in ms. */
+const HELP_TIMEOUT_MS = 5_000;
+/** Records asked of each helper; the helper caps it at its mesh_share. */
+const HELP_RECORDS_WANTED = 50;
 
 export interface HelpTarget {
   /** TCP (mesh) address. */
@@ -42,7 +47,7 @@ export interface HelpRound {
 
 /** Steps 1–3 against every target at once. Never throws. */
 export async function askForHelp(
-  links: Pick<MeshLinks, "dialUntrusted">,
+  links: Pick<MeshNet, "dialUntrusted">,
   targets: readonly HelpTarget[],
   opts: { now: number; signal?: AbortSignal; onRequest?: (method: string) => void },
 ): Promise<HelpRound> {
@@ -63,7 +68,7 @@ export async function askForHelp(
   return { answers, conflicts };
 }
 
-async function askOne(links: Pick<MeshLinks, "dialUntrusted">, target: HelpTarget, opts: { now: number; signal?: AbortSignal; onRequest?: (method: string) => void }): Promise<HelpAnswer> {
+async function askOne(links: Pick<MeshNet, "dialUntrusted">, target: HelpTarget, opts: { now: number; signal?: AbortSignal; onRequest?: (method: string) => void }): Promise<HelpAnswer> {
   const out: HelpAnswer = { target, records: [], error: null, lie: null };
   let link;
   try {
@@ -73,8 +78,8 @@ async function askOne(links: Pick<MeshLinks, "dialUntrusted">, target: HelpTarge
     return out;
   }
   try {
-    opts.onRequest?.(MESH_PEERS_METHOD);
-    const answer = await link.request(MESH_PEERS_METHOD, encodePeersRequest(HELP_RECORDS_WANTED), { signal: opts.signal, timeoutMs: HELP_TIMEOUT_MS });
+    opts.onRequest?.(METHOD.mesh.peers);
+    const answer = await link.request(METHOD.mesh.peers, encodePeersRequest(HELP_RECORDS_WANTED), { signal: opts.signal, timeoutMs: HELP_TIMEOUT_MS });
     if (answer.status !== Status.OK) {
       out.error = `${statusName(answer.status)} ${answer.error}`.trim();
       return out;

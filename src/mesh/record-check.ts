@@ -13,9 +13,12 @@ import { Status, statusName } from "../wire/codec.ts";
 import type { NodeRecord } from "../wire/gen/findings_pb.ts";
 import { answerChallenge, checkAnswer, makeChallenge } from "./key-challenge.ts";
 import type { RpcReply } from "../rpc/policy.ts";
-import type { MeshLinks } from "./link-service.ts";
-import { KEY_CHECK_TIMEOUT_MS, MESH_KEY_CHECK_METHOD } from "./mesh-service-constants.ts";
+import { METHOD } from "../rpc/methods.ts";
+import type { MeshNet } from "./core-link.ts";
 import { recordAddress } from "./record.ts";
+
+/** Timeout of a key check (dial + challenge), in ms: a loaded node still answers in well under it. */
+const KEY_CHECK_TIMEOUT_MS = 5_000;
 
 export type RecordCheckResult =
   | { ok: true; rttMs: number }
@@ -32,7 +35,7 @@ export function recordTcpAddress(rec: NodeRecord): HostPort | null {
 
 /** Steps 1–3 from the checker's side. Never throws. */
 export async function checkRecord(
-  links: Pick<MeshLinks, "dialUntrusted">,
+  links: Pick<MeshNet, "dialUntrusted">,
   nodeKey: NodeKey,
   rec: NodeRecord,
   opts: { signal?: AbortSignal; timeoutMs?: number; onRequest?: (method: string) => void } = {},
@@ -55,8 +58,8 @@ export async function checkRecord(
     return { ok: false, kind: "unreachable", detail: errorLine(err) };
   }
   try {
-    opts.onRequest?.(MESH_KEY_CHECK_METHOD);
-    const answer = await link.request(MESH_KEY_CHECK_METHOD, challenge.payload, { signal: opts.signal, timeoutMs });
+    opts.onRequest?.(METHOD.mesh.keyCheck);
+    const answer = await link.request(METHOD.mesh.keyCheck, challenge.payload, { signal: opts.signal, timeoutMs });
     const rttMs = performance.now() - t0;
     if (answer.status === Status.UNAUTHENTICATED) return { ok: false, kind: "key-mismatch", detail: `the node at the address cannot open the challenge: ${answer.error}` };
     if (answer.status !== Status.OK) return { ok: false, kind: "unreachable", detail: `${statusName(answer.status)} ${answer.error}`.trim() };

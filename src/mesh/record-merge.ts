@@ -12,9 +12,12 @@
 import type { NodeRecord } from "../wire/gen/findings_pb.ts";
 import type { BanList } from "./ban-list.ts";
 import type { CandidatePool } from "./candidate-pool.ts";
-import { DIAL_COOLDOWN_MS, MAX_CONCURRENT_KEY_CHECKS } from "./mesh-service-constants.ts";
+import { createDialBook, type DialBook } from "./dialer.ts";
 import type { RecordCheckResult } from "./record-check.ts";
 import { recordNodeId, verifyRecord } from "./record.ts";
+
+/** Key checks run at once: a burst of shares must not make us open dozens of TLS links. */
+const MAX_CONCURRENT_KEY_CHECKS = 4;
 
 /** Who gave us records: a mesh peer (id and service IP), a helper we dialled (IP), or null for our
  *  own peer cache. */
@@ -32,6 +35,9 @@ export interface RecordMergerComponents {
   /** Bans a sharer and drops what it holds; called once per lie. */
   punish(sharer: Sharer, why: string): void;
   now(): number;
+  /** The node's dial book: a record whose node did not answer is not checked again while it cools
+   *  down (the same cooldown as mesh dials). @default a book of its own */
+  dials?: Pick<DialBook, "cooling" | "coolDown">;
   /** @default MAX_CONCURRENT_KEY_CHECKS */
   maxConcurrentChecks?: number;
 }
@@ -64,8 +70,7 @@ export function createRecordMerger(c: RecordMergerComponents): RecordMerger {
   const maxChecks = c.maxConcurrentChecks ?? MAX_CONCURRENT_KEY_CHECKS;
   const counters: MergeCounters = { recordsReceived: 0, recordsRefreshed: 0, checksOk: 0, checksKeyFailed: 0, checksUnreachable: 0, recordsAdded: 0, badRecords: 0 };
   const inFlight = new Map<string, InFlight>();
-  /** fingerprint → time until which an unreachable record is not checked again */
-  const unreachable = new Map<string, number>();
+  const dials = c.dials ?? createDialBook();
   let running = 0;
   const queue: (() => void)[] = [];
 
@@ -108,8 +113,7 @@ export function createRecordMerger(c: RecordMergerComponents): RecordMerger {
         for (const s of entry.sharers) c.punish(s, why);
       } else {
         counters.checksUnreachable++;
-        if (unreachable.size > 10_000) unreachable.clear();
-        unreachable.set(key, now + DIAL_COOLDOWN_MS);
+        dials.coolDown(recordNodeId(rec), now);
       }
     }).finally(() => inFlight.delete(key));
     inFlight.set(key, entry);
@@ -135,17 +139,14 @@ export function createRecordMerger(c: RecordMergerComponents): RecordMerger {
           return;
         }
       }
-      for (const [k, until] of unreachable) if (until <= now) unreachable.delete(k);
-      const plan = c.pool.planMerge(
-        valid.filter((r) => !unreachable.has(fingerprint(r))),
-        now,
-        { isBanned: (x) => c.bans.isBanned(x, now) },
-      );
+      const plan = c.pool.planMerge(valid, now, { isBanned: (x) => c.bans.isBanned(x, now) });
       for (const rec of plan.refresh) {
         counters.recordsRefreshed++;
         c.pool.add(rec, now);
       }
-      await Promise.all(plan.check.map((rec) => checkShared(rec, sharer)));
+      // A node that did not answer a check or a dial lately is not checked again yet.
+      const toCheck = plan.check.filter((rec) => !dials.cooling(recordNodeId(rec), now));
+      await Promise.all(toCheck.map((rec) => checkShared(rec, sharer)));
     },
   };
 }

@@ -11,19 +11,20 @@
 import { bytesToHex, randomBytes } from "@noble/hashes/utils.js";
 import { errorLine } from "../errors.ts";
 import { formatAddress, type HostPort } from "../contracts/address.ts";
-import type { QuicDialer } from "../transport/udp/endpoint.ts";
+import { METHOD } from "../rpc/methods.ts";
+import type { MeshNet, MeshUdp } from "./core-link.ts";
 import { decodeMessage, encodeMessage, Status } from "../wire/codec.ts";
 import { SelfCheckEchoRequestSchema } from "../wire/gen/services_pb.ts";
-import type { MeshLinks } from "./link-service.ts";
 import { decodeSelfCheckAnswer, decodeSelfCheckRequest, encodeSelfCheckAnswer, encodeSelfCheckRequest } from "./mesh-messages.ts";
-import {
-  MAX_SMALL_MESSAGE_BYTES,
-  MESH_SELF_CHECK_ECHO_METHOD,
-  MESH_SELF_CHECK_METHOD,
-  SELF_CHECK_DIAL_BACK_TIMEOUT_MS,
-  SELF_CHECK_NONCE_BYTES,
-  SELF_CHECK_TIMEOUT_MS,
-} from "./mesh-service-constants.ts";
+import { MAX_SMALL_MESSAGE_BYTES, SELF_CHECK_NONCE_BYTES } from "./mesh-service-constants.ts";
+
+/** Self-check: the asker waits this long for all answers (the checker dials back twice). */
+const SELF_CHECK_TIMEOUT_MS = 8_000;
+/** Self-check: one dial-back (TCP or QUIC) on the checker's side, in ms. */
+const SELF_CHECK_DIAL_BACK_TIMEOUT_MS = 3_000;
+/** Self-checks one source IP may ask of us: each makes us dial twice. 1 per 10 s, bursts of 3. */
+export const SELF_CHECK_RATE_PER_S = 0.1;
+export const SELF_CHECK_BURST = 3;
 
 export interface SelfCheckTargetResult {
   /** The checker, "ip:port" (its UDP port). */
@@ -58,7 +59,7 @@ export interface SelfChecker {
   run(targets: readonly HostPort[], ports: { tcpPort: number; udpPort: number }, opts?: { signal?: AbortSignal; onRequest?: (method: string) => void }): Promise<SelfCheckReport>;
 }
 
-export function createSelfChecker(components: { udp: QuicDialer }): SelfChecker {
+export function createSelfChecker(components: { udp: Pick<MeshUdp, "dial"> }): SelfChecker {
   const pending = new Map<string, { tcp: boolean; udp: boolean }>();
 
   async function ask(target: HostPort, ports: { tcpPort: number; udpPort: number }, signal: AbortSignal | undefined, onRequest?: (m: string) => void): Promise<SelfCheckTargetResult> {
@@ -79,9 +80,9 @@ export function createSelfChecker(components: { udp: QuicDialer }): SelfChecker 
     try {
       const link = await components.udp.dial(target, { signal, timeoutMs: SELF_CHECK_DIAL_BACK_TIMEOUT_MS });
       try {
-        onRequest?.(MESH_SELF_CHECK_METHOD);
-        const answer = await link.request(MESH_SELF_CHECK_METHOD, encodeSelfCheckRequest({ ...ports, nonce }), { signal, timeoutMs: SELF_CHECK_TIMEOUT_MS });
-        if (answer.status !== Status.OK) throw new Error(`${MESH_SELF_CHECK_METHOD} answered ${Status[answer.status] ?? answer.status}: ${answer.error}`);
+        onRequest?.(METHOD.mesh.selfCheck);
+        const answer = await link.request(METHOD.mesh.selfCheck, encodeSelfCheckRequest({ ...ports, nonce }), { signal, timeoutMs: SELF_CHECK_TIMEOUT_MS });
+        if (answer.status !== Status.OK) throw new Error(`${METHOD.mesh.selfCheck} answered ${Status[answer.status] ?? answer.status}: ${answer.error}`);
         const body = decodeSelfCheckAnswer(answer.payload);
         result.observedIp = body.observedIp || null;
         result.claimedTcp = body.tcpReachable;
@@ -123,7 +124,7 @@ export function createSelfChecker(components: { udp: QuicDialer }): SelfChecker 
 
 /** Step 2 on the checker: dial back the asker's source IP on both transports. Never throws. */
 export async function answerSelfCheck(
-  deps: { udp: QuicDialer; links: Pick<MeshLinks, "dialUntrusted"> },
+  deps: { udp: Pick<MeshUdp, "dial">; links: Pick<MeshNet, "dialUntrusted"> },
   payload: Uint8Array,
   sourceIp: string,
   opts: { signal?: AbortSignal; onRequest?: (method: string) => void } = {},
@@ -139,8 +140,8 @@ export async function answerSelfCheck(
     try {
       const link = await deps.links.dialUntrusted({ ip: sourceIp, port: req.tcpPort }, { signal: opts.signal, timeoutMs });
       try {
-        opts.onRequest?.(MESH_SELF_CHECK_ECHO_METHOD);
-        const answer = await link.request(MESH_SELF_CHECK_ECHO_METHOD, encodeMessage(SelfCheckEchoRequestSchema, { nonce: req.nonce }), { signal: opts.signal, timeoutMs });
+        opts.onRequest?.(METHOD.mesh.selfCheckEcho);
+        const answer = await link.request(METHOD.mesh.selfCheckEcho, encodeMessage(SelfCheckEchoRequestSchema, { nonce: req.nonce }), { signal: opts.signal, timeoutMs });
         return answer.status === Status.OK;
       } finally {
         link.close();
@@ -153,8 +154,8 @@ export async function answerSelfCheck(
     try {
       const link = await deps.udp.dial({ ip: sourceIp, port: req.udpPort }, { signal: opts.signal, timeoutMs });
       try {
-        opts.onRequest?.(MESH_SELF_CHECK_ECHO_METHOD);
-        const answer = await link.request(MESH_SELF_CHECK_ECHO_METHOD, encodeMessage(SelfCheckEchoRequestSchema, { nonce: req.nonce }), { signal: opts.signal, timeoutMs });
+        opts.onRequest?.(METHOD.mesh.selfCheckEcho);
+        const answer = await link.request(METHOD.mesh.selfCheckEcho, encodeMessage(SelfCheckEchoRequestSchema, { nonce: req.nonce }), { signal: opts.signal, timeoutMs });
         return answer.status === Status.OK;
       } finally {
         await link.close().catch(() => {});

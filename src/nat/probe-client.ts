@@ -18,7 +18,6 @@ import { decodeMessage, encodeMessage } from "../wire/codec.ts";
 import { WhoamiResponseSchema } from "../wire/gen/findings_pb.ts";
 import { PeersAnswerSchema, PeersRequestSchema } from "../wire/gen/mesh_pb.ts";
 // The mesh service's QUIC method for the records a node knows (DESIGN §1 `findings peers`).
-import { MESH_PEERS_METHOD } from "../mesh/mesh-service-constants.ts";
 import * as nat from "../wire/gen/nat_pb.ts";
 import { buildControl, controlToken, decodeControl } from "./control-packet.ts";
 import { measureLifetime } from "./lifetime-client.ts";
@@ -177,7 +176,7 @@ function serverLink(link: QuicLink, server: Endpoint, key: Uint8Array, localIp: 
       return { ip: me.ip, port: me.port };
     },
     async meshPeers(max, step) {
-      const ans = decodeMessage(PeersAnswerSchema, await ask(MESH_PEERS_METHOD, encodeMessage(PeersRequestSchema, { max }), step), "PeersAnswer");
+      const ans = decodeMessage(PeersAnswerSchema, await ask(METHOD.mesh.peers, encodeMessage(PeersRequestSchema, { max }), step), "PeersAnswer");
       return ans.records.flatMap((rec) => rec.addresses.filter((a) => a.udpPort > 0).map((a) => ({ ip: a.ip, port: a.udpPort })));
     },
     async natServers(step) {

@@ -16,7 +16,6 @@
 // not tested: begin, formal-mapping and formal run again with the next server as source.
 import { METHOD } from "../rpc/methods.ts";
 import type { NatObservations, NatRule } from "./decision.ts";
-import { MESH_PEERS_METHOD } from "../mesh/mesh-service-constants.ts";
 import { HELLO_ATTEMPTS, HELLO_RETRY_MS, PRE_PROBE_MIN_SERVERS, SILENCE_MIN_MS, SILENCE_RTTS, TCP_CHECK_AFTER_MS } from "./constants.ts";
 
 export type ProbeStepId = "pre-probe" | "tcp" | "begin" | "new-port-mapping" | "passage" | "formal-mapping" | "formal" | "lifetime";
@@ -73,7 +72,7 @@ export const PROBE_PLAN: readonly ProbeStep[] = [
     id: "pre-probe",
     design: "1",
     triggers: [{ on: "run" }],
-    sends: { via: "quic", what: `${METHOD.app.whoami}; with fewer than ${PRE_PROBE_MIN_SERVERS} IPs, ${MESH_PEERS_METHOD} (else ${METHOD.nat.servers}) for more`, to: "every server" },
+    sends: { via: "quic", what: `${METHOD.app.whoami}; with fewer than ${PRE_PROBE_MIN_SERVERS} IPs, ${METHOD.mesh.peers} (else ${METHOD.nat.servers}) for more`, to: "every server" },
     waitsFor: { on: "quic", what: "the mapped address each server saw" },
     wait: { until: "deadline" },
     fills: "preProbe",

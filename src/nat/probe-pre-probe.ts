@@ -2,7 +2,6 @@
 // more servers when fewer than PRE_PROBE_MIN_SERVERS IPs are known, and HTTPS whoami when no QUIC path exists.
 import { METHOD } from "../rpc/methods.ts";
 import { errorLine } from "../errors.ts";
-import { MESH_PEERS_METHOD } from "../mesh/mesh-service-constants.ts";
 import { MAX_SERVERS_ANSWER } from "./constants.ts";
 import { decideNat } from "./decision.ts";
 import type { ProbeStep } from "./probe-plan.ts";
@@ -66,7 +65,7 @@ async function learnServers(st: ProbeRunState, want: number): Promise<void> {
     learned.push({ ip, port: cand.port });
   };
   const step = st.step;
-  let via = MESH_PEERS_METHOD;
+  let via = METHOD.mesh.peers;
   try {
     // The mesh service's peers API (records of the nodes it knows, with their UDP ports)…
     for (const c of await link.meshPeers(MAX_SERVERS_ANSWER, step)) consider(c);

@@ -7,7 +7,8 @@ import { loadConfig, type Overrides } from "../../src/config/load.ts";
 import { loadOrCreateNodeKey } from "../../src/identity/node-key.ts";
 import { askPeers } from "../../src/mesh/mesh-client.ts";
 import { encodeSelfCheckAnswer } from "../../src/mesh/mesh-messages.ts";
-import { MESH_CLOSE, MESH_PEERS_METHOD, MESH_SELF_CHECK_METHOD } from "../../src/mesh/mesh-service-constants.ts";
+import { MESH_CLOSE } from "../../src/mesh/mesh-service-constants.ts";
+import { METHOD } from "../../src/rpc/methods.ts";
 import { createNode, type FindingsNode } from "../../src/node.ts";
 import { silentLogger } from "../../src/ops/logger.ts";
 import { Status } from "../../src/wire/codec.ts";
@@ -66,7 +67,7 @@ describe("roles and the self-check", () => {
     expect(b.meshService.status().candidates.map((c) => c.id)).toEqual([a.key.nodeId]);
     const link = a.meshService.status().mesh.links[0]!;
     expect(link).toMatchObject({ peer: b.key.nodeId, direction: "in" });
-    expect(a.meshService.status().counters.messagesIn[MESH_PEERS_METHOD]).toBeGreaterThanOrEqual(2); // help + exchange
+    expect(a.meshService.status().counters.messagesIn[METHOD.mesh.peers]).toBeGreaterThanOrEqual(2); // help + exchange
   });
 
   test("a node with no peers and no --public does not serve", async () => {
@@ -90,7 +91,7 @@ describe("roles and the self-check", () => {
   test("a checker that claims a dial-back it never made is banned, and the self-check fails", async () => {
     const a = await startNode(1, { public: true });
     a.udp.router.add(
-      MESH_SELF_CHECK_METHOD,
+      METHOD.mesh.selfCheck,
       open((_payload, ctx) => ({ status: Status.OK, payload: encodeSelfCheckAnswer({ observedIp: ctx.remote.ip, tcpReachable: true, udpReachable: true }) }), { transports: ["quic"] }),
       { replace: true },
     );
@@ -142,7 +143,7 @@ describe("limits and bans", () => {
   test("a peer whose peers answer does not decode is banned and its link closed", async () => {
     const a = await startNode(1, { public: true });
     const b = await startNode(2, { public: true });
-    b.mesh.router.add(MESH_PEERS_METHOD, open(() => new Uint8Array([0xff, 0xff, 0xff]), { transports: ["wss"] }), { replace: true });
+    b.mesh.router.add(METHOD.mesh.peers, open(() => new Uint8Array([0xff, 0xff, 0xff]), { transports: ["wss"] }), { replace: true });
     const link = await b.mesh.dialMesh(addr(a), a.key.publicKey);
     expect((await link.closed).code).toBe(MESH_CLOSE.banned.code);
     const ban = a.meshService.status().bans.find((x) => x.target === b.key.nodeId)!;

@@ -14,7 +14,7 @@ import { loadConfig } from "../../src/config/load.ts";
 import { generateNodeKey } from "../../src/identity/node-key.ts";
 import { askPeers } from "../../src/mesh/mesh-client.ts";
 import { encodePeersAnswer } from "../../src/mesh/mesh-messages.ts";
-import { MESH_KEY_CHECK_METHOD, MESH_PEERS_METHOD } from "../../src/mesh/mesh-service-constants.ts";
+import { METHOD } from "../../src/rpc/methods.ts";
 import { answerKeyCheck } from "../../src/mesh/record-check.ts";
 import { open } from "../rpc/open-policy.ts";
 import { recordNodeId, signRecord } from "../../src/mesh/record.ts";
@@ -75,8 +75,8 @@ const own = node.meshService.record()!;
 // record, so only the forged record can fail.
 await node.meshService.stop();
 node.mesh.router.addAll([
-  [MESH_PEERS_METHOD, open(() => encodePeersAnswer([own, signed]), { transports: ["wss"] })],
-  [MESH_KEY_CHECK_METHOD, open((payload) => answerKeyCheck(node.key, payload, own), { transports: ["wss"] })],
+  [METHOD.mesh.peers, open(() => encodePeersAnswer([own, signed]), { transports: ["wss"] })],
+  [METHOD.mesh.keyCheck, open((payload) => answerKeyCheck(node.key, payload, own), { transports: ["wss"] })],
 ]);
 const link = await node.mesh.dialMesh({ ip: target.ip, port: target.port }, target.publicKey!);
 say({ event: "ready", id: node.key.nodeId, forgedId: recordNodeId(signed), victimId: recordNodeId(genuine) });

@@ -1,0 +1,89 @@
+// Which mesh links are kept, and bans (DESIGN §5; seed 001 §组网池, §公钥广播与验证). Pure parts of the
+// step (mesh-machine.ts): they change the state and return actions.
+//
+// A new link is kept when we serve, its peer is not banned, it is not the losing half of a crossed
+// pair of dials, and the pool has a slot in its direction. Whoever lies (a forged or broken record,
+// an undecodable answer, a self-check dial-back that never came) is banned for 4 h by node id and by
+// the service IP we know it at; its candidate record and its link go.
+import { formatAddress } from "../contracts/address.ts";
+import type { NodeRecord } from "../wire/gen/findings_pb.ts";
+import type { BanList } from "./ban-list.ts";
+import { addressKeys, type CandidatePool } from "./candidate-pool.ts";
+import type { CoreLink } from "./core-link.ts";
+import { bump, logRebuild, type MeshAction, type MeshState } from "./mesh-machine.ts";
+import { MESH_CLOSE } from "./mesh-service-constants.ts";
+import type { Sharer } from "./record-merge.ts";
+import { recordNodeId } from "./record.ts";
+
+export function admitLink(s: MeshState, link: CoreLink, now: number): MeshAction[] {
+  const id = link.peerNodeId;
+  if (!id) return [];
+  if (s.role !== "service") return [{ type: "close", link, reason: MESH_CLOSE.notServing }];
+  if (isPeerBanned(s.bans, link, now)) {
+    bump(s.events, "linksRefusedBanned");
+    return [{ type: "close", link, reason: MESH_CLOSE.banned }];
+  }
+  // --public on a wildcard host with nobody to ask: the address our peer reached is ours.
+  const out: MeshAction[] = logRebuild(s.own.learnIp(link.local.ip, now));
+  const existing = s.live.get(id);
+  if (existing && existing.isOpen) {
+    // Both sides keep the link dialled by the smaller node id, so a crossing pair of dials ends
+    // with exactly one link, the same one at both ends.
+    const dialer = (l: CoreLink) => (l.direction === "out" ? s.myId : id);
+    bump(s.events, "linksDuplicate");
+    if (dialer(link) >= dialer(existing)) return [...out, { type: "close", link, reason: MESH_CLOSE.duplicate }];
+    s.live.delete(id);
+    s.meshPool.remove(id);
+    out.push({ type: "close", link: existing, reason: MESH_CLOSE.duplicate });
+  }
+  if (s.meshPool.add({ id, direction: link.direction, openedAt: now, rttMs: link.rttMs ?? undefined }) !== "added") {
+    bump(s.events, "linksRefusedFull");
+    return [...out, { type: "close", link, reason: MESH_CLOSE.full }];
+  }
+  s.live.set(id, link);
+  s.dials.succeeded(id);
+  s.candidates.seen(id, now);
+  bump(s.events, link.direction === "out" ? "linksOut" : "linksIn");
+  return [...out, { type: "watch", link }, { type: "share", link, refresh: false }];
+}
+
+/** Bans a sharer by node id and by the service IP we know it at, drops its record and link. */
+export function punish(s: MeshState, sharer: Sharer, why: string, now: number): MeshAction[] {
+  let fresh = false;
+  for (const target of [sharer.id, sharer.ip]) {
+    if (!target || s.bans.isBanned(target, now)) continue;
+    s.bans.ban(target, { reason: why, now });
+    fresh = true;
+  }
+  if (!fresh) return [];
+  bump(s.events, "bansIssued");
+  const out: MeshAction[] = [{ type: "log", level: "warn", msg: "peer banned", fields: { peer: sharer.label, reason: why } }];
+  if (sharer.id) {
+    s.candidates.remove(sharer.id);
+    const link = s.live.get(sharer.id);
+    if (link) out.push({ type: "close", link, reason: MESH_CLOSE.banned });
+  }
+  for (const c of s.candidates.list()) {
+    if (c.record.addresses.some((a) => a.ip === sharer.ip)) s.candidates.remove(c.id);
+  }
+  return out;
+}
+
+/** A link's peer is banned by node id, or by the service address of a mesh link, or by the socket's
+ *  source for first-contact links. */
+export function isPeerBanned(bans: BanList, link: CoreLink, now: number): boolean {
+  if (link.peerNodeId && bans.isBanned(link.peerNodeId, now)) return true;
+  return bans.isBanned(link.trust === "mesh" ? link.remote.ip : link.socketRemote.ip, now);
+}
+
+/** Who a link's peer is, for punish(). */
+export function sharerOf(link: CoreLink): Sharer {
+  return { label: `${link.peerNodeId?.slice(0, 16) ?? "?"}@${formatAddress(link.remote.ip, link.remote.port)}`, id: link.peerNodeId, ip: link.remote.ip };
+}
+
+/** A forwarded record that claims an address a key-checked candidate holds under another key. */
+export function contradicts(candidates: CandidatePool, rec: NodeRecord): boolean {
+  const id = recordNodeId(rec);
+  const keys = new Set(addressKeys(rec));
+  return candidates.list().some((c) => c.id !== id && addressKeys(c.record).some((k) => keys.has(k)));
+}

@@ -1,0 +1,149 @@
+// The mesh's requests as router routes (DESIGN §3–§5, §8): each method's policy next to the handler
+// that calls the mesh modules (peer-sharing.ts, record-check.ts, self-check.ts, mesh-search.ts).
+//
+// WSS (links.router): mesh.peers, mesh.key-check and mesh.self-check-echo are open to first contacts;
+// mesh.find only to mesh peers. QUIC (udp.router), for apps and `findings peers/find` and the
+// self-check dial-backs: mesh.peers, mesh.find, mesh.self-check-echo and mesh.self-check, whose
+// answer makes us dial the asker twice and so has the tightest limits. Peers, searches and
+// self-checks keep their own limiters too (a mesh peer is counted by node id); the router's per-host
+// rates are a backstop, loose enough for many nodes on one host (tests, NAT'd neighbours).
+// A real node's routers and a memory node's router (memory-net.ts) get this same table.
+import { errorLine } from "../errors.ts";
+import type { NodeKey } from "../identity/node-key.ts";
+import { METHOD } from "../rpc/methods.ts";
+import { ANY_TRUST, MESH_ONLY, perHost, type RpcHandler, type RpcReply } from "../rpc/policy.ts";
+import type { RouteTable } from "../rpc/router.ts";
+import { Status } from "../wire/codec.ts";
+import type { NodeRecord } from "../wire/gen/findings_pb.ts";
+import { Mesh } from "../wire/gen/services_pb.ts";
+import { isPeerBanned } from "./admission.ts";
+import type { BanList } from "./ban-list.ts";
+import type { MeshNet, MeshUdp } from "./core-link.ts";
+import { linkOf } from "./link.ts";
+import type { MeshSearch } from "./mesh-search.ts";
+import { MAX_SMALL_MESSAGE_BYTES } from "./mesh-service-constants.ts";
+import type { PeerSharing } from "./peer-sharing.ts";
+import { answerKeyCheck } from "./record-check.ts";
+import { createRateLimiter } from "./search-rate-limit.ts";
+import { answerSelfCheck, SELF_CHECK_BURST, SELF_CHECK_RATE_PER_S, type SelfChecker } from "./self-check.ts";
+
+export interface MeshHandlerDeps {
+  links: MeshNet;
+  udp: MeshUdp;
+  nodeKey: NodeKey;
+  bans: BanList;
+  sharing: PeerSharing;
+  search: MeshSearch;
+  selfChecker: SelfChecker;
+  /** Our record while we serve, else undefined. */
+  ownRecord(): NodeRecord | undefined;
+  now(): number;
+  /** Message counters (mesh.find counts itself, in the search). */
+  countIn(method: string): void;
+  countOut(method: string): void;
+}
+
+export interface MeshRoutes {
+  /** For links.router. */
+  wss: RouteTable;
+  /** For udp.router. */
+  quic: RouteTable;
+}
+
+/** Most small requests of one method running at once, whoever sent them. */
+const SMALL = { maxPayloadBytes: MAX_SMALL_MESSAGE_BYTES, maxInFlight: 64 } as const;
+/** Self-checks running at once: each dials the asker back on both transports. */
+const MAX_SELF_CHECKS_IN_FLIGHT = 16;
+
+export function meshRoutes(d: MeshHandlerDeps): MeshRoutes {
+  const selfCheckLimiter = createRateLimiter({ ratePerS: SELF_CHECK_RATE_PER_S, burst: SELF_CHECK_BURST });
+
+  const counted =
+    (method: string, fn: RpcHandler): RpcHandler =>
+    (payload, ctx) => {
+      d.countIn(method);
+      return fn(payload, ctx);
+    };
+
+  const onPeers: RpcHandler = (payload, ctx) => {
+    const link = linkOf(ctx);
+    const t = d.now();
+    const rateKey = link.trust === "mesh" ? `id:${link.peerNodeId}` : `ip:${link.socketRemote.ip}`;
+    return d.sharing.answer(payload, { via: "link", rateKey, peerId: link.peerNodeId, banned: isPeerBanned(d.bans, link, t) }, t);
+  };
+
+  const onFind: RpcHandler = (payload, ctx) => {
+    const link = linkOf(ctx);
+    if (isPeerBanned(d.bans, link, d.now())) return { status: Status.REFUSED, error: "banned" };
+    return d.search.onMeshRequest(payload, link);
+  };
+
+  /** QUIC side: who asks is its source IP (a banned IP is refused); a bad request is answered, not thrown. */
+  const quic =
+    (method: string, fn: (payload: Uint8Array, remoteIp: string, signal: AbortSignal) => Promise<RpcReply> | RpcReply): RpcHandler =>
+    async (payload, ctx) => {
+      if (method !== METHOD.mesh.find) d.countIn(method);
+      if (d.bans.isBanned(ctx.remote.ip, d.now())) return { status: Status.REFUSED, error: "banned" };
+      try {
+        return await fn(payload, ctx.remote.ip, ctx.signal);
+      } catch (err) {
+        return { status: Status.BAD_REQUEST, error: errorLine(err) };
+      }
+    };
+
+  const onSelfCheck = quic(METHOD.mesh.selfCheck, (payload, ip, signal) => {
+    if (!selfCheckLimiter.allow(ip, d.now())) return { status: Status.RATE_LIMITED, error: "too many self-checks; slow down" };
+    return answerSelfCheck({ udp: d.udp, links: d.links }, payload, ip, { signal, onRequest: d.countOut });
+  });
+
+  return {
+    wss: [
+      [Mesh.method.peers, { ...SMALL, transports: ["wss"], trust: ANY_TRUST, rate: perHost(20, 100), handler: counted(METHOD.mesh.peers, onPeers) }],
+      [
+        Mesh.method.keyCheck,
+        { ...SMALL, transports: ["wss"], trust: ANY_TRUST, rate: perHost(20, 100), handler: counted(METHOD.mesh.keyCheck, (payload) => answerKeyCheck(d.nodeKey, payload, d.ownRecord())) },
+      ],
+      [
+        Mesh.method.selfCheckEcho,
+        { ...SMALL, transports: ["wss"], trust: ANY_TRUST, rate: perHost(20, 100), handler: counted(METHOD.mesh.selfCheckEcho, (payload) => d.selfChecker.echo(payload, "tcp")) },
+      ],
+      [Mesh.method.find, { ...SMALL, transports: ["wss"], trust: MESH_ONLY, rate: perHost(100, 500), handler: onFind }],
+    ],
+    quic: [
+      [
+        Mesh.method.peers,
+        {
+          ...SMALL,
+          transports: ["quic"],
+          trust: ANY_TRUST,
+          rate: perHost(20, 100),
+          handler: quic(METHOD.mesh.peers, (payload, ip) => d.sharing.answer(payload, { via: "app", rateKey: `ip:${ip}`, banned: false }, d.now())),
+        },
+      ],
+      [Mesh.method.find, { ...SMALL, transports: ["quic"], trust: ANY_TRUST, rate: perHost(20, 100), handler: quic(METHOD.mesh.find, (payload, ip) => d.search.onAppRequest(payload, ip)) }],
+      [
+        Mesh.method.selfCheckEcho,
+        { ...SMALL, transports: ["quic"], trust: ANY_TRUST, rate: perHost(20, 100), handler: quic(METHOD.mesh.selfCheckEcho, (payload) => d.selfChecker.echo(payload, "udp")) },
+      ],
+      [Mesh.method.selfCheck, { ...SMALL, maxInFlight: MAX_SELF_CHECKS_IN_FLIGHT, transports: ["quic"], trust: ANY_TRUST, rate: perHost(1, 10), handler: onSelfCheck }],
+    ],
+  };
+}
+
+/** Adds the mesh's routes to the links' and the UDP endpoint's routers (one router on a node that shares
+ *  it); returns the disposer that removes them all. */
+export function addMeshRoutes(d: MeshHandlerDeps): () => void {
+  const routes = meshRoutes(d);
+  const offWss = d.links.router.addAll(routes.wss);
+  let offQuic: () => void;
+  try {
+    offQuic = d.udp.router.addAll(routes.quic);
+  } catch (err) {
+    offWss();
+    throw err;
+  }
+  return () => {
+    offWss();
+    offQuic();
+  };
+}

@@ -1,0 +1,63 @@
+// The I/O rounds the mesh driver starts for the state machine: online help (ask, cross-check, merge,
+// punish liars) and the self-check (ask, punish checkers that lied). Each ends in one event.
+import { parseAddress, formatAddress } from "../contracts/address.ts";
+import type { HostPort } from "../contracts/address.ts";
+import type { MeshNet } from "./core-link.ts";
+import type { MeshEvent } from "./mesh-machine.ts";
+import { askForHelp, type HelpTarget } from "./online-help.ts";
+import type { RecordMerger, Sharer } from "./record-merge.ts";
+import type { SelfChecker } from "./self-check.ts";
+
+export interface RoundDeps {
+  links: Pick<MeshNet, "dialUntrusted">;
+  merger: RecordMerger;
+  punish(sharer: Sharer, why: string): void;
+  bump(event: string, n?: number): void;
+  log(level: "debug" | "info", msg: string, fields: Record<string, unknown>): void;
+  now(): number;
+  signal: AbortSignal;
+  countOut(method: string): void;
+}
+
+/** Asks every target at once and merges what they shared (record-merge.ts checks each record). */
+export async function helpRound(d: RoundDeps, targets: readonly HelpTarget[]): Promise<Extract<MeshEvent, { type: "helpDone" }>> {
+  const before = d.merger.counters.recordsAdded;
+  if (targets.length) {
+    const round = await askForHelp(d.links, targets, { now: d.now(), signal: d.signal, onRequest: d.countOut });
+    if (round.conflicts.length) {
+      d.bump("helpConflicts", round.conflicts.length);
+      d.log("info", "helpers disagree on keys; the key checks decide", { addresses: round.conflicts.slice(0, 5) });
+    }
+    const merges: Promise<void>[] = [];
+    for (const a of round.answers) {
+      // A helper is known by the address we dialled (first contact proves no key).
+      const sharer: Sharer = { label: formatAddress(a.target.addr.ip, a.target.addr.port), ip: a.target.addr.ip };
+      if (a.lie) {
+        d.punish(sharer, a.lie);
+        continue;
+      }
+      if (a.error) d.log("debug", "online help failed", { helper: sharer.label, error: a.error });
+      if (a.records.length) merges.push(d.merger.merge(a.records, sharer));
+    }
+    await Promise.all(merges);
+    d.bump("helpRounds");
+  }
+  return { type: "helpDone", broughtNews: d.merger.counters.recordsAdded > before };
+}
+
+/** Runs the self-check against `targets`; checkers that claimed a dial-back that never came are punished. */
+export async function selfCheckRound(
+  d: Pick<RoundDeps, "punish" | "signal" | "countOut">,
+  checker: SelfChecker,
+  targets: readonly HostPort[],
+  ports: { tcpPort: number; udpPort: number },
+): Promise<{ report: Awaited<ReturnType<SelfChecker["run"]>>; event: Extract<MeshEvent, { type: "selfCheckDone" }> }> {
+  const report = await checker.run(targets, ports, { signal: d.signal, onRequest: d.countOut });
+  for (const r of report.results) {
+    if (r.lied) d.punish({ label: r.checker, ip: parseAddress(r.checker).ip }, "claimed a self-check dial-back that never came");
+  }
+  const detail = report.reachable
+    ? { checkers: report.results.filter((r) => r.sawTcp && r.sawUdp).length }
+    : { results: report.results.map((r) => ({ checker: r.checker, tcp: r.sawTcp, udp: r.sawUdp, error: r.error })) };
+  return { report, event: { type: "selfCheckDone", reachable: report.reachable, observedIp: report.observedIp, detail } };
+}

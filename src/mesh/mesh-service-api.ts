@@ -1,0 +1,74 @@
+// The mesh service's surface: what it is built from (components, config values) and what the node
+// and the admin endpoint use of it.
+import type { NodeKey } from "../identity/node-key.ts";
+import type { Logger } from "../contracts/logger.ts";
+import type { NodeRecord } from "../wire/gen/findings_pb.ts";
+import type { Clock } from "../contracts/clock.ts";
+import type { MeshNet, MeshUdp } from "./core-link.ts";
+import type { MeshRole, MeshStateInit } from "./mesh-machine.ts";
+import type { SearchResult } from "./mesh-search.ts";
+import type { MeshServiceStatus } from "./mesh-status.ts";
+
+export interface MeshServiceComponents {
+  /** The mesh link service (link-service.ts), or an in-memory network (memory-net.ts). */
+  links: MeshNet;
+  /** QUIC handlers for apps (`findings peers/find`) and the self-check's dials. */
+  udp: MeshUdp;
+  /** The TLS endpoint's bound port (the mesh port in our record). */
+  tcpPort: () => number;
+  nodeKey: NodeKey;
+  cert: { spki: string };
+  log: Logger;
+  home: string;
+  /** The node's own NAT class from its self-probe (DESIGN §6), for the record; absent = Public. */
+  ownNat?: { current(): string | null; onChange(cb: () => void): () => void };
+  /** @default systemClock */
+  clock?: Clock;
+  /** @default Math.random */
+  rand?: () => number;
+}
+
+/** Values from the config (src/config/defaults.toml). */
+export interface MeshServiceInit {
+  /** Bound host (`host`); a wildcard means the advertised IP is learned from peers. */
+  host: string;
+  /** Bootstrap peers, "ip:port[#key]" (`peers`, --peer). */
+  peers: readonly string[];
+  /** Serve without the self-check (--public). */
+  public: boolean;
+  /** Never serve (--client-only). */
+  clientOnly: boolean;
+  /** Candidate pool size (`shortlist`). */
+  shortlist: number;
+  meshOut: number;
+  meshIn: number;
+  /** `mesh_switch_s` × 1000. */
+  switchIntervalMs: number;
+  /** Helpers asked at once (`peers_help`). */
+  peersHelp: number;
+  /** Candidates shared on each new link (`mesh_share`). */
+  shareCount: number;
+  /** `peer_cache_days` in ms. */
+  peerCacheMaxAgeMs: number;
+  /** Kind → reward address ([stakes]); every key but "*" is a kind we serve. */
+  stakes: Readonly<Record<string, string>>;
+  /** Identity id in our record (`user_id`, else the node id). */
+  identityId?: string;
+  /** Overrides of the timing edges of mesh-service-constants.ts (tests, the simulator). */
+  timing?: MeshStateInit["timing"];
+}
+
+export interface MeshService {
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  /** Our signed record while we serve. */
+  record(): NodeRecord | undefined;
+  readonly role: MeshRole;
+  status(): MeshServiceStatus;
+  /** Flat numbers for /metrics. */
+  counters(): Record<string, number>;
+  /** A search started at this node (DESIGN §8). */
+  find(kind: string): Promise<SearchResult>;
+  /** Resolves when the start-up (self-check, help, first merge) is done. */
+  readonly ready: Promise<void>;
+}

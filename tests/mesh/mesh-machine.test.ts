@@ -1,0 +1,185 @@
+// The role state machine and its step (src/mesh/mesh-machine.ts, admission.ts, mesh-upkeep.ts,
+// dialer.ts): transitions and actions as data, no links, no timers.
+import { describe, expect, test } from "bun:test";
+import { generateNodeKey, type NodeKey } from "../../src/identity/node-key.ts";
+import type { CoreLink } from "../../src/mesh/core-link.ts";
+import { createBackoff, createDialBook } from "../../src/mesh/dialer.ts";
+import { createMeshState, step, type MeshAction, type MeshState, type MeshStateInit } from "../../src/mesh/mesh-machine.ts";
+import { MESH_CLOSE } from "../../src/mesh/mesh-service-constants.ts";
+import { createOwnRecord } from "../../src/mesh/own-record.ts";
+import { buildRecord } from "../../src/mesh/record.ts";
+import type { NodeRecord } from "../../src/wire/gen/findings_pb.ts";
+import { seeded } from "../seeded.ts";
+
+const T0 = 1_800_000_000_000;
+const rand = seeded(7);
+
+function machine(init: Partial<MeshStateInit> = {}): MeshState {
+  const key = generateNodeKey();
+  const own = createOwnRecord({ nodeKey: key, host: "192.0.2.1", spki: "ab".repeat(32), stakes: {}, ports: () => ({ udpPort: 7788, tcpPort: 7788 }), nat: () => null });
+  return createMeshState({ myId: key.nodeId, own, now: T0, clientOnly: false, public: false, configPeers: 1, shortlist: 100, meshOut: 2, meshIn: 2, switchIntervalMs: 60_000, shareCount: 10, ...init });
+}
+
+function recordOf(key: NodeKey, i: number): NodeRecord {
+  return buildRecord(key, { addresses: [{ ip: `198.51.100.${i}`, udpPort: 7788, tcpPort: 7788 }], spki: "cd".repeat(32), seq: 1, now: T0 });
+}
+
+function fakeLink(peer: NodeKey, direction: "in" | "out", ip = "198.51.100.9"): CoreLink {
+  let open = true;
+  return {
+    peerNodeId: peer.nodeId,
+    trust: "mesh",
+    direction,
+    rttMs: 5,
+    remote: { ip, port: 7788 },
+    socketRemote: { ip, port: 7788 },
+    local: { ip: "192.0.2.1", port: 7788 },
+    openedAt: T0,
+    get isOpen() {
+      return open;
+    },
+    request: () => Promise.reject(new Error("not used")),
+    close: () => void (open = false),
+    onClose: () => () => {},
+  };
+}
+
+const types = (actions: MeshAction[]) => actions.map((a) => a.type);
+
+describe("roles", () => {
+  test("start: --client-only is a client, --public serves, a node with peers checks itself, one without is a client", () => {
+    const client = machine({ clientOnly: true });
+    expect(types(step(client, { type: "start", helpTargets: 3 }, T0, rand))).toEqual(["requestHelp", "schedule"]);
+    expect(client.role).toBe("client");
+
+    const pub = machine({ public: true });
+    const acts = step(pub, { type: "start", helpTargets: 0 }, T0, rand);
+    expect(pub.role).toBe("service");
+    expect(pub.own.current()).toBeDefined();
+    expect(acts).toContainEqual({ type: "schedule", timer: "refill", ms: pub.settings.refillDelayMs });
+
+    const checking = machine();
+    expect(types(step(checking, { type: "start", helpTargets: 2 }, T0, rand))).toEqual(["requestHelp", "selfCheck", "schedule"]);
+    expect(checking.role).toBe("checking");
+
+    const alone = machine({ configPeers: 0 });
+    step(alone, { type: "start", helpTargets: 0 }, T0, rand);
+    expect(alone.role).toBe("client");
+  });
+
+  test("a failed self-check makes a client that checks again after the switch interval; a passed one serves", () => {
+    const s = machine();
+    step(s, { type: "start", helpTargets: 1 }, T0, rand);
+    step(s, { type: "selfCheckDone", reachable: false, observedIp: null, detail: {} }, T0 + 1_000, rand);
+    expect(s.role).toBe("client");
+    expect(types(step(s, { type: "tick" }, T0 + 30_000, rand))).not.toContain("selfCheck");
+    expect(types(step(s, { type: "tick" }, T0 + 62_000, rand))).toContain("selfCheck");
+    expect(s.role).toBe("checking");
+    step(s, { type: "selfCheckDone", reachable: true, observedIp: "203.0.113.5", detail: {} }, T0 + 63_000, rand);
+    expect(s.role).toBe("service");
+    expect(s.own.current()!.addresses[0]!.ip).toBe("192.0.2.1"); // a specific host keeps its own IP
+  });
+
+  test("stop ends every role: timers cancelled, the cache written, later events ignored", () => {
+    const s = machine({ public: true });
+    step(s, { type: "start", helpTargets: 0 }, T0, rand);
+    expect(types(step(s, { type: "stop" }, T0 + 1, rand))).toEqual(["cancelTimers", "writeCache"]);
+    expect(s.role).toBe("stopped");
+    expect(step(s, { type: "tick" }, T0 + 2, rand)).toEqual([]);
+    const fresh = machine();
+    expect(types(step(fresh, { type: "stop" }, T0, rand))).toEqual(["cancelTimers"]);
+  });
+});
+
+describe("links and dials", () => {
+  test("a node that does not serve refuses mesh links; a serving one keeps them up to mesh_in and shares on each", () => {
+    const s = machine();
+    step(s, { type: "start", helpTargets: 1 }, T0, rand);
+    const early = fakeLink(generateNodeKey(), "in");
+    expect(step(s, { type: "linkUp", link: early }, T0, rand)).toEqual([{ type: "close", link: early, reason: MESH_CLOSE.notServing }]);
+    step(s, { type: "selfCheckDone", reachable: true, observedIp: null, detail: {} }, T0, rand);
+    const [a, b, c] = [fakeLink(generateNodeKey(), "in"), fakeLink(generateNodeKey(), "in"), fakeLink(generateNodeKey(), "in")];
+    expect(types(step(s, { type: "linkUp", link: a }, T0, rand))).toEqual(["watch", "share"]);
+    step(s, { type: "linkUp", link: b }, T0, rand);
+    expect(step(s, { type: "linkUp", link: c }, T0, rand)).toEqual([{ type: "close", link: c, reason: MESH_CLOSE.full }]);
+    expect(s.meshPool.list("in").length).toBe(2);
+  });
+
+  test("of two crossing links to one peer both ends keep the one dialled by the smaller node id", () => {
+    const s = machine({ public: true });
+    step(s, { type: "start", helpTargets: 0 }, T0, rand);
+    const peer = generateNodeKey();
+    const mine = fakeLink(peer, "out");
+    const theirs = fakeLink(peer, "in");
+    step(s, { type: "linkUp", link: mine }, T0, rand);
+    const acts = step(s, { type: "linkUp", link: theirs }, T0, rand);
+    const keep = s.myId < peer.nodeId ? mine : theirs;
+    const drop = keep === mine ? theirs : mine;
+    expect(acts).toContainEqual({ type: "close", link: drop, reason: MESH_CLOSE.duplicate });
+    expect(s.live.get(peer.nodeId)).toBe(keep);
+  });
+
+  test("fill dials picks for the missing outgoing links; a candidate failing twice is dropped", () => {
+    const s = machine({ public: true });
+    step(s, { type: "start", helpTargets: 0 }, T0, rand);
+    const keys = [generateNodeKey(), generateNodeKey(), generateNodeKey()];
+    keys.forEach((k, i) => s.candidates.add(recordOf(k, i + 1), T0));
+    const dials = step(s, { type: "refill" }, T0, rand).filter((a) => a.type === "dial");
+    expect(dials.length).toBe(2);
+    expect(s.dials.dialing.size).toBe(2);
+    const id = [...s.dials.dialing][0]!;
+    step(s, { type: "dialDone", id, error: "refused" }, T0, rand);
+    expect(s.candidates.has(id)).toBe(true);
+    expect(s.dials.cooling(id, T0 + 1)).toBe(true);
+    step(s, { type: "dialDone", id, error: "refused" }, T0 + 20_000, rand);
+    expect(s.candidates.has(id)).toBe(false);
+    expect(s.events.candidatesDropped).toBe(1);
+  });
+
+  test("a liar is banned by id and IP, its link closed and its candidates dropped", () => {
+    const s = machine({ public: true });
+    step(s, { type: "start", helpTargets: 0 }, T0, rand);
+    const liar = generateNodeKey();
+    const link = fakeLink(liar, "in", "198.51.100.1");
+    step(s, { type: "linkUp", link }, T0, rand);
+    s.candidates.add(recordOf(liar, 1), T0);
+    const acts = step(s, { type: "lie", sharer: { label: "liar", id: liar.nodeId, ip: "198.51.100.1" }, why: "forged" }, T0, rand);
+    expect(acts).toContainEqual({ type: "close", link, reason: MESH_CLOSE.banned });
+    expect(s.bans.isBanned(liar.nodeId, T0)).toBe(true);
+    expect(s.bans.isBanned("198.51.100.1", T0)).toBe(true);
+    expect(s.candidates.size).toBe(0);
+    // The same lie again issues no second ban.
+    expect(step(s, { type: "lie", sharer: { label: "liar", id: liar.nodeId, ip: "198.51.100.1" }, why: "forged" }, T0, rand)).toEqual([]);
+  });
+});
+
+describe("the shared dial book and back-off", () => {
+  test("a cooldown blocks, expires, and the longest one wins", () => {
+    const book = createDialBook({ cooldownMs: 1_000 });
+    book.coolDown("x", T0, 5_000);
+    book.coolDown("x", T0);
+    expect(book.blocked("x", T0 + 4_999)).toBe(true);
+    expect(book.blocked("x", T0 + 5_000)).toBe(false);
+    book.begin("y");
+    expect(book.blocked("y", T0)).toBe(true);
+    book.end("y");
+    expect(book.blocked("y", T0)).toBe(false);
+  });
+
+  test("a link that comes up resets the failure count", () => {
+    const book = createDialBook({ maxFailures: 2 });
+    expect(book.failed("x", T0)).toBe(false);
+    book.succeeded("x");
+    expect(book.failed("x", T0)).toBe(false);
+    expect(book.failed("x", T0)).toBe(true);
+  });
+
+  test("the back-off doubles up to its cap and starts over after news", () => {
+    const b = createBackoff(3_000, 10_000);
+    b.settle(false);
+    b.settle(false);
+    expect(b.waitMs).toBe(10_000);
+    b.settle(true);
+    expect(b.waitMs).toBe(3_000);
+  });
+});
