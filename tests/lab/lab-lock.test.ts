@@ -5,7 +5,7 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import { tempDir } from "../helpers.ts";
 import { until, within } from "../wait.ts";
-import { holdLabLock } from "./lab-lock.ts";
+import { heldLabLocks, holdLabLock } from "./lab-lock.ts";
 import { LAB_SCRIPT } from "./lab.ts";
 
 const dir = tempDir("findings-lab-lock-");
@@ -42,7 +42,7 @@ describe("the NAT lab lock", () => {
     expect(othersCanTake()).toBe(false);
     await second();
     expect(othersCanTake()).toBe(true);
-    expect(process.env.FL_NATLAB_LOCK_HELD).toBeUndefined();
+    expect(heldLabLocks()).not.toContain(lockFile);
   });
 
   test("a second run waits for the first and gets the lock when the first lets go", async () => {
@@ -68,7 +68,7 @@ describe("the NAT lab lock", () => {
 
     const release = await holdLabLock(lockFile);
     try {
-      expect(process.env.FL_NATLAB_LOCK_HELD).toBe(lockFile);
+      expect(heldLabLocks()).toContain(lockFile);
       const own = labStatus();
       await within(own.exited, { what: "lab.sh status under this process's own hold", timeoutMs: 10_000 });
       expect(await new Response(own.stdout).text()).toContain("lab:");

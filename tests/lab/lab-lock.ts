@@ -21,7 +21,7 @@ export async function holdLabLock(file = LAB_LOCK_FILE, waitS = LAB_LOCK_WAIT_S)
   lock.holders++;
   lock.held ??= takeLock(file, waitS).then(
     (proc) => {
-      process.env.FL_NATLAB_LOCK_HELD = file;
+      setHeld(file, true);
       return proc;
     },
     (err: unknown) => {
@@ -42,11 +42,24 @@ export async function holdLabLock(file = LAB_LOCK_FILE, waitS = LAB_LOCK_WAIT_S)
     if (--lock.holders > 0) return;
     const last = lock.held!;
     lock.held = null;
-    if (process.env.FL_NATLAB_LOCK_HELD === file) delete process.env.FL_NATLAB_LOCK_HELD;
+    setHeld(file, false);
     const proc = await last;
     proc.stdin.end();
     await proc.exited;
   };
+}
+
+/** The lock files this process holds, as lab.sh reads them: FL_NATLAB_LOCK_HELD is a ":"-separated list
+ *  (the real lab's lock and a test's own lock file can be held at once in one test process). */
+export function heldLabLocks(): string[] {
+  return (process.env.FL_NATLAB_LOCK_HELD ?? "").split(":").filter(Boolean);
+}
+
+function setHeld(file: string, held: boolean): void {
+  const files = heldLabLocks().filter((f) => f !== file);
+  if (held) files.push(file);
+  if (files.length) process.env.FL_NATLAB_LOCK_HELD = files.join(":");
+  else delete process.env.FL_NATLAB_LOCK_HELD;
 }
 
 async function takeLock(file: string, waitS: number): Promise<Holder> {

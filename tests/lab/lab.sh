@@ -269,7 +269,7 @@ main() {
     up|down|status)
       # A lab test file holds this lock for its whole run (tests/lab/lab-lock.ts) and names it in
       # FL_NATLAB_LOCK_HELD for the commands it runs; anyone else waits here.
-      if [[ ${FL_NATLAB_LOCK_HELD:-} != "$LOCK_FILE" ]]; then
+      if [[ ":${FL_NATLAB_LOCK_HELD:-}:" != *":$LOCK_FILE:"* ]]; then
         exec 9>"$LOCK_FILE"
         flock -w 60 9 || die "another lab.sh holds $LOCK_FILE"
       fi

@@ -118,7 +118,8 @@ describe("/metrics", () => {
   test("process families: memory, CPU, descriptors and start time have sane values", () => {
     expect(sample(text, "findings_process_resident_memory_bytes")).toBeGreaterThan(10 * 2 ** 20);
     expect(sample(text, "findings_process_heap_used_bytes")).toBeGreaterThan(0);
-    expect(sample(text, "findings_process_heap_total_bytes")).toBeGreaterThanOrEqual(sample(text, "findings_process_heap_used_bytes"));
+    // JavaScriptCore's heapUsed counts objects outside the reported heap size, so it can exceed heapTotal.
+    expect(sample(text, "findings_process_heap_total_bytes")).toBeGreaterThan(0);
     expect(sample(text, "findings_process_cpu_seconds_total")).toBeGreaterThan(0);
     const fds = sample(text, "findings_process_open_fds");
     expect(fds).toBeGreaterThan(3);
