@@ -102,7 +102,7 @@ export function saveUdpTimeouts(): () => void {
 
 /** True when lab.sh says the lab is complete. */
 export function labIsUp(): boolean {
-  return Bun.spawnSync(["bash", LAB_SCRIPT, "status"], { stdout: "ignore", stderr: "ignore" }).exitCode === 0;
+  return Bun.spawnSync(["bash", LAB_SCRIPT, "status"], { stdout: "ignore", stderr: "ignore", env: { ...process.env } }).exitCode === 0;
 }
 
 /** Starts the three nodes: fl-s1 --public, fl-s2 and fl-s3 --peer 203.0.113.1. */

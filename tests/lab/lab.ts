@@ -50,7 +50,9 @@ export const LAB_CLIENTS: readonly LabClient[] = [
 ];
 
 function runLab(args: string[]): { code: number; out: string; err: string } {
-  const r = spawnSync(["bash", LAB_SCRIPT, ...args], { stdout: "pipe", stderr: "pipe" });
+  // The environment is passed on purpose: Bun's spawn does not see later changes to process.env, and
+  // FL_NATLAB_LOCK_HELD (tests/lab/lab-lock.ts) is set after start-up.
+  const r = spawnSync(["bash", LAB_SCRIPT, ...args], { stdout: "pipe", stderr: "pipe", env: { ...process.env } });
   return { code: r.exitCode ?? -1, out: r.stdout.toString(), err: r.stderr.toString().trim() };
 }
 
