@@ -3,15 +3,15 @@
 // (DESIGN §3: untrusted first contact, pinned, or bootstrapped mesh link).
 import { bytesToHex } from "@noble/hashes/utils.js";
 import { LimitError, PeerError, TimeoutError } from "../errors.ts";
-import { nodeIdOf } from "../identity/node-key.ts";
-import { formatAddress, unmapIp, type HostPort } from "../contracts/address.ts";
-import type { RpcContext, Trust } from "../rpc/policy.ts";
-import type { Router } from "../rpc/router.ts";
-import { WS_CLOSE } from "../transport/ws/constants.ts";
-import type { WsCloseInfo, WsConnection } from "../transport/ws/connection.ts";
-import { decodeEnvelope, encodeAnswer, encodeEnvelope, Status, statusName, type Envelope } from "../wire/codec.ts";
+import { nodeIdOf } from "../identity/index.ts";
+import { formatAddress, unmapIp, type HostPort } from "../contracts/index.ts";
+import type { RpcContext, Trust } from "../rpc/index.ts";
+import type { Router } from "../rpc/index.ts";
+import { WS_CLOSE } from "../transport/index.ts";
+import type { WsCloseInfo, WsConnection } from "../transport/index.ts";
+import { decodeEnvelope, encodeAnswer, encodeEnvelope, Status, statusName, type Envelope } from "../wire/index.ts";
 import { LINK_REQUEST_TIMEOUT_MS, MAX_INFLIGHT_REQUESTS_PER_LINK, MAX_PENDING_REQUESTS_PER_LINK } from "./link-constants.ts";
-import { silentLogger, type Logger } from "../contracts/logger.ts";
+import { silentLogger, type Logger } from "../contracts/index.ts";
 
 /** "untrusted": no pin (first contact, or an inbound link before bootstrap). "pinned": we dialled
  *  and the certificate matched a pin, but the peer has not authenticated us. "mesh": bootstrapped

@@ -3,15 +3,15 @@
 // (src/rpc, the same policies as on a WSS link: trust, payload, per-prefix rate, in-flight), a
 // request timeout on the given clock, a close that fails pending requests and tells both ends.
 // Delivery is a microtask, so many mesh cores run in one process on a fake clock (memory-net.ts).
-import { nodeIdOf } from "../identity/node-key.ts";
+import { nodeIdOf } from "../identity/index.ts";
 import { PeerError, TimeoutError } from "../errors.ts";
-import type { HostPort } from "../contracts/address.ts";
-import type { RpcContext } from "../rpc/policy.ts";
-import type { Router } from "../rpc/router.ts";
-import { WS_CLOSE } from "../transport/ws/constants.ts";
-import type { WsCloseInfo } from "../transport/ws/connection.ts";
-import { decodeEnvelope, encodeAnswer, encodeEnvelope, Status, type Envelope } from "../wire/codec.ts";
-import type { Clock, TimerHandle } from "../contracts/clock.ts";
+import type { HostPort } from "../contracts/index.ts";
+import type { RpcContext } from "../rpc/index.ts";
+import type { Router } from "../rpc/index.ts";
+import { WS_CLOSE } from "../transport/index.ts";
+import type { WsCloseInfo } from "../transport/index.ts";
+import { decodeEnvelope, encodeAnswer, encodeEnvelope, Status, type Envelope } from "../wire/index.ts";
+import type { Clock, TimerHandle } from "../contracts/index.ts";
 import { LINK_REQUEST_TIMEOUT_MS, MAX_INFLIGHT_REQUESTS_PER_LINK } from "./link-constants.ts";
 import type { LinkRequestOptions, LinkTrust, MeshLink } from "./link.ts";
 

@@ -1,11 +1,11 @@
 // A client-only UDP socket: QUIC dials and raw datagrams from one socket, no QUIC server (DESIGN §2). Used
 // by CLI commands (whoami, probe, punch) and by apps; a node uses createUdpEndpoint instead.
-import { formatAddress } from "../../contracts/address.ts";
+import { formatAddress } from "../../contracts/index.ts";
 import type { QuicLink } from "../quic/link.ts";
-import { createRouter, type Router } from "../../rpc/router.ts";
+import { createRouter, type Router } from "../../rpc/index.ts";
 import { UdpCore, type DialOptions, type LinkEvent, type LinkListener, type UdpCoreCounters } from "./core.ts";
 import type { RawDatagramHandler } from "./shared-socket.ts";
-import type { Logger } from "../../contracts/logger.ts";
+import type { Logger } from "../../contracts/index.ts";
 
 export interface UdpClientInit {
   /** Address to bind: "0.0.0.0" for IPv4 servers, "::" for IPv6 (dual-stack). @default "::" */
