@@ -15,6 +15,7 @@ import {
   QUIC_HANDSHAKE_TIMEOUT_MS,
 } from "../quic/constants.ts";
 import { createQuicLink, type QuicLink } from "../quic/link.ts";
+import { createSerial } from "./serial.ts";
 import { createRouter, type Router } from "../../rpc/index.ts";
 import { streamCodeToReason, streamReasonToCode } from "../quic/stream-io.ts";
 import { connectionMapOf, type RawDatagramHandler } from "./shared-socket.ts";
@@ -78,13 +79,7 @@ export function createUdpEndpoint(components: UdpEndpointComponents, init: UdpEn
   const perIp = new Map<string, number>();
   let server: QUICServer | undefined;
   let running = false;
-  // start() and stop() run one at a time, in call order, so a stop during a start waits for it.
-  let chain: Promise<void> = Promise.resolve();
-  const serial = (fn: () => Promise<void>): Promise<void> => {
-    const p = chain.then(fn);
-    chain = p.catch(() => {});
-    return p;
-  };
+  const serial = createSerial();
 
   // whoami and the app bootstrap, while running.
   let removeRoutes: (() => void) | undefined;
