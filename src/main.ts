@@ -1,16 +1,16 @@
 // The `findings` command line: the subcommand tree of DESIGN §1 (a subcommand appears when its capability works).
 import { defineCommand, runMain } from "citty";
-import { configCommand } from "./cli/config.ts";
-import { devnetCommand } from "./cli/devnet.ts";
-import { findCommand } from "./cli/find.ts";
-import { idCommand } from "./cli/id.ts";
-import { peersCommand } from "./cli/peers.ts";
-import { probeCommand } from "./cli/probe.ts";
-import { punchCommand } from "./cli/punch.ts";
-import { serveCommand } from "./cli/serve.ts";
-import { shareCommand } from "./cli/share.ts";
-import { statusCommand } from "./cli/status.ts";
-import { whoamiCommand } from "./cli/whoami.ts";
+import { configCommand } from "./cli/index.ts";
+import { devnetCommand } from "./cli/index.ts";
+import { findCommand } from "./cli/index.ts";
+import { idCommand } from "./cli/index.ts";
+import { peersCommand } from "./cli/index.ts";
+import { probeCommand } from "./cli/index.ts";
+import { punchCommand } from "./cli/index.ts";
+import { serveCommand } from "./cli/index.ts";
+import { shareCommand } from "./cli/index.ts";
+import { statusCommand } from "./cli/index.ts";
+import { whoamiCommand } from "./cli/index.ts";
 import { VERSION } from "./version.ts";
 
 const main = defineCommand({

@@ -2,27 +2,27 @@
 // rooms run as one list of services (transport → mesh → nat → punch → share → ops), started in order and
 // stopped in reverse; a failed start stops what had started (contracts/service.ts).
 import { isIP } from "node:net";
-import type { Config } from "./config/schema.ts";
-import { createRunCertificate, type RunCertificate } from "./identity/certificate.ts";
-import { loadOrCreateNodeKey, type NodeKey } from "./identity/node-key.ts";
-import { serveAppBootstrapOverWss } from "./transport/app-bootstrap/wss.ts";
-import { createMeshLinks, type MeshLinks } from "./mesh/link-service.ts";
-import { createMeshService, type MeshService } from "./mesh/mesh-service.ts";
-import { createAdminService } from "./ops/admin.ts";
-import { registerNodeMetrics, registerNodeTimers } from "./ops/node-metrics.ts";
-import { registerProcessMetrics } from "./ops/process-metrics.ts";
-import type { Logger } from "./contracts/logger.ts";
-import { createMetricsRegistry, type MetricsRegistry } from "./contracts/metrics.ts";
-import { asService, createServiceGroup, type Service } from "./contracts/service.ts";
-import { createBindingResponder, type BindingResponder } from "./stun/responder.ts";
-import { createNatService, type NatService } from "./nat/service.ts";
-import { createPunchService, type PunchService } from "./punch/punch-service.ts";
-import { createShareService, type ShareService } from "./share/service.ts";
-import { servedKinds } from "./punch/stakes.ts";
-import { formatAddress } from "./contracts/address.ts";
-import { createRouter } from "./rpc/router.ts";
-import { createTlsEndpoint, type TlsEndpoint } from "./transport/tls/endpoint.ts";
-import { createUdpEndpoint, type UdpEndpoint } from "./transport/udp/endpoint.ts";
+import type { Config } from "./config/index.ts";
+import { createRunCertificate, type RunCertificate } from "./identity/index.ts";
+import { loadOrCreateNodeKey, type NodeKey } from "./identity/index.ts";
+import { serveAppBootstrapOverWss } from "./transport/index.ts";
+import { createMeshLinks, type MeshLinks } from "./mesh/index.ts";
+import { createMeshService, type MeshService } from "./mesh/index.ts";
+import { createAdminService } from "./ops/index.ts";
+import { registerNodeMetrics, registerNodeTimers } from "./ops/index.ts";
+import { registerProcessMetrics } from "./ops/index.ts";
+import type { Logger } from "./contracts/index.ts";
+import { createMetricsRegistry, type MetricsRegistry } from "./contracts/index.ts";
+import { asService, createServiceGroup, type Service } from "./contracts/index.ts";
+import { createBindingResponder, type BindingResponder } from "./stun/index.ts";
+import { createNatService, type NatService } from "./nat/index.ts";
+import { createPunchService, type PunchService } from "./punch/index.ts";
+import { createShareService, type ShareService } from "./share/index.ts";
+import { servedKinds } from "./punch/index.ts";
+import { formatAddress } from "./contracts/index.ts";
+import { createRouter } from "./rpc/index.ts";
+import { createTlsEndpoint, type TlsEndpoint } from "./transport/index.ts";
+import { createUdpEndpoint, type UdpEndpoint } from "./transport/index.ts";
 import { VERSION } from "./version.ts";
 
 export interface NodeComponents {

@@ -1,9 +1,9 @@
 // Flags every command shares (--home, --config, --json, --log-level) and the context built from them.
 import type { ArgsDef } from "citty";
-import { loadConfig, type Overrides, type LoadedConfig } from "../config/load.ts";
-import type { LogLevel } from "../config/schema.ts";
+import { loadConfig, type Overrides, type LoadedConfig } from "../config/index.ts";
+import type { LogLevel } from "../config/index.ts";
 import { errorLine } from "../errors.ts";
-import { defaultHome, ensureHome } from "../ops/home.ts";
+import { defaultHome, ensureHome } from "../ops/index.ts";
 
 export const commonArgs = {
   home: { type: "string", description: "Home folder (default ~/.findings, or $FINDINGS_HOME)", valueHint: "DIR" },

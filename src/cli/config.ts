@@ -1,6 +1,6 @@
 // `findings config`: the effective configuration, or with --defaults the embedded one.
 import { defineCommand } from "citty";
-import { DEFAULTS_TOML, configToToml } from "../config/load.ts";
+import { DEFAULTS_TOML, configToToml } from "../config/index.ts";
 import { action, commonArgs, jsonArg, loadContext, printJson } from "./common.ts";
 
 export const configCommand = defineCommand({

@@ -7,10 +7,10 @@
 import { defineCommand } from "citty";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { DEFAULTS } from "../config/defaults.ts";
-import { loadConfig, type Overrides } from "../config/load.ts";
+import { DEFAULTS } from "../config/index.ts";
+import { loadConfig, type Overrides } from "../config/index.ts";
 import { createNode, type FindingsNode } from "../node.ts";
-import { createLogger } from "../ops/logger.ts";
+import { createLogger } from "../ops/index.ts";
 import { action, commonArgs, jsonArg, loadContext } from "./common.ts";
 
 /** More nodes than this in one process is a benchmark, not a devnet (use real processes). */

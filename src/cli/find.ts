@@ -1,10 +1,10 @@
 // `findings find KIND --server ADDR`: nodes that serve an app kind, from the server and its mesh, with server groups (DESIGN §8).
 import { defineCommand } from "citty";
-import { askFind } from "../mesh/mesh-client.ts";
-import { toJson } from "../mesh/record-json.ts";
-import { MAX_SEARCH_HOPS } from "../mesh/search.ts";
-import { isValidKind } from "../wire/limits.ts";
-import { parseAddress } from "../contracts/address.ts";
+import { askFind } from "../mesh/index.ts";
+import { toJson } from "../mesh/index.ts";
+import { MAX_SEARCH_HOPS } from "../mesh/index.ts";
+import { isValidKind } from "../wire/index.ts";
+import { parseAddress } from "../contracts/index.ts";
 import { action, commonArgs, jsonArg, printJson } from "./common.ts";
 
 export const findCommand = defineCommand({

@@ -1,6 +1,6 @@
 // `findings id`: this node's identity (node id and X25519 public key), created on first use.
 import { defineCommand } from "citty";
-import { loadOrCreateNodeKey } from "../identity/node-key.ts";
+import { loadOrCreateNodeKey } from "../identity/index.ts";
 import { action, commonArgs, jsonArg, loadContext, printJson } from "./common.ts";
 
 export const idCommand = defineCommand({

@@ -1,8 +1,8 @@
 // `findings peers --server ADDR`: the Findings nodes a server knows, asked over QUIC as an app would (DESIGN §1, §5).
 import { defineCommand } from "citty";
-import { askPeers } from "../mesh/mesh-client.ts";
-import { toJson } from "../mesh/record-json.ts";
-import { formatAddress, parseAddress } from "../contracts/address.ts";
+import { askPeers } from "../mesh/index.ts";
+import { toJson } from "../mesh/index.ts";
+import { formatAddress, parseAddress } from "../contracts/index.ts";
 import { action, commonArgs, jsonArg, printJson } from "./common.ts";
 
 export const peersCommand = defineCommand({

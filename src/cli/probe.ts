@@ -1,11 +1,11 @@
 // `findings probe`: my public address, NAT class and (with --lifetime) mapping lifetime (DESIGN §1, §6).
 import { defineCommand } from "citty";
-import { DEFAULTS } from "../config/defaults.ts";
+import { DEFAULTS } from "../config/index.ts";
 import { ConfigError } from "../errors.ts";
-import { LIFETIME_MAX_S } from "../nat/constants.ts";
-import { runProbe, type ProbeProgress, type ProbeServer } from "../nat/probe-client.ts";
-import { summarizeProbe } from "../nat/probe-report.ts";
-import { parseAddress } from "../contracts/address.ts";
+import { LIFETIME_MAX_S } from "../nat/index.ts";
+import { runProbe, type ProbeProgress, type ProbeServer } from "../nat/index.ts";
+import { summarizeProbe } from "../nat/index.ts";
+import { parseAddress } from "../contracts/index.ts";
 import { action, commonArgs, formatSeconds, jsonArg, loadContext, printJson, progressLine, progressWanted, repeated } from "./common.ts";
 
 export const probeCommand = defineCommand({

@@ -9,16 +9,16 @@
 import { defineCommand } from "citty";
 import { isIP } from "node:net";
 import { PeerError, TimeoutError, errorLine } from "../errors.ts";
-import { loadOrCreateNodeKey } from "../identity/node-key.ts";
-import { createLogger } from "../ops/logger.ts";
-import { createPunchClient, isPunchRefused, type JoinInfo, type PunchClient } from "../punch/punch-client.ts";
-import { describeResult, failedResult, type PunchResult } from "../punch/punch-result.ts";
-import { isNatClassName, NAT_CLASSES, type NatClassName } from "../nat/class.ts";
-import { runProbe } from "../nat/probe-client.ts";
-import { parseAddress, type PeerAddress } from "../contracts/address.ts";
-import { Status } from "../wire/codec.ts";
+import { loadOrCreateNodeKey } from "../identity/index.ts";
+import { createLogger } from "../ops/index.ts";
+import { createPunchClient, isPunchRefused, type JoinInfo, type PunchClient } from "../punch/index.ts";
+import { describeResult, failedResult, type PunchResult } from "../punch/index.ts";
+import { isNatClassName, NAT_CLASSES, type NatClassName } from "../nat/index.ts";
+import { runProbe } from "../nat/index.ts";
+import { parseAddress, type PeerAddress } from "../contracts/index.ts";
+import { Status } from "../wire/index.ts";
 import { action, commonArgs, formatSeconds, jsonArg, loadContext, printJson, progressLine, progressWanted } from "./common.ts";
-import type { Logger } from "../contracts/logger.ts";
+import type { Logger } from "../contracts/index.ts";
 
 /** Whole-command budget for a one-shot punch, in seconds: bootstrap, request, and a spray attempt (15 s). */
 const DEFAULT_PUNCH_TIMEOUT_S = 20;

@@ -1,10 +1,10 @@
 // `findings serve`: run a node until SIGINT/SIGTERM (DESIGN §9 flags).
 import { defineCommand } from "citty";
 import { join } from "node:path";
-import { DEFAULTS } from "../config/defaults.ts";
-import type { Overrides } from "../config/load.ts";
+import { DEFAULTS } from "../config/index.ts";
+import type { Overrides } from "../config/index.ts";
 import { createNode } from "../node.ts";
-import { createLogger } from "../ops/logger.ts";
+import { createLogger } from "../ops/index.ts";
 import { action, commonArgs, jsonArg, loadContext, repeated } from "./common.ts";
 
 export const serveCommand = defineCommand({

@@ -3,13 +3,13 @@
 // src/share/service.ts.
 import { defineCommand } from "citty";
 import { isIP } from "node:net";
-import { loadOrCreateNodeKey } from "../identity/node-key.ts";
-import { shareFetch, shareRegister } from "../share/client.ts";
-import { SHARE_FETCH_MAX } from "../punch/constants.ts";
-import { formatAddress, parseAddress, type PeerAddress } from "../contracts/address.ts";
-import { bootstrapApp } from "../transport/app-bootstrap/bootstrap.ts";
-import type { QuicLink } from "../transport/quic/link.ts";
-import { createUdpClient } from "../transport/udp/client.ts";
+import { loadOrCreateNodeKey } from "../identity/index.ts";
+import { shareFetch, shareRegister } from "../share/index.ts";
+import { SHARE_FETCH_MAX } from "../punch/index.ts";
+import { formatAddress, parseAddress, type PeerAddress } from "../contracts/index.ts";
+import { bootstrapApp } from "../transport/index.ts";
+import type { QuicLink } from "../transport/index.ts";
+import { createUdpClient } from "../transport/index.ts";
 import { action, commonArgs, jsonArg, loadContext, printJson } from "./common.ts";
 
 const serverArgs = {

@@ -1,8 +1,8 @@
 // `findings status`: a running node's pools, links, bans and counters, read from its admin endpoint (DESIGN §1, §2).
 import { defineCommand } from "citty";
-import { DEFAULTS } from "../config/defaults.ts";
+import { DEFAULTS } from "../config/index.ts";
 import { PeerError } from "../errors.ts";
-import { parseAddress } from "../contracts/address.ts";
+import { parseAddress } from "../contracts/index.ts";
 import { action, commonArgs, jsonArg, loadContext, printJson } from "./common.ts";
 
 interface MeshStatusView {

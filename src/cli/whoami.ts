@@ -1,8 +1,8 @@
 // `findings whoami`: my public address as one server sees it, over QUIC or (--tcp) HTTPS.
 import { defineCommand } from "citty";
-import { parseAddress } from "../contracts/address.ts";
-import { httpsWhoami } from "../transport/tls/https-whoami-client.ts";
-import { quicWhoami } from "../transport/quic/whoami.ts";
+import { parseAddress } from "../contracts/index.ts";
+import { httpsWhoami } from "../transport/index.ts";
+import { quicWhoami } from "../transport/index.ts";
 import { action, commonArgs, jsonArg, printJson } from "./common.ts";
 
 export const whoamiCommand = defineCommand({

@@ -1,7 +1,7 @@
 // The configuration schema: every key, its type and allowed values (DESIGN §9). The defaults are in
 // defaults.toml; the Config type is derived from SCHEMA, so a key is declared once here.
 import { ConfigError } from "../errors.ts";
-import { isValidKind, MAX_IDENTITY_ID_CHARS, MAX_KIND_CHARS, MAX_RECORD_KINDS, MAX_STAKE_ADDRESS_CHARS } from "../wire/limits.ts";
+import { isValidKind, MAX_IDENTITY_ID_CHARS, MAX_KIND_CHARS, MAX_RECORD_KINDS, MAX_STAKE_ADDRESS_CHARS } from "../wire/index.ts";
 
 type Rule =
   | { type: "int"; min: number; max: number }

@@ -5,8 +5,8 @@
 // pair of dials, and the pool has a slot in its direction. Whoever lies (a forged or broken record,
 // an undecodable answer, a self-check dial-back that never came) is banned for 4 h by node id and by
 // the service IP we know it at; its candidate record and its link go.
-import { formatAddress } from "../contracts/address.ts";
-import type { NodeRecord } from "../wire/gen/findings_pb.ts";
+import { formatAddress } from "../contracts/index.ts";
+import type { NodeRecord } from "../wire/index.ts";
 import type { BanList } from "./ban-list.ts";
 import { addressKeys, type CandidatePool } from "./candidate-pool.ts";
 import type { CoreLink } from "./core-link.ts";

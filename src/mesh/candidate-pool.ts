@@ -4,8 +4,8 @@
 // (record.ts), asks planMerge() which records need a reachability + key check (key-challenge.ts),
 // and add()s those that pass. Pure bookkeeping: time comes in as `now` (ms), randomness as `rand`
 // (a function returning [0, 1)), so tests are deterministic.
-import type { NodeRecord } from "../wire/gen/findings_pb.ts";
-import { DEFAULTS } from "../config/defaults.ts";
+import type { NodeRecord } from "../wire/index.ts";
+import { DEFAULTS } from "../config/index.ts";
 import { isSameBytes, recordNodeId } from "./record.ts";
 
 /** A candidate not seen (no link, no check, no share naming it) for this long is dropped. One hour:

@@ -1,9 +1,9 @@
 // What the mesh core needs of links and transports: real WSS mesh links (link.ts, link-service.ts)
 // and QUIC (transport/udp) satisfy these, and so do the in-memory links (memory-link.ts,
 // memory-net.ts) that let many mesh cores run in one process.
-import type { HostPort } from "../contracts/address.ts";
-import type { Router } from "../rpc/router.ts";
-import type { Envelope } from "../wire/codec.ts";
+import type { HostPort } from "../contracts/index.ts";
+import type { Router } from "../rpc/index.ts";
+import type { Envelope } from "../wire/index.ts";
 import type { LinkRequestOptions, LinkTrust } from "./link.ts";
 import type { MeshDialOptions } from "./link-service.ts";
 

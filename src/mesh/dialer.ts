@@ -2,7 +2,7 @@
 // (mesh dials to fill the pool, key checks of shared records) shares one cooldown and one failure
 // count, and both "ask again later" loops (online help, pool refresh) share one back-off. Pure: the
 // caller passes `now`.
-import type { NodeRecord } from "../wire/gen/findings_pb.ts";
+import type { NodeRecord } from "../wire/index.ts";
 import type { Rand } from "./candidate-pool.ts";
 
 /** A candidate we failed to dial (unreachable, refused, full) is not dialled again for this long. */

@@ -9,13 +9,13 @@
 // rates are a backstop, loose enough for many nodes on one host (tests, NAT'd neighbours).
 // A real node's routers and a memory node's router (memory-net.ts) get this same table.
 import { errorLine } from "../errors.ts";
-import type { NodeKey } from "../identity/node-key.ts";
-import { METHOD } from "../rpc/methods.ts";
-import { ANY_TRUST, MESH_ONLY, perHost, type RpcHandler, type RpcReply } from "../rpc/policy.ts";
-import type { RouteTable } from "../rpc/router.ts";
-import { Status } from "../wire/codec.ts";
-import type { NodeRecord } from "../wire/gen/findings_pb.ts";
-import { Mesh } from "../wire/gen/services_pb.ts";
+import type { NodeKey } from "../identity/index.ts";
+import { METHOD } from "../rpc/index.ts";
+import { ANY_TRUST, MESH_ONLY, perHost, type RpcHandler, type RpcReply } from "../rpc/index.ts";
+import type { RouteTable } from "../rpc/index.ts";
+import { Status } from "../wire/index.ts";
+import type { NodeRecord } from "../wire/index.ts";
+import { Mesh } from "../wire/index.ts";
 import { isPeerBanned } from "./admission.ts";
 import type { BanList } from "./ban-list.ts";
 import type { MeshNet, MeshUdp } from "./core-link.ts";

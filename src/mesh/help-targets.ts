@@ -1,10 +1,10 @@
 // Whom to ask for online help and the self-check (DESIGN §3 first contact): the configured peers
 // (--peer "ip:port[#key]", UDP and TCP port taken as equal), then nodes from records (the peer cache
 // at start, the candidate pool later).
-import { parseAddress } from "../contracts/address.ts";
+import { parseAddress } from "../contracts/index.ts";
 import { errorLine } from "../errors.ts";
-import type { HostPort } from "../contracts/address.ts";
-import type { NodeRecord } from "../wire/gen/findings_pb.ts";
+import type { HostPort } from "../contracts/index.ts";
+import type { NodeRecord } from "../wire/index.ts";
 import type { Rand } from "./candidate-pool.ts";
 import type { HelpTarget } from "./online-help.ts";
 

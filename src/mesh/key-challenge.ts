@@ -14,10 +14,10 @@ import { create, toBinary } from "@bufbuild/protobuf";
 import { randomBytes } from "@noble/hashes/utils.js";
 import { SEAL_PURPOSE, X25519_KEY_BYTES } from "../constants.ts";
 import { LimitError } from "../errors.ts";
-import type { NodeKey } from "../identity/node-key.ts";
-import { open, seal } from "../identity/seal.ts";
-import { decodeMessage } from "../wire/codec.ts";
-import { KeyAnswerBodySchema, KeyAnswerSchema, KeyChallengeSchema } from "../wire/gen/mesh_pb.ts";
+import type { NodeKey } from "../identity/index.ts";
+import { open, seal } from "../identity/index.ts";
+import { decodeMessage } from "../wire/index.ts";
+import { KeyAnswerBodySchema, KeyAnswerSchema, KeyChallengeSchema } from "../wire/index.ts";
 import { ED25519_PUBLIC_KEY_BYTES, isSameBytes, recordSigningKey } from "./record.ts";
 
 /** Random value A: 32 bytes, so guessing it is hopeless. */

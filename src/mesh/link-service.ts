@@ -3,18 +3,18 @@
 // links, serves their requests through the router and tells listeners of every established link.
 import { isIP } from "node:net";
 import { TLS_HANDSHAKE_TIMEOUT_MS } from "../constants.ts";
-import type { RunCertificate } from "../identity/certificate.ts";
-import type { NodeKey } from "../identity/node-key.ts";
+import type { RunCertificate } from "../identity/index.ts";
+import type { NodeKey } from "../identity/index.ts";
 import { PeerError } from "../errors.ts";
-import { ANY_TRUST, perHost, type Route } from "../rpc/policy.ts";
-import { createRouter, type Router } from "../rpc/router.ts";
-import { Mesh } from "../wire/gen/services_pb.ts";
-import type { HostPort } from "../contracts/address.ts";
-import type { TlsEndpoint, WsUpgradeInfo } from "../transport/tls/endpoint.ts";
-import { dialWss } from "../transport/ws/client.ts";
-import { WS_CLOSE } from "../transport/ws/constants.ts";
-import type { WsConnection } from "../transport/ws/connection.ts";
-import type { NodeRecord } from "../wire/gen/findings_pb.ts";
+import { ANY_TRUST, perHost, type Route } from "../rpc/index.ts";
+import { createRouter, type Router } from "../rpc/index.ts";
+import { Mesh } from "../wire/index.ts";
+import type { HostPort } from "../contracts/index.ts";
+import type { TlsEndpoint, WsUpgradeInfo } from "../transport/index.ts";
+import { dialWss } from "../transport/index.ts";
+import { WS_CLOSE } from "../transport/index.ts";
+import type { WsConnection } from "../transport/index.ts";
+import type { NodeRecord } from "../wire/index.ts";
 import {
   LINK_REQUEST_TIMEOUT_MS,
   MAX_CONCURRENT_DIAL_BACKS,
@@ -27,7 +27,7 @@ import {
 } from "./link-constants.ts";
 import { createMeshLink, linkOf, type MeshLink, type MeshLinkControl } from "./link.ts";
 import { meshAcceptHandler, meshHelloHandler, runMeshDial, type BootstrapContext, type DialLinkOptions, type PendingAccept } from "./mesh-bootstrap.ts";
-import { silentLogger, type Logger } from "../contracts/logger.ts";
+import { silentLogger, type Logger } from "../contracts/index.ts";
 
 export interface MeshLinksComponents {
   /** The node's TLS endpoint; the service adds the /mesh WebSocket path to it. */

@@ -3,15 +3,16 @@
 // (DESIGN §3: untrusted first contact, pinned, or bootstrapped mesh link).
 import { bytesToHex } from "@noble/hashes/utils.js";
 import { LimitError, PeerError, TimeoutError } from "../errors.ts";
-import { nodeIdOf } from "../identity/node-key.ts";
-import { formatAddress, unmapIp, type HostPort } from "../contracts/address.ts";
-import type { RpcContext, Trust } from "../rpc/policy.ts";
-import type { Router } from "../rpc/router.ts";
-import { WS_CLOSE } from "../transport/ws/constants.ts";
-import type { WsCloseInfo, WsConnection } from "../transport/ws/connection.ts";
-import { decodeEnvelope, encodeAnswer, encodeEnvelope, Status, statusName, type Envelope } from "../wire/codec.ts";
+import { nodeIdOf } from "../identity/index.ts";
+import { formatAddress, unmapIp, type HostPort } from "../contracts/index.ts";
+import type { RpcContext, Trust } from "../rpc/index.ts";
+import type { Router } from "../rpc/index.ts";
+import { WS_CLOSE } from "../transport/index.ts";
+import type { WsCloseInfo, WsConnection } from "../transport/index.ts";
+import { decodeEnvelope, encodeAnswer, encodeEnvelope, Status, statusName, type Envelope } from "../wire/index.ts";
 import { LINK_REQUEST_TIMEOUT_MS, MAX_INFLIGHT_REQUESTS_PER_LINK, MAX_PENDING_REQUESTS_PER_LINK } from "./link-constants.ts";
-import { silentLogger, type Logger } from "../contracts/logger.ts";
+import { silentLogger, type Logger } from "../contracts/index.ts";
+import { createCloseNotifier } from "./close-notifier.ts";
 
 /** "untrusted": no pin (first contact, or an inbound link before bootstrap). "pinned": we dialled
  *  and the certificate matched a pin, but the peer has not authenticated us. "mesh": bootstrapped
@@ -105,7 +106,7 @@ export function createMeshLink(conn: WsConnection, init: MeshLinkInit): MeshLink
   const log = init.log ?? silentLogger;
   const serial = nextSerial++;
   const pending = new Map<bigint, { resolve: (e: Envelope) => void; reject: (err: unknown) => void; cleanup: () => void }>();
-  const closeCallbacks = new Set<(info: WsCloseInfo) => void>();
+  const closing = createCloseNotifier();
   const maxInflight = init.maxInflight ?? MAX_INFLIGHT_REQUESTS_PER_LINK;
   let nextId = 1n;
   let inflight = 0;
@@ -113,7 +114,6 @@ export function createMeshLink(conn: WsConnection, init: MeshLinkInit): MeshLink
   let direction = init.direction;
   let remote = init.remote ?? conn.remote;
   let peerKey = init.peerKey ?? null;
-  let closedInfo: WsCloseInfo | null = null;
   const openedAt = Date.now();
   // Handlers still running when the link goes are told through their ctx.signal.
   const gone = new AbortController();
@@ -195,17 +195,9 @@ export function createMeshLink(conn: WsConnection, init: MeshLinkInit): MeshLink
   }
 
   function onClose(info: WsCloseInfo): void {
-    closedInfo = info;
     gone.abort(new PeerError(`${label()} closed`));
     failPending(info.code, info.reason);
-    for (const cb of closeCallbacks) {
-      try {
-        cb(info);
-      } catch (e) {
-        log.warn("mesh link: close callback threw", { link: label(), error: String(e) });
-      }
-    }
-    closeCallbacks.clear();
+    closing.fire(info, { onError: (e) => log.warn("mesh link: close callback threw", { link: label(), error: String(e) }) });
   }
 
   const link: MeshLinkControl = {
@@ -275,15 +267,8 @@ export function createMeshLink(conn: WsConnection, init: MeshLinkInit): MeshLink
       // No answer can arrive once our close frame is out: fail the waits now, not after the handshake.
       failPending(code, reason);
     },
-    onClose(cb) {
-      if (closedInfo) {
-        const info = closedInfo;
-        queueMicrotask(() => cb(info));
-        return () => {};
-      }
-      closeCallbacks.add(cb);
-      return () => closeCallbacks.delete(cb);
-    },
+    onClose: closing.on,
+
     closed: conn.closed,
     promote(to) {
       if (TRUST_RANK[to.trust] < TRUST_RANK[trust]) throw new Error(`cannot lower ${label()} from ${trust} to ${to.trust}`);

@@ -3,17 +3,18 @@
 // (src/rpc, the same policies as on a WSS link: trust, payload, per-prefix rate, in-flight), a
 // request timeout on the given clock, a close that fails pending requests and tells both ends.
 // Delivery is a microtask, so many mesh cores run in one process on a fake clock (memory-net.ts).
-import { nodeIdOf } from "../identity/node-key.ts";
+import { nodeIdOf } from "../identity/index.ts";
 import { PeerError, TimeoutError } from "../errors.ts";
-import type { HostPort } from "../contracts/address.ts";
-import type { RpcContext } from "../rpc/policy.ts";
-import type { Router } from "../rpc/router.ts";
-import { WS_CLOSE } from "../transport/ws/constants.ts";
-import type { WsCloseInfo } from "../transport/ws/connection.ts";
-import { decodeEnvelope, encodeAnswer, encodeEnvelope, Status, type Envelope } from "../wire/codec.ts";
-import type { Clock, TimerHandle } from "../contracts/clock.ts";
+import type { HostPort } from "../contracts/index.ts";
+import type { RpcContext } from "../rpc/index.ts";
+import type { Router } from "../rpc/index.ts";
+import { WS_CLOSE } from "../transport/index.ts";
+import type { WsCloseInfo } from "../transport/index.ts";
+import { decodeEnvelope, encodeAnswer, encodeEnvelope, Status, type Envelope } from "../wire/index.ts";
+import type { Clock, TimerHandle } from "../contracts/index.ts";
 import { LINK_REQUEST_TIMEOUT_MS, MAX_INFLIGHT_REQUESTS_PER_LINK } from "./link-constants.ts";
 import type { LinkRequestOptions, LinkTrust, MeshLink } from "./link.ts";
+import { createCloseNotifier } from "./close-notifier.ts";
 
 const TRUST_RANK = { untrusted: 0, pinned: 1, mesh: 2 } as const;
 
@@ -59,8 +60,7 @@ export function createMemoryLinkPair(a: MemoryEnd, b: MemoryEnd, opts: MemoryPai
   const ends: End[] = [];
   const makeEnd = (me: MemoryEnd, other: () => End): End => {
     const pending = new Map<bigint, { resolve: (e: Envelope) => void; reject: (err: unknown) => void; timer: TimerHandle; off: () => void }>();
-    const closeCallbacks = new Set<(info: WsCloseInfo) => void>();
-    let closedInfo: WsCloseInfo | null = null;
+    const closing = createCloseNotifier();
     let resolveClosed!: (info: WsCloseInfo) => void;
     const closed = new Promise<WsCloseInfo>((r) => (resolveClosed = r));
     let nextId = 1n;
@@ -180,15 +180,7 @@ export function createMemoryLinkPair(a: MemoryEnd, b: MemoryEnd, opts: MemoryPai
         trust = to.trust;
         if (to.peerKey) peerKey = to.peerKey;
       },
-      onClose(cb) {
-        if (closedInfo) {
-          const info = closedInfo;
-          queueMicrotask(() => cb(info));
-          return () => {};
-        }
-        closeCallbacks.add(cb);
-        return () => closeCallbacks.delete(cb);
-      },
+      onClose: closing.on,
     };
 
     return {
@@ -203,20 +195,14 @@ export function createMemoryLinkPair(a: MemoryEnd, b: MemoryEnd, opts: MemoryPai
         p.resolve(env);
       },
       shut(info) {
-        closedInfo = info;
         gone.abort(new PeerError(`memory link #${serial} closed`));
         const err = new PeerError(`Cannot finish the request: the memory link closed (${info.code}${info.reason ? ` ${info.reason}` : ""})`);
         for (const p of [...pending.values()]) {
           p.off();
           p.reject(err);
         }
-        const cbs = [...closeCallbacks];
-        closeCallbacks.clear();
-        const seen = closedInfo;
-        queueMicrotask(() => {
-          resolveClosed(seen);
-          for (const cb of cbs) cb(seen);
-        });
+        queueMicrotask(() => resolveClosed(info));
+        closing.fire(info, { deferred: true });
       },
     };
   };

@@ -12,13 +12,13 @@
 // bootstrap's proof, DESIGN §3); the link is then "mesh" at both ends and both ends' onMeshLink
 // listeners hear of it. A first-contact dial gives "untrusted" links.
 import { PeerError, TimeoutError } from "../errors.ts";
-import { nodeIdOf } from "../identity/node-key.ts";
-import type { HostPort } from "../contracts/address.ts";
-import type { RpcContext, Trust } from "../rpc/policy.ts";
-import { createRouter, type Router } from "../rpc/router.ts";
-import { WS_CLOSE } from "../transport/ws/constants.ts";
-import { decodeEnvelope, encodeAnswer, encodeEnvelope, Status } from "../wire/codec.ts";
-import type { Clock, TimerHandle } from "../contracts/clock.ts";
+import { nodeIdOf } from "../identity/index.ts";
+import type { HostPort } from "../contracts/index.ts";
+import type { RpcContext, Trust } from "../rpc/index.ts";
+import { createRouter, type Router } from "../rpc/index.ts";
+import { WS_CLOSE } from "../transport/index.ts";
+import { decodeEnvelope, encodeAnswer, encodeEnvelope, Status } from "../wire/index.ts";
+import type { Clock, TimerHandle } from "../contracts/index.ts";
 import type { CoreLink, MeshNet, MeshUdp, UdpRequestLink } from "./core-link.ts";
 import type { MeshDialOptions } from "./link-service.ts";
 import { createMemoryLinkPair, type MemoryLink } from "./memory-link.ts";

@@ -4,14 +4,14 @@
 // to answer and the link closed after it.
 import { isIP } from "node:net";
 import { SEAL_PURPOSE, X25519_KEY_BYTES } from "../constants.ts";
-import { spkiOfPem } from "../identity/certificate.ts";
-import type { NodeKey } from "../identity/node-key.ts";
-import { open, seal } from "../identity/seal.ts";
-import { decodeMessage, encodeMessage, Status } from "../wire/codec.ts";
-import { MeshAcceptSchema, MeshHelloBodySchema, MeshHelloSchema, type NodeRecord } from "../wire/gen/findings_pb.ts";
-import { WS_CLOSE } from "../transport/ws/constants.ts";
+import { spkiOfPem } from "../identity/index.ts";
+import type { NodeKey } from "../identity/index.ts";
+import { open, seal } from "../identity/index.ts";
+import { decodeMessage, encodeMessage, Status } from "../wire/index.ts";
+import { MeshAcceptSchema, MeshHelloBodySchema, MeshHelloSchema, type NodeRecord } from "../wire/index.ts";
+import { WS_CLOSE } from "../transport/index.ts";
 import { MAX_CERT_PEM_CHARS, MAX_MESH_NONCE_BYTES, MESH_ACCEPT_SEAL_PURPOSE, MIN_MESH_NONCE_BYTES } from "./link-constants.ts";
-import { AnswerError } from "../rpc/errors.ts";
+import { AnswerError } from "../rpc/index.ts";
 
 const CLOSE_AFTER = { code: WS_CLOSE.policyViolation, reason: "bootstrap refused" };
 

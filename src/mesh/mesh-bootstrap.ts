@@ -12,22 +12,22 @@
 //    L2 is the mesh link (B pinned A's certificate; A proved B's key). A answers OK; B then answers
 //    the hello on L1 with OK — or with the reason its dial-back failed (A not reachable: the point of
 //    the role swap) — and L1 is closed.
-import { METHOD } from "../rpc/methods.ts";
+import { METHOD } from "../rpc/index.ts";
 import { bytesToHex, randomBytes } from "@noble/hashes/utils.js";
 import { errorLine, PeerError, TimeoutError } from "../errors.ts";
-import type { RunCertificate } from "../identity/certificate.ts";
-import type { NodeKey } from "../identity/node-key.ts";
-import { formatAddress, type HostPort } from "../contracts/address.ts";
-import { PinMismatchError } from "../transport/ws/client.ts";
-import { WS_CLOSE } from "../transport/ws/constants.ts";
-import { Status, statusName, type Envelope } from "../wire/codec.ts";
-import type { NodeRecord } from "../wire/gen/findings_pb.ts";
+import type { RunCertificate } from "../identity/index.ts";
+import type { NodeKey } from "../identity/index.ts";
+import { formatAddress, type HostPort } from "../contracts/index.ts";
+import { PinMismatchError } from "../transport/index.ts";
+import { WS_CLOSE } from "../transport/index.ts";
+import { Status, statusName, type Envelope } from "../wire/index.ts";
+import type { NodeRecord } from "../wire/index.ts";
 import { MESH_NONCE_BYTES, MESH_PATH } from "./link-constants.ts";
-import { AnswerError } from "../rpc/errors.ts";
-import type { RpcReply } from "../rpc/policy.ts";
+import { AnswerError } from "../rpc/index.ts";
+import type { RpcReply } from "../rpc/index.ts";
 import type { LinkTrust, MeshLink, MeshLinkControl } from "./link.ts";
 import { openMeshAccept, openMeshHello, sameBytes, sealMeshAccept, sealMeshHello } from "./mesh-bootstrap-messages.ts";
-import type { Logger } from "../contracts/logger.ts";
+import type { Logger } from "../contracts/index.ts";
 
 const REFUSE_CLOSE = { code: WS_CLOSE.policyViolation, reason: "bootstrap refused" };
 const DONE_CLOSE = { code: WS_CLOSE.normal, reason: "bootstrap done" };

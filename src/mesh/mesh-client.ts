@@ -5,14 +5,14 @@
 // copy of a record it cannot check, and groups are rebuilt from the verified records.
 import { isIP } from "node:net";
 import { REQUEST_TIMEOUT_MS } from "../constants.ts";
-import { generateNodeKey } from "../identity/node-key.ts";
+import { generateNodeKey } from "../identity/index.ts";
 import { PeerError } from "../errors.ts";
-import { bootstrapApp } from "../transport/app-bootstrap/bootstrap.ts";
-import { expectOk, type QuicLink } from "../transport/quic/link.ts";
-import { createUdpClient } from "../transport/udp/client.ts";
-import type { NodeRecord } from "../wire/gen/findings_pb.ts";
+import { bootstrapApp } from "../transport/index.ts";
+import { expectOk, type QuicLink } from "../transport/index.ts";
+import { createUdpClient } from "../transport/index.ts";
+import type { NodeRecord } from "../wire/index.ts";
 import { decodeFindAnswer, decodePeersAnswer, encodePeersRequest } from "./mesh-messages.ts";
-import { METHOD } from "../rpc/methods.ts";
+import { METHOD } from "../rpc/index.ts";
 import { FIND_HOP_TIMEOUT_MS, MAX_PEERS_ANSWER_RECORDS } from "./mesh-service-constants.ts";
 import { verifyRecord } from "./record.ts";
 import { encodeFindRequest, newFindRequest, recordsOfKind } from "./search.ts";

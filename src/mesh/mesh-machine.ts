@@ -8,7 +8,7 @@
 // Service: fills outgoing links, switches 1–2 of them every switch interval, refreshes the pool,
 // asks for help while it knows fewer candidates than mesh_out. Client: asks for help every switch
 // interval. Both write the peer cache now and then.
-import type { NodeRecord } from "../wire/gen/findings_pb.ts";
+import type { NodeRecord } from "../wire/index.ts";
 import { admitLink, punish } from "./admission.ts";
 import { createBanList, type BanList } from "./ban-list.ts";
 import { createCandidatePool, DEFAULT_CANDIDATE_TTL_MS, type CandidatePool, type Rand } from "./candidate-pool.ts";

@@ -2,8 +2,8 @@
 // Decoders throw DecodeError / LimitError; handlers turn those into BAD_REQUEST, callers into bans.
 import { create, toBinary } from "@bufbuild/protobuf";
 import { DecodeError } from "../errors.ts";
-import { decodeMessage } from "../wire/codec.ts";
-import type { NodeRecord } from "../wire/gen/findings_pb.ts";
+import { decodeMessage } from "../wire/index.ts";
+import type { NodeRecord } from "../wire/index.ts";
 import {
   FindAnswerSchema,
   PeersAnswerSchema,
@@ -14,7 +14,7 @@ import {
   type SelfCheckAnswer,
   type SelfCheckRequest,
   type ServerGroup,
-} from "../wire/gen/mesh_pb.ts";
+} from "../wire/index.ts";
 import { MAX_RECORD_LIST_BYTES, MAX_SMALL_MESSAGE_BYTES, SELF_CHECK_NONCE_BYTES } from "./mesh-service-constants.ts";
 
 export function encodePeersRequest(max: number): Uint8Array {

@@ -2,7 +2,7 @@
 //
 // Pure: the node reports links as they open and close and asks planSwitch(now, rand) on its timer;
 // the pool says which outgoing links to drop and how many to dial (from candidate-pool.ts picks).
-import { DEFAULTS } from "../config/defaults.ts";
+import { DEFAULTS } from "../config/index.ts";
 import type { Rand } from "./candidate-pool.ts";
 
 /** ± share of the interval drawn at random, so nodes started together do not switch in lockstep. */

@@ -1,7 +1,7 @@
 // The I/O rounds the mesh driver starts for the state machine: online help (ask, cross-check, merge,
 // punish liars) and the self-check (ask, punish checkers that lied). Each ends in one event.
-import { parseAddress, formatAddress } from "../contracts/address.ts";
-import type { HostPort } from "../contracts/address.ts";
+import { parseAddress, formatAddress } from "../contracts/index.ts";
+import type { HostPort } from "../contracts/index.ts";
 import type { MeshNet } from "./core-link.ts";
 import type { MeshEvent } from "./mesh-machine.ts";
 import { askForHelp, type HelpTarget } from "./online-help.ts";

@@ -10,12 +10,12 @@
 //    key-checked candidate (same address, another key) are dropped.
 // 5. Merge (one record per node, capped at max_answers) and group by stake address.
 import { errorLine } from "../errors.ts";
-import { Status } from "../wire/codec.ts";
-import type { NodeRecord } from "../wire/gen/findings_pb.ts";
-import type { RpcReply } from "../rpc/policy.ts";
+import { Status } from "../wire/index.ts";
+import type { NodeRecord } from "../wire/index.ts";
+import type { RpcReply } from "../rpc/index.ts";
 import type { CoreLink } from "./core-link.ts";
 import { decodeFindAnswer, encodeFindAnswer } from "./mesh-messages.ts";
-import { METHOD } from "../rpc/methods.ts";
+import { METHOD } from "../rpc/index.ts";
 import { FIND_HOP_TIMEOUT_MS } from "./mesh-service-constants.ts";
 import { verifyRecord } from "./record.ts";
 import { encodeFindRequest, mergeAnswers, newFindRequest, nextHop, parseFindRequest, recordsOfKind, createSeenRequests, type FindRequest } from "./search.ts";

@@ -1,9 +1,9 @@
 // The mesh service's surface: what it is built from (components, config values) and what the node
 // and the admin endpoint use of it.
-import type { NodeKey } from "../identity/node-key.ts";
-import type { Logger } from "../contracts/logger.ts";
-import type { NodeRecord } from "../wire/gen/findings_pb.ts";
-import type { Clock } from "../contracts/clock.ts";
+import type { NodeKey } from "../identity/index.ts";
+import type { Logger } from "../contracts/index.ts";
+import type { NodeRecord } from "../wire/index.ts";
+import type { Clock } from "../contracts/index.ts";
 import type { MeshNet, MeshUdp } from "./core-link.ts";
 import type { MeshRole, MeshStateInit } from "./mesh-machine.ts";
 import type { SearchResult } from "./mesh-search.ts";

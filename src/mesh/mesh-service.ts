@@ -8,10 +8,10 @@
 // links, bans), peer-sharing.ts (mesh.peers both ways), mesh-upkeep.ts (fill, switch, refresh),
 // mesh-rounds.ts (online help, self-check), record-merge.ts (checks of shared records).
 import { ConfigError, errorLine } from "../errors.ts";
-import type { NodeRecord } from "../wire/gen/findings_pb.ts";
+import type { NodeRecord } from "../wire/index.ts";
 import { contradicts, sharerOf } from "./admission.ts";
 import { loadUserBans } from "./ban-list.ts";
-import { systemClock, type TimerHandle } from "../contracts/clock.ts";
+import { systemClock, type TimerHandle } from "../contracts/index.ts";
 import type { CoreLink } from "./core-link.ts";
 import { addMeshRoutes } from "./handlers.ts";
 import { configTargets, recordTargets, shuffle, type AskTarget } from "./help-targets.ts";

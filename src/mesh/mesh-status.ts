@@ -1,5 +1,5 @@
 // The mesh's /status section and /metrics numbers, read from the state machine's state.
-import { formatAddress } from "../contracts/address.ts";
+import { formatAddress } from "../contracts/index.ts";
 import type { BanEntry } from "./ban-list.ts";
 import type { CoreLink } from "./core-link.ts";
 import type { MeshRole, MeshState } from "./mesh-machine.ts";

@@ -8,13 +8,13 @@
 //    caller then key-checks what it merges (record-check.ts), which settles every conflict.
 import { bytesToHex } from "@noble/hashes/utils.js";
 import { errorLine } from "../errors.ts";
-import { formatAddress, type HostPort } from "../contracts/address.ts";
-import { Status, statusName } from "../wire/codec.ts";
-import type { NodeRecord } from "../wire/gen/findings_pb.ts";
+import { formatAddress, type HostPort } from "../contracts/index.ts";
+import { Status, statusName } from "../wire/index.ts";
+import type { NodeRecord } from "../wire/index.ts";
 import { addressKeys, normalizeIp } from "./candidate-pool.ts";
 import type { MeshNet } from "./core-link.ts";
 import { decodePeersAnswer, encodePeersRequest } from "./mesh-messages.ts";
-import { METHOD } from "../rpc/methods.ts";
+import { METHOD } from "../rpc/index.ts";
 import { recordNodeId, verifyRecord } from "./record.ts";
 
 /** Timeout of one online-help exchange (dial + mesh.peers), in ms. */

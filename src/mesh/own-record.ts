@@ -4,8 +4,8 @@
 // The advertised IP is the configured host, or on a wildcard host ("0.0.0.0", "::", "") the IP the
 // self-check saw, or for a --public node with nobody to ask the address its first peer reached.
 import { errorLine } from "../errors.ts";
-import type { NodeKey } from "../identity/node-key.ts";
-import { NatClass, type NodeRecord } from "../wire/gen/findings_pb.ts";
+import type { NodeKey } from "../identity/index.ts";
+import { NatClass, type NodeRecord } from "../wire/index.ts";
 import { buildRecord, nextRecordSeq } from "./record.ts";
 
 export interface OwnRecordInit {

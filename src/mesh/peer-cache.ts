@@ -8,8 +8,8 @@
 import { closeSync, fsyncSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
-import type { NodeRecord } from "../wire/gen/findings_pb.ts";
-import { DEFAULTS } from "../config/defaults.ts";
+import type { NodeRecord } from "../wire/index.ts";
+import { DEFAULTS } from "../config/index.ts";
 import { encodeRecord, MAX_RECORD_BYTES, parseRecord, recordAddress, recordNodeId } from "./record.ts";
 
 const DAY_MS = 86_400_000;

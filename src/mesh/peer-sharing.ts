@@ -7,13 +7,13 @@
 // - to an app over QUIC (`findings peers`): the shortlist by RTT, up to MAX_PEERS_ANSWER_RECORDS.
 // Each asker (link peer id, or source IP) is rate-limited; a banned asker is refused.
 import { errorLine } from "../errors.ts";
-import { Status, type Envelope } from "../wire/codec.ts";
-import type { NodeRecord } from "../wire/gen/findings_pb.ts";
+import { Status, type Envelope } from "../wire/index.ts";
+import type { NodeRecord } from "../wire/index.ts";
 import type { CandidatePool, Rand } from "./candidate-pool.ts";
 import type { CoreLink } from "./core-link.ts";
-import type { RpcReply } from "../rpc/policy.ts";
+import type { RpcReply } from "../rpc/index.ts";
 import { decodePeersAnswer, decodePeersRequest, encodePeersAnswer, encodePeersRequest } from "./mesh-messages.ts";
-import { METHOD } from "../rpc/methods.ts";
+import { METHOD } from "../rpc/index.ts";
 import { MAX_PEERS_ANSWER_RECORDS } from "./mesh-service-constants.ts";
 import { createRateLimiter, type RateLimiter } from "./search-rate-limit.ts";
 

@@ -7,13 +7,13 @@
 // 3. An answer that does not prove the key (UNAUTHENTICATED, a box we cannot open, another A,
 //    address or signing key) is a key failure: whoever shared the record lied.
 import { errorLine } from "../errors.ts";
-import type { NodeKey } from "../identity/node-key.ts";
-import type { HostPort } from "../contracts/address.ts";
-import { Status, statusName } from "../wire/codec.ts";
-import type { NodeRecord } from "../wire/gen/findings_pb.ts";
+import type { NodeKey } from "../identity/index.ts";
+import type { HostPort } from "../contracts/index.ts";
+import { Status, statusName } from "../wire/index.ts";
+import type { NodeRecord } from "../wire/index.ts";
 import { answerChallenge, checkAnswer, makeChallenge } from "./key-challenge.ts";
-import type { RpcReply } from "../rpc/policy.ts";
-import { METHOD } from "../rpc/methods.ts";
+import type { RpcReply } from "../rpc/index.ts";
+import { METHOD } from "../rpc/index.ts";
 import type { MeshNet } from "./core-link.ts";
 import { recordAddress } from "./record.ts";
 

@@ -1,6 +1,6 @@
 // JSON form of a NodeRecord for CLI output and /status (`findings peers --json`, `findings find --json`; DESIGN §4, §6).
 import { bytesToHex } from "@noble/hashes/utils.js";
-import { NatClass, type NodeRecord } from "../wire/gen/findings_pb.ts";
+import { NatClass, type NodeRecord } from "../wire/index.ts";
 import { formatNodeAddress, recordNodeId } from "./record.ts";
 
 export interface RecordJson {

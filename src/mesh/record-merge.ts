@@ -9,7 +9,7 @@
 //    临时黑名单); an unreachable node is just not added (and not re-checked for a while).
 // 4. A checked record is added only if at least one sharer is still in good standing (or it came
 //    from our own cache): a liar's other records are not merged.
-import type { NodeRecord } from "../wire/gen/findings_pb.ts";
+import type { NodeRecord } from "../wire/index.ts";
 import type { BanList } from "./ban-list.ts";
 import type { CandidatePool } from "./candidate-pool.ts";
 import { createDialBook, type DialBook } from "./dialer.ts";

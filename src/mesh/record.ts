@@ -16,10 +16,10 @@ import { sha256 } from "@noble/hashes/sha2.js";
 import { isIP } from "node:net";
 import { SEAL_PURPOSE, X25519_KEY_BYTES } from "../constants.ts";
 import { ConfigError, DecodeError, LimitError } from "../errors.ts";
-import { nodeIdOf, type NodeKey } from "../identity/node-key.ts";
-import { decodeMessage } from "../wire/codec.ts";
-import { NatClass, NodeRecordSchema, type NodeAddress, type NodeRecord } from "../wire/gen/findings_pb.ts";
-import { isValidKind, MAX_IDENTITY_ID_CHARS, MAX_RECORD_KINDS, MAX_STAKE_ADDRESS_CHARS } from "../wire/limits.ts";
+import { nodeIdOf, type NodeKey } from "../identity/index.ts";
+import { decodeMessage } from "../wire/index.ts";
+import { NatClass, NodeRecordSchema, type NodeAddress, type NodeRecord } from "../wire/index.ts";
+import { isValidKind, MAX_IDENTITY_ID_CHARS, MAX_RECORD_KINDS, MAX_STAKE_ADDRESS_CHARS } from "../wire/index.ts";
 
 /** Name tag of a Findings service node in its record (STUN2 seed §节点信息). */
 const SERVICE_NAME_TAG = "stun2-service";

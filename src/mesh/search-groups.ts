@@ -1,7 +1,7 @@
 // Server groups: nodes advertising the same stake address for a kind, told apart by identity id (seed 001 §服务器群, DESIGN §8).
 import { create } from "@bufbuild/protobuf";
-import type { NodeRecord } from "../wire/gen/findings_pb.ts";
-import { ServerGroupSchema, type ServerGroup } from "../wire/gen/mesh_pb.ts";
+import type { NodeRecord } from "../wire/index.ts";
+import { ServerGroupSchema, type ServerGroup } from "../wire/index.ts";
 import { recordNodeId, stakeFor } from "./record.ts";
 
 export interface ServerGroupMember {

@@ -6,10 +6,10 @@
 import { create, toBinary } from "@bufbuild/protobuf";
 import { randomBytes } from "@noble/hashes/utils.js";
 import { LimitError } from "../errors.ts";
-import { decodeMessage } from "../wire/codec.ts";
-import type { NodeRecord } from "../wire/gen/findings_pb.ts";
-import { FindRequestSchema, type FindRequest } from "../wire/gen/mesh_pb.ts";
-import { isValidKind } from "../wire/limits.ts";
+import { decodeMessage } from "../wire/index.ts";
+import type { NodeRecord } from "../wire/index.ts";
+import { FindRequestSchema, type FindRequest } from "../wire/index.ts";
+import { isValidKind } from "../wire/index.ts";
 import { recordNodeId } from "./record.ts";
 
 /** Hops a search may travel through the mesh: 3 hops × 16 links reach ~4000 nodes. */

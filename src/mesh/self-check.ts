@@ -10,11 +10,11 @@
 //    that claims a dial-back that never arrived is lying (the caller bans it).
 import { bytesToHex, randomBytes } from "@noble/hashes/utils.js";
 import { errorLine } from "../errors.ts";
-import { formatAddress, type HostPort } from "../contracts/address.ts";
-import { METHOD } from "../rpc/methods.ts";
+import { formatAddress, type HostPort } from "../contracts/index.ts";
+import { METHOD } from "../rpc/index.ts";
 import type { MeshNet, MeshUdp } from "./core-link.ts";
-import { decodeMessage, encodeMessage, Status } from "../wire/codec.ts";
-import { SelfCheckEchoRequestSchema } from "../wire/gen/services_pb.ts";
+import { decodeMessage, encodeMessage, Status } from "../wire/index.ts";
+import { SelfCheckEchoRequestSchema } from "../wire/index.ts";
 import { decodeSelfCheckAnswer, decodeSelfCheckRequest, encodeSelfCheckAnswer, encodeSelfCheckRequest } from "./mesh-messages.ts";
 import { MAX_SMALL_MESSAGE_BYTES, SELF_CHECK_NONCE_BYTES } from "./mesh-service-constants.ts";
 

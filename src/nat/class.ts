@@ -1,6 +1,6 @@
 // The eight NAT classes of Findings and the RFC 4787 behaviour axes they report (DESIGN §6 table, RFC 4787 §4.1, §5).
 
-import { NatClass } from "../wire/gen/findings_pb.ts";
+import { NatClass } from "../wire/index.ts";
 
 /** JSON value of a NAT class, as printed by `findings probe --json` (DESIGN §6). */
 export type NatClassName =

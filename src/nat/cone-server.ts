@@ -22,7 +22,7 @@ import { createSocket, type Socket } from "node:dgram";
 import { isIP } from "node:net";
 import { timingSafeEqual } from "node:crypto";
 import { errorLine } from "../errors.ts";
-import { encodeMessage, Status } from "../wire/codec.ts";
+import { encodeMessage, Status } from "../wire/index.ts";
 import {
   NatBeginAnswerSchema,
   NatBeginRequestSchema,
@@ -31,7 +31,7 @@ import {
   NatPassageAnswerSchema,
   NatPassageRequestSchema,
   type NewHostProof,
-} from "../wire/gen/nat_pb.ts";
+} from "../wire/index.ts";
 import { buildControl, controlToken, decodeControl, type ControlMessage } from "./control-packet.ts";
 import {
   MAX_ACKS_PER_ADDRESS,
@@ -45,7 +45,7 @@ import { checkNewHostProof } from "./newhost-proof.ts";
 import { buildProbe, isProbeKey, newHostKey } from "./probe-packet.ts";
 import { randomProbeTmpLen } from "./probe-sizes.ts";
 import { formatEndpoint, normalizeIp, sameEndpoint, sameIp, type Endpoint } from "./source-check.ts";
-import type { Logger } from "../contracts/logger.ts";
+import type { Logger } from "../contracts/index.ts";
 
 /** A STUN:Cone session (and its new-port socket) lives this long after nat.begin, in ms: the whole test takes
  *  at most the probe timeout (6 s by default) plus a retry with another source server. */

@@ -36,7 +36,7 @@ import {
   SN_SOURCE_MASK,
 } from "./constants.ts";
 import type { Endpoint } from "./source-check.ts";
-import { STUN_MAGIC_COOKIE } from "../stun/constants.ts";
+import { STUN_MAGIC_COOKIE } from "../stun/index.ts";
 
 /** Smallest formal hello, in bytes. The formal step sends one ack (< 100 B) and 4 NewPort + MAX_DELEGATES × 3
  *  NewHost probes of at most PROBE_MAX_BYTES each (≤ 960 B) to that address: the hello alone (1072 B, the largest

@@ -14,12 +14,12 @@
 // 4. nat.live.end returns the age the server measured for each probe it sent (send − ack), so the bounds come from
 //    one clock; lifetimeBounds / finishLifetime turn (age, arrived) samples into the report.
 // Pattern measured: one outbound datagram answered at once, then silence (a UDP request/reply that went idle).
-import { METHOD } from "../rpc/methods.ts";
+import { METHOD } from "../rpc/index.ts";
 import { HELLO_ATTEMPTS, HELLO_RETRY_MS, LIFETIME_MAX_S, LIVE_MAX_SOCKETS } from "./constants.ts";
-import { decodeMessage, encodeMessage } from "../wire/codec.ts";
-import { LiveBeginAnswerSchema, LiveEndAnswerSchema, LiveScheduleAnswerSchema } from "../wire/gen/nat_pb.ts";
-import { LiveBeginRequestSchema, LiveEndRequestSchema, LiveScheduleRequestSchema } from "../wire/gen/nat_pb.ts";
-import { expectOk, type QuicLink } from "../transport/quic/link.ts";
+import { decodeMessage, encodeMessage } from "../wire/index.ts";
+import { LiveBeginAnswerSchema, LiveEndAnswerSchema, LiveScheduleAnswerSchema } from "../wire/index.ts";
+import { LiveBeginRequestSchema, LiveEndRequestSchema, LiveScheduleRequestSchema } from "../wire/index.ts";
+import { expectOk, type QuicLink } from "../transport/index.ts";
 import { buildControl, controlToken, decodeControl } from "./control-packet.ts";
 import { finishLifetime, lifetimeBounds, planLifetimeProbes, type LifetimeSample } from "./lifetime-plan.ts";
 import type { LifetimeReport } from "./probe-report.ts";

@@ -15,7 +15,7 @@
 import { bytesToHex } from "@noble/hashes/utils.js";
 import { timingSafeEqual } from "node:crypto";
 import { errorLine } from "../errors.ts";
-import { encodeMessage, Status } from "../wire/codec.ts";
+import { encodeMessage, Status } from "../wire/index.ts";
 import {
   LiveBeginAnswerSchema,
   LiveBeginRequestSchema,
@@ -23,14 +23,14 @@ import {
   LiveEndRequestSchema,
   LiveScheduleAnswerSchema,
   LiveScheduleRequestSchema,
-} from "../wire/gen/nat_pb.ts";
+} from "../wire/index.ts";
 import { buildControl, type ControlMessage } from "./control-packet.ts";
 import { LIVE_MAX_SOCKETS, MAX_ACKS_PER_ADDRESS, NAT_COOKIE_BYTES, NAT_TOKEN_BYTES } from "./constants.ts";
 import { decodeRequest, SessionTable } from "./session-table.ts";
 import { buildProbe, isProbeKey } from "./probe-packet.ts";
 import { randomProbeTmpLen } from "./probe-sizes.ts";
 import { sameIp, type Endpoint } from "./source-check.ts";
-import type { Logger } from "../contracts/logger.ts";
+import type { Logger } from "../contracts/index.ts";
 
 /** Longest delay a server schedules, in ms: the default plan's 300 s plus slack. */
 const LIVE_MAX_DELAY_MS = 310_000;

@@ -13,17 +13,17 @@
 // client ever talks to), sends NEWHOST_PROBES_PER_DELEGATE probes PROBE_SPACING_MS apart, and reports the IP.
 import { isIP } from "node:net";
 import { DecodeError, LimitError, SealError, errorLine } from "../errors.ts";
-import type { NodeKey } from "../identity/node-key.ts";
-import { nodeIdOf } from "../identity/node-key.ts";
-import { encodeMessage, Status } from "../wire/codec.ts";
-import { NewHostReportSchema, type NewHostOrder } from "../wire/gen/nat_pb.ts";
+import type { NodeKey } from "../identity/index.ts";
+import { nodeIdOf } from "../identity/index.ts";
+import { encodeMessage, Status } from "../wire/index.ts";
+import { NewHostReportSchema, type NewHostOrder } from "../wire/index.ts";
 import { MAX_AVOID_IPS, NEWHOST_MAX_AGE_MS, NEWHOST_ORDER_ID_BYTES, PROBE_SPACING_MS, SN_KEY_BYTES } from "./constants.ts";
 import { DedupWindow, RateBuckets } from "./rate-limit.ts";
 import { checkNewHostProof, openNewHostOrder } from "./newhost-proof.ts";
 import { buildProbe } from "./probe-packet.ts";
 import { randomProbeTmpLen } from "./probe-sizes.ts";
 import { formatEndpoint, normalizeIp, type Endpoint } from "./source-check.ts";
-import type { Logger } from "../contracts/logger.ts";
+import type { Logger } from "../contracts/index.ts";
 
 /** NewHost orders a delegate accepts per target IP: 1 per second, bursts of 20 (a run asks each delegate once). */
 const NEWHOST_PER_TARGET_IP_RATE_PER_S = 1;

@@ -14,10 +14,10 @@ import { bytesToHex } from "@noble/hashes/utils.js";
 import { createHash } from "node:crypto";
 import { SEAL_PURPOSE } from "../constants.ts";
 import { SealError } from "../errors.ts";
-import { open, seal } from "../identity/seal.ts";
-import { decodeMessage, encodeMessage } from "../wire/codec.ts";
+import { open, seal } from "../identity/index.ts";
+import { decodeMessage, encodeMessage } from "../wire/index.ts";
 import type { MessageInitShape } from "@bufbuild/protobuf";
-import { NewHostDelegationSchema, NewHostOrderSchema, type NewHostOrder } from "../wire/gen/nat_pb.ts";
+import { NewHostDelegationSchema, NewHostOrderSchema, type NewHostOrder } from "../wire/index.ts";
 import { NEWHOST_MAX_AGE_MS, NEWHOST_POW_BITS } from "./constants.ts";
 import { normalizeIp } from "./source-check.ts";
 

@@ -5,20 +5,20 @@
 // arrives. This file gives the runner its sockets: one UDP client P whose QUIC links carry the nat.* requests and
 // whose raw path gets the port-test acks and passage probes, and a fresh socket F per formal step. Every datagram
 // is authenticated here with the run's key K (control MAC, probe MAC) before the runner sees it.
-import { METHOD } from "../rpc/methods.ts";
-import { generateNodeKey } from "../identity/node-key.ts";
-import { DEFAULTS } from "../config/defaults.ts";
+import { METHOD } from "../rpc/index.ts";
+import { generateNodeKey } from "../identity/index.ts";
+import { DEFAULTS } from "../config/index.ts";
 import { ConfigError } from "../errors.ts";
-import { bootstrapApp } from "../transport/app-bootstrap/bootstrap.ts";
-import { httpsWhoami } from "../transport/tls/https-whoami-client.ts";
-import type { Logger } from "../contracts/logger.ts";
-import { expectOk, type QuicLink } from "../transport/quic/link.ts";
-import { createUdpClient, type UdpClient } from "../transport/udp/client.ts";
-import { decodeMessage, encodeMessage } from "../wire/codec.ts";
-import { WhoamiResponseSchema } from "../wire/gen/findings_pb.ts";
-import { PeersAnswerSchema, PeersRequestSchema } from "../wire/gen/mesh_pb.ts";
+import { bootstrapApp } from "../transport/index.ts";
+import { httpsWhoami } from "../transport/index.ts";
+import type { Logger } from "../contracts/index.ts";
+import { expectOk, type QuicLink } from "../transport/index.ts";
+import { createUdpClient, type UdpClient } from "../transport/index.ts";
+import { decodeMessage, encodeMessage } from "../wire/index.ts";
+import { WhoamiResponseSchema } from "../wire/index.ts";
+import { PeersAnswerSchema, PeersRequestSchema } from "../wire/index.ts";
 // The mesh service's QUIC method for the records a node knows (DESIGN §1 `findings peers`).
-import * as nat from "../wire/gen/nat_pb.ts";
+import { NatBeginAnswerSchema, NatBeginRequestSchema, NatFormalAnswerSchema, NatFormalRequestSchema, NatPassageAnswerSchema, NatPassageRequestSchema, NatServersAnswerSchema } from "../wire/index.ts";
 import { buildControl, controlToken, decodeControl } from "./control-packet.ts";
 import { measureLifetime } from "./lifetime-client.ts";
 import { MAX_PRE_PROBE_SERVERS, PRE_PROBE_MIN_SERVERS } from "./constants.ts";
@@ -180,22 +180,22 @@ function serverLink(link: QuicLink, server: Endpoint, key: Uint8Array, localIp: 
       return ans.records.flatMap((rec) => rec.addresses.filter((a) => a.udpPort > 0).map((a) => ({ ip: a.ip, port: a.udpPort })));
     },
     async natServers(step) {
-      const ans = decodeMessage(nat.NatServersAnswerSchema, await ask(METHOD.nat.servers, undefined, step), "NatServersAnswer");
+      const ans = decodeMessage(NatServersAnswerSchema, await ask(METHOD.nat.servers, undefined, step), "NatServersAnswer");
       return ans.servers.flatMap((text) => {
         const m = /^\[?([^\]]+?)\]?:(\d+)$/.exec(text);
         return m ? [{ ip: m[1]!, port: Number(m[2]) }] : [];
       });
     },
     async begin(step) {
-      const ans = decodeMessage(nat.NatBeginAnswerSchema, await ask(METHOD.nat.begin, encodeMessage(nat.NatBeginRequestSchema, { probeKey: key }), step), "NatBeginAnswer");
+      const ans = decodeMessage(NatBeginAnswerSchema, await ask(METHOD.nat.begin, encodeMessage(NatBeginRequestSchema, { probeKey: key }), step), "NatBeginAnswer");
       return { token: ans.token, newPort: ans.newPort };
     },
     async passage(token, step) {
-      return decodeMessage(nat.NatPassageAnswerSchema, await ask(METHOD.nat.passage, encodeMessage(nat.NatPassageRequestSchema, { token }), step), "NatPassageAnswer").sent;
+      return decodeMessage(NatPassageAnswerSchema, await ask(METHOD.nat.passage, encodeMessage(NatPassageRequestSchema, { token }), step), "NatPassageAnswer").sent;
     },
     async formal(req, step) {
-      const payload = encodeMessage(nat.NatFormalRequestSchema, { token: req.token, cookie: req.cookie, avoidIps: req.avoidIps, proof: req.proof });
-      const ans = decodeMessage(nat.NatFormalAnswerSchema, await ask(METHOD.nat.formal, payload, step), "NatFormalAnswer");
+      const payload = encodeMessage(NatFormalRequestSchema, { token: req.token, cookie: req.cookie, avoidIps: req.avoidIps, proof: req.proof });
+      const ans = decodeMessage(NatFormalAnswerSchema, await ask(METHOD.nat.formal, payload, step), "NatFormalAnswer");
       return { newPortSent: ans.newPortSent, delegates: ans.delegates };
     },
     lifetime: (opts) => measureLifetime({ link, server, localIp, ...opts }),

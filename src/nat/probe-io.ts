@@ -1,6 +1,6 @@
 // What the probe runner (probe-runner.ts) needs from the world: a clock, and links and sockets that speak the STUN:Cone
 // requests and datagrams already decoded. probe-client.ts provides them over QUIC and UDP; tests script them.
-import { systemClock, type Clock } from "../contracts/clock.ts";
+import { systemClock, type Clock } from "../contracts/index.ts";
 import type { LifetimeOutcome } from "./lifetime-client.ts";
 import type { ProbeSource } from "./probe-packet.ts";
 import type { Endpoint } from "./source-check.ts";

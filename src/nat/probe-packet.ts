@@ -18,7 +18,7 @@
 import { hmac } from "@noble/hashes/hmac.js";
 import { sha256 } from "@noble/hashes/sha2.js";
 import { LimitError } from "../errors.ts";
-import { STUN_MAGIC_COOKIE } from "../stun/constants.ts";
+import { STUN_MAGIC_COOKIE } from "../stun/index.ts";
 import {
   SN_FIRST_BYTE_HIGH_MASK,
   SN_FIRST_BYTE_RANDOM_MASK,

@@ -14,7 +14,7 @@
 // "Silence" is the wait after the server confirmed its burst: max(SILENCE_MIN_MS, SILENCE_RTTS × RTT). The run's
 // timeout caps every wait. When the delegates of a formal step sent only from IPs this host talks to, NewHost was
 // not tested: begin, formal-mapping and formal run again with the next server as source.
-import { METHOD } from "../rpc/methods.ts";
+import { METHOD } from "../rpc/index.ts";
 import type { NatObservations, NatRule } from "./decision.ts";
 import { HELLO_ATTEMPTS, HELLO_RETRY_MS, PRE_PROBE_MIN_SERVERS, SILENCE_MIN_MS, SILENCE_RTTS, TCP_CHECK_AFTER_MS } from "./constants.ts";
 

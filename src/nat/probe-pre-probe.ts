@@ -1,6 +1,6 @@
 // DESIGN §6 step 1 and the TCP check of the probe plan (probe-plan.ts): whoami to every server from socket P,
 // more servers when fewer than PRE_PROBE_MIN_SERVERS IPs are known, and HTTPS whoami when no QUIC path exists.
-import { METHOD } from "../rpc/methods.ts";
+import { METHOD } from "../rpc/index.ts";
 import { errorLine } from "../errors.ts";
 import { MAX_SERVERS_ANSWER } from "./constants.ts";
 import { decideNat } from "./decision.ts";

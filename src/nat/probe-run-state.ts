@@ -6,9 +6,9 @@ import { decideNat, type FormalObservation, type NatDecision, type NatObservatio
 import type { LifetimeReport, ProbeEvidence } from "./probe-report.ts";
 import { PROBE_PLAN, type ProbeStep } from "./probe-plan.ts";
 import type { FormalSocket, ProbeClock, ProbeIo, ProbeServer, ProbeStepOptions, ServerLink } from "./probe-io.ts";
-import type { TimerHandle } from "../contracts/clock.ts";
+import type { TimerHandle } from "../contracts/index.ts";
 import { formatEndpoint, type Endpoint } from "./source-check.ts";
-import type { Logger } from "../contracts/logger.ts";
+import type { Logger } from "../contracts/index.ts";
 
 export interface ProbeProgress {
   phase: "start" | "pre-probe" | "passage" | "formal" | "new-host" | "tcp" | "decision" | "lifetime";

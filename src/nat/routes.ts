@@ -1,11 +1,11 @@
 // The NAT service's methods and their policies (DESIGN §6): STUN:Cone and STUN:Live for clients over QUIC (any
 // link: every datagram goes only to an address the requester proved it owns), NewHost orders from mesh peers.
 import { MAX_SEALED_BYTES } from "../constants.ts";
-import { ANY_TRUST, MESH_ONLY, perHost, type Route, type RpcContext, type RpcHandler, type RpcReply } from "../rpc/policy.ts";
-import type { RouteTable } from "../rpc/router.ts";
-import { encodeMessage, Status } from "../wire/codec.ts";
-import { NatServersAnswerSchema } from "../wire/gen/nat_pb.ts";
-import { Nat } from "../wire/gen/services_pb.ts";
+import { ANY_TRUST, MESH_ONLY, perHost, type Route, type RpcContext, type RpcHandler, type RpcReply } from "../rpc/index.ts";
+import type { RouteTable } from "../rpc/index.ts";
+import { encodeMessage, Status } from "../wire/index.ts";
+import { NatServersAnswerSchema } from "../wire/index.ts";
+import { Nat } from "../wire/index.ts";
 import { MAX_CONE_REQUEST_BYTES, MAX_FORMAL_SESSIONS, type ConeRequestContext, type ConeServer } from "./cone-server.ts";
 import { BEGIN_BURST, BEGIN_RATE_PER_S, MAX_SERVERS_ANSWER } from "./constants.ts";
 import { MAX_LIVE_REQUEST_BYTES, MAX_LIVE_SESSIONS, type LifetimeServer } from "./lifetime-server.ts";

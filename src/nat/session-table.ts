@@ -4,7 +4,7 @@
 import { bytesToHex } from "@noble/hashes/utils.js";
 import type { DescMessage, MessageShape } from "@bufbuild/protobuf";
 import { errorLine } from "../errors.ts";
-import { decodeMessage, Status } from "../wire/codec.ts";
+import { decodeMessage, Status } from "../wire/index.ts";
 import { NAT_TOKEN_BYTES } from "./constants.ts";
 
 /** Why a request is refused (the answer's status and one line). */

@@ -1,9 +1,9 @@
 // Admin HTTP on loopback (DESIGN §2): `/status` JSON, `/metrics` Prometheus text, `/` a status page.
 import type { Server } from "bun";
-import { parseAddress } from "../contracts/address.ts";
+import { parseAddress } from "../contracts/index.ts";
 import { ConfigError, errorLine } from "../errors.ts";
-import { PROMETHEUS_CONTENT_TYPE, type MetricsRegistry } from "../contracts/metrics.ts";
-import type { Service } from "../contracts/service.ts";
+import { PROMETHEUS_CONTENT_TYPE, type MetricsRegistry } from "../contracts/index.ts";
+import type { Service } from "../contracts/index.ts";
 import statusPageText from "./status-page.html" with { type: "text" };
 
 // bun-types declares *.html imports as HTML bundles; with { type: "text" } it is the file's text.

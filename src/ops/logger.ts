@@ -2,10 +2,10 @@
 // readable lines on a terminal (stderr), filtered by level.
 import { createWriteStream, mkdirSync, type WriteStream } from "node:fs";
 import { join } from "node:path";
-import type { LogFields, Logger, LogLevel } from "../contracts/logger.ts";
+import type { LogFields, Logger, LogLevel } from "../contracts/index.ts";
 
 export type { LogFields, Logger };
-export { silentLogger } from "../contracts/logger.ts";
+export { silentLogger } from "../contracts/index.ts";
 
 const RANK: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 };
 

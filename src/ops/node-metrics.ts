@@ -1,15 +1,15 @@
 // The node's /metrics families: each room's own counters, read at scrape time and named by the Prometheus
 // conventions (findings_<room>_<what>[_<unit>], _total on counters, labels instead of glued names).
-import { LATENCY_BUCKETS_SECONDS, type Histogram, type LabelValues, type MetricsRegistry } from "../contracts/metrics.ts";
-import type { MeshLinks } from "../mesh/link-service.ts";
-import type { MeshService, MeshServiceStatus } from "../mesh/mesh-service.ts";
-import type { NatService } from "../nat/service.ts";
-import type { PunchService } from "../punch/punch-service.ts";
-import type { Router } from "../rpc/router.ts";
-import type { ShareService } from "../share/service.ts";
-import type { BindingResponder } from "../stun/responder.ts";
-import type { TlsEndpoint } from "../transport/tls/endpoint.ts";
-import type { UdpEndpoint } from "../transport/udp/endpoint.ts";
+import { LATENCY_BUCKETS_SECONDS, type Histogram, type LabelValues, type MetricsRegistry } from "../contracts/index.ts";
+import type { MeshLinks } from "../mesh/index.ts";
+import type { MeshService, MeshServiceStatus } from "../mesh/index.ts";
+import type { NatService } from "../nat/index.ts";
+import type { PunchService } from "../punch/index.ts";
+import type { Router } from "../rpc/index.ts";
+import type { ShareService } from "../share/index.ts";
+import type { BindingResponder } from "../stun/index.ts";
+import type { TlsEndpoint } from "../transport/index.ts";
+import type { UdpEndpoint } from "../transport/index.ts";
 
 export interface NodeMetricSources {
   udp: Pick<UdpEndpoint, "counters">;

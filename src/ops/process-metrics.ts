@@ -4,7 +4,7 @@
 // the node shares one prefix. Descriptors and sockets are read from /proc (Linux); elsewhere those families are
 // left out rather than reported as 0.
 import { existsSync, readdirSync, readFileSync, readlinkSync } from "node:fs";
-import type { MetricsRegistry } from "../contracts/metrics.ts";
+import type { MetricsRegistry } from "../contracts/index.ts";
 
 /** How often the event-loop lag is sampled, in ms: two timer wake-ups a second cost nothing measurable. */
 const LAG_SAMPLE_INTERVAL_MS = 500;

@@ -6,9 +6,9 @@
 // the same node id replaces the member and reports whether its address changed: that is the trigger for
 // re-brokering its recent punches (punch-pairs.ts). The caller binds node ids to the connection's
 // bootstrap key (punch-messages.ts checkJoinIdentity), so one connection cannot fill a pool with ids.
-import type { NatClassName } from "../nat/class.ts";
-import { normalizeIp } from "../nat/source-check.ts";
-import { DEFAULTS } from "../config/defaults.ts";
+import type { NatClassName } from "../nat/index.ts";
+import { normalizeIp } from "../nat/index.ts";
+import { DEFAULTS } from "../config/index.ts";
 
 export interface AppAddress {
   ip: string;

@@ -1,7 +1,7 @@
 // Wire facts and shared limits of the app services (methods: App, Punch, PunchLink, Share in proto/services.proto): app pool, punch brokering, the punch itself and the
 // share registry (DESIGN §5, §7; seed 000 §应用池, §打洞协助, §基本规则 "Listen + Dial", §信令协调; seed 001 §分享池).
 // Pool sizes are the config keys punch_xpool, peers_punch and share_xpool; values one file uses live in that file.
-import { SN_MIN_BYTES } from "../nat/constants.ts";
+import { SN_MIN_BYTES } from "../nat/index.ts";
 
 // ---- wire input limits ----
 

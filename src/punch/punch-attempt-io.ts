@@ -1,14 +1,14 @@
 // What one punch attempt (punch-attempt.ts, punch-spray.ts) works with: the app's sockets, a clock, the opener
 // maker and the counters of what was sent and received; and the hello both kinds of dialer end with.
-import { METHOD } from "../rpc/methods.ts";
+import { METHOD } from "../rpc/index.ts";
 import { timingSafeEqual } from "node:crypto";
-import { systemClock, type Clock } from "../contracts/clock.ts";
-import type { Logger } from "../contracts/logger.ts";
-import { expectOk, type QuicLink } from "../transport/quic/link.ts";
-import type { DialOptions } from "../transport/udp/endpoint.ts";
+import { systemClock, type Clock } from "../contracts/index.ts";
+import type { Logger } from "../contracts/index.ts";
+import { expectOk, type QuicLink } from "../transport/index.ts";
+import type { DialOptions } from "../transport/index.ts";
 import { PeerError } from "../errors.ts";
-import { encodeMessage, Status } from "../wire/codec.ts";
-import { PunchHelloSchema } from "../wire/gen/punch-link_pb.ts";
+import { encodeMessage, Status } from "../wire/index.ts";
+import { PunchHelloSchema } from "../wire/index.ts";
 import { readPunchHelloAnswer, type PunchOffer } from "./punch-info.ts";
 import type { PunchPacketType } from "./punch-packet.ts";
 

@@ -12,13 +12,13 @@
 //   4. one punch.ping measures the link's round trip.
 // What differs per strategy (sockets, openers, when the dialer starts, retries, the deadline) is one row of
 // punch-recipes.ts; this file interprets the row for our side. The spray's two sides are in punch-spray.ts.
-import { METHOD } from "../rpc/methods.ts";
+import { METHOD } from "../rpc/index.ts";
 import { PinMismatchError, TimeoutError, errorLine } from "../errors.ts";
-import type { NatClassName } from "../nat/class.ts";
-import { formatAddress } from "../contracts/address.ts";
-import type { TimerHandle } from "../contracts/clock.ts";
-import { expectOk, type QuicLink } from "../transport/quic/link.ts";
-import { raceSignal } from "../transport/quic/stream-io.ts";
+import type { NatClassName } from "../nat/index.ts";
+import { formatAddress } from "../contracts/index.ts";
+import type { TimerHandle } from "../contracts/index.ts";
+import { expectOk, type QuicLink } from "../transport/index.ts";
+import { raceSignal } from "../transport/index.ts";
 import { PUNCH_PACKET_BYTES, PUNCH_SECOND_SENDER_DELAY_MS } from "./constants.ts";
 import { pause, PunchTokenError, realAttemptClock, sayHello, type AttemptClock, type AttemptIo, type AttemptRun, type AttemptSocket, type AttemptStats, type OwnedSocket, type PeerAddr } from "./punch-attempt-io.ts";
 import type { PunchOffer } from "./punch-info.ts";

@@ -7,31 +7,31 @@
 // openers, the listener's QUIC server and the dialer's handshakes all use it, so the NAT mapping the node
 // saw is the one the peer meets. Only the node link may push offers. Inbound links must say punch.hello with
 // the token the node gave us for that peer within PUNCH_HELLO_TIMEOUT_MS, else they are closed.
-import { METHOD } from "../rpc/methods.ts";
+import { METHOD } from "../rpc/index.ts";
 import { bytesToHex, hexToBytes } from "@noble/hashes/utils.js";
 import { timingSafeEqual } from "node:crypto";
 import { isIP } from "node:net";
 import { FindingsError, PeerError, errorLine } from "../errors.ts";
-import { createRunCertificate, type RunCertificate } from "../identity/certificate.ts";
-import type { NodeKey } from "../identity/node-key.ts";
-import { natToProto, type NatClassName } from "../nat/class.ts";
-import { formatAddress } from "../contracts/address.ts";
-import { bootstrapApp } from "../transport/app-bootstrap/bootstrap.ts";
-import type { QuicLink } from "../transport/quic/link.ts";
-import { ANY_TRUST, PINNED_OR_MESH, perHost, type MethodPolicy, type RpcHandler } from "../rpc/policy.ts";
-import type { RouteTable } from "../rpc/router.ts";
-import { Punch, PunchLink } from "../wire/gen/services_pb.ts";
-import { createUdpEndpoint, type UdpEndpoint } from "../transport/udp/endpoint.ts";
-import { decodeMessage, encodeMessage, Status, statusName } from "../wire/codec.ts";
-import { NatClass } from "../wire/gen/findings_pb.ts";
-import { PunchHelloAnswerSchema } from "../wire/gen/punch-link_pb.ts";
-import { AppJoinAnswerSchema, AppJoinSchema, PunchRequestSchema } from "../wire/gen/punch_pb.ts";
+import { createRunCertificate, type RunCertificate } from "../identity/index.ts";
+import type { NodeKey } from "../identity/index.ts";
+import { natToProto, type NatClassName } from "../nat/index.ts";
+import { formatAddress } from "../contracts/index.ts";
+import { bootstrapApp } from "../transport/index.ts";
+import type { QuicLink } from "../transport/index.ts";
+import { ANY_TRUST, PINNED_OR_MESH, perHost, type MethodPolicy, type RpcHandler } from "../rpc/index.ts";
+import type { RouteTable } from "../rpc/index.ts";
+import { Punch, PunchLink } from "../wire/index.ts";
+import { createUdpEndpoint, type UdpEndpoint } from "../transport/index.ts";
+import { decodeMessage, encodeMessage, Status, statusName } from "../wire/index.ts";
+import { NatClass } from "../wire/index.ts";
+import { PunchHelloAnswerSchema } from "../wire/index.ts";
+import { AppJoinAnswerSchema, AppJoinSchema, PunchRequestSchema } from "../wire/index.ts";
 import { runAttempt, type AttemptIo, type OwnedSocket, type PeerAddr } from "./punch-attempt.ts";
 import { MAX_CONCURRENT_ATTEMPTS, OFFER_PUSH_TIMEOUT_MS, PUNCH_HELLO_TIMEOUT_MS, PUNCH_NODE_STEP_TIMEOUT_MS, PUNCH_REJOIN_MAX_MS, PUNCH_REJOIN_MIN_MS } from "./constants.ts";
 import { MAX_PUNCH_HELLO_BYTES, MAX_PUNCH_INFO_BYTES, readPunchAnswer, readPunchHello, readPunchOffer, type PunchOffer } from "./punch-info.ts";
 import { isPunchPacketFrom, peekPunchPacket } from "./punch-packet.ts";
 import type { PunchResult } from "./punch-result.ts";
-import type { Logger } from "../contracts/logger.ts";
+import type { Logger } from "../contracts/index.ts";
 
 export interface PunchClientComponents {
   /** The app's X25519 identity: node id = SHA-256 of its public key (peers punch us by it). */

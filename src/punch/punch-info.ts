@@ -5,10 +5,10 @@ import { bytesToHex } from "@noble/hashes/utils.js";
 import { isIP } from "node:net";
 import { MAX_QUIC_REQUEST_BYTES } from "../constants.ts";
 import { DecodeError } from "../errors.ts";
-import { natFromProto, type NatClassName } from "../nat/class.ts";
-import { decodeMessage } from "../wire/codec.ts";
-import { PunchHelloAnswerSchema, PunchHelloSchema } from "../wire/gen/punch-link_pb.ts";
-import { PunchAnswerSchema, PunchInfoSchema, PunchRole, type PunchInfo } from "../wire/gen/punch_pb.ts";
+import { natFromProto, type NatClassName } from "../nat/index.ts";
+import { decodeMessage } from "../wire/index.ts";
+import { PunchHelloAnswerSchema, PunchHelloSchema } from "../wire/index.ts";
+import { PunchAnswerSchema, PunchInfoSchema, PunchRole, type PunchInfo } from "../wire/index.ts";
 import {
   MAX_PUNCH_TOKEN_BYTES,
   MIN_PUNCH_TOKEN_BYTES,

@@ -4,10 +4,10 @@
 // Compatibility is by NAT class (punch-strategy.ts strategyFor). Random punch prefers surer strategies
 // (direct, then simultaneous, then sym-to-restricted, then spray) and draws at random within each tier,
 // so the same few members are not handed to everyone. Pure: randomness comes in as `rand` ([0, 1)).
-import { METHOD } from "../rpc/methods.ts";
+import { METHOD } from "../rpc/index.ts";
 import type { AppMember, AppPool } from "./app-pool.ts";
 import { sameAddress } from "./app-pool.ts";
-import { DEFAULTS } from "../config/defaults.ts";
+import { DEFAULTS } from "../config/index.ts";
 import type { Rand } from "./punch-roles.ts";
 import { isPunchable, STRATEGY_RANK, strategyFor, type ClassStrategy } from "./punch-strategy.ts";
 

@@ -2,17 +2,17 @@
 // DESIGN §4 "every decoder enforces a size limit and rejects what it cannot parse with a typed error";
 // STYLE §6). Readers throw LimitError / DecodeError only; handlers turn them into BAD_REQUEST.
 import { bytesToHex } from "@noble/hashes/utils.js";
-import { isValidKind, MAX_KIND_CHARS } from "../wire/limits.ts";
+import { isValidKind, MAX_KIND_CHARS } from "../wire/index.ts";
 import { X25519_KEY_BYTES } from "../constants.ts";
 import { DecodeError } from "../errors.ts";
-import { nodeIdOf } from "../identity/node-key.ts";
-import { natFromProto, type NatClassName } from "../nat/class.ts";
-import { decodeMessage, Status } from "../wire/codec.ts";
-import { AppJoinSchema, PunchRequestSchema, ShareFetchSchema, ShareRegisterSchema } from "../wire/gen/punch_pb.ts";
+import { nodeIdOf } from "../identity/index.ts";
+import { natFromProto, type NatClassName } from "../nat/index.ts";
+import { decodeMessage, Status } from "../wire/index.ts";
+import { AppJoinSchema, PunchRequestSchema, ShareFetchSchema, ShareRegisterSchema } from "../wire/index.ts";
 import type { JoinResult } from "./app-pool.ts";
 import { MAX_PREDICT_DELTA, NODE_ID_HEX_CHARS, SHARE_FETCH_MAX, SPKI_BYTES } from "./constants.ts";
 import type { PunchMatchError } from "./punch-match.ts";
-import type { ShareRefusal } from "../share/pool.ts";
+import type { ShareRefusal } from "../share/index.ts";
 import type { StakeAnswer } from "./stakes.ts";
 
 /** Largest payload of any app-service request: a kind, an id, a key and framing, with room. */

@@ -5,9 +5,9 @@
 // The node decides the roles (punch-strategy.ts planPunch) and sends them, so the apps need not re-derive
 // them; they can (decideRoles) and must agree. Pure apart from the injectable random source.
 import { create } from "@bufbuild/protobuf";
-import { natToProto } from "../nat/class.ts";
-import { NatClass } from "../wire/gen/findings_pb.ts";
-import { PunchInfoSchema, PunchRole, SprayPlanSchema, type PunchInfo } from "../wire/gen/punch_pb.ts";
+import { natToProto } from "../nat/index.ts";
+import { NatClass } from "../wire/index.ts";
+import { PunchInfoSchema, PunchRole, SprayPlanSchema, type PunchInfo } from "../wire/index.ts";
 import type { AppMember } from "./app-pool.ts";
 import { PUNCH_ATTEMPT_ID_BYTES } from "./constants.ts";
 import { cryptoRandomBytes, newPunchToken, type RandomBytes, type SideName } from "./punch-roles.ts";

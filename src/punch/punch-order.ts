@@ -20,7 +20,7 @@
 // Equal ranks (two P-RC) send together: with a short path their packets cannot cross in time and Linux NATs on
 // both sides fail; longer real paths often let them cross. An open listener (Public/FullC) sends nothing: its
 // openers would only poison the dialer's NAT.
-import type { NatClassName } from "../nat/class.ts";
+import type { NatClassName } from "../nat/index.ts";
 import type { PunchStrategyName } from "./punch-strategy.ts";
 
 export type SendOrder = "first" | "second" | "together" | "silent";

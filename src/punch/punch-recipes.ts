@@ -10,7 +10,7 @@
 // Openers to the peer: every 50 ms for 1 s, then every 250 ms, doubled by a QUIC-looking twin when a side is
 // QUIC-Only; the send order (first, second after 300 ms, together, silent) comes from the NAT classes. The dialer
 // retries its handshake every 50 ms until the deadline (8 s; a spray: its probe round + 3 s, at most 15 s).
-import { QUIC_HANDSHAKE_TIMEOUT_MS } from "../transport/quic/constants.ts";
+import { QUIC_HANDSHAKE_TIMEOUT_MS } from "../transport/index.ts";
 import {
   PUNCH_ATTEMPT_TIMEOUT_MS,
   PUNCH_DIAL_WAIT_MS,

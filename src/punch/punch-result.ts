@@ -1,6 +1,6 @@
 // The result of one punch attempt, as `findings punch --json` prints it (DESIGN §7; STYLE §9 "reports are
 // filled in as the run goes; null means not tested; elapsedMs is always set").
-import type { NatClassName } from "../nat/class.ts";
+import type { NatClassName } from "../nat/index.ts";
 import type { PunchOffer } from "./punch-info.ts";
 
 export interface PunchResult {

@@ -13,20 +13,20 @@
 //   app.leave      app → node, empty: a deliberate goodbye before closing; the node forgets the app.
 // Signalling coordination: the node remembers brokered pairs; when a member (re)joins from another address
 // than it had (a new NAT mapping, a restarted app), it pushes fresh offers to it and each recent partner.
-import { METHOD } from "../rpc/methods.ts";
+import { METHOD } from "../rpc/index.ts";
 import { toBinary } from "@bufbuild/protobuf";
-import type { Counter, Histogram } from "../contracts/metrics.ts";
-import { DEFAULTS } from "../config/defaults.ts";
+import type { Counter, Histogram } from "../contracts/index.ts";
+import { DEFAULTS } from "../config/index.ts";
 import { errorLine } from "../errors.ts";
-import type { NodeKey } from "../identity/node-key.ts";
-import { nodeIdOf } from "../identity/node-key.ts";
-import type { QuicLink } from "../transport/quic/link.ts";
-import { PINNED_OR_MESH, perHost, type RpcContext, type RpcReply } from "../rpc/policy.ts";
-import type { Router, RouteTable } from "../rpc/router.ts";
-import { App, Punch } from "../wire/gen/services_pb.ts";
-import type { LinkEvent, LinkListener } from "../transport/udp/endpoint.ts";
-import { encodeMessage, Status } from "../wire/codec.ts";
-import { AppJoinAnswerSchema, PunchAnswerSchema, PunchInfoSchema, type PunchInfo } from "../wire/gen/punch_pb.ts";
+import type { NodeKey } from "../identity/index.ts";
+import { nodeIdOf } from "../identity/index.ts";
+import type { QuicLink } from "../transport/index.ts";
+import { PINNED_OR_MESH, perHost, type RpcContext, type RpcReply } from "../rpc/index.ts";
+import type { Router, RouteTable } from "../rpc/index.ts";
+import { App, Punch } from "../wire/index.ts";
+import type { LinkEvent, LinkListener } from "../transport/index.ts";
+import { encodeMessage, Status } from "../wire/index.ts";
+import { AppJoinAnswerSchema, PunchAnswerSchema, PunchInfoSchema, type PunchInfo } from "../wire/index.ts";
 import { createAppPool, sameAddress, type AppAddress, type AppMember, type AppPool } from "./app-pool.ts";
 import { OFFER_PUSH_TIMEOUT_MS } from "./constants.ts";
 import { directedMatch, randomMatches, type PunchMatch } from "./punch-match.ts";
@@ -35,7 +35,7 @@ import { brokerPunch } from "./punch-offer.ts";
 import { createPunchPairs, type PunchPairs } from "./punch-pairs.ts";
 import type { Rand } from "./punch-roles.ts";
 import { servedKinds, stakeAnswer, type StakeConfig } from "./stakes.ts";
-import type { Logger } from "../contracts/logger.ts";
+import type { Logger } from "../contracts/index.ts";
 
 /** How often the node expires idle members and old pairs, in ms. */
 const PUNCH_SWEEP_INTERVAL_MS = 10_000;

@@ -5,9 +5,9 @@
 // port, whose mapping the cone's filter now admits.
 import { createSocket, type Socket } from "node:dgram";
 import { isIP } from "node:net";
-import type { TimerHandle } from "../contracts/clock.ts";
-import type { QuicLink } from "../transport/quic/link.ts";
-import { raceSignal } from "../transport/quic/stream-io.ts";
+import type { TimerHandle } from "../contracts/index.ts";
+import type { QuicLink } from "../transport/index.ts";
+import { raceSignal } from "../transport/index.ts";
 import { pause, sayHello, type AttemptRun, type OwnedSocket } from "./punch-attempt-io.ts";
 import { isPunchPacketFrom, PUNCH_PACKET_TYPE } from "./punch-packet.ts";
 import { sprayRoundPorts, type DialerRecipe, type SideOpeners } from "./punch-recipes.ts";

@@ -28,7 +28,7 @@
 //                      ways. With a constant allocation step (portDelta) the predicted ports go first.
 //   impossible         Sym ↔ Sym (both ports unknown; the birthday odds are ~N·M/R² per round), anything
 //                      with UDP-Blocked, and an unknown class with anything but an open peer.
-import type { NatClassName } from "../nat/class.ts";
+import type { NatClassName } from "../nat/index.ts";
 import {
   MAX_PREDICT_DELTA,
   SPRAY_EXPECT_ODDS,

@@ -1,7 +1,7 @@
 // The typed answer errors of the router: a handler throws AnswerError to choose the status; every other error
 // is mapped to a status by answerOfError so the peer learns what was wrong with its request, not our internals.
 import { DecodeError, LimitError, PeerError, SealError, TimeoutError } from "../errors.ts";
-import { Status } from "../wire/codec.ts";
+import { Status } from "../wire/index.ts";
 import type { RpcReply } from "./policy.ts";
 
 /** A handler's way to choose the answer status (and, on WSS, to close the link after the answer). */

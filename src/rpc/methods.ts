@@ -1,7 +1,7 @@
 // Wire names of the request methods, derived from the service descriptors of proto/services.proto by one
 // rule: "<service>.<method>" in kebab case (Mesh.Peers → "mesh.peers", PunchLink.Ping → "punch-link.ping").
 import type { DescMethod, DescService } from "@bufbuild/protobuf";
-import { App, Mesh, Nat, Punch, PunchLink, Share } from "../wire/gen/services_pb.ts";
+import { App, Mesh, Nat, Punch, PunchLink, Share } from "../wire/index.ts";
 
 /** "SelfCheckEcho" → "self-check-echo". */
 function kebab(name: string): string {

@@ -1,7 +1,7 @@
 // What a method allows (DESIGN §3 trust levels, §4 limits): declared once per method next to its handler,
 // enforced by the router before the handler runs.
-import type { MeshLink } from "../mesh/link.ts";
-import type { Status } from "../wire/codec.ts";
+import type { MeshLink } from "../mesh/index.ts";
+import type { Status } from "../wire/index.ts";
 
 /** The transport a request came on: a QUIC stream or a WSS mesh link. */
 export type Transport = "quic" | "wss";

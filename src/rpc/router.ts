@@ -3,9 +3,9 @@
 // trust, the payload size, the per-source token buckets and the in-flight cap; every refusal is counted by
 // method and reason. Handlers are added with their policy and removed with the disposer add() returns.
 import type { DescMethod } from "@bufbuild/protobuf";
-import type { Logger } from "../contracts/logger.ts";
+import type { Logger } from "../contracts/index.ts";
 import { errorLine } from "../errors.ts";
-import { Status } from "../wire/codec.ts";
+import { Status } from "../wire/index.ts";
 import { answerOfError } from "./errors.ts";
 import { prefixOf } from "./ip-prefix.ts";
 import { methodName } from "./methods.ts";

@@ -1,11 +1,11 @@
 // App side of the TCP server registry: register my public TCP server for a kind, fetch a few listed ones
 // (seed 001 §分享池; DESIGN §5). Both go over a pinned, bound link to the node (bootstrapApp).
-import { METHOD } from "../rpc/methods.ts";
+import { METHOD } from "../rpc/index.ts";
 import { PeerError } from "../errors.ts";
-import type { QuicLink } from "../transport/quic/link.ts";
-import { decodeMessage, encodeMessage, Status, statusName } from "../wire/codec.ts";
-import { ShareFetchSchema, ShareListSchema, ShareRegisterAnswerSchema, ShareRegisterSchema } from "../wire/gen/punch_pb.ts";
-import { SHARE_FETCH_MAX } from "../punch/constants.ts";
+import type { QuicLink } from "../transport/index.ts";
+import { decodeMessage, encodeMessage, Status, statusName } from "../wire/index.ts";
+import { ShareFetchSchema, ShareListSchema, ShareRegisterAnswerSchema, ShareRegisterSchema } from "../wire/index.ts";
+import { SHARE_FETCH_MAX } from "../punch/index.ts";
 
 export interface SharedServer {
   ip: string;

@@ -12,10 +12,10 @@
 // advertise a third party (the same rule as DESIGN §6 "probes go only to an address the requester proved
 // it owns"). Dedup is by kind + ip:port.
 import { isIP } from "node:net";
-import { normalizeIp } from "../nat/source-check.ts";
-import { DEFAULTS } from "../config/defaults.ts";
-import { SHARE_FETCH_MAX } from "../punch/constants.ts";
-import type { Rand } from "../punch/punch-roles.ts";
+import { normalizeIp } from "../nat/index.ts";
+import { DEFAULTS } from "../config/index.ts";
+import { SHARE_FETCH_MAX } from "../punch/index.ts";
+import type { Rand } from "../punch/index.ts";
 
 /** A server verified within this long is "fresh" and may be drawn at random, in ms. */
 const DEFAULT_SHARE_FRESH_MS = 30 * 60_000;

@@ -9,15 +9,15 @@
 //   share.fetch     ShareFetch{kind, max ≤ 6} → ShareList{entries}.
 import { connect } from "node:net";
 import { errorLine } from "../errors.ts";
-import { PINNED_OR_MESH, perHost, type RpcContext, type RpcReply } from "../rpc/policy.ts";
-import type { Router, RouteTable } from "../rpc/router.ts";
-import { Share } from "../wire/gen/services_pb.ts";
-import { encodeMessage, Status } from "../wire/codec.ts";
-import { ShareListSchema, ShareRegisterAnswerSchema } from "../wire/gen/punch_pb.ts";
-import { readShareFetch, readShareRegister, statusOfShareRefusal, MAX_PUNCH_REQUEST_BYTES } from "../punch/punch-messages.ts";
-import type { Rand } from "../punch/punch-roles.ts";
+import { PINNED_OR_MESH, perHost, type RpcContext, type RpcReply } from "../rpc/index.ts";
+import type { Router, RouteTable } from "../rpc/index.ts";
+import { Share } from "../wire/index.ts";
+import { encodeMessage, Status } from "../wire/index.ts";
+import { ShareListSchema, ShareRegisterAnswerSchema } from "../wire/index.ts";
+import { readShareFetch, readShareRegister, statusOfShareRefusal, MAX_PUNCH_REQUEST_BYTES } from "../punch/index.ts";
+import type { Rand } from "../punch/index.ts";
 import { createSharePool, type ShareRef, type SharePool } from "./pool.ts";
-import type { Logger } from "../contracts/logger.ts";
+import type { Logger } from "../contracts/index.ts";
 
 /** TCP dial-back timeout, in ms: the dial runs inside the share.register request, which the transport
  *  bounds at REQUEST_TIMEOUT_MS (5 s) for reading, handling and answering together. */

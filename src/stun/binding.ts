@@ -20,7 +20,7 @@ import {
   STUN_TRANSACTION_ID_BYTES,
 } from "./constants.ts";
 import { fingerprintOf, isFingerprintAt } from "./fingerprint.ts";
-import { formatIPv4, formatIPv6, isV4Mapped, parseIPv4, parseIPv6 } from "../contracts/ip.ts";
+import { formatIPv4, formatIPv6, isV4Mapped, parseIPv4, parseIPv6 } from "../contracts/index.ts";
 
 /** Why a datagram is not a Binding Request we answer. Values, never exceptions: the input is the network's. */
 export type BindingRequestFault =

@@ -1,19 +1,19 @@
 // App side of the app bootstrap over QUIC (seed 001 §从应用端的连接 steps 1–7, DESIGN §3): first contact,
 // Seal(session id) to the node key, open Seal(cert + session id), pin the SPKI, reconnect, bind.
 // The node side and the protocol table are in app-bootstrap-handlers.ts.
-import { METHOD } from "../../rpc/methods.ts";
+import { METHOD } from "../../rpc/index.ts";
 import { bytesToHex, randomBytes } from "@noble/hashes/utils.js";
 import { timingSafeEqual } from "node:crypto";
 import { SEAL_PURPOSE, X25519_KEY_BYTES } from "../../constants.ts";
 import { FindingsError, PeerError, SealError, errorLine } from "../../errors.ts";
-import { spkiOfPem } from "../../identity/certificate.ts";
-import { open, seal } from "../../identity/seal.ts";
-import { decodeMessage, encodeMessage, Status } from "../../wire/codec.ts";
-import { AppCertSchema, AppHelloAnswerSchema, AppHelloSchema, AppSessionSchema } from "../../wire/gen/findings_pb.ts";
-import { formatAddress } from "../../contracts/address.ts";
+import { spkiOfPem } from "../../identity/index.ts";
+import { open, seal } from "../../identity/index.ts";
+import { decodeMessage, encodeMessage, Status } from "../../wire/index.ts";
+import { AppCertSchema, AppHelloAnswerSchema, AppHelloSchema, AppSessionSchema } from "../../wire/index.ts";
+import { formatAddress } from "../../contracts/index.ts";
 import { APP_SESSION_ID_BYTES } from "./sessions.ts";
 import { expectOk, type QuicLink } from "../quic/link.ts";
-import type { Envelope } from "../../wire/gen/findings_pb.ts";
+import type { Envelope } from "../../wire/index.ts";
 
 export interface AppKey {
   privateKey: Uint8Array;

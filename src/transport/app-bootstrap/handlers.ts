@@ -15,17 +15,17 @@
 //        connection pinned with the app's key → OK. The separate seal purpose keeps a hello box (which a man
 //        in the middle of the untrusted first connection may have seen) from passing as a bind; the bind box
 //        itself only ever travels inside the pinned TLS session.
-import { METHOD } from "../../rpc/methods.ts";
+import { METHOD } from "../../rpc/index.ts";
 import { MAX_SEALED_BYTES, SEAL_PURPOSE, X25519_KEY_BYTES } from "../../constants.ts";
 import { SealError, errorLine } from "../../errors.ts";
-import type { RunCertificate } from "../../identity/certificate.ts";
-import type { NodeKey } from "../../identity/node-key.ts";
-import { open, seal } from "../../identity/seal.ts";
-import { ANY_TRUST, perHost, type Route, type RpcReply, type Transport } from "../../rpc/policy.ts";
-import type { RouteTable } from "../../rpc/router.ts";
-import { decodeMessage, encodeMessage, Status } from "../../wire/codec.ts";
-import { AppCertSchema, AppHelloAnswerSchema, AppHelloSchema, AppSessionSchema, type AppHello } from "../../wire/gen/findings_pb.ts";
-import { App } from "../../wire/gen/services_pb.ts";
+import type { RunCertificate } from "../../identity/index.ts";
+import type { NodeKey } from "../../identity/index.ts";
+import { open, seal } from "../../identity/index.ts";
+import { ANY_TRUST, perHost, type Route, type RpcReply, type Transport } from "../../rpc/index.ts";
+import type { RouteTable } from "../../rpc/index.ts";
+import { decodeMessage, encodeMessage, Status } from "../../wire/index.ts";
+import { AppCertSchema, AppHelloAnswerSchema, AppHelloSchema, AppSessionSchema, type AppHello } from "../../wire/index.ts";
+import { App } from "../../wire/index.ts";
 import { AppSessionTable } from "./sessions.ts";
 import { APP_SESSION_ID_BYTES } from "./sessions.ts";
 import { whoamiRoute } from "../quic/whoami-handler.ts";

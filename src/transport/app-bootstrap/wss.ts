@@ -2,13 +2,13 @@
 // flow as over QUIC (src/transport/app-bootstrap/bootstrap.ts) on the node's TLS port. Client dialer and node handlers.
 import { appBootstrapRoutes } from "./handlers.ts";
 import type { BootstrapDialer } from "./bootstrap.ts";
-import type { RunCertificate } from "../../identity/certificate.ts";
-import type { NodeKey } from "../../identity/node-key.ts";
+import type { RunCertificate } from "../../identity/index.ts";
+import type { NodeKey } from "../../identity/index.ts";
 import { dialWss } from "../ws/client.ts";
-import { MESH_PATH } from "../../mesh/link-constants.ts";
-import { createMeshLink, type MeshLink } from "../../mesh/link.ts";
-import type { MeshLinks } from "../../mesh/link-service.ts";
-import type { Logger } from "../../contracts/logger.ts";
+import { MESH_PATH } from "../../mesh/index.ts";
+import { createMeshLink, type MeshLink } from "../../mesh/index.ts";
+import type { MeshLinks } from "../../mesh/index.ts";
+import type { Logger } from "../../contracts/index.ts";
 
 /** A dialer of standalone WSS links for apps (no TLS listener of their own, no client certificate). */
 export function wssAppDialer(opts: { log?: Logger } = {}): BootstrapDialer<MeshLink> {

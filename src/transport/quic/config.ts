@@ -2,11 +2,11 @@
 // (DESIGN §3 "Pinning", §4; @matrixai/quic QUICConfig).
 import QuicLibLogger, { Handler, LogLevel } from "@matrixai/logger";
 import { native, type QUICClientConfigInput, type QUICServerConfigInput, type QUICServerCrypto, type QUICClientCrypto, type TLSVerifyCallback } from "@matrixai/quic";
-import { DEFAULTS } from "../../config/defaults.ts";
-import type { Logger } from "../../contracts/logger.ts";
+import { DEFAULTS } from "../../config/index.ts";
+import type { Logger } from "../../contracts/index.ts";
 import { MAX_QUIC_REQUEST_BYTES } from "../../constants.ts";
-import { spkiOfDer } from "../../identity/certificate.ts";
-import type { RunCertificate } from "../../identity/certificate.ts";
+import { spkiOfDer } from "../../identity/index.ts";
+import type { RunCertificate } from "../../identity/index.ts";
 import { MAX_QUIC_STREAMS_PER_CONNECTION, QUIC_ALPN } from "./constants.ts";
 
 

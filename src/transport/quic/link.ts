@@ -1,8 +1,8 @@
 // A QUIC connection seen as a Findings link: requests over it, its peer, its pin state (DESIGN §3–§4).
 import type { QUICConnection } from "@matrixai/quic";
 import { PeerError } from "../../errors.ts";
-import { Status, statusName, type Envelope } from "../../wire/codec.ts";
-import { formatAddress, unmapIp } from "../../contracts/address.ts";
+import { Status, statusName, type Envelope } from "../../wire/index.ts";
+import { formatAddress, unmapIp } from "../../contracts/index.ts";
 import { MAX_QUIC_STREAMS_PER_CONNECTION } from "./constants.ts";
 import { requestOverStream, StreamGate, type RequestOptions } from "./request.ts";
 

@@ -3,7 +3,7 @@
 import type { QUICConnection, QUICStream } from "@matrixai/quic";
 import { MAX_QUIC_REQUEST_BYTES, REQUEST_TIMEOUT_MS } from "../../constants.ts";
 import { FindingsError, PeerError, errorLine } from "../../errors.ts";
-import { decodeEnvelope, encodeEnvelope, Status, type Envelope } from "../../wire/codec.ts";
+import { decodeEnvelope, encodeEnvelope, Status, type Envelope } from "../../wire/index.ts";
 import { QUIC_STREAM_CODE } from "./constants.ts";
 import { describeQuicError } from "./errors.ts";
 import { cancelStream, deadline, readBounded, StreamAbort, writeAndClose } from "./stream-io.ts";

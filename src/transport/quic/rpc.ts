@@ -6,15 +6,15 @@
 // `timeout` when REQUEST_TIMEOUT_MS passes. Answers are matched by stream, not by id: an answer to a
 // request that could not be decoded carries id 0 and method "invalid".
 import type { QUICStream } from "@matrixai/quic";
-import type { Histogram } from "../../contracts/metrics.ts";
+import type { Histogram } from "../../contracts/index.ts";
 import { MAX_QUIC_REQUEST_BYTES, REQUEST_TIMEOUT_MS } from "../../constants.ts";
 import { TimeoutError, errorLine } from "../../errors.ts";
-import { decodeEnvelope, encodeAnswer, encodeEnvelope, Status, statusName, type Envelope } from "../../wire/codec.ts";
+import { decodeEnvelope, encodeAnswer, encodeEnvelope, Status, statusName, type Envelope } from "../../wire/index.ts";
 import { QUIC_STREAM_CODE } from "./constants.ts";
 import { cancelStream, deadline, readBounded, StreamAbort, writeAndClose } from "./stream-io.ts";
-import type { Logger } from "../../contracts/logger.ts";
-import type { Router } from "../../rpc/router.ts";
-import type { RpcContext } from "../../rpc/policy.ts";
+import type { Logger } from "../../contracts/index.ts";
+import type { Router } from "../../rpc/index.ts";
+import type { RpcContext } from "../../rpc/index.ts";
 
 export interface RpcCounters {
   /** Streams served (requests read, whatever their outcome). */

@@ -1,8 +1,8 @@
 // `app.whoami` over QUIC or WSS: the requester's address as this node sees it (DESIGN §1 `findings whoami`).
 // Allowed on first-contact links: it tells the peer only what its own packets already carry, like STUN.
-import { ANY_TRUST, perHost, type Route } from "../../rpc/policy.ts";
-import { encodeMessage } from "../../wire/codec.ts";
-import { WhoamiResponseSchema } from "../../wire/gen/findings_pb.ts";
+import { ANY_TRUST, perHost, type Route } from "../../rpc/index.ts";
+import { encodeMessage } from "../../wire/index.ts";
+import { WhoamiResponseSchema } from "../../wire/index.ts";
 
 /** Cheap as a STUN Binding: a generous rate, still bounded so it cannot be used to spin the node. */
 export const whoamiRoute: Route = {

@@ -1,15 +1,15 @@
 // `findings whoami` over QUIC, as a library call: own ephemeral socket, app bootstrap when the server's key
 // is known (DESIGN §3), then one whoami request (DESIGN §1).
-import { METHOD } from "../../rpc/methods.ts";
+import { METHOD } from "../../rpc/index.ts";
 import { isIP } from "node:net";
-import { generateNodeKey } from "../../identity/node-key.ts";
-import { decodeMessage } from "../../wire/codec.ts";
-import { WhoamiResponseSchema } from "../../wire/gen/findings_pb.ts";
-import { formatAddress } from "../../contracts/address.ts";
+import { generateNodeKey } from "../../identity/index.ts";
+import { decodeMessage } from "../../wire/index.ts";
+import { WhoamiResponseSchema } from "../../wire/index.ts";
+import { formatAddress } from "../../contracts/index.ts";
 import { bootstrapApp, type AppKey } from "../app-bootstrap/bootstrap.ts";
 import { expectOk, type QuicLink } from "./link.ts";
 import { createUdpClient } from "../udp/client.ts";
-import type { Logger } from "../../contracts/logger.ts";
+import type { Logger } from "../../contracts/index.ts";
 
 export interface QuicWhoamiResult {
   /** "ip:port" or "[v6]:port" as the server sees us. */

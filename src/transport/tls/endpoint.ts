@@ -5,17 +5,17 @@ import { STATUS_CODES, type IncomingMessage } from "node:http";
 import * as http2 from "node:http2";
 import type { Socket } from "node:net";
 import type { TLSSocket } from "node:tls";
-import { DEFAULTS } from "../../config/defaults.ts";
+import { DEFAULTS } from "../../config/index.ts";
 import { MAX_ENVELOPE_BYTES, MAX_WS_FRAME_BYTES, TLS_HANDSHAKE_TIMEOUT_MS } from "../../constants.ts";
 import { ConfigError } from "../../errors.ts";
-import { spkiOfDer, type RunCertificate } from "../../identity/certificate.ts";
+import { spkiOfDer, type RunCertificate } from "../../identity/index.ts";
 import { createHttpRouter, type HttpRouteTable } from "./https-routes.ts";
 import { WHOAMI_PATH, whoamiHandler } from "./https-whoami.ts";
-import { formatAddress, localOf, remoteOf, type HostPort } from "../../contracts/address.ts";
+import { formatAddress, localOf, remoteOf, type HostPort } from "../../contracts/index.ts";
 import { WS_CLOSE } from "../ws/constants.ts";
 import type { WsConnection } from "../ws/connection.ts";
 import { createWsAcceptor } from "../ws/server.ts";
-import { silentLogger, type Logger } from "../../contracts/logger.ts";
+import { silentLogger, type Logger } from "../../contracts/index.ts";
 
 /** TCP connections held at once (handshaking, HTTP and WebSocket together); more are dropped at
  *  accept. One costs a few KB of TLS state; 1024 is far above 16 mesh links plus whoami traffic. */

@@ -2,8 +2,8 @@
 // mesh WebSocket). One table serves both versions through node:http2's compatibility API.
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
-import { remoteOf, type HostPort } from "../../contracts/address.ts";
-import { silentLogger, type Logger } from "../../contracts/logger.ts";
+import { remoteOf, type HostPort } from "../../contracts/index.ts";
+import { silentLogger, type Logger } from "../../contracts/index.ts";
 
 export type HeaderBag = Record<string, string | string[] | undefined>;
 

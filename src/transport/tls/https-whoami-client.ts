@@ -1,7 +1,7 @@
 // Client side of GET /whoami over HTTPS (DESIGN §2): first contact, so the server's self-signed
 // certificate is not verified; the answer is public information about ourselves, nothing to protect.
 import { connect } from "node:http2";
-import { formatAddress } from "../../contracts/address.ts";
+import { formatAddress } from "../../contracts/index.ts";
 import { DecodeError, TimeoutError } from "../../errors.ts";
 
 export interface HttpsWhoamiResult {

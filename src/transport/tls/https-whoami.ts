@@ -1,6 +1,6 @@
 // GET /whoami on the TLS port: the client's address as this server sees it (DESIGN §1 "findings
 // whoami --tcp", §2), over HTTP/2 or HTTP/1.1.
-import { formatAddress } from "../../contracts/address.ts";
+import { formatAddress } from "../../contracts/index.ts";
 import { jsonAnswer, type HttpHandler } from "./https-routes.ts";
 
 export const WHOAMI_PATH = "/whoami";

@@ -1,6 +1,6 @@
 // Routes each datagram on the shared UDP socket to QUIC, STUN or the SN probe handler (DESIGN §2, RFC 7983 §7).
-import { looksLikeLegacyStun, looksLikeStun } from "../../stun/binding.ts";
-import { SN_MAX_BYTES, SN_MIN_BYTES } from "../../nat/constants.ts"; // 64 and 1072 bytes (DESIGN §6)
+import { looksLikeLegacyStun, looksLikeStun } from "../../stun/index.ts";
+import { SN_MAX_BYTES, SN_MIN_BYTES } from "../../nat/index.ts"; // 64 and 1072 bytes (DESIGN §6)
 
 export type DatagramKind = "quic" | "stun" | "sn" | "unknown";
 

@@ -1,11 +1,12 @@
 // A client-only UDP socket: QUIC dials and raw datagrams from one socket, no QUIC server (DESIGN §2). Used
 // by CLI commands (whoami, probe, punch) and by apps; a node uses createUdpEndpoint instead.
-import { formatAddress } from "../../contracts/address.ts";
+import { formatAddress } from "../../contracts/index.ts";
 import type { QuicLink } from "../quic/link.ts";
-import { createRouter, type Router } from "../../rpc/router.ts";
+import { createRouter, type Router } from "../../rpc/index.ts";
 import { UdpCore, type DialOptions, type LinkEvent, type LinkListener, type UdpCoreCounters } from "./core.ts";
 import type { RawDatagramHandler } from "./shared-socket.ts";
-import type { Logger } from "../../contracts/logger.ts";
+import type { Logger } from "../../contracts/index.ts";
+import { createSerial } from "./serial.ts";
 
 export interface UdpClientInit {
   /** Address to bind: "0.0.0.0" for IPv4 servers, "::" for IPv6 (dual-stack). @default "::" */
@@ -45,12 +46,7 @@ export function createUdpClient(components: { log?: Logger; router?: Router }, i
   const router = components.router ?? createRouter({ log: components.log });
   const core = new UdpCore({ host: init.host ?? "::", port: init.port ?? 0, idleTimeoutMs: init.idleTimeoutMs, onRawDatagram: init.onRawDatagram }, router, components.log);
   let running = false;
-  let chain: Promise<void> = Promise.resolve();
-  const serial = (fn: () => Promise<void>): Promise<void> => {
-    const p = chain.then(fn);
-    chain = p.catch(() => {});
-    return p;
-  };
+  const serial = createSerial();
   return {
     start: () =>
       serial(async () => {

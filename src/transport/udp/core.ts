@@ -2,21 +2,21 @@
 // from it, serving peer-opened streams, link events and counters (DESIGN §2: one socket per port).
 import { QUICClient, events as quicEvents, errors as quicErrors, type QUICConnection, type QUICStream } from "@matrixai/quic";
 import type QuicLibLogger from "@matrixai/logger";
-import { DEFAULTS } from "../../config/defaults.ts";
-import type { Histogram } from "../../contracts/metrics.ts";
+import { DEFAULTS } from "../../config/index.ts";
+import type { Histogram } from "../../contracts/index.ts";
 import { PeerError, PinMismatchError, TimeoutError, errorLine } from "../../errors.ts";
-import { formatAddress } from "../../contracts/address.ts";
+import { formatAddress } from "../../contracts/index.ts";
 import { describeQuicError } from "../quic/errors.ts";
 import { clientQuicConfig, clientQuicCrypto, quicLogger } from "../quic/config.ts";
 import { QUIC_CLOSE_NORMAL, QUIC_HANDSHAKE_TIMEOUT_MS } from "../quic/constants.ts";
 import { createQuicLink, type LinkState, type QuicLink } from "../quic/link.ts";
 import { newRpcCounters, serveStream, type RpcCounters } from "../quic/rpc.ts";
-import { nodeIdOf } from "../../identity/node-key.ts";
-import type { Trust } from "../../rpc/policy.ts";
-import type { Router } from "../../rpc/router.ts";
+import { nodeIdOf } from "../../identity/index.ts";
+import type { Trust } from "../../rpc/index.ts";
+import type { Router } from "../../rpc/index.ts";
 import { streamCodeToReason, streamReasonToCode } from "../quic/stream-io.ts";
 import { newSocketCounters, SharedUdpSocket, type RawDatagramHandler, type SharedSocketCounters } from "./shared-socket.ts";
-import type { Logger } from "../../contracts/logger.ts";
+import type { Logger } from "../../contracts/index.ts";
 
 export interface DialOptions {
   /** Accept only a server certificate with this SPKI (hex SHA-256); without it the link is first contact. */

@@ -1,12 +1,12 @@
 // The node's UDP endpoint (DESIGN §2): one socket shared by the QUIC server (app services, app bootstrap,
 // whoami), the node's own QUIC dials, and raw STUN/SN datagrams; plus the client-only variant for the CLI.
 import { QUICServer, events as quicEvents, type QUICConnection } from "@matrixai/quic";
-import { DEFAULTS } from "../../config/defaults.ts";
+import { DEFAULTS } from "../../config/index.ts";
 import { errorLine } from "../../errors.ts";
-import type { RunCertificate } from "../../identity/certificate.ts";
-import type { NodeKey } from "../../identity/node-key.ts";
-import { formatAddress, unmapIp } from "../../contracts/address.ts";
-import type { Histogram } from "../../contracts/metrics.ts";
+import type { RunCertificate } from "../../identity/index.ts";
+import type { NodeKey } from "../../identity/index.ts";
+import { formatAddress, unmapIp } from "../../contracts/index.ts";
+import type { Histogram } from "../../contracts/index.ts";
 import { appBootstrapRoutes } from "../app-bootstrap/handlers.ts";
 import { serverQuicConfig, serverQuicCrypto } from "../quic/config.ts";
 import {
@@ -15,12 +15,13 @@ import {
   QUIC_HANDSHAKE_TIMEOUT_MS,
 } from "../quic/constants.ts";
 import { createQuicLink, type QuicLink } from "../quic/link.ts";
-import { createRouter, type Router } from "../../rpc/router.ts";
+import { createSerial } from "./serial.ts";
+import { createRouter, type Router } from "../../rpc/index.ts";
 import { streamCodeToReason, streamReasonToCode } from "../quic/stream-io.ts";
 import { connectionMapOf, type RawDatagramHandler } from "./shared-socket.ts";
 import type { QuicDialer, UdpClient } from "./client.ts";
 import { UdpCore, type DialOptions, type LinkEvent, type LinkListener, type UdpCoreCounters } from "./core.ts";
-import type { Logger } from "../../contracts/logger.ts";
+import type { Logger } from "../../contracts/index.ts";
 
 /** Connections still in their handshake may hold this many slots beyond the connection cap; brand-new
  *  Initial packets beyond it are dropped before quiche sees them (cheap refusal, no crypto work). */
@@ -78,13 +79,7 @@ export function createUdpEndpoint(components: UdpEndpointComponents, init: UdpEn
   const perIp = new Map<string, number>();
   let server: QUICServer | undefined;
   let running = false;
-  // start() and stop() run one at a time, in call order, so a stop during a start waits for it.
-  let chain: Promise<void> = Promise.resolve();
-  const serial = (fn: () => Promise<void>): Promise<void> => {
-    const p = chain.then(fn);
-    chain = p.catch(() => {});
-    return p;
-  };
+  const serial = createSerial();
 
   // whoami and the app bootstrap, while running.
   let removeRoutes: (() => void) | undefined;

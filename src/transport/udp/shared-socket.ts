@@ -13,7 +13,7 @@ import type { RemoteInfo } from "node:dgram";
 import { QUICConnectionId, QUICSocket, type QUICConnectionMap } from "@matrixai/quic";
 import type Logger from "@matrixai/logger";
 import { classifyDatagram, type DatagramKind } from "./classify.ts";
-import { unmapIp } from "../../contracts/address.ts";
+import { unmapIp } from "../../contracts/index.ts";
 
 export interface RawDatagramInfo {
   /** Sender IP; an IPv4-mapped IPv6 sender (dual-stack socket) is reported as plain IPv4. */

@@ -6,11 +6,11 @@ import * as tls from "node:tls";
 import { WebSocket } from "ws";
 import { MAX_WS_FRAME_BYTES, TLS_HANDSHAKE_TIMEOUT_MS } from "../../constants.ts";
 import { PeerError, PinMismatchError, TimeoutError } from "../../errors.ts";
-import { spkiOfDer } from "../../identity/certificate.ts";
-import { formatAddress, type HostPort } from "../../contracts/address.ts";
+import { spkiOfDer } from "../../identity/index.ts";
+import { formatAddress, type HostPort } from "../../contracts/index.ts";
 import { WS_CLOSE_TIMEOUT_MS, type WsCloseTimeoutOption } from "./constants.ts";
 import { wrapWebSocket, type WsConnection } from "./connection.ts";
-import { silentLogger, type Logger } from "../../contracts/logger.ts";
+import { silentLogger, type Logger } from "../../contracts/index.ts";
 
 export interface DialWssOptions {
   /** Request path. @default "/mesh" */

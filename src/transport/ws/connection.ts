@@ -3,10 +3,10 @@
 // and close info for the mesh (DESIGN §2, §4: one binary frame per Envelope).
 import type { Socket } from "node:net";
 import type { RawData, WebSocket } from "ws";
-import { DEFAULTS } from "../../config/defaults.ts";
-import { localOf, remoteOf, type HostPort } from "../../contracts/address.ts";
+import { DEFAULTS } from "../../config/index.ts";
+import { localOf, remoteOf, type HostPort } from "../../contracts/index.ts";
 import { MAX_WS_CLOSE_REASON_BYTES, WS_CLOSE, WS_PING_ID_BYTES, WS_SEND_HIGH_WATER_BYTES } from "./constants.ts";
-import { silentLogger, type Logger } from "../../contracts/logger.ts";
+import { silentLogger, type Logger } from "../../contracts/index.ts";
 
 export interface WsConnectionInit {
   role: "server" | "client";

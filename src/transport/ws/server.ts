@@ -6,7 +6,7 @@ import { WebSocketServer, type ServerOptions } from "ws";
 import { MAX_WS_FRAME_BYTES } from "../../constants.ts";
 import { WS_CLOSE_TIMEOUT_MS, type WsCloseTimeoutOption } from "./constants.ts";
 import { wrapWebSocket, type WsConnection } from "./connection.ts";
-import { silentLogger, type Logger } from "../../contracts/logger.ts";
+import { silentLogger, type Logger } from "../../contracts/index.ts";
 
 export interface WsAcceptorInit {
   /** Largest message accepted; more closes with 1009. @default MAX_WS_FRAME_BYTES */

@@ -1,0 +1,4 @@
+// The surface of src/identity: what other folders may import from it.
+export { type RunCertificate, createRunCertificate, spkiOfDer, spkiOfPem } from "./certificate.ts";
+export { type NodeKey, generateNodeKey, loadOrCreateNodeKey, nodeIdOf } from "./node-key.ts";
+export { open, seal } from "./seal.ts";

@@ -1,0 +1,21 @@
+// The surface of src/transport: what other folders may import from it.
+export { bootstrapApp } from "./app-bootstrap/bootstrap.ts";
+export { serveAppBootstrapOverWss } from "./app-bootstrap/wss.ts";
+export { QUIC_HANDSHAKE_TIMEOUT_MS } from "./quic/constants.ts";
+export { type QuicLink, expectOk } from "./quic/link.ts";
+export { raceSignal } from "./quic/stream-io.ts";
+export { quicWhoami } from "./quic/whoami.ts";
+export { type TlsEndpoint, type WsUpgradeInfo, createTlsEndpoint } from "./tls/endpoint.ts";
+export { httpsWhoami } from "./tls/https-whoami-client.ts";
+export { type UdpClient, createUdpClient } from "./udp/client.ts";
+export {
+  type DialOptions,
+  type LinkEvent,
+  type LinkListener,
+  type UdpEndpoint,
+  createUdpEndpoint,
+} from "./udp/endpoint.ts";
+export { type RawDatagramInfo } from "./udp/shared-socket.ts";
+export { PinMismatchError, dialWss } from "./ws/client.ts";
+export { type WsCloseInfo, type WsConnection } from "./ws/connection.ts";
+export { WS_CLOSE } from "./ws/constants.ts";
