@@ -1,4 +1,5 @@
 // The surface of src/identity: what other folders may import from it.
 export { type RunCertificate, createRunCertificate, spkiOfDer, spkiOfPem } from "./certificate.ts";
-export { type NodeKey, generateNodeKey, loadOrCreateNodeKey, nodeIdOf } from "./node-key.ts";
+export { type NodeKey, generateNodeKey, loadOrCreateNodeKey, nodeIdOf, nodeKeyFromPrivate } from "./node-key.ts";
 export { open, seal } from "./seal.ts";
+export { disableCryptoMemo, enableCryptoMemo, memo, memoKey } from "./crypto-memo.ts";

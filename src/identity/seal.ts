@@ -6,6 +6,7 @@ import { sha256 } from "@noble/hashes/sha2.js";
 import { randomBytes } from "@noble/hashes/utils.js";
 import { MAX_SEALED_BYTES, X25519_KEY_BYTES } from "../constants.ts";
 import { SealError } from "../errors.ts";
+import { memo, memoKey } from "./crypto-memo.ts";
 
 /** XChaCha20-Poly1305 nonce length (draft-irtf-cfrg-xchacha §2). */
 const XCHACHA_NONCE_BYTES = 24;
@@ -18,6 +19,10 @@ const encoder = new TextEncoder();
  *  order (sorted), so both ends derive the same key and a key made for one pair or one purpose is
  *  useless for another. */
 export function sealKey(myPrivate: Uint8Array, theirPublic: Uint8Array, purpose: string): Uint8Array {
+  return memo("sealKey", () => memoKey(myPrivate, theirPublic, purpose), () => deriveSealKey(myPrivate, theirPublic, purpose));
+}
+
+function deriveSealKey(myPrivate: Uint8Array, theirPublic: Uint8Array, purpose: string): Uint8Array {
   if (theirPublic.length !== X25519_KEY_BYTES) throw new SealError(`Cannot seal: peer key must be ${X25519_KEY_BYTES} bytes, got ${theirPublic.length}`);
   let shared: Uint8Array;
   try {

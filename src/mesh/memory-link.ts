@@ -30,6 +30,9 @@ export interface MemoryEnd {
   local: HostPort;
   /** Serves the peer's requests on this end (the node's router); without one every method is unknown. */
   router?: Router;
+  /** One-way delay in ms of `bytes` sent from this end (latency, jitter, retransmits, bandwidth: the
+   *  network simulator); absent = the next microtask. Sends stay in order, as on one TCP stream. */
+  delayMs?: (bytes: number) => number;
 }
 
 /** A MeshLink, so the router hands it to handlers as ctx.link (linkOf) as it does a WSS link. */
@@ -65,6 +68,7 @@ export function createMemoryLinkPair(a: MemoryEnd, b: MemoryEnd, opts: MemoryPai
     const closed = new Promise<WsCloseInfo>((r) => (resolveClosed = r));
     let nextId = 1n;
     let inflight = 0;
+    let lastArrival = 0;
     let trust = me.trust;
     let peerKey = me.peerKey;
     const serial = nextSerial++;
@@ -113,7 +117,13 @@ export function createMemoryLinkPair(a: MemoryEnd, b: MemoryEnd, opts: MemoryPai
 
     function send(bytes: Uint8Array): boolean {
       if (!open) return false;
-      queueMicrotask(() => other().deliver(bytes));
+      if (!me.delayMs) {
+        queueMicrotask(() => other().deliver(bytes));
+        return true;
+      }
+      const at = Math.max(opts.clock.now() + me.delayMs(bytes.length), lastArrival);
+      lastArrival = at;
+      opts.clock.setTimeout(() => other().deliver(bytes), at - opts.clock.now());
       return true;
     }
 

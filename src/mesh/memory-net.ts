@@ -59,6 +59,13 @@ export interface MemoryNetOptions {
   rttMs?: number;
   /** @default LINK_REQUEST_TIMEOUT_MS */
   requestTimeoutMs?: number;
+  /** Per pair of IPs (the network simulator): the round trip links report, and the one-way delay of
+   *  `bytes` from `from` to `to`. Dials then take one round trip (first contact) or two (a mesh
+   *  bootstrap), UDP requests a delay each way. Absent: rttMs, and delivery in the next microtask. */
+  shape?: {
+    rttMs(from: string, to: string): number;
+    delayMs(from: string, to: string, bytes: number): number;
+  };
 }
 
 interface Host {
@@ -90,10 +97,12 @@ export function createMemoryNet(opts: MemoryNetOptions): MemoryNet {
   function connect(from: Host, to: Host, addr: HostPort, mesh: boolean): [MemoryLink, MemoryLink] {
     const own = { ip: from.init.ip, port: from.init.port };
     const trust = mesh ? "mesh" : "untrusted";
+    const shape = opts.shape;
+    const [a, b] = [from.init.ip, to.init.ip];
     const pair = createMemoryLinkPair(
-      { direction: "out", trust, peerKey: mesh ? to.init.publicKey : null, remote: addr, socketRemote: addr, local: own, router: from.router },
-      { direction: "in", trust, peerKey: mesh ? from.init.publicKey : null, remote: mesh ? own : { ip: own.ip, port: ephemeral }, socketRemote: { ip: own.ip, port: ephemeral++ }, local: addr, router: to.router },
-      { clock: opts.clock, rttMs: opts.rttMs ?? 1, requestTimeoutMs: opts.requestTimeoutMs },
+      { direction: "out", trust, peerKey: mesh ? to.init.publicKey : null, remote: addr, socketRemote: addr, local: own, router: from.router, delayMs: shape && ((n) => shape.delayMs(a, b, n)) },
+      { direction: "in", trust, peerKey: mesh ? from.init.publicKey : null, remote: mesh ? own : { ip: own.ip, port: ephemeral }, socketRemote: { ip: own.ip, port: ephemeral++ }, local: addr, router: to.router, delayMs: shape && ((n) => shape.delayMs(b, a, n)) },
+      { clock: opts.clock, rttMs: shape ? shape.rttMs(a, b) : (opts.rttMs ?? 1), requestTimeoutMs: opts.requestTimeoutMs },
     );
     for (const [h, link] of [[from, pair[0]], [to, pair[1]]] as const) {
       h.all.add(link);
@@ -105,8 +114,18 @@ export function createMemoryNet(opts: MemoryNetOptions): MemoryNet {
     return pair;
   }
 
-  function announce(h: Host, link: MemoryLink): void {
-    if (!link.isOpen || !h.up) return;
+  /** Waits `trips` round trips between two hosts on the clock (nothing without a shape). */
+  function trips(from: Host, to: Host, n: number): Promise<void> {
+    if (!opts.shape) return Promise.resolve();
+    const ms = n * opts.shape.rttMs(from.init.ip, to.init.ip);
+    return new Promise((r) => opts.clock.setTimeout(r, ms));
+  }
+
+  /** Tells h's listeners of a new link. The dialer (`dialled`) hears of it even when the other end
+   *  closed it at once, as over WSS, where the upgrade completes before the close frame comes: its
+   *  mesh core then learns the close code (full, not serving) and cools the peer down. */
+  function announce(h: Host, link: MemoryLink, dialled = false): void {
+    if ((!link.isOpen && !dialled) || !h.up) return;
     h.established.add(link);
     for (const cb of h.listeners) cb(link);
   }
@@ -122,16 +141,20 @@ export function createMemoryNet(opts: MemoryNetOptions): MemoryNet {
         const to = reach(h, addr, o.signal);
         // The bootstrap proves the key: a node without it cannot finish (DESIGN §3 steps 3–6).
         if (!isSameBytes(to.init.publicKey, peerPublicKey)) throw new PeerError(`Cannot bootstrap with ${key(addr)}: the node there does not hold the key`);
+        await trips(h, to, 2);
+        reach(h, addr, o.signal);
         const [mine, theirs] = connect(h, to, addr, true);
         await Promise.resolve();
         // As over WSS, the link is handed over even when the other end closes it at once (e.g. it
         // does not serve): the caller learns why from its close code.
         announce(to, theirs);
-        announce(h, mine);
+        announce(h, mine, true);
         return mine;
       },
       async dialUntrusted(addr: HostPort, o: MeshDialOptions = {}) {
         const to = reach(h, addr, o.signal);
+        await trips(h, to, 1);
+        reach(h, addr, o.signal);
         return connect(h, to, addr, false)[0];
       },
       links: () => [...h.established].filter((l) => l.isOpen),
@@ -174,7 +197,10 @@ export function createMemoryNet(opts: MemoryNetOptions): MemoryNet {
               }, timeoutMs);
             });
             try {
-              const a = await Promise.race([to.router.dispatch(method, req.payload, context(method, abort.signal)), timedOut]);
+              const shape = opts.shape;
+              const there = shape ? new Promise<void>((r) => opts.clock.setTimeout(r, shape.delayMs(h.init.ip, to.init.ip, payload?.length ?? 0))) : null;
+              const a = await Promise.race([(there ?? Promise.resolve()).then(() => to.router.dispatch(method, req.payload, context(method, abort.signal))), timedOut]);
+              if (shape) await new Promise<void>((r) => opts.clock.setTimeout(r, shape.delayMs(to.init.ip, h.init.ip, a.payload?.length ?? 0)));
               return decodeEnvelope(encodeAnswer(req, a.status, a.payload, a.error));
             } finally {
               opts.clock.clearTimeout(timer);

@@ -81,7 +81,7 @@ export function createMeshService(components: MeshServiceComponents, init: MeshS
     bans: s.bans,
     dials: s.dials,
     now,
-    check: (rec) => checkRecord(links, nodeKey, rec, { signal: lifetime.signal, onRequest: countOut }),
+    check: (rec) => checkRecord(links, nodeKey, rec, { signal: lifetime.signal, onRequest: countOut, now }),
     punish,
   });
   const d: DriverCounters = { messagesIn, messagesOut, merge: merger.counters, selfCheck: null, peerCache: { loaded: 0, written: 0, lastWriteAt: null } };

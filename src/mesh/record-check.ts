@@ -38,7 +38,7 @@ export async function checkRecord(
   links: Pick<MeshNet, "dialUntrusted">,
   nodeKey: NodeKey,
   rec: NodeRecord,
-  opts: { signal?: AbortSignal; timeoutMs?: number; onRequest?: (method: string) => void } = {},
+  opts: { signal?: AbortSignal; timeoutMs?: number; onRequest?: (method: string) => void; now?: () => number } = {},
 ): Promise<RecordCheckResult> {
   const addr = recordTcpAddress(rec);
   if (!addr) return { ok: false, kind: "unreachable", detail: "the record has no TCP address" };
@@ -50,7 +50,8 @@ export async function checkRecord(
     // A key that cannot be sealed to (low-order point) cannot belong to anyone.
     return { ok: false, kind: "key-mismatch", detail: `unusable public key: ${errorLine(err)}` };
   }
-  const t0 = performance.now();
+  const now = opts.now ?? (() => performance.now());
+  const t0 = now();
   let link;
   try {
     link = await links.dialUntrusted(addr, { signal: opts.signal, timeoutMs });
@@ -60,7 +61,7 @@ export async function checkRecord(
   try {
     opts.onRequest?.(METHOD.mesh.keyCheck);
     const answer = await link.request(METHOD.mesh.keyCheck, challenge.payload, { signal: opts.signal, timeoutMs });
-    const rttMs = performance.now() - t0;
+    const rttMs = now() - t0;
     if (answer.status === Status.UNAUTHENTICATED) return { ok: false, kind: "key-mismatch", detail: `the node at the address cannot open the challenge: ${answer.error}` };
     if (answer.status !== Status.OK) return { ok: false, kind: "unreachable", detail: `${statusName(answer.status)} ${answer.error}`.trim() };
     const check = checkAnswer(challenge.expect, answer.payload, recordAddress(rec));

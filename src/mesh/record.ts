@@ -16,7 +16,7 @@ import { sha256 } from "@noble/hashes/sha2.js";
 import { isIP } from "node:net";
 import { SEAL_PURPOSE, X25519_KEY_BYTES } from "../constants.ts";
 import { ConfigError, DecodeError, LimitError } from "../errors.ts";
-import { nodeIdOf, type NodeKey } from "../identity/index.ts";
+import { memo, memoKey, nodeIdOf, type NodeKey } from "../identity/index.ts";
 import { decodeMessage } from "../wire/index.ts";
 import { NatClass, NodeRecordSchema, type NodeAddress, type NodeRecord } from "../wire/index.ts";
 import { isValidKind, MAX_IDENTITY_ID_CHARS, MAX_RECORD_KINDS, MAX_STAKE_ADDRESS_CHARS } from "../wire/index.ts";
@@ -113,8 +113,10 @@ export interface VerifyRecordOptions {
  *  key so no second secret has to be stored. HKDF with a dedicated label keeps the two keys
  *  cryptographically independent (a signature never reveals anything about the ECDH key). */
 export function recordSigningKey(x25519Private: Uint8Array): { secretKey: Uint8Array; publicKey: Uint8Array } {
-  const secretKey = hkdf(sha256, x25519Private, undefined, encoder.encode(RECORD_SIGNING_KEY_LABEL), 32);
-  return { secretKey, publicKey: ed25519.getPublicKey(secretKey) };
+  return memo("recordSigningKey", () => memoKey(x25519Private), () => {
+    const secretKey = hkdf(sha256, x25519Private, undefined, encoder.encode(RECORD_SIGNING_KEY_LABEL), 32);
+    return { secretKey, publicKey: ed25519.getPublicKey(secretKey) };
+  });
 }
 
 /** A seq that grows across restarts without stored state: the clock in ms, or previous + 1 if the
@@ -270,7 +272,8 @@ function verifyUnsafe(rec: NodeRecord, now: number, options: VerifyRecordOptions
   if (rec.signature.length !== ED25519_SIGNATURE_BYTES) return reject("bad-signature", `signature must be ${ED25519_SIGNATURE_BYTES} bytes, got ${rec.signature.length}`);
   let good = false;
   try {
-    good = ed25519.verify(rec.signature, signedBytes(rec), rec.signingKey, { zip215: false });
+    const bytes = signedBytes(rec);
+    good = memo("recordVerify", () => memoKey(rec.signature, bytes, rec.signingKey), () => ed25519.verify(rec.signature, bytes, rec.signingKey, { zip215: false }));
   } catch {
     good = false;
   }

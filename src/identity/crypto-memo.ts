@@ -1,0 +1,40 @@
+// Opt-in memo of pure key operations, for many nodes in one process (the network simulator): an
+// X25519 key agreement, a derived signing key, an Ed25519 signature or its verification gives the same
+// output for the same input bytes, so it is computed once and looked up after. Off by default: a
+// node process never turns it on. Keys of the memo are the whole inputs (hex), so a changed byte is a
+// new computation, never a cached "valid".
+
+const tables = new Map<string, Map<string, unknown>>();
+let maxEntries = 0;
+
+/** Turns the memo on for this process, each table holding up to `max` entries (oldest dropped). */
+export function enableCryptoMemo(max = 200_000): void {
+  maxEntries = max;
+}
+
+/** Turns the memo off and empties it. */
+export function disableCryptoMemo(): void {
+  maxEntries = 0;
+  tables.clear();
+}
+
+/** Hex of each part, joined: the memo key. */
+export function memoKey(...parts: (Uint8Array | string)[]): string {
+  let out = "";
+  for (const p of parts) out += (typeof p === "string" ? p : Buffer.from(p.buffer, p.byteOffset, p.byteLength).toString("hex")) + "|";
+  return out;
+}
+
+/** `compute()` or its remembered result for `key` in `table`; computes every time while the memo is off.
+ *  `key` is only called when the memo is on. */
+export function memo<T>(table: string, key: () => string, compute: () => T): T {
+  if (maxEntries === 0) return compute();
+  let t = tables.get(table);
+  if (!t) tables.set(table, (t = new Map()));
+  const k = key();
+  if (t.has(k)) return t.get(k) as T;
+  const v = compute();
+  if (t.size >= maxEntries) t.delete(t.keys().next().value!);
+  t.set(k, v);
+  return v;
+}

@@ -1,0 +1,297 @@
+// One simulation run: start seeds, honest and hostile nodes, advance the virtual clock with churn,
+// sample convergence and load, run searches from honest nodes, and sum it up in the figures the
+// operators ask for (SimResult).
+import { nodeIdOf } from "../identity/index.ts";
+import type { MeshServiceStatus } from "../mesh/index.ts";
+import { kindName, SimNetwork, type Attack, type NetworkOptions, type SimNode } from "./network.ts";
+
+export interface SimOptions extends Partial<Omit<NetworkOptions, "seed" | "kinds" | "sybilPrefixes">> {
+  nodes: number;
+  seeds: number;
+  minutes: number;
+  /** Percent of (honest, non-seed) nodes replaced per simulated minute. */
+  churn: number;
+  /** Fraction of nodes that are hostile. */
+  sybil: number;
+  sybilPrefixes: number;
+  kinds: number;
+  seed: number;
+  /** Nodes join over this many seconds. @default 10 */
+  joinSeconds?: number;
+  /** Sampling period, s. @default 10 */
+  sampleSeconds?: number;
+  /** Searches started per sample in the steady state. @default 20 */
+  findsPerSample?: number;
+  /** Called after every sample (progress). */
+  onSample?: (s: Sample) => void;
+}
+
+export interface Sample {
+  t: number;
+  live: number;
+  honest: number;
+  /** Fraction of live honest nodes that are converged (full mesh_out, ≥ 90 % of the shortlist). */
+  converged: number;
+  serving: number;
+  meanLinks: number;
+  wallSeconds: number;
+  heapMiB: number;
+}
+
+export interface SimResult {
+  nodes: number;
+  seeds: number;
+  churn: number;
+  sybil: number;
+  sybilPrefixes: number;
+  kinds: number;
+  seed: number;
+  simulatedSeconds: number;
+  wallSeconds: number;
+  convergedAtS: number | null;
+  finalConverged: number;
+  findSuccess: number | null;
+  finds: number;
+  medianHops: number | null;
+  p99Hops: number | null;
+  requestsPerNodePerMin: { mean: number; max: number };
+  bytesPerNodePerMin: { mean: number; max: number };
+  eclipsedHonest: number;
+  bannedHonest: number;
+  bannedHostile: number;
+  victimHostileLinks: number | null;
+  heapMiB: number;
+  rssMiB: number;
+  timersFired: number;
+  series: Sample[];
+  hops: number[];
+  load: number[];
+}
+
+const quantile = (xs: number[], q: number) => {
+  if (!xs.length) return null;
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor(q * s.length))]!;
+};
+
+function heap(): { heap: number; rss: number } {
+  const m = process.memoryUsage();
+  return { heap: Math.round(m.heapUsed / 1048576), rss: Math.round(m.rss / 1048576) };
+}
+
+export async function runSimulation(o: SimOptions): Promise<SimResult> {
+  const wall0 = performance.now();
+  const sim = new SimNetwork({ seed: o.seed, kinds: o.kinds, sybilPrefixes: Math.max(1, o.sybilPrefixes), attacks: o.attacks, mesh: o.mesh, shape: o.shape });
+  const joinMs = (o.joinSeconds ?? 10) * 1000;
+  const sampleMs = (o.sampleSeconds ?? 10) * 1000;
+  const endMs = o.minutes * 60_000;
+  const steadyFrom = endMs / 2;
+  const hostileTotal = Math.round(o.nodes * o.sybil);
+  const honestTotal = o.nodes - hostileTotal - o.seeds;
+  for (let i = 0; i < o.seeds; i++) await sim.add("seed");
+  // Joins: honest and hostile interleaved, spread over joinMs; the victim (first honest) joins first.
+  const order: ("honest" | "hostile")[] = ["honest"];
+  for (let h = 1, s = 0; h < honestTotal || s < hostileTotal; ) {
+    if (s < hostileTotal && (h >= honestTotal || s / hostileTotal <= h / honestTotal)) (order.push("hostile"), s++);
+    else (order.push("honest"), h++);
+  }
+  const shortlist = sim.o.mesh?.shortlist ?? 100;
+  const meshOut = () => sim.seeds[0]!.mesh.status().mesh.maxOut;
+  const statuses = new Map<SimNode, MeshServiceStatus>();
+  const isHonest = (x: SimNode) => x.hostile === null;
+  const converged = (st: MeshServiceStatus) => st.role === "service" && st.mesh.out >= st.mesh.maxOut && st.candidates.length >= 0.9 * Math.min(shortlist, sim.live().length - 1);
+  const series: Sample[] = [];
+  let convergedAtS: number | null = null;
+  const finds: { ok: boolean; hops: number | null }[] = [];
+  let pendingFinds: Promise<void>[] = [];
+  let loadAt: Map<SimNode, { req: number; bytes: number; t: number }> | null = null;
+  let churnDebt = 0;
+
+  const requests = (x: SimNode) => {
+    const s = x.net.router.stats();
+    let n = 0;
+    for (const v of Object.values(s.calls)) n += v;
+    for (const r of Object.values(s.refused)) for (const v of Object.values(r)) n += v ?? 0;
+    return n;
+  };
+
+  function sample(): void {
+    const live = sim.live();
+    let conv = 0;
+    let serving = 0;
+    let links = 0;
+    let honest = 0;
+    for (const x of live) {
+      const st = x.mesh.status();
+      statuses.set(x, st);
+      if (!isHonest(x)) continue;
+      honest++;
+      if (st.role === "service") serving++;
+      links += st.mesh.links.length;
+      if (converged(st)) conv++;
+    }
+    for (const x of [...statuses.keys()]) if (!x.alive) statuses.delete(x);
+    const t = sim.seconds();
+    const frac = honest ? conv / honest : 0;
+    if (frac === 1 && convergedAtS === null) convergedAtS = t;
+    const h = heap();
+    const s: Sample = { t, live: live.length, honest, converged: frac, serving, meanLinks: honest ? links / honest : 0, wallSeconds: (performance.now() - wall0) / 1000, heapMiB: h.heap };
+    series.push(s);
+    o.onSample?.(s);
+  }
+
+  /** Hops from `from` to the nearest node whose own answer holds a live honest server of `kind`. */
+  function hopsTo(from: SimNode, kind: string): number | null {
+    const holds = (x: SimNode) => {
+      if (x.kind === kind && isHonest(x)) return true;
+      const st = statuses.get(x);
+      return !!st?.candidates.some((c) => c.kinds.includes(kind) && isLiveHonestId(c.id));
+    };
+    let frontier = [from];
+    const seen = new Set([from]);
+    for (let h = 0; h <= 6 && frontier.length; h++) {
+      if (frontier.some(holds)) return h;
+      const next: SimNode[] = [];
+      for (const x of frontier) {
+        for (const l of statuses.get(x)?.mesh.links ?? []) {
+          const y = sim.byId.get(l.peer);
+          if (y?.alive && !seen.has(y)) (seen.add(y), next.push(y));
+        }
+      }
+      frontier = next;
+    }
+    return null;
+  }
+
+  const isLiveHonestId = (id: string) => {
+    const y = sim.byId.get(id);
+    return !!y && y.alive && isHonest(y);
+  };
+
+  function startFinds(): void {
+    const askers = sim.live().filter((x) => isHonest(x) && statuses.get(x)?.role === "service");
+    for (let i = 0; i < (o.findsPerSample ?? 20) && askers.length; i++) {
+      const from = askers[Math.floor(sim.rand() * askers.length)]!;
+      const kind = kindName(Math.floor(sim.rand() * o.kinds));
+      const servers = sim.live().filter((x) => x.kind === kind && isHonest(x));
+      if (!servers.length) continue;
+      const hops = hopsTo(from, kind);
+      pendingFinds.push(
+        from.mesh.find(kind).then(
+          (r) => void finds.push({ ok: r.records.some((rec) => isLiveHonestId(nodeIdOf(rec.publicKey))), hops }),
+          () => void finds.push({ ok: false, hops }),
+        ),
+      );
+    }
+  }
+
+
+  function snapshotLoad(): Map<SimNode, { req: number; bytes: number; t: number }> {
+    const m = new Map<SimNode, { req: number; bytes: number; t: number }>();
+    for (const x of sim.live()) if (isHonest(x)) m.set(x, { req: requests(x), bytes: sim.bytes.get(x.ip) ?? 0, t: sim.clock.now() });
+    return m;
+  }
+
+  async function churn(stepMs: number): Promise<void> {
+    if (!o.churn) return;
+    const pool = sim.live().filter((x) => isHonest(x) && !x.seed);
+    churnDebt += (pool.length * o.churn * stepMs) / 100 / 60_000;
+    while (churnDebt >= 1 && pool.length) {
+      churnDebt -= 1;
+      const victim = sim.victim;
+      const candidates = pool.filter((x) => x !== victim);
+      const gone = candidates[Math.floor(sim.rand() * candidates.length)]!;
+      pool.splice(pool.indexOf(gone), 1);
+      await sim.kill(gone);
+      await sim.add("honest");
+    }
+  }
+
+  // Joins spread over joinMs.
+  const gap = order.length ? joinMs / order.length : 0;
+  let joined = 0;
+  for (const role of order) {
+    await sim.add(role);
+    joined++;
+    if (gap >= 1 && joined % Math.max(1, Math.round(1 / gap)) === 0) await sim.clock.advance(Math.max(1, Math.round(gap)));
+  }
+
+  while (sim.clock.now() - sim.startedAt < endMs) {
+    const step = Math.min(sampleMs, endMs - (sim.clock.now() - sim.startedAt));
+    await sim.clock.advance(step);
+    const t = sim.clock.now() - sim.startedAt;
+    if (t >= joinMs) await churn(step);
+    sample();
+    if (t >= steadyFrom) {
+      loadAt ??= snapshotLoad();
+      if (t < endMs) startFinds();
+    }
+  }
+  // Let the last searches finish (each is bounded by its hop timeouts).
+  await sim.clock.advance(5_000);
+  await Promise.all(pendingFinds);
+  pendingFinds = [];
+
+  const end = snapshotLoad();
+  const reqRates: number[] = [];
+  const byteRates: number[] = [];
+  for (const [x, a] of loadAt ?? []) {
+    const b = end.get(x);
+    if (!b || b.t <= a.t) continue;
+    const min = (b.t - a.t) / 60_000;
+    reqRates.push((b.req - a.req) / min);
+    byteRates.push((b.bytes - a.bytes) / min);
+  }
+  const mean = (xs: number[]) => (xs.length ? xs.reduce((p, q) => p + q, 0) / xs.length : 0);
+
+  // Eclipses and bans, at the end.
+  let eclipsed = 0;
+  const bannedHonest = new Set<string>();
+  const bannedHostile = new Set<string>();
+  for (const x of sim.live()) {
+    if (!isHonest(x)) continue;
+    const st = x.mesh.status();
+    if (st.mesh.links.length && st.mesh.links.every((l) => sim.byId.get(l.peer)?.hostile)) eclipsed++;
+    for (const b of st.bans) {
+      const y = sim.byId.get(b.target) ?? sim.byIp.get(b.target.split(":")[0]!.replace(/^\[|\]$/g, ""));
+      if (!y) continue;
+      (isHonest(y) ? bannedHonest : bannedHostile).add(y.key.nodeId);
+    }
+  }
+  const v = sim.victim;
+  const victimHostileLinks = v?.alive ? v.mesh.status().mesh.links.filter((l) => sim.byId.get(l.peer)?.hostile).length : null;
+  const hops = finds.filter((f) => f.ok && f.hops !== null).map((f) => f.hops!);
+  const h = heap();
+  const result: SimResult = {
+    nodes: o.nodes,
+    seeds: o.seeds,
+    churn: o.churn,
+    sybil: o.sybil,
+    sybilPrefixes: o.sybilPrefixes,
+    kinds: o.kinds,
+    seed: o.seed,
+    simulatedSeconds: Math.round(sim.seconds()),
+    wallSeconds: Math.round((performance.now() - wall0) / 100) / 10,
+    convergedAtS,
+    finalConverged: series.at(-1)?.converged ?? 0,
+    findSuccess: finds.length ? finds.filter((f) => f.ok).length / finds.length : null,
+    finds: finds.length,
+    medianHops: quantile(hops, 0.5),
+    p99Hops: quantile(hops, 0.99),
+    requestsPerNodePerMin: { mean: Math.round(mean(reqRates) * 10) / 10, max: Math.round(Math.max(0, ...reqRates) * 10) / 10 },
+    bytesPerNodePerMin: { mean: Math.round(mean(byteRates)), max: Math.round(Math.max(0, ...byteRates)) },
+    eclipsedHonest: eclipsed,
+    bannedHonest: bannedHonest.size,
+    bannedHostile: bannedHostile.size,
+    victimHostileLinks,
+    heapMiB: h.heap,
+    rssMiB: h.rss,
+    timersFired: sim.clock.fired,
+    series,
+    hops,
+    load: reqRates,
+  };
+  await sim.close();
+  return result;
+}
+export type { Attack };

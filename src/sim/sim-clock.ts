@@ -1,0 +1,129 @@
+// The network simulator's virtual clock: timers in a binary heap, and all timers due at the same
+// millisecond fired together before the promise chains they start are let run to rest (one macrotask
+// turn). FakeClock (src/contracts) settles after every timer and scans all timers for the next one,
+// which is right for unit tests and too slow for thousands of nodes with a tick each.
+import type { Clock, TimerHandle } from "../contracts/index.ts";
+
+interface Timer {
+  id: number;
+  due: number;
+  fn: () => void;
+  every: number | undefined;
+}
+
+/** One macrotask turn: every microtask chain queued before it runs to rest first. */
+const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+export class SimClock implements Clock {
+  #now: number;
+  #nextId = 1;
+  readonly #heap: Timer[] = [];
+  readonly #live = new Map<number, Timer>();
+  /** Timers fired so far. */
+  fired = 0;
+
+  constructor(startMs = 0) {
+    this.#now = startMs;
+  }
+
+  now(): number {
+    return this.#now;
+  }
+
+  setTimeout(fn: () => void, ms: number): TimerHandle {
+    return this.#add(fn, ms, undefined);
+  }
+
+  setInterval(fn: () => void, ms: number): TimerHandle {
+    return this.#add(fn, ms, Math.max(1, ms));
+  }
+
+  clearTimeout(handle: TimerHandle | undefined): void {
+    if (handle !== undefined) this.#live.delete(handle as unknown as number);
+  }
+
+  clearInterval(handle: TimerHandle | undefined): void {
+    this.clearTimeout(handle);
+  }
+
+  get pendingTimers(): number {
+    return this.#live.size;
+  }
+
+  /** Moves the clock to now + ms, firing due timers millisecond by millisecond (in the order they
+   *  were set within one millisecond) and letting their promise chains settle after each batch. */
+  async advance(ms: number): Promise<void> {
+    const end = this.#now + ms;
+    await turn();
+    for (;;) {
+      const top = this.#peek();
+      if (!top || top.due > end) break;
+      this.#now = Math.max(this.#now, top.due);
+      const t = this.#now;
+      while (this.#peek()?.due === t) this.#fire(this.#pop()!);
+      await turn();
+    }
+    this.#now = end;
+  }
+
+  #add(fn: () => void, ms: number, every: number | undefined): TimerHandle {
+    const t: Timer = { id: this.#nextId++, due: this.#now + Math.max(0, Math.ceil(ms || 0)), fn, every };
+    this.#live.set(t.id, t);
+    this.#push(t);
+    return t.id as unknown as TimerHandle;
+  }
+
+  #fire(t: Timer): void {
+    if (this.#live.get(t.id) !== t) return;
+    this.fired++;
+    if (t.every === undefined) this.#live.delete(t.id);
+    else {
+      t.due += t.every;
+      this.#push(t);
+    }
+    t.fn();
+  }
+
+  /** The earliest live timer (cleared ones are dropped on the way). */
+  #peek(): Timer | undefined {
+    while (this.#heap.length && this.#live.get(this.#heap[0]!.id) !== this.#heap[0]) this.#pop();
+    return this.#heap[0];
+  }
+
+  #less(a: Timer, b: Timer): boolean {
+    return a.due < b.due || (a.due === b.due && a.id < b.id);
+  }
+
+  #push(t: Timer): void {
+    const h = this.#heap;
+    h.push(t);
+    let i = h.length - 1;
+    while (i > 0) {
+      const p = (i - 1) >> 1;
+      if (!this.#less(h[i]!, h[p]!)) break;
+      [h[i], h[p]] = [h[p]!, h[i]!];
+      i = p;
+    }
+  }
+
+  #pop(): Timer | undefined {
+    const h = this.#heap;
+    const top = h[0];
+    const last = h.pop();
+    if (h.length && last) {
+      h[0] = last;
+      let i = 0;
+      for (;;) {
+        const l = 2 * i + 1;
+        const r = l + 1;
+        let m = i;
+        if (l < h.length && this.#less(h[l]!, h[m]!)) m = l;
+        if (r < h.length && this.#less(h[r]!, h[m]!)) m = r;
+        if (m === i) break;
+        [h[i], h[m]] = [h[m]!, h[i]!];
+        i = m;
+      }
+    }
+    return top;
+  }
+}
