@@ -1,4 +1,4 @@
-// Test tiers: which test files `npm run test:unit`, `test:net` and `test:lab` run (`npm test` runs them all).
+// Test tiers: which test files `npm run test:unit`, `test:net`, `test:lab` and `test:sim` run (`npm test` runs them all).
 //
 //   bun tests/tiers.ts check                 every test file is in exactly one tier, and unit files are pure
 //   bun tests/tiers.ts list unit|net|lab     the files of a tier
@@ -9,6 +9,7 @@
 //       (the fix is a line in NET).
 // net:  real sockets and processes on loopback, including tests/multinode.
 // lab:  the network-namespace NAT lab (root only; one run at a time, see tests/lab/lab-lock.ts).
+// sim:  the network simulator (src/sim): a 200-node network with churn and hostile nodes in one process.
 import { Glob } from "bun";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -46,8 +47,10 @@ const NET = [
   "tests/transport/ws/frame.test.ts",
 ];
 const LAB = ["tests/lab/"];
+/** The network simulator's scenarios: hundreds of nodes in one process, tens of seconds each. */
+const SIM = ["tests/sim/"];
 
-export type Tier = "unit" | "net" | "lab";
+export type Tier = "unit" | "net" | "lab" | "sim";
 
 /** What marks a file as using sockets or processes (so it does not belong in unit). */
 const IMPURE = /\bBun\.(spawn|spawnSync|udpSocket|listen|connect|serve)\b|^import (?!type )[^;]*?from "node:(dgram|net|tls|https?|http2|child_process)"|\b(createNode|startServe|runCli|createTlsEndpoint|createUdpEndpoint|createUdpClient|dialWss|createServer)\(/m;
@@ -66,6 +69,7 @@ const listed = (entries: string[], file: string) => entries.some((e) => (e.endsW
 
 export function tierOf(file: string): Tier {
   if (listed(LAB, file)) return "lab";
+  if (listed(SIM, file)) return "sim";
   if (listed(NET, file)) return "net";
   return "unit";
 }
@@ -73,7 +77,7 @@ export function tierOf(file: string): Tier {
 /** Problems with the tier lists: entries that match nothing, unit files that are not pure. */
 export function checkTiers(files = allTestFiles()): string[] {
   const problems: string[] = [];
-  for (const e of [...NET, ...LAB]) if (!files.some((f) => listed([e], f))) problems.push(`${e} is listed in tests/tiers.ts but no test file matches it`);
+  for (const e of [...NET, ...LAB, ...SIM]) if (!files.some((f) => listed([e], f))) problems.push(`${e} is listed in tests/tiers.ts but no test file matches it`);
   for (const f of files.filter((x) => tierOf(x) === "unit")) {
     const m = IMPURE.exec(readFileSync(join(ROOT, f), "utf8"));
     if (m) problems.push(`${f} uses ${m[0]}: a unit test must not open sockets or spawn processes; add it to NET in tests/tiers.ts`);
@@ -89,13 +93,13 @@ async function main(argv: string[]): Promise<number> {
     for (const p of problems) console.error(`tiers: ${p}`);
     if (problems.length === 0) {
       const count = (t: Tier) => files.filter((f) => tierOf(f) === t).length;
-      console.log(`tiers: ${files.length} test files: unit ${count("unit")}, net ${count("net")}, lab ${count("lab")}`);
+      console.log(`tiers: ${files.length} test files: unit ${count("unit")}, net ${count("net")}, lab ${count("lab")}, sim ${count("sim")}`);
     }
     return problems.length ? 1 : 0;
   }
   const tier = (cmd === "list" ? rest.shift() : cmd) as Tier | undefined;
-  if (tier !== "unit" && tier !== "net" && tier !== "lab") {
-    console.error("usage: bun tests/tiers.ts check | list unit|net|lab | unit|net|lab [bun test args]");
+  if (tier !== "unit" && tier !== "net" && tier !== "lab" && tier !== "sim") {
+    console.error("usage: bun tests/tiers.ts check | list unit|net|lab|sim | unit|net|lab|sim [bun test args]");
     return 2;
   }
   const chosen = files.filter((f) => tierOf(f) === tier);

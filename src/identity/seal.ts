@@ -24,14 +24,16 @@ export function sealKey(myPrivate: Uint8Array, theirPublic: Uint8Array, purpose:
 
 function deriveSealKey(myPrivate: Uint8Array, theirPublic: Uint8Array, purpose: string): Uint8Array {
   if (theirPublic.length !== X25519_KEY_BYTES) throw new SealError(`Cannot seal: peer key must be ${X25519_KEY_BYTES} bytes, got ${theirPublic.length}`);
-  let shared: Uint8Array;
-  try {
-    shared = x25519.getSharedSecret(myPrivate, theirPublic);
-  } catch (err) {
-    throw new SealError("Cannot seal: peer key is not a valid X25519 point", { cause: err });
-  }
-  const myPublic = x25519.getPublicKey(myPrivate);
+  const myPublic = memo("x25519Public", () => memoKey(myPrivate), () => x25519.getPublicKey(myPrivate));
   const [a, b] = compareBytes(myPublic, theirPublic) <= 0 ? [myPublic, theirPublic] : [theirPublic, myPublic];
+  // X25519(mine, theirs) = X25519(theirs, mine): with the memo on, both ends of a pair compute it once.
+  const shared = memo("x25519Shared", () => memoKey(a, b), () => {
+    try {
+      return x25519.getSharedSecret(myPrivate, theirPublic);
+    } catch (err) {
+      throw new SealError("Cannot seal: peer key is not a valid X25519 point", { cause: err });
+    }
+  });
   const label = encoder.encode(purpose);
   const info = new Uint8Array(label.length + a.length + b.length);
   info.set(label, 0);

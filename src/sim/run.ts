@@ -3,6 +3,7 @@
 // operators ask for (SimResult).
 import { nodeIdOf } from "../identity/index.ts";
 import type { MeshServiceStatus } from "../mesh/index.ts";
+import { METHOD } from "../rpc/index.ts";
 import { kindName, SimNetwork, type Attack, type NetworkOptions, type SimNode } from "./network.ts";
 
 export interface SimOptions extends Partial<Omit<NetworkOptions, "seed" | "kinds" | "sybilPrefixes">> {
@@ -20,7 +21,7 @@ export interface SimOptions extends Partial<Omit<NetworkOptions, "seed" | "kinds
   joinSeconds?: number;
   /** Sampling period, s. @default 10 */
   sampleSeconds?: number;
-  /** Searches started per sample in the steady state. @default 20 */
+  /** Searches started per sample in the steady state. @default 5 */
   findsPerSample?: number;
   /** Called after every sample (progress). */
   onSample?: (s: Sample) => void;
@@ -48,13 +49,19 @@ export interface SimResult {
   seed: number;
   simulatedSeconds: number;
   wallSeconds: number;
+  /** CPU time of the process (user + system): the wall time on an otherwise idle core. */
+  cpuSeconds: number;
   convergedAtS: number | null;
   finalConverged: number;
   findSuccess: number | null;
   finds: number;
   medianHops: number | null;
   p99Hops: number | null;
+  /** Requests each honest node received per minute in the second half of the run, searches apart. */
   requestsPerNodePerMin: { mean: number; max: number };
+  /** mesh.find requests (all nodes) per search started: the cost of one search. */
+  requestsPerFind: number | null;
+  /** Bytes sent and received per node per minute, searches included. */
   bytesPerNodePerMin: { mean: number; max: number };
   eclipsedHonest: number;
   bannedHonest: number;
@@ -66,6 +73,13 @@ export interface SimResult {
   series: Sample[];
   hops: number[];
   load: number[];
+}
+
+interface Load {
+  upkeep: number;
+  find: number;
+  bytes: number;
+  t: number;
 }
 
 const quantile = (xs: number[], q: number) => {
@@ -81,6 +95,7 @@ function heap(): { heap: number; rss: number } {
 
 export async function runSimulation(o: SimOptions): Promise<SimResult> {
   const wall0 = performance.now();
+  const cpu0 = process.cpuUsage();
   const sim = new SimNetwork({ seed: o.seed, kinds: o.kinds, sybilPrefixes: Math.max(1, o.sybilPrefixes), attacks: o.attacks, mesh: o.mesh, shape: o.shape });
   const joinMs = (o.joinSeconds ?? 10) * 1000;
   const sampleMs = (o.sampleSeconds ?? 10) * 1000;
@@ -104,15 +119,20 @@ export async function runSimulation(o: SimOptions): Promise<SimResult> {
   let convergedAtS: number | null = null;
   const finds: { ok: boolean; hops: number | null }[] = [];
   let pendingFinds: Promise<void>[] = [];
-  let loadAt: Map<SimNode, { req: number; bytes: number; t: number }> | null = null;
+  let loadAt: Map<SimNode, Load> | null = null;
+  let findsAtLoad = 0;
   let churnDebt = 0;
 
+  /** Requests a node received (served or refused), upkeep and searches apart: the searches are the
+   *  simulator's own, so their load is given per search. */
   const requests = (x: SimNode) => {
     const s = x.net.router.stats();
-    let n = 0;
-    for (const v of Object.values(s.calls)) n += v;
-    for (const r of Object.values(s.refused)) for (const v of Object.values(r)) n += v ?? 0;
-    return n;
+    let upkeep = 0;
+    let find = 0;
+    const add = (m: string, v: number) => (m === METHOD.mesh.find ? (find += v) : (upkeep += v));
+    for (const [m, v] of Object.entries(s.calls)) add(m, v);
+    for (const [m, r] of Object.entries(s.refused)) for (const v of Object.values(r)) add(m, v ?? 0);
+    return { upkeep, find };
   };
 
   function sample(): void {
@@ -170,7 +190,7 @@ export async function runSimulation(o: SimOptions): Promise<SimResult> {
 
   function startFinds(): void {
     const askers = sim.live().filter((x) => isHonest(x) && statuses.get(x)?.role === "service");
-    for (let i = 0; i < (o.findsPerSample ?? 20) && askers.length; i++) {
+    for (let i = 0; i < (o.findsPerSample ?? 5) && askers.length; i++) {
       const from = askers[Math.floor(sim.rand() * askers.length)]!;
       const kind = kindName(Math.floor(sim.rand() * o.kinds));
       const servers = sim.live().filter((x) => x.kind === kind && isHonest(x));
@@ -186,9 +206,9 @@ export async function runSimulation(o: SimOptions): Promise<SimResult> {
   }
 
 
-  function snapshotLoad(): Map<SimNode, { req: number; bytes: number; t: number }> {
-    const m = new Map<SimNode, { req: number; bytes: number; t: number }>();
-    for (const x of sim.live()) if (isHonest(x)) m.set(x, { req: requests(x), bytes: sim.bytes.get(x.ip) ?? 0, t: sim.clock.now() });
+  function snapshotLoad(): Map<SimNode, Load> {
+    const m = new Map<SimNode, Load>();
+    for (const x of sim.live()) m.set(x, { ...requests(x), bytes: sim.bytes.get(x.ip) ?? 0, t: sim.clock.now() });
     return m;
   }
 
@@ -217,13 +237,14 @@ export async function runSimulation(o: SimOptions): Promise<SimResult> {
   }
 
   while (sim.clock.now() - sim.startedAt < endMs) {
-    const step = Math.min(sampleMs, endMs - (sim.clock.now() - sim.startedAt));
+    const at = sim.clock.now() - sim.startedAt;
+    const step = Math.min(sampleMs - (at % sampleMs), endMs - at);
     await sim.clock.advance(step);
     const t = sim.clock.now() - sim.startedAt;
     if (t >= joinMs) await churn(step);
     sample();
     if (t >= steadyFrom) {
-      loadAt ??= snapshotLoad();
+      if (!loadAt) (loadAt = snapshotLoad()), (findsAtLoad = finds.length + pendingFinds.length);
       if (t < endMs) startFinds();
     }
   }
@@ -235,11 +256,14 @@ export async function runSimulation(o: SimOptions): Promise<SimResult> {
   const end = snapshotLoad();
   const reqRates: number[] = [];
   const byteRates: number[] = [];
+  let findRequests = 0;
   for (const [x, a] of loadAt ?? []) {
     const b = end.get(x);
     if (!b || b.t <= a.t) continue;
+    findRequests += b.find - a.find;
+    if (!isHonest(x)) continue;
     const min = (b.t - a.t) / 60_000;
-    reqRates.push((b.req - a.req) / min);
+    reqRates.push((b.upkeep - a.upkeep) / min);
     byteRates.push((b.bytes - a.bytes) / min);
   }
   const mean = (xs: number[]) => (xs.length ? xs.reduce((p, q) => p + q, 0) / xs.length : 0);
@@ -272,6 +296,7 @@ export async function runSimulation(o: SimOptions): Promise<SimResult> {
     seed: o.seed,
     simulatedSeconds: Math.round(sim.seconds()),
     wallSeconds: Math.round((performance.now() - wall0) / 100) / 10,
+    cpuSeconds: Math.round((process.cpuUsage(cpu0).user + process.cpuUsage(cpu0).system) / 1e5) / 10,
     convergedAtS,
     finalConverged: series.at(-1)?.converged ?? 0,
     findSuccess: finds.length ? finds.filter((f) => f.ok).length / finds.length : null,
@@ -279,6 +304,7 @@ export async function runSimulation(o: SimOptions): Promise<SimResult> {
     medianHops: quantile(hops, 0.5),
     p99Hops: quantile(hops, 0.99),
     requestsPerNodePerMin: { mean: Math.round(mean(reqRates) * 10) / 10, max: Math.round(Math.max(0, ...reqRates) * 10) / 10 },
+    requestsPerFind: finds.length > findsAtLoad ? Math.round(findRequests / (finds.length - findsAtLoad)) : null,
     bytesPerNodePerMin: { mean: Math.round(mean(byteRates)), max: Math.round(Math.max(0, ...byteRates)) },
     eclipsedHonest: eclipsed,
     bannedHonest: bannedHonest.size,

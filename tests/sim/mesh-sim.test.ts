@@ -1,0 +1,50 @@
+// The network simulator (src/sim) on a 200-node network: 3 seeds, 10 % hostile nodes from 4 /24s
+// running every attack of src/sim/hostile.ts, 10 %/min churn, two simulated minutes, fixed seeds. The
+// real mesh cores run over shaped memory links on the virtual clock; the figures are asserted.
+import { beforeAll, describe, expect, test } from "bun:test";
+import { hopsSvg, loadSvg, convergenceSvg } from "../../src/sim/plot.ts";
+import { runSimulation, type SimResult } from "../../src/sim/run.ts";
+
+let r: SimResult;
+
+beforeAll(async () => {
+  r = await runSimulation({ nodes: 200, seeds: 3, minutes: 2, churn: 10, sybil: 0.1, sybilPrefixes: 4, kinds: 10, seed: 1 });
+}, 600_000);
+
+describe("a 200-node network with churn and 10 % hostile nodes", () => {
+  test("runs the simulated time with every node started", () => {
+    expect(r.simulatedSeconds).toBeGreaterThanOrEqual(120);
+    expect(r.series.at(-1)!.live).toBe(200);
+    // Joins, churn and the self-check leave almost every honest node serving.
+    const last = r.series.at(-1)!;
+    expect(last.serving / last.honest).toBeGreaterThanOrEqual(0.95);
+    expect(last.meanLinks).toBeGreaterThan(4);
+  });
+
+  test("searches from honest nodes find honest servers, within the hop limit", () => {
+    expect(r.finds).toBeGreaterThanOrEqual(20);
+    expect(r.findSuccess!).toBeGreaterThanOrEqual(0.7);
+    expect(r.p99Hops!).toBeLessThanOrEqual(3);
+  });
+
+  test("upkeep load stays within 30 requests per node per minute on average and 100 at most", () => {
+    expect(r.requestsPerNodePerMin.mean).toBeLessThanOrEqual(30);
+    expect(r.requestsPerNodePerMin.max).toBeLessThanOrEqual(100);
+  });
+
+  test("hostile nodes that relay forged records are banned", () => {
+    // 20 hostile nodes, a quarter of them forging: each is banned by some honest node.
+    expect(r.bannedHostile).toBeGreaterThanOrEqual(5);
+  });
+
+  // Goals the current mesh misses under these attacks (see README, Network at scale): selective key
+  // checks get honest relays banned, and a crowd from a few /24s takes all of some nodes' links.
+  test.failing("no honest node is eclipsed or banned", () => {
+    expect(r.eclipsedHonest).toBe(0);
+    expect(r.bannedHonest).toBe(0);
+  });
+
+  test("plots are SVG", () => {
+    for (const svg of [convergenceSvg(r), hopsSvg(r), loadSvg(r)]) expect(svg).toStartWith("<svg");
+  });
+});
