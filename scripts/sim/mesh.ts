@@ -23,12 +23,14 @@ const { values: v } = parseArgs({
     shortlist: { type: "string" },
     "switch-s": { type: "string" },
     share: { type: "string" },
+    "help-when-starved": { type: "boolean", default: false },
   },
 });
 const num = (s: string | undefined) => (s === undefined ? undefined : Number(s));
 const mesh = Object.fromEntries(
   Object.entries({ meshOut: num(v["mesh-out"]), meshIn: num(v["mesh-in"]), shortlist: num(v.shortlist), switchIntervalMs: v["switch-s"] ? Number(v["switch-s"]) * 1000 : undefined, shareCount: num(v.share) }).filter(([, x]) => x !== undefined),
 );
+if (v["help-when-starved"]) Object.assign(mesh, { timing: { helpWhenStarved: true } });
 const result = await runSimulation({
   nodes: Number(v.nodes),
   seeds: Number(v.seeds),
@@ -41,8 +43,7 @@ const result = await runSimulation({
   joinSeconds: Number(v["join-s"]),
   mesh,
   onSample: (s) => {
-    if (!v.json || process.stderr.isTTY || s.t % 60 === 0)
-      process.stderr.write(`t=${s.t}s live=${s.live} serving=${s.serving}/${s.honest} converged=${(s.converged * 100).toFixed(1)}% links=${s.meanLinks.toFixed(1)} wall=${s.wallSeconds.toFixed(0)}s heap=${s.heapMiB}MiB\n`);
+    process.stderr.write(`t=${s.t}s live=${s.live} serving=${s.serving}/${s.honest} converged=${(s.converged * 100).toFixed(1)}% links=${s.meanLinks.toFixed(1)} wall=${s.wallSeconds.toFixed(0)}s heap=${s.heapMiB}MiB\n`);
   },
 });
 if (v.plot) writePlots(v.plot, result);

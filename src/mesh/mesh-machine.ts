@@ -67,6 +67,9 @@ export interface MeshSettings {
   cacheWriteIntervalMs: number;
   /** A peer switched away from is not dialled again for this many switch intervals. */
   switchAwayIntervals: number;
+  /** Also ask for help (backing off) while outgoing links are missing and no candidate is left to
+   *  dial (all full, cooling down or gone), not only while the pool is smaller than mesh_out. */
+  helpWhenStarved: boolean;
 }
 
 export interface MeshState {
@@ -139,7 +142,7 @@ export interface MeshStateInit {
   switchIntervalMs: number;
   shareCount: number;
   /** Overrides of the timing edges (tests, the simulator). */
-  timing?: Partial<Pick<MeshSettings, "tickMs" | "refillDelayMs" | "helpRetryMs" | "starvedRefreshMaxMs" | "cacheWriteIntervalMs" | "switchAwayIntervals">>;
+  timing?: Partial<Pick<MeshSettings, "tickMs" | "refillDelayMs" | "helpRetryMs" | "starvedRefreshMaxMs" | "cacheWriteIntervalMs" | "switchAwayIntervals" | "helpWhenStarved">>;
 }
 
 export function createMeshState(init: MeshStateInit): MeshState {
@@ -155,6 +158,7 @@ export function createMeshState(init: MeshStateInit): MeshState {
     starvedRefreshMaxMs: STARVED_REFRESH_MAX_MS,
     cacheWriteIntervalMs: PEER_CACHE_WRITE_INTERVAL_MS,
     switchAwayIntervals: SWITCH_AWAY_INTERVALS,
+    helpWhenStarved: false,
     ...init.timing,
   };
   return {

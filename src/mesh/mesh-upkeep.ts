@@ -27,7 +27,8 @@ export function tick(s: MeshState, now: number, rand: Rand): MeshAction[] {
     if (share) out.push(share);
     // Too few candidates to fill the mesh (we started before our peers knew anyone, or everyone
     // we knew is gone): ask again, backing off while it brings nothing.
-    if (!s.helping && s.candidates.size < s.meshPool.maxOut && now - s.lastHelpAt > s.help.waitMs) out.push(askHelp(s, "known", now));
+    const starved = settings.helpWhenStarved && s.meshPool.deficit() > 0 && s.dials.dialing.size === 0 && dialableCount(s, now) === 0;
+    if (!s.helping && (s.candidates.size < s.meshPool.maxOut || starved) && now - s.lastHelpAt > s.help.waitMs) out.push(askHelp(s, "known", now));
   } else if (s.role === "client") {
     if (!settings.clientOnly && now - s.lastSelfCheckAt > settings.switchIntervalMs && (settings.configPeers > 0 || s.candidates.size > 0)) {
       out.push(checkSelf(s, "known", now));
