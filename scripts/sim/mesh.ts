@@ -2,8 +2,7 @@
 //   bun scripts/sim/mesh.ts --nodes 1000 --seeds 3 --minutes 10 --churn 10 --sybil 0.2 --sybil-prefixes 8 \
 //     --kinds 100 --seed 1 [--json] [--plot DIR] [--mesh-out N --mesh-in N --shortlist N --switch-s S --share N]
 import { parseArgs } from "node:util";
-import { writePlots } from "../../src/sim/plot.ts";
-import { runSimulation } from "../../src/sim/run.ts";
+import { runSimulation, writePlots } from "../../src/sim/index.ts";
 
 const { values: v } = parseArgs({
   options: {
