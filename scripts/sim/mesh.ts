@@ -1,8 +1,9 @@
 // The network simulator (src/sim): real mesh cores for N nodes in one process on a virtual clock.
 //   bun scripts/sim/mesh.ts --nodes 1000 --seeds 3 --minutes 10 --churn 10 --sybil 0.2 --sybil-prefixes 8 \
-//     --kinds 100 --seed 1 [--json] [--plot DIR] [--mesh-out N --mesh-in N --shortlist N --switch-s S --share N]
+//     --kinds 100 --seed 1 [--json] [--plot DIR] [--attacks forge,find,keycheck,crowd] [--join-s S]
+//     [--mesh-out N --mesh-in N --shortlist N --switch-s S --share N --help-when-starved]
 import { parseArgs } from "node:util";
-import { runSimulation, writePlots } from "../../src/sim/index.ts";
+import { runSimulation, writePlots, type Attack } from "../../src/sim/index.ts";
 
 const { values: v } = parseArgs({
   options: {
@@ -23,6 +24,7 @@ const { values: v } = parseArgs({
     "switch-s": { type: "string" },
     share: { type: "string" },
     "help-when-starved": { type: "boolean", default: false },
+    attacks: { type: "string", default: "forge,find,keycheck,crowd" },
   },
 });
 const num = (s: string | undefined) => (s === undefined ? undefined : Number(s));
@@ -40,6 +42,7 @@ const result = await runSimulation({
   kinds: Number(v.kinds),
   seed: Number(v.seed),
   joinSeconds: Number(v["join-s"]),
+  attacks: v.attacks.split(",") as Attack[],
   mesh,
   onSample: (s) => {
     process.stderr.write(`t=${s.t}s live=${s.live} serving=${s.serving}/${s.honest} converged=${(s.converged * 100).toFixed(1)}% links=${s.meanLinks.toFixed(1)} wall=${s.wallSeconds.toFixed(0)}s heap=${s.heapMiB}MiB\n`);
