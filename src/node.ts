@@ -108,7 +108,7 @@ export async function createNode({ config, home, log }: NodeComponents): Promise
       idleTimeoutMs,
     },
   );
-  const mesh = createMeshLinks({ tls, cert, nodeKey: key, log: log.child({ room: "mesh" }), router });
+  const mesh = createMeshLinks({ tls, cert, nodeKey: key, log: log.child({ room: "mesh" }), router }, { allowSpecialTargets: config.allow_special_targets });
   // Apps without UDP bootstrap over WSS the same way as over QUIC, and may ask whoami there.
   serveAppBootstrapOverWss({ links: mesh, nodeKey: key, cert });
 
@@ -137,6 +137,8 @@ export async function createNode({ config, home, log }: NodeComponents): Promise
       shortlist: config.shortlist,
       meshOut: config.mesh_out,
       meshIn: config.mesh_in,
+      meshPerPrefix: config.mesh_per_prefix,
+      candidatesPerPrefix: config.candidates_per_prefix,
       switchIntervalMs: config.mesh_switch_s * 1000,
       peersHelp: config.peers_help,
       shareCount: config.mesh_share,

@@ -25,7 +25,7 @@ export function sealKey(myPrivate: Uint8Array, theirPublic: Uint8Array, purpose:
   } catch (err) {
     throw new SealError("Cannot seal: peer key is not a valid X25519 point", { cause: err });
   }
-  const myPublic = x25519.getPublicKey(myPrivate);
+  const myPublic = publicOf(myPrivate);
   const [a, b] = compareBytes(myPublic, theirPublic) <= 0 ? [myPublic, theirPublic] : [theirPublic, myPublic];
   const label = encoder.encode(purpose);
   const info = new Uint8Array(label.length + a.length + b.length);
@@ -33,6 +33,19 @@ export function sealKey(myPrivate: Uint8Array, theirPublic: Uint8Array, purpose:
   info.set(a, label.length);
   info.set(b, label.length + a.length);
   return hkdf(sha256, shared, undefined, info, 32);
+}
+
+/** Public keys of the private keys in use, by key object: a node seals and opens with one key all its
+ *  life, and deriving the public key is a scalar multiplication each time. */
+const publicKeys = new WeakMap<Uint8Array, { copy: Uint8Array; pub: Uint8Array }>();
+
+function publicOf(myPrivate: Uint8Array): Uint8Array {
+  const hit = publicKeys.get(myPrivate);
+  // The bytes of a cached key object could have been changed in place: compare before trusting the entry.
+  if (hit && hit.copy.length === myPrivate.length && hit.copy.every((b, i) => b === myPrivate[i])) return hit.pub;
+  const pub = x25519.getPublicKey(myPrivate);
+  publicKeys.set(myPrivate, { copy: myPrivate.slice(), pub });
+  return pub;
 }
 
 /** Seals plaintext: returns nonce ‖ ciphertext ‖ tag. */

@@ -2,10 +2,11 @@
 // step (mesh-machine.ts): they change the state and return actions.
 //
 // A new link is kept when we serve, its peer is not banned, it is not the losing half of a crossed
-// pair of dials, and the pool has a slot in its direction. Whoever lies (a forged or broken record,
+// pair of dials, and the pool has a slot in its direction that its network (/24, /48) may take. Whoever lies (a forged or broken record,
 // an undecodable answer, a self-check dial-back that never came) is banned for 4 h by node id and by
 // the service IP we know it at; its candidate record and its link go.
 import { formatAddress } from "../contracts/index.ts";
+import { netPrefixOf } from "../rpc/index.ts";
 import type { NodeRecord } from "../wire/index.ts";
 import type { BanList } from "./ban-list.ts";
 import { addressKeys, type CandidatePool } from "./candidate-pool.ts";
@@ -36,7 +37,13 @@ export function admitLink(s: MeshState, link: CoreLink, now: number): MeshAction
     s.meshPool.remove(id);
     out.push({ type: "close", link: existing, reason: MESH_CLOSE.duplicate });
   }
-  if (s.meshPool.add({ id, direction: link.direction, openedAt: now, rttMs: link.rttMs ?? undefined }) !== "added") {
+  // The peer's network is that of its service address (mesh links are pinned to it both ways).
+  const added = s.meshPool.add({ id, direction: link.direction, openedAt: now, rttMs: link.rttMs ?? undefined, prefix: netPrefixOf(link.remote.ip) });
+  if (added === "crowded") {
+    bump(s.events, "linksRefusedCrowded");
+    return [...out, { type: "close", link, reason: MESH_CLOSE.crowded }];
+  }
+  if (added !== "added") {
     bump(s.events, "linksRefusedFull");
     return [...out, { type: "close", link, reason: MESH_CLOSE.full }];
   }

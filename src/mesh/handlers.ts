@@ -23,7 +23,7 @@ import { linkOf } from "./link.ts";
 import type { MeshSearch } from "./mesh-search.ts";
 import { MAX_SMALL_MESSAGE_BYTES } from "./mesh-service-constants.ts";
 import type { PeerSharing } from "./peer-sharing.ts";
-import { answerKeyCheck } from "./record-check.ts";
+import { createKeyCheckAnswerer } from "./key-check-answer.ts";
 import { createRateLimiter } from "./search-rate-limit.ts";
 import { answerSelfCheck, SELF_CHECK_BURST, SELF_CHECK_RATE_PER_S, type SelfChecker } from "./self-check.ts";
 
@@ -54,9 +54,17 @@ export interface MeshRoutes {
 const SMALL = { maxPayloadBytes: MAX_SMALL_MESSAGE_BYTES, maxInFlight: 64 } as const;
 /** Self-checks running at once: each dials the asker back on both transports. */
 const MAX_SELF_CHECKS_IN_FLIGHT = 16;
+/** A key check costs us two X25519 agreements (~1–2 ms): a host gets a few per second, its /24 (IPv6
+ *  /48) a few more. Honest checkers ask once per record they merge; a refused check is "unreachable",
+ *  not a lie, and is asked again with a later share. */
+const KEY_CHECK_RATE = [
+  { ratePerS: 5, burst: 20, v4Bits: 32, v6Bits: 64 },
+  { ratePerS: 10, burst: 40, v4Bits: 24, v6Bits: 48 },
+] as const;
 
 export function meshRoutes(d: MeshHandlerDeps): MeshRoutes {
   const selfCheckLimiter = createRateLimiter({ ratePerS: SELF_CHECK_RATE_PER_S, burst: SELF_CHECK_BURST });
+  const keyChecks = createKeyCheckAnswerer(d.nodeKey, d.ownRecord);
 
   const counted =
     (method: string, fn: RpcHandler): RpcHandler =>
@@ -101,7 +109,7 @@ export function meshRoutes(d: MeshHandlerDeps): MeshRoutes {
       [Mesh.method.peers, { ...SMALL, transports: ["wss"], trust: ANY_TRUST, rate: perHost(20, 100), handler: counted(METHOD.mesh.peers, onPeers) }],
       [
         Mesh.method.keyCheck,
-        { ...SMALL, transports: ["wss"], trust: ANY_TRUST, rate: perHost(20, 100), handler: counted(METHOD.mesh.keyCheck, (payload) => answerKeyCheck(d.nodeKey, payload, d.ownRecord())) },
+        { ...SMALL, transports: ["wss"], trust: ANY_TRUST, rate: KEY_CHECK_RATE, handler: counted(METHOD.mesh.keyCheck, (payload, ctx) => keyChecks.answer(payload, ctx.link)) },
       ],
       [
         Mesh.method.selfCheckEcho,

@@ -64,6 +64,8 @@ export function answerChallenge(
   myKey: NodeKey,
   payload: Uint8Array,
   myAddress: string,
+  /** Our record signing key, when the caller keeps it (deriving it costs a scalar multiplication). */
+  known: { signingKey?: Uint8Array } = {},
 ): { ok: true; answer: Uint8Array; challengerKey: Uint8Array } | { ok: false; reason: AnswerFailure; detail: string } {
   if (myAddress.length === 0 || myAddress.length > MAX_CHALLENGE_ADDRESS_CHARS) {
     return { ok: false, reason: "bad-address", detail: `own address must be 1..${MAX_CHALLENGE_ADDRESS_CHARS} characters` };
@@ -79,7 +81,7 @@ export function answerChallenge(
     return { ok: false, reason: "cannot-open", detail: err instanceof Error ? err.message : String(err) };
   }
   if (nonce.length !== CHALLENGE_NONCE_BYTES) return { ok: false, reason: "bad-nonce", detail: `A must be ${CHALLENGE_NONCE_BYTES} bytes, got ${nonce.length}` };
-  const body = toBinary(KeyAnswerBodySchema, create(KeyAnswerBodySchema, { nonce, address: myAddress, signingKey: recordSigningKey(myKey.privateKey).publicKey }));
+  const body = toBinary(KeyAnswerBodySchema, create(KeyAnswerBodySchema, { nonce, address: myAddress, signingKey: known.signingKey ?? recordSigningKey(myKey.privateKey).publicKey }));
   try {
     const answer = toBinary(KeyAnswerSchema, create(KeyAnswerSchema, { sealed: seal(myKey.privateKey, publicKey, SEAL_PURPOSE.keyAnswer, body) }));
     return { ok: true, answer, challengerKey: publicKey };

@@ -131,7 +131,9 @@ export function createMeshLink(conn: WsConnection, init: MeshLinkInit): MeshLink
       conn.close(code, "bad envelope");
       return;
     }
-    if (env.status === Status.REQUEST) void dispatch(env);
+    if (env.status === Status.REQUEST) {
+      dispatch(env).catch((err: unknown) => log.warn("mesh link: request not answered", { link: label(), method: env.method, error: String(err) }));
+    }
     else {
       const p = pending.get(env.id);
       if (!p) {

@@ -136,6 +136,9 @@ export interface MeshStateInit {
   shortlist: number;
   meshOut: number;
   meshIn: number;
+  /** Diversity: most mesh links per direction / candidates per IPv4 /24 or IPv6 /48. @default defaults.toml */
+  meshPerPrefix?: number;
+  candidatesPerPrefix?: number;
   switchIntervalMs: number;
   shareCount: number;
   /** Overrides of the timing edges (tests, the simulator). */
@@ -162,8 +165,8 @@ export function createMeshState(init: MeshStateInit): MeshState {
     settings,
     myId: init.myId,
     own: init.own,
-    candidates: createCandidatePool({ selfId: init.myId, capacity: init.shortlist, ttlMs: DEFAULT_CANDIDATE_TTL_MS }),
-    meshPool: createMeshPool({ maxOut: init.meshOut, maxIn: init.meshIn, switchIntervalMs: init.switchIntervalMs, now: init.now }),
+    candidates: createCandidatePool({ selfId: init.myId, capacity: init.shortlist, ttlMs: DEFAULT_CANDIDATE_TTL_MS, perPrefix: init.candidatesPerPrefix }),
+    meshPool: createMeshPool({ maxOut: init.meshOut, maxIn: init.meshIn, switchIntervalMs: init.switchIntervalMs, perPrefix: init.meshPerPrefix, now: init.now }),
     dials: createDialBook(),
     bans: createBanList(),
     live: new Map(),

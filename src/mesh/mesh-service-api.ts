@@ -42,6 +42,9 @@ export interface MeshServiceInit {
   shortlist: number;
   meshOut: number;
   meshIn: number;
+  /** Diversity (`mesh_per_prefix`, `candidates_per_prefix`). @default defaults.toml */
+  meshPerPrefix?: number;
+  candidatesPerPrefix?: number;
   /** `mesh_switch_s` × 1000. */
   switchIntervalMs: number;
   /** Helpers asked at once (`peers_help`). */

@@ -58,6 +58,8 @@ export function createMeshService(components: MeshServiceComponents, init: MeshS
     shortlist: init.shortlist,
     meshOut: init.meshOut,
     meshIn: init.meshIn,
+    meshPerPrefix: init.meshPerPrefix,
+    candidatesPerPrefix: init.candidatesPerPrefix,
     switchIntervalMs: init.switchIntervalMs,
     shareCount: init.shareCount,
     timing: init.timing,
@@ -99,6 +101,9 @@ export function createMeshService(components: MeshServiceComponents, init: MeshS
 
   // ---- the edge: events in, actions out ----
 
+  /** The catch of work started in the background: logged, never left unhandled. */
+  const background = (what: string) => (err: unknown) => log.warn(`mesh ${what} failed`, { error: errorLine(err) });
+
   function dispatch(event: MeshEvent): Promise<void> {
     return run(step(s, event, now(), rand));
   }
@@ -120,17 +125,20 @@ export function createMeshService(components: MeshServiceComponents, init: MeshS
         const addr = recordTcpAddress(a.record);
         countOut("mesh.dial");
         if (!addr) return void dispatch({ type: "dialDone", id, error: "the record has no TCP address" });
-        return void links.dialMesh(addr, a.record.publicKey, { signal: lifetime.signal }).then(
-          () => dispatch({ type: "dialDone", id, error: null }),
-          (err) => dispatch({ type: "dialDone", id, error: errorLine(err) }),
-        );
+        return void links
+          .dialMesh(addr, a.record.publicKey, { signal: lifetime.signal })
+          .then(
+            () => dispatch({ type: "dialDone", id, error: null }),
+            (err) => dispatch({ type: "dialDone", id, error: errorLine(err) }),
+          )
+          .catch(background("dial"));
       }
       case "close":
         return a.link.close(a.reason.code, a.reason.reason);
       case "watch":
-        return void a.link.onClose((info) => void dispatch({ type: "linkDown", link: a.link, code: info.code }));
+        return void a.link.onClose((info) => void dispatch({ type: "linkDown", link: a.link, code: info.code }).catch(background("link down")));
       case "share":
-        return void share(a.link, a.refresh);
+        return void share(a.link, a.refresh).catch(background("share"));
       case "requestHelp":
         return help(a.from);
       case "selfCheck": {

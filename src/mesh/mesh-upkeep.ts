@@ -6,6 +6,8 @@ import { pickDials } from "./dialer.ts";
 import { askHelp, bump, checkSelf, type MeshAction, type MeshState } from "./mesh-machine.ts";
 import { MESH_CLOSE } from "./mesh-service-constants.ts";
 import { recordNodeId } from "./record.ts";
+import { recordTcpAddress } from "./record-check.ts";
+import { netPrefixOf } from "../rpc/index.ts";
 
 /** The maintenance tick: cheap when nothing is missing (no messages). */
 export function tick(s: MeshState, now: number, rand: Rand): MeshAction[] {
@@ -69,7 +71,13 @@ function switchLinks(s: MeshState, now: number, rand: Rand): MeshAction[] {
 export function fill(s: MeshState, now: number, rand: Rand): MeshAction[] {
   if (s.role !== "service" || !s.own.current()) return [];
   const want = s.meshPool.deficit() - s.dials.dialing.size;
-  const picks = pickDials(s.candidates, s.dials, want, now, rand, (id) => s.live.has(id) || s.bans.isBanned(id, now));
+  // A candidate whose network already has its share of our outgoing links is not dialled (it would be closed).
+  const crowded = (id: string) => {
+    const rec = s.candidates.get(id)?.record;
+    const addr = rec ? recordTcpAddress(rec) : null;
+    return addr !== null && !s.meshPool.hasRoomFor("out", netPrefixOf(addr.ip));
+  };
+  const picks = pickDials(s.candidates, s.dials, want, now, rand, (id) => s.live.has(id) || s.bans.isBanned(id, now) || crowded(id));
   return picks.map((record) => {
     s.dials.begin(recordNodeId(record));
     return { type: "dial", record } as const;

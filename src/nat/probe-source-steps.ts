@@ -69,7 +69,17 @@ async function chain(st: ProbeRunState, after: ProbeStepId, ctx: SourceContext):
 async function sourceStep(st: ProbeRunState, step: ProbeStep, ctx: SourceContext): Promise<boolean> {
   switch (step.id) {
     case "begin": {
-      const begin = await ctx.link.begin(ctx.step);
+      let begin: { token: Uint8Array; newPort: number };
+      try {
+        begin = await ctx.link.begin(ctx.step);
+      } catch (err) {
+        // This server cannot be a source: say why, and let the next one be tried.
+        if (!st.decided) st.note({ test: "begin", server: formatEndpoint(ctx.server), error: errorLine(err) });
+        if (ctx.first && !st.portTest) st.portTestPending = false;
+        st.evaluate();
+        ctx.clean = 0;
+        return false;
+      }
       ctx.token = begin.token;
       ctx.newPort = begin.newPort;
       return true;

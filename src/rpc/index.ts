@@ -2,6 +2,7 @@
 // signature for QUIC streams and WSS links.
 export { AnswerError, answerOfError } from "./errors.ts";
 export { METHOD, SERVICES, methodName } from "./methods.ts";
+export { netPrefixOf, prefixOf } from "./ip-prefix.ts";
 export {
   ANY_TRUST,
   BOTH_TRANSPORTS,

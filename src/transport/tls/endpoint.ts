@@ -13,6 +13,7 @@ import { createHttpRouter, type HttpRouteTable } from "./https-routes.ts";
 import { WHOAMI_PATH, whoamiHandler } from "./https-whoami.ts";
 import { formatAddress, localOf, remoteOf, type HostPort } from "../../contracts/index.ts";
 import { WS_CLOSE } from "../ws/constants.ts";
+import { prefixOf } from "../../rpc/index.ts";
 import type { WsConnection } from "../ws/connection.ts";
 import { createWsAcceptor } from "../ws/server.ts";
 import { silentLogger, type Logger } from "../../contracts/index.ts";
@@ -123,7 +124,8 @@ export function createTlsEndpoint(components: TlsEndpointComponents, init: TlsEn
   }
 
   function onConnection(socket: Socket): void {
-    const ip = remoteOf(socket).ip;
+    // Counted per host: an IPv4 address, an IPv6 /64 (one host's share of addresses).
+    const ip = prefixOf(remoteOf(socket).ip, 32, 64);
     // Errors on a socket are the peer's problem; without a listener they would be thrown.
     socket.on("error", () => {});
     if (stopping || sockets.size >= maxConnections || (socketsPerIp.get(ip) ?? 0) >= maxConnectionsPerIp) {
@@ -184,7 +186,8 @@ export function createTlsEndpoint(components: TlsEndpointComponents, init: TlsEn
     if (!handler) return refuse(socket, 404, "no WebSocket endpoint here");
     const remote = remoteOf(socket);
     if (links.size >= maxLinks) return refuse(socket, 503, "link limit reached");
-    if ((linksPerIp.get(remote.ip) ?? 0) >= maxLinksPerIp) return refuse(socket, 429, "too many links from this address");
+    const host = prefixOf(remote.ip, 32, 64);
+    if ((linksPerIp.get(host) ?? 0) >= maxLinksPerIp) return refuse(socket, 429, "too many links from this address");
 
     // Read before the upgrade: the certificate is the TLS session's, the socket may go at any time.
     let clientSpki: string | null = null;
@@ -202,10 +205,10 @@ export function createTlsEndpoint(components: TlsEndpointComponents, init: TlsEn
       return;
     }
     links.add(conn);
-    bump(linksPerIp, remote.ip, 1);
+    bump(linksPerIp, host, 1);
     void conn.closed.then(() => {
       links.delete(conn);
-      bump(linksPerIp, remote.ip, -1);
+      bump(linksPerIp, host, -1);
     });
     try {
       handler(conn, { path, remote, local: localOf(socket), clientSpki });

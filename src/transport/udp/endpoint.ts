@@ -16,7 +16,7 @@ import {
 } from "../quic/constants.ts";
 import { createQuicLink, type QuicLink } from "../quic/link.ts";
 import { createSerial } from "./serial.ts";
-import { createRouter, type Router } from "../../rpc/index.ts";
+import { createRouter, prefixOf, type Router } from "../../rpc/index.ts";
 import { streamCodeToReason, streamReasonToCode } from "../quic/stream-io.ts";
 import { connectionMapOf, type RawDatagramHandler } from "./shared-socket.ts";
 import type { QuicDialer, UdpClient } from "./client.ts";
@@ -86,11 +86,12 @@ export function createUdpEndpoint(components: UdpEndpointComponents, init: UdpEn
 
   function onConnection(evt: Event): void {
     const conn = (evt as quicEvents.EventQUICServerConnection).detail as QUICConnection;
-    const ip = unmapIp(conn.remoteHost);
+    // Counted per host: an IPv4 address, an IPv6 /64 (one host's share of addresses).
+    const ip = prefixOf(unmapIp(conn.remoteHost), 32, 64);
     const fromIp = perIp.get(ip) ?? 0;
     if (inbound.size >= maxConnections || fromIp >= maxPerIp) {
       core.rpc.refusedLimits++;
-      log?.debug("refused QUIC connection: limit reached", { peer: formatAddress(ip, conn.remotePort), total: inbound.size, fromIp });
+      log?.debug("refused QUIC connection: limit reached", { peer: formatAddress(unmapIp(conn.remoteHost), conn.remotePort), total: inbound.size, fromIp });
       void conn.stop({ isApp: true, errorCode: QUIC_CLOSE_REFUSED, reason: new TextEncoder().encode("connection limit"), force: true }).catch(() => {});
       return;
     }
