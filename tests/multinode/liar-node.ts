@@ -23,6 +23,7 @@ import { ensureHome } from "../../src/ops/home.ts";
 import { silentLogger } from "../../src/ops/logger.ts";
 import { parseAddress } from "../../src/contracts/address.ts";
 import { NodeRecordSchema } from "../../src/wire/gen/findings_pb.ts";
+import { ONE_MACHINE } from "../helpers.ts";
 
 const { values } = parseArgs({
   options: {
@@ -51,6 +52,7 @@ const { config } = loadConfig({
     mesh_out: 1,
     mesh_in: 8,
     max_links_per_ip: 256,
+    ...ONE_MACHINE,
   },
 });
 const node = await createNode({ config, home: values.home!, log: silentLogger });
