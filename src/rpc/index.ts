@@ -3,6 +3,7 @@
 export { AnswerError, answerOfError } from "./errors.ts";
 export { METHOD, SERVICES, methodName } from "./methods.ts";
 export { netPrefixOf, prefixOf } from "./ip-prefix.ts";
+export { TokenBuckets } from "./rate-buckets.ts";
 export {
   ANY_TRUST,
   BOTH_TRANSPORTS,
