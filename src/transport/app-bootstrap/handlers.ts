@@ -90,17 +90,19 @@ export function appBootstrapRoutes(components: { nodeKey: NodeKey; cert: RunCert
   const hello: Route = {
     ...BOOTSTRAP_POLICY,
     transports,
-    // Steps 4–5. One hello per first-contact connection: an app reconnects pinned after it.
+    // Steps 4–5. One answered hello per first-contact connection: an app reconnects pinned after it.
     handler(payload, ctx) {
-      if (ctx.trust === "untrusted") {
-        if (helloConnections.has(ctx.connectionId)) return { status: Status.REFUSED, error: `one ${METHOD.app.hello} per connection` };
+      if (helloConnections.has(ctx.connectionId)) return { status: Status.REFUSED, error: `one ${METHOD.app.hello} per connection` };
+      const answered = () => {
+        if (ctx.trust !== "untrusted") return;
         if (helloConnections.size >= MAX_HELLO_CONNECTIONS) helloConnections.delete(helloConnections.values().next().value!);
         helloConnections.add(ctx.connectionId);
-      }
+      };
       const replayKey = bytesToHex(payload);
       const cached = answers.get(replayKey);
       if (cached) {
         sessions.issue(cached.sessionId, cached.appKey, now());
+        answered();
         return cached.answer;
       }
       const opened = openHello(payload, SEAL_PURPOSE.appHello);
@@ -111,6 +113,7 @@ export function appBootstrapRoutes(components: { nodeKey: NodeKey; cert: RunCert
       const answer = encodeMessage(AppHelloAnswerSchema, { sealedCert });
       while (answers.size >= MAX_CACHED_HELLOS) answers.delete(answers.keys().next().value!);
       answers.set(replayKey, { appKey: opened.appKey, sessionId: opened.sessionId, answer });
+      answered();
       return answer;
     },
   };
