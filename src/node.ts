@@ -72,18 +72,20 @@ export async function createNode({ config, home, log }: NodeComponents): Promise
   let udp: UdpEndpoint;
   const send = (bytes: Uint8Array, port: number, ip: string) => udp.sendRawNow(bytes, port, ip);
   // One router serves QUIC streams and WSS links: every method's policy and refusal counts in one place.
-  const router = createRouter({ log: log.child({ room: "rpc" }) });
+  const router = createRouter({
+    log: log.child({ room: "rpc" }),
+    requestSeconds: metrics.histogram({
+      name: "findings_rpc_request_duration_seconds",
+      help: "Time request handlers took (requests that passed their method's policy), by method and transport.",
+      labelNames: ["method", "transport"],
+    }),
+  });
   udp = createUdpEndpoint(
     {
       cert,
       nodeKey: key,
       log: log.child({ room: "udp" }),
       router,
-      requestSeconds: metrics.histogram({
-        name: "findings_quic_request_duration_seconds",
-        help: "Time QUIC request handlers took, by method.",
-        labelNames: ["method"],
-      }),
     },
     {
       host: config.host,
