@@ -112,7 +112,12 @@ export async function createNode({ config, home, log }: NodeComponents): Promise
   );
   const mesh = createMeshLinks({ tls, cert, nodeKey: key, log: log.child({ room: "mesh" }), router });
   // Apps without UDP bootstrap over WSS the same way as over QUIC, and may ask whoami there.
-  serveAppBootstrapOverWss({ links: mesh, nodeKey: key, cert });
+  let stopAppWss: (() => void) | undefined;
+  const appWss: Service = {
+    name: "app-bootstrap-wss",
+    start: async () => void (stopAppWss = serveAppBootstrapOverWss({ links: mesh, nodeKey: key, cert })),
+    stop: async () => stopAppWss?.(),
+  };
 
   // NAT services (DESIGN §6): QUIC handlers on udp, NewHost on the mesh, the own-class self-probe.
   const nat = createNatService(
@@ -170,6 +175,7 @@ export async function createNode({ config, home, log }: NodeComponents): Promise
     asService("udp", udp),
     asService("tls", tls),
     asService("mesh-links", mesh),
+    appWss,
     asService("mesh", meshService),
     asService("nat", nat),
     asService("punch", punch),
