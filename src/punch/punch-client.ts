@@ -200,7 +200,7 @@ export function createPunchClient(components: PunchClientComponents, init: Punch
       return { status: Status.RATE_LIMITED, error: `${attempts.size} punch attempts are already running` };
     }
     counters.offers++;
-    void startAttempt(offer);
+    void startAttempt(offer).catch((err: unknown) => log?.warn("punch attempt failed", { peer: offer.peerId.slice(0, 16), error: errorLine(err) }));
     return { status: Status.OK };
   };
 
@@ -226,7 +226,7 @@ export function createPunchClient(components: PunchClientComponents, init: Punch
       later(PUNCH_HELLO_TIMEOUT_MS, () => {
         if (!claimedLinks.has(link.connectionId) && !link.closed) {
           counters.strangersClosed++;
-          void link.close();
+          void link.close().catch(() => {});
         }
       });
     });
@@ -262,9 +262,9 @@ export function createPunchClient(components: PunchClientComponents, init: Punch
       dial: (addr, opts) => ep.dial(addr, opts),
       adopt(link) {
         ep.on("close", (l) => {
-          if (l.connectionId === link.connectionId) void release();
+          if (l.connectionId === link.connectionId) void release().catch(() => {});
         });
-        if (link.closed) void release();
+        if (link.closed) void release().catch(() => {});
       },
       release,
     };
@@ -294,9 +294,9 @@ export function createPunchClient(components: PunchClientComponents, init: Punch
       // The newest link to a peer replaces an older one (e.g. after the peer's mapping changed).
       const old = peers.get(offer.peerId);
       peers.set(offer.peerId, { link, result });
-      if (old && old.link !== link) void old.link.close();
+      if (old && old.link !== link) void old.link.close().catch(() => {});
     } else {
-      if (link) void link.close();
+      if (link) void link.close().catch(() => {});
       counters.failed++;
     }
     log?.[result.connected ? "info" : "warn"](result.connected ? "punched link up" : "punch failed", {

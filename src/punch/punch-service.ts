@@ -261,7 +261,7 @@ export function createPunchService(components: PunchServiceComponents, init: Pun
       // After the answer is on its way: the app learns it joined before offers start arriving.
       const t = setTimeout(() => {
         timers.delete(t);
-        void rebroker(result.member);
+        void rebroker(result.member).catch((err: unknown) => log?.warn("re-brokering failed", { error: errorLine(err) }));
       }, 0);
       timers.add(t);
     }
