@@ -19,6 +19,7 @@ export {
   type Transport,
   type Trust,
   perHost,
+  perHostAndNet,
 } from "./policy.ts";
 export {
   MAX_RATE_BUCKETS,
