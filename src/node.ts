@@ -155,7 +155,15 @@ export async function createNode({ config, home, log }: NodeComponents): Promise
       brokered: metrics.counter({ name: "findings_punch_brokered_total", help: "Punches brokered, by the strategy chosen for the pair.", labelNames: ["strategy"] }),
       brokerSeconds: timers.brokerSeconds,
     },
-    { stakes: config.stakes, userId: config.user_id, punchXpool: config.punch_xpool, peersPunch: config.peers_punch },
+    {
+      stakes: config.stakes,
+      userId: config.user_id,
+      punchXpool: config.punch_xpool,
+      peersPunch: config.peers_punch,
+      perConnection: config.punch_per_conn,
+      perPrefix: config.punch_per_prefix,
+      livenessMs: config.punch_liveness_s * 1000,
+    },
   );
   const share = createShareService({ udp, log: log.child({ room: "share" }) }, { kinds: servedKinds(config.stakes), capacity: config.share_xpool });
 
