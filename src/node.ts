@@ -62,7 +62,7 @@ export async function createNode({ config, home, log }: NodeComponents): Promise
   const key = loadOrCreateNodeKey(home);
   const cert = await createRunCertificate();
   const startedAt = Date.now();
-  const stun: BindingResponder | undefined = config.stun_on ? createBindingResponder() : undefined;
+  const stun: BindingResponder | undefined = config.stun_on ? createBindingResponder({ budget: { ratePerS: config.stun_rate_per_s, burst: config.stun_burst } }) : undefined;
   const idleTimeoutMs = config.idle_timeout_s * 1000;
   const metrics = createMetricsRegistry();
   const timers = registerNodeTimers(metrics);
@@ -255,7 +255,7 @@ export async function createNode({ config, home, log }: NodeComponents): Promise
       for (const [k, v] of Object.entries(nat.counters())) out[`nat_${k}`] = v;
       for (const [k, v] of Object.entries(punch.counters())) out[`punch_${k}`] = v;
       for (const [k, v] of Object.entries(share.counters())) out[`share_${k}`] = v;
-      if (stun) Object.assign(out, { stun_answered: stun.answered, stun_malformed: stun.malformed, stun_ignored: stun.ignored });
+      if (stun) Object.assign(out, { stun_answered: stun.answered, stun_malformed: stun.malformed, stun_ignored: stun.ignored, stun_limited: stun.limited });
       return out;
     },
   };

@@ -44,6 +44,8 @@ export const SCHEMA = {
   public: { type: "bool" },
   client_only: { type: "bool" },
   stun_on: { type: "bool" },
+  stun_rate_per_s: count(1, 1_000_000),
+  stun_burst: count(1, 1_000_000),
   shortlist: count(1, 10_000),
   mesh_out: count(0, 64),
   mesh_in: count(0, 64),
