@@ -41,8 +41,8 @@ describe("control datagrams", () => {
   test("a hello cut below its padding is refused as short-hello, even with a valid MAC", () => {
     for (const m of messages.slice(0, 3)) {
       const full = buildControl(key, m);
-      // Re-MAC the first 64 bytes as their own datagram: a well-keyed hello without its padding.
-      const cut = Uint8Array.from(full.subarray(0, 64));
+      // Re-MAC the first 80 bytes as their own datagram: a well-keyed hello without its padding.
+      const cut = Uint8Array.from(full.subarray(0, 80));
       cut.set(hmac.create(sha256, key).update(new TextEncoder().encode("STUN:Ctrl")).update(cut.subarray(0, 16)).update(cut.subarray(48)).digest(), 16);
       expect(decodeControl(cut, key)).toEqual({ ok: false, reason: "short-hello" });
     }
