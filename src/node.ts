@@ -115,7 +115,7 @@ export async function createNode({ config, home, log }: NodeComponents): Promise
   // NAT services (DESIGN §6): QUIC handlers on udp, NewHost on the mesh, the own-class self-probe.
   const nat = createNatService(
     { udp, mesh, https: tls.routes, nodeKey: key, log: log.child({ room: "nat" }), selfProbeSeconds: timers.selfProbeSeconds },
-    { host: config.host, probeTimeoutMs: config.probe_timeout_s * 1000, serve: !config.client_only, allowSpecialTargets: config.allow_special_addresses },
+    { host: config.host, probeTimeoutMs: config.probe_timeout_s * 1000, serve: !config.client_only, allowSpecialTargets: config.allow_special_targets },
   );
 
   const meshService = createMeshService(

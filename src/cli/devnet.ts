@@ -64,7 +64,7 @@ export const devnetCommand = defineCommand({
           max_links_per_ip: Math.max(base.max_links_per_ip, 8 * n),
           user_id: `devnet-${i + 1}`,
           // Loopback is a special-purpose range: a devnet's apps live there.
-          allow_special_addresses: true,
+          allow_special_targets: true,
           ...(args.kind ? { stakes: { [args.kind]: "" } } : {}),
         };
         const { config } = loadConfig({ home, configFile: ctx.file, env: process.env, flags });

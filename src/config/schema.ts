@@ -44,7 +44,7 @@ export const SCHEMA = {
   public: { type: "bool" },
   client_only: { type: "bool" },
   stun_on: { type: "bool" },
-  allow_special_addresses: { type: "bool" },
+  allow_special_targets: { type: "bool" },
   stun_rate_per_s: count(1, 1_000_000),
   stun_burst: count(1, 1_000_000),
   shortlist: count(1, 10_000),

@@ -24,7 +24,7 @@ import { MAX_AVOID_IPS, NEWHOST_MAX_AGE_MS, NEWHOST_ORDER_ID_BYTES, PROBE_SPACIN
 import { DedupWindow, RateBuckets } from "./rate-limit.ts";
 import { checkNewHostProof, openNewHostOrder } from "./newhost-proof.ts";
 import type { ConsentIssuer } from "./newhost-consent.ts";
-import { isSpecialAddress } from "../contracts/index.ts";
+import { specialRangeOf } from "../contracts/index.ts";
 import { DEFAULTS } from "../config/index.ts";
 import { buildProbe } from "./probe-packet.ts";
 import { randomProbeTmpLen } from "./probe-sizes.ts";
@@ -74,7 +74,7 @@ export interface NewHostDelegateInit {
   /** @default PROBE_SPACING_MS */
   spacingMs?: number;
   /** Send to special-range targets (loopback, private, documentation…): labs and devnets only (config
-   *  allow_special_addresses). @default allow_special_addresses of defaults.toml */
+   *  allow_special_targets). @default allow_special_targets of defaults.toml */
   allowSpecialTargets?: boolean;
 }
 
@@ -108,7 +108,7 @@ export function isProbeTarget(ip: string): boolean {
 export function createNewHostDelegate(components: NewHostDelegateComponents, init: NewHostDelegateInit = {}): NewHostDelegate {
   const now = init.now ?? Date.now;
   const spacingMs = init.spacingMs ?? PROBE_SPACING_MS;
-  const allowSpecial = init.allowSpecialTargets ?? DEFAULTS.allow_special_addresses;
+  const allowSpecial = init.allowSpecialTargets ?? DEFAULTS.allow_special_targets;
   const perSource = new RateBuckets(NEWHOST_PER_SOURCE_RATE_PER_S, NEWHOST_PER_SOURCE_BURST);
   const perTargetIp = new RateBuckets(NEWHOST_PER_TARGET_IP_RATE_PER_S, NEWHOST_PER_TARGET_IP_BURST);
   const orderIds = new DedupWindow(2 * NEWHOST_MAX_AGE_MS);
@@ -157,7 +157,7 @@ export function createNewHostDelegate(components: NewHostDelegateComponents, ini
       if (!isProbeTarget(order.targetIp) || order.targetPort < 1 || order.targetPort > 65535) {
         return refuse(Status.BAD_REQUEST, "NewHost target is not a unicast ip:port");
       }
-      if (!allowSpecial && isSpecialAddress(order.targetIp)) return refuse(Status.REFUSED, "NewHost target is in a special-purpose range");
+      if (!allowSpecial && specialRangeOf(order.targetIp) !== null) return refuse(Status.REFUSED, "NewHost target is in a special-purpose range");
       if (orderIds.seen(Buffer.from(order.orderId).toString("hex"), t)) return refuse(Status.REFUSED, "NewHost order was already used");
       // 5.
       const target: Endpoint = { ip: normalizeIp(order.targetIp), port: order.targetPort };

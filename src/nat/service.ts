@@ -100,7 +100,7 @@ export interface NatServiceInit {
   /** Serve NAT tests to clients and NewHost orders to peers; a client-only node (config `client_only`) refuses
    *  them and only measures its own class. @default true */
   serve?: boolean;
-  /** Delegate NewHost probes to special-range targets (config allow_special_addresses). @default allow_special_addresses of defaults.toml */
+  /** Delegate NewHost probes to special-range targets (config allow_special_targets). @default allow_special_targets of defaults.toml */
   allowSpecialTargets?: boolean;
   /** Proof-of-work bits required of clients (tests lower it). @default NEWHOST_POW_BITS */
   powBits?: number;

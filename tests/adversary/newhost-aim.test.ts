@@ -40,7 +40,7 @@ async function startNode(host: string, allowSpecial: boolean): Promise<FindingsN
   const home = join(dir.path, host);
   mkdirSync(home, { recursive: true, mode: 0o700 });
   const port = await freeUdpTcpPort(host);
-  const { config } = loadConfig({ home, flags: { host, server_uport: port, server_tport: port, admin: "", public: true, peers: [], allow_special_addresses: allowSpecial } });
+  const { config } = loadConfig({ home, flags: { host, server_uport: port, server_tport: port, admin: "", public: true, peers: [], allow_special_targets: allowSpecial } });
   const node = await createNode({ config, home, log: silentLogger });
   await node.start();
   return node;

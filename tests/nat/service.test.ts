@@ -37,7 +37,7 @@ beforeAll(async () => {
         max_links_per_ip: 256,
         probe_timeout_s: 3,
         // Loopback is a special-purpose range: as in a lab.
-        allow_special_addresses: true,
+        allow_special_targets: true,
       },
     });
     const node = await createNode({ config, home, log: silentLogger });
