@@ -2,7 +2,6 @@
 // signature for QUIC streams and WSS links.
 export { AnswerError, answerOfError } from "./errors.ts";
 export { prefixOf } from "./ip-prefix.ts";
-export { TokenBuckets } from "./rate-buckets.ts";
 export { METHOD, SERVICES, methodName } from "./methods.ts";
 export {
   ANY_TRUST,

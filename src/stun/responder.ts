@@ -1,10 +1,11 @@
 // Answers STUN Binding Requests that arrive on the shared UDP socket (RFC 5389 §7.3, §10; RFC 3489 via §12.2).
 import { parseBindingRequest, writeBindingSuccess } from "./binding.ts";
 import { MAX_BINDING_SUCCESS_BYTES } from "./constants.ts";
-import { prefixOf, TokenBuckets } from "../rpc/index.ts";
-import { isIP } from "node:net";
+import { prefixOf } from "../rpc/index.ts";
 
-/** Sources whose budget is remembered at once; the stalest is forgotten first (~100 B each). */
+/** Sources whose budget is remembered at once (~100 B each); the first remembered is forgotten first. A
+ *  spoofer who cycles through this many sources to refresh one victim's bucket pays this many requests
+ *  for one more burst. */
 const MAX_BINDING_SOURCES = 65_536;
 
 /**
@@ -57,7 +58,27 @@ export function createBindingResponder(init: BindingResponderInit = {}): Binding
   const views: Uint8Array[] = [];
   const budget = init.budget;
   const now = init.now ?? Date.now;
-  const sources = new TokenBuckets(MAX_BINDING_SOURCES);
+  // Per source: tokens left and when they were counted. Insertion order only: no reordering on the hot path.
+  const sources = new Map<string, { tokens: number; at: number }>();
+  /** Takes one token of `key`'s bucket; false when it is empty. */
+  function spend(key: string, ratePerS: number, burst: number): boolean {
+    const t = now();
+    const b = sources.get(key);
+    if (b === undefined) {
+      if (sources.size >= MAX_BINDING_SOURCES) sources.delete(sources.keys().next().value!);
+      sources.set(key, { tokens: burst - 1, at: t });
+      return true;
+    }
+    // max(0, …): a clock that steps back must not drain or overfill a bucket.
+    const tokens = Math.min(burst, b.tokens + (Math.max(0, t - b.at) / 1000) * ratePerS);
+    b.at = Math.max(b.at, t);
+    if (tokens < 1) {
+      b.tokens = tokens;
+      return false;
+    }
+    b.tokens = tokens - 1;
+    return true;
+  }
   const state = {
     answered: 0,
     malformed: 0,
@@ -73,13 +94,11 @@ export function createBindingResponder(init: BindingResponderInit = {}): Binding
       }
       if (budget) {
         // IPv4 (and IPv4-mapped) sources are keyed by address, which needs no allocation; IPv6 by its /64.
-        const key = isIP(ip) === 6 && !ip.startsWith("::ffff:") ? prefixOf(ip, 32, 64) : ip;
-        const t = now();
-        if (!sources.has(key, budget.ratePerS, budget.burst, t)) {
+        const key = ip.includes(":") && !ip.startsWith("::ffff:") ? prefixOf(ip, 32, 64) : ip;
+        if (!spend(key, budget.ratePerS, budget.burst)) {
           state.limited++;
           return false;
         }
-        sources.take(key, budget.ratePerS, budget.burst, t);
       }
       const length = writeBindingSuccess(out, request.txId, ip, port, family);
       if (length === 0) {
