@@ -1,12 +1,17 @@
 // Merging shared records into the candidate pool: verify → plan → reachability + key check → add, and punish liars (seed 001 §候选池, §公钥广播与验证; DESIGN §3, §5).
 //
-// 1. Every record must verify (signature, syntax); one that does not means the sharer forged or
-//    broke it: the sharer is punished and nothing it sent is merged.
+// 1. Every record must verify (syntax, signature by its own public key); one that does not means the
+//    sharer forged or broke it, which it could have checked itself: the sharer is punished and
+//    nothing it sent is merged. Records that are expired, from the future or of another format are
+//    only left out (clocks differ; an old node is not a liar).
 // 2. candidate-pool planMerge() says which records are new (check them) and which are newer
 //    versions at proven addresses (add them at once).
-// 3. Checks run a few at a time; the same record shared by several peers is checked once and
-//    every sharer is remembered. A key failure punishes all of them (the seed: 公钥验证失败 →
-//    临时黑名单); an unreachable node is just not added (and not re-checked for a while).
+// 3. Checks run a few at a time; the same record shared by several peers is checked once. A failed
+//    key check is evidence against the named node's record only, never against who relayed it: a
+//    relay cannot run our check for us (the named node sees who challenges it and may answer each
+//    checker differently), and an honest relay's copy may just be stale (the node moved or
+//    re-keyed). That record version is not merged nor re-checked for a while, and the named node
+//    cools down like an unreachable one.
 // 4. A checked record is added only if at least one sharer is still in good standing (or it came
 //    from our own cache): a liar's other records are not merged.
 import type { NodeRecord } from "../wire/index.ts";
@@ -14,7 +19,7 @@ import type { BanList } from "./ban-list.ts";
 import type { CandidatePool } from "./candidate-pool.ts";
 import { createDialBook, type DialBook } from "./dialer.ts";
 import type { RecordCheckResult } from "./record-check.ts";
-import { recordNodeId, verifyRecord } from "./record.ts";
+import { isRelayBlameless, recordNodeId, verifyRecord } from "./record.ts";
 
 /** Key checks run at once: a burst of shares must not make us open dozens of TLS links. */
 const MAX_CONCURRENT_KEY_CHECKS = 4;
@@ -35,6 +40,8 @@ export interface RecordMergerComponents {
   /** Bans a sharer and drops what it holds; called once per lie. */
   punish(sharer: Sharer, why: string): void;
   now(): number;
+  /** Oldest record accepted, in ms (config record_max_age_s). @default the embedded default */
+  maxAgeMs?: number;
   /** The node's dial book: a record whose node did not answer is not checked again while it cools
    *  down (the same cooldown as mesh dials). @default a book of its own */
   dials?: Pick<DialBook, "cooling" | "coolDown">;
@@ -109,8 +116,7 @@ export function createRecordMerger(c: RecordMergerComponents): RecordMerger {
       } else if (result.kind === "key-mismatch") {
         counters.checksKeyFailed++;
         c.pool.noteCheckFailed(rec, now);
-        const why = `shared a record whose key failed verification (${recordNodeId(rec).slice(0, 16)}…: ${result.detail})`;
-        for (const s of entry.sharers) c.punish(s, why);
+        dials.coolDown(recordNodeId(rec), now);
       } else {
         counters.checksUnreachable++;
         dials.coolDown(recordNodeId(rec), now);
@@ -131,9 +137,9 @@ export function createRecordMerger(c: RecordMergerComponents): RecordMerger {
       if (sharer && banned(sharer, now)) return;
       const valid: NodeRecord[] = [];
       for (const rec of records) {
-        const check = verifyRecord(rec, now);
+        const check = verifyRecord(rec, now, { maxAgeMs: c.maxAgeMs });
         if (check.ok) valid.push(rec);
-        else if (check.reason !== "from-future") {
+        else if (!isRelayBlameless(check.reason)) {
           counters.badRecords++;
           if (sharer) c.punish(sharer, `shared a bad record: ${check.reason}`);
           return;
