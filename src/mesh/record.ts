@@ -102,7 +102,7 @@ export type RecordCheck = { ok: true } | { ok: false; reason: RecordRejectReason
 export interface VerifyRecordOptions {
   /** The node id the record must have (e.g. the id the peer was dialled by). */
   expectedNodeId?: string;
-  /** Oldest accepted record, in ms since issued_at_ms. @default record_max_age_s of defaults.toml */
+  /** Oldest accepted record, in ms since issued_at_ms (Infinity: no limit). @default record_max_age_s of defaults.toml */
   maxAgeMs?: number;
 }
 
@@ -266,7 +266,7 @@ function verifyUnsafe(rec: NodeRecord, now: number, options: VerifyRecordOptions
     return reject("from-future", `record was issued ${Number(rec.issuedAtMs) - now} ms in the future (allowed skew ${MAX_CLOCK_SKEW_MS} ms)`);
   }
   const maxAgeMs = options.maxAgeMs ?? DEFAULTS.record_max_age_s * 1000;
-  if (rec.issuedAtMs < BigInt(Math.floor(now - maxAgeMs))) {
+  if (Number.isFinite(maxAgeMs) && rec.issuedAtMs < BigInt(Math.floor(now - maxAgeMs))) {
     return reject("expired", `record was issued ${now - Number(rec.issuedAtMs)} ms ago (limit ${maxAgeMs} ms)`);
   }
 
