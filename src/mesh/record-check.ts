@@ -3,9 +3,10 @@
 // 1. Dial the record's TCP address as first contact (no pin: the record's SPKI belongs to one run
 //    and the key is what we verify). A failed dial means "unreachable", not "lying".
 // 2. Send `mesh.key-check` with Seal(A) to the record's key; the named node answers
-//    Seal(A ‖ its address ‖ its signing key) (key-challenge.ts).
-// 3. An answer that does not prove the key (UNAUTHENTICATED, a box we cannot open, another A,
-//    address or signing key) is a key failure: whoever shared the record lied.
+//    Seal(A ‖ its address) (key-challenge.ts).
+// 3. An answer that does not prove the key (UNAUTHENTICATED, a box we cannot open, another A or
+//    address) is a key failure: evidence against this record only (record-merge.ts), never against
+//    who shared it, since the named node sees who challenges it and may answer each differently.
 import { errorLine } from "../errors.ts";
 import type { NodeKey } from "../identity/index.ts";
 import type { HostPort } from "../contracts/index.ts";
