@@ -11,7 +11,10 @@
 //    relay cannot run our check for us (the named node sees who challenges it and may answer each
 //    checker differently), and an honest relay's copy may just be stale (the node moved or
 //    re-keyed). That record version is not merged nor re-checked for a while, and the named node
-//    cools down like an unreachable one.
+//    cools down like an unreachable one. Whoever introduced records that failed their key check
+//    MAX_FAILED_INTRODUCTIONS times within FAILED_INTRODUCTIONS_WINDOW_MS has its new records left
+//    unchecked until the window passes (no ban, its link and record stay): it cannot make us dial
+//    address after address named by records that do not hold.
 // 4. A checked record is added only if at least one sharer is still in good standing (or it came
 //    from our own cache): a liar's other records are not merged.
 import type { NodeRecord } from "../wire/index.ts";
@@ -23,6 +26,13 @@ import { isRelayBlameless, recordNodeId, verifyRecord } from "./record.ts";
 
 /** Key checks run at once: a burst of shares must not make us open dozens of TLS links. */
 const MAX_CONCURRENT_KEY_CHECKS = 4;
+/** Failed key checks of records one sharer introduced, within the window, after which its new
+ *  records are not checked until the window passes. An honest relay meets this only if it relays
+ *  several stale or selectively answered records within minutes. */
+const MAX_FAILED_INTRODUCTIONS = 3;
+const FAILED_INTRODUCTIONS_WINDOW_MS = 10 * 60_000;
+/** Sharers whose failures are remembered (memory bound). */
+const MAX_SHARERS_REMEMBERED = 1000;
 
 /** Who gave us records: a mesh peer (id and service IP), a helper we dialled (IP), or null for our
  *  own peer cache. */
@@ -57,6 +67,8 @@ export interface MergeCounters {
   checksUnreachable: number;
   recordsAdded: number;
   badRecords: number;
+  /** New records of sharers over MAX_FAILED_INTRODUCTIONS, left unchecked. */
+  checksThrottled: number;
 }
 
 export interface RecordMerger {
@@ -75,12 +87,27 @@ interface InFlight {
 
 export function createRecordMerger(c: RecordMergerComponents): RecordMerger {
   const maxChecks = c.maxConcurrentChecks ?? MAX_CONCURRENT_KEY_CHECKS;
-  const counters: MergeCounters = { recordsReceived: 0, recordsRefreshed: 0, checksOk: 0, checksKeyFailed: 0, checksUnreachable: 0, recordsAdded: 0, badRecords: 0 };
+  const counters: MergeCounters = { recordsReceived: 0, recordsRefreshed: 0, checksOk: 0, checksKeyFailed: 0, checksUnreachable: 0, recordsAdded: 0, badRecords: 0, checksThrottled: 0 };
+  /** sharer (id, else IP) → times of its failed introductions within the window */
+  const failedIntroductions = new Map<string, number[]>();
   const inFlight = new Map<string, InFlight>();
   const dials = c.dials ?? createDialBook();
   let running = 0;
   const queue: (() => void)[] = [];
 
+  const sharerKey = (s: Sharer) => s.id ?? s.ip ?? s.label;
+  const recentFailures = (s: Sharer, now: number) => {
+    const key = sharerKey(s);
+    const times = (failedIntroductions.get(key) ?? []).filter((t) => now - t < FAILED_INTRODUCTIONS_WINDOW_MS);
+    if (times.length) failedIntroductions.set(key, times);
+    else failedIntroductions.delete(key);
+    return times.length;
+  };
+  const noteFailedIntroduction = (s: Sharer, now: number) => {
+    const key = sharerKey(s);
+    if (!failedIntroductions.has(key) && failedIntroductions.size >= MAX_SHARERS_REMEMBERED) failedIntroductions.delete(failedIntroductions.keys().next().value!);
+    failedIntroductions.set(key, [...(failedIntroductions.get(key) ?? []), now].slice(-MAX_FAILED_INTRODUCTIONS));
+  };
   const banned = (s: Sharer, now: number) => (s.id ? c.bans.isBanned(s.id, now) : false) || (s.ip ? c.bans.isBanned(s.ip, now) : false);
 
   async function slot<T>(fn: () => Promise<T>): Promise<T> {
@@ -117,6 +144,7 @@ export function createRecordMerger(c: RecordMergerComponents): RecordMerger {
         counters.checksKeyFailed++;
         c.pool.noteCheckFailed(rec, now);
         dials.coolDown(recordNodeId(rec), now);
+        for (const s of entry.sharers) noteFailedIntroduction(s, now);
       } else {
         counters.checksUnreachable++;
         dials.coolDown(recordNodeId(rec), now);
@@ -151,7 +179,11 @@ export function createRecordMerger(c: RecordMergerComponents): RecordMerger {
         c.pool.add(rec, now);
       }
       // A node that did not answer a check or a dial lately is not checked again yet.
-      const toCheck = plan.check.filter((rec) => !dials.cooling(recordNodeId(rec), now));
+      let toCheck = plan.check.filter((rec) => !dials.cooling(recordNodeId(rec), now));
+      if (sharer && toCheck.length && recentFailures(sharer, now) >= MAX_FAILED_INTRODUCTIONS) {
+        counters.checksThrottled += toCheck.length;
+        toCheck = [];
+      }
       await Promise.all(toCheck.map((rec) => checkShared(rec, sharer)));
     },
   };

@@ -28,7 +28,7 @@ function forge(rec: NodeRecord): NodeRecord {
   return signRecord(out, fake.privateKey);
 }
 
-function setup(checks: (rec: NodeRecord) => RecordCheckResult | Promise<RecordCheckResult>) {
+function setup(checks: (rec: NodeRecord) => RecordCheckResult | Promise<RecordCheckResult>, now: () => number = () => T0) {
   const pool = createCandidatePool({ selfId: "f".repeat(64) });
   const bans = createBanList();
   const punished: { sharer: Sharer; why: string }[] = [];
@@ -36,7 +36,7 @@ function setup(checks: (rec: NodeRecord) => RecordCheckResult | Promise<RecordCh
   const merger = createRecordMerger({
     pool,
     bans,
-    now: () => T0,
+    now,
     async check(rec) {
       checked.push(recordNodeId(rec));
       return checks(rec);
@@ -77,6 +77,30 @@ describe("merging shared records", () => {
     // Re-shared later, the failed version is not checked again.
     await merger.merge([forged], { label: "someone", id: "d".repeat(64) });
     expect(checked.filter((id) => id === recordNodeId(forged))).toHaveLength(1);
+  });
+
+  test("a sharer whose introductions keep failing their key check gets its new records left unchecked for a while, unbanned", async () => {
+    let t = T0;
+    const failing = new Set<string>();
+    const { pool, punished, checked, merger } = setup((rec) => (failing.has(recordNodeId(rec)) ? { ok: false, kind: "key-mismatch", detail: "cannot open" } : { ok: true, rttMs: 1 }), () => t);
+    const relay: Sharer = { label: "relay", id: "b".repeat(64), ip: "192.0.2.9" };
+    for (let i = 0; i < 3; i++) {
+      const bad = recordOf(generateNodeKey(), `192.0.2.${20 + i}`);
+      failing.add(recordNodeId(bad));
+      await merger.merge([bad], relay);
+    }
+    const next = recordOf(generateNodeKey(), "192.0.2.30");
+    await merger.merge([next], relay);
+    expect(checked).not.toContain(recordNodeId(next));
+    expect(merger.counters.checksThrottled).toBe(1);
+    expect(punished).toEqual([]);
+    // Others still introduce records; the relay's turn comes back after the window.
+    const fromOther = recordOf(generateNodeKey(), "192.0.2.31");
+    await merger.merge([fromOther], { label: "other", id: "c".repeat(64) });
+    expect(pool.has(recordNodeId(fromOther))).toBe(true);
+    t += 10 * 60_000;
+    await merger.merge([next], relay);
+    expect(pool.has(recordNodeId(next))).toBe(true);
   });
 
   test("expired, early and old-format records are left out without punishing their sharer", async () => {
