@@ -8,8 +8,10 @@
 // calculate_key_pair(k): E = kB; A = E with its sign bit cleared; a = k, or −k when E's sign bit is 1
 //   (so that aB = A).
 // xeddsa_sign(k, M, Z): r = hash1(a ‖ M ‖ Z) mod q; R = rB; h = hash(R ‖ A ‖ M) mod q; s = r + ha mod q.
-// xeddsa_verify(u, M, R ‖ s): refuse u ≥ p, s ≥ q; A = the Edwards point with y = (u − 1)/(u + 1) and
-//   sign 0 (refused when not on the curve or of small order); accept iff R == sB − hA, byte for byte.
+// xeddsa_verify(u, M, R ‖ s): refuse u ≥ p and s ≥ q (the specification refuses s ≥ 2^253; signers
+//   reduce s mod q, so the stricter bound only refuses malleated copies); A = the Edwards point with
+//   y = (u − 1)/(u + 1) and sign 0 (refused when not on the curve or of small order); accept iff
+//   R == sB − hA, byte for byte.
 // hash is SHA-512; hash1(X) = SHA-512(2^256 − 2 ‖ X), the 32-byte little-endian prefix FE FF … FF.
 // A valid XEdDSA signature is a valid RFC 8032 Ed25519 signature under A (the tests check that).
 import { ed25519 } from "@noble/curves/ed25519.js";
