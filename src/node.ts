@@ -148,6 +148,8 @@ export async function createNode({ config, home, log }: NodeComponents): Promise
       peersHelp: config.peers_help,
       shareCount: config.mesh_share,
       peerCacheMaxAgeMs: config.peer_cache_days * 86_400_000,
+      recordMaxAgeMs: config.record_max_age_s * 1000,
+      recordResignMs: config.record_resign_s * 1000,
       stakes: config.stakes,
       identityId: config.user_id,
     },

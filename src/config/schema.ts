@@ -53,6 +53,8 @@ export const SCHEMA = {
   mesh_switch_s: count(1, 86_400),
   peers_help: count(1, 100),
   mesh_share: count(0, 100),
+  record_max_age_s: count(60, 30 * 86_400),
+  record_resign_s: count(10, 7 * 86_400),
   punch_xpool: count(1, 100_000),
   peers_punch: count(1, 100),
   punch_per_conn: count(1, 1000),
