@@ -63,11 +63,13 @@ export const devnetCommand = defineCommand({
           mesh_out: Math.max(1, Math.min(base.mesh_out, Math.floor((n - 1) / 2))),
           // Every TCP dial on loopback leaves from 127.0.0.1: one source IP for the whole devnet.
           max_links_per_ip: Math.max(base.max_links_per_ip, 8 * n),
-          // All on one loopback /24: loopback targets allowed, and the diversity limits do not apply.
-          allow_special_targets: true,
+          // All on one loopback /24 (loopback targets allowed below): the diversity limits do not apply.
           mesh_per_prefix: 64,
           candidates_per_prefix: Math.max(base.candidates_per_prefix, base.shortlist),
           user_id: `devnet-${i + 1}`,
+          // Loopback is a special-purpose range: a devnet's apps live there, all in one /24.
+          allow_special_targets: true,
+          punch_per_prefix: base.punch_xpool,
           ...(args.kind ? { stakes: { [args.kind]: "" } } : {}),
         };
         const { config } = loadConfig({ home, configFile: ctx.file, env: process.env, flags });

@@ -1,8 +1,8 @@
 // The named node's side of the key check (key-challenge.ts step 2) as a served method, made cheap for us
-// and costly for whoever floods it: the signing key is derived once; an exact replay of a challenge gets
-// the answer already made (sealed to the challenger, so it tells a replayer nothing new); an untrusted
-// link gets one key check and is closed after it (a checker dials a fresh link per record). The router's
-// per-source rates (handlers.ts) bound the fresh challenges one host or one /24 can send.
+// and costly for whoever floods it: an exact replay of a challenge gets the answer already made (sealed to
+// the challenger, so it tells a replayer nothing new); an untrusted link gets one key check and is closed
+// after a second (a checker dials a fresh link per record). The router's per-source rates (handlers.ts)
+// bound the fresh challenges one host or one /24 can send.
 import { bytesToHex } from "@noble/hashes/utils.js";
 import type { NodeKey } from "../identity/index.ts";
 import { AnswerError, type RpcReply } from "../rpc/index.ts";
@@ -10,7 +10,7 @@ import { WS_CLOSE } from "../transport/index.ts";
 import { Status, type NodeRecord } from "../wire/index.ts";
 import { answerChallenge } from "./key-challenge.ts";
 import type { MeshLink } from "./link.ts";
-import { recordAddress, recordSigningKey } from "./record.ts";
+import { recordAddress } from "./record.ts";
 
 /** Answers kept for replays: a few hundred × ~150 B. */
 const MAX_CACHED_ANSWERS = 256;
@@ -30,7 +30,6 @@ export interface KeyCheckAnswerer {
 }
 
 export function createKeyCheckAnswerer(nodeKey: NodeKey, ownRecord: () => NodeRecord | undefined): KeyCheckAnswerer {
-  const signingKey = recordSigningKey(nodeKey.privateKey).publicKey;
   // Insertion order = age: the oldest answer goes first.
   const cache = new Map<string, { address: string; reply: RpcReply }>();
   const asked = new WeakSet<MeshLink>();
@@ -56,7 +55,7 @@ export function createKeyCheckAnswerer(nodeKey: NodeKey, ownRecord: () => NodeRe
         return hit.reply;
       }
       stats.computed++;
-      const answered = answerChallenge(nodeKey, payload, address, { signingKey });
+      const answered = answerChallenge(nodeKey, payload, address);
       const reply: RpcReply = answered.ok
         ? { status: Status.OK, payload: answered.answer }
         : { status: answered.reason === "cannot-open" ? Status.UNAUTHENTICATED : Status.BAD_REQUEST, error: `${answered.reason}: ${answered.detail}` };

@@ -6,7 +6,8 @@ export { type QuicLink, expectOk } from "./quic/link.ts";
 export { raceSignal } from "./quic/stream-io.ts";
 export { quicWhoami } from "./quic/whoami.ts";
 export { type TlsEndpoint, type WsUpgradeInfo, createTlsEndpoint } from "./tls/endpoint.ts";
-export { httpsWhoami } from "./tls/https-whoami-client.ts";
+export { httpsGetJson, httpsWhoami } from "./tls/https-whoami-client.ts";
+export { type HttpHandler, type HttpRouteTable, jsonAnswer } from "./tls/https-routes.ts";
 export { type UdpClient, createUdpClient } from "./udp/client.ts";
 export {
   type DialOptions,

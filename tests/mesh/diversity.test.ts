@@ -2,7 +2,7 @@
 // from one IPv4 /24 or IPv6 /48, whatever the number of keys behind it.
 import { describe, expect, test } from "bun:test";
 import { create } from "@bufbuild/protobuf";
-import { NodeRecordSchema, type NodeRecord } from "../../src/wire/gen/findings_pb.ts";
+import { NodeAddressSchema, NodeRecordSchema, type NodeRecord } from "../../src/wire/gen/findings_pb.ts";
 import { createCandidatePool } from "../../src/mesh/candidate-pool.ts";
 import { createMeshPool } from "../../src/mesh/mesh-pool.ts";
 import { recordNodeId } from "../../src/mesh/record.ts";
@@ -14,9 +14,8 @@ function rec(ip: string): NodeRecord {
   counter++;
   return create(NodeRecordSchema, {
     publicKey: Uint8Array.from({ length: 32 }, (_, i) => (i < 4 ? (counter >>> (i * 8)) & 0xff : 0x55)),
-    addresses: [{ ip, udpPort: 7788, tcpPort: 7788 }],
+    addresses: [create(NodeAddressSchema, { ip, udpPort: 7788, tcpPort: 7788 })],
     seq: 1n,
-    signingKey: new Uint8Array(32).fill(1),
     signature: Uint8Array.from({ length: 64 }, (_, i) => (counter + i) & 0xff),
   });
 }

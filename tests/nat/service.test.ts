@@ -37,6 +37,8 @@ beforeAll(async () => {
         max_links_per_ip: 256,
         ...ONE_MACHINE,
         probe_timeout_s: 3,
+        // Loopback is a special-purpose range: as in a lab.
+        allow_special_targets: true,
       },
     });
     const node = await createNode({ config, home, log: silentLogger });

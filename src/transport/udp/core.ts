@@ -11,6 +11,7 @@ import { QUIC_CLOSE_NORMAL, QUIC_HANDSHAKE_TIMEOUT_MS } from "../quic/constants.
 import { createQuicLink, type LinkState, type QuicLink } from "../quic/link.ts";
 import { newRpcCounters, serveStream, type RpcCounters } from "../quic/rpc.ts";
 import { nodeIdOf } from "../../identity/index.ts";
+import { timingSafeEqual } from "node:crypto";
 import type { Trust } from "../../rpc/index.ts";
 import type { Router } from "../../rpc/index.ts";
 import { streamCodeToReason, streamReasonToCode } from "../quic/stream-io.ts";
@@ -151,6 +152,8 @@ export class UdpCore {
    *  no mesh trust (nodes bootstrap over WSS), so "mesh" counts as pinned here. */
   promote(link: LinkState, to: { trust: Trust; peerKey: Uint8Array }): void {
     if (link.direction !== "in" || to.trust === "untrusted") return;
+    // One identity per connection: a bound link keeps its first key (app.bind refuses another one).
+    if (link.peerKey && !sameBytes(link.peerKey, to.peerKey)) return;
     link.pinned = true;
     link.peerKey = to.peerKey;
     this.log?.debug("app link bound", { peer: formatAddress(link.remote.ip, link.remote.port) });
@@ -212,4 +215,8 @@ export class UdpCore {
     this.adopt(client.connection, link);
     return link;
   }
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && timingSafeEqual(a, b);
 }
