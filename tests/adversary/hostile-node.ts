@@ -28,7 +28,7 @@ import { METHOD } from "../../src/rpc/methods.ts";
 import type { RpcHandler, Transport } from "../../src/rpc/policy.ts";
 import { KeyChallengeSchema } from "../../src/wire/gen/mesh_pb.ts";
 import { NodeRecordSchema, type NodeAddress, type NodeRecord } from "../../src/wire/gen/findings_pb.ts";
-import { freeUdpTcpPort, loopbackPrefix, tempDir } from "../helpers.ts";
+import { freeUdpTcpPort, loopbackPrefix, ONE_MACHINE, tempDir } from "../helpers.ts";
 import { open } from "../rpc/open-policy.ts";
 
 export interface HostileNode {
@@ -69,7 +69,7 @@ export async function createAdversaryNet(name: string): Promise<AdversaryNet> {
     mkdirSync(home, { recursive: true, mode: 0o700 });
     const { config } = loadConfig({
       home,
-      flags: { host: `${prefix}.${n}`, server_uport: port, server_tport: port, admin: "", max_links_per_ip: 256, ...flags },
+      flags: { host: `${prefix}.${n}`, server_uport: port, server_tport: port, admin: "", max_links_per_ip: 256, ...ONE_MACHINE, ...flags },
     });
     const node = await createNode({ config, home, log: silentLogger });
     running.push(node);

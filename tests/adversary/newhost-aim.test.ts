@@ -34,7 +34,6 @@ let pub: FindingsNode;
 const hostileKey = generateNodeKey();
 let hostile: { tls: TlsEndpoint; mesh: MeshLinks };
 let toLab: MeshLink;
-let toPub: MeshLink;
 
 async function startNode(host: string, allowSpecial: boolean): Promise<FindingsNode> {
   const home = join(dir.path, host);
@@ -51,12 +50,12 @@ beforeAll(async () => {
   pub = await startNode(`${PREFIX}.2`, false);
   const cert = await createRunCertificate();
   const tls = createTlsEndpoint({ cert }, { host: `${PREFIX}.66`, port: 0 });
-  const mesh = createMeshLinks({ tls, cert, nodeKey: hostileKey });
+  // The hostile node dials loopback (its own choice); the public delegate dials nothing there.
+  const mesh = createMeshLinks({ tls, cert, nodeKey: hostileKey }, { allowSpecialTargets: true });
   await tls.start();
   await mesh.start();
   hostile = { tls, mesh };
   toLab = await mesh.dialMesh({ ip: lab.tls.host, port: lab.tls.port }, lab.key.publicKey);
-  toPub = await mesh.dialMesh({ ip: pub.tls.host, port: pub.tls.port }, pub.key.publicKey);
 }, 30_000);
 
 afterAll(async () => {
@@ -129,7 +128,19 @@ describe("NewHost delegation cannot be aimed at an address that did not ask", ()
   test("a public node refuses special-range targets even with a consent token", async () => {
     const v = await victim(`${PREFIX}.202`);
     const body = (await httpsGetJson({ ip: pub.tls.host, port: pub.tls.port }, `${NEWHOST_CONSENT_PATH}?port=${v.at.port}`, { localAddress: v.at.ip })) as { token: string };
-    const a = await toPub.request(METHOD.nat.newHost, await order(pub, v.at, crypto.getRandomValues(new Uint8Array(32)), hexToBytes(body.token)));
+    // A public node (allow_special_targets off) cannot bootstrap a mesh link on loopback (it dials back
+    // nothing there), so the order goes to its router as its mesh link with the hostile node would hand it.
+    const payload = await order(pub, v.at, crypto.getRandomValues(new Uint8Array(32)), hexToBytes(body.token));
+    const a = await pub.mesh.router.dispatch(METHOD.nat.newHost, payload, {
+      method: METHOD.nat.newHost,
+      transport: "wss",
+      remote: { ip: hostile.tls.host, port: 1 },
+      connectionId: "wss-test",
+      trust: "mesh",
+      peer: { key: hostileKey.publicKey, nodeId: hostileKey.nodeId },
+      signal: new AbortController().signal,
+      promote: () => {},
+    });
     expect(a.status).toBe(Status.REFUSED);
     expect(a.error).toContain("special-purpose");
     v.socket.close();
