@@ -18,6 +18,7 @@ const ROOT = join(import.meta.dir, "..");
 /** Files or folders (ending in "/") of the net tier. */
 const NET = [
   "tests/cli/",
+  "tests/client/",
   "tests/contracts/address.test.ts",
   "tests/contracts/service.test.ts",
   "tests/multinode/",
