@@ -17,6 +17,7 @@ import { isNatClassName, NAT_CLASSES, type NatClassName } from "../nat/index.ts"
 import { runProbe } from "../nat/index.ts";
 import { parseAddress, type PeerAddress } from "../contracts/index.ts";
 import { Status } from "../wire/index.ts";
+import { parseHostPort, runExpose, runForward } from "./pipe.ts";
 import { action, commonArgs, formatSeconds, jsonArg, loadContext, printJson, progressLine, progressWanted } from "./common.ts";
 import type { Logger } from "../contracts/index.ts";
 
@@ -69,6 +70,8 @@ export const punchCommand = defineCommand({
     max: { type: "string", description: "Random punch: most peers (default: the node's peers_punch)", valueHint: "N" },
     "target-kind": { type: "string", description: "Directed punch into another kind's pool", valueHint: "KIND" },
     timeout: { type: "string", description: `Seconds for a one-shot punch (default ${DEFAULT_PUNCH_TIMEOUT_S})`, valueHint: "S" },
+    expose: { type: "string", description: "With --wait: offer this local TCP address (only it) to peers that punch in", valueHint: "HOST:PORT" },
+    forward: { type: "string", description: "With ID: listen here (default host 127.0.0.1) and carry each TCP connection to the peer's exposed address", valueHint: "[HOST:]PORT" },
   },
   run: action(async ({ args }) => {
     const t0 = performance.now();
@@ -85,6 +88,10 @@ export const punchCommand = defineCommand({
     const target = args.id as string | undefined;
     if (target !== undefined && !/^[0-9a-fA-F]{64}$/.test(target)) throw new Error(`Invalid argument ID: ${JSON.stringify(target)} is not a node id (allowed: 64 hex digits)`);
     if (args.wait && target !== undefined) throw new Error("Invalid flags: --wait and an ID exclude each other (one side waits, the other punches)");
+    if (args.expose !== undefined && !args.wait) throw new Error("Invalid flag --expose: it needs --wait (the exposing side waits to be punched)");
+    if (args.forward !== undefined && target === undefined) throw new Error("Invalid flag --forward: it needs the ID of the exposing app");
+    const exposeTo = args.expose === undefined ? undefined : parseHostPort(args.expose, "--expose");
+    const forwardAt = args.forward === undefined ? undefined : parseHostPort(args.forward, "--forward", "127.0.0.1");
 
     const ctx = loadContext(args);
     const key = loadOrCreateNodeKey(ctx.home);
@@ -112,6 +119,33 @@ export const punchCommand = defineCommand({
 
     const deadline = AbortSignal.timeout(timeoutS * 1000);
     const nat = await resolveNat(args.nat, server, deadline);
+
+    if (exposeTo || forwardAt) {
+      // The pipe modes: the client library does the rest (src/cli/pipe.ts).
+      const stops: Array<() => Promise<void>> = [];
+      const stopAll = async () => {
+        for (const s of stops.reverse()) await s().catch(() => {});
+        await logger?.close();
+        process.exit(0);
+      };
+      process.on("SIGINT", () => void stopAll());
+      process.on("SIGTERM", () => void stopAll());
+      process.on("uncaughtException", (err) => {
+        if (isStraySendError(err)) return;
+        process.stderr.write(`findings: ${errorLine(err)}\n`);
+        process.exit(1);
+      });
+      const pipeArgs = { server: args.server, kind: args.kind, home: ctx.home, json: !!args.json, nat, host: args.host, port, log, onStop: (s: () => Promise<void>) => void stops.push(s) };
+      line.stop();
+      try {
+        if (exposeTo) await runExpose(pipeArgs, exposeTo);
+        else await runForward(pipeArgs, target!, forwardAt!, deadline);
+      } catch (err) {
+        for (const s of stops.reverse()) await s().catch(() => {});
+        throw err;
+      }
+      return;
+    }
 
     let client: PunchClient | undefined;
     let stopping = false;

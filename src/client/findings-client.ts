@@ -18,8 +18,9 @@ export interface FindingsClientOptions {
   /** Folder holding this app's identity key (`node.key`, created on first use); peers punch us by its id.
    *  @default a fresh key for each client */
   home?: string;
-  /** Our NAT class when known (`findings probe`); otherwise the first join probes it. */
-  nat?: NatClassName;
+  /** Our NAT class when known (`findings probe`); null: unknown, do not probe (then only Public/FullC peers
+   *  can be punched). @default probed at the first join */
+  nat?: NatClassName | null;
   /** Local address for the sockets. @default "0.0.0.0" (IPv4 node) or "::" */
   host?: string;
   log?: Logger;

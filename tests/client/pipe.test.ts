@@ -46,7 +46,7 @@ beforeAll(async () => {
   http = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: (req) => new Response(`hello ${new URL(req.url).pathname}`) });
   sinkPort = await startSink();
   exposer = await a.join(KIND);
-  expose(exposer, { host: "127.0.0.1", port: http.port }, { onConnection: (c) => exposed.push(c) });
+  expose(exposer, { host: "127.0.0.1", port: http.port! }, { onConnection: (c) => exposed.push(c) });
   forwarder = await b.join(KIND);
   await forwarder.punch(a.id);
   fwd = await forward(forwarder, a.id, { host: "127.0.0.1", port: 0 }, { onConnection: (c) => forwarded.push(c) });
@@ -97,7 +97,7 @@ describe("FindingsClient and the TCP pipe on loopback", () => {
 async function throughPipe(port: number, bytes: Uint8Array): Promise<string> {
   const s = connect({ host: "127.0.0.1", port, allowHalfOpen: true });
   const chunks: Buffer[] = [];
-  s.on("data", (d) => chunks.push(d));
+  s.on("data", (d: Buffer) => chunks.push(d));
   const done = new Promise<void>((r) => s.on("end", () => r()));
   await new Promise<void>((r) => s.once("connect", () => r()));
   s.end(bytes);
