@@ -43,13 +43,28 @@ async function curl(cls: LabClass, url: string, extra: string[] = []): Promise<{
 
 interface Pair {
   http: LineProc;
-  exposer: LineProc & { id: string };
+  exposer: LineProc & { id: string; hello: Record<string, unknown> };
   forwarder: LineProc;
   port: number;
   stop(): Promise<void>;
 }
 
-async function startPair(node: PunchNode, exposeCls: LabClass, forwardCls: LabClass): Promise<Pair> {
+/** `findings punch --wait --expose` in the namespace of `cls` and its hello line. */
+async function startExposer(node: PunchNode, cls: LabClass, opts: { port?: number; name?: string } = {}): Promise<LineProc & { id: string; hello: Record<string, unknown> }> {
+  const args = ["punch", "--wait", "--expose", `127.0.0.1:${HTTP_PORT}`, "--json", "--server", node.server, "--kind", PUNCH_KIND, "--nat", NAT_OF[cls], "--home", appHome(opts.name ?? `expose-${cls}`)];
+  if (opts.port) args.push("--port", String(opts.port));
+  const p = spawnLines(["ip", "netns", "exec", NS_OF[cls], BUN, MAIN, ...args]);
+  try {
+    const hello = await p.next((o) => o.waiting === true, 20_000);
+    expect(hello.expose).toBe(`127.0.0.1:${HTTP_PORT}`);
+    return { ...p, id: hello.id as string, hello };
+  } catch (err) {
+    await p.stop("SIGKILL");
+    throw err;
+  }
+}
+
+async function startPair(node: PunchNode, exposeCls: LabClass, forwardCls: LabClass, opts: { port?: number; name?: string } = {}): Promise<Pair> {
   const started: LineProc[] = [];
   try {
     const serve = `Bun.serve({ hostname: "127.0.0.1", port: ${HTTP_PORT}, fetch(r) { const p = new URL(r.url).pathname; return p === "/big" ? new Response(Bun.file(${JSON.stringify(BIG)})) : new Response("hello " + p); } });
@@ -58,10 +73,9 @@ Bun.serve({ hostname: "127.0.0.1", port: ${OTHER_PORT}, fetch: () => new Respons
     started.push(http);
     await http.next((o) => o.up === true, 10_000);
     const common = ["--json", "--server", node.server, "--kind", PUNCH_KIND];
-    const exposer = spawnLines(["ip", "netns", "exec", NS_OF[exposeCls], BUN, MAIN, "punch", "--wait", "--expose", `127.0.0.1:${HTTP_PORT}`, ...common, "--nat", NAT_OF[exposeCls], "--home", appHome(`expose-${exposeCls}`)]);
+    const exposer = await startExposer(node, exposeCls, opts);
     started.push(exposer);
-    const hello = await exposer.next((o) => o.waiting === true, 20_000);
-    expect(hello.expose).toBe(`127.0.0.1:${HTTP_PORT}`);
+    const hello = exposer.hello;
     const forwarder = spawnLines(["ip", "netns", "exec", NS_OF[forwardCls], BUN, MAIN, "punch", hello.id as string, "--forward", "0", ...common, "--nat", NAT_OF[forwardCls], "--home", appHome(`forward-${forwardCls}`)]);
     started.push(forwarder);
     const result = await forwarder.next((o) => "connected" in o, 30_000);
@@ -70,7 +84,7 @@ Bun.serve({ hostname: "127.0.0.1", port: ${OTHER_PORT}, fetch: () => new Respons
     expect(String(listening.listen)).toMatch(/^127\.0\.0\.1:\d+$/);
     return {
       http,
-      exposer: { ...exposer, id: hello.id as string },
+      exposer,
       forwarder,
       port: Number(String(listening.listen).split(":")[1]),
       async stop() {
@@ -143,6 +157,25 @@ describe.skipIf(unavailable !== null)("the TCP pipe through the NAT lab", () => 
     expect(got.length).toBe(BIG_BYTES);
     expect(createHash("sha256").update(got).digest("hex")).toBe(bigSha);
   }, 180_000);
+
+  test("a re-mapping: the exposing app restarts on a new port; the forward follows the node's re-offer and curl works again", async () => {
+    // The first pair's HTTP server holds the port in fl-c-prc.
+    await pairs.shift()!.stop();
+    resetRestrictedConeSeen();
+    const pair = await startPair(node, "prc", "rc", { port: 40_111, name: "moving" });
+    pairs.push(pair);
+    expect((await curl("rc", `http://127.0.0.1:${pair.port}/before`)).out).toBe("hello /before");
+    await pair.exposer.stop("SIGKILL");
+    const seen = pair.forwarder.lines.length;
+    const again = await startExposer(node, "prc", { port: 40_112, name: "moving" });
+    pairs.push({ ...pair, stop: async () => void (await again.stop()) });
+    expect(again.id).toBe(pair.exposer.id);
+    expect(again.hello.address).not.toBe(pair.exposer.hello.address);
+    const re = await pair.forwarder.next((o) => o.connected === true, 15_000, seen);
+    expect(re).toMatchObject({ peerId: again.id, peer: expect.stringMatching(/^203\.0\.113\.103:\d+$/) });
+    const r = await curl("rc", `http://127.0.0.1:${pair.port}/after`);
+    expect(r.out, r.err).toBe("hello /after");
+  }, 90_000);
 
   test("the example app (examples/file-copy) copies a file from behind a port-restricted cone to behind a full cone", async () => {
     const src = join(work, "copy-src.bin");
