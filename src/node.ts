@@ -72,18 +72,20 @@ export async function createNode({ config, home, log }: NodeComponents): Promise
   let udp: UdpEndpoint;
   const send = (bytes: Uint8Array, port: number, ip: string) => udp.sendRawNow(bytes, port, ip);
   // One router serves QUIC streams and WSS links: every method's policy and refusal counts in one place.
-  const router = createRouter({ log: log.child({ room: "rpc" }) });
+  const router = createRouter({
+    log: log.child({ room: "rpc" }),
+    requestSeconds: metrics.histogram({
+      name: "findings_rpc_request_duration_seconds",
+      help: "Time request handlers took (requests that passed their method's policy), by method and transport.",
+      labelNames: ["method", "transport"],
+    }),
+  });
   udp = createUdpEndpoint(
     {
       cert,
       nodeKey: key,
       log: log.child({ room: "udp" }),
       router,
-      requestSeconds: metrics.histogram({
-        name: "findings_quic_request_duration_seconds",
-        help: "Time QUIC request handlers took, by method.",
-        labelNames: ["method"],
-      }),
     },
     {
       host: config.host,
@@ -110,7 +112,12 @@ export async function createNode({ config, home, log }: NodeComponents): Promise
   );
   const mesh = createMeshLinks({ tls, cert, nodeKey: key, log: log.child({ room: "mesh" }), router });
   // Apps without UDP bootstrap over WSS the same way as over QUIC, and may ask whoami there.
-  serveAppBootstrapOverWss({ links: mesh, nodeKey: key, cert });
+  let stopAppWss: (() => void) | undefined;
+  const appWss: Service = {
+    name: "app-bootstrap-wss",
+    start: async () => void (stopAppWss = serveAppBootstrapOverWss({ links: mesh, nodeKey: key, cert })),
+    stop: async () => stopAppWss?.(),
+  };
 
   // NAT services (DESIGN §6): QUIC handlers on udp, NewHost on the mesh, the own-class self-probe.
   const nat = createNatService(
@@ -168,6 +175,7 @@ export async function createNode({ config, home, log }: NodeComponents): Promise
     asService("udp", udp),
     asService("tls", tls),
     asService("mesh-links", mesh),
+    appWss,
     asService("mesh", meshService),
     asService("nat", nat),
     asService("punch", punch),

@@ -28,10 +28,11 @@ export function admitLink(s: MeshState, link: CoreLink, now: number): MeshAction
   const existing = s.live.get(id);
   if (existing && existing.isOpen) {
     // Both sides keep the link dialled by the smaller node id, so a crossing pair of dials ends
-    // with exactly one link, the same one at both ends.
+    // with exactly one link, the same one at both ends. A second link dialled the same way replaces
+    // the first: the dialler lost or restarted it, and our end has not seen the close yet.
     const dialer = (l: CoreLink) => (l.direction === "out" ? s.myId : id);
     bump(s.events, "linksDuplicate");
-    if (dialer(link) >= dialer(existing)) return [...out, { type: "close", link, reason: MESH_CLOSE.duplicate }];
+    if (link.direction !== existing.direction && dialer(link) >= dialer(existing)) return [...out, { type: "close", link, reason: MESH_CLOSE.duplicate }];
     s.live.delete(id);
     s.meshPool.remove(id);
     out.push({ type: "close", link: existing, reason: MESH_CLOSE.duplicate });

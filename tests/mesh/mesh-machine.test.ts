@@ -119,6 +119,19 @@ describe("links and dials", () => {
     expect(s.live.get(peer.nodeId)).toBe(keep);
   });
 
+  test("a second link dialled the same way replaces the first (the peer restarted before we saw the close)", () => {
+    const s = machine({ public: true });
+    step(s, { type: "start", helpTargets: 0 }, T0, rand);
+    const peer = generateNodeKey();
+    const before = fakeLink(peer, "in");
+    const after = fakeLink(peer, "in");
+    step(s, { type: "linkUp", link: before }, T0, rand);
+    const acts = step(s, { type: "linkUp", link: after }, T0, rand);
+    expect(acts).toContainEqual({ type: "close", link: before, reason: MESH_CLOSE.duplicate });
+    expect(types(acts)).toContain("watch");
+    expect(s.live.get(peer.nodeId)).toBe(after);
+  });
+
   test("fill dials picks for the missing outgoing links; a candidate failing twice is dropped", () => {
     const s = machine({ public: true });
     step(s, { type: "start", helpTargets: 0 }, T0, rand);

@@ -7,7 +7,6 @@
 // request that could not be decoded carries id 0 and method "invalid".
 import type { ReadableStream as NodeReadableStream } from "node:stream/web";
 import type { QUICStream } from "@matrixai/quic";
-import type { Histogram } from "../../contracts/index.ts";
 import { MAX_QUIC_REQUEST_BYTES, REQUEST_TIMEOUT_MS } from "../../constants.ts";
 import { TimeoutError, errorLine } from "../../errors.ts";
 import { decodeEnvelope, encodeAnswer, encodeEnvelope, Status, statusName, type Envelope } from "../../wire/index.ts";
@@ -41,8 +40,6 @@ export interface StreamServer {
   /** Who asks, as the link knows it now (trust changes when an app binds). */
   context(): Omit<RpcContext, "signal" | "method">;
   log?: Logger;
-  /** Handler run time per method (registered methods only, so the label set stays bounded). */
-  requestSeconds?: Histogram<"method">;
 }
 
 /**
@@ -97,13 +94,7 @@ async function answerFor(bytes: Uint8Array, server: StreamServer, signal: AbortS
   }
   const served = server.router.has(req.method, "quic");
   if (!served) server.counters.badRequests++;
-  const observed = served ? server.requestSeconds?.startTimer({ method: req.method }) : undefined;
-  let reply: Awaited<ReturnType<Router["dispatch"]>>;
-  try {
-    reply = await server.router.dispatch(req.method, req.payload, { ...server.context(), method: req.method, signal });
-  } finally {
-    observed?.();
-  }
+  const reply = await server.router.dispatch(req.method, req.payload, { ...server.context(), method: req.method, signal });
   try {
     return encodeAnswer(req, reply.status, reply.payload, reply.error);
   } catch (err) {

@@ -3,7 +3,6 @@
 import { QUICClient, events as quicEvents, errors as quicErrors, type QUICConnection, type QUICStream } from "@matrixai/quic";
 import type QuicLibLogger from "@matrixai/logger";
 import { DEFAULTS } from "../../config/index.ts";
-import type { Histogram } from "../../contracts/index.ts";
 import { PeerError, PinMismatchError, TimeoutError, errorLine } from "../../errors.ts";
 import { formatAddress } from "../../contracts/index.ts";
 import { describeQuicError } from "../quic/errors.ts";
@@ -52,8 +51,6 @@ export interface UdpCoreInit {
   port: number;
   idleTimeoutMs?: number;
   onRawDatagram?: RawDatagramHandler;
-  /** Where served requests' handler times go, when the node keeps metrics. */
-  requestSeconds?: Histogram<"method">;
   /** Takes the raw streams peers open (raw-stream.ts); without it they are reset. */
   onRawStream?: RawStreamHandler;
 }
@@ -182,7 +179,6 @@ export class UdpCore {
         counters: this.rpc,
         stopSignal: this.stopSignal,
         log: this.log,
-        requestSeconds: this.init.requestSeconds,
         context: () => ({
           transport: "quic",
           remote: link.remote,

@@ -6,7 +6,6 @@ import { errorLine } from "../../errors.ts";
 import type { RunCertificate } from "../../identity/index.ts";
 import type { NodeKey } from "../../identity/index.ts";
 import { formatAddress, unmapIp } from "../../contracts/index.ts";
-import type { Histogram } from "../../contracts/index.ts";
 import { appBootstrapRoutes } from "../app-bootstrap/handlers.ts";
 import { serverQuicConfig, serverQuicCrypto } from "../quic/config.ts";
 import {
@@ -34,8 +33,6 @@ export interface UdpEndpointComponents {
   cert: RunCertificate;
   nodeKey: NodeKey;
   log?: Logger;
-  /** Handler time of each served QUIC request, by method. */
-  requestSeconds?: Histogram<"method">;
   /** Serves peer-opened streams; the node shares one with its mesh links. @default a router of its own */
   router?: Router;
 }
@@ -74,7 +71,7 @@ export interface UdpEndpoint extends UdpClient {
 export function createUdpEndpoint(components: UdpEndpointComponents, init: UdpEndpointInit): UdpEndpoint {
   const log = components.log;
   const router = components.router ?? createRouter({ log });
-  const core = new UdpCore({ host: init.host, port: init.port, idleTimeoutMs: init.idleTimeoutMs, onRawDatagram: init.onRawDatagram, onRawStream: init.onRawStream, requestSeconds: components.requestSeconds }, router, log);
+  const core = new UdpCore({ host: init.host, port: init.port, idleTimeoutMs: init.idleTimeoutMs, onRawDatagram: init.onRawDatagram, onRawStream: init.onRawStream }, router, log);
   const maxConnections = init.maxConnections ?? DEFAULTS.max_quic_connections;
   const maxPerIp = init.maxConnectionsPerIp ?? DEFAULTS.max_conns_per_ip;
   /** Inbound connections by id, and how many each IP holds. */
