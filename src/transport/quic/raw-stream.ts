@@ -89,7 +89,7 @@ export async function classifyPeerStream(
   const onAbort = () => void reader.cancel(signal.reason).catch(() => {});
   signal.addEventListener("abort", onAbort, { once: true });
   try {
-    let buf = new Uint8Array(0);
+    let buf: Uint8Array = new Uint8Array(0);
     for (;;) {
       if (signal.aborted) throw signal.reason;
       if (buf.length >= 1 && buf[0] !== RAW_STREAM_MARK) return { kind: "request", readable: prefixed(buf, reader) as unknown as NodeReadableStream<Uint8Array> };
@@ -110,6 +110,10 @@ export async function classifyPeerStream(
       if (done) {
         if (buf.length === 0) return { kind: "request", readable: prefixed(buf, reader) as unknown as NodeReadableStream<Uint8Array> };
         throw new PeerError("raw stream ended inside its header");
+      }
+      if (buf.length === 0) {
+        buf = value;
+        continue;
       }
       const next = new Uint8Array(buf.length + value.length);
       next.set(buf);
