@@ -1,6 +1,6 @@
 // The client library and the TCP pipe on loopback, against a real `findings serve`: two FindingsClients in
 // this process join one pool; one exposes an HTTP server, the other forwards a local port to it. HTTP through
-// the pipe, a 64 MiB transfer checked byte for byte both ways, many parallel connections through one link, a
+// the pipe, a 50 MiB transfer checked byte for byte both ways, many parallel connections through one link, a
 // refused target, and that a peer cannot open anything but pipe streams.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { createHash } from "node:crypto";
@@ -9,7 +9,7 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { FindingsClient, PIPE_PROTOCOL, expose, forward, type Forwarder, type Membership, type PipeConnection } from "../../src/client/index.ts";
 import { startServe, tempDir, type ServeProcess } from "../helpers.ts";
-import { until } from "../wait.ts";
+import { rejection, until } from "../wait.ts";
 
 const home = tempDir("findings-pipe-");
 const KIND = "app:chat";
@@ -71,6 +71,25 @@ describe("FindingsClient and the TCP pipe on loopback", () => {
     expect(forwarded[0]!.bytesDown).toBeGreaterThan(0);
   });
 
+  test("the exposing side takes pipe streams only: another protocol is reset, and a refused target is reported", async () => {
+    const toExposer = forwarder.connection(a.id)!;
+    const shell = await toExposer.openStream("shell");
+    expect(await rejection(shell.readable.getReader().read())).toMatch(/reset/);
+    // The exposed service refuses: the stream is reset and the connection reported as failed.
+    const closed = createServer();
+    const deadPort = await new Promise<number>((r) => closed.listen(0, "127.0.0.1", () => r((closed.address() as { port: number }).port)));
+    closed.close();
+    const reports: PipeConnection[] = [];
+    const off = expose(exposer, { host: "127.0.0.1", port: deadPort }, { onConnection: (r) => reports.push(r) });
+    const s = await toExposer.openStream(PIPE_PROTOCOL);
+    expect(await rejection(s.readable.getReader().read())).toMatch(/reset/);
+    await until(() => reports.length === 1, { what: "the failed connection's report" });
+    expect(reports[0]).toMatchObject({ pipe: "expose", ok: false, error: expect.stringMatching(/cannot connect to 127\.0\.0\.1:/) });
+    off.stop();
+    // Back to the HTTP server for the tests that follow (a connection has one stream handler: the newest).
+    expose(exposer, { host: "127.0.0.1", port: http.port! }, { onConnection: (c) => exposed.push(c) });
+  });
+
   test("the library alone: a stream each way, FIN both ways", async () => {
     const conn = exposer.connection(b.id)!;
     expect(conn).toBeDefined();
@@ -124,8 +143,8 @@ describe("the pipe under load", () => {
     await Promise.allSettled([c?.close(), d?.close()]);
   });
 
-  test("64 MiB arrive byte for byte", async () => {
-    const big = new Uint8Array(64 * 1024 * 1024);
+  test("50 MiB arrive byte for byte", async () => {
+    const big = new Uint8Array(50 * 1024 * 1024);
     for (let i = 0; i < big.length; i += 65536) crypto.getRandomValues(big.subarray(i, i + 65536));
     const want = createHash("sha256").update(big).digest("hex");
     expect(await throughPipe(sinkFwd.port, big)).toBe(want);
