@@ -4,7 +4,7 @@
 import { isIP } from "node:net";
 import { PeerError } from "../errors.ts";
 import { createRunCertificate, generateNodeKey, loadOrCreateNodeKey, type NodeKey, type RunCertificate } from "../identity/index.ts";
-import { runProbe, type NatClassName, type ProbeServer } from "../nat/index.ts";
+import { runProbe, type NatClassName, type ProbeOptions, type ProbeServer } from "../nat/index.ts";
 import { askFind, toJson } from "../mesh/index.ts";
 import { shareFetch, shareRegister } from "../share/index.ts";
 import { bootstrapApp, createUdpClient, type QuicLink } from "../transport/index.ts";
@@ -13,7 +13,8 @@ import { joinPool, type Membership } from "./membership.ts";
 import type { PeerConnection } from "./connection.ts";
 
 export interface FindingsClientOptions {
-  /** A Findings node: "ip:port#<node key hex>" as `findings id` prints it (the key pins every link). */
+  /** A Findings node: "ip:port#<node key hex>" as `findings id` prints it (the key pins every link). Without
+   *  the key only probe() and find() work (first contact, unpinned). */
   server: string;
   /** Folder holding this app's identity key (`node.key`, created on first use); peers punch us by its id.
    *  @default a fresh key for each client */
@@ -46,7 +47,7 @@ export interface JoinOptions {
 export class FindingsClient {
   /** Our node id (hex SHA-256 of the X25519 public key). */
   readonly id: string;
-  private readonly server: { ip: string; port: number; publicKey: Uint8Array };
+  private readonly server: { ip: string; port: number; publicKey?: Uint8Array };
   private readonly key: NodeKey;
   private cert: RunCertificate | undefined;
   private nat: NatClassName | null | undefined;
@@ -54,7 +55,6 @@ export class FindingsClient {
 
   constructor(private readonly opts: FindingsClientOptions) {
     const s = parseAddress(opts.server, "server");
-    if (!s.publicKey) throw new PeerError(`Invalid server ${JSON.stringify(opts.server)}: the node key is needed to pin the link (ip:port#<64 hex key>)`);
     this.server = { ip: s.ip, port: s.port, publicKey: s.publicKey };
     this.key = opts.home ? loadOrCreateNodeKey(opts.home) : generateNodeKey();
     this.id = this.key.nodeId;
@@ -63,16 +63,16 @@ export class FindingsClient {
 
   /** Our public address and NAT class (`findings probe`). With one server the class may come out stricter
    *  than the truth; pass more servers when you have them. */
-  async probe(opts: { servers?: string[]; lifetime?: boolean; signal?: AbortSignal } = {}): Promise<NatReport> {
+  async probe(opts: { servers?: string[]; lifetime?: boolean; timeoutMs?: number; onProgress?: ProbeOptions["onProgress"]; signal?: AbortSignal } = {}): Promise<NatReport> {
     const servers: ProbeServer[] = opts.servers?.length ? opts.servers.map((t) => parseAddress(t, "server")) : [this.server];
-    const report = await runProbe({ servers, lifetime: opts.lifetime, signal: opts.signal, log: this.opts.log });
+    const report = await runProbe({ servers, lifetime: opts.lifetime, timeoutMs: opts.timeoutMs, onProgress: opts.onProgress, signal: opts.signal, log: this.opts.log });
     if (report.nat) this.nat = report.nat;
     return report;
   }
 
   /** Nodes that serve `kind`, from the node and its mesh, with server groups (`findings find`). */
-  async find(kind: string, opts: { hops?: number; signal?: AbortSignal } = {}): Promise<FindAnswer> {
-    const r = await askFind(this.server, kind, { hops: opts.hops, signal: opts.signal });
+  async find(kind: string, opts: { hops?: number; timeoutMs?: number; signal?: AbortSignal } = {}): Promise<FindAnswer> {
+    const r = await askFind(this.server, kind, { hops: opts.hops, timeoutMs: opts.timeoutMs, signal: opts.signal });
     return {
       kind,
       nodes: r.records.map(toJson),
@@ -127,7 +127,15 @@ export class FindingsClient {
     await Promise.allSettled(pools.map(async (p) => (await p).leave()));
   }
 
+  /** The server with its key, for what must be pinned (pools, the share registry). */
+  private pinned(): { ip: string; port: number; publicKey: Uint8Array } {
+    const { ip, port, publicKey } = this.server;
+    if (!publicKey) throw new PeerError(`Cannot join or register at ${formatAddress(ip, port)}: the node key is needed to pin the link (server "ip:port#<64 hex key>")`);
+    return { ip, port, publicKey };
+  }
+
   private async startPool(kind: string, opts: JoinOptions): Promise<Membership> {
+    const server = this.pinned();
     if (this.nat === undefined) {
       const report = await this.probe({ signal: opts.signal }).catch(() => null);
       this.nat = report?.nat ?? null;
@@ -137,7 +145,7 @@ export class FindingsClient {
       key: this.key,
       cert: this.cert,
       log: this.opts.log,
-      server: this.server,
+      server,
       kind,
       nat: this.nat,
       host: this.opts.host,
@@ -148,11 +156,12 @@ export class FindingsClient {
   }
 
   private async withNode<T>(signal: AbortSignal | undefined, fn: (link: QuicLink, signal: AbortSignal) => Promise<T>): Promise<T> {
+    const server = this.pinned();
     const sig = signal ?? AbortSignal.timeout(10_000);
     const udp = createUdpClient({ log: this.opts.log }, { host: this.opts.host ?? (isIP(this.server.ip) === 6 ? "::" : "0.0.0.0") });
     await udp.start();
     try {
-      const { link } = await bootstrapApp(udp, { addr: this.server, nodePublicKey: this.server.publicKey }, { appKey: this.key, signal: sig });
+      const { link } = await bootstrapApp(udp, { addr: server, nodePublicKey: server.publicKey }, { appKey: this.key, signal: sig });
       return await fn(link, sig);
     } finally {
       await udp.stop();
