@@ -62,7 +62,7 @@ export async function createNode({ config, home, log }: NodeComponents): Promise
   const key = loadOrCreateNodeKey(home);
   const cert = await createRunCertificate();
   const startedAt = Date.now();
-  const stun: BindingResponder | undefined = config.stun_on ? createBindingResponder() : undefined;
+  const stun: BindingResponder | undefined = config.stun_on ? createBindingResponder({ budget: { ratePerS: config.stun_rate_per_s, burst: config.stun_burst } }) : undefined;
   const idleTimeoutMs = config.idle_timeout_s * 1000;
   const metrics = createMetricsRegistry();
   const timers = registerNodeTimers(metrics);
@@ -121,8 +121,8 @@ export async function createNode({ config, home, log }: NodeComponents): Promise
 
   // NAT services (DESIGN §6): QUIC handlers on udp, NewHost on the mesh, the own-class self-probe.
   const nat = createNatService(
-    { udp, mesh, nodeKey: key, log: log.child({ room: "nat" }), selfProbeSeconds: timers.selfProbeSeconds },
-    { host: config.host, probeTimeoutMs: config.probe_timeout_s * 1000, serve: !config.client_only },
+    { udp, mesh, https: tls.routes, nodeKey: key, log: log.child({ room: "nat" }), selfProbeSeconds: timers.selfProbeSeconds },
+    { host: config.host, probeTimeoutMs: config.probe_timeout_s * 1000, serve: !config.client_only, allowSpecialTargets: config.allow_special_targets },
   );
 
   const meshService = createMeshService(
@@ -148,6 +148,8 @@ export async function createNode({ config, home, log }: NodeComponents): Promise
       peersHelp: config.peers_help,
       shareCount: config.mesh_share,
       peerCacheMaxAgeMs: config.peer_cache_days * 86_400_000,
+      recordMaxAgeMs: config.record_max_age_s * 1000,
+      recordResignMs: config.record_resign_s * 1000,
       stakes: config.stakes,
       identityId: config.user_id,
     },
@@ -162,7 +164,15 @@ export async function createNode({ config, home, log }: NodeComponents): Promise
       brokered: metrics.counter({ name: "findings_punch_brokered_total", help: "Punches brokered, by the strategy chosen for the pair.", labelNames: ["strategy"] }),
       brokerSeconds: timers.brokerSeconds,
     },
-    { stakes: config.stakes, userId: config.user_id, punchXpool: config.punch_xpool, peersPunch: config.peers_punch },
+    {
+      stakes: config.stakes,
+      userId: config.user_id,
+      punchXpool: config.punch_xpool,
+      peersPunch: config.peers_punch,
+      perConnection: config.punch_per_conn,
+      perPrefix: config.punch_per_prefix,
+      livenessMs: config.punch_liveness_s * 1000,
+    },
   );
   const share = createShareService({ udp, log: log.child({ room: "share" }) }, { kinds: servedKinds(config.stakes), capacity: config.share_xpool });
 
@@ -255,7 +265,7 @@ export async function createNode({ config, home, log }: NodeComponents): Promise
       for (const [k, v] of Object.entries(nat.counters())) out[`nat_${k}`] = v;
       for (const [k, v] of Object.entries(punch.counters())) out[`punch_${k}`] = v;
       for (const [k, v] of Object.entries(share.counters())) out[`share_${k}`] = v;
-      if (stun) Object.assign(out, { stun_answered: stun.answered, stun_malformed: stun.malformed, stun_ignored: stun.ignored });
+      if (stun) Object.assign(out, { stun_answered: stun.answered, stun_malformed: stun.malformed, stun_ignored: stun.ignored, stun_limited: stun.limited });
       return out;
     },
   };

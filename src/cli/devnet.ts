@@ -63,6 +63,9 @@ export const devnetCommand = defineCommand({
           // Every TCP dial on loopback leaves from 127.0.0.1: one source IP for the whole devnet.
           max_links_per_ip: Math.max(base.max_links_per_ip, 8 * n),
           user_id: `devnet-${i + 1}`,
+          // Loopback is a special-purpose range: a devnet's apps live there, all in one /24.
+          allow_special_targets: true,
+          punch_per_prefix: base.punch_xpool,
           ...(args.kind ? { stakes: { [args.kind]: "" } } : {}),
         };
         const { config } = loadConfig({ home, configFile: ctx.file, env: process.env, flags });

@@ -2,3 +2,4 @@
 export { type RunCertificate, createRunCertificate, spkiOfDer, spkiOfPem } from "./certificate.ts";
 export { type NodeKey, generateNodeKey, loadOrCreateNodeKey, nodeIdOf } from "./node-key.ts";
 export { open, seal } from "./seal.ts";
+export { montgomeryToEdwards, xeddsaKeyPair, xeddsaSign, xeddsaVerify, XEDDSA_SIGNATURE_BYTES } from "./xeddsa.ts";

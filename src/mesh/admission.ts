@@ -2,9 +2,10 @@
 // step (mesh-machine.ts): they change the state and return actions.
 //
 // A new link is kept when we serve, its peer is not banned, it is not the losing half of a crossed
-// pair of dials, and the pool has a slot in its direction. Whoever lies (a forged or broken record,
-// an undecodable answer, a self-check dial-back that never came) is banned for 4 h by node id and by
-// the service IP we know it at; its candidate record and its link go.
+// pair of dials, and the pool has a slot in its direction. Whoever lies in a way it could have
+// checked itself (a record with a bad signature or malformed, an undecodable answer, a self-check
+// dial-back that never came) is banned for 4 h by node id and by the service IP we know it at; its
+// candidate record and its link go. A record that fails its key check bans nobody (record-merge.ts).
 import { formatAddress } from "../contracts/index.ts";
 import type { NodeRecord } from "../wire/index.ts";
 import type { BanList } from "./ban-list.ts";

@@ -6,7 +6,7 @@
 // (a function returning [0, 1)), so tests are deterministic.
 import type { NodeRecord } from "../wire/index.ts";
 import { DEFAULTS } from "../config/index.ts";
-import { isSameBytes, recordNodeId } from "./record.ts";
+import { provenAddress, recordNodeId } from "./record.ts";
 
 /** A candidate not seen (no link, no check, no share naming it) for this long is dropped. One hour:
  *  public nodes that are up get re-shared within minutes by the link switching. */
@@ -52,8 +52,8 @@ export type MergeSkipReason = "self" | "banned" | "known" | "duplicate" | "faile
 export interface MergePlan {
   /** New nodes, or known nodes whose key-relevant fields changed: check reachability + key, then add(). */
   check: NodeRecord[];
-  /** Known nodes with a newer seq and the same signing key and addresses: add() without a check
-   *  (the key was proven at these addresses already). */
+  /** Known nodes with a newer seq at the same proven address: add() without a check (the key was
+   *  proven at this address already, and the signature binds the record to the key). */
   refresh: NodeRecord[];
   skipped: { id: string; reason: MergeSkipReason }[];
 }
@@ -228,7 +228,7 @@ export function createCandidatePool(init: CandidatePoolInit): CandidatePool {
           continue;
         }
         for (const k of keys) batchAddresses.add(k);
-        if (known && isSameBytes(known.record.signingKey, rec.signingKey) && sameKeys(known.keys, keys)) {
+        if (known && sameKeys(known.keys, keys)) {
           plan.refresh.push(rec);
           continue;
         }
@@ -365,15 +365,12 @@ function pushSample(e: Entry, rttMs: number): void {
   e.rttMs = sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 }
 
-/** Endpoints a record claims: the same IP with the same TCP or UDP port is the same node. */
+/** The endpoint a record's key check proves (the TCP address it dials, record.ts provenAddress):
+ *  two records with the same one name the same node, so the newer checked one replaces the other.
+ *  Other addresses a record lists are its node's word only and never displace anyone. */
 export function addressKeys(rec: NodeRecord): string[] {
-  const keys: string[] = [];
-  for (const a of rec.addresses) {
-    const ip = normalizeIp(a.ip);
-    if (a.tcpPort) keys.push(`${ip}/tcp/${a.tcpPort}`);
-    if (a.udpPort) keys.push(`${ip}/udp/${a.udpPort}`);
-  }
-  return keys;
+  const a = provenAddress(rec);
+  return a ? [`${normalizeIp(a.ip)}/tcp/${a.tcpPort}`] : [];
 }
 
 /** Lower-case, and "::ffff:1.2.3.4" → "1.2.3.4", so one endpoint has one key. */

@@ -154,7 +154,8 @@ export function createMeshLinks(components: MeshLinksComponents, init: MeshLinks
       link,
       setTimeout(() => {
         lifetimeTimers.delete(link);
-        if (link.trust !== "mesh") link.close(WS_CLOSE.policyViolation, "untrusted link lifetime over");
+        // A bound app link ("pinned") and a mesh link proved a key; only a link nobody proved goes.
+        if (link.trust === "untrusted") link.close(WS_CLOSE.policyViolation, "untrusted link lifetime over");
       }, untrustedLifetimeMs),
     );
   }

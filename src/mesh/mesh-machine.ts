@@ -9,6 +9,7 @@
 // asks for help while it knows fewer candidates than mesh_out. Client: asks for help every switch
 // interval. Both write the peer cache now and then.
 import type { NodeRecord } from "../wire/index.ts";
+import { DEFAULTS } from "../config/index.ts";
 import { admitLink, punish } from "./admission.ts";
 import { createBanList, type BanList } from "./ban-list.ts";
 import { createCandidatePool, DEFAULT_CANDIDATE_TTL_MS, type CandidatePool, type Rand } from "./candidate-pool.ts";
@@ -67,6 +68,10 @@ export interface MeshSettings {
   cacheWriteIntervalMs: number;
   /** A peer switched away from is not dialled again for this many switch intervals. */
   switchAwayIntervals: number;
+  /** config `record_max_age_s` × 1000: candidates whose record is older are dropped. */
+  recordMaxAgeMs: number;
+  /** config `record_resign_s` × 1000: our record is re-signed when it is this old. */
+  recordResignMs: number;
 }
 
 export interface MeshState {
@@ -138,6 +143,10 @@ export interface MeshStateInit {
   meshIn: number;
   switchIntervalMs: number;
   shareCount: number;
+  /** config `record_max_age_s` × 1000. @default the embedded default */
+  recordMaxAgeMs?: number;
+  /** config `record_resign_s` × 1000. @default the embedded default */
+  recordResignMs?: number;
   /** Overrides of the timing edges (tests, the simulator). */
   timing?: Partial<Pick<MeshSettings, "tickMs" | "refillDelayMs" | "helpRetryMs" | "starvedRefreshMaxMs" | "cacheWriteIntervalMs" | "switchAwayIntervals">>;
 }
@@ -155,6 +164,8 @@ export function createMeshState(init: MeshStateInit): MeshState {
     starvedRefreshMaxMs: STARVED_REFRESH_MAX_MS,
     cacheWriteIntervalMs: PEER_CACHE_WRITE_INTERVAL_MS,
     switchAwayIntervals: SWITCH_AWAY_INTERVALS,
+    recordMaxAgeMs: init.recordMaxAgeMs ?? DEFAULTS.record_max_age_s * 1000,
+    recordResignMs: init.recordResignMs ?? DEFAULTS.record_resign_s * 1000,
     ...init.timing,
   };
   return {

@@ -50,6 +50,10 @@ export interface MeshServiceInit {
   shareCount: number;
   /** `peer_cache_days` in ms. */
   peerCacheMaxAgeMs: number;
+  /** `record_max_age_s` in ms. @default the embedded default */
+  recordMaxAgeMs?: number;
+  /** `record_resign_s` in ms. @default the embedded default */
+  recordResignMs?: number;
   /** Kind → reward address ([stakes]); every key but "*" is a kind we serve. */
   stakes: Readonly<Record<string, string>>;
   /** Identity id in our record (`user_id`, else the node id). */

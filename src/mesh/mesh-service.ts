@@ -60,6 +60,8 @@ export function createMeshService(components: MeshServiceComponents, init: MeshS
     meshIn: init.meshIn,
     switchIntervalMs: init.switchIntervalMs,
     shareCount: init.shareCount,
+    recordMaxAgeMs: init.recordMaxAgeMs,
+    recordResignMs: init.recordResignMs,
     timing: init.timing,
   });
   const messagesIn: Record<string, number> = {};
@@ -81,6 +83,7 @@ export function createMeshService(components: MeshServiceComponents, init: MeshS
     bans: s.bans,
     dials: s.dials,
     now,
+    maxAgeMs: s.settings.recordMaxAgeMs,
     check: (rec) => checkRecord(links, nodeKey, rec, { signal: lifetime.signal, onRequest: countOut }),
     punish,
   });
@@ -89,13 +92,15 @@ export function createMeshService(components: MeshServiceComponents, init: MeshS
     links: () => [...s.live.values()],
     local: (kind) => [...(own.current()?.kinds.includes(kind) ? [own.current()!] : []), ...s.candidates.byKind(kind)],
     contradicts: (rec) => contradicts(s.candidates, rec),
+    checked: (id) => s.candidates.get(id)?.record,
+    maxAgeMs: s.settings.recordMaxAgeMs,
     onLie: (link, why) => punish(sharerOf(link), why),
     count: (dir, method) => (dir === "in" ? countIn(method) : countOut(method)),
     now,
   });
   const sharing = createPeerSharing({ candidates: s.candidates, ownRecord: () => own.current(), shareCount: init.shareCount, rand, countOut });
   const selfChecker = createSelfChecker({ udp });
-  const rounds = (): RoundDeps => ({ links, merger, punish, bump: (k, n) => bump(s.events, k, n), log: (level, msg, f) => log[level](msg, f), now, signal: lifetime.signal, countOut });
+  const rounds = (): RoundDeps => ({ links, merger, punish, maxAgeMs: s.settings.recordMaxAgeMs, bump: (k, n) => bump(s.events, k, n), log: (level, msg, f) => log[level](msg, f), now, signal: lifetime.signal, countOut });
 
   // ---- the edge: events in, actions out ----
 

@@ -10,7 +10,8 @@ import { generateNodeKey } from "../identity/index.ts";
 import { DEFAULTS } from "../config/index.ts";
 import { ConfigError } from "../errors.ts";
 import { bootstrapApp } from "../transport/index.ts";
-import { httpsWhoami } from "../transport/index.ts";
+import { httpsGetJson, httpsWhoami } from "../transport/index.ts";
+import { NEWHOST_CONSENT_PATH, NEWHOST_CONSENT_BYTES } from "./newhost-consent.ts";
 import type { Logger } from "../contracts/index.ts";
 import { expectOk, type QuicLink } from "../transport/index.ts";
 import { createUdpClient, type UdpClient } from "../transport/index.ts";
@@ -28,7 +29,8 @@ import type { ProbeReport } from "./probe-report.ts";
 import { openProbeSocket, routeSourceIp } from "./probe-sockets.ts";
 import { realProbeClock, type ProbeIo, type ProbeServer, type ServerLink } from "./probe-io.ts";
 import { ProbeRunner, type ProbeProgress } from "./probe-runner.ts";
-import { formatEndpoint, normalizeIp, type Endpoint } from "./source-check.ts";
+import { formatEndpoint, normalizeIp, sameIp, type Endpoint } from "./source-check.ts";
+import { hexToBytes } from "@noble/hashes/utils.js";
 import { isIP } from "node:net";
 
 export type { ProbeProgress } from "./probe-runner.ts";
@@ -155,9 +157,25 @@ function probeIo(client: UdpClient, key: Uint8Array, localIp: string): ProbeIo {
         close: () => socket.close(),
       };
     },
-    async proveNewHost(mappedIp, signal) {
-      const proof = await makeNewHostProof(mappedIp, hostKey, { signal });
+    async proveNewHost(mapped, signal) {
+      const proof = await makeNewHostProof(mapped, hostKey, { signal });
       return { issuedAtMs: proof.issuedAtMs, nonce: proof.nonce };
+    },
+    async newHostConsents(servers, mapped, signal) {
+      const got = await Promise.all(
+        servers.map(async (s) => {
+          try {
+            // From the probe's own IP: the token binds the address the delegate sees, which must be the mapped one.
+            const body = await httpsGetJson(s, `${NEWHOST_CONSENT_PATH}?port=${mapped.port}`, { signal, maxBytes: 1024, localAddress: localIp });
+            const c = readConsent(body);
+            // A token for another IP (our TCP leaves from elsewhere than our UDP mapping) cannot serve this target.
+            return c && sameIp(c.ip, mapped.ip) && c.port === mapped.port ? [{ serverIp: s.ip, token: c.token }] : [];
+          } catch {
+            return [];
+          }
+        }),
+      );
+      return got.flat();
     },
     httpsWhoami: async (server, signal) => (await httpsWhoami(server, { signal })).address,
   };
@@ -194,10 +212,19 @@ function serverLink(link: QuicLink, server: Endpoint, key: Uint8Array, localIp: 
       return decodeMessage(NatPassageAnswerSchema, await ask(METHOD.nat.passage, encodeMessage(NatPassageRequestSchema, { token }), step), "NatPassageAnswer").sent;
     },
     async formal(req, step) {
-      const payload = encodeMessage(NatFormalRequestSchema, { token: req.token, cookie: req.cookie, avoidIps: req.avoidIps, proof: req.proof });
+      const payload = encodeMessage(NatFormalRequestSchema, { token: req.token, cookie: req.cookie, avoidIps: req.avoidIps, proof: req.proof, consents: req.consents });
       const ans = decodeMessage(NatFormalAnswerSchema, await ask(METHOD.nat.formal, payload, step), "NatFormalAnswer");
       return { newPortSent: ans.newPortSent, delegates: ans.delegates };
     },
     lifetime: (opts) => measureLifetime({ link, server, localIp, ...opts }),
   };
+}
+
+/** A consent answer ({token: hex, ip, port}) checked field by field; null when anything is off. */
+function readConsent(body: unknown): { token: Uint8Array; ip: string; port: number } | null {
+  if (typeof body !== "object" || body === null) return null;
+  const { token, ip, port } = body as Record<string, unknown>;
+  if (typeof token !== "string" || token.length !== 2 * NEWHOST_CONSENT_BYTES || !/^[0-9a-f]+$/.test(token)) return null;
+  if (typeof ip !== "string" || isIP(ip) === 0 || typeof port !== "number" || !Number.isInteger(port) || port < 1 || port > 65535) return null;
+  return { token: hexToBytes(token), ip, port };
 }

@@ -1,6 +1,7 @@
 // The request router (DESIGN §3–§4): methods from proto/services.proto, a policy per method, one handler
 // signature for QUIC streams and WSS links.
 export { AnswerError, answerOfError } from "./errors.ts";
+export { prefixOf } from "./ip-prefix.ts";
 export { METHOD, SERVICES, methodName } from "./methods.ts";
 export {
   ANY_TRUST,

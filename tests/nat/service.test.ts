@@ -36,6 +36,8 @@ beforeAll(async () => {
         peers: i === 0 ? [] : [`${HOSTS[0]}:${PORT}`],
         max_links_per_ip: 256,
         probe_timeout_s: 3,
+        // Loopback is a special-purpose range: as in a lab.
+        allow_special_targets: true,
       },
     });
     const node = await createNode({ config, home, log: silentLogger });

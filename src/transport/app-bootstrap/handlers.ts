@@ -16,6 +16,7 @@
 //        in the middle of the untrusted first connection may have seen) from passing as a bind; the bind box
 //        itself only ever travels inside the pinned TLS session.
 import { METHOD } from "../../rpc/index.ts";
+import { timingSafeEqual } from "node:crypto";
 import { MAX_SEALED_BYTES, SEAL_PURPOSE, X25519_KEY_BYTES } from "../../constants.ts";
 import { SealError, errorLine } from "../../errors.ts";
 import type { RunCertificate } from "../../identity/index.ts";
@@ -93,6 +94,11 @@ export function appBootstrapRoutes(components: { nodeKey: NodeKey; cert: RunCert
     handler(payload, ctx) {
       const opened = openHello(payload, SEAL_PURPOSE.appBind);
       if (!("appKey" in opened)) return opened;
+      // One identity per connection: fresh keys on one connection would each take a seat in the app pools.
+      const bound = ctx.peer.key;
+      if (bound && !(bound.length === opened.appKey.length && timingSafeEqual(bound, opened.appKey))) {
+        return { status: Status.REFUSED, error: "this connection is already bound to another key: open a new connection" };
+      }
       if (!sessions.take(opened.sessionId, opened.appKey, now())) {
         return { status: Status.UNAUTHENTICATED, error: `unknown or expired session: send ${METHOD.app.hello} first` };
       }

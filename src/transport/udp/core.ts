@@ -14,6 +14,7 @@ import { classifyPeerStream, rawStreamOf, type RawStreamHandler } from "../quic/
 import { QUIC_STREAM_CODE } from "../quic/constants.ts";
 import { REQUEST_TIMEOUT_MS } from "../../constants.ts";
 import { nodeIdOf } from "../../identity/index.ts";
+import { timingSafeEqual } from "node:crypto";
 import type { Trust } from "../../rpc/index.ts";
 import type { Router } from "../../rpc/index.ts";
 import { cancelStream, deadline, StreamAbort, streamCodeToReason, streamReasonToCode } from "../quic/stream-io.ts";
@@ -196,6 +197,8 @@ export class UdpCore {
    *  no mesh trust (nodes bootstrap over WSS), so "mesh" counts as pinned here. */
   promote(link: LinkState, to: { trust: Trust; peerKey: Uint8Array }): void {
     if (link.direction !== "in" || to.trust === "untrusted") return;
+    // One identity per connection: a bound link keeps its first key (app.bind refuses another one).
+    if (link.peerKey && !sameBytes(link.peerKey, to.peerKey)) return;
     link.pinned = true;
     link.peerKey = to.peerKey;
     this.log?.debug("app link bound", { peer: formatAddress(link.remote.ip, link.remote.port) });
@@ -257,4 +260,8 @@ export class UdpCore {
     this.adopt(client.connection, link);
     return link;
   }
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && timingSafeEqual(a, b);
 }
