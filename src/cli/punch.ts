@@ -1,6 +1,7 @@
 // `findings punch`: debug hole punching through a Findings node (DESIGN §7). `--wait` joins the kind's app pool,
 // prints this app's node id and prints one result per peer that reaches it; `<id>` punches that node (directed);
-// neither punches random compatible members (random punch). The protocol is in src/punch/punch-client.ts.
+// neither punches random compatible members (random punch). Built on the client library (src/client); the
+// protocol is in src/punch/punch-client.ts.
 //
 // NAT class: `--nat CLASS` when given; else `findings probe` as a library (src/nat/probe-client.ts) against the
 // server (about the probe timeout, 6 s); when it fails or gives no class, "unknown" (then only Public/FullC peers
@@ -9,9 +10,9 @@
 import { defineCommand } from "citty";
 import { isIP } from "node:net";
 import { PeerError, TimeoutError, errorLine } from "../errors.ts";
-import { loadOrCreateNodeKey } from "../identity/index.ts";
 import { createLogger } from "../ops/index.ts";
-import { createPunchClient, isPunchRefused, type JoinInfo, type PunchClient } from "../punch/index.ts";
+import { isPunchRefused, type JoinInfo } from "../punch/index.ts";
+import { FindingsClient, type Membership } from "../client/index.ts";
 import { describeResult, failedResult, type PunchResult } from "../punch/index.ts";
 import { isNatClassName, NAT_CLASSES, type NatClassName } from "../nat/index.ts";
 import { runProbe } from "../nat/index.ts";
@@ -94,7 +95,6 @@ export const punchCommand = defineCommand({
     const forwardAt = args.forward === undefined ? undefined : parseHostPort(args.forward, "--forward", "127.0.0.1");
 
     const ctx = loadContext(args);
-    const key = loadOrCreateNodeKey(ctx.home);
     const logger = args["log-level"] ? createLogger({ level: ctx.config.log_level, terminalLevel: ctx.config.log_level }) : undefined;
     const log: Logger | undefined = logger;
 
@@ -147,13 +147,13 @@ export const punchCommand = defineCommand({
       return;
     }
 
-    let client: PunchClient | undefined;
+    const findings = new FindingsClient({ server: args.server, home: ctx.home, nat: nat.nat, host: args.host, log });
     let stopping = false;
     const shutdown = async (code: number) => {
       if (stopping) return;
       stopping = true;
       line.stop();
-      await client?.stop().catch(() => {});
+      await findings.close().catch(() => {});
       await logger?.close();
       process.exit(code);
     };
@@ -172,41 +172,35 @@ export const punchCommand = defineCommand({
     let streaming = false;
     /** When each attempt finished, ms since the command started. */
     const finishedAt = new Map<string, number>();
-    client = createPunchClient(
-      { key, log },
-      {
-        server: { ip: server.ip, port: server.port, publicKey: server.publicKey },
-        kind: args.kind,
-        nat: nat.nat,
-        host: args.host,
-        port,
-        onResult: (r) => {
-          if (r.attemptId) finishedAt.set(r.attemptId, elapsed());
-          if (!streaming) return;
-          if (r.connected) connected++;
-          else failed++;
-          print(r);
-          if (args.once && r.connected) void shutdown(0);
-        },
-        // After the node link dropped and came back (the app bootstraps and joins again by itself).
-        onJoin: (j) => {
-          if (!streaming) return;
-          stage = `waiting in ${j.kind} as ${j.address} (rejoined); Ctrl-C to stop`;
-          line.above(() => {
-            if (args.json) printJson({ id: j.nodeId, waiting: true, rejoined: true, kind: j.kind, address: j.address });
-            else process.stdout.write(`rejoined ${j.kind} as ${j.address}\n`);
-          });
-        },
-      },
-    );
+    const onResult = (r: PunchResult) => {
+      if (r.attemptId) finishedAt.set(r.attemptId, elapsed());
+      if (!streaming) return;
+      if (r.connected) connected++;
+      else failed++;
+      print(r);
+      if (args.once && r.connected) void shutdown(0);
+    };
+    // After the node link dropped and came back (the membership bootstraps and joins again by itself).
+    const onRejoin = (j: JoinInfo) => {
+      if (!streaming) return;
+      stage = `waiting in ${j.kind} as ${j.address} (rejoined); Ctrl-C to stop`;
+      line.above(() => {
+        if (args.json) printJson({ id: j.nodeId, waiting: true, rejoined: true, kind: j.kind, address: j.address });
+        else process.stdout.write(`rejoined ${j.kind} as ${j.address}\n`);
+      });
+    };
 
     stage = `joining ${args.kind} at ${args.server.split("#")[0]} (nat ${nat.nat ?? "unknown"})`;
     line.refresh();
     let joined: JoinInfo;
+    let m: Membership;
     try {
-      joined = await client.start({ signal: deadline });
+      m = await findings.join(args.kind, { port, signal: deadline });
+      joined = m.joined;
+      m.on("result", onResult);
+      m.on("rejoin", onRejoin);
     } catch (err) {
-      await client.stop();
+      await findings.close();
       const reason = isPunchRefused(err)
         ? errorLine(err)
         : err instanceof TimeoutError || deadline.aborted
@@ -221,11 +215,11 @@ export const punchCommand = defineCommand({
 
     if (args.wait) {
       const hello = {
-        id: client.nodeId,
+        id: m.id,
         waiting: true,
         kind: joined.kind,
         address: joined.address,
-        localPort: client.port,
+        localPort: m.port,
         nat: nat.nat,
         natSource: nat.source,
         ...(nat.note ? { natNote: nat.note } : {}),
@@ -237,7 +231,7 @@ export const punchCommand = defineCommand({
       openEnded = true;
       line.above(() => {
         if (args.json) printJson(hello);
-        else process.stdout.write(`${client!.nodeId}\nwaiting in ${joined.kind} as ${joined.address} (nat ${nat.nat ?? "unknown"}); Ctrl-C to stop\n`);
+        else process.stdout.write(`${m.id}\nwaiting in ${joined.kind} as ${joined.address} (nat ${nat.nat ?? "unknown"}); Ctrl-C to stop\n`);
       });
       streaming = true;
       await new Promise(() => {});
@@ -248,7 +242,7 @@ export const punchCommand = defineCommand({
     line.refresh();
     let results: PunchResult[];
     try {
-      results = await client.punch(target ?? null, { max: max || undefined, targetKind: args["target-kind"], signal: deadline });
+      results = await m.attempt(target ?? null, { max: max || undefined, targetKind: args["target-kind"], signal: deadline });
     } catch (err) {
       const status = isPunchRefused(err) ? err.status : null;
       const r = failedResult(errorLine(err), { elapsedMs: elapsed(), nat: nat.nat, strategy: status === Status.REFUSED && /↔/.test(errorLine(err)) ? "impossible" : "none" });

@@ -41,6 +41,9 @@ export interface Membership {
   punch(peerId: string, opts?: { targetKind?: string; signal?: AbortSignal }): Promise<PeerConnection>;
   /** Punches up to `max` random compatible members; resolves with the ones that connected (at least one). */
   punchRandom(opts?: { max?: number; targetKind?: string; signal?: AbortSignal }): Promise<PeerConnection[]>;
+  /** The raw form of punch/punchRandom for tools: every attempt's result, connected or not (the connections
+   *  that came up are then `connection(id)`). `peerId` null: random members (up to `max`). */
+  attempt(peerId: string | null, opts?: { max?: number; targetKind?: string; signal?: AbortSignal }): Promise<PunchResult[]>;
   /** The live connection to a peer, if any. */
   connection(peerId: string): PeerConnection | undefined;
   connections(): PeerConnection[];
@@ -159,6 +162,11 @@ export async function joinPool(init: MembershipInit): Promise<Membership> {
       if (conns.length) return conns;
       const why = results.map((r) => r.reason).filter(Boolean).join("; ") || "the node offered no peer";
       throw new PunchFailedError(`Cannot punch a random member of ${opts.targetKind ?? init.kind}: ${why}`, results);
+    },
+    async attempt(peerId, opts = {}) {
+      const results = await client.punch(peerId, opts);
+      for (const r of results) if (r.attemptId) byAttempt.delete(r.attemptId);
+      return results;
     },
     connection(peerId) {
       const c = byPeer.get(peerId);

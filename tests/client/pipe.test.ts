@@ -1,6 +1,6 @@
 // The client library and the TCP pipe on loopback, against a real `findings serve`: two FindingsClients in
 // this process join one pool; one exposes an HTTP server, the other forwards a local port to it. HTTP through
-// the pipe, a 50 MiB transfer checked byte for byte both ways, many parallel connections through one link, a
+// the pipe, a 50 MiB transfer checked byte for byte, many parallel connections through one link, a
 // refused target, and that a peer cannot open anything but pipe streams.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { createHash } from "node:crypto";
