@@ -3,7 +3,6 @@
 // connection to the same sink. MiB/s of one connection, of N parallel connections through one link, and CPU
 // seconds per MiB of the two pipe processes (from /proc/PID/stat). Bounded: each case moves --mib MiB.
 // Run: ./node_modules/.bin/bun scripts/bench/pipe.ts [--mib 64] [--parallel 4] [--host 127.0.0.1]
-// The same harness runs in the NAT lab through tests/lab (pass --netns-expose NS --netns-forward NS).
 import { createServer, connect, type Server } from "node:net";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
