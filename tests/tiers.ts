@@ -19,6 +19,7 @@ const ROOT = join(import.meta.dir, "..");
 const NET = [
   "tests/adversary/",
   "tests/cli/",
+  "tests/client/",
   "tests/contracts/address.test.ts",
   "tests/contracts/service.test.ts",
   "tests/multinode/",

@@ -10,11 +10,14 @@ import { clientQuicConfig, clientQuicCrypto, quicLogger } from "../quic/config.t
 import { QUIC_CLOSE_NORMAL, QUIC_HANDSHAKE_TIMEOUT_MS } from "../quic/constants.ts";
 import { createQuicLink, type LinkState, type QuicLink } from "../quic/link.ts";
 import { newRpcCounters, serveStream, type RpcCounters } from "../quic/rpc.ts";
+import { classifyPeerStream, rawStreamOf, type RawStreamHandler } from "../quic/raw-stream.ts";
+import { QUIC_STREAM_CODE } from "../quic/constants.ts";
+import { REQUEST_TIMEOUT_MS } from "../../constants.ts";
 import { nodeIdOf } from "../../identity/index.ts";
 import { timingSafeEqual } from "node:crypto";
 import type { Trust } from "../../rpc/index.ts";
 import type { Router } from "../../rpc/index.ts";
-import { streamCodeToReason, streamReasonToCode } from "../quic/stream-io.ts";
+import { cancelStream, deadline, StreamAbort, streamCodeToReason, streamReasonToCode } from "../quic/stream-io.ts";
 import { newSocketCounters, SharedUdpSocket, type RawDatagramHandler, type SharedSocketCounters } from "./shared-socket.ts";
 import type { Logger } from "../../contracts/index.ts";
 
@@ -38,6 +41,10 @@ export interface UdpCoreCounters extends RpcCounters, SharedSocketCounters {
   pinMismatches: number;
   /** Outbound dials that failed for any other reason (timeout, refused, unreachable). */
   dialFailures: number;
+  /** Raw streams handed to onRawStream. */
+  rawStreams: number;
+  /** Raw streams reset: no handler, or a malformed header. */
+  rawRefused: number;
 }
 
 export interface UdpCoreInit {
@@ -45,11 +52,13 @@ export interface UdpCoreInit {
   port: number;
   idleTimeoutMs?: number;
   onRawDatagram?: RawDatagramHandler;
+  /** Takes the raw streams peers open (raw-stream.ts); without it they are reset. */
+  onRawStream?: RawStreamHandler;
 }
 
 export class UdpCore {
   readonly rpc: RpcCounters = newRpcCounters();
-  readonly linkCounters = { connections: 0, pinMismatches: 0, dialFailures: 0 };
+  readonly linkCounters = { connections: 0, pinMismatches: 0, dialFailures: 0, rawStreams: 0, rawRefused: 0 };
   readonly socketCounters: SharedSocketCounters = newSocketCounters();
   readonly links = new Map<string, LinkState>();
   readonly logger: QuicLibLogger;
@@ -126,7 +135,47 @@ export class UdpCore {
     this.linkCounters.connections++;
     conn.addEventListener(quicEvents.EventQUICConnectionStream.name, (evt: Event) => {
       const stream = (evt as quicEvents.EventQUICConnectionStream).detail as QUICStream;
-      void serveStream(stream, {
+      void this.servePeerStream(stream, link);
+    });
+    void conn.closedP.then(() => {
+      if (this.links.get(link.connectionId) === link) this.links.delete(link.connectionId);
+      this.emit("close", link);
+    });
+    this.emit("connect", link);
+  }
+
+  /** A peer-opened stream: a request (served by the router) or a raw stream (onRawStream). Never throws. */
+  private async servePeerStream(stream: QUICStream, link: LinkState): Promise<void> {
+    const wait = deadline(REQUEST_TIMEOUT_MS, "QUIC stream header", this.stopSignal);
+    let kind: Awaited<ReturnType<typeof classifyPeerStream>>;
+    try {
+      kind = await classifyPeerStream(stream, wait.signal);
+    } catch (err) {
+      this.linkCounters.rawRefused++;
+      cancelStream(stream, err instanceof PeerError ? new StreamAbort(QUIC_STREAM_CODE.refused, err.message) : err);
+      return;
+    } finally {
+      wait.done();
+    }
+    if (kind.kind === "raw") {
+      const handler = this.init.onRawStream;
+      if (!handler) {
+        this.linkCounters.rawRefused++;
+        cancelStream(stream, new StreamAbort(QUIC_STREAM_CODE.refused, "no raw streams on this endpoint"));
+        return;
+      }
+      this.linkCounters.rawStreams++;
+      try {
+        handler(rawStreamOf(stream, kind.protocol, kind.readable), link);
+      } catch (err) {
+        this.log?.error("raw stream handler failed", { error: errorLine(err) });
+        cancelStream(stream, err);
+      }
+      return;
+    }
+    await serveStream(
+      stream,
+      {
         router: this.router,
         counters: this.rpc,
         stopSignal: this.stopSignal,
@@ -139,13 +188,9 @@ export class UdpCore {
           peer: { key: link.peerKey ?? null, nodeId: link.peerKey ? nodeIdOf(link.peerKey) : null },
           promote: (to) => this.promote(link, to),
         }),
-      });
-    });
-    void conn.closedP.then(() => {
-      if (this.links.get(link.connectionId) === link) this.links.delete(link.connectionId);
-      this.emit("close", link);
-    });
-    this.emit("connect", link);
+      },
+      kind.readable,
+    );
   }
 
   /** An app proved its key on an inbound link (app.bind): the link is pinned from now on. QUIC links carry

@@ -14,6 +14,7 @@ import {
   QUIC_HANDSHAKE_TIMEOUT_MS,
 } from "../quic/constants.ts";
 import { createQuicLink, type QuicLink } from "../quic/link.ts";
+import type { RawStreamHandler } from "../quic/raw-stream.ts";
 import { createSerial } from "./serial.ts";
 import { createRouter, prefixOf, type Router } from "../../rpc/index.ts";
 import { streamCodeToReason, streamReasonToCode } from "../quic/stream-io.ts";
@@ -49,6 +50,8 @@ export interface UdpEndpointInit {
   idleTimeoutMs?: number;
   /** Datagrams that are not QUIC and that classifyDatagram calls "stun" or "sn". */
   onRawDatagram?: RawDatagramHandler;
+  /** Raw streams peers open on our links (quic/raw-stream.ts); without it they are reset. */
+  onRawStream?: RawStreamHandler;
 }
 
 export interface UdpEndpointCounters extends UdpCoreCounters {
@@ -68,7 +71,7 @@ export interface UdpEndpoint extends UdpClient {
 export function createUdpEndpoint(components: UdpEndpointComponents, init: UdpEndpointInit): UdpEndpoint {
   const log = components.log;
   const router = components.router ?? createRouter({ log });
-  const core = new UdpCore({ host: init.host, port: init.port, idleTimeoutMs: init.idleTimeoutMs, onRawDatagram: init.onRawDatagram }, router, log);
+  const core = new UdpCore({ host: init.host, port: init.port, idleTimeoutMs: init.idleTimeoutMs, onRawDatagram: init.onRawDatagram, onRawStream: init.onRawStream }, router, log);
   const maxConnections = init.maxConnections ?? DEFAULTS.max_quic_connections;
   const maxPerIp = init.maxConnectionsPerIp ?? DEFAULTS.max_conns_per_ip;
   /** Inbound connections by id, and how many each IP holds. */
