@@ -403,7 +403,7 @@ export function createPunchService(components: PunchServiceComponents, init: Pun
         counters.leaves += gone.length;
         counters.livenessFailed += gone.length;
         log?.debug("app failed its liveness ping", { ids: gone.map((m) => m.nodeId.slice(0, 16)), why });
-        void link.close();
+        void link.close().catch(() => {});
       };
       link
         .request(METHOD.punchLink.ping, undefined, { timeoutMs: LIVENESS_PING_TIMEOUT_MS })
