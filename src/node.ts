@@ -62,7 +62,7 @@ export async function createNode({ config, home, log }: NodeComponents): Promise
   const key = loadOrCreateNodeKey(home);
   const cert = await createRunCertificate();
   const startedAt = Date.now();
-  const stun: BindingResponder | undefined = config.stun_on ? createBindingResponder() : undefined;
+  const stun: BindingResponder | undefined = config.stun_on ? createBindingResponder({ budget: { ratePerS: config.stun_rate_per_s, burst: config.stun_burst } }) : undefined;
   const idleTimeoutMs = config.idle_timeout_s * 1000;
   const metrics = createMetricsRegistry();
   const timers = registerNodeTimers(metrics);
@@ -72,18 +72,20 @@ export async function createNode({ config, home, log }: NodeComponents): Promise
   let udp: UdpEndpoint;
   const send = (bytes: Uint8Array, port: number, ip: string) => udp.sendRawNow(bytes, port, ip);
   // One router serves QUIC streams and WSS links: every method's policy and refusal counts in one place.
-  const router = createRouter({ log: log.child({ room: "rpc" }) });
+  const router = createRouter({
+    log: log.child({ room: "rpc" }),
+    requestSeconds: metrics.histogram({
+      name: "findings_rpc_request_duration_seconds",
+      help: "Time request handlers took (requests that passed their method's policy), by method and transport.",
+      labelNames: ["method", "transport"],
+    }),
+  });
   udp = createUdpEndpoint(
     {
       cert,
       nodeKey: key,
       log: log.child({ room: "udp" }),
       router,
-      requestSeconds: metrics.histogram({
-        name: "findings_quic_request_duration_seconds",
-        help: "Time QUIC request handlers took, by method.",
-        labelNames: ["method"],
-      }),
     },
     {
       host: config.host,
@@ -108,14 +110,19 @@ export async function createNode({ config, home, log }: NodeComponents): Promise
       idleTimeoutMs,
     },
   );
-  const mesh = createMeshLinks({ tls, cert, nodeKey: key, log: log.child({ room: "mesh" }), router });
+  const mesh = createMeshLinks({ tls, cert, nodeKey: key, log: log.child({ room: "mesh" }), router }, { allowSpecialTargets: config.allow_special_targets });
   // Apps without UDP bootstrap over WSS the same way as over QUIC, and may ask whoami there.
-  serveAppBootstrapOverWss({ links: mesh, nodeKey: key, cert });
+  let stopAppWss: (() => void) | undefined;
+  const appWss: Service = {
+    name: "app-bootstrap-wss",
+    start: async () => void (stopAppWss = serveAppBootstrapOverWss({ links: mesh, nodeKey: key, cert })),
+    stop: async () => stopAppWss?.(),
+  };
 
   // NAT services (DESIGN §6): QUIC handlers on udp, NewHost on the mesh, the own-class self-probe.
   const nat = createNatService(
-    { udp, mesh, nodeKey: key, log: log.child({ room: "nat" }), selfProbeSeconds: timers.selfProbeSeconds },
-    { host: config.host, probeTimeoutMs: config.probe_timeout_s * 1000, serve: !config.client_only },
+    { udp, mesh, https: tls.routes, nodeKey: key, log: log.child({ room: "nat" }), selfProbeSeconds: timers.selfProbeSeconds },
+    { host: config.host, probeTimeoutMs: config.probe_timeout_s * 1000, serve: !config.client_only, allowSpecialTargets: config.allow_special_targets },
   );
 
   const meshService = createMeshService(
@@ -137,10 +144,14 @@ export async function createNode({ config, home, log }: NodeComponents): Promise
       shortlist: config.shortlist,
       meshOut: config.mesh_out,
       meshIn: config.mesh_in,
+      meshPerPrefix: config.mesh_per_prefix,
+      candidatesPerPrefix: config.candidates_per_prefix,
       switchIntervalMs: config.mesh_switch_s * 1000,
       peersHelp: config.peers_help,
       shareCount: config.mesh_share,
       peerCacheMaxAgeMs: config.peer_cache_days * 86_400_000,
+      recordMaxAgeMs: config.record_max_age_s * 1000,
+      recordResignMs: config.record_resign_s * 1000,
       stakes: config.stakes,
       identityId: config.user_id,
     },
@@ -155,7 +166,15 @@ export async function createNode({ config, home, log }: NodeComponents): Promise
       brokered: metrics.counter({ name: "findings_punch_brokered_total", help: "Punches brokered, by the strategy chosen for the pair.", labelNames: ["strategy"] }),
       brokerSeconds: timers.brokerSeconds,
     },
-    { stakes: config.stakes, userId: config.user_id, punchXpool: config.punch_xpool, peersPunch: config.peers_punch },
+    {
+      stakes: config.stakes,
+      userId: config.user_id,
+      punchXpool: config.punch_xpool,
+      peersPunch: config.peers_punch,
+      perConnection: config.punch_per_conn,
+      perPrefix: config.punch_per_prefix,
+      livenessMs: config.punch_liveness_s * 1000,
+    },
   );
   const share = createShareService({ udp, log: log.child({ room: "share" }) }, { kinds: servedKinds(config.stakes), capacity: config.share_xpool });
 
@@ -168,6 +187,7 @@ export async function createNode({ config, home, log }: NodeComponents): Promise
     asService("udp", udp),
     asService("tls", tls),
     asService("mesh-links", mesh),
+    appWss,
     asService("mesh", meshService),
     asService("nat", nat),
     asService("punch", punch),
@@ -247,7 +267,7 @@ export async function createNode({ config, home, log }: NodeComponents): Promise
       for (const [k, v] of Object.entries(nat.counters())) out[`nat_${k}`] = v;
       for (const [k, v] of Object.entries(punch.counters())) out[`punch_${k}`] = v;
       for (const [k, v] of Object.entries(share.counters())) out[`share_${k}`] = v;
-      if (stun) Object.assign(out, { stun_answered: stun.answered, stun_malformed: stun.malformed, stun_ignored: stun.ignored });
+      if (stun) Object.assign(out, { stun_answered: stun.answered, stun_malformed: stun.malformed, stun_ignored: stun.ignored, stun_limited: stun.limited });
       return out;
     },
   };

@@ -92,6 +92,10 @@ export async function freePort(host = "127.0.0.1"): Promise<number> {
   return port;
 }
 
+/** Config for nodes that share one machine (one loopback /24): loopback targets allowed, and the
+ *  diversity limits (per /24) loose enough for a whole test network. */
+export const ONE_MACHINE = { allow_special_targets: true, mesh_per_prefix: 64, candidates_per_prefix: 10_000 } as const;
+
 /** A loopback /24 of this run's own, "127.A.B" with A ≠ 0 (Linux routes all of 127/8 to lo), so tests
  *  that give each node its own host do not meet another run's nodes, nor fixed 127.0.x addresses. */
 export function loopbackPrefix(): string {

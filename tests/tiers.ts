@@ -18,7 +18,9 @@ const ROOT = join(import.meta.dir, "..");
 
 /** Files or folders (ending in "/") of the net tier. */
 const NET = [
+  "tests/adversary/",
   "tests/cli/",
+  "tests/client/",
   "tests/contracts/address.test.ts",
   "tests/contracts/service.test.ts",
   "tests/multinode/",

@@ -63,7 +63,7 @@ export interface LineProc {
   stop(signal?: NodeJS.Signals): Promise<number>;
 }
 
-function spawnLines(cmd: string[]): LineProc {
+export function spawnLines(cmd: string[]): LineProc {
   const proc = Bun.spawn(cmd, { stdin: "ignore", stdout: "pipe", stderr: "pipe", env: cleanEnv() });
   const lines = collectLines(proc.stdout);
   let err = "";

@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { DEFAULTS } from "../config/index.ts";
 import { loadConfig, type Overrides } from "../config/index.ts";
 import { createNode, type FindingsNode } from "../node.ts";
-import { createLogger } from "../ops/index.ts";
+import { createLogger, installProcessGuards } from "../ops/index.ts";
 import { action, commonArgs, jsonArg, loadContext } from "./common.ts";
 
 /** More nodes than this in one process is a benchmark, not a devnet (use real processes). */
@@ -39,6 +39,7 @@ export const devnetCommand = defineCommand({
     const base = ctx.config;
     const root = join(ctx.home, "devnet");
     const log = createLogger({ root: join(root, "logs"), level: base.log_level, terminalLevel: "warn" });
+    installProcessGuards(log);
 
     const nodes: FindingsNode[] = [];
     const host = (i: number) => `${prefix}.${i + 1}`;
@@ -62,7 +63,13 @@ export const devnetCommand = defineCommand({
           mesh_out: Math.max(1, Math.min(base.mesh_out, Math.floor((n - 1) / 2))),
           // Every TCP dial on loopback leaves from 127.0.0.1: one source IP for the whole devnet.
           max_links_per_ip: Math.max(base.max_links_per_ip, 8 * n),
+          // All on one loopback /24 (loopback targets allowed below): the diversity limits do not apply.
+          mesh_per_prefix: 64,
+          candidates_per_prefix: Math.max(base.candidates_per_prefix, base.shortlist),
           user_id: `devnet-${i + 1}`,
+          // Loopback is a special-purpose range: a devnet's apps live there, all in one /24.
+          allow_special_targets: true,
+          punch_per_prefix: base.punch_xpool,
           ...(args.kind ? { stakes: { [args.kind]: "" } } : {}),
         };
         const { config } = loadConfig({ home, configFile: ctx.file, env: process.env, flags });

@@ -1,10 +1,8 @@
 // `findings find KIND --server ADDR`: nodes that serve an app kind, from the server and its mesh, with server groups (DESIGN §8).
 import { defineCommand } from "citty";
-import { askFind } from "../mesh/index.ts";
-import { toJson } from "../mesh/index.ts";
+import { FindingsClient } from "../client/index.ts";
 import { MAX_SEARCH_HOPS } from "../mesh/index.ts";
 import { isValidKind } from "../wire/index.ts";
-import { parseAddress } from "../contracts/index.ts";
 import { action, commonArgs, jsonArg, printJson } from "./common.ts";
 
 export const findCommand = defineCommand({
@@ -20,16 +18,11 @@ export const findCommand = defineCommand({
   run: action(async ({ args }) => {
     const kind = String(args.kind);
     if (!isValidKind(kind)) throw new Error(`Invalid kind ${JSON.stringify(kind)}: expected letters, digits and ._:/- such as "blockchain:bitcoin"`);
-    const server = parseAddress(args.server, "--server");
+    const client = new FindingsClient({ server: args.server });
     const timeoutMs = parseTimeout(args.timeout);
     const hops = args.hops === undefined ? MAX_SEARCH_HOPS : Number(args.hops);
     if (!Number.isInteger(hops) || hops < 0 || hops > MAX_SEARCH_HOPS) throw new Error(`Invalid flag --hops: ${JSON.stringify(args.hops)} is not allowed (allowed: an integer from 0 to ${MAX_SEARCH_HOPS})`);
-    const result = await askFind(server, kind, { hops, timeoutMs, signal: AbortSignal.timeout(timeoutMs * 3) });
-    const out = {
-      kind,
-      nodes: result.records.map(toJson),
-      groups: result.groups.map((g) => ({ stakeAddress: g.stakeAddress, members: g.members.map((m) => ({ nodeId: m.nodeId, identityId: m.identityId })) })),
-    };
+    const out = await client.find(kind, { hops, timeoutMs, signal: AbortSignal.timeout(timeoutMs * 3) });
     if (args.json) {
       printJson(out);
       return;

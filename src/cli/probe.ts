@@ -3,7 +3,8 @@ import { defineCommand } from "citty";
 import { DEFAULTS } from "../config/index.ts";
 import { ConfigError } from "../errors.ts";
 import { LIFETIME_MAX_S } from "../nat/index.ts";
-import { runProbe, type ProbeProgress, type ProbeServer } from "../nat/index.ts";
+import { type ProbeProgress } from "../nat/index.ts";
+import { FindingsClient } from "../client/index.ts";
 import { summarizeProbe } from "../nat/index.ts";
 import { parseAddress } from "../contracts/index.ts";
 import { action, commonArgs, formatSeconds, jsonArg, loadContext, printJson, progressLine, progressWanted, repeated } from "./common.ts";
@@ -22,7 +23,7 @@ export const probeCommand = defineCommand({
     const texts = repeated(rawArgs, "server");
     const list = texts.length > 0 ? texts : config.peers;
     if (list.length === 0) throw new ConfigError("--server", "at least one server is needed (ip:port), or peers in the config");
-    const servers: ProbeServer[] = list.map((t) => parseAddress(t, "--server"));
+    for (const t of list) parseAddress(t, "--server");
     let timeoutMs = config.probe_timeout_s * 1000;
     if (args.timeout !== undefined) {
       timeoutMs = Number(args.timeout) * 1000;
@@ -36,7 +37,7 @@ export const probeCommand = defineCommand({
     // On a terminal: one updating line with the step under test, elapsed and expected time.
     const lifetime = args.lifetime === true;
     const t0 = performance.now();
-    let step: ProbeProgress = { phase: "start", message: `probing with ${servers.length} server(s)`, elapsedMs: 0 };
+    let step: ProbeProgress = { phase: "start", message: `probing with ${list.length} server(s)`, elapsedMs: 0 };
     // The class tests take about two answer timeouts (waits for answers that may never come); the lifetime
     // test then waits up to LIFETIME_MAX_S with idle mappings.
     let expectedMs = 2 * timeoutMs + (lifetime ? LIFETIME_MAX_S * 1000 : 0);
@@ -45,8 +46,8 @@ export const probeCommand = defineCommand({
       const message = step.message.startsWith(`${step.phase}: `) ? step.message.slice(step.phase.length + 2) : step.message;
       return `probe ${formatSeconds(elapsed)} of up to ${formatSeconds(Math.max(expectedMs, elapsed))} · ${step.phase}: ${message}`;
     });
-    const report = await runProbe({
-      servers,
+    const report = await new FindingsClient({ server: list[0]! }).probe({
+      servers: list,
       lifetime,
       timeoutMs,
       signal: stop.signal,

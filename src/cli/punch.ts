@@ -1,6 +1,7 @@
 // `findings punch`: debug hole punching through a Findings node (DESIGN §7). `--wait` joins the kind's app pool,
 // prints this app's node id and prints one result per peer that reaches it; `<id>` punches that node (directed);
-// neither punches random compatible members (random punch). The protocol is in src/punch/punch-client.ts.
+// neither punches random compatible members (random punch). Built on the client library (src/client); the
+// protocol is in src/punch/punch-client.ts.
 //
 // NAT class: `--nat CLASS` when given; else `findings probe` as a library (src/nat/probe-client.ts) against the
 // server (about the probe timeout, 6 s); when it fails or gives no class, "unknown" (then only Public/FullC peers
@@ -9,14 +10,15 @@
 import { defineCommand } from "citty";
 import { isIP } from "node:net";
 import { PeerError, TimeoutError, errorLine } from "../errors.ts";
-import { loadOrCreateNodeKey } from "../identity/index.ts";
 import { createLogger } from "../ops/index.ts";
-import { createPunchClient, isPunchRefused, type JoinInfo, type PunchClient } from "../punch/index.ts";
+import { isPunchRefused, type JoinInfo } from "../punch/index.ts";
+import { FindingsClient, type Membership } from "../client/index.ts";
 import { describeResult, failedResult, type PunchResult } from "../punch/index.ts";
 import { isNatClassName, NAT_CLASSES, type NatClassName } from "../nat/index.ts";
 import { runProbe } from "../nat/index.ts";
 import { parseAddress, type PeerAddress } from "../contracts/index.ts";
 import { Status } from "../wire/index.ts";
+import { parseHostPort, runExpose, runForward } from "./pipe.ts";
 import { action, commonArgs, formatSeconds, jsonArg, loadContext, printJson, progressLine, progressWanted } from "./common.ts";
 import type { Logger } from "../contracts/index.ts";
 
@@ -69,6 +71,8 @@ export const punchCommand = defineCommand({
     max: { type: "string", description: "Random punch: most peers (default: the node's peers_punch)", valueHint: "N" },
     "target-kind": { type: "string", description: "Directed punch into another kind's pool", valueHint: "KIND" },
     timeout: { type: "string", description: `Seconds for a one-shot punch (default ${DEFAULT_PUNCH_TIMEOUT_S})`, valueHint: "S" },
+    expose: { type: "string", description: "With --wait: offer this local TCP address (only it) to peers that punch in", valueHint: "HOST:PORT" },
+    forward: { type: "string", description: "With ID: listen here (default host 127.0.0.1) and carry each TCP connection to the peer's exposed address", valueHint: "[HOST:]PORT" },
   },
   run: action(async ({ args }) => {
     const t0 = performance.now();
@@ -85,9 +89,12 @@ export const punchCommand = defineCommand({
     const target = args.id as string | undefined;
     if (target !== undefined && !/^[0-9a-fA-F]{64}$/.test(target)) throw new Error(`Invalid argument ID: ${JSON.stringify(target)} is not a node id (allowed: 64 hex digits)`);
     if (args.wait && target !== undefined) throw new Error("Invalid flags: --wait and an ID exclude each other (one side waits, the other punches)");
+    if (args.expose !== undefined && !args.wait) throw new Error("Invalid flag --expose: it needs --wait (the exposing side waits to be punched)");
+    if (args.forward !== undefined && target === undefined) throw new Error("Invalid flag --forward: it needs the ID of the exposing app");
+    const exposeTo = args.expose === undefined ? undefined : parseHostPort(args.expose, "--expose");
+    const forwardAt = args.forward === undefined ? undefined : parseHostPort(args.forward, "--forward", "127.0.0.1");
 
     const ctx = loadContext(args);
-    const key = loadOrCreateNodeKey(ctx.home);
     const logger = args["log-level"] ? createLogger({ level: ctx.config.log_level, terminalLevel: ctx.config.log_level }) : undefined;
     const log: Logger | undefined = logger;
 
@@ -113,13 +120,40 @@ export const punchCommand = defineCommand({
     const deadline = AbortSignal.timeout(timeoutS * 1000);
     const nat = await resolveNat(args.nat, server, deadline);
 
-    let client: PunchClient | undefined;
+    if (exposeTo || forwardAt) {
+      // The pipe modes: the client library does the rest (src/cli/pipe.ts).
+      const stops: Array<() => Promise<void>> = [];
+      const stopAll = async () => {
+        for (const s of stops.reverse()) await s().catch(() => {});
+        await logger?.close();
+        process.exit(0);
+      };
+      process.on("SIGINT", () => void stopAll());
+      process.on("SIGTERM", () => void stopAll());
+      process.on("uncaughtException", (err) => {
+        if (isStraySendError(err)) return;
+        process.stderr.write(`findings: ${errorLine(err)}\n`);
+        process.exit(1);
+      });
+      const pipeArgs = { server: args.server, kind: args.kind, home: ctx.home, json: !!args.json, nat, host: args.host, port, log, onStop: (s: () => Promise<void>) => void stops.push(s) };
+      line.stop();
+      try {
+        if (exposeTo) await runExpose(pipeArgs, exposeTo);
+        else await runForward(pipeArgs, target!, forwardAt!, deadline);
+      } catch (err) {
+        for (const s of stops.reverse()) await s().catch(() => {});
+        throw err;
+      }
+      return;
+    }
+
+    const findings = new FindingsClient({ server: args.server, home: ctx.home, nat: nat.nat, host: args.host, log });
     let stopping = false;
     const shutdown = async (code: number) => {
       if (stopping) return;
       stopping = true;
       line.stop();
-      await client?.stop().catch(() => {});
+      await findings.close().catch(() => {});
       await logger?.close();
       process.exit(code);
     };
@@ -138,41 +172,35 @@ export const punchCommand = defineCommand({
     let streaming = false;
     /** When each attempt finished, ms since the command started. */
     const finishedAt = new Map<string, number>();
-    client = createPunchClient(
-      { key, log },
-      {
-        server: { ip: server.ip, port: server.port, publicKey: server.publicKey },
-        kind: args.kind,
-        nat: nat.nat,
-        host: args.host,
-        port,
-        onResult: (r) => {
-          if (r.attemptId) finishedAt.set(r.attemptId, elapsed());
-          if (!streaming) return;
-          if (r.connected) connected++;
-          else failed++;
-          print(r);
-          if (args.once && r.connected) void shutdown(0);
-        },
-        // After the node link dropped and came back (the app bootstraps and joins again by itself).
-        onJoin: (j) => {
-          if (!streaming) return;
-          stage = `waiting in ${j.kind} as ${j.address} (rejoined); Ctrl-C to stop`;
-          line.above(() => {
-            if (args.json) printJson({ id: j.nodeId, waiting: true, rejoined: true, kind: j.kind, address: j.address });
-            else process.stdout.write(`rejoined ${j.kind} as ${j.address}\n`);
-          });
-        },
-      },
-    );
+    const onResult = (r: PunchResult) => {
+      if (r.attemptId) finishedAt.set(r.attemptId, elapsed());
+      if (!streaming) return;
+      if (r.connected) connected++;
+      else failed++;
+      print(r);
+      if (args.once && r.connected) void shutdown(0);
+    };
+    // After the node link dropped and came back (the membership bootstraps and joins again by itself).
+    const onRejoin = (j: JoinInfo) => {
+      if (!streaming) return;
+      stage = `waiting in ${j.kind} as ${j.address} (rejoined); Ctrl-C to stop`;
+      line.above(() => {
+        if (args.json) printJson({ id: j.nodeId, waiting: true, rejoined: true, kind: j.kind, address: j.address });
+        else process.stdout.write(`rejoined ${j.kind} as ${j.address}\n`);
+      });
+    };
 
     stage = `joining ${args.kind} at ${args.server.split("#")[0]} (nat ${nat.nat ?? "unknown"})`;
     line.refresh();
     let joined: JoinInfo;
+    let m: Membership;
     try {
-      joined = await client.start({ signal: deadline });
+      m = await findings.join(args.kind, { port, signal: deadline });
+      joined = m.joined;
+      m.on("result", onResult);
+      m.on("rejoin", onRejoin);
     } catch (err) {
-      await client.stop();
+      await findings.close();
       const reason = isPunchRefused(err)
         ? errorLine(err)
         : err instanceof TimeoutError || deadline.aborted
@@ -187,11 +215,11 @@ export const punchCommand = defineCommand({
 
     if (args.wait) {
       const hello = {
-        id: client.nodeId,
+        id: m.id,
         waiting: true,
         kind: joined.kind,
         address: joined.address,
-        localPort: client.port,
+        localPort: m.port,
         nat: nat.nat,
         natSource: nat.source,
         ...(nat.note ? { natNote: nat.note } : {}),
@@ -203,7 +231,7 @@ export const punchCommand = defineCommand({
       openEnded = true;
       line.above(() => {
         if (args.json) printJson(hello);
-        else process.stdout.write(`${client!.nodeId}\nwaiting in ${joined.kind} as ${joined.address} (nat ${nat.nat ?? "unknown"}); Ctrl-C to stop\n`);
+        else process.stdout.write(`${m.id}\nwaiting in ${joined.kind} as ${joined.address} (nat ${nat.nat ?? "unknown"}); Ctrl-C to stop\n`);
       });
       streaming = true;
       await new Promise(() => {});
@@ -214,7 +242,7 @@ export const punchCommand = defineCommand({
     line.refresh();
     let results: PunchResult[];
     try {
-      results = await client.punch(target ?? null, { max: max || undefined, targetKind: args["target-kind"], signal: deadline });
+      results = await m.attempt(target ?? null, { max: max || undefined, targetKind: args["target-kind"], signal: deadline });
     } catch (err) {
       const status = isPunchRefused(err) ? err.status : null;
       const r = failedResult(errorLine(err), { elapsedMs: elapsed(), nat: nat.nat, strategy: status === Status.REFUSED && /↔/.test(errorLine(err)) ? "impossible" : "none" });

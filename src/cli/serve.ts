@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { DEFAULTS } from "../config/index.ts";
 import type { Overrides } from "../config/index.ts";
 import { createNode } from "../node.ts";
-import { createLogger } from "../ops/index.ts";
+import { createLogger, installProcessGuards } from "../ops/index.ts";
 import { action, commonArgs, jsonArg, loadContext, repeated } from "./common.ts";
 
 export const serveCommand = defineCommand({
@@ -46,6 +46,8 @@ export const serveCommand = defineCommand({
       terminalLevel: config.log_level,
     });
     const node = await createNode({ config, home: ctx.home, log });
+    // A stray error from a peer's input is logged and counted; the node keeps serving.
+    installProcessGuards(log, node.metrics);
     // Clean shutdown: links closed, log flushed, exit 0. A second signal forces the exit.
     let stopping = false;
     const shutdown = async (signal: string) => {

@@ -2,14 +2,8 @@
 // first), or fetch a few listed servers of a kind (DESIGN §5 share pool; seed 001 §分享池). Protocol in
 // src/share/service.ts.
 import { defineCommand } from "citty";
-import { isIP } from "node:net";
-import { loadOrCreateNodeKey } from "../identity/index.ts";
-import { shareFetch, shareRegister } from "../share/index.ts";
+import { FindingsClient } from "../client/index.ts";
 import { SHARE_FETCH_MAX } from "../punch/index.ts";
-import { formatAddress, parseAddress, type PeerAddress } from "../contracts/index.ts";
-import { bootstrapApp } from "../transport/index.ts";
-import type { QuicLink } from "../transport/index.ts";
-import { createUdpClient } from "../transport/index.ts";
 import { action, commonArgs, jsonArg, loadContext, printJson } from "./common.ts";
 
 const serverArgs = {
@@ -18,22 +12,12 @@ const serverArgs = {
   timeout: { type: "string", description: "Seconds to wait (default 10)", valueHint: "S" },
 } as const;
 
-/** Runs `fn` over a bootstrapped, pinned link to the node, then closes everything. */
-async function withNode<T>(args: { server: string; timeout?: string; home?: string; config?: string }, fn: (link: QuicLink, signal: AbortSignal) => Promise<T>): Promise<T> {
-  const server: PeerAddress = parseAddress(args.server, "--server");
-  if (!server.publicKey) throw new Error("Invalid flag --server: the node key is needed to pin the link (allowed: ip:port#<64 hex key>)");
+/** The client library for this command (the app's identity from --home) and the command's deadline. */
+function clientFor(args: { server: string; timeout?: string; home?: string; config?: string }): { client: FindingsClient; signal: AbortSignal } {
+  if (!args.server.includes("#")) throw new Error("Invalid flag --server: the node key is needed to pin the link (allowed: ip:port#<64 hex key>)");
   const seconds = args.timeout === undefined ? 10 : Number(args.timeout);
   if (!Number.isFinite(seconds) || seconds <= 0) throw new Error(`Invalid flag --timeout: ${JSON.stringify(args.timeout)} is not allowed (allowed: a positive number of seconds)`);
-  const signal = AbortSignal.timeout(seconds * 1000);
-  const key = loadOrCreateNodeKey(loadContext(args).home);
-  const client = createUdpClient({}, { host: isIP(server.ip) === 6 ? "::" : "0.0.0.0" });
-  await client.start();
-  try {
-    const { link } = await bootstrapApp(client, { addr: server, nodePublicKey: server.publicKey }, { appKey: key, signal });
-    return await fn(link, signal);
-  } finally {
-    await client.stop();
-  }
+  return { client: new FindingsClient({ server: args.server, home: loadContext(args).home }), signal: AbortSignal.timeout(seconds * 1000) };
 }
 
 const registerCommand = defineCommand({
@@ -42,8 +26,8 @@ const registerCommand = defineCommand({
   run: action(async ({ args }) => {
     const port = Number(args.port);
     if (!Number.isInteger(port) || port < 1 || port > 65535) throw new Error(`Invalid flag --port: ${JSON.stringify(args.port)} is not allowed (allowed: 1..65535)`);
-    const listed = await withNode(args, (link, signal) => shareRegister(link, { kind: args.kind, port }, { signal }));
-    const out = { listed: true, kind: args.kind, address: formatAddress(listed.ip, listed.port) };
+    const { client, signal } = clientFor(args);
+    const out = { listed: true, kind: args.kind, address: await client.share.register(args.kind, port, { signal }) };
     if (args.json) printJson(out);
     else process.stdout.write(`listed ${out.address} for ${args.kind}\n`);
   }),
@@ -55,8 +39,9 @@ const fetchCommand = defineCommand({
   run: action(async ({ args }) => {
     const max = args.max === undefined ? SHARE_FETCH_MAX : Number(args.max);
     if (!Number.isInteger(max) || max < 1 || max > SHARE_FETCH_MAX) throw new Error(`Invalid flag --max: ${JSON.stringify(args.max)} is not allowed (allowed: 1..${SHARE_FETCH_MAX})`);
-    const list = await withNode(args, (link, signal) => shareFetch(link, args.kind, { max, signal }));
-    const servers = list.map((e) => ({ address: formatAddress(e.ip, e.port), verifiedAt: new Date(e.verifiedAtMs).toISOString() }));
+    const { client, signal } = clientFor(args);
+    const list = await client.share.fetch(args.kind, { max, signal });
+    const servers = list.map((e) => ({ address: e.address, verifiedAt: e.verifiedAt.toISOString() }));
     if (args.json) printJson({ kind: args.kind, servers });
     else process.stdout.write(servers.length ? servers.map((s) => `${s.address}  verified ${s.verifiedAt}`).join("\n") + "\n" : `no listed servers for ${args.kind}\n`);
   }),

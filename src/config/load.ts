@@ -91,6 +91,8 @@ export function loadConfig(opts: LoadOptions): LoadedConfig {
   }
   apply(envOverrides(opts.env ?? {}), "env", (k) => (k.startsWith("FINDINGS_") ? k : `FINDINGS_${k.toUpperCase()}`));
   apply(opts.flags ?? {}, "flag", (k) => `--${k}`);
+  if (config.record_resign_s * 2 > config.record_max_age_s)
+    throw new ConfigError("record_resign_s", `${config.record_resign_s} is more than half of record_max_age_s (${config.record_max_age_s}): a live node's record would expire between re-signs`);
   if (config.mesh_out + config.mesh_in === 0 && !config.client_only)
     throw new ConfigError("mesh_out", "mesh_out and mesh_in are both 0 (allowed: at least one link, or client_only = true)");
   return { config, sources, file: usedFile };

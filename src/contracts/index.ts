@@ -12,6 +12,7 @@ export {
 export { type Clock, type TimerHandle, systemClock } from "./clock.ts";
 export { FakeClock, type RunUntilOptions, settle } from "./fake-clock.ts";
 export { formatIPv4, formatIPv6, isV4Mapped, parseIPv4, parseIPv6 } from "./ip.ts";
+export { specialRangeOf } from "./ip-range.ts";
 export { type LogFields, type LogLevel, type Logger, lineLogger, silentLogger } from "./logger.ts";
 export {
   type Counter,

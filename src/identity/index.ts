@@ -2,4 +2,5 @@
 export { type RunCertificate, createRunCertificate, spkiOfDer, spkiOfPem } from "./certificate.ts";
 export { type NodeKey, generateNodeKey, loadOrCreateNodeKey, nodeIdOf, nodeKeyFromPrivate } from "./node-key.ts";
 export { open, seal } from "./seal.ts";
+export { montgomeryToEdwards, xeddsaKeyPair, xeddsaSign, xeddsaVerify, XEDDSA_SIGNATURE_BYTES } from "./xeddsa.ts";
 export { disableCryptoMemo, enableCryptoMemo, memo, memoKey } from "./crypto-memo.ts";

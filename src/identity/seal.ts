@@ -24,7 +24,7 @@ export function sealKey(myPrivate: Uint8Array, theirPublic: Uint8Array, purpose:
 
 function deriveSealKey(myPrivate: Uint8Array, theirPublic: Uint8Array, purpose: string): Uint8Array {
   if (theirPublic.length !== X25519_KEY_BYTES) throw new SealError(`Cannot seal: peer key must be ${X25519_KEY_BYTES} bytes, got ${theirPublic.length}`);
-  const myPublic = memo("x25519Public", () => memoKey(myPrivate), () => x25519.getPublicKey(myPrivate));
+  const myPublic = publicOf(myPrivate);
   const [a, b] = compareBytes(myPublic, theirPublic) <= 0 ? [myPublic, theirPublic] : [theirPublic, myPublic];
   // X25519(mine, theirs) = X25519(theirs, mine): with the memo on, both ends of a pair compute it once.
   const shared = memo("x25519Shared", () => memoKey(a, b), () => {
@@ -40,6 +40,19 @@ function deriveSealKey(myPrivate: Uint8Array, theirPublic: Uint8Array, purpose: 
   info.set(a, label.length);
   info.set(b, label.length + a.length);
   return hkdf(sha256, shared, undefined, info, 32);
+}
+
+/** Public keys of the private keys in use, by key object: a node seals and opens with one key all its
+ *  life, and deriving the public key is a scalar multiplication each time. */
+const publicKeys = new WeakMap<Uint8Array, { copy: Uint8Array; pub: Uint8Array }>();
+
+function publicOf(myPrivate: Uint8Array): Uint8Array {
+  const hit = publicKeys.get(myPrivate);
+  // The bytes of a cached key object could have been changed in place: compare before trusting the entry.
+  if (hit && hit.copy.length === myPrivate.length && hit.copy.every((b, i) => b === myPrivate[i])) return hit.pub;
+  const pub = x25519.getPublicKey(myPrivate);
+  publicKeys.set(myPrivate, { copy: myPrivate.slice(), pub });
+  return pub;
 }
 
 /** Seals plaintext: returns nonce ‖ ciphertext ‖ tag. */

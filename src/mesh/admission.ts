@@ -2,10 +2,13 @@
 // step (mesh-machine.ts): they change the state and return actions.
 //
 // A new link is kept when we serve, its peer is not banned, it is not the losing half of a crossed
-// pair of dials, and the pool has a slot in its direction. Whoever lies (a forged or broken record,
-// an undecodable answer, a self-check dial-back that never came) is banned for 4 h by node id and by
-// the service IP we know it at; its candidate record and its link go.
+// pair of dials, and the pool has a slot in its direction that the peer's network (/24, /48) may take.
+// Whoever lies in a way it could have checked itself (a record with a bad signature or malformed, an
+// undecodable answer, a self-check dial-back that never came) is banned for 4 h by node id and by the
+// service IP we know it at; its candidate record and its link go. A record that fails its key check bans
+// nobody (record-merge.ts).
 import { formatAddress } from "../contracts/index.ts";
+import { netPrefixOf } from "../rpc/index.ts";
 import type { NodeRecord } from "../wire/index.ts";
 import type { BanList } from "./ban-list.ts";
 import { addressKeys, type CandidatePool } from "./candidate-pool.ts";
@@ -28,15 +31,22 @@ export function admitLink(s: MeshState, link: CoreLink, now: number): MeshAction
   const existing = s.live.get(id);
   if (existing && existing.isOpen) {
     // Both sides keep the link dialled by the smaller node id, so a crossing pair of dials ends
-    // with exactly one link, the same one at both ends.
+    // with exactly one link, the same one at both ends. A second link dialled the same way replaces
+    // the first: the dialler lost or restarted it, and our end has not seen the close yet.
     const dialer = (l: CoreLink) => (l.direction === "out" ? s.myId : id);
     bump(s.events, "linksDuplicate");
-    if (dialer(link) >= dialer(existing)) return [...out, { type: "close", link, reason: MESH_CLOSE.duplicate }];
+    if (link.direction !== existing.direction && dialer(link) >= dialer(existing)) return [...out, { type: "close", link, reason: MESH_CLOSE.duplicate }];
     s.live.delete(id);
     s.meshPool.remove(id);
     out.push({ type: "close", link: existing, reason: MESH_CLOSE.duplicate });
   }
-  if (s.meshPool.add({ id, direction: link.direction, openedAt: now, rttMs: link.rttMs ?? undefined }) !== "added") {
+  // The peer's network is that of its service address (mesh links are pinned to it both ways).
+  const added = s.meshPool.add({ id, direction: link.direction, openedAt: now, rttMs: link.rttMs ?? undefined, prefix: netPrefixOf(link.remote.ip) });
+  if (added === "crowded") {
+    bump(s.events, "linksRefusedCrowded");
+    return [...out, { type: "close", link, reason: MESH_CLOSE.crowded }];
+  }
+  if (added !== "added") {
     bump(s.events, "linksRefusedFull");
     return [...out, { type: "close", link, reason: MESH_CLOSE.full }];
   }

@@ -8,6 +8,7 @@ import { readFileSync, statSync } from "node:fs";
 import { BlockList, isIP } from "node:net";
 import { join } from "node:path";
 import { ConfigError } from "../errors.ts";
+import { prefixOf } from "../rpc/index.ts";
 import { normalizeIp } from "./candidate-pool.ts";
 
 /** Temporary ban length (DESIGN §5: 4 h). */
@@ -65,12 +66,14 @@ export function isNodeId(text: string): boolean {
   return NODE_ID_PATTERN.test(text.toLowerCase());
 }
 
-/** "id" | "ip" with the normalized target, or null. */
-function classify(idOrIp: string): { kind: BanKind; target: string } | null {
+/** "id" | "ip" with the normalized target (what a temporary ban is keyed by: an IPv6 address bans its
+ *  whole /64, the share of one host), and the address itself for the user's ranges; or null. */
+function classify(idOrIp: string): { kind: BanKind; target: string; ip?: string } | null {
   const t = idOrIp.trim();
   if (isNodeId(t)) return { kind: "id", target: t.toLowerCase() };
   const ip = normalizeIp(t);
-  if (isIP(ip)) return { kind: "ip", target: ip };
+  if (isIP(ip) === 4) return { kind: "ip", target: ip, ip };
+  if (isIP(ip) === 6) return { kind: "ip", target: prefixOf(ip, 32, 64), ip };
   return null;
 }
 
@@ -126,7 +129,7 @@ export function createBanList(init: BanListInit = {}): BanList {
       const c = classify(idOrIp);
       if (!c) return false;
       if (c.kind === "id" && userIds.has(c.target)) return true;
-      if (c.kind === "ip" && userBlock.check(c.target, isIP(c.target) === 6 ? "ipv6" : "ipv4")) return true;
+      if (c.ip && userBlock.check(c.ip, isIP(c.ip) === 6 ? "ipv6" : "ipv4")) return true;
       const e = temp.get(c.target);
       return e !== undefined && e.expiresAt! > now;
     },

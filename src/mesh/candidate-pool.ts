@@ -6,7 +6,8 @@
 // (a function returning [0, 1)), so tests are deterministic.
 import type { NodeRecord } from "../wire/index.ts";
 import { DEFAULTS } from "../config/index.ts";
-import { isSameBytes, recordNodeId } from "./record.ts";
+import { netPrefixOf } from "../rpc/index.ts";
+import { provenAddress, recordNodeId } from "./record.ts";
 
 /** A candidate not seen (no link, no check, no share naming it) for this long is dropped. One hour:
  *  public nodes that are up get re-shared within minutes by the link switching. */
@@ -36,6 +37,9 @@ export interface CandidatePoolInit {
   /** How long a record that failed its check is remembered, so it is not re-checked each time it is
    *  shared. @default 10 min */
   failedCooldownMs?: number;
+  /** Most candidates with an address in one IPv4 /24 or IPv6 /48 (config `candidates_per_prefix`), so one
+   *  network with many keys cannot fill the pool. @default candidates_per_prefix of defaults.toml */
+  perPrefix?: number;
 }
 
 export interface Candidate {
@@ -47,13 +51,13 @@ export interface Candidate {
   readonly addedAt: number;
 }
 
-export type MergeSkipReason = "self" | "banned" | "known" | "duplicate" | "failed-check" | "over-cap";
+export type MergeSkipReason = "self" | "banned" | "known" | "duplicate" | "failed-check" | "over-cap" | "crowded";
 
 export interface MergePlan {
   /** New nodes, or known nodes whose key-relevant fields changed: check reachability + key, then add(). */
   check: NodeRecord[];
-  /** Known nodes with a newer seq and the same signing key and addresses: add() without a check
-   *  (the key was proven at these addresses already). */
+  /** Known nodes with a newer seq at the same proven address: add() without a check (the key was
+   *  proven at this address already, and the signature binds the record to the key). */
   refresh: NodeRecord[];
   skipped: { id: string; reason: MergeSkipReason }[];
 }
@@ -63,7 +67,8 @@ export interface MergeOptions {
   isBanned?: (idOrIp: string) => boolean;
 }
 
-export type AddOutcome = "added" | "updated" | "stale" | "self" | "full";
+/** "crowded": the record's network (/24, /48) already holds `perPrefix` candidates. */
+export type AddOutcome = "added" | "updated" | "stale" | "self" | "full" | "crowded";
 
 export interface AddResult {
   outcome: AddOutcome;
@@ -112,6 +117,7 @@ export function createCandidatePool(init: CandidatePoolInit): CandidatePool {
   const maxChecks = init.maxChecksPerMerge ?? DEFAULT_MAX_CHECKS_PER_MERGE;
   const bands = [...(init.rttBandsMs ?? DEFAULT_RTT_BANDS_MS)].sort((a, b) => a - b);
   const failedCooldownMs = init.failedCooldownMs ?? DEFAULT_FAILED_COOLDOWN_MS;
+  const perPrefix = init.perPrefix ?? DEFAULTS.candidates_per_prefix;
   const selfId = init.selfId.toLowerCase();
   const entries = new Map<string, Entry>();
   /** address key → node id */
@@ -119,11 +125,36 @@ export function createCandidatePool(init: CandidatePoolInit): CandidatePool {
   /** failed record fingerprint → until (ms) */
   const failed = new Map<string, number>();
 
+  /** network prefix → ids of the candidates with an address in it */
+  const byNet = new Map<string, Set<string>>();
+
   function index(e: Entry): void {
     for (const k of e.keys) byAddress.set(k, e.id);
+    for (const n of netPrefixes(e.record)) {
+      const ids = byNet.get(n) ?? new Set<string>();
+      ids.add(e.id);
+      byNet.set(n, ids);
+    }
   }
   function unindex(e: Entry): void {
     for (const k of e.keys) if (byAddress.get(k) === e.id) byAddress.delete(k);
+    for (const n of netPrefixes(e.record)) {
+      const ids = byNet.get(n);
+      ids?.delete(e.id);
+      if (ids?.size === 0) byNet.delete(n);
+    }
+  }
+  /** Whether a record of node `id` would make one of its networks hold more than `perPrefix` candidates
+   *  (`extra` counts records planned in the same batch). */
+  function crowded(id: string, rec: NodeRecord, extra?: Map<string, number>): boolean {
+    // The node itself, and whoever holds one of its addresses now (it takes their place), do not count.
+    const leaving = new Set([id, ...addressKeys(rec).flatMap((k) => byAddress.get(k) ?? [])]);
+    return netPrefixes(rec).some((n) => {
+      const ids = byNet.get(n);
+      let held = 0;
+      for (const x of ids ?? []) if (!leaving.has(x)) held++;
+      return held + (extra?.get(n) ?? 0) >= perPrefix;
+    });
   }
   function removeEntry(id: string): boolean {
     const e = entries.get(id);
@@ -203,6 +234,7 @@ export function createCandidatePool(init: CandidatePoolInit): CandidatePool {
         }
       }
       const batchAddresses = new Set<string>();
+      const batchNets = new Map<string, number>();
       for (const id of order) {
         const rec = best.get(id)!;
         const keys = addressKeys(rec);
@@ -227,8 +259,13 @@ export function createCandidatePool(init: CandidatePoolInit): CandidatePool {
           plan.skipped.push({ id, reason: "duplicate" });
           continue;
         }
+        if (crowded(id, rec, batchNets)) {
+          plan.skipped.push({ id, reason: "crowded" });
+          continue;
+        }
         for (const k of keys) batchAddresses.add(k);
-        if (known && isSameBytes(known.record.signingKey, rec.signingKey) && sameKeys(known.keys, keys)) {
+        for (const n of netPrefixes(rec)) batchNets.set(n, (batchNets.get(n) ?? 0) + 1);
+        if (known && sameKeys(known.keys, keys)) {
           plan.refresh.push(rec);
           continue;
         }
@@ -249,6 +286,7 @@ export function createCandidatePool(init: CandidatePoolInit): CandidatePool {
       if (known && record.seq <= known.record.seq) return { outcome: "stale", removed: [] };
       const keys = addressKeys(record);
       const removed: string[] = [];
+      if (crowded(id, record)) return { outcome: "crowded", removed };
       // The record was just checked at these addresses, so another node id still holding one of them
       // is out of date (e.g. the node restarted with a new key).
       for (const k of keys) {
@@ -365,15 +403,19 @@ function pushSample(e: Entry, rttMs: number): void {
   e.rttMs = sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 }
 
-/** Endpoints a record claims: the same IP with the same TCP or UDP port is the same node. */
+/** The endpoint a record's key check proves (the TCP address it dials, record.ts provenAddress):
+ *  two records with the same one name the same node, so the newer checked one replaces the other.
+ *  Other addresses a record lists are its node's word only and never displace anyone. */
 export function addressKeys(rec: NodeRecord): string[] {
-  const keys: string[] = [];
-  for (const a of rec.addresses) {
-    const ip = normalizeIp(a.ip);
-    if (a.tcpPort) keys.push(`${ip}/tcp/${a.tcpPort}`);
-    if (a.udpPort) keys.push(`${ip}/udp/${a.udpPort}`);
-  }
-  return keys;
+  const a = provenAddress(rec);
+  return a ? [`${normalizeIp(a.ip)}/tcp/${a.tcpPort}`] : [];
+}
+
+/** The network (IPv4 /24, IPv6 /48) a record counts in for diversity: that of its proven address (the one
+ *  its key check dials), so listing other addresses neither hides a node's network nor blames another. */
+export function netPrefixes(rec: NodeRecord): string[] {
+  const a = provenAddress(rec);
+  return a ? [netPrefixOf(a.ip)] : [];
 }
 
 /** Lower-case, and "::ffff:1.2.3.4" → "1.2.3.4", so one endpoint has one key. */

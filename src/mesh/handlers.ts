@@ -5,13 +5,14 @@
 // mesh.find only to mesh peers. QUIC (udp.router), for apps and `findings peers/find` and the
 // self-check dial-backs: mesh.peers, mesh.find, mesh.self-check-echo and mesh.self-check, whose
 // answer makes us dial the asker twice and so has the tightest limits. Peers, searches and
-// self-checks keep their own limiters too (a mesh peer is counted by node id); the router's per-host
-// rates are a backstop, loose enough for many nodes on one host (tests, NAT'd neighbours).
+// self-checks keep their own limiters too (a mesh peer is counted by node id, a stranger by host: an IPv4
+// address or an IPv6 /64); the router's per-host and per-/24 (/48) rates are a backstop, loose enough for
+// many nodes on one host (tests, NAT'd neighbours).
 // A real node's routers and a memory node's router (memory-net.ts) get this same table.
 import { errorLine } from "../errors.ts";
 import type { NodeKey } from "../identity/index.ts";
 import { METHOD } from "../rpc/index.ts";
-import { ANY_TRUST, MESH_ONLY, perHost, type RpcHandler, type RpcReply } from "../rpc/index.ts";
+import { ANY_TRUST, MESH_ONLY, perHost, perHostAndNet, prefixOf, type RpcHandler, type RpcReply } from "../rpc/index.ts";
 import type { RouteTable } from "../rpc/index.ts";
 import { Status } from "../wire/index.ts";
 import type { NodeRecord } from "../wire/index.ts";
@@ -23,7 +24,7 @@ import { linkOf } from "./link.ts";
 import type { MeshSearch } from "./mesh-search.ts";
 import { MAX_SMALL_MESSAGE_BYTES } from "./mesh-service-constants.ts";
 import type { PeerSharing } from "./peer-sharing.ts";
-import { answerKeyCheck } from "./record-check.ts";
+import { createKeyCheckAnswerer } from "./key-check-answer.ts";
 import { createRateLimiter } from "./search-rate-limit.ts";
 import { answerSelfCheck, SELF_CHECK_BURST, SELF_CHECK_RATE_PER_S, type SelfChecker } from "./self-check.ts";
 
@@ -50,13 +51,24 @@ export interface MeshRoutes {
   quic: RouteTable;
 }
 
+/** The key of a host in the limiters of this file: an IPv4 address, an IPv6 /64 (one host's share). */
+const hostOf = (ip: string) => prefixOf(ip, 32, 64);
+
 /** Most small requests of one method running at once, whoever sent them. */
 const SMALL = { maxPayloadBytes: MAX_SMALL_MESSAGE_BYTES, maxInFlight: 64 } as const;
 /** Self-checks running at once: each dials the asker back on both transports. */
 const MAX_SELF_CHECKS_IN_FLIGHT = 16;
+/** A key check costs us two X25519 agreements (~1–2 ms): a host gets a few per second, its /24 (IPv6
+ *  /48) a few more. Honest checkers ask once per record they merge; a refused check is "unreachable",
+ *  not a lie, and is asked again with a later share. */
+const KEY_CHECK_RATE = [
+  { ratePerS: 5, burst: 20, v4Bits: 32, v6Bits: 64 },
+  { ratePerS: 10, burst: 40, v4Bits: 24, v6Bits: 48 },
+] as const;
 
 export function meshRoutes(d: MeshHandlerDeps): MeshRoutes {
   const selfCheckLimiter = createRateLimiter({ ratePerS: SELF_CHECK_RATE_PER_S, burst: SELF_CHECK_BURST });
+  const keyChecks = createKeyCheckAnswerer(d.nodeKey, d.ownRecord);
 
   const counted =
     (method: string, fn: RpcHandler): RpcHandler =>
@@ -68,7 +80,7 @@ export function meshRoutes(d: MeshHandlerDeps): MeshRoutes {
   const onPeers: RpcHandler = (payload, ctx) => {
     const link = linkOf(ctx);
     const t = d.now();
-    const rateKey = link.trust === "mesh" ? `id:${link.peerNodeId}` : `ip:${link.socketRemote.ip}`;
+    const rateKey = link.trust === "mesh" ? `id:${link.peerNodeId}` : `ip:${hostOf(link.socketRemote.ip)}`;
     return d.sharing.answer(payload, { via: "link", rateKey, peerId: link.peerNodeId, banned: isPeerBanned(d.bans, link, t) }, t);
   };
 
@@ -92,20 +104,20 @@ export function meshRoutes(d: MeshHandlerDeps): MeshRoutes {
     };
 
   const onSelfCheck = quic(METHOD.mesh.selfCheck, (payload, ip, signal) => {
-    if (!selfCheckLimiter.allow(ip, d.now())) return { status: Status.RATE_LIMITED, error: "too many self-checks; slow down" };
+    if (!selfCheckLimiter.allow(hostOf(ip), d.now())) return { status: Status.RATE_LIMITED, error: "too many self-checks; slow down" };
     return answerSelfCheck({ udp: d.udp, links: d.links }, payload, ip, { signal, onRequest: d.countOut });
   });
 
   return {
     wss: [
-      [Mesh.method.peers, { ...SMALL, transports: ["wss"], trust: ANY_TRUST, rate: perHost(20, 100), handler: counted(METHOD.mesh.peers, onPeers) }],
+      [Mesh.method.peers, { ...SMALL, transports: ["wss"], trust: ANY_TRUST, rate: perHostAndNet(20, 100), handler: counted(METHOD.mesh.peers, onPeers) }],
       [
         Mesh.method.keyCheck,
-        { ...SMALL, transports: ["wss"], trust: ANY_TRUST, rate: perHost(20, 100), handler: counted(METHOD.mesh.keyCheck, (payload) => answerKeyCheck(d.nodeKey, payload, d.ownRecord())) },
+        { ...SMALL, transports: ["wss"], trust: ANY_TRUST, rate: KEY_CHECK_RATE, handler: counted(METHOD.mesh.keyCheck, (payload, ctx) => keyChecks.answer(payload, ctx.link)) },
       ],
       [
         Mesh.method.selfCheckEcho,
-        { ...SMALL, transports: ["wss"], trust: ANY_TRUST, rate: perHost(20, 100), handler: counted(METHOD.mesh.selfCheckEcho, (payload) => d.selfChecker.echo(payload, "tcp")) },
+        { ...SMALL, transports: ["wss"], trust: ANY_TRUST, rate: perHostAndNet(20, 100), handler: counted(METHOD.mesh.selfCheckEcho, (payload) => d.selfChecker.echo(payload, "tcp")) },
       ],
       [Mesh.method.find, { ...SMALL, transports: ["wss"], trust: MESH_ONLY, rate: perHost(100, 500), handler: onFind }],
     ],
@@ -116,16 +128,16 @@ export function meshRoutes(d: MeshHandlerDeps): MeshRoutes {
           ...SMALL,
           transports: ["quic"],
           trust: ANY_TRUST,
-          rate: perHost(20, 100),
-          handler: quic(METHOD.mesh.peers, (payload, ip) => d.sharing.answer(payload, { via: "app", rateKey: `ip:${ip}`, banned: false }, d.now())),
+          rate: perHostAndNet(20, 100),
+          handler: quic(METHOD.mesh.peers, (payload, ip) => d.sharing.answer(payload, { via: "app", rateKey: `ip:${hostOf(ip)}`, banned: false }, d.now())),
         },
       ],
-      [Mesh.method.find, { ...SMALL, transports: ["quic"], trust: ANY_TRUST, rate: perHost(20, 100), handler: quic(METHOD.mesh.find, (payload, ip) => d.search.onAppRequest(payload, ip)) }],
+      [Mesh.method.find, { ...SMALL, transports: ["quic"], trust: ANY_TRUST, rate: perHostAndNet(20, 100), handler: quic(METHOD.mesh.find, (payload, ip) => d.search.onAppRequest(payload, hostOf(ip))) }],
       [
         Mesh.method.selfCheckEcho,
-        { ...SMALL, transports: ["quic"], trust: ANY_TRUST, rate: perHost(20, 100), handler: quic(METHOD.mesh.selfCheckEcho, (payload) => d.selfChecker.echo(payload, "udp")) },
+        { ...SMALL, transports: ["quic"], trust: ANY_TRUST, rate: perHostAndNet(20, 100), handler: quic(METHOD.mesh.selfCheckEcho, (payload) => d.selfChecker.echo(payload, "udp")) },
       ],
-      [Mesh.method.selfCheck, { ...SMALL, maxInFlight: MAX_SELF_CHECKS_IN_FLIGHT, transports: ["quic"], trust: ANY_TRUST, rate: perHost(1, 10), handler: onSelfCheck }],
+      [Mesh.method.selfCheck, { ...SMALL, maxInFlight: MAX_SELF_CHECKS_IN_FLIGHT, transports: ["quic"], trust: ANY_TRUST, rate: perHostAndNet(1, 10), handler: onSelfCheck }],
     ],
   };
 }

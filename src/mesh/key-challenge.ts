@@ -1,13 +1,11 @@
-// Key check of a shared node record: Seal(random A) → Seal(A + own address + signing key) (seed 001 §公钥广播与验证, DESIGN §3).
+// Key check of a shared node record: Seal(random A) → Seal(A + own address) (seed 001 §公钥广播与验证, DESIGN §3).
 //
 // 1. The checker sends its public key in clear and Seal(A) to the key the record names.
 // 2. The named node opens the box (only the owner of that X25519 key can) and answers
-//    Seal(A ‖ its address ‖ its record signing key).
-// 3. The checker opens the answer and compares A, the address it dialled, and (when given) the
-//    signing key in the record. A matching answer proves the key's owner is at that address; the
-//    signing key ties the record's Ed25519 signature to that same owner (see record.ts), which the
-//    seed's "A + address" alone would not: a relay could otherwise keep the real public key and
-//    address but re-sign the record with its own stakes.
+//    Seal(A ‖ its address).
+// 3. The checker opens the answer and compares A and the address it dialled. A matching answer
+//    proves the key's owner is at that address now. That the owner also wrote the record's fields is
+//    proven by the record's own signature, made with the same X25519 key (record.ts).
 // Answers use another seal purpose than challenges, so an answer box cannot be reflected as a
 // challenge. Every function on network input returns a typed failure and never throws.
 import { create, toBinary } from "@bufbuild/protobuf";
@@ -18,7 +16,7 @@ import type { NodeKey } from "../identity/index.ts";
 import { open, seal } from "../identity/index.ts";
 import { decodeMessage } from "../wire/index.ts";
 import { KeyAnswerBodySchema, KeyAnswerSchema, KeyChallengeSchema } from "../wire/index.ts";
-import { ED25519_PUBLIC_KEY_BYTES, isSameBytes, recordSigningKey } from "./record.ts";
+import { isSameBytes } from "./record.ts";
 
 /** Random value A: 32 bytes, so guessing it is hopeless. */
 const CHALLENGE_NONCE_BYTES = 32;
@@ -32,19 +30,15 @@ export interface ChallengeExpect {
   readonly myPrivateKey: Uint8Array;
   readonly theirPublicKey: Uint8Array;
   readonly nonce: Uint8Array;
-  /** The signing key the record claims; the answer must carry the same one. */
-  readonly signingKey?: Uint8Array;
 }
 
 export interface ChallengeOptions {
   /** Source of A. @default crypto random bytes */
   random?: (n: number) => Uint8Array;
-  /** The record's signing_key, to be confirmed by the answer. */
-  signingKey?: Uint8Array;
 }
 
 export type AnswerFailure = "too-large" | "undecodable" | "bad-key" | "cannot-open" | "bad-nonce" | "bad-address";
-export type CheckFailure = "too-large" | "undecodable" | "cannot-open" | "wrong-nonce" | "wrong-address" | "wrong-signing-key";
+export type CheckFailure = "too-large" | "undecodable" | "cannot-open" | "wrong-nonce" | "wrong-address";
 
 /** Step 1. Throws SealError when `theirPub` is not a usable X25519 key (wrong length, low-order
  *  point): the caller treats that as a failed check of the record. */
@@ -54,7 +48,7 @@ export function makeChallenge(myKey: NodeKey, theirPub: Uint8Array, options: Cha
   const payload = toBinary(KeyChallengeSchema, create(KeyChallengeSchema, { publicKey: myKey.publicKey, sealed }));
   return {
     payload,
-    expect: { myPrivateKey: myKey.privateKey, theirPublicKey: theirPub, nonce, signingKey: options.signingKey },
+    expect: { myPrivateKey: myKey.privateKey, theirPublicKey: theirPub, nonce },
   };
 }
 
@@ -79,7 +73,7 @@ export function answerChallenge(
     return { ok: false, reason: "cannot-open", detail: err instanceof Error ? err.message : String(err) };
   }
   if (nonce.length !== CHALLENGE_NONCE_BYTES) return { ok: false, reason: "bad-nonce", detail: `A must be ${CHALLENGE_NONCE_BYTES} bytes, got ${nonce.length}` };
-  const body = toBinary(KeyAnswerBodySchema, create(KeyAnswerBodySchema, { nonce, address: myAddress, signingKey: recordSigningKey(myKey.privateKey).publicKey }));
+  const body = toBinary(KeyAnswerBodySchema, create(KeyAnswerBodySchema, { nonce, address: myAddress }));
   try {
     const answer = toBinary(KeyAnswerSchema, create(KeyAnswerSchema, { sealed: seal(myKey.privateKey, publicKey, SEAL_PURPOSE.keyAnswer, body) }));
     return { ok: true, answer, challengerKey: publicKey };
@@ -95,7 +89,7 @@ export function checkAnswer(
   expect: ChallengeExpect,
   answer: Uint8Array,
   expectedAddress: string,
-): { ok: true; signingKey: Uint8Array } | { ok: false; reason: CheckFailure; detail: string } {
+): { ok: true } | { ok: false; reason: CheckFailure; detail: string } {
   const decoded = decodeSafe(() => decodeMessage(KeyAnswerSchema, answer, "key answer", MAX_CHALLENGE_BYTES));
   if (!decoded.ok) return decoded;
   let plain: Uint8Array;
@@ -111,11 +105,7 @@ export function checkAnswer(
   if (body.address !== expectedAddress) {
     return { ok: false, reason: "wrong-address", detail: `the node says it is at ${JSON.stringify(body.address.slice(0, MAX_CHALLENGE_ADDRESS_CHARS))}, expected ${expectedAddress}` };
   }
-  if (body.signingKey.length !== ED25519_PUBLIC_KEY_BYTES) return { ok: false, reason: "wrong-signing-key", detail: `signing key must be ${ED25519_PUBLIC_KEY_BYTES} bytes` };
-  if (expect.signingKey && !isSameBytes(body.signingKey, expect.signingKey)) {
-    return { ok: false, reason: "wrong-signing-key", detail: "the node's signing key is not the one in the record" };
-  }
-  return { ok: true, signingKey: body.signingKey };
+  return { ok: true };
 }
 
 function decodeSafe<T>(fn: () => T): { ok: true; value: T } | { ok: false; reason: "too-large" | "undecodable"; detail: string } {

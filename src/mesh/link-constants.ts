@@ -3,6 +3,11 @@ import { MAX_SEALED_BYTES, SEAL_PURPOSE } from "../constants.ts";
 // Each is the default of an init field, so tests and the config can shorten it.
 import { REQUEST_TIMEOUT_MS, TLS_HANDSHAKE_TIMEOUT_MS } from "../constants.ts";
 
+/** Requests a first-contact (untrusted) inbound link may send before it is closed: first contact is brief
+ *  (peers, a key check, a self-check echo, a hello, an app bootstrap), so a stranger cannot keep one link
+ *  busy with requests the router refuses, each of which still costs us a frame, a decode and an answer. */
+export const MAX_UNTRUSTED_LINK_REQUESTS = 16;
+
 /** WebSocket path of the mesh on the TLS port (DESIGN §2: wss://host:port/mesh). */
 export const MESH_PATH = "/mesh";
 

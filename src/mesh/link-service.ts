@@ -27,7 +27,8 @@ import {
 } from "./link-constants.ts";
 import { createMeshLink, linkOf, type MeshLink, type MeshLinkControl } from "./link.ts";
 import { meshAcceptHandler, meshHelloHandler, runMeshDial, type BootstrapContext, type DialLinkOptions, type PendingAccept } from "./mesh-bootstrap.ts";
-import { silentLogger, type Logger } from "../contracts/index.ts";
+import { formatAddress, silentLogger, specialRangeOf, type Logger } from "../contracts/index.ts";
+import { DEFAULTS } from "../config/index.ts";
 
 export interface MeshLinksComponents {
   /** The node's TLS endpoint; the service adds the /mesh WebSocket path to it. */
@@ -58,6 +59,9 @@ export interface MeshLinksInit {
   requestTimeoutMs?: number;
   /** Idle timeout of links we dial (inbound links use the endpoint's). @default idle_timeout_s of defaults.toml */
   idleTimeoutMs?: number;
+  /** Dial loopback, private, link-local and other special-purpose addresses (labs, tests on one machine).
+   *  Off, every dial to such an address is refused before a packet is sent. @default allow_special_targets of defaults.toml */
+  allowSpecialTargets?: boolean;
 }
 
 export interface MeshDialOptions {
@@ -92,6 +96,7 @@ export function createMeshLinks(components: MeshLinksComponents, init: MeshLinks
   const bootstrapTimeoutMs = init.bootstrapTimeoutMs ?? MESH_BOOTSTRAP_TIMEOUT_MS;
   const untrustedLifetimeMs = init.untrustedLifetimeMs ?? UNTRUSTED_LINK_LIFETIME_MS;
   const requestTimeoutMs = init.requestTimeoutMs ?? LINK_REQUEST_TIMEOUT_MS;
+  const allowSpecialTargets = init.allowSpecialTargets ?? DEFAULTS.allow_special_targets;
   const advertiseHost = init.advertiseHost ?? (isIP(tls.host) && tls.host !== "0.0.0.0" && tls.host !== "::" ? tls.host : "");
 
   const all = new Set<MeshLinkControl>();
@@ -122,10 +127,11 @@ export function createMeshLinks(components: MeshLinksComponents, init: MeshLinks
   };
 
   // The bootstrap's own methods. Open to any link: the handlers themselves refuse (and close) a link that
-  // is not a fresh inbound one. A hello costs a sealed box and a dial-back, so a host gets a few per second.
+  // is not a fresh inbound one. A hello costs a sealed box and a dial-back, so a host gets a few per second
+  // and its /24 (IPv6 /48) a few more.
   const onHello = meshHelloHandler(ctx);
   const onAccept = meshAcceptHandler(ctx);
-  const bootstrapPolicy = { transports: ["wss"], trust: ANY_TRUST, rate: perHost(5, 30), maxInFlight: 64, maxPayloadBytes: MAX_MESH_HELLO_BYTES } as const;
+  const bootstrapPolicy = { transports: ["wss"], trust: ANY_TRUST, rate: [...perHost(5, 30), { ratePerS: 10, burst: 60, v4Bits: 24, v6Bits: 48 }], maxInFlight: 64, maxPayloadBytes: MAX_MESH_HELLO_BYTES } as const;
   const helloRoute: Route = { ...bootstrapPolicy, handler: (payload, c) => onHello(payload, linkOf(c)) };
   // Every link this service hands to the router is one it made with createMeshLink (a MeshLinkControl).
   const acceptRoute: Route = { ...bootstrapPolicy, handler: (payload, c) => onAccept(payload, linkOf(c) as MeshLinkControl) };
@@ -154,13 +160,16 @@ export function createMeshLinks(components: MeshLinksComponents, init: MeshLinks
       link,
       setTimeout(() => {
         lifetimeTimers.delete(link);
-        if (link.trust !== "mesh") link.close(WS_CLOSE.policyViolation, "untrusted link lifetime over");
+        // A bound app link ("pinned") and a mesh link proved a key; only a link nobody proved goes.
+        if (link.trust === "untrusted") link.close(WS_CLOSE.policyViolation, "untrusted link lifetime over");
       }, untrustedLifetimeMs),
     );
   }
 
   async function dialLink(addr: HostPort, opts: DialLinkOptions): Promise<MeshLinkControl> {
     if (state !== "running") throw new PeerError("Cannot dial: the mesh link service is not running");
+    const range = allowSpecialTargets ? null : specialRangeOf(addr.ip);
+    if (range) throw new PeerError(`Cannot dial ${formatAddress(addr)}: it is a ${range} address (allow_special_targets is off)`);
     const signal = opts.signal ? AbortSignal.any([opts.signal, lifetime.signal]) : lifetime.signal;
     const { conn, peerSpki } = await dialWss(addr, {
       path: MESH_PATH,

@@ -10,7 +10,7 @@ import type { Router } from "../rpc/index.ts";
 import { WS_CLOSE } from "../transport/index.ts";
 import type { WsCloseInfo, WsConnection } from "../transport/index.ts";
 import { decodeEnvelope, encodeAnswer, encodeEnvelope, Status, statusName, type Envelope } from "../wire/index.ts";
-import { LINK_REQUEST_TIMEOUT_MS, MAX_INFLIGHT_REQUESTS_PER_LINK, MAX_PENDING_REQUESTS_PER_LINK } from "./link-constants.ts";
+import { LINK_REQUEST_TIMEOUT_MS, MAX_INFLIGHT_REQUESTS_PER_LINK, MAX_PENDING_REQUESTS_PER_LINK, MAX_UNTRUSTED_LINK_REQUESTS } from "./link-constants.ts";
 import { silentLogger, type Logger } from "../contracts/index.ts";
 import { createCloseNotifier } from "./close-notifier.ts";
 
@@ -111,6 +111,8 @@ export function createMeshLink(conn: WsConnection, init: MeshLinkInit): MeshLink
   let nextId = 1n;
   let inflight = 0;
   let trust = init.trust;
+  /** Requests served while the link was a first-contact inbound one. */
+  let untrustedRequests = 0;
   let direction = init.direction;
   let remote = init.remote ?? conn.remote;
   let peerKey = init.peerKey ?? null;
@@ -131,7 +133,9 @@ export function createMeshLink(conn: WsConnection, init: MeshLinkInit): MeshLink
       conn.close(code, "bad envelope");
       return;
     }
-    if (env.status === Status.REQUEST) void dispatch(env);
+    if (env.status === Status.REQUEST) {
+      dispatch(env).catch((err: unknown) => log.warn("mesh link: request not answered", { link: label(), method: env.method, error: String(err) }));
+    }
     else {
       const p = pending.get(env.id);
       if (!p) {
@@ -144,6 +148,13 @@ export function createMeshLink(conn: WsConnection, init: MeshLinkInit): MeshLink
   }
 
   async function dispatch(req: Envelope): Promise<void> {
+    // A first-contact link that spends its few requests, or runs into a rate limit, goes: the stranger has
+    // to pay a new TLS handshake (counted per source by the TLS endpoint) to ask again.
+    const firstContact = trust === "untrusted" && direction === "in";
+    if (firstContact && ++untrustedRequests > MAX_UNTRUSTED_LINK_REQUESTS) {
+      conn.close(WS_CLOSE.policyViolation, "too many requests on a first-contact link");
+      return;
+    }
     if (inflight >= maxInflight) {
       conn.send(encodeAnswer(req, Status.RATE_LIMITED, undefined, `more than ${maxInflight} requests in flight`));
       return;
@@ -166,6 +177,7 @@ export function createMeshLink(conn: WsConnection, init: MeshLinkInit): MeshLink
     }
     conn.send(bytes);
     if (answer.thenClose) conn.close(answer.thenClose.code, answer.thenClose.reason);
+    else if (firstContact && answer.status === Status.RATE_LIMITED) conn.close(WS_CLOSE.policyViolation, "rate limited");
   }
 
   function contextOf(method: string): RpcContext {

@@ -198,7 +198,7 @@ export function createMemoryLinkPair(a: MemoryEnd, b: MemoryEnd, opts: MemoryPai
       deliver(bytes) {
         if (!open) return;
         const env = decodeEnvelope(bytes);
-        if (env.status === Status.REQUEST) return void dispatch(env);
+        if (env.status === Status.REQUEST) return void dispatch(env).catch(() => {}); // the router answers every outcome
         const p = pending.get(env.id);
         if (!p) return;
         p.off();

@@ -31,6 +31,8 @@ import type { Logger } from "../contracts/index.ts";
 
 const REFUSE_CLOSE = { code: WS_CLOSE.policyViolation, reason: "bootstrap refused" };
 const DONE_CLOSE = { code: WS_CLOSE.normal, reason: "bootstrap done" };
+/** The one answer to a hello whose dial-back failed, whatever the reason. */
+export const DIAL_BACK_FAILED = "cannot dial back the hello's source address at its tcp_port (mesh nodes must be reachable from the internet)";
 
 /** A bootstrap A started and whose dial-back it waits for, keyed by hex nonce. */
 export interface PendingAccept {
@@ -173,9 +175,14 @@ async function answerMeshHello(ctx: BootstrapContext, payload: Uint8Array, link:
   if (ctx.dialBacks.active >= ctx.maxConcurrentDialBacks) {
     throw new AnswerError(Status.FULL, "too many mesh bootstraps in progress; try again later", REFUSE_CLOSE);
   }
-  // The client's listener: the host it names, else the address its hello came from.
-  const target: HostPort = { ip: hello.host || link.socketRemote.ip, port: hello.tcpPort };
+  // The client's listener is at the address its hello came from: the hello's `host` is not trusted, so a
+  // stranger cannot make us dial a third party. Every failure of the dial-back gets the same answer, so
+  // the asker cannot tell a closed port from a non-TLS one or a TLS one with another certificate.
+  const target: HostPort = { ip: link.socketRemote.ip, port: hello.tcpPort };
   const url = `wss://${formatAddress(target)}${MESH_PATH}`;
+  if (!Number.isInteger(hello.tcpPort) || hello.tcpPort < 1 || hello.tcpPort > 65535) {
+    throw new AnswerError(Status.BAD_REQUEST, "tcp_port must be 1..65535", REFUSE_CLOSE);
+  }
   ctx.dialBacks.active += 1;
   try {
     let back: MeshLinkControl;
@@ -188,15 +195,8 @@ async function answerMeshHello(ctx: BootstrapContext, payload: Uint8Array, link:
         timeoutMs: ctx.dialBackTimeoutMs,
       });
     } catch (err) {
-      if (err instanceof PinMismatchError) {
-        throw new AnswerError(Status.UNAUTHENTICATED, `the dial-back to ${url} met another certificate than the one in the hello`, REFUSE_CLOSE);
-      }
-      ctx.log.info("mesh dial-back failed", { url, error: errorLine(err) });
-      throw new AnswerError(
-        Status.REFUSED,
-        `cannot dial back ${url}: ${errorLine(err)} (mesh nodes must be reachable from the internet)`,
-        REFUSE_CLOSE,
-      );
+      ctx.log.info("mesh dial-back failed", { url, pinMismatch: err instanceof PinMismatchError, error: errorLine(err) });
+      throw new AnswerError(Status.REFUSED, DIAL_BACK_FAILED, REFUSE_CLOSE);
     }
     let answer: Envelope;
     try {
@@ -205,11 +205,13 @@ async function answerMeshHello(ctx: BootstrapContext, payload: Uint8Array, link:
       });
     } catch (err) {
       back.close(WS_CLOSE.policyViolation, "accept failed");
-      throw new AnswerError(Status.REFUSED, `the dial-back link to ${url} failed: ${errorLine(err)}`, REFUSE_CLOSE);
+      ctx.log.info("mesh dial-back link failed", { url, error: errorLine(err) });
+      throw new AnswerError(Status.REFUSED, DIAL_BACK_FAILED, REFUSE_CLOSE);
     }
     if (answer.status !== Status.OK) {
       back.close(WS_CLOSE.policyViolation, "accept refused");
-      throw new AnswerError(Status.UNAUTHENTICATED, `${url} refused our accept: ${statusName(answer.status)} ${answer.error}`.trim(), REFUSE_CLOSE);
+      ctx.log.info("mesh dial-back accept refused", { url, status: statusName(answer.status), error: answer.error.slice(0, 200) });
+      throw new AnswerError(Status.REFUSED, DIAL_BACK_FAILED, REFUSE_CLOSE);
     }
     ctx.established(back);
     return { status: Status.OK, thenClose: DONE_CLOSE };

@@ -9,6 +9,7 @@
 // asks for help while it knows fewer candidates than mesh_out. Client: asks for help every switch
 // interval. Both write the peer cache now and then.
 import type { NodeRecord } from "../wire/index.ts";
+import { DEFAULTS } from "../config/index.ts";
 import { admitLink, punish } from "./admission.ts";
 import { createBanList, type BanList } from "./ban-list.ts";
 import { createCandidatePool, DEFAULT_CANDIDATE_TTL_MS, type CandidatePool, type Rand } from "./candidate-pool.ts";
@@ -70,6 +71,10 @@ export interface MeshSettings {
   /** Also ask for help (backing off) while outgoing links are missing and no candidate is left to
    *  dial (all full, cooling down or gone), not only while the pool is smaller than mesh_out. */
   helpWhenStarved: boolean;
+  /** config `record_max_age_s` × 1000: candidates whose record is older are dropped. */
+  recordMaxAgeMs: number;
+  /** config `record_resign_s` × 1000: our record is re-signed when it is this old. */
+  recordResignMs: number;
 }
 
 export interface MeshState {
@@ -139,8 +144,15 @@ export interface MeshStateInit {
   shortlist: number;
   meshOut: number;
   meshIn: number;
+  /** Diversity: most mesh links per direction / candidates per IPv4 /24 or IPv6 /48. @default defaults.toml */
+  meshPerPrefix?: number;
+  candidatesPerPrefix?: number;
   switchIntervalMs: number;
   shareCount: number;
+  /** config `record_max_age_s` × 1000. @default the embedded default */
+  recordMaxAgeMs?: number;
+  /** config `record_resign_s` × 1000. @default the embedded default */
+  recordResignMs?: number;
   /** Overrides of the timing edges (tests, the simulator). */
   timing?: Partial<Pick<MeshSettings, "tickMs" | "refillDelayMs" | "helpRetryMs" | "starvedRefreshMaxMs" | "cacheWriteIntervalMs" | "switchAwayIntervals" | "helpWhenStarved">>;
 }
@@ -159,6 +171,8 @@ export function createMeshState(init: MeshStateInit): MeshState {
     cacheWriteIntervalMs: PEER_CACHE_WRITE_INTERVAL_MS,
     switchAwayIntervals: SWITCH_AWAY_INTERVALS,
     helpWhenStarved: false,
+    recordMaxAgeMs: init.recordMaxAgeMs ?? DEFAULTS.record_max_age_s * 1000,
+    recordResignMs: init.recordResignMs ?? DEFAULTS.record_resign_s * 1000,
     ...init.timing,
   };
   return {
@@ -166,8 +180,8 @@ export function createMeshState(init: MeshStateInit): MeshState {
     settings,
     myId: init.myId,
     own: init.own,
-    candidates: createCandidatePool({ selfId: init.myId, capacity: init.shortlist, ttlMs: DEFAULT_CANDIDATE_TTL_MS }),
-    meshPool: createMeshPool({ maxOut: init.meshOut, maxIn: init.meshIn, switchIntervalMs: init.switchIntervalMs, now: init.now }),
+    candidates: createCandidatePool({ selfId: init.myId, capacity: init.shortlist, ttlMs: DEFAULT_CANDIDATE_TTL_MS, perPrefix: init.candidatesPerPrefix }),
+    meshPool: createMeshPool({ maxOut: init.meshOut, maxIn: init.meshIn, switchIntervalMs: init.switchIntervalMs, perPrefix: init.meshPerPrefix, now: init.now }),
     dials: createDialBook(),
     bans: createBanList(),
     live: new Map(),

@@ -16,6 +16,8 @@ export interface MeshLink {
   readonly direction: LinkDirection;
   readonly openedAt: number;
   readonly rttMs: number | null;
+  /** The peer's network (IPv4 /24, IPv6 /48; netPrefixOf), for the diversity limit. */
+  readonly prefix?: string;
 }
 
 export interface MeshPoolInit {
@@ -25,11 +27,14 @@ export interface MeshPoolInit {
   maxIn?: number;
   /** Time between switches (config `mesh_switch_s` × 1000). @default mesh_switch_s of defaults.toml */
   switchIntervalMs?: number;
+  /** Most links in one direction to peers of one network (config `mesh_per_prefix`). @default mesh_per_prefix of defaults.toml */
+  perPrefix?: number;
   /** Start of the first interval, ms. @default 0 (first switch one interval after time 0) */
   now?: number;
 }
 
-export type AddLinkOutcome = "added" | "full" | "duplicate";
+/** "crowded": the direction already holds `perPrefix` links to the peer's network. */
+export type AddLinkOutcome = "added" | "full" | "duplicate" | "crowded";
 
 export interface SwitchPlan {
   /** Outgoing links to close (0–2). */
@@ -47,7 +52,9 @@ export interface MeshPool {
   has(id: string): boolean;
   get(id: string): MeshLink | undefined;
   list(direction?: LinkDirection): MeshLink[];
-  add(link: { id: string; direction: LinkDirection; openedAt: number; rttMs?: number }): AddLinkOutcome;
+  add(link: { id: string; direction: LinkDirection; openedAt: number; rttMs?: number; prefix?: string }): AddLinkOutcome;
+  /** Whether one more link in `direction` to network `prefix` is within the diversity limit. */
+  hasRoomFor(direction: LinkDirection, prefix: string): boolean;
   remove(id: string): boolean;
   setRtt(id: string, rttMs: number): void;
   /** Outgoing links missing to reach maxOut: dial this many to replace lost links. */
@@ -62,12 +69,18 @@ export function createMeshPool(init: MeshPoolInit = {}): MeshPool {
   const maxOut = init.maxOut ?? DEFAULTS.mesh_out;
   const maxIn = init.maxIn ?? DEFAULTS.mesh_in;
   const interval = init.switchIntervalMs ?? DEFAULTS.mesh_switch_s * 1000;
-  const links = new Map<string, { id: string; direction: LinkDirection; openedAt: number; rttMs: number | null }>();
+  const perPrefix = init.perPrefix ?? DEFAULTS.mesh_per_prefix;
+  const links = new Map<string, { id: string; direction: LinkDirection; openedAt: number; rttMs: number | null; prefix?: string }>();
   let nextSwitchAt = (init.now ?? 0) + interval;
 
   const count = (d: LinkDirection) => {
     let n = 0;
     for (const l of links.values()) if (l.direction === d) n++;
+    return n;
+  };
+  const inPrefix = (d: LinkDirection, prefix: string) => {
+    let n = 0;
+    for (const l of links.values()) if (l.direction === d && l.prefix === prefix) n++;
     return n;
   };
   const limit = (d: LinkDirection) => (d === "out" ? maxOut : maxIn);
@@ -95,9 +108,11 @@ export function createMeshPool(init: MeshPoolInit = {}): MeshPool {
       // Two links to one peer waste a slot and let one node take several: keep the first.
       if (links.has(id)) return "duplicate";
       if (count(link.direction) >= limit(link.direction)) return "full";
-      links.set(id, { id, direction: link.direction, openedAt: link.openedAt, rttMs: link.rttMs ?? null });
+      if (link.prefix !== undefined && inPrefix(link.direction, link.prefix) >= perPrefix) return "crowded";
+      links.set(id, { id, direction: link.direction, openedAt: link.openedAt, rttMs: link.rttMs ?? null, prefix: link.prefix });
       return "added";
     },
+    hasRoomFor: (d, prefix) => inPrefix(d, prefix) < perPrefix,
     remove: (id) => links.delete(id.toLowerCase()),
     setRtt(id, rttMs) {
       const l = links.get(id.toLowerCase());

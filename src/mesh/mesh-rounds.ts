@@ -12,6 +12,8 @@ export interface RoundDeps {
   links: Pick<MeshNet, "dialUntrusted">;
   merger: RecordMerger;
   punish(sharer: Sharer, why: string): void;
+  /** Oldest record accepted, in ms (config record_max_age_s). */
+  maxAgeMs?: number;
   bump(event: string, n?: number): void;
   log(level: "debug" | "info", msg: string, fields: Record<string, unknown>): void;
   now(): number;
@@ -23,7 +25,7 @@ export interface RoundDeps {
 export async function helpRound(d: RoundDeps, targets: readonly HelpTarget[]): Promise<Extract<MeshEvent, { type: "helpDone" }>> {
   const before = d.merger.counters.recordsAdded;
   if (targets.length) {
-    const round = await askForHelp(d.links, targets, { now: d.now(), signal: d.signal, onRequest: d.countOut });
+    const round = await askForHelp(d.links, targets, { now: d.now(), maxAgeMs: d.maxAgeMs, signal: d.signal, onRequest: d.countOut });
     if (round.conflicts.length) {
       d.bump("helpConflicts", round.conflicts.length);
       d.log("info", "helpers disagree on keys; the key checks decide", { addresses: round.conflicts.slice(0, 5) });

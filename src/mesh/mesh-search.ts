@@ -5,9 +5,12 @@
 // 2. Local answer: our own record if we serve the kind, plus candidates that serve it.
 // 3. With hops left, forward to every mesh link but the one it came from, one hop less, all at once,
 //    within FIND_HOP_TIMEOUT_MS per hop left.
-// 4. Every forwarded record is verified (signature, syntax); an answer carrying a bad record or
-//    that does not decode is a lie and the caller bans its sender. Records that contradict a
-//    key-checked candidate (same address, another key) are dropped.
+// 4. Every forwarded record is verified (syntax, and its signature by its own public key, so a relay
+//    can neither alter a record nor re-sign it with a key of its own); an answer carrying a bad
+//    record or that does not decode is a lie and the caller bans its sender (expired, early or
+//    old-format records are only dropped). Records that contradict a key-checked candidate (same
+//    proven address, another key) are dropped, and a node we hold a key-checked copy of is answered
+//    with that copy unless the forwarded one is newer at the same proven address.
 // 5. Merge (one record per node, capped at max_answers) and group by stake address.
 import { errorLine } from "../errors.ts";
 import { Status } from "../wire/index.ts";
@@ -17,7 +20,7 @@ import type { CoreLink } from "./core-link.ts";
 import { decodeFindAnswer, encodeFindAnswer } from "./mesh-messages.ts";
 import { METHOD } from "../rpc/index.ts";
 import { FIND_HOP_TIMEOUT_MS } from "./mesh-service-constants.ts";
-import { verifyRecord } from "./record.ts";
+import { isRelayBlameless, provenAddress, recordNodeId, verifyRecord, formatNodeAddress } from "./record.ts";
 import { encodeFindRequest, mergeAnswers, newFindRequest, nextHop, parseFindRequest, recordsOfKind, createSeenRequests, type FindRequest } from "./search.ts";
 import { groupByStake, toProtoGroup, type ServerGroupView } from "./search-groups.ts";
 import { createRateLimiter } from "./search-rate-limit.ts";
@@ -30,6 +33,10 @@ export interface MeshSearchComponents {
   local(kind: string): NodeRecord[];
   /** True when a forwarded record claims an address a key-checked candidate holds with another key. */
   contradicts(rec: NodeRecord): boolean;
+  /** Our key-checked copy of a node's record (a candidate), if any. */
+  checked?(nodeId: string): NodeRecord | undefined;
+  /** Oldest record accepted, in ms (config record_max_age_s). @default the embedded default */
+  maxAgeMs?: number;
   /** A peer answered a forwarded search with something malformed or forged. */
   onLie(link: CoreLink, why: string): void;
   /** Message counters. */
@@ -52,6 +59,12 @@ export interface MeshSearch {
   find(kind: string, opts?: { hops?: number; maxAnswers?: number }): Promise<SearchResult>;
   /** Drops a closed link's rate bucket. */
   forget(linkKey: string): void;
+}
+
+function sameProven(a: NodeRecord, b: NodeRecord): boolean {
+  const x = provenAddress(a);
+  const y = provenAddress(b);
+  return x !== null && y !== null && formatNodeAddress(x) === formatNodeAddress(y);
 }
 
 export function createMeshSearch(c: MeshSearchComponents): MeshSearch {
@@ -90,14 +103,24 @@ export function createMeshSearch(c: MeshSearchComponents): MeshSearch {
       return [];
     }
     const t = now();
+    const good: NodeRecord[] = [];
     for (const rec of records) {
-      const check = verifyRecord(rec, t);
-      if (!check.ok && check.reason !== "from-future") {
+      const check = verifyRecord(rec, t, { maxAgeMs: c.maxAgeMs });
+      if (check.ok) good.push(rec);
+      else if (!isRelayBlameless(check.reason)) {
         c.onLie(link, `find answer carries a bad record: ${check.reason}`);
         return [];
       }
     }
-    return recordsOfKind(records, kind).filter((r) => verifyRecord(r, t).ok && !c.contradicts(r));
+    return recordsOfKind(good.filter((r) => !c.contradicts(r)).map(preferChecked), kind);
+  }
+
+  /** Our key-checked copy instead of a forwarded one, unless the forwarded one is newer at the same
+   *  proven address (a re-signed record of a node that did not move). */
+  function preferChecked(rec: NodeRecord): NodeRecord {
+    const held = c.checked?.(recordNodeId(rec));
+    if (!held) return rec;
+    return rec.seq > held.seq && sameProven(rec, held) ? rec : held;
   }
 
   function encode(result: SearchResult): RpcReply {

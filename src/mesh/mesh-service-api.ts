@@ -42,6 +42,9 @@ export interface MeshServiceInit {
   shortlist: number;
   meshOut: number;
   meshIn: number;
+  /** Diversity (`mesh_per_prefix`, `candidates_per_prefix`). @default defaults.toml */
+  meshPerPrefix?: number;
+  candidatesPerPrefix?: number;
   /** `mesh_switch_s` × 1000. */
   switchIntervalMs: number;
   /** Helpers asked at once (`peers_help`). */
@@ -50,6 +53,10 @@ export interface MeshServiceInit {
   shareCount: number;
   /** `peer_cache_days` in ms. */
   peerCacheMaxAgeMs: number;
+  /** `record_max_age_s` in ms. @default the embedded default */
+  recordMaxAgeMs?: number;
+  /** `record_resign_s` in ms. @default the embedded default */
+  recordResignMs?: number;
   /** Kind → reward address ([stakes]); every key but "*" is a kind we serve. */
   stakes: Readonly<Record<string, string>>;
   /** Identity id in our record (`user_id`, else the node id). */

@@ -58,8 +58,12 @@ export function createMeshService(components: MeshServiceComponents, init: MeshS
     shortlist: init.shortlist,
     meshOut: init.meshOut,
     meshIn: init.meshIn,
+    meshPerPrefix: init.meshPerPrefix,
+    candidatesPerPrefix: init.candidatesPerPrefix,
     switchIntervalMs: init.switchIntervalMs,
     shareCount: init.shareCount,
+    recordMaxAgeMs: init.recordMaxAgeMs,
+    recordResignMs: init.recordResignMs,
     timing: init.timing,
   });
   const messagesIn: Record<string, number> = {};
@@ -81,6 +85,7 @@ export function createMeshService(components: MeshServiceComponents, init: MeshS
     bans: s.bans,
     dials: s.dials,
     now,
+    maxAgeMs: s.settings.recordMaxAgeMs,
     check: (rec) => checkRecord(links, nodeKey, rec, { signal: lifetime.signal, onRequest: countOut, now }),
     punish,
   });
@@ -89,15 +94,20 @@ export function createMeshService(components: MeshServiceComponents, init: MeshS
     links: () => [...s.live.values()],
     local: (kind) => [...(own.current()?.kinds.includes(kind) ? [own.current()!] : []), ...s.candidates.byKind(kind)],
     contradicts: (rec) => contradicts(s.candidates, rec),
+    checked: (id) => s.candidates.get(id)?.record,
+    maxAgeMs: s.settings.recordMaxAgeMs,
     onLie: (link, why) => punish(sharerOf(link), why),
     count: (dir, method) => (dir === "in" ? countIn(method) : countOut(method)),
     now,
   });
   const sharing = createPeerSharing({ candidates: s.candidates, ownRecord: () => own.current(), shareCount: init.shareCount, rand, countOut });
   const selfChecker = createSelfChecker({ udp });
-  const rounds = (): RoundDeps => ({ links, merger, punish, bump: (k, n) => bump(s.events, k, n), log: (level, msg, f) => log[level](msg, f), now, signal: lifetime.signal, countOut });
+  const rounds = (): RoundDeps => ({ links, merger, punish, maxAgeMs: s.settings.recordMaxAgeMs, bump: (k, n) => bump(s.events, k, n), log: (level, msg, f) => log[level](msg, f), now, signal: lifetime.signal, countOut });
 
   // ---- the edge: events in, actions out ----
+
+  /** The catch of work started in the background: logged, never left unhandled. */
+  const background = (what: string) => (err: unknown) => log.warn(`mesh ${what} failed`, { error: errorLine(err) });
 
   function dispatch(event: MeshEvent): Promise<void> {
     return run(step(s, event, now(), rand));
@@ -120,17 +130,20 @@ export function createMeshService(components: MeshServiceComponents, init: MeshS
         const addr = recordTcpAddress(a.record);
         countOut("mesh.dial");
         if (!addr) return void dispatch({ type: "dialDone", id, error: "the record has no TCP address" });
-        return void links.dialMesh(addr, a.record.publicKey, { signal: lifetime.signal }).then(
-          () => dispatch({ type: "dialDone", id, error: null }),
-          (err) => dispatch({ type: "dialDone", id, error: errorLine(err) }),
-        );
+        return void links
+          .dialMesh(addr, a.record.publicKey, { signal: lifetime.signal })
+          .then(
+            () => dispatch({ type: "dialDone", id, error: null }),
+            (err) => dispatch({ type: "dialDone", id, error: errorLine(err) }),
+          )
+          .catch(background("dial"));
       }
       case "close":
         return a.link.close(a.reason.code, a.reason.reason);
       case "watch":
-        return void a.link.onClose((info) => void dispatch({ type: "linkDown", link: a.link, code: info.code }));
+        return void a.link.onClose((info) => void dispatch({ type: "linkDown", link: a.link, code: info.code }).catch(background("link down")));
       case "share":
-        return void share(a.link, a.refresh);
+        return void share(a.link, a.refresh).catch(background("share"));
       case "requestHelp":
         return help(a.from);
       case "selfCheck": {

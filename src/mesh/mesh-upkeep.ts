@@ -3,14 +3,36 @@
 // peer cache. Pure parts of the step (mesh-machine.ts): they change the state and return actions.
 import type { Rand } from "./candidate-pool.ts";
 import { pickDials } from "./dialer.ts";
-import { askHelp, bump, checkSelf, type MeshAction, type MeshState } from "./mesh-machine.ts";
+import { askHelp, bump, checkSelf, logRebuild, type MeshAction, type MeshState } from "./mesh-machine.ts";
 import { MESH_CLOSE } from "./mesh-service-constants.ts";
 import { recordNodeId } from "./record.ts";
+import { recordTcpAddress } from "./record-check.ts";
+import { netPrefixOf } from "../rpc/index.ts";
+
+/** Re-signs our record (a higher seq, a fresh issue time) when it is record_resign_s old, so that
+ *  it never reaches record_max_age_s while we serve. Peers get it with the next shares. */
+function resign(s: MeshState, now: number): MeshAction[] {
+  const own = s.own.current();
+  if (!own || now - Number(own.issuedAtMs) < s.settings.recordResignMs) return [];
+  bump(s.events, "recordsResigned");
+  return logRebuild(s.own.rebuild(now));
+}
+
+/** Candidates whose record passed record_max_age_s: their node stopped re-signing (gone, moved,
+ *  re-keyed), or nobody brought us its fresh copy. */
+function dropExpiredRecords(s: MeshState, now: number): string[] {
+  const gone: string[] = [];
+  for (const c of s.candidates.list()) {
+    if (now - Number(c.record.issuedAtMs) > s.settings.recordMaxAgeMs && s.candidates.remove(c.id)) gone.push(c.id);
+  }
+  return gone;
+}
 
 /** The maintenance tick: cheap when nothing is missing (no messages). */
 export function tick(s: MeshState, now: number, rand: Rand): MeshAction[] {
-  const out: MeshAction[] = [];
+  const out: MeshAction[] = [...resign(s, now)];
   for (const id of s.candidates.expire(now)) s.dials.forget(id);
+  for (const id of dropExpiredRecords(s, now)) s.dials.forget(id);
   s.dials.prune(now);
   s.bans.prune(now);
   for (const [id, link] of s.live) {
@@ -70,7 +92,13 @@ function switchLinks(s: MeshState, now: number, rand: Rand): MeshAction[] {
 export function fill(s: MeshState, now: number, rand: Rand): MeshAction[] {
   if (s.role !== "service" || !s.own.current()) return [];
   const want = s.meshPool.deficit() - s.dials.dialing.size;
-  const picks = pickDials(s.candidates, s.dials, want, now, rand, (id) => s.live.has(id) || s.bans.isBanned(id, now));
+  // A candidate whose network already has its share of our outgoing links is not dialled (it would be closed).
+  const crowded = (id: string) => {
+    const rec = s.candidates.get(id)?.record;
+    const addr = rec ? recordTcpAddress(rec) : null;
+    return addr !== null && !s.meshPool.hasRoomFor("out", netPrefixOf(addr.ip));
+  };
+  const picks = pickDials(s.candidates, s.dials, want, now, rand, (id) => s.live.has(id) || s.bans.isBanned(id, now) || crowded(id));
   return picks.map((record) => {
     s.dials.begin(recordNodeId(record));
     return { type: "dial", record } as const;

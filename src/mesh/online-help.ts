@@ -15,7 +15,7 @@ import { addressKeys, normalizeIp } from "./candidate-pool.ts";
 import type { MeshNet } from "./core-link.ts";
 import { decodePeersAnswer, encodePeersRequest } from "./mesh-messages.ts";
 import { METHOD } from "../rpc/index.ts";
-import { recordNodeId, verifyRecord } from "./record.ts";
+import { isRelayBlameless, recordNodeId, verifyRecord } from "./record.ts";
 
 /** Timeout of one online-help exchange (dial + mesh.peers), in ms. */
 const HELP_TIMEOUT_MS = 5_000;
@@ -49,7 +49,7 @@ export interface HelpRound {
 export async function askForHelp(
   links: Pick<MeshNet, "dialUntrusted">,
   targets: readonly HelpTarget[],
-  opts: { now: number; signal?: AbortSignal; onRequest?: (method: string) => void },
+  opts: { now: number; maxAgeMs?: number; signal?: AbortSignal; onRequest?: (method: string) => void },
 ): Promise<HelpRound> {
   const answers = await Promise.all(targets.map((t) => askOne(links, t, opts)));
   // Cross-check: which node ids each address is given to, across helpers.
@@ -68,7 +68,7 @@ export async function askForHelp(
   return { answers, conflicts };
 }
 
-async function askOne(links: Pick<MeshNet, "dialUntrusted">, target: HelpTarget, opts: { now: number; signal?: AbortSignal; onRequest?: (method: string) => void }): Promise<HelpAnswer> {
+async function askOne(links: Pick<MeshNet, "dialUntrusted">, target: HelpTarget, opts: { now: number; maxAgeMs?: number; signal?: AbortSignal; onRequest?: (method: string) => void }): Promise<HelpAnswer> {
   const out: HelpAnswer = { target, records: [], error: null, lie: null };
   let link;
   try {
@@ -92,13 +92,13 @@ async function askOne(links: Pick<MeshNet, "dialUntrusted">, target: HelpTarget,
       return out;
     }
     for (const rec of records) {
-      const check = verifyRecord(rec, opts.now);
+      const check = verifyRecord(rec, opts.now, { maxAgeMs: opts.maxAgeMs });
       if (check.ok) continue;
-      if (check.reason === "from-future") continue; // a clock problem, not a lie: dropped below
+      if (isRelayBlameless(check.reason)) continue; // clocks or an old node, not a lie: dropped below
       out.lie = `shared a bad record: ${check.reason} (${check.detail})`;
       return out;
     }
-    const valid = records.filter((r) => verifyRecord(r, opts.now).ok);
+    const valid = records.filter((r) => verifyRecord(r, opts.now, { maxAgeMs: opts.maxAgeMs }).ok);
     // A helper we know by key must not give its own address to another key.
     if (target.publicKey) {
       const own = `${normalizeIp(target.addr.ip)}/tcp/${target.addr.port}`;

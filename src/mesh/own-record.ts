@@ -1,5 +1,6 @@
 // Our own node record while we serve (DESIGN §4; seed 001 §公钥广播与验证): the advertised IP, building
-// and re-signing with a higher seq. Pure but for the signing key it holds; `now` comes from the caller.
+// and re-signing with a higher seq (on changes, and every record_resign_s: mesh-upkeep.ts). Pure but
+// for the node key it signs with; `now` comes from the caller.
 //
 // The advertised IP is the configured host, or on a wildcard host ("0.0.0.0", "::", "") the IP the
 // self-check saw, or for a --public node with nobody to ask the address its first peer reached.

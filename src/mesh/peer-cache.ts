@@ -116,7 +116,9 @@ function parseEntry(item: unknown, now: number): PeerCacheEntry | null {
   const { record, lastSeen, id } = item as { record?: unknown; lastSeen?: unknown; id?: unknown };
   if (typeof record !== "string" || record.length > MAX_RECORD_BASE64_CHARS || !BASE64_PATTERN.test(record)) return null;
   if (typeof lastSeen !== "number" || !Number.isFinite(lastSeen) || lastSeen < 0) return null;
-  const parsed = parseRecord(new Uint8Array(Buffer.from(record, "base64")), now);
+  // No age limit here: the cache lasts peer_cache_days, and an expired record still tells where a
+  // node was (an address to ask for help); the merge refuses it as a candidate.
+  const parsed = parseRecord(new Uint8Array(Buffer.from(record, "base64")), now, { maxAgeMs: Infinity });
   if (!parsed.ok) return null;
   // A hand-edited id that disagrees with the record means the file is not what it claims.
   if (id !== undefined && id !== recordNodeId(parsed.record)) return null;

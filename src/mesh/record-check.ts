@@ -3,9 +3,10 @@
 // 1. Dial the record's TCP address as first contact (no pin: the record's SPKI belongs to one run
 //    and the key is what we verify). A failed dial means "unreachable", not "lying".
 // 2. Send `mesh.key-check` with Seal(A) to the record's key; the named node answers
-//    Seal(A ‖ its address ‖ its signing key) (key-challenge.ts).
-// 3. An answer that does not prove the key (UNAUTHENTICATED, a box we cannot open, another A,
-//    address or signing key) is a key failure: whoever shared the record lied.
+//    Seal(A ‖ its address) (key-challenge.ts).
+// 3. An answer that does not prove the key (UNAUTHENTICATED, a box we cannot open, another A or
+//    address) is a key failure: evidence against this record only (record-merge.ts), never against
+//    who shared it, since the named node sees who challenges it and may answer each differently.
 import { errorLine } from "../errors.ts";
 import type { NodeKey } from "../identity/index.ts";
 import type { HostPort } from "../contracts/index.ts";
@@ -15,7 +16,7 @@ import { answerChallenge, checkAnswer, makeChallenge } from "./key-challenge.ts"
 import type { RpcReply } from "../rpc/index.ts";
 import { METHOD } from "../rpc/index.ts";
 import type { MeshNet } from "./core-link.ts";
-import { recordAddress } from "./record.ts";
+import { provenAddress, recordAddress } from "./record.ts";
 
 /** Timeout of a key check (dial + challenge), in ms: a loaded node still answers in well under it. */
 const KEY_CHECK_TIMEOUT_MS = 5_000;
@@ -27,9 +28,9 @@ export type RecordCheckResult =
   /** The node at the address could not prove the record's key: the record is forged. */
   | { ok: false; kind: "key-mismatch"; detail: string };
 
-/** The TCP (mesh) address of a record's first address that has one. */
+/** The TCP (mesh) address of a record's first address that has one (the one a check proves). */
 export function recordTcpAddress(rec: NodeRecord): HostPort | null {
-  const a = rec.addresses.find((x) => x.tcpPort !== 0);
+  const a = provenAddress(rec);
   return a ? { ip: a.ip, port: a.tcpPort } : null;
 }
 
@@ -45,7 +46,7 @@ export async function checkRecord(
   const timeoutMs = opts.timeoutMs ?? KEY_CHECK_TIMEOUT_MS;
   let challenge: ReturnType<typeof makeChallenge>;
   try {
-    challenge = makeChallenge(nodeKey, rec.publicKey, { signingKey: rec.signingKey });
+    challenge = makeChallenge(nodeKey, rec.publicKey);
   } catch (err) {
     // A key that cannot be sealed to (low-order point) cannot belong to anyone.
     return { ok: false, kind: "key-mismatch", detail: `unusable public key: ${errorLine(err)}` };

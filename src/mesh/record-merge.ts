@@ -1,12 +1,20 @@
 // Merging shared records into the candidate pool: verify → plan → reachability + key check → add, and punish liars (seed 001 §候选池, §公钥广播与验证; DESIGN §3, §5).
 //
-// 1. Every record must verify (signature, syntax); one that does not means the sharer forged or
-//    broke it: the sharer is punished and nothing it sent is merged.
+// 1. Every record must verify (syntax, signature by its own public key); one that does not means the
+//    sharer forged or broke it, which it could have checked itself: the sharer is punished and
+//    nothing it sent is merged. Records that are expired, from the future or of another format are
+//    only left out (clocks differ; an old node is not a liar).
 // 2. candidate-pool planMerge() says which records are new (check them) and which are newer
 //    versions at proven addresses (add them at once).
-// 3. Checks run a few at a time; the same record shared by several peers is checked once and
-//    every sharer is remembered. A key failure punishes all of them (the seed: 公钥验证失败 →
-//    临时黑名单); an unreachable node is just not added (and not re-checked for a while).
+// 3. Checks run a few at a time; the same record shared by several peers is checked once. A failed
+//    key check is evidence against the named node's record only, never against who relayed it: a
+//    relay cannot run our check for us (the named node sees who challenges it and may answer each
+//    checker differently), and an honest relay's copy may just be stale (the node moved or
+//    re-keyed). That record version is not merged nor re-checked for a while, and the named node
+//    cools down like an unreachable one. Whoever introduced records that failed their key check
+//    MAX_FAILED_INTRODUCTIONS times within FAILED_INTRODUCTIONS_WINDOW_MS has its new records left
+//    unchecked until the window passes (no ban, its link and record stay): it cannot make us dial
+//    address after address named by records that do not hold.
 // 4. A checked record is added only if at least one sharer is still in good standing (or it came
 //    from our own cache): a liar's other records are not merged.
 import type { NodeRecord } from "../wire/index.ts";
@@ -14,10 +22,17 @@ import type { BanList } from "./ban-list.ts";
 import type { CandidatePool } from "./candidate-pool.ts";
 import { createDialBook, type DialBook } from "./dialer.ts";
 import type { RecordCheckResult } from "./record-check.ts";
-import { recordNodeId, verifyRecord } from "./record.ts";
+import { isRelayBlameless, recordNodeId, verifyRecord } from "./record.ts";
 
 /** Key checks run at once: a burst of shares must not make us open dozens of TLS links. */
 const MAX_CONCURRENT_KEY_CHECKS = 4;
+/** Failed key checks of records one sharer introduced, within the window, after which its new
+ *  records are not checked until the window passes. An honest relay meets this only if it relays
+ *  several stale or selectively answered records within minutes. */
+const MAX_FAILED_INTRODUCTIONS = 3;
+const FAILED_INTRODUCTIONS_WINDOW_MS = 10 * 60_000;
+/** Sharers whose failures are remembered (memory bound). */
+const MAX_SHARERS_REMEMBERED = 1000;
 
 /** Who gave us records: a mesh peer (id and service IP), a helper we dialled (IP), or null for our
  *  own peer cache. */
@@ -35,6 +50,8 @@ export interface RecordMergerComponents {
   /** Bans a sharer and drops what it holds; called once per lie. */
   punish(sharer: Sharer, why: string): void;
   now(): number;
+  /** Oldest record accepted, in ms (config record_max_age_s). @default the embedded default */
+  maxAgeMs?: number;
   /** The node's dial book: a record whose node did not answer is not checked again while it cools
    *  down (the same cooldown as mesh dials). @default a book of its own */
   dials?: Pick<DialBook, "cooling" | "coolDown">;
@@ -50,6 +67,8 @@ export interface MergeCounters {
   checksUnreachable: number;
   recordsAdded: number;
   badRecords: number;
+  /** New records of sharers over MAX_FAILED_INTRODUCTIONS, left unchecked. */
+  checksThrottled: number;
 }
 
 export interface RecordMerger {
@@ -68,12 +87,27 @@ interface InFlight {
 
 export function createRecordMerger(c: RecordMergerComponents): RecordMerger {
   const maxChecks = c.maxConcurrentChecks ?? MAX_CONCURRENT_KEY_CHECKS;
-  const counters: MergeCounters = { recordsReceived: 0, recordsRefreshed: 0, checksOk: 0, checksKeyFailed: 0, checksUnreachable: 0, recordsAdded: 0, badRecords: 0 };
+  const counters: MergeCounters = { recordsReceived: 0, recordsRefreshed: 0, checksOk: 0, checksKeyFailed: 0, checksUnreachable: 0, recordsAdded: 0, badRecords: 0, checksThrottled: 0 };
+  /** sharer (id, else IP) → times of its failed introductions within the window */
+  const failedIntroductions = new Map<string, number[]>();
   const inFlight = new Map<string, InFlight>();
   const dials = c.dials ?? createDialBook();
   let running = 0;
   const queue: (() => void)[] = [];
 
+  const sharerKey = (s: Sharer) => s.id ?? s.ip ?? s.label;
+  const recentFailures = (s: Sharer, now: number) => {
+    const key = sharerKey(s);
+    const times = (failedIntroductions.get(key) ?? []).filter((t) => now - t < FAILED_INTRODUCTIONS_WINDOW_MS);
+    if (times.length) failedIntroductions.set(key, times);
+    else failedIntroductions.delete(key);
+    return times.length;
+  };
+  const noteFailedIntroduction = (s: Sharer, now: number) => {
+    const key = sharerKey(s);
+    if (!failedIntroductions.has(key) && failedIntroductions.size >= MAX_SHARERS_REMEMBERED) failedIntroductions.delete(failedIntroductions.keys().next().value!);
+    failedIntroductions.set(key, [...(failedIntroductions.get(key) ?? []), now].slice(-MAX_FAILED_INTRODUCTIONS));
+  };
   const banned = (s: Sharer, now: number) => (s.id ? c.bans.isBanned(s.id, now) : false) || (s.ip ? c.bans.isBanned(s.ip, now) : false);
 
   async function slot<T>(fn: () => Promise<T>): Promise<T> {
@@ -109,8 +143,8 @@ export function createRecordMerger(c: RecordMergerComponents): RecordMerger {
       } else if (result.kind === "key-mismatch") {
         counters.checksKeyFailed++;
         c.pool.noteCheckFailed(rec, now);
-        const why = `shared a record whose key failed verification (${recordNodeId(rec).slice(0, 16)}…: ${result.detail})`;
-        for (const s of entry.sharers) c.punish(s, why);
+        dials.coolDown(recordNodeId(rec), now);
+        for (const s of entry.sharers) noteFailedIntroduction(s, now);
       } else {
         counters.checksUnreachable++;
         dials.coolDown(recordNodeId(rec), now);
@@ -131,9 +165,9 @@ export function createRecordMerger(c: RecordMergerComponents): RecordMerger {
       if (sharer && banned(sharer, now)) return;
       const valid: NodeRecord[] = [];
       for (const rec of records) {
-        const check = verifyRecord(rec, now);
+        const check = verifyRecord(rec, now, { maxAgeMs: c.maxAgeMs });
         if (check.ok) valid.push(rec);
-        else if (check.reason !== "from-future") {
+        else if (!isRelayBlameless(check.reason)) {
           counters.badRecords++;
           if (sharer) c.punish(sharer, `shared a bad record: ${check.reason}`);
           return;
@@ -145,7 +179,11 @@ export function createRecordMerger(c: RecordMergerComponents): RecordMerger {
         c.pool.add(rec, now);
       }
       // A node that did not answer a check or a dial lately is not checked again yet.
-      const toCheck = plan.check.filter((rec) => !dials.cooling(recordNodeId(rec), now));
+      let toCheck = plan.check.filter((rec) => !dials.cooling(recordNodeId(rec), now));
+      if (sharer && toCheck.length && recentFailures(sharer, now) >= MAX_FAILED_INTRODUCTIONS) {
+        counters.checksThrottled += toCheck.length;
+        toCheck = [];
+      }
       await Promise.all(toCheck.map((rec) => checkShared(rec, sharer)));
     },
   };

@@ -1,22 +1,22 @@
 // Node records: build, sign, decode and verify the NodeRecord shared in the mesh (DESIGN §4, seed 001 §公钥广播与验证).
 //
-// What the signature proves. The node key is X25519, which cannot sign, so each node derives an
-// Ed25519 key from its X25519 private key (HKDF-SHA256, RECORD_SIGNING_KEY_LABEL) and publishes the
-// Ed25519 public key in `signing_key`. The signature covers every other field, so a relay cannot
-// alter a record (stakes, kinds, SPKI, addresses, seq) without the result failing verification.
-// It does NOT prove that `public_key` belongs to whoever signed: a relay could re-sign a record with
-// someone else's public key and its own signing key. That binding is proven by the key challenge
-// (key-challenge.ts): the named node opens Seal(A) with the X25519 key at the named address and
-// answers A, its address and its signing key. Record signature + key challenge together prove
-// "the owner of public_key, reachable at address, published exactly these fields".
+// What the signature proves. A record (format RECORD_FORMAT_VERSION) is signed with XEdDSA by the
+// node's X25519 key itself (identity/xeddsa.ts) and verifies against `public_key`, the node's
+// identity. So anyone can check offline, from the record alone, that the owner of `public_key`
+// published exactly these fields: a relay cannot alter a record (stakes, kinds, SPKI, addresses,
+// seq) nor re-sign someone else's record with a key of its own. What the signature cannot prove is
+// that the node is still at the address it claims: the key challenge (key-challenge.ts) proves that,
+// and records expire (`maxAgeMs` after `issued_at_ms`; nodes re-sign on a schedule), so a moved or
+// re-keyed node's old record dies out by itself.
+//
+// Format 1 records (a separate Ed25519 `signing_key`, field 12, now reserved) have no version field
+// and are refused as "old-format"; so are records of any other version.
 import { clone, create, toBinary } from "@bufbuild/protobuf";
-import { ed25519 } from "@noble/curves/ed25519.js";
-import { hkdf } from "@noble/hashes/hkdf.js";
-import { sha256 } from "@noble/hashes/sha2.js";
 import { isIP } from "node:net";
+import { DEFAULTS } from "../config/index.ts";
 import { SEAL_PURPOSE, X25519_KEY_BYTES } from "../constants.ts";
 import { ConfigError, DecodeError, LimitError } from "../errors.ts";
-import { memo, memoKey, nodeIdOf, type NodeKey } from "../identity/index.ts";
+import { memo, memoKey, nodeIdOf, xeddsaSign, xeddsaVerify, XEDDSA_SIGNATURE_BYTES, type NodeKey } from "../identity/index.ts";
 import { decodeMessage } from "../wire/index.ts";
 import { NatClass, NodeRecordSchema, type NodeAddress, type NodeRecord } from "../wire/index.ts";
 import { isValidKind, MAX_IDENTITY_ID_CHARS, MAX_RECORD_KINDS, MAX_STAKE_ADDRESS_CHARS } from "../wire/index.ts";
@@ -40,12 +40,8 @@ export const MAX_CLOCK_SKEW_MS = 5 * 60_000;
 export const MAX_RECORD_SEQ = Number.MAX_SAFE_INTEGER;
 /** SHA-256 length: node id, SPKI pin. */
 const SHA256_BYTES = 32;
-/** Ed25519 public key and signature lengths (RFC 8032 §5.1.5, §5.1.6). */
-export const ED25519_PUBLIC_KEY_BYTES = 32;
-const ED25519_SIGNATURE_BYTES = 64;
-/** HKDF info for the record signing key derived from the X25519 node key. Versioned so a future
- *  scheme gets a different key. */
-const RECORD_SIGNING_KEY_LABEL = "findings/v1/record-signing-key";
+/** The record format this node writes and accepts: 2 = signed with XEdDSA by `public_key`. */
+export const RECORD_FORMAT_VERSION = 2;
 
 export type { NodeRecord, NodeAddress };
 export { NatClass };
@@ -97,7 +93,8 @@ export type RecordRejectReason =
   | "bad-identity-id"
   | "bad-seq"
   | "from-future"
-  | "bad-signing-key"
+  | "expired"
+  | "old-format"
   | "bad-signature";
 
 export type RecordCheck = { ok: true } | { ok: false; reason: RecordRejectReason; detail: string };
@@ -105,19 +102,18 @@ export type RecordCheck = { ok: true } | { ok: false; reason: RecordRejectReason
 export interface VerifyRecordOptions {
   /** The node id the record must have (e.g. the id the peer was dialled by). */
   expectedNodeId?: string;
+  /** Oldest accepted record, in ms since issued_at_ms (Infinity: no limit). @default record_max_age_s of defaults.toml */
+  maxAgeMs?: number;
 }
 
-// ---- keys ----
-
-/** The Ed25519 key a node signs its records with, derived deterministically from its X25519 private
- *  key so no second secret has to be stored. HKDF with a dedicated label keeps the two keys
- *  cryptographically independent (a signature never reveals anything about the ECDH key). */
-export function recordSigningKey(x25519Private: Uint8Array): { secretKey: Uint8Array; publicKey: Uint8Array } {
-  return memo("recordSigningKey", () => memoKey(x25519Private), () => {
-    const secretKey = hkdf(sha256, x25519Private, undefined, encoder.encode(RECORD_SIGNING_KEY_LABEL), 32);
-    return { secretKey, publicKey: ed25519.getPublicKey(secretKey) };
-  });
+/** Refusals that say nothing against whoever relayed the record: clocks differ (a record can expire
+ *  or look early on the way), and a node still on an older format is not lying. Every other refusal
+ *  is something the relay could have checked itself before passing the record on. */
+export function isRelayBlameless(reason: string): boolean {
+  return reason === "from-future" || reason === "expired" || reason === "old-format";
 }
+
+// ---- seq ----
 
 /** A seq that grows across restarts without stored state: the clock in ms, or previous + 1 if the
  *  clock went back. */
@@ -148,6 +144,7 @@ export function buildRecord(key: NodeKey, init: RecordInit): NodeRecord {
     identityId: init.identityId ?? "",
     seq: BigInt(init.seq),
     issuedAtMs: BigInt(Math.floor(init.now)),
+    version: RECORD_FORMAT_VERSION,
   });
   const signed = signRecord(rec, key.privateKey);
   const check = verifyRecord(signed, init.now, { expectedNodeId: key.nodeId });
@@ -155,13 +152,13 @@ export function buildRecord(key: NodeKey, init: RecordInit): NodeRecord {
   return signed;
 }
 
-/** Returns a copy of `rec` with signing_key and signature set from the node's X25519 private key. */
+/** Returns a copy of `rec` in the current format, signed (XEdDSA) with the X25519 private key. The
+ *  signature verifies only when `rec.public_key` is that key's public key. */
 export function signRecord(rec: NodeRecord, x25519Private: Uint8Array): NodeRecord {
-  const { secretKey, publicKey } = recordSigningKey(x25519Private);
   const out = clone(NodeRecordSchema, rec);
-  out.signingKey = publicKey;
+  out.version = RECORD_FORMAT_VERSION;
   out.signature = new Uint8Array(0);
-  out.signature = ed25519.sign(signedBytes(out), secretKey);
+  out.signature = xeddsaSign(x25519Private, signedBytes(out));
   return out;
 }
 
@@ -224,6 +221,7 @@ export function verifyRecord(rec: NodeRecord, now: number, options: VerifyRecord
 function verifyUnsafe(rec: NodeRecord, now: number, options: VerifyRecordOptions): RecordCheck {
   const size = toBinary(NodeRecordSchema, rec).length;
   if (size > MAX_RECORD_BYTES) return reject("too-large", `record is ${size} bytes, limit is ${MAX_RECORD_BYTES}`);
+  if (rec.version !== RECORD_FORMAT_VERSION) return reject("old-format", `record format ${rec.version} is not accepted (this node speaks format ${RECORD_FORMAT_VERSION})`);
   if (rec.publicKey.length !== X25519_KEY_BYTES) return reject("bad-public-key", `public key must be ${X25519_KEY_BYTES} bytes, got ${rec.publicKey.length}`);
   if (options.expectedNodeId !== undefined && recordNodeId(rec) !== options.expectedNodeId.toLowerCase()) {
     return reject("wrong-node-id", `record is for node ${recordNodeId(rec)}, expected ${options.expectedNodeId}`);
@@ -267,17 +265,15 @@ function verifyUnsafe(rec: NodeRecord, now: number, options: VerifyRecordOptions
   if (rec.issuedAtMs > BigInt(Math.floor(now + MAX_CLOCK_SKEW_MS))) {
     return reject("from-future", `record was issued ${Number(rec.issuedAtMs) - now} ms in the future (allowed skew ${MAX_CLOCK_SKEW_MS} ms)`);
   }
-
-  if (rec.signingKey.length !== ED25519_PUBLIC_KEY_BYTES) return reject("bad-signing-key", `signing key must be ${ED25519_PUBLIC_KEY_BYTES} bytes, got ${rec.signingKey.length}`);
-  if (rec.signature.length !== ED25519_SIGNATURE_BYTES) return reject("bad-signature", `signature must be ${ED25519_SIGNATURE_BYTES} bytes, got ${rec.signature.length}`);
-  let good = false;
-  try {
-    const bytes = signedBytes(rec);
-    good = memo("recordVerify", () => memoKey(rec.signature, bytes, rec.signingKey), () => ed25519.verify(rec.signature, bytes, rec.signingKey, { zip215: false }));
-  } catch {
-    good = false;
+  const maxAgeMs = options.maxAgeMs ?? DEFAULTS.record_max_age_s * 1000;
+  if (Number.isFinite(maxAgeMs) && rec.issuedAtMs < BigInt(Math.floor(now - maxAgeMs))) {
+    return reject("expired", `record was issued ${now - Number(rec.issuedAtMs)} ms ago (limit ${maxAgeMs} ms)`);
   }
-  if (!good) return reject("bad-signature", "signature does not match the record");
+
+  if (rec.signature.length !== XEDDSA_SIGNATURE_BYTES) return reject("bad-signature", `signature must be ${XEDDSA_SIGNATURE_BYTES} bytes, got ${rec.signature.length}`);
+  const bytes = signedBytes(rec);
+  const good = memo("recordVerify", () => memoKey(rec.signature, bytes, rec.publicKey), () => xeddsaVerify(rec.publicKey, bytes, rec.signature));
+  if (!good) return reject("bad-signature", "signature does not match the record and its public key");
   return { ok: true };
 }
 
@@ -328,6 +324,11 @@ export function formatNodeAddress(a: NodeAddress | RecordAddressInit): string {
 export function recordAddress(rec: NodeRecord): string {
   const first = rec.addresses[0];
   return first ? formatNodeAddress(first) : "";
+}
+
+/** The address a key check dials and so proves: the record's first address with a TCP port. */
+export function provenAddress(rec: NodeRecord): NodeAddress | null {
+  return rec.addresses.find((a) => a.tcpPort !== 0) ?? null;
 }
 
 /** The stake address for `kind`: its own entry, else the "*" default, else null (seed 001 §服务器群). */

@@ -11,10 +11,11 @@
 //                              QUIC handshake already validated (step 2).
 //   hello-formal (raw, from the client's new unconnected socket to the main port, padded to 1072 bytes)
 //                            → ack-formal with the mapped address and a random cookie. Only from the connection's IP.
-//   nat.formal {token, cookie, avoid, proof}
+//   nat.formal {token, cookie, avoid, proof, consents}
 //                            → the cookie proves the client receives at that mapped address; the client's proof
 //                              of work is checked before anything is spent; then 4 NewPort probes from the new
-//                              port and the NewHost delegation (nat-service.ts) run at once; the answer reports
+//                              port and the NewHost delegation (nat-service.ts: only to nodes whose consent token
+//                              the client brought) run at once; the answer reports
 //                              what was sent and by whom (step 3). One formal step per session.
 // A session ends after FORMAL_SESSION_TTL_MS or with its connection; its new-port socket closes then.
 import { bytesToHex } from "@noble/hashes/utils.js";
@@ -54,6 +55,8 @@ const FORMAL_SESSION_TTL_MS = 20_000;
 const MAX_FORMAL_SESSIONS_PER_CONNECTION = 2;
 /** STUN:Cone sessions open on a node at once: each holds one ephemeral UDP socket. */
 export const MAX_FORMAL_SESSIONS = 256;
+/** Consent tokens one formal request may carry (the client asks a few would-be delegates). */
+const MAX_CONSENTS = 8;
 /** Passage requests per session: the client may repeat one if both probes were lost. */
 const MAX_PASSAGE_PER_SESSION = 2;
 
@@ -84,6 +87,8 @@ export interface NewHostRequest {
   hostKey: Uint8Array;
   avoidIps: string[];
   proof: NewHostProof;
+  /** Consent tokens the client fetched, by the IP of the node that issued each (newhost-consent.ts). */
+  consents: ReadonlyMap<string, Uint8Array>;
   connectionId: string;
 }
 
@@ -299,7 +304,7 @@ export function createConeServer(components: ConeServerComponents, init: ConeSer
       if (!target) return refuse(Status.REFUSED, "unknown cookie: probes go only to an address that echoed its cookie");
       if (req.avoidIps.length > MAX_AVOID_IPS || req.avoidIps.some((ip) => isIP(ip) === 0)) return refuse(Status.BAD_REQUEST, `avoid_ips must be up to ${MAX_AVOID_IPS} IP addresses`);
       const hostKey = newHostKey(s.key);
-      const proof = checkNewHostProof(req.proof, target.mapped.ip, hostKey, now(), init.powBits);
+      const proof = checkNewHostProof(req.proof, target.mapped, hostKey, now(), init.powBits);
       if (!proof.ok) return refuse(Status.REFUSED, `no valid proof of work for the NewHost step (${proof.reason})`);
       s.formalDone = true;
       counters.formalSteps++;
@@ -309,7 +314,9 @@ export function createConeServer(components: ConeServerComponents, init: ConeSer
         () => buildProbe(s.key, "newPort", { tmpLen: randomProbeTmpLen() }),
         (b) => new Promise<void>((resolve, reject) => s.portSocket.send(b, to.port, to.ip, (err) => (err ? reject(err) : resolve()))),
       );
-      const delegates = components.delegate({ target: to, hostKey, avoidIps: req.avoidIps, proof: req.proof!, connectionId: s.connectionId }, ctx.signal);
+      const consents = new Map<string, Uint8Array>();
+      for (const c of req.consents.slice(0, MAX_CONSENTS)) if (isIP(c.serverIp) !== 0) consents.set(normalizeIp(c.serverIp), c.token);
+      const delegates = components.delegate({ target: to, hostKey, avoidIps: req.avoidIps, proof: req.proof!, consents, connectionId: s.connectionId }, ctx.signal);
       const [newPortSent, results] = await Promise.all([newPort, delegates]);
       counters.newPortProbes += newPortSent;
       sessions.close(s);

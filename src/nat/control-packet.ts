@@ -68,7 +68,8 @@ export type ControlMessage =
   | { type: "ack-formal"; token: Uint8Array; mapped: Endpoint; cookie: Uint8Array }
   | { type: "ack-live"; token: Uint8Array; index: number; mapped: Endpoint; cookie: Uint8Array };
 
-export type ControlRejectReason = "not-control" | "bad-mac" | "bad-body";
+/** "short-hello": a hello under its padding, which the anti-amplification argument above relies on. */
+export type ControlRejectReason = "not-control" | "bad-mac" | "bad-body" | "short-hello";
 
 const LABEL = new TextEncoder().encode(CONTROL_MAC_LABEL);
 const BODY_AT = SN_RND_BYTES + SN_MAC_BYTES;
@@ -214,6 +215,9 @@ export function decodeControl(buf: Uint8Array, key: Uint8Array): { ok: true; msg
   if (!constantTimeEqual(macOf(key, rnd, buf.subarray(BODY_AT)), tag)) return { ok: false, reason: "bad-mac" };
   const token = buf.slice(BODY_AT, TYPE_AT);
   const type = buf[TYPE_AT];
+  // A hello shorter than its padding would let its sender get back more than it sent: refused, not answered.
+  const least = type === CONTROL_TYPE.helloFormal ? FORMAL_HELLO_BYTES : type === CONTROL_TYPE.helloPort || type === CONTROL_TYPE.helloLive ? SMALL_HELLO_BYTES : 0;
+  if (buf.length < least) return { ok: false, reason: "short-hello" };
   const at = TYPE_AT + 1;
   const u16 = (i: number) => (i + 2 <= buf.length ? (buf[i]! << 8) | buf[i + 1]! : -1);
   const bad = { ok: false as const, reason: "bad-body" as const };

@@ -6,9 +6,12 @@
 //   2. the asking node's rate (NEWHOST_PER_SOURCE_*)                            → RATE_LIMITED
 //   3. the order opens with our key and the asker's key (newhost-proof.ts)      → UNAUTHENTICATED / BAD_REQUEST
 //   4. fresh (NEWHOST_MAX_AGE_MS), order id unseen, sane target and key hash    → REFUSED / BAD_REQUEST
-//   5. the client's proof of work for that target IP and key hash               → REFUSED
-//   6. the target ip:port was not probed in the last NEWHOST_TARGET_DEDUP_MS     → REFUSED
-//   7. the target IP's rate (NEWHOST_PER_TARGET_IP_*)                            → RATE_LIMITED
+//      and, on a public node, a target outside the special ranges               → REFUSED
+//   5. the client's proof of work for that target ip:port and key hash          → REFUSED
+//   6. our own consent token for that ip:port (newhost-consent.ts): the target
+//      asked this very node, which no mesh peer can forge                       → REFUSED
+//   7. the target ip:port was not probed in the last NEWHOST_TARGET_DEDUP_MS     → REFUSED
+//   8. the target IP's rate (NEWHOST_PER_TARGET_IP_*)                            → RATE_LIMITED
 // Then it picks the source IP (an own IP outside the client's avoid list, preferring secondary ones that no
 // client ever talks to), sends NEWHOST_PROBES_PER_DELEGATE probes PROBE_SPACING_MS apart, and reports the IP.
 import { isIP } from "node:net";
@@ -20,6 +23,9 @@ import { NewHostReportSchema, type NewHostOrder } from "../wire/index.ts";
 import { MAX_AVOID_IPS, NEWHOST_MAX_AGE_MS, NEWHOST_ORDER_ID_BYTES, PROBE_SPACING_MS, SN_KEY_BYTES } from "./constants.ts";
 import { DedupWindow, RateBuckets } from "./rate-limit.ts";
 import { checkNewHostProof, openNewHostOrder } from "./newhost-proof.ts";
+import type { ConsentIssuer } from "./newhost-consent.ts";
+import { specialRangeOf } from "../contracts/index.ts";
+import { DEFAULTS } from "../config/index.ts";
 import { buildProbe } from "./probe-packet.ts";
 import { randomProbeTmpLen } from "./probe-sizes.ts";
 import { formatEndpoint, normalizeIp, type Endpoint } from "./source-check.ts";
@@ -57,6 +63,8 @@ export interface NewHostDelegateComponents {
   ownIps(): { main: string | null; others: readonly string[] };
   /** The IP the kernel sends to `target` from, when the main IP is a wildcard. @default none (reported as "") */
   sourceIpFor?: (target: Endpoint) => Promise<string | null>;
+  /** Issues the consent tokens clients fetch over HTTPS and checks the ones orders carry. */
+  consent: ConsentIssuer;
   log?: Logger;
 }
 
@@ -65,6 +73,9 @@ export interface NewHostDelegateInit {
   now?: () => number;
   /** @default PROBE_SPACING_MS */
   spacingMs?: number;
+  /** Send to special-range targets (loopback, private, documentation…): labs and devnets only (config
+   *  allow_special_targets). @default allow_special_targets of defaults.toml */
+  allowSpecialTargets?: boolean;
 }
 
 export interface NewHostDelegateCounters {
@@ -97,6 +108,7 @@ export function isProbeTarget(ip: string): boolean {
 export function createNewHostDelegate(components: NewHostDelegateComponents, init: NewHostDelegateInit = {}): NewHostDelegate {
   const now = init.now ?? Date.now;
   const spacingMs = init.spacingMs ?? PROBE_SPACING_MS;
+  const allowSpecial = init.allowSpecialTargets ?? DEFAULTS.allow_special_targets;
   const perSource = new RateBuckets(NEWHOST_PER_SOURCE_RATE_PER_S, NEWHOST_PER_SOURCE_BURST);
   const perTargetIp = new RateBuckets(NEWHOST_PER_TARGET_IP_RATE_PER_S, NEWHOST_PER_TARGET_IP_BURST);
   const orderIds = new DedupWindow(2 * NEWHOST_MAX_AGE_MS);
@@ -145,12 +157,16 @@ export function createNewHostDelegate(components: NewHostDelegateComponents, ini
       if (!isProbeTarget(order.targetIp) || order.targetPort < 1 || order.targetPort > 65535) {
         return refuse(Status.BAD_REQUEST, "NewHost target is not a unicast ip:port");
       }
+      if (!allowSpecial && specialRangeOf(order.targetIp) !== null) return refuse(Status.REFUSED, "NewHost target is in a special-purpose range");
       if (orderIds.seen(Buffer.from(order.orderId).toString("hex"), t)) return refuse(Status.REFUSED, "NewHost order was already used");
       // 5.
-      const proof = checkNewHostProof(order.proof, order.targetIp, order.hostKey, t);
-      if (!proof.ok) return refuse(Status.REFUSED, `NewHost order carries no valid client proof (${proof.reason})`);
-      // 6–7.
       const target: Endpoint = { ip: normalizeIp(order.targetIp), port: order.targetPort };
+      const proof = checkNewHostProof(order.proof, target, order.hostKey, t);
+      if (!proof.ok) return refuse(Status.REFUSED, `NewHost order carries no valid client proof (${proof.reason})`);
+      // 6.
+      const consent = components.consent.check(order.consent, target);
+      if (!consent.ok) return refuse(Status.REFUSED, `the target did not ask this node for NewHost probes (consent ${consent.reason})`);
+      // 7–8.
       if (targets.seen(formatEndpoint(target), t)) return refuse(Status.REFUSED, "this target was probed moments ago");
       if (!perTargetIp.take(target.ip, t)) return refuse(Status.RATE_LIMITED, "too many NewHost orders for this target IP");
 

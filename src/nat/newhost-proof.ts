@@ -2,10 +2,12 @@
 // live client asked for it"; issue 5 "a challenge or proof-of-work bound to the target address and the client's key").
 //
 // Two layers, both checked by the delegate before it sends anything:
-//   1. The client's proof of work: SHA-256(label ‖ 0 ‖ target IP ‖ 0 ‖ SHA-256(K) ‖ issued_at_ms ‖ nonce) starts
-//      with NEWHOST_POW_BITS zero bits. Bound to the target IP and the probe key, so it cannot be reused for
-//      another address or another client's test; fresh within NEWHOST_MAX_AGE_MS. A client pays it once per
-//      run; a node that wanted to aim the mesh at many addresses pays it per address.
+//   1. The client's proof of work: SHA-256(label ‖ 0 ‖ target IP ‖ 0 ‖ port u16 ‖ SHA-256(K) ‖ issued_at_ms ‖
+//      nonce) starts with NEWHOST_POW_BITS zero bits. Bound to the target ip:port and the probe key, so it cannot
+//      be reused for another address, another port or another client's test; fresh within NEWHOST_MAX_AGE_MS.
+//      A client pays it once per run; a node that wanted to aim the mesh at many addresses pays it per address.
+//      Anyone can pay it, so it is a cost, not a consent: the consent is the delegate's own token
+//      (newhost-consent.ts).
 //   2. The source server's seal: NewHostOrder sealed from the source node key to the delegate's node key
 //      (purpose SEAL_PURPOSE.natNewHost). Only the owner of the mesh peer's proven key can make it, only the named
 //      delegate can open it, and it binds target, key hash, time and a one-use order id. The source server only
@@ -19,7 +21,7 @@ import { decodeMessage, encodeMessage } from "../wire/index.ts";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { NewHostDelegationSchema, NewHostOrderSchema, type NewHostOrder } from "../wire/index.ts";
 import { NEWHOST_MAX_AGE_MS, NEWHOST_POW_BITS } from "./constants.ts";
-import { normalizeIp } from "./source-check.ts";
+import { normalizeIp, type Endpoint } from "./source-check.ts";
 
 /** Label hashed first in the client's proof of work. */
 const NEWHOST_POW_LABEL = "findings/v1/newhost-pow";
@@ -39,15 +41,18 @@ const hash: Hash =
     : (d) => new Uint8Array(createHash("sha256").update(d).digest());
 
 /** Bytes hashed by the proof, with room for the nonce at the end. */
-function powPrefix(targetIp: string, hostKey: Uint8Array, issuedAtMs: bigint): { buf: Uint8Array; nonceAt: number } {
+function powPrefix(target: Endpoint, hostKey: Uint8Array, issuedAtMs: bigint): { buf: Uint8Array; nonceAt: number } {
   const label = encoder.encode(NEWHOST_POW_LABEL);
-  const ip = encoder.encode(normalizeIp(targetIp));
-  const buf = new Uint8Array(label.length + 1 + ip.length + 1 + hostKey.length + 8 + NEWHOST_POW_NONCE_BYTES);
+  const ip = encoder.encode(normalizeIp(target.ip));
+  const buf = new Uint8Array(label.length + 1 + ip.length + 1 + 2 + hostKey.length + 8 + NEWHOST_POW_NONCE_BYTES);
   let at = 0;
   buf.set(label, at);
   at += label.length + 1;
   buf.set(ip, at);
   at += ip.length + 1;
+  buf[at] = (target.port >> 8) & 0xff;
+  buf[at + 1] = target.port & 0xff;
+  at += 2;
   buf.set(hostKey, at);
   at += hostKey.length;
   new DataView(buf.buffer).setBigUint64(at, issuedAtMs);
@@ -70,16 +75,16 @@ function leadingZeroBits(h: Uint8Array): number {
 /** Hashes tried between two yields to the event loop while a proof is made (~1 ms of work). */
 const POW_SLICE = 4096;
 
-/** Makes the client's proof for `targetIp` (its mapped IP) and `hostKey` = SHA-256(K). Yields to the event loop
+/** Makes the client's proof for `target` (its formal socket's mapped ip:port) and `hostKey` = SHA-256(K). Yields to the event loop
  *  every few thousand hashes, so probes that arrive meanwhile are still timed right. */
 export async function makeNewHostProof(
-  targetIp: string,
+  target: Endpoint,
   hostKey: Uint8Array,
   opts: { now?: number; bits?: number; signal?: AbortSignal } = {},
 ): Promise<{ issuedAtMs: bigint; nonce: Uint8Array; hashes: number }> {
   const bits = opts.bits ?? NEWHOST_POW_BITS;
   const issuedAtMs = BigInt(Math.floor(opts.now ?? Date.now()));
-  const { buf, nonceAt } = powPrefix(targetIp, hostKey, issuedAtMs);
+  const { buf, nonceAt } = powPrefix(target, hostKey, issuedAtMs);
   const view = new DataView(buf.buffer);
   // A random start so two clients never walk the same nonces.
   let counter = new DataView(crypto.getRandomValues(new Uint8Array(8)).buffer).getBigUint64(0);
@@ -99,7 +104,7 @@ export type ProofRejectReason = "missing" | "bad-nonce" | "stale" | "weak";
 /** Checks a client's proof. Pure; never throws. */
 export function checkNewHostProof(
   proof: { issuedAtMs: bigint; nonce: Uint8Array } | undefined,
-  targetIp: string,
+  target: Endpoint,
   hostKey: Uint8Array,
   now: number,
   bits = NEWHOST_POW_BITS,
@@ -107,7 +112,7 @@ export function checkNewHostProof(
   if (!proof) return { ok: false, reason: "missing" };
   if (proof.nonce.length !== NEWHOST_POW_NONCE_BYTES) return { ok: false, reason: "bad-nonce" };
   if (Math.abs(Number(proof.issuedAtMs) - now) > NEWHOST_MAX_AGE_MS) return { ok: false, reason: "stale" };
-  const { buf, nonceAt } = powPrefix(targetIp, hostKey, proof.issuedAtMs);
+  const { buf, nonceAt } = powPrefix(target, hostKey, proof.issuedAtMs);
   buf.set(proof.nonce, nonceAt);
   return leadingZeroBits(hash(buf)) >= bits ? { ok: true } : { ok: false, reason: "weak" };
 }

@@ -8,9 +8,10 @@
 import { METHOD } from "../rpc/index.ts";
 import { generateNodeKey } from "../identity/index.ts";
 import { DEFAULTS } from "../config/index.ts";
-import { ConfigError } from "../errors.ts";
+import { ConfigError, PeerError } from "../errors.ts";
 import { bootstrapApp } from "../transport/index.ts";
-import { httpsWhoami } from "../transport/index.ts";
+import { httpsGetJson, httpsWhoami } from "../transport/index.ts";
+import { NEWHOST_CONSENT_PATH, NEWHOST_CONSENT_BYTES } from "./newhost-consent.ts";
 import type { Logger } from "../contracts/index.ts";
 import { expectOk, type QuicLink } from "../transport/index.ts";
 import { createUdpClient, type UdpClient } from "../transport/index.ts";
@@ -21,14 +22,15 @@ import { PeersAnswerSchema, PeersRequestSchema } from "../wire/index.ts";
 import { NatBeginAnswerSchema, NatBeginRequestSchema, NatFormalAnswerSchema, NatFormalRequestSchema, NatPassageAnswerSchema, NatPassageRequestSchema, NatServersAnswerSchema } from "../wire/index.ts";
 import { buildControl, controlToken, decodeControl } from "./control-packet.ts";
 import { measureLifetime } from "./lifetime-client.ts";
-import { MAX_PRE_PROBE_SERVERS, PRE_PROBE_MIN_SERVERS } from "./constants.ts";
+import { MAX_PRE_PROBE_SERVERS, NAT_TOKEN_BYTES, PRE_PROBE_MIN_SERVERS } from "./constants.ts";
 import { makeNewHostProof } from "./newhost-proof.ts";
 import { newHostKey, verifyProbe } from "./probe-packet.ts";
 import type { ProbeReport } from "./probe-report.ts";
 import { openProbeSocket, routeSourceIp } from "./probe-sockets.ts";
 import { realProbeClock, type ProbeIo, type ProbeServer, type ServerLink } from "./probe-io.ts";
 import { ProbeRunner, type ProbeProgress } from "./probe-runner.ts";
-import { formatEndpoint, normalizeIp, type Endpoint } from "./source-check.ts";
+import { formatEndpoint, normalizeIp, sameIp, type Endpoint } from "./source-check.ts";
+import { hexToBytes } from "@noble/hashes/utils.js";
 import { isIP } from "node:net";
 
 export type { ProbeProgress } from "./probe-runner.ts";
@@ -155,15 +157,39 @@ function probeIo(client: UdpClient, key: Uint8Array, localIp: string): ProbeIo {
         close: () => socket.close(),
       };
     },
-    async proveNewHost(mappedIp, signal) {
-      const proof = await makeNewHostProof(mappedIp, hostKey, { signal });
+    async proveNewHost(mapped, signal) {
+      const proof = await makeNewHostProof(mapped, hostKey, { signal });
       return { issuedAtMs: proof.issuedAtMs, nonce: proof.nonce };
+    },
+    async newHostConsents(servers, mapped, signal) {
+      const got = await Promise.all(
+        servers.map(async (s) => {
+          try {
+            // From the probe's own IP: the token binds the address the delegate sees, which must be the mapped one.
+            const body = await httpsGetJson(s, `${NEWHOST_CONSENT_PATH}?port=${mapped.port}`, { signal, maxBytes: 1024, localAddress: localIp });
+            const c = readConsent(body);
+            // A token for another IP (our TCP leaves from elsewhere than our UDP mapping) cannot serve this target.
+            return c && sameIp(c.ip, mapped.ip) && c.port === mapped.port ? [{ serverIp: s.ip, token: c.token }] : [];
+          } catch {
+            return [];
+          }
+        }),
+      );
+      return got.flat();
     },
     httpsWhoami: async (server, signal) => (await httpsWhoami(server, { signal })).address,
   };
 }
 
+/** Largest packet count a server may claim it sent in one step (a few probes each; far above any plan). */
+const MAX_SENT_CLAIM = 1000;
+/** Most delegate entries read from one formal answer (a source asks 2). */
+const MAX_DELEGATES_CLAIMED = 16;
+const isPort = (n: number) => Number.isInteger(n) && n >= 1 && n <= 65535;
+const isCount = (n: number) => Number.isInteger(n) && n >= 0 && n <= MAX_SENT_CLAIM;
+
 function serverLink(link: QuicLink, server: Endpoint, key: Uint8Array, localIp: string): ServerLink {
+  const peer = formatEndpoint(server);
   const ask = async (method: string, payload: Uint8Array | undefined, step: { signal: AbortSignal; timeoutMs: number }) => expectOk(await link.request(method, payload, step));
   return {
     remote: link.remote,
@@ -171,33 +197,54 @@ function serverLink(link: QuicLink, server: Endpoint, key: Uint8Array, localIp: 
     get rttMs() {
       return link.rttMs;
     },
+    // Every field of every answer is checked before use: the server may lie, and a bad field must fail
+    // this server's step with a clear error, not some later step (or a send to a port it chose).
     async whoami(step) {
       const me = decodeMessage(WhoamiResponseSchema, await ask(METHOD.app.whoami, undefined, step), "WhoamiResponse");
-      return { ip: me.ip, port: me.port };
+      if (isIP(me.ip) === 0 || !isPort(me.port)) throw new PeerError(`${METHOD.app.whoami} answer from ${peer}: not an ip:port`);
+      return { ip: normalizeIp(me.ip), port: me.port };
     },
     async meshPeers(max, step) {
       const ans = decodeMessage(PeersAnswerSchema, await ask(METHOD.mesh.peers, encodeMessage(PeersRequestSchema, { max }), step), "PeersAnswer");
-      return ans.records.flatMap((rec) => rec.addresses.filter((a) => a.udpPort > 0).map((a) => ({ ip: a.ip, port: a.udpPort })));
+      return ans.records.flatMap((rec) => rec.addresses.filter((a) => isIP(a.ip) !== 0 && isPort(a.udpPort)).map((a) => ({ ip: normalizeIp(a.ip), port: a.udpPort })));
     },
     async natServers(step) {
       const ans = decodeMessage(NatServersAnswerSchema, await ask(METHOD.nat.servers, undefined, step), "NatServersAnswer");
       return ans.servers.flatMap((text) => {
         const m = /^\[?([^\]]+?)\]?:(\d+)$/.exec(text);
-        return m ? [{ ip: m[1]!, port: Number(m[2]) }] : [];
+        return m && isIP(m[1]!) !== 0 && isPort(Number(m[2])) ? [{ ip: normalizeIp(m[1]!), port: Number(m[2]) }] : [];
       });
     },
     async begin(step) {
       const ans = decodeMessage(NatBeginAnswerSchema, await ask(METHOD.nat.begin, encodeMessage(NatBeginRequestSchema, { probeKey: key }), step), "NatBeginAnswer");
+      if (ans.token.length !== NAT_TOKEN_BYTES) throw new PeerError(`${METHOD.nat.begin} answer from ${peer}: token must be ${NAT_TOKEN_BYTES} bytes, got ${ans.token.length}`);
+      if (!isPort(ans.newPort)) throw new PeerError(`${METHOD.nat.begin} answer from ${peer}: new_port must be 1..65535, got ${ans.newPort}`);
       return { token: ans.token, newPort: ans.newPort };
     },
     async passage(token, step) {
-      return decodeMessage(NatPassageAnswerSchema, await ask(METHOD.nat.passage, encodeMessage(NatPassageRequestSchema, { token }), step), "NatPassageAnswer").sent;
+      const sent = decodeMessage(NatPassageAnswerSchema, await ask(METHOD.nat.passage, encodeMessage(NatPassageRequestSchema, { token }), step), "NatPassageAnswer").sent;
+      if (!isCount(sent)) throw new PeerError(`${METHOD.nat.passage} answer from ${peer}: sent must be 0..${MAX_SENT_CLAIM}, got ${sent}`);
+      return sent;
     },
     async formal(req, step) {
-      const payload = encodeMessage(NatFormalRequestSchema, { token: req.token, cookie: req.cookie, avoidIps: req.avoidIps, proof: req.proof });
+      const payload = encodeMessage(NatFormalRequestSchema, { token: req.token, cookie: req.cookie, avoidIps: req.avoidIps, proof: req.proof, consents: req.consents });
       const ans = decodeMessage(NatFormalAnswerSchema, await ask(METHOD.nat.formal, payload, step), "NatFormalAnswer");
-      return { newPortSent: ans.newPortSent, delegates: ans.delegates };
+      if (!isCount(ans.newPortSent)) throw new PeerError(`${METHOD.nat.formal} answer from ${peer}: new_port_sent must be 0..${MAX_SENT_CLAIM}`);
+      // A delegate entry that does not parse is dropped (it cannot be told apart from a lie), the rest kept.
+      const delegates = ans.delegates
+        .slice(0, MAX_DELEGATES_CLAIMED)
+        .filter((d) => isCount(d.sent) && (d.fromIp === "" || isIP(d.fromIp) !== 0) && d.nodeId.length <= 64 && d.error.length <= 512);
+      return { newPortSent: ans.newPortSent, delegates };
     },
     lifetime: (opts) => measureLifetime({ link, server, localIp, ...opts }),
   };
+}
+
+/** A consent answer ({token: hex, ip, port}) checked field by field; null when anything is off. */
+function readConsent(body: unknown): { token: Uint8Array; ip: string; port: number } | null {
+  if (typeof body !== "object" || body === null) return null;
+  const { token, ip, port } = body as Record<string, unknown>;
+  if (typeof token !== "string" || token.length !== 2 * NEWHOST_CONSENT_BYTES || !/^[0-9a-f]+$/.test(token)) return null;
+  if (typeof ip !== "string" || isIP(ip) === 0 || typeof port !== "number" || !Number.isInteger(port) || port < 1 || port > 65535) return null;
+  return { token: hexToBytes(token), ip, port };
 }

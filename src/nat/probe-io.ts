@@ -46,6 +46,8 @@ export interface DelegateReport {
 
 /** The proof of work a NewHost request carries (newhost-proof.ts); opaque to the runner. */
 export type NewHostProofInit = { issuedAtMs: bigint; nonce: Uint8Array };
+/** A would-be delegate's consent token (newhost-consent.ts), by the IP it was fetched from; opaque to the runner. */
+export type NewHostConsentInit = { serverIp: string; token: Uint8Array };
 
 /** The QUIC link to one server (socket P), with the requests of DESIGN §6. */
 export interface ServerLink {
@@ -63,7 +65,7 @@ export interface ServerLink {
   /** nat.passage: the number of probes the server sent. */
   passage(token: Uint8Array, step: ProbeStepOptions): Promise<number>;
   formal(
-    req: { token: Uint8Array; cookie: Uint8Array; avoidIps: string[]; proof: NewHostProofInit },
+    req: { token: Uint8Array; cookie: Uint8Array; avoidIps: string[]; proof: NewHostProofInit; consents: NewHostConsentInit[] },
     step: ProbeStepOptions,
   ): Promise<{ newPortSent: number; delegates: DelegateReport[] }>;
   lifetime(opts: { maxS?: number; signal?: AbortSignal; onProgress: (m: string) => void }): Promise<LifetimeOutcome>;
@@ -89,7 +91,10 @@ export interface ProbeIo {
   /** hello-port from P (the same-IP/other-port mapping test). */
   sendHelloPort(token: Uint8Array, to: Endpoint): Promise<void>;
   openFormalSocket(events: FormalSocketEvents): Promise<FormalSocket>;
-  proveNewHost(mappedIp: string, signal: AbortSignal): Promise<NewHostProofInit>;
+  proveNewHost(mapped: Endpoint, signal: AbortSignal): Promise<NewHostProofInit>;
+  /** Asks each server over HTTPS (its TLS port, same number as UDP) for a NewHost consent token for `mapped`;
+   *  returns those it got. Without it, no delegate will send NewHost probes. */
+  newHostConsents?(servers: readonly Endpoint[], mapped: Endpoint, signal: AbortSignal): Promise<NewHostConsentInit[]>;
   /** HTTPS whoami: the address the server saw. */
   httpsWhoami(server: Endpoint, signal: AbortSignal): Promise<string>;
 }

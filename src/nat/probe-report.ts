@@ -18,6 +18,7 @@ export interface ProbeEvidence {
   test:
     | "servers"
     | "pre-probe"
+    | "begin"
     | "new-port-mapping"
     | "passage"
     | "formal-mapping"

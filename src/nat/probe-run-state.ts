@@ -149,7 +149,9 @@ export class ProbeRunState {
       this.obs.udpPath = false;
       // The HTTPS check ends by the same deadline: wait for its verdict rather than report "not tested".
       if (this.tcpCheck) {
-        void this.tcpCheck.finally(() => this.conclude(decideNat(this.obs)));
+        void this.tcpCheck
+          .finally(() => this.conclude(decideNat(this.obs)))
+          .catch((err: unknown) => this.init.log?.debug("conclusion after the TCP check failed", { error: String(err) }));
         return;
       }
     }

@@ -6,7 +6,12 @@ import { errorLine } from "../errors.ts";
 import { MAX_AVOID_IPS } from "./constants.ts";
 import type { PassageObservation } from "./decision.ts";
 import { probeStep, silenceMs, stepsStartedBy, type ProbeStep, type ProbeStepId } from "./probe-plan.ts";
-import { sleepOn, type ProbeServer, type ProbeStepOptions, type ServerLink } from "./probe-io.ts";
+import { sleepOn, type NewHostConsentInit, type ProbeServer, type ProbeStepOptions, type ServerLink } from "./probe-io.ts";
+
+/** Would-be delegates asked for a consent token per formal step (the source picks its delegates among them). */
+const MAX_CONSENT_ASKS = 6;
+/** How long the consent requests may take, in ms: one TLS handshake and request, in parallel with the proof. */
+const CONSENT_TIMEOUT_MS = 2_000;
 import type { ProbeSource } from "./probe-packet.ts";
 import type { FormalAttempt, ProbeRunState } from "./probe-run-state.ts";
 import { checkProbeSource, formatEndpoint, normalizeIp, sameIp, type Endpoint } from "./source-check.ts";
@@ -69,7 +74,17 @@ async function chain(st: ProbeRunState, after: ProbeStepId, ctx: SourceContext):
 async function sourceStep(st: ProbeRunState, step: ProbeStep, ctx: SourceContext): Promise<boolean> {
   switch (step.id) {
     case "begin": {
-      const begin = await ctx.link.begin(ctx.step);
+      let begin: { token: Uint8Array; newPort: number };
+      try {
+        begin = await ctx.link.begin(ctx.step);
+      } catch (err) {
+        // This server cannot be a source: say why, and let the next one be tried.
+        if (!st.decided) st.note({ test: "begin", server: formatEndpoint(ctx.server), error: errorLine(err) });
+        if (ctx.first && !st.portTest) st.portTestPending = false;
+        st.evaluate();
+        ctx.clean = 0;
+        return false;
+      }
       ctx.token = begin.token;
       ctx.newPort = begin.newPort;
       return true;
@@ -176,17 +191,18 @@ async function formalMapping(st: ProbeRunState, step: ProbeStep, ctx: SourceCont
 async function formal(st: ProbeRunState, step: ProbeStep, ctx: SourceContext): Promise<void> {
   const k = formatEndpoint(ctx.server);
   const { attempt, mapped, cookie } = ctx.acked!;
-  const proof = await st.io.proveNewHost(mapped.ip, st.signal);
+  const [proof, consents] = await Promise.all([st.io.proveNewHost(mapped, st.signal), askConsents(st, ctx, mapped)]);
   await st.learning;
   if (st.decided) return;
   const avoidIps = [...st.contacted].slice(0, MAX_AVOID_IPS);
-  const ans = await ctx.link.formal({ token: ctx.token!, cookie, avoidIps, proof }, st.step);
+  const ans = await ctx.link.formal({ token: ctx.token!, cookie, avoidIps, proof, consents }, st.step);
   const clean = ans.delegates.filter((d) => d.sent > 0 && d.fromIp !== "" && !st.contacted.has(normalizeIp(d.fromIp))).length;
   st.note({ test: "new-port", server: k, sent: ans.newPortSent, receivedSoFar: attempt.obs.newPort });
   st.note({
     test: "new-host",
     server: k,
     delegates: ans.delegates.map((d) => ({ node: d.nodeId.slice(0, 16), from: d.fromIp || null, sent: d.sent, ...(d.error ? { error: d.error } : {}) })),
+    consentsFrom: consents.map((c) => c.serverIp),
     usable: clean,
     receivedSoFar: attempt.obs.newHostFrom.length,
   });
@@ -199,6 +215,24 @@ async function formal(st: ProbeRunState, step: ProbeStep, ctx: SourceContext): P
     st.evaluate();
   });
   st.evaluate();
+}
+
+/** Consent tokens for `mapped` from the source's peers (its would-be delegates), over HTTPS: TCP leaves no UDP
+ *  trace towards them, so their NewHost probes still prove something (source-check.ts R4). */
+async function askConsents(st: ProbeRunState, ctx: SourceContext, mapped: Endpoint): Promise<NewHostConsentInit[]> {
+  if (!st.io.newHostConsents) return [];
+  const peers = await ctx.link.natServers(st.step).catch(() => [] as Endpoint[]);
+  const seen = new Set<string>([normalizeIp(ctx.server.ip)]);
+  const ask: Endpoint[] = [];
+  for (const s of [...peers, ...st.servers]) {
+    const ip = normalizeIp(s.ip);
+    if (seen.has(ip) || ask.length >= MAX_CONSENT_ASKS) continue;
+    seen.add(ip);
+    ask.push(s);
+  }
+  const deadline = AbortSignal.any([st.signal, AbortSignal.timeout(CONSENT_TIMEOUT_MS)]);
+  const got = await st.io.newHostConsents(ask, mapped, deadline).catch(() => [] as NewHostConsentInit[]);
+  return got;
 }
 
 /** Sends a hello as the step's wait says until `done()`; `arm` gets the function that ends the wait early. */

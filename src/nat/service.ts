@@ -6,7 +6,9 @@
 //     nat.live-begin · nat.live-schedule · nat.live-end (lifetime-server.ts); policies in routes.ts
 //   raw on the shared socket: hello-formal / hello-live control datagrams (control-packet.ts)
 //   mesh (bootstrapped links only): nat.new-host (newhost-delegate.ts), which this node also sends as a source:
-//     an order sealed to each delegate, carrying the client's proof of work (newhost-proof.ts).
+//     an order sealed to each delegate, carrying the client's proof of work (newhost-proof.ts) and the consent
+//     token that delegate gave the client.
+//   HTTPS on the TLS port: GET /nat/consent (newhost-consent.ts), the token a client brings to a source server.
 //   own class: at start and every SELF_PROBE_INTERVAL_MS the node runs `findings probe` against its peers from its
 //     service IP and keeps the result (ownClass()); until one succeeds it retries every SELF_PROBE_RETRY_MS.
 import { bytesToHex } from "@noble/hashes/utils.js";
@@ -31,6 +33,8 @@ import { natRoutes } from "./routes.ts";
 import { natLabel, type NatClassName, type NatLabel } from "./class.ts";
 import { MAX_SERVERS_ANSWER, NEWHOST_ORDER_ID_BYTES } from "./constants.ts";
 import { createNewHostDelegate, type NewHostDelegate } from "./newhost-delegate.ts";
+import { consentRoute, createConsentIssuer, NEWHOST_CONSENT_PATH } from "./newhost-consent.ts";
+import type { HttpRouteTable } from "../transport/index.ts";
 import { sealNewHostOrder } from "./newhost-proof.ts";
 import { runProbe, type ProbeOptions } from "./probe-client.ts";
 import type { ProbeReport } from "./probe-report.ts";
@@ -73,6 +77,9 @@ export interface NatServiceComponents {
   /** UDP endpoints of other Findings nodes, for nat.servers and the self-probe. @default the mesh links' peers,
    *  on their TCP port (DESIGN §2: UDP and TCP share the port number by default) */
   knownServers?: () => Endpoint[];
+  /** The TLS port's HTTPS routes, where clients fetch NewHost consent tokens. @default none (this node then
+   *  cannot be a NewHost delegate: no client can bring its consent) */
+  https?: Pick<HttpRouteTable, "add" | "remove">;
   /** Times each self-probe that ran, by the class it found ("none" when it found none). */
   selfProbeSeconds?: Histogram<"nat_class">;
 }
@@ -93,6 +100,8 @@ export interface NatServiceInit {
   /** Serve NAT tests to clients and NewHost orders to peers; a client-only node (config `client_only`) refuses
    *  them and only measures its own class. @default true */
   serve?: boolean;
+  /** Delegate NewHost probes to special-range targets (config allow_special_targets). @default allow_special_targets of defaults.toml */
+  allowSpecialTargets?: boolean;
   /** Proof-of-work bits required of clients (tests lower it). @default NEWHOST_POW_BITS */
   powBits?: number;
   /** @default Date.now */
@@ -187,6 +196,8 @@ export function createNatService(components: NatServiceComponents, init: NatServ
     }
   }
 
+  /** Consent tokens this node hands clients over HTTPS and checks in the orders it gets as a delegate. */
+  const consent = createConsentIssuer({ now });
   const delegate: NewHostDelegate = createNewHostDelegate(
     {
       nodeKey,
@@ -194,18 +205,21 @@ export function createNatService(components: NatServiceComponents, init: NatServ
       ownIps,
       // On a wildcard address the kernel picks the source: the route to the target tells which IP that is.
       sourceIpFor: (target) => routeSourceIp(target).catch(() => null),
+      consent,
       log,
     },
-    { now },
+    { now, allowSpecialTargets: init.allowSpecialTargets },
   );
 
   /** The NewHost fan-out of a formal step: up to MAX_DELEGATES mesh peers, those outside the client's avoid list
    *  first, never a peer on the target's IP (it would probe itself) nor one on ours. */
   async function delegateNewHost(req: NewHostRequest, signal?: AbortSignal): Promise<DelegateOutcome[]> {
     const avoid = new Set(req.avoidIps.map(normalizeIp));
+    // Only peers the client asked itself: each checks its own consent token, so no other peer would send.
     const candidates = mesh
       .links()
-      .filter((l) => l.isOpen && l.trust === "mesh" && l.peerKey !== null && !sameIp(l.remote.ip, req.target.ip) && !(mainIp && sameIp(l.remote.ip, mainIp)));
+      .filter((l) => l.isOpen && l.trust === "mesh" && l.peerKey !== null && req.consents.has(normalizeIp(l.remote.ip)))
+      .filter((l) => !sameIp(l.remote.ip, req.target.ip) && !(mainIp && sameIp(l.remote.ip, mainIp)));
     // One link per peer node (a pair of nodes may hold links both ways).
     const byNode = new Map<string, MeshLink>();
     for (const l of candidates) if (!byNode.has(l.peerNodeId!)) byNode.set(l.peerNodeId!, l);
@@ -228,6 +242,7 @@ export function createNatService(components: NatServiceComponents, init: NatServ
             avoidIps: req.avoidIps,
             proof: req.proof,
             clientConn,
+            consent: req.consents.get(normalizeIp(link.remote.ip)),
           });
           counters.newHostOrdersSent++;
           const ans = await link.request(METHOD.nat.newHost, payload, { timeoutMs: DELEGATE_TIMEOUT_MS, signal });
@@ -328,6 +343,11 @@ export function createNatService(components: NatServiceComponents, init: NatServ
       if (state !== "new") return;
       state = "running";
       removeRoutes = [udp.router.addAll(routes.quic), mesh.router.addAll(routes.wss)];
+      const https = components.https;
+      if (https && init.serve !== false) {
+        https.add("GET", NEWHOST_CONSENT_PATH, consentRoute(consent));
+        removeRoutes.push(() => https.remove("GET", NEWHOST_CONSENT_PATH));
+      }
       selfAbort = new AbortController();
       scheduleSelf(init.selfProbeRetryMs ?? SELF_PROBE_RETRY_MS);
     },

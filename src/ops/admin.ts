@@ -23,6 +23,18 @@ export interface AdminEndpoint {
   stop(): Promise<void>;
 }
 
+/** True when a request's Host header names this loopback endpoint: a loopback IP literal or "localhost", with
+ *  our port or none. A page on another origin that re-points its own name at 127.0.0.1 (DNS rebinding) sends
+ *  its own name as Host, so it cannot read /status. No header at all (HTTP/1.0 tools) is not a browser. */
+export function isAdminHost(host: string | null, port: number): boolean {
+  if (host === null) return true;
+  const m = /^(\[[0-9a-fA-F:.]+\]|[^:\[\]]+)(?::(\d+))?$/.exec(host.trim());
+  if (!m) return false;
+  if (m[2] !== undefined && Number(m[2]) !== port) return false;
+  const name = m[1]!.toLowerCase();
+  return name === "localhost" || name === "[::1]" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(name);
+}
+
 /** Starts the admin server on `addr` ("127.0.0.1:7789"). Refuses non-loopback addresses: the
  *  status shows peers and bans and has no authentication. Throws when the port is taken. */
 export function startAdmin(components: AdminComponents, addr: string): AdminEndpoint {
@@ -34,6 +46,7 @@ export function startAdmin(components: AdminComponents, addr: string): AdminEndp
       hostname: ip,
       port,
       fetch(req) {
+        if (!isAdminHost(req.headers.get("host"), server.port ?? port)) return new Response("misdirected request: the admin endpoint answers only to a loopback Host\n", { status: 421 });
         const path = new URL(req.url).pathname;
         if (req.method !== "GET") return new Response("method not allowed\n", { status: 405 });
         if (path === "/status") return Response.json(components.status(), { headers: { "cache-control": "no-store" } });

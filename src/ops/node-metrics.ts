@@ -120,6 +120,7 @@ export function registerNodeMetrics(registry: MetricsRegistry, sources: NodeMetr
   gauge("findings_tls_websocket_links", "WebSocket links open on the TLS port now.", [], () => one(tls.counts().links));
   counter("findings_tls_handshake_errors_total", "TLS handshakes that failed.", [], () => one(tls.counts().tlsErrors));
   counter("findings_tls_upgrades_refused_total", "WebSocket upgrades refused (bad request, unknown path, link limits).", [], () => one(tls.counts().refusedUpgrades));
+  counter("findings_tls_connections_rate_limited_total", "TCP connections dropped before the TLS handshake by the per-host or per-/24 connection rate.", [], () => one(tls.counts().refusedRate));
 
   // STUN Binding responder (stun).
   if (stun) {

@@ -5,9 +5,12 @@
 // in several kinds' pools (seed 000 §应用池: punching between different kinds is possible). A rejoin with
 // the same node id replaces the member and reports whether its address changed: that is the trigger for
 // re-brokering its recent punches (punch-pairs.ts). The caller binds node ids to the connection's
-// bootstrap key (punch-messages.ts checkJoinIdentity), so one connection cannot fill a pool with ids.
+// bootstrap key (punch-messages.ts checkJoinIdentity) and the transport binds one key per connection, so one
+// connection holds one identity. Two caps keep one stranger from holding more than a share of the pool:
+// memberships per connection (over all kinds) and members of one kind from one source prefix.
 import type { NatClassName } from "../nat/index.ts";
 import { normalizeIp } from "../nat/index.ts";
+import { prefixOf } from "../rpc/index.ts";
 import { DEFAULTS } from "../config/index.ts";
 
 export interface AppAddress {
@@ -46,6 +49,8 @@ export type JoinResult =
       connectionChanged: boolean;
     }
   | { status: "full"; kind: string; capacity: number; message: string }
+  /** The connection or the source prefix already holds its share (maxPerConnection, maxPerPrefix). */
+  | { status: "over-share"; kind: string; message: string }
   | { status: "kind-not-served"; kind: string; message: string };
 
 export interface AppPoolInit {
@@ -53,6 +58,12 @@ export interface AppPoolInit {
   kinds: Iterable<string>;
   /** Members per kind (config `punch_xpool`). @default punch_xpool of defaults.toml */
   capacity?: number;
+  /** Memberships one connection may hold over all kinds (config `punch_per_conn`). @default unlimited */
+  maxPerConnection?: number;
+  /** Members of one kind whose addresses share a source prefix (config `punch_per_prefix`). @default unlimited */
+  maxPerPrefix?: number;
+  /** The source prefix of an address. @default sourcePrefix (IPv4 /24, IPv6 /48) */
+  prefixOf?: (ip: string) => string;
 }
 
 export interface AppPool {
@@ -89,9 +100,17 @@ export function sameAddress(a: AppAddress, b: AppAddress): boolean {
   return a.port === b.port && (a.ip === b.ip || normalizeIp(a.ip) === normalizeIp(b.ip));
 }
 
+/** The prefix one operator usually holds: an IPv4 /24, an IPv6 /48 (a site; RFC 6177 §2). */
+export function sourcePrefix(ip: string): string {
+  return prefixOf(normalizeIp(ip), 24, 48);
+}
+
 export function createAppPool(init: AppPoolInit): AppPool {
   const capacity = init.capacity ?? DEFAULTS.punch_xpool;
   if (!Number.isInteger(capacity) || capacity < 1) throw new RangeError(`app pool capacity ${capacity} must be a positive integer`);
+  const maxPerConnection = init.maxPerConnection ?? Infinity;
+  const maxPerPrefix = init.maxPerPrefix ?? Infinity;
+  const prefixKey = init.prefixOf ?? sourcePrefix;
   /** kind → node id → member (Map keeps join order). */
   const pools = new Map<string, Map<string, AppMember>>();
   for (const kind of init.kinds) pools.set(kind, new Map());
@@ -173,6 +192,24 @@ export function createAppPool(init: AppPoolInit): AppPool {
           previous,
           addressChanged: !sameAddress(previous.address, member.address),
           connectionChanged: previous.connectionId !== member.connectionId,
+        };
+      }
+      const held = byConn.get(input.connectionId)?.size ?? 0;
+      if (held >= maxPerConnection) {
+        return {
+          status: "over-share",
+          kind: input.kind,
+          message: `this connection already holds ${held} memberships (at most ${maxPerConnection})`,
+        };
+      }
+      const prefix = prefixKey(input.address.ip);
+      let fromPrefix = 0;
+      for (const m of pool.values()) if (prefixKey(m.address.ip) === prefix) fromPrefix++;
+      if (fromPrefix >= maxPerPrefix) {
+        return {
+          status: "over-share",
+          kind: input.kind,
+          message: `app pool for kind ${JSON.stringify(input.kind)} already holds ${fromPrefix} members from ${prefix} (at most ${maxPerPrefix})`,
         };
       }
       if (pool.size >= capacity) {

@@ -92,3 +92,7 @@ export const MAX_CONCURRENT_ATTEMPTS = 16;
 /** How long the node waits for a target to acknowledge a pushed offer, in ms. A target that does not answer
  *  is left out of the requester's answer (it would only make the requester wait for nothing). */
 export const OFFER_PUSH_TIMEOUT_MS = 2_000;
+
+/** Raw streams a punched peer may open before our side of the attempt has finished (they wait, then are
+ *  handed to the app; more are reset). */
+export const MAX_EARLY_STREAMS = 16;

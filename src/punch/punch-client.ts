@@ -27,90 +27,14 @@ import { NatClass } from "../wire/index.ts";
 import { PunchHelloAnswerSchema } from "../wire/index.ts";
 import { AppJoinAnswerSchema, AppJoinSchema, PunchRequestSchema } from "../wire/index.ts";
 import { runAttempt, type AttemptIo, type OwnedSocket, type PeerAddr } from "./punch-attempt.ts";
-import { MAX_CONCURRENT_ATTEMPTS, OFFER_PUSH_TIMEOUT_MS, PUNCH_HELLO_TIMEOUT_MS, PUNCH_NODE_STEP_TIMEOUT_MS, PUNCH_REJOIN_MAX_MS, PUNCH_REJOIN_MIN_MS } from "./constants.ts";
+import { MAX_CONCURRENT_ATTEMPTS, MAX_EARLY_STREAMS, OFFER_PUSH_TIMEOUT_MS, PUNCH_HELLO_TIMEOUT_MS, PUNCH_NODE_STEP_TIMEOUT_MS, PUNCH_REJOIN_MAX_MS, PUNCH_REJOIN_MIN_MS } from "./constants.ts";
 import { MAX_PUNCH_HELLO_BYTES, MAX_PUNCH_INFO_BYTES, readPunchAnswer, readPunchHello, readPunchOffer, type PunchOffer } from "./punch-info.ts";
 import { isPunchPacketFrom, peekPunchPacket } from "./punch-packet.ts";
 import type { PunchResult } from "./punch-result.ts";
-import type { Logger } from "../contracts/index.ts";
+import { APP_METHOD_POLICY, PunchRefusedError, type JoinInfo, type PunchClient, type PunchClientComponents, type PunchClientInit } from "./punch-client-api.ts";
+import type { RawStream } from "../transport/index.ts";
 
-export interface PunchClientComponents {
-  /** The app's X25519 identity: node id = SHA-256 of its public key (peers punch us by it). */
-  key: NodeKey;
-  /** The certificate punched peers pin; a fresh one per run when absent (DESIGN §3). */
-  cert?: RunCertificate;
-  log?: Logger;
-}
-
-export interface PunchClientInit {
-  /** The Findings node: address and X25519 key (from its record or "ip:port#key"). */
-  server: { ip: string; port: number; publicKey: Uint8Array };
-  /** App kind whose pool to join, e.g. "app:chat". */
-  kind: string;
-  /** Our NAT class (findings probe); null = unknown: only Public/FullC peers can then be punched. */
-  nat: NatClassName | null;
-  /** Symmetric NATs: constant port allocation step, if the probe saw one. */
-  portDelta?: number | null;
-  /** Local address to bind. @default "0.0.0.0" for an IPv4 node, "::" for IPv6 */
-  host?: string;
-  /** Local UDP port. @default 0 (any) */
-  port?: number;
-  /** Per attempt. @default PUNCH_ATTEMPT_TIMEOUT_MS (SPRAY_ATTEMPT_TIMEOUT_MS for sprays) */
-  attemptTimeoutMs?: number;
-  /** Bootstrap and join again when the node link drops. @default true */
-  rejoin?: boolean;
-  /** Every finished attempt: ours and the ones the node offered (re-offers included). */
-  onResult?: (result: PunchResult, link: QuicLink | null) => void;
-  /** Every successful join (the first and each rejoin). */
-  onJoin?: (info: JoinInfo) => void;
-}
-
-export interface JoinInfo {
-  nodeId: string;
-  kind: string;
-  /** The node's reward address for this kind (seed 000 §经济激励); "" when it has none. */
-  stakeAddress: string;
-  stakeSource: string;
-  identityId: string;
-  /** Our public address as the node sees it. */
-  address: string;
-  rejoined: boolean;
-  addressChanged: boolean;
-}
-
-export interface PunchClient {
-  readonly nodeId: string;
-  readonly joined: JoinInfo | undefined;
-  /** Local port of the socket (after start). */
-  readonly port: number;
-  readonly endpoint: UdpEndpoint;
-  /** Bootstraps to the node and joins its pool; throws PunchRefusedError (e.g. FULL) or PeerError. */
-  start(opts?: { signal?: AbortSignal }): Promise<JoinInfo>;
-  /** Idempotent: says app.leave to the node (unless `leave: false`), closes peer links, the node link and
-   *  the socket. Without the goodbye the node treats our next join from another address as a mapping change
-   *  and re-offers our recent peers (signalling coordination). */
-  stop(opts?: { leave?: boolean }): Promise<void>;
-  /** Directed punch (targetId) or random punch (null): one result per peer the node offered. Throws
-   *  PunchRefusedError when the node refuses (NOT_FOUND target, incompatible NATs, …). */
-  punch(targetId?: string | null, opts?: { max?: number; targetKind?: string; signal?: AbortSignal }): Promise<PunchResult[]>;
-  /** Live punched links by peer id. */
-  peers(): Array<{ peerId: string; link: QuicLink; result: PunchResult }>;
-  /** Handler for the app's own requests on punched links. @default policy APP_METHOD_POLICY */
-  handle(method: string, handler: RpcHandler, policy?: MethodPolicy): void;
-  counters(): Record<string, number>;
-}
-
-/** What an app's own method allows on punched links unless it says otherwise. */
-export const APP_METHOD_POLICY: MethodPolicy = { transports: ["quic"], trust: ANY_TRUST, rate: perHost(50, 200), maxInFlight: 64, maxPayloadBytes: 16 * 1024 };
-
-/** The node answered a join or punch request with a refusal. */
-export class PunchRefusedError extends PeerError {
-  readonly status: Status;
-  constructor(method: string, status: Status, error: string) {
-    super(`${method} refused (${statusName(status)}): ${error || "no reason given"}`);
-    this.name = "PunchRefusedError";
-    this.status = status;
-  }
-}
+export { APP_METHOD_POLICY, PunchRefusedError, isPunchRefused, type JoinInfo, type PunchClient, type PunchClientComponents, type PunchClientInit } from "./punch-client-api.ts";
 
 interface AttemptEntry {
   offer: PunchOffer;
@@ -180,6 +104,38 @@ export function createPunchClient(components: PunchClientComponents, init: Punch
     return { status: Status.OK, payload: encodeMessage(PunchHelloAnswerSchema, { token: a.offer.ownToken, nodeId: key.nodeId }) };
   };
   const claimedLinks = new Set<string>();
+  /** Live punched links: connection id → peer id (replaced links too, until they close). */
+  const peerOfLink = new Map<string, string>();
+  /** Raw streams that came on a verified link before our side of its attempt finished; handed over then. */
+  const earlyStreams = new Map<string, RawStream[]>();
+
+  function deliverStream(stream: RawStream, peerId: string, link: QuicLink): void {
+    if (!init.onStream) return stream.reset();
+    try {
+      init.onStream(stream, peerId, link);
+    } catch (err) {
+      log?.error("onStream callback failed", { error: errorLine(err) });
+      stream.reset(err);
+    }
+  }
+
+  // Raw streams are taken only on punched links: the peer proved the node's token (listener side) or our
+  // dial was pinned to its certificate (dialer side). Never on the node link, never from strangers.
+  function onRawStream(stream: RawStream, link: QuicLink): void {
+    const peerId = peerOfLink.get(link.connectionId);
+    if (peerId) return deliverStream(stream, peerId, link);
+    const verified = claimedLinks.has(link.connectionId) || (link.direction === "out" && link.pinned && link !== nodeLink);
+    const early = earlyStreams.get(link.connectionId) ?? [];
+    if (!verified || early.length >= MAX_EARLY_STREAMS) return stream.reset();
+    if (!early.length) {
+      earlyStreams.set(link.connectionId, early);
+      later(PUNCH_HELLO_TIMEOUT_MS, () => {
+        for (const s of earlyStreams.get(link.connectionId) ?? []) s.reset();
+        earlyStreams.delete(link.connectionId);
+      });
+    }
+    early.push(stream);
+  }
 
   // Offers pushed by the node: the peer's side of a punch someone asked for, or a re-offer after a
   // mapping change (signalling coordination). Only the node link may push them.
@@ -200,7 +156,7 @@ export function createPunchClient(components: PunchClientComponents, init: Punch
       return { status: Status.RATE_LIMITED, error: `${attempts.size} punch attempts are already running` };
     }
     counters.offers++;
-    void startAttempt(offer);
+    void startAttempt(offer).catch((err: unknown) => log?.warn("punch attempt failed", { peer: offer.peerId.slice(0, 16), error: errorLine(err) }));
     return { status: Status.OK };
   };
 
@@ -217,7 +173,7 @@ export function createPunchClient(components: PunchClientComponents, init: Punch
 
   /** The main socket (`main`: node link, offers) or one opened for an attempt. */
   function newEndpoint(c: RunCertificate, port: number, main: boolean): UdpEndpoint {
-    const ep = createUdpEndpoint({ cert: c, nodeKey: key, log }, { host: bindHost, port, onRawDatagram: onRaw });
+    const ep = createUdpEndpoint({ cert: c, nodeKey: key, log }, { host: bindHost, port, onRawDatagram: onRaw, onRawStream });
     ep.router.addAll(main ? [...linkRoutes, offerRoute] : linkRoutes);
     for (const [m, r] of appRoutes) ep.router.add(m, { ...r.policy, handler: r.handler }, { replace: true });
     ep.on("connect", (link) => {
@@ -226,13 +182,24 @@ export function createPunchClient(components: PunchClientComponents, init: Punch
       later(PUNCH_HELLO_TIMEOUT_MS, () => {
         if (!claimedLinks.has(link.connectionId) && !link.closed) {
           counters.strangersClosed++;
-          void link.close();
+          void link.close().catch(() => {});
         }
       });
     });
     ep.on("close", (link) => {
       claimedLinks.delete(link.connectionId);
+      for (const s of earlyStreams.get(link.connectionId) ?? []) s.reset();
+      earlyStreams.delete(link.connectionId);
       for (const [id, p] of peers) if (p.link === link) peers.delete(id);
+      const peerId = peerOfLink.get(link.connectionId);
+      if (peerId !== undefined) {
+        peerOfLink.delete(link.connectionId);
+        try {
+          init.onPeerClose?.(peerId, link);
+        } catch (err) {
+          log?.error("onPeerClose callback failed", { error: errorLine(err) });
+        }
+      }
       if (link === nodeLink) {
         nodeLink = undefined;
         if (running && init.rejoin !== false) scheduleRejoin();
@@ -262,9 +229,9 @@ export function createPunchClient(components: PunchClientComponents, init: Punch
       dial: (addr, opts) => ep.dial(addr, opts),
       adopt(link) {
         ep.on("close", (l) => {
-          if (l.connectionId === link.connectionId) void release();
+          if (l.connectionId === link.connectionId) void release().catch(() => {});
         });
-        if (link.closed) void release();
+        if (link.closed) void release().catch(() => {});
       },
       release,
     };
@@ -294,9 +261,10 @@ export function createPunchClient(components: PunchClientComponents, init: Punch
       // The newest link to a peer replaces an older one (e.g. after the peer's mapping changed).
       const old = peers.get(offer.peerId);
       peers.set(offer.peerId, { link, result });
-      if (old && old.link !== link) void old.link.close();
+      peerOfLink.set(link.connectionId, offer.peerId);
+      if (old && old.link !== link) void old.link.close().catch(() => {});
     } else {
-      if (link) void link.close();
+      if (link) void link.close().catch(() => {});
       counters.failed++;
     }
     log?.[result.connected ? "info" : "warn"](result.connected ? "punched link up" : "punch failed", {
@@ -311,6 +279,11 @@ export function createPunchClient(components: PunchClientComponents, init: Punch
       init.onResult?.(result, link);
     } catch (err) {
       log?.error("onResult callback failed", { error: errorLine(err) });
+    }
+    if (link) {
+      const early = earlyStreams.get(link.connectionId) ?? [];
+      earlyStreams.delete(link.connectionId);
+      for (const s of early) peerOfLink.has(link.connectionId) ? deliverStream(s, offer.peerId, link) : s.reset();
     }
     return result;
   }
@@ -438,9 +411,4 @@ export function createPunchClient(components: PunchClientComponents, init: Punch
     counters: () => ({ ...counters, attemptsRunning: attempts.size, peers: peers.size }),
   };
   return client;
-}
-
-/** Whether an error is the node's refusal (as opposed to a network failure). */
-export function isPunchRefused(err: unknown): err is PunchRefusedError {
-  return err instanceof PunchRefusedError || (err instanceof FindingsError && err.name === "PunchRefusedError");
 }

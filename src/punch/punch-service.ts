@@ -11,6 +11,11 @@
 //   punch.offer    node → target app, on its kept link: PunchInfo (its side of the attempt) → OK. The node
 //                  pushes first and answers the requester only with offers the targets acknowledged.
 //   app.leave      app → node, empty: a deliberate goodbye before closing; the node forgets the app.
+//   punch-link.ping node → app, empty, on its kept link when it sent nothing for punch_liveness_s → OK. A member
+//                  that does not answer OK leaves and its link is closed: a connection kept open by QUIC
+//                  keep-alives alone does not keep a seat.
+// Shares: one identity per connection (the transport binds one key), at most punch_per_conn memberships per
+// connection and punch_per_prefix members of a kind from one IPv4 /24 or IPv6 /48 (app-pool.ts).
 // Signalling coordination: the node remembers brokered pairs; when a member (re)joins from another address
 // than it had (a new NAT mapping, a restarted app), it pushes fresh offers to it and each recent partner.
 import { METHOD } from "../rpc/index.ts";
@@ -43,9 +48,11 @@ const PUNCH_SWEEP_INTERVAL_MS = 10_000;
  *  change (signalling coordination); bounded, oldest forgotten first. */
 const MAX_REMEMBERED_ADDRESSES = 10_000;
 
-/** A member not seen (no request, no keep-alive) for this long is expired, in ms. Four QUIC idle
- *  periods (idle_timeout_s = 30 s): a live connection refreshes it well before. */
+/** A member not seen (no request, no answered ping) for this long is expired, in ms. Two liveness
+ *  periods: a live app answers a ping well before. */
 const DEFAULT_APP_IDLE_MS = 120_000;
+/** How long a liveness ping may take to be answered, in ms: one request round trip with room. */
+const LIVENESS_PING_TIMEOUT_MS = 5_000;
 
 /** What the service needs of the node's UDP endpoint. */
 export interface PunchEndpoint {
@@ -86,6 +93,12 @@ export interface PunchServiceInit {
   sprayNatCones?: boolean;
   /** @default DEFAULT_APP_IDLE_MS (120 s) */
   appIdleMs?: number;
+  /** A member silent this long is pinged on its link (config punch_liveness_s). @default punch_liveness_s of defaults.toml */
+  livenessMs?: number;
+  /** Memberships per connection over all kinds (config punch_per_conn). @default punch_per_conn of defaults.toml */
+  perConnection?: number;
+  /** Members of one kind from one IPv4 /24 or IPv6 /48 (config punch_per_prefix). @default punch_per_prefix of defaults.toml */
+  perPrefix?: number;
   /** @default OFFER_PUSH_TIMEOUT_MS (2 s) */
   offerTimeoutMs?: number;
   /** @default PUNCH_SWEEP_INTERVAL_MS (10 s) */
@@ -97,7 +110,11 @@ export interface PunchServiceCounters {
   rejoins: number;
   joinsRefused: number;
   joinsFull: number;
+  /** Joins refused because the connection or the source prefix already held its share. */
+  joinsOverShare: number;
   leaves: number;
+  /** Members removed because they did not answer a liveness ping. */
+  livenessFailed: number;
   punchRequests: number;
   punchRefused: number;
   offersPushed: number;
@@ -129,12 +146,18 @@ export function createPunchService(components: PunchServiceComponents, init: Pun
   const now = components.now ?? Date.now;
   const rand = components.rand ?? Math.random;
   const kinds = servedKinds(init.stakes);
-  const pool = createAppPool({ kinds, capacity: init.punchXpool });
+  const pool = createAppPool({
+    kinds,
+    capacity: init.punchXpool,
+    maxPerConnection: init.perConnection ?? DEFAULTS.punch_per_conn,
+    maxPerPrefix: init.perPrefix ?? DEFAULTS.punch_per_prefix,
+  });
+  const livenessMs = init.livenessMs ?? DEFAULTS.punch_liveness_s * 1000;
   const pairs = createPunchPairs();
   const peersPunch = init.peersPunch ?? DEFAULTS.peers_punch;
   const offerTimeoutMs = init.offerTimeoutMs ?? OFFER_PUSH_TIMEOUT_MS;
   const stakeConfig: StakeConfig = { stakes: init.stakes, userId: init.userId, nodeId: components.nodeKey.nodeId };
-  const counters: PunchServiceCounters = { joins: 0, rejoins: 0, joinsRefused: 0, joinsFull: 0, leaves: 0, punchRequests: 0, punchRefused: 0, offersPushed: 0, offersFailed: 0, rebrokered: 0 };
+  const counters: PunchServiceCounters = { joins: 0, rejoins: 0, joinsRefused: 0, joinsFull: 0, joinsOverShare: 0, leaves: 0, livenessFailed: 0, punchRequests: 0, punchRefused: 0, offersPushed: 0, offersFailed: 0, rebrokered: 0 };
   /** Bound app links by connection id: where offers are pushed. */
   const links = new Map<string, QuicLink>();
   /** node id → last address it joined from, kept after it leaves (bounded): a later join from elsewhere is
@@ -247,6 +270,10 @@ export function createPunchService(components: PunchServiceComponents, init: Pun
       counters.joinsFull++;
       return refuse(Status.FULL, result.message);
     }
+    if (result.status === "over-share") {
+      counters.joinsOverShare++;
+      return refuse(Status.FULL, result.message);
+    }
     if (result.status === "kind-not-served") {
       counters.joinsRefused++;
       return refuse(Status.REFUSED, result.message);
@@ -261,7 +288,7 @@ export function createPunchService(components: PunchServiceComponents, init: Pun
       // After the answer is on its way: the app learns it joined before offers start arriving.
       const t = setTimeout(() => {
         timers.delete(t);
-        void rebroker(result.member);
+        void rebroker(result.member).catch((err: unknown) => log?.warn("re-brokering failed", { error: errorLine(err) }));
       }, 0);
       timers.add(t);
     }
@@ -361,6 +388,30 @@ export function createPunchService(components: PunchServiceComponents, init: Pun
     [Punch.method.request, { ...appPolicy, rate: perHost(10, 40), handler: onPunch }],
   ];
   let removeRoutes: (() => void) | undefined;
+  /** Connections with a liveness ping in flight. */
+  const pinging = new Set<string>();
+
+  /** Pings the link of every connection whose members were silent for livenessMs; no OK answer → they leave. */
+  function checkLiveness(t: number): void {
+    for (const [id, link] of links) {
+      const members = pool.byConnection(id);
+      if (members.length === 0 || pinging.has(id)) continue;
+      if (t - Math.max(...members.map((m) => m.lastSeen)) < livenessMs) continue;
+      pinging.add(id);
+      const fail = (why: string) => {
+        const gone = pool.leave(id);
+        counters.leaves += gone.length;
+        counters.livenessFailed += gone.length;
+        log?.debug("app failed its liveness ping", { ids: gone.map((m) => m.nodeId.slice(0, 16)), why });
+        void link.close().catch(() => {});
+      };
+      link
+        .request(METHOD.punchLink.ping, undefined, { timeoutMs: LIVENESS_PING_TIMEOUT_MS })
+        .then((answer) => (answer.status === Status.OK ? void pool.seen(id, now()) : fail(answer.error || `status ${answer.status}`)))
+        .catch((err) => fail(errorLine(err)))
+        .finally(() => pinging.delete(id));
+    }
+  }
 
   return {
     pool,
@@ -372,9 +423,9 @@ export function createPunchService(components: PunchServiceComponents, init: Pun
       const idleMs = init.appIdleMs ?? DEFAULT_APP_IDLE_MS;
       sweep = setInterval(() => {
         const t = now();
-        // A live connection is a live member even when it sends no requests (QUIC keep-alives do not reach
-        // handlers); only members whose connection is unknown age out.
-        for (const id of links.keys()) pool.seen(id, t);
+        // QUIC keep-alives do not reach handlers and cost a stranger nothing: a silent member is pinged, and
+        // members whose connection is unknown age out.
+        if (running) checkLiveness(t);
         counters.leaves += pool.expire(t, idleMs).length;
         pairs.expire(t);
       }, init.sweepIntervalMs ?? PUNCH_SWEEP_INTERVAL_MS);

@@ -2,6 +2,8 @@
 // signature for QUIC streams and WSS links.
 export { AnswerError, answerOfError } from "./errors.ts";
 export { METHOD, SERVICES, methodName } from "./methods.ts";
+export { netPrefixOf, prefixOf } from "./ip-prefix.ts";
+export { TokenBuckets } from "./rate-buckets.ts";
 export {
   ANY_TRUST,
   BOTH_TRANSPORTS,
@@ -17,6 +19,7 @@ export {
   type Transport,
   type Trust,
   perHost,
+  perHostAndNet,
 } from "./policy.ts";
 export {
   MAX_RATE_BUCKETS,

@@ -11,6 +11,13 @@ export function prefixOf(ip: string, v4Bits: number, v6Bits: number): string {
   return ip;
 }
 
+/** The network an address belongs to for diversity limits: its IPv4 /24 or IPv6 /48 (a site: RFC 6177). */
+export function netPrefixOf(ip: string): string {
+  const lower = ip.toLowerCase();
+  const plain = lower.startsWith("::ffff:") && isIP(lower.slice(7)) === 4 ? lower.slice(7) : lower;
+  return prefixOf(plain, 24, 48);
+}
+
 function maskV4(ip: string, bits: number): string {
   const octets = ip.split(".").map(Number);
   return octets.map((o, i) => o & maskByte(bits - i * 8)).join(".");

@@ -43,6 +43,12 @@ export function perHost(ratePerS: number, burst: number): RateLimit[] {
   return [{ ratePerS, burst, v4Bits: 32, v6Bits: 64 }];
 }
 
+/** A per-host bucket (IPv4 /32, IPv6 /64) and a per-network one (/24, /48) `netFactor` times looser: many
+ *  hosts of one network share the network's bucket, so more addresses do not buy more requests. */
+export function perHostAndNet(ratePerS: number, burst: number, netFactor = 4): RateLimit[] {
+  return [...perHost(ratePerS, burst), { ratePerS: ratePerS * netFactor, burst: burst * netFactor, v4Bits: 24, v6Bits: 48 }];
+}
+
 /** Who asks, as the transport knows it. */
 export interface RpcContext {
   /** The wire name of the method. */

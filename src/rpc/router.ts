@@ -3,7 +3,7 @@
 // trust, the payload size, the per-source token buckets and the in-flight cap; every refusal is counted by
 // method and reason. Handlers are added with their policy and removed with the disposer add() returns.
 import type { DescMethod } from "@bufbuild/protobuf";
-import type { Logger } from "../contracts/index.ts";
+import type { Histogram, Logger } from "../contracts/index.ts";
 import { errorLine } from "../errors.ts";
 import { Status } from "../wire/index.ts";
 import { answerOfError } from "./errors.ts";
@@ -31,6 +31,8 @@ export interface RouterInit {
   maxBuckets?: number;
   /** Handlers that fail unexpectedly are logged here. @default silentLogger */
   log?: Logger;
+  /** Where handler times go (requests that passed the policy), when the node keeps metrics. */
+  requestSeconds?: Histogram<"method" | "transport">;
 }
 
 export type RouteTable = ReadonlyArray<readonly [DescMethod | string, Route]>;
@@ -149,9 +151,11 @@ export function createRouter(init: RouterInit = {}): Router {
       if (running >= route.maxInFlight) return refuse(method, "in-flight", Status.RATE_LIMITED, `more than ${route.maxInFlight} ${method} requests in flight`);
       inFlight.set(route, running + 1);
       stats.calls[method] = (stats.calls[method] ?? 0) + 1;
+      const observed = init.requestSeconds?.startTimer({ method, transport: ctx.transport });
       try {
         return await run(route, payload, ctx);
       } finally {
+        observed?.();
         const n = (inFlight.get(route) ?? 1) - 1;
         if (n <= 0) inFlight.delete(route);
         else inFlight.set(route, n);

@@ -171,8 +171,9 @@ export function encodeBindingRequest(txId: Uint8Array): Uint8Array {
  * Writes a Binding Success Response into `out` and returns its length, or 0 when it cannot (an `ip` that is
  * not an address of `family`, a bad port, a txId that is neither 12 nor 16 bytes, `out` too small).
  *
- * RFC 5389 clients (12-byte txId) get XOR-MAPPED-ADDRESS (RFC 5389 §15.2), MAPPED-ADDRESS for clients that
- * only read that (§15.1) and FINGERPRINT (§15.5). RFC 3489 clients (16-byte txId) get MAPPED-ADDRESS only:
+ * RFC 5389 clients (12-byte txId) get XOR-MAPPED-ADDRESS (RFC 5389 §15.2) and FINGERPRINT (§15.5): MAPPED-ADDRESS
+ * is there only for RFC 3489 clients (§15.1), and leaving it out keeps the answer at 40 B (IPv4) / 52 B (IPv6)
+ * for a 20-byte request, which is what a spoofed request can reflect. RFC 3489 clients (16-byte txId) get MAPPED-ADDRESS only:
  * XOR-MAPPED-ADDRESS is comprehension-required and means nothing without the cookie (RFC 5389 §12.2).
  * An IPv4-mapped IPv6 source (`::ffff:a.b.c.d`, how a dual-stack socket shows IPv4 peers) is written as IPv4,
  * the address the client's NAT actually has. Allocates nothing once `ip` is in the address cache.
@@ -187,7 +188,7 @@ export function writeBindingSuccess(out: Uint8Array, txId: Uint8Array, ip: strin
   const attrBytes = STUN_ATTRIBUTE_HEADER_BYTES + valueBytes;
   const total = legacy
     ? STUN_HEADER_BYTES + attrBytes
-    : STUN_HEADER_BYTES + 2 * attrBytes + STUN_FINGERPRINT_ATTR_BYTES;
+    : STUN_HEADER_BYTES + attrBytes + STUN_FINGERPRINT_ATTR_BYTES;
   if (out.length < total) return 0;
 
   // Header: the length already counts FINGERPRINT, which the CRC covers (RFC 5389 §15.5).
@@ -207,8 +208,6 @@ export function writeBindingSuccess(out: Uint8Array, txId: Uint8Array, ip: strin
   // XOR-MAPPED-ADDRESS: port XOR the cookie's top 16 bits; address XOR cookie ‖ txId (RFC 5389 §15.2).
   writeAddressAttr(out, pos, STUN_ATTR_XOR_MAPPED_ADDRESS, addr, port ^ (STUN_MAGIC_COOKIE >>> 16));
   for (let i = 0; i < addr.length; i++) out[pos + 8 + i] ^= out[4 + i]; // bytes 4–19 are cookie ‖ txId
-  pos += attrBytes;
-  writeAddressAttr(out, pos, STUN_ATTR_MAPPED_ADDRESS, addr, port);
   pos += attrBytes;
 
   out[pos] = STUN_ATTR_FINGERPRINT >> 8;

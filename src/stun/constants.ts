@@ -62,6 +62,6 @@ export const STUN_ADDRESS_V4_VALUE_BYTES = 8;
 export const STUN_ADDRESS_V6_VALUE_BYTES = 20;
 
 /** Largest Binding Success Response we write, in bytes: header (20) + XOR-MAPPED-ADDRESS IPv6 (24) +
- *  MAPPED-ADDRESS IPv6 (24) + FINGERPRINT (8) (RFC 5389 §7.3.1, §15). Sizes the responder's reused buffer. */
-export const MAX_BINDING_SUCCESS_BYTES =
-  STUN_HEADER_BYTES + 2 * (STUN_ATTRIBUTE_HEADER_BYTES + STUN_ADDRESS_V6_VALUE_BYTES) + STUN_FINGERPRINT_ATTR_BYTES;
+ *  FINGERPRINT (8) (RFC 5389 §7.3.1, §15); an RFC 3489 answer (header + MAPPED-ADDRESS) is smaller. Sizes the
+ *  responder's reused buffer. */
+export const MAX_BINDING_SUCCESS_BYTES = STUN_HEADER_BYTES + STUN_ATTRIBUTE_HEADER_BYTES + STUN_ADDRESS_V6_VALUE_BYTES + STUN_FINGERPRINT_ATTR_BYTES;

@@ -1,6 +1,12 @@
 // Answers STUN Binding Requests that arrive on the shared UDP socket (RFC 5389 §7.3, §10; RFC 3489 via §12.2).
 import { parseBindingRequest, writeBindingSuccess } from "./binding.ts";
 import { MAX_BINDING_SUCCESS_BYTES } from "./constants.ts";
+import { prefixOf } from "../rpc/index.ts";
+
+/** Sources whose budget is remembered at once (~100 B each); the first remembered is forgotten first. A
+ *  spoofer who cycles through this many sources to refresh one victim's bucket pays this many requests
+ *  for one more burst. */
+const MAX_BINDING_SOURCES = 65_536;
 
 /**
  * Sends one datagram. With `reuseOutput` the bytes are a view of the responder's buffer, valid only during the
@@ -23,6 +29,8 @@ export interface BindingResponder {
   readonly ignored: number;
   /** Requests we could not answer: an unusable source address, or `send` threw. */
   readonly unanswered: number;
+  /** Requests dropped because their source (an IPv4 address, an IPv6 /64) spent its budget. */
+  readonly limited: number;
 }
 
 export interface BindingResponderInit {
@@ -35,6 +43,11 @@ export interface BindingResponderInit {
    * @default false
    */
   reuseOutput?: boolean;
+  /** Answers per source (an IPv4 address, an IPv6 /64): a token bucket. A spoofed flood can then make this node
+   *  send at most `ratePerS` answers a second to one victim. @default unlimited */
+  budget?: { ratePerS: number; burst: number };
+  /** @default Date.now */
+  now?: () => number;
 }
 
 /** A Binding responder; one per socket when `reuseOutput` is on (the buffer is shared by every answer). */
@@ -43,17 +56,49 @@ export function createBindingResponder(init: BindingResponderInit = {}): Binding
   const out = new Uint8Array(MAX_BINDING_SUCCESS_BYTES);
   // Responses come in four sizes (IPv4/IPv6 × RFC 5389/3489): keep one view per size, none per answer.
   const views: Uint8Array[] = [];
+  const budget = init.budget;
+  const now = init.now ?? Date.now;
+  // Per source: tokens left and when they were counted. Insertion order only: no reordering on the hot path.
+  const sources = new Map<string, { tokens: number; at: number }>();
+  /** Takes one token of `key`'s bucket; false when it is empty. */
+  function spend(key: string, ratePerS: number, burst: number): boolean {
+    const t = now();
+    const b = sources.get(key);
+    if (b === undefined) {
+      if (sources.size >= MAX_BINDING_SOURCES) sources.delete(sources.keys().next().value!);
+      sources.set(key, { tokens: burst - 1, at: t });
+      return true;
+    }
+    // max(0, …): a clock that steps back must not drain or overfill a bucket.
+    const tokens = Math.min(burst, b.tokens + (Math.max(0, t - b.at) / 1000) * ratePerS);
+    b.at = Math.max(b.at, t);
+    if (tokens < 1) {
+      b.tokens = tokens;
+      return false;
+    }
+    b.tokens = tokens - 1;
+    return true;
+  }
   const state = {
     answered: 0,
     malformed: 0,
     ignored: 0,
     unanswered: 0,
+    limited: 0,
     handle(buf: Uint8Array, ip: string, port: number, family: 4 | 6, send: BindingSend): boolean {
       const request = parseBindingRequest(buf);
       if (!request.ok) {
         if (request.fault === "not-binding-request" || request.fault === "change-request") state.ignored++;
         else state.malformed++;
         return false;
+      }
+      if (budget) {
+        // IPv4 (and IPv4-mapped) sources are keyed by address, which needs no allocation; IPv6 by its /64.
+        const key = ip.includes(":") && !ip.startsWith("::ffff:") ? prefixOf(ip, 32, 64) : ip;
+        if (!spend(key, budget.ratePerS, budget.burst)) {
+          state.limited++;
+          return false;
+        }
       }
       const length = writeBindingSuccess(out, request.txId, ip, port, family);
       if (length === 0) {

@@ -4,9 +4,11 @@ export { serveAppBootstrapOverWss } from "./app-bootstrap/wss.ts";
 export { QUIC_HANDSHAKE_TIMEOUT_MS } from "./quic/constants.ts";
 export { type QuicLink, expectOk } from "./quic/link.ts";
 export { raceSignal } from "./quic/stream-io.ts";
+export { MAX_RAW_PROTOCOL_BYTES, type RawStream, type RawStreamHandler, isValidRawProtocol } from "./quic/raw-stream.ts";
 export { quicWhoami } from "./quic/whoami.ts";
 export { type TlsEndpoint, type WsUpgradeInfo, createTlsEndpoint } from "./tls/endpoint.ts";
-export { httpsWhoami } from "./tls/https-whoami-client.ts";
+export { httpsGetJson, httpsWhoami } from "./tls/https-whoami-client.ts";
+export { type HttpHandler, type HttpRouteTable, jsonAnswer } from "./tls/https-routes.ts";
 export { type UdpClient, createUdpClient } from "./udp/client.ts";
 export {
   type DialOptions,

@@ -56,6 +56,7 @@ describe("config validation", () => {
     ["bad admin", "admin = \"somewhere\"\n", /admin .*"somewhere" is not allowed/],
     ["bad host", "host = \"example.com\"\n", /host .*"example.com" is not allowed \(allowed: an IPv4 or IPv6 address\)/],
     ["no mesh links", "mesh_out = 0\nmesh_in = 0\n", /mesh_out: mesh_out and mesh_in are both 0/],
+    ["records re-signed too rarely", "record_max_age_s = 3600\nrecord_resign_s = 1801\n", /record_resign_s: 1801 is more than half of record_max_age_s \(3600\)/],
   ];
   for (const [name, toml, message] of cases) {
     test(`rejects ${name} with a line naming key and value`, () => {

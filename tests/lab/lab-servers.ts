@@ -114,7 +114,9 @@ export async function startLabServers(): Promise<LabServers> {
     const args = ["serve", "--json", "--host", ip, "--port", String(LAB_PORT), "--admin", ADMIN, "--home", homes[i]!, "--log-level", "warn", ...extra];
     // The node's terminal log goes to a file in its home (a pipe nobody reads would fill and stall the node).
     const logFile = join(homes[i]!, "stderr.log");
-    const proc = Bun.spawn(["ip", "netns", "exec", SERVER_NS[i]!, BUN, MAIN, ...args], { stdin: "ignore", stdout: "pipe", stderr: Bun.file(logFile), env: cleanEnv() });
+    // The lab's addresses are documentation and private ranges, which a public node refuses to probe.
+    const env = { ...cleanEnv(), FINDINGS_ALLOW_SPECIAL_TARGETS: "true" };
+    const proc = Bun.spawn(["ip", "netns", "exec", SERVER_NS[i]!, BUN, MAIN, ...args], { stdin: "ignore", stdout: "pipe", stderr: Bun.file(logFile), env });
     procs.push(proc);
     return readReady(proc, SERVER_NS[i]!, logFile, 20_000);
   };

@@ -133,3 +133,12 @@ describe("user entries", () => {
     expect(() => loadUserBans(dir)).toThrow(/bans\.json: is \d+ bytes, limit is/);
   });
 });
+
+test("a temporary ban of an IPv6 address covers its /64 (one host's share), not the next /64", () => {
+  const bans = createBanList();
+  bans.ban("2001:db8:1:2::5", { reason: "forged record", now: 0 });
+  expect(bans.isBanned("2001:db8:1:2::5", 1)).toBe(true);
+  expect(bans.isBanned("2001:db8:1:2:ffff::99", 1)).toBe(true);
+  expect(bans.isBanned("2001:db8:1:3::5", 1)).toBe(false);
+  expect(bans.list(1).map((e) => e.target)).toEqual(["2001:db8:1:2::/64"]);
+});

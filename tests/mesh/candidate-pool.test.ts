@@ -12,25 +12,23 @@ const HOUR = 3600_000;
 
 let counter = 0;
 /** Pool tests need no signatures (the caller verifies before the pool sees a record). */
-function rec(opts: { key?: Uint8Array; ip?: string; udp?: number; tcp?: number; seq?: number; kinds?: string[]; signingKey?: Uint8Array } = {}): NodeRecord {
+function rec(opts: { key?: Uint8Array; ip?: string; udp?: number; tcp?: number; seq?: number; kinds?: string[]; extra?: { ip: string; udpPort: number; tcpPort: number }[] } = {}): NodeRecord {
   counter++;
   // A distinct public key per record: the counter in the first 4 bytes.
   const key = opts.key ?? Uint8Array.from({ length: 32 }, (_, i) => (i < 4 ? (counter >>> (i * 8)) & 0xff : 0xaa));
   return create(NodeRecordSchema, {
     publicKey: key,
-    addresses: [{ ip: opts.ip ?? `10.${(counter >> 8) & 0xff}.${counter & 0xff}.1`, udpPort: opts.udp ?? 7788, tcpPort: opts.tcp ?? 7788 }],
+    addresses: [{ ip: opts.ip ?? `10.${(counter >> 8) & 0xff}.${counter & 0xff}.1`, udpPort: opts.udp ?? 7788, tcpPort: opts.tcp ?? 7788 }, ...(opts.extra ?? [])].map((a) => create(NodeAddressSchema, a)),
     kinds: opts.kinds ?? [],
     seq: BigInt(opts.seq ?? 1),
-    signingKey: opts.signingKey ?? new Uint8Array(32).fill(1),
     signature: Uint8Array.from({ length: 64 }, (_, i) => (counter + i) & 0xff),
   });
 }
 
-function newer(r: NodeRecord, changes: Partial<{ ip: string; signingKey: Uint8Array }> = {}): NodeRecord {
+function newer(r: NodeRecord, changes: Partial<{ ip: string }> = {}): NodeRecord {
   return create(NodeRecordSchema, {
     ...r,
     addresses: changes.ip ? [create(NodeAddressSchema, { ip: changes.ip, udpPort: 7788, tcpPort: 7788 })] : r.addresses,
-    signingKey: changes.signingKey ?? r.signingKey,
     seq: r.seq + 1n,
     signature: new Uint8Array(64).fill(Number(r.seq % 200n) + 1),
   });
@@ -71,15 +69,35 @@ describe("adding records", () => {
     expect(p.size).toBe(1);
   });
 
-  test("the same IP with other ports is another node (devnet on loopback), the same IP and UDP port is not", () => {
+  test("the same IP with other ports is another node (devnet on loopback); only the proven TCP endpoint is the same node", () => {
     const p = pool();
     const a = rec({ ip: "127.0.0.1", udp: 7001, tcp: 7001 });
     const b = rec({ ip: "127.0.0.1", udp: 7002, tcp: 7002 });
     p.add(a, T0);
     p.add(b, T0);
     expect(p.size).toBe(2);
-    const c = rec({ ip: "127.0.0.1", udp: 7002, tcp: 7999 });
-    expect(p.add(c, T0).removed).toEqual([recordNodeId(b)]);
+    // The key check dials the TCP port: a shared UDP port is the record's word only.
+    expect(p.add(rec({ ip: "127.0.0.1", udp: 7002, tcp: 7999 }), T0).removed).toEqual([]);
+    expect(p.add(rec({ ip: "127.0.0.1", udp: 7555, tcp: 7002 }), T0).removed).toEqual([recordNodeId(b)]);
+  });
+
+  test("addresses listed after the proven one displace nobody", () => {
+    const p = pool();
+    const honest = rec({ ip: "203.0.113.7" });
+    p.add(honest, T0);
+    const greedy = rec({ ip: "198.51.100.9", extra: [{ ip: "203.0.113.7", udpPort: 7788, tcpPort: 7788 }] });
+    expect(p.add(greedy, T0)).toEqual({ outcome: "added", removed: [] });
+    expect(p.has(recordNodeId(honest))).toBe(true);
+    // Nor do they make a newcomer at that address a duplicate in a merge.
+    const plan = p.planMerge([greedy, rec({ ip: "203.0.113.50" }), rec({ ip: "198.51.100.77", extra: [{ ip: "203.0.113.50", udpPort: 7788, tcpPort: 7788 }] })], T0);
+    expect(plan.check.length).toBe(2);
+  });
+
+  test("the proven address is the first with a TCP port", () => {
+    const p = pool();
+    const a = rec({ ip: "203.0.113.9", tcp: 0, extra: [{ ip: "203.0.113.10", udpPort: 7788, tcpPort: 7788 }] });
+    p.add(a, T0);
+    expect(p.add(rec({ ip: "203.0.113.10" }), T0).removed).toEqual([recordNodeId(a)]);
   });
 
   test("an IPv4-mapped IPv6 address is the same endpoint as the IPv4 address", () => {
@@ -122,7 +140,7 @@ describe("planMerge", () => {
     expect(plan.skipped.filter((s) => s.reason === "over-cap").length).toBe(7);
   });
 
-  test("a known node with a newer seq and the same addresses and signing key is refreshed without a check", () => {
+  test("a known node with a newer seq at the same proven address is refreshed without a check", () => {
     const p = pool();
     const r = rec();
     p.add(r, T0);
@@ -131,14 +149,12 @@ describe("planMerge", () => {
     expect(plan.check.length).toBe(0);
   });
 
-  test("a known node that moved or changed its signing key is checked again", () => {
+  test("a known node that moved is checked again", () => {
     const p = pool();
     const a = rec();
-    const b = rec();
     p.add(a, T0);
-    p.add(b, T0);
-    const plan = p.planMerge([newer(a, { ip: "203.0.113.200" }), newer(b, { signingKey: new Uint8Array(32).fill(2) })], T0);
-    expect(plan.check.length).toBe(2);
+    const plan = p.planMerge([newer(a, { ip: "203.0.113.200" })], T0);
+    expect(plan.check.length).toBe(1);
     expect(plan.refresh.length).toBe(0);
   });
 

@@ -32,6 +32,9 @@ export const DEFAULTS: Omit<MeshServiceInit, "host" | "peers"> = {
   shareCount: 10,
   peerCacheMaxAgeMs: 7 * 86_400_000,
   stakes: {},
+  // Every memory node is in 10.0.0.0/24: the diversity limits would cap the whole network.
+  meshPerPrefix: 64,
+  candidatesPerPrefix: 10_000,
 };
 
 export class Sim {

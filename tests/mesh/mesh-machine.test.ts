@@ -119,6 +119,19 @@ describe("links and dials", () => {
     expect(s.live.get(peer.nodeId)).toBe(keep);
   });
 
+  test("a second link dialled the same way replaces the first (the peer restarted before we saw the close)", () => {
+    const s = machine({ public: true });
+    step(s, { type: "start", helpTargets: 0 }, T0, rand);
+    const peer = generateNodeKey();
+    const before = fakeLink(peer, "in");
+    const after = fakeLink(peer, "in");
+    step(s, { type: "linkUp", link: before }, T0, rand);
+    const acts = step(s, { type: "linkUp", link: after }, T0, rand);
+    expect(acts).toContainEqual({ type: "close", link: before, reason: MESH_CLOSE.duplicate });
+    expect(types(acts)).toContain("watch");
+    expect(s.live.get(peer.nodeId)).toBe(after);
+  });
+
   test("fill dials picks for the missing outgoing links; a candidate failing twice is dropped", () => {
     const s = machine({ public: true });
     step(s, { type: "start", helpTargets: 0 }, T0, rand);
@@ -150,6 +163,35 @@ describe("links and dials", () => {
     expect(s.candidates.size).toBe(0);
     // The same lie again issues no second ban.
     expect(step(s, { type: "lie", sharer: { label: "liar", id: liar.nodeId, ip: "198.51.100.1" }, why: "forged" }, T0, rand)).toEqual([]);
+  });
+});
+
+describe("record age", () => {
+  test("a serving node re-signs its record every record_resign_s, with a higher seq and a fresh issue time", () => {
+    const s = machine({ public: true, recordResignMs: 3_600_000, recordMaxAgeMs: 86_400_000 });
+    step(s, { type: "start", helpTargets: 0 }, T0, rand);
+    const first = s.own.current()!;
+    step(s, { type: "tick" }, T0 + 3_599_000, rand);
+    expect(s.own.current()).toBe(first);
+    step(s, { type: "tick" }, T0 + 3_600_000, rand);
+    const second = s.own.current()!;
+    expect(second.seq).toBeGreaterThan(first.seq);
+    expect(second.issuedAtMs).toBe(BigInt(T0 + 3_600_000));
+    expect(s.events["recordsResigned"]).toBe(1);
+  });
+
+  test("a candidate whose record passed record_max_age_s is dropped, even while it is seen", () => {
+    const s = machine({ public: true, recordMaxAgeMs: 86_400_000 });
+    step(s, { type: "start", helpTargets: 0 }, T0, rand);
+    const peer = generateNodeKey();
+    s.candidates.add(recordOf(peer, 3), T0);
+    for (let t = T0 + 600_000; t <= T0 + 86_400_000; t += 600_000) {
+      s.candidates.seen(peer.nodeId, t);
+      step(s, { type: "tick" }, t, rand);
+    }
+    expect(s.candidates.has(peer.nodeId)).toBe(true);
+    step(s, { type: "tick" }, T0 + 86_400_001, rand);
+    expect(s.candidates.has(peer.nodeId)).toBe(false);
   });
 });
 

@@ -12,7 +12,7 @@ import { METHOD } from "../../src/rpc/methods.ts";
 import { createNode, type FindingsNode } from "../../src/node.ts";
 import { silentLogger } from "../../src/ops/logger.ts";
 import { Status } from "../../src/wire/codec.ts";
-import { freeUdpTcpPort, loopbackPrefix, tempDir } from "../helpers.ts";
+import { freeUdpTcpPort, loopbackPrefix, ONE_MACHINE, tempDir } from "../helpers.ts";
 import { until } from "../wait.ts";
 
 const PREFIX = loopbackPrefix();
@@ -30,7 +30,7 @@ async function startNode(n: number, flags: Overrides = {}, home = join(dir.path,
   mkdirSync(home, { recursive: true, mode: 0o700 });
   const { config } = loadConfig({
     home,
-    flags: { host: `${PREFIX}.${n}`, server_uport: PORT, server_tport: PORT, admin: "", mesh_switch_s: 3, max_links_per_ip: 256, ...flags },
+    flags: { host: `${PREFIX}.${n}`, server_uport: PORT, server_tport: PORT, admin: "", mesh_switch_s: 3, max_links_per_ip: 256, ...ONE_MACHINE, ...flags },
   });
   const node = await createNode({ config, home, log: silentLogger });
   running.push(node);

@@ -57,6 +57,14 @@ describe("peers.json", () => {
     expect(later.dropped).toBe(1);
   });
 
+  test("a record past record_max_age_s is still read back: its address is worth asking after a long stop", () => {
+    const home = freshHome();
+    const e = entry(NOW - 1000);
+    expect(writePeerCache(home, [e], { now: NOW })).toBe(1);
+    const later = readPeerCache(home, { now: NOW + 3 * DAY });
+    expect(later.entries.map((x) => recordNodeId(x.record))).toEqual([recordNodeId(e.record)]);
+  });
+
   test("keeps the most recently seen entries up to the cap, one per node (highest seq, latest lastSeen)", () => {
     const home = freshHome();
     const key = generateNodeKey();

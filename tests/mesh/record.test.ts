@@ -20,12 +20,15 @@ import {
   parseRecord,
   recordAddress,
   recordNodeId,
-  recordSigningKey,
+  RECORD_FORMAT_VERSION,
+  isRelayBlameless,
   signRecord,
   stakeFor,
   verifyRecord,
 } from "../../src/mesh/record.ts";
 import { toJson } from "../../src/mesh/record-json.ts";
+import { DEFAULTS } from "../../src/config/index.ts";
+import { xeddsaVerify } from "../../src/identity/xeddsa.ts";
 
 const NOW = 1_700_000_000_000;
 const SPKI = new Uint8Array(32).fill(7);
@@ -60,12 +63,28 @@ describe("record signing", () => {
     expect(verifyRecord(rec, NOW, { expectedNodeId: key.nodeId })).toEqual({ ok: true });
   });
 
-  test("the signing key is derived deterministically from the node key and differs per node", () => {
+  test("a record is signed (XEdDSA) by its node's X25519 key and carries the current format", () => {
     const a = generateNodeKey();
-    const b = generateNodeKey();
-    expect(recordSigningKey(a.privateKey).publicKey).toEqual(recordSigningKey(a.privateKey).publicKey);
-    expect(recordSigningKey(a.privateKey).publicKey).not.toEqual(recordSigningKey(b.privateKey).publicKey);
-    expect(build(a).signingKey).toEqual(recordSigningKey(a.privateKey).publicKey);
+    const rec = build(a);
+    expect(rec.version).toBe(RECORD_FORMAT_VERSION);
+    const body = clone(NodeRecordSchema, rec);
+    body.signature = new Uint8Array(0);
+    // The signature is over the purpose label, a zero byte and the record without its signature.
+    const label = new TextEncoder().encode("findings/v1/record");
+    const bytes = new Uint8Array([...label, 0, ...encodeRecord(body)]);
+    expect(xeddsaVerify(a.publicKey, bytes, rec.signature)).toBe(true);
+    expect(xeddsaVerify(generateNodeKey().publicKey, bytes, rec.signature)).toBe(false);
+  });
+
+  test("a record re-signed by anyone but the owner of its public key fails (no second key to swap in)", () => {
+    const owner = generateNodeKey();
+    const relay = generateNodeKey();
+    const rec = build(owner);
+    const hijacked = resigned(relay, rec, (r) => (r.stakes = [create(StakeSchema, { kind: "*", address: "0xattacker" })]));
+    expect(hijacked.publicKey).toEqual(owner.publicKey);
+    expect(verifyRecord(hijacked, NOW)).toMatchObject({ ok: false, reason: "bad-signature" });
+    // The owner re-signing its own edit is fine.
+    expect(verifyRecord(resigned(owner, rec, (r) => (r.stakes = [])), NOW)).toEqual({ ok: true });
   });
 
   test("a record survives encode and decode and still verifies", () => {
@@ -90,7 +109,6 @@ describe("record signing", () => {
     ["identity id", (r) => (r.identityId = "box-2")],
     ["seq", (r) => (r.seq += 1n)],
     ["issued_at_ms", (r) => (r.issuedAtMs -= 1n)],
-    ["signing_key", (r) => (r.signingKey = recordSigningKey(generateNodeKey().privateKey).publicKey)],
     ["signature", (r) => (r.signature = flip(r.signature))],
   ];
   for (const [field, edit] of tamper) {
@@ -127,6 +145,32 @@ describe("record signing", () => {
     expect(parseRecord(bytes, NOW)).toMatchObject({ ok: false, reason: "non-canonical" });
     expect(verifyRecord(decodeRecord(bytes), NOW)).toEqual({ ok: true });
     expect(recordNodeId(decodeRecord(bytes))).toBe(recordNodeId(rec));
+  });
+
+  test("records of another format are refused as old-format, which is no relay's fault", () => {
+    const key = generateNodeKey();
+    const v1 = clone(NodeRecordSchema, build(key));
+    v1.version = 0;
+    expect(verifyRecord(v1, NOW)).toMatchObject({ ok: false, reason: "old-format" });
+    const v3 = clone(NodeRecordSchema, build(key));
+    v3.version = RECORD_FORMAT_VERSION + 1;
+    expect(verifyRecord(v3, NOW)).toMatchObject({ ok: false, reason: "old-format" });
+    // A format 1 record on the wire: field 12 (its Ed25519 signing key) and no version.
+    const bytes = encodeRecord(v1);
+    const withKey = new Uint8Array([...bytes, 0x62, 32, ...new Uint8Array(32).fill(5)]);
+    expect(parseRecord(withKey, NOW)).toMatchObject({ ok: false, reason: "old-format" });
+    expect(isRelayBlameless("old-format")).toBe(true);
+    expect(isRelayBlameless("bad-signature")).toBe(false);
+  });
+
+  test("records expire record_max_age_s after their issue time; the age is no relay's fault", () => {
+    const rec = build();
+    const maxAgeMs = DEFAULTS.record_max_age_s * 1000;
+    expect(verifyRecord(rec, NOW + maxAgeMs)).toEqual({ ok: true });
+    expect(verifyRecord(rec, NOW + maxAgeMs + 1)).toMatchObject({ ok: false, reason: "expired" });
+    expect(verifyRecord(rec, NOW + 60_001, { maxAgeMs: 60_000 })).toMatchObject({ ok: false, reason: "expired" });
+    expect(isRelayBlameless("expired")).toBe(true);
+    expect(isRelayBlameless("from-future")).toBe(true);
   });
 
   test("a relay that swaps in its own public key and re-signs gets a valid signature but another node id", () => {
@@ -192,13 +236,13 @@ describe("record limits and sanity", () => {
     expect(verifyRecord(rec, NOW)).toEqual({ ok: true });
   });
 
-  test("a signature or signing key of the wrong length is rejected without crashing", () => {
+  test("a signature of the wrong length, or a public key off the curve, is rejected without crashing", () => {
     const a = clone(NodeRecordSchema, base);
     a.signature = a.signature.slice(1);
-    const b = clone(NodeRecordSchema, base);
-    b.signingKey = new Uint8Array(33);
     expect(verifyRecord(a, NOW)).toMatchObject({ ok: false, reason: "bad-signature" });
-    expect(verifyRecord(b, NOW)).toMatchObject({ ok: false, reason: "bad-signing-key" });
+    const b = clone(NodeRecordSchema, base);
+    b.publicKey = new Uint8Array(32).fill(0xff); // u ≥ p
+    expect(verifyRecord(b, NOW)).toMatchObject({ ok: false, reason: "bad-signature" });
   });
 
   test(`bytes over ${MAX_RECORD_BYTES} are refused before parsing`, () => {

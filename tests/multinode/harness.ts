@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
 import { test as bunTest } from "bun:test";
-import { freeUdpTcpPort, loopbackPrefix, type ServeReady } from "../helpers.ts";
+import { freeUdpTcpPort, loopbackPrefix, ONE_MACHINE, type ServeReady } from "../helpers.ts";
 
 export const ROOT = join(import.meta.dir, "..", "..");
 export const BUN = process.execPath;
@@ -156,7 +156,8 @@ export class Network {
   async start(opts: StartOptions): Promise<NodeProcess> {
     const home = opts.home ?? join(this.root, opts.name);
     mkdirSync(home, { recursive: true });
-    writeFileSync(join(home, "config.toml"), toToml(opts.config ?? {}));
+    // Every node of a network is on one loopback /24 (ONE_MACHINE); a test may set its own limits.
+    writeFileSync(join(home, "config.toml"), toToml({ ...ONE_MACHINE, ...opts.config }));
     const args = ["serve", "--json", "--host", opts.host, "--port", String(this.port), "--admin", `${opts.host}:0`, "--home", home];
     for (const p of opts.peers ?? []) args.push("--peer", p);
     if (opts.public) args.push("--public");

@@ -1,4 +1,4 @@
-// A test-only lying node (seed 001 §公钥广播与验证): a real Findings node whose `mesh.peers` answer carries another node's record with the key rewritten (and re-signed, so only the key check can catch it).
+// A test-only lying node (seed 001 §公钥广播与验证): a real Findings node whose `mesh.peers` answer carries another node's record with the key rewritten (and re-signed by that key, so only the key check can catch it).
 //
 // Usage: bun liar-node.ts --host IP --port N --home DIR --target ip:port#key --victim IP
 // 1. Starts a public node (no peers; its only outgoing link is the one to the target).
@@ -6,8 +6,8 @@
 // 3. Forges it: same addresses, kinds and stakes, but a fresh public key, signed with that key's
 //    record signing key (the signature verifies; the node id is new).
 // 4. Replaces its `mesh.peers` handler to answer [own record, forged record], joins the target's mesh
-//    (the target asks for peers on the new link), prints {"event":"ready",...}; after `--redial-ms`
-//    it dials the target again and prints how that link ended (the target should refuse: banned).
+//    (the target asks for peers on the new link), prints {"event":"ready",...}; when that link
+//    closes it waits `--redial-ms`, dials the target again and prints how that link ended.
 import { clone } from "@bufbuild/protobuf";
 import { parseArgs } from "node:util";
 import { loadConfig } from "../../src/config/load.ts";
@@ -23,6 +23,7 @@ import { ensureHome } from "../../src/ops/home.ts";
 import { silentLogger } from "../../src/ops/logger.ts";
 import { parseAddress } from "../../src/contracts/address.ts";
 import { NodeRecordSchema } from "../../src/wire/gen/findings_pb.ts";
+import { ONE_MACHINE } from "../helpers.ts";
 
 const { values } = parseArgs({
   options: {
@@ -51,6 +52,7 @@ const { config } = loadConfig({
     mesh_out: 1,
     mesh_in: 8,
     max_links_per_ip: 256,
+    ...ONE_MACHINE,
   },
 });
 const node = await createNode({ config, home: values.home!, log: silentLogger });

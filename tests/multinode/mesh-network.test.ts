@@ -175,9 +175,9 @@ describe("a 12-node network on loopback", () => {
     expect(human.stdout.match(/^  in  /gm)?.length ?? 0).toBe(Number(counts![2]));
   }, TEST_MS);
 
-  net.test("a liar that rewrites another node's key is banned and its records are not merged", async () => {
+  net.test("a record whose key is not at its address is merged nowhere, and its sharer (maybe an honest relay) is not banned", async () => {
     const target = nodes[4]!;
-    // The victim is a node the target knows: the liar copies its record from the target.
+    // The victim is a node the target knows: the sharer copies its record from the target.
     const known = new Set((await target.status()).mesh.candidates.map((c) => c.id));
     const victim = nodes.find((n) => n !== target && known.has(n.ready.id))!;
     const proc = net.spawn([BUN, join(ROOT, "tests", "multinode", "liar-node.ts"), "--host", LIAR_HOST, "--port", String(net.port), "--home", join(net.root, "liar"), "--target", target.peerAddress, "--victim", victim.host, "--redial-ms", "1000"]);
@@ -197,26 +197,15 @@ describe("a 12-node network on loopback", () => {
       const ready = (await until(() => lines.find((l) => l.event === "ready" || l.event === "error"), { what: "liar ready", timeoutMs: 25_000, intervalMs: 100 })) as { event: string; id: string; forgedId: string };
       expect(ready).toMatchObject({ event: "ready" });
 
+      // A failed key check is evidence against the named record only: the sharer cannot be told
+      // apart from an honest relay of a stale or selectively answered record.
       const st = await until(async () => {
         const s = await target.status();
-        return s.mesh.bans.some((b) => b.target === ready.id) ? s : null;
-      }, { what: "liar banned by its target", timeoutMs: 15_000, intervalMs: 200, retryErrors: true });
-      const ban = st.mesh.bans.find((b) => b.target === ready.id)!;
-      expect(ban.source).toBe("temporary");
-      expect(ban.reason).toContain("key failed verification");
-      expect(st.mesh.bans.some((b) => b.target === LIAR_HOST)).toBe(true);
-      expect(st.mesh.counters.events.checksKeyFailed).toBeGreaterThanOrEqual(1);
+        return (s.mesh.counters.events.checksKeyFailed ?? 0) >= 1 ? s : null;
+      }, { what: "the forged record's key check failed", timeoutMs: 15_000, intervalMs: 200, retryErrors: true });
+      expect(st.mesh.bans.some((b) => b.target === ready.id || b.target === LIAR_HOST)).toBe(false);
       expect(st.mesh.candidates.map((c) => c.id)).not.toContain(ready.forgedId);
-      expect(st.mesh.candidates.map((c) => c.id)).not.toContain(ready.id);
       expect(st.mesh.candidates.map((c) => c.id)).toContain(victim.ready.id); // the genuine record stays
-      // The ban closes the liar's link; the status that showed the ban may still list it.
-      await until(async () => !(await target.status()).mesh.mesh.links.some((l) => l.peer === ready.id), { what: "the liar's link gone", timeoutMs: 10_000, intervalMs: 200, retryErrors: true });
-
-      // The ban holds for inbound links: the liar's first link is closed, its next one refused.
-      const closed = (await until(() => lines.find((l) => l.event === "closed"), { what: "liar link closed", timeoutMs: 10_000, intervalMs: 100 })) as { code: number };
-      expect(closed.code).toBe(4003);
-      const redial = (await until(() => lines.find((l) => l.event === "redial"), { what: "liar redial refused", timeoutMs: 15_000, intervalMs: 100 })) as { code: number };
-      expect(redial.code).toBe(4003);
 
       // Nobody else merged the forged record either.
       for (const s of await statuses(nodes)) expect(s!.mesh.candidates.map((c) => c.id)).not.toContain(ready.forgedId);

@@ -98,8 +98,8 @@ async function begin(): Promise<{ token: Uint8Array; newPort: number }> {
   return decodeMessage(NatBeginAnswerSchema, a.payload!, "NatBeginAnswer");
 }
 
-async function formalRequest(token: Uint8Array, cookie: Uint8Array, targetIp = "127.0.0.1") {
-  const proof = await makeNewHostProof(targetIp, newHostKey(key), { bits: 4 });
+async function formalRequest(token: Uint8Array, cookie: Uint8Array, target = { ip: "127.0.0.1", port: 1 }) {
+  const proof = await makeNewHostProof(target, newHostKey(key), { bits: 4 });
   return cone.formal(encodeMessage(NatFormalRequestSchema, { token, cookie, avoidIps: [], proof: { issuedAtMs: proof.issuedAtMs, nonce: proof.nonce } }), ctx());
 }
 
@@ -120,7 +120,7 @@ describe("a probe request for someone else's address is refused", () => {
     expect(foreign.got).toHaveLength(0);
     expect(cone.counters.foreignHellos).toBe(1);
     // Without the cookie that only the hello's source received, nat.formal is refused: nothing is sent anywhere.
-    const a = await formalRequest(token, crypto.getRandomValues(new Uint8Array(16)), "127.0.0.2");
+    const a = await formalRequest(token, crypto.getRandomValues(new Uint8Array(16)), { ip: "127.0.0.2", port: 1 });
     expect(a.status).toBe(Status.REFUSED);
     await Bun.sleep(50); // asserts silence: nothing reaches the foreign host within 50 ms
     expect(foreign.got).toHaveLength(0);
@@ -181,7 +181,7 @@ describe("the proven address gets the test", () => {
     const ack = acksIn(formal)[0] as Extract<ControlMessage, { type: "ack-formal" }>;
     expect(ack).toMatchObject({ type: "ack-formal", mapped: formal.local });
     formal.got.length = 0;
-    const a = await formalRequest(token, ack.cookie);
+    const a = await formalRequest(token, ack.cookie, ack.mapped);
     expect(a.status).toBe(Status.OK);
     const ans = decodeMessage(NatFormalAnswerSchema, a.payload!, "NatFormalAnswer");
     expect(ans).toMatchObject({ mappedIp: formal.local.ip, mappedPort: formal.local.port, newPortSent: 4 });
@@ -193,7 +193,7 @@ describe("the proven address gets the test", () => {
     expect(toFormal).toBeLessThanOrEqual(hello.length);
     expect(delegated.map((d) => d.target)).toEqual([formal.local]);
     // One formal step per session.
-    expect((await formalRequest(token, ack.cookie)).status).toBe(Status.NOT_FOUND);
+    expect((await formalRequest(token, ack.cookie, ack.mapped)).status).toBe(Status.NOT_FOUND);
   });
 });
 

@@ -1,6 +1,8 @@
 // Control datagrams of the NAT tests (src/nat/control-packet.ts; DESIGN §2 demux, §6): round trips, the demux class,
 // separation from SN probes, and decoding of hostile bytes.
 import { describe, expect, test } from "bun:test";
+import { hmac } from "@noble/hashes/hmac.js";
+import { sha256 } from "@noble/hashes/sha2.js";
 import { buildControl, controlToken, decodeControl, looksLikeControl, type ControlMessage } from "../../src/nat/control-packet.ts";
 import { buildProbe, verifyProbe } from "../../src/nat/probe-packet.ts";
 import { classifyDatagram } from "../../src/transport/udp/classify.ts";
@@ -34,6 +36,16 @@ describe("control datagrams", () => {
     expect(buildControl(key, messages[0]!).length).toBe(256);
     expect(buildControl(key, messages[2]!).length).toBe(256);
     for (const ack of messages.slice(3)) expect(buildControl(key, ack).length).toBeLessThan(160);
+  });
+
+  test("a hello cut below its padding is refused as short-hello, even with a valid MAC", () => {
+    for (const m of messages.slice(0, 3)) {
+      const full = buildControl(key, m);
+      // Re-MAC the first 80 bytes as their own datagram: a well-keyed hello without its padding.
+      const cut = Uint8Array.from(full.subarray(0, 80));
+      cut.set(hmac.create(sha256, key).update(new TextEncoder().encode("STUN:Ctrl")).update(cut.subarray(0, 16)).update(cut.subarray(48)).digest(), 16);
+      expect(decodeControl(cut, key)).toEqual({ ok: false, reason: "short-hello" });
+    }
   });
 
   test("a control datagram is never a valid probe, nor a probe a control datagram", () => {

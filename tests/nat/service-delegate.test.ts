@@ -6,6 +6,7 @@ import { createSocket, type Socket } from "node:dgram";
 import { generateNodeKey } from "../../src/identity/node-key.ts";
 import { seal } from "../../src/identity/seal.ts";
 import { createNewHostDelegate, isProbeTarget, type NewHostDelegate } from "../../src/nat/newhost-delegate.ts";
+import { createConsentIssuer } from "../../src/nat/newhost-consent.ts";
 import { checkNewHostProof, makeNewHostProof, sealNewHostOrder, type NewHostOrderInit } from "../../src/nat/newhost-proof.ts";
 import { newHostKey, verifyProbe } from "../../src/nat/probe-packet.ts";
 import { decodeMessage, encodeMessage, Status } from "../../src/wire/codec.ts";
@@ -28,12 +29,15 @@ beforeAll(async () => {
   target.on("message", (buf, r) => received.push({ buf, from: `${r.address}:${r.port}` }));
   await new Promise<void>((r) => target.bind(0, "127.0.0.1", () => r()));
   targetPort = target.address().port;
-  proof = await makeNewHostProof("127.0.0.1", hostKey);
+  proof = await makeNewHostProof({ ip: "127.0.0.1", port: targetPort }, hostKey);
 });
+
+/** The delegate's consent issuer: what a client would get from it over HTTPS (GET /nat/consent). */
+const consent = createConsentIssuer();
 
 afterAll(() => target.close());
 
-function delegate(): NewHostDelegate {
+function delegate(init: { allowSpecialTargets?: boolean } = {}): NewHostDelegate {
   return createNewHostDelegate(
     {
       nodeKey: delegateKey,
@@ -47,8 +51,10 @@ function delegate(): NewHostDelegate {
           });
         }),
       ownIps: () => ({ main: "127.0.0.1", others: [] }),
+      consent,
     },
-    { spacingMs: 1 },
+    // The target is on loopback, a special-purpose range: allowed here as in a lab.
+    { spacingMs: 1, allowSpecialTargets: init.allowSpecialTargets ?? true },
   );
 }
 
@@ -60,6 +66,7 @@ interface OrderFields {
   orderId: Uint8Array;
   avoidIps: string[];
   proof?: { issuedAtMs: bigint; nonce: Uint8Array };
+  consent?: Uint8Array;
 }
 
 function order(over: Partial<OrderFields> = {}): NewHostOrderInit {
@@ -71,6 +78,7 @@ function order(over: Partial<OrderFields> = {}): NewHostOrderInit {
     orderId: crypto.getRandomValues(new Uint8Array(16)),
     avoidIps: [],
     proof: { issuedAtMs: proof.issuedAtMs, nonce: proof.nonce },
+    consent: consent.issue({ ip: "127.0.0.1", port: targetPort })!,
     ...over,
   };
   return fields;
@@ -143,6 +151,35 @@ describe("a delegate refuses NewHost orders without a valid proof", () => {
     await nothingArrives();
   });
 
+  test("when the proof of work was made for another port of the same IP", async () => {
+    const a = await delegate().handle(sealNewHostOrder(sourceKey.privateKey, delegateKey.publicKey, order({ targetPort: targetPort + 1, consent: consent.issue({ ip: "127.0.0.1", port: targetPort + 1 })! })), mesh);
+    expect(a.status).toBe(Status.REFUSED);
+    expect(a.error).toContain("weak");
+    await nothingArrives();
+  });
+
+  test("when the target never asked this delegate: no consent token, another node's, or one for another port", async () => {
+    const foreign = createConsentIssuer().issue({ ip: "127.0.0.1", port: targetPort })!;
+    for (const [token, reason] of [
+      [undefined, "missing"],
+      [foreign, "not-for-this-target"],
+      [consent.issue({ ip: "127.0.0.1", port: targetPort + 1 })!, "not-for-this-target"],
+      [new Uint8Array(5), "malformed"],
+    ] as const) {
+      const a = await delegate().handle(sealNewHostOrder(sourceKey.privateKey, delegateKey.publicKey, order({ consent: token })), mesh);
+      expect(a.status).toBe(Status.REFUSED);
+      expect(a.error).toContain(`consent ${reason}`);
+    }
+    await nothingArrives();
+  });
+
+  test("when the target is in a special-purpose range on a public node (no lab switch)", async () => {
+    const a = await delegate({ allowSpecialTargets: false }).handle(sealNewHostOrder(sourceKey.privateKey, delegateKey.publicKey, order()), mesh);
+    expect(a.status).toBe(Status.REFUSED);
+    expect(a.error).toContain("special-purpose");
+    await nothingArrives();
+  });
+
   test("when the target is not a unicast address", async () => {
     expect(isProbeTarget("224.0.0.1")).toBe(false);
     expect(isProbeTarget("255.255.255.255")).toBe(false);
@@ -184,18 +221,20 @@ describe("a delegate with a valid order", () => {
 });
 
 describe("the client's proof of work", () => {
-  test("verifies for its own target IP and key only, and not when stale", () => {
+  test("verifies for its own target ip:port and key only, and not when stale", () => {
     const now = Number(proof.issuedAtMs);
-    expect(checkNewHostProof(proof, "127.0.0.1", hostKey, now)).toEqual({ ok: true });
-    expect(checkNewHostProof(proof, "127.0.0.9", hostKey, now).ok).toBe(false);
-    expect(checkNewHostProof(proof, "127.0.0.1", clientKey, now).ok).toBe(false);
-    expect(checkNewHostProof(proof, "127.0.0.1", hostKey, now + 120_000)).toEqual({ ok: false, reason: "stale" });
-    expect(checkNewHostProof(undefined, "127.0.0.1", hostKey, now)).toEqual({ ok: false, reason: "missing" });
+    const at = { ip: "127.0.0.1", port: targetPort };
+    expect(checkNewHostProof(proof, at, hostKey, now)).toEqual({ ok: true });
+    expect(checkNewHostProof(proof, { ...at, ip: "127.0.0.9" }, hostKey, now).ok).toBe(false);
+    expect(checkNewHostProof(proof, { ...at, port: targetPort + 1 }, hostKey, now).ok).toBe(false);
+    expect(checkNewHostProof(proof, at, clientKey, now).ok).toBe(false);
+    expect(checkNewHostProof(proof, at, hostKey, now + 120_000)).toEqual({ ok: false, reason: "stale" });
+    expect(checkNewHostProof(undefined, at, hostKey, now)).toEqual({ ok: false, reason: "missing" });
   });
 
   test("costs about 2^16 hashes", async () => {
     let total = 0;
-    for (let i = 0; i < 8; i++) total += (await makeNewHostProof("203.0.113.7", hostKey)).hashes;
+    for (let i = 0; i < 8; i++) total += (await makeNewHostProof({ ip: "203.0.113.7", port: 40000 }, hostKey)).hashes;
     // Mean of 8 geometric draws with p = 2^-16: well inside [2^12, 2^19] unless something is broken.
     expect(total / 8).toBeGreaterThan(2 ** 12);
     expect(total / 8).toBeLessThan(2 ** 19);

@@ -10,7 +10,7 @@ import { silentLogger } from "../../src/ops/logger.ts";
 import { measureLifetime } from "../../src/nat/lifetime-client.ts";
 import { runProbe } from "../../src/nat/probe-client.ts";
 import { createUdpClient } from "../../src/transport/udp/client.ts";
-import { freeUdpTcpPort, loopbackPrefix, runCli, tempDir } from "../helpers.ts";
+import { freeUdpTcpPort, loopbackPrefix, ONE_MACHINE, runCli, tempDir } from "../helpers.ts";
 import { until } from "../wait.ts";
 
 const PREFIX = loopbackPrefix();
@@ -35,7 +35,10 @@ beforeAll(async () => {
         public: i === 0,
         peers: i === 0 ? [] : [`${HOSTS[0]}:${PORT}`],
         max_links_per_ip: 256,
+        ...ONE_MACHINE,
         probe_timeout_s: 3,
+        // Loopback is a special-purpose range: as in a lab.
+        allow_special_targets: true,
       },
     });
     const node = await createNode({ config, home, log: silentLogger });

@@ -90,10 +90,10 @@ describe("/metrics", () => {
   });
 
   test("the QUIC whoami request shows in the handler latency histogram", () => {
-    expect(text).toMatch(/^findings_quic_request_duration_seconds_bucket\{method="app.whoami",le="\+Inf"\} 1$/m);
+    expect(text).toMatch(/^findings_rpc_request_duration_seconds_bucket\{method="app.whoami",transport="quic",le="\+Inf"\} 1$/m);
     expect(text).toMatch(/^findings_rpc_requests_total\{method="app.whoami"\} 1$/m);
-    expect(text).toMatch(/^findings_quic_request_duration_seconds_count\{method="app.whoami"\} 1$/m);
-    expect(text).toMatch(/^findings_quic_request_duration_seconds_count\{method="punch.request"\} 1$/m);
+    expect(text).toMatch(/^findings_rpc_request_duration_seconds_count\{method="app.whoami",transport="quic"\} 1$/m);
+    expect(text).toMatch(/^findings_rpc_request_duration_seconds_count\{method="punch.request",transport="quic"\} 1$/m);
   });
 
   test("the punch between two apps shows by strategy, and the pool by kind and NAT class", () => {

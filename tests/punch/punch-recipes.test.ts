@@ -120,6 +120,9 @@ function fakeLink(): QuicLink {
     rttMs: 1,
     closed: false,
     request: async (method) => answer(method, method === METHOD.punchLink.hello ? encodeMessage(PunchHelloAnswerSchema, { token: peerToken, nodeId: idOf(2) }) : new Uint8Array()),
+    openStream: async () => {
+      throw new Error("no streams on a fake link");
+    },
     close: async () => {},
   };
 }

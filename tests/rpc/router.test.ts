@@ -4,6 +4,7 @@ import { describe, expect, test } from "bun:test";
 import { AnswerError } from "../../src/rpc/errors.ts";
 import { ANY_TRUST, MESH_ONLY, PINNED_OR_MESH, perHost, type RpcContext, type Transport, type Trust } from "../../src/rpc/policy.ts";
 import { createRouter } from "../../src/rpc/router.ts";
+import { createMetricsRegistry } from "../../src/contracts/metrics.ts";
 import { DecodeError, PeerError } from "../../src/errors.ts";
 import { Status } from "../../src/wire/codec.ts";
 import { Mesh } from "../../src/wire/gen/services_pb.ts";
@@ -158,6 +159,18 @@ describe("answers and errors", () => {
     const answer = call(r, "hang", ctx({ signal: ac.signal }));
     ac.abort(new Error("deadline"));
     expect(await answer).toEqual({ status: Status.INTERNAL, error: "hang did not finish in time" });
+  });
+
+  test("handler times are observed by method and transport; refused requests are not", async () => {
+    const metrics = createMetricsRegistry();
+    const requestSeconds = metrics.histogram({ name: "findings_rpc_request_duration_seconds", help: "Handler time.", labelNames: ["method", "transport"] });
+    const r = createRouter({ requestSeconds });
+    r.add(Mesh.method.peers, open(() => new Uint8Array([1]), { transports: ["quic", "wss"], trust: MESH_ONLY }));
+    await call(r, "mesh.peers", ctx({ trust: "mesh", transport: "wss" }));
+    await call(r, "mesh.peers", ctx({ trust: "mesh", transport: "quic" }));
+    await call(r, "mesh.peers", ctx({ trust: "untrusted", transport: "quic" }));
+    expect(requestSeconds.get({ method: "mesh.peers", transport: "wss" }).count).toBe(1);
+    expect(requestSeconds.get({ method: "mesh.peers", transport: "quic" }).count).toBe(1);
   });
 
   test("unknown methods are counted under *", async () => {

@@ -31,7 +31,7 @@ beforeAll(async () => {
   const cert = await createRunCertificate();
   udp = createUdpEndpoint({ cert, nodeKey, router }, { host: "127.0.0.1", port: 0 });
   tls = createTlsEndpoint({ cert }, { host: "127.0.0.1", port: 0 });
-  mesh = createMeshLinks({ tls, cert, nodeKey, router });
+  mesh = createMeshLinks({ tls, cert, nodeKey, router }, { allowSpecialTargets: true });
   removeWss = serveAppBootstrapOverWss({ links: mesh, nodeKey, cert });
   router.addAll([
     ["test.who", { trust: ANY_TRUST, rate: perHost(1000, 1000), maxInFlight: 8, maxPayloadBytes: 8, handler: whoAsks }],

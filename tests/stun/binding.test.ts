@@ -106,19 +106,20 @@ describe("RFC 5769 vectors", () => {
 describe("round trip", () => {
   const txId = hex("0102030405060708090a0b0c");
 
-  test("IPv4: request → success → decode gives the source address, with MAPPED-ADDRESS beside it", () => {
+  test("IPv4: request → success → decode gives the source address; no MAPPED-ADDRESS for an RFC 5389 client", () => {
     const response = answer(encodeBindingRequest(txId), "203.0.113.7", 40000, 4);
-    expect(response.length).toBe(52);
+    // Header, XOR-MAPPED-ADDRESS, FINGERPRINT: MAPPED-ADDRESS is for RFC 3489 clients only (RFC 5389 §15.1).
+    expect(response.length).toBe(40);
     expect(isFingerprintValid(response)).toBe(true);
     expect(decodeBindingResponse(response, txId)).toEqual({ ok: true, ip: "203.0.113.7", port: 40000, family: 4 });
-    // MAPPED-ADDRESS (RFC 3489 clients read it): type 0x0001, family 1, port and address in the clear.
-    expect(toHex(response.subarray(32, 44))).toBe("0001000800019c40cb007107");
+    expect(toHex(response.subarray(20, 22))).toBe("0020");
+    expect(toHex(response.subarray(32, 34))).toBe("8028");
   });
 
   test("IPv6: request → success → decode gives the source address", () => {
     for (const ip of ["::1", "2001:db8::1", "fe80::1:2:3:4", "2001:db8:0:0:1:0:0:1"]) {
       const response = answer(encodeBindingRequest(txId), ip, 7788, 6);
-      expect(response.length).toBe(76);
+      expect(response.length).toBe(52);
       expect(isFingerprintValid(response)).toBe(true);
       const decoded = decodeBindingResponse(response, txId);
       expect(decoded.ok && toHex(parseIPv6(decoded.ip)!)).toBe(toHex(parseIPv6(ip)!));
@@ -128,7 +129,7 @@ describe("round trip", () => {
 
   test("IPv4-mapped IPv6 source is answered and reported as IPv4", () => {
     const response = answer(encodeBindingRequest(txId), "::ffff:198.51.100.9", 5000, 6);
-    expect(response.length).toBe(52);
+    expect(response.length).toBe(40);
     expect(decodeBindingResponse(response, txId)).toEqual({ ok: true, ip: "198.51.100.9", port: 5000, family: 4 });
   });
 
@@ -226,8 +227,8 @@ describe("limits and malformed input", () => {
     expect(writeBindingSuccess(out, RFC5769_TX_ID, "1.2.3.4", 65536, 4)).toBe(0);
     expect(writeBindingSuccess(out, RFC5769_TX_ID, "1.2.3.4", -1, 4)).toBe(0);
     expect(writeBindingSuccess(out, new Uint8Array(5), "1.2.3.4", 1, 4)).toBe(0);
-    expect(writeBindingSuccess(new Uint8Array(51), RFC5769_TX_ID, "1.2.3.4", 1, 4)).toBe(0);
-    expect(writeBindingSuccess(new Uint8Array(52), RFC5769_TX_ID, "1.2.3.4", 1, 4)).toBe(52);
+    expect(writeBindingSuccess(new Uint8Array(39), RFC5769_TX_ID, "1.2.3.4", 1, 4)).toBe(0);
+    expect(writeBindingSuccess(new Uint8Array(40), RFC5769_TX_ID, "1.2.3.4", 1, 4)).toBe(40);
   });
 
   test("encodeBindingRequest refuses a transaction id that is not 12 bytes", () => {

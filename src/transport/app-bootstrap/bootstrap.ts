@@ -90,7 +90,9 @@ export async function bootstrapApp<L extends BootstrapLink = QuicLink>(dialer: B
   } finally {
     // In the background: closing waits out QUIC's draining period (3 PTO, RFC 9000 §10.2), which the
     // reconnect need not wait for.
-    void first.close();
+    void Promise.resolve()
+      .then(() => first.close())
+      .catch(() => {});
   }
 
   let spki: string;

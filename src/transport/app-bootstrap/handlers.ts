@@ -16,6 +16,7 @@
 //        in the middle of the untrusted first connection may have seen) from passing as a bind; the bind box
 //        itself only ever travels inside the pinned TLS session.
 import { METHOD } from "../../rpc/index.ts";
+import { timingSafeEqual } from "node:crypto";
 import { MAX_SEALED_BYTES, SEAL_PURPOSE, X25519_KEY_BYTES } from "../../constants.ts";
 import { SealError, errorLine } from "../../errors.ts";
 import type { RunCertificate } from "../../identity/index.ts";
@@ -26,6 +27,7 @@ import type { RouteTable } from "../../rpc/index.ts";
 import { decodeMessage, encodeMessage, Status } from "../../wire/index.ts";
 import { AppCertSchema, AppHelloAnswerSchema, AppHelloSchema, AppSessionSchema, type AppHello } from "../../wire/index.ts";
 import { App } from "../../wire/index.ts";
+import { bytesToHex } from "@noble/hashes/utils.js";
 import { AppSessionTable } from "./sessions.ts";
 import { APP_SESSION_ID_BYTES } from "./sessions.ts";
 import { whoamiRoute } from "../quic/whoami-handler.ts";
@@ -34,13 +36,26 @@ import { whoamiRoute } from "../quic/whoami-handler.ts";
 const MAX_APP_HELLO_BYTES = 512;
 
 /** app.hello and app.bind: open to first-contact links (that is where an app starts); each opens a sealed box
- *  (one X25519 agreement), so a host gets a few per second. */
-const BOOTSTRAP_POLICY = { trust: ANY_TRUST, rate: perHost(5, 20), maxInFlight: 64, maxPayloadBytes: MAX_APP_HELLO_BYTES } as const;
+ *  (one or two X25519 agreements), so a host gets a few per second and its /24 (IPv6 /48) a few more. */
+const BOOTSTRAP_POLICY = {
+  trust: ANY_TRUST,
+  rate: [...perHost(5, 20), { ratePerS: 10, burst: 40, v4Bits: 24, v6Bits: 48 }],
+  maxInFlight: 64,
+  maxPayloadBytes: MAX_APP_HELLO_BYTES,
+} as const;
+/** Hello answers kept for exact replays (~400 B each). */
+const MAX_CACHED_HELLOS = 256;
+/** First-contact connections remembered as having said hello (one hello each). */
+const MAX_HELLO_CONNECTIONS = 8_192;
 
 /** whoami, app.hello and app.bind on `transports`, each bootstrap with its own session table. */
 export function appBootstrapRoutes(components: { nodeKey: NodeKey; cert: RunCertificate }, transports: readonly Transport[], init: { now?: () => number } = {}): RouteTable {
   const now = init.now ?? Date.now;
   const sessions = new AppSessionTable();
+  // An exact replay of a hello gets the answer already made: it is sealed to the app key, so it tells a
+  // replayer nothing new, and it spares us the two agreements. Insertion order = age.
+  const answers = new Map<string, { appKey: Uint8Array; sessionId: Uint8Array; answer: Uint8Array }>();
+  const helloConnections = new Set<string>();
 
   /** Opens an AppHello-shaped payload with `purpose`; returns the app key and session id, or a refusal. */
   function openHello(payload: Uint8Array, purpose: string): { appKey: Uint8Array; sessionId: Uint8Array } | RpcReply {
@@ -76,14 +91,31 @@ export function appBootstrapRoutes(components: { nodeKey: NodeKey; cert: RunCert
   const hello: Route = {
     ...BOOTSTRAP_POLICY,
     transports,
-    // Steps 4–5.
-    handler(payload) {
+    // Steps 4–5. One answered hello per first-contact connection: an app reconnects pinned after it.
+    handler(payload, ctx) {
+      if (helloConnections.has(ctx.connectionId)) return { status: Status.REFUSED, error: `one ${METHOD.app.hello} per connection` };
+      const answered = () => {
+        if (ctx.trust !== "untrusted") return;
+        if (helloConnections.size >= MAX_HELLO_CONNECTIONS) helloConnections.delete(helloConnections.values().next().value!);
+        helloConnections.add(ctx.connectionId);
+      };
+      const replayKey = bytesToHex(payload);
+      const cached = answers.get(replayKey);
+      if (cached) {
+        sessions.issue(cached.sessionId, cached.appKey, now());
+        answered();
+        return cached.answer;
+      }
       const opened = openHello(payload, SEAL_PURPOSE.appHello);
       if (!("appKey" in opened)) return opened;
       sessions.issue(opened.sessionId, opened.appKey, now());
       const body = encodeMessage(AppCertSchema, { certPem: components.cert.certPem, sessionId: opened.sessionId });
       const sealedCert = seal(components.nodeKey.privateKey, opened.appKey, SEAL_PURPOSE.appCert, body);
-      return encodeMessage(AppHelloAnswerSchema, { sealedCert });
+      const answer = encodeMessage(AppHelloAnswerSchema, { sealedCert });
+      while (answers.size >= MAX_CACHED_HELLOS) answers.delete(answers.keys().next().value!);
+      answers.set(replayKey, { appKey: opened.appKey, sessionId: opened.sessionId, answer });
+      answered();
+      return answer;
     },
   };
   const bind: Route = {
@@ -93,6 +125,11 @@ export function appBootstrapRoutes(components: { nodeKey: NodeKey; cert: RunCert
     handler(payload, ctx) {
       const opened = openHello(payload, SEAL_PURPOSE.appBind);
       if (!("appKey" in opened)) return opened;
+      // One identity per connection: fresh keys on one connection would each take a seat in the app pools.
+      const bound = ctx.peer.key;
+      if (bound && !(bound.length === opened.appKey.length && timingSafeEqual(bound, opened.appKey))) {
+        return { status: Status.REFUSED, error: "this connection is already bound to another key: open a new connection" };
+      }
       if (!sessions.take(opened.sessionId, opened.appKey, now())) {
         return { status: Status.UNAUTHENTICATED, error: `unknown or expired session: send ${METHOD.app.hello} first` };
       }

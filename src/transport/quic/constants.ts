@@ -25,4 +25,6 @@ export const QUIC_STREAM_CODE = {
   timeout: 2,
   /** The endpoint is stopping or the caller aborted. */
   aborted: 3,
+  /** A raw stream this endpoint does not take (no handler for it, a malformed header, a stranger's link). */
+  refused: 4,
 } as const;

@@ -1,10 +1,12 @@
 // A QUIC connection seen as a Findings link: requests over it, its peer, its pin state (DESIGN §3–§4).
-import type { QUICConnection } from "@matrixai/quic";
+import type { QUICConnection, QUICStream } from "@matrixai/quic";
 import { PeerError } from "../../errors.ts";
 import { Status, statusName, type Envelope } from "../../wire/index.ts";
 import { formatAddress, unmapIp } from "../../contracts/index.ts";
 import { MAX_QUIC_STREAMS_PER_CONNECTION } from "./constants.ts";
 import { requestOverStream, StreamGate, type RequestOptions } from "./request.ts";
+import { encodeRawHeader, rawStreamOf, type RawStream } from "./raw-stream.ts";
+import { describeQuicError } from "./errors.ts";
 
 export interface QuicLink {
   /** Peer address as this end sees it (IPv4-mapped IPv6 reported as IPv4). */
@@ -24,6 +26,9 @@ export interface QuicLink {
   readonly closed: boolean;
   /** Sends one request on a new stream and returns the answer Envelope, whatever its status (see expectOk). */
   request(method: string, payload?: Uint8Array, opts?: RequestOptions): Promise<Envelope>;
+  /** Opens a raw stream (quic/raw-stream.ts) named `protocol`, waiting for stream credit (shared with
+   *  requests: at most MAX_QUIC_STREAMS_PER_CONNECTION of ours at once). */
+  openStream(protocol: string, opts?: { signal?: AbortSignal }): Promise<RawStream>;
   /** Closes the connection (idempotent); pending requests fail. */
   close(): Promise<void>;
 }
@@ -91,6 +96,29 @@ export function createQuicLink(
     async request(method, payload, opts = {}) {
       if (link.closed) throw new PeerError(`Cannot send ${method} to ${peer}: the link is closed`);
       return requestOverStream(conn, gate, { id: nextId++, method, payload }, { ...opts, peer });
+    },
+    async openStream(protocol, opts = {}) {
+      const header = encodeRawHeader(protocol);
+      if (link.closed) throw new PeerError(`Cannot open a stream to ${peer}: the link is closed`);
+      const signal = opts.signal ?? new AbortController().signal;
+      await gate.acquire(signal);
+      let stream: QUICStream;
+      try {
+        stream = conn.newStream("bidi");
+        const writer = stream.writable.getWriter();
+        try {
+          await writer.write(header);
+        } finally {
+          writer.releaseLock();
+        }
+      } catch (err) {
+        gate.opened();
+        gate.release();
+        throw new PeerError(`Cannot open a stream to ${peer}: ${describeQuicError(err)}`, { cause: err });
+      }
+      gate.opened();
+      void stream.closedP.finally(() => gate.release());
+      return rawStreamOf(stream, protocol, stream.readable as unknown as ReadableStream<Uint8Array>);
     },
     close() {
       closing ??= init.closeConnection().catch(() => {});

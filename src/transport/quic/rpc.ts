@@ -5,8 +5,8 @@
 // runs it through the router (src/rpc), writes one answer Envelope and closes. Either side resets the stream with code
 // `timeout` when REQUEST_TIMEOUT_MS passes. Answers are matched by stream, not by id: an answer to a
 // request that could not be decoded carries id 0 and method "invalid".
+import type { ReadableStream as NodeReadableStream } from "node:stream/web";
 import type { QUICStream } from "@matrixai/quic";
-import type { Histogram } from "../../contracts/index.ts";
 import { MAX_QUIC_REQUEST_BYTES, REQUEST_TIMEOUT_MS } from "../../constants.ts";
 import { TimeoutError, errorLine } from "../../errors.ts";
 import { decodeEnvelope, encodeAnswer, encodeEnvelope, Status, statusName, type Envelope } from "../../wire/index.ts";
@@ -40,21 +40,20 @@ export interface StreamServer {
   /** Who asks, as the link knows it now (trust changes when an app binds). */
   context(): Omit<RpcContext, "signal" | "method">;
   log?: Logger;
-  /** Handler run time per method (registered methods only, so the label set stays bounded). */
-  requestSeconds?: Histogram<"method">;
 }
 
 /**
  * Serves one peer-opened stream: read → decode → handler → answer. Never throws: network input becomes
- * counters, an answer, or a reset stream.
+ * counters, an answer, or a reset stream. `readable` is the stream's read side (after a peek, a copy that
+ * still holds every byte).
  */
-export async function serveStream(stream: QUICStream, server: StreamServer): Promise<void> {
+export async function serveStream(stream: QUICStream, server: StreamServer, readable: NodeReadableStream<Uint8Array> = stream.readable): Promise<void> {
   server.counters.streams++;
   const wait = deadline(REQUEST_TIMEOUT_MS, "QUIC request", server.stopSignal);
   try {
     let bytes: Uint8Array | null;
     try {
-      bytes = await readBounded(stream.readable, MAX_QUIC_REQUEST_BYTES, wait.signal);
+      bytes = await readBounded(readable, MAX_QUIC_REQUEST_BYTES, wait.signal);
     } catch (err) {
       if (err instanceof TimeoutError) server.counters.streamTimeouts++;
       cancelStream(stream, err);
@@ -95,13 +94,7 @@ async function answerFor(bytes: Uint8Array, server: StreamServer, signal: AbortS
   }
   const served = server.router.has(req.method, "quic");
   if (!served) server.counters.badRequests++;
-  const observed = served ? server.requestSeconds?.startTimer({ method: req.method }) : undefined;
-  let reply: Awaited<ReturnType<Router["dispatch"]>>;
-  try {
-    reply = await server.router.dispatch(req.method, req.payload, { ...server.context(), method: req.method, signal });
-  } finally {
-    observed?.();
-  }
+  const reply = await server.router.dispatch(req.method, req.payload, { ...server.context(), method: req.method, signal });
   try {
     return encodeAnswer(req, reply.status, reply.payload, reply.error);
   } catch (err) {

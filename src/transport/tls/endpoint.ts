@@ -13,6 +13,7 @@ import { createHttpRouter, type HttpRouteTable } from "./https-routes.ts";
 import { WHOAMI_PATH, whoamiHandler } from "./https-whoami.ts";
 import { formatAddress, localOf, remoteOf, type HostPort } from "../../contracts/index.ts";
 import { WS_CLOSE } from "../ws/constants.ts";
+import { MAX_RATE_BUCKETS, prefixOf, type RateLimit, TokenBuckets } from "../../rpc/index.ts";
 import type { WsConnection } from "../ws/connection.ts";
 import { createWsAcceptor } from "../ws/server.ts";
 import { silentLogger, type Logger } from "../../contracts/index.ts";
@@ -57,7 +58,17 @@ export interface TlsEndpointInit {
   httpIdleTimeoutMs?: number;
   /** @default MAX_WS_FRAME_BYTES */
   maxFrameBytes?: number;
+  /** New TCP connections accepted per source, before the TLS handshake (which costs us a signature):
+   *  token buckets per host (IPv4 /32, IPv6 /64) and per network (/24, /48). @default CONNECTION_RATE */
+  connectionRate?: readonly RateLimit[];
 }
+
+/** New connections per second a host, and its /24 or /48, may open: far above what a node or an app needs
+ *  (a few per minute), low enough that a reconnecting flood from one network is bounded. */
+export const CONNECTION_RATE: readonly RateLimit[] = [
+  { ratePerS: 10, burst: 50, v4Bits: 32, v6Bits: 64 },
+  { ratePerS: 20, burst: 200, v4Bits: 24, v6Bits: 48 },
+];
 
 export interface WsUpgradeInfo {
   readonly path: string;
@@ -84,7 +95,8 @@ export interface TlsEndpoint {
   /** Accepts WebSocket upgrades on `path` (e.g. "/mesh"); other paths are refused with 404. */
   onWebSocket(path: string, handler: WsUpgradeHandler): void;
   /** Live counts, for status pages and tests. */
-  counts(): { connections: number; links: number; tlsErrors: number; refusedUpgrades: number };
+  /** refusedRate: connections dropped by the per-source connection rate (before the TLS handshake). */
+  counts(): { connections: number; links: number; tlsErrors: number; refusedUpgrades: number; refusedRate: number };
 }
 
 export function createTlsEndpoint(components: TlsEndpointComponents, init: TlsEndpointInit): TlsEndpoint {
@@ -97,6 +109,9 @@ export function createTlsEndpoint(components: TlsEndpointComponents, init: TlsEn
   const idleTimeoutMs = init.idleTimeoutMs ?? DEFAULTS.idle_timeout_s * 1000;
   const httpIdleTimeoutMs = init.httpIdleTimeoutMs ?? idleTimeoutMs;
   const maxFrameBytes = init.maxFrameBytes ?? MAX_WS_FRAME_BYTES;
+  const connectionRate = init.connectionRate ?? CONNECTION_RATE;
+  const connectionBuckets = new TokenBuckets(MAX_RATE_BUCKETS);
+  let refusedRate = 0;
 
   const router = createHttpRouter({ maxBodyBytes: MAX_HTTP_BODY_BYTES, log });
   router.add("GET", WHOAMI_PATH, whoamiHandler);
@@ -122,10 +137,25 @@ export function createTlsEndpoint(components: TlsEndpointComponents, init: TlsEn
     return n;
   }
 
+  /** A token from every connection bucket of `ip`, or none when one is empty. */
+  function takeConnectionToken(ip: string): boolean {
+    const t = Date.now();
+    const keys = connectionRate.map((r, i) => `${i}|${prefixOf(ip, r.v4Bits ?? 32, r.v6Bits ?? 64)}`);
+    if (!connectionRate.every((r, i) => connectionBuckets.has(keys[i]!, r.ratePerS, r.burst, t))) return false;
+    connectionRate.forEach((r, i) => connectionBuckets.take(keys[i]!, r.ratePerS, r.burst, t));
+    return true;
+  }
+
   function onConnection(socket: Socket): void {
-    const ip = remoteOf(socket).ip;
+    // Counted per host: an IPv4 address, an IPv6 /64 (one host's share of addresses).
+    const ip = prefixOf(remoteOf(socket).ip, 32, 64);
     // Errors on a socket are the peer's problem; without a listener they would be thrown.
     socket.on("error", () => {});
+    if (!takeConnectionToken(remoteOf(socket).ip)) {
+      refusedRate += 1;
+      socket.destroy();
+      return;
+    }
     if (stopping || sockets.size >= maxConnections || (socketsPerIp.get(ip) ?? 0) >= maxConnectionsPerIp) {
       log.debug("tls connection refused: limit", { ip, connections: sockets.size });
       socket.destroy();
@@ -184,7 +214,8 @@ export function createTlsEndpoint(components: TlsEndpointComponents, init: TlsEn
     if (!handler) return refuse(socket, 404, "no WebSocket endpoint here");
     const remote = remoteOf(socket);
     if (links.size >= maxLinks) return refuse(socket, 503, "link limit reached");
-    if ((linksPerIp.get(remote.ip) ?? 0) >= maxLinksPerIp) return refuse(socket, 429, "too many links from this address");
+    const host = prefixOf(remote.ip, 32, 64);
+    if ((linksPerIp.get(host) ?? 0) >= maxLinksPerIp) return refuse(socket, 429, "too many links from this address");
 
     // Read before the upgrade: the certificate is the TLS session's, the socket may go at any time.
     let clientSpki: string | null = null;
@@ -202,10 +233,10 @@ export function createTlsEndpoint(components: TlsEndpointComponents, init: TlsEn
       return;
     }
     links.add(conn);
-    bump(linksPerIp, remote.ip, 1);
+    bump(linksPerIp, host, 1);
     void conn.closed.then(() => {
       links.delete(conn);
-      bump(linksPerIp, remote.ip, -1);
+      bump(linksPerIp, host, -1);
     });
     try {
       handler(conn, { path, remote, local: localOf(socket), clientSpki });
@@ -285,7 +316,7 @@ export function createTlsEndpoint(components: TlsEndpointComponents, init: TlsEn
       wsHandlers.set(path, handler);
     },
     counts() {
-      return { connections: sockets.size, links: links.size, tlsErrors, refusedUpgrades };
+      return { connections: sockets.size, links: links.size, tlsErrors, refusedUpgrades, refusedRate };
     },
   };
 }

@@ -50,3 +50,44 @@ export function httpsWhoami(server: { ip: string; port: number }, opts: { signal
     req.end();
   });
 }
+
+/** GET `path` over HTTPS (HTTP/2, first contact: the certificate is not verified) and parse the JSON body, at most
+ *  `maxBytes`. Rejects on a non-2xx status, a bad body or the signal. */
+export function httpsGetJson(server: { ip: string; port: number }, path: string, opts: { signal?: AbortSignal; maxBytes?: number; localAddress?: string } = {}): Promise<unknown> {
+  const origin = `https://${formatAddress(server.ip, server.port)}`;
+  const maxBytes = opts.maxBytes ?? MAX_WHOAMI_BODY_BYTES;
+  return new Promise((resolve, reject) => {
+    const session = connect(origin, { rejectUnauthorized: false, ...(opts.localAddress ? { localAddress: opts.localAddress } : {}) });
+    const fail = (err: unknown) => {
+      opts.signal?.removeEventListener("abort", onAbort);
+      session.destroy();
+      reject(err);
+    };
+    const onAbort = () => fail(opts.signal?.reason ?? new TimeoutError(`GET ${origin}${path}`, 0));
+    if (opts.signal?.aborted) return onAbort();
+    opts.signal?.addEventListener("abort", onAbort, { once: true });
+    session.on("error", fail);
+    const req = session.request({ ":path": path, ":method": "GET" });
+    let status = 0;
+    req.on("response", (headers) => (status = Number(headers[":status"] ?? 0)));
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on("data", (c: Buffer) => {
+      size += c.length;
+      if (size > maxBytes) fail(new DecodeError(`GET ${path} answer`, `body over ${maxBytes} bytes`));
+      else chunks.push(c);
+    });
+    req.on("error", fail);
+    req.on("end", () => {
+      opts.signal?.removeEventListener("abort", onAbort);
+      session.close();
+      if (status < 200 || status > 299) return reject(new DecodeError(`GET ${path} answer`, `status ${status}`));
+      try {
+        resolve(JSON.parse(Buffer.concat(chunks).toString("utf8")));
+      } catch (err) {
+        reject(new DecodeError(`GET ${path} answer`, err instanceof Error ? err.message : String(err)));
+      }
+    });
+    req.end();
+  });
+}

@@ -5,6 +5,7 @@ import type { QuicLink } from "../quic/link.ts";
 import { createRouter, type Router } from "../../rpc/index.ts";
 import { UdpCore, type DialOptions, type LinkEvent, type LinkListener, type UdpCoreCounters } from "./core.ts";
 import type { RawDatagramHandler } from "./shared-socket.ts";
+import type { RawStreamHandler } from "../quic/raw-stream.ts";
 import type { Logger } from "../../contracts/index.ts";
 import { createSerial } from "./serial.ts";
 
@@ -16,6 +17,8 @@ export interface UdpClientInit {
   /** @default idle_timeout_s of defaults.toml */
   idleTimeoutMs?: number;
   onRawDatagram?: RawDatagramHandler;
+  /** Raw streams peers open on our links (quic/raw-stream.ts); without it they are reset. */
+  onRawStream?: RawStreamHandler;
 }
 
 /** Common surface of the node endpoint and the client-only socket: what bootstrapApp and quicWhoami use. */
@@ -44,7 +47,7 @@ export interface UdpClient extends QuicDialer {
 
 export function createUdpClient(components: { log?: Logger; router?: Router }, init: UdpClientInit = {}): UdpClient {
   const router = components.router ?? createRouter({ log: components.log });
-  const core = new UdpCore({ host: init.host ?? "::", port: init.port ?? 0, idleTimeoutMs: init.idleTimeoutMs, onRawDatagram: init.onRawDatagram }, router, components.log);
+  const core = new UdpCore({ host: init.host ?? "::", port: init.port ?? 0, idleTimeoutMs: init.idleTimeoutMs, onRawDatagram: init.onRawDatagram, onRawStream: init.onRawStream }, router, components.log);
   let running = false;
   const serial = createSerial();
   return {

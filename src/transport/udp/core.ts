@@ -3,7 +3,6 @@
 import { QUICClient, events as quicEvents, errors as quicErrors, type QUICConnection, type QUICStream } from "@matrixai/quic";
 import type QuicLibLogger from "@matrixai/logger";
 import { DEFAULTS } from "../../config/index.ts";
-import type { Histogram } from "../../contracts/index.ts";
 import { PeerError, PinMismatchError, TimeoutError, errorLine } from "../../errors.ts";
 import { formatAddress } from "../../contracts/index.ts";
 import { describeQuicError } from "../quic/errors.ts";
@@ -11,10 +10,14 @@ import { clientQuicConfig, clientQuicCrypto, quicLogger } from "../quic/config.t
 import { QUIC_CLOSE_NORMAL, QUIC_HANDSHAKE_TIMEOUT_MS } from "../quic/constants.ts";
 import { createQuicLink, type LinkState, type QuicLink } from "../quic/link.ts";
 import { newRpcCounters, serveStream, type RpcCounters } from "../quic/rpc.ts";
+import { classifyPeerStream, rawStreamOf, type RawStreamHandler } from "../quic/raw-stream.ts";
+import { QUIC_STREAM_CODE } from "../quic/constants.ts";
+import { REQUEST_TIMEOUT_MS } from "../../constants.ts";
 import { nodeIdOf } from "../../identity/index.ts";
+import { timingSafeEqual } from "node:crypto";
 import type { Trust } from "../../rpc/index.ts";
 import type { Router } from "../../rpc/index.ts";
-import { streamCodeToReason, streamReasonToCode } from "../quic/stream-io.ts";
+import { cancelStream, deadline, StreamAbort, streamCodeToReason, streamReasonToCode } from "../quic/stream-io.ts";
 import { newSocketCounters, SharedUdpSocket, type RawDatagramHandler, type SharedSocketCounters } from "./shared-socket.ts";
 import type { Logger } from "../../contracts/index.ts";
 
@@ -38,6 +41,10 @@ export interface UdpCoreCounters extends RpcCounters, SharedSocketCounters {
   pinMismatches: number;
   /** Outbound dials that failed for any other reason (timeout, refused, unreachable). */
   dialFailures: number;
+  /** Raw streams handed to onRawStream. */
+  rawStreams: number;
+  /** Raw streams reset: no handler, or a malformed header. */
+  rawRefused: number;
 }
 
 export interface UdpCoreInit {
@@ -45,13 +52,13 @@ export interface UdpCoreInit {
   port: number;
   idleTimeoutMs?: number;
   onRawDatagram?: RawDatagramHandler;
-  /** Where served requests' handler times go, when the node keeps metrics. */
-  requestSeconds?: Histogram<"method">;
+  /** Takes the raw streams peers open (raw-stream.ts); without it they are reset. */
+  onRawStream?: RawStreamHandler;
 }
 
 export class UdpCore {
   readonly rpc: RpcCounters = newRpcCounters();
-  readonly linkCounters = { connections: 0, pinMismatches: 0, dialFailures: 0 };
+  readonly linkCounters = { connections: 0, pinMismatches: 0, dialFailures: 0, rawStreams: 0, rawRefused: 0 };
   readonly socketCounters: SharedSocketCounters = newSocketCounters();
   readonly links = new Map<string, LinkState>();
   readonly logger: QuicLibLogger;
@@ -128,21 +135,7 @@ export class UdpCore {
     this.linkCounters.connections++;
     conn.addEventListener(quicEvents.EventQUICConnectionStream.name, (evt: Event) => {
       const stream = (evt as quicEvents.EventQUICConnectionStream).detail as QUICStream;
-      void serveStream(stream, {
-        router: this.router,
-        counters: this.rpc,
-        stopSignal: this.stopSignal,
-        log: this.log,
-        requestSeconds: this.init.requestSeconds,
-        context: () => ({
-          transport: "quic",
-          remote: link.remote,
-          connectionId: link.connectionId,
-          trust: link.pinned ? "pinned" : "untrusted",
-          peer: { key: link.peerKey ?? null, nodeId: link.peerKey ? nodeIdOf(link.peerKey) : null },
-          promote: (to) => this.promote(link, to),
-        }),
-      });
+      void this.servePeerStream(stream, link);
     });
     void conn.closedP.then(() => {
       if (this.links.get(link.connectionId) === link) this.links.delete(link.connectionId);
@@ -151,10 +144,61 @@ export class UdpCore {
     this.emit("connect", link);
   }
 
+  /** A peer-opened stream: a request (served by the router) or a raw stream (onRawStream). Never throws. */
+  private async servePeerStream(stream: QUICStream, link: LinkState): Promise<void> {
+    const wait = deadline(REQUEST_TIMEOUT_MS, "QUIC stream header", this.stopSignal);
+    let kind: Awaited<ReturnType<typeof classifyPeerStream>>;
+    try {
+      kind = await classifyPeerStream(stream, wait.signal);
+    } catch (err) {
+      this.linkCounters.rawRefused++;
+      cancelStream(stream, err instanceof PeerError ? new StreamAbort(QUIC_STREAM_CODE.refused, err.message) : err);
+      return;
+    } finally {
+      wait.done();
+    }
+    if (kind.kind === "raw") {
+      const handler = this.init.onRawStream;
+      if (!handler) {
+        this.linkCounters.rawRefused++;
+        cancelStream(stream, new StreamAbort(QUIC_STREAM_CODE.refused, "no raw streams on this endpoint"));
+        return;
+      }
+      this.linkCounters.rawStreams++;
+      try {
+        handler(rawStreamOf(stream, kind.protocol, kind.readable), link);
+      } catch (err) {
+        this.log?.error("raw stream handler failed", { error: errorLine(err) });
+        cancelStream(stream, err);
+      }
+      return;
+    }
+    await serveStream(
+      stream,
+      {
+        router: this.router,
+        counters: this.rpc,
+        stopSignal: this.stopSignal,
+        log: this.log,
+        context: () => ({
+          transport: "quic",
+          remote: link.remote,
+          connectionId: link.connectionId,
+          trust: link.pinned ? "pinned" : "untrusted",
+          peer: { key: link.peerKey ?? null, nodeId: link.peerKey ? nodeIdOf(link.peerKey) : null },
+          promote: (to) => this.promote(link, to),
+        }),
+      },
+      kind.readable,
+    );
+  }
+
   /** An app proved its key on an inbound link (app.bind): the link is pinned from now on. QUIC links carry
    *  no mesh trust (nodes bootstrap over WSS), so "mesh" counts as pinned here. */
   promote(link: LinkState, to: { trust: Trust; peerKey: Uint8Array }): void {
     if (link.direction !== "in" || to.trust === "untrusted") return;
+    // One identity per connection: a bound link keeps its first key (app.bind refuses another one).
+    if (link.peerKey && !sameBytes(link.peerKey, to.peerKey)) return;
     link.pinned = true;
     link.peerKey = to.peerKey;
     this.log?.debug("app link bound", { peer: formatAddress(link.remote.ip, link.remote.port) });
@@ -216,4 +260,8 @@ export class UdpCore {
     this.adopt(client.connection, link);
     return link;
   }
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && timingSafeEqual(a, b);
 }

@@ -6,7 +6,6 @@ import { errorLine } from "../../errors.ts";
 import type { RunCertificate } from "../../identity/index.ts";
 import type { NodeKey } from "../../identity/index.ts";
 import { formatAddress, unmapIp } from "../../contracts/index.ts";
-import type { Histogram } from "../../contracts/index.ts";
 import { appBootstrapRoutes } from "../app-bootstrap/handlers.ts";
 import { serverQuicConfig, serverQuicCrypto } from "../quic/config.ts";
 import {
@@ -15,8 +14,9 @@ import {
   QUIC_HANDSHAKE_TIMEOUT_MS,
 } from "../quic/constants.ts";
 import { createQuicLink, type QuicLink } from "../quic/link.ts";
+import type { RawStreamHandler } from "../quic/raw-stream.ts";
 import { createSerial } from "./serial.ts";
-import { createRouter, type Router } from "../../rpc/index.ts";
+import { createRouter, prefixOf, type Router } from "../../rpc/index.ts";
 import { streamCodeToReason, streamReasonToCode } from "../quic/stream-io.ts";
 import { connectionMapOf, type RawDatagramHandler } from "./shared-socket.ts";
 import type { QuicDialer, UdpClient } from "./client.ts";
@@ -33,8 +33,6 @@ export interface UdpEndpointComponents {
   cert: RunCertificate;
   nodeKey: NodeKey;
   log?: Logger;
-  /** Handler time of each served QUIC request, by method. */
-  requestSeconds?: Histogram<"method">;
   /** Serves peer-opened streams; the node shares one with its mesh links. @default a router of its own */
   router?: Router;
 }
@@ -52,6 +50,8 @@ export interface UdpEndpointInit {
   idleTimeoutMs?: number;
   /** Datagrams that are not QUIC and that classifyDatagram calls "stun" or "sn". */
   onRawDatagram?: RawDatagramHandler;
+  /** Raw streams peers open on our links (quic/raw-stream.ts); without it they are reset. */
+  onRawStream?: RawStreamHandler;
 }
 
 export interface UdpEndpointCounters extends UdpCoreCounters {
@@ -71,7 +71,7 @@ export interface UdpEndpoint extends UdpClient {
 export function createUdpEndpoint(components: UdpEndpointComponents, init: UdpEndpointInit): UdpEndpoint {
   const log = components.log;
   const router = components.router ?? createRouter({ log });
-  const core = new UdpCore({ host: init.host, port: init.port, idleTimeoutMs: init.idleTimeoutMs, onRawDatagram: init.onRawDatagram, requestSeconds: components.requestSeconds }, router, log);
+  const core = new UdpCore({ host: init.host, port: init.port, idleTimeoutMs: init.idleTimeoutMs, onRawDatagram: init.onRawDatagram, onRawStream: init.onRawStream }, router, log);
   const maxConnections = init.maxConnections ?? DEFAULTS.max_quic_connections;
   const maxPerIp = init.maxConnectionsPerIp ?? DEFAULTS.max_conns_per_ip;
   /** Inbound connections by id, and how many each IP holds. */
@@ -86,11 +86,12 @@ export function createUdpEndpoint(components: UdpEndpointComponents, init: UdpEn
 
   function onConnection(evt: Event): void {
     const conn = (evt as quicEvents.EventQUICServerConnection).detail as QUICConnection;
-    const ip = unmapIp(conn.remoteHost);
+    // Counted per host: an IPv4 address, an IPv6 /64 (one host's share of addresses).
+    const ip = prefixOf(unmapIp(conn.remoteHost), 32, 64);
     const fromIp = perIp.get(ip) ?? 0;
     if (inbound.size >= maxConnections || fromIp >= maxPerIp) {
       core.rpc.refusedLimits++;
-      log?.debug("refused QUIC connection: limit reached", { peer: formatAddress(ip, conn.remotePort), total: inbound.size, fromIp });
+      log?.debug("refused QUIC connection: limit reached", { peer: formatAddress(unmapIp(conn.remoteHost), conn.remotePort), total: inbound.size, fromIp });
       void conn.stop({ isApp: true, errorCode: QUIC_CLOSE_REFUSED, reason: new TextEncoder().encode("connection limit"), force: true }).catch(() => {});
       return;
     }

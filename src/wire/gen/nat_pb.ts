@@ -16,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file nat.proto.
  */
 export const file_nat: GenFile = /*@__PURE__*/
-  fileDesc("CgluYXQucHJvdG8SC2ZpbmRpbmdzLnYxIiQKD05hdEJlZ2luUmVxdWVzdBIRCglwcm9iZV9rZXkYASABKAwiXQoOTmF0QmVnaW5BbnN3ZXISDQoFdG9rZW4YASABKAwSEAoIbmV3X3BvcnQYAiABKA0SEwoLb2JzZXJ2ZWRfaXAYAyABKAkSFQoNb2JzZXJ2ZWRfcG9ydBgEIAEoDSIiChFOYXRQYXNzYWdlUmVxdWVzdBINCgV0b2tlbhgBIAEoDCIgChBOYXRQYXNzYWdlQW5zd2VyEgwKBHNlbnQYASABKA0iMwoMTmV3SG9zdFByb29mEhQKDGlzc3VlZF9hdF9tcxgBIAEoBBINCgVub25jZRgCIAEoDCJuChBOYXRGb3JtYWxSZXF1ZXN0Eg0KBXRva2VuGAEgASgMEg4KBmNvb2tpZRgCIAEoDBIRCglhdm9pZF9pcHMYAyADKAkSKAoFcHJvb2YYBCABKAsyGS5maW5kaW5ncy52MS5OZXdIb3N0UHJvb2YiTwoORGVsZWdhdGVSZXN1bHQSDwoHbm9kZV9pZBgBIAEoCRIPCgdmcm9tX2lwGAIgASgJEgwKBHNlbnQYAyABKA0SDQoFZXJyb3IYBCABKAkigAEKD05hdEZvcm1hbEFuc3dlchIRCgltYXBwZWRfaXAYASABKAkSEwoLbWFwcGVkX3BvcnQYAiABKA0SFQoNbmV3X3BvcnRfc2VudBgDIAEoDRIuCglkZWxlZ2F0ZXMYBCADKAsyGy5maW5kaW5ncy52MS5EZWxlZ2F0ZVJlc3VsdCIjChBOYXRTZXJ2ZXJzQW5zd2VyEg8KB3NlcnZlcnMYASADKAkiIwoRTmV3SG9zdERlbGVnYXRpb24SDgoGc2VhbGVkGAEgASgMIsIBCgxOZXdIb3N0T3JkZXISEQoJdGFyZ2V0X2lwGAEgASgJEhMKC3RhcmdldF9wb3J0GAIgASgNEhAKCGhvc3Rfa2V5GAMgASgMEhQKDGlzc3VlZF9hdF9tcxgEIAEoBBIQCghvcmRlcl9pZBgFIAEoDBIRCglhdm9pZF9pcHMYBiADKAkSKAoFcHJvb2YYByABKAsyGS5maW5kaW5ncy52MS5OZXdIb3N0UHJvb2YSEwoLY2xpZW50X2Nvbm4YCCABKAwiLgoNTmV3SG9zdFJlcG9ydBIPCgdmcm9tX2lwGAEgASgJEgwKBHNlbnQYAiABKA0iNgoQTGl2ZUJlZ2luUmVxdWVzdBIRCglwcm9iZV9rZXkYASABKAwSDwoHc29ja2V0cxgCIAEoDSJLCg9MaXZlQmVnaW5BbnN3ZXISDQoFdG9rZW4YASABKAwSFAoMbWF4X2RlbGF5X21zGAIgASgNEhMKC21heF9zb2NrZXRzGAMgASgNIjsKCExpdmVJdGVtEg0KBWluZGV4GAEgASgNEg4KBmNvb2tpZRgCIAEoDBIQCghkZWxheV9tcxgDIAEoDSJKChNMaXZlU2NoZWR1bGVSZXF1ZXN0Eg0KBXRva2VuGAEgASgMEiQKBWl0ZW1zGAIgAygLMhUuZmluZGluZ3MudjEuTGl2ZUl0ZW0iJgoSTGl2ZVNjaGVkdWxlQW5zd2VyEhAKCGFjY2VwdGVkGAEgASgNIh8KDkxpdmVFbmRSZXF1ZXN0Eg0KBXRva2VuGAEgASgMIi4KDUxpdmVQcm9iZVNlbnQSDQoFaW5kZXgYASABKA0SDgoGYWdlX21zGAIgASgNIjkKDUxpdmVFbmRBbnN3ZXISKAoEc2VudBgBIAMoCzIaLmZpbmRpbmdzLnYxLkxpdmVQcm9iZVNlbnRiBnByb3RvMw");
+  fileDesc("CgluYXQucHJvdG8SC2ZpbmRpbmdzLnYxIiQKD05hdEJlZ2luUmVxdWVzdBIRCglwcm9iZV9rZXkYASABKAwiXQoOTmF0QmVnaW5BbnN3ZXISDQoFdG9rZW4YASABKAwSEAoIbmV3X3BvcnQYAiABKA0SEwoLb2JzZXJ2ZWRfaXAYAyABKAkSFQoNb2JzZXJ2ZWRfcG9ydBgEIAEoDSIiChFOYXRQYXNzYWdlUmVxdWVzdBINCgV0b2tlbhgBIAEoDCIgChBOYXRQYXNzYWdlQW5zd2VyEgwKBHNlbnQYASABKA0iMwoMTmV3SG9zdFByb29mEhQKDGlzc3VlZF9hdF9tcxgBIAEoBBINCgVub25jZRgCIAEoDCKdAQoQTmF0Rm9ybWFsUmVxdWVzdBINCgV0b2tlbhgBIAEoDBIOCgZjb29raWUYAiABKAwSEQoJYXZvaWRfaXBzGAMgAygJEigKBXByb29mGAQgASgLMhkuZmluZGluZ3MudjEuTmV3SG9zdFByb29mEi0KCGNvbnNlbnRzGAUgAygLMhsuZmluZGluZ3MudjEuTmV3SG9zdENvbnNlbnQiMgoOTmV3SG9zdENvbnNlbnQSEQoJc2VydmVyX2lwGAEgASgJEg0KBXRva2VuGAIgASgMIk8KDkRlbGVnYXRlUmVzdWx0Eg8KB25vZGVfaWQYASABKAkSDwoHZnJvbV9pcBgCIAEoCRIMCgRzZW50GAMgASgNEg0KBWVycm9yGAQgASgJIoABCg9OYXRGb3JtYWxBbnN3ZXISEQoJbWFwcGVkX2lwGAEgASgJEhMKC21hcHBlZF9wb3J0GAIgASgNEhUKDW5ld19wb3J0X3NlbnQYAyABKA0SLgoJZGVsZWdhdGVzGAQgAygLMhsuZmluZGluZ3MudjEuRGVsZWdhdGVSZXN1bHQiIwoQTmF0U2VydmVyc0Fuc3dlchIPCgdzZXJ2ZXJzGAEgAygJIiMKEU5ld0hvc3REZWxlZ2F0aW9uEg4KBnNlYWxlZBgBIAEoDCLTAQoMTmV3SG9zdE9yZGVyEhEKCXRhcmdldF9pcBgBIAEoCRITCgt0YXJnZXRfcG9ydBgCIAEoDRIQCghob3N0X2tleRgDIAEoDBIUCgxpc3N1ZWRfYXRfbXMYBCABKAQSEAoIb3JkZXJfaWQYBSABKAwSEQoJYXZvaWRfaXBzGAYgAygJEigKBXByb29mGAcgASgLMhkuZmluZGluZ3MudjEuTmV3SG9zdFByb29mEhMKC2NsaWVudF9jb25uGAggASgMEg8KB2NvbnNlbnQYCSABKAwiLgoNTmV3SG9zdFJlcG9ydBIPCgdmcm9tX2lwGAEgASgJEgwKBHNlbnQYAiABKA0iNgoQTGl2ZUJlZ2luUmVxdWVzdBIRCglwcm9iZV9rZXkYASABKAwSDwoHc29ja2V0cxgCIAEoDSJLCg9MaXZlQmVnaW5BbnN3ZXISDQoFdG9rZW4YASABKAwSFAoMbWF4X2RlbGF5X21zGAIgASgNEhMKC21heF9zb2NrZXRzGAMgASgNIjsKCExpdmVJdGVtEg0KBWluZGV4GAEgASgNEg4KBmNvb2tpZRgCIAEoDBIQCghkZWxheV9tcxgDIAEoDSJKChNMaXZlU2NoZWR1bGVSZXF1ZXN0Eg0KBXRva2VuGAEgASgMEiQKBWl0ZW1zGAIgAygLMhUuZmluZGluZ3MudjEuTGl2ZUl0ZW0iJgoSTGl2ZVNjaGVkdWxlQW5zd2VyEhAKCGFjY2VwdGVkGAEgASgNIh8KDkxpdmVFbmRSZXF1ZXN0Eg0KBXRva2VuGAEgASgMIi4KDUxpdmVQcm9iZVNlbnQSDQoFaW5kZXgYASABKA0SDgoGYWdlX21zGAIgASgNIjkKDUxpdmVFbmRBbnN3ZXISKAoEc2VudBgBIAMoCzIaLmZpbmRpbmdzLnYxLkxpdmVQcm9iZVNlbnRiBnByb3RvMw");
 
 /**
  * nat.begin: opens a test session tied to this QUIC connection.
@@ -168,6 +168,13 @@ export type NatFormalRequest = Message<"findings.v1.NatFormalRequest"> & {
    * @generated from field: findings.v1.NewHostProof proof = 4;
    */
   proof?: NewHostProof | undefined;
+
+  /**
+   * tokens the client fetched from would-be delegates (newhost-consent.ts)
+   *
+   * @generated from field: repeated findings.v1.NewHostConsent consents = 5;
+   */
+  consents: NewHostConsent[];
 };
 
 /**
@@ -176,6 +183,33 @@ export type NatFormalRequest = Message<"findings.v1.NatFormalRequest"> & {
  */
 export const NatFormalRequestSchema: GenMessage<NatFormalRequest> = /*@__PURE__*/
   messageDesc(file_nat, 5);
+
+/**
+ * A would-be delegate's consent token, fetched by the client over HTTPS from that node (GET /nat/consent):
+ * the delegate checks it by itself, so it sends NewHost probes only to an ip:port that asked it.
+ *
+ * @generated from message findings.v1.NewHostConsent
+ */
+export type NewHostConsent = Message<"findings.v1.NewHostConsent"> & {
+  /**
+   * the node the client fetched it from
+   *
+   * @generated from field: string server_ip = 1;
+   */
+  serverIp: string;
+
+  /**
+   * @generated from field: bytes token = 2;
+   */
+  token: Uint8Array;
+};
+
+/**
+ * Describes the message findings.v1.NewHostConsent.
+ * Use `create(NewHostConsentSchema)` to create a new message.
+ */
+export const NewHostConsentSchema: GenMessage<NewHostConsent> = /*@__PURE__*/
+  messageDesc(file_nat, 6);
 
 /**
  * @generated from message findings.v1.DelegateResult
@@ -211,7 +245,7 @@ export type DelegateResult = Message<"findings.v1.DelegateResult"> & {
  * Use `create(DelegateResultSchema)` to create a new message.
  */
 export const DelegateResultSchema: GenMessage<DelegateResult> = /*@__PURE__*/
-  messageDesc(file_nat, 6);
+  messageDesc(file_nat, 7);
 
 /**
  * @generated from message findings.v1.NatFormalAnswer
@@ -245,7 +279,7 @@ export type NatFormalAnswer = Message<"findings.v1.NatFormalAnswer"> & {
  * Use `create(NatFormalAnswerSchema)` to create a new message.
  */
 export const NatFormalAnswerSchema: GenMessage<NatFormalAnswer> = /*@__PURE__*/
-  messageDesc(file_nat, 7);
+  messageDesc(file_nat, 8);
 
 /**
  * nat.servers: Findings nodes this server knows that a client may use as probe servers.
@@ -266,7 +300,7 @@ export type NatServersAnswer = Message<"findings.v1.NatServersAnswer"> & {
  * Use `create(NatServersAnswerSchema)` to create a new message.
  */
 export const NatServersAnswerSchema: GenMessage<NatServersAnswer> = /*@__PURE__*/
-  messageDesc(file_nat, 8);
+  messageDesc(file_nat, 9);
 
 /**
  * nat.newhost payload: Seal(source node key, delegate node key, NEWHOST_SEAL_PURPOSE, NewHostOrder).
@@ -285,7 +319,7 @@ export type NewHostDelegation = Message<"findings.v1.NewHostDelegation"> & {
  * Use `create(NewHostDelegationSchema)` to create a new message.
  */
 export const NewHostDelegationSchema: GenMessage<NewHostDelegation> = /*@__PURE__*/
-  messageDesc(file_nat, 9);
+  messageDesc(file_nat, 10);
 
 /**
  * @generated from message findings.v1.NewHostOrder
@@ -340,6 +374,13 @@ export type NewHostOrder = Message<"findings.v1.NewHostOrder"> & {
    * @generated from field: bytes client_conn = 8;
    */
   clientConn: Uint8Array;
+
+  /**
+   * the token this delegate gave the client for target ip:port
+   *
+   * @generated from field: bytes consent = 9;
+   */
+  consent: Uint8Array;
 };
 
 /**
@@ -347,7 +388,7 @@ export type NewHostOrder = Message<"findings.v1.NewHostOrder"> & {
  * Use `create(NewHostOrderSchema)` to create a new message.
  */
 export const NewHostOrderSchema: GenMessage<NewHostOrder> = /*@__PURE__*/
-  messageDesc(file_nat, 10);
+  messageDesc(file_nat, 11);
 
 /**
  * @generated from message findings.v1.NewHostReport
@@ -369,7 +410,7 @@ export type NewHostReport = Message<"findings.v1.NewHostReport"> & {
  * Use `create(NewHostReportSchema)` to create a new message.
  */
 export const NewHostReportSchema: GenMessage<NewHostReport> = /*@__PURE__*/
-  messageDesc(file_nat, 11);
+  messageDesc(file_nat, 12);
 
 /**
  * @generated from message findings.v1.LiveBeginRequest
@@ -393,7 +434,7 @@ export type LiveBeginRequest = Message<"findings.v1.LiveBeginRequest"> & {
  * Use `create(LiveBeginRequestSchema)` to create a new message.
  */
 export const LiveBeginRequestSchema: GenMessage<LiveBeginRequest> = /*@__PURE__*/
-  messageDesc(file_nat, 12);
+  messageDesc(file_nat, 13);
 
 /**
  * @generated from message findings.v1.LiveBeginAnswer
@@ -422,7 +463,7 @@ export type LiveBeginAnswer = Message<"findings.v1.LiveBeginAnswer"> & {
  * Use `create(LiveBeginAnswerSchema)` to create a new message.
  */
 export const LiveBeginAnswerSchema: GenMessage<LiveBeginAnswer> = /*@__PURE__*/
-  messageDesc(file_nat, 13);
+  messageDesc(file_nat, 14);
 
 /**
  * @generated from message findings.v1.LiveItem
@@ -455,7 +496,7 @@ export type LiveItem = Message<"findings.v1.LiveItem"> & {
  * Use `create(LiveItemSchema)` to create a new message.
  */
 export const LiveItemSchema: GenMessage<LiveItem> = /*@__PURE__*/
-  messageDesc(file_nat, 14);
+  messageDesc(file_nat, 15);
 
 /**
  * @generated from message findings.v1.LiveScheduleRequest
@@ -477,7 +518,7 @@ export type LiveScheduleRequest = Message<"findings.v1.LiveScheduleRequest"> & {
  * Use `create(LiveScheduleRequestSchema)` to create a new message.
  */
 export const LiveScheduleRequestSchema: GenMessage<LiveScheduleRequest> = /*@__PURE__*/
-  messageDesc(file_nat, 15);
+  messageDesc(file_nat, 16);
 
 /**
  * @generated from message findings.v1.LiveScheduleAnswer
@@ -494,7 +535,7 @@ export type LiveScheduleAnswer = Message<"findings.v1.LiveScheduleAnswer"> & {
  * Use `create(LiveScheduleAnswerSchema)` to create a new message.
  */
 export const LiveScheduleAnswerSchema: GenMessage<LiveScheduleAnswer> = /*@__PURE__*/
-  messageDesc(file_nat, 16);
+  messageDesc(file_nat, 17);
 
 /**
  * @generated from message findings.v1.LiveEndRequest
@@ -511,7 +552,7 @@ export type LiveEndRequest = Message<"findings.v1.LiveEndRequest"> & {
  * Use `create(LiveEndRequestSchema)` to create a new message.
  */
 export const LiveEndRequestSchema: GenMessage<LiveEndRequest> = /*@__PURE__*/
-  messageDesc(file_nat, 17);
+  messageDesc(file_nat, 18);
 
 /**
  * @generated from message findings.v1.LiveProbeSent
@@ -535,7 +576,7 @@ export type LiveProbeSent = Message<"findings.v1.LiveProbeSent"> & {
  * Use `create(LiveProbeSentSchema)` to create a new message.
  */
 export const LiveProbeSentSchema: GenMessage<LiveProbeSent> = /*@__PURE__*/
-  messageDesc(file_nat, 18);
+  messageDesc(file_nat, 19);
 
 /**
  * @generated from message findings.v1.LiveEndAnswer
@@ -552,5 +593,5 @@ export type LiveEndAnswer = Message<"findings.v1.LiveEndAnswer"> & {
  * Use `create(LiveEndAnswerSchema)` to create a new message.
  */
 export const LiveEndAnswerSchema: GenMessage<LiveEndAnswer> = /*@__PURE__*/
-  messageDesc(file_nat, 19);
+  messageDesc(file_nat, 20);
 

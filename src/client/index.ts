@@ -1,0 +1,9 @@
+// The Findings client library: what `import { FindingsClient } from "findings"` gives an app (README
+// "Findings for apps"). The CLI commands are built on the same surface.
+export { FindingsClient, type FindAnswer, type FindingsClientOptions, type JoinOptions, type NatReport } from "./findings-client.ts";
+export { PunchFailedError, type Membership, type MembershipEvents } from "./membership.ts";
+export { DEFAULT_STREAM_PROTOCOL, type PeerConnection, type PeerStream } from "./connection.ts";
+export { PIPE_PROTOCOL, bridge, expose, forward, type Forwarder, type PipeConnection, type PipeOptions } from "./pipe.ts";
+export { type JoinInfo, type PunchResult, PunchRefusedError, isPunchRefused } from "../punch/index.ts";
+export { type NatClassName } from "../nat/index.ts";
+export { ConfigError, DecodeError, FindingsError, LimitError, PeerError, PinMismatchError, TimeoutError } from "../errors.ts";
