@@ -16,6 +16,7 @@ import { createShape, seeded, type ShapeOptions } from "./shape.ts";
 import { SimClock } from "./sim-clock.ts";
 
 export const PORT = 7788;
+const SPECIAL_FIRST_OCTETS = new Set([100, 127, 169, 172, 192, 198]);
 
 export type Attack = "forge" | "find" | "keycheck" | "crowd";
 
@@ -115,7 +116,11 @@ export class SimNetwork {
   private honestIp(): string {
     for (;;) {
       const r = this.rand;
-      const ip = `${20 + Math.floor(r() * 180)}.${Math.floor(r() * 256)}.${Math.floor(r() * 256)}.${1 + Math.floor(r() * 253)}`;
+      // First octets 20–199 without the ones that hold special-purpose ranges (RFC 6890): 100.64/10,
+      // 127/8, 169.254/16, 172.16/12, 192.168/16 and 192.0.2/24, 198.18/15 and 198.51.100/24.
+      const first = 20 + Math.floor(r() * 180);
+      if (SPECIAL_FIRST_OCTETS.has(first)) continue;
+      const ip = `${first}.${Math.floor(r() * 256)}.${Math.floor(r() * 256)}.${1 + Math.floor(r() * 253)}`;
       if (!this.usedIps.has(ip)) return ip;
     }
   }
