@@ -1,0 +1,34 @@
+// The opt-in memo of key operations (src/identity/crypto-memo.ts): off, every call computes; on, the
+// same input bytes give the remembered output, and any changed byte computes again.
+import { afterEach, expect, test } from "bun:test";
+import { disableCryptoMemo, enableCryptoMemo, memo, memoKey } from "../../src/identity/crypto-memo.ts";
+import { generateNodeKey, open, seal } from "../../src/identity/index.ts";
+
+afterEach(() => disableCryptoMemo());
+
+test("off by default: every call computes", () => {
+  let n = 0;
+  for (let i = 0; i < 3; i++) memo("t", () => "k", () => ++n);
+  expect(n).toBe(3);
+});
+
+test("on: one computation per input, another for a changed byte, the oldest dropped at the cap", () => {
+  enableCryptoMemo(2);
+  let n = 0;
+  const f = (b: Uint8Array) => memo("t", () => memoKey(b), () => ++n);
+  expect(f(new Uint8Array([1, 2]))).toBe(1);
+  expect(f(new Uint8Array([1, 2]))).toBe(1);
+  expect(f(new Uint8Array([1, 3]))).toBe(2);
+  expect(f(new Uint8Array([1, 4]))).toBe(3);
+  // [1, 2] was dropped for [1, 4].
+  expect(f(new Uint8Array([1, 2]))).toBe(4);
+});
+
+test("sealed boxes open the same with the memo on, both ways, and not with a third key", () => {
+  enableCryptoMemo();
+  const [a, b, c] = [generateNodeKey(), generateNodeKey(), generateNodeKey()];
+  const box = seal(a.privateKey, b.publicKey, "p", new Uint8Array([7]));
+  expect(open(b.privateKey, a.publicKey, "p", box)).toEqual(new Uint8Array([7]));
+  expect(() => open(c.privateKey, a.publicKey, "p", box)).toThrow();
+  expect(() => open(b.privateKey, a.publicKey, "q", box)).toThrow();
+});
