@@ -159,7 +159,9 @@ function mappingFacts(obs: NatObservations): MappingFacts {
   if (samePairDiffers) mapping = "address-and-port-dependent";
   else if (samePairAgrees && crossIpDiffers) mapping = "address-dependent";
   const list = got.map((a) => `${formatEndpoint(a.server)}→${formatEndpoint(a.mapped)}`).join(", ");
-  return { differs, mapping, settled: true, detail: `pre-probe mappings differ (${list})` };
+  // Two differing mappings already prove symmetric; the port dependence needs a same-IP pair, so wait for
+  // the rest of the pre-probe unless that pair is in (a cross-IP pair can answer first under load).
+  return { differs, mapping, settled: mapping !== null || obs.preProbeFinished, detail: `pre-probe mappings differ (${list})` };
 }
 
 /** Port preservation: the mapped port equals the local port, from the formal socket if known, else from every
