@@ -66,6 +66,8 @@ export interface SimResult {
   eclipsedHonest: number;
   bannedHonest: number;
   bannedHostile: number;
+  /** Why honest nodes were banned (numbers and ids elided), and how many bans said so. */
+  honestBanReasons: Record<string, number>;
   victimHostileLinks: number | null;
   heapMiB: number;
   rssMiB: number;
@@ -272,6 +274,7 @@ export async function runSimulation(o: SimOptions): Promise<SimResult> {
   let eclipsed = 0;
   const bannedHonest = new Set<string>();
   const bannedHostile = new Set<string>();
+  const honestBanReasons: Record<string, number> = {};
   for (const x of sim.live()) {
     if (!isHonest(x)) continue;
     const st = x.mesh.status();
@@ -280,6 +283,10 @@ export async function runSimulation(o: SimOptions): Promise<SimResult> {
       const y = sim.byId.get(b.target) ?? sim.byIp.get(b.target.split(":")[0]!.replace(/^\[|\]$/g, ""));
       if (!y) continue;
       (isHonest(y) ? bannedHonest : bannedHostile).add(y.key.nodeId);
+      if (isHonest(y)) {
+        const why = b.reason.replace(/[0-9a-f]{16,}|\d+(\.\d+)*/g, "…").slice(0, 80);
+        honestBanReasons[why] = (honestBanReasons[why] ?? 0) + 1;
+      }
     }
   }
   const v = sim.victim;
@@ -309,6 +316,7 @@ export async function runSimulation(o: SimOptions): Promise<SimResult> {
     eclipsedHonest: eclipsed,
     bannedHonest: bannedHonest.size,
     bannedHostile: bannedHostile.size,
+    honestBanReasons,
     victimHostileLinks,
     heapMiB: h.heap,
     rssMiB: h.rss,
