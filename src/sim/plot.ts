@@ -10,13 +10,13 @@ const M = { l: 60, r: 20, t: 40, b: 50 };
 
 const esc = (s: string) => s.replace(/&/g, "&amp;").replace(/</g, "&lt;");
 
-function frame(title: string, xLabel: string, yLabel: string, xMax: number, yMax: number, body: string): string {
+function frame(title: string, xLabel: string, yLabel: string, xMax: number, yMax: number, body: string, xTicks = true): string {
   const ticks: string[] = [];
   for (let i = 0; i <= 5; i++) {
     const y = M.t + (H - M.t - M.b) * (1 - i / 5);
     const x = M.l + (W - M.l - M.r) * (i / 5);
     ticks.push(`<line x1="${M.l}" x2="${W - M.r}" y1="${y}" y2="${y}" stroke="#eee"/><text x="${M.l - 6}" y="${y + 4}" text-anchor="end" font-size="11">${fmt((yMax * i) / 5)}</text>`);
-    ticks.push(`<text x="${x}" y="${H - M.b + 16}" text-anchor="middle" font-size="11">${fmt((xMax * i) / 5)}</text>`);
+    if (xTicks) ticks.push(`<text x="${x}" y="${H - M.b + 16}" text-anchor="middle" font-size="11">${fmt((xMax * i) / 5)}</text>`);
   }
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" font-family="sans-serif">
 <rect width="100%" height="100%" fill="white"/>
@@ -35,7 +35,7 @@ function fmt(x: number): string {
 }
 
 const px = (x: number, xMax: number) => M.l + ((W - M.l - M.r) * x) / (xMax || 1);
-const py = (y: number, yMax: number) => H - M.b - ((H - M.t - M.b) * y) / (yMax || 1);
+const py = (y: number, yMax: number) => Math.round((H - M.b - ((H - M.t - M.b) * y) / (yMax || 1)) * 10) / 10;
 
 export function convergenceSvg(r: SimResult): string {
   const xMax = r.simulatedSeconds || 1;
@@ -52,7 +52,7 @@ export function hopsSvg(r: SimResult): string {
   const bars = counts
     .map((c, i) => `<rect x="${M.l + i * bw + 8}" y="${py(c, yMax)}" width="${bw - 16}" height="${H - M.b - py(c, yMax)}" fill="#36c"/><text x="${M.l + i * bw + bw / 2}" y="${H - M.b + 30}" text-anchor="middle" font-size="12">${i === 4 ? "4+" : i} hops</text>`)
     .join("\n");
-  return frame(`Hops to the first honest server, ${r.hops.length} successful searches`, "", "searches", counts.length, yMax, bars).replace(/<text x="[^"]*" y="${H - M.b + 16}"[^<]*<\/text>/g, "");
+  return frame(`Hops to the first honest server, ${r.hops.length} successful searches`, "", "searches", counts.length, yMax, bars, false);
 }
 
 export function loadSvg(r: SimResult): string {
