@@ -166,6 +166,13 @@ describe("the peer cache", () => {
     expect(st.peerCache.loaded).toBe(1);
     expect(st.role).toBe("service");
     // The restarted node checks itself again before it serves and dials; on a loaded machine that takes a while.
-    await until(() => again.meshService.status().mesh.out === 1, { what: "restarted b meshed", timeoutMs: 30_000 });
+    await until(() => again.meshService.status().mesh.out === 1, { what: "restarted b meshed", timeoutMs: 30_000 }).catch((e) => {
+      const st2 = again.meshService.status();
+      // This wait has failed now and then in a full run only; print both ends so the next failure says why.
+      console.log("restarted b", JSON.stringify({ role: st2.role, cands: st2.candidates, mesh: st2.mesh, ev: st2.counters.events, out: st2.counters.messagesOut, bans: st2.bans, peerCache: st2.peerCache }));
+      const sa = a.meshService.status();
+      console.log("a", JSON.stringify({ role: sa.role, cands: sa.candidates, mesh: sa.mesh, ev: sa.counters.events, bans: sa.bans }));
+      throw e;
+    });
   }, 60_000);
 });
