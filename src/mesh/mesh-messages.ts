@@ -34,8 +34,24 @@ export function decodePeersAnswer(bytes: Uint8Array): NodeRecord[] {
   return decodeMessage(PeersAnswerSchema, bytes, "peers answer", MAX_RECORD_LIST_BYTES).records;
 }
 
+/** Encodes a find answer that fits MAX_RECORD_LIST_BYTES: records (best first) and groups are cut from the
+ *  end until it does. Records are chosen by strangers (up to 32 kinds each), so a merged answer can outgrow
+ *  the limit; an honest forwarder must never send what its asker would have to refuse. */
 export function encodeFindAnswer(records: readonly NodeRecord[], groups: readonly ServerGroup[]): Uint8Array {
-  return toBinary(FindAnswerSchema, create(FindAnswerSchema, { records: [...records], groups: [...groups] }));
+  const encode = (r: number, g: number) => toBinary(FindAnswerSchema, create(FindAnswerSchema, { records: records.slice(0, r), groups: groups.slice(0, g) }));
+  let bytes = encode(records.length, groups.length);
+  if (bytes.length <= MAX_RECORD_LIST_BYTES) return bytes;
+  // Largest record count that fits with every group, then fewer groups if even none fit.
+  let lo = 0;
+  let hi = records.length;
+  while (lo < hi) {
+    const mid = Math.ceil((lo + hi) / 2);
+    if (encode(mid, groups.length).length <= MAX_RECORD_LIST_BYTES) lo = mid;
+    else hi = mid - 1;
+  }
+  let g = groups.length;
+  while ((bytes = encode(lo, g)).length > MAX_RECORD_LIST_BYTES && g > 0) g--;
+  return bytes;
 }
 
 export function decodeFindAnswer(bytes: Uint8Array): FindAnswer {

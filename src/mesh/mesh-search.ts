@@ -12,7 +12,7 @@
 //    proven address, another key) are dropped, and a node we hold a key-checked copy of is answered
 //    with that copy unless the forwarded one is newer at the same proven address.
 // 5. Merge (one record per node, capped at max_answers) and group by stake address.
-import { errorLine } from "../errors.ts";
+import { errorLine, LimitError } from "../errors.ts";
 import { Status } from "../wire/index.ts";
 import type { NodeRecord } from "../wire/index.ts";
 import type { RpcReply } from "../rpc/index.ts";
@@ -99,7 +99,9 @@ export function createMeshSearch(c: MeshSearchComponents): MeshSearch {
     try {
       records = decodeFindAnswer(answer.payload).records;
     } catch (err) {
-      c.onLie(link, `undecodable find answer: ${errorLine(err)}`);
+      // Too big is not a lie by itself (a forwarder may have merged strangers' large records); only bytes
+      // that do not parse are.
+      if (!(err instanceof LimitError)) c.onLie(link, `undecodable find answer: ${errorLine(err)}`);
       return [];
     }
     const t = now();

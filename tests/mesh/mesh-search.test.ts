@@ -3,7 +3,8 @@ import { describe, expect, test } from "bun:test";
 import { clone, create } from "@bufbuild/protobuf";
 import { generateNodeKey, type NodeKey } from "../../src/identity/node-key.ts";
 import type { CoreLink } from "../../src/mesh/core-link.ts";
-import { encodeFindAnswer } from "../../src/mesh/mesh-messages.ts";
+import { decodeFindAnswer, encodeFindAnswer } from "../../src/mesh/mesh-messages.ts";
+import { MAX_RECORD_LIST_BYTES } from "../../src/mesh/mesh-service-constants.ts";
 import { createMeshSearch } from "../../src/mesh/mesh-search.ts";
 import { buildRecord, recordNodeId, signRecord } from "../../src/mesh/record.ts";
 import { EnvelopeSchema, NodeRecordSchema, Status, StakeSchema, type NodeRecord } from "../../src/wire/gen/findings_pb.ts";
@@ -92,6 +93,38 @@ describe("forwarded search answers", () => {
     const { s, lies } = search(linkAnswering([recordOf(h, { now: T0 - 3 * 86_400_000 }), recordOf(fresh, { ip: "198.51.100.3" })]));
     const result = await s.find(KIND);
     expect(result.records.map(recordNodeId)).toEqual([fresh.nodeId]);
+    expect(lies).toEqual([]);
+  });
+});
+
+describe("answer size", () => {
+  /** A valid record near the record size limit: 32 long kinds, each with a stake address. */
+  function bigRecord(key: NodeKey, i: number): NodeRecord {
+    const kinds = [KIND, ...Array.from({ length: 31 }, (_, k) => `app:${String(k).padStart(2, "0")}${"x".repeat(40)}`)];
+    return buildRecord(key, {
+      addresses: [{ ip: `198.51.100.${1 + (i % 250)}`, udpPort: 7788, tcpPort: 7788 }],
+      spki: "ab".repeat(32),
+      kinds,
+      stakes: Object.fromEntries(kinds.map((k) => [k, "s".repeat(20)])),
+      seq: 1,
+      now: T0,
+    });
+  }
+
+  test("a merged answer of many large records is cut to fit what the asker decodes, best records first", () => {
+    const records = Array.from({ length: 40 }, (_, i) => bigRecord(generateNodeKey(), i));
+    const bytes = encodeFindAnswer(records, []);
+    expect(bytes.length).toBeLessThanOrEqual(MAX_RECORD_LIST_BYTES);
+    const kept = decodeFindAnswer(bytes).records;
+    expect(kept.length).toBeGreaterThan(0);
+    expect(kept.length).toBeLessThan(records.length);
+    expect(kept.map(recordNodeId)).toEqual(records.slice(0, kept.length).map(recordNodeId));
+  });
+
+  test("an answer over the size limit is dropped without calling the forwarder a liar", async () => {
+    const link = { ...linkAnswering([]), request: async () => create(EnvelopeSchema, { status: Status.OK, payload: new Uint8Array(MAX_RECORD_LIST_BYTES + 1) }) };
+    const { s, lies } = search(link);
+    expect((await s.find(KIND)).records).toEqual([]);
     expect(lies).toEqual([]);
   });
 });
