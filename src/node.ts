@@ -37,13 +37,13 @@ export interface FindingsNode {
   readonly udp: UdpEndpoint;
   readonly tls: TlsEndpoint;
   readonly mesh: MeshLinks;
-  /** Pools, peer sharing, bans, search (issue 4). */
+  /** Pools, peer sharing, bans, search. */
   readonly meshService: MeshService;
-  /** NAT class and lifetime tests, NewHost delegation, own NAT class (issue 5). */
+  /** NAT class and lifetime tests, NewHost delegation, own NAT class. */
   readonly nat: NatService;
-  /** App pool, punch brokering, signalling coordination (issue 6). */
+  /** App pool, punch brokering, signalling coordination. */
   readonly punch: PunchService;
-  /** TCP server registry, the share pool (issue 6). */
+  /** TCP server registry, the share pool. */
   readonly share: ShareService;
   /** Admin URL once started, if the admin endpoint is on. */
   readonly adminUrl: string | undefined;

@@ -1,4 +1,4 @@
-// Benchmark: how fast N real `findings serve` processes on loopback form a mesh, how much memory a node takes, and how many mesh messages a node handles per minute at steady state (DESIGN §5; issue 4).
+// Benchmark: how fast N real `findings serve` processes on loopback form a mesh, how much memory a node takes, and how many mesh messages a node handles per minute at steady state (DESIGN §5).
 //
 //   bun scripts/bench/mesh-convergence.ts [--sizes 10,25,50] [--out 3] [--in 6] [--switch-s 30] [--steady-s 60] [--timeout-s 180]
 //

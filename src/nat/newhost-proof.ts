@@ -1,5 +1,5 @@
 // Proof that a live client asked for NewHost probes (DESIGN §6 "A delegated NewHost request carries a proof that a
-// live client asked for it"; issue 5 "a challenge or proof-of-work bound to the target address and the client's key").
+// live client asked for it").
 //
 // Two layers, both checked by the delegate before it sends anything:
 //   1. The client's proof of work: SHA-256(label ‖ 0 ‖ target IP ‖ 0 ‖ port u16 ‖ SHA-256(K) ‖ issued_at_ms ‖

@@ -2,7 +2,7 @@
 // goes; null means "not tested", never false; the summary is built from the JSON object).
 import type { FilteringBehavior, MappingBehavior, NatClassName, NatLabel } from "./class.ts";
 
-/** The `lifetime` object (DESIGN §6), plus the traffic pattern the figure is valid for (issue 5). */
+/** The `lifetime` object (DESIGN §6), plus the traffic pattern the figure is valid for. */
 export interface LifetimeReport {
   /** Midpoint of the bounds, or the lower bound when no probe failed ("at least"). */
   seconds: number;

@@ -1,5 +1,5 @@
-// Sizes of the SN probes the NAT services send (DESIGN §6 "TmpN 16–1024 random bytes"; issue 5 "probe traffic never
-// exceeds what the request cost"): random length, kept short so a test's probes stay below its hello.
+// Sizes of the SN probes the NAT services send (DESIGN §6 "TmpN 16–1024 random bytes"; probe traffic never
+// exceeds what the request cost): random length, kept short so a test's probes stay below its hello.
 
 /** TmpN length range of the probes the service sends, in bytes (DESIGN §6 allows 16–1024): short probes
  *  keep the traffic a request causes below what it cost; the length still varies so probes have no fixed size. */

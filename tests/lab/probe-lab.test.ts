@@ -1,4 +1,4 @@
-// `findings probe` against real kernel NATs (DESIGN §6, §10; issue 5): three `findings serve` nodes meshed in
+// `findings probe` against real kernel NATs (DESIGN §6, §10): three `findings serve` nodes meshed in
 // fl-s1/fl-s2/fl-s3, and `findings probe --json` run inside each client namespace of tests/lab. Every class must
 // come out right, with its RFC 4787 axes, certain, and the servers must have measured their own class (Public).
 // With the routers' conntrack UDP timeout at 20 s, --lifetime must report bounds that contain 20 s.
