@@ -28,3 +28,4 @@ export {
   createMetricsRegistry,
 } from "./metrics.ts";
 export { type Service, type ServiceGroup, asService, createServiceGroup } from "./service.ts";
+export { seeded } from "./seeded.ts";

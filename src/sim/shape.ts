@@ -1,6 +1,9 @@
 // Per-pair link shape of the simulated network, drawn from a seeded distribution: one-way latency,
 // jitter, loss and bandwidth for every pair of IPs, the same both ways and on every run with the same
 // seed. Links are streams (WSS over TCP): a lost segment costs a retransmission, not the message.
+import { seeded } from "../contracts/index.ts";
+
+export { seeded };
 
 export interface ShapeOptions {
   seed: number;
@@ -25,18 +28,6 @@ function hash(s: string, seed: number): number {
   let h = (0x811c9dc5 ^ seed) >>> 0;
   for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193) >>> 0;
   return h;
-}
-
-/** mulberry32: a deterministic [0, 1) source. */
-export function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 export function createShape(o: ShapeOptions) {
