@@ -174,6 +174,7 @@ export async function createNode({ config, home, log }: NodeComponents): Promise
       perConnection: config.punch_per_conn,
       perPrefix: config.punch_per_prefix,
       livenessMs: config.punch_liveness_s * 1000,
+      sprayNatCones: config.punch_spray_nat_cones,
     },
   );
   const share = createShareService({ udp, log: log.child({ room: "share" }) }, { kinds: servedKinds(config.stakes), capacity: config.share_xpool });

@@ -59,6 +59,7 @@ export const SCHEMA = {
   punch_per_conn: count(1, 1000),
   punch_per_prefix: count(1, 100_000),
   punch_liveness_s: count(5, 86_400),
+  punch_spray_nat_cones: { type: "bool" },
   share_xpool: count(1, 100_000),
   max_quic_connections: count(1, 1_000_000),
   max_mesh_links: count(1, 100_000),

@@ -87,9 +87,11 @@ export interface PunchServiceInit {
   peersPunch?: number;
   /** Offer birthday sprays at all (Sym ↔ UDP-Firewall, and with sprayNatCones Sym ↔ P-RC). @default true */
   allowSpray?: boolean;
-  /** Also spray against a port-restricted cone behind a NAT (P-RC, QUIC-Only). Off by default: measured in the
-   *  lab, a Linux NAT re-maps every tuple it saw inbound first, so no probe can meet a mapping, and the
-   *  re-mapped ports then leak into the cone side's later flows (punch-order.ts). @default false */
+  /** Also spray against a port-restricted cone behind a NAT (P-RC). Measured in the lab: it connects through a
+   *  home router that drops unsolicited input (OpenWrt's WAN zone), never through a bare Linux NAT, which
+   *  delivers the symmetric side's early openers to itself and re-maps the tuples they leave (and those
+   *  re-mapped ports then leak into the cone side's later flows, punch-order.ts). QUIC-Only is never sprayed:
+   *  its box drops the spray's openers, which are not QUIC. (config punch_spray_nat_cones) @default true */
   sprayNatCones?: boolean;
   /** @default DEFAULT_APP_IDLE_MS (120 s) */
   appIdleMs?: number;
@@ -174,9 +176,10 @@ export function createPunchService(components: PunchServiceComponents, init: Pun
     if (m.strategy.strategy !== "sym-to-cone-spray") return null;
     if (init.allowSpray === false) return `${m.strategy.reason}; this node offers no sprays`;
     const cone = m.requester.nat === "symmetric" ? m.peer : m.requester;
-    if (init.sprayNatCones || cone.nat === "udp-firewall") return null;
     const pair = `${m.requester.nat ?? "unknown"} ↔ ${m.peer.nat ?? "unknown"}`;
-    return `${pair}: a birthday spray cannot meet a NAT that re-maps the ports it saw inbound first (Linux conntrack; measured), and a failed spray disturbs the cone side's mapping; only a UDP-Firewall peer is sprayed`;
+    if (cone.nat === "quic-only") return `${pair}: a QUIC-Only box drops the birthday spray's openers (they are not QUIC; measured)`;
+    if (init.sprayNatCones !== false || cone.nat === "udp-firewall") return null;
+    return `${pair}: this node sprays no port-restricted cone behind a NAT (punch_spray_nat_cones = false: a bare Linux NAT re-maps the ports it saw inbound first, and a failed spray disturbs the cone side's mapping); only a UDP-Firewall peer is sprayed`;
   }
 
   function remember(nodeId: string, address: AppAddress): void {

@@ -65,7 +65,7 @@ async function readReady(proc: Proc, what: string, logFile: string, timeoutMs: n
  *  client in fl-c-rc sent to stays admitted for 120 s, so another run (or another tool, e.g. the classic STUN client
  *  contacting its alternate IP) would open the router to hosts this run never contacted. */
 export function resetRestrictedConeSeen(): void {
-  Bun.spawnSync(["ip", "netns", "exec", "fl-r-rc", "nft", "flush", "set", "ip", "fl_lab", "seen"], { stdout: "ignore", stderr: "ignore" });
+  for (const router of ["fl-r-rc", "fl-r-rc-fw"]) Bun.spawnSync(["ip", "netns", "exec", router, "nft", "flush", "set", "ip", "fl_lab", "seen"], { stdout: "ignore", stderr: "ignore" });
 }
 
 /** Makes the port-restricted-cone router QUIC-only while `fn` runs: a table of its own drops every forwarded UDP

@@ -51,7 +51,7 @@ async function handle(req: Request): Promise<object> {
     case "bind": {
       const host = req.host as string | undefined;
       const v6 = req.v6 === true || (host?.includes(":") ?? false);
-      const sock = createSocket(v6 ? { type: "udp6", ipv6Only: true } : "udp4");
+      const sock = createSocket({ type: v6 ? "udp6" : "udp4", ipv6Only: v6 });
       const entry: { sock: Socket; inbox: Datagram[]; wake?: () => void } = { sock, inbox: [] };
       const echo = req.echo === true;
       sock.on("error", () => {}); // ICMP errors of earlier datagrams; the send path handles them
