@@ -34,8 +34,8 @@ const args = process.argv.slice(2);
 const RUNS = Number(args[args.indexOf("--runs") + 1] ?? 5) || 5;
 const JSON_OUT = args.includes("--json");
 const WIDTH = args.includes("--width") ? Number(args[args.indexOf("--width") + 1]) || 4 : 4;
-const CLASSES: LabClass[] = ["public", "fullc", "rc", "prc", "sym", "udpfw", "fullc-fw", "rc-fw", "prc-fw", "sym-fw", "quic-fw"];
-const SHORT: Record<LabClass, string> = { public: "Public", fullc: "FullC", rc: "RC", prc: "P-RC", sym: "Sym", udpfw: "UDP-FW", udpblk: "UDP-Blk", "fullc-fw": "FullC·fw", "rc-fw": "RC·fw", "prc-fw": "P-RC·fw", "sym-fw": "Sym·fw", "quic-fw": "QUIC·fw" };
+const CLASSES: LabClass[] = ["public", "fullc", "rc", "prc", "sym", "udpfw", "fullc-fw", "rc-fw", "prc-fw", "sym-fw", "quic-fw", "prc-fw2"];
+const SHORT: Record<LabClass, string> = { public: "Public", fullc: "FullC", rc: "RC", prc: "P-RC", sym: "Sym", udpfw: "UDP-FW", udpblk: "UDP-Blk", "fullc-fw": "FullC·fw", "rc-fw": "RC·fw", "prc-fw": "P-RC·fw", "sym-fw": "Sym·fw", "quic-fw": "QUIC·fw", "prc-fw2": "P-RC·fw2" };
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);

@@ -19,19 +19,22 @@ export const NS_OF: Readonly<Record<LabClass, string>> = Object.fromEntries(LAB_
 
 export type PairOutcome = "connect" | "refused" | "fails";
 
-/** What the lab's routers let `findings punch` do for a pair (either direction), with the node's defaults:
- *  - connect: every pair of cones, open and firewalled classes (QUIC-only included), bare or firewalled router;
- *    symmetric with public, full-cone, restricted-cone (sym-to-restricted), udp-firewall and a port-restricted
- *    cone behind a firewalled home router (birthday spray);
- *  - fails (the spray is offered and runs out its budget): symmetric ↔ a port-restricted cone behind a bare
- *    Linux NAT, which delivers the symmetric side's openers to itself and re-maps the tuples they leave;
+/** What the lab's routers let `findings punch` from `a` to the waiting `b` do, with the node's defaults:
+ *  - connect: every pair of cones, open and firewalled classes (QUIC-only included), bare or firewalled router,
+ *    but the one below; symmetric with public, full-cone, restricted-cone (sym-to-restricted), udp-firewall and a
+ *    port-restricted cone behind a firewalled home router (birthday spray);
+ *  - fails: a puncher behind a bare Linux NAT's port-restricted cone towards a waiting port-restricted cone or
+ *    QUIC-only: they send together (punch-order.ts), the waiter got its offer first, and its first packets reach
+ *    the bare router before the puncher's own, so the router re-maps the puncher's flow to it; and symmetric ↔
+ *    a port-restricted cone behind a bare Linux NAT (the spray runs out its budget: that router delivers the
+ *    symmetric side's openers to itself and re-maps the tuples they leave). Firewalled routers leave nothing.
  *  - refused (fast, by the node): symmetric ↔ symmetric; symmetric ↔ QUIC-only (its box drops the spray's
  *    openers); anything with udp-blocked fails before that (no UDP path to the node). */
 export function expectedOutcome(a: LabClass, b: LabClass): PairOutcome {
   if (a === "udpblk" || b === "udpblk") return "refused";
   const sym = (c: LabClass) => NAT_OF[c] === "symmetric";
   if (sym(a) && sym(b)) return "refused";
-  if (!sym(a) && !sym(b)) return "connect";
+  if (!sym(a) && !sym(b)) return a === "prc" && (NAT_OF[b] === "port-restricted-cone" || NAT_OF[b] === "quic-only") ? "fails" : "connect";
   const cone = sym(a) ? b : a;
   if (cone === "quic-fw") return "refused";
   if (cone === "prc") return "fails";
@@ -40,25 +43,29 @@ export function expectedOutcome(a: LabClass, b: LabClass): PairOutcome {
 
 /** The ordered pairs of `classes` (each with itself left out) in phases: the pairs of one phase share no
  *  namespace, so they can run at once (a client takes part in one punch at a time, and the restricted-cone
- *  routers' "seen" sets are emptied per router). Round-robin tournament: every unordered pair once per
- *  direction; phases of at most `width` pairs. */
+ *  routers' "seen" sets are emptied per router). Round-robin tournament, every unordered pair one way, then
+ *  every pair the other way: a failed attempt's conntrack entries (30 s for unreplied UDP) are gone before the
+ *  same two sockets meet again. Phases of at most `width` pairs, split evenly. */
 export function pairPhases(classes: readonly LabClass[], width: number): [LabClass, LabClass][][] {
   const ring: (LabClass | null)[] = [...classes];
   if (ring.length % 2) ring.push(null);
   const n = ring.length;
-  const phases: [LabClass, LabClass][][] = [];
+  const rounds: [LabClass, LabClass][][] = [];
   for (let r = 0; r < n - 1; r++) {
-    const fwd: [LabClass, LabClass][] = [];
-    const back: [LabClass, LabClass][] = [];
+    const round: [LabClass, LabClass][] = [];
     for (let i = 0; i < n / 2; i++) {
       const a = ring[i]!;
       const b = ring[n - 1 - i]!;
-      if (a === null || b === null) continue;
-      fwd.push([a, b]);
-      back.push([b, a]);
+      if (a !== null && b !== null) round.push(r % 2 ? [b, a] : [a, b]);
     }
-    for (const list of [fwd, back]) for (let i = 0; i < list.length; i += width) phases.push(list.slice(i, i + width));
+    rounds.push(round);
     ring.splice(1, 0, ring.pop()!); // keep the first, rotate the rest
+  }
+  const phases: [LabClass, LabClass][][] = [];
+  for (const round of [...rounds, ...rounds.map((x) => x.map(([a, b]) => [b, a] as [LabClass, LabClass]))]) {
+    const parts = Math.ceil(round.length / width);
+    const size = Math.ceil(round.length / parts);
+    for (let i = 0; i < round.length; i += size) phases.push(round.slice(i, i + size));
   }
   return phases;
 }

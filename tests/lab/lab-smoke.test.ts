@@ -196,7 +196,7 @@ describe.skipIf(unavailable !== null)("NAT lab (DESIGN §10)", () => {
   });
 
   test("firewalled home routers behave as their bare twins towards the servers", () => {
-    for (const [fw, bare] of [["fullc-fw", "fullc"], ["rc-fw", "rc"], ["prc-fw", "prc"], ["quic-fw", "prc"]] as [LabClass, LabClass][]) {
+    for (const [fw, bare] of [["fullc-fw", "fullc"], ["rc-fw", "rc"], ["prc-fw", "prc"], ["prc-fw2", "prc"], ["quic-fw", "prc"]] as [LabClass, LabClass][]) {
       const o = observed.get(fw)!;
       const twin = observed.get(bare)!;
       expect({ cls: fw, ...o }).toEqual({ cls: fw, ...twin, mapped1: preservedPublic(fw), mapped2: preservedPublic(fw) });

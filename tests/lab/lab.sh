@@ -31,6 +31,7 @@
 #   packet is delivered to the router itself, and its conntrack entry re-maps the next outbound flow to that peer):
 #       N=7 fullc-fw, N=8 rc-fw, N=9 prc-fw, N=10 sym-fw    as fullc, rc, prc, sym
 #       N=11 quic-fw  QUIC only               as prc, and forward drops UDP whose first byte lacks QUIC's fixed bit
+#       N=12 prc-fw2                          as prc-fw: two homes behind port-restricted cones, the commonest pair
 #
 # IPv6 (2001:db8::/32 only): bridge 2001:db8:113::/64 (fl-inet ::fe), servers 2001:db8:113::1/::11, ::2/::12,
 # ::3, fl-c-public ::100 (public v6). fl-r-prc-fw is dual stack: WAN 2001:db8:113::109, LAN 2001:db8:109::/64
@@ -50,8 +51,8 @@ SERVERS=(fl-s1 fl-s2 fl-s3)
 declare -A SERVER_IPS=([fl-s1]="203.0.113.1 203.0.113.11" [fl-s2]="203.0.113.2 203.0.113.12" [fl-s3]="203.0.113.3")
 PUBLIC_NS=fl-c-public
 PUBLIC_IP=203.0.113.100
-CLASSES=(fullc rc prc sym udpfw udpblk fullc-fw rc-fw prc-fw sym-fw quic-fw)
-declare -A CLASS_N=([fullc]=1 [rc]=2 [prc]=3 [sym]=4 [udpfw]=5 [udpblk]=6 [fullc-fw]=7 [rc-fw]=8 [prc-fw]=9 [sym-fw]=10 [quic-fw]=11)
+CLASSES=(fullc rc prc sym udpfw udpblk fullc-fw rc-fw prc-fw sym-fw quic-fw prc-fw2)
+declare -A CLASS_N=([fullc]=1 [rc]=2 [prc]=3 [sym]=4 [udpfw]=5 [udpblk]=6 [fullc-fw]=7 [rc-fw]=8 [prc-fw]=9 [sym-fw]=10 [quic-fw]=11 [prc-fw2]=12)
 # IPv6: the bridge's /64, the addresses of its members, and the one dual-stack home (router, LAN /64, client).
 NET6=2001:db8:113
 GATEWAY6=$NET6::fe
@@ -75,7 +76,7 @@ die() { echo "lab.sh: $*" >&2; exit 1; }
 ns_exists() { ip netns list 2>/dev/null | awk '{print $1}' | grep -qx "$1"; }
 inns() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
 sysctl_in() { inns "$1" sysctl -qw "$2" >/dev/null; }
-is_firewalled() { [[ $1 == *-fw ]]; }
+is_firewalled() { [[ $1 == *-fw* ]]; }
 
 enable_ipv6() { # static addresses only: no DAD (tests start at once), no router advertisements
   local ns=$1 k
@@ -124,7 +125,7 @@ member_routes() { # on-link route to the firewall net, default to the lab gatewa
 
 router_rules() { # nftables ruleset of one class (DESIGN §10); table "fl_lab", WAN "wan", LAN "lan"
   local cls=$1 client=$2
-  case ${cls%-fw} in
+  case ${cls%%-*} in
     fullc) cat <<EOF
 table ip fl_lab {
   chain prerouting { type nat hook prerouting priority dstnat; policy accept;

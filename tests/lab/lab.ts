@@ -27,7 +27,7 @@ export const LAB_SERVERS: readonly LabServer[] = [
 ];
 
 /** Clients behind bare Linux NATs (and the public one), then behind firewalled home routers (`-fw`). */
-export type LabClass = "public" | "fullc" | "rc" | "prc" | "sym" | "udpfw" | "udpblk" | "fullc-fw" | "rc-fw" | "prc-fw" | "sym-fw" | "quic-fw";
+export type LabClass = "public" | "fullc" | "rc" | "prc" | "sym" | "udpfw" | "udpblk" | "fullc-fw" | "rc-fw" | "prc-fw" | "sym-fw" | "quic-fw" | "prc-fw2";
 
 /** How a router treats unsolicited packets addressed to itself: "bare" delivers them to its own stack, which
  *  leaves a conntrack entry that re-maps the next outbound flow to that peer; "firewalled" drops them in its
@@ -71,6 +71,8 @@ export const LAB_CLIENTS: readonly LabClient[] = [
   { ...behind("prc-fw", "port-restricted-cone", 9, "firewalled"), ip6: "2001:db8:109::2", nat6: "udp-firewall" },
   behind("sym-fw", "symmetric", 10, "firewalled"),
   behind("quic-fw", "quic-only", 11, "firewalled"),
+  // A second home behind a firewalled port-restricted cone: the commonest real pair.
+  behind("prc-fw2", "port-restricted-cone", 12, "firewalled"),
 ];
 
 /** The clients the lab had first (one per class, bare routers); the firewalled ones come after them. */
