@@ -41,11 +41,19 @@ export function expectedOutcome(a: LabClass, b: LabClass): PairOutcome {
   return "connect";
 }
 
+/** Whether a pair must run after all others: a failed attempt against a waiter behind a bare Linux NAT leaves
+ *  re-mapped tuples whose port the router then reuses for the waiter's later flows (punch-order.ts), so the
+ *  node's idea of its address is wrong until they expire. */
+export function disturbsWaiter(a: LabClass, b: LabClass): boolean {
+  return expectedOutcome(a, b) === "fails" && LAB_CLIENTS.find((c) => c.cls === b)?.routerKind === "bare";
+}
+
 /** The ordered pairs of `classes` (each with itself left out) in phases: the pairs of one phase share no
  *  namespace, so they can run at once (a client takes part in one punch at a time, and the restricted-cone
  *  routers' "seen" sets are emptied per router). Round-robin tournament, every unordered pair one way, then
  *  every pair the other way: a failed attempt's conntrack entries (30 s for unreplied UDP) are gone before the
- *  same two sockets meet again. Phases of at most `width` pairs, split evenly. */
+ *  same two sockets meet again. Phases of at most `width` pairs, split evenly; pairs that disturb their waiter
+ *  (disturbsWaiter) come last, one phase each. */
 export function pairPhases(classes: readonly LabClass[], width: number): [LabClass, LabClass][][] {
   const ring: (LabClass | null)[] = [...classes];
   if (ring.length % 2) ring.push(null);
@@ -62,12 +70,16 @@ export function pairPhases(classes: readonly LabClass[], width: number): [LabCla
     ring.splice(1, 0, ring.pop()!); // keep the first, rotate the rest
   }
   const phases: [LabClass, LabClass][][] = [];
-  for (const round of [...rounds, ...rounds.map((x) => x.map(([a, b]) => [b, a] as [LabClass, LabClass]))]) {
+  const last: [LabClass, LabClass][] = [];
+  for (const all of [...rounds, ...rounds.map((x) => x.map(([a, b]) => [b, a] as [LabClass, LabClass]))]) {
+    const round = all.filter(([a, b]) => !disturbsWaiter(a, b));
+    last.push(...all.filter(([a, b]) => disturbsWaiter(a, b)));
+    if (round.length === 0) continue;
     const parts = Math.ceil(round.length / width);
     const size = Math.ceil(round.length / parts);
     for (let i = 0; i < round.length; i += size) phases.push(round.slice(i, i + size));
   }
-  return phases;
+  return [...phases, ...last.map((p) => [p])];
 }
 
 function cleanEnv(): Record<string, string> {
