@@ -15,6 +15,7 @@
 // bootstrap + join + request + punch included), median `punchMs` (offer → link) and the strategy. Pairs the node
 // refuses (symmetric ↔ symmetric / QUIC-only) are timed as refusals.
 import { labDown, labUnavailableReason, labUp, type LabClass } from "../../tests/lab/lab.ts";
+import { holdLabLock } from "../../tests/lab/lab-lock.ts";
 import { labIsUp } from "../../tests/lab/lab-servers.ts";
 import {
   expectedOutcome,
@@ -47,6 +48,8 @@ if (reason) {
   console.error(`punch-grid: the NAT lab cannot run here: ${reason}`);
   process.exit(2);
 }
+// The lab is machine-wide: hold it for the whole run, so lab tests wait (tests/lab/lab-lock.ts).
+const releaseLab = await holdLabLock();
 const wasUp = labIsUp();
 labUp();
 const foreign = foreignRouterTables();
@@ -127,4 +130,5 @@ try {
   await node.stop();
   removeAppHomes();
   if (!wasUp) labDown();
+  await releaseLab();
 }
