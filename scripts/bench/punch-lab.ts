@@ -165,16 +165,17 @@ export interface PunchNode {
 }
 
 /** Starts the punch node in fl-s1 serving PUNCH_KIND (and a blockchain kind), `--public`. */
-export async function startPunchNode(opts: { port?: number; punchXpool?: number; sprayNatCones?: boolean } = {}): Promise<PunchNode> {
+export async function startPunchNode(opts: { port?: number; punchXpool?: number; sprayNatCones?: boolean; ip?: string } = {}): Promise<PunchNode> {
   const home = mkdtempSync(join(tmpdir(), "findings-punch-node-"));
   const spray = opts.sprayNatCones === undefined ? "" : `punch_spray_nat_cones = ${opts.sprayNatCones}\n`;
   writeFileSync(join(home, "config.toml"), `punch_xpool = ${opts.punchXpool ?? 500}\n${spray}[stakes]\n"*" = "0xLABDEFAULT"\n"${PUNCH_KIND}" = ""\n"blockchain:bitcoin" = "bc1qlab"\n`);
   const port = opts.port ?? PUNCH_NODE_PORT;
-  const p = spawnLines(["ip", "netns", "exec", "fl-s1", BUN, MAIN, "serve", "--json", "--host", PUNCH_NODE_IP, "--port", String(port), "--admin", "", "--public", "--home", home, "--log-level", "warn"]);
+  const ip = opts.ip ?? PUNCH_NODE_IP;
+  const p = spawnLines(["ip", "netns", "exec", "fl-s1", BUN, MAIN, "serve", "--json", "--host", ip, "--port", String(port), "--admin", "", "--public", "--home", home, "--log-level", "warn"]);
   try {
     const ready = await p.next((o) => o.event === "ready", 20_000);
     return {
-      server: `${PUNCH_NODE_IP}:${port}#${ready.publicKey as string}`,
+      server: `${ip.includes(":") ? `[${ip}]` : ip}:${port}#${ready.publicKey as string}`,
       id: ready.id as string,
       async stop() {
         await p.stop();
@@ -208,9 +209,9 @@ export interface Waiter extends LineProc {
 }
 
 /** `findings punch --wait` in the client namespace of `cls`. */
-export async function startWaiter(cls: LabClass, opts: { server: string; name?: string; port?: number }): Promise<Waiter> {
+export async function startWaiter(cls: LabClass, opts: { server: string; name?: string; port?: number; nat?: string }): Promise<Waiter> {
   const { server } = opts;
-  const args = ["punch", "--wait", "--json", "--server", server, "--kind", PUNCH_KIND, "--nat", NAT_OF[cls], "--home", appHome(opts.name ?? `wait-${cls}`)];
+  const args = ["punch", "--wait", "--json", "--server", server, "--kind", PUNCH_KIND, "--nat", opts.nat ?? NAT_OF[cls], "--home", appHome(opts.name ?? `wait-${cls}`)];
   if (opts.port) args.push("--port", String(opts.port));
   const p = spawnLines(["ip", "netns", "exec", NS_OF[cls], BUN, MAIN, ...args]);
   try {

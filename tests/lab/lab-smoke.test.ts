@@ -253,6 +253,7 @@ describe.skipIf(unavailable !== null)("NAT lab (DESIGN §10)", () => {
     expect(Object.fromEntries(seen)).toEqual({
       public: { mapped: `[2001:db8:113::100]:${CLIENT_PORT}`, fromThirdHost: true },
       "prc-fw": { mapped: `[2001:db8:109::2]:${CLIENT_PORT}`, fromThirdHost: false },
+      "prc-fw2": { mapped: `[2001:db8:112::2]:${CLIENT_PORT}`, fromThirdHost: false },
     });
   });
 

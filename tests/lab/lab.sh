@@ -34,13 +34,13 @@
 #       N=12 prc-fw2                          as prc-fw: two homes behind port-restricted cones, the commonest pair
 #
 # IPv6 (2001:db8::/32 only): bridge 2001:db8:113::/64 (fl-inet ::fe), servers 2001:db8:113::1/::11, ::2/::12,
-# ::3, fl-c-public ::100 (public v6). fl-r-prc-fw is dual stack: WAN 2001:db8:113::109, LAN 2001:db8:109::/64
-# routed to fl-c-prc-fw (2001:db8:109::2) through a stateful firewall (table ip6 fl_lab: from the WAN only
-# established/related and ICMPv6), i.e. a home whose IPv4 is a port-restricted cone and whose IPv6 is
-# udp-firewall. Other namespaces keep IPv6 disabled.
+# ::3, fl-c-public ::100 (public v6). The homes prc-fw and prc-fw2 are dual stack: router WAN 2001:db8:113::1NN,
+# LAN 2001:db8:1NN::/64 routed to the client (2001:db8:1NN::2) through a stateful firewall (table ip6 fl_lab: from
+# the WAN only established/related and ICMPv6), i.e. homes whose IPv4 is a port-restricted cone and whose IPv6 is
+# udp-firewall (NN = 09, 12). Other namespaces keep IPv6 disabled.
 #
 # Every bridge member routes 198.51.100.0/24 via 203.0.113.105 and defaults to 203.0.113.254 (which has no
-# route out); v6 members route 2001:db8:109::/64 via 2001:db8:113::109. `--udp-timeout S` sets nf_conntrack_udp_timeout and _stream in every router (mapping lifetime).
+# route out); v6 members route each home's /64 via its router and default to 2001:db8:113::fe. `--udp-timeout S` sets nf_conntrack_udp_timeout and _stream in every router (mapping lifetime).
 # `down` sends SIGTERM to processes still inside the lab's namespaces (they belong to lab users), then deletes.
 
 set -euo pipefail
@@ -58,10 +58,9 @@ NET6=2001:db8:113
 GATEWAY6=$NET6::fe
 declare -A SERVER_IPS6=([fl-s1]="$NET6::1 $NET6::11" [fl-s2]="$NET6::2 $NET6::12" [fl-s3]="$NET6::3")
 PUBLIC_IP6=$NET6::100
-HOME6_CLASS=prc-fw
-HOME6_WAN=$NET6::109
-HOME6_NET=2001:db8:109
-HOME6_PREFIX=$HOME6_NET::/64
+HOMES6=(prc-fw prc-fw2) # dual-stack homes; home c has WAN $NET6::$((100 + N)) and LAN 2001:db8:$((100 + N))::/64
+home6_wan() { echo "$NET6::$((100 + CLASS_N[$1]))"; }
+home6_net() { echo "2001:db8:$((100 + CLASS_N[$1]))"; }
 GATEWAY_IP=203.0.113.254
 FW_NET=198.51.100.0/24
 FW_ROUTER_WAN=203.0.113.105
@@ -87,9 +86,9 @@ enable_ipv6() { # static addresses only: no DAD (tests start at once), no router
   done
 }
 addr6() { ip -n "$1" -6 addr add "$2/64" dev "$3" nodad; }
-member_routes6() { # route to the dual-stack home's LAN, default to the lab gateway
-  local ns=$1 dev=$2
-  ip -n "$ns" -6 route add "$HOME6_PREFIX" via "$HOME6_WAN" dev "$dev"
+member_routes6() { # routes to the dual-stack homes' LANs, default to the lab gateway
+  local ns=$1 dev=$2 h
+  for h in "${HOMES6[@]}"; do ip -n "$ns" -6 route add "$(home6_net "$h")::/64" via "$(home6_wan "$h")" dev "$dev"; done
   ip -n "$ns" -6 route add default via "$GATEWAY6" dev "$dev"
 }
 
@@ -251,10 +250,11 @@ build() {
   ip -n "$INET" addr add "$GATEWAY_IP/24" dev br0
   sysctl_in "$INET" net.ipv4.ip_forward=1
   ip -n "$INET" route add "$FW_NET" via "$FW_ROUTER_WAN" dev br0
-  for ns in "$INET" "${SERVERS[@]}" "$PUBLIC_NS" "fl-r-$HOME6_CLASS" "fl-c-$HOME6_CLASS"; do enable_ipv6 "$ns"; done
+  for ns in "$INET" "${SERVERS[@]}" "$PUBLIC_NS"; do enable_ipv6 "$ns"; done
+  for h in "${HOMES6[@]}"; do enable_ipv6 "fl-r-$h"; enable_ipv6 "fl-c-$h"; done
   addr6 "$INET" "$GATEWAY6" br0
   sysctl_in "$INET" net.ipv6.conf.all.forwarding=1
-  ip -n "$INET" -6 route add "$HOME6_PREFIX" via "$HOME6_WAN" dev br0
+  for h in "${HOMES6[@]}"; do ip -n "$INET" -6 route add "$(home6_net "$h")::/64" via "$(home6_wan "$h")" dev br0; done
 
   for s in "${SERVERS[@]}"; do
     attach_to_bridge "$s" eth0
@@ -287,21 +287,24 @@ build() {
     router_rules "$c" "$lan.2" | inns "$r" nft -f -
   done
 
-  local r6="fl-r-$HOME6_CLASS" c6="fl-c-$HOME6_CLASS"
-  addr6 "$r6" "$HOME6_WAN" wan
-  ip -n "$r6" -6 route add default via "$GATEWAY6" dev wan
-  addr6 "$r6" "$HOME6_NET::1" lan
-  addr6 "$c6" "$HOME6_NET::2" eth0
-  ip -n "$c6" -6 route add default via "$HOME6_NET::1" dev eth0
-  sysctl_in "$r6" net.ipv6.conf.all.forwarding=1
-  home6_rules | inns "$r6" nft -f -
+  local h r6 c6 net
+  for h in "${HOMES6[@]}"; do
+    r6="fl-r-$h" c6="fl-c-$h" net=$(home6_net "$h")
+    addr6 "$r6" "$(home6_wan "$h")" wan
+    ip -n "$r6" -6 route add default via "$GATEWAY6" dev wan
+    addr6 "$r6" "$net::1" lan
+    addr6 "$c6" "$net::2" eth0
+    ip -n "$c6" -6 route add default via "$net::1" dev eth0
+    sysctl_in "$r6" net.ipv6.conf.all.forwarding=1
+    home6_rules | inns "$r6" nft -f -
+  done
 }
 
 is_complete() {
   for ns in $(all_namespaces); do ns_exists "$ns" || return 1; done
   for c in "${CLASSES[@]}"; do inns "fl-r-$c" nft list table ip fl_lab >/dev/null 2>&1 || return 1; done
   ip -n "$INET" link show br0 >/dev/null 2>&1 || return 1
-  inns "fl-r-$HOME6_CLASS" nft list table ip6 fl_lab >/dev/null 2>&1 || return 1
+  for h in "${HOMES6[@]}"; do inns "fl-r-$h" nft list table ip6 fl_lab >/dev/null 2>&1 || return 1; done
   [[ $(ip -n fl-s1 -6 addr show dev eth0 2>/dev/null) == *"$NET6::1/"* ]] || return 1
 }
 

@@ -72,7 +72,7 @@ export const LAB_CLIENTS: readonly LabClient[] = [
   behind("sym-fw", "symmetric", 10, "firewalled"),
   behind("quic-fw", "quic-only", 11, "firewalled"),
   // A second home behind a firewalled port-restricted cone: the commonest real pair.
-  behind("prc-fw2", "port-restricted-cone", 12, "firewalled"),
+  { ...behind("prc-fw2", "port-restricted-cone", 12, "firewalled"), ip6: "2001:db8:112::2", nat6: "udp-firewall" },
 ];
 
 /** The clients the lab had first (one per class, bare routers); the firewalled ones come after them. */
