@@ -1,6 +1,6 @@
 // Benchmark: our RFC 5389 Binding responder (Bun.udpSocket and node:dgram) against coturn, one core each, on loopback.
 //
-//   bun scripts/bench/binding.ts [--seconds 3] [--rounds 3] [--sockets 4] [--window 32] [--only bun,batched,dgram,coturn]
+//   bun scripts/bench/binding.ts [--seconds 3] [--rounds 3] [--sockets 4] [--window 32] [--only node,bun,batched,dgram,coturn] [--json]
 //
 // Each server runs in its own process pinned to CPU 0 (taskset), coturn with `-m 0` (listener and relay in
 // one thread); the load generator runs in another process pinned to CPU 1, so neither steals the other's core.
@@ -40,21 +40,23 @@ const flag = (name: string, fallback: string) => {
   return at >= 0 && at + 1 < args.length ? args[at + 1] : fallback;
 };
 
-switch (flag("role", "main")) {
-  case "serve-bun":
-    await serveBun();
-    break;
-  case "serve-bun-batched":
-    await serveBunBatched();
-    break;
-  case "serve-dgram":
-    serveDgram();
-    break;
-  case "load":
-    await load(Number(flag("port", "0")), Number(flag("seconds", "5")), Number(flag("sockets", "4")), Number(flag("window", "64")));
-    break;
-  default:
-    await main();
+if (import.meta.main) {
+  switch (flag("role", "main")) {
+    case "serve-bun":
+      await serveBun();
+      break;
+    case "serve-bun-batched":
+      await serveBunBatched();
+      break;
+    case "serve-dgram":
+      serveDgram();
+      break;
+    case "load":
+      await load(Number(flag("port", "0")), Number(flag("seconds", "5")), Number(flag("sockets", "4")), Number(flag("window", "64")));
+      break;
+    default:
+      await main();
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -229,7 +231,7 @@ interface Target {
   start(dir: string): Promise<{ child: Bun.Subprocess; port: number }>;
 }
 
-interface Row {
+export interface Row {
   name: string;
   perSecond: number;
   cpuShare: number;
@@ -361,13 +363,48 @@ function medianRow(rows: Row[]): Row {
   return sorted[Math.floor((sorted.length - 1) / 2)];
 }
 
-async function main(): Promise<void> {
-  const seconds = Math.min(10, Number(flag("seconds", "3")));
-  const rounds = Math.min(5, Number(flag("rounds", "3")));
-  const sockets = Number(flag("sockets", "4"));
-  const window = Number(flag("window", "32"));
-  const only = flag("only", "node,bun,batched,dgram,coturn").split(",");
-  const coturnVersion = Bun.spawnSync(["turnserver", "--version"]).stdout.toString().trim().split("\n")[0] || "?";
+export interface BindingOptions {
+  /** Counted seconds per round and server. @default 3 */
+  seconds?: number;
+  /** Interleaved rounds. @default 3 */
+  rounds?: number;
+  sockets?: number;
+  window?: number;
+  /** Servers to measure, of node, bun, batched, dgram, coturn. @default all */
+  only?: string[];
+  /** Prints the header and progress to the console. @default false */
+  log?: boolean;
+}
+
+export interface BindingServerFigures {
+  key: string;
+  name: string;
+  /** Median round: answers/s as the generator saw them, and its other columns. */
+  median: Row;
+  /** Best round's answers/s. */
+  bestPerSecond: number;
+  rounds: Row[];
+}
+
+export interface BindingResult {
+  servers: BindingServerFigures[];
+  coturnVersion: string;
+  /** `findings serve` over coturn, median answers/s of each (null without both). */
+  bindingRatio: number | null;
+  /** The same, best round of each. */
+  bindingRatioBest: number | null;
+  /** The same, answers per second of the server's own CPU time (steadier on a busy machine). */
+  bindingRatioPerCpu: number | null;
+}
+
+/** Runs the servers in interleaved rounds against the same generator and returns each one's figures. */
+export async function runBinding(opts: BindingOptions = {}): Promise<BindingResult> {
+  const seconds = Math.min(10, opts.seconds ?? 3);
+  const rounds = Math.min(5, opts.rounds ?? 3);
+  const sockets = opts.sockets ?? 4;
+  const window = opts.window ?? 32;
+  const only = opts.only ?? ["node", "bun", "batched", "dgram", "coturn"];
+  const coturnVersion = Bun.which("turnserver") === null ? "" : Bun.spawnSync(["turnserver", "--version"]).stdout.toString().trim().split("\n")[0] || "?";
   const targets = [
     { key: "bun", name: "findings, Bun.udpSocket", start: () => startOurs("serve-bun") },
     { key: "batched", name: "findings, Bun sendMany", start: () => startOurs("serve-bun-batched") },
@@ -376,41 +413,70 @@ async function main(): Promise<void> {
     { key: "coturn", name: `coturn ${coturnVersion} (-m 0)`, start: startCoturn },
   ].filter((t) => only.includes(t.key));
   const dir = mkdtempSync(join(tmpdir(), "findings-bench-"));
-  const pinning = pinned(0, []).length > 0 ? "server on CPU 0, generator on CPU 1" : "NOT pinned (no taskset or 1 CPU)";
-  console.log(`Binding Request → Success on ${HOST}, Bun ${Bun.version}, ${navigator.hardwareConcurrency} CPUs, ${pinning}`);
-  console.log(`${rounds} interleaved rounds × ${seconds} s counted per server (after ${WARMUP_MS} ms warm-up), ` +
-    `${sockets} sockets × ${window} in flight; median round shown\n`);
-  const runs = new Map<string, Row[]>(targets.map((t) => [t.name, []]));
+  if (opts.log) {
+    const pinning = pinned(0, []).length > 0 ? "server on CPU 0, generator on CPU 1" : "NOT pinned (no taskset or 1 CPU)";
+    console.log(`Binding Request → Success on ${HOST}, Bun ${Bun.version}, ${navigator.hardwareConcurrency} CPUs, ${pinning}`);
+    console.log(`${rounds} interleaved rounds × ${seconds} s counted per server (after ${WARMUP_MS} ms warm-up), ` +
+      `${sockets} sockets × ${window} in flight; median round shown\n`);
+  }
+  const runs = new Map<string, Row[]>(targets.map((t) => [t.key, []]));
   try {
     // Rounds interleave the servers so a noisy moment on the host hits them all alike.
     for (let round = 0; round < rounds; round++) {
-      for (const target of targets) runs.get(target.name)!.push(await measure(target, dir, seconds, sockets, window));
+      for (const target of targets) runs.get(target.key)!.push(await measure(target, dir, seconds, sockets, window));
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
-  const rows = targets.map((t) => medianRow(runs.get(t.name)!));
+  const servers = targets.map((t) => {
+    const all = runs.get(t.key)!;
+    return { key: t.key, name: t.name, median: medianRow(all), bestPerSecond: Math.max(...all.map((x) => x.perSecond)), rounds: all };
+  });
+  const node = servers.find((s) => s.key === "node");
+  const coturn = servers.find((s) => s.key === "coturn");
+  const ratio = (f: (s: BindingServerFigures) => number) => (node && coturn ? f(node) / f(coturn) : null);
+  return {
+    servers,
+    coturnVersion,
+    bindingRatio: ratio((s) => s.median.perSecond),
+    bindingRatioBest: ratio((s) => s.bestPerSecond),
+    bindingRatioPerCpu: ratio((s) => s.median.perCpuSecond),
+  };
+}
 
+async function main(): Promise<void> {
+  const result = await runBinding({
+    seconds: Number(flag("seconds", "3")),
+    rounds: Number(flag("rounds", "3")),
+    sockets: Number(flag("sockets", "4")),
+    window: Number(flag("window", "32")),
+    only: flag("only", "node,bun,batched,dgram,coturn").split(","),
+    log: true,
+  });
+  if (args.includes("--json")) {
+    console.log(JSON.stringify(result));
+    return;
+  }
   const pad = (s: string, n: number) => s.padEnd(n);
   const num = (x: number, width = 12) => Math.round(x).toLocaleString("en-US").padStart(width);
   const pct = (x: number, digits = 0) => `${(x * 100).toFixed(digits)} %`;
-  const best = (name: string) => Math.max(...runs.get(name)!.map((x) => x.perSecond));
   console.log(`${pad("server", 26)}${"answers/s".padStart(11)}${"best".padStart(10)}${"rounds".padStart(18)}` +
     `${"server CPU".padStart(12)}${"answers/CPU-s".padStart(15)}${"lost".padStart(8)}${"generator CPU".padStart(15)}`);
-  for (const r of rows) {
-    const all = runs.get(r.name)!.map((x) => `${Math.round(x.perSecond / 1000)}k`).join(" ");
-    console.log(`${pad(r.name, 26)}${num(r.perSecond, 11)}${num(best(r.name), 10)}${all.padStart(18)}` +
+  for (const s of result.servers) {
+    const r = s.median;
+    const all = s.rounds.map((x) => `${Math.round(x.perSecond / 1000)}k`).join(" ");
+    console.log(`${pad(s.name, 26)}${num(r.perSecond, 11)}${num(s.bestPerSecond, 10)}${all.padStart(18)}` +
       `${pct(r.cpuShare).padStart(12)}${num(r.perCpuSecond, 15)}${pct(r.lostShare, 2).padStart(8)}` +
       `${pct(r.generatorCpuShare).padStart(15)}`);
   }
-  const coturn = rows.find((r) => r.name.startsWith("coturn"));
+  const coturn = result.servers.find((s) => s.key === "coturn");
   if (coturn !== undefined) {
     console.log("\nratio to coturn            median      best                              per CPU-s");
-    for (const r of rows) {
-      if (r === coturn) continue;
+    for (const s of result.servers) {
+      if (s === coturn) continue;
       const ratio = (a: number, b: number, width: number) => `${(a / b).toFixed(2)}×`.padStart(width);
-      console.log(`${pad(r.name, 26)}${ratio(r.perSecond, coturn.perSecond, 11)}${ratio(best(r.name), best(coturn.name), 10)}` +
-        `${ratio(r.perCpuSecond, coturn.perCpuSecond, 45)}`);
+      console.log(`${pad(s.name, 26)}${ratio(s.median.perSecond, coturn.median.perSecond, 11)}${ratio(s.bestPerSecond, coturn.bestPerSecond, 10)}` +
+        `${ratio(s.median.perCpuSecond, coturn.median.perCpuSecond, 45)}`);
     }
   }
 }
