@@ -72,6 +72,8 @@ export class SharedUdpSocket extends QUICSocket {
   /** The socket under QUICSocket's `socket` property while started. */
   private udp: BunDatagramSocket | undefined;
   private bindOptions: { reuseAddr?: boolean; ipv6Only?: boolean } = {};
+  /** `type === "ipv4&ipv6"`, kept at start: QUICSocket's `type` getter checks its lifecycle lock on every read. */
+  private dualStack = false;
 
   /** `counters` may be passed in so they outlive one socket (an endpoint restarted on the same object). */
   constructor(opts: { logger: Logger; onRawDatagram?: RawDatagramHandler; counters?: SharedSocketCounters }) {
@@ -152,6 +154,7 @@ export class SharedUdpSocket extends QUICSocket {
       await this.stop({ force: true });
       throw new Error("@matrixai/quic's QUICSocket no longer creates its socket through `this.socket`: shared-socket.ts needs updating");
     }
+    this.dualStack = this.type === "ipv4&ipv6";
     // QUIC's packets join this turn's sendMany. Errors of a send are the socket's to count: for UDP a
     // refused or unreachable destination is one lost datagram, which QUIC recovers from.
     this.socketSend = (...params: Array<any>): Promise<number> => {
@@ -165,7 +168,7 @@ export class SharedUdpSocket extends QUICSocket {
   /** Queues one raw datagram for this turn's sendMany, without a promise (the STUN answer path). `bytes`
    *  must not be reused by the caller: it is read when the queue is sent. Errors are counted. */
   sendRawNow(bytes: Uint8Array, port: number, ip: string): void {
-    const target = this.type === "ipv4&ipv6" && !ip.includes(":") ? `::ffff:${ip}` : ip;
+    const target = this.dualStack && !ip.includes(":") ? `::ffff:${ip}` : ip;
     this.udp?.enqueue(bytes, port, target);
   }
 
