@@ -71,10 +71,7 @@ export class BunDatagramSocket extends EventEmitter {
           if (info.truncated) return this.init.onError(Object.assign(new Error("truncated datagram"), { code: "EMSGSIZE" }));
           onDatagram(buf, fromPort, fromAddress, info.ipv6);
         },
-        drain: () => {
-          this.waitingForDrain = false;
-          this.flush();
-        },
+        drain: () => this.drained(),
         // Bun passes the error alone (node:dgram's own layer reads it so), not (socket, error) as its types say.
         error: (a: unknown, b?: unknown) => this.init.onError(a instanceof Error ? a : b),
       },
@@ -126,6 +123,8 @@ export class BunDatagramSocket extends EventEmitter {
    *  STUN responder hand over fresh buffers). */
   enqueue(bytes: Uint8Array, port: number, address: string): void {
     if (!this.socket) return;
+    // sendMany refuses a whole batch for one bad port (a spoofed source port 0 answered): refuse it here.
+    if (!(port > 0 && port <= 65535 && Number.isInteger(port))) return this.init.onError(Object.assign(new Error(`send to port ${port}`), { code: "EINVAL" }));
     if (this.queue.length >= MAX_QUEUED_DATAGRAMS * 3) return this.init.onSendDropped();
     this.queue.push(bytes, port, address);
     if (!this.flushScheduled && !this.waitingForDrain) {
@@ -150,20 +149,29 @@ export class BunDatagramSocket extends EventEmitter {
     return false;
   }
 
+  /** The kernel's send buffer has room again (Bun's drain event): sends what waited. */
+  drained(): void {
+    this.waitingForDrain = false;
+    this.flush();
+  }
+
   /** Sends the queue in as few sendMany calls as the kernel allows. */
   flush(): void {
     const socket = this.socket;
     const queue = this.queue;
     if (!socket || queue.length === 0 || this.waitingForDrain) return;
     let at = 0;
+    let batched = true;
     while (at < queue.length) {
-      let sent: number;
-      try {
-        sent = socket.sendMany(at === 0 ? queue : queue.slice(at));
-      } catch {
-        // sendMany throws when the first datagram fails (an error, or a bad argument anywhere in the batch);
-        // the single send below tells which.
-        sent = 0;
+      let sent = 0;
+      if (batched) {
+        try {
+          sent = socket.sendMany(at === 0 ? queue : queue.slice(at));
+        } catch {
+          // sendMany throws when the first datagram fails, or for a bad argument anywhere in the batch (then
+          // nothing was sent): the rest of this flush goes one by one, so one bad datagram costs linear time.
+          batched = false;
+        }
       }
       at += sent * 3;
       if (at >= queue.length) break;

@@ -24,6 +24,8 @@ async function receiver(): Promise<{ port: number; got: string[] }> {
   const got: string[] = [];
   const sock = await Bun.udpSocket({ hostname: "127.0.0.1", socket: { data: (_s, buf) => void got.push(buf.toString()) } });
   cleanups.push(() => sock.close());
+  // Room for thousands of datagrams sent in one burst (the default 208 KiB drops them).
+  await setSocketBuffers((sock as unknown as { fd: number }).fd, 8 << 20, 0);
   return { port: sock.port, got };
 }
 
@@ -101,5 +103,60 @@ describe("shared UDP socket on Bun.udpSocket", () => {
     const fd = (sock as unknown as { fd: number }).fd;
     expect(typeof fd).toBe("number");
     expect(await setSocketBuffers(fd, 1 << 20, 1 << 19)).toBe(process.platform === "linux");
+  });
+});
+
+describe("BunDatagramSocket send queue", () => {
+  async function bound(counts: { errors: number; dropped: number }): Promise<BunDatagramSocket> {
+    const s = new BunDatagramSocket("udp4", { onDatagram: () => {}, onError: () => void counts.errors++, onSendDropped: () => void counts.dropped++ });
+    await new Promise<void>((resolve, reject) => s.bind(0, "127.0.0.1", (err) => (err ? reject(err) : resolve())));
+    cleanups.push(() => s.close());
+    return s;
+  }
+
+  test("a bad port is refused on enqueue and a bad address mid-batch costs only its own datagram", async () => {
+    const counts = { errors: 0, dropped: 0 };
+    const s = await bound(counts);
+    const to = await receiver();
+    const enc = new TextEncoder();
+    for (let i = 0; i < 20; i++) {
+      if (i === 5) s.enqueue(enc.encode("port 0"), 0, "127.0.0.1");
+      if (i === 10) s.enqueue(enc.encode("no address"), 9, "not-an-ip");
+      s.enqueue(enc.encode(`m${i}`), to.port, "127.0.0.1");
+    }
+    await until(() => to.got.length >= 20, { what: "the 20 good datagrams", timeoutMs: 5000 });
+    expect(to.got).toEqual(Array.from({ length: 20 }, (_, i) => `m${i}`));
+    expect(counts.errors).toBe(2);
+  });
+
+  test("a full kernel buffer keeps the rest queued, in order, until drain; beyond the queue's bound datagrams are dropped and counted", async () => {
+    const counts = { errors: 0, dropped: 0 };
+    const s = await bound(counts);
+    const to = await receiver();
+    // Loopback never fills the send buffer, so the kernel's answer is played by the socket: full after 3.
+    const inner = (s as unknown as { socket: Bun.udp.Socket<"buffer"> }).socket;
+    const realSendMany = inner.sendMany.bind(inner);
+    const realSend = inner.send.bind(inner);
+    let full = false;
+    let room = 3;
+    inner.sendMany = (packets) => {
+      if (!full) return realSendMany(packets);
+      const n = Math.min(room, packets.length / 3);
+      room -= n;
+      return realSendMany(packets.slice(0, n * 3));
+    };
+    inner.send = (data, port, address) => (full && room <= 0 ? false : realSend(data, port, address));
+    full = true;
+    const enc = new TextEncoder();
+    for (let i = 0; i < 10; i++) s.enqueue(enc.encode(`a${i}`), to.port, "127.0.0.1");
+    await until(() => to.got.length >= 3, { what: "the 3 datagrams that fit", timeoutMs: 5000 });
+    for (let i = 0; i < 4100; i++) s.enqueue(enc.encode(`b${i}`), to.port, "127.0.0.1");
+    expect(counts.dropped).toBe(10 - 3 + 4100 - 4096);
+    expect(to.got).toEqual(["a0", "a1", "a2"]);
+    full = false;
+    s.drained();
+    await until(() => to.got.length >= 4096 + 3, { what: "the queue sent after drain", timeoutMs: 5000 });
+    expect(to.got.slice(3, 10)).toEqual(["a3", "a4", "a5", "a6", "a7", "a8", "a9"]);
+    expect(to.got.at(-1)).toBe(`b${4096 - 7 - 1}`);
   });
 });
