@@ -87,6 +87,12 @@ async function runScript(path: string, scriptArgs: string[]): Promise<unknown> {
 // Parent: every bench in turn, then the table.
 
 async function main(): Promise<void> {
+  for (const signal of ["SIGINT", "SIGTERM"] as const) {
+    process.on(signal, () => {
+      if (current !== undefined) killGroup(current, "SIGKILL");
+      process.exit(130);
+    });
+  }
   const only = value("--only")?.split(",");
   const selected = BENCHES.filter((b) => !only || only.includes(b.name));
   const started = new Date();
@@ -134,6 +140,17 @@ function labSkipReason(): string | null {
   return null;
 }
 
+/** The bench running now: its process group is ours to end when this runner is interrupted. */
+let current: number | undefined;
+
+function killGroup(pid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(-pid, signal);
+  } catch {
+    // already gone
+  }
+}
+
 /** Runs one bench in a child process (its own process group, killed whole at the bound). */
 async function runBench(entry: BenchEntry): Promise<BenchOutcome> {
   const t0 = performance.now();
@@ -143,14 +160,9 @@ async function runBench(entry: BenchEntry): Promise<BenchOutcome> {
     detached: true,
     env: { ...process.env },
   });
+  current = proc.pid;
   let timedOut = false;
-  const kill = (signal: NodeJS.Signals) => {
-    try {
-      process.kill(-proc.pid, signal);
-    } catch {
-      // already gone
-    }
-  };
+  const kill = (signal: NodeJS.Signals) => killGroup(proc.pid, signal);
   const bound = setTimeout(() => {
     timedOut = true;
     kill("SIGTERM");
@@ -185,6 +197,7 @@ async function runBench(entry: BenchEntry): Promise<BenchOutcome> {
   ]);
   clearTimeout(bound);
   kill("SIGKILL"); // whatever the bench started and left behind
+  current = undefined;
   const seconds = (performance.now() - t0) / 1000;
   if (timedOut) return { status: "timeout", seconds, error: `stopped at its bound of ${entry.timeoutS(ctx)} s` };
   let parsed: any;
