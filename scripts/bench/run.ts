@@ -25,6 +25,8 @@ const args = process.argv.slice(2);
 const has = (flag: string) => args.includes(flag);
 const value = (flag: string) => (args.indexOf(flag) >= 0 ? args[args.indexOf(flag) + 1] : undefined);
 const ctx: BenchContext = { quick: has("--quick") };
+/** The bench running now: its process group is ours to end when this runner is interrupted. */
+let current: number | undefined;
 
 export interface BenchOutcome {
   status: "ok" | "failed" | "timeout" | "skipped";
@@ -140,8 +142,6 @@ function labSkipReason(): string | null {
   return null;
 }
 
-/** The bench running now: its process group is ours to end when this runner is interrupted. */
-let current: number | undefined;
 
 function killGroup(pid: number, signal: NodeJS.Signals): void {
   try {
