@@ -56,7 +56,6 @@ const UDP_RECV_BUFFER_BYTES = 4 * 1024 * 1024;
 /** Kernel send buffer asked for the shared socket, in bytes: bursts of answers and probes to many peers. */
 const UDP_SEND_BUFFER_BYTES = 1024 * 1024;
 
-const DONE: Promise<void> = Promise.resolve();
 /** What the QUIC library's sends resolve to: they are queued, never waited for. */
 const QUEUED: Promise<number> = Promise.resolve(0);
 
