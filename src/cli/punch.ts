@@ -12,11 +12,13 @@ import { isIP } from "node:net";
 import { PeerError, TimeoutError, errorLine } from "../errors.ts";
 import { createLogger } from "../ops/index.ts";
 import { isPunchRefused, type JoinInfo } from "../punch/index.ts";
-import { FindingsClient, type Membership } from "../client/index.ts";
+import { FindingsClient, type Membership, type NodeInfo } from "../client/index.ts";
+import { bytesToHex } from "@noble/hashes/utils.js";
+import { nodeJson, noteLearnedKey } from "./node-info.ts";
 import { describeResult, failedResult, type PunchResult } from "../punch/index.ts";
 import { isNatClassName, NAT_CLASSES, type NatClassName } from "../nat/index.ts";
 import { runProbe } from "../nat/index.ts";
-import { parseAddress, type PeerAddress } from "../contracts/index.ts";
+import { formatAddress, parseAddress, type PeerAddress } from "../contracts/index.ts";
 import { Status } from "../wire/index.ts";
 import { parseHostPort, runExpose, runForward } from "./pipe.ts";
 import { action, commonArgs, formatSeconds, jsonArg, loadContext, printJson, progressLine, progressWanted } from "./common.ts";
@@ -60,7 +62,7 @@ export const punchCommand = defineCommand({
     ...commonArgs,
     ...jsonArg,
     id: { type: "positional", required: false, description: "Node id (hex) of the app to punch; omit for a random punch", valueHint: "ID" },
-    server: { type: "string", required: true, description: "Findings node ip:port#<node key hex> (the key pins the link)", valueHint: "ADDR" },
+    server: { type: "string", required: true, description: "Findings node ip:port (its key known or learned on first use), or ip:port#<node key hex> to pin it by hand", valueHint: "ADDR" },
     kind: { type: "string", required: true, description: 'App kind whose pool to join, e.g. "app:chat"', valueHint: "KIND" },
     wait: { type: "boolean", description: "Join and wait to be punched; print one result per peer" },
     once: { type: "boolean", description: "With --wait: exit after the first peer connected" },
@@ -78,7 +80,6 @@ export const punchCommand = defineCommand({
     const t0 = performance.now();
     const elapsed = () => Math.round(performance.now() - t0);
     const server = parseAddress(args.server, "--server");
-    if (!server.publicKey) throw new Error("Invalid flag --server: the node key is needed to pin the link (allowed: ip:port#<64 hex key>, as `findings id` prints it on the node)");
     const timeoutS = args.timeout === undefined ? DEFAULT_PUNCH_TIMEOUT_S : Number(args.timeout);
     if (!Number.isFinite(timeoutS) || timeoutS <= 0) throw new Error(`Invalid flag --timeout: ${JSON.stringify(args.timeout)} is not allowed (allowed: a positive number of seconds)`);
     const port = args.port === undefined ? 0 : Number(args.port);
@@ -213,6 +214,22 @@ export const punchCommand = defineCommand({
       process.exit(1);
     }
 
+    // How the node's key was trusted, and what it named when we joined (its reward address, its identity).
+    const key = await findings.keySource();
+    const nodeInfo: NodeInfo = {
+      address: formatAddress(server.ip, server.port),
+      nodeId: key.nodeId,
+      key: bytesToHex(key.publicKey),
+      keySource: key.keySource,
+      ...(key.recordFrom ? { recordFrom: key.recordFrom } : {}),
+      kind: joined.kind,
+      stakeAddress: joined.stakeAddress,
+      stakeSource: joined.stakeSource,
+      identityId: joined.identityId,
+    };
+    line.above(() => noteLearnedKey(findings, nodeInfo));
+    const node = nodeJson(nodeInfo);
+
     if (args.wait) {
       const hello = {
         id: m.id,
@@ -226,6 +243,8 @@ export const punchCommand = defineCommand({
         stakeAddress: joined.stakeAddress,
         stakeSource: joined.stakeSource,
         identityId: joined.identityId,
+        keySource: key.keySource,
+        node,
       };
       stage = `waiting in ${joined.kind} as ${joined.address} (nat ${nat.nat ?? "unknown"}); Ctrl-C to stop`;
       openEnded = true;
@@ -254,7 +273,7 @@ export const punchCommand = defineCommand({
     // elapsedMs of a one-shot punch counts from the start of the command (DESIGN §7: time to an established link).
     const withTotal = results.map((r) => ({ ...r, elapsedMs: (r.attemptId && finishedAt.get(r.attemptId)) || elapsed() }));
     const best = withTotal.find((r) => r.connected) ?? withTotal[0]!;
-    const out = withTotal.length > 1 ? { ...best, attempts: withTotal } : best;
+    const out = { ...(withTotal.length > 1 ? { ...best, attempts: withTotal } : best), keySource: key.keySource, node };
     // One object; with --keep more follow, one line each (NDJSON).
     print(out as PunchResult);
     if (args.keep && best.connected) {

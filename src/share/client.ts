@@ -2,7 +2,7 @@
 // (seed 001 §分享池; DESIGN §5). Both go over a pinned, bound link to the node (bootstrapApp).
 import { METHOD } from "../rpc/index.ts";
 import { PeerError } from "../errors.ts";
-import type { QuicLink } from "../transport/index.ts";
+import type { BootstrapLink } from "../transport/index.ts";
 import { decodeMessage, encodeMessage, Status, statusName } from "../wire/index.ts";
 import { ShareFetchSchema, ShareListSchema, ShareRegisterAnswerSchema, ShareRegisterSchema } from "../wire/index.ts";
 import { SHARE_FETCH_MAX } from "../punch/index.ts";
@@ -19,7 +19,7 @@ function refused(method: string, status: Status, error: string): PeerError {
 }
 
 /** Asks the node to list our TCP server (the link's source IP, `port`); resolves once it dialled us back. */
-export async function shareRegister(link: Pick<QuicLink, "request">, server: { kind: string; port: number }, opts: { signal?: AbortSignal; timeoutMs?: number } = {}): Promise<{ ip: string; port: number }> {
+export async function shareRegister(link: Pick<BootstrapLink, "request">, server: { kind: string; port: number }, opts: { signal?: AbortSignal; timeoutMs?: number } = {}): Promise<{ ip: string; port: number }> {
   const answer = await link.request(METHOD.share.register, encodeMessage(ShareRegisterSchema, { kind: server.kind, port: server.port }), opts);
   if (answer.status !== Status.OK) throw refused(METHOD.share.register, answer.status, answer.error);
   const m = decodeMessage(ShareRegisterAnswerSchema, answer.payload, "ShareRegisterAnswer");
@@ -27,7 +27,7 @@ export async function shareRegister(link: Pick<QuicLink, "request">, server: { k
 }
 
 /** Up to `max` (≤ 6) listed servers of `kind`. */
-export async function shareFetch(link: Pick<QuicLink, "request">, kind: string, opts: { max?: number; signal?: AbortSignal; timeoutMs?: number } = {}): Promise<SharedServer[]> {
+export async function shareFetch(link: Pick<BootstrapLink, "request">, kind: string, opts: { max?: number; signal?: AbortSignal; timeoutMs?: number } = {}): Promise<SharedServer[]> {
   const answer = await link.request(METHOD.share.fetch, encodeMessage(ShareFetchSchema, { kind, max: opts.max ?? SHARE_FETCH_MAX }), opts);
   if (answer.status !== Status.OK) throw refused(METHOD.share.fetch, answer.status, answer.error);
   const m = decodeMessage(ShareListSchema, answer.payload, "ShareList");

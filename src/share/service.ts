@@ -2,7 +2,8 @@
 // fresh entries, periodic re-dials that hide and then drop servers that went away (seed 001 §应用节点
 // "TCP公网服务器的登记", §分享池; DESIGN §5). Bookkeeping is the pure core share-pool.ts.
 //
-// Protocol (payloads in proto/punch.proto; pinned, bound links only):
+// Protocol (payloads in proto/punch.proto; pinned, bound app links over QUIC or WSS — an app without UDP
+// bootstraps over WSS — and mesh links):
 //   share.register  ShareRegister{kind, port, ip ""} → the node dials ip:port over TCP (ip = the link's
 //                   source IP, the only one accepted) → ShareRegisterAnswer{listed}; REFUSED/FULL/RATE_LIMITED
 //                   per share-pool.ts, NOT_FOUND when the dial-back fails.
@@ -52,7 +53,7 @@ export const tcpProbe: TcpProbe = ({ ip, port }, timeoutMs) =>
   });
 
 export interface ShareServiceComponents {
-  /** Serves share.register / share.fetch (the node's shared router). */
+  /** Serves share.register / share.fetch (the node's shared router: QUIC streams and WSS links). */
   udp: { readonly router: Router };
   log?: Logger;
   /** @default tcpProbe */
@@ -179,9 +180,9 @@ export function createShareService(components: ShareServiceComponents, init: Sha
     }
   }
 
-  // Bound app links only (the router answers others UNAUTHENTICATED). A register costs a TCP dial-back, so
-  // few run at once; a fetch is a pool lookup.
-  const policy = { transports: ["quic"], trust: PINNED_OR_MESH, maxPayloadBytes: MAX_PUNCH_REQUEST_BYTES } as const;
+  // Bound app links only, over QUIC or WSS (the router answers others UNAUTHENTICATED). A register costs a TCP
+  // dial-back, so few run at once; a fetch is a pool lookup.
+  const policy = { transports: ["quic", "wss"], trust: PINNED_OR_MESH, maxPayloadBytes: MAX_PUNCH_REQUEST_BYTES } as const;
   const routes: RouteTable = [
     [Share.method.register, { ...policy, rate: perHost(2, 10), maxInFlight: 64, handler: onRegister }],
     [Share.method.fetch, { ...policy, rate: perHost(10, 40), maxInFlight: 256, handler: onFetch }],
