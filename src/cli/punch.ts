@@ -265,7 +265,7 @@ export const punchCommand = defineCommand({
     } catch (err) {
       const status = isPunchRefused(err) ? err.status : null;
       const r = failedResult(errorLine(err), { elapsedMs: elapsed(), nat: nat.nat, strategy: status === Status.REFUSED && /↔/.test(errorLine(err)) ? "impossible" : "none" });
-      print(r);
+      print({ ...r, keySource: key.keySource, node } as PunchResult);
       fail(r.reason ?? "the punch failed");
       await shutdown(1);
       return;

@@ -4,7 +4,7 @@
 import { defineCommand } from "citty";
 import { parseAddress } from "../contracts/index.ts";
 import { errorLine } from "../errors.ts";
-import { FindingsClient, type NodeInfo } from "../client/index.ts";
+import { FindingsClient, knownHostName, type NodeInfo } from "../client/index.ts";
 import { httpsWhoami } from "../transport/index.ts";
 import { quicWhoami } from "../transport/index.ts";
 import { action, commonArgs, jsonArg, loadContext, printJson } from "./common.ts";
@@ -40,7 +40,7 @@ export const whoamiCommand = defineCommand({
       } catch (err) {
         // A node whose key cannot be had (no record yet, a key check refused) still answers on first contact;
         // a changed key is never passed over.
-        if (server.publicKey || signal.aborted || (err instanceof Error && err.name === "KeyChangedError")) throw err;
+        if (server.publicKey || signal.aborted || client.knownHosts.get(knownHostName(server)) || (err instanceof Error && err.name === "KeyChangedError")) throw err;
         const r = await quicWhoami(server, { signal, timeoutMs });
         result = { address: r.address, via: "quic", server: serverText, rttMs: round(r.rttMs), pinned: r.pinned, keySource: null, node: null, nodeError: errorLine(err) };
         process.stderr.write(`findings: not pinned (${errorLine(err)}); answered on first contact\n`);

@@ -3,16 +3,17 @@
 // public TCP servers. Every wait takes an AbortSignal; errors are the project's typed errors (src/errors.ts).
 import { isIP } from "node:net";
 import { bytesToHex } from "@noble/hashes/utils.js";
+import { PeerError } from "../errors.ts";
 import { createRunCertificate, generateNodeKey, loadOrCreateNodeKey, type NodeKey, type RunCertificate } from "../identity/index.ts";
 import { runProbe, type NatClassName, type ProbeOptions, type ProbeServer } from "../nat/index.ts";
 import { askFind, toJson } from "../mesh/index.ts";
 import { shareFetch, shareRegister } from "../share/index.ts";
-import { bootstrapApp, createUdpClient, wssAppDialer, type BootstrapLink, type NodeGreeting } from "../transport/index.ts";
+import { bootstrapApp, createUdpClient, wssAppDialer, type BootstrapDialer, type BootstrapLink, type NodeGreeting } from "../transport/index.ts";
 import { METHOD } from "../rpc/index.ts";
 import { expectOk } from "../transport/index.ts";
 import { decodeMessage, WhoamiResponseSchema } from "../wire/index.ts";
 import { knownHostsFile, openKnownHosts, type KnownHosts } from "./known-hosts.ts";
-import { createKeyResolver, type KeySource, type ResolvedKey } from "./node-key.ts";
+import { createKeyResolver, knownHostName, type KeySource, type ResolvedKey } from "./node-key.ts";
 import { searchShared, type FoundServer } from "./share-search.ts";
 import { formatAddress, parseAddress, type Logger } from "../contracts/index.ts";
 import { joinPool, type Membership } from "./membership.ts";
@@ -243,8 +244,15 @@ export class FindingsClient {
       const r = server.resolved;
       this.latest = { address: formatAddress(server.ip, server.port), nodeId: node.nodeId, key: bytesToHex(server.publicKey), keySource: r.keySource, ...(r.recordFrom ? { recordFrom: r.recordFrom } : {}), kind: node.kind, stakeAddress: node.stakeAddress, stakeSource: node.stakeSource, identityId: node.identityId };
     };
+    const boot = <L extends BootstrapLink>(dialer: BootstrapDialer<L>) =>
+      bootstrapApp(dialer, { addr: server, nodePublicKey: server.publicKey }, { appKey: this.key, kind, signal: sig }).catch((err: unknown) => {
+        // A key remembered from an earlier session that the node no longer proves: refused, loudly.
+        if (server.resolved.keySource !== "known" || !(err instanceof PeerError) || !/could not open our hello|not sealed by the node key/.test(err.message)) throw err;
+        const name = knownHostName(server, this.opts.transport);
+        throw new PeerError(`The node at ${name} no longer proves the key known for it (${bytesToHex(server.publicKey).slice(0, 16)}…, in ${this.knownHosts.file ?? "memory"}): refused. Someone may be in the way, or the node got a new key; if you trust it: findings known-hosts --forget ${name}`, { cause: err });
+      });
     if (this.opts.transport === "wss") {
-      const { link, node } = await bootstrapApp(wssAppDialer({ log: this.opts.log }), { addr: server, nodePublicKey: server.publicKey }, { appKey: this.key, kind, signal: sig });
+      const { link, node } = await boot(wssAppDialer({ log: this.opts.log }));
       try {
         remember(node);
         return await fn(link, sig);
@@ -255,7 +263,7 @@ export class FindingsClient {
     const udp = createUdpClient({ log: this.opts.log }, { host: this.opts.host ?? (isIP(this.server.ip) === 6 ? "::" : "0.0.0.0") });
     await udp.start();
     try {
-      const { link, node } = await bootstrapApp(udp, { addr: server, nodePublicKey: server.publicKey }, { appKey: this.key, kind, signal: sig });
+      const { link, node } = await boot(udp);
       remember(node);
       return await fn(link, sig);
     } finally {
