@@ -179,7 +179,22 @@ export async function createNode({ config, home, log }: NodeComponents): Promise
       livenessMs: config.punch_liveness_s * 1000,
     },
   );
-  const share = createShareService({ udp, log: log.child({ room: "share" }) }, { kinds: servedKinds(config.stakes), capacity: config.share_xpool });
+  // The share registry serves apps over QUIC and WSS, and searches the mesh for other nodes' servers.
+  const share = createShareService(
+    {
+      udp,
+      log: log.child({ room: "share" }),
+      mesh: {
+        router: mesh.router,
+        nodeKey: key,
+        links: () => meshService.meshLinks(),
+        ownRecord: () => meshService.record(),
+        onLie: (link, why) => meshService.punishLiar(link, why),
+        recordMaxAgeMs: config.record_max_age_s * 1000,
+      },
+    },
+    { kinds: servedKinds(config.stakes), capacity: config.share_xpool },
+  );
 
   registerNodeMetrics(metrics, { udp, tls, mesh, meshService, nat, punch, share, stun, router });
   const processMetrics = registerProcessMetrics(metrics);

@@ -1,6 +1,6 @@
 // `findings share register|fetch`: list my public TCP server for an app kind on a node (it dials the server back
 // first), or fetch a few listed servers of a kind (DESIGN §5 share pool; seed 001 §分享池). Protocol in
-// src/share/service.ts. `fetch --search` also asks the other nodes that serve the kind (found through the mesh).
+// src/share/service.ts. `fetch --search` lets the node search the mesh for servers other nodes list.
 import { defineCommand } from "citty";
 import { FindingsClient } from "../client/index.ts";
 import { SHARE_FETCH_MAX } from "../punch/index.ts";
@@ -12,12 +12,12 @@ const serverArgs = {
   server: { type: "string", required: true, description: "Findings node ip:port (its key known or learned on first use), or ip:port#<node key hex>", valueHint: "ADDR" },
   wss: { type: "boolean", description: "Over WSS to the node's TLS port (ADDR's port), for hosts without UDP" },
   kind: { type: "string", required: true, description: 'App kind, e.g. "app:web"', valueHint: "KIND" },
-  timeout: { type: "string", description: "Seconds to wait (default 10)", valueHint: "S" },
+  timeout: { type: "string", description: "Seconds to wait (default 10, with --search 20)", valueHint: "S" },
 } as const;
 
 /** The client library for this command (the app's identity from --home) and the command's deadline. */
-function clientFor(args: { server: string; timeout?: string; home?: string; config?: string; wss?: boolean }): { client: FindingsClient; signal: AbortSignal } {
-  const seconds = args.timeout === undefined ? 10 : Number(args.timeout);
+function clientFor(args: { server: string; timeout?: string; home?: string; config?: string; wss?: boolean; search?: boolean }): { client: FindingsClient; signal: AbortSignal } {
+  const seconds = args.timeout === undefined ? (args.search ? 20 : 10) : Number(args.timeout);
   if (!Number.isFinite(seconds) || seconds <= 0) throw new Error(`Invalid flag --timeout: ${JSON.stringify(args.timeout)} is not allowed (allowed: a positive number of seconds)`);
   return { client: new FindingsClient({ server: args.server, home: loadContext(args).home, transport: args.wss ? "wss" : "quic" }), signal: AbortSignal.timeout(seconds * 1000) };
 }
@@ -45,7 +45,7 @@ const fetchCommand = defineCommand({
     ...jsonArg,
     ...serverArgs,
     max: { type: "string", description: `At most this many (1..${SHARE_FETCH_MAX})`, valueHint: "N" },
-    search: { type: "boolean", description: "Also ask the other nodes that serve the kind (found through the mesh, each asked itself over a pinned link)" },
+    search: { type: "boolean", description: "Also search the mesh: servers listed by other nodes (signed by the node that lists them, dialled by the node asked)" },
     hops: { type: "string", description: `With --search: mesh hops, 0-${MAX_SEARCH_HOPS} (default ${MAX_SEARCH_HOPS})`, valueHint: "N" },
   },
   run: action(async ({ args }) => {
@@ -53,7 +53,6 @@ const fetchCommand = defineCommand({
     if (!Number.isInteger(max) || max < 1 || max > SHARE_FETCH_MAX) throw new Error(`Invalid flag --max: ${JSON.stringify(args.max)} is not allowed (allowed: 1..${SHARE_FETCH_MAX})`);
     const hops = args.hops === undefined ? MAX_SEARCH_HOPS : Number(args.hops);
     if (!Number.isInteger(hops) || hops < 0 || hops > MAX_SEARCH_HOPS) throw new Error(`Invalid flag --hops: ${JSON.stringify(args.hops)} is not allowed (allowed: an integer from 0 to ${MAX_SEARCH_HOPS})`);
-    if (args.search && args.wss) throw new Error("Invalid flags: --search needs QUIC (the mesh search and the other nodes are asked over QUIC); drop --wss");
     const { client, signal } = clientFor(args);
     const list = await client.share.fetch(args.kind, { max, signal, search: !!args.search, hops });
     const node = client.node!;

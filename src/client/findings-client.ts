@@ -6,7 +6,7 @@ import { bytesToHex } from "@noble/hashes/utils.js";
 import { PeerError } from "../errors.ts";
 import { createRunCertificate, generateNodeKey, loadOrCreateNodeKey, type NodeKey, type RunCertificate } from "../identity/index.ts";
 import { runProbe, type NatClassName, type ProbeOptions, type ProbeServer } from "../nat/index.ts";
-import { askFind, toJson } from "../mesh/index.ts";
+import { askFind, MAX_SEARCH_HOPS, toJson } from "../mesh/index.ts";
 import { shareFetch, shareRegister } from "../share/index.ts";
 import { bootstrapApp, createUdpClient, wssAppDialer, type BootstrapDialer, type BootstrapLink, type NodeGreeting } from "../transport/index.ts";
 import { METHOD } from "../rpc/index.ts";
@@ -14,7 +14,6 @@ import { expectOk } from "../transport/index.ts";
 import { decodeMessage, WhoamiResponseSchema } from "../wire/index.ts";
 import { knownHostsFile, openKnownHosts, type KnownHosts } from "./known-hosts.ts";
 import { createKeyResolver, knownHostName, type KeySource, type ResolvedKey } from "./node-key.ts";
-import { searchShared, type FoundServer } from "./share-search.ts";
 import { formatAddress, parseAddress, type Logger } from "../contracts/index.ts";
 import { joinPool, type Membership } from "./membership.ts";
 import type { PeerConnection } from "./connection.ts";
@@ -53,6 +52,16 @@ export interface FindAnswer {
 }
 
 export type NatReport = Awaited<ReturnType<typeof runProbe>>;
+
+/** A listed TCP server of a kind (`client.share.fetch`). */
+export interface FoundServer {
+  /** "ip:port" of the TCP server. */
+  address: string;
+  /** When the node that lists it last verified it by a TCP dial-back. */
+  verifiedAt: Date;
+  /** The node that lists it. */
+  nodeId: string;
+}
 
 /** The node as the client knows it after a bootstrap: its key and how it was trusted, and what it named in its
  *  sealed bootstrap answer (its reward address for the kind, its identity id). */
@@ -182,20 +191,20 @@ export class FindingsClient {
         },
         kind,
       ),
-    /** Up to `max` (≤ 6) listed servers of `kind`, "ip:port" each, with when the node last verified them.
-     *  With `search`, the node's own first, then those of other nodes that serve the kind, found through the
-     *  mesh as find() finds them and asked each over a link pinned to the key of its signed record (only the
-     *  holder of an entry answers for it). */
-    fetch: async (kind: string, opts: { max?: number; search?: boolean; hops?: number; signal?: AbortSignal } = {}): Promise<FoundServer[]> => {
-      const own = await this.withNode(
+    /** Up to `max` (≤ 6) listed servers of `kind`, "ip:port" each, with when they were last verified and the
+     *  node that lists them. With `search`, the node also searches the mesh (`hops`, default 3) when it has fewer
+     *  of its own: each such entry comes signed from the node that lists it and was dialled by our node. */
+    fetch: (kind: string, opts: { max?: number; search?: boolean; hops?: number; signal?: AbortSignal } = {}): Promise<FoundServer[]> =>
+      this.withNode(
         opts.signal,
-        async (link, signal) => (await shareFetch(link, kind, { max: opts.max, signal })).map((e) => ({ address: formatAddress(e.ip, e.port), verifiedAt: new Date(e.verifiedAtMs), nodeId: this.latest!.nodeId })),
+        async (link, signal) =>
+          (await shareFetch(link, kind, { max: opts.max, hops: opts.search ? (opts.hops ?? MAX_SEARCH_HOPS) : 0, signal })).map((e) => ({
+            address: formatAddress(e.ip, e.port),
+            verifiedAt: new Date(e.verifiedAtMs),
+            nodeId: e.nodeId || this.latest!.nodeId,
+          })),
         kind,
-      );
-      if (!opts.search) return own;
-      const found = await askFind(this.server, kind, { hops: opts.hops, signal: opts.signal });
-      return searchShared({ own, kind, records: found.records, max: opts.max, signal: opts.signal, host: this.opts.host, appKey: this.key, log: this.opts.log });
-    },
+      ),
   };
 
   /** Leaves every pool and closes every connection and socket. */

@@ -11,5 +11,11 @@ export { type MemoryNet, type MemoryNetOptions, type MemoryNode, createMemoryNet
 export { decodePeersAnswer, encodeFindAnswer, encodePeersAnswer } from "./mesh-messages.ts";
 export { answerKeyCheck } from "./record-check.ts";
 export { parseFindRequest } from "./search.ts";
-export { recordNodeId, signRecord } from "./record.ts";
+export { isSameBytes, recordNodeId, signRecord, verifyRecord } from "./record.ts";
+// For services that search through mesh links like mesh.find does (the share registry).
+export { type CoreLink } from "./core-link.ts";
+export { linkOf } from "./link.ts";
+export { FIND_HOP_TIMEOUT_MS } from "./mesh-service-constants.ts";
+export { createSeenRequests } from "./search.ts";
+export { createRateLimiter } from "./search-rate-limit.ts";
 export { MESH_CLOSE } from "./mesh-service-constants.ts";

@@ -7,8 +7,11 @@
 //   share.register  ShareRegister{kind, port, ip ""} → the node dials ip:port over TCP (ip = the link's
 //                   source IP, the only one accepted) → ShareRegisterAnswer{listed}; REFUSED/FULL/RATE_LIMITED
 //                   per share-pool.ts, NOT_FOUND when the dial-back fails.
-//   share.fetch     ShareFetch{kind, max ≤ 6} → ShareList{entries}.
-import { connect } from "node:net";
+//   share.fetch     ShareFetch{kind, max ≤ 6, hops} → ShareList{entries}; with hops > 0 (and room left after our
+//                   own entries) the mesh is searched too (share-find.ts): each entry found comes from the node
+//                   that lists it, and is dialled over TCP by us before it is answered (node_id = its holder).
+//   share.find      mesh links only: the search itself (share-find.ts).
+import { connect, isIP } from "node:net";
 import { errorLine } from "../errors.ts";
 import { PINNED_OR_MESH, perHost, type RpcContext, type RpcReply } from "../rpc/index.ts";
 import type { Router, RouteTable } from "../rpc/index.ts";
@@ -18,6 +21,9 @@ import { ShareListSchema, ShareRegisterAnswerSchema } from "../wire/index.ts";
 import { readShareFetch, readShareRegister, statusOfShareRefusal, MAX_PUNCH_REQUEST_BYTES } from "../punch/index.ts";
 import type { Rand } from "../punch/index.ts";
 import { createSharePool, type ShareRef, type SharePool } from "./pool.ts";
+import { createShareFind, MAX_SHARE_FIND_REQUEST_BYTES, type ShareFindComponents } from "./share-find.ts";
+import { createRateLimiter, linkOf } from "../mesh/index.ts";
+import { MESH_ONLY, prefixOf } from "../rpc/index.ts";
 import type { Logger } from "../contracts/index.ts";
 
 /** TCP dial-back timeout, in ms: the dial runs inside the share.register request, which the transport
@@ -28,6 +34,13 @@ const SHARE_DIAL_TIMEOUT_MS = 3_000;
 const SHARE_SWEEP_INTERVAL_MS = 30_000;
 /** Rechecks dialled per sweep: bounds the burst of outgoing TCP connections. */
 const SHARE_RECHECKS_PER_SWEEP = 64;
+
+/** Searches through the mesh one app host may start (each fans out over the mesh and dials what it finds). */
+const SEARCHES_PER_HOST_PER_S = 1;
+const SEARCH_BURST_PER_HOST = 5;
+/** How long our own dial of a found entry is reused, in ms, and how many are kept. */
+const FOUND_DIAL_CACHE_MS = 5 * 60_000;
+const MAX_FOUND_DIALS_CACHED = 1024;
 
 /** How often a listed server is dialled again, in ms. */
 const DEFAULT_SHARE_RECHECK_MS = 10 * 60_000;
@@ -55,6 +68,9 @@ export const tcpProbe: TcpProbe = ({ ip, port }, timeoutMs) =>
 export interface ShareServiceComponents {
   /** Serves share.register / share.fetch (the node's shared router: QUIC streams and WSS links). */
   udp: { readonly router: Router };
+  /** The mesh, for searches of listed servers through mesh links (share.find); without it share.fetch answers
+   *  this node's own entries only. */
+  mesh?: Omit<ShareFindComponents, "local" | "now"> & { readonly router: Router };
   log?: Logger;
   /** @default tcpProbe */
   dial?: TcpProbe;
@@ -87,7 +103,7 @@ export interface ShareService {
   start(): void;
   stop(): void;
   readonly pool: SharePool;
-  counters(): { registered: number; refused: number; dialFailures: number; rechecks: number; dropped: number };
+  counters(): { registered: number; refused: number; dialFailures: number; rechecks: number; dropped: number; searches: number; holdingsDropped: number; lies: number };
 }
 
 export function createShareService(components: ShareServiceComponents, init: ShareServiceInit): ShareService {
@@ -137,7 +153,44 @@ export function createShareService(components: ShareServiceComponents, init: Sha
     return { status: Status.OK, payload: encodeMessage(ShareRegisterAnswerSchema, { ip: c.entry.ip, port: c.entry.port, listed: true }) };
   }
 
-  async function onFetch(payload: Uint8Array): Promise<RpcReply> {
+  const find = components.mesh
+    ? createShareFind({ ...components.mesh, now, local: (kind) => pool.fetch(kind, now(), { rand }).map((e) => ({ ip: e.ip, port: e.port, verifiedAtMs: e.verifiedAt })) })
+    : undefined;
+  const searchLimiter = createRateLimiter({ ratePerS: SEARCHES_PER_HOST_PER_S, burst: SEARCH_BURST_PER_HOST });
+  /** Our own TCP dials of found entries: address → when it answered (or not), so repeated searches dial once. */
+  const dialled = new Map<string, { ok: boolean; at: number }>();
+
+  async function reachable(ip: string, port: number): Promise<boolean> {
+    const key = `${ip}|${port}`;
+    const t = now();
+    const hit = dialled.get(key);
+    if (hit && t - hit.at < FOUND_DIAL_CACHE_MS) return hit.ok;
+    const ok = await dial({ ip, port }, dialTimeoutMs);
+    dialled.delete(key);
+    while (dialled.size >= MAX_FOUND_DIALS_CACHED) dialled.delete(dialled.keys().next().value!);
+    dialled.set(key, { ok, at: now() });
+    return ok;
+  }
+
+  /** Entries of other nodes, found through the mesh and dialled by us, for up to `room` more. */
+  async function searched(kind: string, hops: number, room: number, have: Set<string>): Promise<{ ip: string; port: number; verifiedAtMs: bigint; nodeId: string }[]> {
+    if (!find || room <= 0) return [];
+    const candidates: { ip: string; port: number; verifiedAtMs: bigint; nodeId: string }[] = [];
+    for (const { nodeId, holding } of await find.search(kind, hops)) {
+      for (const e of holding.entries) {
+        const key = `${e.ip}|${e.port}`;
+        if (have.has(key) || isIP(e.ip) === 0 || e.port < 1 || e.port > 65535) continue;
+        have.add(key);
+        candidates.push({ ip: e.ip, port: e.port, verifiedAtMs: e.verifiedAtMs, nodeId });
+      }
+    }
+    // Bounded: at most twice the room is dialled, all at once.
+    const tried = candidates.slice(0, room * 2);
+    const ok = await Promise.all(tried.map((e) => reachable(e.ip, e.port)));
+    return tried.filter((_, i) => ok[i]).slice(0, room);
+  }
+
+  async function onFetch(payload: Uint8Array, ctx: RpcContext): Promise<RpcReply> {
     if (!running) return refuse(Status.REFUSED, "the share registry is stopped");
     let f: ReturnType<typeof readShareFetch>;
     try {
@@ -146,7 +199,11 @@ export function createShareService(components: ShareServiceComponents, init: Sha
       return refuse(Status.BAD_REQUEST, errorLine(err));
     }
     if (!pool.serves(f.kind)) return refuse(Status.REFUSED, `kind ${JSON.stringify(f.kind)} is not served by this node`);
-    const entries = pool.fetch(f.kind, now(), { rand, max: f.max }).map((e) => ({ ip: e.ip, port: e.port, verifiedAtMs: BigInt(e.verifiedAt) }));
+    const entries: { ip: string; port: number; verifiedAtMs: bigint; nodeId?: string }[] = pool.fetch(f.kind, now(), { rand, max: f.max }).map((e) => ({ ip: e.ip, port: e.port, verifiedAtMs: BigInt(e.verifiedAt) }));
+    if (f.hops > 0 && entries.length < f.max && find) {
+      if (!searchLimiter.allow(prefixOf(ctx.remote.ip, 32, 64), now())) return refuse(Status.RATE_LIMITED, "too many share searches; slow down");
+      entries.push(...(await searched(f.kind, f.hops, f.max - entries.length, new Set(entries.map((e) => `${e.ip}|${e.port}`)))));
+    }
     return { status: Status.OK, payload: encodeMessage(ShareListSchema, { kind: f.kind, entries }) };
   }
 
@@ -187,6 +244,11 @@ export function createShareService(components: ShareServiceComponents, init: Sha
     [Share.method.register, { ...policy, rate: perHost(2, 10), maxInFlight: 64, handler: onRegister }],
     [Share.method.fetch, { ...policy, rate: perHost(10, 40), maxInFlight: 256, handler: onFetch }],
   ];
+  // The search between nodes: mesh links only, like mesh.find.
+  const meshRoutes: RouteTable = find
+    ? [[Share.method.find, { transports: ["wss"], trust: MESH_ONLY, maxPayloadBytes: MAX_SHARE_FIND_REQUEST_BYTES, rate: perHost(100, 500), maxInFlight: 64, handler: (payload, ctx) => find.onMeshRequest(payload, linkOf(ctx)) }]]
+    : [];
+  let removeMeshRoutes: (() => void) | undefined;
   let removeRoutes: (() => void) | undefined;
 
   return {
@@ -195,6 +257,7 @@ export function createShareService(components: ShareServiceComponents, init: Sha
       if (running) return;
       running = true;
       removeRoutes = udp.router.addAll(routes);
+      if (components.mesh && meshRoutes.length) removeMeshRoutes = components.mesh.router.addAll(meshRoutes);
       sweep = setInterval(() => void recheck(), init.sweepIntervalMs ?? SHARE_SWEEP_INTERVAL_MS);
       sweep.unref?.();
     },
@@ -202,9 +265,10 @@ export function createShareService(components: ShareServiceComponents, init: Sha
       if (!running) return;
       running = false;
       removeRoutes?.();
+      removeMeshRoutes?.();
       if (sweep) clearInterval(sweep);
       sweep = undefined;
     },
-    counters: () => ({ ...counters }),
+    counters: () => ({ ...counters, ...(find ? find.counters() : { searches: 0, holdingsDropped: 0, lies: 0 }) }),
   };
 }

@@ -1,7 +1,7 @@
 // What an app gets from a network with an address only (DESIGN §3, §5, §8): the node's key learned on first
 // use (its signed record and a key check) and remembered, a changed key refused; the node's reward address and
 // identity id in every bootstrap answer; the share registry over WSS, and servers of a kind found through the
-// mesh on another node than the one asked.
+// mesh (share.find) from another node than the one that lists them.
 import { afterAll, beforeAll, describe, expect } from "bun:test";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:net";
@@ -115,5 +115,9 @@ describe("share pool for every app and node", () => {
     expect(found.code).toBe(0);
     const out = JSON.parse(found.stdout) as { servers: { address: string; nodeId: string }[] };
     expect(out.servers).toEqual([expect.objectContaining({ address: listed, nodeId: n1.ready.id })]);
+    // An app without UDP searches the same way over WSS.
+    const overWss = await runCli(["share", "fetch", "--json", "--search", "--wss", "--home", newHome(), "--server", net.address(2), "--kind", "app:web"]);
+    expect(overWss.code).toBe(0);
+    expect((JSON.parse(overWss.stdout) as { servers: unknown[] }).servers).toEqual([expect.objectContaining({ address: listed, nodeId: n1.ready.id })]);
   }, 90_000);
 });
