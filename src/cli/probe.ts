@@ -4,7 +4,7 @@ import { DEFAULTS } from "../config/index.ts";
 import { ConfigError } from "../errors.ts";
 import { LIFETIME_MAX_S } from "../nat/index.ts";
 import { type ProbeProgress } from "../nat/index.ts";
-import { FindingsClient } from "../client/index.ts";
+import { FindingsClient, knownHostsFile } from "../client/index.ts";
 import { summarizeProbe } from "../nat/index.ts";
 import { parseAddress } from "../contracts/index.ts";
 import { errorLine } from "../errors.ts";
@@ -50,7 +50,7 @@ export const probeCommand = defineCommand({
     });
     // The first server's key (given, known or learned on first use) and its bootstrap answer (reward address,
     // identity id), on a link of its own beside the probe.
-    const client = new FindingsClient({ server: list[0]!, home });
+    const client = new FindingsClient({ server: list[0]!, knownHosts: knownHostsFile(home) });
     const nodeP = client.nodeInfo({ signal: AbortSignal.any([stop.signal, AbortSignal.timeout(2 * timeoutMs)]) }).then(
       (n) => ({ node: n, error: undefined }),
       (err: unknown) => ({ node: undefined, error: errorLine(err) }),

@@ -4,7 +4,7 @@
 import { defineCommand } from "citty";
 import { parseAddress } from "../contracts/index.ts";
 import { errorLine } from "../errors.ts";
-import { FindingsClient, knownHostName, type NodeInfo } from "../client/index.ts";
+import { FindingsClient, knownHostName, knownHostsFile, type NodeInfo } from "../client/index.ts";
 import { httpsWhoami } from "../transport/index.ts";
 import { quicWhoami } from "../transport/index.ts";
 import { action, commonArgs, jsonArg, loadContext, printJson } from "./common.ts";
@@ -31,7 +31,8 @@ export const whoamiCommand = defineCommand({
       const r = await httpsWhoami(server, { signal });
       result = { address: r.address, via: "https", server: serverText, rttMs: round(r.rttMs), pinned: false };
     } else {
-      const client = new FindingsClient({ server: args.server, home: loadContext(args).home });
+      // No app identity is needed here: a fresh key per call, and the home's known-hosts file.
+      const client = new FindingsClient({ server: args.server, knownHosts: knownHostsFile(loadContext(args).home) });
       try {
         const r = await client.whoami({ signal });
         noteLearnedKey(client, r.node);
