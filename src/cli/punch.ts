@@ -12,13 +12,12 @@ import { isIP } from "node:net";
 import { PeerError, TimeoutError, errorLine } from "../errors.ts";
 import { createLogger } from "../ops/index.ts";
 import { isPunchRefused, type JoinInfo } from "../punch/index.ts";
-import { FindingsClient, type Membership, type NodeInfo } from "../client/index.ts";
-import { bytesToHex } from "@noble/hashes/utils.js";
+import { FindingsClient, type Membership } from "../client/index.ts";
 import { nodeJson, noteLearnedKey } from "./node-info.ts";
 import { describeResult, failedResult, type PunchResult } from "../punch/index.ts";
 import { isNatClassName, NAT_CLASSES, type NatClassName } from "../nat/index.ts";
 import { runProbe } from "../nat/index.ts";
-import { formatAddress, parseAddress, type PeerAddress } from "../contracts/index.ts";
+import { parseAddress, type PeerAddress } from "../contracts/index.ts";
 import { Status } from "../wire/index.ts";
 import { parseHostPort, runExpose, runForward } from "./pipe.ts";
 import { action, commonArgs, formatSeconds, jsonArg, loadContext, printJson, progressLine, progressWanted } from "./common.ts";
@@ -215,18 +214,7 @@ export const punchCommand = defineCommand({
     }
 
     // How the node's key was trusted, and what it named when we joined (its reward address, its identity).
-    const key = await findings.keySource();
-    const nodeInfo: NodeInfo = {
-      address: formatAddress(server.ip, server.port),
-      nodeId: key.nodeId,
-      key: bytesToHex(key.publicKey),
-      keySource: key.keySource,
-      ...(key.recordFrom ? { recordFrom: key.recordFrom } : {}),
-      kind: joined.kind,
-      stakeAddress: joined.stakeAddress,
-      stakeSource: joined.stakeSource,
-      identityId: joined.identityId,
-    };
+    const nodeInfo = await findings.joinedNode(m);
     line.above(() => noteLearnedKey(findings, nodeInfo));
     const node = nodeJson(nodeInfo);
 
@@ -243,7 +231,7 @@ export const punchCommand = defineCommand({
         stakeAddress: joined.stakeAddress,
         stakeSource: joined.stakeSource,
         identityId: joined.identityId,
-        keySource: key.keySource,
+        keySource: nodeInfo.keySource,
         node,
       };
       stage = `waiting in ${joined.kind} as ${joined.address} (nat ${nat.nat ?? "unknown"}); Ctrl-C to stop`;
@@ -265,7 +253,7 @@ export const punchCommand = defineCommand({
     } catch (err) {
       const status = isPunchRefused(err) ? err.status : null;
       const r = failedResult(errorLine(err), { elapsedMs: elapsed(), nat: nat.nat, strategy: status === Status.REFUSED && /↔/.test(errorLine(err)) ? "impossible" : "none" });
-      print({ ...r, keySource: key.keySource, node } as PunchResult);
+      print({ ...r, keySource: nodeInfo.keySource, node } as PunchResult);
       fail(r.reason ?? "the punch failed");
       await shutdown(1);
       return;
@@ -273,7 +261,7 @@ export const punchCommand = defineCommand({
     // elapsedMs of a one-shot punch counts from the start of the command (DESIGN §7: time to an established link).
     const withTotal = results.map((r) => ({ ...r, elapsedMs: (r.attemptId && finishedAt.get(r.attemptId)) || elapsed() }));
     const best = withTotal.find((r) => r.connected) ?? withTotal[0]!;
-    const out = { ...(withTotal.length > 1 ? { ...best, attempts: withTotal } : best), keySource: key.keySource, node };
+    const out = { ...(withTotal.length > 1 ? { ...best, attempts: withTotal } : best), keySource: nodeInfo.keySource, node };
     // One object; with --keep more follow, one line each (NDJSON).
     print(out as PunchResult);
     if (args.keep && best.connected) {

@@ -220,9 +220,16 @@ export class FindingsClient {
     return { ip: this.server.ip, port: this.server.port, publicKey: resolved.publicKey, resolved };
   }
 
-  /** How the key of the pool's node was trusted (after a join). */
-  async keySource(): Promise<ResolvedKey> {
-    return this.resolveKey();
+  /** The node's key and how it was trusted: pinned by hand, known from an earlier session, or learned now. */
+  async nodeKey(opts: { signal?: AbortSignal } = {}): Promise<ResolvedKey> {
+    return this.resolveKey(opts);
+  }
+
+  /** The node as a membership's join answer names it (its reward address for the kind, its identity id). */
+  async joinedNode(m: Membership): Promise<NodeInfo> {
+    const key = await this.resolveKey();
+    const j = m.joined;
+    return { address: formatAddress(this.server.ip, this.server.port), nodeId: key.nodeId, key: bytesToHex(key.publicKey), keySource: key.keySource, ...(key.recordFrom ? { recordFrom: key.recordFrom } : {}), kind: j.kind, stakeAddress: j.stakeAddress, stakeSource: j.stakeSource, identityId: j.identityId };
   }
 
   private async startPool(kind: string, opts: JoinOptions): Promise<Membership> {

@@ -28,6 +28,8 @@ export interface KeyResolverInit {
   transport?: "quic" | "wss";
   /** Learn an unknown key from the network. @default true */
   learn?: boolean;
+  /** Ask the newest known node for the record first. @default true */
+  askKnown?: boolean;
 }
 
 /** The known-hosts entry name of a server: "ip:port", with "wss:" before a TLS-port address. */
@@ -49,7 +51,18 @@ export function createKeyResolver(init: KeyResolverInit): (opts?: { signal?: Abo
     if (init.learn === false) {
       throw new Error(`Invalid server ${name}: no key given and none known (pass ip:port#<node key hex>, as \`findings id\` prints it)`);
     }
+    // Nodes the user already trusts: those named, then the newest node of the known-hosts file (over QUIC).
     const via = (init.trusted ?? []).map((t) => parseAddress(t, "trusted")).filter((t) => t.publicKey);
+    if (init.askKnown !== false && init.transport !== "wss") {
+      const newest = init.knownHosts
+        .list()
+        .filter((h) => !h.address.startsWith("wss:") && h.address !== name)
+        .sort((a, b) => b.firstSeen.localeCompare(a.firstSeen))[0];
+      if (newest) {
+        const a = parseAddress(newest.address, "known host");
+        via.push({ ...a, publicKey: hexToBytes(newest.key) });
+      }
+    }
     const learned = await learnNodeKey(server, { signal: opts.signal, timeoutMs: opts.timeoutMs, via, transport: init.transport });
     init.knownHosts.remember(name, bytesToHex(learned.publicKey));
     return { publicKey: learned.publicKey, nodeId: learned.nodeId, keySource: "learned", recordFrom: learned.recordFrom };

@@ -114,6 +114,9 @@ export async function askFind(target: NodeAskTarget, kind: string, opts: AskOpti
   });
 }
 
+/** Per step, when a trusted node is asked for another node's record, in ms. */
+const VIA_TIMEOUT_MS = 2_000;
+
 /** A node's key learned from the network: its signed record, checked, and proven by a key challenge. */
 export interface LearnedKey {
   publicKey: Uint8Array;
@@ -142,7 +145,8 @@ export async function learnNodeKey(target: { ip: string; port: number }, opts: A
   for (const via of opts.via ?? []) {
     if (!via.publicKey) continue;
     try {
-      const r = await askPeers(via, { signal: opts.signal, timeoutMs: opts.timeoutMs });
+      // A trusted node that is slow or gone only delays learning a little.
+      const r = await askPeers(via, { signal: opts.signal, timeoutMs: Math.min(opts.timeoutMs ?? REQUEST_TIMEOUT_MS, VIA_TIMEOUT_MS) });
       const rec = r.records.find((x) => hasAddress(x, target, opts.transport));
       if (rec) {
         found = { record: rec, from: formatAddress(via.ip, via.port) };

@@ -27,7 +27,12 @@ const newHome = () => {
 beforeAll(net.watch("start", async () => {
   n1 = await net.start({ name: "n1", host: net.host(1), public: true, config: { user_id: "alice", stakes: { "app:web": "stake-web-1", "*": "general-1" } } });
   n2 = await net.start({ name: "n2", host: net.host(2), peers: [net.address(1)], config: { stakes: { "app:web": "stake-web-2" } } });
-  await until(async () => (await n2.status()).mesh.candidates.some((c) => c.id === n1.ready.id), { what: "n2 knows n1", timeoutMs: 30_000, intervalMs: 200, retryErrors: true });
+  await until(async () => (await n2.status()).mesh.candidates.some((c) => c.id === n1.ready.id) && (await n1.status()).mesh.candidates.some((c) => c.id === n2.ready.id), {
+    what: "n1 and n2 know each other",
+    timeoutMs: 30_000,
+    intervalMs: 200,
+    retryErrors: true,
+  });
   // The TCP server an app lists (on every loopback address: the app's source address is the one listed).
   tcp = createServer((s) => s.destroy());
   await new Promise<void>((r) => tcp.listen(0, "0.0.0.0", () => r()));
@@ -60,6 +65,10 @@ describe("keys from the network", () => {
     // ADDR#key still pins by hand.
     const pinned = await runCli(["whoami", "--json", "--home", home, "--server", `${net.address(1)}#${n1.ready.publicKey}`]);
     expect(JSON.parse(pinned.stdout)).toMatchObject({ keySource: "pinned" });
+    // The next node's record comes from the node this home already trusts (n1, which knows n2), and n2 proves it.
+    const next = await runCli(["whoami", "--json", "--home", home, "--server", net.address(2)]);
+    expect(JSON.parse(next.stdout)).toMatchObject({ keySource: "learned", node: { nodeId: n2.ready.id, recordFrom: net.address(1) } });
+    expect(next.stderr).toContain(`(record from ${net.address(1)})`);
   }, 90_000);
 
   net.test("a key that changed is refused loudly until it is forgotten", async () => {
