@@ -193,7 +193,7 @@ export async function createNode({ config, home, log }: NodeComponents): Promise
         recordMaxAgeMs: config.record_max_age_s * 1000,
       },
     },
-    { kinds: servedKinds(config.stakes), capacity: config.share_xpool },
+    { kinds: servedKinds(config.stakes), capacity: config.share_xpool, allowSpecialTargets: config.allow_special_targets },
   );
 
   registerNodeMetrics(metrics, { udp, tls, mesh, meshService, nat, punch, share, stun, router });

@@ -24,7 +24,7 @@ import { createSharePool, type ShareRef, type SharePool } from "./pool.ts";
 import { createShareFind, MAX_SHARE_FIND_REQUEST_BYTES, type ShareFindComponents } from "./share-find.ts";
 import { createRateLimiter, linkOf } from "../mesh/index.ts";
 import { MESH_ONLY, prefixOf } from "../rpc/index.ts";
-import type { Logger } from "../contracts/index.ts";
+import { specialRangeOf, type Logger } from "../contracts/index.ts";
 
 /** TCP dial-back timeout, in ms: the dial runs inside the share.register request, which the transport
  *  bounds at REQUEST_TIMEOUT_MS (5 s) for reading, handling and answering together. */
@@ -97,6 +97,9 @@ export interface ShareServiceInit {
   sweepIntervalMs?: number;
   /** @default SHARE_DIAL_TIMEOUT_MS (3 s) */
   dialTimeoutMs?: number;
+  /** Dial servers found through the mesh at special-range addresses (loopback, private, …: labs and
+   *  devnets). Off, such entries of other nodes are left out and never dialled. @default false */
+  allowSpecialTargets?: boolean;
 }
 
 export interface ShareService {
@@ -180,6 +183,8 @@ export function createShareService(components: ShareServiceComponents, init: Sha
       for (const e of holding.entries) {
         const key = `${e.ip}|${e.port}`;
         if (have.has(key) || isIP(e.ip) === 0 || e.port < 1 || e.port > 65535) continue;
+        // Another node's word must not make us dial our own loopback or private networks.
+        if (!init.allowSpecialTargets && specialRangeOf(e.ip) !== null) continue;
         have.add(key);
         candidates.push({ ip: e.ip, port: e.port, verifiedAtMs: e.verifiedAtMs, nodeId });
       }

@@ -105,7 +105,7 @@ describe("lies in share.find answers", () => {
     expect(junk.lies).toEqual([expect.stringMatching(/undecodable share.find answer/)]);
   });
 
-  test("an app asking a node: only found servers that accept the node's own TCP dial are answered", async () => {
+  test("an app asking a node: only found servers that accept the node's own TCP dial are answered, and another node's entries never make it dial its own loopback or private networks", async () => {
     const holder = generateNodeKey();
     const link = hostileLink((rid) =>
       holdings([
@@ -114,8 +114,10 @@ describe("lies in share.find answers", () => {
           kind: KIND,
           requestId: rid,
           entries: [
-            { ip: "203.0.113.30", port: 80, verifiedAtMs: Date.now() },
-            { ip: "203.0.113.31", port: 80, verifiedAtMs: Date.now() },
+            { ip: "8.8.4.30", port: 80, verifiedAtMs: Date.now() },
+            { ip: "8.8.4.31", port: 80, verifiedAtMs: Date.now() },
+            { ip: "127.0.0.1", port: 6379, verifiedAtMs: Date.now() },
+            { ip: "10.0.0.1", port: 22, verifiedAtMs: Date.now() },
           ],
           now: Date.now(),
         }),
@@ -127,7 +129,7 @@ describe("lies in share.find answers", () => {
     const share = createShareService(
       {
         udp: ep,
-        dial: async ({ ip, port }) => (dialled.push(`${ip}:${port}`), ip === "203.0.113.30"),
+        dial: async ({ ip, port }) => (dialled.push(`${ip}:${port}`), ip !== "8.8.4.31"),
         mesh: { router: createRouter(), nodeKey, links: () => [link], ownRecord: () => recordOf(nodeKey, 4), onLie: () => {} },
       },
       { kinds: [KIND] },
@@ -143,8 +145,8 @@ describe("lies in share.find answers", () => {
     cleanups.push(() => c.stop());
     const { link: app } = await bootstrapApp(c, { addr: { ip: "127.0.0.1", port: ep.port }, nodePublicKey: nodeKey.publicKey }, { appKey: generateNodeKey() });
     const found = await shareFetch(app, KIND, { hops: 2 });
-    expect(found.map((e) => [`${e.ip}:${e.port}`, e.nodeId])).toEqual([["203.0.113.30:80", holder.nodeId]]);
-    expect(dialled.sort()).toEqual(["203.0.113.30:80", "203.0.113.31:80"]);
+    expect(found.map((e) => [`${e.ip}:${e.port}`, e.nodeId])).toEqual([["8.8.4.30:80", holder.nodeId]]);
+    expect(dialled.sort()).toEqual(["8.8.4.30:80", "8.8.4.31:80"]);
     // Without hops the node answers its own entries only: nothing, and no search.
     expect(await shareFetch(app, KIND)).toEqual([]);
     expect(share.counters().searches).toBe(1);

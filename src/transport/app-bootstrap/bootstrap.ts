@@ -12,7 +12,7 @@ import { open, seal } from "../../identity/index.ts";
 import { decodeMessage, encodeMessage, Status } from "../../wire/index.ts";
 import { AppCertSchema, AppHelloAnswerSchema, AppHelloSchema, AppSessionSchema } from "../../wire/index.ts";
 import { formatAddress } from "../../contracts/index.ts";
-import { APP_SESSION_ID_BYTES } from "./sessions.ts";
+import { APP_SESSION_ID_BYTES, MAX_HELLO_KIND_CHARS } from "./sessions.ts";
 import { expectOk, type QuicLink } from "../quic/link.ts";
 import type { Envelope } from "../../wire/index.ts";
 
@@ -73,7 +73,9 @@ export async function bootstrapApp<L extends BootstrapLink = QuicLink>(dialer: B
   if (nodePublicKey.length !== X25519_KEY_BYTES) throw new PeerError(`Cannot bootstrap with ${peer}: node key must be ${X25519_KEY_BYTES} bytes`);
   const step = { signal: opts.signal, timeoutMs: opts.timeoutMs };
   const sessionId = randomBytes(APP_SESSION_ID_BYTES);
-  const session = encodeMessage(AppSessionSchema, { sessionId, kind: opts.kind ?? "" });
+  // The kind only picks the stake address the node names: a kind too long to send is left out.
+  const kind = opts.kind !== undefined && opts.kind.length <= MAX_HELLO_KIND_CHARS ? opts.kind : "";
+  const session = encodeMessage(AppSessionSchema, { sessionId, kind });
 
   // 1. First contact: any certificate; the link is untrusted.
   const first = await dialer.dial(addr, step);

@@ -29,7 +29,7 @@ import { AppCertSchema, AppHelloAnswerSchema, AppHelloSchema, AppSessionSchema, 
 import { App } from "../../wire/index.ts";
 import { bytesToHex } from "@noble/hashes/utils.js";
 import { AppSessionTable } from "./sessions.ts";
-import { APP_SESSION_ID_BYTES } from "./sessions.ts";
+import { APP_SESSION_ID_BYTES, MAX_HELLO_KIND_CHARS } from "./sessions.ts";
 import { whoamiRoute } from "../quic/whoami-handler.ts";
 
 /** Largest AppHello payload: a key, a sealed 16-byte id and protobuf framing, with room. */
@@ -55,9 +55,6 @@ export interface AppGreeting {
   stakeSource: string;
   identityId: string;
 }
-
-/** Longest kind an app may name in its hello (longer ones are dropped, not refused: the kind is a hint). */
-const MAX_HELLO_KIND_CHARS = 128;
 
 export interface AppBootstrapComponents {
   nodeKey: NodeKey;
