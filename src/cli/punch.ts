@@ -13,7 +13,7 @@ import { PeerError, TimeoutError, errorLine } from "../errors.ts";
 import { createLogger } from "../ops/index.ts";
 import { isPunchRefused, type JoinInfo } from "../punch/index.ts";
 import { FindingsClient, type Membership } from "../client/index.ts";
-import { nodeJson, noteLearnedKey } from "./node-info.ts";
+import { describeNode, nodeJson, noteLearnedKey } from "./node-info.ts";
 import { describeResult, failedResult, type PunchResult } from "../punch/index.ts";
 import { isNatClassName, NAT_CLASSES, type NatClassName } from "../nat/index.ts";
 import { runProbe } from "../nat/index.ts";
@@ -238,7 +238,7 @@ export const punchCommand = defineCommand({
       openEnded = true;
       line.above(() => {
         if (args.json) printJson(hello);
-        else process.stdout.write(`${m.id}\nwaiting in ${joined.kind} as ${joined.address} (nat ${nat.nat ?? "unknown"}); Ctrl-C to stop\n`);
+        else process.stdout.write(`${m.id}\nwaiting in ${joined.kind} as ${joined.address} (nat ${nat.nat ?? "unknown"}); Ctrl-C to stop\n${describeNode(nodeInfo)}\n`);
       });
       streaming = true;
       await new Promise(() => {});
@@ -264,6 +264,7 @@ export const punchCommand = defineCommand({
     const out = { ...(withTotal.length > 1 ? { ...best, attempts: withTotal } : best), keySource: nodeInfo.keySource, node };
     // One object; with --keep more follow, one line each (NDJSON).
     print(out as PunchResult);
+    if (!args.json) line.above(() => process.stdout.write(`${describeNode(nodeInfo)}\n`));
     if (args.keep && best.connected) {
       stage = `connected; keeping the link (re-offers are punched again); Ctrl-C to stop`;
       connected = 1;

@@ -113,6 +113,7 @@ describe("share pool for every app and node", () => {
     expect(wss.code).toBe(0);
     const w = JSON.parse(wss.stdout) as { servers: { address: string; nodeId: string }[]; keySource: string };
     expect(w.keySource).toBe("learned");
+    expect((JSON.parse(wss.stdout) as { node: NodeOut }).node).toMatchObject({ nodeId: n1.ready.id, stakeAddress: "stake-web-1", stakeSource: "kind", identityId: "alice" });
     expect(w.servers).toEqual([expect.objectContaining({ address: listed, nodeId: n1.ready.id })]);
     expect(existsSync(join(home, "known_hosts.json"))).toBe(true);
   }, 90_000);
