@@ -30,7 +30,7 @@ export interface FindingsClientOptions {
   trusted?: string[];
   /** Learn an unknown key from the network. @default true */
   learnKeys?: boolean;
-  /** "wss": whoami, node() and the share registry go over WSS to the node's TLS port (apps without UDP);
+  /** "wss": whoami(), nodeInfo() and the share registry go over WSS to the node's TLS port (apps without UDP);
    *  then `server`'s port is that port. Pools, punches, probes and find need QUIC. @default "quic" */
   transport?: "quic" | "wss";
   /** Folder holding this app's identity key (`node.key`, created on first use); peers punch us by its id.
@@ -119,17 +119,17 @@ export class FindingsClient {
   /** The node's key (pinned, known or learned now) and its bootstrap answer for `kind` (its reward address for
    *  the kind, else the general one, and its identity id), over one pinned link. */
   async nodeInfo(opts: { kind?: string; signal?: AbortSignal } = {}): Promise<NodeInfo> {
-    return this.withNode(opts.signal, async () => this.latest!, opts.kind);
+    return this.withNode(opts.signal, async (_link, _signal, node) => node, opts.kind);
   }
 
   /** Our public address as the node sees it, over a pinned link (`findings whoami`), and the node. */
   async whoami(opts: { signal?: AbortSignal } = {}): Promise<{ address: string; rttMs: number; node: NodeInfo }> {
-    return this.withNode(opts.signal, async (link, signal) => {
+    return this.withNode(opts.signal, async (link, signal, node) => {
       const t0 = performance.now();
       const answer = await link.request(METHOD.app.whoami, undefined, { signal });
       const rttMs = performance.now() - t0;
       const me = decodeMessage(WhoamiResponseSchema, expectOk(answer), "WhoamiResponse");
-      return { address: formatAddress(me.ip, me.port), rttMs, node: this.latest! };
+      return { address: formatAddress(me.ip, me.port), rttMs, node };
     });
   }
 
@@ -197,11 +197,11 @@ export class FindingsClient {
     fetch: (kind: string, opts: { max?: number; search?: boolean; hops?: number; signal?: AbortSignal } = {}): Promise<FoundServer[]> =>
       this.withNode(
         opts.signal,
-        async (link, signal) =>
+        async (link, signal, node) =>
           (await shareFetch(link, kind, { max: opts.max, hops: opts.search ? (opts.hops ?? MAX_SEARCH_HOPS) : 0, signal })).map((e) => ({
             address: formatAddress(e.ip, e.port),
             verifiedAt: new Date(e.verifiedAtMs),
-            nodeId: e.nodeId || this.latest!.nodeId,
+            nodeId: e.nodeId || node.nodeId,
           })),
         kind,
       ),
@@ -250,28 +250,39 @@ export class FindingsClient {
       port: opts.port,
       onPeer: opts.onPeer,
       signal: opts.signal,
+    }).catch((err: unknown) => {
+      throw this.explainKnown(err, server);
     });
   }
 
-  private async withNode<T>(signal: AbortSignal | undefined, fn: (link: BootstrapLink, signal: AbortSignal) => Promise<T>, kind = ""): Promise<T> {
+  /** A bootstrap failure with a key remembered from an earlier session that the node no longer proves:
+   *  refused, loudly, saying how to forget it. Other errors pass unchanged. */
+  private explainKnown(err: unknown, server: { ip: string; port: number; publicKey: Uint8Array; resolved: ResolvedKey }): unknown {
+    if (server.resolved.keySource !== "known" || !(err instanceof PeerError) || !/could not open our hello|not sealed by the node key/.test(err.message)) return err;
+    const name = knownHostName(server, this.opts.transport);
+    return new PeerError(
+      `The node at ${name} no longer proves the key known for it (${bytesToHex(server.publicKey).slice(0, 16)}…, in ${this.knownHosts.file ?? "memory"}): refused. ` +
+        `Someone may be in the way, or the node got a new key; if you trust it: findings known-hosts --forget ${name}`,
+      { cause: err },
+    );
+  }
+
+  private async withNode<T>(signal: AbortSignal | undefined, fn: (link: BootstrapLink, signal: AbortSignal, node: NodeInfo) => Promise<T>, kind = ""): Promise<T> {
     const sig = signal ?? AbortSignal.timeout(10_000);
     const server = await this.pinned(sig);
-    const remember = (node: NodeGreeting) => {
+    const infoOf = (g: NodeGreeting): NodeInfo => {
       const r = server.resolved;
-      this.latest = { address: formatAddress(server.ip, server.port), nodeId: node.nodeId, key: bytesToHex(server.publicKey), keySource: r.keySource, ...(r.recordFrom ? { recordFrom: r.recordFrom } : {}), kind: node.kind, stakeAddress: node.stakeAddress, stakeSource: node.stakeSource, identityId: node.identityId };
+      this.latest = { address: formatAddress(server.ip, server.port), nodeId: g.nodeId, key: bytesToHex(server.publicKey), keySource: r.keySource, ...(r.recordFrom ? { recordFrom: r.recordFrom } : {}), kind: g.kind, stakeAddress: g.stakeAddress, stakeSource: g.stakeSource, identityId: g.identityId };
+      return this.latest;
     };
     const boot = <L extends BootstrapLink>(dialer: BootstrapDialer<L>) =>
       bootstrapApp(dialer, { addr: server, nodePublicKey: server.publicKey }, { appKey: this.key, kind, signal: sig }).catch((err: unknown) => {
-        // A key remembered from an earlier session that the node no longer proves: refused, loudly.
-        if (server.resolved.keySource !== "known" || !(err instanceof PeerError) || !/could not open our hello|not sealed by the node key/.test(err.message)) throw err;
-        const name = knownHostName(server, this.opts.transport);
-        throw new PeerError(`The node at ${name} no longer proves the key known for it (${bytesToHex(server.publicKey).slice(0, 16)}…, in ${this.knownHosts.file ?? "memory"}): refused. Someone may be in the way, or the node got a new key; if you trust it: findings known-hosts --forget ${name}`, { cause: err });
+        throw this.explainKnown(err, server);
       });
     if (this.opts.transport === "wss") {
       const { link, node } = await boot(wssAppDialer({ log: this.opts.log }));
       try {
-        remember(node);
-        return await fn(link, sig);
+        return await fn(link, sig, infoOf(node));
       } finally {
         link.close();
       }
@@ -280,8 +291,7 @@ export class FindingsClient {
     await udp.start();
     try {
       const { link, node } = await boot(udp);
-      remember(node);
-      return await fn(link, sig);
+      return await fn(link, sig, infoOf(node));
     } finally {
       await udp.stop();
     }
