@@ -38,8 +38,15 @@ const SHARE_RECHECKS_PER_SWEEP = 64;
 /** Searches through the mesh one app host may start (each fans out over the mesh and dials what it finds). */
 const SEARCHES_PER_HOST_PER_S = 1;
 const SEARCH_BURST_PER_HOST = 5;
+/** A searched share.fetch, mesh search and dials together, in ms: inside the transport's REQUEST_TIMEOUT_MS
+ *  (5 s) for the whole request. The search takes at most FIND_HOP_TIMEOUT_MS per hop (3 s for 3 hops). */
+const SEARCH_BUDGET_MS = 4_500;
+/** The shortest dial of a found entry, in ms, whatever the search took. */
+const MIN_FOUND_DIAL_MS = 500;
 /** How long our own dial of a found entry is reused, in ms, and how many are kept. */
 const FOUND_DIAL_CACHE_MS = 5 * 60_000;
+/** A failed dial (maybe cut short by the budget) is reused for less long, in ms. */
+const FOUND_DIAL_FAILURE_CACHE_MS = 60_000;
 const MAX_FOUND_DIALS_CACHED = 1024;
 
 /** How often a listed server is dialled again, in ms. */
@@ -163,12 +170,12 @@ export function createShareService(components: ShareServiceComponents, init: Sha
   /** Our own TCP dials of found entries: address → when it answered (or not), so repeated searches dial once. */
   const dialled = new Map<string, { ok: boolean; at: number }>();
 
-  async function reachable(ip: string, port: number): Promise<boolean> {
+  async function reachable(ip: string, port: number, timeoutMs: number): Promise<boolean> {
     const key = `${ip}|${port}`;
     const t = now();
     const hit = dialled.get(key);
-    if (hit && t - hit.at < FOUND_DIAL_CACHE_MS) return hit.ok;
-    const ok = await dial({ ip, port }, dialTimeoutMs);
+    if (hit && t - hit.at < (hit.ok ? FOUND_DIAL_CACHE_MS : FOUND_DIAL_FAILURE_CACHE_MS)) return hit.ok;
+    const ok = await dial({ ip, port }, timeoutMs);
     dialled.delete(key);
     while (dialled.size >= MAX_FOUND_DIALS_CACHED) dialled.delete(dialled.keys().next().value!);
     dialled.set(key, { ok, at: now() });
@@ -178,6 +185,7 @@ export function createShareService(components: ShareServiceComponents, init: Sha
   /** Entries of other nodes, found through the mesh and dialled by us, for up to `room` more. */
   async function searched(kind: string, hops: number, room: number, have: Set<string>): Promise<{ ip: string; port: number; verifiedAtMs: bigint; nodeId: string }[]> {
     if (!find || room <= 0) return [];
+    const t0 = now();
     const candidates: { ip: string; port: number; verifiedAtMs: bigint; nodeId: string }[] = [];
     for (const { nodeId, holding } of await find.search(kind, hops)) {
       for (const e of holding.entries) {
@@ -191,7 +199,9 @@ export function createShareService(components: ShareServiceComponents, init: Sha
     }
     // Bounded: at most twice the room is dialled, all at once.
     const tried = candidates.slice(0, room * 2);
-    const ok = await Promise.all(tried.map((e) => reachable(e.ip, e.port)));
+    // The whole request must end within the transport's REQUEST_TIMEOUT_MS: the dials get what the search left.
+    const left = Math.max(MIN_FOUND_DIAL_MS, Math.min(dialTimeoutMs, SEARCH_BUDGET_MS - (now() - t0)));
+    const ok = await Promise.all(tried.map((e) => reachable(e.ip, e.port, left)));
     return tried.filter((_, i) => ok[i]).slice(0, room);
   }
 
