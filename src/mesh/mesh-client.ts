@@ -33,6 +33,8 @@ export interface AskOptions {
   signal?: AbortSignal;
   /** "wss": over a WSS link to the node's TLS port (then `port` is that port). @default "quic" */
   transport?: "quic" | "wss";
+  /** Close the socket without waiting for it. @default false */
+  closeInBackground?: boolean;
   /** Per step (handshake, request). @default 5000 */
   timeoutMs?: number;
 }
@@ -76,7 +78,10 @@ async function withLink<T>(target: NodeAskTarget, opts: AskOptions, fn: (link: B
       : await client.dial(addr, step);
     return await fn(link);
   } finally {
-    await client.stop();
+    // Learning a key is a step on the way to another link: its socket closes in the background (QUIC's
+    // draining period need not be waited for). One-off asks wait, so a CLI exits with nothing open.
+    if (opts.closeInBackground) void client.stop().catch(() => {});
+    else await client.stop();
   }
 }
 
@@ -156,7 +161,7 @@ export async function learnNodeKey(target: { ip: string; port: number }, opts: A
       // A trusted node that does not answer is skipped: the node itself is asked next.
     }
   }
-  return withLink({ ip: target.ip, port: target.port }, opts, async (link) => {
+  return withLink({ ip: target.ip, port: target.port }, { ...opts, closeInBackground: true }, async (link) => {
     const step = { signal: opts.signal, timeoutMs: opts.timeoutMs };
     if (!found) {
       const answer = await link.request(METHOD.mesh.peers, encodePeersRequest(1), step);
