@@ -14,8 +14,9 @@ export const LAB_SERVER_ADDRS = ["203.0.113.1", "203.0.113.2", "203.0.113.3"].ma
 /** The same servers on their IPv6 addresses (the bridge's 2001:db8:113::/64). */
 export const LAB_SERVER_ADDRS6 = ["2001:db8:113::1", "2001:db8:113::2", "2001:db8:113::3"].map((ip) => `[${ip}]:${LAB_PORT}`);
 const SERVER_NS = ["fl-s1", "fl-s2", "fl-s3"];
-/** Admin endpoint inside each server namespace (each has its own loopback). */
+/** Admin endpoint inside each server namespace (each has its own loopback); the IPv6 set uses ADMIN6. */
 const ADMIN = "127.0.0.1:7789";
+const ADMIN6 = "127.0.0.1:7787";
 
 export interface LabServers {
   readonly homes: string[];
@@ -110,11 +111,12 @@ export function labIsUp(): boolean {
 /** Starts the three nodes: fl-s1 --public, fl-s2 and fl-s3 --peer 203.0.113.1 (with `addrs`
  *  LAB_SERVER_ADDRS6: the same over IPv6). */
 export async function startLabServers(addrs: readonly string[] = LAB_SERVER_ADDRS): Promise<LabServers> {
+  const admin = addrs === LAB_SERVER_ADDRS6 ? ADMIN6 : ADMIN;
   const homes = SERVER_NS.map((ns) => mkdtempSync(join(tmpdir(), `findings-lab-${ns}-`)));
   const procs: Proc[] = [];
   const spawn = (i: number, extra: string[]) => {
     const ip = addrs[i]!.slice(0, addrs[i]!.lastIndexOf(":")).replace(/^\[(.*)\]$/, "$1");
-    const args = ["serve", "--json", "--host", ip, "--port", String(LAB_PORT), "--admin", ADMIN, "--home", homes[i]!, "--log-level", "warn", ...extra];
+    const args = ["serve", "--json", "--host", ip, "--port", String(LAB_PORT), "--admin", admin, "--home", homes[i]!, "--log-level", "warn", ...extra];
     // The node's terminal log goes to a file in its home (a pipe nobody reads would fill and stall the node).
     const logFile = join(homes[i]!, "stderr.log");
     // The lab's addresses are documentation and private ranges, which a public node refuses to probe.
@@ -126,7 +128,7 @@ export async function startLabServers(addrs: readonly string[] = LAB_SERVER_ADDR
   const servers: LabServers = {
     homes,
     async status(i) {
-      const r = Bun.spawn(["ip", "netns", "exec", SERVER_NS[i]!, BUN, MAIN, "status", "--json", "--admin", ADMIN, "--timeout", "2"], { stdout: "pipe", stderr: "ignore", env: cleanEnv() });
+      const r = Bun.spawn(["ip", "netns", "exec", SERVER_NS[i]!, BUN, MAIN, "status", "--json", "--admin", admin, "--timeout", "2"], { stdout: "pipe", stderr: "ignore", env: cleanEnv() });
       const [out, code] = await Promise.all([new Response(r.stdout).text(), r.exited]);
       if (code !== 0) return null;
       try {
