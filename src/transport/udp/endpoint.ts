@@ -44,6 +44,8 @@ export interface UdpEndpointInit {
   port: number;
   /** Live inbound QUIC connections. @default max_quic_connections of defaults.toml */
   maxConnections?: number;
+  /** QUIC handshakes in progress at once; more new Initials are dropped. @default max_quic_handshakes of defaults.toml */
+  maxHandshakes?: number;
   /** Live inbound connections from one IP. @default max_conns_per_ip of defaults.toml */
   maxConnectionsPerIp?: number;
   /** @default idle_timeout_s of defaults.toml */
@@ -57,6 +59,12 @@ export interface UdpEndpointInit {
 export interface UdpEndpointCounters extends UdpCoreCounters {
   /** Inbound connections open now. */
   activeConnections: number;
+  /** Handshakes in progress now. */
+  handshakesInProgress: number;
+  /** New Initials dropped because max_quic_handshakes handshakes were in progress. */
+  handshakesDropped: number;
+  /** Resent Initials dropped because their connection id was being accepted already. */
+  duplicateInitials: number;
 }
 
 /** The node's endpoint: the client socket's surface plus a QUIC server, connection limits and the
@@ -78,6 +86,8 @@ export function createUdpEndpoint(components: UdpEndpointComponents, init: UdpEn
   const inbound = new Set<string>();
   const perIp = new Map<string, number>();
   let server: QUICServer | undefined;
+  /** Counts of servers stopped before (a restarted endpoint keeps counting). */
+  const handshakeCounts = { dropped: 0, duplicates: 0 };
   let running = false;
   const serial = createSerial();
 
@@ -121,6 +131,7 @@ export function createUdpEndpoint(components: UdpEndpointComponents, init: UdpEn
       socket,
       logger: core.logger.getChild("server"),
       minIdleTimeout: QUIC_HANDSHAKE_TIMEOUT_MS,
+      maxHandshakesInProgress: init.maxHandshakes ?? DEFAULTS.max_quic_handshakes,
       reasonToCode: (type, reason) => streamReasonToCode(type, reason),
       codeToReason: (type, code) => streamCodeToReason(type, code),
     });
@@ -140,6 +151,8 @@ export function createUdpEndpoint(components: UdpEndpointComponents, init: UdpEn
     const srv = server;
     server = undefined;
     if (srv) {
+      handshakeCounts.dropped += srv.handshakesDropped;
+      handshakeCounts.duplicates += srv.duplicateInitialsDropped;
       srv.removeEventListener(quicEvents.EventQUICServerConnection.name, onConnection);
       await srv.stop({ isApp: true, errorCode: QUIC_CLOSE_NORMAL, force: true }).catch((err) => log?.warn("QUIC server did not stop cleanly", { error: errorLine(err) }));
     }
@@ -187,7 +200,13 @@ export function createUdpEndpoint(components: UdpEndpointComponents, init: UdpEn
     links: () => [...core.links.values()],
     dial: (addr, opts) => core.dial(addr, opts),
     counters() {
-      return { ...core.counters(), activeConnections: inbound.size };
+      return {
+        ...core.counters(),
+        activeConnections: inbound.size,
+        handshakesInProgress: server?.handshakesInProgress ?? 0,
+        handshakesDropped: handshakeCounts.dropped + (server?.handshakesDropped ?? 0),
+        duplicateInitials: handshakeCounts.duplicates + (server?.duplicateInitialsDropped ?? 0),
+      };
     },
   };
 }
