@@ -219,6 +219,8 @@ async function dialerMain(): Promise<void> {
   let up = 0;
   let died = 0;
   let live = 0;
+  /** Round robin over the sources, carried across dial commands so that every source gets its share. */
+  let next = 0;
   const write = (o: object) => process.stdout.write(JSON.stringify(o) + "\n");
   const clientFor = async (source: string): Promise<Client> => {
     let c = clients.get(source);
@@ -255,10 +257,10 @@ async function dialerMain(): Promise<void> {
       let never = 0;
       let requestsAnswered = 0;
       await Promise.all(
-        Array.from({ length: d.count }, async (_, i) => {
-          const client = sockets[i % sockets.length]!;
+        Array.from({ length: d.count }, async () => {
+          const client = sockets[next++ % sockets.length]!;
           try {
-            const link = await client.dial({ ip: d.server.ip, port: d.server.port }, { pinSpki: d.server.spki, timeoutMs: d.timeoutMs });
+            const link = await client.dial({ ip: d.server.ip, port: d.server.port }, { pinSpki: d.server.spki || undefined, timeoutMs: d.timeoutMs });
             ok++;
             up++;
             live++;
