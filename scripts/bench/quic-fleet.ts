@@ -120,6 +120,10 @@ export interface DialResult {
   up: number;
   never: number;
   requestsAnswered: number;
+  /** Links that came up but whose request got no answer (a dead link, or one too slow to answer). */
+  requestsFailed: number;
+  /** A few of the errors seen (dials and requests), counted by message. */
+  errors: Record<string, number>;
   ms: number;
 }
 export interface DialerReport {
@@ -183,6 +187,11 @@ export async function startDialers(workers: number): Promise<DialerFleet> {
         up: results.reduce((s, r) => s + r.up, 0),
         never: results.reduce((s, r) => s + r.never, 0),
         requestsAnswered: results.reduce((s, r) => s + r.requestsAnswered, 0),
+        requestsFailed: results.reduce((s, r) => s + r.requestsFailed, 0),
+        errors: results.reduce<Record<string, number>>((all, r) => {
+          for (const [k, v] of Object.entries(r.errors)) all[k] = (all[k] ?? 0) + v;
+          return all;
+        }, {}),
         ms: Math.max(...results.map((r) => r.ms)),
       };
     },
@@ -256,6 +265,13 @@ async function dialerMain(): Promise<void> {
       let ok = 0;
       let never = 0;
       let requestsAnswered = 0;
+      let requestsFailed = 0;
+      const errors: Record<string, number> = {};
+      const note = (err: unknown) => {
+        // Addresses and numbers out, so that one message counts once.
+        const msg = (err instanceof Error ? err.message : String(err)).replace(/[\d.:]+/g, "#").slice(0, 80);
+        if (errors[msg] !== undefined || Object.keys(errors).length < 8) errors[msg] = (errors[msg] ?? 0) + 1;
+      };
       await Promise.all(
         Array.from({ length: d.count }, async () => {
           const client = sockets[next++ % sockets.length]!;
@@ -265,15 +281,20 @@ async function dialerMain(): Promise<void> {
             up++;
             live++;
             if (d.request) {
-              const answer = await link.request(METHOD.app.whoami).catch(() => null);
+              const answer = await link.request(METHOD.app.whoami).catch((err: unknown) => {
+                note(err);
+                return null;
+              });
               if (answer) requestsAnswered++;
+              else requestsFailed++;
             }
-          } catch {
+          } catch (err) {
+            note(err);
             never++;
           }
         }),
       );
-      write({ op: "dialed", up: ok, never, requestsAnswered, ms: performance.now() - t0 });
+      write({ op: "dialed", up: ok, never, requestsAnswered, requestsFailed, errors, ms: performance.now() - t0 });
     }
   }
 }

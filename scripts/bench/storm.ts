@@ -1,7 +1,8 @@
 // Benchmark: a reconnect storm. N app connections dial one `findings serve` at the same moment from several
 // loopback source addresses (an app pool reconnecting after a node restart), each sends one whoami, and all
 // are held a while longer than the server's handshake timeout, so a link that came up and was then killed by
-// a late duplicate handshake is seen. `lost` = links never up + links that came up and died.
+// a late duplicate handshake is seen. `lost` = links never up + links that came up and died (closed, or
+// their one request got no answer).
 // Before the storm, a calm phase measures the server's CPU per new app connection (handshake with stateless
 // Retry + one whoami), from /proc of the node process.
 // Run: bun scripts/bench/storm.ts [--n 2000] [--sources 40] [--workers 2] [--quick] [--json]
@@ -28,11 +29,15 @@ export interface StormOptions {
 export interface StormResult {
   n: number;
   sources: number;
-  /** Links never up + links that came up and then died. */
+  /** Links never up + links that came up and then died (closed, or their one request got no answer). */
   lost: number;
   neverUp: number;
   died: number;
+  /** Links up whose whoami got no answer (counted in `died`). */
+  requestsFailed: number;
   requestsAnswered: number;
+  /** Errors seen by the apps, by message (a few). */
+  errors: Record<string, number>;
   /** From the first dial to the last handshake or failure, in ms. */
   stormMs: number;
   /** Server CPU (user + system) per connection during the storm, in ms. */
@@ -87,10 +92,12 @@ export async function runStorm(opts: StormOptions = {}): Promise<StormResult> {
     return {
       n,
       sources: nSources,
-      lost: storm.never + died,
+      lost: Math.min(n, storm.never + died + storm.requestsFailed),
       neverUp: storm.never,
-      died,
+      died: Math.min(n - storm.never, died + storm.requestsFailed),
+      requestsFailed: storm.requestsFailed,
       requestsAnswered: storm.requestsAnswered,
+      errors: storm.errors,
       stormMs: Math.round(storm.ms),
       stormServerCpuMsPerConnection: round2(stormCpu / Math.max(1, storm.up)),
       serverCpuMsPerConnection: round2(serverCpuMsPerConnection),
@@ -124,7 +131,7 @@ if (import.meta.main) {
     console.table({
       "lost (never up + died)": r.lost,
       "never up": r.neverUp,
-      "died after up": r.died,
+      "died after up (closed or request unanswered)": r.died,
       "whoami answered (ok or refused by rate)": r.requestsAnswered,
       "storm ms": r.stormMs,
       "server CPU ms/conn, storm": r.stormServerCpuMsPerConnection,
@@ -134,6 +141,7 @@ if (import.meta.main) {
       "server RSS MiB": r.serverRssMiB,
       "client CPU ms/conn, storm": r.clientCpuMsPerConnection,
     });
+    if (Object.keys(r.errors).length > 0) console.log("errors seen by the apps:", r.errors);
     console.log(`total ${((performance.now() - t0) / 1000).toFixed(1)} s`);
   }
 }

@@ -23,10 +23,6 @@ import type { QuicDialer, UdpClient } from "./client.ts";
 import { UdpCore, type DialOptions, type LinkEvent, type LinkListener, type UdpCoreCounters } from "./core.ts";
 import type { Logger } from "../../contracts/index.ts";
 
-/** Connections still in their handshake may hold this many slots beyond the connection cap; brand-new
- *  Initial packets beyond it are dropped before quiche sees them (cheap refusal, no crypto work). */
-const MAX_QUIC_PENDING_HANDSHAKES = 256;
-
 export type { DialOptions, LinkEvent, LinkListener, QuicDialer, QuicLink, RawDatagramHandler };
 
 export interface UdpEndpointComponents {
@@ -82,6 +78,7 @@ export function createUdpEndpoint(components: UdpEndpointComponents, init: UdpEn
   const core = new UdpCore({ host: init.host, port: init.port, idleTimeoutMs: init.idleTimeoutMs, onRawDatagram: init.onRawDatagram, onRawStream: init.onRawStream }, router, log);
   const maxConnections = init.maxConnections ?? DEFAULTS.max_quic_connections;
   const maxPerIp = init.maxConnectionsPerIp ?? DEFAULTS.max_conns_per_ip;
+  const maxHandshakes = init.maxHandshakes ?? DEFAULTS.max_quic_handshakes;
   /** Inbound connections by id, and how many each IP holds. */
   const inbound = new Set<string>();
   const perIp = new Map<string, number>();
@@ -123,15 +120,17 @@ export function createUdpEndpoint(components: UdpEndpointComponents, init: UdpEn
 
   async function doStart(): Promise<void> {
     const socket = await core.openSocket();
-    // Brand-new handshakes are refused before quiche once the table is full (see udp-shared-socket.ts).
-    socket.admitNewConnection = () => connectionMapOf(socket).size < maxConnections + MAX_QUIC_PENDING_HANDSHAKES;
+    // Brand-new handshakes are refused before quiche once the table is full (see shared-socket.ts): the
+    // connections in their handshake (at most maxHandshakes) may hold slots beyond the connection cap.
+    // Below that, the server itself caps the handshakes in progress (queued, then dropped).
+    socket.admitNewConnection = () => connectionMapOf(socket).size < maxConnections + maxHandshakes;
     const srv = new QUICServer({
       crypto: await serverQuicCrypto(),
       config: serverQuicConfig(components.cert, core.idleTimeoutMs),
       socket,
       logger: core.logger.getChild("server"),
       minIdleTimeout: QUIC_HANDSHAKE_TIMEOUT_MS,
-      maxHandshakesInProgress: init.maxHandshakes ?? DEFAULTS.max_quic_handshakes,
+      maxHandshakesInProgress: maxHandshakes,
       reasonToCode: (type, reason) => streamReasonToCode(type, reason),
       codeToReason: (type, code) => streamCodeToReason(type, code),
     });
