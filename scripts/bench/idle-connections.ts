@@ -36,7 +36,8 @@ export interface IdleStep {
 }
 
 export interface IdleResult {
-  steps: IdleStep[];
+  /** One row per step, ascending n. */
+  sizes: IdleStep[];
   baseRssMiB: number;
   baseIdleCpuPct: number;
   keepAliveS: number;
@@ -97,7 +98,7 @@ export async function runIdleConnections(opts: IdleOptions = {}): Promise<IdleRe
         neverUp,
       });
     }
-    return { steps: result, baseRssMiB: Math.round(baseRssMiB), baseIdleCpuPct: round2(baseIdleCpuPct), keepAliveS: keepAliveMs / 1000, wallSeconds: Math.round((performance.now() - t0) / 1000) };
+    return { sizes: result, baseRssMiB: Math.round(baseRssMiB), baseIdleCpuPct: round2(baseIdleCpuPct), keepAliveS: keepAliveMs / 1000, wallSeconds: Math.round((performance.now() - t0) / 1000) };
   } finally {
     await fleet.stop();
     await node.stop();
@@ -125,7 +126,7 @@ if (import.meta.main) {
     console.log(`idle app connections on one node (loopback), keep-alive every ${r.keepAliveS} s, Bun ${Bun.version}, ${navigator.hardwareConcurrency} CPUs`);
     console.log(`node before the first connection: RSS ${r.baseRssMiB} MiB, CPU ${r.baseIdleCpuPct} % of a core`);
     console.table(
-      r.steps.map((s) => ({
+      r.sizes.map((s) => ({
         n: s.n,
         "opened/s": s.openPerSecond,
         "RSS MiB": s.rssMiB,
