@@ -2,6 +2,7 @@
 // connections (DESIGN §1 `findings whoami`, §2 shared UDP socket). Bounded: each case runs BENCH_CASE_MS.
 // The endpoint runs in a child process (its own event loop, as a node would) unless --in-process is given.
 // Run: ./node_modules/.bin/bun scripts/bench/whoami-quic.ts [--case-ms 2000] [--host 127.0.0.1] [--in-process]
+//      [--quick: one stream and 64 connections only] [--profile DIR: the endpoint child writes a CPU profile]
 import { createRunCertificate } from "../../src/identity/certificate.ts";
 import { generateNodeKey } from "../../src/identity/node-key.ts";
 import { METHOD } from "../../src/rpc/methods.ts";
@@ -82,7 +83,9 @@ async function startServer(inProcess: boolean): Promise<{ port: number; stop(): 
     unlimitWhoami(ep);
     return { port: ep.port, stop: () => ep.stop() };
   }
-  const child = Bun.spawn([process.execPath, import.meta.path, "--role", "serve", "--host", HOST], { stdin: "pipe", stdout: "pipe", stderr: "inherit" });
+  const profile = argValue("--profile");
+  const profArgs = profile ? ["--cpu-prof-md", `--cpu-prof-dir=${profile}`] : [];
+  const child = Bun.spawn([process.execPath, ...profArgs, import.meta.path, "--role", "serve", "--host", HOST], { stdin: "pipe", stdout: "pipe", stderr: "inherit" });
   const reader = child.stdout.getReader();
   const { value } = await reader.read();
   const port = Number(new TextDecoder().decode(value).trim());
@@ -109,12 +112,13 @@ async function main(): Promise<void> {
   try {
     const one = await client.dial({ ip: HOST, port: ep.port });
     await one.request(METHOD.app.whoami); // warm-up
-    for (const concurrency of [1, 8, 32, 64]) {
+    const quick = process.argv.includes("--quick");
+    for (const concurrency of quick ? [1] : [1, 8, 32, 64]) {
       rows.push({ case: "one connection", connections: 1, concurrency, ...(await drive([one], concurrency, BENCH_CASE_MS)) });
     }
     await one.close();
 
-    for (const connections of [16, 64]) {
+    for (const connections of quick ? [64] : [16, 64]) {
       const t0 = performance.now();
       const links = await Promise.all(Array.from({ length: connections }, () => client.dial({ ip: HOST, port: ep.port })));
       const setupMs = performance.now() - t0;
@@ -124,7 +128,7 @@ async function main(): Promise<void> {
     }
 
     // New connection per request: handshake (with stateless retry) + one whoami, sequential.
-    const end = performance.now() + BENCH_CASE_MS;
+    const end = performance.now() + (quick ? 0 : BENCH_CASE_MS);
     const lat: number[] = [];
     while (performance.now() < end) {
       const t0 = performance.now();

@@ -4,7 +4,8 @@ import { PeerError } from "../../errors.ts";
 import { Status, statusName, type Envelope } from "../../wire/index.ts";
 import { formatAddress, unmapIp } from "../../contracts/index.ts";
 import { MAX_QUIC_STREAMS_PER_CONNECTION } from "./constants.ts";
-import { requestOverStream, StreamGate, type RequestOptions } from "./request.ts";
+import { StreamGate } from "./request.ts";
+import { MuxClient, type RequestOptions } from "./mux-client.ts";
 import { encodeRawHeader, rawStreamOf, type RawStream } from "./raw-stream.ts";
 import { describeQuicError } from "./errors.ts";
 
@@ -24,7 +25,7 @@ export interface QuicLink {
   /** Smoothed RTT of the QUIC path as quiche measures it (RFC 9002 §5.3), in ms; undefined before a sample. */
   readonly rttMs: number | undefined;
   readonly closed: boolean;
-  /** Sends one request on a new stream and returns the answer Envelope, whatever its status (see expectOk). */
+  /** Sends one request on the link's request channel (mux-client.ts) and returns the answer Envelope, whatever its status (see expectOk). */
   request(method: string, payload?: Uint8Array, opts?: RequestOptions): Promise<Envelope>;
   /** Opens a raw stream (quic/raw-stream.ts) named `protocol`, waiting for stream credit (shared with
    *  requests: at most MAX_QUIC_STREAMS_PER_CONNECTION of ours at once). */
@@ -71,8 +72,11 @@ export function createQuicLink(
   let nextId = 1n;
   let closing: Promise<void> | undefined;
   let closed = false;
+  const linkClosed = new AbortController();
+  const requests = new MuxClient(conn, gate, peer, linkClosed.signal);
   void conn.closedP.then(() => {
     closed = true;
+    linkClosed.abort(new PeerError(`Cannot finish the request: the link to ${peer} closed`));
   });
   const link: LinkState = {
     remote,
@@ -95,7 +99,7 @@ export function createQuicLink(
     },
     async request(method, payload, opts = {}) {
       if (link.closed) throw new PeerError(`Cannot send ${method} to ${peer}: the link is closed`);
-      return requestOverStream(conn, gate, { id: nextId++, method, payload }, { ...opts, peer });
+      return requests.request({ id: nextId++, method, payload }, opts);
     },
     async openStream(protocol, opts = {}) {
       const header = encodeRawHeader(protocol);
@@ -121,6 +125,7 @@ export function createQuicLink(
       return rawStreamOf(stream, protocol, stream.readable as unknown as ReadableStream<Uint8Array>);
     },
     close() {
+      linkClosed.abort(new PeerError(`Cannot finish the request: the link to ${peer} closed`));
       closing ??= init.closeConnection().catch(() => {});
       return closing;
     },

@@ -9,7 +9,8 @@ import { describeQuicError } from "../quic/errors.ts";
 import { clientQuicConfig, clientQuicCrypto, quicLogger } from "../quic/config.ts";
 import { QUIC_CLOSE_NORMAL, QUIC_HANDSHAKE_TIMEOUT_MS } from "../quic/constants.ts";
 import { createQuicLink, type LinkState, type QuicLink } from "../quic/link.ts";
-import { newRpcCounters, serveStream, type RpcCounters } from "../quic/rpc.ts";
+import { newRpcCounters, serveStream, type RpcCounters, type StreamServer } from "../quic/rpc.ts";
+import { serveMuxStream } from "../quic/mux-server.ts";
 import { classifyPeerStream, rawStreamOf, type RawStreamHandler } from "../quic/raw-stream.ts";
 import { QUIC_STREAM_CODE } from "../quic/constants.ts";
 import { REQUEST_TIMEOUT_MS } from "../../constants.ts";
@@ -173,24 +174,34 @@ export class UdpCore {
       }
       return;
     }
-    await serveStream(
-      stream,
-      {
-        router: this.router,
-        counters: this.rpc,
-        stopSignal: this.stopSignal,
-        log: this.log,
-        context: () => ({
+    const server = this.streamServer(link);
+    if (kind.kind === "mux") await serveMuxStream(stream, kind.reader, kind.rest, server);
+    else await serveStream(stream, server, kind.readable);
+  }
+
+  /** How requests on `link`'s streams are served; the context is read per request (app.bind pins a link
+   *  between two requests of one channel). */
+  private streamServer(link: LinkState): StreamServer {
+    let nodeId: { key: Uint8Array; id: string } | undefined;
+    const promote = (to: { trust: Trust; peerKey: Uint8Array }) => this.promote(link, to);
+    return {
+      router: this.router,
+      counters: this.rpc,
+      stopSignal: this.stopSignal,
+      log: this.log,
+      context: () => {
+        const key = link.peerKey;
+        if (key && nodeId?.key !== key) nodeId = { key, id: nodeIdOf(key) };
+        return {
           transport: "quic",
           remote: link.remote,
           connectionId: link.connectionId,
           trust: link.pinned ? "pinned" : "untrusted",
-          peer: { key: link.peerKey ?? null, nodeId: link.peerKey ? nodeIdOf(link.peerKey) : null },
-          promote: (to) => this.promote(link, to),
-        }),
+          peer: { key: key ?? null, nodeId: key ? nodeId!.id : null },
+          promote,
+        };
       },
-      kind.readable,
-    );
+    };
   }
 
   /** An app proved its key on an inbound link (app.bind): the link is pinned from now on. QUIC links carry

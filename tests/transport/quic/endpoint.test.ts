@@ -119,7 +119,7 @@ describe("whoami over QUIC", () => {
     // More than the 64-stream credit at once: the link must queue, not fail.
     const answers = await Promise.all(Array.from({ length: 200 }, () => whoami(link)));
     expect(answers.every((a) => a.port === c.port)).toBe(true);
-    expect(ep.counters().streams).toBe(200);
+    expect(ep.counters().requests).toBe(200);
   });
 });
 
