@@ -52,48 +52,79 @@ export function concatBytes(parts: readonly Uint8Array[]): Uint8Array {
   return out;
 }
 
-/** Cuts a byte stream into frames. Holds at most one partial frame (≤ limit + prefix) plus one chunk. */
+/** Cuts a byte stream into frames. Holds at most one partial frame (≤ limit + prefix) plus one chunk, and
+ *  copies each byte at most twice however the sender splits its frames (no quadratic cost for a peer that
+ *  sends a large frame a byte at a time). */
 export class FrameReader {
   private buf: Uint8Array = new Uint8Array(0);
   private at = 0;
+  /** Chunks received after `buf`, joined only when a frame (or a length prefix) needs them. */
+  private pending: Uint8Array[] = [];
+  private pendingBytes = 0;
   constructor(private readonly limit: number) {}
 
   /** Bytes received and not yet returned as frames. */
   get buffered(): number {
-    return this.buf.length - this.at;
+    return this.buf.length - this.at + this.pendingBytes;
   }
 
   push(chunk: Uint8Array): void {
     if (chunk.length === 0) return;
-    if (this.at >= this.buf.length) {
+    if (this.at >= this.buf.length && this.pending.length === 0) {
       this.buf = chunk;
       this.at = 0;
       return;
     }
-    const rest = this.buf.subarray(this.at);
-    const joined = new Uint8Array(rest.length + chunk.length);
-    joined.set(rest);
-    joined.set(chunk, rest.length);
-    this.buf = joined;
-    this.at = 0;
+    this.pending.push(chunk);
+    this.pendingBytes += chunk.length;
   }
 
   /** The next whole frame, or undefined until more bytes arrive. Throws FrameTooLargeError when a length
    *  prefix announces more than the limit (or does not end within MAX_FRAME_LENGTH_BYTES). */
   next(): Uint8Array | undefined {
-    const buf = this.buf;
-    let i = this.at;
-    let length = 0;
-    for (let shift = 0; ; shift += 7) {
-      if (i >= buf.length) return undefined;
-      if (i - this.at >= MAX_FRAME_LENGTH_BYTES) throw new FrameTooLargeError(Infinity, this.limit);
-      const b = buf[i++]!;
-      length += (b & 0x7f) * 2 ** shift;
-      if ((b & 0x80) === 0) break;
+    for (;;) {
+      const buf = this.buf;
+      let i = this.at;
+      let length = 0;
+      let complete = false;
+      for (let shift = 0; i < buf.length; shift += 7) {
+        if (i - this.at >= MAX_FRAME_LENGTH_BYTES) throw new FrameTooLargeError(Infinity, this.limit);
+        const b = buf[i++]!;
+        length += (b & 0x7f) * 2 ** shift;
+        if ((b & 0x80) === 0) {
+          complete = true;
+          break;
+        }
+      }
+      if (!complete) {
+        if (i - this.at >= MAX_FRAME_LENGTH_BYTES) throw new FrameTooLargeError(Infinity, this.limit);
+        if (this.pending.length === 0) return undefined;
+        this.join();
+        continue;
+      }
+      if (length > this.limit) throw new FrameTooLargeError(length, this.limit);
+      if (buf.length - i >= length) {
+        this.at = i + length;
+        return buf.subarray(i, i + length);
+      }
+      if (buf.length - i + this.pendingBytes < length) return undefined;
+      this.join();
     }
-    if (length > this.limit) throw new FrameTooLargeError(length, this.limit);
-    if (buf.length - i < length) return undefined;
-    this.at = i + length;
-    return buf.subarray(i, i + length);
+  }
+
+  /** Moves the pending chunks behind what is left of `buf`, in one copy. */
+  private join(): void {
+    const rest = this.buf.subarray(this.at);
+    const joined = new Uint8Array(rest.length + this.pendingBytes);
+    joined.set(rest);
+    let at = rest.length;
+    for (const c of this.pending) {
+      joined.set(c, at);
+      at += c.length;
+    }
+    this.buf = joined;
+    this.at = 0;
+    this.pending = [];
+    this.pendingBytes = 0;
   }
 }
