@@ -1,8 +1,13 @@
-// Benchmark: whoami requests/s over QUIC on loopback — one connection with N concurrent streams, and many
+// Benchmark: whoami requests/s over QUIC on loopback — one connection with N requests in flight, and many
 // connections (DESIGN §1 `findings whoami`, §2 shared UDP socket). Bounded: each case runs BENCH_CASE_MS.
-// The endpoint runs in a child process (its own event loop, as a node would) unless --in-process is given.
+// The endpoint runs in a child process (its own event loop, as a node would) unless --in-process is given;
+// then each case also reports the CPU time per request of the endpoint and of the client (user + system,
+// from /proc and process.cpuUsage), which stays comparable when other work shares the cores.
+// As a library: `await benchWhoami({ caseMs?, quick? })` → { rows, whoamiPerSecond } (64 connections × 4).
 // Run: ./node_modules/.bin/bun scripts/bench/whoami-quic.ts [--case-ms 2000] [--host 127.0.0.1] [--in-process]
-//      [--quick: one stream and 64 connections only] [--profile DIR: the endpoint child writes a CPU profile]
+//      [--quick: one connection × 1 and 64 connections only] [--profile DIR: the endpoint child writes a CPU
+//      profile (Bun --cpu-prof-md)] [--json: also one JSON line with whoamiPerSecond and the rows]
+import { readFileSync } from "node:fs";
 import { createRunCertificate } from "../../src/identity/certificate.ts";
 import { generateNodeKey } from "../../src/identity/node-key.ts";
 import { METHOD } from "../../src/rpc/methods.ts";
@@ -36,10 +41,39 @@ interface Row {
   p50Ms: number;
   p99Ms: number;
   errors: number;
+  /** CPU time of the endpoint process per request, µs (NaN in-process). */
+  serverCpuUs: number;
+  /** CPU time of the client (this process) per request, µs. */
+  clientCpuUs: number;
+}
+
+/** CPU time (user + system) of process `pid` so far, in µs. */
+function procCpuUs(pid: number | undefined): number {
+  if (pid === undefined) return NaN;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    // utime and stime are fields 14 and 15 of stat(5), counted from after the command name.
+    return ((Number(fields[11]) + Number(fields[12])) * 1e6) / CLOCK_TICKS;
+  } catch {
+    return NaN;
+  }
+}
+/** USER_HZ of Linux: /proc times are in 1/100 s. */
+const CLOCK_TICKS = 100;
+
+/** Measures `fn`'s requests with both processes' CPU. */
+async function measured(serverPid: number | undefined, fn: () => Promise<Omit<Row, "case" | "connections" | "concurrency" | "serverCpuUs" | "clientCpuUs">>) {
+  const s0 = procCpuUs(serverPid);
+  const c0 = process.cpuUsage();
+  const r = await fn();
+  const c = process.cpuUsage(c0);
+  const n = Math.max(1, r.requests);
+  return { ...r, serverCpuUs: (procCpuUs(serverPid) - s0) / n, clientCpuUs: (c.user + c.system) / n };
 }
 
 /** Runs `concurrency` loops per link until the time is up; each loop sends whoami back to back. */
-async function drive(links: QuicLink[], concurrency: number, ms: number): Promise<Omit<Row, "case" | "connections" | "concurrency">> {
+async function drive(links: QuicLink[], concurrency: number, ms: number): Promise<Omit<Row, "case" | "connections" | "concurrency" | "serverCpuUs" | "clientCpuUs">> {
   const end = performance.now() + ms;
   const latencies: number[] = [];
   let errors = 0;
@@ -76,7 +110,7 @@ async function serve(): Promise<void> {
 }
 
 /** Starts the endpoint in this process or in a child; returns its port and how to stop it. */
-async function startServer(inProcess: boolean): Promise<{ port: number; stop(): Promise<void> }> {
+async function startServer(inProcess: boolean): Promise<{ port: number; pid?: number; stop(): Promise<void> }> {
   if (inProcess) {
     const ep = createUdpEndpoint({ cert: await createRunCertificate(), nodeKey: generateNodeKey() }, { host: HOST, port: 0, maxConnectionsPerIp: 1024 });
     await ep.start();
@@ -92,6 +126,7 @@ async function startServer(inProcess: boolean): Promise<{ port: number; stop(): 
   if (!Number.isInteger(port) || port <= 0) throw new Error("bench server did not start");
   return {
     port,
+    pid: child.pid,
     async stop() {
       child.stdin.end();
       const timer = setTimeout(() => child.kill(), 3000);
@@ -101,74 +136,96 @@ async function startServer(inProcess: boolean): Promise<{ port: number; stop(): 
   };
 }
 
-async function main(): Promise<void> {
-  const started = performance.now();
-  const inProcess = process.argv.includes("--in-process");
-  const server = await startServer(inProcess);
+export interface WhoamiBench {
+  rows: Row[];
+  /** Requests/s over 64 connections with 4 requests in flight on each. */
+  whoamiPerSecond: number;
+}
+
+export async function benchWhoami(opts: { caseMs?: number; quick?: boolean; inProcess?: boolean } = {}): Promise<WhoamiBench> {
+  const caseMs = opts.caseMs ?? BENCH_CASE_MS;
+  const server = await startServer(opts.inProcess ?? false);
   const ep = { port: server.port };
   const client = createUdpClient({}, { host: HOST });
   await client.start();
   const rows: Row[] = [];
+  const run = (links: QuicLink[], concurrency: number) => measured(server.pid, () => drive(links, concurrency, caseMs));
   try {
     const one = await client.dial({ ip: HOST, port: ep.port });
     await one.request(METHOD.app.whoami); // warm-up
-    const quick = process.argv.includes("--quick");
-    for (const concurrency of quick ? [1] : [1, 8, 32, 64]) {
-      rows.push({ case: "one connection", connections: 1, concurrency, ...(await drive([one], concurrency, BENCH_CASE_MS)) });
+    for (const concurrency of opts.quick ? [1] : [1, 8, 32, 64]) {
+      rows.push({ case: "one connection", connections: 1, concurrency, ...(await run([one], concurrency)) });
     }
     await one.close();
 
-    for (const connections of quick ? [64] : [16, 64]) {
+    for (const connections of opts.quick ? [64] : [16, 64]) {
       const t0 = performance.now();
       const links = await Promise.all(Array.from({ length: connections }, () => client.dial({ ip: HOST, port: ep.port })));
       const setupMs = performance.now() - t0;
-      rows.push({ case: `many connections (setup ${setupMs.toFixed(0)} ms)`, connections, concurrency: 1, ...(await drive(links, 1, BENCH_CASE_MS)) });
-      rows.push({ case: "many connections", connections, concurrency: 4, ...(await drive(links, 4, BENCH_CASE_MS)) });
+      rows.push({ case: `many connections (setup ${setupMs.toFixed(0)} ms)`, connections, concurrency: 1, ...(await run(links, 1)) });
+      rows.push({ case: "many connections", connections, concurrency: 4, ...(await run(links, 4)) });
       await Promise.all(links.map((l) => l.close()));
     }
 
     // New connection per request: handshake (with stateless retry) + one whoami, sequential.
-    const end = performance.now() + (quick ? 0 : BENCH_CASE_MS);
-    const lat: number[] = [];
-    while (performance.now() < end) {
-      const t0 = performance.now();
-      const link = await client.dial({ ip: HOST, port: ep.port });
-      await link.request(METHOD.app.whoami);
-      lat.push(performance.now() - t0);
-      await link.close();
+    if (!opts.quick) {
+      rows.push({
+        case: "connect + whoami + close",
+        concurrency: 1,
+        ...(await measured(server.pid, async () => {
+          const end = performance.now() + caseMs;
+          const lat: number[] = [];
+          while (performance.now() < end) {
+            const t0 = performance.now();
+            const link = await client.dial({ ip: HOST, port: ep.port });
+            await link.request(METHOD.app.whoami);
+            lat.push(performance.now() - t0);
+            await link.close();
+          }
+          lat.sort((a, b) => a - b);
+          return {
+            requests: lat.length,
+            perSecond: (lat.length / caseMs) * 1000,
+            p50Ms: lat[Math.floor(lat.length * 0.5)] ?? NaN,
+            p99Ms: lat[Math.floor(lat.length * 0.99)] ?? NaN,
+            errors: 0,
+          };
+        })),
+        connections: 0,
+      });
+      rows[rows.length - 1]!.connections = rows[rows.length - 1]!.requests;
     }
-    lat.sort((a, b) => a - b);
-    rows.push({
-      case: "connect + whoami + close",
-      connections: lat.length,
-      concurrency: 1,
-      requests: lat.length,
-      perSecond: (lat.length / BENCH_CASE_MS) * 1000,
-      p50Ms: lat[Math.floor(lat.length * 0.5)] ?? NaN,
-      p99Ms: lat[Math.floor(lat.length * 0.99)] ?? NaN,
-      errors: 0,
-    });
   } finally {
     await client.stop();
     await server.stop();
   }
+  const target = rows.find((r) => r.connections === 64 && r.concurrency === 4);
+  return { rows, whoamiPerSecond: Math.round(target?.perSecond ?? NaN) };
+}
 
+async function main(): Promise<void> {
+  const started = performance.now();
+  const inProcess = process.argv.includes("--in-process");
+  const { rows, whoamiPerSecond } = await benchWhoami({ inProcess, quick: process.argv.includes("--quick") });
   const where = inProcess ? "client and endpoint in one process" : "endpoint in a child process";
   console.log(`whoami over QUIC on ${HOST}, ${where}, ${BENCH_CASE_MS} ms per case, Bun ${Bun.version}, ${navigator.hardwareConcurrency} CPUs`);
   console.table(
     rows.map((r) => ({
       case: r.case,
       conns: r.connections,
-      "streams/conn": r.concurrency,
+      "in flight/conn": r.concurrency,
       requests: r.requests,
       "req/s": Math.round(r.perSecond),
       "p50 ms": r.p50Ms.toFixed(2),
       "p99 ms": r.p99Ms.toFixed(2),
+      "server CPU µs/req": Math.round(r.serverCpuUs),
+      "client CPU µs/req": Math.round(r.clientCpuUs),
       errors: r.errors,
     })),
   );
+  if (process.argv.includes("--json")) console.log(JSON.stringify({ whoamiPerSecond, rows }));
   console.log(`total ${((performance.now() - started) / 1000).toFixed(1)} s`);
 }
 
 if (argValue("--role") === "serve") await serve();
-else await main();
+else if (import.meta.main) await main();
