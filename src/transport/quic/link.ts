@@ -4,8 +4,9 @@ import { PeerError } from "../../errors.ts";
 import { Status, statusName, type Envelope } from "../../wire/index.ts";
 import { formatAddress, unmapIp } from "../../contracts/index.ts";
 import { MAX_QUIC_STREAMS_PER_CONNECTION } from "./constants.ts";
-import { StreamGate } from "./request.ts";
-import { MuxClient, type RequestOptions } from "./mux-client.ts";
+import { requestOverStream, StreamGate, type RequestOptions } from "./request.ts";
+import { MuxClient } from "./mux-client.ts";
+import { QUIC_ALPN } from "./constants.ts";
 import { encodeRawHeader, rawStreamOf, type RawStream } from "./raw-stream.ts";
 import { describeQuicError } from "./errors.ts";
 
@@ -51,6 +52,15 @@ interface NativePathStats {
   rtt: number;
 }
 
+/** The ALPN the handshake agreed on ("" when unknown). */
+function negotiated(native: { applicationProto(): Uint8Array }): string {
+  try {
+    return new TextDecoder().decode(native.applicationProto());
+  } catch {
+    return "";
+  }
+}
+
 /** Wraps a started QUICConnection. `closeConnection` is how this link ends it (a dialled link destroys its
  *  QUICClient; an accepted one stops the connection). */
 export function createQuicLink(
@@ -61,7 +71,7 @@ export function createQuicLink(
   const peer = formatAddress(remote.ip, remote.port);
   // @matrixai/quic keeps the quiche connection in a protected field; reading its peer stream credit and
   // path stats is side-effect free.
-  const native = (conn as unknown as { conn: { peerStreamsLeftBidi(): number; pathStats(): NativePathStats[] } }).conn;
+  const native = (conn as unknown as { conn: { peerStreamsLeftBidi(): number; pathStats(): NativePathStats[]; applicationProto(): Uint8Array } }).conn;
   const gate = new StreamGate(MAX_QUIC_STREAMS_PER_CONNECTION, () => {
     try {
       return native.peerStreamsLeftBidi();
@@ -73,7 +83,9 @@ export function createQuicLink(
   let closing: Promise<void> | undefined;
   let closed = false;
   const linkClosed = new AbortController();
-  const requests = new MuxClient(conn, gate, peer, linkClosed.signal);
+  // Request channels when the peer agreed to findings/2; one stream per request with an older peer. Read at
+  // the first request: an accepted connection may still be in its handshake when the link is made.
+  let channels: MuxClient | null | undefined;
   void conn.closedP.then(() => {
     closed = true;
     linkClosed.abort(new PeerError(`Cannot finish the request: the link to ${peer} closed`));
@@ -99,7 +111,12 @@ export function createQuicLink(
     },
     async request(method, payload, opts = {}) {
       if (link.closed) throw new PeerError(`Cannot send ${method} to ${peer}: the link is closed`);
-      return requests.request({ id: nextId++, method, payload }, opts);
+      const req = { id: nextId++, method, payload };
+      if (channels === undefined) {
+        const alpn = negotiated(native);
+        if (alpn) channels = alpn === QUIC_ALPN ? new MuxClient(conn, gate, peer, linkClosed.signal) : null;
+      }
+      return channels ? channels.request(req, opts) : requestOverStream(conn, gate, req, { ...opts, peer });
     },
     async openStream(protocol, opts = {}) {
       const header = encodeRawHeader(protocol);

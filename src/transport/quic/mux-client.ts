@@ -10,18 +10,11 @@ import { decodeEnvelope, encodeEnvelope, Status, type Envelope } from "../../wir
 import { QUIC_STREAM_CODE } from "./constants.ts";
 import { describeQuicError } from "./errors.ts";
 import { concatBytes, encodeFrame, FrameReader, FrameTooLargeError, MUX_STREAM_MARK } from "./mux-frame.ts";
-import type { StreamGate } from "./request.ts";
+import type { RequestOptions, StreamGate } from "./request.ts";
 import { cancelStream, StreamAbort } from "./stream-io.ts";
 
 /** A channel with no request in flight for this long is finished, in ms. */
 export const MUX_IDLE_CLOSE_MS = 5_000;
-
-/** Options of one request. */
-export interface RequestOptions {
-  signal?: AbortSignal;
-  /** @default REQUEST_TIMEOUT_MS */
-  timeoutMs?: number;
-}
 
 interface Pending {
   method: string;

@@ -1,5 +1,66 @@
-// Stream credit of the requesting side: our own streams on one connection (request channels, raw streams)
-// stay within the peer's MAX_STREAMS (DESIGN §4; requests themselves are in mux-client.ts).
+// The requesting side of Findings request/response over QUIC with one stream per request (rpc.ts), for peers
+// that negotiated ALPN findings/1 (older versions; findings/2 peers get request channels, mux-client.ts),
+// and the stream credit our own streams share (DESIGN §4).
+import type { QUICConnection, QUICStream } from "@matrixai/quic";
+import { MAX_QUIC_REQUEST_BYTES, REQUEST_TIMEOUT_MS } from "../../constants.ts";
+import { FindingsError, PeerError, errorLine } from "../../errors.ts";
+import { decodeEnvelope, encodeEnvelope, Status, type Envelope } from "../../wire/index.ts";
+import { QUIC_STREAM_CODE } from "./constants.ts";
+import { describeQuicError } from "./errors.ts";
+import { cancelStream, deadline, readBounded, StreamAbort, writeAndClose } from "./stream-io.ts";
+
+/** Options of one request. */
+export interface RequestOptions {
+  signal?: AbortSignal;
+  /** @default REQUEST_TIMEOUT_MS */
+  timeoutMs?: number;
+}
+
+/** Opens a stream on `conn` when stream credit allows, sends one request, returns the answer Envelope.
+ *  Throws TimeoutError, the caller's abort reason, or PeerError (reset stream, undecodable answer). */
+export async function requestOverStream(
+  conn: QUICConnection,
+  gate: StreamGate,
+  req: { id: bigint; method: string; payload?: Uint8Array },
+  opts: RequestOptions & { peer: string },
+): Promise<Envelope> {
+  const ms = opts.timeoutMs ?? REQUEST_TIMEOUT_MS;
+  const wait = deadline(ms, `${req.method} request to ${opts.peer}`, opts.signal);
+  let stream: QUICStream | undefined;
+  let acquired = false;
+  try {
+    const bytes = encodeEnvelope({ id: req.id, method: req.method, payload: req.payload });
+    await gate.acquire(wait.signal);
+    acquired = true;
+    stream = conn.newStream("bidi");
+    // Read while writing: a peer that resets the stream (e.g. request too large) must fail the request at
+    // once. (@matrixai/quic does not reject a write that is blocked on flow control when STOP_SENDING
+    // arrives; the reset shows up on the read side, and the deadline bounds the rest.)
+    const writing = writeAndClose(stream, bytes, wait.signal).finally(() => gate.opened());
+    writing.catch(() => {});
+    const answer = await readBounded(stream.readable, MAX_QUIC_REQUEST_BYTES, wait.signal);
+    if (answer === null) {
+      cancelStream(stream, new StreamAbort(QUIC_STREAM_CODE.tooLarge, "answer too large"));
+      throw new PeerError(`Cannot read answer to ${req.method} from ${opts.peer}: over ${MAX_QUIC_REQUEST_BYTES} bytes`);
+    }
+    let env: Envelope;
+    try {
+      env = decodeEnvelope(answer, MAX_QUIC_REQUEST_BYTES);
+    } catch (err) {
+      throw new PeerError(`Cannot read answer to ${req.method} from ${opts.peer}: ${errorLine(err)}`, { cause: err });
+    }
+    if (env.status === Status.REQUEST) throw new PeerError(`Cannot read answer to ${req.method} from ${opts.peer}: it is a request`);
+    return env;
+  } catch (err) {
+    if (stream) cancelStream(stream, err);
+    if (err instanceof FindingsError || (opts.signal?.aborted && err === opts.signal.reason)) throw err;
+    // A @matrixai/quic error (connection gone, stream reset without our codes) or its null reason.
+    throw new PeerError(`Cannot finish ${req.method} with ${opts.peer}: ${describeQuicError(err)}`, { cause: err });
+  } finally {
+    if (acquired) gate.release();
+    wait.done();
+  }
+}
 
 /**
  * Bounds our own streams on one connection: at most `max` in flight, and never more new streams than the

@@ -1,17 +1,20 @@
 // Request channels over real loopback QUIC: many requests on one stream, answers by id, the router's policy
 // per request, and the channel's own limits against a hostile sender.
 import { afterEach, describe, expect, test } from "bun:test";
-import { QUICClient } from "@matrixai/quic";
+import { QUICClient, QUICServer, events as quicEvents, type QUICConnection, type QUICStream } from "@matrixai/quic";
 import { MAX_QUIC_REQUEST_BYTES } from "../../../src/constants.ts";
 import { createRunCertificate, type RunCertificate } from "../../../src/identity/certificate.ts";
 import { generateNodeKey } from "../../../src/identity/node-key.ts";
 import { METHOD } from "../../../src/rpc/methods.ts";
-import { clientQuicCrypto, quicLogger } from "../../../src/transport/quic/config.ts";
-import { QUIC_ALPN } from "../../../src/transport/quic/constants.ts";
+import { clientQuicCrypto, quicLogger, serverQuicConfig, serverQuicCrypto } from "../../../src/transport/quic/config.ts";
+import { QUIC_ALPN, QUIC_ALPN_PER_STREAM } from "../../../src/transport/quic/constants.ts";
+import { newRpcCounters, serveStream } from "../../../src/transport/quic/rpc.ts";
+import { createRouter } from "../../../src/rpc/router.ts";
+import { whoamiRoute } from "../../../src/transport/quic/whoami-handler.ts";
 import { expectOk } from "../../../src/transport/quic/link.ts";
 import { concatBytes, encodeFrame, FrameReader, MUX_STREAM_MARK } from "../../../src/transport/quic/mux-frame.ts";
 import { MAX_MUX_IN_FLIGHT } from "../../../src/transport/quic/mux-server.ts";
-import { streamCodeToReason } from "../../../src/transport/quic/stream-io.ts";
+import { streamCodeToReason, streamReasonToCode } from "../../../src/transport/quic/stream-io.ts";
 import { createUdpClient, type UdpClient } from "../../../src/transport/udp/client.ts";
 import { createUdpEndpoint, type UdpEndpoint } from "../../../src/transport/udp/endpoint.ts";
 import { decodeEnvelope, encodeEnvelope, Status } from "../../../src/wire/codec.ts";
@@ -144,5 +147,51 @@ describe("request channel", () => {
     expect(ep.counters().refusedLimits).toBe(1);
     const link = await (await client()).dial({ ip: "127.0.0.1", port: ep.port });
     expect((await link.request(METHOD.app.whoami)).status).toBe(Status.OK);
+  });
+});
+
+describe("older peers", () => {
+  test("a link to a server that speaks only findings/1 sends one request per stream", async () => {
+    cert ??= await createRunCertificate();
+    const router = createRouter();
+    router.add(METHOD.app.whoami, whoamiRoute);
+    const counters = newRpcCounters();
+    const stop = new AbortController();
+    const srv = new QUICServer({
+      crypto: await serverQuicCrypto(),
+      config: { ...serverQuicConfig(cert), applicationProtos: [QUIC_ALPN_PER_STREAM] },
+      logger: quicLogger(),
+      reasonToCode: streamReasonToCode,
+      codeToReason: streamCodeToReason,
+    });
+    srv.addEventListener(quicEvents.EventQUICServerConnection.name, (evt: Event) => {
+      const conn = (evt as quicEvents.EventQUICServerConnection).detail as QUICConnection;
+      conn.addEventListener(quicEvents.EventQUICConnectionStream.name, (e: Event) => {
+        const stream = (e as quicEvents.EventQUICConnectionStream).detail as QUICStream;
+        void serveStream(stream, {
+          router,
+          counters,
+          stopSignal: stop.signal,
+          context: () => ({ transport: "quic", remote: { ip: conn.remoteHost, port: conn.remotePort }, connectionId: "", trust: "untrusted", peer: { key: null, nodeId: null }, promote: () => {} }),
+        });
+      });
+    });
+    await srv.start({ host: "127.0.0.1", port: 0 });
+    cleanups.push(async () => {
+      stop.abort();
+      await srv.stop({ force: true });
+    });
+    const link = await (await client()).dial({ ip: "127.0.0.1", port: srv.port });
+    const answers = await Promise.all(Array.from({ length: 5 }, () => link.request(METHOD.app.whoami)));
+    expect(answers.every((a) => a.status === Status.OK)).toBe(true);
+    expect(counters.streams).toBe(5);
+  });
+
+  test(`two current ends agree on ${QUIC_ALPN}: their requests share one channel`, async () => {
+    const ep = await endpoint();
+    const link = await (await client()).dial({ ip: "127.0.0.1", port: ep.port });
+    for (let i = 0; i < 3; i++) await link.request(METHOD.app.whoami);
+    expect(ep.counters().streams).toBe(1);
+    expect(ep.counters().requests).toBe(3);
   });
 });
