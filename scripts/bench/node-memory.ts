@@ -3,7 +3,7 @@
 // each other; after IDLE_SETTLE_MS the RSS of both is read (/proc/PID/status VmRSS) and the larger is
 // nodeRssMiB. Then APPS apps (one UDP socket each, spread over source addresses of the /24) bootstrap to
 // the first node and join its pool for a kind it serves; once every app is in, rss500AppsMiB is that
-// node's RSS. Bounded: about 20–40 s on a quiet machine.
+// node's RSS, once just after and once when they have idled. Bounded: about 30–50 s on a quiet machine.
 //
 // Run: ./node_modules/.bin/bun scripts/bench/node-memory.ts [--bin dist/findings] [--apps 500] [--json]
 // As a library: `await benchNodeMemory({ bin? })` → { nodeRssMiB, rss500AppsMiB, … }.
@@ -22,6 +22,8 @@ const ROOT = join(import.meta.dir, "..", "..");
 const KIND = "app:bench";
 /** How long the nodes sit idle (meshed, or holding the apps) before their RSS is read, in ms. */
 const IDLE_SETTLE_MS = 5_000;
+/** How long the apps then idle before the node's RSS is read again, in ms. */
+const APPS_IDLE_MS = 10_000;
 /** Apps that bootstrap and join at once. */
 const JOIN_CONCURRENCY = 10;
 /** /24 networks the apps come from: 500 apps make 20 per network, under app.hello's burst per /24. */
@@ -30,8 +32,10 @@ const APP_NETS = 25;
 export interface NodeMemoryResult {
   /** RSS of an idle meshed node, MiB (the larger of the two). */
   nodeRssMiB: number;
-  /** RSS of the node holding `apps` apps in its pool, MiB. */
+  /** RSS of the node holding `apps` idle apps in its pool, MiB (APPS_IDLE_MS after the last joined). */
   rss500AppsMiB: number;
+  /** The same, IDLE_SETTLE_MS after the last app joined. */
+  rssJoinedMiB: number;
   apps: number;
   /** Apps that could not join (should be 0). */
   appsFailed: number;
@@ -160,10 +164,14 @@ export async function benchNodeMemory(opts: { bin?: string; apps?: number } = {}
     };
     await Promise.all(Array.from({ length: JOIN_CONCURRENCY }, worker));
     await Bun.sleep(IDLE_SETTLE_MS);
+    const rssJoinedMiB = rssMiB(first.proc.pid);
+    // The apps idle from here on (keep-alives only): their request channels close, the heap settles.
+    await Bun.sleep(APPS_IDLE_MS);
     const rss500AppsMiB = rssMiB(first.proc.pid);
     return {
       nodeRssMiB: Math.max(...idleRssMiB),
       rss500AppsMiB,
+      rssJoinedMiB,
       apps,
       appsFailed: failed,
       firstError,
@@ -188,6 +196,6 @@ if (import.meta.main) {
   if (process.argv.includes("--json")) console.log(JSON.stringify(r));
   else {
     console.log(`node memory (${r.command}, Bun ${Bun.version}): idle meshed nodes ${r.idleRssMiB.join(" / ")} MiB RSS`);
-    console.log(`node holding ${r.apps - r.appsFailed} apps (${r.appsFailed} failed to join${r.firstError ? `, first: ${r.firstError}` : ""}): ${r.rss500AppsMiB} MiB RSS`);
+    console.log(`node holding ${r.apps - r.appsFailed} apps (${r.appsFailed} failed to join${r.firstError ? `, first: ${r.firstError}` : ""}): ${r.rssJoinedMiB} MiB RSS just after, ${r.rss500AppsMiB} MiB idle`);
   }
 }
