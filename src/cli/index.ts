@@ -16,4 +16,5 @@ export const commands: Record<string, Loader> = {
   devnet: () => import("./devnet.ts").then((m) => m.devnetCommand),
   config: () => import("./config.ts").then((m) => m.configCommand),
   id: () => import("./id.ts").then((m) => m.idCommand),
+  "known-hosts": () => import("./known-hosts.ts").then((m) => m.knownHostsCommand),
 };
