@@ -9,7 +9,7 @@ import { Status } from "../wire/index.ts";
 import { answerOfError } from "./errors.ts";
 import { prefixOf } from "./ip-prefix.ts";
 import { methodName } from "./methods.ts";
-import { BOTH_TRANSPORTS, type Route, type RpcContext, type RpcReply, type Transport } from "./policy.ts";
+import { BOTH_TRANSPORTS, type Route, type RpcAnswer, type RpcContext, type RpcReply, type Transport } from "./policy.ts";
 import { TokenBuckets } from "./rate-buckets.ts";
 
 /** Why the router refused a request before its handler. */
@@ -78,21 +78,29 @@ export function createRouter(init: RouterInit = {}): Router {
     return true;
   };
 
+  /** Runs the handler. A handler that answers at once costs no abort wiring; one that returns a promise
+   *  races the request's signal. */
   async function run(route: Route, payload: Uint8Array, ctx: RpcContext): Promise<RpcReply & { status: Status }> {
     const { method, signal } = ctx;
-    let aborted: () => void = () => {};
-    const abortedP = new Promise<"aborted">((resolve) => {
-      if (signal.aborted) resolve("aborted");
-      aborted = () => resolve("aborted");
-      signal.addEventListener("abort", aborted, { once: true });
-    });
+    const late = () => ({ status: Status.INTERNAL, error: `${method} did not finish in time` });
+    let aborted: (() => void) | undefined;
     try {
-      const out = await Promise.race([Promise.resolve().then(() => route.handler(payload, ctx)), abortedP]);
-      if (out === "aborted") return { status: Status.INTERNAL, error: `${method} did not finish in time` };
+      if (signal.aborted) return late();
+      const first = route.handler(payload, ctx);
+      let out: RpcAnswer;
+      if (typeof (first as PromiseLike<unknown> | null)?.then === "function") {
+        const abortedP = new Promise<"aborted">((resolve) => {
+          aborted = () => resolve("aborted");
+          signal.addEventListener("abort", aborted, { once: true });
+        });
+        const raced = await Promise.race([first as Promise<RpcAnswer>, abortedP]);
+        if (raced === "aborted") return late();
+        out = raced;
+      } else out = first as RpcAnswer;
       if (out instanceof Uint8Array) return { status: Status.OK, payload: out };
       return { ...(out ?? {}), status: out?.status ?? Status.OK };
     } catch (err) {
-      if (signal.aborted) return { status: Status.INTERNAL, error: `${method} did not finish in time` };
+      if (signal.aborted) return late();
       const answer = answerOfError(err, method);
       if (answer.status === Status.INTERNAL) {
         stats.failed[method] = (stats.failed[method] ?? 0) + 1;
@@ -100,7 +108,7 @@ export function createRouter(init: RouterInit = {}): Router {
       }
       return answer;
     } finally {
-      signal.removeEventListener("abort", aborted);
+      if (aborted) signal.removeEventListener("abort", aborted);
     }
   }
 
