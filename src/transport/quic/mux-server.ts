@@ -1,7 +1,8 @@
 // The answering side of a request channel (mux-frame.ts): many framed requests on one peer-opened stream,
 // each through the router as if it had its own stream (same policy, same per-request metrics).
 //
-// Limits: a frame over MAX_QUIC_REQUEST_BYTES resets the stream (code tooLarge); at most
+// Limits: at most MAX_MUX_CHANNELS_PER_LINK channels per connection (more are reset, code refused, by the
+// endpoint); a frame over MAX_QUIC_REQUEST_BYTES resets the stream (code tooLarge); at most
 // MAX_MUX_IN_FLIGHT requests of one channel run at once, beyond that the channel is not read (QUIC flow
 // control then holds the sender back); a handler gets REQUEST_TIMEOUT_MS and is then answered "did not
 // finish in time"; an answer write blocked longer than REQUEST_TIMEOUT_MS resets the stream (code timeout).
@@ -14,6 +15,9 @@ import { concatBytes, encodeFrame, FrameReader, FrameTooLargeError } from "./mux
 import { answerFor, type StreamServer } from "./rpc.ts";
 import { cancelStream, StreamAbort } from "./stream-io.ts";
 
+/** Request channels a peer may hold open on one connection: a requester uses one at a time (two while one
+ *  finishes). An idle channel has no deadline, so this bounds what idle channels can make a node keep. */
+export const MAX_MUX_CHANNELS_PER_LINK = 4;
 /** Requests of one channel that run at once (the same bound as one per stream under the stream credit). */
 export const MAX_MUX_IN_FLIGHT = 64;
 /** How often a busy channel checks its deadlines, in ms: a deadline fires up to this late. */

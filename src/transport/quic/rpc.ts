@@ -23,7 +23,8 @@ export interface RpcCounters {
   streams: number;
   /** Requests read, whatever their outcome (one per request stream, one per frame of a channel). */
   requests: number;
-  /** Streams reset for exceeding MAX_QUIC_REQUEST_BYTES, plus connections refused by a limit. */
+  /** Streams reset for exceeding MAX_QUIC_REQUEST_BYTES, request channels beyond the per-connection cap,
+   *  and connections refused by a limit. */
   refusedLimits: number;
   /** Requests answered BAD_REQUEST: undecodable, not a request, unknown method. */
   badRequests: number;

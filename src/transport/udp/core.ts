@@ -10,7 +10,7 @@ import { clientQuicConfig, clientQuicCrypto, quicLogger } from "../quic/config.t
 import { QUIC_CLOSE_NORMAL, QUIC_HANDSHAKE_TIMEOUT_MS } from "../quic/constants.ts";
 import { createQuicLink, type LinkState, type QuicLink } from "../quic/link.ts";
 import { newRpcCounters, serveStream, type RpcCounters, type StreamServer } from "../quic/rpc.ts";
-import { serveMuxStream } from "../quic/mux-server.ts";
+import { MAX_MUX_CHANNELS_PER_LINK, serveMuxStream } from "../quic/mux-server.ts";
 import { classifyPeerStream, rawStreamOf, type RawStreamHandler } from "../quic/raw-stream.ts";
 import { QUIC_STREAM_CODE } from "../quic/constants.ts";
 import { REQUEST_TIMEOUT_MS } from "../../constants.ts";
@@ -67,6 +67,8 @@ export class UdpCore {
   private stopController = new AbortController();
   private readonly listeners = new Map<LinkEvent, Set<LinkListener>>();
   private readonly clients = new Set<QUICClient>();
+  /** Request channels open on each link. */
+  private readonly channels = new Map<LinkState, number>();
 
   constructor(
     readonly init: UdpCoreInit,
@@ -175,8 +177,23 @@ export class UdpCore {
       return;
     }
     const server = this.streamServer(link);
-    if (kind.kind === "mux") await serveMuxStream(stream, kind.reader, kind.rest, server);
-    else await serveStream(stream, server, kind.readable);
+    if (kind.kind === "mux") {
+      // An idle channel has no deadline (it lives with its connection), so a peer may hold only a few.
+      const open = this.channels.get(link) ?? 0;
+      if (open >= MAX_MUX_CHANNELS_PER_LINK) {
+        this.rpc.refusedLimits++;
+        cancelStream(stream, new StreamAbort(QUIC_STREAM_CODE.refused, `more than ${MAX_MUX_CHANNELS_PER_LINK} request channels`));
+        return;
+      }
+      this.channels.set(link, open + 1);
+      try {
+        await serveMuxStream(stream, kind.reader, kind.rest, server);
+      } finally {
+        const n = (this.channels.get(link) ?? 1) - 1;
+        if (n <= 0) this.channels.delete(link);
+        else this.channels.set(link, n);
+      }
+    } else await serveStream(stream, server, kind.readable);
   }
 
   /** How requests on `link`'s streams are served; the context is read per request (app.bind pins a link

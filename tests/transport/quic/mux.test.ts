@@ -13,7 +13,7 @@ import { createRouter } from "../../../src/rpc/router.ts";
 import { whoamiRoute } from "../../../src/transport/quic/whoami-handler.ts";
 import { expectOk } from "../../../src/transport/quic/link.ts";
 import { concatBytes, encodeFrame, FrameReader, MUX_STREAM_MARK } from "../../../src/transport/quic/mux-frame.ts";
-import { MAX_MUX_IN_FLIGHT } from "../../../src/transport/quic/mux-server.ts";
+import { MAX_MUX_CHANNELS_PER_LINK, MAX_MUX_IN_FLIGHT } from "../../../src/transport/quic/mux-server.ts";
 import { streamCodeToReason, streamReasonToCode } from "../../../src/transport/quic/stream-io.ts";
 import { createUdpClient, type UdpClient } from "../../../src/transport/udp/client.ts";
 import { createUdpEndpoint, type UdpEndpoint } from "../../../src/transport/udp/endpoint.ts";
@@ -42,13 +42,18 @@ async function client(): Promise<UdpClient> {
   return c;
 }
 
-/** A bare @matrixai/quic stream, to put on a channel bytes that QuicLink would never send. */
-async function rawChannel(port: number) {
+async function rawClient(port: number): Promise<QUICClient> {
   const c = await QUICClient.createQUICClient(
     { host: "127.0.0.1", port, localHost: "127.0.0.1", crypto: clientQuicCrypto, config: { verifyPeer: false, applicationProtos: [QUIC_ALPN] }, logger: quicLogger(), codeToReason: streamCodeToReason },
     { timer: 3000 },
   );
   cleanups.push(() => c.destroy({ force: true }));
+  return c;
+}
+
+/** A bare @matrixai/quic stream, to put on a channel bytes that QuicLink would never send. */
+async function rawChannel(port: number, on?: QUICClient) {
+  const c = on ?? (await rawClient(port));
   const s = c.connection.newStream("bidi");
   const writer = s.writable.getWriter();
   const reader = (s.readable as unknown as ReadableStream<Uint8Array>).getReader();
@@ -148,6 +153,21 @@ describe("request channel", () => {
     const link = await (await client()).dial({ ip: "127.0.0.1", port: ep.port });
     expect((await link.request(METHOD.app.whoami)).status).toBe(Status.OK);
   });
+});
+
+test(`a connection may hold ${MAX_MUX_CHANNELS_PER_LINK} request channels; one more is reset (refused) and counted`, async () => {
+  const ep = await endpoint();
+  const c = await rawClient(ep.port);
+  const channels = [];
+  for (let i = 0; i <= MAX_MUX_CHANNELS_PER_LINK; i++) {
+    const ch = await rawChannel(ep.port, c);
+    ch.write(concatBytes([Uint8Array.of(MUX_STREAM_MARK), encodeFrame(encodeEnvelope({ id: BigInt(i + 1), method: METHOD.app.whoami }))]));
+    channels.push(ch);
+    if (i < MAX_MUX_CHANNELS_PER_LINK) expect(decodeEnvelope(await ch.next()).status).toBe(Status.OK);
+  }
+  expect(String(await channels[MAX_MUX_CHANNELS_PER_LINK]!.next().catch((e: unknown) => e))).toMatch(/refused/);
+  expect(ep.counters().refusedLimits).toBe(1);
+  expect(ep.counters().streams).toBe(MAX_MUX_CHANNELS_PER_LINK);
 });
 
 describe("older peers", () => {
