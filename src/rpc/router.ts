@@ -53,6 +53,9 @@ export interface Router {
   counters(): Record<string, number>;
 }
 
+/** Source prefixes a router remembers (a few dozen bytes each). */
+const MAX_PREFIX_MEMO = 4096;
+
 /** Most token buckets a router keeps: 64 B each, so 64 Ki buckets are a few MB at worst. */
 export const MAX_RATE_BUCKETS = 65_536;
 
@@ -69,12 +72,30 @@ export function createRouter(init: RouterInit = {}): Router {
     return { status, error };
   };
 
+  /** Source prefixes already worked out (a link's requests all come from one address); emptied when full. */
+  const prefixes = new Map<string, string>();
+  const prefixFor = (ip: string, v4Bits: number, v6Bits: number): string => {
+    const memoKey = `${v4Bits}/${v6Bits}|${ip}`;
+    let p = prefixes.get(memoKey);
+    if (p === undefined) {
+      if (prefixes.size >= MAX_PREFIX_MEMO) prefixes.clear();
+      p = prefixOf(ip, v4Bits, v6Bits);
+      prefixes.set(memoKey, p);
+    }
+    return p;
+  };
+
   /** Takes a token from every bucket of the route, or none when one is empty. */
   const takeTokens = (method: string, route: Route, ip: string): boolean => {
     const t = now();
-    const keys = route.rate.map((r, i) => `${method}#${i}|${prefixOf(ip, r.v4Bits ?? 32, r.v6Bits ?? 64)}`);
-    if (!route.rate.every((r, i) => buckets.has(keys[i]!, r.ratePerS, r.burst, t))) return false;
-    route.rate.forEach((r, i) => buckets.take(keys[i]!, r.ratePerS, r.burst, t));
+    const keys: string[] = [];
+    for (let i = 0; i < route.rate.length; i++) {
+      const r = route.rate[i]!;
+      const key = `${method}#${i}|${prefixFor(ip, r.v4Bits ?? 32, r.v6Bits ?? 64)}`;
+      if (!buckets.has(key, r.ratePerS, r.burst, t)) return false;
+      keys.push(key);
+    }
+    for (let i = 0; i < keys.length; i++) buckets.take(keys[i]!, route.rate[i]!.ratePerS, route.rate[i]!.burst, t);
     return true;
   };
 
