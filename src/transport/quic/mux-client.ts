@@ -13,8 +13,9 @@ import { concatBytes, encodeFrame, FrameReader, FrameTooLargeError, MUX_STREAM_M
 import type { RequestOptions, StreamGate } from "./request.ts";
 import { cancelStream, StreamAbort } from "./stream-io.ts";
 
-/** A channel with no request in flight for this long is finished, in ms. */
-export const MUX_IDLE_CLOSE_MS = 5_000;
+/** A channel with no request in flight for this long is finished, in ms: long enough for a bootstrap or a
+ *  burst of requests, short enough that idle apps hold no stream (an open channel costs the node ~36 KiB). */
+export const MUX_IDLE_CLOSE_MS = 2_000;
 
 interface Pending {
   method: string;
