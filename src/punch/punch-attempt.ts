@@ -19,10 +19,10 @@ import { formatAddress } from "../contracts/index.ts";
 import type { TimerHandle } from "../contracts/index.ts";
 import { expectOk, type QuicLink } from "../transport/index.ts";
 import { raceSignal } from "../transport/index.ts";
-import { PUNCH_PACKET_BYTES, PUNCH_SECOND_SENDER_DELAY_MS } from "./constants.ts";
+import { PUNCH_PACKET_BYTES } from "./constants.ts";
 import { pause, PunchTokenError, realAttemptClock, sayHello, type AttemptClock, type AttemptIo, type AttemptRun, type AttemptSocket, type AttemptStats, type OwnedSocket, type PeerAddr } from "./punch-attempt-io.ts";
 import type { PunchOffer } from "./punch-info.ts";
-import { sendOrder, useFreshSocket, type SendOrder } from "./punch-order.ts";
+import { secondSenderDelayMs, sendOrder, useFreshSocket, type SendOrder } from "./punch-order.ts";
 import { encodePunchPacket, PUNCH_PACKET_TYPE } from "./punch-packet.ts";
 import { attemptBudgetMs, dialWaitsForOpener, openerGapMs, PUNCH_RECIPES, type DialerRecipe, type OpenerSchedule, type SideOpeners } from "./punch-recipes.ts";
 import { resultBase, type PunchResult } from "./punch-result.ts";
@@ -38,6 +38,10 @@ export interface AttemptInit {
   signal?: AbortSignal;
   /** @default real time */
   clock?: AttemptClock;
+  /** This side asked for the punch (the peer got its offer first); false for an offer the node pushed. */
+  requested?: boolean;
+  /** This side's RTT to the node, ms (how far behind the requester's answer is). */
+  nodeRttMs?: number;
 }
 
 export interface AttemptOutcome {
@@ -106,7 +110,7 @@ export async function runAttempt(io: AttemptIo, offer: PunchOffer, init: Attempt
       const hello = offer.role === "listen" ? raceSignal(io.waitHello(signal), signal) : null;
       hello?.catch(() => {});
       // punch-order.ts: the side that must go second waits, so the first sender's packet is a reply for it.
-      if (order === "second") await pause(clock, PUNCH_SECOND_SENDER_DELAY_MS, signal);
+      if (order === "second") await pause(clock, secondSenderDelayMs(init.requested ?? false, init.nodeRttMs), signal);
       if (side.sockets.kind === "main-or-fresh" && useFreshSocket(sides, order)) owned = await io.openSocket(0);
       const sock: AttemptSocket = owned ?? io.main;
       const stopOpeners = startOpeners(run, side.openers, order, sock, peerAddrs, init.nat);

@@ -7,9 +7,10 @@
 //   simultaneous       token rule (QUIC-Only dials) main|fresh / main|fresh   to the peer / to the peer           first opener, ≤ 1 s
 //   sym-to-restricted  RC side / symmetric side     main / main               to the peer / to the peer           first opener unless second
 //   sym-to-cone-spray  cone side / symmetric side   main / 256 spray sockets  probes to spray ports / every socket when a probe meets a socket
-// Openers to the peer: every 50 ms for 1 s, then every 250 ms, doubled by a QUIC-looking twin when a side is
-// QUIC-Only; the send order (first, second after 300 ms, together, silent) comes from the NAT classes. The dialer
-// retries its handshake every 50 ms until the deadline (8 s; a spray: its probe round + 3 s, at most 15 s).
+// Openers to the peer: every 20 ms for 1 s, then every 250 ms, doubled by a QUIC-looking twin when a side is
+// QUIC-Only; the send order (first, second, together, silent) comes from the NAT classes, and a second sender
+// waits 100 ms when it asked for the punch, else 100 ms + 3 node RTTs (punch-order.ts secondSenderDelayMs). The
+// dialer retries its handshake every 50 ms until the deadline (8 s; a spray: its probe round + 3 s, at most 15 s).
 import { QUIC_HANDSHAKE_TIMEOUT_MS } from "../transport/index.ts";
 import {
   PUNCH_ATTEMPT_TIMEOUT_MS,

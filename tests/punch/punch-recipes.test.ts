@@ -7,10 +7,22 @@ import { describe, expect, test } from "bun:test";
 import { createSocket } from "node:dgram";
 import type { NatClassName } from "../../src/nat/class.ts";
 import { runAttempt, type AttemptIo, type AttemptOutcome, type PeerAddr } from "../../src/punch/punch-attempt.ts";
-import { PUNCH_ATTEMPT_TIMEOUT_MS, PUNCH_DIAL_WAIT_MS, PUNCH_OPEN_FAST_INTERVAL_MS, PUNCH_OPEN_FAST_MS, PUNCH_OPEN_SLOW_INTERVAL_MS, PUNCH_SECOND_SENDER_DELAY_MS, SPRAY_ATTEMPT_TIMEOUT_MS, SPRAY_START_DELAY_MS, SPRAY_TAIL_MS } from "../../src/punch/constants.ts";
+import {
+  PUNCH_ATTEMPT_TIMEOUT_MS,
+  PUNCH_DIAL_WAIT_MS,
+  PUNCH_OPEN_FAST_INTERVAL_MS,
+  PUNCH_OPEN_FAST_MS,
+  PUNCH_OPEN_SLOW_INTERVAL_MS,
+  PUNCH_SECOND_SENDER_DELAY_MS,
+  PUNCH_SECOND_SENDER_MIN_MS,
+  PUNCH_SECOND_SENDER_RTTS,
+  SPRAY_ATTEMPT_TIMEOUT_MS,
+  SPRAY_START_DELAY_MS,
+  SPRAY_TAIL_MS,
+} from "../../src/punch/constants.ts";
 import { SPRAY_SOCKETS } from "../../src/punch/constants.ts";
 import type { PunchOffer } from "../../src/punch/punch-info.ts";
-import { sendOrder, useFreshSocket, type SendOrder } from "../../src/punch/punch-order.ts";
+import { secondSenderDelayMs, sendOrder, useFreshSocket, type SendOrder } from "../../src/punch/punch-order.ts";
 import { encodePunchPacket, PUNCH_PACKET_TYPE } from "../../src/punch/punch-packet.ts";
 import { attemptBudgetMs, dialWaitsForOpener, openerGapMs, PUNCH_RECIPES, sprayRoundPorts, type PunchableStrategy } from "../../src/punch/punch-recipes.ts";
 import { sprayParamsFor, type SprayParams } from "../../src/punch/punch-strategy.ts";
@@ -161,9 +173,17 @@ function scripted(clock: FakeClock, dialWorks: boolean): Scripted {
   return s as Scripted;
 }
 
-async function attempt(clock: FakeClock, s: Scripted, o: PunchOffer, nat: NatClassName, timeoutMs?: number, script: (t: number) => void = () => {}): Promise<AttemptOutcome> {
+async function attempt(
+  clock: FakeClock,
+  s: Scripted,
+  o: PunchOffer,
+  nat: NatClassName,
+  timeoutMs?: number,
+  script: (t: number) => void = () => {},
+  side: { requested?: boolean; nodeRttMs?: number } = {},
+): Promise<AttemptOutcome> {
   let out: AttemptOutcome | undefined;
-  void runAttempt(s.io, o, { nat, timeoutMs, clock }).then((r) => (out = r));
+  void runAttempt(s.io, o, { nat, timeoutMs, clock, ...side }).then((r) => (out = r));
   for (let t = 0; t < 20_000 && !out; t += 10) {
     script(clock.now());
     await clock.advance(10);
@@ -220,6 +240,24 @@ describe("runAttempt interprets the row", () => {
     expect(s.raw.every((r) => r.sock === "fresh" && r.at >= PUNCH_SECOND_SENDER_DELAY_MS)).toBe(true);
     expect(s.raw[0]!.at).toBe(PUNCH_SECOND_SENDER_DELAY_MS);
     expect(s.dials[0]).toMatchObject({ sock: "fresh", at: PUNCH_SECOND_SENDER_DELAY_MS + PUNCH_DIAL_WAIT_MS });
+  });
+
+  test("a second sender that asked for the punch is already late: it waits only the minimum; a pushed one adds node round trips", async () => {
+    expect(secondSenderDelayMs(true, undefined)).toBe(PUNCH_SECOND_SENDER_MIN_MS);
+    expect(secondSenderDelayMs(true, 80)).toBe(PUNCH_SECOND_SENDER_MIN_MS);
+    expect(secondSenderDelayMs(false, 10)).toBe(PUNCH_SECOND_SENDER_MIN_MS + PUNCH_SECOND_SENDER_RTTS * 10);
+    expect(secondSenderDelayMs(false, 150)).toBe(PUNCH_SECOND_SENDER_MIN_MS + PUNCH_SECOND_SENDER_RTTS * 150);
+    expect(secondSenderDelayMs(false, undefined)).toBe(PUNCH_SECOND_SENDER_DELAY_MS);
+    expect(secondSenderDelayMs(false, NaN)).toBe(PUNCH_SECOND_SENDER_DELAY_MS);
+
+    const clock = new FakeClock();
+    const s = scripted(clock, true);
+    await attempt(clock, s, offer("simultaneous", "dial", "restricted-cone"), "port-restricted-cone", undefined, () => {}, { requested: true, nodeRttMs: 5 });
+    expect(s.raw[0]!.at).toBe(PUNCH_SECOND_SENDER_MIN_MS);
+    const clock2 = new FakeClock();
+    const s2 = scripted(clock2, true);
+    await attempt(clock2, s2, offer("simultaneous", "dial", "restricted-cone"), "port-restricted-cone", undefined, () => {}, { requested: false, nodeRttMs: 20 });
+    expect(s2.raw[0]!.at).toBe(PUNCH_SECOND_SENDER_MIN_MS + PUNCH_SECOND_SENDER_RTTS * 20);
   });
 
   test("sym-to-restricted: the RC listener opens at once; the symmetric dialer goes second and dials without waiting", async () => {
