@@ -61,6 +61,10 @@ export const PUNCH_OPEN_SLOW_INTERVAL_MS = 250;
 /** The dialer starts its QUIC handshake when the listener's first opener reaches it (both filters are then
  *  open, so the first Initial passes), or at the latest this many ms after it started sending. */
 export const PUNCH_DIAL_WAIT_MS = 1_000;
+/** A dialer's first QUIC handshake gives up after this many ms, each retry doubling it up to the QUIC handshake
+ *  timeout: an Initial lost before the peer's filter opened is sent again sooner than QUIC's own first
+ *  retransmission (about 1 s). */
+export const PUNCH_FIRST_HANDSHAKE_TIMEOUT_MS = 300;
 /** The side that must send second (punch-order.ts) waits for the first sender's packet to have left its NAT.
  *  The target of a punch gets its offer before the requester gets the answer (the node answers once the
  *  target acknowledged), about one node round trip apart. A second sender that asked for the punch is already

@@ -87,3 +87,11 @@ export function secondSenderDelayMs(requested: boolean, nodeRttMs: number | unde
   if (nodeRttMs === undefined || !Number.isFinite(nodeRttMs) || nodeRttMs < 0) return PUNCH_SECOND_SENDER_DELAY_MS;
   return PUNCH_SECOND_SENDER_MIN_MS + PUNCH_SECOND_SENDER_RTTS * nodeRttMs;
 }
+
+/** How long a dialer that cannot see openers (QUIC-Only) waits before its first handshake: nothing when it sent
+ *  second (the listener went first and its turn is long past), else until the listener's turn surely came, the
+ *  longest a second sender waits plus the margin for its packet to leave its NAT. */
+export function blindDialWaitMs(order: SendOrder, nodeRttMs: number | undefined): number {
+  if (order === "second") return 0;
+  return PUNCH_SECOND_SENDER_MIN_MS + secondSenderDelayMs(false, nodeRttMs);
+}
