@@ -1,13 +1,15 @@
 // Benchmark: `findings probe` per NAT class in the namespace lab (DESIGN §10), side by side with the classic RFC 3489
 // client `stun` (Debian stun-client) against `stund` (Debian stun-server) in the same run: accuracy and time of each.
 //
-//   bun scripts/bench/probe-lab.ts [--runs 3] [--json] [--bin PATH] [--udp-blocked-timeout S]
+//   bun scripts/bench/probe-lab.ts [--runs 3] [--json] [--bin PATH] [--base-bin PATH] [--udp-blocked-timeout S]
 //
 // As a module: `benchProbeLab({ runs, bin })` returns the same figures (`probeUdpBlockedSeconds` among them) for
 // a runner that calls each bench module.
 //
 // --bin runs `findings probe` from a compiled binary (e.g. dist/findings) instead of `bun src/main.ts`: the
-// source run spends ~300 ms importing and transpiling before the probe starts, the binary ~90 ms.
+// source run spends ~300 ms importing and transpiling before the probe starts, the binary ~90 ms. --base-bin adds a
+// second findings (another version, e.g. a build of main) run right after the first each time, so both see the
+// machine's load of the moment; its figures are the base* columns.
 //
 // Needs root, iproute2, nftables, stun-client and stun-server (apt-get install -y stun-client stun-server).
 // Setup: the lab lock (tests/lab/lab-lock.ts), lab.sh up; three `findings serve` nodes meshed in fl-s1/fl-s2/fl-s3
@@ -69,6 +71,10 @@ export interface ProbeLabRow {
   findingsCorrect: string;
   findingsWallMs: number;
   findingsProbeMs: number;
+  /** The same for --base-bin, when given. */
+  baseCorrect?: string;
+  baseWallMs?: number;
+  baseProbeMs?: number;
   classicCorrect: string;
   classicWallMs: number;
   classicSaid: string;
@@ -92,6 +98,8 @@ export interface ProbeLabOptions {
   runs?: number;
   /** A compiled `findings` to run instead of `bun src/main.ts`. */
   bin?: string;
+  /** Another `findings` binary, run alongside for comparison. */
+  baseBin?: string;
   /** --timeout for the udp-blocked runs, s (default: the probe's own default). */
   udpBlockedTimeoutS?: number;
   /** Also measure the quic-only row (default true). */
@@ -131,6 +139,7 @@ export async function benchProbeLab(opts: ProbeLabOptions = {}): Promise<ProbeLa
       let blocked = { findings: NaN, classic: NaN };
       for (const c of cases) {
         const findings: (Sample & { elapsedMs: number })[] = [];
+        const base: (Sample & { elapsedMs: number })[] = [];
         const classic: Sample[] = [];
         const extra = c.cls === "udpblk" && opts.udpBlockedTimeoutS !== undefined ? ["--timeout", String(opts.udpBlockedTimeoutS)] : [];
         const one = async (i: number) => {
@@ -139,6 +148,11 @@ export async function benchProbeLab(opts: ProbeLabOptions = {}): Promise<ProbeLa
             if (tool === "findings") {
               const run = await probeIn(c.ns, extra, 120_000, command);
               findings.push({ nat: run.report?.nat ?? `error ${run.code}`, wallMs: run.wallMs, elapsedMs: run.report?.elapsedMs ?? NaN });
+              if (opts.baseBin) {
+                resetRestrictedConeSeen();
+                const b = await probeIn(c.ns, extra, 120_000, [opts.baseBin]);
+                base.push({ nat: b.report?.nat ?? `error ${b.code}`, wallMs: b.wallMs, elapsedMs: b.report?.elapsedMs ?? NaN });
+              }
             } else {
               classic.push(await classicIn(c.ns));
             }
@@ -150,6 +164,13 @@ export async function benchProbeLab(opts: ProbeLabOptions = {}): Promise<ProbeLa
           findingsCorrect: `${findings.filter((f) => f.nat === c.want).length}/${findings.length}`,
           findingsWallMs: Math.round(median(findings.map((f) => f.wallMs))),
           findingsProbeMs: Math.round(median(findings.map((f) => f.elapsedMs))),
+          ...(opts.baseBin
+            ? {
+                baseCorrect: `${base.filter((f) => f.nat === c.want).length}/${base.length}`,
+                baseWallMs: Math.round(median(base.map((f) => f.wallMs))),
+                baseProbeMs: Math.round(median(base.map((f) => f.elapsedMs))),
+              }
+            : {}),
           classicCorrect: `${classic.filter((f) => f.nat === c.want).length}/${classic.length}`,
           classicWallMs: Math.round(median(classic.map((f) => f.wallMs))),
           classicSaid: [...new Set(classic.map((f) => f.nat))].join(","),
@@ -182,13 +203,24 @@ export async function benchProbeLab(opts: ProbeLabOptions = {}): Promise<ProbeLa
 
 /** The figures as a table for a terminal. */
 export function formatProbeLab(f: ProbeLabFigures): string {
-  const head = ["class", "findings ok", "wall ms", "probe ms", "stun ok", "wall ms", "stun said"];
-  const lines = f.table.map((t) => [t.class, t.findingsCorrect, String(t.findingsWallMs), String(t.findingsProbeMs), t.classicCorrect, String(t.classicWallMs), t.classicSaid]);
+  const withBase = f.table.some((t) => t.baseWallMs !== undefined);
+  const head = ["class", "findings ok", "wall ms", "probe ms", ...(withBase ? ["base ok", "wall ms", "probe ms"] : []), "stun ok", "wall ms", "stun said"];
+  const lines = f.table.map((t) => [
+    t.class,
+    t.findingsCorrect,
+    String(t.findingsWallMs),
+    String(t.findingsProbeMs),
+    ...(withBase ? [t.baseCorrect ?? "", String(t.baseWallMs), String(t.baseProbeMs)] : []),
+    t.classicCorrect,
+    String(t.classicWallMs),
+    t.classicSaid,
+  ]);
   const widths = head.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i]!.length)));
   const fmt = (cols: string[]) => cols.map((c, i) => c.padEnd(widths[i]!)).join("  ");
   return [
     `findings probe vs stun-client 0.97 (stund on ${STUND_PRIMARY}/${STUND_ALTERNATE}), ${f.runs} run(s) each, medians`,
     `(findings run as ${f.command}; its wall time includes start-up: \`findings --version\` takes ${f.bunStartMs} ms here)`,
+    ...(withBase ? ["(base: another findings binary, run right after each findings run)"] : []),
     fmt(head),
     ...lines.map(fmt),
   ].join("\n");
@@ -206,6 +238,7 @@ if (import.meta.main) {
   const figures = await benchProbeLab({
     runs: Number(arg("--runs") ?? 3) || 3,
     bin: arg("--bin"),
+    baseBin: arg("--base-bin"),
     udpBlockedTimeoutS: timeout === undefined ? undefined : Number(timeout),
     onProgress: (l) => process.stderr.write(`${l}\n`),
   });
