@@ -202,6 +202,12 @@ describe("the probe runner on scripted evidence", () => {
     expect(out.elapsedMs).toBeGreaterThan(1_500);
   });
 
+  test("a QUIC link that comes up inside the window proves UDP even when the check gets no answer", async () => {
+    const { out } = await runScripted({ ...portRestricted(), udpCheck: null, connectMs: 150, tcp: "203.0.113.103:5000", tcpMs: 10 });
+    expect(out.decision.rule).toBe("nothing");
+    expect(out.evidence.some((e) => e.test === "udp-check")).toBe(false);
+  });
+
   test("neither UDP nor TCP answers: no early decision, the run waits out its timeout", async () => {
     const { out } = await runScripted({ ...portRestricted(), mapped: {}, quicHangs: true, tcp: null });
     expect(out.decision.rule).toBe("no-answer");
