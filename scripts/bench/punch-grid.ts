@@ -1,7 +1,7 @@
 // Benchmark: `findings punch <id>` per NAT pair in the namespace lab (DESIGN §7, §10): success rate over repeated
 // runs and the time from the start of the command to an established, pinned and checked link.
 //
-//   bun scripts/bench/punch-grid.ts [--runs 5] [--json] [--no-quic-only] [--base DIR]
+//   bun scripts/bench/punch-grid.ts [--runs 5] [--json] [--no-quic-only] [--base DIR] [--pairs sym-udpfw,udpfw-sym]
 //
 // Needs root, iproute2 and nftables (tests/lab/README.md). The whole run holds the lab lock (tests/lab/lab-lock.ts).
 // Setup: lab.sh up (left as found afterwards); one `findings serve` in fl-s1 serving app:chat; one `findings punch
@@ -43,6 +43,9 @@ const RUNS = Number(arg("--runs") ?? 5) || 5;
 const JSON_OUT = args.includes("--json");
 const QUIC_ONLY = !args.includes("--no-quic-only");
 const BASE = arg("--base");
+/** Only these ordered pairs ("from-to" by lab class, e.g. sym-udpfw); all when absent. */
+const PAIRS = arg("--pairs")?.split(",");
+const wanted = (from: Side, to: Side) => !PAIRS || PAIRS.includes(`${from}-${to}`);
 const CLASSES: LabClass[] = ["public", "fullc", "rc", "prc", "sym", "udpfw"];
 /** Classes punched with the QUIC-only client (prc behind a QUIC-only router), both ways. */
 const QUIC_ONLY_PEERS: LabClass[] = ["public", "fullc", "rc", "udpfw"];
@@ -66,6 +69,8 @@ interface Cell {
   okElapsedMs: number[];
   punchMs: number[];
   wallMs: number[];
+  /** Spray probes the cone side sent, when this side was the cone. */
+  probes: number[];
   reasons: string[];
 }
 
@@ -80,12 +85,17 @@ interface Version {
   quicOnlyCells: Cell[];
 }
 
-const cell = (from: Side, to: Side, expected: "connect" | "refused"): Cell => ({ from, to, expected, strategy: "", ok: 0, runs: 0, elapsedMs: [], okElapsedMs: [], punchMs: [], wallMs: [], reasons: [] });
+const cell = (from: Side, to: Side, expected: "connect" | "refused"): Cell => ({ from, to, expected, strategy: "", ok: 0, runs: 0, elapsedMs: [], okElapsedMs: [], punchMs: [], wallMs: [], probes: [], reasons: [] });
 
 function newVersion(label: string, main: string, port: number): Version {
   const v: Version = { label, main, port, waiters: new Map(), cells: [], quicOnlyCells: [] };
-  for (const from of CLASSES) for (const to of CLASSES) if (from !== to) v.cells.push(cell(from, to, expectedOutcome(from, to)));
-  if (QUIC_ONLY) for (const p of QUIC_ONLY_PEERS) v.quicOnlyCells.push(cell("quic-only", p, "connect"), cell(p, "quic-only", "connect"));
+  for (const from of CLASSES) for (const to of CLASSES) if (from !== to && wanted(from, to)) v.cells.push(cell(from, to, expectedOutcome(from, to)));
+  if (QUIC_ONLY) {
+    for (const p of QUIC_ONLY_PEERS) {
+      if (wanted("quic-only", p)) v.quicOnlyCells.push(cell("quic-only", p, "connect"));
+      if (wanted(p, "quic-only")) v.quicOnlyCells.push(cell(p, "quic-only", "connect"));
+    }
+  }
   return v;
 }
 
@@ -99,6 +109,8 @@ function record(c: Cell, r: PunchRun): void {
     c.elapsedMs.push(res.elapsedMs as number);
     c.okElapsedMs.push(res.elapsedMs as number);
     c.punchMs.push(res.punchMs as number);
+    const spray = res.spray as { probes?: number } | undefined;
+    if (spray?.probes) c.probes.push(spray.probes);
   } else {
     c.elapsedMs.push((res?.elapsedMs as number) ?? r.wallMs);
     const why = String(res?.reason ?? r.stderr.trim().split("\n").at(-1) ?? "?").slice(0, 120);
@@ -191,7 +203,7 @@ try {
     for (let i = 0; i < versions[0]!.cells.length; i++) for (const v of order(run)) await punchCell(v, v.cells[i]!);
     log(`round ${run + 1}/${RUNS} done (${Math.round((performance.now() - t0) / 1000)} s)`);
   }
-  if (QUIC_ONLY) {
+  if (versions[0]!.quicOnlyCells.length) {
     await withQuicOnlyRouter(async () => {
       for (const v of versions) v.waiters.set("quic-only", await startWaiter("prc", { server: v.node!.server, name: `${v.label}-wait-quic-only`, nat: "quic-only", main: v.main }));
       for (let run = 0; run < RUNS; run++) for (let i = 0; i < versions[0]!.quicOnlyCells.length; i++) for (const v of order(run)) await punchCell(v, v.quicOnlyCells[i]!);
