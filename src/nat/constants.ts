@@ -90,8 +90,10 @@ export const SILENCE_MIN_MS = 250;
  *  us within about one RTT of the confirmation (it left before the confirmation did). */
 export const SILENCE_RTTS = 4;
 /** If no UDP answer came after this long, the client also asks over HTTPS whether TCP works, in ms: the answer
- *  says TCP works and how long a few round trips take (the UDP check's silence window is measured with it). */
-export const TCP_CHECK_AFTER_MS = 100;
+ *  says TCP works and how long a few round trips take (the UDP check's silence window is measured with it).
+ *  Late enough that a path with UDP has answered the UDP check by then (no TLS handshake competing with the
+ *  QUIC ones on a busy host), early enough to end inside the window on a UDP-blocked one. */
+export const TCP_CHECK_AFTER_MS = 250;
 /** The UDP check resends its requests to every server on a short schedule until one answers: the first gap in
  *  ms, doubling up to UDP_CHECK_MAX_GAP_MS (a lost datagram costs little; the silence window holds several). */
 export const UDP_CHECK_FIRST_GAP_MS = 50;

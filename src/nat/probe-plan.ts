@@ -5,7 +5,7 @@
 //   step               starts after        sends (over)                         waits for                      decides
 //   pre-probe          the run             whoami to every server (QUIC on P)  mapped addresses, run deadline symmetric, udp-blocked
 //   udp-check          the run             Binding + QUIC version probe (raw U) any answer, short resends      udp-blocked
-//   tcp                0.1 s / pre-probe   HTTPS whoami to the first server     an answer, run deadline        udp-blocked, no-answer
+//   tcp                0.25 s / pre-probe  HTTPS whoami to the first server     an answer, run deadline        udp-blocked, no-answer
 //   begin              the run, per source nat.begin {K} (QUIC)                 token + the source's new port  –
 //   new-port-mapping   begin, 1st source   hello-port (raw on P → new port)    ack-port, 3 × 300 ms           the mapping axis
 //   passage            begin, 1st source   nat.passage (QUIC)                   2 SN probes on P, silence      quic-only
