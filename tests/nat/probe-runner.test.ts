@@ -153,6 +153,14 @@ describe("the probe runner on scripted evidence", () => {
     expect(out.elapsedMs).toBe(2 * RTT_MS + RTT_MS / 2);
   });
 
+  test("symmetric while the first source's link is slow: the answers of the others wait for its port test", async () => {
+    const mapped = Object.fromEntries(SERVERS.map((x, i) => [x.ip, { ip: "203.0.113.104", port: 41000 + i }]));
+    const slowFirst = (ip: string) => (ip === SERVERS[0]!.ip ? 5 * RTT_MS : RTT_MS);
+    const { out } = await runScripted({ ...portRestricted(), mapped, connectMs: slowFirst, portAck: { ip: "203.0.113.104", port: 42000 } });
+    expect(out.decision.rule).toBe("symmetric");
+    expect(out.decision.mapping).toBe("address-and-port-dependent");
+  });
+
   test("symmetric with the port test lost: hellos as the plan says, then the decision without the axis", async () => {
     const mapped = Object.fromEntries(SERVERS.map((x, i) => [x.ip, { ip: "203.0.113.104", port: 41000 + i }]));
     const { out, io } = await runScripted({ ...portRestricted(), mapped, portAck: null });

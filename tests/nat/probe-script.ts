@@ -33,8 +33,8 @@ export interface NatScript {
   tcp: string | null;
   /** How long the HTTPS whoami takes, ms. @default RTT_MS / 2 */
   tcpMs?: number;
-  /** How long a QUIC connect to a reachable server takes, ms. @default RTT_MS */
-  connectMs?: number;
+  /** How long a QUIC connect to a reachable server takes, ms (by server IP when a function). @default RTT_MS */
+  connectMs?: number | ((ip: string) => number);
   /** A QUIC connect to an unreachable server hangs until its deadline (UDP dropped) instead of failing at once. */
   quicHangs?: boolean;
   /** What answers the UDP check (after one RTT). @default "stun" when some server is reachable, else nothing */
@@ -108,7 +108,8 @@ export function scriptedIo(clock: FakeClock, script: NatScript): ScriptedIo {
           step.signal.addEventListener("abort", () => (clock.clearTimeout(t), reject(new Error("aborted"))), { once: true });
         });
       }
-      return later(script.connectMs ?? RTT_MS, () => {
+      const ms = typeof script.connectMs === "function" ? script.connectMs(s.ip) : (script.connectMs ?? RTT_MS);
+      return later(ms, () => {
         if (!script.mapped[s.ip]) throw new Error(`no answer from ${key(s)}`);
         return link(s);
       });
