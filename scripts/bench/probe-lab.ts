@@ -1,7 +1,7 @@
 // Benchmark: `findings probe` per NAT class in the namespace lab (DESIGN §10), side by side with the classic RFC 3489
 // client `stun` (Debian stun-client) against `stund` (Debian stun-server) in the same run: accuracy and time of each.
 //
-//   bun scripts/bench/probe-lab.ts [--runs 3] [--json] [--bin PATH] [--base-bin PATH] [--udp-blocked-timeout S]
+//   bun scripts/bench/probe-lab.ts [--runs 3] [--json] [--bin PATH] [--base-bin PATH] [--udp-blocked-timeout S] [--classes prc,quic-only]
 //
 // As a module: `benchProbeLab({ runs, bin })` returns the same figures (`probeUdpBlockedSeconds` among them) for
 // a runner that calls each bench module.
@@ -104,6 +104,8 @@ export interface ProbeLabOptions {
   udpBlockedTimeoutS?: number;
   /** Also measure the quic-only row (default true). */
   quicOnly?: boolean;
+  /** Only these rows (lab classes, or "quic-only"); all when absent. */
+  classes?: string[];
   onProgress?: (line: string) => void;
 }
 
@@ -135,6 +137,7 @@ export async function benchProbeLab(opts: ProbeLabOptions = {}): Promise<ProbeLa
       type Sample = { nat: string; wallMs: number };
       const cases: { cls: LabClass; ns: string; want: string; quicOnly: boolean }[] = LAB_CLIENTS.map((c) => ({ cls: c.cls, ns: c.ns, want: c.nat, quicOnly: false }));
       if (opts.quicOnly !== false) cases.push({ cls: "prc", ns: LAB_CLIENTS.find((c) => c.cls === "prc")!.ns, want: "quic-only", quicOnly: true });
+      if (opts.classes) cases.splice(0, cases.length, ...cases.filter((c) => opts.classes!.includes(c.quicOnly ? "quic-only" : c.cls)));
       const table: ProbeLabRow[] = [];
       let blocked = { findings: NaN, classic: NaN };
       for (const c of cases) {
@@ -148,6 +151,7 @@ export async function benchProbeLab(opts: ProbeLabOptions = {}): Promise<ProbeLa
             if (tool === "findings") {
               const run = await probeIn(c.ns, extra, 120_000, command);
               findings.push({ nat: run.report?.nat ?? `error ${run.code}`, wallMs: run.wallMs, elapsedMs: run.report?.elapsedMs ?? NaN });
+              if (run.report && run.report.nat !== c.want) opts.onProgress?.(`${c.want}: wrong answer ${run.report.nat}; evidence ${JSON.stringify(run.report.evidence)}`);
               if (opts.baseBin) {
                 resetRestrictedConeSeen();
                 const b = await probeIn(c.ns, extra, 120_000, [opts.baseBin]);
@@ -235,10 +239,12 @@ if (import.meta.main) {
     process.exit(2);
   }
   const timeout = arg("--udp-blocked-timeout");
+  const classes = arg("--classes")?.split(",");
   const figures = await benchProbeLab({
     runs: Number(arg("--runs") ?? 3) || 3,
     bin: arg("--bin"),
     baseBin: arg("--base-bin"),
+    classes,
     udpBlockedTimeoutS: timeout === undefined ? undefined : Number(timeout),
     onProgress: (l) => process.stderr.write(`${l}\n`),
   });
