@@ -38,6 +38,7 @@ const NET = [
   "tests/packaging/",
   "tests/punch/punch-client.test.ts",
   "tests/punch/punch-recipes.test.ts",
+  "tests/punch/punch-remap.test.ts",
   "tests/punch/punch-service.test.ts",
   "tests/rpc/transports.test.ts",
   "tests/share/service.test.ts",

@@ -25,7 +25,7 @@ import { createUdpEndpoint, type UdpEndpoint } from "../transport/index.ts";
 import { decodeMessage, encodeMessage, Status, statusName } from "../wire/index.ts";
 import { NatClass } from "../wire/index.ts";
 import { PunchHelloAnswerSchema } from "../wire/index.ts";
-import { AppJoinAnswerSchema, AppJoinSchema, PunchRequestSchema } from "../wire/index.ts";
+import { AddressChangeSchema, AppJoinAnswerSchema, AppJoinSchema, PunchRequestSchema } from "../wire/index.ts";
 import { runAttempt, type AttemptIo, type OwnedSocket, type PeerAddr } from "./punch-attempt.ts";
 import { MAX_CONCURRENT_ATTEMPTS, MAX_EARLY_STREAMS, OFFER_PUSH_TIMEOUT_MS, PUNCH_HELLO_TIMEOUT_MS, PUNCH_NODE_STEP_TIMEOUT_MS, PUNCH_REJOIN_MAX_MS, PUNCH_REJOIN_MIN_MS } from "./constants.ts";
 import { MAX_PUNCH_HELLO_BYTES, MAX_PUNCH_INFO_BYTES, readPunchAnswer, readPunchHello, readPunchOffer, type PunchOffer } from "./punch-info.ts";
@@ -34,7 +34,10 @@ import type { PunchResult } from "./punch-result.ts";
 import { APP_METHOD_POLICY, PunchRefusedError, type JoinInfo, type PunchClient, type PunchClientComponents, type PunchClientInit } from "./punch-client-api.ts";
 import type { RawStream } from "../transport/index.ts";
 
-export { APP_METHOD_POLICY, PunchRefusedError, isPunchRefused, type JoinInfo, type PunchClient, type PunchClientComponents, type PunchClientInit } from "./punch-client-api.ts";
+export { APP_METHOD_POLICY, PunchRefusedError, isPunchRefused, type AddressChange, type JoinInfo, type PunchClient, type PunchClientComponents, type PunchClientInit } from "./punch-client-api.ts";
+
+/** An AddressChange holds two addresses: a few dozen bytes. */
+const MAX_ADDRESS_CHANGE_BYTES = 256;
 
 interface AttemptEntry {
   offer: PunchOffer;
@@ -54,7 +57,7 @@ export function createPunchClient(components: PunchClientComponents, init: Punch
   /** Sockets opened for single attempts (punch-attempt.ts openSocket), alive while their link lives. */
   const extraEndpoints = new Set<UdpEndpoint>();
   const timers = new Set<ReturnType<typeof setTimeout>>();
-  const counters = { attempts: 0, connected: 0, failed: 0, offers: 0, offersRefused: 0, rejoins: 0, strangersClosed: 0 };
+  const counters = { attempts: 0, connected: 0, failed: 0, offers: 0, offersRefused: 0, rejoins: 0, remaps: 0, strangersClosed: 0 };
   let endpoint: UdpEndpoint | undefined;
   let nodeLink: QuicLink | undefined;
   let joined: JoinInfo | undefined;
@@ -160,6 +163,30 @@ export function createPunchClient(components: PunchClientComponents, init: Punch
     return { status: Status.OK };
   };
 
+  // The node tells us our NAT re-mapped the link to it (it saw QUIC validate the new path): our public address
+  // is now another; re-offers to our recent peers follow. Only the node link may say so.
+  const addressHandler: RpcHandler = (payload, ctx) => {
+    if (!nodeLink || ctx.connectionId !== nodeLink.connectionId) return { status: Status.REFUSED, error: "address changes are accepted only from the node this app joined" };
+    let change: { ip: string; port: number; previousIp: string; previousPort: number };
+    try {
+      change = decodeMessage(AddressChangeSchema, payload, "AddressChange");
+    } catch (err) {
+      return { status: Status.BAD_REQUEST, error: errorLine(err) };
+    }
+    if (isIP(change.ip) === 0 || change.port < 1 || change.port > 65_535) return { status: Status.BAD_REQUEST, error: "the new address is not an ip:port" };
+    const address = formatAddress(change.ip, change.port);
+    const previous = joined?.address ?? formatAddress(change.previousIp, change.previousPort);
+    if (joined) joined = { ...joined, address, addressChanged: true };
+    counters.remaps++;
+    log?.info("the node saw our NAT re-map the link to it", { from: previous, to: address });
+    try {
+      init.onAddress?.({ address, previous });
+    } catch (err) {
+      log?.error("onAddress callback failed", { error: errorLine(err) });
+    }
+    return { status: Status.OK };
+  };
+
   // The punched link's own methods (the listener's side of the link is inbound and unbound: any trust), and the
   // node's offers, which come on our pinned link to the node.
   const linkRoutes: RouteTable = [
@@ -170,11 +197,15 @@ export function createPunchClient(components: PunchClientComponents, init: Punch
     Punch.method.offer,
     { transports: ["quic"], trust: PINNED_OR_MESH, rate: perHost(20, 50), maxInFlight: 2 * MAX_CONCURRENT_ATTEMPTS, maxPayloadBytes: MAX_PUNCH_INFO_BYTES, handler: offerHandler },
   ] as const;
+  const addressRoute = [
+    Punch.method.address,
+    { transports: ["quic"], trust: PINNED_OR_MESH, rate: perHost(5, 20), maxInFlight: 4, maxPayloadBytes: MAX_ADDRESS_CHANGE_BYTES, handler: addressHandler },
+  ] as const;
 
   /** The main socket (`main`: node link, offers) or one opened for an attempt. */
   function newEndpoint(c: RunCertificate, port: number, main: boolean): UdpEndpoint {
     const ep = createUdpEndpoint({ cert: c, nodeKey: key, log }, { host: bindHost, port, onRawDatagram: onRaw, onRawStream });
-    ep.router.addAll(main ? [...linkRoutes, offerRoute] : linkRoutes);
+    ep.router.addAll(main ? [...linkRoutes, offerRoute, addressRoute] : linkRoutes);
     for (const [m, r] of appRoutes) ep.router.add(m, { ...r.policy, handler: r.handler }, { replace: true });
     ep.on("connect", (link) => {
       if (link.direction !== "in") return;

@@ -64,6 +64,7 @@ export {
 export { PunchHelloAnswerSchema, PunchHelloSchema } from "./gen/punch-link_pb.ts";
 export {
   AppJoinAnswerSchema,
+  AddressChangeSchema,
   AppJoinSchema,
   PunchAnswerSchema,
   type PunchInfo,
