@@ -78,6 +78,9 @@ export interface PunchServiceComponents {
   /** Times each brokered punch from punch.request to the offer acknowledged by the target (the requester's goes
    *  back in the answer), by strategy. */
   brokerSeconds?: Histogram<"strategy">;
+  /** A member joined on a connection new to it (first join, or back on another connection); called after its
+   *  answer is on its way. */
+  onMember?: (member: AppMember, link: QuicLink) => void;
 }
 
 export interface PunchServiceInit {
@@ -270,6 +273,14 @@ export function createPunchService(components: PunchServiceComponents, init: Pun
     if (result.status === "rejoined") counters.rejoins++;
     else counters.joins++;
     log?.debug("app joined", { id: join.nodeId.slice(0, 16), kind: join.kind, nat: join.nat ?? "unknown", at: `${address.ip}:${address.port}`, status: result.status, changed });
+    const link = links.get(ctx.connectionId);
+    if (components.onMember && link && (result.status === "joined" || result.connectionChanged)) {
+      const t = setTimeout(() => {
+        timers.delete(t);
+        components.onMember?.(result.member, link);
+      }, 0);
+      timers.add(t);
+    }
     if (changed && pairs.partnersOf(join.nodeId, now()).length > 0) {
       // After the answer is on its way: the app learns it joined before offers start arriving.
       const t = setTimeout(() => {

@@ -33,6 +33,7 @@ export {
   KeyAnswerSchema,
   KeyChallengeSchema,
   PeersAnswerSchema,
+  NodeLinkHelloSchema,
   PeersRequestSchema,
   type SelfCheckAnswer,
   SelfCheckAnswerSchema,
@@ -77,7 +78,7 @@ export {
   ShareRegisterSchema,
   SprayPlanSchema,
 } from "./gen/punch_pb.ts";
-export { App, Mesh, Nat, Punch, PunchLink, SelfCheckEchoRequestSchema, Share } from "./gen/services_pb.ts";
+export { App, Mesh, Nat, NodeLink, Punch, PunchLink, SelfCheckEchoRequestSchema, Share } from "./gen/services_pb.ts";
 export {
   MAX_IDENTITY_ID_CHARS,
   MAX_KIND_CHARS,
