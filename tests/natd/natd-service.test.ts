@@ -9,7 +9,9 @@ import { createNatdService, type NatdService } from "../../src/natd/natd-service
 import type { NatdMesh } from "../../src/natd/natd-parts.ts";
 import { createPunchService } from "../../src/punch/punch-service.ts";
 import { createUdpEndpoint } from "../../src/transport/udp/endpoint.ts";
-import type { NodeRecord } from "../../src/wire/index.ts";
+import { encodeMessage, NodeLinkHelloSchema, Status, type NodeRecord } from "../../src/wire/index.ts";
+import { createUdpClient } from "../../src/transport/udp/client.ts";
+import { METHOD } from "../../src/rpc/methods.ts";
 import { until } from "../wait.ts";
 
 setDefaultTimeout(30_000);
@@ -76,4 +78,28 @@ test("two NAT'd nodes meet in a node's findings pool, link directly and exchange
   await until(() => pub.learned.length >= 2, { what: "the pool node to learn from its members" });
   expect(new Set(pub.learned.map((l) => l.from))).toEqual(new Set([a.key.nodeId, b.key.nodeId]));
   expect(a.learned.some((l) => l.from === nodeKey.nodeId && l.ids[0] === recordNodeId(nodeRecord))).toBe(true);
+});
+
+test("node-link.hello from a stranger on a NAT'd node's socket is refused and teaches it nothing", async () => {
+  const nodeKey = generateNodeKey();
+  const ep = createUdpEndpoint({ cert: await createRunCertificate(), nodeKey }, { host: "127.0.0.1", port: 0 });
+  const service = createPunchService({ udp: ep, nodeKey }, { stakes: { "findings:main": "" }, userId: "" });
+  await ep.start();
+  service.start();
+  cleanups.push(() => ep.stop(), () => service.stop());
+  const m = fakeMesh("client", [recordOf(nodeKey, ep.port)], []);
+  const s = createNatdService({ nodeKey: generateNodeKey(), mesh: m.mesh, ownNat: () => "public" }, { network: "main", links: 1, shareCount: 4, host: "127.0.0.1", tickMs: 200 });
+  cleanups.push(() => s.stop());
+  await s.start();
+  const address = await until(() => s.status().address, { what: "the NAT'd node to join" });
+  const stranger = createUdpClient({}, { host: "127.0.0.1", port: 0 });
+  await stranger.start();
+  cleanups.push(() => stranger.stop());
+  const link = await stranger.dial({ ip: "127.0.0.1", port: Number(address.split(":")[1]) });
+  const hello = encodeMessage(NodeLinkHelloSchema, { network: "main", records: [recordOf(generateNodeKey(), 3333, "203.0.113.9")] });
+  const answer = await link.request(METHOD.nodeLink.hello, hello);
+  expect(answer.status).toBe(Status.REFUSED);
+  expect(answer.error).toMatch(/only from a punched Findings node or the pool node/);
+  expect(m.learned).toEqual([]);
+  expect(s.counters().hellosRefused).toBe(1);
 });
