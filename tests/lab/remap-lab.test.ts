@@ -89,10 +89,11 @@ describe.skipIf(unavailable !== null)("live re-mapping in the NAT lab", () => {
     const again = await keeper.next((o) => o.connected === true, 10_000, seenKeeper);
     expect(again).toMatchObject({ peerId: app.id });
     expect(again.peer).toMatch(/^203\.0\.113\.103:\d+$/);
-    // A directed punch made now meets the new mapping (the old port is dead): cone ↔ cone, so both sides must
-    // aim at each other's current mapping.
-    const run = await punchOnce("rc", { server: node.server, targetId: app.id, name: "remap-punch-rc" });
-    expect(run.result).toMatchObject({ connected: true, peerId: app.id, strategy: "simultaneous" });
+    // A directed punch made now meets the new mapping (the old port is dead). From behind the UDP firewall, whose
+    // filter admits only the exact ip:port it sent to, both sides must aim at each other's current mapping
+    // (a restricted cone would let the app in from any port, whatever address the node gave).
+    const run = await punchOnce("udpfw", { server: node.server, targetId: app.id, name: "remap-punch-udpfw" });
+    expect(run.result).toMatchObject({ connected: true, peerId: app.id, peer: `${WAN}:${NEW_PORT}` });
     expect(run.code).toBe(0);
   }, 60_000);
 });
