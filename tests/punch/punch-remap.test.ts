@@ -45,7 +45,7 @@ test("a re-mapped live app link: new address in the pool, the app is told, its p
   const before = relay.mappedPort;
   const after = await relay.rebind();
   // QUIC keep-alives would carry the move within a third of the idle timeout; a request carries it at once.
-  const nodeLink = moving.endpoint.links().find((l) => l.remote.port === relay.port)!;
+  const nodeLink = moving.endpoint.links().find((l) => l.remote.port === relay.port && !l.closed)!;
   await nodeLink.request(METHOD.app.whoami);
   await until(() => changes.length > 0, { what: "the app to hear of its new address" });
   expect(changes[0]).toEqual({ previous: `127.0.0.1:${before}`, address: `127.0.0.1:${after}` });
