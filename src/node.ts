@@ -18,7 +18,7 @@ import { createBindingResponder, type BindingResponder } from "./stun/index.ts";
 import { createNatService, type NatService } from "./nat/index.ts";
 import { createPunchService, type PunchService } from "./punch/index.ts";
 import { createShareService, type ShareService } from "./share/index.ts";
-import { servedKinds } from "./punch/index.ts";
+import { bootstrapStake, servedKinds } from "./punch/index.ts";
 import { formatAddress, parseAddress } from "./contracts/index.ts";
 import { createRouter } from "./rpc/index.ts";
 import { createTlsEndpoint, type TlsEndpoint } from "./transport/index.ts";
@@ -86,12 +86,15 @@ export async function createNode({ config, home, log }: NodeComponents): Promise
       labelNames: ["method", "transport"],
     }),
   });
+  // Every accepted app connection learns the node's reward address for its kind and its identity id.
+  const greeting = (kind: string) => bootstrapStake(kind, { stakes: config.stakes, userId: config.user_id, nodeId: key.nodeId });
   udp = createUdpEndpoint(
     {
       cert,
       nodeKey: key,
       log: log.child({ room: "udp" }),
       router,
+      greeting,
     },
     {
       host: config.host,
@@ -121,7 +124,7 @@ export async function createNode({ config, home, log }: NodeComponents): Promise
   let stopAppWss: (() => void) | undefined;
   const appWss: Service = {
     name: "app-bootstrap-wss",
-    start: async () => void (stopAppWss = serveAppBootstrapOverWss({ links: mesh, nodeKey: key, cert })),
+    start: async () => void (stopAppWss = serveAppBootstrapOverWss({ links: mesh, nodeKey: key, cert, greeting })),
     stop: async () => stopAppWss?.(),
   };
 
@@ -215,7 +218,22 @@ export async function createNode({ config, home, log }: NodeComponents): Promise
       }),
     },
   );
-  const share = createShareService({ udp, log: log.child({ room: "share" }) }, { kinds: servedKinds(config.stakes), capacity: config.share_xpool });
+  // The share registry serves apps over QUIC and WSS, and searches the mesh for other nodes' servers.
+  const share = createShareService(
+    {
+      udp,
+      log: log.child({ room: "share" }),
+      mesh: {
+        router: mesh.router,
+        nodeKey: key,
+        links: () => meshService.meshLinks(),
+        ownRecord: () => meshService.record(),
+        onLie: (link, why) => meshService.punishLiar(link, why),
+        recordMaxAgeMs: config.record_max_age_s * 1000,
+      },
+    },
+    { kinds: servedKinds(config.stakes), capacity: config.share_xpool, allowSpecialTargets: config.allow_special_targets },
+  );
 
   registerNodeMetrics(metrics, { udp, tls, mesh, meshService, nat, punch, share, stun, router });
   const processMetrics = registerProcessMetrics(metrics);

@@ -263,5 +263,7 @@ export function createMeshService(components: MeshServiceComponents, init: MeshS
       return merger.counters.recordsAdded - before;
     },
     isBanned: (idOrIp) => s.bans.isBanned(idOrIp, now()),
+    meshLinks: () => [...s.live.values()],
+    punishLiar: (link, why) => punish(sharerOf(link), why),
   };
 }

@@ -243,6 +243,7 @@ export function registerNodeMetrics(registry: MetricsRegistry, sources: NodeMetr
   counter("findings_share_registrations_total", "TCP servers registered.", [], () => one(s().registered));
   counter("findings_share_requests_refused_total", "Share requests refused.", [], () => one(s().refused));
   counter("findings_share_dial_failures_total", "Reachability dials to registered servers that failed.", [], () => one(s().dialFailures));
+  counter("findings_share_searches_total", "Searches of listed servers through the mesh started for apps.", [], () => one(s().searches));
   counter("findings_share_rechecks_total", "Rechecks of listed servers started.", [], () => one(s().rechecks));
   counter("findings_share_dropped_total", "Listed servers dropped (failed rechecks or too old).", [], () => one(s().dropped));
 }

@@ -6,7 +6,7 @@ import { errorLine } from "../../errors.ts";
 import type { RunCertificate } from "../../identity/index.ts";
 import type { NodeKey } from "../../identity/index.ts";
 import { formatAddress, unmapIp } from "../../contracts/index.ts";
-import { appBootstrapRoutes } from "../app-bootstrap/handlers.ts";
+import { appBootstrapRoutes, type AppGreeting } from "../app-bootstrap/handlers.ts";
 import { serverQuicConfig, serverQuicCrypto } from "../quic/config.ts";
 import {
   QUIC_CLOSE_NORMAL,
@@ -35,6 +35,8 @@ export interface UdpEndpointComponents {
   log?: Logger;
   /** Serves peer-opened streams; the node shares one with its mesh links. @default a router of its own */
   router?: Router;
+  /** What the app bootstrap answer names for an app's kind (a node's stake address and identity id). */
+  greeting?: (kind: string) => AppGreeting;
 }
 
 export interface UdpEndpointInit {
