@@ -73,8 +73,8 @@ export async function createNode({ config, home, log }: NodeComponents): Promise
   const stakes = withNetworkKind(config.stakes, config.network);
   const timers = registerNodeTimers(metrics);
 
-  // Raw replies leave through the shared socket at once (the responder hands over a fresh buffer); a
-  // failing send is counted by the socket, never thrown.
+  // Raw replies join the shared socket's send queue, sent once per event-loop turn in one sendMany (the
+  // responder hands over a fresh buffer); a failing send is counted by the socket, never thrown.
   let udp: UdpEndpoint;
   const send = (bytes: Uint8Array, port: number, ip: string) => udp.sendRawNow(bytes, port, ip);
   // One router serves QUIC streams and WSS links: every method's policy and refusal counts in one place.

@@ -85,6 +85,7 @@ export function registerNodeMetrics(registry: MetricsRegistry, sources: NodeMetr
     [{ reason: "handler_error" }, u().datagramErrors],
   ]);
   counter("findings_udp_socket_errors_total", "Error events of the UDP socket (e.g. ICMP port unreachable), counted, not fatal.", [], () => one(u().socketErrors));
+  counter("findings_udp_sends_dropped_total", "Datagrams not sent because the send queue was full while the kernel's buffer was.", [], () => one(u().sendsDropped));
   counter("findings_quic_connections_total", "QUIC connections opened, inbound and dialled.", [], () => one(u().connections));
   gauge("findings_quic_inbound_connections", "Inbound QUIC connections open now.", [], () => one(u().activeConnections));
   counter("findings_quic_dial_failures_total", "Outbound QUIC dials that failed: certificate pin mismatch or any other reason.", ["reason"], () => [
