@@ -100,6 +100,7 @@ export async function createNode({ config, home, log }: NodeComponents): Promise
       host: config.host,
       port: config.server_uport,
       maxConnections: config.max_quic_connections,
+      maxHandshakes: config.max_quic_handshakes,
       maxConnectionsPerIp: config.max_conns_per_ip,
       idleTimeoutMs,
       onRawDatagram: (buf, rinfo, kind) => {

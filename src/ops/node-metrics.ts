@@ -80,8 +80,10 @@ export function registerNodeMetrics(registry: MetricsRegistry, sources: NodeMetr
     [{ kind: "raw" }, u().rawDatagrams],
     [{ kind: "unknown" }, u().unknownDatagrams],
   ]);
-  counter("findings_udp_datagrams_dropped_total", "Datagrams dropped: new QUIC handshakes over the limit, or a handler that threw.", ["reason"], () => [
+  counter("findings_udp_datagrams_dropped_total", "Datagrams dropped: new QUIC handshakes over the connection table or the handshakes-in-progress cap, resent Initials of a handshake in progress, or a handler that threw.", ["reason"], () => [
     [{ reason: "handshake_limit" }, u().droppedInitials],
+    [{ reason: "handshakes_in_progress" }, u().handshakesDropped],
+    [{ reason: "duplicate_initial" }, u().duplicateInitials],
     [{ reason: "handler_error" }, u().datagramErrors],
   ]);
   counter("findings_udp_socket_errors_total", "Error events of the UDP socket (e.g. ICMP port unreachable), counted, not fatal.", [], () => one(u().socketErrors));
