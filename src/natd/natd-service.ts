@@ -28,8 +28,9 @@ const NATD_TICK_MS = 2_000;
 const NATD_PUNCH_INTERVAL_MS = 5_000;
 /** Empty punch rounds in one pool before moving to another. */
 const EMPTY_ROUNDS_BEFORE_MOVE = 6;
-/** Wait before the one retry of a refused hello, in ms. */
+/** Wait before each retry of a refused hello, in ms, and how many retries. */
 const HELLO_RETRY_MS = 500;
+const HELLO_RETRIES = 3;
 /** Per node-link.hello request, in ms. */
 const NODE_LINK_HELLO_TIMEOUT_MS = 5_000;
 
@@ -87,6 +88,9 @@ export function createNatdService(components: NatdServiceComponents, init: NatdS
   const kind = natdKind(init.network);
   const counters = { joins: 0, joinFailures: 0, punchRounds: 0, linked: 0, hellosSent: 0, hellosServed: 0, hellosRefused: 0, recordsLearned: 0 };
   const peers = new Map<string, { link: QuicLink; since: number }>();
+  /** Every live punched link (connection id → peer id), also one a newer link to the same peer replaced: two
+   *  nodes that punch each other at once get two links, and a hello may come on either. */
+  const punched = new Map<string, string>();
   let client: PunchClient | undefined;
   let joinedAt: { ip: string; port: number; id: string } | undefined;
   let joining = false;
@@ -124,8 +128,8 @@ export function createNatdService(components: NatdServiceComponents, init: NatdS
   async function exchange(link: QuicLink, peerId: string): Promise<void> {
     counters.hellosSent++;
     let answer = await link.request(METHOD.nodeLink.hello, hello(), { timeoutMs: NODE_LINK_HELLO_TIMEOUT_MS });
-    // The listener may not have finished its side of the attempt yet: once more, a moment later.
-    if (answer.status === Status.REFUSED) {
+    // The listener may not have finished its side of the attempt yet: again, a moment later.
+    for (let i = 0; i < HELLO_RETRIES && answer.status === Status.REFUSED && !link.closed; i++) {
       await new Promise((r) => setTimeout(r, HELLO_RETRY_MS));
       answer = await link.request(METHOD.nodeLink.hello, hello(), { timeoutMs: NODE_LINK_HELLO_TIMEOUT_MS });
     }
@@ -144,6 +148,7 @@ export function createNatdService(components: NatdServiceComponents, init: NatdS
       return;
     }
     peers.set(peerId, { link, since: Date.now() });
+    punched.set(link.connectionId, peerId);
     counters.linked++;
     log?.info("direct link to a NAT'd node", { id: peerId.slice(0, 16), at: result.peer, strategy: result.strategy });
     // The dialer says hello; the listener answers (one exchange per link).
@@ -153,9 +158,9 @@ export function createNatdService(components: NatdServiceComponents, init: NatdS
   /** node-link.hello on our membership's socket: from a punched NAT'd peer or from the pool node. */
   function onHello(payload: Uint8Array, ctx: RpcContext): RpcReply {
     // The punch client knows the link as soon as its side of the attempt finished (maybe before onResult ran).
-    const fromPeer = client?.peers().find((p) => p.link.connectionId === ctx.connectionId);
+    const fromPeer = punched.get(ctx.connectionId) ?? client?.peers().find((p) => p.link.connectionId === ctx.connectionId)?.peerId;
     const fromNode = joinedAt && ctx.remote.ip === joinedAt.ip && ctx.remote.port === joinedAt.port && ctx.trust !== "untrusted";
-    const sharerId = fromPeer?.peerId ?? (fromNode ? joinedAt!.id : null);
+    const sharerId = fromPeer ?? (fromNode ? joinedAt!.id : null);
     const records = sharerId ? readHello(payload) : null;
     if (!sharerId || records === null) {
       counters.hellosRefused++;
@@ -180,6 +185,7 @@ export function createNatdService(components: NatdServiceComponents, init: NatdS
         host: isIP(init.host) === 6 ? "::" : "0.0.0.0",
         onResult,
         onPeerClose: (peerId, link) => {
+          punched.delete(link.connectionId);
           if (peers.get(peerId)?.link === link) peers.delete(peerId);
         },
       },
@@ -203,6 +209,7 @@ export function createNatdService(components: NatdServiceComponents, init: NatdS
     client = undefined;
     joinedAt = undefined;
     peers.clear();
+    punched.clear();
     await c?.stop().catch(() => {});
   }
 

@@ -25,19 +25,16 @@ import { createUdpEndpoint, type UdpEndpoint } from "../transport/index.ts";
 import { decodeMessage, encodeMessage, Status, statusName } from "../wire/index.ts";
 import { NatClass } from "../wire/index.ts";
 import { PunchHelloAnswerSchema } from "../wire/index.ts";
-import { AddressChangeSchema, AppJoinAnswerSchema, AppJoinSchema, PunchRequestSchema } from "../wire/index.ts";
+import { AppJoinAnswerSchema, AppJoinSchema, PunchRequestSchema } from "../wire/index.ts";
 import { runAttempt, type AttemptIo, type OwnedSocket, type PeerAddr } from "./punch-attempt.ts";
 import { MAX_CONCURRENT_ATTEMPTS, MAX_EARLY_STREAMS, OFFER_PUSH_TIMEOUT_MS, PUNCH_HELLO_TIMEOUT_MS, PUNCH_NODE_STEP_TIMEOUT_MS, PUNCH_REJOIN_MAX_MS, PUNCH_REJOIN_MIN_MS } from "./constants.ts";
-import { MAX_PUNCH_HELLO_BYTES, MAX_PUNCH_INFO_BYTES, readPunchAnswer, readPunchHello, readPunchOffer, type PunchOffer } from "./punch-info.ts";
+import { MAX_ADDRESS_CHANGE_BYTES, MAX_PUNCH_HELLO_BYTES, MAX_PUNCH_INFO_BYTES, readAddressChange, readPunchAnswer, readPunchHello, readPunchOffer, type PunchOffer } from "./punch-info.ts";
 import { isPunchPacketFrom, peekPunchPacket } from "./punch-packet.ts";
-import type { PunchResult } from "./punch-result.ts";
+import { newerLinkWins, type PunchResult } from "./punch-result.ts";
 import { APP_METHOD_POLICY, PunchRefusedError, type JoinInfo, type PunchClient, type PunchClientComponents, type PunchClientInit } from "./punch-client-api.ts";
 import type { RawStream } from "../transport/index.ts";
 
 export { APP_METHOD_POLICY, PunchRefusedError, isPunchRefused, type AddressChange, type JoinInfo, type PunchClient, type PunchClientComponents, type PunchClientInit } from "./punch-client-api.ts";
-
-/** An AddressChange holds two addresses: a few dozen bytes. */
-const MAX_ADDRESS_CHANGE_BYTES = 256;
 
 interface AttemptEntry {
   offer: PunchOffer;
@@ -52,7 +49,7 @@ export function createPunchClient(components: PunchClientComponents, init: Punch
   const bindHost = init.host ?? (isIP(init.server.ip) === 6 ? "::" : "0.0.0.0");
   let cert = components.cert;
   const attempts = new Map<string, AttemptEntry>();
-  const peers = new Map<string, { link: QuicLink; result: PunchResult }>();
+  const peers = new Map<string, { link: QuicLink; result: PunchResult; at: number }>();
   const appRoutes = new Map<string, { handler: RpcHandler; policy: MethodPolicy }>();
   /** Sockets opened for single attempts (punch-attempt.ts openSocket), alive while their link lives. */
   const extraEndpoints = new Set<UdpEndpoint>();
@@ -167,15 +164,14 @@ export function createPunchClient(components: PunchClientComponents, init: Punch
   // is now another; re-offers to our recent peers follow. Only the node link may say so.
   const addressHandler: RpcHandler = (payload, ctx) => {
     if (!nodeLink || ctx.connectionId !== nodeLink.connectionId) return { status: Status.REFUSED, error: "address changes are accepted only from the node this app joined" };
-    let change: { ip: string; port: number; previousIp: string; previousPort: number };
+    let change: ReturnType<typeof readAddressChange>;
     try {
-      change = decodeMessage(AddressChangeSchema, payload, "AddressChange");
+      change = readAddressChange(payload);
     } catch (err) {
       return { status: Status.BAD_REQUEST, error: errorLine(err) };
     }
-    if (isIP(change.ip) === 0 || change.port < 1 || change.port > 65_535) return { status: Status.BAD_REQUEST, error: "the new address is not an ip:port" };
-    const address = formatAddress(change.ip, change.port);
-    const previous = joined?.address ?? formatAddress(change.previousIp, change.previousPort);
+    const address = formatAddress(change.address.ip, change.address.port);
+    const previous = joined?.address ?? formatAddress(change.previous.ip, change.previous.port);
     if (joined) joined = { ...joined, address, addressChanged: true };
     counters.remaps++;
     log?.info("the node saw our NAT re-map the link to it", { from: previous, to: address });
@@ -285,13 +281,20 @@ export function createPunchClient(components: PunchClientComponents, init: Punch
       selfId: key.nodeId,
       log,
     };
-    const { result, link } = await runAttempt(io, offer, { nat: init.nat, timeoutMs: init.attemptTimeoutMs, signal: stopController.signal });
+    const attempt = await runAttempt(io, offer, { nat: init.nat, timeoutMs: init.attemptTimeoutMs, signal: stopController.signal });
+    const { result } = attempt;
+    let link = attempt.link;
     attempts.delete(offer.attemptHex);
-    if (link && running) {
+    const old = peers.get(offer.peerId);
+    const at = Date.now();
+    if (link && running && old && old.link !== link && !old.link.closed && !newerLinkWins({ role: old.result.role, at: old.at }, { role: result.role, at }, { self: key.nodeId, peer: offer.peerId })) {
+      // Both sides punched each other at once: keep the link both agree on; this one is not handed out.
+      void link.close().catch(() => {});
+      link = null;
+    } else if (link && running) {
       counters.connected++;
       // The newest link to a peer replaces an older one (e.g. after the peer's mapping changed).
-      const old = peers.get(offer.peerId);
-      peers.set(offer.peerId, { link, result });
+      peers.set(offer.peerId, { link, result, at });
       peerOfLink.set(link.connectionId, offer.peerId);
       if (old && old.link !== link) void old.link.close().catch(() => {});
     } else {
