@@ -43,6 +43,8 @@ export const SCHEMA = {
   peers: { type: "addr-list" },
   public: { type: "bool" },
   client_only: { type: "bool" },
+  network: { type: "string", pattern: /^[a-z0-9][a-z0-9._-]{0,31}$/, allowed: "1-32 of a-z 0-9 . _ -, starting with a letter or digit" },
+  natd_links: count(0, 16),
   stun_on: { type: "bool" },
   stun_rate_per_s: count(1, 1_000_000),
   stun_burst: count(1, 1_000_000),
