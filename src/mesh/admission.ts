@@ -94,6 +94,8 @@ export function sharerOf(link: CoreLink): Sharer {
 /** A forwarded record that claims an address a key-checked candidate holds under another key. */
 export function contradicts(candidates: CandidatePool, rec: NodeRecord): boolean {
   const id = recordNodeId(rec);
-  const keys = new Set(addressKeys(rec));
-  return candidates.list().some((c) => c.id !== id && addressKeys(c.record).some((k) => keys.has(k)));
+  return addressKeys(rec).some((k) => {
+    const holder = candidates.holderOf(k);
+    return holder !== undefined && holder !== id;
+  });
 }

@@ -82,6 +82,12 @@ export interface CandidatePool {
   has(id: string): boolean;
   get(id: string): Candidate | undefined;
   list(): Candidate[];
+  /** Node ids of the candidates (no copies of their records). */
+  ids(): string[];
+  /** The network (netPrefixes) of a candidate's proven address, if it has one. */
+  netOf(id: string): string | undefined;
+  /** The node id of the candidate whose proven address is `addressKey` (addressKeys()), if any. */
+  holderOf(addressKey: string): string | undefined;
   planMerge(records: readonly NodeRecord[], now: number, options?: MergeOptions): MergePlan;
   /** Adds a verified and checked record; `rttMs` is the check's round trip when known. */
   add(record: NodeRecord, now: number, options?: { rttMs?: number }): AddResult;
@@ -104,6 +110,8 @@ interface Entry {
   rttMs: number | null;
   lastSeen: number;
   addedAt: number;
+  /** netPrefixes(record)[0], kept with the record. */
+  net?: string;
 }
 
 const DEFAULT_RTT_BANDS_MS = [50, 150];
@@ -129,6 +137,7 @@ export function createCandidatePool(init: CandidatePoolInit): CandidatePool {
   const byNet = new Map<string, Set<string>>();
 
   function index(e: Entry): void {
+    e.net = netPrefixes(e.record)[0];
     for (const k of e.keys) byAddress.set(k, e.id);
     for (const n of netPrefixes(e.record)) {
       const ids = byNet.get(n) ?? new Set<string>();
@@ -215,6 +224,9 @@ export function createCandidatePool(init: CandidatePoolInit): CandidatePool {
       return e && view(e);
     },
     list: () => [...entries.values()].map(view),
+    holderOf: (k) => byAddress.get(k),
+    ids: () => [...entries.keys()],
+    netOf: (id) => entries.get(id.toLowerCase())?.net,
 
     planMerge(records, now, options = {}) {
       pruneFailed(now);
@@ -346,7 +358,8 @@ export function createCandidatePool(init: CandidatePoolInit): CandidatePool {
       return gone;
     },
 
-    /** Weighted draw without replacement. Candidates are ranked by RTT; rank quantile q ∈ [0, 1]
+    /** Weighted draw without replacement, divided by the candidates held in the same network (/24, /48).
+     *  Candidates are ranked by RTT; rank quantile q ∈ [0, 1]
      *  (nearest 0, farthest 1) gives weight max(1 − q, FAR_PICK_WEIGHT). So latency is preferred
      *  (seed: 低延迟优先) but the far third keeps a floor weight of 1/3 instead of sliding to 0, which
      *  for an even spread gives about 50 % near, 30 % middle, 20 % far picks (seed: 适当兼顾中高延迟
@@ -358,7 +371,10 @@ export function createCandidatePool(init: CandidatePoolInit): CandidatePool {
       const measured = pool.filter((e) => e.rttMs !== null).sort((a, b) => a.rttMs! - b.rttMs!);
       const q = new Map<Entry, number>();
       measured.forEach((e, i) => q.set(e, measured.length > 1 ? i / (measured.length - 1) : 0));
-      const items = pool.map((e) => ({ e, w: Math.max(1 - (q.get(e) ?? 0.5), FAR_PICK_WEIGHT) }));
+      // Each network weighs as one candidate, however many keys it holds: a few networks full of
+      // hostile keys draw a few networks' share of our links, not their keys' share.
+      const inNet = (e: Entry) => (e.net === undefined ? 1 : Math.max(1, byNet.get(e.net)?.size ?? 1));
+      const items = pool.map((e) => ({ e, w: Math.max(1 - (q.get(e) ?? 0.5), FAR_PICK_WEIGHT) / inNet(e) }));
       const out: NodeRecord[] = [];
       while (out.length < n && items.length) {
         const total = items.reduce((s, it) => s + it.w, 0);

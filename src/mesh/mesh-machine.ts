@@ -22,9 +22,12 @@ import type { OwnRecord, RebuildOutcome } from "./own-record.ts";
 import type { Sharer } from "./record-merge.ts";
 import { recordAddress } from "./record.ts";
 
-/** Maintenance tick: replaces lost links, runs the switch plan, refreshes RTTs. Cheap when nothing
- *  is missing (no messages), so 1 s keeps "lost links are replaced promptly" without cost. */
+/** Maintenance tick: replaces lost links, runs the switch plan. Cheap when nothing is missing (no
+ *  messages, no scan of the pools), so 1 s keeps "lost links are replaced promptly" without cost. */
 const MESH_TICK_MS = 1_000;
+/** Housekeeping of the tick (expired candidates and records, stale cooldowns and bans, RTT samples of
+ *  live links) runs at most this often: none of it is urgent to the second. */
+const MESH_SWEEP_MS = 10_000;
 /** Delay before refilling after a link closed: lets a burst of closes (a peer dying with several
  *  links, a switch) settle into one fill. */
 const REFILL_DELAY_MS = 100;
@@ -58,6 +61,8 @@ export interface MeshSettings {
   shareCount: number;
   /** Maintenance tick. */
   tickMs: number;
+  /** Housekeeping period of the tick (expiry, pruning, RTT samples). */
+  sweepMs: number;
   /** Delay before refilling after a link closed or a dial ended. */
   refillDelayMs: number;
   /** First wait between help rounds and pool refreshes. */
@@ -97,6 +102,7 @@ export interface MeshState {
   lastSelfCheckAt: number;
   lastRefreshAt: number;
   lastCacheWriteAt: number | null;
+  lastSweepAt: number;
   helping: boolean;
   refreshing: boolean;
   refillPending: boolean;
@@ -154,7 +160,7 @@ export interface MeshStateInit {
   /** config `record_resign_s` × 1000. @default the embedded default */
   recordResignMs?: number;
   /** Overrides of the timing edges (tests, the simulator). */
-  timing?: Partial<Pick<MeshSettings, "tickMs" | "refillDelayMs" | "helpRetryMs" | "starvedRefreshMaxMs" | "cacheWriteIntervalMs" | "switchAwayIntervals" | "helpWhenStarved">>;
+  timing?: Partial<Pick<MeshSettings, "tickMs" | "sweepMs" | "refillDelayMs" | "helpRetryMs" | "starvedRefreshMaxMs" | "cacheWriteIntervalMs" | "switchAwayIntervals" | "helpWhenStarved">>;
 }
 
 export function createMeshState(init: MeshStateInit): MeshState {
@@ -165,12 +171,13 @@ export function createMeshState(init: MeshStateInit): MeshState {
     switchIntervalMs: init.switchIntervalMs,
     shareCount: init.shareCount,
     tickMs: MESH_TICK_MS,
+    sweepMs: MESH_SWEEP_MS,
     refillDelayMs: REFILL_DELAY_MS,
     helpRetryMs: HELP_RETRY_MS,
     starvedRefreshMaxMs: STARVED_REFRESH_MAX_MS,
     cacheWriteIntervalMs: PEER_CACHE_WRITE_INTERVAL_MS,
     switchAwayIntervals: SWITCH_AWAY_INTERVALS,
-    helpWhenStarved: false,
+    helpWhenStarved: true,
     recordMaxAgeMs: init.recordMaxAgeMs ?? DEFAULTS.record_max_age_s * 1000,
     recordResignMs: init.recordResignMs ?? DEFAULTS.record_resign_s * 1000,
     ...init.timing,
@@ -193,6 +200,7 @@ export function createMeshState(init: MeshStateInit): MeshState {
     lastSelfCheckAt: 0,
     lastRefreshAt: 0,
     lastCacheWriteAt: null,
+    lastSweepAt: 0,
     helping: false,
     refreshing: false,
     refillPending: false,

@@ -6,8 +6,6 @@ import { pickDials } from "./dialer.ts";
 import { askHelp, bump, checkSelf, logRebuild, type MeshAction, type MeshState } from "./mesh-machine.ts";
 import { MESH_CLOSE } from "./mesh-service-constants.ts";
 import { recordNodeId } from "./record.ts";
-import { recordTcpAddress } from "./record-check.ts";
-import { netPrefixOf } from "../rpc/index.ts";
 
 /** Re-signs our record (a higher seq, a fresh issue time) when it is record_resign_s old, so that
  *  it never reaches record_max_age_s while we serve. Peers get it with the next shares. */
@@ -28,19 +26,12 @@ function dropExpiredRecords(s: MeshState, now: number): string[] {
   return gone;
 }
 
-/** The maintenance tick: cheap when nothing is missing (no messages). */
+/** The maintenance tick: cheap when nothing is missing (no messages, no scan of the pools). */
 export function tick(s: MeshState, now: number, rand: Rand): MeshAction[] {
   const out: MeshAction[] = [...resign(s, now)];
-  for (const id of s.candidates.expire(now)) s.dials.forget(id);
-  for (const id of dropExpiredRecords(s, now)) s.dials.forget(id);
-  s.dials.prune(now);
-  s.bans.prune(now);
-  for (const [id, link] of s.live) {
-    s.candidates.seen(id, now);
-    if (link.rttMs !== null) {
-      s.candidates.sampleRtt(id, { rttMs: link.rttMs, now });
-      s.meshPool.setRtt(id, link.rttMs);
-    }
+  if (now - s.lastSweepAt >= s.settings.sweepMs) {
+    s.lastSweepAt = now;
+    sweep(s, now);
   }
   const { settings } = s;
   if (s.role === "service") {
@@ -49,8 +40,8 @@ export function tick(s: MeshState, now: number, rand: Rand): MeshAction[] {
     if (share) out.push(share);
     // Too few candidates to fill the mesh (we started before our peers knew anyone, or everyone
     // we knew is gone): ask again, backing off while it brings nothing.
-    const starved = settings.helpWhenStarved && s.meshPool.deficit() > 0 && s.dials.dialing.size === 0 && dialableCount(s, now) === 0;
-    if (!s.helping && (s.candidates.size < s.meshPool.maxOut || starved) && now - s.lastHelpAt > s.help.waitMs) out.push(askHelp(s, "known", now));
+    const starved = () => settings.helpWhenStarved && s.meshPool.deficit() > 0 && s.dials.dialing.size === 0 && dialableCount(s, now) === 0;
+    if (!s.helping && now - s.lastHelpAt > s.help.waitMs && (s.candidates.size < s.meshPool.maxOut || starved())) out.push(askHelp(s, "known", now));
   } else if (s.role === "client") {
     if (!settings.clientOnly && now - s.lastSelfCheckAt > settings.switchIntervalMs && (settings.configPeers > 0 || s.candidates.size > 0)) {
       out.push(checkSelf(s, "known", now));
@@ -66,6 +57,21 @@ export function tick(s: MeshState, now: number, rand: Rand): MeshAction[] {
   return out;
 }
 
+/** Expired candidates and records, stale cooldowns and bans; RTT samples of the live links. */
+function sweep(s: MeshState, now: number): void {
+  for (const id of s.candidates.expire(now)) s.dials.forget(id);
+  for (const id of dropExpiredRecords(s, now)) s.dials.forget(id);
+  s.dials.prune(now);
+  s.bans.prune(now);
+  for (const [id, link] of s.live) {
+    s.candidates.seen(id, now);
+    if (link.rttMs !== null) {
+      s.candidates.sampleRtt(id, { rttMs: link.rttMs, now });
+      s.meshPool.setRtt(id, link.rttMs);
+    }
+  }
+}
+
 /** Candidates we could dial now. */
 function dialableCount(s: MeshState, now: number): number {
   let n = 0;
@@ -76,6 +82,7 @@ function dialableCount(s: MeshState, now: number): number {
 /** Every switch interval 1–2 outgoing links are closed; the refill dials fresh candidates, and the
  *  dropped peers cool down for a few intervals so the switch really brings someone new. */
 function switchLinks(s: MeshState, now: number, rand: Rand): MeshAction[] {
+  if (now < s.meshPool.nextSwitchAt) return [];
   const plan = s.meshPool.planSwitch(now, rand, { candidates: dialableCount(s, now) });
   if (!plan || !plan.drop.length) return [];
   bump(s.events, "switches");
@@ -94,9 +101,8 @@ export function fill(s: MeshState, now: number, rand: Rand): MeshAction[] {
   const want = s.meshPool.deficit() - s.dials.dialing.size;
   // A candidate whose network already has its share of our outgoing links is not dialled (it would be closed).
   const crowded = (id: string) => {
-    const rec = s.candidates.get(id)?.record;
-    const addr = rec ? recordTcpAddress(rec) : null;
-    return addr !== null && !s.meshPool.hasRoomFor("out", netPrefixOf(addr.ip));
+    const net = s.candidates.netOf(id);
+    return net !== undefined && !s.meshPool.hasRoomFor("out", net);
   };
   const picks = pickDials(s.candidates, s.dials, want, now, rand, (id) => s.live.has(id) || s.bans.isBanned(id, now) || crowded(id));
   return picks.map((record) => {
@@ -112,9 +118,10 @@ export function fill(s: MeshState, now: number, rand: Rand): MeshAction[] {
  *  cannot do its part of the mesh until it learns more. */
 function refreshPool(s: MeshState, now: number, rand: Rand): MeshAction | null {
   if (s.refreshing || s.settings.shareCount === 0 || s.candidates.size >= s.candidates.capacity || !s.live.size) return null;
-  const starved = s.meshPool.deficit() > 0 && s.dials.dialing.size === 0 && dialableCount(s, now) === 0;
-  const wait = starved ? Math.min(s.refresh.waitMs, s.settings.starvedRefreshMaxMs) : s.refresh.waitMs;
-  if (now - s.lastRefreshAt < wait) return null;
+  const since = now - s.lastRefreshAt;
+  if (since < Math.min(s.refresh.waitMs, s.settings.starvedRefreshMaxMs)) return null;
+  const starved = () => s.meshPool.deficit() > 0 && s.dials.dialing.size === 0 && dialableCount(s, now) === 0;
+  if (since < s.refresh.waitMs && !starved()) return null;
   const links = [...s.live.values()];
   const link = links[Math.floor(rand() * links.length)]!;
   s.refreshing = true;

@@ -64,6 +64,8 @@ export interface SimResult {
   /** Bytes sent and received per node per minute, searches included. */
   bytesPerNodePerMin: { mean: number; max: number };
   eclipsedHonest: number;
+  /** Links of each eclipsed node at the end (out / in), and whether it was the crowding victim. */
+  eclipsedLinks: { out: number; in: number; victim: boolean }[];
   bannedHonest: number;
   bannedHostile: number;
   /** Why honest nodes were banned (numbers and ids elided), and how many bans said so. */
@@ -272,18 +274,22 @@ export async function runSimulation(o: SimOptions): Promise<SimResult> {
 
   // Eclipses and bans, at the end.
   let eclipsed = 0;
+  const eclipsedLinks: SimResult["eclipsedLinks"] = [];
   const bannedHonest = new Set<string>();
   const bannedHostile = new Set<string>();
   const honestBanReasons: Record<string, number> = {};
   for (const x of sim.live()) {
     if (!isHonest(x)) continue;
     const st = x.mesh.status();
-    if (st.mesh.links.length && st.mesh.links.every((l) => sim.byId.get(l.peer)?.hostile)) eclipsed++;
+    if (st.mesh.links.length && st.mesh.links.every((l) => sim.byId.get(l.peer)?.hostile)) {
+      eclipsed++;
+      eclipsedLinks.push({ out: st.mesh.links.filter((l) => l.direction === "out").length, in: st.mesh.links.filter((l) => l.direction === "in").length, victim: x === sim.victim });
+    }
     for (const b of st.bans) {
-      const y = sim.byId.get(b.target) ?? sim.byIp.get(b.target.split(":")[0]!.replace(/^\[|\]$/g, ""));
+      const y = sim.ever.get(b.target) ?? sim.ever.get(b.target.split(":")[0]!.replace(/^\[|\]$/g, ""));
       if (!y) continue;
-      (isHonest(y) ? bannedHonest : bannedHostile).add(y.key.nodeId);
-      if (isHonest(y)) {
+      (y.hostile ? bannedHostile : bannedHonest).add(y.id);
+      if (!y.hostile) {
         const why = b.reason.replace(/[0-9a-f]{16,}|\d+(\.\d+)*/g, "…").slice(0, 80);
         honestBanReasons[why] = (honestBanReasons[why] ?? 0) + 1;
       }
@@ -314,6 +320,7 @@ export async function runSimulation(o: SimOptions): Promise<SimResult> {
     requestsPerFind: finds.length > findsAtLoad ? Math.round(findRequests / (finds.length - findsAtLoad)) : null,
     bytesPerNodePerMin: { mean: Math.round(mean(byteRates)), max: Math.round(Math.max(0, ...byteRates)) },
     eclipsedHonest: eclipsed,
+    eclipsedLinks,
     bannedHonest: bannedHonest.size,
     bannedHostile: bannedHostile.size,
     honestBanReasons,

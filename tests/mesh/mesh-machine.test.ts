@@ -190,7 +190,8 @@ describe("record age", () => {
       step(s, { type: "tick" }, t, rand);
     }
     expect(s.candidates.has(peer.nodeId)).toBe(true);
-    step(s, { type: "tick" }, T0 + 86_400_001, rand);
+    // Expiry runs with the tick's housekeeping, at most one sweep period later.
+    step(s, { type: "tick" }, T0 + 86_400_001 + s.settings.sweepMs, rand);
     expect(s.candidates.has(peer.nodeId)).toBe(false);
   });
 });

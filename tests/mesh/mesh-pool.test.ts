@@ -9,15 +9,15 @@ const MIN = 60_000;
 const id = (i: number) => i.toString(16).padStart(64, "0");
 
 describe("mesh pool limits", () => {
-  test("accepts up to 8 outgoing and 8 incoming links by default, then refuses", () => {
+  test("accepts up to 8 outgoing and 16 incoming links by default, then refuses", () => {
     const p = createMeshPool();
     for (let i = 0; i < 8; i++) expect(p.add({ id: id(i), direction: "out", openedAt: T0 })).toBe("added");
     expect(p.canAccept("out")).toBe(false);
     expect(p.canAccept("in")).toBe(true);
     expect(p.add({ id: id(100), direction: "out", openedAt: T0 })).toBe("full");
-    for (let i = 8; i < 16; i++) expect(p.add({ id: id(i), direction: "in", openedAt: T0 })).toBe("added");
+    for (let i = 8; i < 24; i++) expect(p.add({ id: id(i), direction: "in", openedAt: T0 })).toBe("added");
     expect(p.add({ id: id(101), direction: "in", openedAt: T0 })).toBe("full");
-    expect(p.size).toBe(16);
+    expect(p.size).toBe(24);
   });
 
   test("limits are configurable", () => {
