@@ -6,7 +6,7 @@
 // (a function returning [0, 1)), so tests are deterministic.
 import type { NodeRecord } from "../wire/index.ts";
 import { DEFAULTS } from "../config/index.ts";
-import { netPrefixOf } from "../rpc/index.ts";
+import { netGroupOf, netPrefixOf } from "../rpc/index.ts";
 import { provenAddress, recordNodeId } from "./record.ts";
 
 /** A candidate not seen (no link, no check, no share naming it) for this long is dropped. One hour:
@@ -84,8 +84,8 @@ export interface CandidatePool {
   list(): Candidate[];
   /** Node ids of the candidates (no copies of their records). */
   ids(): string[];
-  /** The network (netPrefixes) of a candidate's proven address, if it has one. */
-  netOf(id: string): string | undefined;
+  /** The network (netPrefixes) and network group (netGroupOf) of a candidate's proven address, if it has one. */
+  netOf(id: string): { net: string; group: string } | undefined;
   /** The node id of the candidate whose proven address is `addressKey` (addressKeys()), if any. */
   holderOf(addressKey: string): string | undefined;
   planMerge(records: readonly NodeRecord[], now: number, options?: MergeOptions): MergePlan;
@@ -110,8 +110,9 @@ interface Entry {
   rttMs: number | null;
   lastSeen: number;
   addedAt: number;
-  /** netPrefixes(record)[0], kept with the record. */
+  /** netPrefixes(record)[0] and the group of that address, kept with the record. */
   net?: string;
+  group?: string;
 }
 
 const DEFAULT_RTT_BANDS_MS = [50, 150];
@@ -137,7 +138,9 @@ export function createCandidatePool(init: CandidatePoolInit): CandidatePool {
   const byNet = new Map<string, Set<string>>();
 
   function index(e: Entry): void {
-    e.net = netPrefixes(e.record)[0];
+    const proven = provenAddress(e.record);
+    e.net = proven ? netPrefixOf(proven.ip) : undefined;
+    e.group = proven ? netGroupOf(normalizeIp(proven.ip)) : undefined;
     for (const k of e.keys) byAddress.set(k, e.id);
     for (const n of netPrefixes(e.record)) {
       const ids = byNet.get(n) ?? new Set<string>();
@@ -226,7 +229,10 @@ export function createCandidatePool(init: CandidatePoolInit): CandidatePool {
     list: () => [...entries.values()].map(view),
     holderOf: (k) => byAddress.get(k),
     ids: () => [...entries.keys()],
-    netOf: (id) => entries.get(id.toLowerCase())?.net,
+    netOf: (id) => {
+      const e = entries.get(id.toLowerCase());
+      return e?.net !== undefined && e.group !== undefined ? { net: e.net, group: e.group } : undefined;
+    },
 
     planMerge(records, now, options = {}) {
       pruneFailed(now);

@@ -3,7 +3,8 @@
 // 1. Rate-limit the asker (per mesh link, per app IP) and drop request ids seen within the window
 //    (a search that loops back answers empty).
 // 2. Local answer: our own record if we serve the kind, plus candidates that serve it.
-// 3. With hops left and fewer than FIND_ENOUGH records of our own, forward to up to FIND_FANOUT mesh
+// 3. With hops left, when we asked ourselves or hold records of the kind from fewer than FIND_ENOUGH
+//    networks, forward to up to FIND_FANOUT mesh
 //    links drawn at random (never the one it came from), one hop less, all at once, within
 //    FIND_HOP_TIMEOUT_MS per hop left.
 // 4. Every forwarded record is verified (syntax, and its signature by its own public key, so a relay
@@ -22,7 +23,7 @@ import { decodeFindAnswer, encodeFindAnswer } from "./mesh-messages.ts";
 import { METHOD } from "../rpc/index.ts";
 import { FIND_HOP_TIMEOUT_MS } from "./mesh-service-constants.ts";
 import { isRelayBlameless, provenAddress, recordNodeId, verifyRecord, formatNodeAddress } from "./record.ts";
-import { encodeFindRequest, FIND_ENOUGH, FIND_FANOUT, mergeAnswers, newFindRequest, nextHop, parseFindRequest, recordsOfKind, createSeenRequests, type FindRequest } from "./search.ts";
+import { encodeFindRequest, FIND_ENOUGH, FIND_FANOUT, mergeAnswers, networksOf, newFindRequest, nextHop, parseFindRequest, recordsOfKind, createSeenRequests, type FindRequest } from "./search.ts";
 import { groupByStake, toProtoGroup, type ServerGroupView } from "./search-groups.ts";
 import { createRateLimiter } from "./search-rate-limit.ts";
 
@@ -80,7 +81,7 @@ export function createMeshSearch(c: MeshSearchComponents): MeshSearch {
     const local = recordsOfKind(c.local(req.kind), req.kind);
     const next = nextHop(req);
     let merged = mergeAnswers([], local, { cap: req.maxAnswers });
-    if (next && local.length < FIND_ENOUGH) {
+    if (next && (from === null || networksOf(local) < FIND_ENOUGH)) {
       const payload = encodeFindRequest(next);
       const timeoutMs = FIND_HOP_TIMEOUT_MS * (next.hops + 1);
       const targets = c.links().filter((l) => l !== from && l.isOpen && l.peerNodeId !== from?.peerNodeId);

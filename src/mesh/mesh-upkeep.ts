@@ -75,8 +75,19 @@ function sweep(s: MeshState, now: number): void {
 /** Candidates we could dial now. */
 function dialableCount(s: MeshState, now: number): number {
   let n = 0;
-  for (const c of s.candidates.list()) if (!s.live.has(c.id) && !s.dials.blocked(c.id, now) && !s.bans.isBanned(c.id, now)) n++;
+  const skip = notDialable(s, now);
+  for (const id of s.candidates.ids()) if (!skip(id) && !s.dials.blocked(id, now)) n++;
   return n;
+}
+
+/** Candidates fill() passes over: linked, banned, or in a network (or network group) that already
+ *  has its share of our outgoing links (the link would be closed as crowded). */
+function notDialable(s: MeshState, now: number): (id: string) => boolean {
+  const crowded = (id: string) => {
+    const net = s.candidates.netOf(id);
+    return net !== undefined && !s.meshPool.hasRoomFor("out", net.net, net.group);
+  };
+  return (id) => s.live.has(id) || s.bans.isBanned(id, now) || crowded(id);
 }
 
 /** Every switch interval 1–2 outgoing links are closed; the refill dials fresh candidates, and the
@@ -99,12 +110,7 @@ function switchLinks(s: MeshState, now: number, rand: Rand): MeshAction[] {
 export function fill(s: MeshState, now: number, rand: Rand): MeshAction[] {
   if (s.role !== "service" || !s.own.current()) return [];
   const want = s.meshPool.deficit() - s.dials.dialing.size;
-  // A candidate whose network already has its share of our outgoing links is not dialled (it would be closed).
-  const crowded = (id: string) => {
-    const net = s.candidates.netOf(id);
-    return net !== undefined && !s.meshPool.hasRoomFor("out", net);
-  };
-  const picks = pickDials(s.candidates, s.dials, want, now, rand, (id) => s.live.has(id) || s.bans.isBanned(id, now) || crowded(id));
+  const picks = pickDials(s.candidates, s.dials, want, now, rand, notDialable(s, now));
   return picks.map((record) => {
     s.dials.begin(recordNodeId(record));
     return { type: "dial", record } as const;

@@ -127,3 +127,17 @@ describe("planSwitch", () => {
     }
   });
 });
+
+describe("network groups", () => {
+  test("outgoing links take as many per /16 as per /24, incoming ones twice that", () => {
+    const p = createMeshPool({ maxOut: 8, maxIn: 16, perPrefix: 2 });
+    const g = "66.6.0.0/16";
+    expect(p.add({ id: id(1), direction: "out", openedAt: T0, prefix: "66.6.1.0/24", group: g })).toBe("added");
+    expect(p.add({ id: id(2), direction: "out", openedAt: T0, prefix: "66.6.2.0/24", group: g })).toBe("added");
+    expect(p.hasRoomFor("out", "66.6.3.0/24", g)).toBe(false);
+    expect(p.add({ id: id(3), direction: "out", openedAt: T0, prefix: "66.6.3.0/24", group: g })).toBe("crowded");
+    expect(p.add({ id: id(4), direction: "out", openedAt: T0, prefix: "67.1.1.0/24", group: "67.1.0.0/16" })).toBe("added");
+    for (let i = 0; i < 4; i++) expect(p.add({ id: id(10 + i), direction: "in", openedAt: T0, prefix: `66.6.${10 + i}.0/24`, group: g })).toBe("added");
+    expect(p.add({ id: id(20), direction: "in", openedAt: T0, prefix: "66.6.20.0/24", group: g })).toBe("crowded");
+  });
+});

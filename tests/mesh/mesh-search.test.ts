@@ -7,7 +7,7 @@ import { decodeFindAnswer, encodeFindAnswer } from "../../src/mesh/mesh-messages
 import { MAX_RECORD_LIST_BYTES } from "../../src/mesh/mesh-service-constants.ts";
 import { createMeshSearch } from "../../src/mesh/mesh-search.ts";
 import { buildRecord, recordNodeId, signRecord } from "../../src/mesh/record.ts";
-import { FIND_ENOUGH, FIND_FANOUT } from "../../src/mesh/search.ts";
+import { encodeFindRequest, FIND_ENOUGH, FIND_FANOUT, MAX_ANSWERS_PER_NET, mergeAnswers, newFindRequest } from "../../src/mesh/search.ts";
 import { seeded } from "../../src/contracts/index.ts";
 import { EnvelopeSchema, NodeRecordSchema, Status, StakeSchema, type NodeRecord } from "../../src/wire/gen/findings_pb.ts";
 
@@ -151,13 +151,24 @@ describe("the flood is bounded", () => {
     expect(asked.filter((x) => x > 0).length).toBeGreaterThan(FIND_FANOUT);
   });
 
-  test(`a node holding ${FIND_ENOUGH} records of the kind answers without forwarding`, async () => {
-    const own = Array.from({ length: FIND_ENOUGH }, (_, i) => recordOf(generateNodeKey(), { ip: `198.51.100.${i + 10}` }));
+  test(`a forwarder holding records from ${FIND_ENOUGH} networks answers without forwarding; the asker always forwards`, async () => {
+    const own = Array.from({ length: FIND_ENOUGH }, (_, i) => recordOf(generateNodeKey(), { ip: `198.51.${100 + i}.1` }));
+    const forwarded = () => encodeFindRequest(newFindRequest(KIND, { hops: 2 }));
     const { s, asked } = fanned(8, own);
-    expect((await s.find(KIND)).records.length).toBe(FIND_ENOUGH);
+    const reply = await s.onMeshRequest(forwarded(), linkAnswering([]));
+    expect(decodeFindAnswer(reply.payload!).records.length).toBe(FIND_ENOUGH);
     expect(asked.every((x) => x === 0)).toBe(true);
-    const few = fanned(8, own.slice(1));
-    await few.s.find(KIND);
-    expect(few.asked.some((x) => x > 0)).toBe(true);
+    await s.find(KIND);
+    expect(asked.some((x) => x > 0)).toBe(true);
+    // Records from one network count once.
+    const sameNet = fanned(8, own.map((r, i) => recordOf(generateNodeKey(), { ip: `198.51.100.${i + 20}` })));
+    await sameNet.s.onMeshRequest(forwarded(), linkAnswering([]));
+    expect(sameNet.asked.some((x) => x > 0)).toBe(true);
+  });
+
+  test(`an answer holds at most ${MAX_ANSWERS_PER_NET} records from one network`, () => {
+    const many = Array.from({ length: 10 }, (_, i) => recordOf(generateNodeKey(), { ip: `198.51.100.${i + 1}` }));
+    const other = recordOf(generateNodeKey(), { ip: "203.0.113.1" });
+    expect(mergeAnswers(many, [other]).length).toBe(MAX_ANSWERS_PER_NET + 1);
   });
 });
