@@ -1,6 +1,6 @@
 // The network simulator (src/sim): real mesh cores for N nodes in one process on a virtual clock.
 //   bun scripts/sim/mesh.ts --nodes 1000 --seeds 3 --minutes 10 --churn 10 --sybil 0.2 --sybil-prefixes 8 \
-//     --kinds 100 --seed 1 [--json] [--plot DIR] [--attacks forge,find,keycheck,crowd] [--join-s S]
+//     --kinds 100 --seed 1 [--sybil-spread] [--json] [--plot DIR] [--attacks forge,find,keycheck,crowd] [--join-s S]
 //     [--mesh-out N --mesh-in N --shortlist N --switch-s S --share N --help-when-starved]
 import { parseArgs } from "node:util";
 import { runSimulation, writePlots, type Attack } from "../../src/sim/index.ts";
@@ -13,6 +13,7 @@ const { values: v } = parseArgs({
     churn: { type: "string", default: "0" },
     sybil: { type: "string", default: "0" },
     "sybil-prefixes": { type: "string", default: "8" },
+    "sybil-spread": { type: "boolean", default: false },
     kinds: { type: "string", default: "100" },
     seed: { type: "string", default: "1" },
     json: { type: "boolean", default: false },
@@ -39,6 +40,7 @@ const result = await runSimulation({
   churn: Number(v.churn),
   sybil: Number(v.sybil),
   sybilPrefixes: Number(v["sybil-prefixes"]),
+  sybilSpread: v["sybil-spread"],
   kinds: Number(v.kinds),
   seed: Number(v.seed),
   joinSeconds: Number(v["join-s"]),

@@ -41,6 +41,8 @@ export interface NetworkOptions {
   kinds: number;
   /** How many /24s the hostile nodes come from. */
   sybilPrefixes: number;
+  /** Each hostile /24 in a /16 of its own (66.6.k.x otherwise: all in one /16). */
+  sybilSpread?: boolean;
   /** Attacks hostile nodes run, one per node, round robin. @default all four */
   attacks?: readonly Attack[];
   /** Config values (defaults.toml unless given). */
@@ -131,6 +133,7 @@ export class SimNetwork {
     const k = i % this.o.sybilPrefixes;
     const host = 1 + Math.floor(i / this.o.sybilPrefixes);
     if (host > 254) throw new Error(`${i + 1} hostile nodes do not fit in ${this.o.sybilPrefixes} /24s`);
+    if (this.o.sybilSpread) return `66.${6 + (k % 250)}.${Math.floor(k / 250)}.${host}`;
     return `66.${6 + Math.floor(k / 256)}.${k % 256}.${host}`;
   }
 

@@ -109,7 +109,7 @@ function heap(collect = false): { heap: number; rss: number } {
 export async function runSimulation(o: SimOptions): Promise<SimResult> {
   const wall0 = performance.now();
   const cpu0 = process.cpuUsage();
-  const sim = new SimNetwork({ seed: o.seed, kinds: o.kinds, sybilPrefixes: Math.max(1, o.sybilPrefixes), attacks: o.attacks, mesh: o.mesh, shape: o.shape });
+  const sim = new SimNetwork({ seed: o.seed, kinds: o.kinds, sybilPrefixes: Math.max(1, o.sybilPrefixes), sybilSpread: o.sybilSpread, attacks: o.attacks, mesh: o.mesh, shape: o.shape });
   const joinMs = (o.joinSeconds ?? 10) * 1000;
   const sampleMs = (o.sampleSeconds ?? 10) * 1000;
   const endMs = o.minutes * 60_000;
