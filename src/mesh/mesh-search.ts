@@ -44,6 +44,8 @@ export interface MeshSearchComponents {
   /** Message counters. */
   count(direction: "in" | "out", method: string): void;
   now?: () => number;
+  /** Most records from one network (/24, /48) in an answer. @default MAX_ANSWERS_PER_NET */
+  answersPerNet?: number;
   /** Draws the links a search is forwarded to. @default Math.random */
   rand?: () => number;
 }
@@ -80,7 +82,7 @@ export function createMeshSearch(c: MeshSearchComponents): MeshSearch {
   async function run(req: FindRequest, from: CoreLink | null): Promise<SearchResult> {
     const local = recordsOfKind(c.local(req.kind), req.kind);
     const next = nextHop(req);
-    let merged = mergeAnswers([], local, { cap: req.maxAnswers });
+    let merged = mergeAnswers([], local, { cap: req.maxAnswers, perNet: c.answersPerNet });
     if (next && (from === null || networksOf(local) < FIND_ENOUGH)) {
       const payload = encodeFindRequest(next);
       const timeoutMs = FIND_HOP_TIMEOUT_MS * (next.hops + 1);
@@ -92,7 +94,7 @@ export function createMeshSearch(c: MeshSearchComponents): MeshSearch {
       }
       targets.length = Math.min(FIND_FANOUT, targets.length);
       const answers = await Promise.all(targets.map((link) => ask(link, payload, req.kind, timeoutMs)));
-      for (const more of answers) merged = mergeAnswers(merged, more, { cap: req.maxAnswers });
+      for (const more of answers) merged = mergeAnswers(merged, more, { cap: req.maxAnswers, perNet: c.answersPerNet });
     }
     return { kind: req.kind, records: merged, groups: groupByStake(merged, req.kind) };
   }

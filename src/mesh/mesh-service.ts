@@ -97,6 +97,7 @@ export function createMeshService(components: MeshServiceComponents, init: MeshS
     local: (kind) => [...(own.current()?.kinds.includes(kind) ? [own.current()!] : []), ...s.candidates.byKind(kind)],
     contradicts: (rec) => contradicts(s.candidates, rec),
     rand,
+    answersPerNet: init.candidatesPerPrefix === undefined ? undefined : Math.max(1, Math.floor(init.candidatesPerPrefix / 2)),
     checked: (id) => s.candidates.get(id)?.record,
     maxAgeMs: s.settings.recordMaxAgeMs,
     onLie: (link, why) => punish(sharerOf(link), why),

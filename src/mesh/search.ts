@@ -26,8 +26,8 @@ export const FIND_FANOUT = 8;
  *  forwarding: the search only travels on where the answer is still thin. The asker itself always
  *  forwards, so its answer never rests on one pool. */
 export const FIND_ENOUGH = 3;
-/** Most records from one network (/24, /48) in one answer, so a few networks full of keys that claim
- *  every kind cannot fill an answer (the same diversity rule as the pools). */
+/** Most records from one network (/24, /48) in one answer unless told otherwise (a node passes half its
+ *  candidates_per_prefix), so a few networks full of keys that claim every kind cannot fill an answer. */
 export const MAX_ANSWERS_PER_NET = 2;
 /** How long a request id is remembered, so a search that loops back is dropped. */
 const DEFAULT_SEEN_WINDOW_MS = 60_000;

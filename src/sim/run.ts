@@ -36,6 +36,8 @@ export interface Sample {
   serving: number;
   meanLinks: number;
   wallSeconds: number;
+  /** CPU time of the process so far (user + system). */
+  cpuSeconds: number;
   heapMiB: number;
 }
 
@@ -106,6 +108,11 @@ function heap(collect = false): { heap: number; rss: number } {
   return { heap: Math.round(m.heapUsed / 1048576), rss: Math.round(m.rss / 1048576) };
 }
 
+function cpuSince(cpu0: NodeJS.CpuUsage): number {
+  const u = process.cpuUsage(cpu0);
+  return (u.user + u.system) / 1e6;
+}
+
 export async function runSimulation(o: SimOptions): Promise<SimResult> {
   const wall0 = performance.now();
   const cpu0 = process.cpuUsage();
@@ -168,7 +175,7 @@ export async function runSimulation(o: SimOptions): Promise<SimResult> {
     const frac = honest ? conv / honest : 0;
     if (frac === 1 && convergedAtS === null) convergedAtS = t;
     const h = heap();
-    const s: Sample = { t, live: live.length, honest, converged: frac, serving, meanLinks: honest ? links / honest : 0, wallSeconds: (performance.now() - wall0) / 1000, heapMiB: h.heap };
+    const s: Sample = { t, live: live.length, honest, converged: frac, serving, meanLinks: honest ? links / honest : 0, wallSeconds: (performance.now() - wall0) / 1000, cpuSeconds: cpuSince(cpu0), heapMiB: h.heap };
     series.push(s);
     o.onSample?.(s);
   }
@@ -322,7 +329,7 @@ export async function runSimulation(o: SimOptions): Promise<SimResult> {
     seed: o.seed,
     simulatedSeconds: Math.round(sim.seconds()),
     wallSeconds: Math.round((performance.now() - wall0) / 100) / 10,
-    cpuSeconds: Math.round((process.cpuUsage(cpu0).user + process.cpuUsage(cpu0).system) / 1e5) / 10,
+    cpuSeconds: Math.round(cpuSince(cpu0) * 10) / 10,
     convergedAtS,
     finalConverged: series.at(-1)?.converged ?? 0,
     findSuccess: commonFinds.length ? commonFinds.filter((f) => f.ok).length / commonFinds.length : null,
