@@ -3,8 +3,8 @@
 // (mesh-service.ts) to run against real or in-memory links and timers.
 //
 // Roles: new → client (--client-only, or no peer to check with) | service (--public) | checking
-// (self-check running) → service | client; a client re-checks every switch interval (checking
-// again); any role → stopped.
+// (self-check running) → service | client; a client checks again after a wait that starts short and
+// doubles up to the switch interval (checking again); any role → stopped.
 // Service: fills outgoing links, switches 1–2 of them every switch interval, refreshes the pool,
 // asks for help while it knows fewer candidates than mesh_out. Client: asks for help every switch
 // interval. Both write the peer cache now and then.
@@ -97,6 +97,9 @@ export interface MeshState {
   readonly events: Record<string, number>;
   readonly help: Backoff;
   readonly refresh: Backoff;
+  /** Wait before a client checks itself again: short after the first failure (its checkers may only
+   *  have been busy, e.g. a burst of joins), doubling up to the switch interval. */
+  readonly recheck: Backoff;
   startedAt: number;
   lastHelpAt: number;
   lastSelfCheckAt: number;
@@ -195,6 +198,7 @@ export function createMeshState(init: MeshStateInit): MeshState {
     events: {},
     help: createBackoff(settings.helpRetryMs, init.switchIntervalMs),
     refresh: createBackoff(settings.helpRetryMs, init.switchIntervalMs),
+    recheck: createBackoff(settings.helpRetryMs, init.switchIntervalMs),
     startedAt: init.now,
     lastHelpAt: 0,
     lastSelfCheckAt: 0,
@@ -271,6 +275,7 @@ function start(s: MeshState, helpTargets: number, now: number): MeshAction[] {
 function selfCheckDone(s: MeshState, e: Extract<MeshEvent, { type: "selfCheckDone" }>, now: number): MeshAction[] {
   s.lastSelfCheckAt = now;
   if (s.role === "service") return [];
+  s.recheck.settle(e.reachable);
   if (e.reachable) {
     return [{ type: "log", level: "info", msg: "self-check passed: serving", fields: { observedIp: e.observedIp, ...e.detail } }, ...becomeService(s, e.observedIp, now)];
   }

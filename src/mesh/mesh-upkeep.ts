@@ -43,7 +43,7 @@ export function tick(s: MeshState, now: number, rand: Rand): MeshAction[] {
     const starved = () => settings.helpWhenStarved && s.meshPool.deficit() > 0 && s.dials.dialing.size === 0 && dialableCount(s, now) === 0;
     if (!s.helping && now - s.lastHelpAt > s.help.waitMs && (s.candidates.size < s.meshPool.maxOut || starved())) out.push(askHelp(s, "known", now));
   } else if (s.role === "client") {
-    if (!settings.clientOnly && now - s.lastSelfCheckAt > settings.switchIntervalMs && (settings.configPeers > 0 || s.candidates.size > 0)) {
+    if (!settings.clientOnly && now - s.lastSelfCheckAt > s.recheck.waitMs && (settings.configPeers > 0 || s.candidates.size > 0)) {
       out.push(checkSelf(s, "known", now));
     }
     // A client keeps its pool fresh by asking known nodes now and then (seed 001 §节点组网: 挂机).
