@@ -1,6 +1,6 @@
 // The persistent X25519 node key in <home>/node.key and the node id derived from it (DESIGN §3).
+import { createHash } from "node:crypto";
 import { x25519 } from "@noble/curves/ed25519.js";
-import { sha256 } from "@noble/hashes/sha2.js";
 import { bytesToHex, hexToBytes } from "@noble/hashes/utils.js";
 import { chmodSync, existsSync, openSync, readFileSync, statSync, writeSync, closeSync } from "node:fs";
 import { join } from "node:path";
@@ -20,8 +20,10 @@ export interface NodeKey {
 const KEY_FILE_TAG = "findings-node-key-v1";
 export const NODE_KEY_FILE = "node.key";
 
+/** SHA-256 of the public key, in hex (the runtime's native hash: ids are computed for every record
+ *  that passes by). */
 export function nodeIdOf(publicKey: Uint8Array): string {
-  return bytesToHex(sha256(publicKey));
+  return createHash("sha256").update(publicKey).digest("hex");
 }
 
 export function nodeKeyFromPrivate(privateKey: Uint8Array): NodeKey {

@@ -264,7 +264,7 @@ export function createCandidatePool(init: CandidatePoolInit): CandidatePool {
           plan.skipped.push({ id, reason: "banned" });
           continue;
         }
-        if (failed.has(fingerprint(rec))) {
+        if (failed.size && failed.has(fingerprint(rec))) {
           plan.skipped.push({ id, reason: "failed-check" });
           continue;
         }
@@ -454,7 +454,6 @@ function sameKeys(a: readonly string[], b: readonly string[]): boolean {
 
 /** One record version: the node id plus its signature (which differs for any change of content). */
 function fingerprint(rec: NodeRecord): string {
-  let sig = "";
-  for (const b of rec.signature) sig += b.toString(16).padStart(2, "0");
-  return `${recordNodeId(rec)}:${sig}`;
+  const sig = rec.signature;
+  return `${recordNodeId(rec)}:${Buffer.from(sig.buffer, sig.byteOffset, sig.byteLength).toString("hex")}`;
 }
