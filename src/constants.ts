@@ -33,6 +33,8 @@ export const SEAL_PURPOSE = {
   keyChallenge: "findings/v1/key-challenge",
   keyAnswer: "findings/v1/key-answer",
   record: "findings/v1/record",
+  /** A node's signed list of its own share-pool entries for one search (share/holding.ts). */
+  shareHolding: "findings/v1/share-holding",
   /** A source server's NewHostOrder to a delegate: no other sealed box can pass as an order. */
   natNewHost: "findings/v1/nat-newhost",
 } as const;

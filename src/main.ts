@@ -4,6 +4,7 @@ import { configCommand } from "./cli/index.ts";
 import { devnetCommand } from "./cli/index.ts";
 import { findCommand } from "./cli/index.ts";
 import { idCommand } from "./cli/index.ts";
+import { knownHostsCommand } from "./cli/index.ts";
 import { peersCommand } from "./cli/index.ts";
 import { probeCommand } from "./cli/index.ts";
 import { punchCommand } from "./cli/index.ts";
@@ -27,6 +28,7 @@ const main = defineCommand({
     devnet: devnetCommand,
     config: configCommand,
     id: idCommand,
+    "known-hosts": knownHostsCommand,
   },
 });
 

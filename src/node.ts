@@ -18,7 +18,7 @@ import { createBindingResponder, type BindingResponder } from "./stun/index.ts";
 import { createNatService, type NatService } from "./nat/index.ts";
 import { createPunchService, type PunchService } from "./punch/index.ts";
 import { createShareService, type ShareService } from "./share/index.ts";
-import { servedKinds } from "./punch/index.ts";
+import { bootstrapStake, servedKinds } from "./punch/index.ts";
 import { formatAddress } from "./contracts/index.ts";
 import { createRouter } from "./rpc/index.ts";
 import { createTlsEndpoint, type TlsEndpoint } from "./transport/index.ts";
@@ -67,8 +67,8 @@ export async function createNode({ config, home, log }: NodeComponents): Promise
   const metrics = createMetricsRegistry();
   const timers = registerNodeTimers(metrics);
 
-  // Raw replies leave through the shared socket at once (the responder hands over a fresh buffer); a
-  // failing send is counted by the socket, never thrown.
+  // Raw replies join the shared socket's send queue, sent once per event-loop turn in one sendMany (the
+  // responder hands over a fresh buffer); a failing send is counted by the socket, never thrown.
   let udp: UdpEndpoint;
   const send = (bytes: Uint8Array, port: number, ip: string) => udp.sendRawNow(bytes, port, ip);
   // One router serves QUIC streams and WSS links: every method's policy and refusal counts in one place.
@@ -80,17 +80,21 @@ export async function createNode({ config, home, log }: NodeComponents): Promise
       labelNames: ["method", "transport"],
     }),
   });
+  // Every accepted app connection learns the node's reward address for its kind and its identity id.
+  const greeting = (kind: string) => bootstrapStake(kind, { stakes: config.stakes, userId: config.user_id, nodeId: key.nodeId });
   udp = createUdpEndpoint(
     {
       cert,
       nodeKey: key,
       log: log.child({ room: "udp" }),
       router,
+      greeting,
     },
     {
       host: config.host,
       port: config.server_uport,
       maxConnections: config.max_quic_connections,
+      maxHandshakes: config.max_quic_handshakes,
       maxConnectionsPerIp: config.max_conns_per_ip,
       idleTimeoutMs,
       onRawDatagram: (buf, rinfo, kind) => {
@@ -115,7 +119,7 @@ export async function createNode({ config, home, log }: NodeComponents): Promise
   let stopAppWss: (() => void) | undefined;
   const appWss: Service = {
     name: "app-bootstrap-wss",
-    start: async () => void (stopAppWss = serveAppBootstrapOverWss({ links: mesh, nodeKey: key, cert })),
+    start: async () => void (stopAppWss = serveAppBootstrapOverWss({ links: mesh, nodeKey: key, cert, greeting })),
     stop: async () => stopAppWss?.(),
   };
 
@@ -176,7 +180,22 @@ export async function createNode({ config, home, log }: NodeComponents): Promise
       livenessMs: config.punch_liveness_s * 1000,
     },
   );
-  const share = createShareService({ udp, log: log.child({ room: "share" }) }, { kinds: servedKinds(config.stakes), capacity: config.share_xpool });
+  // The share registry serves apps over QUIC and WSS, and searches the mesh for other nodes' servers.
+  const share = createShareService(
+    {
+      udp,
+      log: log.child({ room: "share" }),
+      mesh: {
+        router: mesh.router,
+        nodeKey: key,
+        links: () => meshService.meshLinks(),
+        ownRecord: () => meshService.record(),
+        onLie: (link, why) => meshService.punishLiar(link, why),
+        recordMaxAgeMs: config.record_max_age_s * 1000,
+      },
+    },
+    { kinds: servedKinds(config.stakes), capacity: config.share_xpool, allowSpecialTargets: config.allow_special_targets },
+  );
 
   registerNodeMetrics(metrics, { udp, tls, mesh, meshService, nat, punch, share, stun, router });
   const processMetrics = registerProcessMetrics(metrics);

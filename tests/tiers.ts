@@ -45,6 +45,7 @@ const NET = [
   "tests/transport/app-bootstrap/",
   "tests/transport/quic/",
   "tests/transport/tls/",
+  "tests/transport/udp/shared-socket.test.ts",
   "tests/transport/ws/connection.test.ts",
   "tests/transport/ws/frame.test.ts",
 ];

@@ -1,8 +1,8 @@
 // File copy between two machines behind NATs, built only on the Findings client library (in your own
 // project: `import { FindingsClient } from "findings"`). See README.md next to this file.
 //
-//   bun copy.ts send FILE --server ADDR#KEY [--nat CLASS]        prints its id, serves FILE to every peer
-//   bun copy.ts receive ID OUT --server ADDR#KEY [--nat CLASS]   punches ID and writes the file to OUT
+//   bun copy.ts send FILE --server ADDR[#KEY] [--nat CLASS]      prints its id, serves FILE to every peer
+//   bun copy.ts receive ID OUT --server ADDR[#KEY] [--nat CLASS] punches ID and writes the file to OUT
 import { createHash } from "node:crypto";
 import { createWriteStream, openAsBlob } from "node:fs";
 import { FindingsClient, type NatClassName } from "../../src/client/index.ts";
@@ -16,7 +16,7 @@ const flag = (name: string) => {
 const server = flag("--server");
 const nat = flag("--nat") as NatClassName | undefined;
 if (!server || (mode !== "send" && mode !== "receive")) {
-  console.error("usage: bun copy.ts send FILE --server ADDR#KEY | receive ID OUT --server ADDR#KEY  [--nat CLASS]");
+  console.error("usage: bun copy.ts send FILE --server ADDR[#KEY] | receive ID OUT --server ADDR[#KEY]  [--nat CLASS]");
   process.exit(2);
 }
 const client = new FindingsClient({ server, nat });

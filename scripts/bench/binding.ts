@@ -1,6 +1,6 @@
 // Benchmark: our RFC 5389 Binding responder (Bun.udpSocket and node:dgram) against coturn, one core each, on loopback.
 //
-//   bun scripts/bench/binding.ts [--seconds 3] [--rounds 3] [--sockets 4] [--window 32] [--only bun,batched,dgram,coturn]
+//   bun scripts/bench/binding.ts [--seconds 3] [--rounds 3] [--sockets 4] [--window 32] [--only node,bun,batched,dgram,coturn] [--json]
 //
 // Each server runs in its own process pinned to CPU 0 (taskset), coturn with `-m 0` (listener and relay in
 // one thread); the load generator runs in another process pinned to CPU 1, so neither steals the other's core.
@@ -11,26 +11,19 @@
 // of the server's own CPU time (/proc/PID/stat), which stays comparable when the JS generator, not the
 // server, is the bottleneck. The default 4 × 32 in flight stays under Bun.udpSocket's 208 KiB default receive
 // buffer; at 4 × 64 bursts overflow it and lost requests, not the server, set the pace.
-import dgram from "node:dgram";
+//
+// The standalone responders and the load generator run from scripts/bench/binding-roles.ts.
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { decodeBindingResponse, encodeBindingRequest } from "../../src/stun/binding.ts";
-import { createBindingResponder } from "../../src/stun/responder.ts";
-import { classifyDatagram } from "../../src/transport/udp/classify.ts";
+import { encodeBindingRequest } from "../../src/stun/binding.ts";
+import { HOST, WARMUP_MS } from "./binding-roles.ts";
 
-const HOST = "127.0.0.1";
-/** Answers before counting starts: lets JIT, socket buffers and coturn's first allocations settle. */
-const WARMUP_MS = 1_000;
-/** A request unanswered this long is counted lost and resent: loopback answers take well under a millisecond
- *  even with queues full, and a lost slot idles this long, so keep it short. */
-const LOST_AFTER_MS = 50;
 /** How long a server may take to answer its first Binding Request before the run fails. */
 const READY_TIMEOUT_MS = 5_000;
-/** Socket buffer asked for on node:dgram; Linux doubles it, so the socket holds 4 MiB like coturn's. */
-const SOCKET_BUFFER_BYTES = 2 * 1024 * 1024;
 /** Linux USER_HZ: the unit of utime/stime in /proc/PID/stat. */
 const CLOCK_TICKS_PER_S = 100;
+const ROLES = join(import.meta.dir, "binding-roles.ts");
 
 const ignore = () => {};
 
@@ -39,186 +32,6 @@ const flag = (name: string, fallback: string) => {
   const at = args.indexOf(`--${name}`);
   return at >= 0 && at + 1 < args.length ? args[at + 1] : fallback;
 };
-
-switch (flag("role", "main")) {
-  case "serve-bun":
-    await serveBun();
-    break;
-  case "serve-bun-batched":
-    await serveBunBatched();
-    break;
-  case "serve-dgram":
-    serveDgram();
-    break;
-  case "load":
-    await load(Number(flag("port", "0")), Number(flag("seconds", "5")), Number(flag("sockets", "4")), Number(flag("window", "64")));
-    break;
-  default:
-    await main();
-}
-
-// ---------------------------------------------------------------------------------------------
-// Servers: the path the node runs, socket → classifyDatagram → responder.
-
-async function serveBun(): Promise<void> {
-  const responder = createBindingResponder({ reuseOutput: true }); // Bun.udpSocket.send copies synchronously
-  const socket = await Bun.udpSocket({
-    hostname: HOST,
-    socket: {
-      data(sock, buf, port, address, flags) {
-        if (classifyDatagram(buf) === "stun") responder.handle(buf, address, port, flags.ipv6 ? 6 : 4, send);
-      },
-      // ICMP port-unreachable from a client that left surfaces here as ECONNREFUSED; it is not ours to die of.
-      error: ignore,
-    },
-  });
-  const send = (bytes: Uint8Array, port: number, ip: string) => void socket.send(bytes, port, ip);
-  console.log(`ready ${socket.port}`);
-}
-
-/** Like serveBun, but answers leave once per event-loop turn in one sendMany (sendmmsg): what a transport
- *  could do when it owns a Bun socket. Answers are kept until the flush, so no buffer reuse. */
-async function serveBunBatched(): Promise<void> {
-  const responder = createBindingResponder();
-  const batch: (Uint8Array | number | string)[] = [];
-  let flushScheduled = false;
-  const flush = () => {
-    flushScheduled = false;
-    socket.sendMany(batch);
-    batch.length = 0;
-  };
-  const send = (bytes: Uint8Array, port: number, ip: string) => {
-    batch.push(bytes, port, ip);
-    if (!flushScheduled) {
-      flushScheduled = true;
-      setImmediate(flush);
-    }
-  };
-  const socket = await Bun.udpSocket({
-    hostname: HOST,
-    socket: {
-      data(sock, buf, port, address, flags) {
-        if (classifyDatagram(buf) === "stun") responder.handle(buf, address, port, flags.ipv6 ? 6 : 4, send);
-      },
-      error: ignore,
-    },
-  });
-  console.log(`ready ${socket.port}`);
-}
-
-function serveDgram(): void {
-  const responder = createBindingResponder(); // node:dgram reads the bytes after send() returns
-  // coturn asks for large socket buffers (ss shows rb 4 MiB); match it so a burst is not dropped here first.
-  // Bun.udpSocket has no such option and keeps the kernel default (rmem_default, 208 KiB here).
-  const socket = dgram.createSocket({ type: "udp4", recvBufferSize: SOCKET_BUFFER_BYTES, sendBufferSize: SOCKET_BUFFER_BYTES });
-  // Without a listener, node:dgram throws ECONNREFUSED (ICMP from a client that left) and kills the process.
-  socket.on("error", ignore);
-  const send = (bytes: Uint8Array, port: number, ip: string) => socket.send(bytes, port, ip);
-  socket.on("message", (buf, rinfo) => {
-    if (classifyDatagram(buf) === "stun") responder.handle(buf, rinfo.address, rinfo.port, 4, send);
-  });
-  socket.bind(0, HOST, () => console.log(`ready ${socket.address().port}`));
-}
-
-// ---------------------------------------------------------------------------------------------
-// Load generator: prints "measuring" when the counted window opens and one JSON line when it closes.
-
-async function load(port: number, seconds: number, socketCount: number, window: number): Promise<void> {
-  let counting = false;
-  let answered = 0;
-  let lost = 0;
-  let wrong = 0;
-  const sockets: Bun.udp.Socket<"buffer">[] = [];
-  // One 20-byte request per slot; txId bytes 8–11 = slot, 12–15 = sequence (a resend bumps it, so a late
-  // answer to the old one is not counted twice).
-  const requests: Uint8Array[] = [];
-  const sentAt = new Float64Array(socketCount * window);
-  const views: DataView[] = [];
-  for (let slot = 0; slot < socketCount * window; slot++) {
-    const request = encodeBindingRequest(new Uint8Array(12));
-    views.push(new DataView(request.buffer));
-    views[slot].setUint32(8, slot);
-    requests.push(request);
-  }
-  // Requests are queued and leave once per event-loop turn in one sendMany (sendmmsg) per socket: one
-  // syscall for a whole batch keeps the generator ahead of the server it measures. A slot's buffer is not
-  // touched again until its answer arrives, so queueing the buffer itself is safe.
-  const pending: (Uint8Array | number | string)[][] = Array.from({ length: socketCount }, () => []);
-  let flushScheduled = false;
-  let now = performance.now();
-  let stopped = false;
-  const flush = () => {
-    flushScheduled = false;
-    if (stopped) return;
-    now = performance.now();
-    for (let s = 0; s < socketCount; s++) {
-      if (pending[s].length === 0) continue;
-      sockets[s].sendMany(pending[s]); // what the kernel refuses is resent by the sweep
-      pending[s].length = 0;
-    }
-  };
-  const send = (slot: number) => {
-    const view = views[slot];
-    view.setUint32(12, view.getUint32(12) + 1);
-    sentAt[slot] = now;
-    pending[Math.floor(slot / window)].push(requests[slot], port, HOST);
-    if (!flushScheduled) {
-      flushScheduled = true;
-      setImmediate(flush);
-    }
-  };
-  const checked = new Set<number>();
-  for (let s = 0; s < socketCount; s++) {
-    sockets.push(await Bun.udpSocket({
-      hostname: HOST,
-      socket: {
-        error: ignore, // ICMP from the server side while it starts or stops
-        data(sock, buf) {
-          if (stopped) return;
-          if (buf.length < 20 || buf[0] !== 0x01 || buf[1] !== 0x01) return void wrong++;
-          const slot = ((buf[8] << 24) | (buf[9] << 16) | (buf[10] << 8) | buf[11]) >>> 0;
-          const request = requests[slot];
-          if (request === undefined) return void wrong++;
-          for (let i = 12; i < 16; i++) if (buf[i] !== request[i]) return; // answer to a resent request
-          if (!checked.has(s)) {
-            // Once per socket: the answer must name this socket's own address (both servers, same check).
-            checked.add(s);
-            const decoded = decodeBindingResponse(buf);
-            if (!decoded.ok || decoded.ip !== HOST || decoded.port !== sock.port) {
-              console.error(`wrong answer: ${JSON.stringify(decoded)} for port ${sock.port}`);
-              process.exit(1);
-            }
-          }
-          if (counting) answered++;
-          send(slot);
-        },
-      },
-    }));
-  }
-  for (let slot = 0; slot < socketCount * window; slot++) send(slot);
-  const sweep = setInterval(() => {
-    now = performance.now();
-    for (let slot = 0; slot < sentAt.length; slot++) {
-      if (now - sentAt[slot] > LOST_AFTER_MS) {
-        if (counting) lost++;
-        send(slot);
-      }
-    }
-  }, LOST_AFTER_MS / 4);
-  await Bun.sleep(WARMUP_MS);
-  counting = true;
-  console.log("measuring");
-  const started = performance.now();
-  const cpuStart = process.cpuUsage();
-  await Bun.sleep(seconds * 1000);
-  counting = false;
-  const elapsedS = (performance.now() - started) / 1000;
-  const cpu = process.cpuUsage(cpuStart);
-  clearInterval(sweep);
-  stopped = true;
-  console.log(JSON.stringify({ answered, lost, wrong, elapsedS, cpuS: (cpu.user + cpu.system) / 1e6 }));
-  for (const socket of sockets) socket.close();
-}
 
 // ---------------------------------------------------------------------------------------------
 // Orchestration
@@ -229,7 +42,7 @@ interface Target {
   start(dir: string): Promise<{ child: Bun.Subprocess; port: number }>;
 }
 
-interface Row {
+export interface Row {
   name: string;
   perSecond: number;
   cpuShare: number;
@@ -258,7 +71,7 @@ async function* lines(stream: ReadableStream<Uint8Array>): AsyncGenerator<string
 }
 
 async function startOurs(role: string): Promise<{ child: Bun.Subprocess; port: number }> {
-  const child = Bun.spawn(pinned(0, [process.execPath, import.meta.path, "--role", role]), { stdout: "pipe", stderr: "inherit" });
+  const child = Bun.spawn(pinned(0, [process.execPath, ROLES, "--role", role]), { stdout: "pipe", stderr: "inherit" });
   for await (const line of lines(child.stdout)) {
     const match = /^ready (\d+)$/.exec(line);
     if (match !== null) return { child, port: Number(match[1]) };
@@ -326,7 +139,7 @@ async function measure(target: Target, dir: string, seconds: number, sockets: nu
   const { child, port } = await target.start(dir);
   try {
     const generator = Bun.spawn(pinned(1, [
-      process.execPath, import.meta.path, "--role", "load", "--port", String(port),
+      process.execPath, ROLES, "--role", "load", "--port", String(port),
       "--seconds", String(seconds), "--sockets", String(sockets), "--window", String(window),
     ]), { stdout: "pipe", stderr: "inherit" });
     let cpuBefore = 0;
@@ -361,13 +174,48 @@ function medianRow(rows: Row[]): Row {
   return sorted[Math.floor((sorted.length - 1) / 2)];
 }
 
-async function main(): Promise<void> {
-  const seconds = Math.min(10, Number(flag("seconds", "3")));
-  const rounds = Math.min(5, Number(flag("rounds", "3")));
-  const sockets = Number(flag("sockets", "4"));
-  const window = Number(flag("window", "32"));
-  const only = flag("only", "node,bun,batched,dgram,coturn").split(",");
-  const coturnVersion = Bun.spawnSync(["turnserver", "--version"]).stdout.toString().trim().split("\n")[0] || "?";
+export interface BindingOptions {
+  /** Counted seconds per round and server. @default 3 */
+  seconds?: number;
+  /** Interleaved rounds. @default 3 */
+  rounds?: number;
+  sockets?: number;
+  window?: number;
+  /** Servers to measure, of node, bun, batched, dgram, coturn. @default all */
+  only?: string[];
+  /** Prints the header and progress to the console. @default false */
+  log?: boolean;
+}
+
+export interface BindingServerFigures {
+  key: string;
+  name: string;
+  /** Median round: answers/s as the generator saw them, and its other columns. */
+  median: Row;
+  /** Best round's answers/s. */
+  bestPerSecond: number;
+  rounds: Row[];
+}
+
+export interface BindingResult {
+  servers: BindingServerFigures[];
+  coturnVersion: string;
+  /** `findings serve` over coturn, median answers/s of each (null without both). */
+  bindingRatio: number | null;
+  /** The same, best round of each. */
+  bindingRatioBest: number | null;
+  /** The same, answers per second of the server's own CPU time (steadier on a busy machine). */
+  bindingRatioPerCpu: number | null;
+}
+
+/** Runs the servers in interleaved rounds against the same generator and returns each one's figures. */
+export async function runBinding(opts: BindingOptions = {}): Promise<BindingResult> {
+  const seconds = Math.min(10, opts.seconds ?? 3);
+  const rounds = Math.min(5, opts.rounds ?? 3);
+  const sockets = opts.sockets ?? 4;
+  const window = opts.window ?? 32;
+  const only = opts.only ?? ["node", "bun", "batched", "dgram", "coturn"];
+  const coturnVersion = Bun.which("turnserver") === null ? "" : Bun.spawnSync(["turnserver", "--version"]).stdout.toString().trim().split("\n")[0] || "?";
   const targets = [
     { key: "bun", name: "findings, Bun.udpSocket", start: () => startOurs("serve-bun") },
     { key: "batched", name: "findings, Bun sendMany", start: () => startOurs("serve-bun-batched") },
@@ -376,41 +224,72 @@ async function main(): Promise<void> {
     { key: "coturn", name: `coturn ${coturnVersion} (-m 0)`, start: startCoturn },
   ].filter((t) => only.includes(t.key));
   const dir = mkdtempSync(join(tmpdir(), "findings-bench-"));
-  const pinning = pinned(0, []).length > 0 ? "server on CPU 0, generator on CPU 1" : "NOT pinned (no taskset or 1 CPU)";
-  console.log(`Binding Request → Success on ${HOST}, Bun ${Bun.version}, ${navigator.hardwareConcurrency} CPUs, ${pinning}`);
-  console.log(`${rounds} interleaved rounds × ${seconds} s counted per server (after ${WARMUP_MS} ms warm-up), ` +
-    `${sockets} sockets × ${window} in flight; median round shown\n`);
-  const runs = new Map<string, Row[]>(targets.map((t) => [t.name, []]));
+  if (opts.log) {
+    const pinning = pinned(0, []).length > 0 ? "server on CPU 0, generator on CPU 1" : "NOT pinned (no taskset or 1 CPU)";
+    console.log(`Binding Request → Success on ${HOST}, Bun ${Bun.version}, ${navigator.hardwareConcurrency} CPUs, ${pinning}`);
+    console.log(`${rounds} interleaved rounds × ${seconds} s counted per server (after ${WARMUP_MS} ms warm-up), ` +
+      `${sockets} sockets × ${window} in flight; median round shown\n`);
+  }
+  const runs = new Map<string, Row[]>(targets.map((t) => [t.key, []]));
   try {
     // Rounds interleave the servers so a noisy moment on the host hits them all alike.
     for (let round = 0; round < rounds; round++) {
-      for (const target of targets) runs.get(target.name)!.push(await measure(target, dir, seconds, sockets, window));
+      for (const target of targets) runs.get(target.key)!.push(await measure(target, dir, seconds, sockets, window));
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
-  const rows = targets.map((t) => medianRow(runs.get(t.name)!));
+  const servers = targets.map((t) => {
+    const all = runs.get(t.key)!;
+    return { key: t.key, name: t.name, median: medianRow(all), bestPerSecond: Math.max(...all.map((x) => x.perSecond)), rounds: all };
+  });
+  const node = servers.find((s) => s.key === "node");
+  const coturn = servers.find((s) => s.key === "coturn");
+  const ratio = (f: (s: BindingServerFigures) => number) => (node && coturn ? f(node) / f(coturn) : null);
+  return {
+    servers,
+    coturnVersion,
+    bindingRatio: ratio((s) => s.median.perSecond),
+    bindingRatioBest: ratio((s) => s.bestPerSecond),
+    bindingRatioPerCpu: ratio((s) => s.median.perCpuSecond),
+  };
+}
 
+async function main(): Promise<void> {
+  const result = await runBinding({
+    seconds: Number(flag("seconds", "3")),
+    rounds: Number(flag("rounds", "3")),
+    sockets: Number(flag("sockets", "4")),
+    window: Number(flag("window", "32")),
+    only: flag("only", "node,bun,batched,dgram,coturn").split(","),
+    log: true,
+  });
+  if (args.includes("--json")) {
+    console.log(JSON.stringify(result));
+    return;
+  }
   const pad = (s: string, n: number) => s.padEnd(n);
   const num = (x: number, width = 12) => Math.round(x).toLocaleString("en-US").padStart(width);
   const pct = (x: number, digits = 0) => `${(x * 100).toFixed(digits)} %`;
-  const best = (name: string) => Math.max(...runs.get(name)!.map((x) => x.perSecond));
   console.log(`${pad("server", 26)}${"answers/s".padStart(11)}${"best".padStart(10)}${"rounds".padStart(18)}` +
     `${"server CPU".padStart(12)}${"answers/CPU-s".padStart(15)}${"lost".padStart(8)}${"generator CPU".padStart(15)}`);
-  for (const r of rows) {
-    const all = runs.get(r.name)!.map((x) => `${Math.round(x.perSecond / 1000)}k`).join(" ");
-    console.log(`${pad(r.name, 26)}${num(r.perSecond, 11)}${num(best(r.name), 10)}${all.padStart(18)}` +
+  for (const s of result.servers) {
+    const r = s.median;
+    const all = s.rounds.map((x) => `${Math.round(x.perSecond / 1000)}k`).join(" ");
+    console.log(`${pad(s.name, 26)}${num(r.perSecond, 11)}${num(s.bestPerSecond, 10)}${all.padStart(18)}` +
       `${pct(r.cpuShare).padStart(12)}${num(r.perCpuSecond, 15)}${pct(r.lostShare, 2).padStart(8)}` +
       `${pct(r.generatorCpuShare).padStart(15)}`);
   }
-  const coturn = rows.find((r) => r.name.startsWith("coturn"));
+  const coturn = result.servers.find((s) => s.key === "coturn");
   if (coturn !== undefined) {
     console.log("\nratio to coturn            median      best                              per CPU-s");
-    for (const r of rows) {
-      if (r === coturn) continue;
+    for (const s of result.servers) {
+      if (s === coturn) continue;
       const ratio = (a: number, b: number, width: number) => `${(a / b).toFixed(2)}×`.padStart(width);
-      console.log(`${pad(r.name, 26)}${ratio(r.perSecond, coturn.perSecond, 11)}${ratio(best(r.name), best(coturn.name), 10)}` +
-        `${ratio(r.perCpuSecond, coturn.perCpuSecond, 45)}`);
+      console.log(`${pad(s.name, 26)}${ratio(s.median.perSecond, coturn.median.perSecond, 11)}${ratio(s.bestPerSecond, coturn.bestPerSecond, 10)}` +
+        `${ratio(s.median.perCpuSecond, coturn.median.perCpuSecond, 45)}`);
     }
   }
 }
+
+if (import.meta.main) await main();

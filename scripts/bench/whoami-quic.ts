@@ -1,7 +1,7 @@
 // Benchmark: whoami requests/s over QUIC on loopback — one connection with N concurrent streams, and many
-// connections (DESIGN §1 `findings whoami`, §2 shared UDP socket). Bounded: each case runs BENCH_CASE_MS.
+// connections (DESIGN §1 `findings whoami`, §2 shared UDP socket). Bounded: each case runs --case-ms.
 // The endpoint runs in a child process (its own event loop, as a node would) unless --in-process is given.
-// Run: ./node_modules/.bin/bun scripts/bench/whoami-quic.ts [--case-ms 2000] [--host 127.0.0.1] [--in-process]
+// Run: ./node_modules/.bin/bun scripts/bench/whoami-quic.ts [--case-ms 2000] [--host 127.0.0.1] [--in-process] [--json]
 import { createRunCertificate } from "../../src/identity/certificate.ts";
 import { generateNodeKey } from "../../src/identity/node-key.ts";
 import { METHOD } from "../../src/rpc/methods.ts";
@@ -11,8 +11,8 @@ import { createUdpClient } from "../../src/transport/udp/client.ts";
 import { createUdpEndpoint, type UdpEndpoint } from "../../src/transport/udp/endpoint.ts";
 import { whoamiRoute } from "../../src/transport/quic/whoami-handler.ts";
 
-/** How long each case runs, in ms: 8 cases × 2 s plus setup stays well under 30 s. */
-const BENCH_CASE_MS = Number(argValue("--case-ms") ?? 2000);
+/** How long each case runs by default, in ms: 8 cases × 2 s plus setup stays well under 30 s. */
+const DEFAULT_CASE_MS = 2000;
 const HOST = argValue("--host") ?? "127.0.0.1";
 
 /** The load comes from one address, so the node's per-host rate for whoami (a defence against floods) would
@@ -26,7 +26,7 @@ function argValue(name: string): string | undefined {
   return i >= 0 ? process.argv[i + 1] : undefined;
 }
 
-interface Row {
+export interface WhoamiRow {
   case: string;
   connections: number;
   concurrency: number;
@@ -38,7 +38,7 @@ interface Row {
 }
 
 /** Runs `concurrency` loops per link until the time is up; each loop sends whoami back to back. */
-async function drive(links: QuicLink[], concurrency: number, ms: number): Promise<Omit<Row, "case" | "connections" | "concurrency">> {
+async function drive(links: QuicLink[], concurrency: number, ms: number): Promise<Omit<WhoamiRow, "case" | "connections" | "concurrency">> {
   const end = performance.now() + ms;
   const latencies: number[] = [];
   let errors = 0;
@@ -98,33 +98,51 @@ async function startServer(inProcess: boolean): Promise<{ port: number; stop(): 
   };
 }
 
-async function main(): Promise<void> {
-  const started = performance.now();
-  const inProcess = process.argv.includes("--in-process");
+export interface WhoamiOptions {
+  /** ms per case. @default 2000 */
+  caseMs?: number;
+  /** Client and endpoint in this process. @default false (endpoint in a child process) */
+  inProcess?: boolean;
+  /** Only the 64-connection cases. @default false */
+  quick?: boolean;
+}
+
+export interface WhoamiResult {
+  rows: WhoamiRow[];
+  caseMs: number;
+  inProcess: boolean;
+  /** The best req/s of the 64-connection cases. */
+  whoamiPerSecond: number;
+}
+
+/** Runs the cases against one endpoint and returns their rows. */
+export async function runWhoami(opts: WhoamiOptions = {}): Promise<WhoamiResult> {
+  const caseMs = opts.caseMs ?? DEFAULT_CASE_MS;
+  const inProcess = opts.inProcess ?? false;
   const server = await startServer(inProcess);
   const ep = { port: server.port };
   const client = createUdpClient({}, { host: HOST });
   await client.start();
-  const rows: Row[] = [];
+  const rows: WhoamiRow[] = [];
   try {
     const one = await client.dial({ ip: HOST, port: ep.port });
     await one.request(METHOD.app.whoami); // warm-up
-    for (const concurrency of [1, 8, 32, 64]) {
-      rows.push({ case: "one connection", connections: 1, concurrency, ...(await drive([one], concurrency, BENCH_CASE_MS)) });
+    for (const concurrency of opts.quick ? [] : [1, 8, 32, 64]) {
+      rows.push({ case: "one connection", connections: 1, concurrency, ...(await drive([one], concurrency, caseMs)) });
     }
     await one.close();
 
-    for (const connections of [16, 64]) {
+    for (const connections of opts.quick ? [64] : [16, 64]) {
       const t0 = performance.now();
       const links = await Promise.all(Array.from({ length: connections }, () => client.dial({ ip: HOST, port: ep.port })));
       const setupMs = performance.now() - t0;
-      rows.push({ case: `many connections (setup ${setupMs.toFixed(0)} ms)`, connections, concurrency: 1, ...(await drive(links, 1, BENCH_CASE_MS)) });
-      rows.push({ case: "many connections", connections, concurrency: 4, ...(await drive(links, 4, BENCH_CASE_MS)) });
+      rows.push({ case: `many connections (setup ${setupMs.toFixed(0)} ms)`, connections, concurrency: 1, ...(await drive(links, 1, caseMs)) });
+      rows.push({ case: "many connections", connections, concurrency: 4, ...(await drive(links, 4, caseMs)) });
       await Promise.all(links.map((l) => l.close()));
     }
 
     // New connection per request: handshake (with stateless retry) + one whoami, sequential.
-    const end = performance.now() + BENCH_CASE_MS;
+    const end = performance.now() + (opts.quick ? 0 : caseMs);
     const lat: number[] = [];
     while (performance.now() < end) {
       const t0 = performance.now();
@@ -134,23 +152,38 @@ async function main(): Promise<void> {
       await link.close();
     }
     lat.sort((a, b) => a - b);
-    rows.push({
-      case: "connect + whoami + close",
-      connections: lat.length,
-      concurrency: 1,
-      requests: lat.length,
-      perSecond: (lat.length / BENCH_CASE_MS) * 1000,
-      p50Ms: lat[Math.floor(lat.length * 0.5)] ?? NaN,
-      p99Ms: lat[Math.floor(lat.length * 0.99)] ?? NaN,
-      errors: 0,
-    });
+    if (lat.length > 0) {
+      rows.push({
+        case: "connect + whoami + close",
+        connections: lat.length,
+        concurrency: 1,
+        requests: lat.length,
+        perSecond: (lat.length / caseMs) * 1000,
+        p50Ms: lat[Math.floor(lat.length * 0.5)] ?? NaN,
+        p99Ms: lat[Math.floor(lat.length * 0.99)] ?? NaN,
+        errors: 0,
+      });
+    }
   } finally {
     await client.stop();
     await server.stop();
   }
+  const many = rows.filter((r) => r.case.startsWith("many connections") && r.connections === 64);
+  return { rows, caseMs, inProcess, whoamiPerSecond: Math.max(0, ...many.map((r) => r.perSecond)) };
+}
 
+async function main(): Promise<void> {
+  const started = performance.now();
+  const caseMs = Number(argValue("--case-ms") ?? DEFAULT_CASE_MS);
+  const inProcess = process.argv.includes("--in-process");
+  const result = await runWhoami({ caseMs, inProcess });
+  const rows = result.rows;
+  if (process.argv.includes("--json")) {
+    console.log(JSON.stringify(result));
+    return;
+  }
   const where = inProcess ? "client and endpoint in one process" : "endpoint in a child process";
-  console.log(`whoami over QUIC on ${HOST}, ${where}, ${BENCH_CASE_MS} ms per case, Bun ${Bun.version}, ${navigator.hardwareConcurrency} CPUs`);
+  console.log(`whoami over QUIC on ${HOST}, ${where}, ${caseMs} ms per case, Bun ${Bun.version}, ${navigator.hardwareConcurrency} CPUs`);
   console.table(
     rows.map((r) => ({
       case: r.case,
@@ -166,5 +199,7 @@ async function main(): Promise<void> {
   console.log(`total ${((performance.now() - started) / 1000).toFixed(1)} s`);
 }
 
-if (argValue("--role") === "serve") await serve();
-else await main();
+if (import.meta.main) {
+  if (argValue("--role") === "serve") await serve();
+  else await main();
+}

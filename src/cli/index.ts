@@ -3,6 +3,7 @@ export { configCommand } from "./config.ts";
 export { devnetCommand } from "./devnet.ts";
 export { findCommand } from "./find.ts";
 export { idCommand } from "./id.ts";
+export { knownHostsCommand } from "./known-hosts.ts";
 export { peersCommand } from "./peers.ts";
 export { probeCommand } from "./probe.ts";
 export { punchCommand } from "./punch.ts";

@@ -8,6 +8,7 @@ import { describeResult, type PunchResult } from "../punch/index.ts";
 import type { NatClassName } from "../nat/index.ts";
 import type { Logger } from "../contracts/index.ts";
 import { printJson } from "./common.ts";
+import { nodeJson, noteLearnedKey } from "./node-info.ts";
 
 export interface PipeArgs {
   server: string;
@@ -70,8 +71,10 @@ export async function runExpose(a: PipeArgs, target: { host: string; port: numbe
   const exposed = `${target.host.includes(":") ? `[${target.host}]` : target.host}:${target.port}`;
   expose(m, target, { onConnection: print.connection });
   const j = m.joined;
+  const node = await client.joinedNode(m);
+  noteLearnedKey(client, node);
   if (a.json) {
-    printJson({ id: m.id, waiting: true, kind: j.kind, address: j.address, localPort: m.port, nat: a.nat.nat, natSource: a.nat.source, ...(a.nat.note ? { natNote: a.nat.note } : {}), stakeAddress: j.stakeAddress, stakeSource: j.stakeSource, identityId: j.identityId, expose: exposed });
+    printJson({ id: m.id, waiting: true, kind: j.kind, address: j.address, localPort: m.port, nat: a.nat.nat, natSource: a.nat.source, ...(a.nat.note ? { natNote: a.nat.note } : {}), stakeAddress: j.stakeAddress, stakeSource: j.stakeSource, identityId: j.identityId, keySource: node.keySource, node: nodeJson(node), expose: exposed });
   } else {
     process.stdout.write(`${m.id}\nexposing ${exposed} in ${j.kind} as ${j.address} (nat ${a.nat.nat ?? "unknown"}); Ctrl-C to stop\n`);
   }
@@ -95,7 +98,9 @@ export async function runForward(a: PipeArgs, peerId: string, listen: { host: st
     throw new PeerError(errorLine(err));
   }
   if (first.attemptId) skip.add(first.attemptId);
-  print.result(first);
+  const node = await client.joinedNode(m);
+  noteLearnedKey(client, node);
+  print.result({ ...first, keySource: node.keySource, node: nodeJson(node) } as PunchResult);
   watchMembership(m, print, a.json, skip);
   const fwd = await forward(m, peerId, listen, { onConnection: print.connection });
   a.onStop(async () => {

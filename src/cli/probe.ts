@@ -4,9 +4,11 @@ import { DEFAULTS } from "../config/index.ts";
 import { ConfigError } from "../errors.ts";
 import { LIFETIME_MAX_S } from "../nat/index.ts";
 import { type ProbeProgress } from "../nat/index.ts";
-import { FindingsClient } from "../client/index.ts";
+import { FindingsClient, knownHostsFile } from "../client/index.ts";
 import { summarizeProbe } from "../nat/index.ts";
 import { parseAddress } from "../contracts/index.ts";
+import { errorLine } from "../errors.ts";
+import { describeNode, nodeJson, noteLearnedKey } from "./node-info.ts";
 import { action, commonArgs, formatSeconds, jsonArg, loadContext, printJson, progressLine, progressWanted, repeated } from "./common.ts";
 
 export const probeCommand = defineCommand({
@@ -14,12 +16,12 @@ export const probeCommand = defineCommand({
   args: {
     ...commonArgs,
     ...jsonArg,
-    server: { type: "string", description: "Server ip:port[#key] (repeatable; with fewer than 3 the servers are asked for more; default: the config's peers)", valueHint: "ADDR" },
+    server: { type: "string", description: "Server ip:port[#key] (repeatable; the first one's key is known, given or learned on first use, and its reward address shown; with fewer than 3 the servers are asked for more; default: the config's peers)", valueHint: "ADDR" },
     lifetime: { type: "boolean", description: "Also measure how long the NAT keeps an idle mapping (takes about that long, up to 300 s)" },
     timeout: { type: "string", description: `Seconds to wait for answers that may never come (default: config probe_timeout_s, ${DEFAULTS.probe_timeout_s})`, valueHint: "S" },
   },
   run: action(async ({ args, rawArgs }) => {
-    const { config } = loadContext(args);
+    const { config, home } = loadContext(args);
     const texts = repeated(rawArgs, "server");
     const list = texts.length > 0 ? texts : config.peers;
     if (list.length === 0) throw new ConfigError("--server", "at least one server is needed (ip:port), or peers in the config");
@@ -46,7 +48,14 @@ export const probeCommand = defineCommand({
       const message = step.message.startsWith(`${step.phase}: `) ? step.message.slice(step.phase.length + 2) : step.message;
       return `probe ${formatSeconds(elapsed)} of up to ${formatSeconds(Math.max(expectedMs, elapsed))} · ${step.phase}: ${message}`;
     });
-    const report = await new FindingsClient({ server: list[0]! }).probe({
+    // The first server's key (given, known or learned on first use) and its bootstrap answer (reward address,
+    // identity id), on a link of its own beside the probe.
+    const client = new FindingsClient({ server: list[0]!, knownHosts: knownHostsFile(home) });
+    const nodeP = client.nodeInfo({ signal: AbortSignal.any([stop.signal, AbortSignal.timeout(2 * timeoutMs)]) }).then(
+      (n) => ({ node: n, error: undefined }),
+      (err: unknown) => ({ node: undefined, error: errorLine(err) }),
+    );
+    const probed = await client.probe({
       servers: list,
       lifetime,
       timeoutMs,
@@ -57,11 +66,14 @@ export const probeCommand = defineCommand({
         line.refresh();
       },
     });
+    const { node, error: nodeError } = await nodeP;
     line.stop();
     process.off("SIGINT", onSigint);
+    noteLearnedKey(client, node);
+    const report = { ...probed, keySource: node?.keySource ?? null, node: node ? nodeJson(node) : null, ...(nodeError ? { nodeError } : {}) };
 
     if (args.json) printJson(report);
-    else process.stdout.write(summarizeProbe(report) + "\n");
+    else process.stdout.write(summarizeProbe(report) + "\n" + (node ? describeNode(node) : `node: ${nodeError}`) + "\n");
     if (report.nat === null) {
       const decision = report.evidence.find((e) => e.test === "decision");
       process.stderr.write(`findings: Cannot tell the NAT class: ${String(decision?.reason ?? "no server answered")}\n`);

@@ -13,6 +13,7 @@ import { PeerError, TimeoutError, errorLine } from "../errors.ts";
 import { createLogger } from "../ops/index.ts";
 import { isPunchRefused, type JoinInfo } from "../punch/index.ts";
 import { FindingsClient, type Membership } from "../client/index.ts";
+import { describeNode, nodeJson, noteLearnedKey } from "./node-info.ts";
 import { describeResult, failedResult, type PunchResult } from "../punch/index.ts";
 import { isNatClassName, NAT_CLASSES, type NatClassName } from "../nat/index.ts";
 import { runProbe } from "../nat/index.ts";
@@ -60,7 +61,7 @@ export const punchCommand = defineCommand({
     ...commonArgs,
     ...jsonArg,
     id: { type: "positional", required: false, description: "Node id (hex) of the app to punch; omit for a random punch", valueHint: "ID" },
-    server: { type: "string", required: true, description: "Findings node ip:port#<node key hex> (the key pins the link)", valueHint: "ADDR" },
+    server: { type: "string", required: true, description: "Findings node ip:port (its key known or learned on first use), or ip:port#<node key hex> to pin it by hand", valueHint: "ADDR" },
     kind: { type: "string", required: true, description: 'App kind whose pool to join, e.g. "app:chat"', valueHint: "KIND" },
     wait: { type: "boolean", description: "Join and wait to be punched; print one result per peer" },
     once: { type: "boolean", description: "With --wait: exit after the first peer connected" },
@@ -78,7 +79,6 @@ export const punchCommand = defineCommand({
     const t0 = performance.now();
     const elapsed = () => Math.round(performance.now() - t0);
     const server = parseAddress(args.server, "--server");
-    if (!server.publicKey) throw new Error("Invalid flag --server: the node key is needed to pin the link (allowed: ip:port#<64 hex key>, as `findings id` prints it on the node)");
     const timeoutS = args.timeout === undefined ? DEFAULT_PUNCH_TIMEOUT_S : Number(args.timeout);
     if (!Number.isFinite(timeoutS) || timeoutS <= 0) throw new Error(`Invalid flag --timeout: ${JSON.stringify(args.timeout)} is not allowed (allowed: a positive number of seconds)`);
     const port = args.port === undefined ? 0 : Number(args.port);
@@ -213,6 +213,11 @@ export const punchCommand = defineCommand({
       process.exit(1);
     }
 
+    // How the node's key was trusted, and what it named when we joined (its reward address, its identity).
+    const nodeInfo = await findings.joinedNode(m);
+    line.above(() => noteLearnedKey(findings, nodeInfo));
+    const node = nodeJson(nodeInfo);
+
     if (args.wait) {
       const hello = {
         id: m.id,
@@ -226,12 +231,14 @@ export const punchCommand = defineCommand({
         stakeAddress: joined.stakeAddress,
         stakeSource: joined.stakeSource,
         identityId: joined.identityId,
+        keySource: nodeInfo.keySource,
+        node,
       };
       stage = `waiting in ${joined.kind} as ${joined.address} (nat ${nat.nat ?? "unknown"}); Ctrl-C to stop`;
       openEnded = true;
       line.above(() => {
         if (args.json) printJson(hello);
-        else process.stdout.write(`${m.id}\nwaiting in ${joined.kind} as ${joined.address} (nat ${nat.nat ?? "unknown"}); Ctrl-C to stop\n`);
+        else process.stdout.write(`${m.id}\nwaiting in ${joined.kind} as ${joined.address} (nat ${nat.nat ?? "unknown"}); Ctrl-C to stop\n${describeNode(nodeInfo)}\n`);
       });
       streaming = true;
       await new Promise(() => {});
@@ -246,7 +253,7 @@ export const punchCommand = defineCommand({
     } catch (err) {
       const status = isPunchRefused(err) ? err.status : null;
       const r = failedResult(errorLine(err), { elapsedMs: elapsed(), nat: nat.nat, strategy: status === Status.REFUSED && /↔/.test(errorLine(err)) ? "impossible" : "none" });
-      print(r);
+      print({ ...r, keySource: nodeInfo.keySource, node } as PunchResult);
       fail(r.reason ?? "the punch failed");
       await shutdown(1);
       return;
@@ -254,9 +261,10 @@ export const punchCommand = defineCommand({
     // elapsedMs of a one-shot punch counts from the start of the command (DESIGN §7: time to an established link).
     const withTotal = results.map((r) => ({ ...r, elapsedMs: (r.attemptId && finishedAt.get(r.attemptId)) || elapsed() }));
     const best = withTotal.find((r) => r.connected) ?? withTotal[0]!;
-    const out = withTotal.length > 1 ? { ...best, attempts: withTotal } : best;
+    const out = { ...(withTotal.length > 1 ? { ...best, attempts: withTotal } : best), keySource: nodeInfo.keySource, node };
     // One object; with --keep more follow, one line each (NDJSON).
     print(out as PunchResult);
+    if (!args.json) line.above(() => process.stdout.write(`${describeNode(nodeInfo)}\n`));
     if (args.keep && best.connected) {
       stage = `connected; keeping the link (re-offers are punched again); Ctrl-C to stop`;
       connected = 1;

@@ -61,6 +61,7 @@ export const SCHEMA = {
   punch_liveness_s: count(5, 86_400),
   share_xpool: count(1, 100_000),
   max_quic_connections: count(1, 1_000_000),
+  max_quic_handshakes: count(1, 100_000),
   max_mesh_links: count(1, 100_000),
   max_conns_per_ip: count(1, 100_000),
   max_links_per_ip: count(1, 100_000),

@@ -4,7 +4,8 @@
 // WSS (links.router): mesh.peers, mesh.key-check and mesh.self-check-echo are open to first contacts;
 // mesh.find only to mesh peers. QUIC (udp.router), for apps and `findings peers/find` and the
 // self-check dial-backs: mesh.peers, mesh.find, mesh.self-check-echo and mesh.self-check, whose
-// answer makes us dial the asker twice and so has the tightest limits. Peers, searches and
+// answer makes us dial the asker twice and so has the tightest limits, and mesh.key-check (an app learning
+// our key). Peers, searches and
 // self-checks keep their own limiters too (a mesh peer is counted by node id, a stranger by host: an IPv4
 // address or an IPv6 /64); the router's per-host and per-/24 (/48) rates are a backstop, loose enough for
 // many nodes on one host (tests, NAT'd neighbours).
@@ -133,6 +134,8 @@ export function meshRoutes(d: MeshHandlerDeps): MeshRoutes {
         },
       ],
       [Mesh.method.find, { ...SMALL, transports: ["quic"], trust: ANY_TRUST, rate: perHostAndNet(20, 100), handler: quic(METHOD.mesh.find, (payload, ip) => d.search.onAppRequest(payload, hostOf(ip))) }],
+      // Apps learning our key (an address without "#key") check it the way nodes do, on their first-contact link.
+      [Mesh.method.keyCheck, { ...SMALL, transports: ["quic"], trust: ANY_TRUST, rate: KEY_CHECK_RATE, handler: quic(METHOD.mesh.keyCheck, (payload) => keyChecks.answer(payload, undefined)) }],
       [
         Mesh.method.selfCheckEcho,
         { ...SMALL, transports: ["quic"], trust: ANY_TRUST, rate: perHostAndNet(20, 100), handler: quic(METHOD.mesh.selfCheckEcho, (payload) => d.selfChecker.echo(payload, "udp")) },

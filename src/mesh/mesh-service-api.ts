@@ -4,7 +4,7 @@ import type { NodeKey } from "../identity/index.ts";
 import type { Logger } from "../contracts/index.ts";
 import type { NodeRecord } from "../wire/index.ts";
 import type { Clock } from "../contracts/index.ts";
-import type { MeshNet, MeshUdp } from "./core-link.ts";
+import type { CoreLink, MeshNet, MeshUdp } from "./core-link.ts";
 import type { MeshRole, MeshStateInit } from "./mesh-machine.ts";
 import type { SearchResult } from "./mesh-search.ts";
 import type { MeshServiceStatus } from "./mesh-status.ts";
@@ -76,6 +76,10 @@ export interface MeshService {
   counters(): Record<string, number>;
   /** A search started at this node (DESIGN §8). */
   find(kind: string): Promise<SearchResult>;
+  /** The live mesh links (for other services' searches through the mesh, e.g. the share registry's). */
+  meshLinks(): CoreLink[];
+  /** A mesh peer answered another service's search with what it could have checked itself: banned as a liar. */
+  punishLiar(link: CoreLink, why: string): void;
   /** Resolves when the start-up (self-check, help, first merge) is done. */
   readonly ready: Promise<void>;
 }

@@ -255,5 +255,7 @@ export function createMeshService(components: MeshServiceComponents, init: MeshS
     status: () => meshStatus(s, d, now()),
     counters: () => meshCounters(s, d),
     find: (kind) => search.find(kind),
+    meshLinks: () => [...s.live.values()],
+    punishLiar: (link, why) => punish(sharerOf(link), why),
   };
 }

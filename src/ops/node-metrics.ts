@@ -80,11 +80,14 @@ export function registerNodeMetrics(registry: MetricsRegistry, sources: NodeMetr
     [{ kind: "raw" }, u().rawDatagrams],
     [{ kind: "unknown" }, u().unknownDatagrams],
   ]);
-  counter("findings_udp_datagrams_dropped_total", "Datagrams dropped: new QUIC handshakes over the limit, or a handler that threw.", ["reason"], () => [
+  counter("findings_udp_datagrams_dropped_total", "Datagrams dropped: new QUIC handshakes over the connection table or the handshakes-in-progress cap, resent Initials of a handshake in progress, or a handler that threw.", ["reason"], () => [
     [{ reason: "handshake_limit" }, u().droppedInitials],
+    [{ reason: "handshakes_in_progress" }, u().handshakesDropped],
+    [{ reason: "duplicate_initial" }, u().duplicateInitials],
     [{ reason: "handler_error" }, u().datagramErrors],
   ]);
   counter("findings_udp_socket_errors_total", "Error events of the UDP socket (e.g. ICMP port unreachable), counted, not fatal.", [], () => one(u().socketErrors));
+  counter("findings_udp_sends_dropped_total", "Datagrams not sent because the send queue was full while the kernel's buffer was.", [], () => one(u().sendsDropped));
   counter("findings_quic_connections_total", "QUIC connections opened, inbound and dialled.", [], () => one(u().connections));
   gauge("findings_quic_inbound_connections", "Inbound QUIC connections open now.", [], () => one(u().activeConnections));
   counter("findings_quic_dial_failures_total", "Outbound QUIC dials that failed: certificate pin mismatch or any other reason.", ["reason"], () => [
@@ -243,6 +246,7 @@ export function registerNodeMetrics(registry: MetricsRegistry, sources: NodeMetr
   counter("findings_share_registrations_total", "TCP servers registered.", [], () => one(s().registered));
   counter("findings_share_requests_refused_total", "Share requests refused.", [], () => one(s().refused));
   counter("findings_share_dial_failures_total", "Reachability dials to registered servers that failed.", [], () => one(s().dialFailures));
+  counter("findings_share_searches_total", "Searches of listed servers through the mesh started for apps.", [], () => one(s().searches));
   counter("findings_share_rechecks_total", "Rechecks of listed servers started.", [], () => one(s().rechecks));
   counter("findings_share_dropped_total", "Listed servers dropped (failed rechecks or too old).", [], () => one(s().dropped));
 }

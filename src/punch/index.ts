@@ -12,4 +12,4 @@ export {
 export { type PunchResult, describeResult, failedResult } from "./punch-result.ts";
 export { type Rand } from "./punch-roles.ts";
 export { type PunchService, createPunchService } from "./punch-service.ts";
-export { servedKinds } from "./stakes.ts";
+export { bootstrapStake, servedKinds } from "./stakes.ts";

@@ -291,7 +291,7 @@ export function createPunchClient(components: PunchClientComponents, init: Punch
   async function connectNode(signal?: AbortSignal): Promise<JoinInfo> {
     const ep = endpoint!;
     const step = { signal: signal ? AbortSignal.any([signal, stopController.signal]) : stopController.signal, timeoutMs: PUNCH_NODE_STEP_TIMEOUT_MS };
-    const { link } = await bootstrapApp(ep, { addr: init.server, nodePublicKey: init.server.publicKey }, { appKey: key, ...step });
+    const { link } = await bootstrapApp(ep, { addr: init.server, nodePublicKey: init.server.publicKey }, { appKey: key, kind: init.kind, ...step });
     try {
       const join = encodeMessage(AppJoinSchema, {
         kind: init.kind,

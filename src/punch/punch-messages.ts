@@ -49,6 +49,8 @@ export interface ShareFetchIn {
   kind: string;
   /** 1..SHARE_FETCH_MAX. */
   max: number;
+  /** Mesh hops to search (0 = own entries); not clamped here (the share search clamps it). */
+  hops: number;
 }
 
 function checkKind(place: string, kind: string, field = "kind"): string {
@@ -112,7 +114,7 @@ export function readShareFetch(payload: Uint8Array): ShareFetchIn {
   const place = "ShareFetch";
   const m = decodeMessage(ShareFetchSchema, payload, place, MAX_PUNCH_REQUEST_BYTES);
   const kind = checkKind(place, m.kind);
-  return { kind, max: m.max === 0 ? SHARE_FETCH_MAX : Math.min(m.max, SHARE_FETCH_MAX) };
+  return { kind, max: m.max === 0 ? SHARE_FETCH_MAX : Math.min(m.max, SHARE_FETCH_MAX), hops: m.hops };
 }
 
 /** AppJoinAnswer fields (encodeMessage(AppJoinAnswerSchema, …)) for a join that succeeded. */

@@ -80,3 +80,12 @@ export function stakeAnswer(kind: string, config: StakeConfig): StakeResult {
     },
   };
 }
+
+/** What the node names in every app bootstrap answer: the address for `kind` as `stakeAnswer` picks it, but
+ *  never refused — an unserved or empty kind gets the general ("*") address, marked "default". */
+export function bootstrapStake(kind: string, config: StakeConfig): { stakeAddress: string; stakeSource: StakeSource; identityId: string } {
+  const served = kind !== "" ? stakeAnswer(kind, config) : null;
+  if (served?.ok) return { stakeAddress: served.answer.stakeAddress, stakeSource: served.answer.source, identityId: served.answer.identityId };
+  const general = Object.hasOwn(config.stakes, DEFAULT_STAKE_KEY) ? (config.stakes[DEFAULT_STAKE_KEY] ?? "") : "";
+  return { stakeAddress: general, stakeSource: general !== "" ? "default" : "none", identityId: identityIdOf(config) };
+}

@@ -2,12 +2,16 @@
 // fresh entries, periodic re-dials that hide and then drop servers that went away (seed 001 §应用节点
 // "TCP公网服务器的登记", §分享池; DESIGN §5). Bookkeeping is the pure core share-pool.ts.
 //
-// Protocol (payloads in proto/punch.proto; pinned, bound links only):
+// Protocol (payloads in proto/punch.proto; pinned, bound app links over QUIC or WSS — an app without UDP
+// bootstraps over WSS — and mesh links):
 //   share.register  ShareRegister{kind, port, ip ""} → the node dials ip:port over TCP (ip = the link's
 //                   source IP, the only one accepted) → ShareRegisterAnswer{listed}; REFUSED/FULL/RATE_LIMITED
 //                   per share-pool.ts, NOT_FOUND when the dial-back fails.
-//   share.fetch     ShareFetch{kind, max ≤ 6} → ShareList{entries}.
-import { connect } from "node:net";
+//   share.fetch     ShareFetch{kind, max ≤ 6, hops} → ShareList{entries}; with hops > 0 (and room left after our
+//                   own entries) the mesh is searched too (share-find.ts): each entry found comes from the node
+//                   that lists it, and is dialled over TCP by us before it is answered (node_id = its holder).
+//   share.find      mesh links only: the search itself (share-find.ts).
+import { connect, isIP } from "node:net";
 import { errorLine } from "../errors.ts";
 import { PINNED_OR_MESH, perHost, type RpcContext, type RpcReply } from "../rpc/index.ts";
 import type { Router, RouteTable } from "../rpc/index.ts";
@@ -17,7 +21,10 @@ import { ShareListSchema, ShareRegisterAnswerSchema } from "../wire/index.ts";
 import { readShareFetch, readShareRegister, statusOfShareRefusal, MAX_PUNCH_REQUEST_BYTES } from "../punch/index.ts";
 import type { Rand } from "../punch/index.ts";
 import { createSharePool, type ShareRef, type SharePool } from "./pool.ts";
-import type { Logger } from "../contracts/index.ts";
+import { createShareFind, MAX_SHARE_FIND_REQUEST_BYTES, type ShareFindComponents } from "./share-find.ts";
+import { createRateLimiter, linkOf } from "../mesh/index.ts";
+import { MESH_ONLY, prefixOf } from "../rpc/index.ts";
+import { specialRangeOf, type Logger } from "../contracts/index.ts";
 
 /** TCP dial-back timeout, in ms: the dial runs inside the share.register request, which the transport
  *  bounds at REQUEST_TIMEOUT_MS (5 s) for reading, handling and answering together. */
@@ -27,6 +34,20 @@ const SHARE_DIAL_TIMEOUT_MS = 3_000;
 const SHARE_SWEEP_INTERVAL_MS = 30_000;
 /** Rechecks dialled per sweep: bounds the burst of outgoing TCP connections. */
 const SHARE_RECHECKS_PER_SWEEP = 64;
+
+/** Searches through the mesh one app host may start (each fans out over the mesh and dials what it finds). */
+const SEARCHES_PER_HOST_PER_S = 1;
+const SEARCH_BURST_PER_HOST = 5;
+/** A searched share.fetch, mesh search and dials together, in ms: inside the transport's REQUEST_TIMEOUT_MS
+ *  (5 s) for the whole request. The search takes at most FIND_HOP_TIMEOUT_MS per hop (3 s for 3 hops). */
+const SEARCH_BUDGET_MS = 4_500;
+/** The shortest dial of a found entry, in ms, whatever the search took. */
+const MIN_FOUND_DIAL_MS = 500;
+/** How long our own dial of a found entry is reused, in ms, and how many are kept. */
+const FOUND_DIAL_CACHE_MS = 5 * 60_000;
+/** A failed dial (maybe cut short by the budget) is reused for less long, in ms. */
+const FOUND_DIAL_FAILURE_CACHE_MS = 60_000;
+const MAX_FOUND_DIALS_CACHED = 1024;
 
 /** How often a listed server is dialled again, in ms. */
 const DEFAULT_SHARE_RECHECK_MS = 10 * 60_000;
@@ -52,8 +73,11 @@ export const tcpProbe: TcpProbe = ({ ip, port }, timeoutMs) =>
   });
 
 export interface ShareServiceComponents {
-  /** Serves share.register / share.fetch (the node's shared router). */
+  /** Serves share.register / share.fetch (the node's shared router: QUIC streams and WSS links). */
   udp: { readonly router: Router };
+  /** The mesh, for searches of listed servers through mesh links (share.find); without it share.fetch answers
+   *  this node's own entries only. */
+  mesh?: Omit<ShareFindComponents, "local" | "now"> & { readonly router: Router };
   log?: Logger;
   /** @default tcpProbe */
   dial?: TcpProbe;
@@ -80,13 +104,16 @@ export interface ShareServiceInit {
   sweepIntervalMs?: number;
   /** @default SHARE_DIAL_TIMEOUT_MS (3 s) */
   dialTimeoutMs?: number;
+  /** Dial servers found through the mesh at special-range addresses (loopback, private, …: labs and
+   *  devnets). Off, such entries of other nodes are left out and never dialled. @default false */
+  allowSpecialTargets?: boolean;
 }
 
 export interface ShareService {
   start(): void;
   stop(): void;
   readonly pool: SharePool;
-  counters(): { registered: number; refused: number; dialFailures: number; rechecks: number; dropped: number };
+  counters(): { registered: number; refused: number; dialFailures: number; rechecks: number; dropped: number; searches: number; holdingsDropped: number; lies: number };
 }
 
 export function createShareService(components: ShareServiceComponents, init: ShareServiceInit): ShareService {
@@ -136,7 +163,49 @@ export function createShareService(components: ShareServiceComponents, init: Sha
     return { status: Status.OK, payload: encodeMessage(ShareRegisterAnswerSchema, { ip: c.entry.ip, port: c.entry.port, listed: true }) };
   }
 
-  async function onFetch(payload: Uint8Array): Promise<RpcReply> {
+  const find = components.mesh
+    ? createShareFind({ ...components.mesh, now, local: (kind) => pool.fetch(kind, now(), { rand }).map((e) => ({ ip: e.ip, port: e.port, verifiedAtMs: e.verifiedAt })) })
+    : undefined;
+  const searchLimiter = createRateLimiter({ ratePerS: SEARCHES_PER_HOST_PER_S, burst: SEARCH_BURST_PER_HOST });
+  /** Our own TCP dials of found entries: address → when it answered (or not), so repeated searches dial once. */
+  const dialled = new Map<string, { ok: boolean; at: number }>();
+
+  async function reachable(ip: string, port: number, timeoutMs: number): Promise<boolean> {
+    const key = `${ip}|${port}`;
+    const t = now();
+    const hit = dialled.get(key);
+    if (hit && t - hit.at < (hit.ok ? FOUND_DIAL_CACHE_MS : FOUND_DIAL_FAILURE_CACHE_MS)) return hit.ok;
+    const ok = await dial({ ip, port }, timeoutMs);
+    dialled.delete(key);
+    while (dialled.size >= MAX_FOUND_DIALS_CACHED) dialled.delete(dialled.keys().next().value!);
+    dialled.set(key, { ok, at: now() });
+    return ok;
+  }
+
+  /** Entries of other nodes, found through the mesh and dialled by us, for up to `room` more. */
+  async function searched(kind: string, hops: number, room: number, have: Set<string>): Promise<{ ip: string; port: number; verifiedAtMs: bigint; nodeId: string }[]> {
+    if (!find || room <= 0) return [];
+    const t0 = now();
+    const candidates: { ip: string; port: number; verifiedAtMs: bigint; nodeId: string }[] = [];
+    for (const { nodeId, holding } of await find.search(kind, hops)) {
+      for (const e of holding.entries) {
+        const key = `${e.ip}|${e.port}`;
+        if (have.has(key) || isIP(e.ip) === 0 || e.port < 1 || e.port > 65535) continue;
+        // Another node's word must not make us dial our own loopback or private networks.
+        if (!init.allowSpecialTargets && specialRangeOf(e.ip) !== null) continue;
+        have.add(key);
+        candidates.push({ ip: e.ip, port: e.port, verifiedAtMs: e.verifiedAtMs, nodeId });
+      }
+    }
+    // Bounded: at most twice the room is dialled, all at once.
+    const tried = candidates.slice(0, room * 2);
+    // The whole request must end within the transport's REQUEST_TIMEOUT_MS: the dials get what the search left.
+    const left = Math.max(MIN_FOUND_DIAL_MS, Math.min(dialTimeoutMs, SEARCH_BUDGET_MS - (now() - t0)));
+    const ok = await Promise.all(tried.map((e) => reachable(e.ip, e.port, left)));
+    return tried.filter((_, i) => ok[i]).slice(0, room);
+  }
+
+  async function onFetch(payload: Uint8Array, ctx: RpcContext): Promise<RpcReply> {
     if (!running) return refuse(Status.REFUSED, "the share registry is stopped");
     let f: ReturnType<typeof readShareFetch>;
     try {
@@ -145,7 +214,11 @@ export function createShareService(components: ShareServiceComponents, init: Sha
       return refuse(Status.BAD_REQUEST, errorLine(err));
     }
     if (!pool.serves(f.kind)) return refuse(Status.REFUSED, `kind ${JSON.stringify(f.kind)} is not served by this node`);
-    const entries = pool.fetch(f.kind, now(), { rand, max: f.max }).map((e) => ({ ip: e.ip, port: e.port, verifiedAtMs: BigInt(e.verifiedAt) }));
+    const entries: { ip: string; port: number; verifiedAtMs: bigint; nodeId?: string }[] = pool.fetch(f.kind, now(), { rand, max: f.max }).map((e) => ({ ip: e.ip, port: e.port, verifiedAtMs: BigInt(e.verifiedAt) }));
+    if (f.hops > 0 && entries.length < f.max && find) {
+      if (!searchLimiter.allow(prefixOf(ctx.remote.ip, 32, 64), now())) return refuse(Status.RATE_LIMITED, "too many share searches; slow down");
+      entries.push(...(await searched(f.kind, f.hops, f.max - entries.length, new Set(entries.map((e) => `${e.ip}|${e.port}`)))));
+    }
     return { status: Status.OK, payload: encodeMessage(ShareListSchema, { kind: f.kind, entries }) };
   }
 
@@ -179,13 +252,18 @@ export function createShareService(components: ShareServiceComponents, init: Sha
     }
   }
 
-  // Bound app links only (the router answers others UNAUTHENTICATED). A register costs a TCP dial-back, so
-  // few run at once; a fetch is a pool lookup.
-  const policy = { transports: ["quic"], trust: PINNED_OR_MESH, maxPayloadBytes: MAX_PUNCH_REQUEST_BYTES } as const;
+  // Bound app links only, over QUIC or WSS (the router answers others UNAUTHENTICATED). A register costs a TCP
+  // dial-back, so few run at once; a fetch is a pool lookup.
+  const policy = { transports: ["quic", "wss"], trust: PINNED_OR_MESH, maxPayloadBytes: MAX_PUNCH_REQUEST_BYTES } as const;
   const routes: RouteTable = [
     [Share.method.register, { ...policy, rate: perHost(2, 10), maxInFlight: 64, handler: onRegister }],
     [Share.method.fetch, { ...policy, rate: perHost(10, 40), maxInFlight: 256, handler: onFetch }],
   ];
+  // The search between nodes: mesh links only, like mesh.find.
+  const meshRoutes: RouteTable = find
+    ? [[Share.method.find, { transports: ["wss"], trust: MESH_ONLY, maxPayloadBytes: MAX_SHARE_FIND_REQUEST_BYTES, rate: perHost(100, 500), maxInFlight: 64, handler: (payload, ctx) => find.onMeshRequest(payload, linkOf(ctx)) }]]
+    : [];
+  let removeMeshRoutes: (() => void) | undefined;
   let removeRoutes: (() => void) | undefined;
 
   return {
@@ -194,6 +272,7 @@ export function createShareService(components: ShareServiceComponents, init: Sha
       if (running) return;
       running = true;
       removeRoutes = udp.router.addAll(routes);
+      if (components.mesh && meshRoutes.length) removeMeshRoutes = components.mesh.router.addAll(meshRoutes);
       sweep = setInterval(() => void recheck(), init.sweepIntervalMs ?? SHARE_SWEEP_INTERVAL_MS);
       sweep.unref?.();
     },
@@ -201,9 +280,10 @@ export function createShareService(components: ShareServiceComponents, init: Sha
       if (!running) return;
       running = false;
       removeRoutes?.();
+      removeMeshRoutes?.();
       if (sweep) clearInterval(sweep);
       sweep = undefined;
     },
-    counters: () => ({ ...counters }),
+    counters: () => ({ ...counters, ...(find ? find.counters() : { searches: 0, holdingsDropped: 0, lies: 0 }) }),
   };
 }

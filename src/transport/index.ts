@@ -1,5 +1,7 @@
 // The surface of src/transport: what other folders may import from it.
-export { bootstrapApp } from "./app-bootstrap/bootstrap.ts";
+export { bootstrapApp, type AppKey, type BootstrapDialer, type BootstrapLink, type NodeGreeting } from "./app-bootstrap/bootstrap.ts";
+export { type AppGreeting } from "./app-bootstrap/handlers.ts";
+export { wssAppDialer } from "./app-bootstrap/wss.ts";
 export { serveAppBootstrapOverWss } from "./app-bootstrap/wss.ts";
 export { QUIC_HANDSHAKE_TIMEOUT_MS } from "./quic/constants.ts";
 export { type QuicLink, expectOk } from "./quic/link.ts";

@@ -32,16 +32,19 @@ afterAll(async () => {
   home[Symbol.dispose]();
 });
 
+/** The client's home (its known-hosts file), apart from the nodes'. */
+const clientHome = () => join(home.path, `client-${Math.random().toString(36).slice(2)}`);
+
 async function whoami(args: string[]) {
-  const r = await runCli(["whoami", "--json", ...args]);
+  const r = await runCli(["whoami", "--json", "--home", clientHome(), ...args]);
   if (r.code !== 0) throw new Error(`whoami failed: ${r.stderr}`);
-  return JSON.parse(r.stdout) as { address: string; via: string; server: string; rttMs: number; pinned: boolean };
+  return JSON.parse(r.stdout) as { address: string; via: string; server: string; rttMs: number; pinned: boolean; keySource?: string };
 }
 
 describe("findings whoami against a running node", () => {
-  test("over QUIC on IPv4, first contact", async () => {
+  test("over QUIC on IPv4 with an address only: the key is learned on first use and pinned", async () => {
     const r = await whoami(["--server", `127.0.0.1:${v4.ready.udpPort}`]);
-    expect(r).toMatchObject({ via: "quic", server: `127.0.0.1:${v4.ready.udpPort}`, pinned: false });
+    expect(r).toMatchObject({ via: "quic", server: `127.0.0.1:${v4.ready.udpPort}`, pinned: true, keySource: "learned" });
     expect(r.address).toMatch(/^127\.0\.0\.1:\d+$/);
     expect(r.rttMs).toBeGreaterThan(0);
   });
@@ -52,7 +55,7 @@ describe("findings whoami against a running node", () => {
   });
 
   test("with a wrong key the bootstrap fails with one clear line", async () => {
-    const r = await runCli(["whoami", "--server", `127.0.0.1:${v4.ready.udpPort}#${"ab".repeat(32)}`]);
+    const r = await runCli(["whoami", "--home", clientHome(), "--server", `127.0.0.1:${v4.ready.udpPort}#${"ab".repeat(32)}`]);
     expect(r.code).toBe(1);
     expect(r.stderr.trim().split("\n")).toHaveLength(1);
     expect(r.stderr).toMatch(/^findings: /);

@@ -181,7 +181,7 @@ describe("a network of mesh cores over memory links", () => {
     const served = (t: "wss" | "quic") => Object.values(METHOD.mesh).filter((m) => b.net.router.has(m, t)).sort();
     // (mesh.hello and mesh.accept are the link service's, which a memory network does not run.)
     expect(served("wss")).toEqual([METHOD.mesh.find, METHOD.mesh.keyCheck, METHOD.mesh.peers, METHOD.mesh.selfCheckEcho].sort());
-    expect(served("quic")).toEqual([METHOD.mesh.find, METHOD.mesh.peers, METHOD.mesh.selfCheck, METHOD.mesh.selfCheckEcho].sort());
+    expect(served("quic")).toEqual([METHOD.mesh.find, METHOD.mesh.keyCheck, METHOD.mesh.peers, METHOD.mesh.selfCheck, METHOD.mesh.selfCheckEcho].sort());
 
     // mesh.find is for mesh peers only; mesh.peers is open to a first contact.
     const first = await a.net.links.dialUntrusted(b.net.address);

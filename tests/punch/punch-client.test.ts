@@ -132,8 +132,10 @@ describe("findings punch on loopback", () => {
     const bad = await runCli(["punch", "--server", server, "--kind", "app:chat", "--nat", "cone", "--home", homeWith("bad")]);
     expect(bad.code).toBe(1);
     expect(bad.stderr).toMatch(/^findings: Invalid flag --nat: "cone" is not allowed/);
-    const noKey = await runCli(["punch", "--server", `127.0.0.1:${node.ready.udpPort}`, "--kind", "app:chat", "--nat", "public", "--home", homeWith("bad")]);
-    expect(noKey.stderr).toMatch(/the node key is needed/);
+    // An address without the key is no bad flag: the key is learned on first use (and said so).
+    const noKey = await runCli(["punch", "--json", "--server", `127.0.0.1:${node.ready.udpPort}`, "--kind", "app:chat", "--nat", "public", "--home", homeWith("bad")]);
+    expect(noKey.stderr).toMatch(/^findings: learned the key of 127\.0\.0\.1:\d+ on first use/);
+    expect(JSON.parse(noKey.stdout.trim().split("\n")[0]!)).toMatchObject({ keySource: "learned", node: { nodeId: node.ready.id } });
   }, 30_000);
 
   test("a full pool refuses the next app with a clear FULL", async () => {
@@ -153,7 +155,7 @@ describe("findings punch on loopback", () => {
     try {
       const reg = await runCli(["share", "register", "--json", "--server", server, "--kind", "app:chat", "--port", String(port), "--home", homeWith("share")]);
       expect(reg.code).toBe(0);
-      expect(JSON.parse(reg.stdout)).toEqual({ listed: true, kind: "app:chat", address: `127.0.0.1:${port}` });
+      expect(JSON.parse(reg.stdout)).toMatchObject({ listed: true, kind: "app:chat", address: `127.0.0.1:${port}`, keySource: "pinned", node: { nodeId: node.ready.id } });
       const got = await runCli(["share", "fetch", "--json", "--server", server, "--kind", "app:chat", "--home", homeWith("share")]);
       expect(JSON.parse(got.stdout).servers.map((x: { address: string }) => x.address)).toContain(`127.0.0.1:${port}`);
     } finally {

@@ -2,7 +2,7 @@
 import { describe, expect, test } from "bun:test";
 import { generateNodeKey } from "../../src/identity/node-key.ts";
 import { buildRecord, stakeFor } from "../../src/mesh/record.ts";
-import { identityIdOf, isBlockchainKind, servedKinds, stakeAnswer } from "../../src/punch/stakes.ts";
+import { bootstrapStake, identityIdOf, isBlockchainKind, servedKinds, stakeAnswer } from "../../src/punch/stakes.ts";
 
 const NODE = "ab".repeat(32);
 const STAKES = {
@@ -81,5 +81,25 @@ describe("stakeAnswer", () => {
       const r = stakeAnswer(kind, { stakes: STAKES, userId: "", nodeId: key.nodeId });
       expect(r.ok && r.answer.stakeAddress).toBe(stakeFor(rec, kind) ?? "");
     }
+  });
+});
+
+describe("bootstrapStake (the reward address in every app bootstrap answer)", () => {
+  const config = { stakes: STAKES, userId: "alice", nodeId: NODE };
+
+  test("a served kind with its own address gets it; without one, the general address", () => {
+    expect(bootstrapStake("app:paid", config)).toEqual({ stakeAddress: "app-own-address", stakeSource: "kind", identityId: "alice" });
+    expect(bootstrapStake("blockchain:ethereum", config)).toMatchObject({ stakeAddress: "0xEthAddress", stakeSource: "kind" });
+    expect(bootstrapStake("app:chat", config)).toMatchObject({ stakeAddress: "bc1qdefault", stakeSource: "default" });
+  });
+
+  test("no kind, or a kind the node does not serve, is not refused: the general address", () => {
+    expect(bootstrapStake("", config)).toEqual({ stakeAddress: "bc1qdefault", stakeSource: "default", identityId: "alice" });
+    expect(bootstrapStake("app:unknown", config)).toMatchObject({ stakeAddress: "bc1qdefault", stakeSource: "default" });
+    expect(bootstrapStake("*", config)).toMatchObject({ stakeAddress: "bc1qdefault", stakeSource: "default" });
+  });
+
+  test("a node without any address says none, and its node id when user_id is empty", () => {
+    expect(bootstrapStake("app:x", { stakes: { "app:x": "" }, userId: "", nodeId: NODE })).toEqual({ stakeAddress: "", stakeSource: "none", identityId: NODE });
   });
 });

@@ -3,6 +3,7 @@
 // The node side and the protocol table are in app-bootstrap-handlers.ts.
 import { METHOD } from "../../rpc/index.ts";
 import { bytesToHex, randomBytes } from "@noble/hashes/utils.js";
+import { sha256 } from "@noble/hashes/sha2.js";
 import { timingSafeEqual } from "node:crypto";
 import { SEAL_PURPOSE, X25519_KEY_BYTES } from "../../constants.ts";
 import { FindingsError, PeerError, SealError, errorLine } from "../../errors.ts";
@@ -11,7 +12,7 @@ import { open, seal } from "../../identity/index.ts";
 import { decodeMessage, encodeMessage, Status } from "../../wire/index.ts";
 import { AppCertSchema, AppHelloAnswerSchema, AppHelloSchema, AppSessionSchema } from "../../wire/index.ts";
 import { formatAddress } from "../../contracts/index.ts";
-import { APP_SESSION_ID_BYTES } from "./sessions.ts";
+import { APP_SESSION_ID_BYTES, MAX_HELLO_KIND_CHARS } from "./sessions.ts";
 import { expectOk, type QuicLink } from "../quic/link.ts";
 import type { Envelope } from "../../wire/index.ts";
 
@@ -40,9 +41,24 @@ export interface BootstrapTarget {
 export interface BootstrapOptions {
   /** The app's X25519 key pair (a NodeKey works). */
   appKey: AppKey;
+  /** The app kind we mean to use: the node names its stake address for it. @default "" (the general one) */
+  kind?: string;
   signal?: AbortSignal;
   /** Per step: handshake and each request. @default QUIC_HANDSHAKE_TIMEOUT_MS / REQUEST_TIMEOUT_MS */
   timeoutMs?: number;
+}
+
+/** What the node said about itself in the sealed bootstrap answer (only the owner of its key could). */
+export interface NodeGreeting {
+  /** The node id (hex SHA-256 of the key we bootstrapped with). */
+  nodeId: string;
+  /** The kind we named ("" = none). */
+  kind: string;
+  /** The node's reward address for that kind, else its general one; "" = none. */
+  stakeAddress: string;
+  /** "kind" | "default" | "none" ("" from a node that predates the field). */
+  stakeSource: string;
+  identityId: string;
 }
 
 /**
@@ -51,17 +67,20 @@ export interface BootstrapOptions {
  * Throws PeerError when the node cannot prove it owns `nodePublicKey`, and when the reconnect meets another
  * certificate (the dial logs "refused QUIC peer").
  */
-export async function bootstrapApp<L extends BootstrapLink = QuicLink>(dialer: BootstrapDialer<L>, target: BootstrapTarget, opts: BootstrapOptions): Promise<{ link: L; spki: string }> {
+export async function bootstrapApp<L extends BootstrapLink = QuicLink>(dialer: BootstrapDialer<L>, target: BootstrapTarget, opts: BootstrapOptions): Promise<{ link: L; spki: string; node: NodeGreeting }> {
   const { addr, nodePublicKey } = target;
   const peer = formatAddress(addr.ip, addr.port);
   if (nodePublicKey.length !== X25519_KEY_BYTES) throw new PeerError(`Cannot bootstrap with ${peer}: node key must be ${X25519_KEY_BYTES} bytes`);
   const step = { signal: opts.signal, timeoutMs: opts.timeoutMs };
   const sessionId = randomBytes(APP_SESSION_ID_BYTES);
-  const session = encodeMessage(AppSessionSchema, { sessionId });
+  // The kind only picks the stake address the node names: a kind too long to send is left out.
+  const kind = opts.kind !== undefined && opts.kind.length <= MAX_HELLO_KIND_CHARS ? opts.kind : "";
+  const session = encodeMessage(AppSessionSchema, { sessionId, kind });
 
   // 1. First contact: any certificate; the link is untrusted.
   const first = await dialer.dial(addr, step);
   let certPem: string;
+  let node: NodeGreeting;
   try {
     // 2–3. Seal(session id) with ECDH(app, node), our key in clear.
     const hello = encodeMessage(AppHelloSchema, {
@@ -84,6 +103,13 @@ export async function bootstrapApp<L extends BootstrapLink = QuicLink>(dialer: B
     const appCert = decodeMessage(AppCertSchema, body, "AppCert");
     if (appCert.sessionId.length !== sessionId.length || !timingSafeEqual(appCert.sessionId, sessionId)) throw new PeerError(`Cannot bootstrap with ${peer}: the answer is for another session`);
     certPem = appCert.certPem;
+    node = {
+      nodeId: bytesToHex(sha256(nodePublicKey)),
+      kind: appCert.kind,
+      stakeAddress: appCert.stakeAddress,
+      stakeSource: appCert.stakeSource,
+      identityId: appCert.identityId,
+    };
   } catch (err) {
     if (err instanceof FindingsError || opts.signal?.aborted) throw err;
     throw new PeerError(`Cannot bootstrap with ${peer}: ${errorLine(err)}`, { cause: err });
@@ -116,5 +142,5 @@ export async function bootstrapApp<L extends BootstrapLink = QuicLink>(dialer: B
     if (err instanceof FindingsError || opts.signal?.aborted) throw err;
     throw new PeerError(`Cannot bind the pinned link to ${peer}: ${errorLine(err)}`, { cause: err });
   }
-  return { link, spki };
+  return { link, spki, node };
 }

@@ -29,7 +29,7 @@ import { AppCertSchema, AppHelloAnswerSchema, AppHelloSchema, AppSessionSchema, 
 import { App } from "../../wire/index.ts";
 import { bytesToHex } from "@noble/hashes/utils.js";
 import { AppSessionTable } from "./sessions.ts";
-import { APP_SESSION_ID_BYTES } from "./sessions.ts";
+import { APP_SESSION_ID_BYTES, MAX_HELLO_KIND_CHARS } from "./sessions.ts";
 import { whoamiRoute } from "../quic/whoami-handler.ts";
 
 /** Largest AppHello payload: a key, a sealed 16-byte id and protobuf framing, with room. */
@@ -48,8 +48,23 @@ const MAX_CACHED_HELLOS = 256;
 /** First-contact connections remembered as having said hello (one hello each). */
 const MAX_HELLO_CONNECTIONS = 8_192;
 
+/** What a node names in every bootstrap answer for the app's kind: its reward (stake) address and identity id. */
+export interface AppGreeting {
+  stakeAddress: string;
+  /** "kind" (the kind's own address) | "default" (the general one) | "none". */
+  stakeSource: string;
+  identityId: string;
+}
+
+export interface AppBootstrapComponents {
+  nodeKey: NodeKey;
+  cert: RunCertificate;
+  /** The greeting for an app's kind ("" = none named). @default none: empty fields */
+  greeting?: (kind: string) => AppGreeting;
+}
+
 /** whoami, app.hello and app.bind on `transports`, each bootstrap with its own session table. */
-export function appBootstrapRoutes(components: { nodeKey: NodeKey; cert: RunCertificate }, transports: readonly Transport[], init: { now?: () => number } = {}): RouteTable {
+export function appBootstrapRoutes(components: AppBootstrapComponents, transports: readonly Transport[], init: { now?: () => number } = {}): RouteTable {
   const now = init.now ?? Date.now;
   const sessions = new AppSessionTable();
   // An exact replay of a hello gets the answer already made: it is sealed to the app key, so it tells a
@@ -58,7 +73,7 @@ export function appBootstrapRoutes(components: { nodeKey: NodeKey; cert: RunCert
   const helloConnections = new Set<string>();
 
   /** Opens an AppHello-shaped payload with `purpose`; returns the app key and session id, or a refusal. */
-  function openHello(payload: Uint8Array, purpose: string): { appKey: Uint8Array; sessionId: Uint8Array } | RpcReply {
+  function openHello(payload: Uint8Array, purpose: string): { appKey: Uint8Array; sessionId: Uint8Array; kind: string } | RpcReply {
     let hello: AppHello;
     try {
       hello = decodeMessage(AppHelloSchema, payload, "AppHello", MAX_APP_HELLO_BYTES);
@@ -77,15 +92,16 @@ export function appBootstrapRoutes(components: { nodeKey: NodeKey; cert: RunCert
       throw err;
     }
     let sessionId: Uint8Array;
+    let kind: string;
     try {
-      sessionId = decodeMessage(AppSessionSchema, plain, "AppSession", MAX_APP_HELLO_BYTES).sessionId;
+      ({ sessionId, kind } = decodeMessage(AppSessionSchema, plain, "AppSession", MAX_APP_HELLO_BYTES));
     } catch (err) {
       return { status: Status.BAD_REQUEST, error: errorLine(err) };
     }
     if (sessionId.length !== APP_SESSION_ID_BYTES) {
       return { status: Status.BAD_REQUEST, error: `session_id must be ${APP_SESSION_ID_BYTES} bytes, got ${sessionId.length}` };
     }
-    return { appKey: hello.publicKey, sessionId };
+    return { appKey: hello.publicKey, sessionId, kind: kind.length <= MAX_HELLO_KIND_CHARS ? kind : "" };
   }
 
   const hello: Route = {
@@ -109,7 +125,8 @@ export function appBootstrapRoutes(components: { nodeKey: NodeKey; cert: RunCert
       const opened = openHello(payload, SEAL_PURPOSE.appHello);
       if (!("appKey" in opened)) return opened;
       sessions.issue(opened.sessionId, opened.appKey, now());
-      const body = encodeMessage(AppCertSchema, { certPem: components.cert.certPem, sessionId: opened.sessionId });
+      const greeting = components.greeting?.(opened.kind);
+      const body = encodeMessage(AppCertSchema, { certPem: components.cert.certPem, sessionId: opened.sessionId, kind: opened.kind, ...greeting });
       const sealedCert = seal(components.nodeKey.privateKey, opened.appKey, SEAL_PURPOSE.appCert, body);
       const answer = encodeMessage(AppHelloAnswerSchema, { sealedCert });
       while (answers.size >= MAX_CACHED_HELLOS) answers.delete(answers.keys().next().value!);

@@ -4,6 +4,8 @@ import { bytesToHex } from "@noble/hashes/utils.js";
 
 /** Length of the app bootstrap session id (seed 001 §从应用端的连接 step 2: "标识ID"). */
 export const APP_SESSION_ID_BYTES = 16;
+/** Longest app kind named in a hello (AppSession.kind); a longer one is not sent, and ignored when received. */
+export const MAX_HELLO_KIND_CHARS = 128;
 /** How long a session id issued by app.hello may be bound by app.bind, in ms: the app reconnects at once
  *  (step 7), so a few request timeouts are plenty. */
 const APP_SESSION_TTL_MS = 60_000;

@@ -1,9 +1,7 @@
 // The app bootstrap (seed 001 §从应用端的连接, 7 steps) over WSS: for apps whose UDP is blocked, the same
 // flow as over QUIC (src/transport/app-bootstrap/bootstrap.ts) on the node's TLS port. Client dialer and node handlers.
-import { appBootstrapRoutes } from "./handlers.ts";
+import { appBootstrapRoutes, type AppBootstrapComponents } from "./handlers.ts";
 import type { BootstrapDialer } from "./bootstrap.ts";
-import type { RunCertificate } from "../../identity/index.ts";
-import type { NodeKey } from "../../identity/index.ts";
 import { dialWss } from "../ws/client.ts";
 import { MESH_PATH } from "../../mesh/index.ts";
 import { createMeshLink, type MeshLink } from "../../mesh/index.ts";
@@ -29,6 +27,6 @@ export function wssAppDialer(opts: { log?: Logger } = {}): BootstrapDialer<MeshL
 
 /** Serves whoami, app.hello and app.bind on the node's WSS links (untrusted links included: that is where an
  *  app starts). A bound link becomes "pinned" with the app's key. Returns the disposer of the routes. */
-export function serveAppBootstrapOverWss(components: { links: Pick<MeshLinks, "router">; nodeKey: NodeKey; cert: RunCertificate }): () => void {
+export function serveAppBootstrapOverWss(components: { links: Pick<MeshLinks, "router"> } & AppBootstrapComponents): () => void {
   return components.links.router.addAll(appBootstrapRoutes(components, ["wss"]));
 }

@@ -6,7 +6,7 @@ import { errorLine } from "../../errors.ts";
 import type { RunCertificate } from "../../identity/index.ts";
 import type { NodeKey } from "../../identity/index.ts";
 import { formatAddress, unmapIp } from "../../contracts/index.ts";
-import { appBootstrapRoutes } from "../app-bootstrap/handlers.ts";
+import { appBootstrapRoutes, type AppGreeting } from "../app-bootstrap/handlers.ts";
 import { serverQuicConfig, serverQuicCrypto } from "../quic/config.ts";
 import {
   QUIC_CLOSE_NORMAL,
@@ -23,10 +23,6 @@ import type { QuicDialer, UdpClient } from "./client.ts";
 import { UdpCore, type DialOptions, type LinkEvent, type LinkListener, type UdpCoreCounters } from "./core.ts";
 import type { Logger } from "../../contracts/index.ts";
 
-/** Connections still in their handshake may hold this many slots beyond the connection cap; brand-new
- *  Initial packets beyond it are dropped before quiche sees them (cheap refusal, no crypto work). */
-const MAX_QUIC_PENDING_HANDSHAKES = 256;
-
 export type { DialOptions, LinkEvent, LinkListener, QuicDialer, QuicLink, RawDatagramHandler };
 
 export interface UdpEndpointComponents {
@@ -35,6 +31,8 @@ export interface UdpEndpointComponents {
   log?: Logger;
   /** Serves peer-opened streams; the node shares one with its mesh links. @default a router of its own */
   router?: Router;
+  /** What the app bootstrap answer names for an app's kind (a node's stake address and identity id). */
+  greeting?: (kind: string) => AppGreeting;
 }
 
 export interface UdpEndpointInit {
@@ -44,6 +42,8 @@ export interface UdpEndpointInit {
   port: number;
   /** Live inbound QUIC connections. @default max_quic_connections of defaults.toml */
   maxConnections?: number;
+  /** QUIC handshakes in progress at once; more new Initials are dropped. @default max_quic_handshakes of defaults.toml */
+  maxHandshakes?: number;
   /** Live inbound connections from one IP. @default max_conns_per_ip of defaults.toml */
   maxConnectionsPerIp?: number;
   /** @default idle_timeout_s of defaults.toml */
@@ -57,6 +57,12 @@ export interface UdpEndpointInit {
 export interface UdpEndpointCounters extends UdpCoreCounters {
   /** Inbound connections open now. */
   activeConnections: number;
+  /** Handshakes in progress now. */
+  handshakesInProgress: number;
+  /** New Initials dropped because max_quic_handshakes handshakes were in progress. */
+  handshakesDropped: number;
+  /** Resent Initials dropped because their connection id was being accepted already. */
+  duplicateInitials: number;
 }
 
 /** The node's endpoint: the client socket's surface plus a QUIC server, connection limits and the
@@ -74,10 +80,13 @@ export function createUdpEndpoint(components: UdpEndpointComponents, init: UdpEn
   const core = new UdpCore({ host: init.host, port: init.port, idleTimeoutMs: init.idleTimeoutMs, onRawDatagram: init.onRawDatagram, onRawStream: init.onRawStream }, router, log);
   const maxConnections = init.maxConnections ?? DEFAULTS.max_quic_connections;
   const maxPerIp = init.maxConnectionsPerIp ?? DEFAULTS.max_conns_per_ip;
+  const maxHandshakes = init.maxHandshakes ?? DEFAULTS.max_quic_handshakes;
   /** Inbound connections by id, and how many each IP holds. */
   const inbound = new Set<string>();
   const perIp = new Map<string, number>();
   let server: QUICServer | undefined;
+  /** Counts of servers stopped before (a restarted endpoint keeps counting). */
+  const handshakeCounts = { dropped: 0, duplicates: 0 };
   let running = false;
   const serial = createSerial();
 
@@ -113,14 +122,17 @@ export function createUdpEndpoint(components: UdpEndpointComponents, init: UdpEn
 
   async function doStart(): Promise<void> {
     const socket = await core.openSocket();
-    // Brand-new handshakes are refused before quiche once the table is full (see udp-shared-socket.ts).
-    socket.admitNewConnection = () => connectionMapOf(socket).size < maxConnections + MAX_QUIC_PENDING_HANDSHAKES;
+    // Brand-new handshakes are refused before quiche once the table is full (see shared-socket.ts): the
+    // connections in their handshake (at most maxHandshakes) may hold slots beyond the connection cap.
+    // Below that, the server itself caps the handshakes in progress (queued, then dropped).
+    socket.admitNewConnection = () => connectionMapOf(socket).size < maxConnections + maxHandshakes;
     const srv = new QUICServer({
       crypto: await serverQuicCrypto(),
       config: serverQuicConfig(components.cert, core.idleTimeoutMs),
       socket,
       logger: core.logger.getChild("server"),
       minIdleTimeout: QUIC_HANDSHAKE_TIMEOUT_MS,
+      maxHandshakesInProgress: maxHandshakes,
       reasonToCode: (type, reason) => streamReasonToCode(type, reason),
       codeToReason: (type, code) => streamCodeToReason(type, code),
     });
@@ -140,6 +152,8 @@ export function createUdpEndpoint(components: UdpEndpointComponents, init: UdpEn
     const srv = server;
     server = undefined;
     if (srv) {
+      handshakeCounts.dropped += srv.handshakesDropped;
+      handshakeCounts.duplicates += srv.duplicateInitialsDropped;
       srv.removeEventListener(quicEvents.EventQUICServerConnection.name, onConnection);
       await srv.stop({ isApp: true, errorCode: QUIC_CLOSE_NORMAL, force: true }).catch((err) => log?.warn("QUIC server did not stop cleanly", { error: errorLine(err) }));
     }
@@ -187,7 +201,13 @@ export function createUdpEndpoint(components: UdpEndpointComponents, init: UdpEn
     links: () => [...core.links.values()],
     dial: (addr, opts) => core.dial(addr, opts),
     counters() {
-      return { ...core.counters(), activeConnections: inbound.size };
+      return {
+        ...core.counters(),
+        activeConnections: inbound.size,
+        handshakesInProgress: server?.handshakesInProgress ?? 0,
+        handshakesDropped: handshakeCounts.dropped + (server?.handshakesDropped ?? 0),
+        duplicateInitials: handshakeCounts.duplicates + (server?.duplicateInitialsDropped ?? 0),
+      };
     },
   };
 }

@@ -9,7 +9,7 @@
 
 import type { GenEnum, GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
 import { enumDesc, fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
-import type { NatClass } from "./findings_pb.ts";
+import type { NatClass, NodeRecord } from "./findings_pb.ts";
 import { file_findings } from "./findings_pb.ts";
 import type { Message } from "@bufbuild/protobuf";
 
@@ -17,7 +17,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file punch.proto.
  */
 export const file_punch: GenFile = /*@__PURE__*/
-  fileDesc("CgtwdW5jaC5wcm90bxILZmluZGluZ3MudjEilgEKB0FwcEpvaW4SDAoEa2luZBgBIAEoCRIPCgdub2RlX2lkGAIgASgJEiIKA25hdBgDIAEoDjIVLmZpbmRpbmdzLnYxLk5hdENsYXNzEgwKBHNwa2kYBCABKAwSEgoKcHVibGljX2tleRgFIAEoDBIXCgpwb3J0X2RlbHRhGAYgASgRSACIAQFCDQoLX3BvcnRfZGVsdGEipAEKDUFwcEpvaW5BbnN3ZXISDAoEa2luZBgBIAEoCRIVCg1zdGFrZV9hZGRyZXNzGAIgASgJEhQKDHN0YWtlX3NvdXJjZRgDIAEoCRITCgtpZGVudGl0eV9pZBgEIAEoCRIKCgJpcBgFIAEoCRIMCgRwb3J0GAYgASgNEhAKCHJlam9pbmVkGAcgASgIEhcKD2FkZHJlc3NfY2hhbmdlZBgIIAEoCCJRCgxQdW5jaFJlcXVlc3QSDAoEa2luZBgBIAEoCRIRCgl0YXJnZXRfaWQYAiABKAkSEwoLdGFyZ2V0X2tpbmQYAyABKAkSCwoDbWF4GAQgASgNIsMBCglTcHJheVBsYW4SDwoHc29ja2V0cxgBIAEoDRIOCgZwcm9iZXMYAiABKA0SEAoIcG9ydF9taW4YAyABKA0SEAoIcG9ydF9tYXgYBCABKA0SGQoRcHJvYmVfaW50ZXJ2YWxfbXMYBSABKA0SFgoOcHJlZGljdGVkX2Jhc2UYBiABKA0SFwoPcHJlZGljdGVkX2RlbHRhGAcgASgREhcKD3ByZWRpY3RlZF9jb3VudBgIIAEoDRIMCgRvZGRzGAkgASgBItECCglQdW5jaEluZm8SEgoKYXR0ZW1wdF9pZBgBIAEoDBIPCgdwZWVyX2lkGAIgASgJEhEKCXBlZXJfa2luZBgDIAEoCRIKCgJpcBgEIAEoCRIMCgRwb3J0GAUgASgNEg0KBXRva2VuGAYgASgMEhEKCW93bl90b2tlbhgHIAEoDBIjCgRuYXR0GAggASgOMhUuZmluZGluZ3MudjEuTmF0Q2xhc3MSDAoEc3BraRgJIAEoDBIQCghzdHJhdGVneRgKIAEoCRIkCgRyb2xlGAsgASgOMhYuZmluZGluZ3MudjEuUHVuY2hSb2xlEhYKDmxpc3RlbmVyX29wZW5zGAwgASgIEiUKBXNwcmF5GA0gASgLMhYuZmluZGluZ3MudjEuU3ByYXlQbGFuEhYKDmV4cGVjdF9zdWNjZXNzGA4gASgIEg4KBnJlYXNvbhgPIAEoCSI1CgtQdW5jaEFuc3dlchImCgZvZmZlcnMYASADKAsyFi5maW5kaW5ncy52MS5QdW5jaEluZm8iNwoNU2hhcmVSZWdpc3RlchIMCgRraW5kGAEgASgJEgoKAmlwGAIgASgJEgwKBHBvcnQYAyABKA0iPwoTU2hhcmVSZWdpc3RlckFuc3dlchIKCgJpcBgBIAEoCRIMCgRwb3J0GAIgASgNEg4KBmxpc3RlZBgDIAEoCCInCgpTaGFyZUZldGNoEgwKBGtpbmQYASABKAkSCwoDbWF4GAIgASgNIj4KClNoYXJlRW50cnkSCgoCaXAYASABKAkSDAoEcG9ydBgCIAEoDRIWCg52ZXJpZmllZF9hdF9tcxgDIAEoBCJDCglTaGFyZUxpc3QSDAoEa2luZBgBIAEoCRIoCgdlbnRyaWVzGAIgAygLMhcuZmluZGluZ3MudjEuU2hhcmVFbnRyeSpTCglQdW5jaFJvbGUSGgoWUFVOQ0hfUk9MRV9VTlNQRUNJRklFRBAAEhMKD1BVTkNIX1JPTEVfRElBTBABEhUKEVBVTkNIX1JPTEVfTElTVEVOEAJiBnByb3RvMw", [file_findings]);
+  fileDesc("CgtwdW5jaC5wcm90bxILZmluZGluZ3MudjEilgEKB0FwcEpvaW4SDAoEa2luZBgBIAEoCRIPCgdub2RlX2lkGAIgASgJEiIKA25hdBgDIAEoDjIVLmZpbmRpbmdzLnYxLk5hdENsYXNzEgwKBHNwa2kYBCABKAwSEgoKcHVibGljX2tleRgFIAEoDBIXCgpwb3J0X2RlbHRhGAYgASgRSACIAQFCDQoLX3BvcnRfZGVsdGEipAEKDUFwcEpvaW5BbnN3ZXISDAoEa2luZBgBIAEoCRIVCg1zdGFrZV9hZGRyZXNzGAIgASgJEhQKDHN0YWtlX3NvdXJjZRgDIAEoCRITCgtpZGVudGl0eV9pZBgEIAEoCRIKCgJpcBgFIAEoCRIMCgRwb3J0GAYgASgNEhAKCHJlam9pbmVkGAcgASgIEhcKD2FkZHJlc3NfY2hhbmdlZBgIIAEoCCJRCgxQdW5jaFJlcXVlc3QSDAoEa2luZBgBIAEoCRIRCgl0YXJnZXRfaWQYAiABKAkSEwoLdGFyZ2V0X2tpbmQYAyABKAkSCwoDbWF4GAQgASgNIsMBCglTcHJheVBsYW4SDwoHc29ja2V0cxgBIAEoDRIOCgZwcm9iZXMYAiABKA0SEAoIcG9ydF9taW4YAyABKA0SEAoIcG9ydF9tYXgYBCABKA0SGQoRcHJvYmVfaW50ZXJ2YWxfbXMYBSABKA0SFgoOcHJlZGljdGVkX2Jhc2UYBiABKA0SFwoPcHJlZGljdGVkX2RlbHRhGAcgASgREhcKD3ByZWRpY3RlZF9jb3VudBgIIAEoDRIMCgRvZGRzGAkgASgBItECCglQdW5jaEluZm8SEgoKYXR0ZW1wdF9pZBgBIAEoDBIPCgdwZWVyX2lkGAIgASgJEhEKCXBlZXJfa2luZBgDIAEoCRIKCgJpcBgEIAEoCRIMCgRwb3J0GAUgASgNEg0KBXRva2VuGAYgASgMEhEKCW93bl90b2tlbhgHIAEoDBIjCgRuYXR0GAggASgOMhUuZmluZGluZ3MudjEuTmF0Q2xhc3MSDAoEc3BraRgJIAEoDBIQCghzdHJhdGVneRgKIAEoCRIkCgRyb2xlGAsgASgOMhYuZmluZGluZ3MudjEuUHVuY2hSb2xlEhYKDmxpc3RlbmVyX29wZW5zGAwgASgIEiUKBXNwcmF5GA0gASgLMhYuZmluZGluZ3MudjEuU3ByYXlQbGFuEhYKDmV4cGVjdF9zdWNjZXNzGA4gASgIEg4KBnJlYXNvbhgPIAEoCSI1CgtQdW5jaEFuc3dlchImCgZvZmZlcnMYASADKAsyFi5maW5kaW5ncy52MS5QdW5jaEluZm8iNwoNU2hhcmVSZWdpc3RlchIMCgRraW5kGAEgASgJEgoKAmlwGAIgASgJEgwKBHBvcnQYAyABKA0iPwoTU2hhcmVSZWdpc3RlckFuc3dlchIKCgJpcBgBIAEoCRIMCgRwb3J0GAIgASgNEg4KBmxpc3RlZBgDIAEoCCI1CgpTaGFyZUZldGNoEgwKBGtpbmQYASABKAkSCwoDbWF4GAIgASgNEgwKBGhvcHMYAyABKA0iTwoKU2hhcmVFbnRyeRIKCgJpcBgBIAEoCRIMCgRwb3J0GAIgASgNEhYKDnZlcmlmaWVkX2F0X21zGAMgASgEEg8KB25vZGVfaWQYBCABKAkiQgoQU2hhcmVGaW5kUmVxdWVzdBISCgpyZXF1ZXN0X2lkGAEgASgMEgwKBGtpbmQYAiABKAkSDAoEaG9wcxgDIAEoDSKsAQoMU2hhcmVIb2xkaW5nEicKBmhvbGRlchgBIAEoCzIXLmZpbmRpbmdzLnYxLk5vZGVSZWNvcmQSDAoEa2luZBgCIAEoCRIoCgdlbnRyaWVzGAMgAygLMhcuZmluZGluZ3MudjEuU2hhcmVFbnRyeRISCgpyZXF1ZXN0X2lkGAQgASgMEhQKDGlzc3VlZF9hdF9tcxgFIAEoBBIRCglzaWduYXR1cmUYBiABKAwiPgoPU2hhcmVGaW5kQW5zd2VyEisKCGhvbGRpbmdzGAEgAygLMhkuZmluZGluZ3MudjEuU2hhcmVIb2xkaW5nIkMKCVNoYXJlTGlzdBIMCgRraW5kGAEgASgJEigKB2VudHJpZXMYAiADKAsyFy5maW5kaW5ncy52MS5TaGFyZUVudHJ5KlMKCVB1bmNoUm9sZRIaChZQVU5DSF9ST0xFX1VOU1BFQ0lGSUVEEAASEwoPUFVOQ0hfUk9MRV9ESUFMEAESFQoRUFVOQ0hfUk9MRV9MSVNURU4QAmIGcHJvdG8z", [file_findings]);
 
 /**
  * app → node, on the pinned (bound) connection. The node keeps the connection as the member's.
@@ -454,6 +454,13 @@ export type ShareFetch = Message<"findings.v1.ShareFetch"> & {
    * @generated from field: uint32 max = 2;
    */
   max: number;
+
+  /**
+   * 0 = this node's own entries; 1..3: also search the mesh (share.find)
+   *
+   * @generated from field: uint32 hops = 3;
+   */
+  hops: number;
 };
 
 /**
@@ -483,6 +490,13 @@ export type ShareEntry = Message<"findings.v1.ShareEntry"> & {
    * @generated from field: uint64 verified_at_ms = 3;
    */
   verifiedAtMs: bigint;
+
+  /**
+   * in a searched answer: the node that lists it ("" = the node answering)
+   *
+   * @generated from field: string node_id = 4;
+   */
+  nodeId: string;
 };
 
 /**
@@ -491,6 +505,107 @@ export type ShareEntry = Message<"findings.v1.ShareEntry"> & {
  */
 export const ShareEntrySchema: GenMessage<ShareEntry> = /*@__PURE__*/
   messageDesc(file_punch, 9);
+
+/**
+ * @generated from message findings.v1.ShareFindRequest
+ */
+export type ShareFindRequest = Message<"findings.v1.ShareFindRequest"> & {
+  /**
+   * 16 random bytes, for de-duplication across the mesh
+   *
+   * @generated from field: bytes request_id = 1;
+   */
+  requestId: Uint8Array;
+
+  /**
+   * @generated from field: string kind = 2;
+   */
+  kind: string;
+
+  /**
+   * hops left; 0 = answer with own entries only
+   *
+   * @generated from field: uint32 hops = 3;
+   */
+  hops: number;
+};
+
+/**
+ * Describes the message findings.v1.ShareFindRequest.
+ * Use `create(ShareFindRequestSchema)` to create a new message.
+ */
+export const ShareFindRequestSchema: GenMessage<ShareFindRequest> = /*@__PURE__*/
+  messageDesc(file_punch, 10);
+
+/**
+ * A node's own listed servers of one kind, signed with its node key (XEdDSA, as records are) for one search:
+ * whoever forwards it can neither add, drop nor change an entry, nor replay it into another search.
+ *
+ * @generated from message findings.v1.ShareHolding
+ */
+export type ShareHolding = Message<"findings.v1.ShareHolding"> & {
+  /**
+   * the holder's signed record: its key, and that it serves the kind
+   *
+   * @generated from field: findings.v1.NodeRecord holder = 1;
+   */
+  holder?: NodeRecord | undefined;
+
+  /**
+   * @generated from field: string kind = 2;
+   */
+  kind: string;
+
+  /**
+   * at most 6, node_id empty
+   *
+   * @generated from field: repeated findings.v1.ShareEntry entries = 3;
+   */
+  entries: ShareEntry[];
+
+  /**
+   * the search it answers
+   *
+   * @generated from field: bytes request_id = 4;
+   */
+  requestId: Uint8Array;
+
+  /**
+   * @generated from field: uint64 issued_at_ms = 5;
+   */
+  issuedAtMs: bigint;
+
+  /**
+   * XEdDSA by holder.public_key over this message with this field empty
+   *
+   * @generated from field: bytes signature = 6;
+   */
+  signature: Uint8Array;
+};
+
+/**
+ * Describes the message findings.v1.ShareHolding.
+ * Use `create(ShareHoldingSchema)` to create a new message.
+ */
+export const ShareHoldingSchema: GenMessage<ShareHolding> = /*@__PURE__*/
+  messageDesc(file_punch, 11);
+
+/**
+ * @generated from message findings.v1.ShareFindAnswer
+ */
+export type ShareFindAnswer = Message<"findings.v1.ShareFindAnswer"> & {
+  /**
+   * @generated from field: repeated findings.v1.ShareHolding holdings = 1;
+   */
+  holdings: ShareHolding[];
+};
+
+/**
+ * Describes the message findings.v1.ShareFindAnswer.
+ * Use `create(ShareFindAnswerSchema)` to create a new message.
+ */
+export const ShareFindAnswerSchema: GenMessage<ShareFindAnswer> = /*@__PURE__*/
+  messageDesc(file_punch, 12);
 
 /**
  * @generated from message findings.v1.ShareList
@@ -512,7 +627,7 @@ export type ShareList = Message<"findings.v1.ShareList"> & {
  * Use `create(ShareListSchema)` to create a new message.
  */
 export const ShareListSchema: GenMessage<ShareList> = /*@__PURE__*/
-  messageDesc(file_punch, 10);
+  messageDesc(file_punch, 13);
 
 /**
  * @generated from enum findings.v1.PunchRole

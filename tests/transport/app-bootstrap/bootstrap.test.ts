@@ -45,6 +45,23 @@ function helloPayload(appKey: NodeKey, sealTo: Uint8Array, purpose: string, sess
 }
 
 describe("app bootstrap over QUIC", () => {
+  test("the sealed answer names the node's reward address for the app's kind and its identity id", async () => {
+    const nodeKey = generateNodeKey();
+    const cert = await createRunCertificate();
+    const kinds: string[] = [];
+    const greeting = (kind: string) => (kinds.push(kind), { stakeAddress: kind === "app:web" ? "web-address" : "general", stakeSource: kind === "app:web" ? "kind" : "default", identityId: "alice" });
+    const ep = createUdpEndpoint({ cert, nodeKey, greeting }, { host: "127.0.0.1", port: 0 });
+    await ep.start();
+    cleanups.push(() => ep.stop());
+    const c = await app();
+    const addr = { ip: "127.0.0.1", port: ep.port };
+    const web = await bootstrapApp(c, { addr, nodePublicKey: nodeKey.publicKey }, { appKey: generateNodeKey(), kind: "app:web" });
+    expect(web.node).toEqual({ nodeId: nodeKey.nodeId, kind: "app:web", stakeAddress: "web-address", stakeSource: "kind", identityId: "alice" });
+    const plain = await bootstrapApp(c, { addr, nodePublicKey: nodeKey.publicKey }, { appKey: generateNodeKey() });
+    expect(plain.node).toMatchObject({ kind: "", stakeAddress: "general", stakeSource: "default" });
+    expect(kinds).toEqual(["app:web", ""]);
+  });
+
   test("completes, pins the node's SPKI, and the pinned link serves requests", async () => {
     const { ep, nodeKey, spki } = await node();
     const appKey = generateNodeKey();
