@@ -23,7 +23,21 @@ export const NODE_KEY_FILE = "node.key";
 /** SHA-256 of the public key, in hex (the runtime's native hash: ids are computed for every record
  *  that passes by). */
 export function nodeIdOf(publicKey: Uint8Array): string {
-  return createHash("sha256").update(publicKey).digest("hex");
+  const hit = ids.get(publicKey);
+  // The bytes of a key object could have been changed in place: compare before trusting the entry.
+  if (hit && isSame(hit.copy, publicKey)) return hit.id;
+  const id = createHash("sha256").update(publicKey).digest("hex");
+  ids.set(publicKey, { copy: publicKey.slice(), id });
+  return id;
+}
+
+/** Node ids by key object: a record's key is looked up many times while it passes through a node. */
+const ids = new WeakMap<Uint8Array, { copy: Uint8Array; id: string }>();
+
+function isSame(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 export function nodeKeyFromPrivate(privateKey: Uint8Array): NodeKey {

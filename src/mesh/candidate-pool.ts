@@ -82,6 +82,10 @@ export interface CandidatePool {
   has(id: string): boolean;
   get(id: string): Candidate | undefined;
   list(): Candidate[];
+  /** Goes up whenever a candidate is added, updated or removed. */
+  readonly version: number;
+  /** Ids of the candidates whose record was issued before `issuedBeforeMs`. */
+  issuedBefore(issuedBeforeMs: number): string[];
   /** Node ids of the candidates (no copies of their records). */
   ids(): string[];
   /** The network (netPrefixes) and network group (netGroupOf) of a candidate's proven address, if it has one. */
@@ -138,6 +142,7 @@ export function createCandidatePool(init: CandidatePoolInit): CandidatePool {
   const byNet = new Map<string, Set<string>>();
 
   function index(e: Entry): void {
+    version++;
     const proven = provenAddress(e.record);
     e.net = proven ? netPrefixOf(proven.ip) : undefined;
     e.group = proven ? netGroupOf(normalizeIp(proven.ip)) : undefined;
@@ -168,9 +173,11 @@ export function createCandidatePool(init: CandidatePoolInit): CandidatePool {
       return held + (extra?.get(n) ?? 0) >= perPrefix;
     });
   }
+  let version = 0;
   function removeEntry(id: string): boolean {
     const e = entries.get(id);
     if (!e) return false;
+    version++;
     unindex(e);
     entries.delete(id);
     return true;
@@ -228,6 +235,14 @@ export function createCandidatePool(init: CandidatePoolInit): CandidatePool {
     },
     list: () => [...entries.values()].map(view),
     holderOf: (k) => byAddress.get(k),
+    get version() {
+      return version;
+    },
+    issuedBefore(t) {
+      const out: string[] = [];
+      for (const e of entries.values()) if (Number(e.record.issuedAtMs) < t) out.push(e.id);
+      return out;
+    },
     ids: () => [...entries.keys()],
     netOf: (id) => {
       const e = entries.get(id.toLowerCase());

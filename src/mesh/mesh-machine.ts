@@ -105,6 +105,8 @@ export interface MeshState {
   lastSelfCheckAt: number;
   lastRefreshAt: number;
   lastCacheWriteAt: number | null;
+  /** The candidate pool's version when the cache was last written. */
+  cachedVersion: number;
   lastSweepAt: number;
   helping: boolean;
   refreshing: boolean;
@@ -204,6 +206,7 @@ export function createMeshState(init: MeshStateInit): MeshState {
     lastSelfCheckAt: 0,
     lastRefreshAt: 0,
     lastCacheWriteAt: null,
+    cachedVersion: -1,
     lastSweepAt: 0,
     helping: false,
     refreshing: false,

@@ -7,6 +7,9 @@ import { askHelp, bump, checkSelf, logRebuild, type MeshAction, type MeshState }
 import { MESH_CLOSE } from "./mesh-service-constants.ts";
 import { recordNodeId } from "./record.ts";
 
+/** An unchanged pool is written again after this many cache write intervals. */
+const CACHE_REWRITE_INTERVALS = 10;
+
 /** Re-signs our record (a higher seq, a fresh issue time) when it is record_resign_s old, so that
  *  it never reaches record_max_age_s while we serve. Peers get it with the next shares. */
 function resign(s: MeshState, now: number): MeshAction[] {
@@ -19,11 +22,7 @@ function resign(s: MeshState, now: number): MeshAction[] {
 /** Candidates whose record passed record_max_age_s: their node stopped re-signing (gone, moved,
  *  re-keyed), or nobody brought us its fresh copy. */
 function dropExpiredRecords(s: MeshState, now: number): string[] {
-  const gone: string[] = [];
-  for (const c of s.candidates.list()) {
-    if (now - Number(c.record.issuedAtMs) > s.settings.recordMaxAgeMs && s.candidates.remove(c.id)) gone.push(c.id);
-  }
-  return gone;
+  return s.candidates.issuedBefore(now - s.settings.recordMaxAgeMs).filter((id) => s.candidates.remove(id));
 }
 
 /** The maintenance tick: cheap when nothing is missing (no messages, no scan of the pools). */
@@ -49,8 +48,11 @@ export function tick(s: MeshState, now: number, rand: Rand): MeshAction[] {
     // A client keeps its pool fresh by asking known nodes now and then (seed 001 §节点组网: 挂机).
     if (!s.helping && now - s.lastHelpAt > settings.switchIntervalMs) out.push(askHelp(s, "known", now));
   }
-  if (now - (s.lastCacheWriteAt ?? s.startedAt) > settings.cacheWriteIntervalMs) {
+  // The cache is written when the pool changed, and now and then anyway (last-seen times move on).
+  const sinceWrite = now - (s.lastCacheWriteAt ?? s.startedAt);
+  if (sinceWrite > settings.cacheWriteIntervalMs && (s.candidates.version !== s.cachedVersion || sinceWrite > CACHE_REWRITE_INTERVALS * settings.cacheWriteIntervalMs)) {
     s.lastCacheWriteAt = now;
+    s.cachedVersion = s.candidates.version;
     out.push({ type: "writeCache" });
   }
   out.push({ type: "schedule", timer: "tick", ms: settings.tickMs });
