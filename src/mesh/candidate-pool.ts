@@ -8,6 +8,9 @@ import type { NodeRecord } from "../wire/index.ts";
 import { DEFAULTS } from "../config/index.ts";
 import { netGroupOf, netPrefixOf } from "../rpc/index.ts";
 import { provenAddress, recordNodeId } from "./record.ts";
+import { addressKeys, netPrefixes, normalizeIp, pushSample } from "./record-keys.ts";
+
+export { addressKeys, netPrefixes, normalizeIp };
 
 /** A candidate not seen (no link, no check, no share naming it) for this long is dropped. One hour:
  *  public nodes that are up get re-shared within minutes by the link switching. */
@@ -15,8 +18,6 @@ export const DEFAULT_CANDIDATE_TTL_MS = 60 * 60_000;
 /** Reachability + key checks one merge may ask for: a peer sharing 100 fresh records must not make
  *  us dial 100 nodes at once (amplification). The rest come with later shares. */
 const DEFAULT_MAX_CHECKS_PER_MERGE = 10;
-/** RTT samples kept per candidate; the median of these is its latency. */
-const RTT_SAMPLES = 8;
 /** Weight of the far third in pickForSwitch: the near end weighs ~1, the far third this floor, so
  *  roughly half the picks are near, a fifth far (seed: 低延迟优先，适当兼顾中高延迟节点). */
 const FAR_PICK_WEIGHT = 1 / 3;
@@ -238,16 +239,9 @@ export function createCandidatePool(init: CandidatePoolInit): CandidatePool {
     get version() {
       return version;
     },
-    issuedBefore(t) {
-      const out: string[] = [];
-      for (const e of entries.values()) if (Number(e.record.issuedAtMs) < t) out.push(e.id);
-      return out;
-    },
+    issuedBefore: (t) => [...entries.values()].filter((e) => Number(e.record.issuedAtMs) < t).map((e) => e.id),
     ids: () => [...entries.keys()],
-    netOf: (id) => {
-      const e = entries.get(id.toLowerCase());
-      return e?.net !== undefined && e.group !== undefined ? { net: e.net, group: e.group } : undefined;
-    },
+    netOf: (id) => netOf(entries.get(id.toLowerCase())),
 
     planMerge(records, now, options = {}) {
       pruneFailed(now);
@@ -431,34 +425,10 @@ export function createCandidatePool(init: CandidatePoolInit): CandidatePool {
   return pool;
 }
 
-function pushSample(e: Entry, rttMs: number): void {
-  if (!Number.isFinite(rttMs) || rttMs < 0) return;
-  e.samples.push(rttMs);
-  if (e.samples.length > RTT_SAMPLES) e.samples.shift();
-  const sorted = [...e.samples].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  e.rttMs = sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-}
 
-/** The endpoint a record's key check proves (the TCP address it dials, record.ts provenAddress):
- *  two records with the same one name the same node, so the newer checked one replaces the other.
- *  Other addresses a record lists are its node's word only and never displace anyone. */
-export function addressKeys(rec: NodeRecord): string[] {
-  const a = provenAddress(rec);
-  return a ? [`${normalizeIp(a.ip)}/tcp/${a.tcpPort}`] : [];
-}
 
-/** The network (IPv4 /24, IPv6 /48) a record counts in for diversity: that of its proven address (the one
- *  its key check dials), so listing other addresses neither hides a node's network nor blames another. */
-export function netPrefixes(rec: NodeRecord): string[] {
-  const a = provenAddress(rec);
-  return a ? [netPrefixOf(a.ip)] : [];
-}
-
-/** Lower-case, and "::ffff:1.2.3.4" → "1.2.3.4", so one endpoint has one key. */
-export function normalizeIp(ip: string): string {
-  const lower = ip.toLowerCase();
-  return lower.startsWith("::ffff:") && /^\d+\.\d+\.\d+\.\d+$/.test(lower.slice(7)) ? lower.slice(7) : lower;
+function netOf(e: Entry | undefined): { net: string; group: string } | undefined {
+  return e?.net !== undefined && e.group !== undefined ? { net: e.net, group: e.group } : undefined;
 }
 
 function sameKeys(a: readonly string[], b: readonly string[]): boolean {
