@@ -31,6 +31,7 @@ const NET = [
   "tests/nat/service.test.ts",
   "tests/nat/service-cone.test.ts",
   "tests/nat/service-delegate.test.ts",
+  "tests/nat/udp-check-serve.test.ts",
   "tests/ops/dashboard.test.ts",
   "tests/ops/metrics.test.ts",
   "tests/ops/process-metrics.test.ts",

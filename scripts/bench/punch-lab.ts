@@ -109,11 +109,11 @@ export interface PunchNode {
 }
 
 /** Starts the punch node in fl-s1 serving PUNCH_KIND (and a blockchain kind), `--public`. */
-export async function startPunchNode(opts: { port?: number; punchXpool?: number } = {}): Promise<PunchNode> {
+export async function startPunchNode(opts: { port?: number; punchXpool?: number; main?: string } = {}): Promise<PunchNode> {
   const home = mkdtempSync(join(tmpdir(), "findings-punch-node-"));
   writeFileSync(join(home, "config.toml"), `punch_xpool = ${opts.punchXpool ?? 500}\n[stakes]\n"*" = "0xLABDEFAULT"\n"${PUNCH_KIND}" = ""\n"blockchain:bitcoin" = "bc1qlab"\n`);
   const port = opts.port ?? PUNCH_NODE_PORT;
-  const p = spawnLines(["ip", "netns", "exec", "fl-s1", BUN, MAIN, "serve", "--json", "--host", PUNCH_NODE_IP, "--port", String(port), "--admin", "", "--public", "--home", home, "--log-level", "warn"]);
+  const p = spawnLines(["ip", "netns", "exec", "fl-s1", BUN, opts.main ?? MAIN, "serve", "--json", "--host", PUNCH_NODE_IP, "--port", String(port), "--admin", "", "--public", "--home", home, "--log-level", "warn"]);
   try {
     const ready = await p.next((o) => o.event === "ready", 20_000);
     return {
@@ -151,11 +151,11 @@ export interface Waiter extends LineProc {
 }
 
 /** `findings punch --wait` in the client namespace of `cls`. */
-export async function startWaiter(cls: LabClass, opts: { server: string; name?: string; port?: number }): Promise<Waiter> {
+export async function startWaiter(cls: LabClass, opts: { server: string; name?: string; port?: number; nat?: NatClassName; main?: string }): Promise<Waiter> {
   const { server } = opts;
-  const args = ["punch", "--wait", "--json", "--server", server, "--kind", PUNCH_KIND, "--nat", NAT_OF[cls], "--home", appHome(opts.name ?? `wait-${cls}`)];
+  const args = ["punch", "--wait", "--json", "--server", server, "--kind", PUNCH_KIND, "--nat", opts.nat ?? NAT_OF[cls], "--home", appHome(opts.name ?? `wait-${cls}`)];
   if (opts.port) args.push("--port", String(opts.port));
-  const p = spawnLines(["ip", "netns", "exec", NS_OF[cls], BUN, MAIN, ...args]);
+  const p = spawnLines(["ip", "netns", "exec", NS_OF[cls], BUN, opts.main ?? MAIN, ...args]);
   try {
     const hello = await p.next((o) => o.waiting === true, 20_000);
     return { ...p, cls, id: hello.id as string, hello };
@@ -180,11 +180,11 @@ export interface PunchRun {
 }
 
 /** One `findings punch [id] --json` in the namespace of `cls`. */
-export async function punchOnce(cls: LabClass, opts: { server: string; targetId: string | null; name?: string; extra?: string[]; nat?: string; timeoutMs?: number }): Promise<PunchRun> {
+export async function punchOnce(cls: LabClass, opts: { server: string; targetId: string | null; name?: string; extra?: string[]; nat?: string; timeoutMs?: number; main?: string }): Promise<PunchRun> {
   const { server, targetId } = opts;
   const args = ["punch", ...(targetId ? [targetId] : []), "--json", "--server", server, "--kind", PUNCH_KIND, ...(opts.nat === "" ? [] : ["--nat", opts.nat ?? NAT_OF[cls]]), "--home", appHome(opts.name ?? `punch-${cls}`), ...(opts.extra ?? [])];
   const t0 = performance.now();
-  const proc = Bun.spawn(["ip", "netns", "exec", NS_OF[cls], BUN, MAIN, ...args], { stdout: "pipe", stderr: "pipe", env: cleanEnv() });
+  const proc = Bun.spawn(["ip", "netns", "exec", NS_OF[cls], BUN, opts.main ?? MAIN, ...args], { stdout: "pipe", stderr: "pipe", env: cleanEnv() });
   const timer = setTimeout(() => proc.kill("SIGKILL"), opts.timeoutMs ?? 40_000);
   const [out, err, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
   clearTimeout(timer);

@@ -1,7 +1,11 @@
-// Benchmark: whoami requests/s over QUIC on loopback — one connection with N concurrent streams, and many
+// Benchmark: whoami requests/s over QUIC on loopback — one connection with N requests in flight, and many
 // connections (DESIGN §1 `findings whoami`, §2 shared UDP socket). Bounded: each case runs --case-ms.
-// The endpoint runs in a child process (its own event loop, as a node would) unless --in-process is given.
+// The endpoint runs in a child process (its own event loop, as a node would) unless --in-process is given;
+// then each case also reports the CPU time per request of the endpoint and of the client (user + system,
+// from /proc and process.cpuUsage), which stays comparable when other work shares the cores.
 // Run: ./node_modules/.bin/bun scripts/bench/whoami-quic.ts [--case-ms 2000] [--host 127.0.0.1] [--in-process] [--json]
+//      [--quick: the 64-connection cases only] [--profile DIR: the endpoint writes a CPU profile (--cpu-prof-md)]
+import { readFileSync } from "node:fs";
 import { createRunCertificate } from "../../src/identity/certificate.ts";
 import { generateNodeKey } from "../../src/identity/node-key.ts";
 import { METHOD } from "../../src/rpc/methods.ts";
@@ -35,10 +39,42 @@ export interface WhoamiRow {
   p50Ms: number;
   p99Ms: number;
   errors: number;
+  /** CPU time of the endpoint process per request, µs (NaN in-process). */
+  serverCpuUs: number;
+  /** CPU time of the client (this process) per request, µs. */
+  clientCpuUs: number;
+}
+
+type Measured = Omit<WhoamiRow, "case" | "connections" | "concurrency" | "serverCpuUs" | "clientCpuUs">;
+
+/** USER_HZ of Linux: /proc times are in 1/100 s. */
+const CLOCK_TICKS = 100;
+
+/** CPU time (user + system) of process `pid` so far, in µs. */
+function procCpuUs(pid: number | undefined): number {
+  if (pid === undefined) return NaN;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    // utime and stime are fields 14 and 15 of stat(5), counted from after the command name.
+    return ((Number(fields[11]) + Number(fields[12])) * 1e6) / CLOCK_TICKS;
+  } catch {
+    return NaN;
+  }
+}
+
+/** Runs `fn` and adds both processes' CPU time per request. */
+async function measured(serverPid: number | undefined, fn: () => Promise<Measured>): Promise<Measured & Pick<WhoamiRow, "serverCpuUs" | "clientCpuUs">> {
+  const s0 = procCpuUs(serverPid);
+  const c0 = process.cpuUsage();
+  const r = await fn();
+  const c = process.cpuUsage(c0);
+  const n = Math.max(1, r.requests);
+  return { ...r, serverCpuUs: (procCpuUs(serverPid) - s0) / n, clientCpuUs: (c.user + c.system) / n };
 }
 
 /** Runs `concurrency` loops per link until the time is up; each loop sends whoami back to back. */
-async function drive(links: QuicLink[], concurrency: number, ms: number): Promise<Omit<WhoamiRow, "case" | "connections" | "concurrency">> {
+async function drive(links: QuicLink[], concurrency: number, ms: number): Promise<Measured> {
   const end = performance.now() + ms;
   const latencies: number[] = [];
   let errors = 0;
@@ -75,20 +111,23 @@ async function serve(): Promise<void> {
 }
 
 /** Starts the endpoint in this process or in a child; returns its port and how to stop it. */
-async function startServer(inProcess: boolean): Promise<{ port: number; stop(): Promise<void> }> {
+async function startServer(inProcess: boolean): Promise<{ port: number; pid?: number; stop(): Promise<void> }> {
   if (inProcess) {
     const ep = createUdpEndpoint({ cert: await createRunCertificate(), nodeKey: generateNodeKey() }, { host: HOST, port: 0, maxConnectionsPerIp: 1024 });
     await ep.start();
     unlimitWhoami(ep);
     return { port: ep.port, stop: () => ep.stop() };
   }
-  const child = Bun.spawn([process.execPath, import.meta.path, "--role", "serve", "--host", HOST], { stdin: "pipe", stdout: "pipe", stderr: "inherit" });
+  const profile = argValue("--profile");
+  const profArgs = profile ? ["--cpu-prof-md", `--cpu-prof-dir=${profile}`] : [];
+  const child = Bun.spawn([process.execPath, ...profArgs, import.meta.path, "--role", "serve", "--host", HOST], { stdin: "pipe", stdout: "pipe", stderr: "inherit" });
   const reader = child.stdout.getReader();
   const { value } = await reader.read();
   const port = Number(new TextDecoder().decode(value).trim());
   if (!Number.isInteger(port) || port <= 0) throw new Error("bench server did not start");
   return {
     port,
+    pid: child.pid,
     async stop() {
       child.stdin.end();
       const timer = setTimeout(() => child.kill(), 3000);
@@ -124,11 +163,12 @@ export async function runWhoami(opts: WhoamiOptions = {}): Promise<WhoamiResult>
   const client = createUdpClient({}, { host: HOST });
   await client.start();
   const rows: WhoamiRow[] = [];
+  const run = (links: QuicLink[], concurrency: number) => measured(server.pid, () => drive(links, concurrency, caseMs));
   try {
     const one = await client.dial({ ip: HOST, port: ep.port });
     await one.request(METHOD.app.whoami); // warm-up
     for (const concurrency of opts.quick ? [] : [1, 8, 32, 64]) {
-      rows.push({ case: "one connection", connections: 1, concurrency, ...(await drive([one], concurrency, caseMs)) });
+      rows.push({ case: "one connection", connections: 1, concurrency, ...(await run([one], concurrency)) });
     }
     await one.close();
 
@@ -136,33 +176,33 @@ export async function runWhoami(opts: WhoamiOptions = {}): Promise<WhoamiResult>
       const t0 = performance.now();
       const links = await Promise.all(Array.from({ length: connections }, () => client.dial({ ip: HOST, port: ep.port })));
       const setupMs = performance.now() - t0;
-      rows.push({ case: `many connections (setup ${setupMs.toFixed(0)} ms)`, connections, concurrency: 1, ...(await drive(links, 1, caseMs)) });
-      rows.push({ case: "many connections", connections, concurrency: 4, ...(await drive(links, 4, caseMs)) });
+      rows.push({ case: `many connections (setup ${setupMs.toFixed(0)} ms)`, connections, concurrency: 1, ...(await run(links, 1)) });
+      rows.push({ case: "many connections", connections, concurrency: 4, ...(await run(links, 4)) });
       await Promise.all(links.map((l) => l.close()));
     }
 
     // New connection per request: handshake (with stateless retry) + one whoami, sequential.
-    const end = performance.now() + (opts.quick ? 0 : caseMs);
-    const lat: number[] = [];
-    while (performance.now() < end) {
-      const t0 = performance.now();
-      const link = await client.dial({ ip: HOST, port: ep.port });
-      await link.request(METHOD.app.whoami);
-      lat.push(performance.now() - t0);
-      await link.close();
-    }
-    lat.sort((a, b) => a - b);
-    if (lat.length > 0) {
-      rows.push({
-        case: "connect + whoami + close",
-        connections: lat.length,
-        concurrency: 1,
-        requests: lat.length,
-        perSecond: (lat.length / caseMs) * 1000,
-        p50Ms: lat[Math.floor(lat.length * 0.5)] ?? NaN,
-        p99Ms: lat[Math.floor(lat.length * 0.99)] ?? NaN,
-        errors: 0,
+    if (!opts.quick) {
+      const r = await measured(server.pid, async () => {
+        const end = performance.now() + caseMs;
+        const lat: number[] = [];
+        while (performance.now() < end) {
+          const t0 = performance.now();
+          const link = await client.dial({ ip: HOST, port: ep.port });
+          await link.request(METHOD.app.whoami);
+          lat.push(performance.now() - t0);
+          await link.close();
+        }
+        lat.sort((a, b) => a - b);
+        return {
+          requests: lat.length,
+          perSecond: (lat.length / caseMs) * 1000,
+          p50Ms: lat[Math.floor(lat.length * 0.5)] ?? NaN,
+          p99Ms: lat[Math.floor(lat.length * 0.99)] ?? NaN,
+          errors: 0,
+        };
       });
+      if (r.requests > 0) rows.push({ case: "connect + whoami + close", connections: r.requests, concurrency: 1, ...r });
     }
   } finally {
     await client.stop();
@@ -176,7 +216,7 @@ async function main(): Promise<void> {
   const started = performance.now();
   const caseMs = Number(argValue("--case-ms") ?? DEFAULT_CASE_MS);
   const inProcess = process.argv.includes("--in-process");
-  const result = await runWhoami({ caseMs, inProcess });
+  const result = await runWhoami({ caseMs, inProcess, quick: process.argv.includes("--quick") });
   const rows = result.rows;
   if (process.argv.includes("--json")) {
     console.log(JSON.stringify(result));
@@ -188,11 +228,13 @@ async function main(): Promise<void> {
     rows.map((r) => ({
       case: r.case,
       conns: r.connections,
-      "streams/conn": r.concurrency,
+      "in flight/conn": r.concurrency,
       requests: r.requests,
       "req/s": Math.round(r.perSecond),
       "p50 ms": r.p50Ms.toFixed(2),
       "p99 ms": r.p99Ms.toFixed(2),
+      "server CPU µs/req": Math.round(r.serverCpuUs),
+      "client CPU µs/req": Math.round(r.clientCpuUs),
       errors: r.errors,
     })),
   );

@@ -89,5 +89,17 @@ export const SILENCE_MIN_MS = 250;
 /** …or this many smoothed round trips of the QUIC link, whichever is longer: a probe that was sent reaches
  *  us within about one RTT of the confirmation (it left before the confirmation did). */
 export const SILENCE_RTTS = 4;
-/** If no QUIC answer came after this long, the client also asks over HTTPS whether TCP works, in ms. */
-export const TCP_CHECK_AFTER_MS = 1_000;
+/** If no UDP answer came after this long, the client also asks over HTTPS whether TCP works, in ms: the answer
+ *  says TCP works and how long a few round trips take (the UDP check's silence window is measured with it).
+ *  Late enough that a path with UDP has answered the UDP check by then (no TLS handshake competing with the
+ *  QUIC ones on a busy host), early enough to end inside the window on a UDP-blocked one. */
+export const TCP_CHECK_AFTER_MS = 250;
+/** The UDP check resends its requests to every server on a short schedule until one answers: the first gap in
+ *  ms, doubling up to UDP_CHECK_MAX_GAP_MS (a lost datagram costs little; the silence window holds several). */
+export const UDP_CHECK_FIRST_GAP_MS = 50;
+export const UDP_CHECK_MAX_GAP_MS = 200;
+/** With TCP's answer in, UDP is believed blocked once no UDP answer came within this many times the HTTPS
+ *  whoami's duration (itself at least three round trips: TCP, TLS, the request, so ≥ 9 round trips) … */
+export const UDP_BLOCKED_TCP_TIMES = 3;
+/** … plus this margin, counted from the first UDP request, in ms. */
+export const UDP_BLOCKED_MARGIN_MS = 200;

@@ -27,6 +27,7 @@ import { makeNewHostProof } from "./newhost-proof.ts";
 import { newHostKey, verifyProbe } from "./probe-packet.ts";
 import type { ProbeReport } from "./probe-report.ts";
 import { openProbeSocket, routeSourceIp } from "./probe-sockets.ts";
+import { udpCheckPackets } from "./udp-check-packet.ts";
 import { realProbeClock, type ProbeIo, type ProbeServer, type ServerLink } from "./probe-io.ts";
 import { ProbeRunner, type ProbeProgress } from "./probe-runner.ts";
 import { formatEndpoint, normalizeIp, sameIp, type Endpoint } from "./source-check.ts";
@@ -176,6 +177,21 @@ function probeIo(client: UdpClient, key: Uint8Array, localIp: string): ProbeIo {
         }),
       );
       return got.flat();
+    },
+    async openUdpCheck(onAnswer) {
+      const packets = udpCheckPackets();
+      const socket = await openProbeSocket(localIp, (buf, from) => {
+        const via = packets.match(buf);
+        if (via) onAnswer(from, via);
+      });
+      return {
+        send(to) {
+          // A failed send is a lost datagram: the schedule sends again.
+          void socket.send(packets.binding, to).catch(() => {});
+          void socket.send(packets.quicVersionProbe, to).catch(() => {});
+        },
+        close: () => socket.close(),
+      };
     },
     httpsWhoami: async (server, signal) => (await httpsWhoami(server, { signal })).address,
   };

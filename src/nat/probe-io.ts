@@ -84,6 +84,15 @@ export interface FormalSocketEvents {
   onProbe(source: ProbeSource, from: Endpoint): void;
 }
 
+/** The UDP check's socket U (udp-check-packet.ts): each send asks one server both ways (STUN and QUIC). */
+export interface UdpCheckSocket {
+  send(to: Endpoint): void;
+  close(): void;
+}
+
+/** What answered the UDP check: a Binding Success ("stun") or a QUIC Version Negotiation ("quic"). */
+export type UdpCheckAnswer = "stun" | "quic";
+
 export interface ProbeIo {
   /** Socket P: the one every QUIC link leaves from. */
   readonly localAddress: Endpoint;
@@ -95,6 +104,9 @@ export interface ProbeIo {
   /** Asks each server over HTTPS (its TLS port, same number as UDP) for a NewHost consent token for `mapped`;
    *  returns those it got. Without it, no delegate will send NewHost probes. */
   newHostConsents?(servers: readonly Endpoint[], mapped: Endpoint, signal: AbortSignal): Promise<NewHostConsentInit[]>;
+  /** Opens socket U for the UDP check; answers that match this run's requests go to `onAnswer`. Without it the
+   *  run cannot tell udp-blocked before its timeout. */
+  openUdpCheck?(onAnswer: (from: Endpoint, answer: UdpCheckAnswer) => void): Promise<UdpCheckSocket>;
   /** HTTPS whoami: the address the server saw. */
   httpsWhoami(server: Endpoint, signal: AbortSignal): Promise<string>;
 }

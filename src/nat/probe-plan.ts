@@ -4,21 +4,39 @@
 //
 //   step               starts after        sends (over)                         waits for                      decides
 //   pre-probe          the run             whoami to every server (QUIC on P)  mapped addresses, run deadline symmetric, udp-blocked
-//   tcp                1 s / pre-probe     HTTPS whoami to the first server     an answer, run deadline        udp-blocked, no-answer
+//   udp-check          the run             Binding + QUIC version probe (raw U) any answer, short resends      udp-blocked
+//   tcp                0.25 s / pre-probe  HTTPS whoami to the first server     an answer, run deadline        udp-blocked, no-answer
 //   begin              the run, per source nat.begin {K} (QUIC)                 token + the source's new port  –
 //   new-port-mapping   begin, 1st source   hello-port (raw on P → new port)    ack-port, 3 × 300 ms           the mapping axis
 //   passage            begin, 1st source   nat.passage (QUIC)                   2 SN probes on P, silence      quic-only
 //   formal-mapping     begin               hello-formal (raw on new socket F)  ack-formal, 3 × 300 ms         –
 //   formal             formal-mapping      nat.formal {cookie, proof} (QUIC)   NewPort/NewHost on F, silence  the step 3 matrix
 //   lifetime           the decision        nat.live.* + fresh sockets           delayed probes (≤ max delay)   –
-// "Silence" is the wait after the server confirmed its burst: max(SILENCE_MIN_MS, SILENCE_RTTS × RTT). The run's
-// timeout caps every wait. When the delegates of a formal step sent only from IPs this host talks to, NewHost was
+// "Silence" is the wait after the server confirmed its burst: max(SILENCE_MIN_MS, SILENCE_RTTS × RTT). The UDP
+// check's silence is measured with TCP: once the HTTPS whoami answered (in time T, a few round trips), no UDP
+// answer within UDP_BLOCKED_TCP_TIMES × T + UDP_BLOCKED_MARGIN_MS of the first UDP request is udp-blocked, long
+// before the timeout. The run's timeout caps every wait. When the delegates of a formal step sent only from IPs this host talks to, NewHost was
 // not tested: begin, formal-mapping and formal run again with the next server as source.
 import { METHOD } from "../rpc/index.ts";
 import type { NatObservations, NatRule } from "./decision.ts";
-import { HELLO_ATTEMPTS, HELLO_RETRY_MS, PRE_PROBE_MIN_SERVERS, SILENCE_MIN_MS, SILENCE_RTTS, TCP_CHECK_AFTER_MS } from "./constants.ts";
+import {
+  HELLO_ATTEMPTS,
+  HELLO_RETRY_MS,
+  PRE_PROBE_MIN_SERVERS,
+  SILENCE_MIN_MS,
+  SILENCE_RTTS,
+  TCP_CHECK_AFTER_MS,
+  UDP_BLOCKED_MARGIN_MS,
+  UDP_BLOCKED_TCP_TIMES,
+  UDP_CHECK_FIRST_GAP_MS,
+  UDP_CHECK_MAX_GAP_MS,
+} from "./constants.ts";
 
-export type ProbeStepId = "pre-probe" | "tcp" | "begin" | "new-port-mapping" | "passage" | "formal-mapping" | "formal" | "lifetime";
+export type ProbeStepId = "pre-probe" | "udp-check" | "tcp" | "begin" | "new-port-mapping" | "passage" | "formal-mapping" | "formal" | "lifetime";
+
+/** Where a step sends and listens: QUIC links, the pre-probe socket P, a formal socket F, the UDP check's
+ *  socket U, HTTPS, the lifetime test's fresh sockets. */
+export type ProbeChannel = "quic" | "socket-p" | "socket-f" | "socket-u" | "https" | "fresh-sockets";
 
 /** What starts a step (a step with several triggers starts on the first, once per source). */
 export type ProbeTrigger =
@@ -36,6 +54,9 @@ export type ProbeWait =
   /** After the server confirmed its burst was sent: max(minMs, rtts × the link's RTT); a probe that was sent
    *  reaches us within about one RTT of the confirmation (it left before the confirmation did). */
   | { until: "silence"; minMs: number; rtts: number }
+  /** Resends every `firstGapMs`, doubling up to `maxGapMs`, until any answer; once TCP answered in T ms, no
+   *  answer within tcpTimes × T + marginMs of the first send is the silence. */
+  | { until: "udp-answer"; firstGapMs: number; maxGapMs: number; tcpTimes: number; marginMs: number }
   /** The lifetime test's own schedule (lifetime-client.ts, up to lifetimeMaxS). */
   | { until: "lifetime" };
 
@@ -48,10 +69,11 @@ export interface ProbeStep {
   perSource: "no" | "every" | "first";
   /** The source chain does not wait for it (it reports through the observations). */
   background: boolean;
-  /** Runs only while no QUIC path exists (the TCP check says whether UDP alone is blocked). */
+  /** Runs only while no UDP answer came (no QUIC link, no UDP check answer): the TCP check says whether UDP
+   *  alone is blocked. */
   onlyWithoutUdpPath: boolean;
-  sends: { via: "quic" | "socket-p" | "socket-f" | "https" | "fresh-sockets"; what: string; to: string };
-  waitsFor: { on: "quic" | "socket-p" | "socket-f" | "https" | "fresh-sockets"; what: string };
+  sends: { via: ProbeChannel; what: string; to: string };
+  waitsFor: { on: ProbeChannel; what: string };
   wait: ProbeWait;
   /** The observation its evidence fills ("lifetime": the report's lifetime, not an observation). */
   fills: keyof NatObservations | "lifetime" | "none";
@@ -79,12 +101,23 @@ export const PROBE_PLAN: readonly ProbeStep[] = [
     decides: ["symmetric", "udp-blocked"],
   }),
   step({
+    id: "udp-check",
+    design: "udp-blocked",
+    triggers: [{ on: "run" }],
+    background: true,
+    sends: { via: "socket-u", what: "an RFC 5389 Binding Request and a QUIC packet of a reserved version (udp-check-packet.ts)", to: "every server" },
+    waitsFor: { on: "socket-u", what: "a Binding Success or a QUIC Version Negotiation (QUIC-Only boxes pass only the second)" },
+    wait: { until: "udp-answer", firstGapMs: UDP_CHECK_FIRST_GAP_MS, maxGapMs: UDP_CHECK_MAX_GAP_MS, tcpTimes: UDP_BLOCKED_TCP_TIMES, marginMs: UDP_BLOCKED_MARGIN_MS },
+    fills: "udpPath",
+    decides: ["udp-blocked"],
+  }),
+  step({
     id: "tcp",
     design: "udp-blocked",
     triggers: [{ on: "timer", afterMs: TCP_CHECK_AFTER_MS }, { on: "step", step: "pre-probe" }],
     background: true,
     onlyWithoutUdpPath: true,
-    sends: { via: "https", what: "GET /whoami", to: "the first server" },
+    sends: { via: "https", what: "GET /whoami (timed: the UDP check's silence window)", to: "the first server" },
     waitsFor: { on: "https", what: "the address the server saw" },
     wait: { until: "deadline" },
     fills: "tcpWorks",
@@ -179,4 +212,16 @@ export function stepsStartedBy(trigger: ProbeTrigger, plan: readonly ProbeStep[]
 export function silenceMs(wait: ProbeWait, rttMs: number | undefined): number {
   if (wait.until !== "silence") throw new Error(`not a silence wait: ${wait.until}`);
   return Math.max(wait.minMs, wait.rtts * (rttMs ?? 0));
+}
+
+/** Gap before the next send of a step that waits for a UDP answer, after `sent` sends. */
+export function udpCheckGapMs(wait: ProbeWait, sent: number): number {
+  if (wait.until !== "udp-answer") throw new Error(`not a udp-answer wait: ${wait.until}`);
+  return Math.min(wait.maxGapMs, wait.firstGapMs * 2 ** Math.max(0, sent - 1));
+}
+
+/** The UDP check's silence window from its first send, given how long the HTTPS whoami took. */
+export function udpSilenceMs(wait: ProbeWait, tcpMs: number): number {
+  if (wait.until !== "udp-answer") throw new Error(`not a udp-answer wait: ${wait.until}`);
+  return wait.tcpTimes * tcpMs + wait.marginMs;
 }

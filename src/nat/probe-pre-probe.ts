@@ -7,6 +7,7 @@ import { decideNat } from "./decision.ts";
 import type { ProbeStep } from "./probe-plan.ts";
 import type { ProbeServer } from "./probe-io.ts";
 import type { ProbeRunState } from "./probe-run-state.ts";
+import { armUdpSilence } from "./probe-udp-check.ts";
 import { formatEndpoint, normalizeIp, sameIp, type Endpoint } from "./source-check.ts";
 import { isIP } from "node:net";
 
@@ -87,17 +88,22 @@ async function learnServers(st: ProbeRunState, want: number): Promise<void> {
 }
 
 export function checkTcp(st: ProbeRunState, step: ProbeStep): void {
-  if (st.tcpCheck || (step.onlyWithoutUdpPath && st.links.length > 0) || st.decided) return;
+  if (st.tcpCheck || st.decided) return;
+  // A UDP check answer says UDP is not blocked: TCP is asked only if QUIC still fails by the pre-probe's end.
+  if (step.onlyWithoutUdpPath && (st.links.length > 0 || (st.udpCheck?.answer && !st.obs.preProbeFinished))) return;
   const s = st.servers[0]!;
   const tcp = { ip: s.ip, port: st.init.tcpPortOf?.(s) ?? s.port };
-  st.progress("tcp", `no QUIC answer yet; trying HTTPS whoami at ${formatEndpoint(tcp)}`);
+  st.progress("tcp", `no UDP answer yet; trying HTTPS whoami at ${formatEndpoint(tcp)}`);
   const deadline = new AbortController();
   const t = st.clock.setTimeout(() => deadline.abort(), st.remainingMs);
+  const t0 = st.clock.now();
   st.tcpCheck = st.io
     .httpsWhoami(tcp, AbortSignal.any([st.signal, deadline.signal]))
     .then((address) => {
       st.obs.tcpWorks = true;
-      st.note({ test: "tcp", server: formatEndpoint(tcp), mapped: address });
+      st.tcpMs = st.clock.now() - t0;
+      st.note({ test: "tcp", server: formatEndpoint(tcp), mapped: address, ms: Math.round(st.tcpMs * 10) / 10 });
+      armUdpSilence(st);
     })
     .catch((err) => {
       st.obs.tcpWorks = false;

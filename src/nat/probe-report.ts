@@ -25,6 +25,7 @@ export interface ProbeEvidence {
     | "new-port"
     | "new-host"
     | "probe-ignored"
+    | "udp-check"
     | "tcp"
     | "decision"
     | "lifetime";

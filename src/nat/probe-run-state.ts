@@ -5,7 +5,7 @@ import { errorLine } from "../errors.ts";
 import { decideNat, type FormalObservation, type NatDecision, type NatObservations } from "./decision.ts";
 import type { LifetimeReport, ProbeEvidence } from "./probe-report.ts";
 import { PROBE_PLAN, type ProbeStep } from "./probe-plan.ts";
-import type { FormalSocket, ProbeClock, ProbeIo, ProbeServer, ProbeStepOptions, ServerLink } from "./probe-io.ts";
+import type { FormalSocket, ProbeClock, ProbeIo, ProbeServer, ProbeStepOptions, ServerLink, UdpCheckAnswer } from "./probe-io.ts";
 import type { TimerHandle } from "../contracts/index.ts";
 import { formatEndpoint, type Endpoint } from "./source-check.ts";
 import type { Logger } from "../contracts/index.ts";
@@ -74,6 +74,12 @@ export class ProbeRunState {
   private resolveDecision: (d: NatDecision) => void = () => {};
   readonly decision = new Promise<NatDecision>((r) => (this.resolveDecision = r));
   tcpCheck: Promise<void> | null = null;
+  /** How long the HTTPS whoami took, ms (a few round trips of the path); null until it answered. */
+  tcpMs: number | null = null;
+  /** The UDP check (probe-udp-check.ts): when its first request left, and the first answer. */
+  udpCheck: { step: ProbeStep; startedAt: number | null; answer: { from: Endpoint; via: UdpCheckAnswer } | null } | null = null;
+  /** Closes what the run opened besides formal sockets (socket U). */
+  readonly closers: (() => void)[] = [];
   /** Asking for more servers (the formal step waits for it: their IPs are avoided by NewHost). */
   learning: Promise<void> = Promise.resolve();
 

@@ -10,6 +10,7 @@ import { LIFETIME_SKIPPED_FOR, stepsStartedBy, type ProbeStep, type ProbeStepId,
 import type { ProbeClock, ProbeIo, ProbeServer, ServerLink } from "./probe-io.ts";
 import type { ProbeSource } from "./probe-packet.ts";
 import { checkTcp, preProbe } from "./probe-pre-probe.ts";
+import { udpCheck } from "./probe-udp-check.ts";
 import { ProbeRunState, type ProbeRunnerInit, type ProbeRunOutcome } from "./probe-run-state.ts";
 import { onPortAck, onProbe, runSources } from "./probe-source-steps.ts";
 import { formatEndpoint, type Endpoint } from "./source-check.ts";
@@ -82,6 +83,9 @@ export class ProbeRunner {
       case "pre-probe":
         void preProbe(st, () => this.fire({ on: "step", step: "pre-probe" })).catch((err) => st.init.log?.debug("pre-probe failed", { error: errorLine(err) }));
         return;
+      case "udp-check":
+        udpCheck(st, step);
+        return;
       case "tcp":
         checkTcp(st, step);
         return;
@@ -116,5 +120,6 @@ export class ProbeRunner {
     for (const t of this.st.timers) this.st.clock.clearTimeout(t);
     this.st.stop.abort(new PeerError("the probe is over"));
     for (const a of this.st.attempts) a.socket.close();
+    for (const close of this.st.closers.splice(0)) close();
   }
 }

@@ -37,8 +37,17 @@ export async function runSources(st: ProbeRunState, first: ProbeStepId): Promise
   for (let i = 0; i < candidates.length; i++) {
     const s = candidates[i]!;
     if (st.decided) return;
+    // The first source's same-IP/other-port test is on its way from now on, even while its QUIC link is being
+    // set up: a symmetric decision from faster servers' answers waits for it (ProbeRunState.evaluate).
+    if (isFirst) st.portTestPending = true;
     const link = await st.connect(s);
-    if (!link || st.decided) continue;
+    if (!link || st.decided) {
+      if (isFirst && !st.portTest) {
+        st.portTestPending = false;
+        st.evaluate();
+      }
+      continue;
+    }
     st.source ??= { server: s, link };
     const ctx: SourceContext = { server: s, link, first: isFirst, hasNext: i < candidates.length - 1, step: st.step, clean: -1 };
     isFirst = false;

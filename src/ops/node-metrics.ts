@@ -94,7 +94,8 @@ export function registerNodeMetrics(registry: MetricsRegistry, sources: NodeMetr
     [{ reason: "pin_mismatch" }, u().pinMismatches],
     [{ reason: "other" }, u().dialFailures],
   ]);
-  counter("findings_quic_streams_total", "Peer-opened QUIC request streams served, whatever their outcome.", [], () => one(u().streams));
+  counter("findings_quic_streams_total", "Peer-opened QUIC request streams and request channels served, whatever their outcome.", [], () => one(u().streams));
+  counter("findings_quic_requests_total", "QUIC requests read (one per request stream, one per frame of a request channel), whatever their outcome.", [], () => one(u().requests));
   counter(
     "findings_quic_streams_failed_total",
     "QUIC requests not answered normally: over a size or connection limit (limit), undecodable or unknown method, or timed out (handler failures: findings_rpc_handler_failures_total).",

@@ -24,21 +24,21 @@ export const PUNCH_PACKET_BYTES = SN_MIN_BYTES;
 
 // ---- strategies beyond the seed (DESIGN §7: "many sockets on the symmetric side") ----
 
-/** Sockets the symmetric side opens, each sending to the cone side: 256 fds stays under the usual
- *  1024 soft limit and, with SPRAY_PROBES, gives ~98 % (birthday bound, Tailscale "How NAT traversal
- *  works" §"The benefits of birthdays"). */
-export const SPRAY_SOCKETS = 256;
+/** Sockets the symmetric side opens, each sending to the cone side: 384 fds stays well under the usual
+ *  1024 soft limit and, with SPRAY_PROBES, gives ~99.8 % per round (birthday bound, Tailscale "How NAT
+ *  traversal works" §"The benefits of birthdays"); half of all sprays meet within ~120 probes. */
+export const SPRAY_SOCKETS = 384;
 /** Probes the cone side sends to distinct random ports of the symmetric side's IP. */
 export const SPRAY_PROBES = 1024;
 /** Port range a NAT allocates mappings from: Linux masquerade maps ports ≥ 1024 into 1024–65535. */
 export const SPRAY_PORT_MIN = 1024;
 export const SPRAY_PORT_MAX = 65535;
-/** Pacing of the cone side's probes, in ms: 1024 probes in ~5 s stays under typical NAT rate limits on
- *  new mappings and looks less like a port scan than a burst. */
-export const SPRAY_PROBE_INTERVAL_MS = 5;
+/** Pacing of the cone side's probes, in ms: 1024 probes in ~3 s (≈ 330 new mappings a second) stays under
+ *  typical NAT rate limits on new mappings and looks less like a port scan than a burst. */
+export const SPRAY_PROBE_INTERVAL_MS = 3;
 /** Ports probed first when the symmetric NAT allocates with a constant step: base + delta·k for
  *  k = 1..this. Twice SPRAY_SOCKETS leaves room for other hosts' mappings interleaving. */
-export const SPRAY_PREDICT_WINDOW = 512;
+export const SPRAY_PREDICT_WINDOW = 768;
 /** Largest |delta| taken as a predictable step; larger steps are more likely coincidence. */
 export const MAX_PREDICT_DELTA = 64;
 /** Odds at or above which a spray plan is reported as expected to succeed. */
@@ -50,25 +50,36 @@ export const SPRAY_EXPECT_ODDS = 0.9;
  *  two round trips; the budget covers three QUIC Initial retransmissions (PTO ≈ 1 s, doubling). */
 export const PUNCH_ATTEMPT_TIMEOUT_MS = 8_000;
 /** Most a birthday-paradox spray may take, in ms. Its own budget is SPRAY_START_DELAY_MS + probes × interval
- *  + SPRAY_TAIL_MS (≈ 8.3 s with the default plan: 1024 probes every 5 ms); this caps odd plans. */
+ *  + SPRAY_TAIL_MS (≈ 6.2 s with the default plan: 1024 probes every 3 ms); this caps odd plans. */
 export const SPRAY_ATTEMPT_TIMEOUT_MS = 15_000;
-/** Hole-opening datagrams: one every this many ms during the first PUNCH_OPEN_FAST_MS … */
-export const PUNCH_OPEN_FAST_INTERVAL_MS = 50;
+/** Hole-opening datagrams: one every this many ms during the first PUNCH_OPEN_FAST_MS (50 small datagrams a
+ *  second: once a filter opens, the next one crosses within 20 ms) … */
+export const PUNCH_OPEN_FAST_INTERVAL_MS = 20;
 export const PUNCH_OPEN_FAST_MS = 1_000;
 /** … then one every this many ms until the link is up (keeps the NAT filters open for QUIC retransmits). */
 export const PUNCH_OPEN_SLOW_INTERVAL_MS = 250;
 /** The dialer starts its QUIC handshake when the listener's first opener reaches it (both filters are then
  *  open, so the first Initial passes), or at the latest this many ms after it started sending. */
 export const PUNCH_DIAL_WAIT_MS = 1_000;
-/** The side that must send second (punch-order.ts) waits this long after the offer, in ms: long enough for the
- *  first sender's packet to have left its NAT even when it got its offer one node round trip later (the
- *  target of a punch gets the offer before the requester gets the answer). */
+/** A dialer's first QUIC handshake gives up after this many ms, each retry doubling it up to the QUIC handshake
+ *  timeout: an Initial lost before the peer's filter opened is sent again sooner than QUIC's own first
+ *  retransmission (about 1 s). */
+export const PUNCH_FIRST_HANDSHAKE_TIMEOUT_MS = 300;
+/** The side that must send second (punch-order.ts) waits for the first sender's packet to have left its NAT.
+ *  The target of a punch gets its offer before the requester gets the answer (the node answers once the
+ *  target acknowledged), about one node round trip apart. A second sender that asked for the punch is already
+ *  that late: it waits only PUNCH_SECOND_SENDER_MIN_MS (the peer's own processing, a busy event loop); a
+ *  pushed one waits that plus PUNCH_SECOND_SENDER_RTTS × its RTT to the node, or PUNCH_SECOND_SENDER_DELAY_MS
+ *  when that RTT is not known. */
 export const PUNCH_SECOND_SENDER_DELAY_MS = 300;
+export const PUNCH_SECOND_SENDER_MIN_MS = 100;
+export const PUNCH_SECOND_SENDER_RTTS = 3;
 /** How long the listener waits for the dialer's hello once a QUIC connection came in, in ms. */
 export const PUNCH_HELLO_TIMEOUT_MS = 3_000;
 /** The spray listener starts probing this long after the offer, in ms, so the symmetric side's sockets have
- *  sent their first packets (a probe that arrives before a mapping exists is wasted). */
-export const SPRAY_START_DELAY_MS = 200;
+ *  sent their first packets (a probe that arrives before a mapping exists is wasted; each socket sends as
+ *  soon as it is bound). */
+export const SPRAY_START_DELAY_MS = 100;
 /** A spray attempt ends this long after the cone side's last probe of its round, in ms: time for the probe
  *  to land, the symmetric side's handshake from the socket that got it, and the hello. */
 export const SPRAY_TAIL_MS = 3_000;

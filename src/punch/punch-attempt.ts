@@ -19,12 +19,12 @@ import { formatAddress } from "../contracts/index.ts";
 import type { TimerHandle } from "../contracts/index.ts";
 import { expectOk, type QuicLink } from "../transport/index.ts";
 import { raceSignal } from "../transport/index.ts";
-import { PUNCH_PACKET_BYTES, PUNCH_SECOND_SENDER_DELAY_MS } from "./constants.ts";
+import { PUNCH_PACKET_BYTES } from "./constants.ts";
 import { pause, PunchTokenError, realAttemptClock, sayHello, type AttemptClock, type AttemptIo, type AttemptRun, type AttemptSocket, type AttemptStats, type OwnedSocket, type PeerAddr } from "./punch-attempt-io.ts";
 import type { PunchOffer } from "./punch-info.ts";
-import { sendOrder, useFreshSocket, type SendOrder } from "./punch-order.ts";
+import { blindDialWaitMs, secondSenderDelayMs, sendOrder, useFreshSocket, type SendOrder } from "./punch-order.ts";
 import { encodePunchPacket, PUNCH_PACKET_TYPE } from "./punch-packet.ts";
-import { attemptBudgetMs, dialWaitsForOpener, openerGapMs, PUNCH_RECIPES, type DialerRecipe, type OpenerSchedule, type SideOpeners } from "./punch-recipes.ts";
+import { attemptBudgetMs, dialWaitsForOpener, handshakeTimeoutMs, openerGapMs, PUNCH_RECIPES, type DialerRecipe, type OpenerSchedule, type SideOpeners } from "./punch-recipes.ts";
 import { resultBase, type PunchResult } from "./punch-result.ts";
 import { sprayDial, sprayListen } from "./punch-spray.ts";
 
@@ -38,6 +38,10 @@ export interface AttemptInit {
   signal?: AbortSignal;
   /** @default real time */
   clock?: AttemptClock;
+  /** This side asked for the punch (the peer got its offer first); false for an offer the node pushed. */
+  requested?: boolean;
+  /** This side's RTT to the node, ms (how far behind the requester's answer is). */
+  nodeRttMs?: number;
 }
 
 export interface AttemptOutcome {
@@ -106,12 +110,13 @@ export async function runAttempt(io: AttemptIo, offer: PunchOffer, init: Attempt
       const hello = offer.role === "listen" ? raceSignal(io.waitHello(signal), signal) : null;
       hello?.catch(() => {});
       // punch-order.ts: the side that must go second waits, so the first sender's packet is a reply for it.
-      if (order === "second") await pause(clock, PUNCH_SECOND_SENDER_DELAY_MS, signal);
+      if (order === "second") await pause(clock, secondSenderDelayMs(init.requested ?? false, init.nodeRttMs), signal);
       if (side.sockets.kind === "main-or-fresh" && useFreshSocket(sides, order)) owned = await io.openSocket(0);
       const sock: AttemptSocket = owned ?? io.main;
       const stopOpeners = startOpeners(run, side.openers, order, sock, peerAddrs, init.nat);
       try {
-        link = hello ? await hello : await dialPeer(run, sock, recipe.dial, order, firstOpener, peerAddrs);
+        const blindMs = recipe.dial.blind === "listener-turn" && init.nat === "quic-only" ? blindDialWaitMs(order, init.nodeRttMs) : null;
+        link = hello ? await hello : await dialPeer(run, sock, recipe.dial, order, firstOpener, peerAddrs, blindMs);
       } finally {
         stopOpeners();
       }
@@ -205,16 +210,25 @@ function openerLoop(run: AttemptRun, schedule: OpenerSchedule, send: (bytes: Uin
 /** The dialer's handshake + hello, retried until the attempt's deadline. An open listener is dialled at once;
  *  a symmetric dialer cannot see the RC side's openers (they go to its other mapping), so it dials once its
  *  turn came; otherwise the first opener from the listener says both filters are open. */
-async function dialPeer(run: AttemptRun, sock: AttemptSocket, recipe: DialerRecipe, order: SendOrder, firstOpener: Promise<void>, peerAddrs: PeerAddr[]): Promise<QuicLink> {
+async function dialPeer(
+  run: AttemptRun,
+  sock: AttemptSocket,
+  recipe: DialerRecipe,
+  order: SendOrder,
+  firstOpener: Promise<void>,
+  peerAddrs: PeerAddr[],
+  blindMs: number | null,
+): Promise<QuicLink> {
   const { io, offer, signal, clock } = run;
-  if (dialWaitsForOpener(recipe.start, order)) await Promise.race([firstOpener, pause(clock, recipe.waitMs, signal)]);
+  // A blind dialer (QUIC-Only) waits for the listener's turn instead; an opener that does come still ends it.
+  if (dialWaitsForOpener(recipe.start, order)) await Promise.race([firstOpener, pause(clock, blindMs ?? recipe.waitMs, signal)]);
   let lastErr: unknown = new Error("no dial was made");
-  while (!signal.aborted) {
+  for (let attempt = 0; !signal.aborted; attempt++) {
     // The address the peer's openers came from wins over the announced one (they differ only when the
     // peer's NAT changed its mapping since it joined).
     const target = peerAddrs.at(-1)!;
     try {
-      const link = await sock.dial(target, { pinSpki: offer.peerSpki, timeoutMs: recipe.handshakeTimeoutMs, signal });
+      const link = await sock.dial(target, { pinSpki: offer.peerSpki, timeoutMs: handshakeTimeoutMs(recipe, attempt), signal });
       await sayHello(io, link, offer, signal);
       return link;
     } catch (err) {

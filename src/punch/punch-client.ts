@@ -156,7 +156,7 @@ export function createPunchClient(components: PunchClientComponents, init: Punch
       return { status: Status.RATE_LIMITED, error: `${attempts.size} punch attempts are already running` };
     }
     counters.offers++;
-    void startAttempt(offer).catch((err: unknown) => log?.warn("punch attempt failed", { peer: offer.peerId.slice(0, 16), error: errorLine(err) }));
+    void startAttempt(offer, false).catch((err: unknown) => log?.warn("punch attempt failed", { peer: offer.peerId.slice(0, 16), error: errorLine(err) }));
     return { status: Status.OK };
   };
 
@@ -237,7 +237,7 @@ export function createPunchClient(components: PunchClientComponents, init: Punch
     };
   }
 
-  async function startAttempt(offer: PunchOffer): Promise<PunchResult> {
+  async function startAttempt(offer: PunchOffer, requested: boolean): Promise<PunchResult> {
     const ep = endpoint;
     if (!ep) throw new PeerError("the punch client is not running");
     counters.attempts++;
@@ -254,7 +254,7 @@ export function createPunchClient(components: PunchClientComponents, init: Punch
       selfId: key.nodeId,
       log,
     };
-    const { result, link } = await runAttempt(io, offer, { nat: init.nat, timeoutMs: init.attemptTimeoutMs, signal: stopController.signal });
+    const { result, link } = await runAttempt(io, offer, { nat: init.nat, timeoutMs: init.attemptTimeoutMs, signal: stopController.signal, requested, nodeRttMs: nodeLink?.rttMs });
     attempts.delete(offer.attemptHex);
     if (link && running) {
       counters.connected++;
@@ -401,7 +401,7 @@ export function createPunchClient(components: PunchClientComponents, init: Punch
       } catch (err) {
         throw new PeerError(`The node's punch answer is malformed: ${errorLine(err)}`, { cause: err });
       }
-      return Promise.all(offers.map((o) => startAttempt(o)));
+      return Promise.all(offers.map((o) => startAttempt(o, true)));
     },
     peers: () => [...peers].map(([peerId, p]) => ({ peerId, ...p })),
     handle(method, handler, policy = APP_METHOD_POLICY) {

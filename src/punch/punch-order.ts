@@ -21,6 +21,7 @@
 // both sides fail; longer real paths often let them cross. An open listener (Public/FullC) sends nothing: its
 // openers would only poison the dialer's NAT.
 import type { NatClassName } from "../nat/index.ts";
+import { PUNCH_SECOND_SENDER_DELAY_MS, PUNCH_SECOND_SENDER_MIN_MS, PUNCH_SECOND_SENDER_RTTS } from "./constants.ts";
 import type { PunchStrategyName } from "./punch-strategy.ts";
 
 export type SendOrder = "first" | "second" | "together" | "silent";
@@ -76,4 +77,21 @@ export function sendOrder({ strategy, role, myNat, peerNat }: PunchSides): SendO
 export function useFreshSocket({ strategy, myNat, peerNat }: PunchSides, order: SendOrder): boolean {
   if (strategy !== "simultaneous" || order !== "second" || peerNat !== "restricted-cone") return false;
   return myNat === "port-restricted-cone" || myNat === "quic-only";
+}
+
+/** How long a side that sends second waits after its offer, in ms (constants.ts PUNCH_SECOND_SENDER_*):
+ *  `requested` = this side asked for the punch, so the peer had its offer first; `nodeRttMs` = this side's RTT
+ *  to the node. */
+export function secondSenderDelayMs(requested: boolean, nodeRttMs: number | undefined): number {
+  if (requested) return PUNCH_SECOND_SENDER_MIN_MS;
+  if (nodeRttMs === undefined || !Number.isFinite(nodeRttMs) || nodeRttMs < 0) return PUNCH_SECOND_SENDER_DELAY_MS;
+  return PUNCH_SECOND_SENDER_MIN_MS + PUNCH_SECOND_SENDER_RTTS * nodeRttMs;
+}
+
+/** How long a dialer that cannot see openers (QUIC-Only) waits before its first handshake: nothing when it sent
+ *  second (the listener went first and its turn is long past), else until the listener's turn surely came, the
+ *  longest a second sender waits plus the margin for its packet to leave its NAT. */
+export function blindDialWaitMs(order: SendOrder, nodeRttMs: number | undefined): number {
+  if (order === "second") return 0;
+  return PUNCH_SECOND_SENDER_MIN_MS + secondSenderDelayMs(false, nodeRttMs);
 }

@@ -7,13 +7,17 @@
 //   simultaneous       token rule (QUIC-Only dials) main|fresh / main|fresh   to the peer / to the peer           first opener, ≤ 1 s
 //   sym-to-restricted  RC side / symmetric side     main / main               to the peer / to the peer           first opener unless second
 //   sym-to-cone-spray  cone side / symmetric side   main / 256 spray sockets  probes to spray ports / every socket when a probe meets a socket
-// Openers to the peer: every 50 ms for 1 s, then every 250 ms, doubled by a QUIC-looking twin when a side is
-// QUIC-Only; the send order (first, second after 300 ms, together, silent) comes from the NAT classes. The dialer
-// retries its handshake every 50 ms until the deadline (8 s; a spray: its probe round + 3 s, at most 15 s).
+// Openers to the peer: every 20 ms for 1 s, then every 250 ms, doubled by a QUIC-looking twin when a side is
+// QUIC-Only; the send order (first, second, together, silent) comes from the NAT classes, and a second sender
+// waits 100 ms when it asked for the punch, else 100 ms + 3 node RTTs (punch-order.ts secondSenderDelayMs). The
+// dialer retries its handshake 50 ms after a failure, the first one given 300 ms, each later one twice as long, until
+// the deadline (8 s; a spray: its probe round + 3 s, at most 15 s). A QUIC-Only dialer cannot see openers: it dials
+// when the listener's turn has come.
 import { QUIC_HANDSHAKE_TIMEOUT_MS } from "../transport/index.ts";
 import {
   PUNCH_ATTEMPT_TIMEOUT_MS,
   PUNCH_DIAL_WAIT_MS,
+  PUNCH_FIRST_HANDSHAKE_TIMEOUT_MS,
   PUNCH_OPEN_FAST_INTERVAL_MS,
   PUNCH_OPEN_FAST_MS,
   PUNCH_OPEN_SLOW_INTERVAL_MS,
@@ -66,6 +70,12 @@ export interface DialerRecipe {
   start: DialStart;
   /** Longest wait for the first opener, in ms. */
   waitMs: number;
+  /** A dialer whose own box passes only QUIC (QUIC-Only) never sees the listener's openers: "listener-turn" waits
+   *  instead until the listener has sent (punch-order.ts blindDialWaitMs), with the first opener still ending
+   *  the wait if one comes. */
+  blind: "listener-turn" | null;
+  /** Timeout of the first handshake; each retry doubles it, up to handshakeTimeoutMs. */
+  firstHandshakeTimeoutMs: number;
   handshakeTimeoutMs: number;
   /** Pause before a failed handshake is retried; null: one handshake only. */
   retryMs: number | null;
@@ -100,7 +110,13 @@ const toPeer: SideOpeners = {
   quicTwinIfQuicOnly: true,
 };
 const fixedBudget: AttemptBudget = { kind: "fixed", ms: PUNCH_ATTEMPT_TIMEOUT_MS };
-const dialRetried = { waitMs: PUNCH_DIAL_WAIT_MS, handshakeTimeoutMs: QUIC_HANDSHAKE_TIMEOUT_MS, retryMs: 50 };
+const dialRetried = {
+  waitMs: PUNCH_DIAL_WAIT_MS,
+  blind: "listener-turn",
+  firstHandshakeTimeoutMs: PUNCH_FIRST_HANDSHAKE_TIMEOUT_MS,
+  handshakeTimeoutMs: QUIC_HANDSHAKE_TIMEOUT_MS,
+  retryMs: 50,
+} as const;
 
 export const PUNCH_RECIPES: Readonly<Record<PunchableStrategy, StrategyRecipe>> = {
   direct: {
@@ -134,6 +150,8 @@ export const PUNCH_RECIPES: Readonly<Record<PunchableStrategy, StrategyRecipe>> 
       openers: { kind: "from-spray-sockets" },
       start: "spray-hit",
       waitMs: 0,
+      blind: null,
+      firstHandshakeTimeoutMs: QUIC_HANDSHAKE_TIMEOUT_MS,
       handshakeTimeoutMs: QUIC_HANDSHAKE_TIMEOUT_MS,
       retryMs: null,
     },
@@ -157,6 +175,11 @@ export function attemptBudgetMs(budget: AttemptBudget, spray: SprayParams | null
 /** Gap before the next opener, `sinceStartMs` after the first one. */
 export function openerGapMs(s: OpenerSchedule, sinceStartMs: number): number {
   return sinceStartMs < s.fastForMs ? s.fastIntervalMs : s.slowIntervalMs;
+}
+
+/** Timeout of the dialer's handshake number `attempt` (0 = the first): doubling from the first, capped. */
+export function handshakeTimeoutMs(recipe: DialerRecipe, attempt: number): number {
+  return Math.min(recipe.handshakeTimeoutMs, recipe.firstHandshakeTimeoutMs * 2 ** Math.min(attempt, 16));
 }
 
 /** Whether the dialer waits for the listener's first opener (up to waitMs) before its handshake. */

@@ -19,25 +19,33 @@ export async function sprayDial(run: AttemptRun, recipe: DialerRecipe): Promise<
   const resendMs = recipe.sockets.resendMs;
   const plan = offer.spray!;
   const family = isIP(offer.ip) === 6 ? "udp6" : "udp4";
-  const sockets: Socket[] = [];
+  const sockets = new Map<number, Socket>();
   let hit: ((port: number) => void) | undefined;
   const met = new Promise<number>((resolve) => (hit = resolve));
-  const closeAll = () =>
-    Promise.all(
-      sockets.splice(0).map(
-        (s) =>
-          new Promise<void>((r) => {
-            try {
-              s.close(() => r());
-            } catch {
-              r();
-            }
-          }),
-      ),
-    );
+  let metPort: number | null = null;
+  const closeOne = (s: Socket) =>
+    new Promise<void>((r) => {
+      try {
+        s.close(() => r());
+      } catch {
+        r();
+      }
+    });
+  const closeAll = () => Promise.all([...sockets.values()].map(closeOne)).then(() => sockets.clear());
+  const sendFrom = (s: Socket) => {
+    try {
+      s.send(run.opener(PUNCH_PACKET_TYPE.open), offer.port, offer.ip);
+      stats.sent++;
+    } catch {
+      // closing
+    }
+  };
   let resend: TimerHandle | undefined;
+  let others: Promise<unknown> = Promise.resolve();
   try {
-    await Promise.all(
+    // Each socket sends its first opener as soon as it is bound: its mapping exists from then on, so the cone
+    // side's early probes have something to meet.
+    const binding = Promise.all(
       Array.from({ length: plan.sockets }, async () => {
         const s = createSocket({ type: family });
         s.on("error", () => {});
@@ -54,27 +62,26 @@ export async function sprayDial(run: AttemptRun, recipe: DialerRecipe): Promise<
           s.once("error", reject);
           s.bind(0, io.bindHost === "::" && family === "udp4" ? "0.0.0.0" : io.bindHost, () => resolve());
         });
-        sockets.push(s);
+        if (metPort !== null || signal.aborted) return void (await closeOne(s));
+        sockets.set(s.address().port, s);
+        sendFrom(s);
       }),
     );
-    const sendAll = () => {
-      for (const s of sockets) {
-        try {
-          s.send(run.opener(PUNCH_PACKET_TYPE.open), offer.port, offer.ip);
-          stats.sent++;
-        } catch {
-          // closing
-        }
-      }
-    };
-    sendAll();
-    resend = clock.setInterval(sendAll, resendMs);
-    const port = await raceSignal(met, signal);
+    binding.catch(() => {});
+    resend = clock.setInterval(() => {
+      for (const s of sockets.values()) sendFrom(s);
+    }, resendMs);
+    const port = await raceSignal(Promise.race([met, binding.then(() => met)]), signal);
+    metPort = port;
     stats.hitPort = port;
     clock.clearInterval(resend);
     resend = undefined;
-    // Free the port for the QUIC socket; the NAT's mapping for (port → cone) stays, it is not tied to a socket.
-    await closeAll();
+    // Free the port for the QUIC socket first; the NAT's mapping for (port → cone) stays, it is not tied to a
+    // socket. The other sockets close meanwhile.
+    const mine = sockets.get(port);
+    sockets.delete(port);
+    others = closeAll();
+    if (mine) await closeOne(mine);
     const owned = await io.openSocket(port);
     try {
       const link = await owned.dial({ ip: offer.ip, port: offer.port }, { pinSpki: offer.peerSpki, timeoutMs: recipe.handshakeTimeoutMs, signal });
@@ -85,7 +92,9 @@ export async function sprayDial(run: AttemptRun, recipe: DialerRecipe): Promise<
       throw err;
     }
   } finally {
+    metPort ??= -1;
     clock.clearInterval(resend);
+    await others;
     await closeAll();
   }
 }

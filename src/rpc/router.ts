@@ -9,7 +9,7 @@ import { Status } from "../wire/index.ts";
 import { answerOfError } from "./errors.ts";
 import { prefixOf } from "./ip-prefix.ts";
 import { methodName } from "./methods.ts";
-import { BOTH_TRANSPORTS, type Route, type RpcContext, type RpcReply, type Transport } from "./policy.ts";
+import { BOTH_TRANSPORTS, type Route, type RpcAnswer, type RpcContext, type RpcReply, type Transport } from "./policy.ts";
 import { TokenBuckets } from "./rate-buckets.ts";
 
 /** Why the router refused a request before its handler. */
@@ -53,6 +53,9 @@ export interface Router {
   counters(): Record<string, number>;
 }
 
+/** Source prefixes a router remembers (a few dozen bytes each). */
+const MAX_PREFIX_MEMO = 4096;
+
 /** Most token buckets a router keeps: 64 B each, so 64 Ki buckets are a few MB at worst. */
 export const MAX_RATE_BUCKETS = 65_536;
 
@@ -69,30 +72,56 @@ export function createRouter(init: RouterInit = {}): Router {
     return { status, error };
   };
 
+  /** Source prefixes already worked out (a link's requests all come from one address); emptied when full. */
+  const prefixes = new Map<string, string>();
+  const prefixFor = (ip: string, v4Bits: number, v6Bits: number): string => {
+    const memoKey = `${v4Bits}/${v6Bits}|${ip}`;
+    let p = prefixes.get(memoKey);
+    if (p === undefined) {
+      if (prefixes.size >= MAX_PREFIX_MEMO) prefixes.clear();
+      p = prefixOf(ip, v4Bits, v6Bits);
+      prefixes.set(memoKey, p);
+    }
+    return p;
+  };
+
   /** Takes a token from every bucket of the route, or none when one is empty. */
   const takeTokens = (method: string, route: Route, ip: string): boolean => {
     const t = now();
-    const keys = route.rate.map((r, i) => `${method}#${i}|${prefixOf(ip, r.v4Bits ?? 32, r.v6Bits ?? 64)}`);
-    if (!route.rate.every((r, i) => buckets.has(keys[i]!, r.ratePerS, r.burst, t))) return false;
-    route.rate.forEach((r, i) => buckets.take(keys[i]!, r.ratePerS, r.burst, t));
+    const keys: string[] = [];
+    for (let i = 0; i < route.rate.length; i++) {
+      const r = route.rate[i]!;
+      const key = `${method}#${i}|${prefixFor(ip, r.v4Bits ?? 32, r.v6Bits ?? 64)}`;
+      if (!buckets.has(key, r.ratePerS, r.burst, t)) return false;
+      keys.push(key);
+    }
+    for (let i = 0; i < keys.length; i++) buckets.take(keys[i]!, route.rate[i]!.ratePerS, route.rate[i]!.burst, t);
     return true;
   };
 
+  /** Runs the handler. A handler that answers at once costs no abort wiring; one that returns a promise
+   *  races the request's signal. */
   async function run(route: Route, payload: Uint8Array, ctx: RpcContext): Promise<RpcReply & { status: Status }> {
     const { method, signal } = ctx;
-    let aborted: () => void = () => {};
-    const abortedP = new Promise<"aborted">((resolve) => {
-      if (signal.aborted) resolve("aborted");
-      aborted = () => resolve("aborted");
-      signal.addEventListener("abort", aborted, { once: true });
-    });
+    const late = () => ({ status: Status.INTERNAL, error: `${method} did not finish in time` });
+    let aborted: (() => void) | undefined;
     try {
-      const out = await Promise.race([Promise.resolve().then(() => route.handler(payload, ctx)), abortedP]);
-      if (out === "aborted") return { status: Status.INTERNAL, error: `${method} did not finish in time` };
+      if (signal.aborted) return late();
+      const first = route.handler(payload, ctx);
+      let out: RpcAnswer;
+      if (typeof (first as PromiseLike<unknown> | null)?.then === "function") {
+        const abortedP = new Promise<"aborted">((resolve) => {
+          aborted = () => resolve("aborted");
+          signal.addEventListener("abort", aborted, { once: true });
+        });
+        const raced = await Promise.race([first as Promise<RpcAnswer>, abortedP]);
+        if (raced === "aborted") return late();
+        out = raced;
+      } else out = first as RpcAnswer;
       if (out instanceof Uint8Array) return { status: Status.OK, payload: out };
       return { ...(out ?? {}), status: out?.status ?? Status.OK };
     } catch (err) {
-      if (signal.aborted) return { status: Status.INTERNAL, error: `${method} did not finish in time` };
+      if (signal.aborted) return late();
       const answer = answerOfError(err, method);
       if (answer.status === Status.INTERNAL) {
         stats.failed[method] = (stats.failed[method] ?? 0) + 1;
@@ -100,7 +129,7 @@ export function createRouter(init: RouterInit = {}): Router {
       }
       return answer;
     } finally {
-      signal.removeEventListener("abort", aborted);
+      if (aborted) signal.removeEventListener("abort", aborted);
     }
   }
 

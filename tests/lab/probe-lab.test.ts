@@ -34,7 +34,7 @@ describe.skipIf(unavailable !== null)("findings probe in the NAT lab", () => {
     // One class at a time: the machine is small, and a probe's negative answers are timed.
     for (const c of LAB_CLIENTS) {
       if (c.cls === "rc") resetRestrictedConeSeen();
-      const run = await probeIn(c.ns, c.cls === "udpblk" ? ["--timeout", "3"] : []);
+      const run = await probeIn(c.ns);
       if (!run.report) throw new Error(`probe in ${c.ns} printed no report (exit ${run.code}): ${run.stderr}`);
       reports.set(c.cls, run.report);
     }
@@ -82,6 +82,21 @@ describe.skipIf(unavailable !== null)("findings probe in the NAT lab", () => {
     expect(String(tcp?.mapped)).toStartWith(`${client("udpblk").publicIp}:`);
   });
 
+  test("udp-blocked is decided by the UDP check's silence window measured with TCP, not by the timeout", () => {
+    const r = reports.get("udpblk")!;
+    const silence = r.evidence.find((e) => e.test === "udp-check");
+    expect(silence).toMatchObject({ answer: null });
+    expect(silence!.windowMs as number).toBeGreaterThan(0);
+    // The window's end is what decided: its note is the last evidence before the decision.
+    expect(r.evidence.map((e) => e.test).slice(-2)).toEqual(["udp-check", "decision"]);
+  });
+
+  test("every class with a UDP path got an answer to the UDP check (STUN Binding)", () => {
+    for (const cls of ["public", "fullc", "rc", "prc", "sym", "udpfw"] as LabClass[]) {
+      expect(reports.get(cls)!.evidence.find((e) => e.test === "udp-check")).toMatchObject({ answer: "stun" });
+    }
+  });
+
   test("restricted cone: NewHost from a server IP the client had contacted is not taken as evidence", () => {
     const r = reports.get("rc")!;
     const usable = r.evidence.filter((e) => e.test === "new-host" && typeof e.received === "string");
@@ -100,6 +115,8 @@ describe.skipIf(unavailable !== null)("findings probe in the NAT lab", () => {
     expect(r.publicAddress).toStartWith(`${client("prc").publicIp}:`);
     expect(r.evidence.find((e) => e.test === "passage" && e.sent === 2)?.receivedSoFar).toBe(0);
     expect(r.evidence.find((e) => e.test === "decision")?.certain).toBe(true);
+    // The Binding Request is dropped; the QUIC-shaped version probe is answered: UDP is not blocked.
+    expect(r.evidence.find((e) => e.test === "udp-check")).toMatchObject({ answer: "quic" });
   }, 30_000);
 
   test(`with the routers' UDP timeout at ${LAB_UDP_TIMEOUT_S} s, --lifetime reports bounds containing ${LAB_UDP_TIMEOUT_S} s in about that time`, async () => {

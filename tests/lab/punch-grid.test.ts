@@ -8,7 +8,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { strategyFor } from "../../src/punch/punch-strategy.ts";
 import { labDown, labUnavailableReason, labUp, type LabClass } from "./lab.ts";
-import { labIsUp } from "./lab-servers.ts";
+import { labIsUp, withQuicOnlyRouter } from "./lab-servers.ts";
 import {
   expectedOutcome,
   foreignRouterTables,
@@ -115,6 +115,34 @@ describe.skipIf(unavailable !== null)("findings punch in the NAT lab", () => {
     expect(run.result!.reason).toMatch(/cannot reach the node 203\.0\.113\.1:\d+ over QUIC in time \(UDP blocked\?\)/);
     expect(run.result!.elapsedMs as number).toBeLessThan(6_000);
   }, 20_000);
+
+  test("QUIC-Only (a router that passes only QUIC) ↔ restricted cone and ↔ UDP firewall connect both ways; the QUIC-Only side dials", async () => {
+    await withQuicOnlyRouter(async () => {
+      const qo = await startWaiter("prc", { server: node.server, name: "wait-quic-only", nat: "quic-only" });
+      extra.push(qo);
+      // Leaves the pool afterwards: later random punches must not pick a QUIC-Only member without its router.
+      try {
+        for (const peer of ["rc", "udpfw"] as LabClass[]) {
+          resetRestrictedConeSeen();
+          const seen = qo.lines.length;
+          const to = await punchOnce(peer, { server: node.server, targetId: qo.id, name: `punch-${peer}-to-qo` });
+          expect({ code: to.code, connected: to.result?.connected, strategy: to.result?.strategy, role: to.result?.role, reason: to.result?.reason }).toEqual({
+            code: 0,
+            connected: true,
+            strategy: "simultaneous",
+            role: "listen",
+            reason: undefined,
+          });
+          expect(await qo.next((o) => o.attemptId === to.result!.attemptId, 5_000, seen)).toMatchObject({ connected: true, role: "dial" });
+          resetRestrictedConeSeen();
+          const from = await punchOnce("prc", { server: node.server, targetId: waiters.get(peer)!.id, nat: "quic-only", name: "punch-qo" });
+          expect({ code: from.code, connected: from.result?.connected, role: from.result?.role, reason: from.result?.reason }).toEqual({ code: 0, connected: true, role: "dial", reason: undefined });
+        }
+      } finally {
+        await qo.stop();
+      }
+    });
+  }, 40_000);
 
   test("a random punch from behind a restricted cone reaches several members at once", async () => {
     resetRestrictedConeSeen();

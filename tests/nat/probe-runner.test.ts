@@ -1,9 +1,19 @@
 // The probe plan (src/nat/probe-plan.ts) and its runner (probe-runner.ts) on a fake clock with scripted evidence:
 // what is sent when, when each class becomes certain, and that the runner follows the plan's data.
 import { describe, expect, test } from "bun:test";
-import { HELLO_ATTEMPTS, HELLO_RETRY_MS, SILENCE_MIN_MS, SILENCE_RTTS, TCP_CHECK_AFTER_MS } from "../../src/nat/constants.ts";
+import {
+  HELLO_ATTEMPTS,
+  HELLO_RETRY_MS,
+  SILENCE_MIN_MS,
+  SILENCE_RTTS,
+  TCP_CHECK_AFTER_MS,
+  UDP_BLOCKED_MARGIN_MS,
+  UDP_BLOCKED_TCP_TIMES,
+  UDP_CHECK_FIRST_GAP_MS,
+  UDP_CHECK_MAX_GAP_MS,
+} from "../../src/nat/constants.ts";
 import type { NatRule } from "../../src/nat/decision.ts";
-import { PROBE_PLAN, probeStep, silenceMs, stepsStartedBy, type ProbeStep } from "../../src/nat/probe-plan.ts";
+import { PROBE_PLAN, probeStep, silenceMs, stepsStartedBy, udpCheckGapMs, udpSilenceMs, type ProbeStep } from "../../src/nat/probe-plan.ts";
 import { ProbeRunner, type ProbeRunOutcome } from "../../src/nat/probe-runner.ts";
 import { FakeClock } from "../../src/contracts/fake-clock.ts";
 import type { ProbeClock } from "../../src/nat/probe-io.ts";
@@ -57,7 +67,7 @@ describe("the probe plan", () => {
   test("begin leads to the port mapping, passage and formal mapping, in that order; the formal step follows its mapping", () => {
     expect(stepsStartedBy({ on: "step", step: "begin" }).map((s) => s.id)).toEqual(["new-port-mapping", "passage", "formal-mapping"]);
     expect(stepsStartedBy({ on: "step", step: "formal-mapping" }).map((s) => s.id)).toEqual(["formal"]);
-    expect(stepsStartedBy({ on: "run" }).map((s) => s.id)).toEqual(["pre-probe", "begin"]);
+    expect(stepsStartedBy({ on: "run" }).map((s) => s.id)).toEqual(["pre-probe", "udp-check", "begin"]);
     expect(stepsStartedBy({ on: "decision" }).map((s) => s.id)).toEqual(["lifetime"]);
   });
 
@@ -66,6 +76,13 @@ describe("the probe plan", () => {
     expect(probeStep("formal-mapping").wait).toEqual({ until: "ack", attempts: HELLO_ATTEMPTS, retryMs: HELLO_RETRY_MS });
     expect(probeStep("passage").wait).toEqual({ until: "silence", minMs: SILENCE_MIN_MS, rtts: SILENCE_RTTS });
     expect(probeStep("tcp").triggers).toContainEqual({ on: "timer", afterMs: TCP_CHECK_AFTER_MS });
+    expect(probeStep("udp-check").wait).toEqual({
+      until: "udp-answer",
+      firstGapMs: UDP_CHECK_FIRST_GAP_MS,
+      maxGapMs: UDP_CHECK_MAX_GAP_MS,
+      tcpTimes: UDP_BLOCKED_TCP_TIMES,
+      marginMs: UDP_BLOCKED_MARGIN_MS,
+    });
     expect(probeStep("new-port-mapping").perSource).toBe("first");
     expect(probeStep("passage").perSource).toBe("first");
     expect(probeStep("formal").perSource).toBe("every");
@@ -77,6 +94,14 @@ describe("the probe plan", () => {
     expect(silenceMs(wait, 20)).toBe(SILENCE_MIN_MS);
     expect(silenceMs(wait, 100)).toBe(400);
     expect(() => silenceMs(probeStep("begin").wait, 10)).toThrow();
+  });
+
+  test("the UDP check resends on a doubling schedule up to its cap; its silence window scales with TCP's time", () => {
+    const wait = probeStep("udp-check").wait;
+    expect([1, 2, 3, 4, 5, 6].map((n) => udpCheckGapMs(wait, n))).toEqual([50, 100, 200, 200, 200, 200]);
+    expect(udpSilenceMs(wait, 10)).toBe(UDP_BLOCKED_TCP_TIMES * 10 + UDP_BLOCKED_MARGIN_MS);
+    expect(udpSilenceMs(wait, 400)).toBe(UDP_BLOCKED_TCP_TIMES * 400 + UDP_BLOCKED_MARGIN_MS);
+    expect(() => udpCheckGapMs(probeStep("formal").wait, 1)).toThrow();
   });
 });
 
@@ -128,6 +153,14 @@ describe("the probe runner on scripted evidence", () => {
     expect(out.elapsedMs).toBe(2 * RTT_MS + RTT_MS / 2);
   });
 
+  test("symmetric while the first source's link is slow: the answers of the others wait for its port test", async () => {
+    const mapped = Object.fromEntries(SERVERS.map((x, i) => [x.ip, { ip: "203.0.113.104", port: 41000 + i }]));
+    const slowFirst = (ip: string) => (ip === SERVERS[0]!.ip ? 5 * RTT_MS : RTT_MS);
+    const { out } = await runScripted({ ...portRestricted(), mapped, connectMs: slowFirst, portAck: { ip: "203.0.113.104", port: 42000 } });
+    expect(out.decision.rule).toBe("symmetric");
+    expect(out.decision.mapping).toBe("address-and-port-dependent");
+  });
+
   test("symmetric with the port test lost: hellos as the plan says, then the decision without the axis", async () => {
     const mapped = Object.fromEntries(SERVERS.map((x, i) => [x.ip, { ip: "203.0.113.104", port: 41000 + i }]));
     const { out, io } = await runScripted({ ...portRestricted(), mapped, portAck: null });
@@ -144,6 +177,49 @@ describe("the probe runner on scripted evidence", () => {
     expect(times(io, "https")).toEqual([RTT_MS]);
     expect(out.evidence.find((e) => e.test === "tcp")).toMatchObject({ mapped: "203.0.113.106:5000" });
     expect(out.elapsedMs).toBe(RTT_MS + RTT_MS / 2);
+  });
+
+  test("udp-blocked while QUIC hangs: decided when the UDP check stayed silent for 3 × TCP's time + the margin, not at the timeout", async () => {
+    const tcpMs = 40;
+    const { out, io } = await runScripted({ ...portRestricted(), mapped: {}, quicHangs: true, tcp: "203.0.113.106:5000", tcpMs });
+    expect(out.decision).toMatchObject({ nat: "udp-blocked", rule: "udp-blocked", certain: true });
+    // TCP starts at TCP_CHECK_AFTER_MS; the window counts from the first UDP request (t = 0).
+    expect(times(io, "https")).toEqual([TCP_CHECK_AFTER_MS]);
+    const window = UDP_BLOCKED_TCP_TIMES * tcpMs + UDP_BLOCKED_MARGIN_MS;
+    expect(out.elapsedMs).toBe(Math.max(TCP_CHECK_AFTER_MS + tcpMs, window));
+    // Each server got the UDP check's requests on the short schedule (0, 50, 150, 350 ms …) until then.
+    const sends = [...new Set(times(io, "udp-check"))];
+    expect(sends).toEqual([0, 50, 150, 350, 550, 750, 950, 1150].filter((t) => t < window));
+    expect(io.sent.filter((s) => s.what === "udp-check" && s.at === 0)).toHaveLength(SERVERS.length);
+    expect(out.evidence.find((e) => e.test === "udp-check")).toMatchObject({ answer: null, windowMs: window, tcpMs });
+  });
+
+  test("udp-blocked behind a slow TCP path: the window grows with TCP's time", async () => {
+    const tcpMs = 900;
+    const { out } = await runScripted({ ...portRestricted(), mapped: {}, quicHangs: true, tcp: "203.0.113.106:5000", tcpMs });
+    expect(out.decision.nat).toBe("udp-blocked");
+    expect(out.elapsedMs).toBe(UDP_BLOCKED_TCP_TIMES * tcpMs + UDP_BLOCKED_MARGIN_MS);
+  });
+
+  test("QUIC-Only path: the UDP check's QUIC answer keeps a slow QUIC handshake from being taken for udp-blocked", async () => {
+    const { out, io } = await runScripted({ ...portRestricted(), passageProbes: 0, udpCheck: "quic", connectMs: 1_500, tcp: "203.0.113.103:5000", tcpMs: 10 });
+    expect(out.decision.rule).toBe("quic-only");
+    expect(out.evidence.find((e) => e.test === "udp-check")).toMatchObject({ answer: "quic" });
+    // The answer came before TCP_CHECK_AFTER_MS: no HTTPS request at all.
+    expect(times(io, "https")).toEqual([]);
+    expect(out.elapsedMs).toBeGreaterThan(1_500);
+  });
+
+  test("a QUIC link that comes up inside the window proves UDP even when the check gets no answer", async () => {
+    const { out } = await runScripted({ ...portRestricted(), udpCheck: null, connectMs: 150, tcp: "203.0.113.103:5000", tcpMs: 10 });
+    expect(out.decision.rule).toBe("nothing");
+    expect(out.evidence.some((e) => e.test === "udp-check")).toBe(false);
+  });
+
+  test("neither UDP nor TCP answers: no early decision, the run waits out its timeout", async () => {
+    const { out } = await runScripted({ ...portRestricted(), mapped: {}, quicHangs: true, tcp: null });
+    expect(out.decision.rule).toBe("no-answer");
+    expect(out.elapsedMs).toBe(TIMEOUT_MS);
   });
 
   test("no formal ack: three hellos, then the run waits out its timeout", async () => {

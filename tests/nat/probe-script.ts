@@ -31,11 +31,19 @@ export interface NatScript {
   newHostGetsIn: boolean;
   /** HTTPS whoami answer; null: refused. */
   tcp: string | null;
+  /** How long the HTTPS whoami takes, ms. @default RTT_MS / 2 */
+  tcpMs?: number;
+  /** How long a QUIC connect to a reachable server takes, ms (by server IP when a function). @default RTT_MS */
+  connectMs?: number | ((ip: string) => number);
+  /** A QUIC connect to an unreachable server hangs until its deadline (UDP dropped) instead of failing at once. */
+  quicHangs?: boolean;
+  /** What answers the UDP check (after one RTT). @default "stun" when some server is reachable, else nothing */
+  udpCheck?: "stun" | "quic" | null;
 }
 
 export interface Sent {
   at: number;
-  what: "connect" | "whoami" | "begin" | "hello-port" | "passage" | "hello-formal" | "formal" | "https";
+  what: "connect" | "whoami" | "begin" | "hello-port" | "passage" | "hello-formal" | "formal" | "https" | "udp-check";
   to: string;
 }
 
@@ -92,12 +100,29 @@ export function scriptedIo(clock: FakeClock, script: NatScript): ScriptedIo {
     sent,
     localAddress: LOCAL,
     deliverTo: (s) => (sink = s),
-    connect(s) {
+    connect(s, step) {
       log("connect", s);
-      return later(RTT_MS, () => {
+      if (!script.mapped[s.ip] && script.quicHangs) {
+        return new Promise((_, reject) => {
+          const t = clock.setTimeout(() => reject(new Error(`no answer from ${key(s)} in time`)), step.timeoutMs);
+          step.signal.addEventListener("abort", () => (clock.clearTimeout(t), reject(new Error("aborted"))), { once: true });
+        });
+      }
+      const ms = typeof script.connectMs === "function" ? script.connectMs(s.ip) : (script.connectMs ?? RTT_MS);
+      return later(ms, () => {
         if (!script.mapped[s.ip]) throw new Error(`no answer from ${key(s)}`);
         return link(s);
       });
+    },
+    async openUdpCheck(onAnswer) {
+      const answer = script.udpCheck !== undefined ? script.udpCheck : Object.keys(script.mapped).length > 0 ? "stun" : null;
+      return {
+        send(to) {
+          log("udp-check", to);
+          if (answer && (script.mapped[to.ip] || script.udpCheck)) void later(RTT_MS, () => onAnswer(to, answer));
+        },
+        close() {},
+      };
     },
     async sendHelloPort(_token, to) {
       log("hello-port", to);
@@ -119,7 +144,7 @@ export function scriptedIo(clock: FakeClock, script: NatScript): ScriptedIo {
     proveNewHost: async () => ({ issuedAtMs: 0n, nonce: new Uint8Array(8) }),
     httpsWhoami(server) {
       log("https", server);
-      return later(RTT_MS / 2, () => {
+      return later(script.tcpMs ?? RTT_MS / 2, () => {
         if (script.tcp === null) throw new Error("connection refused");
         return script.tcp;
       });

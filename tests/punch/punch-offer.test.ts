@@ -3,6 +3,7 @@ import { describe, expect, test } from "bun:test";
 import { fromBinary, toBinary } from "@bufbuild/protobuf";
 import { createAppPool } from "../../src/punch/app-pool.ts";
 import { brokerPunch } from "../../src/punch/punch-offer.ts";
+import { SPRAY_SOCKETS } from "../../src/punch/constants.ts";
 import { decideRoles } from "../../src/punch/punch-roles.ts";
 import type { NatClassName } from "../../src/nat/class.ts";
 import { NatClass } from "../../src/wire/gen/findings_pb.ts";
@@ -48,7 +49,7 @@ describe("brokerPunch", () => {
     expect(p.forB.role).toBe(PunchRole.DIAL);
     expect(p.forA.role).toBe(PunchRole.LISTEN);
     expect(p.forA.strategy).toBe("sym-to-cone-spray");
-    expect(p.forA.spray).toMatchObject({ sockets: 256, probes: 1024, predictedBase: 2222, predictedDelta: 1 });
+    expect(p.forA.spray).toMatchObject({ sockets: SPRAY_SOCKETS, probes: 1024, predictedBase: 2222, predictedDelta: 1 });
     expect(p.forA.listenerOpens).toBe(true);
   });
 

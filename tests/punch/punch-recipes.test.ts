@@ -7,18 +7,32 @@ import { describe, expect, test } from "bun:test";
 import { createSocket } from "node:dgram";
 import type { NatClassName } from "../../src/nat/class.ts";
 import { runAttempt, type AttemptIo, type AttemptOutcome, type PeerAddr } from "../../src/punch/punch-attempt.ts";
-import { PUNCH_ATTEMPT_TIMEOUT_MS, PUNCH_DIAL_WAIT_MS, PUNCH_OPEN_FAST_INTERVAL_MS, PUNCH_OPEN_FAST_MS, PUNCH_OPEN_SLOW_INTERVAL_MS, PUNCH_SECOND_SENDER_DELAY_MS, SPRAY_ATTEMPT_TIMEOUT_MS, SPRAY_START_DELAY_MS, SPRAY_TAIL_MS } from "../../src/punch/constants.ts";
+import {
+  PUNCH_ATTEMPT_TIMEOUT_MS,
+  PUNCH_DIAL_WAIT_MS,
+  PUNCH_FIRST_HANDSHAKE_TIMEOUT_MS,
+  PUNCH_OPEN_FAST_INTERVAL_MS,
+  PUNCH_OPEN_FAST_MS,
+  PUNCH_OPEN_SLOW_INTERVAL_MS,
+  PUNCH_SECOND_SENDER_DELAY_MS,
+  PUNCH_SECOND_SENDER_MIN_MS,
+  PUNCH_SECOND_SENDER_RTTS,
+  SPRAY_ATTEMPT_TIMEOUT_MS,
+  SPRAY_START_DELAY_MS,
+  SPRAY_TAIL_MS,
+} from "../../src/punch/constants.ts";
 import { SPRAY_SOCKETS } from "../../src/punch/constants.ts";
 import type { PunchOffer } from "../../src/punch/punch-info.ts";
-import { sendOrder, useFreshSocket, type SendOrder } from "../../src/punch/punch-order.ts";
+import { blindDialWaitMs, secondSenderDelayMs, sendOrder, useFreshSocket, type SendOrder } from "../../src/punch/punch-order.ts";
 import { encodePunchPacket, PUNCH_PACKET_TYPE } from "../../src/punch/punch-packet.ts";
-import { attemptBudgetMs, dialWaitsForOpener, openerGapMs, PUNCH_RECIPES, sprayRoundPorts, type PunchableStrategy } from "../../src/punch/punch-recipes.ts";
+import { attemptBudgetMs, dialWaitsForOpener, handshakeTimeoutMs, openerGapMs, PUNCH_RECIPES, sprayRoundPorts, type PunchableStrategy } from "../../src/punch/punch-recipes.ts";
 import { sprayParamsFor, type SprayParams } from "../../src/punch/punch-strategy.ts";
 import type { QuicLink } from "../../src/transport/quic/link.ts";
 import { encodeMessage, Status } from "../../src/wire/codec.ts";
 import { EnvelopeSchema } from "../../src/wire/gen/findings_pb.ts";
 import { PunchHelloAnswerSchema } from "../../src/wire/gen/punch-link_pb.ts";
 import { FakeClock } from "../../src/contracts/fake-clock.ts";
+import { QUIC_HANDSHAKE_TIMEOUT_MS } from "../../src/transport/quic/constants.ts";
 import { idOf } from "./punch-helpers.ts";
 
 const STRATEGIES = Object.keys(PUNCH_RECIPES) as PunchableStrategy[];
@@ -132,22 +146,28 @@ interface Scripted {
   /** [time, socket, first byte, port] of every raw datagram. */
   raw: { at: number; sock: "main" | "fresh"; byte0: number; port: number }[];
   dials: { at: number; sock: "main" | "fresh"; to: PeerAddr }[];
+  /** The handshake timeout each dial was given. */
+  handshakeTimeouts: (number | null)[];
   opened: number[];
   opener(from: PeerAddr): void;
   hello(): void;
 }
 
 function scripted(clock: FakeClock, dialWorks: boolean): Scripted {
-  const s: Omit<Scripted, "io"> & { io?: AttemptIo } = { raw: [], dials: [], opened: [], opener: () => {}, hello: () => {} };
+  const s: Omit<Scripted, "io"> & { io?: AttemptIo } = { raw: [], dials: [], handshakeTimeouts: [], opened: [], opener: () => {}, hello: () => {} };
   let helloDone: (l: QuicLink) => void = () => {};
   const hello = new Promise<QuicLink>((r) => (helloDone = r));
   s.hello = () => helloDone(fakeLink());
   const socket = (name: "main" | "fresh") => ({
     sendRaw: (bytes: Uint8Array, port: number) => void s.raw.push({ at: clock.now(), sock: name, byte0: bytes[0]!, port }),
-    dial: (to: PeerAddr, opts: { signal?: AbortSignal }) => {
+    dial: (to: PeerAddr, opts: { signal?: AbortSignal; timeoutMs?: number }) => {
       s.dials.push({ at: clock.now(), sock: name, to });
+      s.handshakeTimeouts.push(opts.timeoutMs ?? null);
       if (dialWorks) return Promise.resolve(fakeLink());
-      return new Promise<QuicLink>((_, reject) => opts.signal?.addEventListener("abort", () => reject(opts.signal!.reason), { once: true }));
+      return new Promise<QuicLink>((_, reject) => {
+        const t = opts.timeoutMs === undefined ? undefined : clock.setTimeout(() => reject(new Error("handshake timed out")), opts.timeoutMs);
+        opts.signal?.addEventListener("abort", () => (clock.clearTimeout(t), reject(opts.signal!.reason)), { once: true });
+      });
     },
   });
   s.io = {
@@ -161,9 +181,17 @@ function scripted(clock: FakeClock, dialWorks: boolean): Scripted {
   return s as Scripted;
 }
 
-async function attempt(clock: FakeClock, s: Scripted, o: PunchOffer, nat: NatClassName, timeoutMs?: number, script: (t: number) => void = () => {}): Promise<AttemptOutcome> {
+async function attempt(
+  clock: FakeClock,
+  s: Scripted,
+  o: PunchOffer,
+  nat: NatClassName,
+  timeoutMs?: number,
+  script: (t: number) => void = () => {},
+  side: { requested?: boolean; nodeRttMs?: number } = {},
+): Promise<AttemptOutcome> {
   let out: AttemptOutcome | undefined;
-  void runAttempt(s.io, o, { nat, timeoutMs, clock }).then((r) => (out = r));
+  void runAttempt(s.io, o, { nat, timeoutMs, clock, ...side }).then((r) => (out = r));
   for (let t = 0; t < 20_000 && !out; t += 10) {
     script(clock.now());
     await clock.advance(10);
@@ -220,6 +248,57 @@ describe("runAttempt interprets the row", () => {
     expect(s.raw.every((r) => r.sock === "fresh" && r.at >= PUNCH_SECOND_SENDER_DELAY_MS)).toBe(true);
     expect(s.raw[0]!.at).toBe(PUNCH_SECOND_SENDER_DELAY_MS);
     expect(s.dials[0]).toMatchObject({ sock: "fresh", at: PUNCH_SECOND_SENDER_DELAY_MS + PUNCH_DIAL_WAIT_MS });
+  });
+
+  test("a second sender that asked for the punch is already late: it waits only the minimum; a pushed one adds node round trips", async () => {
+    expect(secondSenderDelayMs(true, undefined)).toBe(PUNCH_SECOND_SENDER_MIN_MS);
+    expect(secondSenderDelayMs(true, 80)).toBe(PUNCH_SECOND_SENDER_MIN_MS);
+    expect(secondSenderDelayMs(false, 10)).toBe(PUNCH_SECOND_SENDER_MIN_MS + PUNCH_SECOND_SENDER_RTTS * 10);
+    expect(secondSenderDelayMs(false, 150)).toBe(PUNCH_SECOND_SENDER_MIN_MS + PUNCH_SECOND_SENDER_RTTS * 150);
+    expect(secondSenderDelayMs(false, undefined)).toBe(PUNCH_SECOND_SENDER_DELAY_MS);
+    expect(secondSenderDelayMs(false, NaN)).toBe(PUNCH_SECOND_SENDER_DELAY_MS);
+
+    const clock = new FakeClock();
+    const s = scripted(clock, true);
+    await attempt(clock, s, offer("simultaneous", "dial", "restricted-cone"), "port-restricted-cone", undefined, () => {}, { requested: true, nodeRttMs: 5 });
+    expect(s.raw[0]!.at).toBe(PUNCH_SECOND_SENDER_MIN_MS);
+    const clock2 = new FakeClock();
+    const s2 = scripted(clock2, true);
+    await attempt(clock2, s2, offer("simultaneous", "dial", "restricted-cone"), "port-restricted-cone", undefined, () => {}, { requested: false, nodeRttMs: 20 });
+    expect(s2.raw[0]!.at).toBe(PUNCH_SECOND_SENDER_MIN_MS + PUNCH_SECOND_SENDER_RTTS * 20);
+  });
+
+  test("a dialer's handshakes are retried with doubling timeouts, from PUNCH_FIRST_HANDSHAKE_TIMEOUT_MS up to the QUIC bound", async () => {
+    const clock = new FakeClock();
+    const s = scripted(clock, false);
+    await attempt(clock, s, offer("direct", "dial", "public"), "port-restricted-cone", 4_000);
+    const first = PUNCH_FIRST_HANDSHAKE_TIMEOUT_MS;
+    expect(s.handshakeTimeouts.slice(0, 4)).toEqual([first, 2 * first, 4 * first, 8 * first]);
+    // Each retry starts 50 ms after the previous handshake gave up.
+    expect(s.dials.slice(0, 3).map((d) => d.at)).toEqual([0, first + 50, 3 * first + 100]);
+    const dial = PUNCH_RECIPES.direct.dial;
+    expect(handshakeTimeoutMs(dial, 20)).toBe(QUIC_HANDSHAKE_TIMEOUT_MS);
+  });
+
+  test("a QUIC-Only dialer cannot see openers: it dials once the listener's turn came, not after PUNCH_DIAL_WAIT_MS", async () => {
+    // QUIC-Only sends before a UDP firewall: the listener sends second, so the dial waits for its turn.
+    const clock = new FakeClock();
+    const s = scripted(clock, true);
+    await attempt(clock, s, offer("simultaneous", "dial", "udp-firewall"), "quic-only", undefined, () => {}, { requested: true, nodeRttMs: 10 });
+    expect(sendOrder({ strategy: "simultaneous", role: "dial", myNat: "quic-only", peerNat: "udp-firewall" })).toBe("first");
+    expect(s.dials.map((d) => d.at)).toEqual([blindDialWaitMs("first", 10)]);
+    expect(blindDialWaitMs("first", 10)).toBe(2 * PUNCH_SECOND_SENDER_MIN_MS + PUNCH_SECOND_SENDER_RTTS * 10);
+    expect(blindDialWaitMs("first", 10)).toBeLessThan(PUNCH_DIAL_WAIT_MS);
+    // QUIC-Only sends after a restricted cone: its own turn was the wait; it dials at once.
+    const clock2 = new FakeClock();
+    const s2 = scripted(clock2, true);
+    await attempt(clock2, s2, offer("simultaneous", "dial", "restricted-cone"), "quic-only", undefined, () => {}, { requested: true, nodeRttMs: 10 });
+    expect(s2.dials.map((d) => d.at)).toEqual([PUNCH_SECOND_SENDER_MIN_MS]);
+    // An opener that does get through still starts the dial at once.
+    const clock3 = new FakeClock();
+    const s3 = scripted(clock3, true);
+    await attempt(clock3, s3, offer("simultaneous", "dial", "udp-firewall"), "quic-only", undefined, (t) => t === 40 && s3.opener(PEER), { requested: true, nodeRttMs: 10 });
+    expect(s3.dials.map((d) => d.at)).toEqual([40]);
   });
 
   test("sym-to-restricted: the RC listener opens at once; the symmetric dialer goes second and dials without waiting", async () => {

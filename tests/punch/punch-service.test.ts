@@ -21,6 +21,7 @@ import { decodeMessage, encodeMessage, Status } from "../../src/wire/codec.ts";
 import { PunchHelloSchema } from "../../src/wire/gen/punch-link_pb.ts";
 import { AppJoinAnswerSchema, AppJoinSchema, PunchAnswerSchema, PunchInfoSchema, PunchRequestSchema, type PunchInfo } from "../../src/wire/gen/punch_pb.ts";
 import { until } from "../wait.ts";
+import { SPRAY_PROBES, SPRAY_SOCKETS } from "../../src/punch/constants.ts";
 
 const STAKES = { "*": "0xDEFAULT", "app:chat": "", "blockchain:bitcoin": "bc1qnode", "blockchain:ethereum": "" };
 
@@ -245,7 +246,7 @@ describe("spray policy", () => {
     expect(ans.status).toBe(Status.OK);
     const [mine] = decodeMessage(PunchAnswerSchema, ans.payload, "PunchAnswer").offers;
     expect(mine).toMatchObject({ strategy: "sym-to-cone-spray", role: 1 });
-    expect(mine!.spray).toMatchObject({ sockets: 256, probes: 1024 });
+    expect(mine!.spray).toMatchObject({ sockets: SPRAY_SOCKETS, probes: SPRAY_PROBES });
     expect(fw.offers[0]).toMatchObject({ strategy: "sym-to-cone-spray", role: 2, attemptId: mine!.attemptId });
   });
 

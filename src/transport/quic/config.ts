@@ -7,7 +7,7 @@ import type { Logger } from "../../contracts/index.ts";
 import { MAX_QUIC_REQUEST_BYTES } from "../../constants.ts";
 import { spkiOfDer } from "../../identity/index.ts";
 import type { RunCertificate } from "../../identity/index.ts";
-import { MAX_QUIC_STREAMS_PER_CONNECTION, QUIC_ALPN } from "./constants.ts";
+import { MAX_QUIC_STREAMS_PER_CONNECTION, QUIC_ALPNS } from "./constants.ts";
 
 
 /** Per-stream receive window: one request (or answer) plus framing slack. The peer cannot push more than
@@ -22,7 +22,7 @@ const CONNECTION_WINDOW_BYTES = 2 * STREAM_WINDOW_BYTES;
  *  peer may not open unidirectional ones at all. Datagrams (RFC 9221) stay off. */
 function commonConfig(idleTimeoutMs: number): Partial<QUICServerConfigInput> {
   return {
-    applicationProtos: [QUIC_ALPN],
+    applicationProtos: [...QUIC_ALPNS],
     maxIdleTimeout: idleTimeoutMs,
     initialMaxData: CONNECTION_WINDOW_BYTES,
     initialMaxStreamDataBidiLocal: STREAM_WINDOW_BYTES,

@@ -1,7 +1,12 @@
 // Limits and codes of the QUIC side of the shared UDP endpoint (DESIGN §2–§4, seed 001 §从应用端的连接).
 
-/** ALPN of Findings QUIC links; quiche needs one and apps must agree on it. */
-export const QUIC_ALPN = "findings/1";
+/** ALPN of Findings QUIC links; quiche needs one and both ends must share one. findings/2: a link's requests
+ *  share request channels (mux-frame.ts); findings/1: one stream per request (rpc.ts). Both ends offer both,
+ *  findings/2 first; an endpoint answers either form whatever was negotiated, and a requester uses channels
+ *  only when findings/2 was agreed, so older peers keep working. */
+export const QUIC_ALPN = "findings/2";
+export const QUIC_ALPN_PER_STREAM = "findings/1";
+export const QUIC_ALPNS: readonly string[] = [QUIC_ALPN, QUIC_ALPN_PER_STREAM];
 
 /** Concurrent peer-opened bidirectional streams per connection (QUIC initial_max_streams_bidi, RFC 9000
  *  §4.6). One request uses one stream, so this bounds a peer's in-flight requests; quiche gives the credit

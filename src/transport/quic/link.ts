@@ -5,6 +5,8 @@ import { Status, statusName, type Envelope } from "../../wire/index.ts";
 import { formatAddress, unmapIp } from "../../contracts/index.ts";
 import { MAX_QUIC_STREAMS_PER_CONNECTION } from "./constants.ts";
 import { requestOverStream, StreamGate, type RequestOptions } from "./request.ts";
+import { MuxClient } from "./mux-client.ts";
+import { QUIC_ALPN } from "./constants.ts";
 import { encodeRawHeader, rawStreamOf, type RawStream } from "./raw-stream.ts";
 import { describeQuicError } from "./errors.ts";
 
@@ -24,7 +26,7 @@ export interface QuicLink {
   /** Smoothed RTT of the QUIC path as quiche measures it (RFC 9002 §5.3), in ms; undefined before a sample. */
   readonly rttMs: number | undefined;
   readonly closed: boolean;
-  /** Sends one request on a new stream and returns the answer Envelope, whatever its status (see expectOk). */
+  /** Sends one request on the link's request channel (mux-client.ts) and returns the answer Envelope, whatever its status (see expectOk). */
   request(method: string, payload?: Uint8Array, opts?: RequestOptions): Promise<Envelope>;
   /** Opens a raw stream (quic/raw-stream.ts) named `protocol`, waiting for stream credit (shared with
    *  requests: at most MAX_QUIC_STREAMS_PER_CONNECTION of ours at once). */
@@ -50,6 +52,15 @@ interface NativePathStats {
   rtt: number;
 }
 
+/** The ALPN the handshake agreed on ("" when unknown). */
+function negotiated(native: { applicationProto(): Uint8Array }): string {
+  try {
+    return new TextDecoder().decode(native.applicationProto());
+  } catch {
+    return "";
+  }
+}
+
 /** Wraps a started QUICConnection. `closeConnection` is how this link ends it (a dialled link destroys its
  *  QUICClient; an accepted one stops the connection). */
 export function createQuicLink(
@@ -60,7 +71,7 @@ export function createQuicLink(
   const peer = formatAddress(remote.ip, remote.port);
   // @matrixai/quic keeps the quiche connection in a protected field; reading its peer stream credit and
   // path stats is side-effect free.
-  const native = (conn as unknown as { conn: { peerStreamsLeftBidi(): number; pathStats(): NativePathStats[] } }).conn;
+  const native = (conn as unknown as { conn: { peerStreamsLeftBidi(): number; pathStats(): NativePathStats[]; applicationProto(): Uint8Array } }).conn;
   const gate = new StreamGate(MAX_QUIC_STREAMS_PER_CONNECTION, () => {
     try {
       return native.peerStreamsLeftBidi();
@@ -71,8 +82,13 @@ export function createQuicLink(
   let nextId = 1n;
   let closing: Promise<void> | undefined;
   let closed = false;
+  const linkClosed = new AbortController();
+  // Request channels when the peer agreed to findings/2; one stream per request with an older peer. Read at
+  // the first request: an accepted connection may still be in its handshake when the link is made.
+  let channels: MuxClient | null | undefined;
   void conn.closedP.then(() => {
     closed = true;
+    linkClosed.abort(new PeerError(`Cannot finish the request: the link to ${peer} closed`));
   });
   const link: LinkState = {
     remote,
@@ -95,7 +111,12 @@ export function createQuicLink(
     },
     async request(method, payload, opts = {}) {
       if (link.closed) throw new PeerError(`Cannot send ${method} to ${peer}: the link is closed`);
-      return requestOverStream(conn, gate, { id: nextId++, method, payload }, { ...opts, peer });
+      const req = { id: nextId++, method, payload };
+      if (channels === undefined) {
+        const alpn = negotiated(native);
+        if (alpn) channels = alpn === QUIC_ALPN ? new MuxClient(conn, gate, peer, linkClosed.signal) : null;
+      }
+      return channels ? channels.request(req, opts) : requestOverStream(conn, gate, req, { ...opts, peer });
     },
     async openStream(protocol, opts = {}) {
       const header = encodeRawHeader(protocol);
@@ -121,6 +142,7 @@ export function createQuicLink(
       return rawStreamOf(stream, protocol, stream.readable as unknown as ReadableStream<Uint8Array>);
     },
     close() {
+      linkClosed.abort(new PeerError(`Cannot finish the request: the link to ${peer} closed`));
       closing ??= init.closeConnection().catch(() => {});
       return closing;
     },

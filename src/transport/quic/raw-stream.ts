@@ -4,13 +4,15 @@
 // Wire: a raw stream starts with RAW_STREAM_MARK (0x00), one length byte and the protocol name (UTF-8, 1 to
 // MAX_RAW_PROTOCOL_BYTES bytes); the rest, both ways, is the app's bytes, ended by FIN or a reset. A request
 // stream starts with a protobuf Envelope, whose first byte is a field tag and never 0x00 (field number 0 is
-// invalid, protobuf encoding §Message Structure), so the first byte tells the two apart.
+// invalid, protobuf encoding §Message Structure), and a request channel with MUX_STREAM_MARK (0x01), so the
+// first byte tells them apart.
 import type { ReadableStream as NodeReadableStream } from "node:stream/web";
 import type { QUICStream } from "@matrixai/quic";
 import { PeerError } from "../../errors.ts";
 import { QUIC_STREAM_CODE } from "./constants.ts";
 import type { QuicLink } from "./link.ts";
 import { cancelStream, StreamAbort } from "./stream-io.ts";
+import { MUX_STREAM_MARK } from "./mux-frame.ts";
 
 /** First byte of a raw stream. */
 export const RAW_STREAM_MARK = 0x00;
@@ -79,12 +81,17 @@ export function rawStreamOf(stream: QUICStream, protocol: string, readable: Read
   };
 }
 
-/** What a peer-opened stream is: a request (its readable still holds every byte) or a raw stream (header
- *  consumed). Throws PeerError for a malformed header, the signal's reason when it aborts first. */
+/** What a peer-opened stream is: a request (its readable still holds every byte), a request channel (mark
+ *  consumed: `rest` then `reader`), or a raw stream (header consumed). Throws PeerError for a malformed
+ *  header, the signal's reason when it aborts first. */
 export async function classifyPeerStream(
   stream: QUICStream,
   signal: AbortSignal,
-): Promise<{ kind: "request"; readable: NodeReadableStream<Uint8Array> } | { kind: "raw"; protocol: string; readable: ReadableStream<Uint8Array> }> {
+): Promise<
+  | { kind: "request"; readable: NodeReadableStream<Uint8Array> }
+  | { kind: "mux"; reader: ReadableStreamDefaultReader<Uint8Array>; rest: Uint8Array }
+  | { kind: "raw"; protocol: string; readable: ReadableStream<Uint8Array> }
+> {
   const reader = (stream.readable as unknown as ReadableStream<Uint8Array>).getReader();
   const onAbort = () => void reader.cancel(signal.reason).catch(() => {});
   signal.addEventListener("abort", onAbort, { once: true });
@@ -92,6 +99,7 @@ export async function classifyPeerStream(
     let buf: Uint8Array = new Uint8Array(0);
     for (;;) {
       if (signal.aborted) throw signal.reason;
+      if (buf.length >= 1 && buf[0] === MUX_STREAM_MARK) return { kind: "mux", reader, rest: buf.subarray(1) };
       if (buf.length >= 1 && buf[0] !== RAW_STREAM_MARK) return { kind: "request", readable: prefixed(buf, reader) as unknown as NodeReadableStream<Uint8Array> };
       if (buf.length >= 2) {
         const n = buf[1]!;

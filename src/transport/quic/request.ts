@@ -1,5 +1,6 @@
-// The requesting side of Findings request/response over QUIC: one stream per request, bounded by the peer's
-// stream credit (DESIGN §4; protocol in quic-rpc.ts).
+// The requesting side of Findings request/response over QUIC with one stream per request (rpc.ts), for peers
+// that negotiated ALPN findings/1 (older versions; findings/2 peers get request channels, mux-client.ts),
+// and the stream credit our own streams share (DESIGN §4).
 import type { QUICConnection, QUICStream } from "@matrixai/quic";
 import { MAX_QUIC_REQUEST_BYTES, REQUEST_TIMEOUT_MS } from "../../constants.ts";
 import { FindingsError, PeerError, errorLine } from "../../errors.ts";

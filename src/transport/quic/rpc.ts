@@ -1,6 +1,8 @@
-// Request/response over QUIC: one Envelope each way per bidirectional stream (DESIGN §4, STYLE §6–§7).
+// Request/response over QUIC (DESIGN §4, STYLE §6–§7). Two forms share the router and its policy: a request
+// channel (mux-frame.ts, mux-server.ts) carries many framed requests on one stream, and is what our links
+// send; one Envelope each way per bidirectional stream, below, is still answered.
 //
-// Protocol: the requester opens a bidi stream, writes one Envelope, closes its write side (FIN); the
+// One request per stream: the requester opens a bidi stream, writes one Envelope, closes its write side (FIN); the
 // answerer reads at most MAX_QUIC_REQUEST_BYTES (more → both directions reset with code tooLarge), decodes,
 // runs it through the router (src/rpc), writes one answer Envelope and closes. Either side resets the stream with code
 // `timeout` when REQUEST_TIMEOUT_MS passes. Answers are matched by stream, not by id: an answer to a
@@ -17,9 +19,12 @@ import type { Router } from "../../rpc/index.ts";
 import type { RpcContext } from "../../rpc/index.ts";
 
 export interface RpcCounters {
-  /** Streams served (requests read, whatever their outcome). */
+  /** Request streams and request channels served. */
   streams: number;
-  /** Streams reset for exceeding MAX_QUIC_REQUEST_BYTES, plus connections refused by a limit. */
+  /** Requests read, whatever their outcome (one per request stream, one per frame of a channel). */
+  requests: number;
+  /** Streams reset for exceeding MAX_QUIC_REQUEST_BYTES, request channels beyond the per-connection cap,
+   *  and connections refused by a limit. */
   refusedLimits: number;
   /** Requests answered BAD_REQUEST: undecodable, not a request, unknown method. */
   badRequests: number;
@@ -28,7 +33,7 @@ export interface RpcCounters {
 }
 
 export function newRpcCounters(): RpcCounters {
-  return { streams: 0, refusedLimits: 0, badRequests: 0, streamTimeouts: 0 };
+  return { streams: 0, requests: 0, refusedLimits: 0, badRequests: 0, streamTimeouts: 0 };
 }
 
 /** What serveStream needs from the endpoint. */
@@ -49,6 +54,7 @@ export interface StreamServer {
  */
 export async function serveStream(stream: QUICStream, server: StreamServer, readable: NodeReadableStream<Uint8Array> = stream.readable): Promise<void> {
   server.counters.streams++;
+  server.counters.requests++;
   const wait = deadline(REQUEST_TIMEOUT_MS, "QUIC request", server.stopSignal);
   try {
     let bytes: Uint8Array | null;
@@ -80,7 +86,8 @@ export async function serveStream(stream: QUICStream, server: StreamServer, read
   }
 }
 
-async function answerFor(bytes: Uint8Array, server: StreamServer, signal: AbortSignal): Promise<Uint8Array> {
+/** The answer to one request's bytes (through the router); never throws. */
+export async function answerFor(bytes: Uint8Array, server: StreamServer, signal: AbortSignal): Promise<Uint8Array> {
   let req: Envelope;
   try {
     req = decodeEnvelope(bytes, MAX_QUIC_REQUEST_BYTES);

@@ -9,7 +9,8 @@ import { describeQuicError } from "../quic/errors.ts";
 import { clientQuicConfig, clientQuicCrypto, quicLogger } from "../quic/config.ts";
 import { QUIC_CLOSE_NORMAL, QUIC_HANDSHAKE_TIMEOUT_MS } from "../quic/constants.ts";
 import { createQuicLink, type LinkState, type QuicLink } from "../quic/link.ts";
-import { newRpcCounters, serveStream, type RpcCounters } from "../quic/rpc.ts";
+import { newRpcCounters, serveStream, type RpcCounters, type StreamServer } from "../quic/rpc.ts";
+import { MAX_MUX_CHANNELS_PER_LINK, serveMuxStream } from "../quic/mux-server.ts";
 import { classifyPeerStream, rawStreamOf, type RawStreamHandler } from "../quic/raw-stream.ts";
 import { QUIC_STREAM_CODE } from "../quic/constants.ts";
 import { REQUEST_TIMEOUT_MS } from "../../constants.ts";
@@ -66,6 +67,8 @@ export class UdpCore {
   private stopController = new AbortController();
   private readonly listeners = new Map<LinkEvent, Set<LinkListener>>();
   private readonly clients = new Set<QUICClient>();
+  /** Request channels open on each link. */
+  private readonly channels = new Map<LinkState, number>();
 
   constructor(
     readonly init: UdpCoreInit,
@@ -173,24 +176,49 @@ export class UdpCore {
       }
       return;
     }
-    await serveStream(
-      stream,
-      {
-        router: this.router,
-        counters: this.rpc,
-        stopSignal: this.stopSignal,
-        log: this.log,
-        context: () => ({
+    const server = this.streamServer(link);
+    if (kind.kind === "mux") {
+      // An idle channel has no deadline (it lives with its connection), so a peer may hold only a few.
+      const open = this.channels.get(link) ?? 0;
+      if (open >= MAX_MUX_CHANNELS_PER_LINK) {
+        this.rpc.refusedLimits++;
+        cancelStream(stream, new StreamAbort(QUIC_STREAM_CODE.refused, `more than ${MAX_MUX_CHANNELS_PER_LINK} request channels`));
+        return;
+      }
+      this.channels.set(link, open + 1);
+      try {
+        await serveMuxStream(stream, kind.reader, kind.rest, server);
+      } finally {
+        const n = (this.channels.get(link) ?? 1) - 1;
+        if (n <= 0) this.channels.delete(link);
+        else this.channels.set(link, n);
+      }
+    } else await serveStream(stream, server, kind.readable);
+  }
+
+  /** How requests on `link`'s streams are served; the context is read per request (app.bind pins a link
+   *  between two requests of one channel). */
+  private streamServer(link: LinkState): StreamServer {
+    let nodeId: { key: Uint8Array; id: string } | undefined;
+    const promote = (to: { trust: Trust; peerKey: Uint8Array }) => this.promote(link, to);
+    return {
+      router: this.router,
+      counters: this.rpc,
+      stopSignal: this.stopSignal,
+      log: this.log,
+      context: () => {
+        const key = link.peerKey;
+        if (key && nodeId?.key !== key) nodeId = { key, id: nodeIdOf(key) };
+        return {
           transport: "quic",
           remote: link.remote,
           connectionId: link.connectionId,
           trust: link.pinned ? "pinned" : "untrusted",
-          peer: { key: link.peerKey ?? null, nodeId: link.peerKey ? nodeIdOf(link.peerKey) : null },
-          promote: (to) => this.promote(link, to),
-        }),
+          peer: { key: key ?? null, nodeId: key ? nodeId!.id : null },
+          promote,
+        };
       },
-      kind.readable,
-    );
+    };
   }
 
   /** An app proved its key on an inbound link (app.bind): the link is pinned from now on. QUIC links carry
