@@ -19,11 +19,12 @@ import { createNatService, type NatService } from "./nat/index.ts";
 import { createPunchService, type PunchService } from "./punch/index.ts";
 import { createShareService, type ShareService } from "./share/index.ts";
 import { bootstrapStake, servedKinds } from "./punch/index.ts";
-import { formatAddress } from "./contracts/index.ts";
+import { formatAddress, parseAddress } from "./contracts/index.ts";
 import { createRouter } from "./rpc/index.ts";
 import { createTlsEndpoint, type TlsEndpoint } from "./transport/index.ts";
 import { createUdpEndpoint, type UdpEndpoint } from "./transport/index.ts";
 import { VERSION } from "./version.ts";
+import { createNatdService, natdKind, withNetworkKind, type NatdService } from "./natd/index.ts";
 
 export interface NodeComponents {
   config: Config;
@@ -45,6 +46,8 @@ export interface FindingsNode {
   readonly punch: PunchService;
   /** TCP server registry, the share pool. */
   readonly share: ShareService;
+  /** Behind NAT: membership in a public node's findings:<network> pool and punched links to NAT'd nodes. */
+  readonly natd: NatdService;
   /** Admin URL once started, if the admin endpoint is on. */
   readonly adminUrl: string | undefined;
   /** What /metrics renders. */
@@ -65,6 +68,9 @@ export async function createNode({ config, home, log }: NodeComponents): Promise
   const stun: BindingResponder | undefined = config.stun_on ? createBindingResponder({ budget: { ratePerS: config.stun_rate_per_s, burst: config.stun_burst } }) : undefined;
   const idleTimeoutMs = config.idle_timeout_s * 1000;
   const metrics = createMetricsRegistry();
+  // Every node of a network serves its NAT'd nodes as apps of kind findings:<network> (seed 001 §应用池); a
+  // protocol fact, so the record does not advertise it.
+  const stakes = withNetworkKind(config.stakes, config.network);
   const timers = registerNodeTimers(metrics);
 
   // Raw replies join the shared socket's send queue, sent once per event-loop turn in one sendMany (the
@@ -125,7 +131,20 @@ export async function createNode({ config, home, log }: NodeComponents): Promise
 
   // NAT services (DESIGN §6): QUIC handlers on udp, NewHost on the mesh, the own-class self-probe.
   const nat = createNatService(
-    { udp, mesh, https: tls.routes, nodeKey: key, log: log.child({ room: "nat" }), selfProbeSeconds: timers.selfProbeSeconds },
+    {
+      udp,
+      mesh,
+      https: tls.routes,
+      nodeKey: key,
+      log: log.child({ room: "nat" }),
+      selfProbeSeconds: timers.selfProbeSeconds,
+      // Mesh peers; a node without mesh links (behind NAT) probes itself through the public nodes it knows.
+      knownServers: () => {
+        const linked = mesh.links().filter((l) => l.isOpen && l.trust === "mesh").map((l) => ({ ip: l.remote.ip, port: l.remote.port }));
+        if (linked.length) return linked;
+        return meshService.candidates().flatMap((r) => r.addresses.filter((a) => a.udpPort !== 0).slice(0, 1).map((a) => ({ ip: a.ip, port: a.udpPort })));
+      },
+    },
     { host: config.host, probeTimeoutMs: config.probe_timeout_s * 1000, serve: !config.client_only, allowSpecialTargets: config.allow_special_targets },
   );
 
@@ -169,15 +188,36 @@ export async function createNode({ config, home, log }: NodeComponents): Promise
       log: log.child({ room: "punch" }),
       brokered: metrics.counter({ name: "findings_punch_brokered_total", help: "Punches brokered, by the strategy chosen for the pair.", labelNames: ["strategy"] }),
       brokerSeconds: timers.brokerSeconds,
+      // A NAT'd node joined our findings pool: it tells us the public nodes it knows (seed 001 §组网节点 注).
+      onMember: (member, link) => {
+        if (member.kind === natdKind(config.network) && meshService.role === "service") void natd.askMember(link, member.nodeId);
+      },
     },
     {
-      stakes: config.stakes,
+      stakes,
       userId: config.user_id,
       punchXpool: config.punch_xpool,
       peersPunch: config.peers_punch,
       perConnection: config.punch_per_conn,
       perPrefix: config.punch_per_prefix,
       livenessMs: config.punch_liveness_s * 1000,
+      sprayNatCones: config.punch_spray_nat_cones,
+    },
+  );
+  const natd = createNatdService(
+    { nodeKey: key, mesh: meshService, ownNat: () => nat.ownClass()?.nat ?? null, log: log.child({ room: "natd" }) },
+    {
+      network: config.network,
+      links: config.natd_links,
+      shareCount: config.mesh_share,
+      host: config.host,
+      preferIps: config.peers.flatMap((p) => {
+        try {
+          return [parseAddress(p).ip];
+        } catch {
+          return [];
+        }
+      }),
     },
   );
   // The share registry serves apps over QUIC and WSS, and searches the mesh for other nodes' servers.
@@ -211,6 +251,7 @@ export async function createNode({ config, home, log }: NodeComponents): Promise
     asService("nat", nat),
     asService("punch", punch),
     asService("share", share),
+    asService("natd", natd),
     ...(admin ? [admin] : []),
   ];
   const group = createServiceGroup("node", services, { log });
@@ -226,6 +267,7 @@ export async function createNode({ config, home, log }: NodeComponents): Promise
     nat,
     punch,
     share,
+    natd,
     metrics,
     get adminUrl() {
       return admin?.url;
@@ -272,6 +314,7 @@ export async function createNode({ config, home, log }: NodeComponents): Promise
         nat: nat.status(),
         mesh: meshService.status(),
         punch: { ...punch.status(), share: share.pool.counts() },
+        natd: natd.status(),
         counters: node.counters(),
         rpc: router.stats(),
       };
@@ -286,6 +329,7 @@ export async function createNode({ config, home, log }: NodeComponents): Promise
       for (const [k, v] of Object.entries(nat.counters())) out[`nat_${k}`] = v;
       for (const [k, v] of Object.entries(punch.counters())) out[`punch_${k}`] = v;
       for (const [k, v] of Object.entries(share.counters())) out[`share_${k}`] = v;
+      for (const [k, v] of Object.entries(natd.counters())) out[`natd_${k}`] = v;
       if (stun) Object.assign(out, { stun_answered: stun.answered, stun_malformed: stun.malformed, stun_ignored: stun.ignored, stun_limited: stun.limited });
       return out;
     },

@@ -1,37 +1,41 @@
 // Benchmark: `findings punch <id>` per NAT pair in the namespace lab (DESIGN §7, §10): success rate over repeated
 // runs and the time from the start of the command to an established, pinned and checked link.
 //
-//   bun scripts/bench/punch-grid.ts [--runs 5] [--json] [--no-quic-only] [--base DIR] [--pairs sym-udpfw,udpfw-sym]
+//   bun scripts/bench/punch-grid.ts [--runs 5] [--width 4] [--json] [--no-quic-only] [--base DIR] [--pairs sym-udpfw,udpfw-sym]
 //
 // Needs root, iproute2 and nftables (tests/lab/README.md). The whole run holds the lab lock (tests/lab/lab-lock.ts).
 // Setup: lab.sh up (left as found afterwards); one `findings serve` in fl-s1 serving app:chat; one `findings punch
-// --wait` app per class (public, full-cone, restricted-cone, port-restricted-cone, symmetric, udp-firewall). For
-// every ordered pair (puncher → waiter) and run, one `findings punch <waiter id> --json` process runs in the
-// puncher's namespace; runs are interleaved over the pairs. Before each run the restricted-cone router's "seen" set
-// is emptied (otherwise earlier runs' traffic keeps hosts admitted and the restricted cone behaves like a full cone
-// towards them). Then (unless --no-quic-only) the quic-only pairs: the port-restricted-cone router passes only QUIC
+// --wait` app per lab client: public, full-cone, restricted-cone, port-restricted-cone and symmetric behind bare
+// Linux NATs and behind firewalled home routers (·fw), udp-firewall, QUIC-only (·fw) and a second firewalled P-RC
+// home. For every ordered pair (puncher → waiter) and run, one `findings punch <waiter id> --json` process runs in
+// the puncher's namespace; `--width` pairs that share no namespace run at once (punch-lab.ts pairPhases), runs are
+// interleaved over the pairs. Before each run the pair's restricted-cone routers' "seen" sets are emptied
+// (otherwise earlier runs' traffic keeps hosts admitted and a restricted cone behaves like a full cone towards
+// them). Then (unless --no-quic-only) the quic-only pairs behind the bare P-RC router: it passes only QUIC
 // (withQuicOnlyRouter) while a second waiter in its namespace says `--nat quic-only`, punched from and punching to
 // public, full-cone, restricted-cone and udp-firewall.
 // --base DIR runs a second, complete set (node on port 7791, waiters, punchers) from another checkout's
 // src/main.ts, alternating with this one run by run, so both versions share the machine's load of the moment.
 // Reported per pair: connected runs / runs, median `elapsedMs` (command start → link up: Bun start-up excluded,
 // bootstrap + join + request + punch included), median `punchMs` (offer → link) and the strategy; per pair type
-// the range of the pairs' medians. Pairs the node refuses (symmetric ↔ symmetric / port-restricted-cone) are timed
-// as refusals.
+// the range of the pairs' medians. Pairs the node refuses (symmetric ↔ symmetric / QUIC-only) are timed as refusals.
 import { resolve } from "node:path";
 import { labDown, labUnavailableReason, labUp, type LabClass } from "../../tests/lab/lab.ts";
 import { labIsUp, withQuicOnlyRouter } from "../../tests/lab/lab-servers.ts";
 import { holdLabLock } from "../../tests/lab/lab-lock.ts";
 import {
+  disturbsWaiter,
   expectedOutcome,
   foreignRouterTables,
   MAIN,
+  pairPhases,
   PUNCH_NODE_PORT,
   punchOnce,
   removeAppHomes,
   resetRestrictedConeSeen,
   startPunchNode,
   startWaiter,
+  type PairOutcome,
   type PunchNode,
   type PunchRun,
   type Waiter,
@@ -42,15 +46,31 @@ const arg = (name: string) => (args.includes(name) ? args[args.indexOf(name) + 1
 const RUNS = Number(arg("--runs") ?? 5) || 5;
 const JSON_OUT = args.includes("--json");
 const QUIC_ONLY = !args.includes("--no-quic-only");
+const WIDTH = Number(arg("--width") ?? 4) || 4;
 const BASE = arg("--base");
 /** Only these ordered pairs ("from-to" by lab class, e.g. sym-udpfw); all when absent. */
 const PAIRS = arg("--pairs")?.split(",");
 const wanted = (from: Side, to: Side) => !PAIRS || PAIRS.includes(`${from}-${to}`);
-const CLASSES: LabClass[] = ["public", "fullc", "rc", "prc", "sym", "udpfw"];
+const CLASSES: LabClass[] = ["public", "fullc", "rc", "prc", "sym", "udpfw", "fullc-fw", "rc-fw", "prc-fw", "sym-fw", "quic-fw", "prc-fw2"];
 /** Classes punched with the QUIC-only client (prc behind a QUIC-only router), both ways. */
 const QUIC_ONLY_PEERS: LabClass[] = ["public", "fullc", "rc", "udpfw"];
 type Side = LabClass | "quic-only";
-const SHORT: Record<Side, string> = { public: "Public", fullc: "FullC", rc: "RC", prc: "P-RC", sym: "Sym", udpfw: "UDP-FW", udpblk: "UDP-Blk", "quic-only": "QUIC-Only" };
+const SHORT: Record<Side, string> = {
+  public: "Public",
+  fullc: "FullC",
+  rc: "RC",
+  prc: "P-RC",
+  sym: "Sym",
+  udpfw: "UDP-FW",
+  udpblk: "UDP-Blk",
+  "fullc-fw": "FullC·fw",
+  "rc-fw": "RC·fw",
+  "prc-fw": "P-RC·fw",
+  "sym-fw": "Sym·fw",
+  "quic-fw": "QUIC·fw",
+  "prc-fw2": "P-RC·fw2",
+  "quic-only": "QUIC-Only",
+};
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -60,7 +80,7 @@ function median(xs: number[]): number {
 interface Cell {
   from: Side;
   to: Side;
-  expected: "connect" | "refused";
+  expected: PairOutcome;
   strategy: string;
   ok: number;
   runs: number;
@@ -85,7 +105,7 @@ interface Version {
   quicOnlyCells: Cell[];
 }
 
-const cell = (from: Side, to: Side, expected: "connect" | "refused"): Cell => ({ from, to, expected, strategy: "", ok: 0, runs: 0, elapsedMs: [], okElapsedMs: [], punchMs: [], wallMs: [], probes: [], reasons: [] });
+const cell = (from: Side, to: Side, expected: PairOutcome): Cell => ({ from, to, expected, strategy: "", ok: 0, runs: 0, elapsedMs: [], okElapsedMs: [], punchMs: [], wallMs: [], probes: [], reasons: [] });
 
 function newVersion(label: string, main: string, port: number): Version {
   const v: Version = { label, main, port, waiters: new Map(), cells: [], quicOnlyCells: [] };
@@ -119,7 +139,7 @@ function record(c: Cell, r: PunchRun): void {
 }
 
 async function punchCell(v: Version, c: Cell): Promise<void> {
-  resetRestrictedConeSeen();
+  resetRestrictedConeSeen(c.from === "quic-only" || c.to === "quic-only" ? undefined : [c.from, c.to]);
   const server = v.node!.server;
   const target = v.waiters.get(c.to)!.id;
   const name = `${v.label}-punch-${c.from}`;
@@ -149,16 +169,16 @@ function byStrategy(cells: Cell[]) {
 
 function report(v: Version): string[] {
   const cells = [...v.cells, ...v.quicOnlyCells];
-  const w = 14;
+  const w = 11;
   const lines: string[] = [];
   lines.push(`${v.label} (${v.main}): findings punch grid, ${RUNS} runs per pair: connected/runs and median ms from command start to link (punch → waiting side)`);
-  lines.push(["puncher \\ waiter".padEnd(16), ...CLASSES.map((c) => SHORT[c].padStart(w))].join(""));
+  lines.push(["puncher \\ waiter".padEnd(11), ...CLASSES.map((c) => SHORT[c].padStart(w))].join(""));
   for (const from of CLASSES) {
-    const row = [SHORT[from].padEnd(16)];
+    const row = [SHORT[from].padEnd(11)];
     for (const to of CLASSES) {
       const c = cells.find((x) => x.from === from && x.to === to);
       if (!c) row.push("—".padStart(w));
-      else if (c.expected === "refused") row.push(`refused ${Math.round(median(c.elapsedMs))}`.padStart(w));
+      else if (c.expected === "refused") row.push("refused".padStart(w));
       else row.push(`${c.ok}/${c.runs} ${Number.isNaN(median(c.elapsedMs)) ? "-" : Math.round(median(c.elapsedMs))}`.padStart(w));
     }
     lines.push(row.join(""));
@@ -194,13 +214,29 @@ const log = (m: string) => JSON_OUT || process.stderr.write(`punch-grid: ${m}\n`
 try {
   for (const v of versions) {
     v.node = await startPunchNode({ port: v.port, main: v.main });
-    for (const w of await Promise.all(CLASSES.map((c) => startWaiter(c, { server: v.node!.server, main: v.main, name: `${v.label}-wait-${c}` })))) v.waiters.set(w.cls, w);
+    for (let i = 0; i < CLASSES.length; i += WIDTH) {
+      const batch = CLASSES.slice(i, i + WIDTH);
+      for (const w of await Promise.all(batch.map((c) => startWaiter(c, { server: v.node!.server, main: v.main, name: `${v.label}-wait-${c}` })))) v.waiters.set(w.cls, w);
+    }
   }
   const t0 = performance.now();
   // Alternate which version goes first, run by run.
   const order = (run: number) => (run % 2 === 0 ? versions : [...versions].reverse());
   for (let run = 0; run < RUNS; run++) {
-    for (let i = 0; i < versions[0]!.cells.length; i++) for (const v of order(run)) await punchCell(v, v.cells[i]!);
+    for (const phase of pairPhases(CLASSES, WIDTH)) {
+      for (const v of order(run)) {
+        const cells = phase.flatMap(([from, to]) => v.cells.filter((c) => c.from === from && c.to === to));
+        await Promise.all(cells.map((c) => punchCell(v, c)));
+      }
+    }
+    // A failed attempt left these waiters' bare routers re-mapping their sockets' flows (for 30 s): new sockets
+    // before the next round.
+    for (const v of versions) {
+      for (const cls of new Set(v.cells.filter((c) => c.runs > 0 && disturbsWaiter(c.from as LabClass, c.to as LabClass)).map((c) => c.to as LabClass))) {
+        await v.waiters.get(cls)!.stop();
+        v.waiters.set(cls, await startWaiter(cls, { server: v.node!.server, main: v.main, name: `${v.label}-wait-${cls}-${run + 1}` }));
+      }
+    }
     log(`round ${run + 1}/${RUNS} done (${Math.round((performance.now() - t0) / 1000)} s)`);
   }
   if (versions[0]!.quicOnlyCells.length) {

@@ -17,17 +17,69 @@ export const PUNCH_KIND = "app:chat";
 export const NAT_OF: Readonly<Record<LabClass, NatClassName>> = Object.fromEntries(LAB_CLIENTS.map((c) => [c.cls, c.nat])) as Record<LabClass, NatClassName>;
 export const NS_OF: Readonly<Record<LabClass, string>> = Object.fromEntries(LAB_CLIENTS.map((c) => [c.cls, c.ns])) as Record<LabClass, string>;
 
-/** What the lab's Linux NATs let `findings punch` do for a pair (either direction):
- *  - connect: every pair among public, full-cone, restricted-cone, port-restricted-cone and udp-firewall, and
- *    symmetric with public, full-cone, restricted-cone (sym-to-restricted) and udp-firewall (birthday spray);
- *  - refused (fast, by the node): symmetric ↔ symmetric; symmetric ↔ port-restricted-cone (a spray cannot meet
- *    a Linux NAT that re-maps tuples it saw inbound first: punch-service.ts sprayNatCones); and anything with
- *    udp-blocked fails before that (no UDP path to the node). */
-export function expectedOutcome(a: LabClass, b: LabClass): "connect" | "refused" {
+export type PairOutcome = "connect" | "refused" | "fails";
+
+/** What the lab's routers let `findings punch` from `a` to the waiting `b` do, with the node's defaults:
+ *  - connect: every pair of cones, open and firewalled classes (QUIC-only included), bare or firewalled router,
+ *    but the one below; symmetric with public, full-cone, restricted-cone (sym-to-restricted), udp-firewall and a
+ *    port-restricted cone behind a firewalled home router (birthday spray);
+ *  - fails: a puncher behind a bare Linux NAT's port-restricted cone towards a waiting port-restricted cone or
+ *    QUIC-only: they send together (punch-order.ts), the waiter got its offer first, and its first packets reach
+ *    the bare router before the puncher's own, so the router re-maps the puncher's flow to it; and symmetric ↔
+ *    a port-restricted cone behind a bare Linux NAT (the spray runs out its budget: that router delivers the
+ *    symmetric side's openers to itself and re-maps the tuples they leave). Firewalled routers leave nothing.
+ *  - refused (fast, by the node): symmetric ↔ symmetric; symmetric ↔ QUIC-only (its box drops the spray's
+ *    openers); anything with udp-blocked fails before that (no UDP path to the node). */
+export function expectedOutcome(a: LabClass, b: LabClass): PairOutcome {
   if (a === "udpblk" || b === "udpblk") return "refused";
-  if (a === "sym" && (b === "sym" || b === "prc")) return "refused";
-  if (b === "sym" && a === "prc") return "refused";
+  const sym = (c: LabClass) => NAT_OF[c] === "symmetric";
+  if (sym(a) && sym(b)) return "refused";
+  if (!sym(a) && !sym(b)) return a === "prc" && (NAT_OF[b] === "port-restricted-cone" || NAT_OF[b] === "quic-only") ? "fails" : "connect";
+  const cone = sym(a) ? b : a;
+  if (cone === "quic-fw") return "refused";
+  if (cone === "prc") return "fails";
   return "connect";
+}
+
+/** Whether a pair must run after all others: a failed attempt against a waiter behind a bare Linux NAT leaves
+ *  re-mapped tuples whose port the router then reuses for the waiter's later flows (punch-order.ts), so the
+ *  node's idea of its address is wrong until they expire. */
+export function disturbsWaiter(a: LabClass, b: LabClass): boolean {
+  return expectedOutcome(a, b) === "fails" && LAB_CLIENTS.find((c) => c.cls === b)?.routerKind === "bare";
+}
+
+/** The ordered pairs of `classes` (each with itself left out) in phases: the pairs of one phase share no
+ *  namespace, so they can run at once (a client takes part in one punch at a time, and the restricted-cone
+ *  routers' "seen" sets are emptied per router). Round-robin tournament, every unordered pair one way, then
+ *  every pair the other way: a failed attempt's conntrack entries (30 s for unreplied UDP) are gone before the
+ *  same two sockets meet again. Phases of at most `width` pairs, split evenly; pairs that disturb their waiter
+ *  (disturbsWaiter) come last, one phase each. */
+export function pairPhases(classes: readonly LabClass[], width: number): [LabClass, LabClass][][] {
+  const ring: (LabClass | null)[] = [...classes];
+  if (ring.length % 2) ring.push(null);
+  const n = ring.length;
+  const rounds: [LabClass, LabClass][][] = [];
+  for (let r = 0; r < n - 1; r++) {
+    const round: [LabClass, LabClass][] = [];
+    for (let i = 0; i < n / 2; i++) {
+      const a = ring[i]!;
+      const b = ring[n - 1 - i]!;
+      if (a !== null && b !== null) round.push(r % 2 ? [b, a] : [a, b]);
+    }
+    rounds.push(round);
+    ring.splice(1, 0, ring.pop()!); // keep the first, rotate the rest
+  }
+  const phases: [LabClass, LabClass][][] = [];
+  const last: [LabClass, LabClass][] = [];
+  for (const all of [...rounds, ...rounds.map((x) => x.map(([a, b]) => [b, a] as [LabClass, LabClass]))]) {
+    const round = all.filter(([a, b]) => !disturbsWaiter(a, b));
+    last.push(...all.filter(([a, b]) => disturbsWaiter(a, b)));
+    if (round.length === 0) continue;
+    const parts = Math.ceil(round.length / width);
+    const size = Math.ceil(round.length / parts);
+    for (let i = 0; i < round.length; i += size) phases.push(round.slice(i, i + size));
+  }
+  return [...phases, ...last.map((p) => [p])];
 }
 
 function cleanEnv(): Record<string, string> {
@@ -36,10 +88,14 @@ function cleanEnv(): Record<string, string> {
   return env;
 }
 
-/** Empties the restricted-cone router's box-wide "seen" set: earlier runs' traffic from fl-c-rc keeps hosts
- *  admitted for 120 s, which would make the restricted cone a full cone towards them. */
-export function resetRestrictedConeSeen(): void {
-  Bun.spawnSync(["ip", "netns", "exec", "fl-r-rc", "nft", "flush", "set", "ip", "fl_lab", "seen"], { stdout: "ignore", stderr: "ignore" });
+/** Empties the restricted-cone routers' box-wide "seen" sets (only those of `classes` when given): earlier
+ *  runs' traffic from fl-c-rc keeps hosts admitted for 120 s, which would make the restricted cone a full cone
+ *  towards them. */
+export function resetRestrictedConeSeen(classes?: readonly LabClass[]): void {
+  for (const c of LAB_CLIENTS) {
+    if (c.nat !== "restricted-cone" || (classes && !classes.includes(c.cls))) continue;
+    Bun.spawnSync(["ip", "netns", "exec", c.router!, "nft", "flush", "set", "ip", "fl_lab", "seen"], { stdout: "ignore", stderr: "ignore" });
+  }
 }
 
 /** Tables in the routers other than the lab's own `fl_lab` (someone is changing the lab), or []. */
@@ -109,15 +165,17 @@ export interface PunchNode {
 }
 
 /** Starts the punch node in fl-s1 serving PUNCH_KIND (and a blockchain kind), `--public`. */
-export async function startPunchNode(opts: { port?: number; punchXpool?: number; main?: string } = {}): Promise<PunchNode> {
+export async function startPunchNode(opts: { port?: number; punchXpool?: number; sprayNatCones?: boolean; ip?: string; main?: string } = {}): Promise<PunchNode> {
   const home = mkdtempSync(join(tmpdir(), "findings-punch-node-"));
-  writeFileSync(join(home, "config.toml"), `punch_xpool = ${opts.punchXpool ?? 500}\n[stakes]\n"*" = "0xLABDEFAULT"\n"${PUNCH_KIND}" = ""\n"blockchain:bitcoin" = "bc1qlab"\n`);
+  const spray = opts.sprayNatCones === undefined ? "" : `punch_spray_nat_cones = ${opts.sprayNatCones}\n`;
+  writeFileSync(join(home, "config.toml"), `punch_xpool = ${opts.punchXpool ?? 500}\n${spray}[stakes]\n"*" = "0xLABDEFAULT"\n"${PUNCH_KIND}" = ""\n"blockchain:bitcoin" = "bc1qlab"\n`);
   const port = opts.port ?? PUNCH_NODE_PORT;
-  const p = spawnLines(["ip", "netns", "exec", "fl-s1", BUN, opts.main ?? MAIN, "serve", "--json", "--host", PUNCH_NODE_IP, "--port", String(port), "--admin", "", "--public", "--home", home, "--log-level", "warn"]);
+  const ip = opts.ip ?? PUNCH_NODE_IP;
+  const p = spawnLines(["ip", "netns", "exec", "fl-s1", BUN, opts.main ?? MAIN, "serve", "--json", "--host", ip, "--port", String(port), "--admin", "", "--public", "--home", home, "--log-level", "warn"]);
   try {
     const ready = await p.next((o) => o.event === "ready", 20_000);
     return {
-      server: `${PUNCH_NODE_IP}:${port}#${ready.publicKey as string}`,
+      server: `${ip.includes(":") ? `[${ip}]` : ip}:${port}#${ready.publicKey as string}`,
       id: ready.id as string,
       async stop() {
         await p.stop();

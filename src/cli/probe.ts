@@ -4,7 +4,7 @@ import { DEFAULTS } from "../config/index.ts";
 import { ConfigError } from "../errors.ts";
 import { LIFETIME_MAX_S } from "../nat/index.ts";
 import { type ProbeProgress } from "../nat/index.ts";
-import { FindingsClient, knownHostsFile } from "../client/index.ts";
+import { FindingsClient, knownHostsFile, type NatReport } from "../client/index.ts";
 import { summarizeProbe } from "../nat/index.ts";
 import { parseAddress } from "../contracts/index.ts";
 import { errorLine } from "../errors.ts";
@@ -25,7 +25,11 @@ export const probeCommand = defineCommand({
     const texts = repeated(rawArgs, "server");
     const list = texts.length > 0 ? texts : config.peers;
     if (list.length === 0) throw new ConfigError("--server", "at least one server is needed (ip:port), or peers in the config");
-    for (const t of list) parseAddress(t, "--server");
+    // A dual-stack host is probed once per address family it has servers of, at the same time; the report's
+    // top-level fields are IPv4's (IPv6's when only IPv6 servers are given), `families` has each family.
+    const families = { ipv4: list.filter((t) => parseAddress(t, "--server").family === 4), ipv6: list.filter((t) => parseAddress(t, "--server").family === 6) };
+    const primary: keyof typeof families = families.ipv4.length > 0 ? "ipv4" : "ipv6";
+    const secondary: keyof typeof families = primary === "ipv4" ? "ipv6" : "ipv4";
     let timeoutMs = config.probe_timeout_s * 1000;
     if (args.timeout !== undefined) {
       timeoutMs = Number(args.timeout) * 1000;
@@ -50,13 +54,14 @@ export const probeCommand = defineCommand({
     });
     // The first server's key (given, known or learned on first use) and its bootstrap answer (reward address,
     // identity id), on a link of its own beside the probe.
-    const client = new FindingsClient({ server: list[0]!, knownHosts: knownHostsFile(home) });
+    const client = new FindingsClient({ server: families[primary][0]!, knownHosts: knownHostsFile(home) });
     const nodeP = client.nodeInfo({ signal: AbortSignal.any([stop.signal, AbortSignal.timeout(2 * timeoutMs)]) }).then(
       (n) => ({ node: n, error: undefined }),
       (err: unknown) => ({ node: undefined, error: errorLine(err) }),
     );
+    const otherP = families[secondary].length > 0 ? client.probe({ servers: families[secondary], timeoutMs, signal: stop.signal }) : Promise.resolve(null);
     const probed = await client.probe({
-      servers: list,
+      servers: families[primary],
       lifetime,
       timeoutMs,
       signal: stop.signal,
@@ -70,10 +75,15 @@ export const probeCommand = defineCommand({
     line.stop();
     process.off("SIGINT", onSigint);
     noteLearnedKey(client, node);
-    const report = { ...probed, keySource: node?.keySource ?? null, node: node ? nodeJson(node) : null, ...(nodeError ? { nodeError } : {}) };
+    const other = await otherP;
+    const perFamily = { [primary]: familyJson(probed), ...(other ? { [secondary]: familyJson(other) } : {}) };
+    const report = { ...probed, families: perFamily, keySource: node?.keySource ?? null, node: node ? nodeJson(node) : null, ...(nodeError ? { nodeError } : {}) };
 
     if (args.json) printJson(report);
-    else process.stdout.write(summarizeProbe(report) + "\n" + (node ? describeNode(node) : `node: ${nodeError}`) + "\n");
+    else {
+      const otherLine = other ? `${secondary === "ipv6" ? "IPv6" : "IPv4"}: ${other.label ?? "unknown"}${other.publicAddress ? ` at ${other.publicAddress}` : ""}\n` : "";
+      process.stdout.write(summarizeProbe(report) + "\n" + otherLine + (node ? describeNode(node) : `node: ${nodeError}`) + "\n");
+    }
     if (report.nat === null) {
       const decision = report.evidence.find((e) => e.test === "decision");
       process.stderr.write(`findings: Cannot tell the NAT class: ${String(decision?.reason ?? "no server answered")}\n`);
@@ -84,3 +94,8 @@ export const probeCommand = defineCommand({
   }),
 });
 
+
+/** One address family's result in `--json` `families`. */
+function familyJson(r: NatReport) {
+  return { nat: r.nat, label: r.label, publicAddress: r.publicAddress, localAddress: r.localAddress, mapping: r.mapping, filtering: r.filtering, portPreserved: r.portPreserved, servers: r.servers, elapsedMs: r.elapsedMs };
+}

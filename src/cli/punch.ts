@@ -11,7 +11,7 @@ import { defineCommand } from "citty";
 import { isIP } from "node:net";
 import { PeerError, TimeoutError, errorLine } from "../errors.ts";
 import { createLogger } from "../ops/index.ts";
-import { isPunchRefused, type JoinInfo } from "../punch/index.ts";
+import { isPunchRefused, type AddressChange, type JoinInfo } from "../punch/index.ts";
 import { FindingsClient, type Membership } from "../client/index.ts";
 import { describeNode, nodeJson, noteLearnedKey } from "./node-info.ts";
 import { describeResult, failedResult, type PunchResult } from "../punch/index.ts";
@@ -190,6 +190,15 @@ export const punchCommand = defineCommand({
       });
     };
 
+    // Our NAT re-mapped the live link to the node; it saw QUIC validate the new path and re-offers our peers.
+    const onAddress = (c: AddressChange) => {
+      if (!streaming) return;
+      line.above(() => {
+        if (args.json) printJson({ id: m.id, addressChanged: true, address: c.address, previousAddress: c.previous });
+        else process.stdout.write(`our public address changed: ${c.previous} → ${c.address} (the node re-offers our peers)\n`);
+      });
+    };
+
     stage = `joining ${args.kind} at ${args.server.split("#")[0]} (nat ${nat.nat ?? "unknown"})`;
     line.refresh();
     let joined: JoinInfo;
@@ -199,6 +208,7 @@ export const punchCommand = defineCommand({
       joined = m.joined;
       m.on("result", onResult);
       m.on("rejoin", onRejoin);
+      m.on("address", onAddress);
     } catch (err) {
       await findings.close();
       const reason = isPunchRefused(err)

@@ -5,6 +5,14 @@ import { PeerError } from "../errors.ts";
 import { parseAddress } from "../contracts/index.ts";
 import { action, commonArgs, jsonArg, loadContext, printJson } from "./common.ts";
 
+interface NatdView {
+  kind: string;
+  joined: string | null;
+  address: string | null;
+  nat: string | null;
+  peers: { id: string; address: string; rttMs: number | null }[];
+}
+
 interface MeshStatusView {
   role: string;
   serving: boolean;
@@ -34,7 +42,7 @@ export const statusCommand = defineCommand({
       throw new PeerError(`Cannot reach the admin endpoint ${url}: ${err instanceof Error ? err.message : String(err)} (is the node running?)`);
     }
     if (!res.ok) throw new PeerError(`The admin endpoint ${url} answered HTTP ${res.status}`);
-    const status = (await res.json()) as { node?: { id?: string; udp?: string; tcp?: string }; uptimeMs?: number; mesh?: MeshStatusView; counters?: Record<string, number> };
+    const status = (await res.json()) as { node?: { id?: string; udp?: string; tcp?: string }; uptimeMs?: number; mesh?: MeshStatusView; natd?: NatdView; counters?: Record<string, number> };
     if (args.json) {
       printJson(status);
       return;
@@ -52,6 +60,12 @@ export const statusCommand = defineCommand({
       if (m.candidates.length > 20) lines.push(`  … ${m.candidates.length - 20} more (--json for all)`);
       lines.push(`bans      ${m.bans.length}`);
       for (const b of m.bans) lines.push(`  ${b.target.slice(0, 40)}  ${b.source}  ${b.reason}`);
+    }
+    // Behind NAT: the public node whose findings pool we joined and our direct links to other NAT'd nodes.
+    const n = status.natd;
+    if (n?.joined) {
+      lines.push(`natd      ${n.kind} at ${n.joined} as ${n.address ?? "?"} (nat ${n.nat ?? "unknown"})  links ${n.peers.length}`);
+      for (const p of n.peers) lines.push(`  ${p.id.slice(0, 16)}  ${p.address.padEnd(22)} rtt ${p.rttMs ?? "-"} ms`);
     }
     process.stdout.write(lines.join("\n") + "\n");
   }),

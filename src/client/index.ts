@@ -6,6 +6,6 @@ export { knownHostName, type KeySource, type ResolvedKey } from "./node-key.ts";
 export { PunchFailedError, type Membership, type MembershipEvents } from "./membership.ts";
 export { DEFAULT_STREAM_PROTOCOL, type PeerConnection, type PeerStream } from "./connection.ts";
 export { PIPE_PROTOCOL, bridge, expose, forward, type Forwarder, type PipeConnection, type PipeOptions } from "./pipe.ts";
-export { type JoinInfo, type PunchResult, PunchRefusedError, isPunchRefused } from "../punch/index.ts";
+export { type AddressChange, type JoinInfo, type PunchResult, PunchRefusedError, isPunchRefused } from "../punch/index.ts";
 export { type NatClassName } from "../nat/index.ts";
 export { ConfigError, DecodeError, FindingsError, LimitError, PeerError, PinMismatchError, TimeoutError } from "../errors.ts";

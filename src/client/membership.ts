@@ -2,7 +2,7 @@
 // links as PeerConnections, and what happens inside (re-joins after the node link drops, re-offers after a
 // peer's mapping changed) surfaced as events.
 import { PeerError, errorLine } from "../errors.ts";
-import { createPunchClient, type JoinInfo, type PunchClient, type PunchResult } from "../punch/index.ts";
+import { createPunchClient, type AddressChange, type JoinInfo, type PunchClient, type PunchResult } from "../punch/index.ts";
 import type { NatClassName } from "../nat/index.ts";
 import type { NodeKey, RunCertificate } from "../identity/index.ts";
 import { raceSignal } from "../transport/index.ts";
@@ -26,6 +26,9 @@ export interface MembershipEvents {
   rejoin: JoinInfo;
   /** Every finished punch attempt, connected or not. */
   result: PunchResult;
+  /** Our NAT re-mapped the live link to the node: our public address changed (`joined.address` follows);
+   *  the node re-offers our recent peers, whose links come back as "peer" events. */
+  address: AddressChange;
 }
 
 export interface Membership {
@@ -70,7 +73,7 @@ export interface MembershipInit {
 export async function joinPool(init: MembershipInit): Promise<Membership> {
   const byLink = new Map<string, ConnectionCore>();
   const byPeer = new Map<string, ConnectionCore>();
-  const listeners: { [E in keyof MembershipEvents]: Set<(v: MembershipEvents[E]) => void> } = { peer: new Set(), rejoin: new Set(), result: new Set() };
+  const listeners: { [E in keyof MembershipEvents]: Set<(v: MembershipEvents[E]) => void> } = { peer: new Set(), rejoin: new Set(), result: new Set(), address: new Set() };
   let joined: JoinInfo | undefined;
   /** Connections made by our own punch(), by attempt id, so punch() can return them. */
   const byAttempt = new Map<string, ConnectionCore>();
@@ -112,6 +115,10 @@ export async function joinPool(init: MembershipInit): Promise<Membership> {
         const again = joined !== undefined;
         joined = info;
         if (again) emit("rejoin", info);
+      },
+      onAddress(change) {
+        if (joined) joined = { ...joined, address: change.address, addressChanged: true };
+        emit("address", change);
       },
       onStream(stream, _peerId, link) {
         const conn = byLink.get(link.connectionId);

@@ -1,7 +1,8 @@
 // The per-run self-signed certificate (seed 001 §连接安全: "一次性", in memory only) and its SPKI pin.
+import "reflect-metadata";
+import * as x509 from "@peculiar/x509";
 import { sha256 } from "@noble/hashes/sha2.js";
 import { bytesToHex } from "@noble/hashes/utils.js";
-import { certificate, spkiBytesOf, tbsCertificate } from "./der.ts";
 
 export interface RunCertificate {
   /** PEM of the certificate, for TLS servers and for sealing to peers. */
@@ -13,50 +14,46 @@ export interface RunCertificate {
   readonly der: Uint8Array;
 }
 
-const ALG = { name: "ECDSA", namedCurve: "P-256" } as const;
+const ALG = { name: "ECDSA", namedCurve: "P-256", hash: "SHA-256" } as const;
 
-/** ECDSA P-256: small, fast, and accepted by quiche (BoringSSL), Bun's TLS and curl alike. Built with
- *  WebCrypto and der.ts: version 3, a random positive serial, CN=`commonName` as issuer and subject, a
- *  critical basicConstraints cA=false. */
+/** ECDSA P-256: small, fast, and accepted by quiche (BoringSSL), Bun's TLS and curl alike. */
 export async function createRunCertificate(commonName = "findings"): Promise<RunCertificate> {
+  x509.cryptoProvider.set(crypto);
   const keys = (await crypto.subtle.generateKey(ALG, true, ["sign", "verify"])) as CryptoKeyPair;
   const now = Date.now();
-  const serial = crypto.getRandomValues(new Uint8Array(8));
-  serial[0] = (serial[0]! & 0x7f) | 0x01; // positive and 8 bytes long
-  const tbs = tbsCertificate({
-    serial,
-    name: commonName,
+  const cert = await x509.X509CertificateGenerator.createSelfSigned({
+    serialNumber: bytesToHex(crypto.getRandomValues(new Uint8Array(8))).replace(/^[89a-f]/, "1"),
+    name: `CN=${commonName}`,
     // Backdated an hour so peers with a slightly slow clock accept it.
     notBefore: new Date(now - 3600_000),
     notAfter: new Date(now + 365 * 24 * 3600_000),
-    spkiDer: new Uint8Array(await crypto.subtle.exportKey("spki", keys.publicKey)),
+    keys,
+    signingAlgorithm: ALG,
+    extensions: [new x509.BasicConstraintsExtension(false, undefined, true)],
   });
-  const signature = new Uint8Array(await crypto.subtle.sign({ name: "ECDSA", hash: "SHA-256" }, keys.privateKey, tbs));
-  const der = certificate(tbs, signature);
   const pkcs8 = new Uint8Array(await crypto.subtle.exportKey("pkcs8", keys.privateKey));
+  const der = new Uint8Array(cert.rawData);
   return {
-    certPem: toPem(der, "CERTIFICATE"),
+    certPem: cert.toString("pem"),
     keyPem: toPem(pkcs8, "PRIVATE KEY"),
     spki: spkiOfDer(der),
     der,
   };
 }
 
-/** SPKI fingerprint of a DER certificate; throws on anything that is not one. */
+/** SPKI fingerprint of a DER certificate. */
 export function spkiOfDer(der: Uint8Array): string {
-  return bytesToHex(sha256(spkiBytesOf(der)));
+  const cert = new x509.X509Certificate(new Uint8Array(der));
+  return bytesToHex(sha256(new Uint8Array(cert.publicKey.rawData)));
 }
 
 /** SPKI fingerprint of a PEM certificate; throws on anything that is not one. */
 export function spkiOfPem(pem: string): string {
-  return spkiOfDer(pemToDer(pem));
+  return spkiOfDer(new Uint8Array(new x509.X509Certificate(pem).rawData));
 }
 
-/** The DER of the first CERTIFICATE block of `pem`; throws when there is none. */
 export function pemToDer(pem: string): Uint8Array {
-  const m = /-----BEGIN CERTIFICATE-----([A-Za-z0-9+/=\s]+)-----END CERTIFICATE-----/.exec(pem);
-  if (!m) throw new Error("not a PEM certificate");
-  return new Uint8Array(Buffer.from(m[1]!.replace(/\s+/g, ""), "base64"));
+  return new Uint8Array(new x509.X509Certificate(pem).rawData);
 }
 
 function toPem(der: Uint8Array, label: string): string {

@@ -82,4 +82,15 @@ export interface MeshService {
   punishLiar(link: CoreLink, why: string): void;
   /** Resolves when the start-up (self-check, help, first merge) is done. */
   readonly ready: Promise<void>;
+  /** Records of the candidate pool (public nodes whose key was checked at their address). */
+  candidates(): NodeRecord[];
+  /** Records to give a peer that is not a mesh link (a NAT'd node): our own while we serve, then up to
+   *  `max` random candidates. */
+  shareable(max: number): NodeRecord[];
+  /** Records a peer that is not a mesh link shared (a NAT'd node on a punched link or in our app pool): the
+   *  same checks as a mesh share (signature, age, key check at the address; a liar is banned). Resolves with
+   *  how many candidates were added. */
+  learn(records: readonly NodeRecord[], sharer: { label: string; id?: string | null; ip?: string | null }): Promise<number>;
+  /** A node id or IP is banned now. */
+  isBanned(idOrIp: string): boolean;
 }

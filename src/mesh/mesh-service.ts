@@ -255,6 +255,18 @@ export function createMeshService(components: MeshServiceComponents, init: MeshS
     status: () => meshStatus(s, d, now()),
     counters: () => meshCounters(s, d),
     find: (kind) => search.find(kind),
+    candidates: () => s.candidates.list().map((c) => c.record),
+    shareable(max) {
+      const mine = s.role === "service" ? own.current() : undefined;
+      const picked = shuffle(s.candidates.list().map((c) => c.record), rand).slice(0, Math.max(0, max));
+      return mine ? [mine, ...picked] : picked;
+    },
+    async learn(records, sharer) {
+      const before = merger.counters.recordsAdded;
+      await merger.merge(records.slice(0, init.shortlist), sharer);
+      return merger.counters.recordsAdded - before;
+    },
+    isBanned: (idOrIp) => s.bans.isBanned(idOrIp, now()),
     meshLinks: () => [...s.live.values()],
     punishLiar: (link, why) => punish(sharerOf(link), why),
   };

@@ -2,7 +2,7 @@
 // (DESIGN §5, §7; seed 000 §应用池, §打洞协助, §经济激励; seed 001 §分享池). Other rooms import from here.
 // Services and the app-side client (this edges: sockets, timers).
 export { SHARE_FETCH_MAX } from "./constants.ts";
-export { type JoinInfo, type PunchClient, PunchRefusedError, createPunchClient, isPunchRefused } from "./punch-client.ts";
+export { type AddressChange, type JoinInfo, type PunchClient, PunchRefusedError, createPunchClient, isPunchRefused } from "./punch-client.ts";
 export {
   MAX_PUNCH_REQUEST_BYTES,
   readShareFetch,

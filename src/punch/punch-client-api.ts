@@ -39,6 +39,8 @@ export interface PunchClientInit {
   onResult?: (result: PunchResult, link: QuicLink | null) => void;
   /** Every successful join (the first and each rejoin). */
   onJoin?: (info: JoinInfo) => void;
+  /** The node saw our NAT re-map the live link to it: our public address changed (`joined.address` follows). */
+  onAddress?: (change: AddressChange) => void;
   /** Raw streams a punched peer opens (only peers that proved their token or our pin); without it they are
    *  reset. The handler owns the stream. */
   onStream?: (stream: RawStream, peerId: string, link: QuicLink) => void;
@@ -57,6 +59,12 @@ export interface JoinInfo {
   address: string;
   rejoined: boolean;
   addressChanged: boolean;
+}
+
+export interface AddressChange {
+  /** Our public address as the node sees it now, "ip:port". */
+  address: string;
+  previous: string;
 }
 
 export interface PunchClient {

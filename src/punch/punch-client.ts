@@ -28,13 +28,13 @@ import { PunchHelloAnswerSchema } from "../wire/index.ts";
 import { AppJoinAnswerSchema, AppJoinSchema, PunchRequestSchema } from "../wire/index.ts";
 import { runAttempt, type AttemptIo, type OwnedSocket, type PeerAddr } from "./punch-attempt.ts";
 import { MAX_CONCURRENT_ATTEMPTS, MAX_EARLY_STREAMS, OFFER_PUSH_TIMEOUT_MS, PUNCH_HELLO_TIMEOUT_MS, PUNCH_NODE_STEP_TIMEOUT_MS, PUNCH_REJOIN_MAX_MS, PUNCH_REJOIN_MIN_MS } from "./constants.ts";
-import { MAX_PUNCH_HELLO_BYTES, MAX_PUNCH_INFO_BYTES, readPunchAnswer, readPunchHello, readPunchOffer, type PunchOffer } from "./punch-info.ts";
+import { MAX_ADDRESS_CHANGE_BYTES, MAX_PUNCH_HELLO_BYTES, MAX_PUNCH_INFO_BYTES, readAddressChange, readPunchAnswer, readPunchHello, readPunchOffer, type PunchOffer } from "./punch-info.ts";
 import { isPunchPacketFrom, peekPunchPacket } from "./punch-packet.ts";
-import type { PunchResult } from "./punch-result.ts";
+import { newerLinkWins, type PunchResult } from "./punch-result.ts";
 import { APP_METHOD_POLICY, PunchRefusedError, type JoinInfo, type PunchClient, type PunchClientComponents, type PunchClientInit } from "./punch-client-api.ts";
 import type { RawStream } from "../transport/index.ts";
 
-export { APP_METHOD_POLICY, PunchRefusedError, isPunchRefused, type JoinInfo, type PunchClient, type PunchClientComponents, type PunchClientInit } from "./punch-client-api.ts";
+export { APP_METHOD_POLICY, PunchRefusedError, isPunchRefused, type AddressChange, type JoinInfo, type PunchClient, type PunchClientComponents, type PunchClientInit } from "./punch-client-api.ts";
 
 interface AttemptEntry {
   offer: PunchOffer;
@@ -49,12 +49,12 @@ export function createPunchClient(components: PunchClientComponents, init: Punch
   const bindHost = init.host ?? (isIP(init.server.ip) === 6 ? "::" : "0.0.0.0");
   let cert = components.cert;
   const attempts = new Map<string, AttemptEntry>();
-  const peers = new Map<string, { link: QuicLink; result: PunchResult }>();
+  const peers = new Map<string, { link: QuicLink; result: PunchResult; at: number }>();
   const appRoutes = new Map<string, { handler: RpcHandler; policy: MethodPolicy }>();
   /** Sockets opened for single attempts (punch-attempt.ts openSocket), alive while their link lives. */
   const extraEndpoints = new Set<UdpEndpoint>();
   const timers = new Set<ReturnType<typeof setTimeout>>();
-  const counters = { attempts: 0, connected: 0, failed: 0, offers: 0, offersRefused: 0, rejoins: 0, strangersClosed: 0 };
+  const counters = { attempts: 0, connected: 0, failed: 0, offers: 0, offersRefused: 0, rejoins: 0, remaps: 0, strangersClosed: 0 };
   let endpoint: UdpEndpoint | undefined;
   let nodeLink: QuicLink | undefined;
   let joined: JoinInfo | undefined;
@@ -160,6 +160,29 @@ export function createPunchClient(components: PunchClientComponents, init: Punch
     return { status: Status.OK };
   };
 
+  // The node tells us our NAT re-mapped the link to it (it saw QUIC validate the new path): our public address
+  // is now another; re-offers to our recent peers follow. Only the node link may say so.
+  const addressHandler: RpcHandler = (payload, ctx) => {
+    if (!nodeLink || ctx.connectionId !== nodeLink.connectionId) return { status: Status.REFUSED, error: "address changes are accepted only from the node this app joined" };
+    let change: ReturnType<typeof readAddressChange>;
+    try {
+      change = readAddressChange(payload);
+    } catch (err) {
+      return { status: Status.BAD_REQUEST, error: errorLine(err) };
+    }
+    const address = formatAddress(change.address.ip, change.address.port);
+    const previous = joined?.address ?? formatAddress(change.previous.ip, change.previous.port);
+    if (joined) joined = { ...joined, address, addressChanged: true };
+    counters.remaps++;
+    log?.info("the node saw our NAT re-map the link to it", { from: previous, to: address });
+    try {
+      init.onAddress?.({ address, previous });
+    } catch (err) {
+      log?.error("onAddress callback failed", { error: errorLine(err) });
+    }
+    return { status: Status.OK };
+  };
+
   // The punched link's own methods (the listener's side of the link is inbound and unbound: any trust), and the
   // node's offers, which come on our pinned link to the node.
   const linkRoutes: RouteTable = [
@@ -170,11 +193,15 @@ export function createPunchClient(components: PunchClientComponents, init: Punch
     Punch.method.offer,
     { transports: ["quic"], trust: PINNED_OR_MESH, rate: perHost(20, 50), maxInFlight: 2 * MAX_CONCURRENT_ATTEMPTS, maxPayloadBytes: MAX_PUNCH_INFO_BYTES, handler: offerHandler },
   ] as const;
+  const addressRoute = [
+    Punch.method.address,
+    { transports: ["quic"], trust: PINNED_OR_MESH, rate: perHost(5, 20), maxInFlight: 4, maxPayloadBytes: MAX_ADDRESS_CHANGE_BYTES, handler: addressHandler },
+  ] as const;
 
   /** The main socket (`main`: node link, offers) or one opened for an attempt. */
   function newEndpoint(c: RunCertificate, port: number, main: boolean): UdpEndpoint {
     const ep = createUdpEndpoint({ cert: c, nodeKey: key, log }, { host: bindHost, port, onRawDatagram: onRaw, onRawStream });
-    ep.router.addAll(main ? [...linkRoutes, offerRoute] : linkRoutes);
+    ep.router.addAll(main ? [...linkRoutes, offerRoute, addressRoute] : linkRoutes);
     for (const [m, r] of appRoutes) ep.router.add(m, { ...r.policy, handler: r.handler }, { replace: true });
     ep.on("connect", (link) => {
       if (link.direction !== "in") return;
@@ -254,13 +281,20 @@ export function createPunchClient(components: PunchClientComponents, init: Punch
       selfId: key.nodeId,
       log,
     };
-    const { result, link } = await runAttempt(io, offer, { nat: init.nat, timeoutMs: init.attemptTimeoutMs, signal: stopController.signal, requested, nodeRttMs: nodeLink?.rttMs });
+    const attempt = await runAttempt(io, offer, { nat: init.nat, timeoutMs: init.attemptTimeoutMs, signal: stopController.signal, requested, nodeRttMs: nodeLink?.rttMs });
+    const { result } = attempt;
+    let link = attempt.link;
     attempts.delete(offer.attemptHex);
-    if (link && running) {
+    const old = peers.get(offer.peerId);
+    const at = Date.now();
+    if (link && running && old && old.link !== link && !old.link.closed && !newerLinkWins({ role: old.result.role, at: old.at }, { role: result.role, at }, { self: key.nodeId, peer: offer.peerId })) {
+      // Both sides punched each other at once: keep the link both agree on; this one is not handed out.
+      void link.close().catch(() => {});
+      link = null;
+    } else if (link && running) {
       counters.connected++;
       // The newest link to a peer replaces an older one (e.g. after the peer's mapping changed).
-      const old = peers.get(offer.peerId);
-      peers.set(offer.peerId, { link, result });
+      peers.set(offer.peerId, { link, result, at });
       peerOfLink.set(link.connectionId, offer.peerId);
       if (old && old.link !== link) void old.link.close().catch(() => {});
     } else {

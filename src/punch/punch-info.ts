@@ -8,7 +8,7 @@ import { DecodeError } from "../errors.ts";
 import { natFromProto, type NatClassName } from "../nat/index.ts";
 import { decodeMessage } from "../wire/index.ts";
 import { PunchHelloAnswerSchema, PunchHelloSchema } from "../wire/index.ts";
-import { PunchAnswerSchema, PunchInfoSchema, PunchRole, type PunchInfo } from "../wire/index.ts";
+import { AddressChangeSchema, PunchAnswerSchema, PunchInfoSchema, PunchRole, type PunchInfo } from "../wire/index.ts";
 import {
   MAX_PUNCH_TOKEN_BYTES,
   MIN_PUNCH_TOKEN_BYTES,
@@ -23,6 +23,8 @@ import type { PunchStrategyName, SprayParams } from "./punch-strategy.ts";
 export const MAX_PUNCH_INFO_BYTES = 4096;
 /** Largest PunchHello / PunchHelloAnswer: an id, a token and a node id. */
 export const MAX_PUNCH_HELLO_BYTES = 256;
+/** An AddressChange holds two addresses: a few dozen bytes. */
+export const MAX_ADDRESS_CHANGE_BYTES = 256;
 /** Most sockets a spray plan may ask the symmetric side to open: a node cannot make an app exhaust its fds. */
 export const MAX_SPRAY_SOCKETS = 512;
 /** Most probes per round a spray plan may ask of the cone side. */
@@ -130,4 +132,11 @@ export function readPunchHello(payload: Uint8Array): { attemptId: Uint8Array; to
 export function readPunchHelloAnswer(payload: Uint8Array): { token: Uint8Array; nodeId: string } {
   const m = decodeMessage(PunchHelloAnswerSchema, payload, "PunchHelloAnswer", MAX_PUNCH_HELLO_BYTES);
   return { token: m.token, nodeId: m.nodeId.toLowerCase() };
+}
+
+/** The node's punch.address: our new public address and the one before; throws DecodeError when malformed. */
+export function readAddressChange(payload: Uint8Array): { address: { ip: string; port: number }; previous: { ip: string; port: number } } {
+  const m = decodeMessage(AddressChangeSchema, payload, "AddressChange", MAX_ADDRESS_CHANGE_BYTES);
+  need(isIP(m.ip) !== 0 && m.port >= 1 && m.port <= 65_535, "AddressChange", "the new address is not an ip:port");
+  return { address: { ip: m.ip, port: m.port }, previous: { ip: m.previousIp, port: m.previousPort } };
 }

@@ -69,6 +69,19 @@ export function resultBase(offer: PunchOffer, nat: NatClassName | null): Pick<Pu
   };
 }
 
+/** Two links to one peer that came up within this long of each other are a crossing (both sides punched each
+ *  other at once), not a re-mapping, in ms. */
+const CROSSING_WINDOW_MS = 5_000;
+
+/** Whether a newer live link to a peer replaces the older one: yes (the peer's mapping changed, the old link is
+ *  likely dead), unless both came up within CROSSING_WINDOW_MS; then both sides keep the link the smaller node
+ *  id dialled, so they agree instead of each closing the other's choice. */
+export function newerLinkWins(older: { role: PunchResult["role"]; at: number }, newer: { role: PunchResult["role"]; at: number }, ids: { self: string; peer: string }): boolean {
+  if (newer.at - older.at >= CROSSING_WINDOW_MS) return true;
+  const dialer = (role: PunchResult["role"]) => (role === "dial" ? ids.self : ids.peer);
+  return dialer(newer.role) <= dialer(older.role);
+}
+
 /** One readable line for terminals, built from the JSON object (STYLE §9). */
 export function describeResult(r: PunchResult): string {
   const who = r.peerId ? `${r.peerId.slice(0, 16)}…` : "peer";

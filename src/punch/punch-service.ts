@@ -16,8 +16,11 @@
 //                  keep-alives alone does not keep a seat.
 // Shares: one identity per connection (the transport binds one key), at most punch_per_conn memberships per
 // connection and punch_per_prefix members of a kind from one IPv4 /24 or IPv6 /48 (app-pool.ts).
-// Signalling coordination: the node remembers brokered pairs; when a member (re)joins from another address
-// than it had (a new NAT mapping, a restarted app), it pushes fresh offers to it and each recent partner.
+//   punch.address  node → app, on its kept link: AddressChange{ip, port, previous} when the app's NAT re-mapped
+//                  the live connection (a validated QUIC path move) → OK.
+// Signalling coordination (punch-coordination.ts): the node remembers brokered pairs; when a member's address
+// changes (a rejoin from elsewhere, or a re-mapping of its live connection) it pushes fresh offers to it and
+// each recent partner.
 import { METHOD } from "../rpc/index.ts";
 import { toBinary } from "@bufbuild/protobuf";
 import type { Counter, Histogram } from "../contracts/index.ts";
@@ -37,6 +40,7 @@ import { OFFER_PUSH_TIMEOUT_MS } from "./constants.ts";
 import { directedMatch, randomMatches, type PunchMatch } from "./punch-match.ts";
 import { appJoinAnswerInit, checkJoinIdentity, readAppJoin, readPunchRequest, shortHex, statusOfMatchError, MAX_PUNCH_REQUEST_BYTES } from "./punch-messages.ts";
 import { brokerPunch } from "./punch-offer.ts";
+import { createCoordination, type CoordinationCounters } from "./punch-coordination.ts";
 import { createPunchPairs, type PunchPairs } from "./punch-pairs.ts";
 import type { Rand } from "./punch-roles.ts";
 import { servedKinds, stakeAnswer, type StakeConfig } from "./stakes.ts";
@@ -74,6 +78,9 @@ export interface PunchServiceComponents {
   /** Times each brokered punch from punch.request to the offer acknowledged by the target (the requester's goes
    *  back in the answer), by strategy. */
   brokerSeconds?: Histogram<"strategy">;
+  /** A member joined on a connection new to it (first join, or back on another connection); called after its
+   *  answer is on its way. */
+  onMember?: (member: AppMember, link: QuicLink) => void;
 }
 
 export interface PunchServiceInit {
@@ -87,9 +94,11 @@ export interface PunchServiceInit {
   peersPunch?: number;
   /** Offer birthday sprays at all (Sym ↔ UDP-Firewall, and with sprayNatCones Sym ↔ P-RC). @default true */
   allowSpray?: boolean;
-  /** Also spray against a port-restricted cone behind a NAT (P-RC, QUIC-Only). Off by default: measured in the
-   *  lab, a Linux NAT re-maps every tuple it saw inbound first, so no probe can meet a mapping, and the
-   *  re-mapped ports then leak into the cone side's later flows (punch-order.ts). @default false */
+  /** Also spray against a port-restricted cone behind a NAT (P-RC). Measured in the lab: it connects through a
+   *  home router that drops unsolicited input (OpenWrt's WAN zone), never through a bare Linux NAT, which
+   *  delivers the symmetric side's early openers to itself and re-maps the tuples they leave (and those
+   *  re-mapped ports then leak into the cone side's later flows, punch-order.ts). QUIC-Only is never sprayed:
+   *  its box drops the spray's openers, which are not QUIC. (config punch_spray_nat_cones) @default true */
   sprayNatCones?: boolean;
   /** @default DEFAULT_APP_IDLE_MS (120 s) */
   appIdleMs?: number;
@@ -105,7 +114,7 @@ export interface PunchServiceInit {
   sweepIntervalMs?: number;
 }
 
-export interface PunchServiceCounters {
+export interface PunchServiceCounters extends CoordinationCounters {
   joins: number;
   rejoins: number;
   joinsRefused: number;
@@ -119,7 +128,6 @@ export interface PunchServiceCounters {
   punchRefused: number;
   offersPushed: number;
   offersFailed: number;
-  rebrokered: number;
 }
 
 export interface PunchService {
@@ -157,7 +165,7 @@ export function createPunchService(components: PunchServiceComponents, init: Pun
   const peersPunch = init.peersPunch ?? DEFAULTS.peers_punch;
   const offerTimeoutMs = init.offerTimeoutMs ?? OFFER_PUSH_TIMEOUT_MS;
   const stakeConfig: StakeConfig = { stakes: init.stakes, userId: init.userId, nodeId: components.nodeKey.nodeId };
-  const counters: PunchServiceCounters = { joins: 0, rejoins: 0, joinsRefused: 0, joinsFull: 0, joinsOverShare: 0, leaves: 0, livenessFailed: 0, punchRequests: 0, punchRefused: 0, offersPushed: 0, offersFailed: 0, rebrokered: 0 };
+  const counters: Omit<PunchServiceCounters, keyof CoordinationCounters> = { joins: 0, rejoins: 0, joinsRefused: 0, joinsFull: 0, joinsOverShare: 0, leaves: 0, livenessFailed: 0, punchRequests: 0, punchRefused: 0, offersPushed: 0, offersFailed: 0 };
   /** Bound app links by connection id: where offers are pushed. */
   const links = new Map<string, QuicLink>();
   /** node id → last address it joined from, kept after it leaves (bounded): a later join from elsewhere is
@@ -174,9 +182,10 @@ export function createPunchService(components: PunchServiceComponents, init: Pun
     if (m.strategy.strategy !== "sym-to-cone-spray") return null;
     if (init.allowSpray === false) return `${m.strategy.reason}; this node offers no sprays`;
     const cone = m.requester.nat === "symmetric" ? m.peer : m.requester;
-    if (init.sprayNatCones || cone.nat === "udp-firewall") return null;
     const pair = `${m.requester.nat ?? "unknown"} ↔ ${m.peer.nat ?? "unknown"}`;
-    return `${pair}: a birthday spray cannot meet a NAT that re-maps the ports it saw inbound first (Linux conntrack; measured), and a failed spray disturbs the cone side's mapping; only a UDP-Firewall peer is sprayed`;
+    if (cone.nat === "quic-only") return `${pair}: a QUIC-Only box drops the birthday spray's openers (they are not QUIC; measured)`;
+    if (init.sprayNatCones !== false || cone.nat === "udp-firewall") return null;
+    return `${pair}: this node sprays no port-restricted cone behind a NAT (punch_spray_nat_cones = false: a bare Linux NAT re-maps the ports it saw inbound first, and a failed spray disturbs the cone side's mapping); only a UDP-Firewall peer is sprayed`;
   }
 
   function remember(nodeId: string, address: AppAddress): void {
@@ -184,9 +193,15 @@ export function createPunchService(components: PunchServiceComponents, init: Pun
     lastAddress.set(nodeId, address);
     if (lastAddress.size > MAX_REMEMBERED_ADDRESSES) lastAddress.delete(lastAddress.keys().next().value!);
   }
+  const coordination = createCoordination({ pool, pairs, push: (m, info) => push(m, info), remember, running: () => running, now, log, brokered: components.brokered });
 
   udp.on("bind", (link) => {
     links.set(link.connectionId, link);
+  });
+  // A member's NAT re-mapped its live connection (a validated QUIC path move).
+  udp.on("migrate", (link, previous) => {
+    if (!previous || !links.has(link.connectionId)) return;
+    void coordination.onMigrate(link, previous).catch((err: unknown) => log?.warn("re-brokering after a re-mapping failed", { error: errorLine(err) }));
   });
   // Dead connections leave the pool at once (DESIGN §5): the transport reports the close as soon as QUIC
   // does (a CONNECTION_CLOSE, or the idle timeout for an app that vanished).
@@ -215,29 +230,6 @@ export function createPunchService(components: PunchServiceComponents, init: Pun
       counters.offersFailed++;
       log?.debug("punch offer not delivered", { to: member.nodeId.slice(0, 16), error: errorLine(err) });
       return false;
-    }
-  }
-
-  /** Signalling coordination: new offers between a member whose address changed and its recent partners. */
-  async function rebroker(member: AppMember): Promise<void> {
-    const t = now();
-    for (const p of pairs.partnersOf(member.nodeId, t)) {
-      const current = pool.get(member.kind, member.nodeId);
-      const partner = pool.get(p.kind, p.nodeId);
-      if (!running || !current || !partner || sameAddress(current.address, partner.address)) continue;
-      const b = brokerPunch(current, partner);
-      if (b.plan.strategy === "impossible") continue;
-      pairs.note(current, partner, t);
-      counters.rebrokered++;
-      components.brokered?.inc({ strategy: b.plan.strategy });
-      log?.info("re-brokering a punch after a mapping change", {
-        id: current.nodeId.slice(0, 16),
-        at: `${current.address.ip}:${current.address.port}`,
-        partner: partner.nodeId.slice(0, 16),
-        strategy: b.plan.strategy,
-        attempt: shortHex(b.attemptId),
-      });
-      await Promise.all([push(current, b.forA), push(partner, b.forB)]);
     }
   }
 
@@ -284,11 +276,19 @@ export function createPunchService(components: PunchServiceComponents, init: Pun
     if (result.status === "rejoined") counters.rejoins++;
     else counters.joins++;
     log?.debug("app joined", { id: join.nodeId.slice(0, 16), kind: join.kind, nat: join.nat ?? "unknown", at: `${address.ip}:${address.port}`, status: result.status, changed });
+    const link = links.get(ctx.connectionId);
+    if (components.onMember && link && (result.status === "joined" || result.connectionChanged)) {
+      const t = setTimeout(() => {
+        timers.delete(t);
+        components.onMember?.(result.member, link);
+      }, 0);
+      timers.add(t);
+    }
     if (changed && pairs.partnersOf(join.nodeId, now()).length > 0) {
       // After the answer is on its way: the app learns it joined before offers start arriving.
       const t = setTimeout(() => {
         timers.delete(t);
-        void rebroker(result.member).catch((err: unknown) => log?.warn("re-brokering failed", { error: errorLine(err) }));
+        void coordination.rebroker(result.member).catch((err: unknown) => log?.warn("re-brokering failed", { error: errorLine(err) }));
       }, 0);
       timers.add(t);
     }
@@ -441,6 +441,6 @@ export function createPunchService(components: PunchServiceComponents, init: Pun
       timers.clear();
     },
     status: () => ({ kinds, members: pool.counts(), capacity: pool.capacity, pairs: pairs.size }),
-    counters: () => ({ ...counters }),
+    counters: () => ({ ...counters, ...coordination.counters }),
   };
 }

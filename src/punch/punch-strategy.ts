@@ -26,6 +26,8 @@
 //                      gets a new mapping); the cone side sends SPRAY_PROBES probes to distinct ports of the
 //                      Sym side's IP, each opening its filter for that port. One collision connects both
 //                      ways. With a constant allocation step (portDelta) the predicted ports go first.
+//                      The node's policy (punch-service.ts) still refuses QUIC-Only (its box drops the
+//                      openers) and, with punch_spray_nat_cones = false, P-RC.
 //   impossible         Sym ↔ Sym (both ports unknown; the birthday odds are ~N·M/R² per round), anything
 //                      with UDP-Blocked, and an unknown class with anything but an open peer.
 import type { NatClassName } from "../nat/index.ts";

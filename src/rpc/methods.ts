@@ -1,7 +1,7 @@
 // Wire names of the request methods, derived from the service descriptors of proto/services.proto by one
 // rule: "<service>.<method>" in kebab case (Mesh.Peers → "mesh.peers", PunchLink.Ping → "punch-link.ping").
 import type { DescMethod, DescService } from "@bufbuild/protobuf";
-import { App, Mesh, Nat, Punch, PunchLink, Share } from "../wire/index.ts";
+import { App, Mesh, Nat, NodeLink, Punch, PunchLink, Share } from "../wire/index.ts";
 
 /** "SelfCheckEcho" → "self-check-echo". */
 function kebab(name: string): string {
@@ -26,8 +26,9 @@ export const METHOD = {
   app: namesOf(App),
   punch: namesOf(Punch),
   punchLink: namesOf(PunchLink),
+  nodeLink: namesOf(NodeLink),
   share: namesOf(Share),
 } as const;
 
 /** All services, for listings (status pages, docs, tests). */
-export const SERVICES: readonly DescService[] = [Mesh, Nat, App, Punch, PunchLink, Share];
+export const SERVICES: readonly DescService[] = [Mesh, Nat, App, Punch, PunchLink, NodeLink, Share];

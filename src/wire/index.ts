@@ -33,6 +33,7 @@ export {
   KeyAnswerSchema,
   KeyChallengeSchema,
   PeersAnswerSchema,
+  NodeLinkHelloSchema,
   PeersRequestSchema,
   type SelfCheckAnswer,
   SelfCheckAnswerSchema,
@@ -64,6 +65,7 @@ export {
 export { PunchHelloAnswerSchema, PunchHelloSchema } from "./gen/punch-link_pb.ts";
 export {
   AppJoinAnswerSchema,
+  AddressChangeSchema,
   AppJoinSchema,
   PunchAnswerSchema,
   type PunchInfo,
@@ -82,7 +84,7 @@ export {
   ShareRegisterSchema,
   SprayPlanSchema,
 } from "./gen/punch_pb.ts";
-export { App, Mesh, Nat, Punch, PunchLink, SelfCheckEchoRequestSchema, Share } from "./gen/services_pb.ts";
+export { App, Mesh, Nat, NodeLink, Punch, PunchLink, SelfCheckEchoRequestSchema, Share } from "./gen/services_pb.ts";
 export {
   MAX_IDENTITY_ID_CHARS,
   MAX_KIND_CHARS,

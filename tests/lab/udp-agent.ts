@@ -1,7 +1,8 @@
 // Tiny UDP/TCP agent run inside a lab namespace, driven by JSON lines on stdin (NAT lab, DESIGN §10).
 //
 // Requests (one JSON object per line, each with an `id`); one JSON answer line per request, same `id`:
-//   {op:"bind", port?, host?, echo?}      → {sock, address, port}   echo: answer every datagram with "seen ip:port"
+//   {op:"bind", port?, host?, echo?, v6?} → {sock, address, port}   echo: answer every datagram with "seen ip:port"
+//                                            (IPv6 when v6 or an IPv6 host; IPv6 addresses are written [ip]:port)
 //   {op:"send", sock, to:"ip:port", data} → {}
 //   {op:"recv", sock, waitMs, min?}       → {datagrams:[{from, data}]}  waits until ≥ min (default 1) are buffered
 //                                            or waitMs passed, then returns and clears the buffer
@@ -34,7 +35,11 @@ const SEND_ATTEMPTS = 5;
 
 function splitAddr(addr: string): { host: string; port: number } {
   const i = addr.lastIndexOf(":");
-  return { host: addr.slice(0, i), port: Number(addr.slice(i + 1)) };
+  return { host: addr.slice(0, i).replace(/^\[(.*)\]$/, "$1"), port: Number(addr.slice(i + 1)) };
+}
+
+function joinAddr(host: string, port: number): string {
+  return host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
 }
 
 function reply(obj: object): void {
@@ -44,19 +49,21 @@ function reply(obj: object): void {
 async function handle(req: Request): Promise<object> {
   switch (req.op) {
     case "bind": {
-      const sock = createSocket("udp4");
+      const host = req.host as string | undefined;
+      const v6 = req.v6 === true || (host?.includes(":") ?? false);
+      const sock = createSocket({ type: v6 ? "udp6" : "udp4", ipv6Only: v6 });
       const entry: { sock: Socket; inbox: Datagram[]; wake?: () => void } = { sock, inbox: [] };
       const echo = req.echo === true;
       sock.on("error", () => {}); // ICMP errors of earlier datagrams; the send path handles them
       sock.on("message", (msg, rinfo) => {
-        const from = `${rinfo.address}:${rinfo.port}`;
+        const from = joinAddr(rinfo.address, rinfo.port);
         entry.inbox.push({ from, data: msg.toString() });
         if (echo) sock.send(`seen ${from}`, rinfo.port, rinfo.address);
         entry.wake?.();
       });
       await new Promise<void>((resolve, reject) => {
         sock.once("error", reject);
-        sock.bind((req.port as number | undefined) ?? 0, (req.host as string | undefined) ?? "0.0.0.0", () => resolve());
+        sock.bind((req.port as number | undefined) ?? 0, host ?? (v6 ? "::" : "0.0.0.0"), () => resolve());
       });
       const id = nextSock++;
       sockets.set(id, entry);

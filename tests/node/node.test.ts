@@ -38,7 +38,7 @@ describe("a whole node", () => {
   test("a taken admin port fails start() last: every service is stopped in reverse and the process exits", async () => {
     const r = await rollback("admin");
     expect(r.error).toMatch(/^Invalid config admin: cannot listen on 127\.0\.0\.1:\d+: EADDRINUSE$/);
-    const order = ["udp", "tls", "mesh-links", "app-bootstrap-wss", "mesh", "nat", "punch", "share"];
+    const order = ["udp", "tls", "mesh-links", "app-bootstrap-wss", "mesh", "nat", "punch", "share", "natd"];
     expect(r.events).toEqual([...order.map((s) => `started ${s}`), ...order.reverse().map((s) => `stopped ${s}`)]);
     expect(r.udpFree).toBe(true);
     expect(r.tcpFree).toBe(true);

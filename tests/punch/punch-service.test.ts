@@ -250,22 +250,32 @@ describe("spray policy", () => {
     expect(fw.offers[0]).toMatchObject({ strategy: "sym-to-cone-spray", role: 2, attemptId: mine!.attemptId });
   });
 
-  test("symmetric ↔ a NATed port-restricted cone is refused by default, offered with sprayNatCones", async () => {
+  test("symmetric ↔ a NATed port-restricted cone is sprayed by default, refused with sprayNatCones false", async () => {
     const node = await startNode();
     const prc = await rawMember(node, "port-restricted-cone");
     const sym = await rawMember(node, "symmetric");
-    const refused = await ask(sym.link, prc.appKey.nodeId);
+    expect((await ask(sym.link, prc.appKey.nodeId)).status).toBe(Status.OK);
+    expect(prc.offers[0]!.strategy).toBe("sym-to-cone-spray");
+    const careful = await startNode({ sprayNatCones: false });
+    const prc2 = await rawMember(careful, "port-restricted-cone");
+    const sym2 = await rawMember(careful, "symmetric");
+    const refused = await ask(sym2.link, prc2.appKey.nodeId);
     expect(refused.status).toBe(Status.REFUSED);
-    expect(refused.error).toMatch(/symmetric ↔ port-restricted-cone: a birthday spray cannot meet a NAT that re-maps/);
-    expect(prc.offers).toHaveLength(0);
+    expect(refused.error).toMatch(/symmetric ↔ port-restricted-cone: this node sprays no port-restricted cone behind a NAT/);
+    expect(prc2.offers).toHaveLength(0);
     // A random punch leaves such members out instead of failing.
-    const random = await sym.link.request(METHOD.punch.request, encodeMessage(PunchRequestSchema, { kind: "app:chat" }));
+    const random = await sym2.link.request(METHOD.punch.request, encodeMessage(PunchRequestSchema, { kind: "app:chat" }));
     expect(random.status).toBe(Status.NOT_FOUND);
-    const bold = await startNode({ sprayNatCones: true });
-    const prc2 = await rawMember(bold, "port-restricted-cone");
-    const sym2 = await rawMember(bold, "symmetric");
-    expect((await ask(sym2.link, prc2.appKey.nodeId)).status).toBe(Status.OK);
-    expect(prc2.offers[0]!.strategy).toBe("sym-to-cone-spray");
+  });
+
+  test("symmetric ↔ QUIC-Only is refused: its box drops the spray's openers", async () => {
+    const node = await startNode();
+    const quic = await rawMember(node, "quic-only");
+    const sym = await rawMember(node, "symmetric");
+    const refused = await ask(sym.link, quic.appKey.nodeId);
+    expect(refused.status).toBe(Status.REFUSED);
+    expect(refused.error).toMatch(/symmetric ↔ quic-only: a QUIC-Only box drops the birthday spray's openers/);
+    expect(quic.offers).toHaveLength(0);
   });
 });
 

@@ -11,7 +11,9 @@ import { encodeRawHeader, rawStreamOf, type RawStream } from "./raw-stream.ts";
 import { describeQuicError } from "./errors.ts";
 
 export interface QuicLink {
-  /** Peer address as this end sees it (IPv4-mapped IPv6 reported as IPv4). */
+  /** Peer address as this end sees it (IPv4-mapped IPv6 reported as IPv4). It changes only when the peer's
+   *  address moved and QUIC validated the new path (RFC 9000 §9: NAT rebinding, migration; see
+   *  validatedPeerMove). */
   readonly remote: { ip: string; port: number };
   /** Shared id of the connection: the same value at both ends. */
   readonly connectionId: string;
@@ -44,12 +46,57 @@ export function expectOk(answer: Envelope): Uint8Array {
 
 /** Mutable side of a link, kept by the endpoint (bind marks an inbound link pinned). */
 export interface LinkState extends QuicLink {
+  remote: { ip: string; port: number };
   pinned: boolean;
   peerKey?: Uint8Array;
 }
 
+interface NativeHost {
+  host: string;
+  port: number;
+}
+
 interface NativePathStats {
   rtt: number;
+  active: boolean;
+  localHost: NativeHost;
+  peerHost: NativeHost;
+}
+
+/** The parts of quiche's connection this file reads (@matrixai/quic keeps it in a protected field). */
+interface NativeConnection {
+  peerStreamsLeftBidi(): number;
+  pathStats(): NativePathStats[];
+  pathEventNext(): unknown;
+  isPathValidated(from: NativeHost, to: NativeHost): boolean;
+  applicationProto(): Uint8Array;
+}
+
+/** Most path events drained per check: quiche queues one per path change, so a handful at most. */
+const MAX_PATH_EVENTS_PER_CHECK = 64;
+
+/** The peer's address when quiche's active path now goes elsewhere than `current` and that path is
+ *  validated (PATH_CHALLENGE answered from the new address, RFC 9000 §8.2), else null. A datagram from a
+ *  spoofed source, or a replayed packet, may make quiche probe a new path, but only the peer that holds the
+ *  connection's keys answers the challenge, so it never counts here. Drains quiche's path events (nobody else
+ *  reads them) so they do not pile up. */
+export function validatedPeerMove(conn: QUICConnection, current: { ip: string; port: number }): { ip: string; port: number } | null {
+  const native = nativeOf(conn);
+  try {
+    for (let i = 0; i < MAX_PATH_EVENTS_PER_CHECK && native.pathEventNext() != null; i++);
+    const active = native.pathStats().find((p) => p.active);
+    if (!active) return null;
+    const peer = { ip: unmapIp(active.peerHost.host), port: active.peerHost.port };
+    if (peer.ip === current.ip && peer.port === current.port) return null;
+    return native.isPathValidated(active.localHost, active.peerHost) ? peer : null;
+  } catch {
+    // The connection is closing or closed: no path to report.
+    return null;
+  }
+}
+
+function nativeOf(conn: QUICConnection): NativeConnection {
+  return (conn as unknown as { conn: NativeConnection }).conn;
 }
 
 /** The ALPN the handshake agreed on ("" when unknown). */
@@ -71,7 +118,7 @@ export function createQuicLink(
   const peer = formatAddress(remote.ip, remote.port);
   // @matrixai/quic keeps the quiche connection in a protected field; reading its peer stream credit and
   // path stats is side-effect free.
-  const native = (conn as unknown as { conn: { peerStreamsLeftBidi(): number; pathStats(): NativePathStats[]; applicationProto(): Uint8Array } }).conn;
+  const native = nativeOf(conn);
   const gate = new StreamGate(MAX_QUIC_STREAMS_PER_CONNECTION, () => {
     try {
       return native.peerStreamsLeftBidi();
@@ -99,7 +146,8 @@ export function createQuicLink(
     spki: init.spki,
     get rttMs() {
       try {
-        const rtt = native.pathStats()[0]?.rtt;
+        const stats = native.pathStats();
+        const rtt = (stats.find((p) => p.active) ?? stats[0])?.rtt;
         // quiche reports the smoothed RTT as a Duration; the binding gives it in ms.
         return typeof rtt === "number" && rtt > 0 ? rtt : undefined;
       } catch {

@@ -4,11 +4,11 @@ import { QUICClient, events as quicEvents, errors as quicErrors, type QUICConnec
 import type QuicLibLogger from "@matrixai/logger";
 import { DEFAULTS } from "../../config/index.ts";
 import { PeerError, PinMismatchError, TimeoutError, errorLine } from "../../errors.ts";
-import { formatAddress } from "../../contracts/index.ts";
+import { formatAddress, unmapIp } from "../../contracts/index.ts";
 import { describeQuicError } from "../quic/errors.ts";
 import { clientQuicConfig, clientQuicCrypto, quicLogger } from "../quic/config.ts";
 import { QUIC_CLOSE_NORMAL, QUIC_HANDSHAKE_TIMEOUT_MS } from "../quic/constants.ts";
-import { createQuicLink, type LinkState, type QuicLink } from "../quic/link.ts";
+import { createQuicLink, validatedPeerMove, type LinkState, type QuicLink } from "../quic/link.ts";
 import { newRpcCounters, serveStream, type RpcCounters, type StreamServer } from "../quic/rpc.ts";
 import { MAX_MUX_CHANNELS_PER_LINK, serveMuxStream } from "../quic/mux-server.ts";
 import { classifyPeerStream, rawStreamOf, type RawStreamHandler } from "../quic/raw-stream.ts";
@@ -32,8 +32,10 @@ export interface DialOptions {
   timeoutMs?: number;
 }
 
-export type LinkEvent = "connect" | "bind" | "close";
-export type LinkListener = (link: QuicLink) => void;
+/** "migrate": the peer's address moved and QUIC validated the new path (link.remote is the new address;
+ *  the listener gets the old one too). */
+export type LinkEvent = "connect" | "bind" | "migrate" | "close";
+export type LinkListener = (link: QuicLink, previous?: { ip: string; port: number }) => void;
 
 export interface UdpCoreCounters extends RpcCounters, SharedSocketCounters {
   /** Links opened (inbound accepted + outbound dialled). */
@@ -122,10 +124,10 @@ export class UdpCore {
     return () => set.delete(fn);
   }
 
-  emit(event: LinkEvent, link: QuicLink): void {
+  emit(event: LinkEvent, link: QuicLink, previous?: { ip: string; port: number }): void {
     for (const fn of this.listeners.get(event) ?? []) {
       try {
-        fn(link);
+        fn(link, previous);
       } catch (err) {
         this.log?.error(`link ${event} listener failed`, { error: errorLine(err) });
       }
@@ -139,6 +141,18 @@ export class UdpCore {
     conn.addEventListener(quicEvents.EventQUICConnectionStream.name, (evt: Event) => {
       const stream = (evt as quicEvents.EventQUICConnectionStream).detail as QUICStream;
       void this.servePeerStream(stream, link);
+    });
+    // A packet that quiche sends elsewhere than link.remote means it moved (or is probing) the path: the
+    // peer's NAT re-mapped, or the peer migrated. The link follows only a validated move.
+    conn.addEventListener(quicEvents.EventQUICConnectionSend.name, (evt: Event) => {
+      const to = (evt as quicEvents.EventQUICConnectionSend).detail;
+      if (to.port === link.remote.port && unmapIp(to.address) === link.remote.ip) return;
+      const moved = validatedPeerMove(conn, link.remote);
+      if (!moved) return;
+      const previous = link.remote;
+      link.remote = moved;
+      this.log?.debug("QUIC peer moved to a validated path", { from: formatAddress(previous.ip, previous.port), to: formatAddress(moved.ip, moved.port) });
+      this.emit("migrate", link, previous);
     });
     void conn.closedP.then(() => {
       if (this.links.get(link.connectionId) === link) this.links.delete(link.connectionId);

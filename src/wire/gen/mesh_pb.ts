@@ -15,7 +15,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file mesh.proto.
  */
 export const file_mesh: GenFile = /*@__PURE__*/
-  fileDesc("CgptZXNoLnByb3RvEgtmaW5kaW5ncy52MSIbCgxQZWVyc1JlcXVlc3QSCwoDbWF4GAEgASgNIjcKC1BlZXJzQW5zd2VyEigKB3JlY29yZHMYASADKAsyFy5maW5kaW5ncy52MS5Ob2RlUmVjb3JkIlIKC0ZpbmRSZXF1ZXN0EhIKCnJlcXVlc3RfaWQYASABKAwSDAoEa2luZBgCIAEoCRIMCgRob3BzGAMgASgNEhMKC21heF9hbnN3ZXJzGAQgASgNIloKC1NlcnZlckdyb3VwEgwKBGtpbmQYASABKAkSFQoNc3Rha2VfYWRkcmVzcxgCIAEoCRIQCghub2RlX2lkcxgDIAMoCRIUCgxpZGVudGl0eV9pZHMYBCADKAkiYAoKRmluZEFuc3dlchIoCgdyZWNvcmRzGAEgAygLMhcuZmluZGluZ3MudjEuTm9kZVJlY29yZBIoCgZncm91cHMYAiADKAsyGC5maW5kaW5ncy52MS5TZXJ2ZXJHcm91cCIyCgxLZXlDaGFsbGVuZ2USEgoKcHVibGljX2tleRgBIAEoDBIOCgZzZWFsZWQYAiABKAwiGwoJS2V5QW5zd2VyEg4KBnNlYWxlZBgBIAEoDCI1Cg1LZXlBbnN3ZXJCb2R5Eg0KBW5vbmNlGAEgASgMEg8KB2FkZHJlc3MYAiABKAlKBAgDEAQiRQoQU2VsZkNoZWNrUmVxdWVzdBIQCgh0Y3BfcG9ydBgBIAEoDRIQCgh1ZHBfcG9ydBgCIAEoDRINCgVub25jZRgDIAEoDCJUCg9TZWxmQ2hlY2tBbnN3ZXISEwoLb2JzZXJ2ZWRfaXAYASABKAkSFQoNdGNwX3JlYWNoYWJsZRgCIAEoCBIVCg11ZHBfcmVhY2hhYmxlGAMgASgIYgZwcm90bzM", [file_findings]);
+  fileDesc("CgptZXNoLnByb3RvEgtmaW5kaW5ncy52MSIbCgxQZWVyc1JlcXVlc3QSCwoDbWF4GAEgASgNIjcKC1BlZXJzQW5zd2VyEigKB3JlY29yZHMYASADKAsyFy5maW5kaW5ncy52MS5Ob2RlUmVjb3JkIlIKC0ZpbmRSZXF1ZXN0EhIKCnJlcXVlc3RfaWQYASABKAwSDAoEa2luZBgCIAEoCRIMCgRob3BzGAMgASgNEhMKC21heF9hbnN3ZXJzGAQgASgNIloKC1NlcnZlckdyb3VwEgwKBGtpbmQYASABKAkSFQoNc3Rha2VfYWRkcmVzcxgCIAEoCRIQCghub2RlX2lkcxgDIAMoCRIUCgxpZGVudGl0eV9pZHMYBCADKAkiYAoKRmluZEFuc3dlchIoCgdyZWNvcmRzGAEgAygLMhcuZmluZGluZ3MudjEuTm9kZVJlY29yZBIoCgZncm91cHMYAiADKAsyGC5maW5kaW5ncy52MS5TZXJ2ZXJHcm91cCIyCgxLZXlDaGFsbGVuZ2USEgoKcHVibGljX2tleRgBIAEoDBIOCgZzZWFsZWQYAiABKAwiGwoJS2V5QW5zd2VyEg4KBnNlYWxlZBgBIAEoDCI1Cg1LZXlBbnN3ZXJCb2R5Eg0KBW5vbmNlGAEgASgMEg8KB2FkZHJlc3MYAiABKAlKBAgDEAQiRQoQU2VsZkNoZWNrUmVxdWVzdBIQCgh0Y3BfcG9ydBgBIAEoDRIQCgh1ZHBfcG9ydBgCIAEoDRINCgVub25jZRgDIAEoDCJUCg9TZWxmQ2hlY2tBbnN3ZXISEwoLb2JzZXJ2ZWRfaXAYASABKAkSFQoNdGNwX3JlYWNoYWJsZRgCIAEoCBIVCg11ZHBfcmVhY2hhYmxlGAMgASgIIkoKDU5vZGVMaW5rSGVsbG8SDwoHbmV0d29yaxgBIAEoCRIoCgdyZWNvcmRzGAIgAygLMhcuZmluZGluZ3MudjEuTm9kZVJlY29yZGIGcHJvdG8z", [file_findings]);
 
 /**
  * @generated from message findings.v1.PeersRequest
@@ -280,4 +280,34 @@ export type SelfCheckAnswer = Message<"findings.v1.SelfCheckAnswer"> & {
  */
 export const SelfCheckAnswerSchema: GenMessage<SelfCheckAnswer> = /*@__PURE__*/
   messageDesc(file_mesh, 9);
+
+/**
+ * Either way, on a link that is not a mesh link: a public node asks a NAT'd member of its findings:<network>
+ * pool, and two NAT'd nodes on their punched link, for the public nodes each knows. Every record goes through
+ * the same checks as a mesh share (signature, age, key check at its address; a liar is banned).
+ *
+ * @generated from message findings.v1.NodeLinkHello
+ */
+export type NodeLinkHello = Message<"findings.v1.NodeLinkHello"> & {
+  /**
+   * the sender's network name; a hello from another network is refused
+   *
+   * @generated from field: string network = 1;
+   */
+  network: string;
+
+  /**
+   * at most mesh_share (the receiver keeps at most its shortlist)
+   *
+   * @generated from field: repeated findings.v1.NodeRecord records = 2;
+   */
+  records: NodeRecord[];
+};
+
+/**
+ * Describes the message findings.v1.NodeLinkHello.
+ * Use `create(NodeLinkHelloSchema)` to create a new message.
+ */
+export const NodeLinkHelloSchema: GenMessage<NodeLinkHello> = /*@__PURE__*/
+  messageDesc(file_mesh, 10);
 

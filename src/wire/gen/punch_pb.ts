@@ -17,7 +17,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file punch.proto.
  */
 export const file_punch: GenFile = /*@__PURE__*/
-  fileDesc("CgtwdW5jaC5wcm90bxILZmluZGluZ3MudjEilgEKB0FwcEpvaW4SDAoEa2luZBgBIAEoCRIPCgdub2RlX2lkGAIgASgJEiIKA25hdBgDIAEoDjIVLmZpbmRpbmdzLnYxLk5hdENsYXNzEgwKBHNwa2kYBCABKAwSEgoKcHVibGljX2tleRgFIAEoDBIXCgpwb3J0X2RlbHRhGAYgASgRSACIAQFCDQoLX3BvcnRfZGVsdGEipAEKDUFwcEpvaW5BbnN3ZXISDAoEa2luZBgBIAEoCRIVCg1zdGFrZV9hZGRyZXNzGAIgASgJEhQKDHN0YWtlX3NvdXJjZRgDIAEoCRITCgtpZGVudGl0eV9pZBgEIAEoCRIKCgJpcBgFIAEoCRIMCgRwb3J0GAYgASgNEhAKCHJlam9pbmVkGAcgASgIEhcKD2FkZHJlc3NfY2hhbmdlZBgIIAEoCCJRCgxQdW5jaFJlcXVlc3QSDAoEa2luZBgBIAEoCRIRCgl0YXJnZXRfaWQYAiABKAkSEwoLdGFyZ2V0X2tpbmQYAyABKAkSCwoDbWF4GAQgASgNIsMBCglTcHJheVBsYW4SDwoHc29ja2V0cxgBIAEoDRIOCgZwcm9iZXMYAiABKA0SEAoIcG9ydF9taW4YAyABKA0SEAoIcG9ydF9tYXgYBCABKA0SGQoRcHJvYmVfaW50ZXJ2YWxfbXMYBSABKA0SFgoOcHJlZGljdGVkX2Jhc2UYBiABKA0SFwoPcHJlZGljdGVkX2RlbHRhGAcgASgREhcKD3ByZWRpY3RlZF9jb3VudBgIIAEoDRIMCgRvZGRzGAkgASgBItECCglQdW5jaEluZm8SEgoKYXR0ZW1wdF9pZBgBIAEoDBIPCgdwZWVyX2lkGAIgASgJEhEKCXBlZXJfa2luZBgDIAEoCRIKCgJpcBgEIAEoCRIMCgRwb3J0GAUgASgNEg0KBXRva2VuGAYgASgMEhEKCW93bl90b2tlbhgHIAEoDBIjCgRuYXR0GAggASgOMhUuZmluZGluZ3MudjEuTmF0Q2xhc3MSDAoEc3BraRgJIAEoDBIQCghzdHJhdGVneRgKIAEoCRIkCgRyb2xlGAsgASgOMhYuZmluZGluZ3MudjEuUHVuY2hSb2xlEhYKDmxpc3RlbmVyX29wZW5zGAwgASgIEiUKBXNwcmF5GA0gASgLMhYuZmluZGluZ3MudjEuU3ByYXlQbGFuEhYKDmV4cGVjdF9zdWNjZXNzGA4gASgIEg4KBnJlYXNvbhgPIAEoCSI1CgtQdW5jaEFuc3dlchImCgZvZmZlcnMYASADKAsyFi5maW5kaW5ncy52MS5QdW5jaEluZm8iNwoNU2hhcmVSZWdpc3RlchIMCgRraW5kGAEgASgJEgoKAmlwGAIgASgJEgwKBHBvcnQYAyABKA0iPwoTU2hhcmVSZWdpc3RlckFuc3dlchIKCgJpcBgBIAEoCRIMCgRwb3J0GAIgASgNEg4KBmxpc3RlZBgDIAEoCCI1CgpTaGFyZUZldGNoEgwKBGtpbmQYASABKAkSCwoDbWF4GAIgASgNEgwKBGhvcHMYAyABKA0iTwoKU2hhcmVFbnRyeRIKCgJpcBgBIAEoCRIMCgRwb3J0GAIgASgNEhYKDnZlcmlmaWVkX2F0X21zGAMgASgEEg8KB25vZGVfaWQYBCABKAkiQgoQU2hhcmVGaW5kUmVxdWVzdBISCgpyZXF1ZXN0X2lkGAEgASgMEgwKBGtpbmQYAiABKAkSDAoEaG9wcxgDIAEoDSKsAQoMU2hhcmVIb2xkaW5nEicKBmhvbGRlchgBIAEoCzIXLmZpbmRpbmdzLnYxLk5vZGVSZWNvcmQSDAoEa2luZBgCIAEoCRIoCgdlbnRyaWVzGAMgAygLMhcuZmluZGluZ3MudjEuU2hhcmVFbnRyeRISCgpyZXF1ZXN0X2lkGAQgASgMEhQKDGlzc3VlZF9hdF9tcxgFIAEoBBIRCglzaWduYXR1cmUYBiABKAwiPgoPU2hhcmVGaW5kQW5zd2VyEisKCGhvbGRpbmdzGAEgAygLMhkuZmluZGluZ3MudjEuU2hhcmVIb2xkaW5nIkMKCVNoYXJlTGlzdBIMCgRraW5kGAEgASgJEigKB2VudHJpZXMYAiADKAsyFy5maW5kaW5ncy52MS5TaGFyZUVudHJ5KlMKCVB1bmNoUm9sZRIaChZQVU5DSF9ST0xFX1VOU1BFQ0lGSUVEEAASEwoPUFVOQ0hfUk9MRV9ESUFMEAESFQoRUFVOQ0hfUk9MRV9MSVNURU4QAmIGcHJvdG8z", [file_findings]);
+  fileDesc("CgtwdW5jaC5wcm90bxILZmluZGluZ3MudjEilgEKB0FwcEpvaW4SDAoEa2luZBgBIAEoCRIPCgdub2RlX2lkGAIgASgJEiIKA25hdBgDIAEoDjIVLmZpbmRpbmdzLnYxLk5hdENsYXNzEgwKBHNwa2kYBCABKAwSEgoKcHVibGljX2tleRgFIAEoDBIXCgpwb3J0X2RlbHRhGAYgASgRSACIAQFCDQoLX3BvcnRfZGVsdGEipAEKDUFwcEpvaW5BbnN3ZXISDAoEa2luZBgBIAEoCRIVCg1zdGFrZV9hZGRyZXNzGAIgASgJEhQKDHN0YWtlX3NvdXJjZRgDIAEoCRITCgtpZGVudGl0eV9pZBgEIAEoCRIKCgJpcBgFIAEoCRIMCgRwb3J0GAYgASgNEhAKCHJlam9pbmVkGAcgASgIEhcKD2FkZHJlc3NfY2hhbmdlZBgIIAEoCCJVCg1BZGRyZXNzQ2hhbmdlEgoKAmlwGAEgASgJEgwKBHBvcnQYAiABKA0SEwoLcHJldmlvdXNfaXAYAyABKAkSFQoNcHJldmlvdXNfcG9ydBgEIAEoDSJRCgxQdW5jaFJlcXVlc3QSDAoEa2luZBgBIAEoCRIRCgl0YXJnZXRfaWQYAiABKAkSEwoLdGFyZ2V0X2tpbmQYAyABKAkSCwoDbWF4GAQgASgNIsMBCglTcHJheVBsYW4SDwoHc29ja2V0cxgBIAEoDRIOCgZwcm9iZXMYAiABKA0SEAoIcG9ydF9taW4YAyABKA0SEAoIcG9ydF9tYXgYBCABKA0SGQoRcHJvYmVfaW50ZXJ2YWxfbXMYBSABKA0SFgoOcHJlZGljdGVkX2Jhc2UYBiABKA0SFwoPcHJlZGljdGVkX2RlbHRhGAcgASgREhcKD3ByZWRpY3RlZF9jb3VudBgIIAEoDRIMCgRvZGRzGAkgASgBItECCglQdW5jaEluZm8SEgoKYXR0ZW1wdF9pZBgBIAEoDBIPCgdwZWVyX2lkGAIgASgJEhEKCXBlZXJfa2luZBgDIAEoCRIKCgJpcBgEIAEoCRIMCgRwb3J0GAUgASgNEg0KBXRva2VuGAYgASgMEhEKCW93bl90b2tlbhgHIAEoDBIjCgRuYXR0GAggASgOMhUuZmluZGluZ3MudjEuTmF0Q2xhc3MSDAoEc3BraRgJIAEoDBIQCghzdHJhdGVneRgKIAEoCRIkCgRyb2xlGAsgASgOMhYuZmluZGluZ3MudjEuUHVuY2hSb2xlEhYKDmxpc3RlbmVyX29wZW5zGAwgASgIEiUKBXNwcmF5GA0gASgLMhYuZmluZGluZ3MudjEuU3ByYXlQbGFuEhYKDmV4cGVjdF9zdWNjZXNzGA4gASgIEg4KBnJlYXNvbhgPIAEoCSI1CgtQdW5jaEFuc3dlchImCgZvZmZlcnMYASADKAsyFi5maW5kaW5ncy52MS5QdW5jaEluZm8iNwoNU2hhcmVSZWdpc3RlchIMCgRraW5kGAEgASgJEgoKAmlwGAIgASgJEgwKBHBvcnQYAyABKA0iPwoTU2hhcmVSZWdpc3RlckFuc3dlchIKCgJpcBgBIAEoCRIMCgRwb3J0GAIgASgNEg4KBmxpc3RlZBgDIAEoCCI1CgpTaGFyZUZldGNoEgwKBGtpbmQYASABKAkSCwoDbWF4GAIgASgNEgwKBGhvcHMYAyABKA0iTwoKU2hhcmVFbnRyeRIKCgJpcBgBIAEoCRIMCgRwb3J0GAIgASgNEhYKDnZlcmlmaWVkX2F0X21zGAMgASgEEg8KB25vZGVfaWQYBCABKAkiQgoQU2hhcmVGaW5kUmVxdWVzdBISCgpyZXF1ZXN0X2lkGAEgASgMEgwKBGtpbmQYAiABKAkSDAoEaG9wcxgDIAEoDSKsAQoMU2hhcmVIb2xkaW5nEicKBmhvbGRlchgBIAEoCzIXLmZpbmRpbmdzLnYxLk5vZGVSZWNvcmQSDAoEa2luZBgCIAEoCRIoCgdlbnRyaWVzGAMgAygLMhcuZmluZGluZ3MudjEuU2hhcmVFbnRyeRISCgpyZXF1ZXN0X2lkGAQgASgMEhQKDGlzc3VlZF9hdF9tcxgFIAEoBBIRCglzaWduYXR1cmUYBiABKAwiPgoPU2hhcmVGaW5kQW5zd2VyEisKCGhvbGRpbmdzGAEgAygLMhkuZmluZGluZ3MudjEuU2hhcmVIb2xkaW5nIkMKCVNoYXJlTGlzdBIMCgRraW5kGAEgASgJEigKB2VudHJpZXMYAiADKAsyFy5maW5kaW5ncy52MS5TaGFyZUVudHJ5KlMKCVB1bmNoUm9sZRIaChZQVU5DSF9ST0xFX1VOU1BFQ0lGSUVEEAASEwoPUFVOQ0hfUk9MRV9ESUFMEAESFQoRUFVOQ0hfUk9MRV9MSVNURU4QAmIGcHJvdG8z", [file_findings]);
 
 /**
  * app → node, on the pinned (bound) connection. The node keeps the connection as the member's.
@@ -140,6 +140,45 @@ export const AppJoinAnswerSchema: GenMessage<AppJoinAnswer> = /*@__PURE__*/
   messageDesc(file_punch, 1);
 
 /**
+ * node → app, on its kept link, when the app's NAT re-mapped the live connection (QUIC validated the new path;
+ * seed 000 §信令协调): the app's new public address. The node re-brokers the app's recent pairs next.
+ *
+ * @generated from message findings.v1.AddressChange
+ */
+export type AddressChange = Message<"findings.v1.AddressChange"> & {
+  /**
+   * the app's address as this node sees it now
+   *
+   * @generated from field: string ip = 1;
+   */
+  ip: string;
+
+  /**
+   * @generated from field: uint32 port = 2;
+   */
+  port: number;
+
+  /**
+   * what it was
+   *
+   * @generated from field: string previous_ip = 3;
+   */
+  previousIp: string;
+
+  /**
+   * @generated from field: uint32 previous_port = 4;
+   */
+  previousPort: number;
+};
+
+/**
+ * Describes the message findings.v1.AddressChange.
+ * Use `create(AddressChangeSchema)` to create a new message.
+ */
+export const AddressChangeSchema: GenMessage<AddressChange> = /*@__PURE__*/
+  messageDesc(file_punch, 2);
+
+/**
  * app → node. Empty target_id = random punch within the kind's pool.
  *
  * @generated from message findings.v1.PunchRequest
@@ -179,7 +218,7 @@ export type PunchRequest = Message<"findings.v1.PunchRequest"> & {
  * Use `create(PunchRequestSchema)` to create a new message.
  */
 export const PunchRequestSchema: GenMessage<PunchRequest> = /*@__PURE__*/
-  messageDesc(file_punch, 2);
+  messageDesc(file_punch, 3);
 
 /**
  * Birthday-paradox spray for a symmetric side (beyond the seed; src/punch/punch-strategy.ts).
@@ -250,7 +289,7 @@ export type SprayPlan = Message<"findings.v1.SprayPlan"> & {
  * Use `create(SprayPlanSchema)` to create a new message.
  */
 export const SprayPlanSchema: GenMessage<SprayPlan> = /*@__PURE__*/
-  messageDesc(file_punch, 3);
+  messageDesc(file_punch, 4);
 
 /**
  * node → each side of a punch (seed 000 §消息包 Message{IP, Port, Token, NATT} plus pinning and roles).
@@ -360,7 +399,7 @@ export type PunchInfo = Message<"findings.v1.PunchInfo"> & {
  * Use `create(PunchInfoSchema)` to create a new message.
  */
 export const PunchInfoSchema: GenMessage<PunchInfo> = /*@__PURE__*/
-  messageDesc(file_punch, 4);
+  messageDesc(file_punch, 5);
 
 /**
  * @generated from message findings.v1.PunchAnswer
@@ -379,7 +418,7 @@ export type PunchAnswer = Message<"findings.v1.PunchAnswer"> & {
  * Use `create(PunchAnswerSchema)` to create a new message.
  */
 export const PunchAnswerSchema: GenMessage<PunchAnswer> = /*@__PURE__*/
-  messageDesc(file_punch, 5);
+  messageDesc(file_punch, 6);
 
 /**
  * app → node: list my TCP server. The node dials it back before listing it.
@@ -410,7 +449,7 @@ export type ShareRegister = Message<"findings.v1.ShareRegister"> & {
  * Use `create(ShareRegisterSchema)` to create a new message.
  */
 export const ShareRegisterSchema: GenMessage<ShareRegister> = /*@__PURE__*/
-  messageDesc(file_punch, 6);
+  messageDesc(file_punch, 7);
 
 /**
  * @generated from message findings.v1.ShareRegisterAnswer
@@ -437,7 +476,7 @@ export type ShareRegisterAnswer = Message<"findings.v1.ShareRegisterAnswer"> & {
  * Use `create(ShareRegisterAnswerSchema)` to create a new message.
  */
 export const ShareRegisterAnswerSchema: GenMessage<ShareRegisterAnswer> = /*@__PURE__*/
-  messageDesc(file_punch, 7);
+  messageDesc(file_punch, 8);
 
 /**
  * @generated from message findings.v1.ShareFetch
@@ -468,7 +507,7 @@ export type ShareFetch = Message<"findings.v1.ShareFetch"> & {
  * Use `create(ShareFetchSchema)` to create a new message.
  */
 export const ShareFetchSchema: GenMessage<ShareFetch> = /*@__PURE__*/
-  messageDesc(file_punch, 8);
+  messageDesc(file_punch, 9);
 
 /**
  * @generated from message findings.v1.ShareEntry
@@ -504,7 +543,7 @@ export type ShareEntry = Message<"findings.v1.ShareEntry"> & {
  * Use `create(ShareEntrySchema)` to create a new message.
  */
 export const ShareEntrySchema: GenMessage<ShareEntry> = /*@__PURE__*/
-  messageDesc(file_punch, 9);
+  messageDesc(file_punch, 10);
 
 /**
  * @generated from message findings.v1.ShareFindRequest
@@ -535,7 +574,7 @@ export type ShareFindRequest = Message<"findings.v1.ShareFindRequest"> & {
  * Use `create(ShareFindRequestSchema)` to create a new message.
  */
 export const ShareFindRequestSchema: GenMessage<ShareFindRequest> = /*@__PURE__*/
-  messageDesc(file_punch, 10);
+  messageDesc(file_punch, 11);
 
 /**
  * A node's own listed servers of one kind, signed with its node key (XEdDSA, as records are) for one search:
@@ -588,7 +627,7 @@ export type ShareHolding = Message<"findings.v1.ShareHolding"> & {
  * Use `create(ShareHoldingSchema)` to create a new message.
  */
 export const ShareHoldingSchema: GenMessage<ShareHolding> = /*@__PURE__*/
-  messageDesc(file_punch, 11);
+  messageDesc(file_punch, 12);
 
 /**
  * @generated from message findings.v1.ShareFindAnswer
@@ -605,7 +644,7 @@ export type ShareFindAnswer = Message<"findings.v1.ShareFindAnswer"> & {
  * Use `create(ShareFindAnswerSchema)` to create a new message.
  */
 export const ShareFindAnswerSchema: GenMessage<ShareFindAnswer> = /*@__PURE__*/
-  messageDesc(file_punch, 12);
+  messageDesc(file_punch, 13);
 
 /**
  * @generated from message findings.v1.ShareList
@@ -627,7 +666,7 @@ export type ShareList = Message<"findings.v1.ShareList"> & {
  * Use `create(ShareListSchema)` to create a new message.
  */
 export const ShareListSchema: GenMessage<ShareList> = /*@__PURE__*/
-  messageDesc(file_punch, 13);
+  messageDesc(file_punch, 14);
 
 /**
  * @generated from enum findings.v1.PunchRole

@@ -11,11 +11,11 @@ import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegen
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { AppHelloAnswerSchema, AppHelloSchema, MeshAcceptSchema, MeshHelloSchema, WhoamiResponseSchema } from "./findings_pb.ts";
 import { file_findings } from "./findings_pb.ts";
-import type { FindAnswerSchema, FindRequestSchema, KeyAnswerSchema, KeyChallengeSchema, PeersAnswerSchema, PeersRequestSchema, SelfCheckAnswerSchema, SelfCheckRequestSchema } from "./mesh_pb.ts";
+import type { FindAnswerSchema, FindRequestSchema, KeyAnswerSchema, KeyChallengeSchema, NodeLinkHelloSchema, PeersAnswerSchema, PeersRequestSchema, SelfCheckAnswerSchema, SelfCheckRequestSchema } from "./mesh_pb.ts";
 import { file_mesh } from "./mesh_pb.ts";
 import type { LiveBeginAnswerSchema, LiveBeginRequestSchema, LiveEndAnswerSchema, LiveEndRequestSchema, LiveScheduleAnswerSchema, LiveScheduleRequestSchema, NatBeginAnswerSchema, NatBeginRequestSchema, NatFormalAnswerSchema, NatFormalRequestSchema, NatPassageAnswerSchema, NatPassageRequestSchema, NatServersAnswerSchema, NewHostDelegationSchema, NewHostReportSchema } from "./nat_pb.ts";
 import { file_nat } from "./nat_pb.ts";
-import type { AppJoinAnswerSchema, AppJoinSchema, PunchAnswerSchema, PunchInfoSchema, PunchRequestSchema, ShareFetchSchema, ShareFindAnswerSchema, ShareFindRequestSchema, ShareListSchema, ShareRegisterAnswerSchema, ShareRegisterSchema } from "./punch_pb.ts";
+import type { AddressChangeSchema, AppJoinAnswerSchema, AppJoinSchema, PunchAnswerSchema, PunchInfoSchema, PunchRequestSchema, ShareFetchSchema, ShareFindAnswerSchema, ShareFindRequestSchema, ShareListSchema, ShareRegisterAnswerSchema, ShareRegisterSchema } from "./punch_pb.ts";
 import { file_punch } from "./punch_pb.ts";
 import type { PunchHelloAnswerSchema, PunchHelloSchema } from "./punch-link_pb.ts";
 import { file_punch_link } from "./punch-link_pb.ts";
@@ -25,7 +25,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file services.proto.
  */
 export const file_services: GenFile = /*@__PURE__*/
-  fileDesc("Cg5zZXJ2aWNlcy5wcm90bxILZmluZGluZ3MudjEiBwoFRW1wdHkiJQoUU2VsZkNoZWNrRWNob1JlcXVlc3QSDQoFbm9uY2UYASABKAwyvAMKBE1lc2gSMwoFSGVsbG8SFi5maW5kaW5ncy52MS5NZXNoSGVsbG8aEi5maW5kaW5ncy52MS5FbXB0eRI1CgZBY2NlcHQSFy5maW5kaW5ncy52MS5NZXNoQWNjZXB0GhIuZmluZGluZ3MudjEuRW1wdHkSPAoFUGVlcnMSGS5maW5kaW5ncy52MS5QZWVyc1JlcXVlc3QaGC5maW5kaW5ncy52MS5QZWVyc0Fuc3dlchI9CghLZXlDaGVjaxIZLmZpbmRpbmdzLnYxLktleUNoYWxsZW5nZRoWLmZpbmRpbmdzLnYxLktleUFuc3dlchJICglTZWxmQ2hlY2sSHS5maW5kaW5ncy52MS5TZWxmQ2hlY2tSZXF1ZXN0GhwuZmluZGluZ3MudjEuU2VsZkNoZWNrQW5zd2VyEkYKDVNlbGZDaGVja0VjaG8SIS5maW5kaW5ncy52MS5TZWxmQ2hlY2tFY2hvUmVxdWVzdBoSLmZpbmRpbmdzLnYxLkVtcHR5EjkKBEZpbmQSGC5maW5kaW5ncy52MS5GaW5kUmVxdWVzdBoXLmZpbmRpbmdzLnYxLkZpbmRBbnN3ZXIywAQKA05hdBJCCgVCZWdpbhIcLmZpbmRpbmdzLnYxLk5hdEJlZ2luUmVxdWVzdBobLmZpbmRpbmdzLnYxLk5hdEJlZ2luQW5zd2VyEkgKB1Bhc3NhZ2USHi5maW5kaW5ncy52MS5OYXRQYXNzYWdlUmVxdWVzdBodLmZpbmRpbmdzLnYxLk5hdFBhc3NhZ2VBbnN3ZXISRQoGRm9ybWFsEh0uZmluZGluZ3MudjEuTmF0Rm9ybWFsUmVxdWVzdBocLmZpbmRpbmdzLnYxLk5hdEZvcm1hbEFuc3dlchI8CgdTZXJ2ZXJzEhIuZmluZGluZ3MudjEuRW1wdHkaHS5maW5kaW5ncy52MS5OYXRTZXJ2ZXJzQW5zd2VyEkUKB05ld0hvc3QSHi5maW5kaW5ncy52MS5OZXdIb3N0RGVsZWdhdGlvbhoaLmZpbmRpbmdzLnYxLk5ld0hvc3RSZXBvcnQSSAoJTGl2ZUJlZ2luEh0uZmluZGluZ3MudjEuTGl2ZUJlZ2luUmVxdWVzdBocLmZpbmRpbmdzLnYxLkxpdmVCZWdpbkFuc3dlchJRCgxMaXZlU2NoZWR1bGUSIC5maW5kaW5ncy52MS5MaXZlU2NoZWR1bGVSZXF1ZXN0Gh8uZmluZGluZ3MudjEuTGl2ZVNjaGVkdWxlQW5zd2VyEkIKB0xpdmVFbmQSGy5maW5kaW5ncy52MS5MaXZlRW5kUmVxdWVzdBoaLmZpbmRpbmdzLnYxLkxpdmVFbmRBbnN3ZXIymwIKA0FwcBI5CgZXaG9hbWkSEi5maW5kaW5ncy52MS5FbXB0eRobLmZpbmRpbmdzLnYxLldob2FtaVJlc3BvbnNlEjsKBUhlbGxvEhUuZmluZGluZ3MudjEuQXBwSGVsbG8aGy5maW5kaW5ncy52MS5BcHBIZWxsb0Fuc3dlchIxCgRCaW5kEhUuZmluZGluZ3MudjEuQXBwSGVsbG8aEi5maW5kaW5ncy52MS5FbXB0eRI4CgRKb2luEhQuZmluZGluZ3MudjEuQXBwSm9pbhoaLmZpbmRpbmdzLnYxLkFwcEpvaW5BbnN3ZXISLwoFTGVhdmUSEi5maW5kaW5ncy52MS5FbXB0eRoSLmZpbmRpbmdzLnYxLkVtcHR5MnwKBVB1bmNoEj4KB1JlcXVlc3QSGS5maW5kaW5ncy52MS5QdW5jaFJlcXVlc3QaGC5maW5kaW5ncy52MS5QdW5jaEFuc3dlchIzCgVPZmZlchIWLmZpbmRpbmdzLnYxLlB1bmNoSW5mbxoSLmZpbmRpbmdzLnYxLkVtcHR5MnwKCVB1bmNoTGluaxI/CgVIZWxsbxIXLmZpbmRpbmdzLnYxLlB1bmNoSGVsbG8aHS5maW5kaW5ncy52MS5QdW5jaEhlbGxvQW5zd2VyEi4KBFBpbmcSEi5maW5kaW5ncy52MS5FbXB0eRoSLmZpbmRpbmdzLnYxLkVtcHR5MtABCgVTaGFyZRJICghSZWdpc3RlchIaLmZpbmRpbmdzLnYxLlNoYXJlUmVnaXN0ZXIaIC5maW5kaW5ncy52MS5TaGFyZVJlZ2lzdGVyQW5zd2VyEjgKBUZldGNoEhcuZmluZGluZ3MudjEuU2hhcmVGZXRjaBoWLmZpbmRpbmdzLnYxLlNoYXJlTGlzdBJDCgRGaW5kEh0uZmluZGluZ3MudjEuU2hhcmVGaW5kUmVxdWVzdBocLmZpbmRpbmdzLnYxLlNoYXJlRmluZEFuc3dlcmIGcHJvdG8z", [file_findings, file_mesh, file_nat, file_punch, file_punch_link]);
+  fileDesc("Cg5zZXJ2aWNlcy5wcm90bxILZmluZGluZ3MudjEiBwoFRW1wdHkiJQoUU2VsZkNoZWNrRWNob1JlcXVlc3QSDQoFbm9uY2UYASABKAwyvAMKBE1lc2gSMwoFSGVsbG8SFi5maW5kaW5ncy52MS5NZXNoSGVsbG8aEi5maW5kaW5ncy52MS5FbXB0eRI1CgZBY2NlcHQSFy5maW5kaW5ncy52MS5NZXNoQWNjZXB0GhIuZmluZGluZ3MudjEuRW1wdHkSPAoFUGVlcnMSGS5maW5kaW5ncy52MS5QZWVyc1JlcXVlc3QaGC5maW5kaW5ncy52MS5QZWVyc0Fuc3dlchI9CghLZXlDaGVjaxIZLmZpbmRpbmdzLnYxLktleUNoYWxsZW5nZRoWLmZpbmRpbmdzLnYxLktleUFuc3dlchJICglTZWxmQ2hlY2sSHS5maW5kaW5ncy52MS5TZWxmQ2hlY2tSZXF1ZXN0GhwuZmluZGluZ3MudjEuU2VsZkNoZWNrQW5zd2VyEkYKDVNlbGZDaGVja0VjaG8SIS5maW5kaW5ncy52MS5TZWxmQ2hlY2tFY2hvUmVxdWVzdBoSLmZpbmRpbmdzLnYxLkVtcHR5EjkKBEZpbmQSGC5maW5kaW5ncy52MS5GaW5kUmVxdWVzdBoXLmZpbmRpbmdzLnYxLkZpbmRBbnN3ZXIywAQKA05hdBJCCgVCZWdpbhIcLmZpbmRpbmdzLnYxLk5hdEJlZ2luUmVxdWVzdBobLmZpbmRpbmdzLnYxLk5hdEJlZ2luQW5zd2VyEkgKB1Bhc3NhZ2USHi5maW5kaW5ncy52MS5OYXRQYXNzYWdlUmVxdWVzdBodLmZpbmRpbmdzLnYxLk5hdFBhc3NhZ2VBbnN3ZXISRQoGRm9ybWFsEh0uZmluZGluZ3MudjEuTmF0Rm9ybWFsUmVxdWVzdBocLmZpbmRpbmdzLnYxLk5hdEZvcm1hbEFuc3dlchI8CgdTZXJ2ZXJzEhIuZmluZGluZ3MudjEuRW1wdHkaHS5maW5kaW5ncy52MS5OYXRTZXJ2ZXJzQW5zd2VyEkUKB05ld0hvc3QSHi5maW5kaW5ncy52MS5OZXdIb3N0RGVsZWdhdGlvbhoaLmZpbmRpbmdzLnYxLk5ld0hvc3RSZXBvcnQSSAoJTGl2ZUJlZ2luEh0uZmluZGluZ3MudjEuTGl2ZUJlZ2luUmVxdWVzdBocLmZpbmRpbmdzLnYxLkxpdmVCZWdpbkFuc3dlchJRCgxMaXZlU2NoZWR1bGUSIC5maW5kaW5ncy52MS5MaXZlU2NoZWR1bGVSZXF1ZXN0Gh8uZmluZGluZ3MudjEuTGl2ZVNjaGVkdWxlQW5zd2VyEkIKB0xpdmVFbmQSGy5maW5kaW5ncy52MS5MaXZlRW5kUmVxdWVzdBoaLmZpbmRpbmdzLnYxLkxpdmVFbmRBbnN3ZXIymwIKA0FwcBI5CgZXaG9hbWkSEi5maW5kaW5ncy52MS5FbXB0eRobLmZpbmRpbmdzLnYxLldob2FtaVJlc3BvbnNlEjsKBUhlbGxvEhUuZmluZGluZ3MudjEuQXBwSGVsbG8aGy5maW5kaW5ncy52MS5BcHBIZWxsb0Fuc3dlchIxCgRCaW5kEhUuZmluZGluZ3MudjEuQXBwSGVsbG8aEi5maW5kaW5ncy52MS5FbXB0eRI4CgRKb2luEhQuZmluZGluZ3MudjEuQXBwSm9pbhoaLmZpbmRpbmdzLnYxLkFwcEpvaW5BbnN3ZXISLwoFTGVhdmUSEi5maW5kaW5ncy52MS5FbXB0eRoSLmZpbmRpbmdzLnYxLkVtcHR5MrcBCgVQdW5jaBI+CgdSZXF1ZXN0EhkuZmluZGluZ3MudjEuUHVuY2hSZXF1ZXN0GhguZmluZGluZ3MudjEuUHVuY2hBbnN3ZXISMwoFT2ZmZXISFi5maW5kaW5ncy52MS5QdW5jaEluZm8aEi5maW5kaW5ncy52MS5FbXB0eRI5CgdBZGRyZXNzEhouZmluZGluZ3MudjEuQWRkcmVzc0NoYW5nZRoSLmZpbmRpbmdzLnYxLkVtcHR5MnwKCVB1bmNoTGluaxI/CgVIZWxsbxIXLmZpbmRpbmdzLnYxLlB1bmNoSGVsbG8aHS5maW5kaW5ncy52MS5QdW5jaEhlbGxvQW5zd2VyEi4KBFBpbmcSEi5maW5kaW5ncy52MS5FbXB0eRoSLmZpbmRpbmdzLnYxLkVtcHR5MksKCE5vZGVMaW5rEj8KBUhlbGxvEhouZmluZGluZ3MudjEuTm9kZUxpbmtIZWxsbxoaLmZpbmRpbmdzLnYxLk5vZGVMaW5rSGVsbG8y0AEKBVNoYXJlEkgKCFJlZ2lzdGVyEhouZmluZGluZ3MudjEuU2hhcmVSZWdpc3RlchogLmZpbmRpbmdzLnYxLlNoYXJlUmVnaXN0ZXJBbnN3ZXISOAoFRmV0Y2gSFy5maW5kaW5ncy52MS5TaGFyZUZldGNoGhYuZmluZGluZ3MudjEuU2hhcmVMaXN0EkMKBEZpbmQSHS5maW5kaW5ncy52MS5TaGFyZUZpbmRSZXF1ZXN0GhwuZmluZGluZ3MudjEuU2hhcmVGaW5kQW5zd2VyYgZwcm90bzM", [file_findings, file_mesh, file_nat, file_punch, file_punch_link]);
 
 /**
  * An empty request or answer.
@@ -283,6 +283,14 @@ export const Punch: GenService<{
     input: typeof PunchInfoSchema;
     output: typeof EmptySchema;
   },
+  /**
+   * @generated from rpc findings.v1.Punch.Address
+   */
+  address: {
+    methodKind: "unary";
+    input: typeof AddressChangeSchema;
+    output: typeof EmptySchema;
+  },
 }> = /*@__PURE__*/
   serviceDesc(file_services, 3);
 
@@ -313,7 +321,24 @@ export const PunchLink: GenService<{
 
 /**
  * TCP server share pool (seed 001 §分享池).
+ * Between a node behind NAT and another Findings node that is not its mesh link: a NAT'd peer on a punched
+ * link, or a public node whose findings:<network> pool it joined (seed 001 §组网节点, §应用池).
  *
+ * @generated from service findings.v1.NodeLink
+ */
+export const NodeLink: GenService<{
+  /**
+   * @generated from rpc findings.v1.NodeLink.Hello
+   */
+  hello: {
+    methodKind: "unary";
+    input: typeof NodeLinkHelloSchema;
+    output: typeof NodeLinkHelloSchema;
+  },
+}> = /*@__PURE__*/
+  serviceDesc(file_services, 5);
+
+/**
  * @generated from service findings.v1.Share
  */
 export const Share: GenService<{
@@ -344,5 +369,5 @@ export const Share: GenService<{
     output: typeof ShareFindAnswerSchema;
   },
 }> = /*@__PURE__*/
-  serviceDesc(file_services, 5);
+  serviceDesc(file_services, 6);
 
