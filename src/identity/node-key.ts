@@ -1,6 +1,6 @@
 // The persistent X25519 node key in <home>/node.key and the node id derived from it (DESIGN §3).
+import { createHash } from "node:crypto";
 import { x25519 } from "@noble/curves/ed25519.js";
-import { sha256 } from "@noble/hashes/sha2.js";
 import { bytesToHex, hexToBytes } from "@noble/hashes/utils.js";
 import { chmodSync, existsSync, openSync, readFileSync, statSync, writeSync, closeSync } from "node:fs";
 import { join } from "node:path";
@@ -20,8 +20,24 @@ export interface NodeKey {
 const KEY_FILE_TAG = "findings-node-key-v1";
 export const NODE_KEY_FILE = "node.key";
 
+/** SHA-256 of the public key, in hex (the runtime's native hash: ids are computed for every record
+ *  that passes by). */
 export function nodeIdOf(publicKey: Uint8Array): string {
-  return bytesToHex(sha256(publicKey));
+  const hit = ids.get(publicKey);
+  // The bytes of a key object could have been changed in place: compare before trusting the entry.
+  if (hit && isSame(hit.copy, publicKey)) return hit.id;
+  const id = createHash("sha256").update(publicKey).digest("hex");
+  ids.set(publicKey, { copy: publicKey.slice(), id });
+  return id;
+}
+
+/** Node ids by key object: a record's key is looked up many times while it passes through a node. */
+const ids = new WeakMap<Uint8Array, { copy: Uint8Array; id: string }>();
+
+function isSame(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 export function nodeKeyFromPrivate(privateKey: Uint8Array): NodeKey {

@@ -8,7 +8,7 @@
 // service IP we know it at; its candidate record and its link go. A record that fails its key check bans
 // nobody (record-merge.ts).
 import { formatAddress } from "../contracts/index.ts";
-import { netPrefixOf } from "../rpc/index.ts";
+import { netGroupOf, netPrefixOf } from "../rpc/index.ts";
 import type { NodeRecord } from "../wire/index.ts";
 import type { BanList } from "./ban-list.ts";
 import { addressKeys, type CandidatePool } from "./candidate-pool.ts";
@@ -41,7 +41,7 @@ export function admitLink(s: MeshState, link: CoreLink, now: number): MeshAction
     out.push({ type: "close", link: existing, reason: MESH_CLOSE.duplicate });
   }
   // The peer's network is that of its service address (mesh links are pinned to it both ways).
-  const added = s.meshPool.add({ id, direction: link.direction, openedAt: now, rttMs: link.rttMs ?? undefined, prefix: netPrefixOf(link.remote.ip) });
+  const added = s.meshPool.add({ id, direction: link.direction, openedAt: now, rttMs: link.rttMs ?? undefined, prefix: netPrefixOf(link.remote.ip), group: netGroupOf(link.remote.ip) });
   if (added === "crowded") {
     bump(s.events, "linksRefusedCrowded");
     return [...out, { type: "close", link, reason: MESH_CLOSE.crowded }];
@@ -94,6 +94,8 @@ export function sharerOf(link: CoreLink): Sharer {
 /** A forwarded record that claims an address a key-checked candidate holds under another key. */
 export function contradicts(candidates: CandidatePool, rec: NodeRecord): boolean {
   const id = recordNodeId(rec);
-  const keys = new Set(addressKeys(rec));
-  return candidates.list().some((c) => c.id !== id && addressKeys(c.record).some((k) => keys.has(k)));
+  return addressKeys(rec).some((k) => {
+    const holder = candidates.holderOf(k);
+    return holder !== undefined && holder !== id;
+  });
 }

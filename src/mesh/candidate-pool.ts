@@ -6,8 +6,11 @@
 // (a function returning [0, 1)), so tests are deterministic.
 import type { NodeRecord } from "../wire/index.ts";
 import { DEFAULTS } from "../config/index.ts";
-import { netPrefixOf } from "../rpc/index.ts";
+import { netGroupOf, netPrefixOf } from "../rpc/index.ts";
 import { provenAddress, recordNodeId } from "./record.ts";
+import { addressKeys, netPrefixes, normalizeIp, pushSample } from "./record-keys.ts";
+
+export { addressKeys, netPrefixes, normalizeIp };
 
 /** A candidate not seen (no link, no check, no share naming it) for this long is dropped. One hour:
  *  public nodes that are up get re-shared within minutes by the link switching. */
@@ -15,8 +18,6 @@ export const DEFAULT_CANDIDATE_TTL_MS = 60 * 60_000;
 /** Reachability + key checks one merge may ask for: a peer sharing 100 fresh records must not make
  *  us dial 100 nodes at once (amplification). The rest come with later shares. */
 const DEFAULT_MAX_CHECKS_PER_MERGE = 10;
-/** RTT samples kept per candidate; the median of these is its latency. */
-const RTT_SAMPLES = 8;
 /** Weight of the far third in pickForSwitch: the near end weighs ~1, the far third this floor, so
  *  roughly half the picks are near, a fifth far (seed: 低延迟优先，适当兼顾中高延迟节点). */
 const FAR_PICK_WEIGHT = 1 / 3;
@@ -82,6 +83,16 @@ export interface CandidatePool {
   has(id: string): boolean;
   get(id: string): Candidate | undefined;
   list(): Candidate[];
+  /** Goes up whenever a candidate is added, updated or removed. */
+  readonly version: number;
+  /** Ids of the candidates whose record was issued before `issuedBeforeMs`. */
+  issuedBefore(issuedBeforeMs: number): string[];
+  /** Node ids of the candidates (no copies of their records). */
+  ids(): string[];
+  /** The network (netPrefixes) and network group (netGroupOf) of a candidate's proven address, if it has one. */
+  netOf(id: string): { net: string; group: string } | undefined;
+  /** The node id of the candidate whose proven address is `addressKey` (addressKeys()), if any. */
+  holderOf(addressKey: string): string | undefined;
   planMerge(records: readonly NodeRecord[], now: number, options?: MergeOptions): MergePlan;
   /** Adds a verified and checked record; `rttMs` is the check's round trip when known. */
   add(record: NodeRecord, now: number, options?: { rttMs?: number }): AddResult;
@@ -104,6 +115,9 @@ interface Entry {
   rttMs: number | null;
   lastSeen: number;
   addedAt: number;
+  /** netPrefixes(record)[0] and the group of that address, kept with the record. */
+  net?: string;
+  group?: string;
 }
 
 const DEFAULT_RTT_BANDS_MS = [50, 150];
@@ -129,6 +143,10 @@ export function createCandidatePool(init: CandidatePoolInit): CandidatePool {
   const byNet = new Map<string, Set<string>>();
 
   function index(e: Entry): void {
+    version++;
+    const proven = provenAddress(e.record);
+    e.net = proven ? netPrefixOf(proven.ip) : undefined;
+    e.group = proven ? netGroupOf(normalizeIp(proven.ip)) : undefined;
     for (const k of e.keys) byAddress.set(k, e.id);
     for (const n of netPrefixes(e.record)) {
       const ids = byNet.get(n) ?? new Set<string>();
@@ -156,9 +174,11 @@ export function createCandidatePool(init: CandidatePoolInit): CandidatePool {
       return held + (extra?.get(n) ?? 0) >= perPrefix;
     });
   }
+  let version = 0;
   function removeEntry(id: string): boolean {
     const e = entries.get(id);
     if (!e) return false;
+    version++;
     unindex(e);
     entries.delete(id);
     return true;
@@ -215,6 +235,13 @@ export function createCandidatePool(init: CandidatePoolInit): CandidatePool {
       return e && view(e);
     },
     list: () => [...entries.values()].map(view),
+    holderOf: (k) => byAddress.get(k),
+    get version() {
+      return version;
+    },
+    issuedBefore: (t) => [...entries.values()].filter((e) => Number(e.record.issuedAtMs) < t).map((e) => e.id),
+    ids: () => [...entries.keys()],
+    netOf: (id) => netOf(entries.get(id.toLowerCase())),
 
     planMerge(records, now, options = {}) {
       pruneFailed(now);
@@ -246,7 +273,7 @@ export function createCandidatePool(init: CandidatePoolInit): CandidatePool {
           plan.skipped.push({ id, reason: "banned" });
           continue;
         }
-        if (failed.has(fingerprint(rec))) {
+        if (failed.size && failed.has(fingerprint(rec))) {
           plan.skipped.push({ id, reason: "failed-check" });
           continue;
         }
@@ -346,7 +373,8 @@ export function createCandidatePool(init: CandidatePoolInit): CandidatePool {
       return gone;
     },
 
-    /** Weighted draw without replacement. Candidates are ranked by RTT; rank quantile q ∈ [0, 1]
+    /** Weighted draw without replacement, divided by the candidates held in the same network (/24, /48).
+     *  Candidates are ranked by RTT; rank quantile q ∈ [0, 1]
      *  (nearest 0, farthest 1) gives weight max(1 − q, FAR_PICK_WEIGHT). So latency is preferred
      *  (seed: 低延迟优先) but the far third keeps a floor weight of 1/3 instead of sliding to 0, which
      *  for an even spread gives about 50 % near, 30 % middle, 20 % far picks (seed: 适当兼顾中高延迟
@@ -358,7 +386,10 @@ export function createCandidatePool(init: CandidatePoolInit): CandidatePool {
       const measured = pool.filter((e) => e.rttMs !== null).sort((a, b) => a.rttMs! - b.rttMs!);
       const q = new Map<Entry, number>();
       measured.forEach((e, i) => q.set(e, measured.length > 1 ? i / (measured.length - 1) : 0));
-      const items = pool.map((e) => ({ e, w: Math.max(1 - (q.get(e) ?? 0.5), FAR_PICK_WEIGHT) }));
+      // Each network weighs as one candidate, however many keys it holds: a few networks full of
+      // hostile keys draw a few networks' share of our links, not their keys' share.
+      const inNet = (e: Entry) => (e.net === undefined ? 1 : Math.max(1, byNet.get(e.net)?.size ?? 1));
+      const items = pool.map((e) => ({ e, w: Math.max(1 - (q.get(e) ?? 0.5), FAR_PICK_WEIGHT) / inNet(e) }));
       const out: NodeRecord[] = [];
       while (out.length < n && items.length) {
         const total = items.reduce((s, it) => s + it.w, 0);
@@ -394,34 +425,10 @@ export function createCandidatePool(init: CandidatePoolInit): CandidatePool {
   return pool;
 }
 
-function pushSample(e: Entry, rttMs: number): void {
-  if (!Number.isFinite(rttMs) || rttMs < 0) return;
-  e.samples.push(rttMs);
-  if (e.samples.length > RTT_SAMPLES) e.samples.shift();
-  const sorted = [...e.samples].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  e.rttMs = sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-}
 
-/** The endpoint a record's key check proves (the TCP address it dials, record.ts provenAddress):
- *  two records with the same one name the same node, so the newer checked one replaces the other.
- *  Other addresses a record lists are its node's word only and never displace anyone. */
-export function addressKeys(rec: NodeRecord): string[] {
-  const a = provenAddress(rec);
-  return a ? [`${normalizeIp(a.ip)}/tcp/${a.tcpPort}`] : [];
-}
 
-/** The network (IPv4 /24, IPv6 /48) a record counts in for diversity: that of its proven address (the one
- *  its key check dials), so listing other addresses neither hides a node's network nor blames another. */
-export function netPrefixes(rec: NodeRecord): string[] {
-  const a = provenAddress(rec);
-  return a ? [netPrefixOf(a.ip)] : [];
-}
-
-/** Lower-case, and "::ffff:1.2.3.4" → "1.2.3.4", so one endpoint has one key. */
-export function normalizeIp(ip: string): string {
-  const lower = ip.toLowerCase();
-  return lower.startsWith("::ffff:") && /^\d+\.\d+\.\d+\.\d+$/.test(lower.slice(7)) ? lower.slice(7) : lower;
+function netOf(e: Entry | undefined): { net: string; group: string } | undefined {
+  return e?.net !== undefined && e.group !== undefined ? { net: e.net, group: e.group } : undefined;
 }
 
 function sameKeys(a: readonly string[], b: readonly string[]): boolean {
@@ -432,7 +439,6 @@ function sameKeys(a: readonly string[], b: readonly string[]): boolean {
 
 /** One record version: the node id plus its signature (which differs for any change of content). */
 function fingerprint(rec: NodeRecord): string {
-  let sig = "";
-  for (const b of rec.signature) sig += b.toString(16).padStart(2, "0");
-  return `${recordNodeId(rec)}:${sig}`;
+  const sig = rec.signature;
+  return `${recordNodeId(rec)}:${Buffer.from(sig.buffer, sig.byteOffset, sig.byteLength).toString("hex")}`;
 }

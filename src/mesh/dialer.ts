@@ -94,7 +94,7 @@ export function createBackoff(baseMs: number, capMs: number): Backoff {
 
 /** Picks up to `want` candidates to dial: not linked, not dialling, not cooling, not banned. */
 export function pickDials(
-  pool: { list(): { id: string }[]; pickForSwitch(n: number, rand: Rand, options?: { exclude?: Iterable<string> }): NodeRecord[] },
+  pool: { ids(): string[]; pickForSwitch(n: number, rand: Rand, options?: { exclude?: Iterable<string> }): NodeRecord[] },
   dials: DialBook,
   want: number,
   now: number,
@@ -102,9 +102,6 @@ export function pickDials(
   skip: (id: string) => boolean,
 ): NodeRecord[] {
   if (want <= 0) return [];
-  const exclude = pool
-    .list()
-    .filter((c) => skip(c.id) || dials.blocked(c.id, now))
-    .map((c) => c.id);
+  const exclude = pool.ids().filter((id) => skip(id) || dials.blocked(id, now));
   return pool.pickForSwitch(want, rand, { exclude });
 }

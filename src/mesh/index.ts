@@ -5,7 +5,7 @@ export { type MeshLink, createMeshLink } from "./link.ts";
 export { askFind, askPeers, learnNodeKey, type LearnedKey } from "./mesh-client.ts";
 export { type MeshService, type MeshServiceInit, type MeshServiceStatus, createMeshService } from "./mesh-service.ts";
 export { toJson } from "./record-json.ts";
-export { MAX_SEARCH_HOPS } from "./search.ts";
+export { DEFAULT_SEARCH_HOPS, MAX_SEARCH_HOPS } from "./search.ts";
 // In-memory links, messages and records for the network simulator and adversary tests.
 export { type MemoryNet, type MemoryNetOptions, type MemoryNode, createMemoryNet } from "./memory-net.ts";
 export { decodePeersAnswer, encodeFindAnswer, encodePeersAnswer } from "./mesh-messages.ts";

@@ -229,6 +229,8 @@ export function createMemoryNet(opts: MemoryNetOptions): MemoryNet {
         stop() {
           h.up = false;
           for (const link of [...h.all]) link.close(WS_CLOSE.goingAway, "node stopping");
+          // A stopped host is unreachable; forgetting it lets its router and state go.
+          if (hosts.get(key(init)) === h) hosts.delete(key(init));
         },
       };
     },

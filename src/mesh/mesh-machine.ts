@@ -3,8 +3,8 @@
 // (mesh-service.ts) to run against real or in-memory links and timers.
 //
 // Roles: new → client (--client-only, or no peer to check with) | service (--public) | checking
-// (self-check running) → service | client; a client re-checks every switch interval (checking
-// again); any role → stopped.
+// (self-check running) → service | client; a client checks again after a wait that starts short and
+// doubles up to the switch interval (checking again); any role → stopped.
 // Service: fills outgoing links, switches 1–2 of them every switch interval, refreshes the pool,
 // asks for help while it knows fewer candidates than mesh_out. Client: asks for help every switch
 // interval. Both write the peer cache now and then.
@@ -22,9 +22,12 @@ import type { OwnRecord, RebuildOutcome } from "./own-record.ts";
 import type { Sharer } from "./record-merge.ts";
 import { recordAddress } from "./record.ts";
 
-/** Maintenance tick: replaces lost links, runs the switch plan, refreshes RTTs. Cheap when nothing
- *  is missing (no messages), so 1 s keeps "lost links are replaced promptly" without cost. */
+/** Maintenance tick: replaces lost links, runs the switch plan. Cheap when nothing is missing (no
+ *  messages, no scan of the pools), so 1 s keeps "lost links are replaced promptly" without cost. */
 const MESH_TICK_MS = 1_000;
+/** Housekeeping of the tick (expired candidates and records, stale cooldowns and bans, RTT samples of
+ *  live links) runs at most this often: none of it is urgent to the second. */
+const MESH_SWEEP_MS = 10_000;
 /** Delay before refilling after a link closed: lets a burst of closes (a peer dying with several
  *  links, a switch) settle into one fill. */
 const REFILL_DELAY_MS = 100;
@@ -58,6 +61,8 @@ export interface MeshSettings {
   shareCount: number;
   /** Maintenance tick. */
   tickMs: number;
+  /** Housekeeping period of the tick (expiry, pruning, RTT samples). */
+  sweepMs: number;
   /** Delay before refilling after a link closed or a dial ended. */
   refillDelayMs: number;
   /** First wait between help rounds and pool refreshes. */
@@ -92,11 +97,17 @@ export interface MeshState {
   readonly events: Record<string, number>;
   readonly help: Backoff;
   readonly refresh: Backoff;
+  /** Wait before a client checks itself again: short after the first failure (its checkers may only
+   *  have been busy, e.g. a burst of joins), doubling up to the switch interval. */
+  readonly recheck: Backoff;
   startedAt: number;
   lastHelpAt: number;
   lastSelfCheckAt: number;
   lastRefreshAt: number;
   lastCacheWriteAt: number | null;
+  /** The candidate pool's version when the cache was last written. */
+  cachedVersion: number;
+  lastSweepAt: number;
   helping: boolean;
   refreshing: boolean;
   refillPending: boolean;
@@ -154,7 +165,7 @@ export interface MeshStateInit {
   /** config `record_resign_s` × 1000. @default the embedded default */
   recordResignMs?: number;
   /** Overrides of the timing edges (tests, the simulator). */
-  timing?: Partial<Pick<MeshSettings, "tickMs" | "refillDelayMs" | "helpRetryMs" | "starvedRefreshMaxMs" | "cacheWriteIntervalMs" | "switchAwayIntervals" | "helpWhenStarved">>;
+  timing?: Partial<Pick<MeshSettings, "tickMs" | "sweepMs" | "refillDelayMs" | "helpRetryMs" | "starvedRefreshMaxMs" | "cacheWriteIntervalMs" | "switchAwayIntervals" | "helpWhenStarved">>;
 }
 
 export function createMeshState(init: MeshStateInit): MeshState {
@@ -165,12 +176,13 @@ export function createMeshState(init: MeshStateInit): MeshState {
     switchIntervalMs: init.switchIntervalMs,
     shareCount: init.shareCount,
     tickMs: MESH_TICK_MS,
+    sweepMs: MESH_SWEEP_MS,
     refillDelayMs: REFILL_DELAY_MS,
     helpRetryMs: HELP_RETRY_MS,
     starvedRefreshMaxMs: STARVED_REFRESH_MAX_MS,
     cacheWriteIntervalMs: PEER_CACHE_WRITE_INTERVAL_MS,
     switchAwayIntervals: SWITCH_AWAY_INTERVALS,
-    helpWhenStarved: false,
+    helpWhenStarved: true,
     recordMaxAgeMs: init.recordMaxAgeMs ?? DEFAULTS.record_max_age_s * 1000,
     recordResignMs: init.recordResignMs ?? DEFAULTS.record_resign_s * 1000,
     ...init.timing,
@@ -188,11 +200,14 @@ export function createMeshState(init: MeshStateInit): MeshState {
     events: {},
     help: createBackoff(settings.helpRetryMs, init.switchIntervalMs),
     refresh: createBackoff(settings.helpRetryMs, init.switchIntervalMs),
+    recheck: createBackoff(settings.helpRetryMs, init.switchIntervalMs),
     startedAt: init.now,
     lastHelpAt: 0,
     lastSelfCheckAt: 0,
     lastRefreshAt: 0,
     lastCacheWriteAt: null,
+    cachedVersion: -1,
+    lastSweepAt: 0,
     helping: false,
     refreshing: false,
     refillPending: false,
@@ -263,6 +278,7 @@ function start(s: MeshState, helpTargets: number, now: number): MeshAction[] {
 function selfCheckDone(s: MeshState, e: Extract<MeshEvent, { type: "selfCheckDone" }>, now: number): MeshAction[] {
   s.lastSelfCheckAt = now;
   if (s.role === "service") return [];
+  s.recheck.settle(e.reachable);
   if (e.reachable) {
     return [{ type: "log", level: "info", msg: "self-check passed: serving", fields: { observedIp: e.observedIp, ...e.detail } }, ...becomeService(s, e.observedIp, now)];
   }

@@ -18,6 +18,8 @@ export interface MeshLink {
   readonly rttMs: number | null;
   /** The peer's network (IPv4 /24, IPv6 /48; netPrefixOf), for the diversity limit. */
   readonly prefix?: string;
+  /** The peer's network group (IPv4 /16, IPv6 /32; netGroupOf), for the wider diversity limit. */
+  readonly group?: string;
 }
 
 export interface MeshPoolInit {
@@ -27,13 +29,16 @@ export interface MeshPoolInit {
   maxIn?: number;
   /** Time between switches (config `mesh_switch_s` × 1000). @default mesh_switch_s of defaults.toml */
   switchIntervalMs?: number;
-  /** Most links in one direction to peers of one network (config `mesh_per_prefix`). @default mesh_per_prefix of defaults.toml */
+  /** Most links in one direction to peers of one network (config `mesh_per_prefix`); also the most
+   *  outgoing links into one network group (/16, /32), and half the most incoming ones from one.
+   *  @default mesh_per_prefix of defaults.toml */
   perPrefix?: number;
   /** Start of the first interval, ms. @default 0 (first switch one interval after time 0) */
   now?: number;
 }
 
-/** "crowded": the direction already holds `perPrefix` links to the peer's network. */
+/** "crowded": the direction already holds `perPrefix` links to the peer's network, or its share of
+ *  links to the peer's network group (groupLimit). */
 export type AddLinkOutcome = "added" | "full" | "duplicate" | "crowded";
 
 export interface SwitchPlan {
@@ -52,9 +57,10 @@ export interface MeshPool {
   has(id: string): boolean;
   get(id: string): MeshLink | undefined;
   list(direction?: LinkDirection): MeshLink[];
-  add(link: { id: string; direction: LinkDirection; openedAt: number; rttMs?: number; prefix?: string }): AddLinkOutcome;
-  /** Whether one more link in `direction` to network `prefix` is within the diversity limit. */
-  hasRoomFor(direction: LinkDirection, prefix: string): boolean;
+  add(link: { id: string; direction: LinkDirection; openedAt: number; rttMs?: number; prefix?: string; group?: string }): AddLinkOutcome;
+  /** Whether one more link in `direction` to network `prefix` (and network group `group`) is within
+   *  the diversity limits. */
+  hasRoomFor(direction: LinkDirection, prefix: string, group?: string): boolean;
   remove(id: string): boolean;
   setRtt(id: string, rttMs: number): void;
   /** Outgoing links missing to reach maxOut: dial this many to replace lost links. */
@@ -70,7 +76,7 @@ export function createMeshPool(init: MeshPoolInit = {}): MeshPool {
   const maxIn = init.maxIn ?? DEFAULTS.mesh_in;
   const interval = init.switchIntervalMs ?? DEFAULTS.mesh_switch_s * 1000;
   const perPrefix = init.perPrefix ?? DEFAULTS.mesh_per_prefix;
-  const links = new Map<string, { id: string; direction: LinkDirection; openedAt: number; rttMs: number | null; prefix?: string }>();
+  const links = new Map<string, { id: string; direction: LinkDirection; openedAt: number; rttMs: number | null; prefix?: string; group?: string }>();
   let nextSwitchAt = (init.now ?? 0) + interval;
 
   const count = (d: LinkDirection) => {
@@ -83,7 +89,17 @@ export function createMeshPool(init: MeshPoolInit = {}): MeshPool {
     for (const l of links.values()) if (l.direction === d && l.prefix === prefix) n++;
     return n;
   };
+  const inGroup = (d: LinkDirection, group: string) => {
+    let n = 0;
+    for (const l of links.values()) if (l.direction === d && l.group === group) n++;
+    return n;
+  };
   const limit = (d: LinkDirection) => (d === "out" ? maxOut : maxIn);
+  /** Outgoing links are our choice: as many per /16 as per /24, so keys bought in a few neighbouring
+   *  /24s of one provider cannot take them all. Incoming ones come to us: twice that. */
+  const groupLimit = (d: LinkDirection) => (d === "out" ? perPrefix : 2 * perPrefix);
+  const crowded = (d: LinkDirection, prefix?: string, group?: string) =>
+    (prefix !== undefined && inPrefix(d, prefix) >= perPrefix) || (group !== undefined && inGroup(d, group) >= groupLimit(d));
   const view = (l: MeshLink): MeshLink => ({ ...l });
 
   return {
@@ -108,11 +124,11 @@ export function createMeshPool(init: MeshPoolInit = {}): MeshPool {
       // Two links to one peer waste a slot and let one node take several: keep the first.
       if (links.has(id)) return "duplicate";
       if (count(link.direction) >= limit(link.direction)) return "full";
-      if (link.prefix !== undefined && inPrefix(link.direction, link.prefix) >= perPrefix) return "crowded";
-      links.set(id, { id, direction: link.direction, openedAt: link.openedAt, rttMs: link.rttMs ?? null, prefix: link.prefix });
+      if (crowded(link.direction, link.prefix, link.group)) return "crowded";
+      links.set(id, { id, direction: link.direction, openedAt: link.openedAt, rttMs: link.rttMs ?? null, prefix: link.prefix, group: link.group });
       return "added";
     },
-    hasRoomFor: (d, prefix) => inPrefix(d, prefix) < perPrefix,
+    hasRoomFor: (d, prefix, group) => !crowded(d, prefix, group),
     remove: (id) => links.delete(id.toLowerCase()),
     setRtt(id, rttMs) {
       const l = links.get(id.toLowerCase());

@@ -3,8 +3,10 @@
 // 1. Rate-limit the asker (per mesh link, per app IP) and drop request ids seen within the window
 //    (a search that loops back answers empty).
 // 2. Local answer: our own record if we serve the kind, plus candidates that serve it.
-// 3. With hops left, forward to every mesh link but the one it came from, one hop less, all at once,
-//    within FIND_HOP_TIMEOUT_MS per hop left.
+// 3. With hops left, when we asked ourselves or hold records of the kind from fewer than FIND_ENOUGH
+//    networks, forward to up to FIND_FANOUT mesh
+//    links drawn at random (never the one it came from), one hop less, all at once, within
+//    FIND_HOP_TIMEOUT_MS per hop left.
 // 4. Every forwarded record is verified (syntax, and its signature by its own public key, so a relay
 //    can neither alter a record nor re-sign it with a key of its own); an answer carrying a bad
 //    record or that does not decode is a lie and the caller bans its sender (expired, early or
@@ -21,7 +23,7 @@ import { decodeFindAnswer, encodeFindAnswer } from "./mesh-messages.ts";
 import { METHOD } from "../rpc/index.ts";
 import { FIND_HOP_TIMEOUT_MS } from "./mesh-service-constants.ts";
 import { isRelayBlameless, provenAddress, recordNodeId, verifyRecord, formatNodeAddress } from "./record.ts";
-import { encodeFindRequest, mergeAnswers, newFindRequest, nextHop, parseFindRequest, recordsOfKind, createSeenRequests, type FindRequest } from "./search.ts";
+import { encodeFindRequest, FIND_ENOUGH, FIND_FANOUT, mergeAnswers, networksOf, newFindRequest, nextHop, parseFindRequest, recordsOfKind, createSeenRequests, type FindRequest } from "./search.ts";
 import { groupByStake, toProtoGroup, type ServerGroupView } from "./search-groups.ts";
 import { createRateLimiter } from "./search-rate-limit.ts";
 
@@ -42,6 +44,10 @@ export interface MeshSearchComponents {
   /** Message counters. */
   count(direction: "in" | "out", method: string): void;
   now?: () => number;
+  /** Most records from one network (/24, /48) in an answer. @default MAX_ANSWERS_PER_NET */
+  answersPerNet?: number;
+  /** Draws the links a search is forwarded to. @default Math.random */
+  rand?: () => number;
 }
 
 export interface SearchResult {
@@ -71,17 +77,24 @@ export function createMeshSearch(c: MeshSearchComponents): MeshSearch {
   const now = c.now ?? Date.now;
   const seen = createSeenRequests();
   const limiter = createRateLimiter();
+  const rand = c.rand ?? Math.random;
 
   async function run(req: FindRequest, from: CoreLink | null): Promise<SearchResult> {
     const local = recordsOfKind(c.local(req.kind), req.kind);
     const next = nextHop(req);
-    let merged = mergeAnswers([], local, { cap: req.maxAnswers });
-    if (next) {
+    let merged = mergeAnswers([], local, { cap: req.maxAnswers, perNet: c.answersPerNet });
+    if (next && (from === null || networksOf(local) < FIND_ENOUGH)) {
       const payload = encodeFindRequest(next);
       const timeoutMs = FIND_HOP_TIMEOUT_MS * (next.hops + 1);
       const targets = c.links().filter((l) => l !== from && l.isOpen && l.peerNodeId !== from?.peerNodeId);
+      // A partial shuffle: the first FIND_FANOUT are a uniform draw.
+      for (let i = 0; i < Math.min(FIND_FANOUT, targets.length); i++) {
+        const j = i + Math.floor(rand() * (targets.length - i));
+        [targets[i], targets[j]] = [targets[j]!, targets[i]!];
+      }
+      targets.length = Math.min(FIND_FANOUT, targets.length);
       const answers = await Promise.all(targets.map((link) => ask(link, payload, req.kind, timeoutMs)));
-      for (const more of answers) merged = mergeAnswers(merged, more, { cap: req.maxAnswers });
+      for (const more of answers) merged = mergeAnswers(merged, more, { cap: req.maxAnswers, perNet: c.answersPerNet });
     }
     return { kind: req.kind, records: merged, groups: groupByStake(merged, req.kind) };
   }

@@ -32,6 +32,8 @@ export type { MeshRole } from "./mesh-machine.ts";
 export type { CandidateStatus, MeshLinkStatus, MeshServiceStatus } from "./mesh-status.ts";
 export type { MeshService, MeshServiceComponents, MeshServiceInit } from "./mesh-service-api.ts";
 
+const DONE = Promise.resolve();
+
 export function createMeshService(components: MeshServiceComponents, init: MeshServiceInit): MeshService {
   const { links, udp, nodeKey, home } = components;
   const log = components.log.child({ room: "mesh" });
@@ -94,6 +96,8 @@ export function createMeshService(components: MeshServiceComponents, init: MeshS
     links: () => [...s.live.values()],
     local: (kind) => [...(own.current()?.kinds.includes(kind) ? [own.current()!] : []), ...s.candidates.byKind(kind)],
     contradicts: (rec) => contradicts(s.candidates, rec),
+    rand,
+    answersPerNet: init.candidatesPerPrefix === undefined ? undefined : Math.max(1, Math.floor(init.candidatesPerPrefix / 2)),
     checked: (id) => s.candidates.get(id)?.record,
     maxAgeMs: s.settings.recordMaxAgeMs,
     onLie: (link, why) => punish(sharerOf(link), why),
@@ -120,7 +124,7 @@ export function createMeshService(components: MeshServiceComponents, init: MeshS
       const p = execute(a);
       if (p) waits.push(p);
     }
-    return Promise.all(waits).then(() => {});
+    return waits.length ? Promise.all(waits).then(() => {}) : DONE;
   }
 
   function execute(a: MeshAction): Promise<void> | void {

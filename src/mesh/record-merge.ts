@@ -191,7 +191,6 @@ export function createRecordMerger(c: RecordMergerComponents): RecordMerger {
 
 /** One record version: node id plus the start of its signature. */
 function fingerprint(rec: NodeRecord): string {
-  let sig = "";
-  for (const b of rec.signature.subarray(0, 16)) sig += b.toString(16).padStart(2, "0");
-  return `${recordNodeId(rec)}:${sig}`;
+  const sig = rec.signature.subarray(0, 16);
+  return `${recordNodeId(rec)}:${Buffer.from(sig.buffer, sig.byteOffset, sig.byteLength).toString("hex")}`;
 }

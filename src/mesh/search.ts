@@ -10,10 +10,25 @@ import { decodeMessage } from "../wire/index.ts";
 import type { NodeRecord } from "../wire/index.ts";
 import { FindRequestSchema, type FindRequest } from "../wire/index.ts";
 import { isValidKind } from "../wire/index.ts";
+import { netPrefixes } from "./candidate-pool.ts";
 import { recordNodeId } from "./record.ts";
 
-/** Hops a search may travel through the mesh: 3 hops × 16 links reach ~4000 nodes. */
+/** Hops a search may travel through the mesh (requests asking for more are clamped). */
 export const MAX_SEARCH_HOPS = 3;
+/** Hops of a search started here unless asked otherwise: with FIND_FANOUT links a hop and a shortlist
+ *  of ~100 candidates at each node, 2 hops ask up to ~70 nodes and see several thousand records, which
+ *  finds a kind served by 1 % of a 10,000-node network (the simulator: src/sim). */
+export const DEFAULT_SEARCH_HOPS = 2;
+/** Most mesh links one node forwards a search to (drawn at random), so the cost of a search grows
+ *  with the fan-out and the hops, not with the number of links each node holds. */
+export const FIND_FANOUT = 8;
+/** A forwarder that holds records of the kind from this many networks (/24, /48) answers without
+ *  forwarding: the search only travels on where the answer is still thin. The asker itself always
+ *  forwards, so its answer never rests on one pool. */
+export const FIND_ENOUGH = 3;
+/** Most records from one network (/24, /48) in one answer unless told otherwise (a node passes half its
+ *  candidates_per_prefix), so a few networks full of keys that claim every kind cannot fill an answer. */
+export const MAX_ANSWERS_PER_NET = 2;
 /** How long a request id is remembered, so a search that loops back is dropped. */
 const DEFAULT_SEEN_WINDOW_MS = 60_000;
 /** Most request ids remembered at once (memory bound under a flood). */
@@ -35,7 +50,7 @@ export function newFindRequest(kind: string, options: { hops?: number; maxAnswer
   return create(FindRequestSchema, {
     requestId: (options.random ?? randomBytes)(SEARCH_REQUEST_ID_BYTES),
     kind,
-    hops: Math.min(options.hops ?? MAX_SEARCH_HOPS, MAX_SEARCH_HOPS),
+    hops: Math.min(options.hops ?? DEFAULT_SEARCH_HOPS, MAX_SEARCH_HOPS),
     maxAnswers: Math.min(options.maxAnswers ?? MAX_SEARCH_ANSWERS, MAX_SEARCH_ANSWERS),
   });
 }
@@ -109,20 +124,31 @@ export function createSeenRequests(init: SeenRequestsInit = {}): SeenRequests {
 }
 
 /** Merges answers: one record per node id (the highest seq wins), first come first kept, at most
- *  `cap` records (@default MAX_SEARCH_ANSWERS). Returns a new list. */
-export function mergeAnswers(into: readonly NodeRecord[], more: readonly NodeRecord[], options: { cap?: number } = {}): NodeRecord[] {
+ *  `cap` records (@default MAX_SEARCH_ANSWERS) and `perNet` per network of a proven address
+ *  (@default MAX_ANSWERS_PER_NET). Returns a new list. */
+export function mergeAnswers(into: readonly NodeRecord[], more: readonly NodeRecord[], options: { cap?: number; perNet?: number } = {}): NodeRecord[] {
   const cap = options.cap ?? MAX_SEARCH_ANSWERS;
+  const perNet = options.perNet ?? MAX_ANSWERS_PER_NET;
   const byId = new Map<string, NodeRecord>();
+  const inNet = new Map<string, number>();
   for (const rec of [...into, ...more]) {
     const id = recordNodeId(rec);
     const prev = byId.get(id);
     if (prev) {
       if (rec.seq > prev.seq) byId.set(id, rec);
     } else if (byId.size < cap) {
+      const net = netPrefixes(rec)[0];
+      if (net !== undefined && (inNet.get(net) ?? 0) >= perNet) continue;
+      if (net !== undefined) inNet.set(net, (inNet.get(net) ?? 0) + 1);
       byId.set(id, rec);
     }
   }
   return [...byId.values()];
+}
+
+/** Networks (/24, /48) of the records' proven addresses. */
+export function networksOf(records: readonly NodeRecord[]): number {
+  return new Set(records.flatMap(netPrefixes)).size;
 }
 
 /** Records of `kind` from a merged answer, keeping only those that serve it (a peer's answer may

@@ -18,6 +18,14 @@ export function netPrefixOf(ip: string): string {
   return prefixOf(plain, 24, 48);
 }
 
+/** The wider network group of an address: its IPv4 /16 or IPv6 /32 (what one provider or one
+ *  allocation usually spans), for a second diversity limit over the /24s and /48s of netPrefixOf. */
+export function netGroupOf(ip: string): string {
+  const lower = ip.toLowerCase();
+  const plain = lower.startsWith("::ffff:") && isIP(lower.slice(7)) === 4 ? lower.slice(7) : lower;
+  return prefixOf(plain, 16, 32);
+}
+
 function maskV4(ip: string, bits: number): string {
   const octets = ip.split(".").map(Number);
   return octets.map((o, i) => o & maskByte(bits - i * 8)).join(".");

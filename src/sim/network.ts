@@ -41,6 +41,8 @@ export interface NetworkOptions {
   kinds: number;
   /** How many /24s the hostile nodes come from. */
   sybilPrefixes: number;
+  /** Each hostile /24 in a /16 of its own (66.6.k.x otherwise: all in one /16). */
+  sybilSpread?: boolean;
   /** Attacks hostile nodes run, one per node, round robin. @default all four */
   attacks?: readonly Attack[];
   /** Config values (defaults.toml unless given). */
@@ -74,6 +76,8 @@ export class SimNetwork {
   readonly nodes: SimNode[] = [];
   readonly byId = new Map<string, SimNode>();
   readonly byIp = new Map<string, SimNode>();
+  /** Every node that ever ran, by node id and by IP: whether it was hostile (bans of nodes gone). */
+  readonly ever = new Map<string, { id: string; hostile: boolean }>();
   /** Bytes sent and received, by IP. */
   readonly bytes = new Map<string, number>();
   readonly rand: () => number;
@@ -129,6 +133,7 @@ export class SimNetwork {
     const k = i % this.o.sybilPrefixes;
     const host = 1 + Math.floor(i / this.o.sybilPrefixes);
     if (host > 254) throw new Error(`${i + 1} hostile nodes do not fit in ${this.o.sybilPrefixes} /24s`);
+    if (this.o.sybilSpread) return `66.${6 + (k % 250)}.${Math.floor(k / 250)}.${host}`;
     return `66.${6 + Math.floor(k / 256)}.${k % 256}.${host}`;
   }
 
@@ -157,6 +162,8 @@ export class SimNetwork {
     this.nodes.push(node);
     this.byId.set(key.nodeId, node);
     this.byIp.set(ip, node);
+    this.ever.set(key.nodeId, { id: key.nodeId, hostile: role === "hostile" });
+    this.ever.set(ip, { id: key.nodeId, hostile: role === "hostile" });
     if (role === "seed") this.seeds.push(node);
     if (role === "honest" && !this.victim) this.victim = node;
     await mesh.start();
@@ -189,6 +196,11 @@ export class SimNetwork {
     await node.mesh.stop();
     node.net.stop();
     rmSync(join(this.dir, `n${node.n}`), { recursive: true, force: true });
+    // Gone nodes are dropped (their state is most of the memory); `ever` remembers who they were.
+    this.byId.delete(node.key.nodeId);
+    this.byIp.delete(node.ip);
+    const i = this.nodes.indexOf(node);
+    if (i >= 0) this.nodes.splice(i, 1);
   }
 
   live(): SimNode[] {
@@ -196,7 +208,7 @@ export class SimNetwork {
   }
 
   async close(): Promise<void> {
-    for (const x of this.nodes) if (x.alive) await this.kill(x);
+    for (const x of [...this.nodes]) if (x.alive) await this.kill(x);
     rmSync(this.dir, { recursive: true, force: true });
   }
 }

@@ -36,6 +36,8 @@ export interface Sample {
   serving: number;
   meanLinks: number;
   wallSeconds: number;
+  /** CPU time of the process so far (user + system). */
+  cpuSeconds: number;
   heapMiB: number;
 }
 
@@ -53,17 +55,25 @@ export interface SimResult {
   cpuSeconds: number;
   convergedAtS: number | null;
   finalConverged: number;
+  /** Over searches for kinds served by ≥ 1 % of the live honest nodes (the goal's scope). */
   findSuccess: number | null;
+  /** Over every search (kinds with a single server too). */
+  findSuccessAll: number | null;
   finds: number;
   medianHops: number | null;
   p99Hops: number | null;
   /** Requests each honest node received per minute in the second half of the run, searches apart. */
   requestsPerNodePerMin: { mean: number; max: number };
+  /** The same with the searches' mesh.find requests counted (the simulator's searches: findsPerSample
+   *  every sampleSeconds from random honest nodes). */
+  requestsWithFindsPerNodePerMin: { mean: number; max: number };
   /** mesh.find requests (all nodes) per search started: the cost of one search. */
   requestsPerFind: number | null;
   /** Bytes sent and received per node per minute, searches included. */
   bytesPerNodePerMin: { mean: number; max: number };
   eclipsedHonest: number;
+  /** Links of each eclipsed node at the end (out / in), and whether it was the crowding victim. */
+  eclipsedLinks: { out: number; in: number; victim: boolean }[];
   bannedHonest: number;
   bannedHostile: number;
   /** Why honest nodes were banned (numbers and ids elided), and how many bans said so. */
@@ -90,15 +100,23 @@ const quantile = (xs: number[], q: number) => {
   return s[Math.min(s.length - 1, Math.floor(q * s.length))]!;
 };
 
-function heap(): { heap: number; rss: number } {
+/** Heap and RSS now; `collect` runs a full garbage collection first (the live heap, not what the
+ *  collector has not reclaimed yet). */
+function heap(collect = false): { heap: number; rss: number } {
+  if (collect) (globalThis as { Bun?: { gc(sync: boolean): void } }).Bun?.gc(true);
   const m = process.memoryUsage();
   return { heap: Math.round(m.heapUsed / 1048576), rss: Math.round(m.rss / 1048576) };
+}
+
+function cpuSince(cpu0: NodeJS.CpuUsage): number {
+  const u = process.cpuUsage(cpu0);
+  return (u.user + u.system) / 1e6;
 }
 
 export async function runSimulation(o: SimOptions): Promise<SimResult> {
   const wall0 = performance.now();
   const cpu0 = process.cpuUsage();
-  const sim = new SimNetwork({ seed: o.seed, kinds: o.kinds, sybilPrefixes: Math.max(1, o.sybilPrefixes), attacks: o.attacks, mesh: o.mesh, shape: o.shape });
+  const sim = new SimNetwork({ seed: o.seed, kinds: o.kinds, sybilPrefixes: Math.max(1, o.sybilPrefixes), sybilSpread: o.sybilSpread, attacks: o.attacks, mesh: o.mesh, shape: o.shape });
   const joinMs = (o.joinSeconds ?? 10) * 1000;
   const sampleMs = (o.sampleSeconds ?? 10) * 1000;
   const endMs = o.minutes * 60_000;
@@ -119,7 +137,7 @@ export async function runSimulation(o: SimOptions): Promise<SimResult> {
   const converged = (st: MeshServiceStatus) => st.role === "service" && st.mesh.out >= st.mesh.maxOut && st.candidates.length >= 0.9 * Math.min(shortlist, sim.live().length - 1);
   const series: Sample[] = [];
   let convergedAtS: number | null = null;
-  const finds: { ok: boolean; hops: number | null }[] = [];
+  const finds: { ok: boolean; hops: number | null; common: boolean }[] = [];
   let pendingFinds: Promise<void>[] = [];
   let loadAt: Map<SimNode, Load> | null = null;
   let findsAtLoad = 0;
@@ -157,7 +175,7 @@ export async function runSimulation(o: SimOptions): Promise<SimResult> {
     const frac = honest ? conv / honest : 0;
     if (frac === 1 && convergedAtS === null) convergedAtS = t;
     const h = heap();
-    const s: Sample = { t, live: live.length, honest, converged: frac, serving, meanLinks: honest ? links / honest : 0, wallSeconds: (performance.now() - wall0) / 1000, heapMiB: h.heap };
+    const s: Sample = { t, live: live.length, honest, converged: frac, serving, meanLinks: honest ? links / honest : 0, wallSeconds: (performance.now() - wall0) / 1000, cpuSeconds: cpuSince(cpu0), heapMiB: h.heap };
     series.push(s);
     o.onSample?.(s);
   }
@@ -198,10 +216,11 @@ export async function runSimulation(o: SimOptions): Promise<SimResult> {
       const servers = sim.live().filter((x) => x.kind === kind && isHonest(x));
       if (!servers.length) continue;
       const hops = hopsTo(from, kind);
+      const common = servers.length >= 0.01 * askers.length;
       pendingFinds.push(
         from.mesh.find(kind).then(
-          (r) => void finds.push({ ok: r.records.some((rec) => isLiveHonestId(nodeIdOf(rec.publicKey))), hops }),
-          () => void finds.push({ ok: false, hops }),
+          (r) => void finds.push({ ok: r.records.some((rec) => isLiveHonestId(nodeIdOf(rec.publicKey))), hops, common }),
+          () => void finds.push({ ok: false, hops, common }),
         ),
       );
     }
@@ -257,6 +276,7 @@ export async function runSimulation(o: SimOptions): Promise<SimResult> {
 
   const end = snapshotLoad();
   const reqRates: number[] = [];
+  const allRates: number[] = [];
   const byteRates: number[] = [];
   let findRequests = 0;
   for (const [x, a] of loadAt ?? []) {
@@ -266,24 +286,29 @@ export async function runSimulation(o: SimOptions): Promise<SimResult> {
     if (!isHonest(x)) continue;
     const min = (b.t - a.t) / 60_000;
     reqRates.push((b.upkeep - a.upkeep) / min);
+    allRates.push((b.upkeep - a.upkeep + b.find - a.find) / min);
     byteRates.push((b.bytes - a.bytes) / min);
   }
   const mean = (xs: number[]) => (xs.length ? xs.reduce((p, q) => p + q, 0) / xs.length : 0);
 
   // Eclipses and bans, at the end.
   let eclipsed = 0;
+  const eclipsedLinks: SimResult["eclipsedLinks"] = [];
   const bannedHonest = new Set<string>();
   const bannedHostile = new Set<string>();
   const honestBanReasons: Record<string, number> = {};
   for (const x of sim.live()) {
     if (!isHonest(x)) continue;
     const st = x.mesh.status();
-    if (st.mesh.links.length && st.mesh.links.every((l) => sim.byId.get(l.peer)?.hostile)) eclipsed++;
+    if (st.mesh.links.length && st.mesh.links.every((l) => sim.byId.get(l.peer)?.hostile)) {
+      eclipsed++;
+      eclipsedLinks.push({ out: st.mesh.links.filter((l) => l.direction === "out").length, in: st.mesh.links.filter((l) => l.direction === "in").length, victim: x === sim.victim });
+    }
     for (const b of st.bans) {
-      const y = sim.byId.get(b.target) ?? sim.byIp.get(b.target.split(":")[0]!.replace(/^\[|\]$/g, ""));
+      const y = sim.ever.get(b.target) ?? sim.ever.get(b.target.split(":")[0]!.replace(/^\[|\]$/g, ""));
       if (!y) continue;
-      (isHonest(y) ? bannedHonest : bannedHostile).add(y.key.nodeId);
-      if (isHonest(y)) {
+      (y.hostile ? bannedHostile : bannedHonest).add(y.id);
+      if (!y.hostile) {
         const why = b.reason.replace(/[0-9a-f]{16,}|\d+(\.\d+)*/g, "…").slice(0, 80);
         honestBanReasons[why] = (honestBanReasons[why] ?? 0) + 1;
       }
@@ -292,7 +317,8 @@ export async function runSimulation(o: SimOptions): Promise<SimResult> {
   const v = sim.victim;
   const victimHostileLinks = v?.alive ? v.mesh.status().mesh.links.filter((l) => sim.byId.get(l.peer)?.hostile).length : null;
   const hops = finds.filter((f) => f.ok && f.hops !== null).map((f) => f.hops!);
-  const h = heap();
+  const commonFinds = finds.filter((f) => f.common);
+  const h = heap(true);
   const result: SimResult = {
     nodes: o.nodes,
     seeds: o.seeds,
@@ -303,17 +329,20 @@ export async function runSimulation(o: SimOptions): Promise<SimResult> {
     seed: o.seed,
     simulatedSeconds: Math.round(sim.seconds()),
     wallSeconds: Math.round((performance.now() - wall0) / 100) / 10,
-    cpuSeconds: Math.round((process.cpuUsage(cpu0).user + process.cpuUsage(cpu0).system) / 1e5) / 10,
+    cpuSeconds: Math.round(cpuSince(cpu0) * 10) / 10,
     convergedAtS,
     finalConverged: series.at(-1)?.converged ?? 0,
-    findSuccess: finds.length ? finds.filter((f) => f.ok).length / finds.length : null,
+    findSuccess: commonFinds.length ? commonFinds.filter((f) => f.ok).length / commonFinds.length : null,
+    findSuccessAll: finds.length ? finds.filter((f) => f.ok).length / finds.length : null,
     finds: finds.length,
     medianHops: quantile(hops, 0.5),
     p99Hops: quantile(hops, 0.99),
     requestsPerNodePerMin: { mean: Math.round(mean(reqRates) * 10) / 10, max: Math.round(Math.max(0, ...reqRates) * 10) / 10 },
+    requestsWithFindsPerNodePerMin: { mean: Math.round(mean(allRates) * 10) / 10, max: Math.round(Math.max(0, ...allRates) * 10) / 10 },
     requestsPerFind: finds.length > findsAtLoad ? Math.round(findRequests / (finds.length - findsAtLoad)) : null,
     bytesPerNodePerMin: { mean: Math.round(mean(byteRates)), max: Math.round(Math.max(0, ...byteRates)) },
     eclipsedHonest: eclipsed,
+    eclipsedLinks,
     bannedHonest: bannedHonest.size,
     bannedHostile: bannedHostile.size,
     honestBanReasons,

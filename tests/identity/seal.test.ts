@@ -57,3 +57,25 @@ describe("sealed boxes", () => {
     expect(() => seal(a.privateKey, new Uint8Array(31), "x", msg)).toThrow(/32 bytes/);
   });
 });
+
+describe("X25519 by native crypto", () => {
+  test("derives the same sealed-box key as @noble/curves, and refuses low-order points", async () => {
+    const { x25519 } = await import("@noble/curves/ed25519.js");
+    const { sealKey } = await import("../../src/identity/seal.ts");
+    const { hkdf } = await import("@noble/hashes/hkdf.js");
+    const { sha256 } = await import("@noble/hashes/sha2.js");
+    for (let i = 0; i < 5; i++) {
+      const a = x25519.utils.randomSecretKey();
+      const b = x25519.utils.randomSecretKey();
+      const [pa, pb] = [x25519.getPublicKey(a), x25519.getPublicKey(b)];
+      const [lo, hi] = Buffer.compare(Buffer.from(pa), Buffer.from(pb)) <= 0 ? [pa, pb] : [pb, pa];
+      const info = new Uint8Array([...new TextEncoder().encode("p"), ...lo, ...hi]);
+      expect(sealKey(a, pb, "p")).toEqual(hkdf(sha256, x25519.getSharedSecret(a, pb), undefined, info, 32));
+      expect(sealKey(b, pa, "p")).toEqual(sealKey(a, pb, "p"));
+    }
+    const me = x25519.utils.randomSecretKey();
+    // Low-order points of Curve25519 (RFC 7748 §6.1 asks to check for the all-zero result).
+    const lowOrder = [new Uint8Array(32), Uint8Array.from([1, ...new Uint8Array(31)]), Buffer.from("e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800", "hex")];
+    for (const p of lowOrder) expect(() => sealKey(me, p, "p")).toThrow();
+  });
+});

@@ -284,6 +284,24 @@ describe("pickForSwitch", () => {
     expect(farSeen.size).toBe(10);
   });
 
+  test("each /24 weighs as one candidate: four keys in one network are drawn as often as one key elsewhere", () => {
+    const p = pool({ capacity: 20 });
+    const crowded = new Set<string>();
+    for (let i = 0; i < 4; i++) {
+      const r = rec({ ip: `66.6.1.${i + 1}` });
+      p.add(r, T0);
+      crowded.add(recordNodeId(r));
+    }
+    // Unmeasured, so every candidate has the same latency weight.
+    for (let i = 0; i < 4; i++) p.add(rec({ ip: `20.${i}.1.1` }), T0);
+    const rand = seeded(5);
+    let hits = 0;
+    const DRAWS = 20_000;
+    for (let i = 0; i < DRAWS; i++) if (crowded.has(recordNodeId(p.pickForSwitch(1, rand)[0]!))) hits++;
+    expect(hits / DRAWS).toBeGreaterThan(0.15);
+    expect(hits / DRAWS).toBeLessThan(0.25);
+  });
+
   test("returns distinct candidates, skips excluded ones, and is repeatable with the same seed", () => {
     const { p } = fill(10);
     const exclude = p.list().slice(0, 3).map((c) => c.id);

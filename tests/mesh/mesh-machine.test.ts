@@ -67,15 +67,23 @@ describe("roles", () => {
     expect(alone.role).toBe("client");
   });
 
-  test("a failed self-check makes a client that checks again after the switch interval; a passed one serves", () => {
+  test("a failed self-check makes a client that checks again soon, then less often up to the switch interval; a passed one serves", () => {
     const s = machine();
     step(s, { type: "start", helpTargets: 1 }, T0, rand);
-    step(s, { type: "selfCheckDone", reachable: false, observedIp: null, detail: {} }, T0 + 1_000, rand);
+    const retry = s.settings.helpRetryMs;
+    let t = T0 + 1_000;
+    step(s, { type: "selfCheckDone", reachable: false, observedIp: null, detail: {} }, t, rand);
     expect(s.role).toBe("client");
-    expect(types(step(s, { type: "tick" }, T0 + 30_000, rand))).not.toContain("selfCheck");
-    expect(types(step(s, { type: "tick" }, T0 + 62_000, rand))).toContain("selfCheck");
-    expect(s.role).toBe("checking");
-    step(s, { type: "selfCheckDone", reachable: true, observedIp: "203.0.113.5", detail: {} }, T0 + 63_000, rand);
+    // Waits of 2, 4, 8 … times the help retry, never more than the switch interval.
+    for (let wait = 2 * retry; ; wait = Math.min(2 * wait, s.settings.switchIntervalMs)) {
+      expect(types(step(s, { type: "tick" }, t + wait - 1, rand))).not.toContain("selfCheck");
+      expect(types(step(s, { type: "tick" }, t + wait + 1, rand))).toContain("selfCheck");
+      expect(s.role).toBe("checking");
+      t += wait + 1;
+      if (wait === s.settings.switchIntervalMs) break;
+      step(s, { type: "selfCheckDone", reachable: false, observedIp: null, detail: {} }, t, rand);
+    }
+    step(s, { type: "selfCheckDone", reachable: true, observedIp: "203.0.113.5", detail: {} }, t + 1_000, rand);
     expect(s.role).toBe("service");
     expect(s.own.current()!.addresses[0]!.ip).toBe("192.0.2.1"); // a specific host keeps its own IP
   });
@@ -190,7 +198,8 @@ describe("record age", () => {
       step(s, { type: "tick" }, t, rand);
     }
     expect(s.candidates.has(peer.nodeId)).toBe(true);
-    step(s, { type: "tick" }, T0 + 86_400_001, rand);
+    // Expiry runs with the tick's housekeeping, at most one sweep period later.
+    step(s, { type: "tick" }, T0 + 86_400_001 + s.settings.sweepMs, rand);
     expect(s.candidates.has(peer.nodeId)).toBe(false);
   });
 });

@@ -9,15 +9,15 @@ const MIN = 60_000;
 const id = (i: number) => i.toString(16).padStart(64, "0");
 
 describe("mesh pool limits", () => {
-  test("accepts up to 8 outgoing and 8 incoming links by default, then refuses", () => {
+  test("accepts up to 8 outgoing and 16 incoming links by default, then refuses", () => {
     const p = createMeshPool();
     for (let i = 0; i < 8; i++) expect(p.add({ id: id(i), direction: "out", openedAt: T0 })).toBe("added");
     expect(p.canAccept("out")).toBe(false);
     expect(p.canAccept("in")).toBe(true);
     expect(p.add({ id: id(100), direction: "out", openedAt: T0 })).toBe("full");
-    for (let i = 8; i < 16; i++) expect(p.add({ id: id(i), direction: "in", openedAt: T0 })).toBe("added");
+    for (let i = 8; i < 24; i++) expect(p.add({ id: id(i), direction: "in", openedAt: T0 })).toBe("added");
     expect(p.add({ id: id(101), direction: "in", openedAt: T0 })).toBe("full");
-    expect(p.size).toBe(16);
+    expect(p.size).toBe(24);
   });
 
   test("limits are configurable", () => {
@@ -125,5 +125,19 @@ describe("planSwitch", () => {
       const plan = q.planSwitch(T0 + 5 * MIN, seeded(seed), { candidates: 1 })!;
       expect(plan.drop.length).toBe(1);
     }
+  });
+});
+
+describe("network groups", () => {
+  test("outgoing links take as many per /16 as per /24, incoming ones twice that", () => {
+    const p = createMeshPool({ maxOut: 8, maxIn: 16, perPrefix: 2 });
+    const g = "66.6.0.0/16";
+    expect(p.add({ id: id(1), direction: "out", openedAt: T0, prefix: "66.6.1.0/24", group: g })).toBe("added");
+    expect(p.add({ id: id(2), direction: "out", openedAt: T0, prefix: "66.6.2.0/24", group: g })).toBe("added");
+    expect(p.hasRoomFor("out", "66.6.3.0/24", g)).toBe(false);
+    expect(p.add({ id: id(3), direction: "out", openedAt: T0, prefix: "66.6.3.0/24", group: g })).toBe("crowded");
+    expect(p.add({ id: id(4), direction: "out", openedAt: T0, prefix: "67.1.1.0/24", group: "67.1.0.0/16" })).toBe("added");
+    for (let i = 0; i < 4; i++) expect(p.add({ id: id(10 + i), direction: "in", openedAt: T0, prefix: `66.6.${10 + i}.0/24`, group: g })).toBe("added");
+    expect(p.add({ id: id(20), direction: "in", openedAt: T0, prefix: "66.6.20.0/24", group: g })).toBe("crowded");
   });
 });

@@ -7,6 +7,8 @@ import { decodeFindAnswer, encodeFindAnswer } from "../../src/mesh/mesh-messages
 import { MAX_RECORD_LIST_BYTES } from "../../src/mesh/mesh-service-constants.ts";
 import { createMeshSearch } from "../../src/mesh/mesh-search.ts";
 import { buildRecord, recordNodeId, signRecord } from "../../src/mesh/record.ts";
+import { encodeFindRequest, FIND_ENOUGH, FIND_FANOUT, MAX_ANSWERS_PER_NET, mergeAnswers, newFindRequest } from "../../src/mesh/search.ts";
+import { seeded } from "../../src/contracts/index.ts";
 import { EnvelopeSchema, NodeRecordSchema, Status, StakeSchema, type NodeRecord } from "../../src/wire/gen/findings_pb.ts";
 
 const T0 = 1_800_000_000_000;
@@ -126,5 +128,47 @@ describe("answer size", () => {
     const { s, lies } = search(link);
     expect((await s.find(KIND)).records).toEqual([]);
     expect(lies).toEqual([]);
+  });
+});
+
+describe("the flood is bounded", () => {
+  /** A searcher with `n` links counting the requests each gets, and `own` records of the kind. */
+  function fanned(n: number, own: NodeRecord[]) {
+    const asked: number[] = Array(n).fill(0);
+    const links = asked.map((_, i) => {
+      const l = linkAnswering([]);
+      return { ...l, request: async (...args: Parameters<CoreLink["request"]>) => (asked[i]!++, l.request(...args)) };
+    });
+    const s = createMeshSearch({ links: () => links, local: () => own, contradicts: () => false, onLie: () => {}, count: () => {}, now: () => T0, rand: seeded(3) });
+    return { s, asked };
+  }
+
+  test(`a search goes to at most ${FIND_FANOUT} links, drawn at random, with one hop less`, async () => {
+    const { s, asked } = fanned(24, []);
+    await s.find(KIND);
+    expect(asked.reduce((a, b) => a + b, 0)).toBe(FIND_FANOUT);
+    await s.find(KIND);
+    expect(asked.filter((x) => x > 0).length).toBeGreaterThan(FIND_FANOUT);
+  });
+
+  test(`a forwarder holding records from ${FIND_ENOUGH} networks answers without forwarding; the asker always forwards`, async () => {
+    const own = Array.from({ length: FIND_ENOUGH }, (_, i) => recordOf(generateNodeKey(), { ip: `198.51.${100 + i}.1` }));
+    const forwarded = () => encodeFindRequest(newFindRequest(KIND, { hops: 2 }));
+    const { s, asked } = fanned(8, own);
+    const reply = await s.onMeshRequest(forwarded(), linkAnswering([]));
+    expect(decodeFindAnswer(reply.payload!).records.length).toBe(FIND_ENOUGH);
+    expect(asked.every((x) => x === 0)).toBe(true);
+    await s.find(KIND);
+    expect(asked.some((x) => x > 0)).toBe(true);
+    // Records from one network count once.
+    const sameNet = fanned(8, own.map((r, i) => recordOf(generateNodeKey(), { ip: `198.51.100.${i + 20}` })));
+    await sameNet.s.onMeshRequest(forwarded(), linkAnswering([]));
+    expect(sameNet.asked.some((x) => x > 0)).toBe(true);
+  });
+
+  test(`an answer holds at most ${MAX_ANSWERS_PER_NET} records from one network`, () => {
+    const many = Array.from({ length: 10 }, (_, i) => recordOf(generateNodeKey(), { ip: `198.51.100.${i + 1}` }));
+    const other = recordOf(generateNodeKey(), { ip: "203.0.113.1" });
+    expect(mergeAnswers(many, [other]).length).toBe(MAX_ANSWERS_PER_NET + 1);
   });
 });

@@ -7,6 +7,7 @@ import {
   createSeenRequests,
   encodeFindRequest,
   MAX_SEARCH_ANSWERS,
+  DEFAULT_SEARCH_HOPS,
   MAX_SEARCH_HOPS,
   mergeAnswers,
   newFindRequest,
@@ -24,10 +25,11 @@ function rec(keyByte: number, seq = 1, kinds: string[] = ["app:chat"]): NodeReco
 }
 
 describe("find requests", () => {
-  test("a new request has a 16-byte random id, the full hop budget, and survives encoding", () => {
+  test("a new request has a 16-byte random id, the default hop budget, and survives encoding", () => {
     const req = newFindRequest("blockchain:bitcoin", { random: () => rid(5) });
     expect(req.requestId).toEqual(rid(5));
-    expect(req.hops).toBe(MAX_SEARCH_HOPS);
+    expect(req.hops).toBe(DEFAULT_SEARCH_HOPS);
+    expect(newFindRequest("a:b", { hops: 9 }).hops).toBe(MAX_SEARCH_HOPS);
     const back = parseFindRequest(encodeFindRequest(req));
     expect(back.ok).toBe(true);
     if (back.ok) expect(back.request.kind).toBe("blockchain:bitcoin");
