@@ -35,9 +35,9 @@ function setup(opts: { allowSpecialTargets?: boolean; pool?: typeof pool | null 
   return { member, sent, advance: (ms: number) => (t += ms), now: () => t };
 }
 
-async function order(now: number, target: Endpoint, over: Partial<NewHostOrderInit> = {}, proofFor: Endpoint = target): Promise<NewHostOrderInit> {
+async function order(now: number, target: Endpoint, over: { proof?: undefined } = {}, proofFor: Endpoint = target): Promise<NewHostOrderInit> {
   const p = await makeNewHostProof(proofFor, hostKey, { now, bits: BITS });
-  return {
+  const o: NewHostOrderInit = {
     targetIp: target.ip,
     targetPort: target.port,
     hostKey,
@@ -45,8 +45,9 @@ async function order(now: number, target: Endpoint, over: Partial<NewHostOrderIn
     orderId: crypto.getRandomValues(new Uint8Array(16)),
     avoidIps: [],
     proof: { issuedAtMs: p.issuedAtMs, nonce: p.nonce },
-    ...over,
   };
+  if ("proof" in over) delete o.proof;
+  return o;
 }
 
 const seal = (o: NewHostOrderInit, from = poolKey, to = memberKey, purpose: string = SEAL_PURPOSE.natdNewHost) => sealNewHostOrder(from.privateKey, to.publicKey, o, purpose);
