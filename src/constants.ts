@@ -37,6 +37,8 @@ export const SEAL_PURPOSE = {
   shareHolding: "findings/v1/share-holding",
   /** A source server's NewHostOrder to a delegate: no other sealed box can pass as an order. */
   natNewHost: "findings/v1/nat-newhost",
+  /** A pool node's NewHostOrder to a NAT'd member of its findings pool (nat/newhost-member.ts). */
+  natdNewHost: "findings/v1/natd-newhost",
 } as const;
 
 /** How long one request over QUIC or the mesh may take before the caller gives up, in ms. */

@@ -138,6 +138,7 @@ export async function createNode({ config, home, log }: NodeComponents): Promise
       nodeKey: key,
       log: log.child({ room: "nat" }),
       selfProbeSeconds: timers.selfProbeSeconds,
+      natdMembers: () => natd.members(),
       // Mesh peers; a node without mesh links (behind NAT) probes itself through the public nodes it knows.
       knownServers: () => {
         const linked = mesh.links().filter((l) => l.isOpen && l.trust === "mesh").map((l) => ({ ip: l.remote.ip, port: l.remote.port }));
@@ -190,7 +191,10 @@ export async function createNode({ config, home, log }: NodeComponents): Promise
       brokerSeconds: timers.brokerSeconds,
       // A NAT'd node joined our findings pool: it tells us the public nodes it knows (seed 001 §组网节点 注).
       onMember: (member, link) => {
-        if (member.kind === natdKind(config.network) && meshService.role === "service") void natd.askMember(link, member.nodeId);
+        if (member.kind === natdKind(config.network) && meshService.role === "service") {
+          natd.addMember(link, member.nodeId);
+          void natd.askMember(link, member.nodeId);
+        }
       },
     },
     {
@@ -209,6 +213,7 @@ export async function createNode({ config, home, log }: NodeComponents): Promise
     {
       network: config.network,
       links: config.natd_links,
+      allowSpecialTargets: config.allow_special_targets,
       shareCount: config.mesh_share,
       host: config.host,
       preferIps: config.peers.flatMap((p) => {

@@ -32,6 +32,7 @@ const NET = [
   "tests/nat/service-cone.test.ts",
   "tests/nat/service-delegate.test.ts",
   "tests/nat/udp-check-serve.test.ts",
+  "tests/natd/natd-newhost.test.ts",
   "tests/natd/natd-service.test.ts",
   "tests/ops/dashboard.test.ts",
   "tests/ops/metrics.test.ts",

@@ -5,3 +5,5 @@ export { type ProbeOptions, type ProbeProgress, type ProbeServer, runProbe } fro
 export { summarizeProbe } from "./probe-report.ts";
 export { type NatService, createNatService } from "./service.ts";
 export { normalizeIp } from "./source-check.ts";
+export { type MemberNewHost, type NatdMemberLink, createMemberNewHost } from "./newhost-member.ts";
+export { MAX_NEWHOST_ORDER_BYTES } from "./newhost-proof.ts";

@@ -28,7 +28,7 @@ const NEWHOST_POW_LABEL = "findings/v1/newhost-pow";
 /** Nonce length of the proof of work. */
 const NEWHOST_POW_NONCE_BYTES = 8;
 /** Largest NewHostDelegation / NewHostOrder accepted, in bytes (addresses, keys, a few avoided IPs). */
-const MAX_NEWHOST_ORDER_BYTES = 2048;
+export const MAX_NEWHOST_ORDER_BYTES = 2048;
 
 const encoder = new TextEncoder();
 
@@ -120,17 +120,17 @@ export function checkNewHostProof(
 /** Seals an order from the source node to one delegate (layer 2 above). */
 export type NewHostOrderInit = MessageInitShape<typeof NewHostOrderSchema>;
 
-export function sealNewHostOrder(sourcePrivate: Uint8Array, delegatePublic: Uint8Array, order: NewHostOrderInit): Uint8Array {
-  const sealed = seal(sourcePrivate, delegatePublic, SEAL_PURPOSE.natNewHost, encodeMessage(NewHostOrderSchema, order));
+export function sealNewHostOrder(sourcePrivate: Uint8Array, delegatePublic: Uint8Array, order: NewHostOrderInit, purpose: string = SEAL_PURPOSE.natNewHost): Uint8Array {
+  const sealed = seal(sourcePrivate, delegatePublic, purpose, encodeMessage(NewHostOrderSchema, order));
   return encodeMessage(NewHostDelegationSchema, { sealed });
 }
 
 /** Opens a delegation with our key and the asking peer's proven key. Throws DecodeError/LimitError on a bad
  *  payload and SealError when the box was not made by that peer for us with this purpose. */
-export function openNewHostOrder(myPrivate: Uint8Array, sourcePublic: Uint8Array, payload: Uint8Array): NewHostOrder {
+export function openNewHostOrder(myPrivate: Uint8Array, sourcePublic: Uint8Array, payload: Uint8Array, purpose: string = SEAL_PURPOSE.natNewHost): NewHostOrder {
   const { sealed } = decodeMessage(NewHostDelegationSchema, payload, "NewHostDelegation", MAX_NEWHOST_ORDER_BYTES);
   if (sealed.length === 0) throw new SealError("Cannot open NewHost order: it is not sealed");
-  const plain = open(myPrivate, sourcePublic, SEAL_PURPOSE.natNewHost, sealed);
+  const plain = open(myPrivate, sourcePublic, purpose, sealed);
   return decodeMessage(NewHostOrderSchema, plain, "NewHostOrder", MAX_NEWHOST_ORDER_BYTES);
 }
 

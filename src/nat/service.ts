@@ -8,6 +8,8 @@
 //   mesh (bootstrapped links only): nat.new-host (newhost-delegate.ts), which this node also sends as a source:
 //     an order sealed to each delegate, carrying the client's proof of work (newhost-proof.ts) and the consent
 //     token that delegate gave the client.
+//   NAT'd members of our findings pool (newhost-member.ts): asked first, on their own links, to send one NewHost
+//     probe each to the target we proved; they need no consent token, our sealed order vouches for the target.
 //   HTTPS on the TLS port: GET /nat/consent (newhost-consent.ts), the token a client brings to a source server.
 //   own class: at start and every SELF_PROBE_INTERVAL_MS the node runs `findings probe` against its peers from its
 //     service IP and keeps the result (ownClass()); until one succeeds it retries every SELF_PROBE_RETRY_MS.
@@ -33,6 +35,7 @@ import { natRoutes } from "./routes.ts";
 import { natLabel, type NatClassName, type NatLabel } from "./class.ts";
 import { MAX_SERVERS_ANSWER, NEWHOST_ORDER_ID_BYTES } from "./constants.ts";
 import { createNewHostDelegate, type NewHostDelegate } from "./newhost-delegate.ts";
+import { orderMemberNewHost, usableMembers, type NatdMemberLink } from "./newhost-member.ts";
 import { consentRoute, createConsentIssuer, NEWHOST_CONSENT_PATH } from "./newhost-consent.ts";
 import type { HttpRouteTable } from "../transport/index.ts";
 import { sealNewHostOrder } from "./newhost-proof.ts";
@@ -80,6 +83,8 @@ export interface NatServiceComponents {
   /** The TLS port's HTTPS routes, where clients fetch NewHost consent tokens. @default none (this node then
    *  cannot be a NewHost delegate: no client can bring its consent) */
   https?: Pick<HttpRouteTable, "add" | "remove">;
+  /** NAT'd members of our findings pool with their links: NewHost helpers that need no consent token. @default none */
+  natdMembers?: () => readonly NatdMemberLink[];
   /** Times each self-probe that ran, by the class it found ("none" when it found none). */
   selfProbeSeconds?: Histogram<"nat_class">;
 }
@@ -211,10 +216,12 @@ export function createNatService(components: NatServiceComponents, init: NatServ
     { now, allowSpecialTargets: init.allowSpecialTargets },
   );
 
-  /** The NewHost fan-out of a formal step: up to MAX_DELEGATES mesh peers, those outside the client's avoid list
-   *  first, never a peer on the target's IP (it would probe itself) nor one on ours. */
+  /** The NewHost fan-out of a formal step: up to MAX_DELEGATES helpers, NAT'd members of our findings pool first,
+   *  then mesh peers, those outside the client's avoid list first, never a peer on the target's IP (it would probe
+   *  itself) nor one on ours. */
   async function delegateNewHost(req: NewHostRequest, signal?: AbortSignal): Promise<DelegateOutcome[]> {
     const avoid = new Set(req.avoidIps.map(normalizeIp));
+    const members = shuffle(usableMembers(components.natdMembers?.() ?? [], req.target, avoid, mainIp)).slice(0, MAX_DELEGATES);
     // Only peers the client asked itself: each checks its own consent token, so no other peer would send.
     const candidates = mesh
       .links()
@@ -226,10 +233,16 @@ export function createNatService(components: NatServiceComponents, init: NatServ
     const all = [...byNode.values()];
     const clean = shuffle(all.filter((l) => !avoid.has(normalizeIp(l.remote.ip))));
     const rest = shuffle(all.filter((l) => avoid.has(normalizeIp(l.remote.ip))));
-    const picked = [...clean, ...rest].slice(0, MAX_DELEGATES);
+    const picked = [...clean, ...rest].slice(0, MAX_DELEGATES - members.length);
     const issuedAtMs = BigInt(now());
     const clientConn = sha256(new TextEncoder().encode(req.connectionId));
-    return Promise.all(
+    const fromMembers = members.map(async (m) => {
+      counters.newHostOrdersSent++;
+      const r = await orderMemberNewHost(nodeKey, m, { ...req, clientConn, issuedAtMs }, signal);
+      if (r.error) counters.newHostOrdersFailed++;
+      return r;
+    });
+    const fromPeers = Promise.all(
       picked.map(async (link): Promise<DelegateOutcome> => {
         const result: DelegateOutcome = { nodeId: link.peerNodeId!, fromIp: "", sent: 0, error: "" };
         try {
@@ -262,6 +275,8 @@ export function createNatService(components: NatServiceComponents, init: NatServ
         }
       }),
     );
+    const outcomes = await Promise.all([Promise.all(fromMembers), fromPeers]);
+    return outcomes.flat();
   }
 
   const cone = createConeServer({ sendMain, delegate: delegateNewHost, log }, { bindHost: isWildcard(init.host) ? (isIP(init.host) === 6 || init.host === "::" ? "::" : "0.0.0.0") : init.host, now, powBits: init.powBits });

@@ -8,12 +8,16 @@
 // can neither slip a forged record in nor stay after lying. A NAT'd peer's own identity is the key it proved to
 // the public node in the app bootstrap: the punched link is pinned to the listener's certificate and the dialer
 // proved its token, both handed out by that node.
+//
+// NewHost help (seed 001 §组网池): a member takes node-link.new-host only from its pool node, on its link to it, and
+// sends one probe from the membership's socket (nat/newhost-member.ts has the rules). The public side keeps its
+// members' links (addMember) for its NAT service, which asks them first.
 import { isIP } from "node:net";
 import { METHOD } from "../rpc/index.ts";
 import type { Logger } from "../contracts/index.ts";
 import { errorLine } from "../errors.ts";
-import type { NodeKey } from "../identity/index.ts";
-import type { NatClassName } from "../nat/index.ts";
+import { nodeIdOf, type NodeKey } from "../identity/index.ts";
+import { createMemberNewHost, MAX_NEWHOST_ORDER_BYTES, type NatClassName, type NatdMemberLink } from "../nat/index.ts";
 import { createPunchClient, type PunchClient, type PunchResult } from "../punch/index.ts";
 import { ANY_TRUST, perHost, type RpcContext, type RpcReply } from "../rpc/index.ts";
 import type { QuicLink } from "../transport/index.ts";
@@ -55,6 +59,10 @@ export interface NatdServiceInit {
   preferIps?: readonly string[];
   /** @default NATD_TICK_MS */
   tickMs?: number;
+  /** NewHost help to special-range targets (config allow_special_targets). @default allow_special_targets of defaults.toml */
+  allowSpecialTargets?: boolean;
+  /** Proof-of-work bits asked of NewHost targets (tests lower it). @default NEWHOST_POW_BITS */
+  powBits?: number;
 }
 
 export interface NatdPeerStatus {
@@ -81,7 +89,14 @@ export interface NatdService {
   counters(): Record<string, number>;
   /** Public side: asks a NAT'd member of our findings pool for the public nodes it knows, on its kept link. */
   askMember(link: QuicLink, memberId: string): Promise<void>;
+  /** Public side: keeps a NAT'd member's link (its bound key must be the member's id) as a NewHost helper. */
+  addMember(link: QuicLink, memberId: string): void;
+  /** Public side: the live member links, for the NAT service's NewHost fan-out. */
+  members(): NatdMemberLink[];
 }
+
+/** Member links a public node keeps as NewHost helpers (a pool holds punch_xpool members of a kind). */
+const MAX_HELPER_MEMBERS = 256;
 
 export function createNatdService(components: NatdServiceComponents, init: NatdServiceInit): NatdService {
   const { mesh, log } = components;
@@ -92,7 +107,7 @@ export function createNatdService(components: NatdServiceComponents, init: NatdS
    *  nodes that punch each other at once get two links, and a hello may come on either. */
   const punched = new Map<string, string>();
   let client: PunchClient | undefined;
-  let joinedAt: { ip: string; port: number; id: string } | undefined;
+  let joinedAt: { ip: string; port: number; id: string; publicKey: Uint8Array } | undefined;
   let joining = false;
   let timer: ReturnType<typeof setInterval> | undefined;
   let lastPunch = 0;
@@ -102,6 +117,22 @@ export function createNatdService(components: NatdServiceComponents, init: NatdS
   /** Pool nodes tried since the last link came up (forgotten once every candidate was tried). */
   const triedPools = new Set<string>();
   let running = false;
+  /** Public side: member id → its link to us. */
+  const memberLinks = new Map<string, QuicLink>();
+  /** Member side: NewHost orders from our pool node. */
+  const newHost = createMemberNewHost(
+    {
+      nodeKey: components.nodeKey,
+      poolNode: () => (joinedAt && client ? { publicKey: joinedAt.publicKey, ip: joinedAt.ip, port: joinedAt.port } : null),
+      send: (bytes, to) => {
+        const c = client;
+        if (!c) return Promise.reject(new Error("not a member of a pool"));
+        return c.endpoint.sendRaw(bytes, to.port, to.ip);
+      },
+      log,
+    },
+    { allowSpecialTargets: init.allowSpecialTargets, powBits: init.powBits },
+  );
 
   function hello(): Uint8Array {
     return encodeMessage(NodeLinkHelloSchema, { network: init.network, records: mesh.shareable(init.shareCount) });
@@ -191,10 +222,12 @@ export function createNatdService(components: NatdServiceComponents, init: NatdS
       },
     );
     c.handle(METHOD.nodeLink.hello, onHello, { transports: ["quic"], trust: ANY_TRUST, rate: perHost(2, 10), maxInFlight: 8, maxPayloadBytes: NODE_LINK_HELLO_MAX_BYTES });
+    // Only the pool node's orders count (newhost-member.ts checks the link); the policy only bounds the work.
+    c.handle(METHOD.nodeLink.newHost, (p, ctx) => newHost.handle(p, ctx), { transports: ["quic"], trust: ANY_TRUST, rate: perHost(5, 20), maxInFlight: 4, maxPayloadBytes: MAX_NEWHOST_ORDER_BYTES });
     try {
       const j = await c.start();
       client = c;
-      joinedAt = { ip: target.ip, port: target.port, id: target.id };
+      joinedAt = { ip: target.ip, port: target.port, id: target.id, publicKey: target.publicKey };
       counters.joins++;
       log?.info("joined a public node's pool as a NAT'd node", { node: server, kind, nat, address: j.address });
     } catch (err) {
@@ -267,13 +300,34 @@ export function createNatdService(components: NatdServiceComponents, init: NatdS
       nat: components.ownNat(),
       peers: [...peers].map(([id, p]) => ({ id, address: `${p.link.remote.ip}:${p.link.remote.port}`, rttMs: p.link.rttMs ?? null, since: p.since })),
     }),
-    counters: () => ({ ...counters, peers: peers.size }),
+    counters: () => ({
+      ...counters,
+      peers: peers.size,
+      newhost_accepted: newHost.counters.accepted,
+      newhost_refused: newHost.counters.refused,
+      newhost_rate_limited: newHost.counters.rateLimited,
+      newhost_probes: newHost.counters.probesSent,
+    }),
     async askMember(link, memberId) {
       try {
         await exchange(link, memberId);
       } catch (err) {
         log?.debug("asking a NAT'd member for its peers failed", { id: memberId.slice(0, 16), error: errorLine(err) });
       }
+    },
+    addMember(link, memberId) {
+      for (const [id, l] of memberLinks) if (l.closed) memberLinks.delete(id);
+      if (!link.peerKey || nodeIdOf(link.peerKey) !== memberId) return;
+      if (!memberLinks.has(memberId) && memberLinks.size >= MAX_HELPER_MEMBERS) return;
+      memberLinks.set(memberId, link);
+    },
+    members() {
+      const out: NatdMemberLink[] = [];
+      for (const [nodeId, link] of memberLinks) {
+        if (link.closed) memberLinks.delete(nodeId);
+        else out.push({ nodeId, link });
+      }
+      return out;
     },
   };
 }

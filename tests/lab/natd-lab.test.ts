@@ -3,12 +3,14 @@
 // port-restricted cone. Neither passes the self-check; each measures its NAT class through the public nodes it
 // learned, joins fl-s1's findings:main pool as an app, and the two punch each other and hold a direct link;
 // over it they exchange public nodes' records through the mesh's checks, and fl-s1 learns from its NAT'd clients.
+// Then a probe from the full-cone client with fl-s1 as its source server gets its NewHost probes from those two
+// NAT'd members (their routers' addresses), asked by fl-s1 on their links, and is decided full cone.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { BUN, labDown, labUnavailableReason, labUp } from "./lab.ts";
-import { labIsUp, LAB_SERVER_ADDRS, MAIN, startLabServers, waitForMesh, type LabServers } from "./lab-servers.ts";
+import { labIsUp, LAB_SERVER_ADDRS, MAIN, probeIn, startLabServers, waitForMesh, type LabServers } from "./lab-servers.ts";
 import { foreignRouterTables, resetRestrictedConeSeen, spawnLines, type LineProc } from "../../scripts/bench/punch-lab.ts";
 import { holdLabLock } from "./lab-lock.ts";
 import { until } from "../wait.ts";
@@ -99,4 +101,20 @@ describe.skipIf(unavailable !== null)("Findings nodes behind NAT in the lab", ()
     const s1 = await servers.status(0);
     expect(s1!.counters.punch_joins).toBeGreaterThanOrEqual(2);
   }, 180_000);
+
+  test("a NAT'd member of fl-s1's pool gives NewHost help: the probe's NewHost comes from the members' routers", async () => {
+    if (nodes.length !== 2) throw new Error("the NAT'd nodes did not start");
+    const members = ["203.0.113.102", "203.0.113.103"];
+    const run = await probeIn("fl-c-fullc", [], 60_000, [BUN, MAIN], [LAB_SERVER_ADDRS[0]!]);
+    if (!run.report) throw new Error(`probe printed no report (exit ${run.code}): ${run.stderr}`);
+    const r = run.report;
+    expect(r.nat).toBe("full-cone");
+    expect(r.evidence.find((e) => e.test === "decision")).toMatchObject({ rule: "newhost-mapped-differs", certain: true });
+    // fl-s1 asked its two members (one per IP, both slots): every NewHost probe that got in came from one of them.
+    const from = r.evidence.filter((e) => e.test === "new-host" && typeof e.received === "string").map((e) => String(e.received).split(":")[0]!);
+    expect(from.length).toBeGreaterThanOrEqual(1);
+    for (const ip of from) expect(members).toContain(ip);
+    const sent = (await Promise.all(nodes.map((n) => statusIn(n.ns)))).map((s) => s?.counters.natd_newhost_probes ?? 0);
+    expect(sent.reduce((a, b) => a + b, 0)).toBeGreaterThanOrEqual(1);
+  }, 90_000);
 });
