@@ -1,12 +1,11 @@
 // The running mesh's upkeep (seed 001 §候选池, §组网池; DESIGN §5): filling outgoing links, switching
 // 1–2 of them every switch interval, refreshing the candidate pool, asking for help, writing the
 // peer cache. Pure parts of the step (mesh-machine.ts): they change the state and return actions.
-import type { Rand } from "./candidate-pool.ts";
+import { dialAddress, type Rand } from "./candidate-pool.ts";
 import { pickDials } from "./dialer.ts";
 import { askHelp, bump, checkSelf, logRebuild, type MeshAction, type MeshState } from "./mesh-machine.ts";
 import { MESH_CLOSE } from "./mesh-service-constants.ts";
 import { recordNodeId } from "./record.ts";
-import { recordTcpAddress } from "./record-check.ts";
 import { netPrefixOf } from "../rpc/index.ts";
 
 /** Re-signs our record (a higher seq, a fresh issue time) when it is record_resign_s old, so that
@@ -94,8 +93,8 @@ export function fill(s: MeshState, now: number, rand: Rand): MeshAction[] {
   const want = s.meshPool.deficit() - s.dials.dialing.size;
   // A candidate whose network already has its share of our outgoing links is not dialled (it would be closed).
   const crowded = (id: string) => {
-    const rec = s.candidates.get(id)?.record;
-    const addr = rec ? recordTcpAddress(rec) : null;
+    const known = s.candidates.get(id);
+    const addr = known ? dialAddress(known) : null;
     return addr !== null && !s.meshPool.hasRoomFor("out", netPrefixOf(addr.ip));
   };
   const picks = pickDials(s.candidates, s.dials, want, now, rand, (id) => s.live.has(id) || s.bans.isBanned(id, now) || crowded(id));
