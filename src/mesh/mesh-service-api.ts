@@ -32,6 +32,8 @@ export interface MeshServiceComponents {
 export interface MeshServiceInit {
   /** Bound host (`host`); a wildcard means the advertised IP is learned from peers. */
   host: string;
+  /** IPs to advertise, one per family (`advertise`); empty = the host, or what the self-check saw. */
+  advertise?: readonly string[];
   /** Bootstrap peers, "ip:port[#key]" (`peers`, --peer). */
   peers: readonly string[];
   /** Serve without the self-check (--public). */

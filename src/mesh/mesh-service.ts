@@ -43,6 +43,7 @@ export function createMeshService(components: MeshServiceComponents, init: MeshS
   const own = createOwnRecord({
     nodeKey,
     host: init.host,
+    advertise: init.advertise,
     spki: components.cert.spki,
     stakes: init.stakes,
     identityId: init.identityId,
