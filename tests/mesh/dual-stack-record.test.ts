@@ -7,6 +7,8 @@ import { answerKeyCheck, checkRecord } from "../../src/mesh/record-check.ts";
 import { addressReachedAt, buildRecord, checkableAddresses, recordNodeId } from "../../src/mesh/record.ts";
 import type { NodeRecord } from "../../src/wire/gen/findings_pb.ts";
 import { Status } from "../../src/wire/index.ts";
+import { ConfigError } from "../../src/errors.ts";
+import { checkAdvertise, createOwnRecord } from "../../src/mesh/own-record.ts";
 
 const NOW = 1_700_000_000_000;
 const V4 = "203.0.113.1";
@@ -147,5 +149,28 @@ describe("checking a dual-stack record", () => {
 
   test("a node that does not serve refuses to vouch", () => {
     expect(answerKeyCheck(generateNodeKey(), new Uint8Array(4), undefined, { localIp: V4 }).status).toBe(Status.REFUSED);
+  });
+});
+
+describe("advertising both families (config advertise)", () => {
+  test("a node bound to :: lists each configured address in its record", () => {
+    const key = generateNodeKey();
+    const own = createOwnRecord({ nodeKey: key, host: "::", advertise: [V4, V6], spki: "00".repeat(32), stakes: {}, ports: () => ({ udpPort: 7788, tcpPort: 7789 }), nat: () => null });
+    const built = own.serve(null, NOW);
+    expect("built" in built && built.built.addresses.map((a) => [a.ip, a.udpPort, a.tcpPort])).toEqual([
+      [V4, 7788, 7789],
+      [V6, 7788, 7789],
+    ]);
+    expect(own.advertisedIps).toEqual([V4, V6]);
+  });
+
+  test("addresses a bound socket does not serve, two of a family, and non-addresses are config errors", () => {
+    expect(() => checkAdvertise("203.0.113.1", [V4, V6])).toThrow(ConfigError);
+    expect(() => checkAdvertise("0.0.0.0", [V6])).toThrow(/dual-stack node binds host "::"/);
+    expect(() => checkAdvertise("::", [V4, "198.51.100.1"])).toThrow(/two IPv4/);
+    expect(() => checkAdvertise("::", ["::"])).toThrow(/not a specific IP/);
+    expect(() => checkAdvertise("::", ["example.org"])).toThrow(/not a specific IP/);
+    expect(checkAdvertise("0.0.0.0", [V4])).toEqual([V4]);
+    expect(checkAdvertise(V6, [V6])).toEqual([V6]);
   });
 });
