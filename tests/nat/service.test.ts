@@ -98,7 +98,7 @@ describe("findings probe (CLI)", () => {
     const r = await runCli(args, { timeoutMs: 20_000 });
     expect(r.code).toBe(0);
     const report = JSON.parse(r.stdout);
-    expect(Object.keys(report)).toEqual(["nat", "label", "publicAddress", "localAddress", "mapping", "filtering", "portPreserved", "lifetime", "servers", "evidence", "elapsedMs", "keySource", "node"]);
+    expect(Object.keys(report)).toEqual(["nat", "label", "publicAddress", "localAddress", "mapping", "filtering", "portPreserved", "lifetime", "servers", "evidence", "elapsedMs", "families", "keySource", "node"]);
     expect(report).toMatchObject({ nat: "public", label: "Public", lifetime: null, keySource: "pinned" });
     expect(report.node).not.toBeNull();
     const pre = (server: string) => report.evidence.find((e: { test: string; server?: string }) => e.test === "pre-probe" && e.server === server);
