@@ -162,6 +162,7 @@ export async function createNode({ config, home, log }: NodeComponents): Promise
     },
     {
       host: config.host,
+      advertise: config.advertise.split(",").map((ip) => ip.trim()).filter(Boolean),
       peers: config.peers,
       public: config.public,
       clientOnly: config.client_only,

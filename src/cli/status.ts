@@ -17,6 +17,7 @@ interface MeshStatusView {
   role: string;
   serving: boolean;
   advertisedIp: string | null;
+  advertisedIps?: string[];
   candidates: { id: string; address: string; rttMs: number | null }[];
   mesh: { out: number; in: number; maxOut: number; maxIn: number; links: { peer: string; remote: string; direction: string; ageMs: number; rttMs: number | null }[] };
   bans: { target: string; reason: string; source: string }[];
@@ -52,7 +53,7 @@ export const statusCommand = defineCommand({
     lines.push(`address   udp ${status.node?.udp ?? "?"}  tcp ${status.node?.tcp ?? "?"}  up ${Math.round((status.uptimeMs ?? 0) / 1000)} s`);
     const m = status.mesh;
     if (m) {
-      lines.push(`role      ${m.role}${m.serving ? " (serving)" : ""}${m.advertisedIp ? `  advertised ${m.advertisedIp}` : ""}`);
+      lines.push(`role      ${m.role}${m.serving ? " (serving)" : ""}${m.advertisedIp ? `  advertised ${m.advertisedIps?.join(", ") || m.advertisedIp}` : ""}`);
       lines.push(`mesh      out ${m.mesh.out}/${m.mesh.maxOut}  in ${m.mesh.in}/${m.mesh.maxIn}`);
       for (const l of m.mesh.links) lines.push(`  ${l.direction.padEnd(3)} ${l.peer.slice(0, 16)}  ${l.remote.padEnd(22)} age ${Math.round(l.ageMs / 1000)} s  rtt ${l.rttMs ?? "-"} ms`);
       lines.push(`candidates ${m.candidates.length}`);

@@ -37,6 +37,7 @@ export const SCHEMA = {
   log_root: { type: "string" },
   log_level: { type: "enum", values: LOG_LEVELS },
   host: { type: "string", pattern: /^[0-9a-fA-F.:]+$/, allowed: "an IPv4 or IPv6 address" },
+  advertise: { type: "string", pattern: /^[0-9a-fA-F.:, ]*$/, allowed: "IP addresses separated by commas, or \"\"" },
   server_uport: port,
   server_tport: port,
   admin: { type: "addr-or-empty" },

@@ -4,13 +4,12 @@
 // (record.ts), asks planMerge() which records need a reachability + key check (key-challenge.ts),
 // and add()s those that pass. Pure bookkeeping: time comes in as `now` (ms), randomness as `rand`
 // (a function returning [0, 1)), so tests are deterministic.
-import type { NodeRecord } from "../wire/index.ts";
+import type { NodeAddress, NodeRecord } from "../wire/index.ts";
 import { DEFAULTS } from "../config/index.ts";
 import { netGroupOf, netPrefixOf } from "../rpc/index.ts";
 import { provenAddress, recordNodeId } from "./record.ts";
-import { addressKeys, netPrefixes, normalizeIp, pushSample } from "./record-keys.ts";
-
-export { addressKeys, netPrefixes, normalizeIp };
+import { addressKeys, netPrefixes, normalizeIp, provenOf, pushSample } from "./candidate-addresses.ts";
+export { addressKeys, dialAddress, netPrefixes, normalizeIp } from "./candidate-addresses.ts";
 
 /** A candidate not seen (no link, no check, no share naming it) for this long is dropped. One hour:
  *  public nodes that are up get re-shared within minutes by the link switching. */
@@ -46,6 +45,9 @@ export interface CandidatePoolInit {
 export interface Candidate {
   readonly id: string;
   readonly record: NodeRecord;
+  /** The record's addresses its key check proved (at least one): only these are dialled or counted as
+   *  the node's. The record's other addresses are its word only. */
+  readonly proven: readonly NodeAddress[];
   /** Median of the recent samples; null until measured. */
   readonly rttMs: number | null;
   readonly lastSeen: number;
@@ -69,7 +71,7 @@ export interface MergeOptions {
 }
 
 /** "crowded": the record's network (/24, /48) already holds `perPrefix` candidates. */
-export type AddOutcome = "added" | "updated" | "stale" | "self" | "full" | "crowded";
+export type AddOutcome = "added" | "updated" | "stale" | "self" | "full" | "crowded" | "unproven";
 
 export interface AddResult {
   outcome: AddOutcome;
@@ -94,8 +96,10 @@ export interface CandidatePool {
   /** The node id of the candidate whose proven address is `addressKey` (addressKeys()), if any. */
   holderOf(addressKey: string): string | undefined;
   planMerge(records: readonly NodeRecord[], now: number, options?: MergeOptions): MergePlan;
-  /** Adds a verified and checked record; `rttMs` is the check's round trip when known. */
-  add(record: NodeRecord, now: number, options?: { rttMs?: number }): AddResult;
+  /** Adds a verified and checked record; `rttMs` is the check's round trip when known, `proven` the
+   *  addresses the check proved (without it: those proven for the node's older record that this one
+   *  still lists, else the record's primary address). */
+  add(record: NodeRecord, now: number, options?: { rttMs?: number; proven?: readonly NodeAddress[] }): AddResult;
   /** Remembers that a record failed its check (planMerge then skips it as "failed-check"). */
   noteCheckFailed(record: NodeRecord, now: number): void;
   sampleRtt(id: string, sample: { rttMs: number; now: number }): void;
@@ -110,7 +114,11 @@ export interface CandidatePool {
 interface Entry {
   id: string;
   record: NodeRecord;
+  proven: NodeAddress[];
+  /** Address keys of the proven addresses. */
   keys: string[];
+  /** Address keys of every checkable address of the record when it was checked. */
+  checked: string[];
   samples: number[];
   rttMs: number | null;
   lastSeen: number;
@@ -144,11 +152,12 @@ export function createCandidatePool(init: CandidatePoolInit): CandidatePool {
 
   function index(e: Entry): void {
     version++;
-    const proven = provenAddress(e.record);
+    // The network a node is dialled in: its first proven address (candidate-addresses.ts dialAddress).
+    const proven = e.proven[0] ?? provenAddress(e.record);
     e.net = proven ? netPrefixOf(proven.ip) : undefined;
     e.group = proven ? netGroupOf(normalizeIp(proven.ip)) : undefined;
     for (const k of e.keys) byAddress.set(k, e.id);
-    for (const n of netPrefixes(e.record)) {
+    for (const n of netPrefixes(e.record, e.proven)) {
       const ids = byNet.get(n) ?? new Set<string>();
       ids.add(e.id);
       byNet.set(n, ids);
@@ -156,7 +165,7 @@ export function createCandidatePool(init: CandidatePoolInit): CandidatePool {
   }
   function unindex(e: Entry): void {
     for (const k of e.keys) if (byAddress.get(k) === e.id) byAddress.delete(k);
-    for (const n of netPrefixes(e.record)) {
+    for (const n of netPrefixes(e.record, e.proven)) {
       const ids = byNet.get(n);
       ids?.delete(e.id);
       if (ids?.size === 0) byNet.delete(n);
@@ -164,10 +173,10 @@ export function createCandidatePool(init: CandidatePoolInit): CandidatePool {
   }
   /** Whether a record of node `id` would make one of its networks hold more than `perPrefix` candidates
    *  (`extra` counts records planned in the same batch). */
-  function crowded(id: string, rec: NodeRecord, extra?: Map<string, number>): boolean {
+  function crowded(id: string, rec: NodeRecord, extra?: Map<string, number>, proven?: readonly NodeAddress[]): boolean {
     // The node itself, and whoever holds one of its addresses now (it takes their place), do not count.
-    const leaving = new Set([id, ...addressKeys(rec).flatMap((k) => byAddress.get(k) ?? [])]);
-    return netPrefixes(rec).some((n) => {
+    const leaving = new Set([id, ...addressKeys(rec, proven).flatMap((k) => byAddress.get(k) ?? [])]);
+    return netPrefixes(rec, proven).some((n) => {
       const ids = byNet.get(n);
       let held = 0;
       for (const x of ids ?? []) if (!leaving.has(x)) held++;
@@ -184,7 +193,7 @@ export function createCandidatePool(init: CandidatePoolInit): CandidatePool {
     return true;
   }
   function view(e: Entry): Candidate {
-    return { id: e.id, record: e.record, rttMs: e.rttMs, lastSeen: e.lastSeen, addedAt: e.addedAt };
+    return { id: e.id, record: e.record, proven: e.proven, rttMs: e.rttMs, lastSeen: e.lastSeen, addedAt: e.addedAt };
   }
 
   /** Eviction when full, over the held entries plus the newcomer: (1) the stalest entry if it has not
@@ -264,7 +273,10 @@ export function createCandidatePool(init: CandidatePoolInit): CandidatePool {
       const batchNets = new Map<string, number>();
       for (const id of order) {
         const rec = best.get(id)!;
-        const keys = addressKeys(rec);
+        // Before its check a record is named by its primary address only: addresses it merely lists
+        // must not make another newcomer a duplicate.
+        const primary = provenAddress(rec);
+        const keys = addressKeys(rec, primary ? [primary] : []);
         if (id === selfId) {
           plan.skipped.push({ id, reason: "self" });
           continue;
@@ -286,13 +298,15 @@ export function createCandidatePool(init: CandidatePoolInit): CandidatePool {
           plan.skipped.push({ id, reason: "duplicate" });
           continue;
         }
-        if (crowded(id, rec, batchNets)) {
+        if (crowded(id, rec, batchNets, primary ? [primary] : [])) {
           plan.skipped.push({ id, reason: "crowded" });
           continue;
         }
         for (const k of keys) batchAddresses.add(k);
         for (const n of netPrefixes(rec)) batchNets.set(n, (batchNets.get(n) ?? 0) + 1);
-        if (known && sameKeys(known.keys, keys)) {
+        // Same checkable addresses as when checked: the proofs still hold (a checker without IPv6 does not
+        // re-check a dual-stack node at each re-sign).
+        if (known && sameKeys(known.checked, addressKeys(rec))) {
           plan.refresh.push(rec);
           continue;
         }
@@ -311,9 +325,12 @@ export function createCandidatePool(init: CandidatePoolInit): CandidatePool {
       if (id === selfId) return { outcome: "self", removed: [] };
       const known = entries.get(id);
       if (known && record.seq <= known.record.seq) return { outcome: "stale", removed: [] };
-      const keys = addressKeys(record);
+      const checked = addressKeys(record);
+      const proven = provenOf(record, options.proven, known);
+      if (proven.length === 0) return { outcome: "unproven", removed: [] };
+      const keys = addressKeys(record, proven);
       const removed: string[] = [];
-      if (crowded(id, record)) return { outcome: "crowded", removed };
+      if (crowded(id, record, undefined, proven)) return { outcome: "crowded", removed };
       // The record was just checked at these addresses, so another node id still holding one of them
       // is out of date (e.g. the node restarted with a new key).
       for (const k of keys) {
@@ -323,13 +340,15 @@ export function createCandidatePool(init: CandidatePoolInit): CandidatePool {
       if (known) {
         unindex(known);
         known.record = record;
+        known.proven = proven;
         known.keys = keys;
+        known.checked = checked;
         known.lastSeen = Math.max(known.lastSeen, now);
         if (rttMs !== undefined) pushSample(known, rttMs);
         index(known);
         return { outcome: "updated", removed };
       }
-      const entry: Entry = { id, record, keys, samples: [], rttMs: null, lastSeen: now, addedAt: now };
+      const entry: Entry = { id, record, proven, keys, checked, samples: [], rttMs: null, lastSeen: now, addedAt: now };
       if (rttMs !== undefined) pushSample(entry, rttMs);
       if (entries.size >= capacity) {
         const victim = pickVictim([...entries.values(), entry], now);
@@ -430,7 +449,6 @@ export function createCandidatePool(init: CandidatePoolInit): CandidatePool {
 function netOf(e: Entry | undefined): { net: string; group: string } | undefined {
   return e?.net !== undefined && e.group !== undefined ? { net: e.net, group: e.group } : undefined;
 }
-
 function sameKeys(a: readonly string[], b: readonly string[]): boolean {
   if (a.length !== b.length) return false;
   const set = new Set(a);

@@ -135,7 +135,7 @@ export function meshRoutes(d: MeshHandlerDeps): MeshRoutes {
       ],
       [Mesh.method.find, { ...SMALL, transports: ["quic"], trust: ANY_TRUST, rate: perHostAndNet(20, 100), handler: quic(METHOD.mesh.find, (payload, ip) => d.search.onAppRequest(payload, hostOf(ip))) }],
       // Apps learning our key (an address without "#key") check it the way nodes do, on their first-contact link.
-      [Mesh.method.keyCheck, { ...SMALL, transports: ["quic"], trust: ANY_TRUST, rate: KEY_CHECK_RATE, handler: quic(METHOD.mesh.keyCheck, (payload) => keyChecks.answer(payload, undefined)) }],
+      [Mesh.method.keyCheck, { ...SMALL, transports: ["quic"], trust: ANY_TRUST, rate: KEY_CHECK_RATE, handler: quic(METHOD.mesh.keyCheck, (payload, ip) => keyChecks.answer(payload, undefined, { remoteIp: ip })) }],
       [
         Mesh.method.selfCheckEcho,
         { ...SMALL, transports: ["quic"], trust: ANY_TRUST, rate: perHostAndNet(20, 100), handler: quic(METHOD.mesh.selfCheckEcho, (payload) => d.selfChecker.echo(payload, "udp")) },

@@ -4,7 +4,7 @@
 import { parseAddress } from "../contracts/index.ts";
 import { errorLine } from "../errors.ts";
 import type { HostPort } from "../contracts/index.ts";
-import type { NodeRecord } from "../wire/index.ts";
+import type { NodeAddress, NodeRecord } from "../wire/index.ts";
 import type { Rand } from "./candidate-pool.ts";
 import type { HelpTarget } from "./online-help.ts";
 
@@ -29,11 +29,12 @@ export function configTargets(peers: readonly string[], onBad: (peer: string, er
   return out;
 }
 
-/** Targets of records that carry both a TCP and a UDP port. */
-export function recordTargets(records: readonly NodeRecord[]): AskTarget[] {
+/** Targets of records that carry both a TCP and a UDP port. `provenOf` gives the addresses a key check
+ *  proved for a record (then only those are used); without it, any address of the record. */
+export function recordTargets(records: readonly NodeRecord[], provenOf?: (rec: NodeRecord) => readonly NodeAddress[] | undefined): AskTarget[] {
   const out: AskTarget[] = [];
   for (const rec of records) {
-    const a = rec.addresses.find((x) => x.tcpPort && x.udpPort);
+    const a = (provenOf?.(rec) ?? rec.addresses).find((x) => x.tcpPort && x.udpPort);
     if (a) out.push({ help: { addr: { ip: a.ip, port: a.tcpPort }, publicKey: rec.publicKey }, udp: { ip: a.ip, port: a.udpPort } });
   }
   return out;

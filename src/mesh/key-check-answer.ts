@@ -10,7 +10,7 @@ import { WS_CLOSE } from "../transport/index.ts";
 import { Status, type NodeRecord } from "../wire/index.ts";
 import { answerChallenge } from "./key-challenge.ts";
 import type { MeshLink } from "./link.ts";
-import { recordAddress } from "./record.ts";
+import { addressReachedAt } from "./record.ts";
 
 /** Answers kept for replays: a few hundred × ~150 B. */
 const MAX_CACHED_ANSWERS = 256;
@@ -25,7 +25,9 @@ export interface KeyCheckStats {
 }
 
 export interface KeyCheckAnswerer {
-  answer(payload: Uint8Array, link: MeshLink | undefined): RpcReply;
+  /** `reached`: the connection's ends, so the answer vouches for the address of our record it came to
+   *  (a dual-stack node is proven per family). */
+  answer(payload: Uint8Array, link: MeshLink | undefined, reached?: { localIp?: string; remoteIp?: string }): RpcReply;
   readonly stats: KeyCheckStats;
 }
 
@@ -37,7 +39,7 @@ export function createKeyCheckAnswerer(nodeKey: NodeKey, ownRecord: () => NodeRe
 
   return {
     stats,
-    answer(payload, link) {
+    answer(payload, link, reached) {
       if (link && link.trust === "untrusted") {
         if (asked.has(link)) {
           stats.refusedRepeat++;
@@ -47,8 +49,8 @@ export function createKeyCheckAnswerer(nodeKey: NodeKey, ownRecord: () => NodeRe
       }
       const own = ownRecord();
       if (!own) return { status: Status.REFUSED, error: "this node does not serve (no record)" };
-      const address = recordAddress(own);
-      const key = bytesToHex(payload);
+      const address = addressReachedAt(own, reached ?? (link ? { localIp: link.local.ip } : {}));
+      const key = `${address} ${bytesToHex(payload)}`;
       const hit = cache.get(key);
       if (hit && hit.address === address) {
         stats.replayed++;

@@ -10,11 +10,11 @@ import { PeerError } from "../errors.ts";
 import { bootstrapApp, wssAppDialer, type BootstrapLink } from "../transport/index.ts";
 import { expectOk, type QuicLink } from "../transport/index.ts";
 import { createUdpClient } from "../transport/index.ts";
-import type { NodeRecord } from "../wire/index.ts";
+import type { NodeAddress, NodeRecord } from "../wire/index.ts";
 import { decodeFindAnswer, decodePeersAnswer, encodePeersRequest } from "./mesh-messages.ts";
 import { METHOD } from "../rpc/index.ts";
 import { FIND_HOP_TIMEOUT_MS, MAX_PEERS_ANSWER_RECORDS } from "./mesh-service-constants.ts";
-import { formatNodeAddress, recordAddress, recordNodeId, verifyRecord } from "./record.ts";
+import { formatNodeAddress, recordNodeId, verifyRecord } from "./record.ts";
 import { checkAnswer, makeChallenge } from "./key-challenge.ts";
 import { formatAddress } from "../contracts/index.ts";
 import { Status, statusName } from "../wire/index.ts";
@@ -132,8 +132,13 @@ export interface LearnedKey {
 }
 
 function hasAddress(rec: NodeRecord, target: { ip: string; port: number }, transport: AskOptions["transport"]): boolean {
+  return addressAt(rec, target, transport) !== undefined;
+}
+
+/** The record's address entry that `target` dialled (the key answer names it). */
+function addressAt(rec: NodeRecord, target: { ip: string; port: number }, transport: AskOptions["transport"]): NodeAddress | undefined {
   const ip = target.ip.toLowerCase();
-  return rec.addresses.some((a) => a.ip.toLowerCase() === ip && (transport === "wss" ? a.tcpPort : a.udpPort) === target.port);
+  return rec.addresses.find((a) => a.ip.toLowerCase() === ip && (transport === "wss" ? a.tcpPort : a.udpPort) === target.port);
 }
 
 /**
@@ -182,7 +187,7 @@ export async function learnNodeKey(target: { ip: string; port: number }, opts: A
     }
     const answer = await link.request(METHOD.mesh.keyCheck, challenge.payload, step);
     if (answer.status !== Status.OK) throw new PeerError(`Cannot learn the key of ${where}: the key check was refused (${statusName(answer.status)} ${answer.error})`.trim());
-    const check = checkAnswer(challenge.expect, answer.payload, recordAddress(rec));
+    const check = checkAnswer(challenge.expect, answer.payload, formatNodeAddress(addressAt(rec, target, opts.transport) ?? rec.addresses[0]!));
     if (!check.ok) throw new PeerError(`Cannot learn the key of ${where}: the node there does not prove the record's key (${check.reason})`);
     return { publicKey: rec.publicKey, nodeId: recordNodeId(rec), record: rec, recordFrom: found.from };
   });

@@ -32,6 +32,8 @@ export interface MeshServiceComponents {
 export interface MeshServiceInit {
   /** Bound host (`host`); a wildcard means the advertised IP is learned from peers. */
   host: string;
+  /** IPs to advertise, one per family (`advertise`); empty = the host, or what the self-check saw. */
+  advertise?: readonly string[];
   /** Bootstrap peers, "ip:port[#key]" (`peers`, --peer). */
   peers: readonly string[];
   /** Serve without the self-check (--public). */
@@ -82,7 +84,8 @@ export interface MeshService {
   punishLiar(link: CoreLink, why: string): void;
   /** Resolves when the start-up (self-check, help, first merge) is done. */
   readonly ready: Promise<void>;
-  /** Records of the candidate pool (public nodes whose key was checked at their address). */
+  /** Records of the candidate pool (public nodes whose key was checked at their address), narrowed to the
+   *  addresses the check proved: copies for dialling here, whose signature no longer verifies (never shared). */
   candidates(): NodeRecord[];
   /** Records to give a peer that is not a mesh link (a NAT'd node): our own while we serve, then up to
    *  `max` random candidates. */

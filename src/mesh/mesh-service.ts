@@ -24,6 +24,7 @@ import { createOwnRecord } from "./own-record.ts";
 import { createPeerSharing } from "./peer-sharing.ts";
 import { readPeerCache, writePeerCache } from "./peer-cache.ts";
 import { checkRecord, recordTcpAddress } from "./record-check.ts";
+import { dialAddress } from "./candidate-pool.ts";
 import { createRecordMerger, type Sharer } from "./record-merge.ts";
 import { recordNodeId } from "./record.ts";
 import { createSelfChecker } from "./self-check.ts";
@@ -44,6 +45,7 @@ export function createMeshService(components: MeshServiceComponents, init: MeshS
   const own = createOwnRecord({
     nodeKey,
     host: init.host,
+    advertise: init.advertise,
     spki: components.cert.spki,
     stakes: init.stakes,
     identityId: init.identityId,
@@ -131,7 +133,8 @@ export function createMeshService(components: MeshServiceComponents, init: MeshS
     switch (a.type) {
       case "dial": {
         const id = recordNodeId(a.record);
-        const addr = recordTcpAddress(a.record);
+        const known = s.candidates.get(id);
+        const addr = known ? dialAddress(known) : recordTcpAddress(a.record);
         countOut("mesh.dial");
         if (!addr) return void dispatch({ type: "dialDone", id, error: "the record has no TCP address" });
         return void links
@@ -184,7 +187,7 @@ export function createMeshService(components: MeshServiceComponents, init: MeshS
 
   /** Addresses to ask: the configured peers, then known candidates. */
   function knownTargets(): AskTarget[] {
-    return [...shuffle([...peers], rand), ...recordTargets(s.candidates.pickForSwitch(init.peersHelp, rand))].slice(0, init.peersHelp);
+    return [...shuffle([...peers], rand), ...recordTargets(s.candidates.pickForSwitch(init.peersHelp, rand), (r) => s.candidates.get(recordNodeId(r))?.proven ?? [])].slice(0, init.peersHelp);
   }
 
   async function help(from: "start" | "known"): Promise<void> {
@@ -255,7 +258,7 @@ export function createMeshService(components: MeshServiceComponents, init: MeshS
     status: () => meshStatus(s, d, now()),
     counters: () => meshCounters(s, d),
     find: (kind) => search.find(kind),
-    candidates: () => s.candidates.list().map((c) => c.record),
+    candidates: () => s.candidates.list().map((c) => ({ ...c.record, addresses: [...c.proven] })),
     shareable(max) {
       const mine = s.role === "service" ? own.current() : undefined;
       const picked = shuffle(s.candidates.list().map((c) => c.record), rand).slice(0, Math.max(0, max));

@@ -5,12 +5,14 @@ import type { CoreLink } from "./core-link.ts";
 import type { MeshRole, MeshState } from "./mesh-machine.ts";
 import type { MergeCounters } from "./record-merge.ts";
 import { toJson, type RecordJson } from "./record-json.ts";
-import { recordAddress } from "./record.ts";
+import { formatNodeAddress, recordAddress } from "./record.ts";
 import type { SelfCheckReport } from "./self-check.ts";
 
 export interface CandidateStatus {
   id: string;
   address: string;
+  /** The record's addresses our key check proved there ("ip:udp/tcp"): the only ones we dial. */
+  proven: string[];
   rttMs: number | null;
   lastSeen: number;
   kinds: string[];
@@ -28,6 +30,8 @@ export interface MeshServiceStatus {
   role: MeshRole;
   serving: boolean;
   advertisedIp: string | null;
+  /** Every advertised IP (a dual-stack node: one per family). */
+  advertisedIps: string[];
   record: RecordJson | null;
   selfCheck: (Omit<SelfCheckReport, "elapsedMs"> & { elapsedMs: number }) | null;
   candidates: CandidateStatus[];
@@ -56,12 +60,13 @@ export function meshStatus(s: MeshState, d: DriverCounters, now: number): MeshSe
     role: s.role,
     serving: s.own.serving,
     advertisedIp: s.own.advertisedIp,
+    advertisedIps: [...s.own.advertisedIps],
     record: record ? toJson(record) : null,
     selfCheck: d.selfCheck ? { ...d.selfCheck, elapsedMs: Math.round(d.selfCheck.elapsedMs) } : null,
     candidates: s.candidates
       .list()
       .sort((a, b) => (a.rttMs ?? Infinity) - (b.rttMs ?? Infinity))
-      .map((c) => ({ id: c.id, address: recordAddress(c.record), rttMs: c.rttMs === null ? null : round(c.rttMs), lastSeen: c.lastSeen, kinds: [...c.record.kinds] })),
+      .map((c) => ({ id: c.id, address: recordAddress(c.record), proven: c.proven.map(formatNodeAddress), rttMs: c.rttMs === null ? null : round(c.rttMs), lastSeen: c.lastSeen, kinds: [...c.record.kinds] })),
     mesh: {
       out: s.meshPool.list("out").length,
       in: s.meshPool.list("in").length,

@@ -1,7 +1,7 @@
 // The running mesh's upkeep (seed 001 §候选池, §组网池; DESIGN §5): filling outgoing links, switching
 // 1–2 of them every switch interval, refreshing the candidate pool, asking for help, writing the
 // peer cache. Pure parts of the step (mesh-machine.ts): they change the state and return actions.
-import type { Rand } from "./candidate-pool.ts";
+import { dialAddress, type Rand } from "./candidate-pool.ts";
 import { pickDials } from "./dialer.ts";
 import { askHelp, bump, checkSelf, logRebuild, type MeshAction, type MeshState } from "./mesh-machine.ts";
 import { MESH_CLOSE } from "./mesh-service-constants.ts";

@@ -137,7 +137,7 @@ export function createRecordMerger(c: RecordMergerComponents): RecordMerger {
         counters.checksOk++;
         const vouched = entry.fromCache || entry.sharers.some((s) => !banned(s, now));
         if (vouched && !c.bans.isBanned(recordNodeId(rec), now)) {
-          const added = c.pool.add(rec, now, { rttMs: result.rttMs });
+          const added = c.pool.add(rec, now, { rttMs: result.rttMs, proven: result.proven });
           if (added.outcome === "added" || added.outcome === "updated") counters.recordsAdded++;
         }
       } else if (result.kind === "key-mismatch") {

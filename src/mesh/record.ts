@@ -326,9 +326,44 @@ export function recordAddress(rec: NodeRecord): string {
   return first ? formatNodeAddress(first) : "";
 }
 
-/** The address a key check dials and so proves: the record's first address with a TCP port. */
+/** The record's primary checkable address: its first address with a TCP port. A checker proves each
+ *  address it can dial (checkableAddresses); this one names the record when no check result is at hand. */
 export function provenAddress(rec: NodeRecord): NodeAddress | null {
   return rec.addresses.find((a) => a.tcpPort !== 0) ?? null;
+}
+
+/** The addresses a key check can prove: those with a TCP port, each endpoint once. */
+export function checkableAddresses(rec: NodeRecord): NodeAddress[] {
+  const seen = new Set<string>();
+  const out: NodeAddress[] = [];
+  for (const a of rec.addresses) {
+    if (a.tcpPort === 0) continue;
+    const key = `${unmapIp(a.ip)}/${a.tcpPort}`;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    out.push(a);
+  }
+  return out;
+}
+
+/** The address of our own record a key-check answer vouches for: the one whose IP is the local end of
+ *  the connection the challenge came on; else (behind a full-cone NAT the local IP is private) the
+ *  first of the family the connection uses (local end, or the remote end when the local one is not
+ *  known); else the first address. "" when the record has none. */
+export function addressReachedAt(rec: NodeRecord, reached: { localIp?: string; remoteIp?: string }): string {
+  const local = reached.localIp ? unmapIp(reached.localIp) : "";
+  const exact = local ? rec.addresses.find((a) => unmapIp(a.ip) === local) : undefined;
+  if (exact) return formatNodeAddress(exact);
+  const probe = local || (reached.remoteIp ? unmapIp(reached.remoteIp) : "");
+  const family = probe ? isIP(probe) : 0;
+  const sameFamily = family ? rec.addresses.find((a) => isIP(unmapIp(a.ip)) === family) : undefined;
+  return sameFamily ? formatNodeAddress(sameFamily) : recordAddress(rec);
+}
+
+/** Lower-case, and "::ffff:1.2.3.4" → "1.2.3.4". */
+function unmapIp(ip: string): string {
+  const lower = ip.toLowerCase();
+  return lower.startsWith("::ffff:") && isIP(lower.slice(7)) === 4 ? lower.slice(7) : lower;
 }
 
 /** The stake address for `kind`: its own entry, else the "*" default, else null (seed 001 §服务器群). */

@@ -148,7 +148,7 @@ export function mergeAnswers(into: readonly NodeRecord[], more: readonly NodeRec
 
 /** Networks (/24, /48) of the records' proven addresses. */
 export function networksOf(records: readonly NodeRecord[]): number {
-  return new Set(records.flatMap(netPrefixes)).size;
+  return new Set(records.flatMap((r) => netPrefixes(r))).size;
 }
 
 /** Records of `kind` from a merged answer, keeping only those that serve it (a peer's answer may

@@ -50,7 +50,7 @@ function setup(checks: (rec: NodeRecord) => RecordCheckResult | Promise<RecordCh
   return { pool, bans, punished, checked, merger };
 }
 
-const honest = (): RecordCheckResult => ({ ok: true, rttMs: 1 });
+const honest = (rec: NodeRecord): RecordCheckResult => ({ ok: true, rttMs: 1, proven: rec.addresses });
 
 describe("merging shared records", () => {
   test("a record that passes its check is added with the check's round trip", async () => {
@@ -65,7 +65,7 @@ describe("merging shared records", () => {
     const genuine = recordOf(generateNodeKey(), "192.0.2.1");
     const forged = forge(genuine);
     const relaysOwn = recordOf(generateNodeKey(), "192.0.2.9");
-    const { pool, punished, checked, merger } = setup((rec) => (recordNodeId(rec) === recordNodeId(forged) ? { ok: false, kind: "key-mismatch", detail: "cannot open" } : { ok: true, rttMs: 2 }));
+    const { pool, punished, checked, merger } = setup((rec) => (recordNodeId(rec) === recordNodeId(forged) ? { ok: false, kind: "key-mismatch", detail: "cannot open" } : { ok: true, rttMs: 2, proven: rec.addresses }));
     const relay: Sharer = { label: "relay", id: "b".repeat(64), ip: "192.0.2.9" };
     const other: Sharer = { label: "other", id: "c".repeat(64), ip: "192.0.2.10" };
     await Promise.all([merger.merge([relaysOwn, forged], relay), merger.merge([forged], other)]);
@@ -82,7 +82,7 @@ describe("merging shared records", () => {
   test("a sharer whose introductions keep failing their key check gets its new records left unchecked for a while, unbanned", async () => {
     let t = T0;
     const failing = new Set<string>();
-    const { pool, punished, checked, merger } = setup((rec) => (failing.has(recordNodeId(rec)) ? { ok: false, kind: "key-mismatch", detail: "cannot open" } : { ok: true, rttMs: 1 }), () => t);
+    const { pool, punished, checked, merger } = setup((rec) => (failing.has(recordNodeId(rec)) ? { ok: false, kind: "key-mismatch", detail: "cannot open" } : { ok: true, rttMs: 1, proven: rec.addresses }), () => t);
     const relay: Sharer = { label: "relay", id: "b".repeat(64), ip: "192.0.2.9" };
     for (let i = 0; i < 3; i++) {
       const bad = recordOf(generateNodeKey(), `192.0.2.${20 + i}`);

@@ -47,7 +47,7 @@ export interface NodeStatus {
     role: string;
     serving: boolean;
     record: { id: string; kinds: string[] } | null;
-    candidates: { id: string; address: string; rttMs: number | null; lastSeen: number; kinds: string[] }[];
+    candidates: { id: string; address: string; proven: string[]; rttMs: number | null; lastSeen: number; kinds: string[] }[];
     mesh: { out: number; in: number; maxOut: number; maxIn: number; links: { peer: string; direction: "in" | "out"; ageMs: number; rttMs: number | null; remote: string }[] };
     bans: { target: string; kind: string; reason: string; source: string }[];
     counters: { messagesIn: Record<string, number>; messagesOut: Record<string, number>; events: Record<string, number> };
@@ -77,6 +77,10 @@ export interface StartOptions {
   peers?: string[];
   public?: boolean;
   clientOnly?: boolean;
+  /** Port of this node. @default the network's shared port */
+  port?: number;
+  /** Host of the admin endpoint (a node bound to "::" still has its admin on loopback). @default host */
+  adminHost?: string;
   /** More `findings serve` arguments. */
   args?: string[];
   /** @default 60 s (a loaded 2-core machine starting a dozen nodes at once needs it) */
@@ -158,7 +162,7 @@ export class Network {
     mkdirSync(home, { recursive: true });
     // Every node of a network is on one loopback /24 (ONE_MACHINE); a test may set its own limits.
     writeFileSync(join(home, "config.toml"), toToml({ ...ONE_MACHINE, ...opts.config }));
-    const args = ["serve", "--json", "--host", opts.host, "--port", String(this.port), "--admin", `${opts.host}:0`, "--home", home];
+    const args = ["serve", "--json", "--host", opts.host, "--port", String(opts.port ?? this.port), "--admin", `${opts.adminHost ?? opts.host}:0`, "--home", home];
     for (const p of opts.peers ?? []) args.push("--peer", p);
     if (opts.public) args.push("--public");
     if (opts.clientOnly) args.push("--client-only");
