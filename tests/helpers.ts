@@ -13,16 +13,35 @@ export function tempDir(prefix = "findings-test-"): { path: string; [Symbol.disp
   return { path, [Symbol.dispose]: () => rmSync(path, { recursive: true, force: true }) };
 }
 
+let scratch: string | undefined;
+/** A home folder for commands a test runs without `--home`: one per test process, removed when it exits,
+ *  so that tests never write keys or known hosts into the user's ~/.findings. */
+export function scratchHome(): string {
+  if (!scratch) {
+    const path = mkdtempSync(join(tmpdir(), "findings-scratch-home-"));
+    scratch = path;
+    process.once("exit", () => rmSync(path, { recursive: true, force: true }));
+  }
+  return scratch;
+}
+
+/** process.env without FINDINGS_* settings, with FINDINGS_HOME at the scratch home (`--home` still wins). */
+export function cleanEnv(): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !k.startsWith("FINDINGS_")) env[k] = v;
+  env.FINDINGS_HOME = scratchHome();
+  return env;
+}
+
 export interface CliResult {
   code: number;
   stdout: string;
   stderr: string;
 }
 
-/** Runs `findings ARGS` from source with a clean FINDINGS_* environment. */
+/** Runs `findings ARGS` from source with a clean FINDINGS_* environment (cleanEnv). */
 export async function runCli(args: string[], opts: { env?: Record<string, string>; cwd?: string; timeoutMs?: number } = {}): Promise<CliResult> {
-  const env: Record<string, string> = {};
-  for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !k.startsWith("FINDINGS_")) env[k] = v;
+  const env = cleanEnv();
   const proc = Bun.spawn([BUN, MAIN, ...args], { env: { ...env, ...opts.env }, cwd: opts.cwd ?? ROOT, stdout: "pipe", stderr: "pipe" });
   const timer = setTimeout(() => proc.kill(), opts.timeoutMs ?? 30_000);
   const [stdout, stderr, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
@@ -50,8 +69,7 @@ export interface ServeProcess {
 
 /** Starts `findings serve --json …` from source and waits for its ready line. */
 export async function startServe(args: string[], opts: { env?: Record<string, string>; timeoutMs?: number } = {}): Promise<ServeProcess> {
-  const env: Record<string, string> = {};
-  for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !k.startsWith("FINDINGS_")) env[k] = v;
+  const env = cleanEnv();
   const proc = Bun.spawn([BUN, MAIN, "serve", "--json", ...args], { env: { ...env, ...opts.env }, cwd: ROOT, stdin: "ignore", stdout: "pipe", stderr: "pipe" });
   let err = "";
   void (async () => {

@@ -4,7 +4,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { BUN, MAIN, ROOT, runCli, startServe, tempDir, type CliResult, type ServeProcess } from "../helpers.ts";
+import { BUN, cleanEnv, MAIN, ROOT, runCli, startServe, tempDir, type CliResult, type ServeProcess } from "../helpers.ts";
 import { collectLines, until } from "../wait.ts";
 
 const dir = tempDir("findings-json-");
@@ -100,8 +100,7 @@ describe("commands that answer once print one JSON object", () => {
 
 describe("commands that emit events print NDJSON", () => {
   test("punch --wait --json: a hello line, then one line per punched peer; punch <id> answers once", async () => {
-    const env: Record<string, string> = {};
-    for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !k.startsWith("FINDINGS_")) env[k] = v;
+    const env = cleanEnv();
     const args = ["punch", "--wait", "--json", "--home", home(), "--server", `${server}#${node.ready.publicKey}`, "--kind", "app:chat", "--nat", "public", "--host", host];
     const waiter = Bun.spawn([BUN, MAIN, ...args], { env, cwd: ROOT, stdin: "ignore", stdout: "pipe", stderr: "pipe" });
     try {

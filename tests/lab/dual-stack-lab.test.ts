@@ -8,6 +8,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import type { Subprocess } from "bun";
 import { until } from "../wait.ts";
+import { cleanEnv } from "../helpers.ts";
 import { BUN, labDown, labUnavailableReason, labUp } from "./lab.ts";
 import { labIsUp } from "./lab-servers.ts";
 import { holdLabLock } from "./lab-lock.ts";
@@ -27,11 +28,9 @@ if (unavailable) console.warn(`SKIPPED: the NAT lab cannot run here: ${unavailab
 const releaseLab = unavailable === null ? await holdLabLock() : async () => {};
 afterAll(releaseLab);
 
-function cleanEnv(extra: Record<string, string> = {}): Record<string, string> {
-  const env: Record<string, string> = {};
-  for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !k.startsWith("FINDINGS_")) env[k] = v;
-  // The lab's addresses are documentation ranges, which a public node refuses to probe.
-  return { ...env, FINDINGS_ALLOW_SPECIAL_TARGETS: "true", ...extra };
+/** The clean test environment; the lab's addresses are documentation ranges, which a public node refuses to probe. */
+function labEnv(extra: Record<string, string> = {}): Record<string, string> {
+  return { ...cleanEnv(), FINDINGS_ALLOW_SPECIAL_TARGETS: "true", ...extra };
 }
 
 interface Served {
@@ -45,7 +44,7 @@ async function serve(ns: string, args: string[], env: Record<string, string> = {
     stdin: "ignore",
     stdout: "pipe",
     stderr: Bun.file(join(home, "stderr.log")),
-    env: cleanEnv(env),
+    env: labEnv(env),
   });
   const reader = proc.stdout.getReader();
   let buf = "";
@@ -66,7 +65,7 @@ async function serve(ns: string, args: string[], env: Record<string, string> = {
 }
 
 async function cli(ns: string, args: string[]): Promise<{ code: number; out: string; err: string }> {
-  const p = Bun.spawn(["ip", "netns", "exec", ns, BUN, MAIN, ...args], { stdout: "pipe", stderr: "pipe", env: cleanEnv() });
+  const p = Bun.spawn(["ip", "netns", "exec", ns, BUN, MAIN, ...args], { stdout: "pipe", stderr: "pipe", env: labEnv() });
   const [out, err, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
   return { code, out, err };
 }

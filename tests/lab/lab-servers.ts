@@ -7,6 +7,7 @@ import { join, resolve } from "node:path";
 import type { ProbeReport } from "../../src/nat/probe-report.ts";
 import { BUN, LAB_SCRIPT } from "./lab.ts";
 import { until } from "../wait.ts";
+import { cleanEnv } from "../helpers.ts";
 
 export const MAIN = resolve(import.meta.dir, "../../src/main.ts");
 export const LAB_PORT = 7788;
@@ -30,12 +31,6 @@ export interface LabNodeStatus {
   mesh: { mesh: { links: unknown[] } };
   nat: { own: { nat: string; certain: boolean } | null; lastSelfProbeError: string | null };
   counters: Record<string, number>;
-}
-
-function cleanEnv(): Record<string, string> {
-  const env: Record<string, string> = {};
-  for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !k.startsWith("FINDINGS_")) env[k] = v;
-  return env;
 }
 
 /** What the harness keeps of a spawned process. */

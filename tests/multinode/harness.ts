@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
 import { test as bunTest } from "bun:test";
-import { freeUdpTcpPort, loopbackPrefix, ONE_MACHINE, type ServeReady } from "../helpers.ts";
+import { cleanEnv, freeUdpTcpPort, loopbackPrefix, ONE_MACHINE, type ServeReady } from "../helpers.ts";
 
 export const ROOT = join(import.meta.dir, "..", "..");
 export const BUN = process.execPath;
@@ -227,12 +227,6 @@ function keepLogs(name: string, root: string): void {
   } catch (err) {
     console.error(`\n*** ${name} failed; could not keep its logs: ${err instanceof Error ? err.message : String(err)}\n`);
   }
-}
-
-function cleanEnv(): Record<string, string> {
-  const env: Record<string, string> = {};
-  for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !k.startsWith("FINDINGS_")) env[k] = v;
-  return env;
 }
 
 async function nodeOf(name: string, host: string, home: string, proc: Subprocess<"ignore", "pipe", "pipe">, readyTimeoutMs: number): Promise<NodeProcess> {

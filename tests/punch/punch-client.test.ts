@@ -4,7 +4,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { BUN, freePort, MAIN, ROOT, runCli, startServe, tempDir, type ServeProcess } from "../helpers.ts";
+import { BUN, cleanEnv, freePort, MAIN, ROOT, runCli, startServe, tempDir, type ServeProcess } from "../helpers.ts";
 import { collectLines, until } from "../wait.ts";
 
 const home = tempDir("findings-punch-cli-");
@@ -40,8 +40,7 @@ interface Running {
 }
 
 function spawnPunch(args: string[]): Running {
-  const env: Record<string, string> = {};
-  for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !k.startsWith("FINDINGS_")) env[k] = v;
+  const env = cleanEnv();
   const proc = Bun.spawn([BUN, MAIN, "punch", "--json", ...args], { env, cwd: ROOT, stdin: "ignore", stdout: "pipe", stderr: "pipe" });
   const lines = collectLines(proc.stdout);
   let err = "";
