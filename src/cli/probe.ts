@@ -55,10 +55,8 @@ export const probeCommand = defineCommand({
     // The first server's key (given, known or learned on first use) and its bootstrap answer (reward address,
     // identity id), on a link of its own beside the probe.
     const client = new FindingsClient({ server: families[primary][0]!, knownHosts: knownHostsFile(home) });
-    const nodeP = client.nodeInfo({ signal: AbortSignal.any([stop.signal, AbortSignal.timeout(2 * timeoutMs)]) }).then(
-      (n) => ({ node: n, error: undefined }),
-      (err: unknown) => ({ node: undefined, error: errorLine(err) }),
-    );
+    const quicGiveUp = new AbortController();
+    let nodeP = nodeInfoOf(client, AbortSignal.any([stop.signal, quicGiveUp.signal, AbortSignal.timeout(2 * timeoutMs)]));
     const otherP = families[secondary].length > 0 ? client.probe({ servers: families[secondary], timeoutMs, signal: stop.signal }) : Promise.resolve(null);
     const probed = await client.probe({
       servers: families[primary],
@@ -71,6 +69,16 @@ export const probeCommand = defineCommand({
         line.refresh();
       },
     });
+    // Without UDP the node cannot answer over QUIC: ask over its WSS link instead of waiting for QUIC to
+    // time out, unless the QUIC answer is already in.
+    if (probed.nat === "udp-blocked") {
+      const settled = await Promise.race([nodeP, Bun.sleep(0).then(() => null)]);
+      if (!settled?.node) {
+        quicGiveUp.abort(new Error("no UDP path"));
+        const wss = new FindingsClient({ server: families[primary][0]!, knownHosts: knownHostsFile(home), transport: "wss" });
+        nodeP = nodeInfoOf(wss, AbortSignal.any([stop.signal, AbortSignal.timeout(timeoutMs)]));
+      }
+    }
     const { node, error: nodeError } = await nodeP;
     line.stop();
     process.off("SIGINT", onSigint);
@@ -98,4 +106,12 @@ export const probeCommand = defineCommand({
 /** One address family's result in `--json` `families`. */
 function familyJson(r: NatReport) {
   return { nat: r.nat, label: r.label, publicAddress: r.publicAddress, localAddress: r.localAddress, mapping: r.mapping, filtering: r.filtering, portPreserved: r.portPreserved, servers: r.servers, elapsedMs: r.elapsedMs };
+}
+
+/** The node's info (key, reward address, identity), or the error that kept it. */
+function nodeInfoOf(client: FindingsClient, signal: AbortSignal): Promise<{ node: Awaited<ReturnType<FindingsClient["nodeInfo"]>> | undefined; error: string | undefined }> {
+  return client.nodeInfo({ signal }).then(
+    (n) => ({ node: n, error: undefined }),
+    (err: unknown) => ({ node: undefined, error: errorLine(err) }),
+  );
 }

@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import type { ProbeReport } from "../../src/nat/probe-report.ts";
 import { LAB_CLIENTS, labDown, labUnavailableReason, labUp, type LabClass } from "./lab.ts";
-import { labIsUp, probeIn, resetRestrictedConeSeen, saveUdpTimeouts, startLabServers, waitForMesh, withQuicOnlyRouter, type LabNodeStatus, type LabServers } from "./lab-servers.ts";
+import { LAB_SERVER_ADDRS, labIsUp, probeIn, resetRestrictedConeSeen, saveUdpTimeouts, startLabServers, waitForMesh, withQuicOnlyRouter, type LabNodeStatus, type LabServers } from "./lab-servers.ts";
 import { holdLabLock } from "./lab-lock.ts";
 
 const unavailable = labUnavailableReason();
@@ -89,6 +89,12 @@ describe.skipIf(unavailable !== null)("findings probe in the NAT lab", () => {
   test("udp-blocked says that TCP still works (HTTPS whoami)", () => {
     const tcp = reports.get("udpblk")!.evidence.find((e) => e.test === "tcp");
     expect(String(tcp?.mapped)).toStartWith(`${client("udpblk").publicIp}:`);
+  });
+
+  test("udp-blocked still names the node: its key and reward address come over the WSS link", () => {
+    const r = reports.get("udpblk") as unknown as { node: { address: string } | null; keySource: string | null };
+    expect(r.node).toMatchObject({ address: LAB_SERVER_ADDRS[0] });
+    expect(r.keySource).not.toBeNull();
   });
 
   test("udp-blocked is decided by the UDP check's silence window measured with TCP, not by the timeout", () => {
