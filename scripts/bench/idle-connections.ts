@@ -6,6 +6,7 @@
 // Run: bun scripts/bench/idle-connections.ts [--n 1000,5000,10000] [--quick] [--json]
 import { DEFAULTS } from "../../src/config/index.ts";
 import { loopbackBase, sourceAddresses, startDialers, startNode } from "./quic-fleet.ts";
+import { argValue, round2 } from "./args.ts";
 
 export interface IdleOptions {
   /** Steps, ascending. @default [1000, 5000, 10000] ([500] with quick) */
@@ -105,14 +106,7 @@ export async function runIdleConnections(opts: IdleOptions = {}): Promise<IdleRe
   }
 }
 
-function round2(x: number): number {
-  return Math.round(x * 100) / 100;
-}
 
-function argValue(name: string): string | undefined {
-  const i = process.argv.indexOf(name);
-  return i >= 0 ? process.argv[i + 1] : undefined;
-}
 
 if (import.meta.main) {
   const n = argValue("--n");

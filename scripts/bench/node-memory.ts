@@ -17,6 +17,7 @@ import { METHOD } from "../../src/rpc/methods.ts";
 import { bootstrapApp } from "../../src/transport/app-bootstrap/bootstrap.ts";
 import { createUdpClient, type UdpClient } from "../../src/transport/udp/client.ts";
 import { AppJoinSchema, encodeMessage, NatClass, Status } from "../../src/wire/index.ts";
+import { argValue } from "./args.ts";
 
 const ROOT = join(import.meta.dir, "..", "..");
 const KIND = "app:bench";
@@ -186,10 +187,6 @@ export async function benchNodeMemory(opts: { bin?: string; apps?: number } = {}
   }
 }
 
-function argValue(name: string): string | undefined {
-  const i = process.argv.indexOf(name);
-  return i >= 0 ? process.argv[i + 1] : undefined;
-}
 
 if (import.meta.main) {
   const r = await benchNodeMemory({ bin: argValue("--bin"), apps: argValue("--apps") ? Number(argValue("--apps")) : undefined });

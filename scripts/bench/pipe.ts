@@ -8,6 +8,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { collectLines } from "../../tests/wait.ts";
+import { argValue } from "./args.ts";
 
 const MAIN = resolve(import.meta.dir, "../../src/main.ts");
 const BUN = process.execPath;
@@ -16,10 +17,6 @@ const PARALLEL = Number(argValue("--parallel") ?? 4);
 const HOST = argValue("--host") ?? "127.0.0.1";
 const CLK_TCK = 100;
 
-function argValue(name: string): string | undefined {
-  const i = process.argv.indexOf(name);
-  return i >= 0 ? process.argv[i + 1] : undefined;
-}
 
 /** utime + stime of a process, in seconds. */
 function cpuSeconds(pid: number): number {

@@ -8,6 +8,7 @@
 // Run: bun scripts/bench/storm.ts [--n 2000] [--sources 40] [--workers 2] [--quick] [--json]
 import { QUIC_HANDSHAKE_TIMEOUT_MS } from "../../src/transport/quic/constants.ts";
 import { loopbackBase, metricValue, sourceAddresses, startDialers, startNode } from "./quic-fleet.ts";
+import { argValue, round2 } from "./args.ts";
 
 export interface StormOptions {
   /** App connections dialing at once. @default 2000 (300 with quick) */
@@ -112,14 +113,7 @@ export async function runStorm(opts: StormOptions = {}): Promise<StormResult> {
   }
 }
 
-function round2(x: number): number {
-  return Math.round(x * 100) / 100;
-}
 
-function argValue(name: string): string | undefined {
-  const i = process.argv.indexOf(name);
-  return i >= 0 ? process.argv[i + 1] : undefined;
-}
 
 if (import.meta.main) {
   const num = (name: string) => (argValue(name) === undefined ? undefined : Number(argValue(name)));

@@ -14,6 +14,7 @@ import type { QuicLink } from "../../src/transport/quic/link.ts";
 import { createUdpClient } from "../../src/transport/udp/client.ts";
 import { createUdpEndpoint, type UdpEndpoint } from "../../src/transport/udp/endpoint.ts";
 import { whoamiRoute } from "../../src/transport/quic/whoami-handler.ts";
+import { argValue } from "./args.ts";
 
 /** How long each case runs by default, in ms: 8 cases × 2 s plus setup stays well under 30 s. */
 const DEFAULT_CASE_MS = 2000;
@@ -25,10 +26,6 @@ function unlimitWhoami(ep: UdpEndpoint): void {
   ep.router.add(METHOD.app.whoami, { ...whoamiRoute, transports: ["quic"], rate: [{ ratePerS: 1e9, burst: 1e9 }] }, { replace: true });
 }
 
-function argValue(name: string): string | undefined {
-  const i = process.argv.indexOf(name);
-  return i >= 0 ? process.argv[i + 1] : undefined;
-}
 
 export interface WhoamiRow {
   case: string;

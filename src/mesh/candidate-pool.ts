@@ -9,6 +9,7 @@ import { DEFAULTS } from "../config/index.ts";
 import { netGroupOf, netPrefixOf } from "../rpc/index.ts";
 import { provenAddress, recordNodeId } from "./record.ts";
 import { addressKeys, netPrefixes, normalizeIp, provenOf, pushSample } from "./candidate-addresses.ts";
+import { pickVictim, weightedDraw } from "./candidate-picks.ts";
 export { addressKeys, dialAddress, netPrefixes, normalizeIp } from "./candidate-addresses.ts";
 
 /** A candidate not seen (no link, no check, no share naming it) for this long is dropped. One hour:
@@ -196,39 +197,6 @@ export function createCandidatePool(init: CandidatePoolInit): CandidatePool {
     return { id: e.id, record: e.record, proven: e.proven, rttMs: e.rttMs, lastSeen: e.lastSeen, addedAt: e.addedAt };
   }
 
-  /** Eviction when full, over the held entries plus the newcomer: (1) the stalest entry if it has not
-   *  been seen for half the TTL; (2) an entry never measured; (3) otherwise the fullest RTT band
-   *  (regional / continental / intercontinental by default) gives up its slowest member. Taking from
-   *  the fullest band keeps far nodes in the pool even when near ones are plentiful (seed: 避免地域
-   *  明显分割); within a band lower latency wins. */
-  function pickVictim(pool: Entry[], now: number): Entry {
-    let stalest = pool[0]!;
-    for (const e of pool) if (e.lastSeen < stalest.lastSeen) stalest = e;
-    if (now - stalest.lastSeen > ttlMs / 2) return stalest;
-    const unmeasured = pool.filter((e) => e.rttMs === null);
-    if (unmeasured.length) return unmeasured.reduce((a, b) => (b.lastSeen < a.lastSeen ? b : a));
-    const groups = new Map<number, Entry[]>();
-    for (const e of pool) {
-      const band = bandOf(e.rttMs!);
-      groups.set(band, [...(groups.get(band) ?? []), e]);
-    }
-    let fullest: Entry[] = [];
-    let fullestBand = -1;
-    for (const [band, members] of groups) {
-      // Ties go to the farther band: near nodes are what we prefer to keep.
-      if (members.length > fullest.length || (members.length === fullest.length && band > fullestBand)) {
-        fullest = members;
-        fullestBand = band;
-      }
-    }
-    return fullest.reduce((a, b) => (b.rttMs! > a.rttMs! || (b.rttMs === a.rttMs && b.lastSeen < a.lastSeen) ? b : a));
-  }
-  function bandOf(rtt: number): number {
-    let i = 0;
-    while (i < bands.length && rtt >= bands[i]!) i++;
-    return i;
-  }
-
   function pruneFailed(now: number): void {
     for (const [k, until] of failed) if (until <= now) failed.delete(k);
   }
@@ -351,7 +319,7 @@ export function createCandidatePool(init: CandidatePoolInit): CandidatePool {
       const entry: Entry = { id, record, proven, keys, checked, samples: [], rttMs: null, lastSeen: now, addedAt: now };
       if (rttMs !== undefined) pushSample(entry, rttMs);
       if (entries.size >= capacity) {
-        const victim = pickVictim([...entries.values(), entry], now);
+        const victim = pickVictim([...entries.values(), entry], now, ttlMs, bands);
         if (victim === entry) return { outcome: "full", removed };
         removeEntry(victim.id);
         removed.push(victim.id);
@@ -409,16 +377,7 @@ export function createCandidatePool(init: CandidatePoolInit): CandidatePool {
       // hostile keys draw a few networks' share of our links, not their keys' share.
       const inNet = (e: Entry) => (e.net === undefined ? 1 : Math.max(1, byNet.get(e.net)?.size ?? 1));
       const items = pool.map((e) => ({ e, w: Math.max(1 - (q.get(e) ?? 0.5), FAR_PICK_WEIGHT) / inNet(e) }));
-      const out: NodeRecord[] = [];
-      while (out.length < n && items.length) {
-        const total = items.reduce((s, it) => s + it.w, 0);
-        let r = rand() * total;
-        let i = 0;
-        while (i < items.length - 1 && r >= items[i]!.w) r -= items[i++]!.w;
-        out.push(items[i]!.e.record);
-        items.splice(i, 1);
-      }
-      return out;
+      return weightedDraw(items, n, rand).map((e) => e.record);
     },
 
     /** A uniform random sample for a new link (seed 001 §候选池: 获得对端的候选池节点数据分享). */
@@ -444,11 +403,10 @@ export function createCandidatePool(init: CandidatePoolInit): CandidatePool {
   return pool;
 }
 
-
-
 function netOf(e: Entry | undefined): { net: string; group: string } | undefined {
   return e?.net !== undefined && e.group !== undefined ? { net: e.net, group: e.group } : undefined;
 }
+
 function sameKeys(a: readonly string[], b: readonly string[]): boolean {
   if (a.length !== b.length) return false;
   const set = new Set(a);
