@@ -94,6 +94,8 @@ export interface CandidatePool {
   ids(): string[];
   /** The network (netPrefixes) and network group (netGroupOf) of a candidate's proven address, if it has one. */
   netOf(id: string): { net: string; group: string } | undefined;
+  /** How many candidates have a proven address in network `net` (netPrefixOf). */
+  keysIn(net: string): number;
   /** The node id of the candidate whose proven address is `addressKey` (addressKeys()), if any. */
   holderOf(addressKey: string): string | undefined;
   planMerge(records: readonly NodeRecord[], now: number, options?: MergeOptions): MergePlan;
@@ -213,6 +215,7 @@ export function createCandidatePool(init: CandidatePoolInit): CandidatePool {
     },
     list: () => [...entries.values()].map(view),
     holderOf: (k) => byAddress.get(k),
+    keysIn: (net) => byNet.get(net)?.size ?? 0,
     get version() {
       return version;
     },

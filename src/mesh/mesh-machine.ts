@@ -187,13 +187,14 @@ export function createMeshState(init: MeshStateInit): MeshState {
     recordResignMs: init.recordResignMs ?? DEFAULTS.record_resign_s * 1000,
     ...init.timing,
   };
+  const candidates = createCandidatePool({ selfId: init.myId, capacity: init.shortlist, ttlMs: DEFAULT_CANDIDATE_TTL_MS, perPrefix: init.candidatesPerPrefix });
   return {
     role: "new",
     settings,
     myId: init.myId,
     own: init.own,
-    candidates: createCandidatePool({ selfId: init.myId, capacity: init.shortlist, ttlMs: DEFAULT_CANDIDATE_TTL_MS, perPrefix: init.candidatesPerPrefix }),
-    meshPool: createMeshPool({ maxOut: init.meshOut, maxIn: init.meshIn, switchIntervalMs: init.switchIntervalMs, perPrefix: init.meshPerPrefix, now: init.now }),
+    candidates,
+    meshPool: createMeshPool({ maxOut: init.meshOut, maxIn: init.meshIn, switchIntervalMs: init.switchIntervalMs, perPrefix: init.meshPerPrefix, sharedNet: (net) => candidates.keysIn(net) >= 2, now: init.now }),
     dials: createDialBook(),
     bans: createBanList(),
     live: new Map(),
