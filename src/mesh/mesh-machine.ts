@@ -317,7 +317,7 @@ export function logRebuild(outcome: RebuildOutcome | null): MeshAction[] {
 }
 
 /** Codes by which a peer refused our link: try someone else for a while. */
-const REFUSALS: readonly number[] = [MESH_CLOSE.full.code, MESH_CLOSE.notServing.code, MESH_CLOSE.banned.code];
+const REFUSALS: readonly number[] = [MESH_CLOSE.full.code, MESH_CLOSE.notServing.code, MESH_CLOSE.banned.code, MESH_CLOSE.crowded.code];
 
 function linkDown(s: MeshState, link: CoreLink, code: number, now: number): MeshAction[] {
   const id = link.peerNodeId;

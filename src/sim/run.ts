@@ -85,6 +85,8 @@ export interface SimResult {
   eclipsedHonest: number;
   /** Links of each eclipsed node at the end (out / in), and whether it was the crowding victim. */
   eclipsedLinks: { out: number; in: number; victim: boolean }[];
+  /** Most outgoing links one honest node holds to hostile nodes at the end. */
+  hostileOutMax: number;
   bannedHonest: number;
   bannedHostile: number;
   /** Why honest nodes were banned (numbers and ids elided), and how many bans said so. */
@@ -334,6 +336,7 @@ export async function runSimulation(o: SimOptions): Promise<SimResult> {
 
   // Eclipses and bans, at the end.
   let eclipsed = 0;
+  let hostileOutMax = 0;
   const eclipsedLinks: SimResult["eclipsedLinks"] = [];
   const bannedHonest = new Set<string>();
   const bannedHostile = new Set<string>();
@@ -341,6 +344,7 @@ export async function runSimulation(o: SimOptions): Promise<SimResult> {
   for (const x of sim.live()) {
     if (!isHonest(x)) continue;
     const st = x.mesh.status();
+    hostileOutMax = Math.max(hostileOutMax, st.mesh.links.filter((l) => l.direction === "out" && sim.byId.get(l.peer)?.hostile).length);
     if (st.mesh.links.length && st.mesh.links.every((l) => sim.byId.get(l.peer)?.hostile)) {
       eclipsed++;
       eclipsedLinks.push({ out: st.mesh.links.filter((l) => l.direction === "out").length, in: st.mesh.links.filter((l) => l.direction === "in").length, victim: x === sim.victim });
@@ -388,6 +392,7 @@ export async function runSimulation(o: SimOptions): Promise<SimResult> {
     busiest,
     eclipsedHonest: eclipsed,
     eclipsedLinks,
+    hostileOutMax,
     bannedHonest: bannedHonest.size,
     bannedHostile: bannedHostile.size,
     honestBanReasons,
