@@ -1,8 +1,8 @@
 // Opt-in memo of pure key operations, for many nodes in one process (the network simulator): an
 // X25519 key agreement, a derived signing key, an Ed25519 signature or its verification gives the same
 // output for the same input bytes, so it is computed once and looked up after. Off by default: a
-// node process never turns it on. Keys of the memo are the whole inputs (hex), so a changed byte is a
-// new computation, never a cached "valid".
+// node process never turns it on. Keys of the memo are the whole inputs (each byte one character, each
+// part prefixed with its length), so a changed byte is a new computation, never a cached "valid".
 
 const tables = new Map<string, Map<string, unknown>>();
 let maxEntries = 0;
@@ -18,10 +18,22 @@ export function disableCryptoMemo(): void {
   tables.clear();
 }
 
-/** Hex of each part, joined: the memo key. */
+/** Each part as its length, a tag (b: bytes, s: text) and its content (a byte = one char code 0..255),
+ *  joined: the memo key. The length prefix keeps the join unambiguous. Reading the bytes by index, never
+ *  through `.buffer`, spares the runtime from giving a small array its own ArrayBuffer. */
 export function memoKey(...parts: (Uint8Array | string)[]): string {
   let out = "";
-  for (const p of parts) out += (typeof p === "string" ? p : Buffer.from(p.buffer, p.byteOffset, p.byteLength).toString("hex")) + "|";
+  for (const p of parts) out += typeof p === "string" ? `${p.length}s${p}` : `${p.length}b${bytesAsChars(p)}`;
+  return out;
+}
+
+/** Arguments per String.fromCharCode call, well under engines' argument limits. */
+const CHARS_PER_CALL = 4096;
+
+function bytesAsChars(p: Uint8Array): string {
+  if (p.length <= CHARS_PER_CALL) return String.fromCharCode.apply(null, p as unknown as number[]);
+  let out = "";
+  for (let i = 0; i < p.length; i += CHARS_PER_CALL) out += String.fromCharCode.apply(null, p.subarray(i, i + CHARS_PER_CALL) as unknown as number[]);
   return out;
 }
 
