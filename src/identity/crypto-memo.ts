@@ -18,22 +18,13 @@ export function disableCryptoMemo(): void {
   tables.clear();
 }
 
-/** Each part as its length, a tag (b: bytes, s: text) and its content (a byte = one char code 0..255),
- *  joined: the memo key. The length prefix keeps the join unambiguous. Reading the bytes by index, never
- *  through `.buffer`, spares the runtime from giving a small array its own ArrayBuffer. */
+/** Each part as its length, a tag (b: bytes, s: text) and its content (bytes as latin1: one char code
+ *  0..255 per byte), joined: the memo key. The length prefix keeps the join unambiguous. Copying the
+ *  bytes (rather than viewing them through `.buffer`) spares the runtime from giving a small array its
+ *  own ArrayBuffer. */
 export function memoKey(...parts: (Uint8Array | string)[]): string {
   let out = "";
-  for (const p of parts) out += typeof p === "string" ? `${p.length}s${p}` : `${p.length}b${bytesAsChars(p)}`;
-  return out;
-}
-
-/** Arguments per String.fromCharCode call, well under engines' argument limits. */
-const CHARS_PER_CALL = 4096;
-
-function bytesAsChars(p: Uint8Array): string {
-  if (p.length <= CHARS_PER_CALL) return String.fromCharCode.apply(null, p as unknown as number[]);
-  let out = "";
-  for (let i = 0; i < p.length; i += CHARS_PER_CALL) out += String.fromCharCode.apply(null, p.subarray(i, i + CHARS_PER_CALL) as unknown as number[]);
+  for (const p of parts) out += typeof p === "string" ? `${p.length}s${p}` : `${p.length}b${Buffer.from(p).toString("latin1")}`;
   return out;
 }
 
