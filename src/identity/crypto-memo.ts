@@ -35,7 +35,8 @@ export function memo<T>(table: string, key: () => string, compute: () => T): T {
   let t = tables.get(table);
   if (!t) tables.set(table, (t = new Map()));
   const k = key();
-  if (t.has(k)) return t.get(k) as T;
+  const hit = t.get(k);
+  if (hit !== undefined || t.has(k)) return hit as T;
   const v = compute();
   if (t.size >= maxEntries) t.delete(t.keys().next().value!);
   t.set(k, v);
