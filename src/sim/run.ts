@@ -34,6 +34,9 @@ export interface Sample {
   /** Fraction of live honest nodes that are converged (full mesh_out, ≥ 90 % of the shortlist). */
   converged: number;
   serving: number;
+  /** Live honest nodes short of mesh_out outgoing links, and short of 90 % of the shortlist. */
+  shortOut: number;
+  shortPool: number;
   meanLinks: number;
   wallSeconds: number;
   /** CPU time of the process so far (user + system). */
@@ -71,6 +74,10 @@ export interface SimResult {
   requestsPerFind: number | null;
   /** Bytes sent and received per node per minute, searches included. */
   bytesPerNodePerMin: { mean: number; max: number };
+  /** Mean requests per honest node per minute in the second half, by method (where the load comes from). */
+  requestsByMethod: Record<string, number>;
+  /** The honest node with the most upkeep requests in the second half: a seed or not, its age, its load by method. */
+  busiest: { perMin: number; seed: boolean; ageS: number; byMethod: Record<string, number> } | null;
   eclipsedHonest: number;
   /** Links of each eclipsed node at the end (out / in), and whether it was the crowding victim. */
   eclipsedLinks: { out: number; in: number; victim: boolean }[];
@@ -90,6 +97,7 @@ export interface SimResult {
 interface Load {
   upkeep: number;
   find: number;
+  byMethod: Record<string, number>;
   bytes: number;
   t: number;
 }
@@ -135,7 +143,8 @@ export async function runSimulation(o: SimOptions): Promise<SimResult> {
   // Each sample reads every node's summary (counts and link ends: status() would format every candidate).
   const statuses = new Map<SimNode, MeshSummary>();
   const isHonest = (x: SimNode) => x.hostile === null;
-  const converged = (st: MeshSummary, liveCount: number) => st.role === "service" && st.out >= st.maxOut && st.candidates >= 0.9 * Math.min(shortlist, liveCount - 1);
+  const fullOut = (st: MeshSummary) => st.role === "service" && st.out >= st.maxOut;
+  const fullPool = (st: MeshSummary, live: number) => st.candidates >= 0.9 * Math.min(shortlist, live - 1);
   const series: Sample[] = [];
   let convergedAtS: number | null = null;
   const finds: { ok: boolean; hops: number | null; common: boolean }[] = [];
@@ -150,10 +159,15 @@ export async function runSimulation(o: SimOptions): Promise<SimResult> {
     const s = x.net.router.stats();
     let upkeep = 0;
     let find = 0;
-    const add = (m: string, v: number) => (m === METHOD.mesh.find ? (find += v) : (upkeep += v));
+    const byMethod: Record<string, number> = {};
+    const add = (m: string, v: number) => {
+      byMethod[m] = (byMethod[m] ?? 0) + v;
+      if (m === METHOD.mesh.find) find += v;
+      else upkeep += v;
+    };
     for (const [m, v] of Object.entries(s.calls)) add(m, v);
     for (const [m, r] of Object.entries(s.refused)) for (const v of Object.values(r)) add(m, v ?? 0);
-    return { upkeep, find };
+    return { upkeep, find, byMethod };
   };
 
   function sample(): void {
@@ -162,6 +176,8 @@ export async function runSimulation(o: SimOptions): Promise<SimResult> {
     let serving = 0;
     let links = 0;
     let honest = 0;
+    let shortOut = 0;
+    let shortPool = 0;
     for (const x of live) {
       const st = x.mesh.summary();
       statuses.set(x, st);
@@ -169,14 +185,18 @@ export async function runSimulation(o: SimOptions): Promise<SimResult> {
       honest++;
       if (st.role === "service") serving++;
       links += st.links.length;
-      if (converged(st, live.length)) conv++;
+      const out = fullOut(st);
+      const pool = fullPool(st, live.length);
+      if (!out) shortOut++;
+      if (!pool) shortPool++;
+      if (out && pool) conv++;
     }
     for (const x of [...statuses.keys()]) if (!x.alive) statuses.delete(x);
     const t = sim.seconds();
     const frac = honest ? conv / honest : 0;
     if (frac === 1 && convergedAtS === null) convergedAtS = t;
     const h = heap();
-    const s: Sample = { t, live: live.length, honest, converged: frac, serving, meanLinks: honest ? links / honest : 0, wallSeconds: (performance.now() - wall0) / 1000, cpuSeconds: cpuSince(cpu0), heapMiB: h.heap };
+    const s: Sample = { t, live: live.length, honest, converged: frac, serving, shortOut, shortPool, meanLinks: honest ? links / honest : 0, wallSeconds: (performance.now() - wall0) / 1000, cpuSeconds: cpuSince(cpu0), heapMiB: h.heap };
     series.push(s);
     o.onSample?.(s);
   }
@@ -283,17 +303,27 @@ export async function runSimulation(o: SimOptions): Promise<SimResult> {
   const allRates: number[] = [];
   const byteRates: number[] = [];
   let findRequests = 0;
+  const methodSums: Record<string, number> = {};
+  let busiest: SimResult["busiest"] = null;
   for (const [x, a] of loadAt ?? []) {
     const b = end.get(x);
     if (!b || b.t <= a.t) continue;
     findRequests += b.find - a.find;
     if (!isHonest(x)) continue;
     const min = (b.t - a.t) / 60_000;
-    reqRates.push((b.upkeep - a.upkeep) / min);
+    const rates: Record<string, number> = {};
+    for (const [m, v] of Object.entries(b.byMethod)) {
+      const r = (v - (a.byMethod[m] ?? 0)) / min;
+      if (r > 0) (rates[m] = Math.round(r * 10) / 10), (methodSums[m] = (methodSums[m] ?? 0) + r);
+    }
+    const upkeepRate = (b.upkeep - a.upkeep) / min;
+    if (!busiest || upkeepRate > busiest.perMin) busiest = { perMin: Math.round(upkeepRate * 10) / 10, seed: x.seed, ageS: Math.round((sim.clock.now() - x.bornAt) / 1000), byMethod: rates };
+    reqRates.push(upkeepRate);
     allRates.push((b.upkeep - a.upkeep + b.find - a.find) / min);
     byteRates.push((b.bytes - a.bytes) / min);
   }
   const mean = (xs: number[]) => (xs.length ? xs.reduce((p, q) => p + q, 0) / xs.length : 0);
+  const requestsByMethod = Object.fromEntries(Object.entries(methodSums).map(([m, v]) => [m, Math.round((v / Math.max(1, reqRates.length)) * 10) / 10]));
 
   // Eclipses and bans, at the end.
   let eclipsed = 0;
@@ -345,6 +375,8 @@ export async function runSimulation(o: SimOptions): Promise<SimResult> {
     requestsWithFindsPerNodePerMin: { mean: Math.round(mean(allRates) * 10) / 10, max: Math.round(Math.max(0, ...allRates) * 10) / 10 },
     requestsPerFind: finds.length > findsAtLoad ? Math.round(findRequests / (finds.length - findsAtLoad)) : null,
     bytesPerNodePerMin: { mean: Math.round(mean(byteRates)), max: Math.round(Math.max(0, ...byteRates)) },
+    requestsByMethod,
+    busiest,
     eclipsedHonest: eclipsed,
     eclipsedLinks,
     bannedHonest: bannedHonest.size,
