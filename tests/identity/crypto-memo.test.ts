@@ -38,6 +38,9 @@ test("keys tell parts apart: no two different part lists give one key", () => {
     memoKey(new Uint8Array(5000).fill(255).fill(0, 4999)),
   ];
   expect(new Set(keys).size).toBe(keys.length);
+  // Each byte value is its own character.
+  const all = Array.from({ length: 256 }, (_, i) => i);
+  expect(memoKey(Uint8Array.from(all))).toBe(`256b${String.fromCharCode(...all)}`);
 });
 
 test("sealed boxes open the same with the memo on, both ways, and not with a third key", () => {
