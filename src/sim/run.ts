@@ -69,7 +69,11 @@ export interface SimResult {
   requestsPerNodePerMin: { mean: number; max: number };
   /** The same with the searches' mesh.find requests counted (the simulator's searches: findsPerSample
    *  every sampleSeconds from random honest nodes). */
-  requestsWithFindsPerNodePerMin: { mean: number; max: number };
+  requestsWithFindsPerNodePerMin: { mean: number; max: number; maxNonSeed: number };
+  /** Upkeep requests each seed received per minute in the second half: newcomers' first contacts. */
+  seedRequestsPerMin: { mean: number; max: number };
+  /** Nodes that joined per minute in the second half (churn). */
+  joinsPerMin: number;
   /** mesh.find requests (all nodes) per search started: the cost of one search. */
   requestsPerFind: number | null;
   /** Bytes sent and received per node per minute, searches included. */
@@ -152,6 +156,7 @@ export async function runSimulation(o: SimOptions): Promise<SimResult> {
   let loadAt: Map<SimNode, Load> | null = null;
   let findsAtLoad = 0;
   let churnDebt = 0;
+  let joinsInWindow = 0;
 
   /** Requests a node received (served or refused), upkeep and searches apart: the searches are the
    *  simulator's own, so their load is given per search. */
@@ -269,6 +274,7 @@ export async function runSimulation(o: SimOptions): Promise<SimResult> {
       pool.splice(pool.indexOf(gone), 1);
       await sim.kill(gone);
       await sim.add("honest");
+      if (loadAt) joinsInWindow++;
     }
   }
 
@@ -301,6 +307,9 @@ export async function runSimulation(o: SimOptions): Promise<SimResult> {
   const end = snapshotLoad();
   const reqRates: number[] = [];
   const allRates: number[] = [];
+  /** Seeds apart: every newcomer's first contact (help, self-check, key check of their records). */
+  const seedRates: number[] = [];
+  const nonSeedAll: number[] = [];
   const byteRates: number[] = [];
   let findRequests = 0;
   const methodSums: Record<string, number> = {};
@@ -319,7 +328,9 @@ export async function runSimulation(o: SimOptions): Promise<SimResult> {
     const upkeepRate = (b.upkeep - a.upkeep) / min;
     if (!busiest || upkeepRate > busiest.perMin) busiest = { perMin: Math.round(upkeepRate * 10) / 10, seed: x.seed, ageS: Math.round((sim.clock.now() - x.bornAt) / 1000), byMethod: rates };
     reqRates.push(upkeepRate);
-    allRates.push((b.upkeep - a.upkeep + b.find - a.find) / min);
+    const all = (b.upkeep - a.upkeep + b.find - a.find) / min;
+    allRates.push(all);
+    (x.seed ? seedRates : nonSeedAll).push(x.seed ? upkeepRate : all);
     byteRates.push((b.bytes - a.bytes) / min);
   }
   const mean = (xs: number[]) => (xs.length ? xs.reduce((p, q) => p + q, 0) / xs.length : 0);
@@ -372,7 +383,9 @@ export async function runSimulation(o: SimOptions): Promise<SimResult> {
     medianHops: quantile(hops, 0.5),
     p99Hops: quantile(hops, 0.99),
     requestsPerNodePerMin: { mean: Math.round(mean(reqRates) * 10) / 10, max: Math.round(Math.max(0, ...reqRates) * 10) / 10 },
-    requestsWithFindsPerNodePerMin: { mean: Math.round(mean(allRates) * 10) / 10, max: Math.round(Math.max(0, ...allRates) * 10) / 10 },
+    requestsWithFindsPerNodePerMin: { mean: Math.round(mean(allRates) * 10) / 10, max: Math.round(Math.max(0, ...allRates) * 10) / 10, maxNonSeed: Math.round(Math.max(0, ...nonSeedAll) * 10) / 10 },
+    seedRequestsPerMin: { mean: Math.round(mean(seedRates) * 10) / 10, max: Math.round(Math.max(0, ...seedRates) * 10) / 10 },
+    joinsPerMin: Math.round((joinsInWindow / Math.max(1e-9, (endMs - steadyFrom) / 60_000)) * 10) / 10,
     requestsPerFind: finds.length > findsAtLoad ? Math.round(findRequests / (finds.length - findsAtLoad)) : null,
     bytesPerNodePerMin: { mean: Math.round(mean(byteRates)), max: Math.round(Math.max(0, ...byteRates)) },
     requestsByMethod,
