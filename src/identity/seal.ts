@@ -1,11 +1,16 @@
 // Sealed boxes between two X25519 keys: X25519 → HKDF-SHA256 → XChaCha20-Poly1305 (DESIGN §3).
 import { x25519 } from "@noble/curves/ed25519.js";
+import { xchacha20poly1305 } from "@noble/ciphers/chacha.js";
 import { randomBytes } from "@noble/hashes/utils.js";
 import { createPrivateKey, createPublicKey, diffieHellman, hkdfSync, type KeyObject } from "node:crypto";
 import { MAX_SEALED_BYTES, X25519_KEY_BYTES } from "../constants.ts";
 import { SealError } from "../errors.ts";
 import { memo, memoKey } from "./crypto-memo.ts";
-import { POLY1305_TAG_BYTES, XCHACHA_NONCE_BYTES, xchachaOpen, xchachaSeal } from "./xchacha.ts";
+
+/** XChaCha20-Poly1305 nonce length (draft-irtf-cfrg-xchacha §2). */
+const XCHACHA_NONCE_BYTES = 24;
+/** Poly1305 tag length (RFC 8439 §2.5). */
+const POLY1305_TAG_BYTES = 16;
 
 const encoder = new TextEncoder();
 
@@ -97,7 +102,7 @@ function publicOf(myPrivate: Uint8Array): Uint8Array {
 export function seal(myPrivate: Uint8Array, theirPublic: Uint8Array, purpose: string, plaintext: Uint8Array): Uint8Array {
   const key = sealKey(myPrivate, theirPublic, purpose);
   const nonce = randomBytes(XCHACHA_NONCE_BYTES);
-  const ct = xchachaSeal(key, nonce, plaintext);
+  const ct = xchacha20poly1305(key, nonce).encrypt(plaintext);
   const out = new Uint8Array(nonce.length + ct.length);
   out.set(nonce, 0);
   out.set(ct, nonce.length);
@@ -109,9 +114,11 @@ export function open(myPrivate: Uint8Array, theirPublic: Uint8Array, purpose: st
   if (box.length > MAX_SEALED_BYTES) throw new SealError(`Cannot open sealed box: ${box.length} bytes is over the limit of ${MAX_SEALED_BYTES}`);
   if (box.length < XCHACHA_NONCE_BYTES + POLY1305_TAG_BYTES) throw new SealError(`Cannot open sealed box: ${box.length} bytes is too short`);
   const key = sealKey(myPrivate, theirPublic, purpose);
-  const plain = xchachaOpen(key, box.subarray(0, XCHACHA_NONCE_BYTES), box.subarray(XCHACHA_NONCE_BYTES));
-  if (!plain) throw new SealError("Cannot open sealed box: authentication failed");
-  return plain;
+  try {
+    return xchacha20poly1305(key, box.subarray(0, XCHACHA_NONCE_BYTES)).decrypt(box.subarray(XCHACHA_NONCE_BYTES));
+  } catch (err) {
+    throw new SealError("Cannot open sealed box: authentication failed", { cause: err });
+  }
 }
 
 function compareBytes(a: Uint8Array, b: Uint8Array): number {
