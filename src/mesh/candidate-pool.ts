@@ -231,7 +231,12 @@ export function createCandidatePool(init: CandidatePoolInit): CandidatePool {
     get version() {
       return version;
     },
-    issuedBefore: (t) => [...entries.values()].filter((e) => Number(e.record.issuedAtMs) < t).map((e) => e.id),
+    issuedBefore(t) {
+      // Called every sweep: one pass, no intermediate arrays.
+      const out: string[] = [];
+      for (const e of entries.values()) if (Number(e.record.issuedAtMs) < t) out.push(e.id);
+      return out;
+    },
     ids: () => [...entries.keys()],
     netOf: (id) => netOf(entries.get(id.toLowerCase())),
 
