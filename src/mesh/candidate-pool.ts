@@ -132,6 +132,8 @@ interface Entry {
   rttMs: number | null;
   lastSeen: number;
   addedAt: number;
+  /** Number(record.issuedAtMs), read at every sweep. */
+  issuedAt: number;
   /** When it last refused our link as full (cleared when it accepts one). */
   refusedFullAt?: number;
   /** netPrefixes(record)[0] and the group of that address, kept with the record. */
@@ -234,7 +236,7 @@ export function createCandidatePool(init: CandidatePoolInit): CandidatePool {
     issuedBefore(t) {
       // Called every sweep: one pass, no intermediate arrays.
       const out: string[] = [];
-      for (const e of entries.values()) if (Number(e.record.issuedAtMs) < t) out.push(e.id);
+      for (const e of entries.values()) if (e.issuedAt < t) out.push(e.id);
       return out;
     },
     ids: () => [...entries.keys()],
@@ -328,6 +330,7 @@ export function createCandidatePool(init: CandidatePoolInit): CandidatePool {
       if (known) {
         unindex(known);
         known.record = record;
+        known.issuedAt = Number(record.issuedAtMs);
         known.proven = proven;
         known.keys = keys;
         known.checked = checked;
@@ -336,7 +339,7 @@ export function createCandidatePool(init: CandidatePoolInit): CandidatePool {
         index(known);
         return { outcome: "updated", removed };
       }
-      const entry: Entry = { id, record, proven, keys, checked, samples: [], rttMs: null, lastSeen: now, addedAt: now };
+      const entry: Entry = { id, record, proven, keys, checked, samples: [], rttMs: null, lastSeen: now, addedAt: now, issuedAt: Number(record.issuedAtMs) };
       if (rttMs !== undefined) pushSample(entry, rttMs);
       if (entries.size >= capacity) {
         const victim = pickVictim([...entries.values(), entry], now, ttlMs, bands, refusedMemoryMs);
