@@ -11,7 +11,9 @@ import type { NodeRecord } from "../wire/index.ts";
 import { FindRequestSchema, type FindRequest } from "../wire/index.ts";
 import { isValidKind } from "../wire/index.ts";
 import { netPrefixes } from "./candidate-pool.ts";
-import { recordNodeId } from "./record.ts";
+import { netGroupOf } from "../rpc/index.ts";
+import { normalizeIp } from "./candidate-addresses.ts";
+import { provenAddress, recordNodeId } from "./record.ts";
 
 /** Hops a search may travel through the mesh (requests asking for more are clamped). */
 export const MAX_SEARCH_HOPS = 3;
@@ -22,9 +24,10 @@ export const DEFAULT_SEARCH_HOPS = 2;
 /** Most mesh links one node forwards a search to (drawn at random), so the cost of a search grows
  *  with the fan-out and the hops, not with the number of links each node holds. */
 export const FIND_FANOUT = 8;
-/** A forwarder that holds records of the kind from this many networks (/24, /48) answers without
- *  forwarding: the search only travels on where the answer is still thin. The asker itself always
- *  forwards, so its answer never rests on one pool. */
+/** A forwarder that holds records of the kind from this many network groups (/16, /32) answers without
+ *  forwarding: the search only travels on where the answer is still thin. Groups, not /24s: keys in a
+ *  few /24s of one provider that claim every kind would otherwise stop every search at its first hop.
+ *  The asker itself always forwards, so its answer never rests on one pool. */
 export const FIND_ENOUGH = 3;
 /** Most records from one network (/24, /48) in one answer unless told otherwise (a node passes half its
  *  candidates_per_prefix), so a few networks full of keys that claim every kind cannot fill an answer. */
@@ -146,9 +149,14 @@ export function mergeAnswers(into: readonly NodeRecord[], more: readonly NodeRec
   return [...byId.values()];
 }
 
-/** Networks (/24, /48) of the records' proven addresses. */
+/** Network groups (/16, /32) of the records' proven addresses. */
 export function networksOf(records: readonly NodeRecord[]): number {
-  return new Set(records.flatMap((r) => netPrefixes(r))).size;
+  const groups = new Set<string>();
+  for (const r of records) {
+    const a = provenAddress(r);
+    if (a) groups.add(netGroupOf(normalizeIp(a.ip)));
+  }
+  return groups.size;
 }
 
 /** Records of `kind` from a merged answer, keeping only those that serve it (a peer's answer may

@@ -151,8 +151,9 @@ describe("the flood is bounded", () => {
     expect(asked.filter((x) => x > 0).length).toBeGreaterThan(FIND_FANOUT);
   });
 
-  test(`a forwarder holding records from ${FIND_ENOUGH} networks answers without forwarding; the asker always forwards`, async () => {
-    const own = Array.from({ length: FIND_ENOUGH }, (_, i) => recordOf(generateNodeKey(), { ip: `198.51.${100 + i}.1` }));
+  test(`a forwarder holding records from ${FIND_ENOUGH} network groups answers without forwarding; the asker always forwards`, async () => {
+    // One network group (/16) each: 198.51/16, 203.0/16, 192.0/16.
+    const own = ["198.51.100.1", "203.0.113.1", "192.0.2.1"].slice(0, FIND_ENOUGH).map((ip) => recordOf(generateNodeKey(), { ip }));
     const forwarded = () => encodeFindRequest(newFindRequest(KIND, { hops: 2 }));
     const { s, asked } = fanned(8, own);
     const reply = await s.onMeshRequest(forwarded(), linkAnswering([]));
@@ -164,6 +165,10 @@ describe("the flood is bounded", () => {
     const sameNet = fanned(8, own.map((r, i) => recordOf(generateNodeKey(), { ip: `198.51.100.${i + 20}` })));
     await sameNet.s.onMeshRequest(forwarded(), linkAnswering([]));
     expect(sameNet.asked.some((x) => x > 0)).toBe(true);
+    // So do records from several /24s of one /16 (keys rented in a few /24s of one provider).
+    const sameGroup = fanned(8, own.map((r, i) => recordOf(generateNodeKey(), { ip: `198.51.${100 + i}.1` })));
+    await sameGroup.s.onMeshRequest(forwarded(), linkAnswering([]));
+    expect(sameGroup.asked.some((x) => x > 0)).toBe(true);
   });
 
   test(`an answer holds at most ${MAX_ANSWERS_PER_NET} records from one network`, () => {
