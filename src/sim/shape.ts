@@ -35,19 +35,13 @@ export function createShape(o: ShapeOptions) {
   const jitter = o.jitter ?? 0.2;
   const [l0, l1] = o.loss ?? [0, 0.02];
   const [b0, b1] = o.bandwidth ?? [125, 12_500];
-  const cache = new Map<string, PairShape>();
   const rand = seeded(o.seed ^ 0x5eed);
 
+  /** Drawn again from the pair's hash each time (a few arithmetic operations): a cache of every pair a
+   *  10,000-node run touches would hold millions of entries. */
   function pair(a: string, b: string): PairShape {
-    const k = a < b ? `${a}|${b}` : `${b}|${a}`;
-    let p = cache.get(k);
-    if (!p) {
-      const r = seeded(hash(k, o.seed));
-      p = { latencyMs: lo * Math.pow(hi / lo, r()), loss: l0 + (l1 - l0) * r(), bytesPerMs: b0 * Math.pow(b1 / b0, r()) };
-      if (cache.size > 2_000_000) cache.clear();
-      cache.set(k, p);
-    }
-    return p;
+    const r = seeded(hash(a < b ? `${a}|${b}` : `${b}|${a}`, o.seed));
+    return { latencyMs: lo * Math.pow(hi / lo, r()), loss: l0 + (l1 - l0) * r(), bytesPerMs: b0 * Math.pow(b1 / b0, r()) };
   }
 
   return {
