@@ -5,14 +5,24 @@
 export interface Measured {
   readonly lastSeen: number;
   readonly rttMs: number | null;
+  /** When it last refused our link as full. */
+  readonly refusedFullAt?: number;
 }
 
-/** Eviction when full, over the held entries plus the newcomer: (1) the stalest entry if it has not
- *  been seen for half the TTL; (2) an entry never measured; (3) otherwise the fullest RTT band
+/** Eviction when full, over the held entries plus the newcomer: (0) the entry that refused our link as
+ *  full most recently within `refusedMemoryMs` (full nodes fill a late node's pool otherwise: every
+ *  candidate it holds refuses it, and the pool never makes room for one that would not); (1) the
+ *  stalest entry if it has not been seen for half the TTL; (2) an entry never measured; (3) otherwise the fullest RTT band
  *  (regional / continental / intercontinental by default) gives up its slowest member. Taking from
  *  the fullest band keeps far nodes in the pool even when near ones are plentiful (seed: 避免地域
  *  明显分割); within a band lower latency wins. */
-export function pickVictim<E extends Measured>(pool: E[], now: number, ttlMs: number, bands: readonly number[]): E {
+export function pickVictim<E extends Measured>(pool: E[], now: number, ttlMs: number, bands: readonly number[], refusedMemoryMs = 0): E {
+  let refused: E | undefined;
+  for (const e of pool) {
+    if (e.refusedFullAt === undefined || now - e.refusedFullAt > refusedMemoryMs) continue;
+    if (!refused || e.refusedFullAt > refused.refusedFullAt!) refused = e;
+  }
+  if (refused) return refused;
   let stalest = pool[0]!;
   for (const e of pool) if (e.lastSeen < stalest.lastSeen) stalest = e;
   if (now - stalest.lastSeen > ttlMs / 2) return stalest;

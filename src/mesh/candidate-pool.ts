@@ -38,6 +38,8 @@ export interface CandidatePoolInit {
   /** How long a record that failed its check is remembered, so it is not re-checked each time it is
    *  shared. @default 10 min */
   failedCooldownMs?: number;
+  /** How long a candidate that refused our link as full goes first on eviction. @default 5 min */
+  refusedFullMemoryMs?: number;
   /** Most candidates with an address in one IPv4 /24 or IPv6 /48 (config `candidates_per_prefix`), so one
    *  network with many keys cannot fill the pool. @default candidates_per_prefix of defaults.toml */
   perPrefix?: number;
@@ -105,6 +107,10 @@ export interface CandidatePool {
   noteCheckFailed(record: NodeRecord, now: number): void;
   sampleRtt(id: string, sample: { rttMs: number; now: number }): void;
   seen(id: string, now: number): void;
+  /** The candidate refused our link because its incoming slots are full: while that is recent, it is
+   *  the first to give up its place to a newcomer (pickVictim), since dialling it again gets the same
+   *  answer until its peers switch away. A link it accepts (seen) clears the mark. */
+  noteRefusedFull(id: string, now: number): void;
   remove(id: string): boolean;
   expire(now: number): string[];
   pickForSwitch(n: number, rand: Rand, options?: { exclude?: Iterable<string> }): NodeRecord[];
@@ -124,6 +130,8 @@ interface Entry {
   rttMs: number | null;
   lastSeen: number;
   addedAt: number;
+  /** When it last refused our link as full (cleared when it accepts one). */
+  refusedFullAt?: number;
   /** netPrefixes(record)[0] and the group of that address, kept with the record. */
   net?: string;
   group?: string;
@@ -131,6 +139,9 @@ interface Entry {
 
 const DEFAULT_RTT_BANDS_MS = [50, 150];
 const DEFAULT_FAILED_COOLDOWN_MS = 10 * 60_000;
+/** How long a refusal as full counts against a candidate in eviction: about one switch interval, in
+ *  which its peers switch some of their links away and free its slots. */
+const DEFAULT_REFUSED_FULL_MEMORY_MS = 5 * 60_000;
 /** Most remembered failed records (memory bound under a flood of bad shares). */
 const MAX_FAILED_REMEMBERED = 1000;
 
@@ -140,6 +151,7 @@ export function createCandidatePool(init: CandidatePoolInit): CandidatePool {
   const maxChecks = init.maxChecksPerMerge ?? DEFAULT_MAX_CHECKS_PER_MERGE;
   const bands = [...(init.rttBandsMs ?? DEFAULT_RTT_BANDS_MS)].sort((a, b) => a - b);
   const failedCooldownMs = init.failedCooldownMs ?? DEFAULT_FAILED_COOLDOWN_MS;
+  const refusedMemoryMs = init.refusedFullMemoryMs ?? DEFAULT_REFUSED_FULL_MEMORY_MS;
   const perPrefix = init.perPrefix ?? DEFAULTS.candidates_per_prefix;
   const selfId = init.selfId.toLowerCase();
   const entries = new Map<string, Entry>();
@@ -319,7 +331,7 @@ export function createCandidatePool(init: CandidatePoolInit): CandidatePool {
       const entry: Entry = { id, record, proven, keys, checked, samples: [], rttMs: null, lastSeen: now, addedAt: now };
       if (rttMs !== undefined) pushSample(entry, rttMs);
       if (entries.size >= capacity) {
-        const victim = pickVictim([...entries.values(), entry], now, ttlMs, bands);
+        const victim = pickVictim([...entries.values(), entry], now, ttlMs, bands, refusedMemoryMs);
         if (victim === entry) return { outcome: "full", removed };
         removeEntry(victim.id);
         removed.push(victim.id);
@@ -344,7 +356,12 @@ export function createCandidatePool(init: CandidatePoolInit): CandidatePool {
 
     seen(id, now) {
       const e = entries.get(id.toLowerCase());
-      if (e) e.lastSeen = Math.max(e.lastSeen, now);
+      if (e) (e.lastSeen = Math.max(e.lastSeen, now)), (e.refusedFullAt = undefined);
+    },
+
+    noteRefusedFull(id, now) {
+      const e = entries.get(id.toLowerCase());
+      if (e) e.refusedFullAt = now;
     },
 
     remove: (id) => removeEntry(id.toLowerCase()),

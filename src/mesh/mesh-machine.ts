@@ -325,7 +325,13 @@ function linkDown(s: MeshState, link: CoreLink, code: number, now: number): Mesh
     s.live.delete(id);
     s.meshPool.remove(id);
   }
-  if (REFUSALS.includes(code)) s.dials.coolDown(id, now);
+  if (code === MESH_CLOSE.full.code && link.direction === "out") {
+    // A full node stays full until its peers switch links away: ask again in half an interval, and let
+    // a newcomer to our candidate pool take its place.
+    bump(s.events, "dialsRefusedFull");
+    s.candidates.noteRefusedFull(id, now);
+    s.dials.coolDown(id, now, s.settings.switchIntervalMs / 2);
+  } else if (REFUSALS.includes(code)) s.dials.coolDown(id, now);
   return [{ type: "forgetLink", id }, ...scheduleRefill(s)];
 }
 

@@ -92,6 +92,7 @@ export function createMeshService(components: MeshServiceComponents, init: MeshS
     maxAgeMs: s.settings.recordMaxAgeMs,
     check: (rec) => checkRecord(links, nodeKey, rec, { signal: lifetime.signal, onRequest: countOut, now }),
     punish,
+    improvingOnly: () => s.candidates.size >= s.candidates.capacity && s.meshPool.deficit() === 0,
   });
   const d: DriverCounters = { messagesIn, messagesOut, merge: merger.counters, selfCheck: null, peerCache: { loaded: 0, written: 0, lastWriteAt: null } };
   const search = createMeshSearch({

@@ -125,10 +125,13 @@ export function fill(s: MeshState, now: number, rand: Rand): MeshAction[] {
  *  While outgoing links are missing and nobody is left to dial, the wait stays short: that node
  *  cannot do its part of the mesh until it learns more. */
 function refreshPool(s: MeshState, now: number, rand: Rand): MeshAction | null {
-  if (s.refreshing || s.settings.shareCount === 0 || s.candidates.size >= s.candidates.capacity || !s.live.size) return null;
+  if (s.refreshing || s.settings.shareCount === 0 || !s.live.size) return null;
   const since = now - s.lastRefreshAt;
   if (since < Math.min(s.refresh.waitMs, s.settings.starvedRefreshMaxMs)) return null;
   const starved = () => s.meshPool.deficit() > 0 && s.dials.dialing.size === 0 && dialableCount(s, now) === 0;
+  // A full pool is refreshed only while starved: its candidates all refused us (or cool down), and
+  // newcomers take the places of those that refused as full.
+  if (s.candidates.size >= s.candidates.capacity && !starved()) return null;
   if (since < s.refresh.waitMs && !starved()) return null;
   const links = [...s.live.values()];
   const link = links[Math.floor(rand() * links.length)]!;

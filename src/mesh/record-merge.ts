@@ -31,6 +31,12 @@ const MAX_CONCURRENT_KEY_CHECKS = 4;
  *  several stale or selectively answered records within minutes. */
 const MAX_FAILED_INTRODUCTIONS = 3;
 const FAILED_INTRODUCTIONS_WINDOW_MS = 10 * 60_000;
+/** New records checked per minute while the pool is full and the node lacks no link: such a check
+ *  can only swap a candidate for a nearer one, and every check is a request its node must answer. A
+ *  network with churn shares many newcomers; without a budget every node checks each one it hears
+ *  of. Bursts of IMPROVEMENT_CHECKS_BURST. */
+const IMPROVEMENT_CHECKS_PER_MIN = 6;
+const IMPROVEMENT_CHECKS_BURST = 10;
 /** Sharers whose failures are remembered (memory bound). */
 const MAX_SHARERS_REMEMBERED = 1000;
 
@@ -57,6 +63,9 @@ export interface RecordMergerComponents {
   dials?: Pick<DialBook, "cooling" | "coolDown">;
   /** @default MAX_CONCURRENT_KEY_CHECKS */
   maxConcurrentChecks?: number;
+  /** True while new records can only improve the pool (it is full and the node lacks no link): their
+   *  checks then come out of a budget of IMPROVEMENT_CHECKS_PER_MIN. @default never */
+  improvingOnly?: () => boolean;
 }
 
 export interface MergeCounters {
@@ -69,6 +78,8 @@ export interface MergeCounters {
   badRecords: number;
   /** New records of sharers over MAX_FAILED_INTRODUCTIONS, left unchecked. */
   checksThrottled: number;
+  /** New records left unchecked because the improvement budget was spent. */
+  checksDeferred: number;
 }
 
 export interface RecordMerger {
@@ -87,7 +98,16 @@ interface InFlight {
 
 export function createRecordMerger(c: RecordMergerComponents): RecordMerger {
   const maxChecks = c.maxConcurrentChecks ?? MAX_CONCURRENT_KEY_CHECKS;
-  const counters: MergeCounters = { recordsReceived: 0, recordsRefreshed: 0, checksOk: 0, checksKeyFailed: 0, checksUnreachable: 0, recordsAdded: 0, badRecords: 0, checksThrottled: 0 };
+  const counters: MergeCounters = { recordsReceived: 0, recordsRefreshed: 0, checksOk: 0, checksKeyFailed: 0, checksUnreachable: 0, recordsAdded: 0, badRecords: 0, checksThrottled: 0, checksDeferred: 0 };
+  let budget = IMPROVEMENT_CHECKS_BURST;
+  let budgetAt = c.now();
+  const takeImprovementCheck = (now: number) => {
+    budget = Math.min(IMPROVEMENT_CHECKS_BURST, budget + ((now - budgetAt) * IMPROVEMENT_CHECKS_PER_MIN) / 60_000);
+    budgetAt = now;
+    if (budget < 1) return false;
+    budget--;
+    return true;
+  };
   /** sharer (id, else IP) → times of its failed introductions within the window */
   const failedIntroductions = new Map<string, number[]>();
   const inFlight = new Map<string, InFlight>();
@@ -183,6 +203,14 @@ export function createRecordMerger(c: RecordMergerComponents): RecordMerger {
       if (sharer && toCheck.length && recentFailures(sharer, now) >= MAX_FAILED_INTRODUCTIONS) {
         counters.checksThrottled += toCheck.length;
         toCheck = [];
+      }
+      if (toCheck.length && c.improvingOnly?.()) {
+        // Updates of held candidates are not improvements: they keep what we hold true.
+        toCheck = toCheck.filter((rec) => {
+          if (c.pool.has(recordNodeId(rec)) || inFlight.has(fingerprint(rec)) || takeImprovementCheck(now)) return true;
+          counters.checksDeferred++;
+          return false;
+        });
       }
       await Promise.all(toCheck.map((rec) => checkShared(rec, sharer)));
     },

@@ -34,6 +34,9 @@ export interface Sample {
   /** Fraction of live honest nodes that are converged (full mesh_out, ≥ 90 % of the shortlist). */
   converged: number;
   serving: number;
+  /** Live honest nodes short of mesh_out outgoing links, and short of 90 % of the shortlist. */
+  shortOut: number;
+  shortPool: number;
   meanLinks: number;
   wallSeconds: number;
   /** CPU time of the process so far (user + system). */
@@ -67,11 +70,19 @@ export interface SimResult {
   requestsPerNodePerMin: { mean: number; max: number };
   /** The same with the searches' mesh.find requests counted (the simulator's searches: findsPerSample
    *  every sampleSeconds from random honest nodes). */
-  requestsWithFindsPerNodePerMin: { mean: number; max: number };
+  requestsWithFindsPerNodePerMin: { mean: number; max: number; maxNonSeed: number };
+  /** Upkeep requests each seed received per minute in the second half: newcomers' first contacts. */
+  seedRequestsPerMin: { mean: number; max: number };
+  /** Nodes that joined per minute in the second half (churn). */
+  joinsPerMin: number;
   /** mesh.find requests (all nodes) per search started: the cost of one search. */
   requestsPerFind: number | null;
   /** Bytes sent and received per node per minute, searches included. */
   bytesPerNodePerMin: { mean: number; max: number };
+  /** Mean requests per honest node per minute in the second half, by method (where the load comes from). */
+  requestsByMethod: Record<string, number>;
+  /** The honest node with the most upkeep requests in the second half: a seed or not, its age, its load by method. */
+  busiest: { perMin: number; seed: boolean; ageS: number; byMethod: Record<string, number> } | null;
   eclipsedHonest: number;
   /** Links of each eclipsed node at the end (out / in), and whether it was the crowding victim. */
   eclipsedLinks: { out: number; in: number; victim: boolean }[];
@@ -91,6 +102,7 @@ export interface SimResult {
 interface Load {
   upkeep: number;
   find: number;
+  byMethod: Record<string, number>;
   bytes: number;
   t: number;
 }
@@ -135,7 +147,8 @@ export async function runSimulation(o: SimOptions): Promise<SimResult> {
   const meshOut = () => sim.seeds[0]!.mesh.status().mesh.maxOut;
   const statuses = new Map<SimNode, MeshServiceStatus>();
   const isHonest = (x: SimNode) => x.hostile === null;
-  const converged = (st: MeshServiceStatus) => st.role === "service" && st.mesh.out >= st.mesh.maxOut && st.candidates.length >= 0.9 * Math.min(shortlist, sim.live().length - 1);
+  const fullOut = (st: MeshServiceStatus) => st.role === "service" && st.mesh.out >= st.mesh.maxOut;
+  const fullPool = (st: MeshServiceStatus, live: number) => st.candidates.length >= 0.9 * Math.min(shortlist, live - 1);
   const series: Sample[] = [];
   let convergedAtS: number | null = null;
   const finds: { ok: boolean; hops: number | null; common: boolean }[] = [];
@@ -143,6 +156,7 @@ export async function runSimulation(o: SimOptions): Promise<SimResult> {
   let loadAt: Map<SimNode, Load> | null = null;
   let findsAtLoad = 0;
   let churnDebt = 0;
+  let joinsInWindow = 0;
 
   /** Requests a node received (served or refused), upkeep and searches apart: the searches are the
    *  simulator's own, so their load is given per search. */
@@ -150,10 +164,15 @@ export async function runSimulation(o: SimOptions): Promise<SimResult> {
     const s = x.net.router.stats();
     let upkeep = 0;
     let find = 0;
-    const add = (m: string, v: number) => (m === METHOD.mesh.find ? (find += v) : (upkeep += v));
+    const byMethod: Record<string, number> = {};
+    const add = (m: string, v: number) => {
+      byMethod[m] = (byMethod[m] ?? 0) + v;
+      if (m === METHOD.mesh.find) find += v;
+      else upkeep += v;
+    };
     for (const [m, v] of Object.entries(s.calls)) add(m, v);
     for (const [m, r] of Object.entries(s.refused)) for (const v of Object.values(r)) add(m, v ?? 0);
-    return { upkeep, find };
+    return { upkeep, find, byMethod };
   };
 
   function sample(): void {
@@ -162,6 +181,8 @@ export async function runSimulation(o: SimOptions): Promise<SimResult> {
     let serving = 0;
     let links = 0;
     let honest = 0;
+    let shortOut = 0;
+    let shortPool = 0;
     for (const x of live) {
       const st = x.mesh.status();
       statuses.set(x, st);
@@ -169,14 +190,18 @@ export async function runSimulation(o: SimOptions): Promise<SimResult> {
       honest++;
       if (st.role === "service") serving++;
       links += st.mesh.links.length;
-      if (converged(st)) conv++;
+      const out = fullOut(st);
+      const pool = fullPool(st, live.length);
+      if (!out) shortOut++;
+      if (!pool) shortPool++;
+      if (out && pool) conv++;
     }
     for (const x of [...statuses.keys()]) if (!x.alive) statuses.delete(x);
     const t = sim.seconds();
     const frac = honest ? conv / honest : 0;
     if (frac === 1 && convergedAtS === null && !joining) convergedAtS = t;
     const h = heap();
-    const s: Sample = { t, live: live.length, honest, converged: frac, serving, meanLinks: honest ? links / honest : 0, wallSeconds: (performance.now() - wall0) / 1000, cpuSeconds: cpuSince(cpu0), heapMiB: h.heap, rssMiB: h.rss };
+    const s: Sample = { t, live: live.length, honest, converged: frac, serving, shortOut, shortPool, meanLinks: honest ? links / honest : 0, wallSeconds: (performance.now() - wall0) / 1000, cpuSeconds: cpuSince(cpu0), heapMiB: h.heap, rssMiB: h.rss };
     series.push(s);
     o.onSample?.(s);
   }
@@ -246,6 +271,7 @@ export async function runSimulation(o: SimOptions): Promise<SimResult> {
       pool.splice(pool.indexOf(gone), 1);
       await sim.kill(gone);
       await sim.add("honest");
+      if (loadAt) joinsInWindow++;
     }
   }
 
@@ -283,19 +309,34 @@ export async function runSimulation(o: SimOptions): Promise<SimResult> {
   const end = snapshotLoad();
   const reqRates: number[] = [];
   const allRates: number[] = [];
+  /** Seeds apart: every newcomer's first contact (help, self-check, key check of their records). */
+  const seedRates: number[] = [];
+  const nonSeedAll: number[] = [];
   const byteRates: number[] = [];
   let findRequests = 0;
+  const methodSums: Record<string, number> = {};
+  let busiest: SimResult["busiest"] = null;
   for (const [x, a] of loadAt ?? []) {
     const b = end.get(x);
     if (!b || b.t <= a.t) continue;
     findRequests += b.find - a.find;
     if (!isHonest(x)) continue;
     const min = (b.t - a.t) / 60_000;
-    reqRates.push((b.upkeep - a.upkeep) / min);
-    allRates.push((b.upkeep - a.upkeep + b.find - a.find) / min);
+    const rates: Record<string, number> = {};
+    for (const [m, v] of Object.entries(b.byMethod)) {
+      const r = (v - (a.byMethod[m] ?? 0)) / min;
+      if (r > 0) (rates[m] = Math.round(r * 10) / 10), (methodSums[m] = (methodSums[m] ?? 0) + r);
+    }
+    const upkeepRate = (b.upkeep - a.upkeep) / min;
+    if (!busiest || upkeepRate > busiest.perMin) busiest = { perMin: Math.round(upkeepRate * 10) / 10, seed: x.seed, ageS: Math.round((sim.clock.now() - x.bornAt) / 1000), byMethod: rates };
+    reqRates.push(upkeepRate);
+    const all = (b.upkeep - a.upkeep + b.find - a.find) / min;
+    allRates.push(all);
+    (x.seed ? seedRates : nonSeedAll).push(x.seed ? upkeepRate : all);
     byteRates.push((b.bytes - a.bytes) / min);
   }
   const mean = (xs: number[]) => (xs.length ? xs.reduce((p, q) => p + q, 0) / xs.length : 0);
+  const requestsByMethod = Object.fromEntries(Object.entries(methodSums).map(([m, v]) => [m, Math.round((v / Math.max(1, reqRates.length)) * 10) / 10]));
 
   // Eclipses and bans, at the end.
   let eclipsed = 0;
@@ -344,9 +385,13 @@ export async function runSimulation(o: SimOptions): Promise<SimResult> {
     medianHops: quantile(hops, 0.5),
     p99Hops: quantile(hops, 0.99),
     requestsPerNodePerMin: { mean: Math.round(mean(reqRates) * 10) / 10, max: Math.round(Math.max(0, ...reqRates) * 10) / 10 },
-    requestsWithFindsPerNodePerMin: { mean: Math.round(mean(allRates) * 10) / 10, max: Math.round(Math.max(0, ...allRates) * 10) / 10 },
+    requestsWithFindsPerNodePerMin: { mean: Math.round(mean(allRates) * 10) / 10, max: Math.round(Math.max(0, ...allRates) * 10) / 10, maxNonSeed: Math.round(Math.max(0, ...nonSeedAll) * 10) / 10 },
+    seedRequestsPerMin: { mean: Math.round(mean(seedRates) * 10) / 10, max: Math.round(Math.max(0, ...seedRates) * 10) / 10 },
+    joinsPerMin: Math.round((joinsInWindow / Math.max(1e-9, (endMs - steadyFrom) / 60_000)) * 10) / 10,
     requestsPerFind: finds.length > findsAtLoad ? Math.round(findRequests / (finds.length - findsAtLoad)) : null,
     bytesPerNodePerMin: { mean: Math.round(mean(byteRates)), max: Math.round(Math.max(0, ...byteRates)) },
+    requestsByMethod,
+    busiest,
     eclipsedHonest: eclipsed,
     eclipsedLinks,
     bannedHonest: bannedHonest.size,

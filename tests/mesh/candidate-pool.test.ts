@@ -239,6 +239,26 @@ describe("eviction when full", () => {
     expect(p.has(recordNodeId(far))).toBe(true);
   });
 
+  test("a candidate that refused our link as full lately gives its place to a newcomer, however near it is", () => {
+    const p = pool({ capacity: 3, refusedFullMemoryMs: 60_000 });
+    const fullNear = rec();
+    p.add(fullNear, T0, { rttMs: 5 });
+    for (const ms of [10, 20]) p.add(rec(), T0, { rttMs: ms });
+    p.noteRefusedFull(recordNodeId(fullNear), T0 + 1000);
+    expect(p.add(rec(), T0 + 2000, { rttMs: 250 })).toEqual({ outcome: "added", removed: [recordNodeId(fullNear)] });
+  });
+
+  test("a refusal as full is forgotten after its memory or when the candidate accepts a link", () => {
+    const p = pool({ capacity: 3, refusedFullMemoryMs: 60_000 });
+    const [a, b] = [rec(), rec()];
+    for (const [r, ms] of [[a, 5], [b, 10], [rec(), 20]] as const) p.add(r, T0, { rttMs: ms });
+    p.noteRefusedFull(recordNodeId(a), T0);
+    p.noteRefusedFull(recordNodeId(b), T0);
+    p.seen(recordNodeId(b), T0 + 1);
+    // a's refusal is older than the memory, b accepted since: the usual rule (a newcomer slower than all is refused).
+    expect(p.add(rec(), T0 + 60_001, { rttMs: 45 }).outcome).toBe("full");
+  });
+
   test("a newcomer that would itself be evicted is refused as full", () => {
     const p = pool({ capacity: 3 });
     for (const ms of [10, 20, 30]) p.add(rec(), T0, { rttMs: ms });

@@ -113,6 +113,25 @@ describe("links and dials", () => {
     expect(s.meshPool.list("in").length).toBe(2);
   });
 
+  test("a peer that refuses our link as full is not dialled again for half a switch interval and goes first on eviction", () => {
+    const s = machine({ public: true });
+    step(s, { type: "start", helpTargets: 0 }, T0, rand);
+    const peer = generateNodeKey();
+    s.candidates.add(recordOf(peer, 7), T0, { rttMs: 5 });
+    const link = fakeLink(peer, "out", "198.51.100.7");
+    step(s, { type: "linkUp", link }, T0, rand);
+    step(s, { type: "linkDown", link, code: MESH_CLOSE.full.code }, T0 + 10, rand);
+    expect(s.events.dialsRefusedFull).toBe(1);
+    expect(s.dials.cooling(peer.nodeId, T0 + 10 + s.settings.switchIntervalMs / 2 - 1)).toBe(true);
+    expect(s.dials.cooling(peer.nodeId, T0 + 10 + s.settings.switchIntervalMs / 2 + 1)).toBe(false);
+    // Another close (the peer went away) cools it down for the usual short while only.
+    const other = generateNodeKey();
+    const gone = fakeLink(other, "out", "198.51.100.8");
+    step(s, { type: "linkUp", link: gone }, T0, rand);
+    step(s, { type: "linkDown", link: gone, code: 1001 }, T0 + 10, rand);
+    expect(s.events.dialsRefusedFull).toBe(1);
+  });
+
   test("of two crossing links to one peer both ends keep the one dialled by the smaller node id", () => {
     const s = machine({ public: true });
     step(s, { type: "start", helpTargets: 0 }, T0, rand);

@@ -28,7 +28,7 @@ function forge(rec: NodeRecord): NodeRecord {
   return signRecord(out, fake.privateKey);
 }
 
-function setup(checks: (rec: NodeRecord) => RecordCheckResult | Promise<RecordCheckResult>, now: () => number = () => T0) {
+function setup(checks: (rec: NodeRecord) => RecordCheckResult | Promise<RecordCheckResult>, now: () => number = () => T0, improvingOnly?: () => boolean) {
   const pool = createCandidatePool({ selfId: "f".repeat(64) });
   const bans = createBanList();
   const punished: { sharer: Sharer; why: string }[] = [];
@@ -46,6 +46,7 @@ function setup(checks: (rec: NodeRecord) => RecordCheckResult | Promise<RecordCh
       if (sharer.id) bans.ban(sharer.id, { reason: why, now: T0 });
       if (sharer.ip) bans.ban(sharer.ip, { reason: why, now: T0 });
     },
+    improvingOnly,
   });
   return { pool, bans, punished, checked, merger };
 }
@@ -101,6 +102,29 @@ describe("merging shared records", () => {
     t += 10 * 60_000;
     await merger.merge([next], relay);
     expect(pool.has(recordNodeId(next))).toBe(true);
+  });
+
+  test("while new records can only improve the pool, at most a burst of 10 and then 6 a minute are checked; updates of held ones always", async () => {
+    let t = T0;
+    let improving = false;
+    const { pool, checked, merger } = setup(honest, () => t, () => improving);
+    const sharer: Sharer = { label: "peer", id: "a".repeat(64), ip: "192.0.2.9" };
+    const held = generateNodeKey();
+    await merger.merge([recordOf(held, "192.0.2.200")], sharer);
+    improving = true;
+    const fresh = Array.from({ length: 20 }, (_, i) => recordOf(generateNodeKey(), `198.51.${100 + i}.1`));
+    await merger.merge(fresh.slice(0, 10), sharer);
+    await merger.merge(fresh.slice(10, 15), sharer);
+    expect(checked).toHaveLength(1 + 10);
+    expect(merger.counters.checksDeferred).toBe(5);
+    // A new version of a held candidate at another address is checked whatever the budget.
+    const moved = buildRecord(held, { addresses: [{ ip: "192.0.2.201", udpPort: 7788, tcpPort: 7788 }], spki: SPKI, seq: 2, now: T0 });
+    await merger.merge([moved], sharer);
+    expect(checked).toHaveLength(12);
+    t += 60_000;
+    await merger.merge(fresh.slice(10, 20), sharer);
+    expect(checked).toHaveLength(12 + 6);
+    expect(pool.size).toBe(1 + 10 + 6);
   });
 
   test("expired, early and old-format records are left out without punishing their sharer", async () => {
