@@ -1,8 +1,8 @@
 // Opt-in memo of pure key operations, for many nodes in one process (the network simulator): an
 // X25519 key agreement, a derived signing key, an Ed25519 signature or its verification gives the same
 // output for the same input bytes, so it is computed once and looked up after. Off by default: a
-// node process never turns it on. Keys of the memo are the whole inputs (hex), so a changed byte is a
-// new computation, never a cached "valid".
+// node process never turns it on. Keys of the memo are the whole inputs (each byte one character, each
+// part prefixed with its length), so a changed byte is a new computation, never a cached "valid".
 
 const tables = new Map<string, Map<string, unknown>>();
 let maxEntries = 0;
@@ -18,10 +18,13 @@ export function disableCryptoMemo(): void {
   tables.clear();
 }
 
-/** Hex of each part, joined: the memo key. */
+/** Each part as its length, a tag (b: bytes, s: text) and its content (bytes as latin1: one char code
+ *  0..255 per byte), joined: the memo key. The length prefix keeps the join unambiguous. Copying the
+ *  bytes (rather than viewing them through `.buffer`) spares the runtime from giving a small array its
+ *  own ArrayBuffer. */
 export function memoKey(...parts: (Uint8Array | string)[]): string {
   let out = "";
-  for (const p of parts) out += (typeof p === "string" ? p : Buffer.from(p.buffer, p.byteOffset, p.byteLength).toString("hex")) + "|";
+  for (const p of parts) out += typeof p === "string" ? `${p.length}s${p}` : `${p.length}b${Buffer.from(p).toString("latin1")}`;
   return out;
 }
 
@@ -32,7 +35,8 @@ export function memo<T>(table: string, key: () => string, compute: () => T): T {
   let t = tables.get(table);
   if (!t) tables.set(table, (t = new Map()));
   const k = key();
-  if (t.has(k)) return t.get(k) as T;
+  const hit = t.get(k);
+  if (hit !== undefined || t.has(k)) return hit as T;
   const v = compute();
   if (t.size >= maxEntries) t.delete(t.keys().next().value!);
   t.set(k, v);

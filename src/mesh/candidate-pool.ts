@@ -96,6 +96,8 @@ export interface CandidatePool {
   ids(): string[];
   /** The network (netPrefixes) and network group (netGroupOf) of a candidate's proven address, if it has one. */
   netOf(id: string): { net: string; group: string } | undefined;
+  /** How many candidates have a proven address in network `net` (netPrefixOf). */
+  keysIn(net: string): number;
   /** The node id of the candidate whose proven address is `addressKey` (addressKeys()), if any. */
   holderOf(addressKey: string): string | undefined;
   planMerge(records: readonly NodeRecord[], now: number, options?: MergeOptions): MergePlan;
@@ -130,6 +132,8 @@ interface Entry {
   rttMs: number | null;
   lastSeen: number;
   addedAt: number;
+  /** Number(record.issuedAtMs), read at every sweep. */
+  issuedAt: number;
   /** When it last refused our link as full (cleared when it accepts one). */
   refusedFullAt?: number;
   /** netPrefixes(record)[0] and the group of that address, kept with the record. */
@@ -225,10 +229,16 @@ export function createCandidatePool(init: CandidatePoolInit): CandidatePool {
     },
     list: () => [...entries.values()].map(view),
     holderOf: (k) => byAddress.get(k),
+    keysIn: (net) => byNet.get(net)?.size ?? 0,
     get version() {
       return version;
     },
-    issuedBefore: (t) => [...entries.values()].filter((e) => Number(e.record.issuedAtMs) < t).map((e) => e.id),
+    issuedBefore(t) {
+      // Called every sweep: one pass, no intermediate arrays.
+      const out: string[] = [];
+      for (const e of entries.values()) if (e.issuedAt < t) out.push(e.id);
+      return out;
+    },
     ids: () => [...entries.keys()],
     netOf: (id) => netOf(entries.get(id.toLowerCase())),
 
@@ -320,6 +330,7 @@ export function createCandidatePool(init: CandidatePoolInit): CandidatePool {
       if (known) {
         unindex(known);
         known.record = record;
+        known.issuedAt = Number(record.issuedAtMs);
         known.proven = proven;
         known.keys = keys;
         known.checked = checked;
@@ -328,7 +339,7 @@ export function createCandidatePool(init: CandidatePoolInit): CandidatePool {
         index(known);
         return { outcome: "updated", removed };
       }
-      const entry: Entry = { id, record, proven, keys, checked, samples: [], rttMs: null, lastSeen: now, addedAt: now };
+      const entry: Entry = { id, record, proven, keys, checked, samples: [], rttMs: null, lastSeen: now, addedAt: now, issuedAt: Number(record.issuedAtMs) };
       if (rttMs !== undefined) pushSample(entry, rttMs);
       if (entries.size >= capacity) {
         const victim = pickVictim([...entries.values(), entry], now, ttlMs, bands, refusedMemoryMs);

@@ -3,7 +3,7 @@ export { MESH_PATH } from "./link-constants.ts";
 export { type MeshLinks, createMeshLinks } from "./link-service.ts";
 export { type MeshLink, createMeshLink } from "./link.ts";
 export { askFind, askPeers, learnNodeKey, type LearnedKey } from "./mesh-client.ts";
-export { type MeshService, type MeshServiceInit, type MeshServiceStatus, createMeshService } from "./mesh-service.ts";
+export { type MeshService, type MeshServiceInit, type MeshServiceStatus, type MeshSummary, createMeshService } from "./mesh-service.ts";
 export { toJson } from "./record-json.ts";
 export { DEFAULT_SEARCH_HOPS, MAX_SEARCH_HOPS } from "./search.ts";
 // In-memory links, messages and records for the network simulator and adversary tests.

@@ -187,13 +187,14 @@ export function createMeshState(init: MeshStateInit): MeshState {
     recordResignMs: init.recordResignMs ?? DEFAULTS.record_resign_s * 1000,
     ...init.timing,
   };
+  const candidates = createCandidatePool({ selfId: init.myId, capacity: init.shortlist, ttlMs: DEFAULT_CANDIDATE_TTL_MS, perPrefix: init.candidatesPerPrefix });
   return {
     role: "new",
     settings,
     myId: init.myId,
     own: init.own,
-    candidates: createCandidatePool({ selfId: init.myId, capacity: init.shortlist, ttlMs: DEFAULT_CANDIDATE_TTL_MS, perPrefix: init.candidatesPerPrefix }),
-    meshPool: createMeshPool({ maxOut: init.meshOut, maxIn: init.meshIn, switchIntervalMs: init.switchIntervalMs, perPrefix: init.meshPerPrefix, now: init.now }),
+    candidates,
+    meshPool: createMeshPool({ maxOut: init.meshOut, maxIn: init.meshIn, switchIntervalMs: init.switchIntervalMs, perPrefix: init.meshPerPrefix, sharedNet: (net) => candidates.keysIn(net) >= 2, now: init.now }),
     dials: createDialBook(),
     bans: createBanList(),
     live: new Map(),
@@ -316,7 +317,7 @@ export function logRebuild(outcome: RebuildOutcome | null): MeshAction[] {
 }
 
 /** Codes by which a peer refused our link: try someone else for a while. */
-const REFUSALS: readonly number[] = [MESH_CLOSE.full.code, MESH_CLOSE.notServing.code, MESH_CLOSE.banned.code];
+const REFUSALS: readonly number[] = [MESH_CLOSE.full.code, MESH_CLOSE.notServing.code, MESH_CLOSE.banned.code, MESH_CLOSE.crowded.code];
 
 function linkDown(s: MeshState, link: CoreLink, code: number, now: number): MeshAction[] {
   const id = link.peerNodeId;

@@ -15,6 +15,7 @@ import {
   type SelfCheckRequest,
   type ServerGroup,
 } from "../wire/index.ts";
+import { encodeRecordList } from "./record-bytes.ts";
 import { MAX_RECORD_LIST_BYTES, MAX_SMALL_MESSAGE_BYTES, SELF_CHECK_NONCE_BYTES } from "./mesh-service-constants.ts";
 
 export function encodePeersRequest(max: number): Uint8Array {
@@ -26,8 +27,9 @@ export function decodePeersRequest(bytes: Uint8Array): number {
   return decodeMessage(PeersRequestSchema, bytes, "peers request", MAX_SMALL_MESSAGE_BYTES).max;
 }
 
+/** The same bytes as toBinary(PeersAnswerSchema, …), from each record's remembered encoding. */
 export function encodePeersAnswer(records: readonly NodeRecord[]): Uint8Array {
-  return toBinary(PeersAnswerSchema, create(PeersAnswerSchema, { records: [...records] }));
+  return encodeRecordList(records);
 }
 
 export function decodePeersAnswer(bytes: Uint8Array): NodeRecord[] {

@@ -33,12 +33,17 @@ export interface MeshPoolInit {
    *  outgoing links into one network group (/16, /32), and half the most incoming ones from one.
    *  @default mesh_per_prefix of defaults.toml */
   perPrefix?: number;
+  /** Whether a network (/24, /48) holds the keys of several nodes as far as we know (the candidate
+   *  pool's count; two of our links into it count too). The links into all such networks count as
+   *  one network group: keys rented in a few /24s of as many /16s weigh as one provider, not as many.
+   *  @default none known beyond our links */
+  sharedNet?: (prefix: string) => boolean;
   /** Start of the first interval, ms. @default 0 (first switch one interval after time 0) */
   now?: number;
 }
 
 /** "crowded": the direction already holds `perPrefix` links to the peer's network, or its share of
- *  links to the peer's network group (groupLimit). */
+ *  links to the peer's network group or, for a network of several keys, to such networks (groupLimit). */
 export type AddLinkOutcome = "added" | "full" | "duplicate" | "crowded";
 
 export interface SwitchPlan {
@@ -62,6 +67,9 @@ export interface MeshPool {
    *  the diversity limits. */
   hasRoomFor(direction: LinkDirection, prefix: string, group?: string): boolean;
   remove(id: string): boolean;
+  /** Links over the limit of links into networks of several keys (the count may have grown since
+   *  they opened), youngest first: the oldest links are kept. */
+  overShared(): string[];
   setRtt(id: string, rttMs: number): void;
   /** Outgoing links missing to reach maxOut: dial this many to replace lost links. */
   deficit(): number;
@@ -98,8 +106,24 @@ export function createMeshPool(init: MeshPoolInit = {}): MeshPool {
   /** Outgoing links are our choice: as many per /16 as per /24, so keys bought in a few neighbouring
    *  /24s of one provider cannot take them all. Incoming ones come to us: twice that. */
   const groupLimit = (d: LinkDirection) => (d === "out" ? perPrefix : 2 * perPrefix);
+  const sharedNet = init.sharedNet ?? (() => false);
+  /** Whether `prefix` holds several keys: by the caller's count, or our links into it (plus `extra`). */
+  const shared = (prefix: string, extra = 0) => {
+    if (sharedNet(prefix)) return true;
+    let n = extra;
+    for (const l of links.values()) if (l.prefix === prefix && ++n >= 2) return true;
+    return false;
+  };
+  /** Links in direction `d` into networks of several keys, counting `prefix` as one of them. */
+  const inShared = (d: LinkDirection, prefix: string) => {
+    let n = 0;
+    for (const l of links.values()) if (l.direction === d && l.prefix !== undefined && (l.prefix === prefix || shared(l.prefix))) n++;
+    return n;
+  };
   const crowded = (d: LinkDirection, prefix?: string, group?: string) =>
-    (prefix !== undefined && inPrefix(d, prefix) >= perPrefix) || (group !== undefined && inGroup(d, group) >= groupLimit(d));
+    (prefix !== undefined && inPrefix(d, prefix) >= perPrefix) ||
+    (group !== undefined && inGroup(d, group) >= groupLimit(d)) ||
+    (prefix !== undefined && shared(prefix, 1) && inShared(d, prefix) >= groupLimit(d));
   const view = (l: MeshLink): MeshLink => ({ ...l });
 
   return {
@@ -130,6 +154,14 @@ export function createMeshPool(init: MeshPoolInit = {}): MeshPool {
     },
     hasRoomFor: (d, prefix, group) => !crowded(d, prefix, group),
     remove: (id) => links.delete(id.toLowerCase()),
+    overShared() {
+      const over: string[] = [];
+      for (const d of ["out", "in"] as const) {
+        const inShared = [...links.values()].filter((l) => l.direction === d && l.prefix !== undefined && shared(l.prefix)).sort((a, b) => a.openedAt - b.openedAt);
+        over.push(...inShared.slice(groupLimit(d)).map((l) => l.id).reverse());
+      }
+      return over;
+    },
     setRtt(id, rttMs) {
       const l = links.get(id.toLowerCase());
       if (l && Number.isFinite(rttMs) && rttMs >= 0) l.rttMs = rttMs;

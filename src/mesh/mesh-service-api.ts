@@ -7,7 +7,7 @@ import type { Clock } from "../contracts/index.ts";
 import type { CoreLink, MeshNet, MeshUdp } from "./core-link.ts";
 import type { MeshRole, MeshStateInit } from "./mesh-machine.ts";
 import type { SearchResult } from "./mesh-search.ts";
-import type { MeshServiceStatus } from "./mesh-status.ts";
+import type { MeshServiceStatus, MeshSummary } from "./mesh-status.ts";
 
 export interface MeshServiceComponents {
   /** The mesh link service (link-service.ts), or an in-memory network (memory-net.ts). */
@@ -74,6 +74,10 @@ export interface MeshService {
   record(): NodeRecord | undefined;
   readonly role: MeshRole;
   status(): MeshServiceStatus;
+  /** Counts and link ends of status(), cheap enough to read from every node often (the simulator). */
+  summary(): MeshSummary;
+  /** Each candidate's node id and kinds (the simulator's view of who could answer a search). */
+  candidateKinds(): { id: string; kinds: readonly string[] }[];
   /** Flat numbers for /metrics. */
   counters(): Record<string, number>;
   /** A search started at this node (DESIGN §8). */

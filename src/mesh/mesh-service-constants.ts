@@ -16,7 +16,8 @@ export const MESH_CLOSE = {
   switched: { code: 4004, reason: "switched to a fresh candidate" },
   /** We do not serve (client-only, or the self-check failed): no mesh links. */
   notServing: { code: 4005, reason: "not a service node" },
-  /** The peer's network (/24, /48) already holds mesh_per_prefix of our links in that direction. */
+  /** The peer's network (/24, /48) already holds mesh_per_prefix of our links in that direction, or
+   *  its network group (/16, /32), or the networks of several keys together, their share (mesh-pool.ts). */
   crowded: { code: 4006, reason: "too many mesh links to this network" },
 } as const;
 

@@ -19,7 +19,7 @@ import { bump, createMeshState, step, type MeshAction, type MeshEvent, type Mesh
 import { helpRound, selfCheckRound, type RoundDeps } from "./mesh-rounds.ts";
 import { createMeshSearch } from "./mesh-search.ts";
 import type { MeshService, MeshServiceComponents, MeshServiceInit } from "./mesh-service-api.ts";
-import { meshCounters, meshStatus, type DriverCounters } from "./mesh-status.ts";
+import { candidateKinds, meshCounters, meshStatus, meshSummary, type DriverCounters } from "./mesh-status.ts";
 import { createOwnRecord } from "./own-record.ts";
 import { createPeerSharing } from "./peer-sharing.ts";
 import { readPeerCache, writePeerCache } from "./peer-cache.ts";
@@ -30,7 +30,7 @@ import { recordNodeId } from "./record.ts";
 import { createSelfChecker } from "./self-check.ts";
 
 export type { MeshRole } from "./mesh-machine.ts";
-export type { CandidateStatus, MeshLinkStatus, MeshServiceStatus } from "./mesh-status.ts";
+export type { CandidateStatus, MeshLinkStatus, MeshServiceStatus, MeshSummary } from "./mesh-status.ts";
 export type { MeshService, MeshServiceComponents, MeshServiceInit } from "./mesh-service-api.ts";
 
 const DONE = Promise.resolve();
@@ -257,6 +257,8 @@ export function createMeshService(components: MeshServiceComponents, init: MeshS
       resolveReady();
     },
     status: () => meshStatus(s, d, now()),
+    summary: () => meshSummary(s),
+    candidateKinds: () => candidateKinds(s),
     counters: () => meshCounters(s, d),
     find: (kind) => search.find(kind),
     candidates: () => s.candidates.list().map((c) => ({ ...c.record, addresses: [...c.proven] })),

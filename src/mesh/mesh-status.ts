@@ -86,6 +86,29 @@ export function meshStatus(s: MeshState, d: DriverCounters, now: number): MeshSe
   };
 }
 
+/** What the simulator samples of every node often: counts and link ends only, without meshStatus's
+ *  per-candidate strings and copies (the same figures as meshStatus at the same moment). */
+export interface MeshSummary {
+  role: MeshRole;
+  serving: boolean;
+  out: number;
+  maxOut: number;
+  /** Candidates in the pool. */
+  candidates: number;
+  links: { peer: string; direction: "in" | "out" }[];
+}
+
+export function meshSummary(s: MeshState): MeshSummary {
+  const links: MeshSummary["links"] = [];
+  for (const [peer, l] of s.live) links.push({ peer, direction: l.direction });
+  return { role: s.role, serving: s.own.serving, out: s.meshPool.list("out").length, maxOut: s.meshPool.maxOut, candidates: s.candidates.size, links };
+}
+
+/** Each candidate's node id and the kinds its record names (read-only views of the pool, not copies). */
+export function candidateKinds(s: MeshState): { id: string; kinds: readonly string[] }[] {
+  return s.candidates.list().map((c) => ({ id: c.id, kinds: c.record.kinds }));
+}
+
 export function meshCounters(s: MeshState, d: DriverCounters): Record<string, number> {
   const sum = (m: Record<string, number>) => Object.values(m).reduce((a, b) => a + b, 0);
   return {

@@ -31,6 +31,7 @@ export function tick(s: MeshState, now: number, rand: Rand): MeshAction[] {
   if (now - s.lastSweepAt >= s.settings.sweepMs) {
     s.lastSweepAt = now;
     sweep(s, now);
+    out.push(...trimShared(s));
   }
   const { settings } = s;
   if (s.role === "service") {
@@ -72,6 +73,20 @@ function sweep(s: MeshState, now: number): void {
       s.meshPool.setRtt(id, link.rttMs);
     }
   }
+}
+
+/** Links into networks of several keys beyond their limit are closed: the candidate pool may have
+ *  learned the other keys of a network after its links opened (a newcomer's first picks come from a
+ *  pool that knows one key per network). Their slots go to other networks. */
+function trimShared(s: MeshState): MeshAction[] {
+  const out: MeshAction[] = [];
+  for (const id of s.meshPool.overShared()) {
+    const link = s.live.get(id);
+    if (!link) continue;
+    bump(s.events, "linksTrimmedShared");
+    out.push({ type: "close", link, reason: MESH_CLOSE.crowded });
+  }
+  return out;
 }
 
 /** Candidates we could dial now. */

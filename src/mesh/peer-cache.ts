@@ -10,7 +10,8 @@ import { join } from "node:path";
 import { randomBytes } from "node:crypto";
 import type { NodeRecord } from "../wire/index.ts";
 import { DEFAULTS } from "../config/index.ts";
-import { encodeRecord, MAX_RECORD_BYTES, parseRecord, recordAddress, recordNodeId } from "./record.ts";
+import { sharedRecordBytes } from "./record-bytes.ts";
+import { MAX_RECORD_BYTES, parseRecord, recordAddress, recordNodeId } from "./record.ts";
 
 const DAY_MS = 86_400_000;
 const PEERS_FILE = "peers.json";
@@ -145,7 +146,7 @@ export function writePeerCache(home: string, entries: readonly PeerCacheEntry[],
       id: recordNodeId(e.record),
       address: recordAddress(e.record),
       lastSeen: Math.min(e.lastSeen, now),
-      record: Buffer.from(encodeRecord(e.record)).toString("base64"),
+      record: Buffer.from(sharedRecordBytes(e.record)).toString("base64"),
     })),
   };
   const file = peerCachePath(home);

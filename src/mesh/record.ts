@@ -14,10 +14,11 @@
 import { clone, create, toBinary } from "@bufbuild/protobuf";
 import { isIP } from "node:net";
 import { DEFAULTS } from "../config/index.ts";
-import { SEAL_PURPOSE, X25519_KEY_BYTES } from "../constants.ts";
+import { X25519_KEY_BYTES } from "../constants.ts";
 import { ConfigError, DecodeError, LimitError } from "../errors.ts";
 import { memo, memoKey, nodeIdOf, xeddsaSign, xeddsaVerify, XEDDSA_SIGNATURE_BYTES, type NodeKey } from "../identity/index.ts";
 import { decodeMessage } from "../wire/index.ts";
+import { labelled, signedBytesOf } from "./record-signed.ts";
 import { NatClass, NodeRecordSchema, type NodeAddress, type NodeRecord } from "../wire/index.ts";
 import { isValidKind, MAX_IDENTITY_ID_CHARS, MAX_RECORD_KINDS, MAX_STAKE_ADDRESS_CHARS } from "../wire/index.ts";
 
@@ -45,8 +46,6 @@ export const RECORD_FORMAT_VERSION = 2;
 
 export type { NodeRecord, NodeAddress };
 export { NatClass };
-
-const encoder = new TextEncoder();
 
 /** Protocols a node advertises unless told otherwise (DESIGN §4). */
 export const DEFAULT_PROTOCOLS = ["quic", "http2"] as const;
@@ -166,15 +165,12 @@ export function signRecord(rec: NodeRecord, x25519Private: Uint8Array): NodeReco
  *  signature. protobuf-es encodes fields in number order and keeps unknown fields, so a verifier
  *  that decodes and re-encodes gets the signer's bytes back; the label keeps a record signature from
  *  being valid for anything else signed with this key. */
-function signedBytes(rec: NodeRecord): Uint8Array {
+function signedBytes(rec: NodeRecord, encoded = toBinary(NodeRecordSchema, rec)): Uint8Array {
+  const fast = signedBytesOf(encoded);
+  if (fast) return fast;
   const copy = clone(NodeRecordSchema, rec);
   copy.signature = new Uint8Array(0);
-  const body = toBinary(NodeRecordSchema, copy);
-  const label = encoder.encode(SEAL_PURPOSE.record);
-  const out = new Uint8Array(label.length + 1 + body.length);
-  out.set(label, 0);
-  out.set(body, label.length + 1);
-  return out;
+  return labelled(toBinary(NodeRecordSchema, copy));
 }
 
 // ---- decode and verify ----
@@ -219,7 +215,8 @@ export function verifyRecord(rec: NodeRecord, now: number, options: VerifyRecord
 }
 
 function verifyUnsafe(rec: NodeRecord, now: number, options: VerifyRecordOptions): RecordCheck {
-  const size = toBinary(NodeRecordSchema, rec).length;
+  const encoded = toBinary(NodeRecordSchema, rec);
+  const size = encoded.length;
   if (size > MAX_RECORD_BYTES) return reject("too-large", `record is ${size} bytes, limit is ${MAX_RECORD_BYTES}`);
   if (rec.version !== RECORD_FORMAT_VERSION) return reject("old-format", `record format ${rec.version} is not accepted (this node speaks format ${RECORD_FORMAT_VERSION})`);
   if (rec.publicKey.length !== X25519_KEY_BYTES) return reject("bad-public-key", `public key must be ${X25519_KEY_BYTES} bytes, got ${rec.publicKey.length}`);
@@ -271,8 +268,8 @@ function verifyUnsafe(rec: NodeRecord, now: number, options: VerifyRecordOptions
   }
 
   if (rec.signature.length !== XEDDSA_SIGNATURE_BYTES) return reject("bad-signature", `signature must be ${XEDDSA_SIGNATURE_BYTES} bytes, got ${rec.signature.length}`);
-  const bytes = signedBytes(rec);
-  const good = memo("recordVerify", () => memoKey(rec.signature, bytes, rec.publicKey), () => xeddsaVerify(rec.publicKey, bytes, rec.signature));
+  // The encoding holds the signature, the key and the signed fields: the whole input of the check.
+  const good = memo("recordVerify", () => memoKey(encoded), () => xeddsaVerify(rec.publicKey, signedBytes(rec, encoded), rec.signature));
   if (!good) return reject("bad-signature", "signature does not match the record and its public key");
   return { ok: true };
 }

@@ -5,6 +5,24 @@ import { isIP } from "node:net";
 /** "198.51.100.7" with 24 → "198.51.100.0/24"; "2001:db8::1" with 64 → "2001:db8:0:0::/64". Anything that is
  *  not an IP comes back as itself (a test transport may use names). */
 export function prefixOf(ip: string, v4Bits: number, v6Bits: number): string {
+  const memoKey = v4Bits * 256 + v6Bits;
+  let memo = memos.get(memoKey);
+  if (!memo) memos.set(memoKey, (memo = new Map()));
+  const hit = memo.get(ip);
+  if (hit !== undefined) return hit;
+  // Bounded: a flood of new addresses empties the memo, never grows it.
+  if (memo.size >= MAX_MEMO_ENTRIES) memo.clear();
+  const prefix = computePrefix(ip, v4Bits, v6Bits);
+  memo.set(ip, prefix);
+  return prefix;
+}
+
+/** Prefixes already computed, per (v4Bits, v6Bits): a node masks the same few thousand peer addresses
+ *  over and over (rate limits, diversity checks). */
+const memos = new Map<number, Map<string, string>>();
+const MAX_MEMO_ENTRIES = 8192;
+
+function computePrefix(ip: string, v4Bits: number, v6Bits: number): string {
   const family = isIP(ip);
   if (family === 4) return `${maskV4(ip, v4Bits)}/${v4Bits}`;
   if (family === 6) return `${maskV6(ip, v6Bits)}/${v6Bits}`;

@@ -2,7 +2,7 @@
 // sample convergence and load, run searches from honest nodes, and sum it up in the figures the
 // operators ask for (SimResult).
 import { nodeIdOf } from "../identity/index.ts";
-import type { MeshServiceStatus } from "../mesh/index.ts";
+import type { MeshSummary } from "../mesh/index.ts";
 import { METHOD } from "../rpc/index.ts";
 import { kindName, SimNetwork, type Attack, type NetworkOptions, type SimNode } from "./network.ts";
 
@@ -86,6 +86,8 @@ export interface SimResult {
   eclipsedHonest: number;
   /** Links of each eclipsed node at the end (out / in), and whether it was the crowding victim. */
   eclipsedLinks: { out: number; in: number; victim: boolean }[];
+  /** Most outgoing links one honest node holds to hostile nodes at the end. */
+  hostileOutMax: number;
   bannedHonest: number;
   bannedHostile: number;
   /** Why honest nodes were banned (numbers and ids elided), and how many bans said so. */
@@ -145,10 +147,11 @@ export async function runSimulation(o: SimOptions): Promise<SimResult> {
   }
   const shortlist = sim.o.mesh?.shortlist ?? 100;
   const meshOut = () => sim.seeds[0]!.mesh.status().mesh.maxOut;
-  const statuses = new Map<SimNode, MeshServiceStatus>();
+  // Each sample reads every node's summary (counts and link ends: status() would format every candidate).
+  const statuses = new Map<SimNode, MeshSummary>();
   const isHonest = (x: SimNode) => x.hostile === null;
-  const fullOut = (st: MeshServiceStatus) => st.role === "service" && st.mesh.out >= st.mesh.maxOut;
-  const fullPool = (st: MeshServiceStatus, live: number) => st.candidates.length >= 0.9 * Math.min(shortlist, live - 1);
+  const fullOut = (st: MeshSummary) => st.role === "service" && st.out >= st.maxOut;
+  const fullPool = (st: MeshSummary, live: number) => st.candidates >= 0.9 * Math.min(shortlist, live - 1);
   const series: Sample[] = [];
   let convergedAtS: number | null = null;
   const finds: { ok: boolean; hops: number | null; common: boolean }[] = [];
@@ -184,12 +187,12 @@ export async function runSimulation(o: SimOptions): Promise<SimResult> {
     let shortOut = 0;
     let shortPool = 0;
     for (const x of live) {
-      const st = x.mesh.status();
+      const st = x.mesh.summary();
       statuses.set(x, st);
       if (!isHonest(x)) continue;
       honest++;
       if (st.role === "service") serving++;
-      links += st.mesh.links.length;
+      links += st.links.length;
       const out = fullOut(st);
       const pool = fullPool(st, live.length);
       if (!out) shortOut++;
@@ -206,12 +209,12 @@ export async function runSimulation(o: SimOptions): Promise<SimResult> {
     o.onSample?.(s);
   }
 
-  /** Hops from `from` to the nearest node whose own answer holds a live honest server of `kind`. */
-  function hopsTo(from: SimNode, kind: string): number | null {
+  /** Hops from `from` to the nearest node whose own answer holds a live honest server of `kind`, by the
+   *  candidates each node had when the searches of this sample started. */
+  function hopsTo(from: SimNode, kind: string, kindsOf: Map<SimNode, { id: string; kinds: readonly string[] }[]>): number | null {
     const holds = (x: SimNode) => {
       if (x.kind === kind && isHonest(x)) return true;
-      const st = statuses.get(x);
-      return !!st?.candidates.some((c) => c.kinds.includes(kind) && isLiveHonestId(c.id));
+      return !!kindsOf.get(x)?.some((c) => c.kinds.includes(kind) && isLiveHonestId(c.id));
     };
     let frontier = [from];
     const seen = new Set([from]);
@@ -219,7 +222,7 @@ export async function runSimulation(o: SimOptions): Promise<SimResult> {
       if (frontier.some(holds)) return h;
       const next: SimNode[] = [];
       for (const x of frontier) {
-        for (const l of statuses.get(x)?.mesh.links ?? []) {
+        for (const l of statuses.get(x)?.links ?? []) {
           const y = sim.byId.get(l.peer);
           if (y?.alive && !seen.has(y)) (seen.add(y), next.push(y));
         }
@@ -236,12 +239,15 @@ export async function runSimulation(o: SimOptions): Promise<SimResult> {
 
   function startFinds(): void {
     const askers = sim.live().filter((x) => isHonest(x) && statuses.get(x)?.role === "service");
+    if (!askers.length) return;
+    const kindsOf = new Map<SimNode, { id: string; kinds: readonly string[] }[]>();
+    for (const x of statuses.keys()) kindsOf.set(x, x.mesh.candidateKinds());
     for (let i = 0; i < (o.findsPerSample ?? 5) && askers.length; i++) {
       const from = askers[Math.floor(sim.rand() * askers.length)]!;
       const kind = kindName(Math.floor(sim.rand() * o.kinds));
       const servers = sim.live().filter((x) => x.kind === kind && isHonest(x));
       if (!servers.length) continue;
-      const hops = hopsTo(from, kind);
+      const hops = hopsTo(from, kind, kindsOf);
       const common = servers.length >= 0.01 * askers.length;
       pendingFinds.push(
         from.mesh.find(kind).then(
@@ -340,6 +346,7 @@ export async function runSimulation(o: SimOptions): Promise<SimResult> {
 
   // Eclipses and bans, at the end.
   let eclipsed = 0;
+  let hostileOutMax = 0;
   const eclipsedLinks: SimResult["eclipsedLinks"] = [];
   const bannedHonest = new Set<string>();
   const bannedHostile = new Set<string>();
@@ -347,6 +354,7 @@ export async function runSimulation(o: SimOptions): Promise<SimResult> {
   for (const x of sim.live()) {
     if (!isHonest(x)) continue;
     const st = x.mesh.status();
+    hostileOutMax = Math.max(hostileOutMax, st.mesh.links.filter((l) => l.direction === "out" && sim.byId.get(l.peer)?.hostile).length);
     if (st.mesh.links.length && st.mesh.links.every((l) => sim.byId.get(l.peer)?.hostile)) {
       eclipsed++;
       eclipsedLinks.push({ out: st.mesh.links.filter((l) => l.direction === "out").length, in: st.mesh.links.filter((l) => l.direction === "in").length, victim: x === sim.victim });
@@ -394,6 +402,7 @@ export async function runSimulation(o: SimOptions): Promise<SimResult> {
     busiest,
     eclipsedHonest: eclipsed,
     eclipsedLinks,
+    hostileOutMax,
     bannedHonest: bannedHonest.size,
     bannedHostile: bannedHostile.size,
     honestBanReasons,

@@ -94,35 +94,39 @@ export class SimClock implements Clock {
     return a.due < b.due || (a.due === b.due && a.id < b.id);
   }
 
+  // (due, id) is a total order, so the heap gives timers out in one order whatever its layout. Sifts
+  // move a hole instead of swapping pairs: fewer writes and no pair arrays per step.
   #push(t: Timer): void {
     const h = this.#heap;
+    let i = h.length;
     h.push(t);
-    let i = h.length - 1;
     while (i > 0) {
       const p = (i - 1) >> 1;
-      if (!this.#less(h[i]!, h[p]!)) break;
-      [h[i], h[p]] = [h[p]!, h[i]!];
+      const parent = h[p]!;
+      if (!this.#less(t, parent)) break;
+      h[i] = parent;
       i = p;
     }
+    h[i] = t;
   }
 
   #pop(): Timer | undefined {
     const h = this.#heap;
     const top = h[0];
     const last = h.pop();
-    if (h.length && last) {
-      h[0] = last;
+    const n = h.length;
+    if (n && last) {
       let i = 0;
       for (;;) {
         const l = 2 * i + 1;
+        if (l >= n) break;
         const r = l + 1;
-        let m = i;
-        if (l < h.length && this.#less(h[l]!, h[m]!)) m = l;
-        if (r < h.length && this.#less(h[r]!, h[m]!)) m = r;
-        if (m === i) break;
-        [h[i], h[m]] = [h[m]!, h[i]!];
+        const m = r < n && this.#less(h[r]!, h[l]!) ? r : l;
+        if (!this.#less(h[m]!, last)) break;
+        h[i] = h[m]!;
         i = m;
       }
+      h[i] = last;
     }
     return top;
   }

@@ -24,6 +24,25 @@ test("on: one computation per input, another for a changed byte, the oldest drop
   expect(f(new Uint8Array([1, 2]))).toBe(4);
 });
 
+test("keys tell parts apart: no two different part lists give one key", () => {
+  const bytes = (...b: number[]) => new Uint8Array(b);
+  const keys = [
+    memoKey(bytes(1, 124), bytes(2)),
+    memoKey(bytes(1), bytes(124, 2)),
+    memoKey(bytes(1, 124, 2)),
+    memoKey("a|", "b"),
+    memoKey("a", "|b"),
+    memoKey(bytes(97), "b"),
+    memoKey("a", "b"),
+    memoKey(new Uint8Array(5000).fill(255)),
+    memoKey(new Uint8Array(5000).fill(255).fill(0, 4999)),
+  ];
+  expect(new Set(keys).size).toBe(keys.length);
+  // Each byte value is its own character.
+  const all = Array.from({ length: 256 }, (_, i) => i);
+  expect(memoKey(Uint8Array.from(all))).toBe(`256b${String.fromCharCode(...all)}`);
+});
+
 test("sealed boxes open the same with the memo on, both ways, and not with a third key", () => {
   enableCryptoMemo();
   const [a, b, c] = [generateNodeKey(), generateNodeKey(), generateNodeKey()];

@@ -78,4 +78,13 @@ describe("X25519 by native crypto", () => {
     const lowOrder = [new Uint8Array(32), Uint8Array.from([1, ...new Uint8Array(31)]), Buffer.from("e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800", "hex")];
     for (const p of lowOrder) expect(() => sealKey(me, p, "p")).toThrow();
   });
+
+  test("a private key array changed in place derives with its new bytes", async () => {
+    const { sealKey } = await import("../../src/identity/seal.ts");
+    const [x, y, z] = [generateNodeKey(), generateNodeKey(), generateNodeKey()];
+    const mine = x.privateKey.slice();
+    expect(sealKey(mine, z.publicKey, "p")).toEqual(sealKey(x.privateKey, z.publicKey, "p"));
+    mine.set(y.privateKey);
+    expect(sealKey(mine, z.publicKey, "p")).toEqual(sealKey(y.privateKey, z.publicKey, "p"));
+  });
 });

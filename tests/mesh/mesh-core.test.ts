@@ -56,6 +56,16 @@ describe("a network of mesh cores over memory links", () => {
       expect(st.bans).toEqual([]);
       if (n !== nodes[0]) expect(st.selfCheck).toMatchObject({ reachable: true, observedIp: ipOf(n.i) });
       expect(st.counters.events.checksKeyFailed).toBe(0);
+      // The simulator's cheap summary says what the status says.
+      expect(n.mesh.summary()).toEqual({
+        role: st.role,
+        serving: st.serving,
+        out: st.mesh.out,
+        maxOut: st.mesh.maxOut,
+        candidates: st.candidates.length,
+        links: st.mesh.links.map((l) => ({ peer: l.peer, direction: l.direction })),
+      });
+      expect(n.mesh.candidateKinds().sort((x, y) => x.id.localeCompare(y.id))).toEqual(st.candidates.map((c) => ({ id: c.id, kinds: c.kinds })).sort((x, y) => x.id.localeCompare(y.id)));
     }
   });
 

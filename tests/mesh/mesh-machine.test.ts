@@ -176,6 +176,27 @@ describe("links and dials", () => {
     expect(s.events.candidatesDropped).toBe(1);
   });
 
+  test("outgoing links into /24s that turn out to hold several keys are trimmed to mesh_per_prefix at the next sweep, youngest first", () => {
+    const s = machine({ public: true, meshOut: 8, meshIn: 16, meshPerPrefix: 2 });
+    step(s, { type: "start", helpTargets: 0 }, T0, rand);
+    // Four links into four /24s of four /16s, each /24 known by one key (the peer) when it opened.
+    const nets = ["66.6.1", "66.7.1", "66.8.1", "66.9.1"];
+    const links = nets.map((net, i) => {
+      const peer = generateNodeKey();
+      const link = { ...fakeLink(peer, "out", `${net}.1`), openedAt: T0 + i };
+      s.candidates.add(buildRecord(peer, { addresses: [{ ip: `${net}.1`, udpPort: 7788, tcpPort: 7788 }], spki: "cd".repeat(32), seq: 1, now: T0 }), T0);
+      expect(types(step(s, { type: "linkUp", link }, T0 + i, rand))).toEqual(["watch", "share"]);
+      return link;
+    });
+    const closes = (t: number) => step(s, { type: "tick" }, t, rand).filter((a) => a.type === "close");
+    expect(closes(T0 + s.settings.sweepMs + 10)).toEqual([]);
+    // The pool learns a second key in each /24: the four networks count as one group of 2 links.
+    for (const net of nets) s.candidates.add(buildRecord(generateNodeKey(), { addresses: [{ ip: `${net}.2`, udpPort: 7788, tcpPort: 7788 }], spki: "cd".repeat(32), seq: 1, now: T0 }), T0);
+    const trimmed = closes(T0 + 2 * s.settings.sweepMs + 20);
+    expect(trimmed.map((a) => a.type === "close" && a.link)).toEqual([links[3], links[2]]);
+    expect(trimmed.every((a) => a.type === "close" && a.reason === MESH_CLOSE.crowded)).toBe(true);
+  });
+
   test("a liar is banned by id and IP, its link closed and its candidates dropped", () => {
     const s = machine({ public: true });
     step(s, { type: "start", helpTargets: 0 }, T0, rand);

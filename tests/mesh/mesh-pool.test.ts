@@ -141,3 +141,47 @@ describe("network groups", () => {
     expect(p.add({ id: id(20), direction: "in", openedAt: T0, prefix: "66.6.20.0/24", group: g })).toBe("crowded");
   });
 });
+
+describe("networks of several keys", () => {
+  // Three /24s in three /16s, each known to hold several keys (an attacker's rented /24s), and
+  // networks of one key each.
+  const shared = new Set(["66.6.1.0/24", "66.7.1.0/24", "66.8.1.0/24"]);
+  const link = (i: number, direction: "in" | "out", prefix: string, openedAt = T0) => ({ id: id(i), direction, openedAt, prefix, group: prefix.replace(/\.\d+\.0\/24$/, ".0.0/16") });
+
+  test("count together as one network group: 2 outgoing links into them, 4 incoming, whatever their /16s", () => {
+    const p = createMeshPool({ maxOut: 8, maxIn: 16, perPrefix: 2, sharedNet: (net) => shared.has(net) });
+    expect(p.add(link(1, "out", "66.6.1.0/24"))).toBe("added");
+    expect(p.add(link(2, "out", "66.7.1.0/24"))).toBe("added");
+    expect(p.hasRoomFor("out", "66.8.1.0/24", "66.8.0.0/16")).toBe(false);
+    expect(p.add(link(3, "out", "66.8.1.0/24"))).toBe("crowded");
+    // A network of one key is not held back.
+    expect(p.add(link(4, "out", "23.1.1.0/24"))).toBe("added");
+    const ins = ["66.6.1.0/24", "66.6.1.0/24", "66.7.1.0/24", "66.8.1.0/24"];
+    ins.forEach((net, i) => expect(p.add(link(10 + i, "in", net))).toBe("added"));
+    expect(p.add(link(20, "in", "66.7.1.0/24"))).toBe("crowded");
+    expect(p.add(link(21, "in", "24.1.1.0/24"))).toBe("added");
+  });
+
+  test("two of our links into one /24 make it a network of several keys, even when no candidate says so", () => {
+    const p = createMeshPool({ maxOut: 8, maxIn: 16, perPrefix: 2 });
+    expect(p.add(link(1, "out", "30.1.1.0/24"))).toBe("added");
+    expect(p.add(link(2, "out", "31.1.1.0/24"))).toBe("added");
+    expect(p.add(link(3, "out", "30.1.1.0/24"))).toBe("added");
+    // 30.1.1/24 holds two links now: a second link into 31.1.1/24 would make three into shared networks.
+    expect(p.add(link(4, "out", "31.1.1.0/24"))).toBe("crowded");
+    expect(p.add(link(5, "out", "32.1.1.0/24"))).toBe("added");
+  });
+
+  test("links over the limit once more keys are known are named youngest first; the oldest stay", () => {
+    const known = new Set<string>();
+    const p = createMeshPool({ maxOut: 8, maxIn: 16, perPrefix: 2, sharedNet: (net) => known.has(net) });
+    const nets = ["66.6.1.0/24", "66.7.1.0/24", "66.8.1.0/24", "66.9.1.0/24"];
+    nets.forEach((net, i) => expect(p.add(link(1 + i, "out", net, T0 + i * 1000))).toBe("added"));
+    const inNets = ["70.1.1.0/24", "71.1.1.0/24", "72.1.1.0/24", "73.1.1.0/24", "74.1.1.0/24"];
+    inNets.forEach((net, i) => expect(p.add(link(10 + i, "in", net, T0 + i * 1000))).toBe("added"));
+    expect(p.overShared()).toEqual([]);
+    for (const net of [...nets, ...inNets]) known.add(net);
+    // Outgoing: the 2 oldest kept, 2 over; incoming: 4 kept, 1 over.
+    expect(p.overShared()).toEqual([id(4), id(3), id(14)]);
+  });
+});

@@ -42,4 +42,14 @@ describe("source prefixes", () => {
   test("a name that is not an IP stays itself", () => {
     expect(prefixOf("sim-node-3", 32, 64)).toBe("sim-node-3");
   });
+
+  test("remembered prefixes stay right for each length, through a flood of new addresses", () => {
+    for (let round = 0; round < 2; round++) {
+      for (let i = 0; i < 20_000; i++) {
+        const ip = `10.${(i >> 8) & 255}.${i & 255}.${round + 1}`;
+        expect(prefixOf(ip, 24, 64)).toBe(`10.${(i >> 8) & 255}.${i & 255}.0/24`);
+        expect(prefixOf(ip, 32, 64)).toBe(`${ip}/32`);
+      }
+    }
+  });
 });

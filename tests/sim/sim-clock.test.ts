@@ -28,3 +28,19 @@ test("a promise chain started by a timer settles before the next millisecond's t
   await c.advance(5);
   expect(seen).toEqual(["chain", "next"]);
 });
+
+test("thousands of timers, some cleared, fire in (due, set order) exactly", async () => {
+  const c = new SimClock();
+  let seed = 7;
+  const rand = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+  const want: { due: number; n: number }[] = [];
+  const seen: number[] = [];
+  for (let n = 0; n < 5000; n++) {
+    const due = Math.floor(rand() * 500);
+    const h = c.setTimeout(() => seen.push(n), due);
+    if (rand() < 0.3) c.clearTimeout(h);
+    else want.push({ due, n });
+  }
+  await c.advance(600);
+  expect(seen).toEqual(want.sort((a, b) => a.due - b.due || a.n - b.n).map((w) => w.n));
+});
