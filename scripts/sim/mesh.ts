@@ -50,7 +50,7 @@ const result = await runSimulation({
   attacks: v.attacks.split(",") as Attack[],
   mesh,
   onSample: (s) => {
-    process.stderr.write(`t=${s.t}s live=${s.live} serving=${s.serving}/${s.honest} converged=${(s.converged * 100).toFixed(1)}% short(out/pool)=${s.shortOut}/${s.shortPool} links=${s.meanLinks.toFixed(1)} wall=${s.wallSeconds.toFixed(0)}s cpu=${s.cpuSeconds.toFixed(0)}s heap=${s.heapMiB}MiB\n`);
+    process.stderr.write(`t=${s.t}s live=${s.live} serving=${s.serving}/${s.honest} converged=${(s.converged * 100).toFixed(1)}% short(out/pool)=${s.shortOut}/${s.shortPool} links=${s.meanLinks.toFixed(1)} wall=${s.wallSeconds.toFixed(0)}s cpu=${s.cpuSeconds.toFixed(0)}s heap=${s.heapMiB}MiB rss=${s.rssMiB}MiB\n`);
   },
 });
 if (v.plot) writePlots(v.plot, result);

@@ -33,7 +33,7 @@ export function encodePeersAnswer(records: readonly NodeRecord[]): Uint8Array {
 }
 
 export function decodePeersAnswer(bytes: Uint8Array): NodeRecord[] {
-  return decodeMessage(PeersAnswerSchema, bytes, "peers answer", MAX_RECORD_LIST_BYTES).records;
+  return unpinned(decodeMessage(PeersAnswerSchema, bytes, "peers answer", MAX_RECORD_LIST_BYTES).records);
 }
 
 /** Encodes a find answer that fits MAX_RECORD_LIST_BYTES: records (best first) and groups are cut from the
@@ -57,7 +57,28 @@ export function encodeFindAnswer(records: readonly NodeRecord[], groups: readonl
 }
 
 export function decodeFindAnswer(bytes: Uint8Array): FindAnswer {
-  return decodeMessage(FindAnswerSchema, bytes, "find answer", MAX_RECORD_LIST_BYTES);
+  const answer = decodeMessage(FindAnswerSchema, bytes, "find answer", MAX_RECORD_LIST_BYTES);
+  unpinned(answer.records);
+  return answer;
+}
+
+/** A decoded bytes field is a view into the message it came in (protobuf-es reads it as a subarray), so
+ *  one record kept from a list (the candidate pool keeps a few of each answer) would keep the whole
+ *  answer, and the envelope around it, alive. Each record gets its own copy of its bytes fields (one
+ *  small buffer), the same values. */
+function unpinned(records: NodeRecord[]): NodeRecord[] {
+  for (const r of records) {
+    const own = new Uint8Array(r.publicKey.length + r.spki.length + r.signature.length);
+    own.set(r.publicKey, 0);
+    own.set(r.spki, r.publicKey.length);
+    own.set(r.signature, r.publicKey.length + r.spki.length);
+    let at = 0;
+    const take = (n: number) => own.subarray(at, (at += n));
+    r.publicKey = take(r.publicKey.length);
+    r.spki = take(r.spki.length);
+    r.signature = take(r.signature.length);
+  }
+  return records;
 }
 
 export function encodeSelfCheckRequest(init: { tcpPort: number; udpPort: number; nonce: Uint8Array }): Uint8Array {

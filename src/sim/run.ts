@@ -42,6 +42,7 @@ export interface Sample {
   /** CPU time of the process so far (user + system). */
   cpuSeconds: number;
   heapMiB: number;
+  rssMiB: number;
 }
 
 export interface SimResult {
@@ -201,9 +202,9 @@ export async function runSimulation(o: SimOptions): Promise<SimResult> {
     for (const x of [...statuses.keys()]) if (!x.alive) statuses.delete(x);
     const t = sim.seconds();
     const frac = honest ? conv / honest : 0;
-    if (frac === 1 && convergedAtS === null) convergedAtS = t;
+    if (frac === 1 && convergedAtS === null && !joining) convergedAtS = t;
     const h = heap();
-    const s: Sample = { t, live: live.length, honest, converged: frac, serving, shortOut, shortPool, meanLinks: honest ? links / honest : 0, wallSeconds: (performance.now() - wall0) / 1000, cpuSeconds: cpuSince(cpu0), heapMiB: h.heap };
+    const s: Sample = { t, live: live.length, honest, converged: frac, serving, shortOut, shortPool, meanLinks: honest ? links / honest : 0, wallSeconds: (performance.now() - wall0) / 1000, cpuSeconds: cpuSince(cpu0), heapMiB: h.heap, rssMiB: h.rss };
     series.push(s);
     o.onSample?.(s);
   }
@@ -283,11 +284,16 @@ export async function runSimulation(o: SimOptions): Promise<SimResult> {
   // Joins spread over joinMs.
   const gap = order.length ? joinMs / order.length : 0;
   let joined = 0;
+  let joinSample = sampleMs;
+  let joining = true;
   for (const role of order) {
     await sim.add(role);
     joined++;
     if (gap >= 1 && joined % Math.max(1, Math.round(1 / gap)) === 0) await sim.clock.advance(Math.max(1, Math.round(gap)));
+    // Long joins (many nodes) are sampled as they go: progress, and the memory of each step.
+    if (sim.clock.now() - sim.startedAt >= joinSample && joinSample < joinMs) (sample(), (joinSample += sampleMs));
   }
+  joining = false;
 
   while (sim.clock.now() - sim.startedAt < endMs) {
     const at = sim.clock.now() - sim.startedAt;
