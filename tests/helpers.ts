@@ -1,4 +1,5 @@
 // Shared test helpers: temp folders, the repo's bun, running the CLI as a user would.
+import { afterAll, beforeAll } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -98,6 +99,26 @@ export async function startServe(args: string[], opts: { env?: Record<string, st
       const code = await proc.exited;
       clearTimeout(timer);
       return code;
+    },
+  };
+}
+
+/** One `findings serve --public` on 127.0.0.1 (free ports, scratch home, no admin) for a whole test
+ *  file: started before its tests, stopped and its home removed after them. */
+export function publicNodeForFile(homePrefix?: string): { readonly ready: ServeReady } {
+  const home = tempDir(homePrefix);
+  let node: ServeProcess | undefined;
+  beforeAll(async () => {
+    node = await startServe(["--home", home.path, "--host", "127.0.0.1", "--port", "0", "--admin", "", "--public"]);
+  });
+  afterAll(async () => {
+    await node?.stop();
+    home[Symbol.dispose]();
+  });
+  return {
+    get ready() {
+      if (!node) throw new Error("the node is not started yet (use it inside a test)");
+      return node.ready;
     },
   };
 }

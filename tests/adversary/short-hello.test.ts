@@ -2,7 +2,7 @@
 // probes they lead to) outweigh what the client sent (src/nat/control-packet.ts: "hellos are padded so that
 // what the server sends back to an address never exceeds what came from it"). The hostile client opens a real
 // STUN:Cone session on a real `findings serve` over QUIC and sends correctly keyed hellos of the minimum SN size.
-import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
+import { describe, expect, setDefaultTimeout, test } from "bun:test";
 import { hmac } from "@noble/hashes/hmac.js";
 import { sha256 } from "@noble/hashes/sha2.js";
 import { METHOD } from "../../src/rpc/methods.ts";
@@ -10,20 +10,12 @@ import { CONTROL_MAC_LABEL, CONTROL_SOURCE_CODE, CONTROL_TYPE, buildControl, dec
 import { createUdpClient } from "../../src/transport/udp/client.ts";
 import { decodeMessage, encodeMessage, Status } from "../../src/wire/codec.ts";
 import { NatBeginAnswerSchema, NatBeginRequestSchema } from "../../src/wire/index.ts";
-import { tempDir, startServe, type ServeProcess } from "../helpers.ts";
+import { publicNodeForFile } from "../helpers.ts";
 import { until } from "../wait.ts";
 
 setDefaultTimeout(30_000);
 
-let node: ServeProcess;
-const home = tempDir();
-beforeAll(async () => {
-  node = await startServe(["--home", home.path, "--host", "127.0.0.1", "--port", "0", "--admin", "", "--public"]);
-});
-afterAll(async () => {
-  await node?.stop();
-  home[Symbol.dispose]();
-});
+const node = publicNodeForFile();
 
 /** A control datagram keyed like a real one but only `size` bytes long (64 = the smallest SN datagram). */
 function shortHello(key: Uint8Array, token: Uint8Array, type: number, size: number, tail: Uint8Array = new Uint8Array()): Uint8Array {

@@ -2,24 +2,15 @@
 // The hostile side sends real RFC 5389 Binding Requests to a real `findings serve` from one address (as a
 // spoofer would, naming its victim); the node must answer that source at most its budget, in answers no larger
 // than needed, while another source is still answered.
-import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
+import { describe, expect, setDefaultTimeout, test } from "bun:test";
 import { encodeBindingRequest } from "../../src/stun/binding.ts";
-import { tempDir, startServe, type ServeProcess } from "../helpers.ts";
+import { publicNodeForFile } from "../helpers.ts";
 import { until } from "../wait.ts";
 
 setDefaultTimeout(30_000);
 
 const FLOOD = 2_000;
-let node: ServeProcess;
-const home = tempDir();
-
-beforeAll(async () => {
-  node = await startServe(["--home", home.path, "--host", "127.0.0.1", "--port", "0", "--admin", "", "--public"]);
-});
-afterAll(async () => {
-  await node?.stop();
-  home[Symbol.dispose]();
-});
+const node = publicNodeForFile();
 
 /** A UDP socket on `host` that counts the answers and their bytes. */
 async function source(host: string) {

@@ -1,23 +1,14 @@
 // The probe's UDP check against a real `findings serve` on loopback: the node answers the RFC 5389 Binding Request
 // (its STUN responder) and the QUIC packet of a reserved version (its QUIC stack's Version Negotiation), each
 // matched to this run's ids (src/nat/udp-check-packet.ts).
-import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
+import { describe, expect, setDefaultTimeout, test } from "bun:test";
 import { udpCheckPackets } from "../../src/nat/udp-check-packet.ts";
-import { startServe, tempDir, type ServeProcess } from "../helpers.ts";
+import { publicNodeForFile } from "../helpers.ts";
 import { until } from "../wait.ts";
 
 setDefaultTimeout(30_000);
 
-let node: ServeProcess;
-const home = tempDir();
-
-beforeAll(async () => {
-  node = await startServe(["--home", home.path, "--host", "127.0.0.1", "--port", "0", "--admin", "", "--public"]);
-});
-afterAll(async () => {
-  await node?.stop();
-  home[Symbol.dispose]();
-});
+const node = publicNodeForFile();
 
 describe("a serving node answers the probe's UDP check", () => {
   test("a Binding Success for the STUN request and a Version Negotiation for the QUIC one", async () => {

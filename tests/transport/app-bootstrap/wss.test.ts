@@ -1,23 +1,15 @@
 // The app bootstrap over WSS against a running node: pinned link, wrong key refused, MITM refused.
 import { METHOD } from "../../../src/rpc/methods.ts";
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { hexToBytes } from "@noble/hashes/utils.js";
 import { generateNodeKey } from "../../../src/identity/node-key.ts";
 import { wssAppDialer } from "../../../src/transport/app-bootstrap/wss.ts";
 import { bootstrapApp } from "../../../src/transport/app-bootstrap/bootstrap.ts";
 import { decodeMessage, Status } from "../../../src/wire/codec.ts";
 import { WhoamiResponseSchema } from "../../../src/wire/gen/findings_pb.ts";
-import { startServe, tempDir, type ServeProcess } from "../../helpers.ts";
+import { publicNodeForFile, startServe, tempDir } from "../../helpers.ts";
 
-const home = tempDir("findings-appwss-");
-let node: ServeProcess;
-beforeAll(async () => {
-  node = await startServe(["--home", home.path, "--host", "127.0.0.1", "--port", "0", "--admin", "", "--public"]);
-});
-afterAll(async () => {
-  await node?.stop();
-  home[Symbol.dispose]();
-});
+const node = publicNodeForFile("findings-appwss-");
 
 describe("app bootstrap over WSS", () => {
   test("ends with a link pinned to the node's certificate that serves requests", async () => {
