@@ -5,7 +5,8 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import type { NatClassName } from "../../src/nat/class.ts";
-import { BUN, LAB_CLIENTS, type LabClass } from "../../tests/lab/lab.ts";
+import { BUN, LAB_CLIENTS, labUp, type LabClass } from "../../tests/lab/lab.ts";
+import { labIsUp } from "../../tests/lab/lab-servers.ts";
 import { collectLines } from "../../tests/wait.ts";
 
 export const MAIN = resolve(import.meta.dir, "../../src/main.ts");
@@ -96,6 +97,16 @@ export function resetRestrictedConeSeen(classes?: readonly LabClass[]): void {
     if (c.nat !== "restricted-cone" || (classes && !classes.includes(c.cls))) continue;
     Bun.spawnSync(["ip", "netns", "exec", c.router!, "nft", "flush", "set", "ip", "fl_lab", "seen"], { stdout: "ignore", stderr: "ignore" });
   }
+}
+
+/** Brings the lab up for a test file and returns whether it was up already; refuses a lab whose routers
+ *  carry someone else's rules (another test is changing it). */
+export function labUpUnshared(): boolean {
+  const wasUp = labIsUp();
+  labUp();
+  const foreign = foreignRouterTables();
+  if (foreign.length) throw new Error(`the lab's routers carry rules of someone else's test (${foreign.join("; ")}); run again when it is done`);
+  return wasUp;
 }
 
 /** Tables in the routers other than the lab's own `fl_lab` (someone is changing the lab), or []. */

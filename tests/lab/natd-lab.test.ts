@@ -9,9 +9,9 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { BUN, labDown, labUnavailableReason, labUp } from "./lab.ts";
-import { labIsUp, LAB_SERVER_ADDRS, MAIN, probeIn, startLabServers, waitForMesh, type LabServers } from "./lab-servers.ts";
-import { foreignRouterTables, resetRestrictedConeSeen, spawnLines, type LineProc } from "../../scripts/bench/punch-lab.ts";
+import { BUN, labDown, labUnavailableReason } from "./lab.ts";
+import { LAB_SERVER_ADDRS, MAIN, probeIn, startLabServers, waitForMesh, type LabServers } from "./lab-servers.ts";
+import { labUpUnshared, resetRestrictedConeSeen, spawnLines, type LineProc } from "../../scripts/bench/punch-lab.ts";
 import { holdLabLock } from "./lab-lock.ts";
 import { until } from "../wait.ts";
 
@@ -61,10 +61,7 @@ describe.skipIf(unavailable !== null)("Findings nodes behind NAT in the lab", ()
   const nodes: NatdNode[] = [];
 
   beforeAll(async () => {
-    wasUp = labIsUp();
-    labUp();
-    const foreign = foreignRouterTables();
-    if (foreign.length) throw new Error(`the lab's routers carry rules of someone else's test (${foreign.join("; ")}); run again when it is done`);
+    wasUp = labUpUnshared();
     resetRestrictedConeSeen();
     servers = await startLabServers();
     await waitForMesh(servers);

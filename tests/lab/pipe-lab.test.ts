@@ -9,10 +9,9 @@ import { createHash } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { BUN, labDown, labUnavailableReason, labUp, type LabClass } from "./lab.ts";
-import { labIsUp } from "./lab-servers.ts";
+import { BUN, labDown, labUnavailableReason, type LabClass } from "./lab.ts";
 import { holdLabLock } from "./lab-lock.ts";
-import { appHome, foreignRouterTables, MAIN, NAT_OF, NS_OF, PUNCH_KIND, removeAppHomes, resetRestrictedConeSeen, spawnLines, startPunchNode, type LineProc, type PunchNode } from "../../scripts/bench/punch-lab.ts";
+import { appHome, labUpUnshared, MAIN, NAT_OF, NS_OF, PUNCH_KIND, removeAppHomes, resetRestrictedConeSeen, spawnLines, startPunchNode, type LineProc, type PunchNode } from "../../scripts/bench/punch-lab.ts";
 
 const unavailable = labUnavailableReason();
 if (unavailable) console.warn(`SKIPPED: the NAT lab cannot run here: ${unavailable}`);
@@ -104,10 +103,7 @@ describe.skipIf(unavailable !== null)("the TCP pipe through the NAT lab", () => 
   const pairs: Pair[] = [];
 
   beforeAll(async () => {
-    wasUp = labIsUp();
-    labUp();
-    const foreign = foreignRouterTables();
-    if (foreign.length) throw new Error(`the lab's routers carry rules of someone else's test (${foreign.join("; ")}); run again when it is done`);
+    wasUp = labUpUnshared();
     resetRestrictedConeSeen();
     const big = new Uint8Array(BIG_BYTES);
     for (let i = 0; i < big.length; i += 65536) crypto.getRandomValues(big.subarray(i, i + 65536));

@@ -10,11 +10,11 @@
 // cannot be built here.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { strategyFor } from "../../src/punch/punch-strategy.ts";
-import { labDown, labUnavailableReason, labUp, type LabClass } from "./lab.ts";
-import { labIsUp, withQuicOnlyRouter } from "./lab-servers.ts";
+import { labDown, labUnavailableReason, type LabClass } from "./lab.ts";
+import { withQuicOnlyRouter } from "./lab-servers.ts";
 import {
   expectedOutcome,
-  foreignRouterTables,
+  labUpUnshared,
   NAT_OF,
   pairPhases,
   punchOnce,
@@ -50,10 +50,7 @@ describe.skipIf(unavailable !== null)("findings punch in the NAT lab", () => {
   const extra: LineProc[] = [];
 
   beforeAll(async () => {
-    wasUp = labIsUp();
-    labUp();
-    const foreign = foreignRouterTables();
-    if (foreign.length) throw new Error(`the lab's routers carry rules of someone else's test (${foreign.join("; ")}); run again when it is done`);
+    wasUp = labUpUnshared();
     node = await startPunchNode();
     for (let i = 0; i < CLASSES.length; i += PHASE_WIDTH) {
       const started = await Promise.all(CLASSES.slice(i, i + PHASE_WIDTH).map((c) => startWaiter(c, { server: node.server })));

@@ -5,9 +5,8 @@
 // validate the new path on the app's next packet, tells the app (its --wait output says so), re-offers the
 // peer (which reconnects by itself) and a directed punch to the app made right after connects at the new port.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { labDown, labUnavailableReason, labUp } from "./lab.ts";
-import { labIsUp } from "./lab-servers.ts";
-import { foreignRouterTables, punchOnce, removeAppHomes, resetRestrictedConeSeen, startKeeper, startPunchNode, startWaiter, type LineProc, type PunchNode } from "../../scripts/bench/punch-lab.ts";
+import { labDown, labUnavailableReason } from "./lab.ts";
+import { labUpUnshared, punchOnce, removeAppHomes, resetRestrictedConeSeen, startKeeper, startPunchNode, startWaiter, type LineProc, type PunchNode } from "../../scripts/bench/punch-lab.ts";
 import { holdLabLock } from "./lab-lock.ts";
 
 const unavailable = labUnavailableReason();
@@ -53,10 +52,7 @@ describe.skipIf(unavailable !== null)("live re-mapping in the NAT lab", () => {
   const procs: LineProc[] = [];
 
   beforeAll(async () => {
-    wasUp = labIsUp();
-    labUp();
-    const foreign = foreignRouterTables();
-    if (foreign.length) throw new Error(`the lab's routers carry rules of someone else's test (${foreign.join("; ")}); run again when it is done`);
+    wasUp = labUpUnshared();
     node = await startPunchNode({ port: 7792 });
   }, 60_000);
 
