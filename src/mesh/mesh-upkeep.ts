@@ -146,8 +146,8 @@ function refreshPool(s: MeshState, now: number, rand: Rand): MeshAction | null {
   const starved = () => s.meshPool.deficit() > 0 && s.dials.dialing.size === 0 && dialableCount(s, now) === 0;
   // A full pool is refreshed only while starved: its candidates all refused us (or cool down), and
   // newcomers take the places of those that refused as full.
-  if (s.candidates.size >= s.candidates.capacity && !starved()) return null;
-  if (since < s.refresh.waitMs && !starved()) return null;
+  const full = s.candidates.size >= s.candidates.capacity;
+  if ((full || since < s.refresh.waitMs) && !starved()) return null;
   const links = [...s.live.values()];
   const link = links[Math.floor(rand() * links.length)]!;
   s.refreshing = true;
