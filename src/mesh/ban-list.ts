@@ -126,6 +126,8 @@ export function createBanList(init: BanListInit = {}): BanList {
       return c ? temp.delete(c.target) : false;
     },
     isBanned(idOrIp, now) {
+      // Asked for every candidate at every fill: an empty list answers without parsing the target.
+      if (temp.size === 0 && userIds.size === 0 && userIps.length === 0) return false;
       const c = classify(idOrIp);
       if (!c) return false;
       if (c.kind === "id" && userIds.has(c.target)) return true;

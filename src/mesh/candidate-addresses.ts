@@ -50,7 +50,8 @@ export const RTT_SAMPLES = 8;
 export function pushSample(e: { samples: number[]; rttMs: number | null }, rttMs: number): void {
   if (!Number.isFinite(rttMs) || rttMs < 0) return;
   e.samples.push(rttMs);
-  if (e.samples.length > RTT_SAMPLES) e.samples.shift();
+  // A full window that drops the value it takes in keeps its median (a steady link, sampled every sweep).
+  if (e.samples.length > RTT_SAMPLES && e.samples.shift() === rttMs && e.rttMs !== null) return;
   const sorted = [...e.samples].sort((a, b) => a - b);
   const mid = sorted.length >> 1;
   e.rttMs = sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;

@@ -379,7 +379,8 @@ export function createCandidatePool(init: CandidatePoolInit): CandidatePool {
 
     expire(now) {
       const gone: string[] = [];
-      for (const e of [...entries.values()]) {
+      // Called every sweep: no copy of the pool (a Map's iterator stays valid across deletions).
+      for (const e of entries.values()) {
         if (now - e.lastSeen > ttlMs) {
           removeEntry(e.id);
           gone.push(e.id);

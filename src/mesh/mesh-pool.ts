@@ -87,21 +87,28 @@ export function createMeshPool(init: MeshPoolInit = {}): MeshPool {
   const links = new Map<string, { id: string; direction: LinkDirection; openedAt: number; rttMs: number | null; prefix?: string; group?: string }>();
   let nextSwitchAt = (init.now ?? 0) + interval;
 
-  const count = (d: LinkDirection) => {
-    let n = 0;
-    for (const l of links.values()) if (l.direction === d) n++;
-    return n;
+  // Counts kept as links come and go: fill() asks whether each candidate's network has room, so a
+  // pass over the links per question would cost links × candidates per fill.
+  const byDirection = { in: 0, out: 0 };
+  const byNet = { in: new Map<string, number>(), out: new Map<string, number>() };
+  const byGroup = { in: new Map<string, number>(), out: new Map<string, number>() };
+  /** Links into each network, both directions. */
+  const byNetBoth = new Map<string, number>();
+  const tally = (m: Map<string, number>, k: string | undefined, by: number) => {
+    if (k === undefined) return;
+    const n = (m.get(k) ?? 0) + by;
+    if (n > 0) m.set(k, n);
+    else m.delete(k);
   };
-  const inPrefix = (d: LinkDirection, prefix: string) => {
-    let n = 0;
-    for (const l of links.values()) if (l.direction === d && l.prefix === prefix) n++;
-    return n;
+  const counted = (l: { direction: LinkDirection; prefix?: string; group?: string }, by: 1 | -1) => {
+    byDirection[l.direction] += by;
+    tally(byNet[l.direction], l.prefix, by);
+    tally(byGroup[l.direction], l.group, by);
+    tally(byNetBoth, l.prefix, by);
   };
-  const inGroup = (d: LinkDirection, group: string) => {
-    let n = 0;
-    for (const l of links.values()) if (l.direction === d && l.group === group) n++;
-    return n;
-  };
+  const count = (d: LinkDirection) => byDirection[d];
+  const inPrefix = (d: LinkDirection, prefix: string) => byNet[d].get(prefix) ?? 0;
+  const inGroup = (d: LinkDirection, group: string) => byGroup[d].get(group) ?? 0;
   const limit = (d: LinkDirection) => (d === "out" ? maxOut : maxIn);
   /** Outgoing links are our choice: as many per /16 as per /24, so keys bought in a few neighbouring
    *  /24s of one provider cannot take them all. Incoming ones come to us: twice that. */
@@ -110,9 +117,8 @@ export function createMeshPool(init: MeshPoolInit = {}): MeshPool {
   /** Whether `prefix` holds several keys: by the caller's count, or our links into it (plus `extra`). */
   const shared = (prefix: string, extra = 0) => {
     if (sharedNet(prefix)) return true;
-    let n = extra;
-    for (const l of links.values()) if (l.prefix === prefix && ++n >= 2) return true;
-    return false;
+    const n = byNetBoth.get(prefix) ?? 0;
+    return n > 0 && n + extra >= 2;
   };
   /** Links in direction `d` into networks of several keys, counting `prefix` as one of them. */
   const inShared = (d: LinkDirection, prefix: string) => {
@@ -149,11 +155,20 @@ export function createMeshPool(init: MeshPoolInit = {}): MeshPool {
       if (links.has(id)) return "duplicate";
       if (count(link.direction) >= limit(link.direction)) return "full";
       if (crowded(link.direction, link.prefix, link.group)) return "crowded";
-      links.set(id, { id, direction: link.direction, openedAt: link.openedAt, rttMs: link.rttMs ?? null, prefix: link.prefix, group: link.group });
+      const added = { id, direction: link.direction, openedAt: link.openedAt, rttMs: link.rttMs ?? null, prefix: link.prefix, group: link.group };
+      links.set(id, added);
+      counted(added, 1);
       return "added";
     },
     hasRoomFor: (d, prefix, group) => !crowded(d, prefix, group),
-    remove: (id) => links.delete(id.toLowerCase()),
+    remove(id) {
+      const key = id.toLowerCase();
+      const l = links.get(key);
+      if (!l) return false;
+      links.delete(key);
+      counted(l, -1);
+      return true;
+    },
     overShared() {
       const over: string[] = [];
       for (const d of ["out", "in"] as const) {

@@ -2,7 +2,8 @@
 // bans and search) over an in-memory network (memory-net) shaped per pair of IPs (shape.ts), on a
 // virtual clock (sim-clock.ts). Honest nodes come from many /16s, hostile ones from a few /24s and run
 // the behaviours of hostile.ts. Churn replaces honest nodes; each node has a home folder for its
-// peer cache.
+// peer cache, written at stop only: no simulated node reads it back (a newcomer starts with a new
+// home), so the minute-by-minute writes of a running node would cost CPU and change nothing.
 import { mkdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -156,7 +157,7 @@ export class SimNetwork {
     else for (let k = 0; k < Math.min(this.o.kinds, 32); k++) stakes[kindName((hostileIndex + k) % this.o.kinds)] = `sybil-${n}`;
     const mesh = createMeshService(
       { links: net.links, udp: net.udp, tcpPort: () => PORT, nodeKey: key, cert: { spki: "ab".repeat(32) }, log: silentLogger, home, clock: this.clock, rand: seeded(this.o.seed * 7919 + n) },
-      { ...meshDefaults(), ...this.o.mesh, host: ip, public: role === "seed", peers: this.seeds.map((s) => `${s.ip}:${PORT}`), stakes },
+      { ...meshDefaults(), ...this.o.mesh, timing: { cacheWriteIntervalMs: Number.POSITIVE_INFINITY, ...this.o.mesh?.timing }, host: ip, public: role === "seed", peers: this.seeds.map((s) => `${s.ip}:${PORT}`), stakes },
     );
     const node: SimNode = { n, key, net, mesh, ip, hostile, seed: role === "seed", kind, bornAt: this.clock.now(), alive: true };
     this.nodes.push(node);

@@ -211,10 +211,10 @@ export async function runSimulation(o: SimOptions): Promise<SimResult> {
 
   /** Hops from `from` to the nearest node whose own answer holds a live honest server of `kind`, by the
    *  candidates each node had when the searches of this sample started. */
-  function hopsTo(from: SimNode, kind: string, kindsOf: Map<SimNode, { id: string; kinds: readonly string[] }[]>): number | null {
+  function hopsTo(from: SimNode, kind: string, kindsOf: (x: SimNode) => readonly { id: string; kinds: readonly string[] }[] | undefined): number | null {
     const holds = (x: SimNode) => {
       if (x.kind === kind && isHonest(x)) return true;
-      return !!kindsOf.get(x)?.some((c) => c.kinds.includes(kind) && isLiveHonestId(c.id));
+      return !!kindsOf(x)?.some((c) => c.kinds.includes(kind) && isLiveHonestId(c.id));
     };
     let frontier = [from];
     const seen = new Set([from]);
@@ -240,15 +240,25 @@ export async function runSimulation(o: SimOptions): Promise<SimResult> {
   function startFinds(): void {
     const askers = sim.live().filter((x) => isHonest(x) && statuses.get(x)?.role === "service");
     if (!askers.length) return;
-    const kindsOf = new Map<SimNode, { id: string; kinds: readonly string[] }[]>();
-    for (const x of statuses.keys()) kindsOf.set(x, x.mesh.candidateKinds());
+    // Each node's candidates as the searches of this sample start, read for the nodes a search's
+    // hops reach (most stop at the asker): the searches start after every hopsTo of the sample ran.
+    const kinds = new Map<SimNode, { id: string; kinds: readonly string[] }[]>();
+    const kindsOf = (x: SimNode) => {
+      if (!statuses.has(x)) return undefined;
+      let k = kinds.get(x);
+      if (!k) kinds.set(x, (k = x.mesh.candidateKinds()));
+      return k;
+    };
+    const started: { from: SimNode; kind: string; hops: number | null; common: boolean }[] = [];
     for (let i = 0; i < (o.findsPerSample ?? 5) && askers.length; i++) {
       const from = askers[Math.floor(sim.rand() * askers.length)]!;
       const kind = kindName(Math.floor(sim.rand() * o.kinds));
       const servers = sim.live().filter((x) => x.kind === kind && isHonest(x));
       if (!servers.length) continue;
       const hops = hopsTo(from, kind, kindsOf);
-      const common = servers.length >= 0.01 * askers.length;
+      started.push({ from, kind, hops, common: servers.length >= 0.01 * askers.length });
+    }
+    for (const { from, kind, hops, common } of started) {
       pendingFinds.push(
         from.mesh.find(kind).then(
           (r) => void finds.push({ ok: r.records.some((rec) => isLiveHonestId(nodeIdOf(rec.publicKey))), hops, common }),

@@ -24,6 +24,21 @@ test("on: one computation per input, another for a changed byte, the oldest drop
   expect(f(new Uint8Array([1, 2]))).toBe(4);
 });
 
+test("on: the older half is dropped whole when the table is full, and a hit in it is kept", () => {
+  enableCryptoMemo(4);
+  let n = 0;
+  const f = (k: string) => memo("t", () => k, () => ++n);
+  expect([f("a"), f("b"), f("c")]).toEqual([1, 2, 3]);
+  // a and b are the older half now; a is used again and stays.
+  expect(f("a")).toBe(1);
+  expect(f("d")).toBe(4);
+  expect(f("a")).toBe(1);
+  expect(f("c")).toBe(3);
+  // b was in the half dropped when d came.
+  expect(f("b")).toBe(5);
+  expect(n).toBe(5);
+});
+
 test("keys tell parts apart: no two different part lists give one key", () => {
   const bytes = (...b: number[]) => new Uint8Array(b);
   const keys = [
