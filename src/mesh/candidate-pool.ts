@@ -163,7 +163,6 @@ export function createCandidatePool(init: CandidatePoolInit): CandidatePool {
   const byAddress = new Map<string, string>();
   /** failed record fingerprint → until (ms) */
   const failed = new Map<string, number>();
-
   /** network prefix → ids of the candidates with an address in it */
   const byNet = new Map<string, Set<string>>();
 
@@ -339,7 +338,8 @@ export function createCandidatePool(init: CandidatePoolInit): CandidatePool {
         index(known);
         return { outcome: "updated", removed };
       }
-      const entry: Entry = { id, record, proven, keys, checked, samples: [], rttMs: null, lastSeen: now, addedAt: now, issuedAt: Number(record.issuedAtMs) };
+      // Every field from the start: entries share one shape (fields added later would fork it).
+      const entry: Entry = { id, record, proven, keys, checked, samples: [], rttMs: null, lastSeen: now, addedAt: now, issuedAt: Number(record.issuedAtMs), net: undefined, group: undefined, refusedFullAt: undefined };
       if (rttMs !== undefined) pushSample(entry, rttMs);
       if (entries.size >= capacity) {
         const victim = pickVictim([...entries.values(), entry], now, ttlMs, bands, refusedMemoryMs);
@@ -397,7 +397,8 @@ export function createCandidatePool(init: CandidatePoolInit): CandidatePool {
      *  节点). Ranks, not milliseconds, so one huge outlier does not squash everyone else and the same
      *  rule works on loopback and across continents. Unmeasured candidates count as the median. */
     pickForSwitch(n, rand, options = {}) {
-      const exclude = new Set([...(options.exclude ?? [])].map((x) => x.toLowerCase()));
+      const exclude = new Set<string>();
+      for (const x of options.exclude ?? []) exclude.add(x.toLowerCase());
       const pool = [...entries.values()].filter((e) => !exclude.has(e.id));
       const measured = pool.filter((e) => e.rttMs !== null).sort((a, b) => a.rttMs! - b.rttMs!);
       const q = new Map<Entry, number>();

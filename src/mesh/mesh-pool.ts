@@ -172,6 +172,8 @@ export function createMeshPool(init: MeshPoolInit = {}): MeshPool {
     overShared() {
       const over: string[] = [];
       for (const d of ["out", "in"] as const) {
+        // Asked every sweep: links of one direction under the limit cannot be over it.
+        if (byDirection[d] <= groupLimit(d)) continue;
         const inShared = [...links.values()].filter((l) => l.direction === d && l.prefix !== undefined && shared(l.prefix)).sort((a, b) => a.openedAt - b.openedAt);
         over.push(...inShared.slice(groupLimit(d)).map((l) => l.id).reverse());
       }
