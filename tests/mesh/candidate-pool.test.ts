@@ -178,6 +178,22 @@ describe("RTT, liveness and expiry", () => {
     expect(p.get(recordNodeId(r))!.lastSeen).toBe(T0 + 9);
   });
 
+  test("the median follows a full window of samples: the oldest goes as each new one comes", () => {
+    const p = pool();
+    const r = rec();
+    const id = recordNodeId(r);
+    p.add(r, T0, { rttMs: 50 });
+    // 8 samples of 50, then steady 50s (the window keeps its median), then 10s take over one by one.
+    for (let i = 0; i < 12; i++) p.sampleRtt(id, { rttMs: 50, now: T0 + i });
+    expect(p.get(id)!.rttMs).toBe(50);
+    for (let i = 0; i < 3; i++) p.sampleRtt(id, { rttMs: 10, now: T0 + 20 + i });
+    expect(p.get(id)!.rttMs).toBe(50);
+    p.sampleRtt(id, { rttMs: 10, now: T0 + 30 });
+    expect(p.get(id)!.rttMs).toBe(30);
+    p.sampleRtt(id, { rttMs: 10, now: T0 + 31 });
+    expect(p.get(id)!.rttMs).toBe(10);
+  });
+
   test("expire removes candidates not seen for the TTL and keeps the others", () => {
     const p = pool({ ttlMs: HOUR });
     const a = rec();

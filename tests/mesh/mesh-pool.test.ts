@@ -140,6 +140,28 @@ describe("network groups", () => {
     for (let i = 0; i < 4; i++) expect(p.add({ id: id(10 + i), direction: "in", openedAt: T0, prefix: `66.6.${10 + i}.0/24`, group: g })).toBe("added");
     expect(p.add({ id: id(20), direction: "in", openedAt: T0, prefix: "66.6.20.0/24", group: g })).toBe("crowded");
   });
+
+  test("limits follow links as they come and go (refused, duplicate and removed links leave no count)", () => {
+    const p = createMeshPool({ maxOut: 2, maxIn: 4, perPrefix: 2 });
+    const g = "66.6.0.0/16";
+    const at = (i: number, direction: "in" | "out", net = 1) => ({ id: id(i), direction, openedAt: T0, prefix: `66.6.${net}.0/24`, group: g });
+    for (let round = 0; round < 3; round++) {
+      expect(p.add(at(1, "out"))).toBe("added");
+      expect(p.add(at(1, "in"))).toBe("duplicate");
+      expect(p.add(at(2, "out", 2))).toBe("added");
+      expect(p.add(at(3, "out", 3))).toBe("full");
+      expect(p.hasRoomFor("out", "66.6.3.0/24", g)).toBe(false);
+      expect(p.add(at(4, "in", 4))).toBe("added");
+      expect(p.remove(id(2))).toBe(true);
+      expect(p.deficit()).toBe(1);
+      // One outgoing link into the /16 left: room for one more there.
+      expect(p.hasRoomFor("out", "66.6.3.0/24", g)).toBe(true);
+      expect(p.remove(id(1))).toBe(true);
+      expect(p.remove(id(4))).toBe(true);
+      expect(p.size).toBe(0);
+      expect(p.deficit()).toBe(2);
+    }
+  });
 });
 
 describe("networks of several keys", () => {
