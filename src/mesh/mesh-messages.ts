@@ -16,24 +16,50 @@ import {
   type ServerGroup,
 } from "../wire/index.ts";
 import { encodeRecordList } from "./record-bytes.ts";
+import { X25519_KEY_BYTES } from "../constants.ts";
+import { PROOF_NONCE_BYTES, type ProofAsk } from "./helper-proof.ts";
 import { MAX_RECORD_LIST_BYTES, MAX_SMALL_MESSAGE_BYTES, SELF_CHECK_NONCE_BYTES } from "./mesh-service-constants.ts";
 
-export function encodePeersRequest(max: number): Uint8Array {
-  return toBinary(PeersRequestSchema, create(PeersRequestSchema, { max }));
+/** `proof`: ask the helper to prove its record's key in the answer (helper-proof.ts). */
+export function encodePeersRequest(max: number, proof?: ProofAsk): Uint8Array {
+  return toBinary(PeersRequestSchema, create(PeersRequestSchema, { max, proofKey: proof?.key, proofNonce: proof?.nonce }));
 }
 
 /** The `max` of a PeersRequest (0 = "the answerer's default"). An empty payload is max 0. */
 export function decodePeersRequest(bytes: Uint8Array): number {
-  return decodeMessage(PeersRequestSchema, bytes, "peers request", MAX_SMALL_MESSAGE_BYTES).max;
+  return decodePeersAsk(bytes).max;
 }
 
-/** The same bytes as toBinary(PeersAnswerSchema, …), from each record's remembered encoding. */
-export function encodePeersAnswer(records: readonly NodeRecord[]): Uint8Array {
-  return encodeRecordList(records);
+/** A PeersRequest with its proof ask, or null when it asks none. A proof key and value come together,
+ *  X25519_KEY_BYTES and PROOF_NONCE_BYTES long. */
+export function decodePeersAsk(bytes: Uint8Array): { max: number; proof: ProofAsk | null } {
+  const req = decodeMessage(PeersRequestSchema, bytes, "peers request", MAX_SMALL_MESSAGE_BYTES);
+  if (!req.proofKey.length && !req.proofNonce.length) return { max: req.max, proof: null };
+  if (req.proofKey.length !== X25519_KEY_BYTES) throw new DecodeError("peers request", `proof_key must be ${X25519_KEY_BYTES} bytes, got ${req.proofKey.length}`);
+  if (req.proofNonce.length !== PROOF_NONCE_BYTES) throw new DecodeError("peers request", `proof_nonce must be ${PROOF_NONCE_BYTES} bytes, got ${req.proofNonce.length}`);
+  return { max: req.max, proof: { key: req.proofKey, nonce: req.proofNonce } };
+}
+
+/** The same bytes as toBinary(PeersAnswerSchema, …), from each record's remembered encoding; `proof`
+ *  (field 2) after the records. */
+export function encodePeersAnswer(records: readonly NodeRecord[], proof?: Uint8Array): Uint8Array {
+  const list = encodeRecordList(records);
+  if (!proof?.length) return list;
+  const tail = toBinary(PeersAnswerSchema, create(PeersAnswerSchema, { proof }));
+  const out = new Uint8Array(list.length + tail.length);
+  out.set(list, 0);
+  out.set(tail, list.length);
+  return out;
 }
 
 export function decodePeersAnswer(bytes: Uint8Array): NodeRecord[] {
-  return unpinned(decodeMessage(PeersAnswerSchema, bytes, "peers answer", MAX_RECORD_LIST_BYTES).records);
+  return decodePeersReply(bytes).records;
+}
+
+/** The records and the helper's proof (empty when it sent none; its size is checked by checkProof). */
+export function decodePeersReply(bytes: Uint8Array): { records: NodeRecord[]; proof: Uint8Array } {
+  const answer = decodeMessage(PeersAnswerSchema, bytes, "peers answer", MAX_RECORD_LIST_BYTES);
+  return { records: unpinned(answer.records), proof: answer.proof };
 }
 
 /** Encodes a find answer that fits MAX_RECORD_LIST_BYTES: records (best first) and groups are cut from the

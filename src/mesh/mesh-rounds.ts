@@ -25,7 +25,7 @@ export interface RoundDeps {
 export async function helpRound(d: RoundDeps, targets: readonly HelpTarget[]): Promise<Extract<MeshEvent, { type: "helpDone" }>> {
   const before = d.merger.counters.recordsAdded;
   if (targets.length) {
-    const round = await askForHelp(d.links, targets, { now: d.now(), maxAgeMs: d.maxAgeMs, signal: d.signal, onRequest: d.countOut });
+    const round = await askForHelp(d.links, targets, { now: d.now(), maxAgeMs: d.maxAgeMs, signal: d.signal, onRequest: d.countOut, clock: d.now });
     if (round.conflicts.length) {
       d.bump("helpConflicts", round.conflicts.length);
       d.log("info", "helpers disagree on keys; the key checks decide", { addresses: round.conflicts.slice(0, 5) });
@@ -39,7 +39,8 @@ export async function helpRound(d: RoundDeps, targets: readonly HelpTarget[]): P
         continue;
       }
       if (a.error) d.log("debug", "online help failed", { helper: sharer.label, error: a.error });
-      if (a.records.length) merges.push(d.merger.merge(a.records, sharer));
+      // The helper's proof of its own record stands for that record's key check (helper-proof.ts).
+      if (a.records.length) merges.push(d.merger.merge(a.records, sharer, a.proof));
     }
     await Promise.all(merges);
     d.bump("helpRounds");

@@ -107,7 +107,7 @@ export function createMeshService(components: MeshServiceComponents, init: MeshS
     count: (dir, method) => (dir === "in" ? countIn(method) : countOut(method)),
     now,
   });
-  const sharing = createPeerSharing({ candidates: s.candidates, ownRecord: () => own.current(), shareCount: init.shareCount, rand, countOut });
+  const sharing = createPeerSharing({ candidates: s.candidates, ownRecord: () => own.current(), nodeKey, shareCount: init.shareCount, rand, countOut });
   const selfChecker = createSelfChecker({ udp });
   const rounds = (): RoundDeps => ({ links, merger, punish, maxAgeMs: s.settings.recordMaxAgeMs, bump: (k, n) => bump(s.events, k, n), log: (level, msg, f) => log[level](msg, f), now, signal: lifetime.signal, countOut });
 
