@@ -14,7 +14,7 @@ import { loadUserBans } from "./ban-list.ts";
 import { systemClock, type TimerHandle } from "../contracts/index.ts";
 import type { CoreLink } from "./core-link.ts";
 import { addMeshRoutes } from "./handlers.ts";
-import { configTargets, recordTargets, shuffle, type AskTarget } from "./help-targets.ts";
+import { configTargets, fillUp, recordTargets, shuffle, targetKey, type AskTarget } from "./help-targets.ts";
 import { bump, createMeshState, step, type MeshAction, type MeshEvent, type MeshState } from "./mesh-machine.ts";
 import { helpRound, selfCheckRound, type RoundDeps } from "./mesh-rounds.ts";
 import { createMeshSearch } from "./mesh-search.ts";
@@ -27,7 +27,7 @@ import { checkRecord, recordTcpAddress } from "./record-check.ts";
 import { dialAddress } from "./candidate-pool.ts";
 import { createRecordMerger, type Sharer } from "./record-merge.ts";
 import { recordNodeId } from "./record.ts";
-import { createSelfChecker } from "./self-check.ts";
+import { createSelfChecker, SELF_CHECKERS } from "./self-check.ts";
 
 export type { MeshRole } from "./mesh-machine.ts";
 export type { CandidateStatus, MeshLinkStatus, MeshServiceStatus, MeshSummary } from "./mesh-status.ts";
@@ -42,6 +42,7 @@ export function createMeshService(components: MeshServiceComponents, init: MeshS
   const rand = components.rand ?? Math.random;
   const now = () => clock.now();
   const peers = configTargets(init.peers, (peer, error) => log.warn("bad peer address skipped", { peer, error }));
+  const peerKeys = new Set(peers.map(targetKey));
   const own = createOwnRecord({
     nodeKey,
     host: init.host,
@@ -155,7 +156,7 @@ export function createMeshService(components: MeshServiceComponents, init: MeshS
       case "requestHelp":
         return help(a.from);
       case "selfCheck": {
-        const targets = (a.from === "start" ? startTargets : knownTargets()).map((x) => x.udp);
+        const targets = selfCheckTargets().map((x) => x.udp);
         return selfCheckRound({ punish, signal: lifetime.signal, countOut }, selfChecker, targets, { tcpPort: components.tcpPort(), udpPort: udp.port }).then(
           ({ report, event }) => {
             d.selfCheck = report;
@@ -186,9 +187,23 @@ export function createMeshService(components: MeshServiceComponents, init: MeshS
     await dispatch({ type: "shareDone", refresh, broughtNews: merger.counters.recordsAdded > before });
   }
 
-  /** Addresses to ask: the configured peers, then known candidates. */
+  /** Helpers for a later round: known candidates first, the configured peers only to fill up (every
+   *  newcomer asks them at start; a starved node asking them again would load them once per join). */
   function knownTargets(): AskTarget[] {
     return [...shuffle([...peers], rand), ...recordTargets(s.candidates.pickForSwitch(init.peersHelp, rand), (r) => s.candidates.get(recordNodeId(r))?.proven ?? [])].slice(0, init.peersHelp);
+  }
+
+  /** Self-checkers: SELF_CHECKERS random candidates, the configured peers filling up; at start with an
+   *  empty pool, the start targets. */
+  function selfCheckTargets(): AskTarget[] {
+    const known = candidateTargets(shuffle(s.candidates.list().map((c) => c.record), rand));
+    const out = fillUp(known, peers, SELF_CHECKERS, rand);
+    return out.length ? out : startTargets.slice(0, SELF_CHECKERS);
+  }
+
+  /** Targets of candidates (their proven addresses) that are not configured peers. */
+  function candidateTargets(records: NodeRecord[]): AskTarget[] {
+    return recordTargets(records, (r) => s.candidates.get(recordNodeId(r))?.proven ?? []).filter((t) => !peerKeys.has(targetKey(t)));
   }
 
   async function help(from: "start" | "known"): Promise<void> {
