@@ -190,7 +190,8 @@ export function createMeshService(components: MeshServiceComponents, init: MeshS
   /** Helpers for a later round: known candidates first, the configured peers only to fill up (every
    *  newcomer asks them at start; a starved node asking them again would load them once per join). */
   function knownTargets(): AskTarget[] {
-    return [...shuffle([...peers], rand), ...recordTargets(s.candidates.pickForSwitch(init.peersHelp, rand), (r) => s.candidates.get(recordNodeId(r))?.proven ?? [])].slice(0, init.peersHelp);
+    const known = candidateTargets(s.candidates.pickForSwitch(init.peersHelp + peers.length, rand));
+    return fillUp(known, peers, init.peersHelp, rand);
   }
 
   /** Self-checkers: SELF_CHECKERS random candidates, the configured peers filling up; at start with an
