@@ -82,7 +82,7 @@ export function meshRoutes(d: MeshHandlerDeps): MeshRoutes {
     const link = linkOf(ctx);
     const t = d.now();
     const rateKey = link.trust === "mesh" ? `id:${link.peerNodeId}` : `ip:${hostOf(link.socketRemote.ip)}`;
-    return d.sharing.answer(payload, { via: "link", rateKey, peerId: link.peerNodeId, banned: isPeerBanned(d.bans, link, t), reached: { localIp: link.local.ip } }, t);
+    return d.sharing.answer(payload, { via: "link", rateKey, peerId: link.peerNodeId, banned: isPeerBanned(d.bans, link, t), reached: { localIp: link.local.ip, remoteIp: link.socketRemote.ip } }, t);
   };
 
   const onFind: RpcHandler = (payload, ctx) => {

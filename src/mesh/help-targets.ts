@@ -42,8 +42,8 @@ export function recordTargets(records: readonly NodeRecord[], provenOf?: (rec: N
 }
 
 /** A target's TCP endpoint, "ip/port" (IP normalized), to tell a configured peer among candidates. */
-export function targetKey(t: AskTarget): string {
-  return `${normalizeIp(t.help.addr.ip)}/${t.help.addr.port}`;
+export function targetKey(t: HelpTarget): string {
+  return `${normalizeIp(t.addr.ip)}/${t.addr.port}`;
 }
 
 /** Up to `n` targets: `first` in order, then `rest` shuffled to fill up; each endpoint once. */
@@ -52,7 +52,7 @@ export function fillUp(first: readonly AskTarget[], rest: readonly AskTarget[], 
   const out: AskTarget[] = [];
   for (const t of [...first, ...shuffle([...rest], rand)]) {
     if (out.length >= n) break;
-    const k = targetKey(t);
+    const k = targetKey(t.help);
     if (seen.has(k)) continue;
     seen.add(k);
     out.push(t);

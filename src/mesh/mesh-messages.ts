@@ -1,6 +1,7 @@
 // Encoding and size-checked decoding of the mesh service's messages (proto/mesh.proto; DESIGN §4, STYLE §6).
 // Decoders throw DecodeError / LimitError; handlers turn those into BAD_REQUEST, callers into bans.
 import { create, toBinary } from "@bufbuild/protobuf";
+import { isIP } from "node:net";
 import { DecodeError } from "../errors.ts";
 import { decodeMessage } from "../wire/index.ts";
 import type { NodeRecord } from "../wire/index.ts";
@@ -41,11 +42,11 @@ export function decodePeersAsk(bytes: Uint8Array): { max: number; proof: ProofAs
 }
 
 /** The same bytes as toBinary(PeersAnswerSchema, …), from each record's remembered encoding; `proof`
- *  (field 2) after the records. */
-export function encodePeersAnswer(records: readonly NodeRecord[], proof?: Uint8Array): Uint8Array {
+ *  and `observedIp` (fields 2, 3) after the records. */
+export function encodePeersAnswer(records: readonly NodeRecord[], proof?: Uint8Array, observedIp?: string): Uint8Array {
   const list = encodeRecordList(records);
-  if (!proof?.length) return list;
-  const tail = toBinary(PeersAnswerSchema, create(PeersAnswerSchema, { proof }));
+  if (!proof?.length && !observedIp) return list;
+  const tail = toBinary(PeersAnswerSchema, create(PeersAnswerSchema, { proof, observedIp }));
   const out = new Uint8Array(list.length + tail.length);
   out.set(list, 0);
   out.set(tail, list.length);
@@ -56,11 +57,17 @@ export function decodePeersAnswer(bytes: Uint8Array): NodeRecord[] {
   return decodePeersReply(bytes).records;
 }
 
-/** The records and the helper's proof (empty when it sent none; its size is checked by checkProof). */
-export function decodePeersReply(bytes: Uint8Array): { records: NodeRecord[]; proof: Uint8Array } {
+/** The records, the helper's proof (empty when it sent none; its size is checked by checkProof) and the
+ *  IP it saw us at (null when none; an IP address or the answer does not decode). */
+export function decodePeersReply(bytes: Uint8Array): { records: NodeRecord[]; proof: Uint8Array; observedIp: string | null } {
   const answer = decodeMessage(PeersAnswerSchema, bytes, "peers answer", MAX_RECORD_LIST_BYTES);
-  return { records: unpinned(answer.records), proof: answer.proof };
+  const ip = answer.observedIp;
+  if (ip && (ip.length > MAX_IP_CHARS || isIP(ip) === 0)) throw new DecodeError("peers answer", `observed_ip ${JSON.stringify(ip.slice(0, MAX_IP_CHARS))} is not an IP address`);
+  return { records: unpinned(answer.records), proof: answer.proof, observedIp: ip || null };
 }
+
+/** Longest IP address text ("ffff:…" with an IPv4 tail is 45). */
+const MAX_IP_CHARS = 64;
 
 /** Encodes a find answer that fits MAX_RECORD_LIST_BYTES: records (best first) and groups are cut from the
  *  end until it does. Records are chosen by strangers (up to 32 kinds each), so a merged answer can outgrow

@@ -21,8 +21,9 @@ export interface RoundDeps {
   countOut(method: string): void;
 }
 
-/** Asks every target at once and merges what they shared (record-merge.ts checks each record). */
-export async function helpRound(d: RoundDeps, targets: readonly HelpTarget[]): Promise<Extract<MeshEvent, { type: "helpDone" }>> {
+/** Asks every target at once and merges what they shared (record-merge.ts checks each record).
+ *  `onObserved`: each helper that told us the IP it saw us at. */
+export async function helpRound(d: RoundDeps, targets: readonly HelpTarget[], onObserved?: (target: HelpTarget, ip: string) => void): Promise<Extract<MeshEvent, { type: "helpDone" }>> {
   const before = d.merger.counters.recordsAdded;
   if (targets.length) {
     const round = await askForHelp(d.links, targets, { now: d.now(), maxAgeMs: d.maxAgeMs, signal: d.signal, onRequest: d.countOut, clock: d.now });
@@ -43,6 +44,7 @@ export async function helpRound(d: RoundDeps, targets: readonly HelpTarget[]): P
         continue;
       }
       if (a.error) d.log("debug", "online help failed", { helper: sharer.label, error: a.error });
+      if (a.observedIp) onObserved?.(a.target, a.observedIp);
       const records = a.proof ? a.records.filter((r) => r !== a.proof!.record) : a.records;
       if (records.length) merges.push(d.merger.merge(records, sharer));
     }

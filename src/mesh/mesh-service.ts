@@ -19,6 +19,7 @@ import { bump, createMeshState, step, type MeshAction, type MeshEvent, type Mesh
 import { helpRound, selfCheckRound, type RoundDeps } from "./mesh-rounds.ts";
 import { createMeshSearch } from "./mesh-search.ts";
 import type { MeshService, MeshServiceComponents, MeshServiceInit } from "./mesh-service-api.ts";
+import type { HelpTarget } from "./online-help.ts";
 import { candidateKinds, meshCounters, meshStatus, meshSummary, type DriverCounters } from "./mesh-status.ts";
 import { createOwnRecord } from "./own-record.ts";
 import { createPeerSharing } from "./peer-sharing.ts";
@@ -42,7 +43,7 @@ export function createMeshService(components: MeshServiceComponents, init: MeshS
   const rand = components.rand ?? Math.random;
   const now = () => clock.now();
   const peers = configTargets(init.peers, (peer, error) => log.warn("bad peer address skipped", { peer, error }));
-  const peerKeys = new Set(peers.map(targetKey));
+  const peerKeys = new Set(peers.map((p) => targetKey(p.help)));
   const own = createOwnRecord({
     nodeKey,
     host: init.host,
@@ -80,6 +81,8 @@ export function createMeshService(components: MeshServiceComponents, init: MeshS
   let unsubscribe = () => {};
   let removeRoutes = () => {};
   let startTargets: AskTarget[] = [];
+  /** Our IP as each configured peer saw it in the start help. */
+  const peerVotes: string[] = [];
   let cached: NodeRecord[] = [];
   let resolveReady!: () => void;
   const ready = new Promise<void>((r) => (resolveReady = r));
@@ -160,6 +163,13 @@ export function createMeshService(components: MeshServiceComponents, init: MeshS
         return selfCheckRound({ punish, signal: lifetime.signal, countOut }, selfChecker, targets, { tcpPort: components.tcpPort(), udpPort: udp.port }).then(
           ({ report, event }) => {
             d.selfCheck = report;
+            // Our address (on a wildcard host) is what the configured peers saw, as when they were the
+            // checkers: self-checkers from the pool confirm reachability but cannot outvote them.
+            const seen = a.from === "start" ? peersSawIp() : null;
+            if (seen && event.observedIp !== seen) {
+              log.info("self-checkers saw another IP than the configured peers; the peers' view is kept", { checkers: event.observedIp, peers: seen });
+              return dispatch({ ...event, observedIp: seen });
+            }
             return dispatch(event);
           },
           (err) => dispatch({ type: "selfCheckDone", reachable: false, observedIp: null, detail: { error: errorLine(err) } }),
@@ -202,15 +212,26 @@ export function createMeshService(components: MeshServiceComponents, init: MeshS
     return out.length ? out : startTargets.slice(0, SELF_CHECKERS);
   }
 
+  /** The IP most configured peers saw us at in the start help, or null. */
+  function peersSawIp(): string | null {
+    const votes = new Map<string, number>();
+    for (const ip of peerVotes) votes.set(ip, (votes.get(ip) ?? 0) + 1);
+    let best: string | null = null;
+    let n = 0;
+    for (const [ip, v] of votes) if (v > n) [best, n] = [ip, v];
+    return best;
+  }
+
   /** Targets of candidates (their proven addresses) that are not configured peers. */
   function candidateTargets(records: NodeRecord[]): AskTarget[] {
-    return recordTargets(records, (r) => s.candidates.get(recordNodeId(r))?.proven ?? []).filter((t) => !peerKeys.has(targetKey(t)));
+    return recordTargets(records, (r) => s.candidates.get(recordNodeId(r))?.proven ?? []).filter((t) => !peerKeys.has(targetKey(t.help)));
   }
 
   async function help(from: "start" | "known"): Promise<void> {
     const targets = from === "start" ? startTargets : knownTargets();
     const cacheMerge = from === "start" ? merger.merge(cached, null) : Promise.resolve();
-    const event = await Promise.all([helpRound(rounds(), targets.map((x) => x.help)), cacheMerge]).then(
+    const observed = from === "start" ? (t: HelpTarget, ip: string) => void (peerKeys.has(targetKey(t)) && peerVotes.push(ip)) : undefined;
+    const event = await Promise.all([helpRound(rounds(), targets.map((x) => x.help), observed), cacheMerge]).then(
       ([done]) => done,
       (err) => (log.error("online help failed", { error: errorLine(err) }), { type: "helpDone", broughtNews: false } as const),
     );

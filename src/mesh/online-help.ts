@@ -45,6 +45,8 @@ export interface HelpAnswer {
    *  that record would give it; null when it sent none or its first record does not name the dialled
    *  address (then that record is key-checked as any other). */
   proof: { record: NodeRecord; result: RecordCheckResult } | null;
+  /** Our IP as the helper saw it (PeersAnswer observed_ip), or null. */
+  observedIp: string | null;
 }
 
 export interface HelpRound {
@@ -86,7 +88,7 @@ export interface HelpOptions {
 }
 
 async function askOne(links: Pick<MeshNet, "dialUntrusted">, target: HelpTarget, opts: HelpOptions): Promise<HelpAnswer> {
-  const out: HelpAnswer = { target, records: [], error: null, lie: null, proof: null };
+  const out: HelpAnswer = { target, records: [], error: null, lie: null, proof: null, observedIp: null };
   const now = opts.clock ?? (() => performance.now());
   const t0 = now();
   const proofAsk = makeProofAsk();
@@ -107,8 +109,9 @@ async function askOne(links: Pick<MeshNet, "dialUntrusted">, target: HelpTarget,
     const rttMs = now() - t0;
     let records: NodeRecord[];
     let proof: Uint8Array;
+    let observedIp: string | null;
     try {
-      ({ records, proof } = decodePeersReply(answer.payload));
+      ({ records, proof, observedIp } = decodePeersReply(answer.payload));
     } catch (err) {
       out.lie = `undecodable peers answer: ${errorLine(err)}`;
       return out;
@@ -133,6 +136,7 @@ async function askOne(links: Pick<MeshNet, "dialUntrusted">, target: HelpTarget,
       }
     }
     out.records = valid;
+    out.observedIp = observedIp;
     if (proof.length && valid[0]) out.proof = judgeProof(proofAsk.expect, valid[0], proof, target.addr, rttMs);
     return out;
   } catch (err) {

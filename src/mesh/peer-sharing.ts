@@ -33,7 +33,8 @@ export interface PeersAsker {
   /** The asker's node id, left out of the sample. */
   peerId?: string | null;
   banned: boolean;
-  /** The connection's ends: the proof vouches for the address of our record it reached. */
+  /** The connection's ends: the proof vouches for the address of our record it reached; the remote
+   *  one is told to an asker of a proof (PeersAnswer observed_ip). */
   reached?: { localIp?: string; remoteIp?: string };
 }
 
@@ -77,6 +78,7 @@ export function createPeerSharing(init: PeerSharingInit): PeerSharing {
       const mine = own ? [own] : [];
       // The proof of our own record's key, when asked and while we serve (helper-proof.ts).
       let proof: Uint8Array | undefined;
+      const observedIp = ask.proof ? asker.reached?.remoteIp : undefined;
       if (ask.proof && own && init.nodeKey) {
         const proved = answerProof(init.nodeKey, ask.proof, addressReachedAt(own, asker.reached ?? {}));
         if (!proved.ok) return { status: Status.BAD_REQUEST, error: `proof: ${proved.reason}: ${proved.detail}` };
@@ -84,11 +86,11 @@ export function createPeerSharing(init: PeerSharingInit): PeerSharing {
       }
       if (asker.via === "link") {
         const n = Math.min(max || shareCount, shareCount);
-        return { status: Status.OK, payload: encodePeersAnswer([...mine, ...candidates.share(n, asker.peerId ?? undefined, init.rand)], proof) };
+        return { status: Status.OK, payload: encodePeersAnswer([...mine, ...candidates.share(n, asker.peerId ?? undefined, init.rand)], proof, observedIp) };
       }
       const n = Math.min(max || MAX_PEERS_ANSWER_RECORDS, MAX_PEERS_ANSWER_RECORDS);
       const sorted = candidates.list().sort((a, b) => (a.rttMs ?? Infinity) - (b.rttMs ?? Infinity));
-      return { status: Status.OK, payload: encodePeersAnswer([...mine, ...sorted.map((c) => c.record)].slice(0, n), proof) };
+      return { status: Status.OK, payload: encodePeersAnswer([...mine, ...sorted.map((c) => c.record)].slice(0, n), proof, observedIp) };
     },
     async ask(link, opts) {
       let answer: Envelope;
