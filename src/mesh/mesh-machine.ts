@@ -297,6 +297,7 @@ export function selfCheckWhenReady(s: MeshState, now: number): MeshAction[] {
  *  again every switch interval: the checkers may have been down, a port forward added). */
 function selfCheckDone(s: MeshState, e: Extract<MeshEvent, { type: "selfCheckDone" }>, now: number): MeshAction[] {
   s.lastSelfCheckAt = now;
+  s.selfCheckWaiting = false;
   if (s.role === "service") return [];
   s.recheck.settle(e.reachable);
   if (e.reachable) {

@@ -69,6 +69,26 @@ describe("a network of mesh cores over memory links", () => {
     }
   });
 
+  test("a newcomer merges its helper's record on the helper's proof and self-checks with nodes the help brought, not the helper", async () => {
+    const nodes = await network(8);
+    await sim.clock.advance(30_000);
+    const seed = nodes[0]!;
+    const seedIn = () => ({ ...seed.mesh.status().counters.messagesIn });
+    const before = seedIn();
+    const late = await sim.add(20, { peers: [`${ipOf(0)}:${PORT}`] });
+    await sim.until("the newcomer serves", () => late.mesh.role === "service", 30_000);
+    const after = seedIn();
+    const st = late.mesh.status();
+    expect(st.candidates.map((c) => c.id)).toContain(seed.key.nodeId);
+    expect(st.counters.events.checksByProof).toBeGreaterThanOrEqual(1);
+    // The seed was asked for help once and neither key-checked nor asked for the self-check.
+    expect((after[METHOD.mesh.peers] ?? 0) - (before[METHOD.mesh.peers] ?? 0)).toBe(1);
+    expect(after[METHOD.mesh.keyCheck] ?? 0).toBe(before[METHOD.mesh.keyCheck] ?? 0);
+    expect(after[METHOD.mesh.selfCheck] ?? 0).toBe(before[METHOD.mesh.selfCheck] ?? 0);
+    expect(st.selfCheck).toMatchObject({ reachable: true, observedIp: ipOf(20) });
+    expect(st.selfCheck!.results.map((r) => r.checker)).not.toContain(`${ipOf(0)}:${PORT}`);
+  });
+
   test("a lost node's links are refilled from other candidates", async () => {
     const nodes = await network(8);
     await sim.clock.advance(30_000);
