@@ -224,7 +224,9 @@ export function createMeshService(components: MeshServiceComponents, init: MeshS
 
   /** Targets of candidates (their proven addresses) that are not configured peers. */
   function candidateTargets(records: NodeRecord[]): AskTarget[] {
-    return recordTargets(records, (r) => s.candidates.get(recordNodeId(r))?.proven ?? []).filter((t) => !peerKeys.has(targetKey(t.help)));
+    return recordTargets(records, (r) => s.candidates.get(recordNodeId(r))?.proven ?? [])
+      .filter((t) => !peerKeys.has(targetKey(t.help)))
+      .map((t) => ({ ...t, help: { ...t.help, known: true } }));
   }
 
   async function help(from: "start" | "known"): Promise<void> {

@@ -31,6 +31,8 @@ export interface HelpTarget {
   addr: HostPort;
   /** The helper's X25519 key when the address carried "#key" or came from a record. */
   publicKey?: Uint8Array;
+  /** Already a checked candidate of ours: its proof would settle nothing, so none is asked. */
+  known?: boolean;
 }
 
 export interface HelpAnswer {
@@ -91,7 +93,7 @@ async function askOne(links: Pick<MeshNet, "dialUntrusted">, target: HelpTarget,
   const out: HelpAnswer = { target, records: [], error: null, lie: null, proof: null, observedIp: null };
   const now = opts.clock ?? (() => performance.now());
   const t0 = now();
-  const proofAsk = makeProofAsk();
+  const proofAsk = target.known ? null : makeProofAsk();
   let link;
   try {
     link = await links.dialUntrusted(target.addr, { signal: opts.signal, timeoutMs: HELP_TIMEOUT_MS });
@@ -101,7 +103,7 @@ async function askOne(links: Pick<MeshNet, "dialUntrusted">, target: HelpTarget,
   }
   try {
     opts.onRequest?.(METHOD.mesh.peers);
-    const answer = await link.request(METHOD.mesh.peers, encodePeersRequest(HELP_RECORDS_WANTED, proofAsk.ask), { signal: opts.signal, timeoutMs: HELP_TIMEOUT_MS });
+    const answer = await link.request(METHOD.mesh.peers, encodePeersRequest(HELP_RECORDS_WANTED, proofAsk?.ask), { signal: opts.signal, timeoutMs: HELP_TIMEOUT_MS });
     if (answer.status !== Status.OK) {
       out.error = `${statusName(answer.status)} ${answer.error}`.trim();
       return out;
@@ -137,7 +139,7 @@ async function askOne(links: Pick<MeshNet, "dialUntrusted">, target: HelpTarget,
     }
     out.records = valid;
     out.observedIp = observedIp;
-    if (proof.length && valid[0]) out.proof = judgeProof(proofAsk.expect, valid[0], proof, target.addr, rttMs);
+    if (proofAsk && proof.length && valid[0]) out.proof = judgeProof(proofAsk.expect, valid[0], proof, target.addr, rttMs);
     return out;
   } catch (err) {
     out.error = errorLine(err);
