@@ -26,6 +26,7 @@ import { createPeerSharing } from "./peer-sharing.ts";
 import { readPeerCache, writePeerCache } from "./peer-cache.ts";
 import { checkRecord, recordTcpAddress } from "./record-check.ts";
 import { dialAddress } from "./candidate-pool.ts";
+import { normalizeIp } from "./candidate-addresses.ts";
 import { createRecordMerger, type Sharer } from "./record-merge.ts";
 import { recordNodeId } from "./record.ts";
 import { createSelfChecker, SELF_CHECKERS } from "./self-check.ts";
@@ -166,7 +167,7 @@ export function createMeshService(components: MeshServiceComponents, init: MeshS
             // Our address (on a wildcard host) is what the configured peers saw, as when they were the
             // checkers: self-checkers from the pool confirm reachability but cannot outvote them.
             const seen = a.from === "start" ? peersSawIp() : null;
-            if (seen && event.observedIp !== seen) {
+            if (seen && (event.observedIp === null || normalizeIp(event.observedIp) !== seen)) {
               log.info("self-checkers saw another IP than the configured peers; the peers' view is kept", { checkers: event.observedIp, peers: seen });
               return dispatch({ ...event, observedIp: seen });
             }
@@ -215,7 +216,7 @@ export function createMeshService(components: MeshServiceComponents, init: MeshS
   /** The IP most configured peers saw us at in the start help, or null. */
   function peersSawIp(): string | null {
     const votes = new Map<string, number>();
-    for (const ip of peerVotes) votes.set(ip, (votes.get(ip) ?? 0) + 1);
+    for (const ip of peerVotes.map(normalizeIp)) votes.set(ip, (votes.get(ip) ?? 0) + 1);
     let best: string | null = null;
     let n = 0;
     for (const [ip, v] of votes) if (v > n) [best, n] = [ip, v];
