@@ -12,7 +12,7 @@
 //    good for one answer only, and another seal purpose than key answers (key-challenge.ts), so no box
 //    can be reflected between the two.
 // Every function on network input returns a typed failure and never throws.
-import { generateNodeKey, type NodeKey } from "../identity/index.ts";
+import { ephemeralKeyPair, type NodeKey } from "../identity/index.ts";
 import { SEAL_PURPOSE, X25519_KEY_BYTES } from "../constants.ts";
 import { randomBytes } from "@noble/hashes/utils.js";
 import { openAnswerBody, sealAnswerBody, MAX_CHALLENGE_ADDRESS_CHARS, type CheckFailure } from "./key-challenge.ts";
@@ -34,7 +34,7 @@ export interface ProofAsk {
 
 /** What the asker keeps until the answer: the ephemeral private key, memory only. */
 export interface ProofExpect {
-  readonly ephemeral: NodeKey;
+  readonly ephemeral: { readonly privateKey: Uint8Array; readonly publicKey: Uint8Array };
   readonly nonce: Uint8Array;
 }
 
@@ -42,7 +42,7 @@ export type ProofFailure = CheckFailure | "bad-key";
 
 /** Step 1. */
 export function makeProofAsk(options: { random?: (n: number) => Uint8Array } = {}): { ask: ProofAsk; expect: ProofExpect } {
-  const ephemeral = generateNodeKey();
+  const ephemeral = ephemeralKeyPair();
   const nonce = (options.random ?? randomBytes)(PROOF_NONCE_BYTES);
   return { ask: { key: ephemeral.publicKey, nonce }, expect: { ephemeral, nonce } };
 }

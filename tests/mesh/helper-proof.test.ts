@@ -5,7 +5,7 @@
 import { describe, expect, test } from "bun:test";
 import { SEAL_PURPOSE } from "../../src/constants.ts";
 import { DecodeError } from "../../src/errors.ts";
-import { generateNodeKey, seal } from "../../src/identity/index.ts";
+import { generateNodeKey, nodeKeyFromPrivate, seal } from "../../src/identity/index.ts";
 import { createBanList } from "../../src/mesh/ban-list.ts";
 import { createCandidatePool } from "../../src/mesh/candidate-pool.ts";
 import { fillUp, targetKey, type AskTarget } from "../../src/mesh/help-targets.ts";
@@ -64,7 +64,7 @@ describe("the helper's proof", () => {
     const keyAnswer = seal(helperKey.privateKey, ask.key, SEAL_PURPOSE.keyAnswer, new Uint8Array(40));
     expect(checkProof(want, helperRecord.publicKey, keyAnswer, ADDRESS)).toMatchObject({ ok: false, reason: "cannot-open" });
     // And a key challenge with the ephemeral key does not yield a proof either.
-    const challenge = makeChallenge(want.ephemeral, helperKey.publicKey);
+    const challenge = makeChallenge(nodeKeyFromPrivate(want.ephemeral.privateKey), helperKey.publicKey);
     const answered = answerChallenge(helperKey, challenge.payload, ADDRESS);
     if (!answered.ok) throw new Error(answered.detail);
     expect(checkProof(want, helperRecord.publicKey, answered.answer, ADDRESS).ok).toBe(false);
