@@ -7,7 +7,7 @@
 // undecodable answer, a self-check dial-back that never came) is banned for 4 h by node id and by the
 // service IP we know it at; its candidate record and its link go. A record that fails its key check bans
 // nobody (record-merge.ts).
-import { formatAddress } from "../contracts/index.ts";
+import { formatAddress, unmapIp } from "../contracts/index.ts";
 import { netGroupOf, netPrefixOf } from "../rpc/index.ts";
 import type { NodeRecord } from "../wire/index.ts";
 import type { BanList } from "./ban-list.ts";
@@ -16,7 +16,7 @@ import type { CoreLink } from "./core-link.ts";
 import { bump, logRebuild, type MeshAction, type MeshState } from "./mesh-machine.ts";
 import { MESH_CLOSE } from "./mesh-service-constants.ts";
 import type { Sharer } from "./record-merge.ts";
-import { recordNodeId } from "./record.ts";
+import { checkableAddresses, recordNodeId, verifyRecord } from "./record.ts";
 
 export function admitLink(s: MeshState, link: CoreLink, now: number): MeshAction[] {
   const id = link.peerNodeId;
@@ -28,6 +28,7 @@ export function admitLink(s: MeshState, link: CoreLink, now: number): MeshAction
   }
   // --public on a wildcard host with nobody to ask: the address our peer reached is ours.
   const out: MeshAction[] = logRebuild(s.own.learnIp(link.local.ip, now));
+  learnHelloRecord(s, link, now);
   const existing = s.live.get(id);
   if (existing && existing.isOpen) {
     // Both sides keep the link dialled by the smaller node id, so a crossing pair of dials ends
@@ -55,6 +56,21 @@ export function admitLink(s: MeshState, link: CoreLink, now: number): MeshAction
   s.candidates.seen(id, now);
   bump(s.events, link.direction === "out" ? "linksOut" : "linksIn");
   return [...out, { type: "watch", link }, { type: "share", link, refresh: false }];
+}
+
+/** An inbound mesh link's dialler proved its key at its service address (the bootstrap's dial-back
+ *  reached it there), so the record its hello carried joins the candidate pool without a key check —
+ *  whether or not the link is kept. A full node refuses many newcomers: this is how it hears of them,
+ *  and its shares then carry them, instead of only the nodes that were there before it filled. */
+function learnHelloRecord(s: MeshState, link: CoreLink, now: number): void {
+  const rec = link.helloRecord;
+  if (!rec || link.direction !== "in" || link.trust !== "mesh" || recordNodeId(rec) !== link.peerNodeId) return;
+  if (!verifyRecord(rec, now, { maxAgeMs: s.settings.recordMaxAgeMs }).ok) return;
+  const at = `${unmapIp(link.remote.ip)}/${link.remote.port}`;
+  const proven = checkableAddresses(rec).filter((a) => `${unmapIp(a.ip)}/${a.tcpPort}` === at);
+  if (!proven.length) return;
+  const added = s.candidates.add(rec, now, { rttMs: link.rttMs ?? undefined, proven });
+  if (added.outcome === "added") bump(s.events, "candidatesFromHello");
 }
 
 /** Bans a sharer by node id and by the service IP we know it at, drops its record and link. */

@@ -3,7 +3,7 @@
 // memory-net.ts) that let many mesh cores run in one process.
 import type { HostPort } from "../contracts/index.ts";
 import type { Router } from "../rpc/index.ts";
-import type { Envelope } from "../wire/index.ts";
+import type { Envelope, NodeRecord } from "../wire/index.ts";
 import type { LinkRequestOptions, LinkTrust } from "./link.ts";
 import type { MeshDialOptions } from "./link-service.ts";
 
@@ -29,6 +29,8 @@ export interface CoreLink {
   readonly local: HostPort;
   /** Wall time the link was set up (for status ages). */
   readonly openedAt: number;
+  /** An inbound mesh link: the record the dialler sent in its hello, as sent (not verified yet). */
+  readonly helloRecord?: NodeRecord;
   readonly isOpen: boolean;
   /** Sends a request and waits for the answer, whatever its status; rejects when the link goes. */
   request(method: string, payload?: Uint8Array, opts?: LinkRequestOptions): Promise<Envelope>;

@@ -188,6 +188,7 @@ export function createMeshLinks(components: MeshLinksComponents, init: MeshLinks
       remote: addr,
       peerKey: opts.peerKey ?? null,
       peerSpki,
+      helloRecord: opts.helloRecord,
       router,
       requestTimeoutMs,
       log,

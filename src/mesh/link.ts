@@ -9,7 +9,7 @@ import type { RpcContext, Trust } from "../rpc/index.ts";
 import type { Router } from "../rpc/index.ts";
 import { WS_CLOSE } from "../transport/index.ts";
 import type { WsCloseInfo, WsConnection } from "../transport/index.ts";
-import { decodeEnvelope, encodeAnswer, encodeEnvelope, Status, statusName, type Envelope } from "../wire/index.ts";
+import { decodeEnvelope, encodeAnswer, encodeEnvelope, Status, statusName, type Envelope, type NodeRecord } from "../wire/index.ts";
 import { LINK_REQUEST_TIMEOUT_MS, MAX_INFLIGHT_REQUESTS_PER_LINK, MAX_PENDING_REQUESTS_PER_LINK, MAX_UNTRUSTED_LINK_REQUESTS } from "./link-constants.ts";
 import { silentLogger, type Logger } from "../contracts/index.ts";
 import { createCloseNotifier } from "./close-notifier.ts";
@@ -49,6 +49,8 @@ export interface MeshLink {
   readonly peerSpki: string | null;
   /** Date.now() when the link was set up. */
   readonly openedAt: number;
+  /** An inbound mesh link: the record the dialler sent in its hello, as sent (not verified yet). */
+  readonly helloRecord?: NodeRecord;
   /** Last measured WebSocket ping round trip, in ms. */
   readonly rttMs: number | null;
   readonly isOpen: boolean;
@@ -90,6 +92,8 @@ export interface MeshLinkInit {
   remote?: HostPort;
   peerKey?: Uint8Array | null;
   peerSpki?: string | null;
+  /** An inbound mesh link (a dial-back): the record the dialler sent in its hello. */
+  helloRecord?: NodeRecord;
   /** Serves the peer's requests; without one every request is an unknown method. */
   router?: Router;
   /** @default LINK_REQUEST_TIMEOUT_MS */
@@ -233,6 +237,7 @@ export function createMeshLink(conn: WsConnection, init: MeshLinkInit): MeshLink
     },
     peerSpki: init.peerSpki ?? null,
     openedAt,
+    helloRecord: init.helloRecord,
     get rttMs() {
       return conn.rttMs;
     },

@@ -10,7 +10,7 @@ import type { RpcContext } from "../rpc/index.ts";
 import type { Router } from "../rpc/index.ts";
 import { WS_CLOSE } from "../transport/index.ts";
 import type { WsCloseInfo } from "../transport/index.ts";
-import { decodeEnvelope, encodeAnswer, encodeEnvelope, Status, type Envelope } from "../wire/index.ts";
+import { decodeEnvelope, encodeAnswer, encodeEnvelope, Status, type Envelope, type NodeRecord } from "../wire/index.ts";
 import type { Clock, TimerHandle } from "../contracts/index.ts";
 import { LINK_REQUEST_TIMEOUT_MS, MAX_INFLIGHT_REQUESTS_PER_LINK } from "./link-constants.ts";
 import type { LinkRequestOptions, LinkTrust, MeshLink } from "./link.ts";
@@ -30,6 +30,8 @@ export interface MemoryEnd {
   local: HostPort;
   /** Serves the peer's requests on this end (the node's router); without one every method is unknown. */
   router?: Router;
+  /** An inbound mesh link: the dialler's record, as its hello carries it. */
+  helloRecord?: NodeRecord;
   /** One-way delay in ms of `bytes` sent from this end (latency, jitter, retransmits, bandwidth: the
    *  network simulator); absent = the next microtask. Sends stay in order, as on one TCP stream. */
   delayMs?: (bytes: number) => number;
@@ -159,6 +161,7 @@ export function createMemoryLinkPair(a: MemoryEnd, b: MemoryEnd, opts: MemoryPai
       remote: me.remote,
       socketRemote: me.socketRemote,
       local: me.local,
+      helloRecord: me.helloRecord,
       openedAt,
       get isOpen() {
         return open;

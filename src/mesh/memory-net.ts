@@ -17,7 +17,7 @@ import type { HostPort } from "../contracts/index.ts";
 import type { RpcContext, Trust } from "../rpc/index.ts";
 import { createRouter, type Router } from "../rpc/index.ts";
 import { WS_CLOSE } from "../transport/index.ts";
-import { decodeEnvelope, encodeAnswer, encodeEnvelope, Status } from "../wire/index.ts";
+import { decodeEnvelope, encodeAnswer, encodeEnvelope, Status, type NodeRecord } from "../wire/index.ts";
 import type { Clock, TimerHandle } from "../contracts/index.ts";
 import type { CoreLink, MeshNet, MeshUdp, UdpRequestLink } from "./core-link.ts";
 import type { MeshDialOptions } from "./link-service.ts";
@@ -29,6 +29,8 @@ export interface MemoryNodeInit {
   ip: string;
   port: number;
   publicKey: Uint8Array;
+  /** The node's own record while it serves: its mesh dials carry it, as a hello does. */
+  record?: () => NodeRecord | undefined;
 }
 
 /** A MeshNet whose links are memory links (with `closed` and `peerKey`). */
@@ -101,7 +103,7 @@ export function createMemoryNet(opts: MemoryNetOptions): MemoryNet {
     const [a, b] = [from.init.ip, to.init.ip];
     const pair = createMemoryLinkPair(
       { direction: "out", trust, peerKey: mesh ? to.init.publicKey : null, remote: addr, socketRemote: addr, local: own, router: from.router, delayMs: shape && ((n) => shape.delayMs(a, b, n)) },
-      { direction: "in", trust, peerKey: mesh ? from.init.publicKey : null, remote: mesh ? own : { ip: own.ip, port: ephemeral }, socketRemote: { ip: own.ip, port: ephemeral++ }, local: addr, router: to.router, delayMs: shape && ((n) => shape.delayMs(b, a, n)) },
+      { direction: "in", trust, peerKey: mesh ? from.init.publicKey : null, helloRecord: mesh ? from.init.record?.() : undefined, remote: mesh ? own : { ip: own.ip, port: ephemeral }, socketRemote: { ip: own.ip, port: ephemeral++ }, local: addr, router: to.router, delayMs: shape && ((n) => shape.delayMs(b, a, n)) },
       { clock: opts.clock, rttMs: shape ? shape.rttMs(a, b) : (opts.rttMs ?? 1), requestTimeoutMs: opts.requestTimeoutMs },
     );
     for (const [h, link] of [[from, pair[0]], [to, pair[1]]] as const) {

@@ -47,6 +47,8 @@ export interface DialLinkOptions {
   trust: LinkTrust;
   direction: "in" | "out";
   peerKey?: Uint8Array;
+  /** A dial-back: the record the dialler sent in its hello, handed to the mesh core with the link. */
+  helloRecord?: NodeRecord;
   signal?: AbortSignal;
   timeoutMs: number;
 }
@@ -192,6 +194,7 @@ async function answerMeshHello(ctx: BootstrapContext, payload: Uint8Array, link:
         trust: "mesh",
         direction: "in",
         peerKey: hello.peerKey,
+        helloRecord: hello.record,
         timeoutMs: ctx.dialBackTimeoutMs,
       });
     } catch (err) {

@@ -144,7 +144,8 @@ export class SimNetwork {
     const ip = role === "hostile" ? this.hostileIp(hostileIndex) : this.honestIp();
     this.usedIps.add(ip);
     const key = nodeKeyFromPrivate(Uint8Array.from({ length: 32 }, () => Math.floor(this.rand() * 256)));
-    const net = this.net.node({ ip, port: PORT, publicKey: key.publicKey });
+    let mesh: MeshService | undefined;
+    const net = this.net.node({ ip, port: PORT, publicKey: key.publicKey, record: () => mesh?.record() });
     const home = join(this.dir, `n${n}`);
     mkdirSync(home, { recursive: true });
     const attacks = this.o.attacks ?? ["forge", "find", "keycheck", "crowd"];
@@ -154,7 +155,7 @@ export class SimNetwork {
     const stakes: Record<string, string> = {};
     if (kind) stakes[kind] = `stake-${n}`;
     else for (let k = 0; k < Math.min(this.o.kinds, 32); k++) stakes[kindName((hostileIndex + k) % this.o.kinds)] = `sybil-${n}`;
-    const mesh = createMeshService(
+    mesh = createMeshService(
       { links: net.links, udp: net.udp, tcpPort: () => PORT, nodeKey: key, cert: { spki: "ab".repeat(32) }, log: silentLogger, home, clock: this.clock, rand: seeded(this.o.seed * 7919 + n) },
       { ...meshDefaults(), ...this.o.mesh, host: ip, public: role === "seed", peers: this.seeds.map((s) => `${s.ip}:${PORT}`), stakes },
     );

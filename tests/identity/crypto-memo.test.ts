@@ -12,16 +12,20 @@ test("off by default: every call computes", () => {
   expect(n).toBe(3);
 });
 
-test("on: one computation per input, another for a changed byte, the oldest dropped at the cap", () => {
-  enableCryptoMemo(2);
+test("on: one computation per input, another for a changed byte; a full young half turns old, the old half is dropped", () => {
+  enableCryptoMemo(4);
   let n = 0;
-  const f = (b: Uint8Array) => memo("t", () => memoKey(b), () => ++n);
-  expect(f(new Uint8Array([1, 2]))).toBe(1);
-  expect(f(new Uint8Array([1, 2]))).toBe(1);
-  expect(f(new Uint8Array([1, 3]))).toBe(2);
-  expect(f(new Uint8Array([1, 4]))).toBe(3);
-  // [1, 2] was dropped for [1, 4].
-  expect(f(new Uint8Array([1, 2]))).toBe(4);
+  const f = (...b: number[]) => memo("t", () => memoKey(Uint8Array.from(b)), () => ++n);
+  expect(f(1, 2)).toBe(1);
+  expect(f(1, 2)).toBe(1);
+  expect(f(1, 3)).toBe(2);
+  // Two of 4 in the young half: [1, 4] starts a new one, [1, 2] and [1, 3] are still found in the old.
+  expect(f(1, 4)).toBe(3);
+  expect(f(1, 2)).toBe(1);
+  // [1, 2] moved up to the young half; [1, 3] went with the old half when [1, 5] came.
+  expect(f(1, 5)).toBe(4);
+  expect(f(1, 2)).toBe(1);
+  expect(f(1, 3)).toBe(5);
 });
 
 test("keys tell parts apart: no two different part lists give one key", () => {

@@ -20,6 +20,8 @@ import { createMeshLinks, type MeshLinks, type MeshLinksInit } from "../../src/m
 import type { MeshLink } from "../../src/mesh/link.ts";
 import { BootstrapRefusedError, DIAL_BACK_FAILED } from "../../src/mesh/mesh-bootstrap.ts";
 import { sealMeshAccept } from "../../src/mesh/mesh-bootstrap-messages.ts";
+import { buildRecord } from "../../src/mesh/record.ts";
+import type { NodeRecord } from "../../src/wire/index.ts";
 import { until } from "../wait.ts";
 
 interface TestNode {
@@ -40,7 +42,7 @@ afterEach(async () => {
 
 async function startNode(
   host = "127.0.0.1",
-  opts: { port?: number; cert?: RunCertificate; helloCert?: RunCertificate; key?: NodeKey; init?: MeshLinksInit } = {},
+  opts: { port?: number; cert?: RunCertificate; helloCert?: RunCertificate; key?: NodeKey; init?: MeshLinksInit; ownRecord?: (key: NodeKey, port: number) => NodeRecord } = {},
 ): Promise<TestNode> {
   const cert = opts.cert ?? (await createRunCertificate());
   const key = opts.key ?? generateNodeKey();
@@ -50,7 +52,8 @@ async function startNode(
   });
   const tls = createTlsEndpoint({ cert, log }, { host, port: opts.port ?? 0 });
   // helloCert lets a test node claim a certificate its listener does not serve.
-  const mesh = createMeshLinks({ tls, cert: opts.helloCert ?? cert, nodeKey: key, log }, { allowSpecialTargets: true, ...opts.init });
+  const ownRecord = opts.ownRecord && (() => opts.ownRecord!(key, tls.port));
+  const mesh = createMeshLinks({ tls, cert: opts.helloCert ?? cert, nodeKey: key, log, ownRecord }, { allowSpecialTargets: true, ...opts.init });
   mesh.router.add("echo", open((payload) => payload, { trust: MESH_ONLY }));
   await tls.start();
   await mesh.start();
@@ -113,6 +116,18 @@ describe("mesh bootstrap with role swap", () => {
       await until(() => b.tls.counts().links === 0 && a.tls.counts().links === 1, { what: "the untrusted first link gone", timeoutMs: 2000 });
     });
   }
+
+  test("the dialler's record rides its hello: the server's end of the link carries it, the dialler's end none", async () => {
+    const ownRecord = (key: NodeKey, port: number) => buildRecord(key, { addresses: [{ ip: "127.0.0.1", udpPort: port, tcpPort: port }], spki: "ab".repeat(32), seq: 1, now: Date.now() });
+    const a = await startNode("127.0.0.1", { ownRecord });
+    const b = await startNode();
+    const atB = nextLink(b);
+    const link = await a.mesh.dialMesh(b.addr, b.key.publicKey);
+    const back = await atB;
+    expect(back.helloRecord?.publicKey).toEqual(a.key.publicKey);
+    expect(back.helloRecord?.addresses[0]).toMatchObject({ ip: "127.0.0.1", tcpPort: a.addr.port });
+    expect(link.helloRecord).toBeUndefined();
+  });
 
   test("a node that does not hold the key it was dialled with answers UNAUTHENTICATED", async () => {
     const a = await startNode();

@@ -25,9 +25,10 @@ function recordOf(key: NodeKey, i: number): NodeRecord {
   return buildRecord(key, { addresses: [{ ip: `198.51.100.${i}`, udpPort: 7788, tcpPort: 7788 }], spki: "cd".repeat(32), seq: 1, now: T0 });
 }
 
-function fakeLink(peer: NodeKey, direction: "in" | "out", ip = "198.51.100.9"): CoreLink {
+function fakeLink(peer: NodeKey, direction: "in" | "out", ip = "198.51.100.9", helloRecord?: NodeRecord): CoreLink {
   let open = true;
   return {
+    helloRecord,
     peerNodeId: peer.nodeId,
     trust: "mesh",
     direction,
@@ -131,6 +132,33 @@ describe("links and dials", () => {
     step(s, { type: "linkUp", link: b }, T0, rand);
     expect(step(s, { type: "linkUp", link: c }, T0, rand)).toEqual([{ type: "close", link: c, reason: MESH_CLOSE.full }]);
     expect(s.meshPool.list("in").length).toBe(2);
+  });
+
+  test("the record of an inbound link's hello joins the candidate pool, link kept or refused as full, only if it is the dialler's at the address it was reached", () => {
+    const s = machine({ public: true });
+    step(s, { type: "start", helpTargets: 0 }, T0, rand);
+    const [a, b, c] = [generateNodeKey(), generateNodeKey(), generateNodeKey()];
+    step(s, { type: "linkUp", link: fakeLink(a, "in", "198.51.100.1", recordOf(a, 1)) }, T0, rand);
+    step(s, { type: "linkUp", link: fakeLink(b, "in", "198.51.100.2", recordOf(b, 2)) }, T0, rand);
+    // mesh_in is 2: c is refused as full, and still becomes a candidate, proven at its address.
+    const full = fakeLink(c, "in", "198.51.100.3", recordOf(c, 3));
+    expect(step(s, { type: "linkUp", link: full }, T0, rand)).toEqual([{ type: "close", link: full, reason: MESH_CLOSE.full }]);
+    expect(s.candidates.ids().sort()).toEqual([a.nodeId, b.nodeId, c.nodeId].sort());
+    expect(s.candidates.get(c.nodeId)?.rttMs).toBe(5);
+    expect(s.events.candidatesFromHello).toBe(3);
+
+    const t = machine({ public: true });
+    step(t, { type: "start", helpTargets: 0 }, T0, rand);
+    const [d, e, f, g] = [generateNodeKey(), generateNodeKey(), generateNodeKey(), generateNodeKey()];
+    // Someone else's record, a record for another address, an outbound link's, a forged one: none.
+    step(t, { type: "linkUp", link: fakeLink(d, "in", "198.51.100.4", recordOf(e, 4)) }, T0, rand);
+    step(t, { type: "linkUp", link: fakeLink(e, "in", "198.51.100.5", recordOf(e, 6)) }, T0, rand);
+    step(t, { type: "linkUp", link: fakeLink(f, "out", "198.51.100.7", recordOf(f, 7)) }, T0, rand);
+    const forged = recordOf(g, 8);
+    forged.kinds = ["blockchain:bitcoin"];
+    step(t, { type: "linkUp", link: fakeLink(g, "in", "198.51.100.8", forged) }, T0, rand);
+    expect(t.candidates.size).toBe(0);
+    expect(t.events.candidatesFromHello).toBeUndefined();
   });
 
   test("a peer that refuses our link as full is not dialled again for half a switch interval and goes first on eviction", () => {
