@@ -19,7 +19,7 @@ import { checkProof, dialledAddressOf, makeProofAsk, type ProofExpect } from "./
 import { decodePeersReply, encodePeersRequest } from "./mesh-messages.ts";
 import type { RecordCheckResult } from "./record-check.ts";
 import { METHOD } from "../rpc/index.ts";
-import { formatNodeAddress, isRelayBlameless, recordNodeId, verifyRecord } from "./record.ts";
+import { checkableAddresses, formatNodeAddress, isRelayBlameless, recordNodeId, verifyRecord } from "./record.ts";
 
 /** Timeout of one online-help exchange (dial + mesh.peers), in ms. */
 const HELP_TIMEOUT_MS = 5_000;
@@ -150,10 +150,11 @@ async function askOne(links: Pick<MeshNet, "dialUntrusted">, target: HelpTarget,
 }
 
 /** Step 3 of helper-proof.ts for the helper's first record: a proof that holds proves the record at the
- *  dialled address, one that does not is a failed key check of that record. */
+ *  dialled address, one that does not is a failed key check of that record. A record with several
+ *  addresses to check (a dual-stack node) is key-checked at each as before: the proof covers one. */
 function judgeProof(expect: ProofExpect, rec: NodeRecord, proof: Uint8Array, dialled: HostPort, rttMs: number): HelpAnswer["proof"] {
   const at = dialledAddressOf(rec, dialled);
-  if (!at) return null;
+  if (!at || checkableAddresses(rec).length !== 1) return null;
   const check = checkProof(expect, rec.publicKey, proof, formatNodeAddress(at));
   if (!check.ok) return { record: rec, result: { ok: false, kind: "key-mismatch", detail: `helper proof: ${check.reason}: ${check.detail}` } };
   return { record: rec, result: { ok: true, rttMs, proven: [at] } };

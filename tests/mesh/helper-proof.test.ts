@@ -17,6 +17,9 @@ import type { RecordCheckResult } from "../../src/mesh/record-check.ts";
 import { createRecordMerger } from "../../src/mesh/record-merge.ts";
 import { buildRecord, formatNodeAddress, recordNodeId } from "../../src/mesh/record.ts";
 import { PeersRequestSchema, Status } from "../../src/wire/index.ts";
+import { EnvelopeSchema } from "../../src/wire/gen/findings_pb.ts";
+import { askForHelp, type HelpTarget } from "../../src/mesh/online-help.ts";
+import type { MeshNet } from "../../src/mesh/core-link.ts";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { seeded } from "../seeded.ts";
 
@@ -180,6 +183,53 @@ describe("merging a proven helper record", () => {
     await merger.merge([helperRecord, other], sharer, { record: helperRecord, result: { ok: true, rttMs: 12, proven: [helperRecord.addresses[0]!] } });
     expect(checked).toEqual([recordNodeId(other)]);
     expect(pool.size).toBe(2);
+  });
+});
+
+describe("asking a helper for help with a proof", () => {
+  /** A helper at 192.0.2.7:7789 answering through `answer` (a real peer sharing unless a test lies). */
+  function helper(own: typeof helperRecord | undefined, answer?: (payload: Uint8Array) => Uint8Array) {
+    const sharing = createPeerSharing({ candidates: createCandidatePool({ selfId: helperKey.nodeId }), ownRecord: () => own, nodeKey: helperKey, shareCount: 10, rand: seeded(1) });
+    const asked: Uint8Array[] = [];
+    const links = {
+      dialUntrusted: async () => ({
+        request: async (_method: string, payload: Uint8Array) => {
+          asked.push(payload);
+          const reply = answer ? { status: Status.OK, payload: answer(payload) } : sharing.answer(payload, { via: "link", rateKey: "ip:x", banned: false, reached: { localIp: "192.0.2.7", remoteIp: "203.0.113.4" } }, T0);
+          return create(EnvelopeSchema, { status: reply.status, payload: reply.payload, error: reply.error ?? "" });
+        },
+        close: () => {},
+      }),
+    } as unknown as Pick<MeshNet, "dialUntrusted">;
+    return { links, asked };
+  }
+  const target = { addr: { ip: "192.0.2.7", port: 7789 } };
+  const ask = (links: Pick<MeshNet, "dialUntrusted">, t: HelpTarget = target) => askForHelp(links, [t], { now: T0, clock: () => 0 }).then((r) => r.answers[0]!);
+
+  test("a serving helper's proof proves its record at the dialled address; the IP it saw comes along", async () => {
+    const a = await ask(helper(helperRecord).links);
+    expect(a.proof).toMatchObject({ record: { publicKey: helperKey.publicKey }, result: { ok: true, proven: [helperRecord.addresses[0]!] } });
+    expect(a.observedIp).toBe("203.0.113.4");
+  });
+
+  test("a proof that does not open is a failed key check of the helper's record, not a lie", async () => {
+    const { links } = helper(helperRecord, () => encodePeersAnswer([helperRecord], new Uint8Array(80)));
+    const a = await ask(links);
+    expect(a.lie).toBeNull();
+    expect(a.proof).toMatchObject({ result: { ok: false, kind: "key-mismatch" } });
+  });
+
+  test("no proof, a first record that does not name the dialled address, or one with two addresses: key-checked as before", async () => {
+    expect((await ask(helper(undefined).links)).proof).toBeNull(); // does not serve: no proof
+    expect((await ask(helper(helperRecord).links, { addr: { ip: "192.0.2.8", port: 7789 } })).proof).toBeNull();
+    const dual = buildRecord(helperKey, { addresses: [helperRecord.addresses[0]!, { ip: "2001:db8::7", udpPort: 7788, tcpPort: 7789 }], spki: "ab".repeat(32), seq: 2, now: T0 });
+    expect((await ask(helper(dual).links)).proof).toBeNull();
+  });
+
+  test("a helper that is already a candidate is asked for no proof", async () => {
+    const { links, asked } = helper(helperRecord);
+    expect((await ask(links, { ...target, known: true })).proof).toBeNull();
+    expect(decodePeersAsk(asked[0]!).proof).toBeNull();
   });
 });
 
