@@ -32,6 +32,9 @@ export const SEAL_PURPOSE = {
   meshAccept: "findings/v1/mesh-accept",
   keyChallenge: "findings/v1/key-challenge",
   keyAnswer: "findings/v1/key-answer",
+  /** A helper's proof of its record's key in a peers answer (mesh/helper-proof.ts): its own label, so a
+   *  key answer cannot be passed off as a proof, nor a proof as a key answer. */
+  helperProof: "findings/v1/helper-proof",
   record: "findings/v1/record",
   /** A node's signed list of its own share-pool entries for one search (share/holding.ts). */
   shareHolding: "findings/v1/share-holding",

@@ -82,7 +82,7 @@ export function meshRoutes(d: MeshHandlerDeps): MeshRoutes {
     const link = linkOf(ctx);
     const t = d.now();
     const rateKey = link.trust === "mesh" ? `id:${link.peerNodeId}` : `ip:${hostOf(link.socketRemote.ip)}`;
-    return d.sharing.answer(payload, { via: "link", rateKey, peerId: link.peerNodeId, banned: isPeerBanned(d.bans, link, t) }, t);
+    return d.sharing.answer(payload, { via: "link", rateKey, peerId: link.peerNodeId, banned: isPeerBanned(d.bans, link, t), reached: { localIp: link.local.ip, remoteIp: link.socketRemote.ip } }, t);
   };
 
   const onFind: RpcHandler = (payload, ctx) => {
@@ -130,7 +130,7 @@ export function meshRoutes(d: MeshHandlerDeps): MeshRoutes {
           transports: ["quic"],
           trust: ANY_TRUST,
           rate: perHostAndNet(20, 100),
-          handler: quic(METHOD.mesh.peers, (payload, ip) => d.sharing.answer(payload, { via: "app", rateKey: `ip:${hostOf(ip)}`, banned: false }, d.now())),
+          handler: quic(METHOD.mesh.peers, (payload, ip) => d.sharing.answer(payload, { via: "app", rateKey: `ip:${hostOf(ip)}`, banned: false, reached: { remoteIp: ip } }, d.now())),
         },
       ],
       [Mesh.method.find, { ...SMALL, transports: ["quic"], trust: ANY_TRUST, rate: perHostAndNet(20, 100), handler: quic(METHOD.mesh.find, (payload, ip) => d.search.onAppRequest(payload, hostOf(ip))) }],

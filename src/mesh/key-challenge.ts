@@ -21,7 +21,7 @@ import { isSameBytes } from "./record.ts";
 /** Random value A: 32 bytes, so guessing it is hopeless. */
 const CHALLENGE_NONCE_BYTES = 32;
 /** Longest address string in a key answer ("[v6]:port/port" is < 60 chars). */
-const MAX_CHALLENGE_ADDRESS_CHARS = 128;
+export const MAX_CHALLENGE_ADDRESS_CHARS = 128;
 /** Largest KeyChallenge / KeyAnswer message accepted, in bytes (a key, a nonce, a box). */
 export const MAX_CHALLENGE_BYTES = 1024;
 
@@ -73,9 +73,8 @@ export function answerChallenge(
     return { ok: false, reason: "cannot-open", detail: err instanceof Error ? err.message : String(err) };
   }
   if (nonce.length !== CHALLENGE_NONCE_BYTES) return { ok: false, reason: "bad-nonce", detail: `A must be ${CHALLENGE_NONCE_BYTES} bytes, got ${nonce.length}` };
-  const body = toBinary(KeyAnswerBodySchema, create(KeyAnswerBodySchema, { nonce, address: myAddress }));
   try {
-    const answer = toBinary(KeyAnswerSchema, create(KeyAnswerSchema, { sealed: seal(myKey.privateKey, publicKey, SEAL_PURPOSE.keyAnswer, body) }));
+    const answer = toBinary(KeyAnswerSchema, create(KeyAnswerSchema, { sealed: sealAnswerBody(myKey, publicKey, SEAL_PURPOSE.keyAnswer, nonce, myAddress) }));
     return { ok: true, answer, challengerKey: publicKey };
   } catch (err) {
     // A low-order challenger key cannot be sealed to.
@@ -92,23 +91,43 @@ export function checkAnswer(
 ): { ok: true } | { ok: false; reason: CheckFailure; detail: string } {
   const decoded = decodeSafe(() => decodeMessage(KeyAnswerSchema, answer, "key answer", MAX_CHALLENGE_BYTES));
   if (!decoded.ok) return decoded;
+  return openAnswerBody(expect.myPrivateKey, expect.theirPublicKey, SEAL_PURPOSE.keyAnswer, decoded.value.sealed, expect.nonce, expectedAddress);
+}
+
+/** Seal(KeyAnswerBody {nonce, address}) from `myKey` to `theirPub` under `purpose`: the box of a key
+ *  answer, and of a helper's proof in a peers answer (helper-proof.ts; another purpose, so neither box
+ *  can be passed off as the other). Throws SealError when `theirPub` cannot be sealed to. */
+export function sealAnswerBody(myKey: NodeKey, theirPub: Uint8Array, purpose: string, nonce: Uint8Array, address: string): Uint8Array {
+  const body = toBinary(KeyAnswerBodySchema, create(KeyAnswerBodySchema, { nonce, address }));
+  return seal(myKey.privateKey, theirPub, purpose, body);
+}
+
+/** Opens a box made by sealAnswerBody and compares its nonce and address with what we expect. Never throws. */
+export function openAnswerBody(
+  myPrivateKey: Uint8Array,
+  theirPub: Uint8Array,
+  purpose: string,
+  sealed: Uint8Array,
+  nonce: Uint8Array,
+  expectedAddress: string,
+): { ok: true } | { ok: false; reason: CheckFailure; detail: string } {
   let plain: Uint8Array;
   try {
-    plain = open(expect.myPrivateKey, expect.theirPublicKey, SEAL_PURPOSE.keyAnswer, decoded.value.sealed);
+    plain = open(myPrivateKey, theirPub, purpose, sealed);
   } catch (err) {
     return { ok: false, reason: "cannot-open", detail: err instanceof Error ? err.message : String(err) };
   }
   const inner = decodeSafe(() => decodeMessage(KeyAnswerBodySchema, plain, "key answer body", MAX_CHALLENGE_BYTES));
   if (!inner.ok) return inner;
   const body = inner.value;
-  if (!isSameBytes(body.nonce, expect.nonce)) return { ok: false, reason: "wrong-nonce", detail: "the answer does not echo our random value" };
+  if (!isSameBytes(body.nonce, nonce)) return { ok: false, reason: "wrong-nonce", detail: "the answer does not echo our random value" };
   if (body.address !== expectedAddress) {
     return { ok: false, reason: "wrong-address", detail: `the node says it is at ${JSON.stringify(body.address.slice(0, MAX_CHALLENGE_ADDRESS_CHARS))}, expected ${expectedAddress}` };
   }
   return { ok: true };
 }
 
-function decodeSafe<T>(fn: () => T): { ok: true; value: T } | { ok: false; reason: "too-large" | "undecodable"; detail: string } {
+export function decodeSafe<T>(fn: () => T): { ok: true; value: T } | { ok: false; reason: "too-large" | "undecodable"; detail: string } {
   try {
     return { ok: true, value: fn() };
   } catch (err) {

@@ -3,7 +3,7 @@
 // (mesh-service.ts) to run against real or in-memory links and timers.
 //
 // Roles: new → client (--client-only, or no peer to check with) | service (--public) | checking
-// (self-check running) → service | client; a client checks again after a wait that starts short and
+// (waiting for the start help to bring checkers, then the self-check running) → service | client; a client checks again after a wait that starts short and
 // doubles up to the switch interval (checking again); any role → stopped.
 // Service: fills outgoing links, switches 1–2 of them every switch interval, refreshes the pool,
 // asks for help while it knows fewer candidates than mesh_out. Client: asks for help every switch
@@ -21,6 +21,7 @@ import { fill, tick } from "./mesh-upkeep.ts";
 import type { OwnRecord, RebuildOutcome } from "./own-record.ts";
 import type { Sharer } from "./record-merge.ts";
 import { recordAddress } from "./record.ts";
+import { SELF_CHECKERS } from "./self-check.ts";
 
 /** Maintenance tick: replaces lost links, runs the switch plan. Cheap when nothing is missing (no
  *  messages, no scan of the pools), so 1 s keeps "lost links are replaced promptly" without cost. */
@@ -109,6 +110,8 @@ export interface MeshState {
   cachedVersion: number;
   lastSweepAt: number;
   helping: boolean;
+  /** The start self-check waits for the start help to bring checkers (selfCheckReady). */
+  selfCheckWaiting: boolean;
   refreshing: boolean;
   refillPending: boolean;
 }
@@ -210,6 +213,7 @@ export function createMeshState(init: MeshStateInit): MeshState {
     cachedVersion: -1,
     lastSweepAt: 0,
     helping: false,
+    selfCheckWaiting: false,
     refreshing: false,
     refillPending: false,
   };
@@ -230,7 +234,7 @@ export function step(s: MeshState, event: MeshEvent, now: number, rand: Rand): M
     case "helpDone":
       s.helping = false;
       s.help.settle(event.broughtNews);
-      return s.role === "service" ? fill(s, now, rand) : [];
+      return s.role === "service" ? fill(s, now, rand) : selfCheckWhenReady(s, now);
     case "shareDone":
       if (event.refresh) {
         s.refreshing = false;
@@ -269,15 +273,31 @@ function start(s: MeshState, helpTargets: number, now: number): MeshAction[] {
   else if (helpTargets === 0) {
     s.role = "client";
     out.push({ type: "log", level: "warn", msg: "no peers to run the self-check with: this node will not serve (give --peer ADDR, or --public for the first node of a network)" });
-  } else out.push(checkSelf(s, "start", now));
+  } else {
+    // The self-check asks nodes the start help brings (selfCheckWhenReady), not the configured peers
+    // every newcomer knows: they would answer a self-check per join.
+    s.role = "checking";
+    s.selfCheckWaiting = true;
+  }
   out.push({ type: "schedule", timer: "tick", ms: s.settings.tickMs });
   return out;
+}
+
+/** Runs the waiting start self-check once the pool holds SELF_CHECKERS candidates besides the
+ *  configured peers (counted as if all of them were in it), or the start help ended (then with
+ *  whoever it brought, the configured peers filling up). */
+export function selfCheckWhenReady(s: MeshState, now: number): MeshAction[] {
+  if (!s.selfCheckWaiting) return [];
+  if (s.helping && s.candidates.size < SELF_CHECKERS + s.settings.configPeers) return [];
+  s.selfCheckWaiting = false;
+  return [checkSelf(s, "start", now)];
 }
 
 /** Serves when one checker reached us over TLS and QUIC; otherwise stays a client (the tick tries
  *  again every switch interval: the checkers may have been down, a port forward added). */
 function selfCheckDone(s: MeshState, e: Extract<MeshEvent, { type: "selfCheckDone" }>, now: number): MeshAction[] {
   s.lastSelfCheckAt = now;
+  s.selfCheckWaiting = false;
   if (s.role === "service") return [];
   s.recheck.settle(e.reachable);
   if (e.reachable) {

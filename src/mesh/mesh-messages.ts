@@ -1,6 +1,7 @@
 // Encoding and size-checked decoding of the mesh service's messages (proto/mesh.proto; DESIGN §4, STYLE §6).
 // Decoders throw DecodeError / LimitError; handlers turn those into BAD_REQUEST, callers into bans.
 import { create, toBinary } from "@bufbuild/protobuf";
+import { isIP } from "node:net";
 import { DecodeError } from "../errors.ts";
 import { decodeMessage } from "../wire/index.ts";
 import type { NodeRecord } from "../wire/index.ts";
@@ -16,25 +17,57 @@ import {
   type ServerGroup,
 } from "../wire/index.ts";
 import { encodeRecordList } from "./record-bytes.ts";
+import { X25519_KEY_BYTES } from "../constants.ts";
+import { PROOF_NONCE_BYTES, type ProofAsk } from "./helper-proof.ts";
 import { MAX_RECORD_LIST_BYTES, MAX_SMALL_MESSAGE_BYTES, SELF_CHECK_NONCE_BYTES } from "./mesh-service-constants.ts";
 
-export function encodePeersRequest(max: number): Uint8Array {
-  return toBinary(PeersRequestSchema, create(PeersRequestSchema, { max }));
+/** `proof`: ask the helper to prove its record's key in the answer (helper-proof.ts). */
+export function encodePeersRequest(max: number, proof?: ProofAsk): Uint8Array {
+  return toBinary(PeersRequestSchema, create(PeersRequestSchema, { max, proofKey: proof?.key, proofNonce: proof?.nonce }));
 }
 
 /** The `max` of a PeersRequest (0 = "the answerer's default"). An empty payload is max 0. */
 export function decodePeersRequest(bytes: Uint8Array): number {
-  return decodeMessage(PeersRequestSchema, bytes, "peers request", MAX_SMALL_MESSAGE_BYTES).max;
+  return decodePeersAsk(bytes).max;
 }
 
-/** The same bytes as toBinary(PeersAnswerSchema, …), from each record's remembered encoding. */
-export function encodePeersAnswer(records: readonly NodeRecord[]): Uint8Array {
-  return encodeRecordList(records);
+/** A PeersRequest with its proof ask, or null when it asks none. A proof key and value come together,
+ *  X25519_KEY_BYTES and PROOF_NONCE_BYTES long. */
+export function decodePeersAsk(bytes: Uint8Array): { max: number; proof: ProofAsk | null } {
+  const req = decodeMessage(PeersRequestSchema, bytes, "peers request", MAX_SMALL_MESSAGE_BYTES);
+  if (!req.proofKey.length && !req.proofNonce.length) return { max: req.max, proof: null };
+  if (req.proofKey.length !== X25519_KEY_BYTES) throw new DecodeError("peers request", `proof_key must be ${X25519_KEY_BYTES} bytes, got ${req.proofKey.length}`);
+  if (req.proofNonce.length !== PROOF_NONCE_BYTES) throw new DecodeError("peers request", `proof_nonce must be ${PROOF_NONCE_BYTES} bytes, got ${req.proofNonce.length}`);
+  return { max: req.max, proof: { key: req.proofKey, nonce: req.proofNonce } };
+}
+
+/** The same bytes as toBinary(PeersAnswerSchema, …), from each record's remembered encoding; `proof`
+ *  and `observedIp` (fields 2, 3) after the records. */
+export function encodePeersAnswer(records: readonly NodeRecord[], proof?: Uint8Array, observedIp?: string): Uint8Array {
+  const list = encodeRecordList(records);
+  if (!proof?.length && !observedIp) return list;
+  const tail = toBinary(PeersAnswerSchema, create(PeersAnswerSchema, { proof, observedIp }));
+  const out = new Uint8Array(list.length + tail.length);
+  out.set(list, 0);
+  out.set(tail, list.length);
+  return out;
 }
 
 export function decodePeersAnswer(bytes: Uint8Array): NodeRecord[] {
-  return unpinned(decodeMessage(PeersAnswerSchema, bytes, "peers answer", MAX_RECORD_LIST_BYTES).records);
+  return decodePeersReply(bytes).records;
 }
+
+/** The records, the helper's proof (empty when it sent none; its size is checked by checkProof) and the
+ *  IP it saw us at (null when none; an IP address or the answer does not decode). */
+export function decodePeersReply(bytes: Uint8Array): { records: NodeRecord[]; proof: Uint8Array; observedIp: string | null } {
+  const answer = decodeMessage(PeersAnswerSchema, bytes, "peers answer", MAX_RECORD_LIST_BYTES);
+  const ip = answer.observedIp;
+  if (ip && (ip.length > MAX_IP_CHARS || isIP(ip) === 0)) throw new DecodeError("peers answer", `observed_ip ${JSON.stringify(ip.slice(0, MAX_IP_CHARS))} is not an IP address`);
+  return { records: unpinned(answer.records), proof: answer.proof, observedIp: ip || null };
+}
+
+/** Longest IP address text ("ffff:…" with an IPv4 tail is 45). */
+const MAX_IP_CHARS = 64;
 
 /** Encodes a find answer that fits MAX_RECORD_LIST_BYTES: records (best first) and groups are cut from the
  *  end until it does. Records are chosen by strangers (up to 32 kinds each), so a merged answer can outgrow

@@ -4,7 +4,7 @@ import { parseAddress, formatAddress } from "../contracts/index.ts";
 import type { HostPort } from "../contracts/index.ts";
 import type { MeshNet } from "./core-link.ts";
 import type { MeshEvent } from "./mesh-machine.ts";
-import { askForHelp, type HelpTarget } from "./online-help.ts";
+import { askForHelp, type HelpAnswer, type HelpTarget } from "./online-help.ts";
 import type { RecordMerger, Sharer } from "./record-merge.ts";
 import type { SelfChecker } from "./self-check.ts";
 
@@ -21,25 +21,32 @@ export interface RoundDeps {
   countOut(method: string): void;
 }
 
-/** Asks every target at once and merges what they shared (record-merge.ts checks each record). */
-export async function helpRound(d: RoundDeps, targets: readonly HelpTarget[]): Promise<Extract<MeshEvent, { type: "helpDone" }>> {
+/** Asks every target at once and merges what they shared (record-merge.ts checks each record).
+ *  `onObserved`: each helper that told us the IP it saw us at. */
+export async function helpRound(d: RoundDeps, targets: readonly HelpTarget[], onObserved?: (target: HelpTarget, ip: string) => void): Promise<Extract<MeshEvent, { type: "helpDone" }>> {
   const before = d.merger.counters.recordsAdded;
   if (targets.length) {
-    const round = await askForHelp(d.links, targets, { now: d.now(), maxAgeMs: d.maxAgeMs, signal: d.signal, onRequest: d.countOut });
+    const round = await askForHelp(d.links, targets, { now: d.now(), maxAgeMs: d.maxAgeMs, signal: d.signal, onRequest: d.countOut, clock: d.now });
     if (round.conflicts.length) {
       d.bump("helpConflicts", round.conflicts.length);
       d.log("info", "helpers disagree on keys; the key checks decide", { addresses: round.conflicts.slice(0, 5) });
     }
     const merges: Promise<void>[] = [];
+    // A helper is known by the address we dialled (first contact proves no key).
+    const sharerOf = (a: HelpAnswer): Sharer => ({ label: formatAddress(a.target.addr.ip, a.target.addr.port), ip: a.target.addr.ip });
+    // First the helpers' own records their proofs settle (helper-proof.ts), so that another helper's copy
+    // of them is not key-checked (helpers know each other: the configured peers are in each other's pools).
+    for (const a of round.answers) if (!a.lie && a.proof) merges.push(d.merger.merge([a.proof.record], sharerOf(a), a.proof));
     for (const a of round.answers) {
-      // A helper is known by the address we dialled (first contact proves no key).
-      const sharer: Sharer = { label: formatAddress(a.target.addr.ip, a.target.addr.port), ip: a.target.addr.ip };
+      const sharer = sharerOf(a);
       if (a.lie) {
         d.punish(sharer, a.lie);
         continue;
       }
       if (a.error) d.log("debug", "online help failed", { helper: sharer.label, error: a.error });
-      if (a.records.length) merges.push(d.merger.merge(a.records, sharer));
+      if (a.observedIp) onObserved?.(a.target, a.observedIp);
+      const records = a.proof ? a.records.filter((r) => r !== a.proof!.record) : a.records;
+      if (records.length) merges.push(d.merger.merge(records, sharer));
     }
     await Promise.all(merges);
     d.bump("helpRounds");

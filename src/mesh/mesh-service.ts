@@ -14,20 +14,22 @@ import { loadUserBans } from "./ban-list.ts";
 import { systemClock, type TimerHandle } from "../contracts/index.ts";
 import type { CoreLink } from "./core-link.ts";
 import { addMeshRoutes } from "./handlers.ts";
-import { configTargets, recordTargets, shuffle, type AskTarget } from "./help-targets.ts";
+import { configTargets, fillUp, recordTargets, shuffle, targetKey, type AskTarget } from "./help-targets.ts";
 import { bump, createMeshState, step, type MeshAction, type MeshEvent, type MeshState } from "./mesh-machine.ts";
 import { helpRound, selfCheckRound, type RoundDeps } from "./mesh-rounds.ts";
 import { createMeshSearch } from "./mesh-search.ts";
 import type { MeshService, MeshServiceComponents, MeshServiceInit } from "./mesh-service-api.ts";
+import type { HelpTarget } from "./online-help.ts";
 import { candidateKinds, meshCounters, meshStatus, meshSummary, type DriverCounters } from "./mesh-status.ts";
 import { createOwnRecord } from "./own-record.ts";
 import { createPeerSharing } from "./peer-sharing.ts";
 import { readPeerCache, writePeerCache } from "./peer-cache.ts";
 import { checkRecord, recordTcpAddress } from "./record-check.ts";
 import { dialAddress } from "./candidate-pool.ts";
+import { normalizeIp } from "./candidate-addresses.ts";
 import { createRecordMerger, type Sharer } from "./record-merge.ts";
 import { recordNodeId } from "./record.ts";
-import { createSelfChecker } from "./self-check.ts";
+import { createSelfChecker, SELF_CHECKERS } from "./self-check.ts";
 
 export type { MeshRole } from "./mesh-machine.ts";
 export type { CandidateStatus, MeshLinkStatus, MeshServiceStatus, MeshSummary } from "./mesh-status.ts";
@@ -42,6 +44,7 @@ export function createMeshService(components: MeshServiceComponents, init: MeshS
   const rand = components.rand ?? Math.random;
   const now = () => clock.now();
   const peers = configTargets(init.peers, (peer, error) => log.warn("bad peer address skipped", { peer, error }));
+  const peerKeys = new Set(peers.map((p) => targetKey(p.help)));
   const own = createOwnRecord({
     nodeKey,
     host: init.host,
@@ -79,6 +82,8 @@ export function createMeshService(components: MeshServiceComponents, init: MeshS
   let unsubscribe = () => {};
   let removeRoutes = () => {};
   let startTargets: AskTarget[] = [];
+  /** Our IP as each configured peer saw it in the start help. */
+  const peerVotes: string[] = [];
   let cached: NodeRecord[] = [];
   let resolveReady!: () => void;
   const ready = new Promise<void>((r) => (resolveReady = r));
@@ -107,7 +112,7 @@ export function createMeshService(components: MeshServiceComponents, init: MeshS
     count: (dir, method) => (dir === "in" ? countIn(method) : countOut(method)),
     now,
   });
-  const sharing = createPeerSharing({ candidates: s.candidates, ownRecord: () => own.current(), shareCount: init.shareCount, rand, countOut });
+  const sharing = createPeerSharing({ candidates: s.candidates, ownRecord: () => own.current(), nodeKey, shareCount: init.shareCount, rand, countOut });
   const selfChecker = createSelfChecker({ udp });
   const rounds = (): RoundDeps => ({ links, merger, punish, maxAgeMs: s.settings.recordMaxAgeMs, bump: (k, n) => bump(s.events, k, n), log: (level, msg, f) => log[level](msg, f), now, signal: lifetime.signal, countOut });
 
@@ -155,10 +160,17 @@ export function createMeshService(components: MeshServiceComponents, init: MeshS
       case "requestHelp":
         return help(a.from);
       case "selfCheck": {
-        const targets = (a.from === "start" ? startTargets : knownTargets()).map((x) => x.udp);
+        const targets = selfCheckTargets().map((x) => x.udp);
         return selfCheckRound({ punish, signal: lifetime.signal, countOut }, selfChecker, targets, { tcpPort: components.tcpPort(), udpPort: udp.port }).then(
           ({ report, event }) => {
             d.selfCheck = report;
+            // Our address (on a wildcard host) is what the configured peers saw, as when they were the
+            // checkers: self-checkers from the pool confirm reachability but cannot outvote them.
+            const seen = a.from === "start" ? peersSawIp() : null;
+            if (seen && (event.observedIp === null || normalizeIp(event.observedIp) !== seen)) {
+              log.info("self-checkers saw another IP than the configured peers; the peers' view is kept", { checkers: event.observedIp, peers: seen });
+              return dispatch({ ...event, observedIp: seen });
+            }
             return dispatch(event);
           },
           (err) => dispatch({ type: "selfCheckDone", reachable: false, observedIp: null, detail: { error: errorLine(err) } }),
@@ -186,15 +198,43 @@ export function createMeshService(components: MeshServiceComponents, init: MeshS
     await dispatch({ type: "shareDone", refresh, broughtNews: merger.counters.recordsAdded > before });
   }
 
-  /** Addresses to ask: the configured peers, then known candidates. */
+  /** Helpers for a later round: known candidates first, the configured peers only to fill up (every
+   *  newcomer asks them at start; a starved node asking them again would load them once per join). */
   function knownTargets(): AskTarget[] {
-    return [...shuffle([...peers], rand), ...recordTargets(s.candidates.pickForSwitch(init.peersHelp, rand), (r) => s.candidates.get(recordNodeId(r))?.proven ?? [])].slice(0, init.peersHelp);
+    const known = candidateTargets(s.candidates.pickForSwitch(init.peersHelp + peers.length, rand));
+    return fillUp(known, peers, init.peersHelp, rand);
+  }
+
+  /** Self-checkers: SELF_CHECKERS random candidates, the configured peers filling up; at start with an
+   *  empty pool, the start targets. */
+  function selfCheckTargets(): AskTarget[] {
+    const known = candidateTargets(shuffle(s.candidates.list().map((c) => c.record), rand));
+    const out = fillUp(known, peers, SELF_CHECKERS, rand);
+    return out.length ? out : startTargets.slice(0, SELF_CHECKERS);
+  }
+
+  /** The IP most configured peers saw us at in the start help, or null. */
+  function peersSawIp(): string | null {
+    const votes = new Map<string, number>();
+    for (const ip of peerVotes.map(normalizeIp)) votes.set(ip, (votes.get(ip) ?? 0) + 1);
+    let best: string | null = null;
+    let n = 0;
+    for (const [ip, v] of votes) if (v > n) [best, n] = [ip, v];
+    return best;
+  }
+
+  /** Targets of candidates (their proven addresses) that are not configured peers. */
+  function candidateTargets(records: NodeRecord[]): AskTarget[] {
+    return recordTargets(records, (r) => s.candidates.get(recordNodeId(r))?.proven ?? [])
+      .filter((t) => !peerKeys.has(targetKey(t.help)))
+      .map((t) => ({ ...t, help: { ...t.help, known: true } }));
   }
 
   async function help(from: "start" | "known"): Promise<void> {
     const targets = from === "start" ? startTargets : knownTargets();
     const cacheMerge = from === "start" ? merger.merge(cached, null) : Promise.resolve();
-    const event = await Promise.all([helpRound(rounds(), targets.map((x) => x.help)), cacheMerge]).then(
+    const observed = from === "start" ? (t: HelpTarget, ip: string) => void (peerKeys.has(targetKey(t)) && peerVotes.push(ip)) : undefined;
+    const event = await Promise.all([helpRound(rounds(), targets.map((x) => x.help), observed), cacheMerge]).then(
       ([done]) => done,
       (err) => (log.error("online help failed", { error: errorLine(err) }), { type: "helpDone", broughtNews: false } as const),
     );

@@ -3,7 +3,7 @@
 // peer cache. Pure parts of the step (mesh-machine.ts): they change the state and return actions.
 import { dialAddress, type Rand } from "./candidate-pool.ts";
 import { pickDials } from "./dialer.ts";
-import { askHelp, bump, checkSelf, logRebuild, type MeshAction, type MeshState } from "./mesh-machine.ts";
+import { askHelp, bump, checkSelf, logRebuild, selfCheckWhenReady, type MeshAction, type MeshState } from "./mesh-machine.ts";
 import { MESH_CLOSE } from "./mesh-service-constants.ts";
 import { recordNodeId } from "./record.ts";
 
@@ -42,7 +42,8 @@ export function tick(s: MeshState, now: number, rand: Rand): MeshAction[] {
     // we knew is gone): ask again, backing off while it brings nothing.
     const starved = () => settings.helpWhenStarved && s.meshPool.deficit() > 0 && s.dials.dialing.size === 0 && dialableCount(s, now) === 0;
     if (!s.helping && now - s.lastHelpAt > s.help.waitMs && (s.candidates.size < s.meshPool.maxOut || starved())) out.push(askHelp(s, "known", now));
-  } else if (s.role === "client") {
+  } else if (s.selfCheckWaiting) out.push(...selfCheckWhenReady(s, now));
+  else if (s.role === "client") {
     if (!settings.clientOnly && now - s.lastSelfCheckAt > s.recheck.waitMs && (settings.configPeers > 0 || s.candidates.size > 0)) {
       out.push(checkSelf(s, "known", now));
     }

@@ -1,7 +1,9 @@
 // Online help: a node that knows only addresses asks several of them at once for node records (DESIGN §3 first contact; seed 001 §节点组网).
 //
 // 1. Dial each helper as first contact (untrusted WSS: the link is good for this and nothing else).
-// 2. Ask `mesh.peers`; the answer is the helper's own record (if it serves) and a sample of its pool.
+// 2. Ask `mesh.peers`; the answer is the helper's own record (if it serves) and a sample of its pool,
+//    and the proof of its own record's key at the address we dialled (helper-proof.ts): that record
+//    needs no key check of its own.
 // 3. Cross-check across answers: every record must verify (a helper sending a forged or broken
 //    record is a liar), a helper given with "#key" must not be contradicted about its own address,
 //    and addresses claimed by different keys in different answers are reported as conflicts. The
@@ -13,9 +15,11 @@ import { Status, statusName } from "../wire/index.ts";
 import type { NodeRecord } from "../wire/index.ts";
 import { addressKeys, normalizeIp } from "./candidate-pool.ts";
 import type { MeshNet } from "./core-link.ts";
-import { decodePeersAnswer, encodePeersRequest } from "./mesh-messages.ts";
+import { checkProof, dialledAddressOf, makeProofAsk, type ProofExpect } from "./helper-proof.ts";
+import { decodePeersReply, encodePeersRequest } from "./mesh-messages.ts";
+import type { RecordCheckResult } from "./record-check.ts";
 import { METHOD } from "../rpc/index.ts";
-import { isRelayBlameless, recordNodeId, verifyRecord } from "./record.ts";
+import { checkableAddresses, formatNodeAddress, isRelayBlameless, recordNodeId, verifyRecord } from "./record.ts";
 
 /** Timeout of one online-help exchange (dial + mesh.peers), in ms. */
 const HELP_TIMEOUT_MS = 5_000;
@@ -27,6 +31,8 @@ export interface HelpTarget {
   addr: HostPort;
   /** The helper's X25519 key when the address carried "#key" or came from a record. */
   publicKey?: Uint8Array;
+  /** Already a checked candidate of ours: its proof would settle nothing, so none is asked. */
+  known?: boolean;
 }
 
 export interface HelpAnswer {
@@ -37,6 +43,12 @@ export interface HelpAnswer {
   error: string | null;
   /** Set when the helper sent something malformed or forged: the caller bans it. */
   lie: string | null;
+  /** The outcome of the helper's proof of its own record's key (helper-proof.ts), as a key check of
+   *  that record would give it; null when it sent none or its first record does not name the dialled
+   *  address (then that record is key-checked as any other). */
+  proof: { record: NodeRecord; result: RecordCheckResult } | null;
+  /** Our IP as the helper saw it (PeersAnswer observed_ip), or null. */
+  observedIp: string | null;
 }
 
 export interface HelpRound {
@@ -49,7 +61,7 @@ export interface HelpRound {
 export async function askForHelp(
   links: Pick<MeshNet, "dialUntrusted">,
   targets: readonly HelpTarget[],
-  opts: { now: number; maxAgeMs?: number; signal?: AbortSignal; onRequest?: (method: string) => void },
+  opts: HelpOptions,
 ): Promise<HelpRound> {
   const answers = await Promise.all(targets.map((t) => askOne(links, t, opts)));
   // Cross-check: which node ids each address is given to, across helpers.
@@ -68,8 +80,20 @@ export async function askForHelp(
   return { answers, conflicts };
 }
 
-async function askOne(links: Pick<MeshNet, "dialUntrusted">, target: HelpTarget, opts: { now: number; maxAgeMs?: number; signal?: AbortSignal; onRequest?: (method: string) => void }): Promise<HelpAnswer> {
-  const out: HelpAnswer = { target, records: [], error: null, lie: null };
+export interface HelpOptions {
+  now: number;
+  maxAgeMs?: number;
+  signal?: AbortSignal;
+  onRequest?: (method: string) => void;
+  /** Clock of the round trip a proven helper record gets as its RTT. @default performance.now */
+  clock?: () => number;
+}
+
+async function askOne(links: Pick<MeshNet, "dialUntrusted">, target: HelpTarget, opts: HelpOptions): Promise<HelpAnswer> {
+  const out: HelpAnswer = { target, records: [], error: null, lie: null, proof: null, observedIp: null };
+  const now = opts.clock ?? (() => performance.now());
+  const t0 = now();
+  const proofAsk = target.known ? null : makeProofAsk();
   let link;
   try {
     link = await links.dialUntrusted(target.addr, { signal: opts.signal, timeoutMs: HELP_TIMEOUT_MS });
@@ -79,14 +103,17 @@ async function askOne(links: Pick<MeshNet, "dialUntrusted">, target: HelpTarget,
   }
   try {
     opts.onRequest?.(METHOD.mesh.peers);
-    const answer = await link.request(METHOD.mesh.peers, encodePeersRequest(HELP_RECORDS_WANTED), { signal: opts.signal, timeoutMs: HELP_TIMEOUT_MS });
+    const answer = await link.request(METHOD.mesh.peers, encodePeersRequest(HELP_RECORDS_WANTED, proofAsk?.ask), { signal: opts.signal, timeoutMs: HELP_TIMEOUT_MS });
     if (answer.status !== Status.OK) {
       out.error = `${statusName(answer.status)} ${answer.error}`.trim();
       return out;
     }
+    const rttMs = now() - t0;
     let records: NodeRecord[];
+    let proof: Uint8Array;
+    let observedIp: string | null;
     try {
-      records = decodePeersAnswer(answer.payload);
+      ({ records, proof, observedIp } = decodePeersReply(answer.payload));
     } catch (err) {
       out.lie = `undecodable peers answer: ${errorLine(err)}`;
       return out;
@@ -111,6 +138,8 @@ async function askOne(links: Pick<MeshNet, "dialUntrusted">, target: HelpTarget,
       }
     }
     out.records = valid;
+    out.observedIp = observedIp;
+    if (proofAsk && proof.length && valid[0]) out.proof = judgeProof(proofAsk.expect, valid[0], proof, target.addr, rttMs);
     return out;
   } catch (err) {
     out.error = errorLine(err);
@@ -118,4 +147,15 @@ async function askOne(links: Pick<MeshNet, "dialUntrusted">, target: HelpTarget,
   } finally {
     link.close();
   }
+}
+
+/** Step 3 of helper-proof.ts for the helper's first record: a proof that holds proves the record at the
+ *  dialled address, one that does not is a failed key check of that record. A record with several
+ *  addresses to check (a dual-stack node) is key-checked at each as before: the proof covers one. */
+function judgeProof(expect: ProofExpect, rec: NodeRecord, proof: Uint8Array, dialled: HostPort, rttMs: number): HelpAnswer["proof"] {
+  const at = dialledAddressOf(rec, dialled);
+  if (!at || checkableAddresses(rec).length !== 1) return null;
+  const check = checkProof(expect, rec.publicKey, proof, formatNodeAddress(at));
+  if (!check.ok) return { record: rec, result: { ok: false, kind: "key-mismatch", detail: `helper proof: ${check.reason}: ${check.detail}` } };
+  return { record: rec, result: { ok: true, rttMs, proven: [at] } };
 }

@@ -1,7 +1,8 @@
 // Peer sharing (seed 001 §候选池: 每次新建连接时交换候选; DESIGN §5): the `mesh.peers` answer, one
 // function for both transports, and the exchange we run on each new mesh link (and on pool refresh).
 //
-// Answer: our own record (while we serve) first, then
+// Answer: our own record (while we serve) first, and the proof of its key when the asker asks for one
+// (helper-proof.ts), then
 // - to a mesh peer or a first contact over WSS: a random sample of ~mesh_share candidates (not the
 //   asker's own record), as the seed's exchange asks;
 // - to an app over QUIC (`findings peers`): the shortlist by RTT, up to MAX_PEERS_ANSWER_RECORDS.
@@ -12,7 +13,10 @@ import type { NodeRecord } from "../wire/index.ts";
 import type { CandidatePool, Rand } from "./candidate-pool.ts";
 import type { CoreLink } from "./core-link.ts";
 import type { RpcReply } from "../rpc/index.ts";
-import { decodePeersAnswer, decodePeersRequest, encodePeersAnswer, encodePeersRequest } from "./mesh-messages.ts";
+import type { NodeKey } from "../identity/index.ts";
+import { answerProof } from "./helper-proof.ts";
+import { decodePeersAnswer, decodePeersAsk, encodePeersAnswer, encodePeersRequest } from "./mesh-messages.ts";
+import { addressReachedAt } from "./record.ts";
 import { METHOD } from "../rpc/index.ts";
 import { MAX_PEERS_ANSWER_RECORDS } from "./mesh-service-constants.ts";
 import { createRateLimiter, type RateLimiter } from "./search-rate-limit.ts";
@@ -29,6 +33,9 @@ export interface PeersAsker {
   /** The asker's node id, left out of the sample. */
   peerId?: string | null;
   banned: boolean;
+  /** The connection's ends: the proof vouches for the address of our record it reached; the remote
+   *  one is told to an asker of a proof (PeersAnswer observed_ip). */
+  reached?: { localIp?: string; remoteIp?: string };
 }
 
 export interface PeerSharing {
@@ -41,6 +48,9 @@ export interface PeerSharing {
 export interface PeerSharingInit {
   candidates: CandidatePool;
   ownRecord(): NodeRecord | undefined;
+  /** Our key, for the proof of our record's key a first contact may ask (helper-proof.ts); without it
+   *  no proof is given. */
+  nodeKey?: NodeKey;
   /** @default PEERS_RATE_PER_S, PEERS_BURST per asker */
   limiter?: RateLimiter;
   /** config `mesh_share`. */
@@ -57,21 +67,30 @@ export function createPeerSharing(init: PeerSharingInit): PeerSharing {
     answer(payload, asker, now) {
       if (asker.banned) return { status: Status.REFUSED, error: "banned" };
       if (!limiter.allow(asker.rateKey, now)) return { status: Status.RATE_LIMITED, error: "too many peers requests; slow down" };
-      let max: number;
+      let ask: ReturnType<typeof decodePeersAsk>;
       try {
-        max = decodePeersRequest(payload);
+        ask = decodePeersAsk(payload);
       } catch (err) {
         return { status: Status.BAD_REQUEST, error: errorLine(err) };
       }
+      const { max } = ask;
       const own = init.ownRecord();
       const mine = own ? [own] : [];
+      // The proof of our own record's key, when asked and while we serve (helper-proof.ts).
+      let proof: Uint8Array | undefined;
+      const observedIp = ask.proof ? asker.reached?.remoteIp : undefined;
+      if (ask.proof && own && init.nodeKey) {
+        const proved = answerProof(init.nodeKey, ask.proof, addressReachedAt(own, asker.reached ?? {}));
+        if (!proved.ok) return { status: Status.BAD_REQUEST, error: `proof: ${proved.reason}: ${proved.detail}` };
+        proof = proved.proof;
+      }
       if (asker.via === "link") {
         const n = Math.min(max || shareCount, shareCount);
-        return { status: Status.OK, payload: encodePeersAnswer([...mine, ...candidates.share(n, asker.peerId ?? undefined, init.rand)]) };
+        return { status: Status.OK, payload: encodePeersAnswer([...mine, ...candidates.share(n, asker.peerId ?? undefined, init.rand)], proof, observedIp) };
       }
       const n = Math.min(max || MAX_PEERS_ANSWER_RECORDS, MAX_PEERS_ANSWER_RECORDS);
       const sorted = candidates.list().sort((a, b) => (a.rttMs ?? Infinity) - (b.rttMs ?? Infinity));
-      return { status: Status.OK, payload: encodePeersAnswer([...mine, ...sorted.map((c) => c.record)].slice(0, n)) };
+      return { status: Status.OK, payload: encodePeersAnswer([...mine, ...sorted.map((c) => c.record)].slice(0, n), proof, observedIp) };
     },
     async ask(link, opts) {
       let answer: Envelope;

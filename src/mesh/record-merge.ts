@@ -80,14 +80,24 @@ export interface MergeCounters {
   checksThrottled: number;
   /** New records left unchecked because the improvement budget was spent. */
   checksDeferred: number;
+  /** Checks settled by a helper's proof instead of a key check (also counted as ok or key-failed). */
+  checksByProof: number;
 }
 
 export interface RecordMerger {
-  /** Steps 1–4; resolves when the checks this batch started are done. Never throws. */
-  merge(records: readonly NodeRecord[], sharer: Sharer | null): Promise<void>;
+  /** Steps 1–4; resolves when the checks this batch started are done. Never throws. `checked`: one of
+   *  the records whose key check is already done (a helper's proof of its own record, helper-proof.ts):
+   *  its result stands for the check, which then costs no request and takes no budget. */
+  merge(records: readonly NodeRecord[], sharer: Sharer | null, checked?: PreChecked | null): Promise<void>;
   readonly counters: MergeCounters;
   /** Checks running or queued. */
   readonly pending: number;
+}
+
+/** A record with the result of a check already made. */
+export interface PreChecked {
+  record: NodeRecord;
+  result: RecordCheckResult;
 }
 
 interface InFlight {
@@ -98,7 +108,7 @@ interface InFlight {
 
 export function createRecordMerger(c: RecordMergerComponents): RecordMerger {
   const maxChecks = c.maxConcurrentChecks ?? MAX_CONCURRENT_KEY_CHECKS;
-  const counters: MergeCounters = { recordsReceived: 0, recordsRefreshed: 0, checksOk: 0, checksKeyFailed: 0, checksUnreachable: 0, recordsAdded: 0, badRecords: 0, checksThrottled: 0, checksDeferred: 0 };
+  const counters: MergeCounters = { recordsReceived: 0, recordsRefreshed: 0, checksOk: 0, checksKeyFailed: 0, checksUnreachable: 0, recordsAdded: 0, badRecords: 0, checksThrottled: 0, checksDeferred: 0, checksByProof: 0 };
   let budget = IMPROVEMENT_CHECKS_BURST;
   let budgetAt = c.now();
   const takeImprovementCheck = (now: number) => {
@@ -141,7 +151,7 @@ export function createRecordMerger(c: RecordMergerComponents): RecordMerger {
     }
   }
 
-  function checkShared(rec: NodeRecord, sharer: Sharer | null): Promise<void> {
+  function checkShared(rec: NodeRecord, sharer: Sharer | null, done?: RecordCheckResult): Promise<void> {
     const key = fingerprint(rec);
     const existing = inFlight.get(key);
     if (existing) {
@@ -150,8 +160,11 @@ export function createRecordMerger(c: RecordMergerComponents): RecordMerger {
       return existing.done;
     }
     const entry: InFlight = { sharers: sharer ? [sharer] : [], fromCache: sharer === null, done: Promise.resolve() };
-    entry.done = slot(async () => {
-      const result = await c.check(rec);
+    // A check already made takes no slot: it sends nothing.
+    const run = (fn: () => Promise<void>) => (done ? fn() : slot(fn));
+    entry.done = run(async () => {
+      if (done) counters.checksByProof++;
+      const result = done ?? (await c.check(rec));
       const now = c.now();
       if (result.ok) {
         counters.checksOk++;
@@ -179,7 +192,7 @@ export function createRecordMerger(c: RecordMergerComponents): RecordMerger {
     get pending() {
       return inFlight.size;
     },
-    async merge(records, sharer) {
+    async merge(records, sharer, checked) {
       const now = c.now();
       counters.recordsReceived += records.length;
       if (sharer && banned(sharer, now)) return;
@@ -198,8 +211,11 @@ export function createRecordMerger(c: RecordMergerComponents): RecordMerger {
         counters.recordsRefreshed++;
         c.pool.add(rec, now);
       }
+      // A record already checked costs nothing more: neither cooldowns, throttles nor the budget hold it back.
+      const pre = checked ? plan.check.find((rec) => rec === checked.record) : undefined;
+      const rest = pre ? plan.check.filter((rec) => rec !== pre) : plan.check;
       // A node that did not answer a check or a dial lately is not checked again yet.
-      let toCheck = plan.check.filter((rec) => !dials.cooling(recordNodeId(rec), now));
+      let toCheck = rest.filter((rec) => !dials.cooling(recordNodeId(rec), now));
       if (sharer && toCheck.length && recentFailures(sharer, now) >= MAX_FAILED_INTRODUCTIONS) {
         counters.checksThrottled += toCheck.length;
         toCheck = [];
@@ -212,7 +228,7 @@ export function createRecordMerger(c: RecordMergerComponents): RecordMerger {
           return false;
         });
       }
-      await Promise.all(toCheck.map((rec) => checkShared(rec, sharer)));
+      await Promise.all([...(pre ? [checkShared(pre, sharer, checked!.result)] : []), ...toCheck.map((rec) => checkShared(rec, sharer))]);
     },
   };
 }

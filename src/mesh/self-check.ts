@@ -22,6 +22,9 @@ import { MAX_SMALL_MESSAGE_BYTES, SELF_CHECK_NONCE_BYTES } from "./mesh-service-
 const SELF_CHECK_TIMEOUT_MS = 8_000;
 /** Self-check: one dial-back (TCP or QUIC) on the checker's side, in ms. */
 const SELF_CHECK_DIAL_BACK_TIMEOUT_MS = 3_000;
+/** Checkers asked at once: one that reaches us is enough; a few, so that one busy or hostile checker
+ *  does not keep us from serving. */
+export const SELF_CHECKERS = 3;
 /** Self-checks one source IP may ask of us: each makes us dial twice. 1 per 10 s, bursts of 3. */
 export const SELF_CHECK_RATE_PER_S = 0.1;
 export const SELF_CHECK_BURST = 3;

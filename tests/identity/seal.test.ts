@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
-import { generateNodeKey } from "../../src/identity/node-key.ts";
-import { open, seal } from "../../src/identity/seal.ts";
+import { generateNodeKey, nodeKeyFromPrivate } from "../../src/identity/node-key.ts";
+import { ephemeralKeyPair, open, seal } from "../../src/identity/seal.ts";
 import { SealError } from "../../src/errors.ts";
 import { SEAL_PURPOSE } from "../../src/constants.ts";
 
@@ -16,6 +16,14 @@ describe("sealed boxes", () => {
     expect(open(b.privateKey, a.publicKey, SEAL_PURPOSE.meshBootstrap, box)).toEqual(msg);
     const back = seal(b.privateKey, a.publicKey, SEAL_PURPOSE.meshBootstrap, msg);
     expect(open(a.privateKey, b.publicKey, SEAL_PURPOSE.meshBootstrap, back)).toEqual(msg);
+  });
+
+  test("an ephemeral key pair is a real X25519 pair: boxes to and from it open, and each call gives another", () => {
+    const e = ephemeralKeyPair();
+    expect(e.publicKey).toEqual(nodeKeyFromPrivate(e.privateKey).publicKey);
+    expect(open(a.privateKey, e.publicKey, SEAL_PURPOSE.keyAnswer, seal(e.privateKey, a.publicKey, SEAL_PURPOSE.keyAnswer, msg))).toEqual(msg);
+    expect(open(e.privateKey, a.publicKey, SEAL_PURPOSE.keyAnswer, seal(a.privateKey, e.publicKey, SEAL_PURPOSE.keyAnswer, msg))).toEqual(msg);
+    expect(ephemeralKeyPair().privateKey).not.toEqual(e.privateKey);
   });
 
   test("uses a fresh nonce each time", () => {

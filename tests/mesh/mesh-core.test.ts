@@ -5,7 +5,9 @@
 import { clone } from "@bufbuild/protobuf";
 import { afterEach, describe, expect, test } from "bun:test";
 import { generateNodeKey } from "../../src/identity/node-key.ts";
-import { encodePeersAnswer } from "../../src/mesh/mesh-messages.ts";
+import { decodeSelfCheckAnswer, encodePeersAnswer, encodeSelfCheckAnswer } from "../../src/mesh/mesh-messages.ts";
+import { answerSelfCheck } from "../../src/mesh/self-check.ts";
+import type { RpcHandler } from "../../src/rpc/policy.ts";
 import { MESH_CLOSE } from "../../src/mesh/mesh-service-constants.ts";
 import { METHOD } from "../../src/rpc/methods.ts";
 import { open } from "../rpc/open-policy.ts";
@@ -67,6 +69,44 @@ describe("a network of mesh cores over memory links", () => {
       });
       expect(n.mesh.candidateKinds().sort((x, y) => x.id.localeCompare(y.id))).toEqual(st.candidates.map((c) => ({ id: c.id, kinds: c.kinds })).sort((x, y) => x.id.localeCompare(y.id)));
     }
+  });
+
+  test("a newcomer merges its helper's record on the helper's proof and self-checks with nodes the help brought, not the helper", async () => {
+    const nodes = await network(8);
+    await sim.clock.advance(30_000);
+    const seed = nodes[0]!;
+    const seedIn = () => ({ ...seed.mesh.status().counters.messagesIn });
+    const before = seedIn();
+    const late = await sim.add(20, { peers: [`${ipOf(0)}:${PORT}`] });
+    await sim.until("the newcomer serves", () => late.mesh.role === "service", 30_000);
+    const after = seedIn();
+    const st = late.mesh.status();
+    expect(st.candidates.map((c) => c.id)).toContain(seed.key.nodeId);
+    expect(st.counters.events.checksByProof).toBeGreaterThanOrEqual(1);
+    // The seed was asked for help once and neither key-checked nor asked for the self-check.
+    expect((after[METHOD.mesh.peers] ?? 0) - (before[METHOD.mesh.peers] ?? 0)).toBe(1);
+    expect(after[METHOD.mesh.keyCheck] ?? 0).toBe(before[METHOD.mesh.keyCheck] ?? 0);
+    expect(after[METHOD.mesh.selfCheck] ?? 0).toBe(before[METHOD.mesh.selfCheck] ?? 0);
+    expect(st.selfCheck).toMatchObject({ reachable: true, observedIp: ipOf(20) });
+    expect(st.selfCheck!.results.map((r) => r.checker)).not.toContain(`${ipOf(0)}:${PORT}`);
+  });
+
+  test("on a wildcard host the newcomer's IP is the one its configured peers saw: self-checkers from the pool that claim another cannot set it", async () => {
+    const nodes = await network(8);
+    await sim.clock.advance(30_000);
+    // Every node but the seed reaches the asker (real dial-backs) and then lies about the IP it saw.
+    for (const n of nodes.slice(1)) {
+      const handler: RpcHandler = async (payload, ctx) => {
+        const real = await answerSelfCheck({ udp: n.net.udp, links: n.net.links }, payload, ctx.remote.ip);
+        const said = decodeSelfCheckAnswer(real.payload!);
+        return { status: real.status, payload: encodeSelfCheckAnswer({ ...said, observedIp: "10.9.9.9" }) };
+      };
+      n.net.udp.router.add(METHOD.mesh.selfCheck, open(handler, { transports: ["quic"] }), { replace: true });
+    }
+    const late = await sim.add(20, { host: "0.0.0.0", peers: [`${ipOf(0)}:${PORT}`] });
+    await sim.until("the newcomer serves", () => late.mesh.role === "service", 30_000);
+    expect(late.mesh.status().selfCheck).toMatchObject({ reachable: true, observedIp: "10.9.9.9" });
+    expect(late.mesh.record()!.addresses[0]!.ip).toBe(ipOf(20));
   });
 
   test("a lost node's links are refilled from other candidates", async () => {

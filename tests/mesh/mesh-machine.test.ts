@@ -9,6 +9,7 @@ import { MESH_CLOSE } from "../../src/mesh/mesh-service-constants.ts";
 import { createOwnRecord } from "../../src/mesh/own-record.ts";
 import { buildRecord } from "../../src/mesh/record.ts";
 import type { NodeRecord } from "../../src/wire/gen/findings_pb.ts";
+import { SELF_CHECKERS } from "../../src/mesh/self-check.ts";
 import { seeded } from "../seeded.ts";
 
 const T0 = 1_800_000_000_000;
@@ -59,13 +60,32 @@ describe("roles", () => {
     expect(pub.own.current()).toBeDefined();
     expect(acts).toContainEqual({ type: "schedule", timer: "refill", ms: pub.settings.refillDelayMs });
 
+    // The self-check waits for the start help: its checkers come from the records the help brings.
     const checking = machine();
-    expect(types(step(checking, { type: "start", helpTargets: 2 }, T0, rand))).toEqual(["requestHelp", "selfCheck", "schedule"]);
+    expect(types(step(checking, { type: "start", helpTargets: 2 }, T0, rand))).toEqual(["requestHelp", "schedule"]);
     expect(checking.role).toBe("checking");
+    expect(step(checking, { type: "helpDone", broughtNews: true }, T0 + 500, rand)).toEqual([{ type: "selfCheck", from: "start" }]);
+    expect(types(step(checking, { type: "tick" }, T0 + 1_000, rand))).not.toContain("selfCheck");
 
     const alone = machine({ configPeers: 0 });
     step(alone, { type: "start", helpTargets: 0 }, T0, rand);
     expect(alone.role).toBe("client");
+  });
+
+  test("the start self-check runs while the help still runs once the pool holds SELF_CHECKERS candidates besides the configured peers", () => {
+    const s = machine({ configPeers: 2 });
+    step(s, { type: "start", helpTargets: 2 }, T0, rand);
+    // Each in its own network, so the pool's per-prefix limit keeps them all.
+    const add = (i: number) =>
+      s.candidates.add(buildRecord(generateNodeKey(), { addresses: [{ ip: `203.${i}.0.1`, udpPort: 7788, tcpPort: 7788 }], spki: "cd".repeat(32), seq: 1, now: T0 }), T0, { rttMs: 10 });
+    for (let i = 1; i < SELF_CHECKERS + 2; i++) add(i);
+    expect(types(step(s, { type: "tick" }, T0 + 1_000, rand))).not.toContain("selfCheck");
+    add(50);
+    expect(step(s, { type: "tick" }, T0 + 2_000, rand)).toContainEqual({ type: "selfCheck", from: "start" });
+    expect(s.role).toBe("checking");
+    // Once: neither the next tick nor the help's end asks again.
+    expect(types(step(s, { type: "tick" }, T0 + 3_000, rand))).not.toContain("selfCheck");
+    expect(types(step(s, { type: "helpDone", broughtNews: true }, T0 + 3_500, rand))).not.toContain("selfCheck");
   });
 
   test("a failed self-check makes a client that checks again soon, then less often up to the switch interval; a passed one serves", () => {

@@ -15,9 +15,13 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file mesh.proto.
  */
 export const file_mesh: GenFile = /*@__PURE__*/
-  fileDesc("CgptZXNoLnByb3RvEgtmaW5kaW5ncy52MSIbCgxQZWVyc1JlcXVlc3QSCwoDbWF4GAEgASgNIjcKC1BlZXJzQW5zd2VyEigKB3JlY29yZHMYASADKAsyFy5maW5kaW5ncy52MS5Ob2RlUmVjb3JkIlIKC0ZpbmRSZXF1ZXN0EhIKCnJlcXVlc3RfaWQYASABKAwSDAoEa2luZBgCIAEoCRIMCgRob3BzGAMgASgNEhMKC21heF9hbnN3ZXJzGAQgASgNIloKC1NlcnZlckdyb3VwEgwKBGtpbmQYASABKAkSFQoNc3Rha2VfYWRkcmVzcxgCIAEoCRIQCghub2RlX2lkcxgDIAMoCRIUCgxpZGVudGl0eV9pZHMYBCADKAkiYAoKRmluZEFuc3dlchIoCgdyZWNvcmRzGAEgAygLMhcuZmluZGluZ3MudjEuTm9kZVJlY29yZBIoCgZncm91cHMYAiADKAsyGC5maW5kaW5ncy52MS5TZXJ2ZXJHcm91cCIyCgxLZXlDaGFsbGVuZ2USEgoKcHVibGljX2tleRgBIAEoDBIOCgZzZWFsZWQYAiABKAwiGwoJS2V5QW5zd2VyEg4KBnNlYWxlZBgBIAEoDCI1Cg1LZXlBbnN3ZXJCb2R5Eg0KBW5vbmNlGAEgASgMEg8KB2FkZHJlc3MYAiABKAlKBAgDEAQiRQoQU2VsZkNoZWNrUmVxdWVzdBIQCgh0Y3BfcG9ydBgBIAEoDRIQCgh1ZHBfcG9ydBgCIAEoDRINCgVub25jZRgDIAEoDCJUCg9TZWxmQ2hlY2tBbnN3ZXISEwoLb2JzZXJ2ZWRfaXAYASABKAkSFQoNdGNwX3JlYWNoYWJsZRgCIAEoCBIVCg11ZHBfcmVhY2hhYmxlGAMgASgIIkoKDU5vZGVMaW5rSGVsbG8SDwoHbmV0d29yaxgBIAEoCRIoCgdyZWNvcmRzGAIgAygLMhcuZmluZGluZ3MudjEuTm9kZVJlY29yZGIGcHJvdG8z", [file_findings]);
+  fileDesc("CgptZXNoLnByb3RvEgtmaW5kaW5ncy52MSJDCgxQZWVyc1JlcXVlc3QSCwoDbWF4GAEgASgNEhEKCXByb29mX2tleRgCIAEoDBITCgtwcm9vZl9ub25jZRgDIAEoDCJbCgtQZWVyc0Fuc3dlchIoCgdyZWNvcmRzGAEgAygLMhcuZmluZGluZ3MudjEuTm9kZVJlY29yZBINCgVwcm9vZhgCIAEoDBITCgtvYnNlcnZlZF9pcBgDIAEoCSJSCgtGaW5kUmVxdWVzdBISCgpyZXF1ZXN0X2lkGAEgASgMEgwKBGtpbmQYAiABKAkSDAoEaG9wcxgDIAEoDRITCgttYXhfYW5zd2VycxgEIAEoDSJaCgtTZXJ2ZXJHcm91cBIMCgRraW5kGAEgASgJEhUKDXN0YWtlX2FkZHJlc3MYAiABKAkSEAoIbm9kZV9pZHMYAyADKAkSFAoMaWRlbnRpdHlfaWRzGAQgAygJImAKCkZpbmRBbnN3ZXISKAoHcmVjb3JkcxgBIAMoCzIXLmZpbmRpbmdzLnYxLk5vZGVSZWNvcmQSKAoGZ3JvdXBzGAIgAygLMhguZmluZGluZ3MudjEuU2VydmVyR3JvdXAiMgoMS2V5Q2hhbGxlbmdlEhIKCnB1YmxpY19rZXkYASABKAwSDgoGc2VhbGVkGAIgASgMIhsKCUtleUFuc3dlchIOCgZzZWFsZWQYASABKAwiNQoNS2V5QW5zd2VyQm9keRINCgVub25jZRgBIAEoDBIPCgdhZGRyZXNzGAIgASgJSgQIAxAEIkUKEFNlbGZDaGVja1JlcXVlc3QSEAoIdGNwX3BvcnQYASABKA0SEAoIdWRwX3BvcnQYAiABKA0SDQoFbm9uY2UYAyABKAwiVAoPU2VsZkNoZWNrQW5zd2VyEhMKC29ic2VydmVkX2lwGAEgASgJEhUKDXRjcF9yZWFjaGFibGUYAiABKAgSFQoNdWRwX3JlYWNoYWJsZRgDIAEoCCJKCg1Ob2RlTGlua0hlbGxvEg8KB25ldHdvcmsYASABKAkSKAoHcmVjb3JkcxgCIAMoCzIXLmZpbmRpbmdzLnYxLk5vZGVSZWNvcmRiBnByb3RvMw", [file_findings]);
 
 /**
+ * A first contact may ask the helper to prove the key of its own record at the address it dialled, in
+ * the same answer (a key check folded into online help, helper-proof.ts): a fresh X25519 key and a
+ * random value, both in clear. Both or neither.
+ *
  * @generated from message findings.v1.PeersRequest
  */
 export type PeersRequest = Message<"findings.v1.PeersRequest"> & {
@@ -27,6 +31,20 @@ export type PeersRequest = Message<"findings.v1.PeersRequest"> & {
    * @generated from field: uint32 max = 1;
    */
   max: number;
+
+  /**
+   * 32 bytes: the asker's ephemeral X25519 public key
+   *
+   * @generated from field: bytes proof_key = 2;
+   */
+  proofKey: Uint8Array;
+
+  /**
+   * 32 random bytes
+   *
+   * @generated from field: bytes proof_nonce = 3;
+   */
+  proofNonce: Uint8Array;
 };
 
 /**
@@ -44,6 +62,24 @@ export type PeersAnswer = Message<"findings.v1.PeersAnswer"> & {
    * @generated from field: repeated findings.v1.NodeRecord records = 1;
    */
   records: NodeRecord[];
+
+  /**
+   * When asked and serving: Seal(own key → proof_key, purpose SEAL_PURPOSE.helperProof,
+   * KeyAnswerBody {nonce = proof_nonce, address = the address of its own record the connection
+   * reached}). Its own record is records[0].
+   *
+   * @generated from field: bytes proof = 2;
+   */
+  proof: Uint8Array;
+
+  /**
+   * When a proof was asked: the asker's IP as the helper saw it (the connection's source). A newcomer on
+   * a wildcard host takes its address from the self-check; the configured peers' view of it is kept as
+   * a check on what self-checkers from the pool claim.
+   *
+   * @generated from field: string observed_ip = 3;
+   */
+  observedIp: string;
 };
 
 /**
