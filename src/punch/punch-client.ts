@@ -49,7 +49,7 @@ export function createPunchClient(components: PunchClientComponents, init: Punch
   const bindHost = init.host ?? (isIP(init.server.ip) === 6 ? "::" : "0.0.0.0");
   let cert = components.cert;
   const attempts = new Map<string, AttemptEntry>();
-  const peers = new Map<string, { link: QuicLink; result: PunchResult; at: number }>();
+  const peers = new Map<string, { link: QuicLink; result: PunchResult; at: number; peerSpki: string }>();
   const appRoutes = new Map<string, { handler: RpcHandler; policy: MethodPolicy }>();
   /** Sockets opened for single attempts (punch-attempt.ts openSocket), alive while their link lives. */
   const extraEndpoints = new Set<UdpEndpoint>();
@@ -287,14 +287,14 @@ export function createPunchClient(components: PunchClientComponents, init: Punch
     attempts.delete(offer.attemptHex);
     const old = peers.get(offer.peerId);
     const at = Date.now();
-    if (link && running && old && old.link !== link && !old.link.closed && !newerLinkWins({ role: old.result.role, at: old.at }, { role: result.role, at }, { self: key.nodeId, peer: offer.peerId })) {
+    if (link && running && old && old.link !== link && !old.link.closed && !newerLinkWins({ role: old.result.role, at: old.at, peerSpki: old.peerSpki }, { role: result.role, at, peerSpki: offer.peerSpki }, { self: key.nodeId, peer: offer.peerId })) {
       // Both sides punched each other at once: keep the link both agree on; this one is not handed out.
       void link.close().catch(() => {});
       link = null;
     } else if (link && running) {
       counters.connected++;
       // The newest link to a peer replaces an older one (e.g. after the peer's mapping changed).
-      peers.set(offer.peerId, { link, result, at });
+      peers.set(offer.peerId, { link, result, at, peerSpki: offer.peerSpki });
       peerOfLink.set(link.connectionId, offer.peerId);
       if (old && old.link !== link) void old.link.close().catch(() => {});
     } else {

@@ -69,14 +69,24 @@ export function resultBase(offer: PunchOffer, nat: NatClassName | null): Pick<Pu
   };
 }
 
-/** Two links to one peer that came up within this long of each other are a crossing (both sides punched each
- *  other at once), not a re-mapping, in ms. */
+/** Two links to one run of a peer that came up within this long of each other are a crossing (both sides
+ *  punched each other at once), not a re-mapping, in ms. */
 const CROSSING_WINDOW_MS = 5_000;
 
-/** Whether a newer live link to a peer replaces the older one: yes (the peer's mapping changed, the old link is
- *  likely dead), unless both came up within CROSSING_WINDOW_MS; then both sides keep the link the smaller node
- *  id dialled, so they agree instead of each closing the other's choice. */
-export function newerLinkWins(older: { role: PunchResult["role"]; at: number }, newer: { role: PunchResult["role"]; at: number }, ids: { self: string; peer: string }): boolean {
+/** One live link to a peer, as the choice between two sees it: who dialled, when it came up, and the SPKI of
+ *  the certificate the peer's run presented (a new run of the peer has a new certificate). */
+export interface LinkSide {
+  role: PunchResult["role"];
+  at: number;
+  peerSpki: string;
+}
+
+/** Whether a newer live link to a peer replaces the older one: yes when the peer restarted (another
+ *  certificate: the old link is dead, whatever it says) or its mapping changed (the old link is likely dead),
+ *  unless both came up from one run of the peer within CROSSING_WINDOW_MS; then both sides keep the link the
+ *  smaller node id dialled, so they agree instead of each closing the other's choice. */
+export function newerLinkWins(older: LinkSide, newer: LinkSide, ids: { self: string; peer: string }): boolean {
+  if (newer.peerSpki !== older.peerSpki) return true;
   if (newer.at - older.at >= CROSSING_WINDOW_MS) return true;
   const dialer = (role: PunchResult["role"]) => (role === "dial" ? ids.self : ids.peer);
   return dialer(newer.role) <= dialer(older.role);
