@@ -9,6 +9,7 @@ export {
   remoteOf,
   unmapIp,
 } from "./address.ts";
+export { BoundedMap } from "./bounded-map.ts";
 export { type Clock, type TimerHandle, systemClock } from "./clock.ts";
 export { FakeClock, type RunUntilOptions, settle } from "./fake-clock.ts";
 export { formatIPv4, formatIPv6, isV4Mapped, parseIPv4, parseIPv6 } from "./ip.ts";
