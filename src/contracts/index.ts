@@ -1,5 +1,6 @@
 // Shared contracts (STYLE "Shared contracts"): the types every room agrees on, plus the small pieces that
-// go with them (the system and fake clocks, the metrics registry, address parsing, a bounded map). Rooms import from here.
+// go with them (the system and fake clocks, the metrics registry, address parsing, a bounded map). Rooms
+// import from here.
 export {
   type HostPort,
   type PeerAddress,
