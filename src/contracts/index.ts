@@ -1,5 +1,6 @@
 // Shared contracts (STYLE "Shared contracts"): the types every room agrees on, plus the small pieces that
-// go with them (the system and fake clocks, the metrics registry, address parsing). Rooms import from here.
+// go with them (the system and fake clocks, the metrics registry, address parsing, a bounded map). Rooms
+// import from here.
 export {
   type HostPort,
   type PeerAddress,
@@ -9,6 +10,7 @@ export {
   remoteOf,
   unmapIp,
 } from "./address.ts";
+export { BoundedMap } from "./bounded-map.ts";
 export { type Clock, type TimerHandle, systemClock } from "./clock.ts";
 export { FakeClock, type RunUntilOptions, settle } from "./fake-clock.ts";
 export { formatIPv4, formatIPv6, isV4Mapped, parseIPv4, parseIPv6 } from "./ip.ts";

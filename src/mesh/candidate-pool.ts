@@ -5,6 +5,7 @@
 // and add()s those that pass. Pure bookkeeping: time comes in as `now` (ms), randomness as `rand`
 // (a function returning [0, 1)), so tests are deterministic.
 import type { NodeAddress, NodeRecord } from "../wire/index.ts";
+import { BoundedMap } from "../contracts/index.ts";
 import { DEFAULTS } from "../config/index.ts";
 import { netGroupOf, netPrefixOf } from "../rpc/index.ts";
 import { provenAddress, recordNodeId } from "./record.ts";
@@ -161,8 +162,8 @@ export function createCandidatePool(init: CandidatePoolInit): CandidatePool {
   const entries = new Map<string, Entry>();
   /** address key → node id */
   const byAddress = new Map<string, string>();
-  /** failed record fingerprint → until (ms) */
-  const failed = new Map<string, number>();
+  /** failed record fingerprint → until (ms); age order is failure order, so expired ones sit first */
+  const failed = new BoundedMap<string, number>(MAX_FAILED_REMEMBERED);
   /** network prefix → ids of the candidates with an address in it */
   const byNet = new Map<string, Set<string>>();
 
@@ -213,7 +214,7 @@ export function createCandidatePool(init: CandidatePoolInit): CandidatePool {
   }
 
   function pruneFailed(now: number): void {
-    for (const [k, until] of failed) if (until <= now) failed.delete(k);
+    failed.dropOldestWhile((until) => until <= now);
   }
 
   const pool: CandidatePool = {
@@ -274,7 +275,7 @@ export function createCandidatePool(init: CandidatePoolInit): CandidatePool {
           plan.skipped.push({ id, reason: "banned" });
           continue;
         }
-        if (failed.size && failed.has(fingerprint(rec))) {
+        if (failed.size && (failed.get(fingerprint(rec)) ?? 0) > now) {
           plan.skipped.push({ id, reason: "failed-check" });
           continue;
         }
@@ -354,8 +355,7 @@ export function createCandidatePool(init: CandidatePoolInit): CandidatePool {
 
     noteCheckFailed(record, now) {
       pruneFailed(now);
-      if (failed.size >= MAX_FAILED_REMEMBERED) failed.delete(failed.keys().next().value!);
-      failed.set(fingerprint(record), now + failedCooldownMs);
+      failed.setNewest(fingerprint(record), now + failedCooldownMs);
     },
 
     sampleRtt(id, { rttMs, now }) {

@@ -4,6 +4,7 @@
 // after a second (a checker dials a fresh link per record). The router's per-source rates (handlers.ts)
 // bound the fresh challenges one host or one /24 can send.
 import { bytesToHex } from "@noble/hashes/utils.js";
+import { BoundedMap } from "../contracts/index.ts";
 import type { NodeKey } from "../identity/index.ts";
 import { AnswerError, type RpcReply } from "../rpc/index.ts";
 import { WS_CLOSE } from "../transport/index.ts";
@@ -32,8 +33,8 @@ export interface KeyCheckAnswerer {
 }
 
 export function createKeyCheckAnswerer(nodeKey: NodeKey, ownRecord: () => NodeRecord | undefined): KeyCheckAnswerer {
-  // Insertion order = age: the oldest answer goes first.
-  const cache = new Map<string, { address: string; reply: RpcReply }>();
+  // Age order: the oldest answer goes first.
+  const cache = new BoundedMap<string, { address: string; reply: RpcReply }>(MAX_CACHED_ANSWERS);
   const asked = new WeakSet<MeshLink>();
   const stats: KeyCheckStats = { computed: 0, replayed: 0, refusedRepeat: 0 };
 
@@ -61,9 +62,7 @@ export function createKeyCheckAnswerer(nodeKey: NodeKey, ownRecord: () => NodeRe
       const reply: RpcReply = answered.ok
         ? { status: Status.OK, payload: answered.answer }
         : { status: answered.reason === "cannot-open" ? Status.UNAUTHENTICATED : Status.BAD_REQUEST, error: `${answered.reason}: ${answered.detail}` };
-      cache.delete(key);
-      while (cache.size >= MAX_CACHED_ANSWERS) cache.delete(cache.keys().next().value!);
-      cache.set(key, { address, reply });
+      cache.setNewest(key, { address, reply });
       return reply;
     },
   };

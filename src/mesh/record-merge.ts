@@ -17,6 +17,7 @@
 //    address after address named by records that do not hold.
 // 4. A checked record is added only if at least one sharer is still in good standing (or it came
 //    from our own cache): a liar's other records are not merged.
+import { BoundedMap } from "../contracts/index.ts";
 import type { NodeRecord } from "../wire/index.ts";
 import type { BanList } from "./ban-list.ts";
 import type { CandidatePool } from "./candidate-pool.ts";
@@ -118,8 +119,8 @@ export function createRecordMerger(c: RecordMergerComponents): RecordMerger {
     budget--;
     return true;
   };
-  /** sharer (id, else IP) → times of its failed introductions within the window */
-  const failedIntroductions = new Map<string, number[]>();
+  /** sharer (id, else IP) → times of its failed introductions within the window; the first remembered goes first */
+  const failedIntroductions = new BoundedMap<string, number[]>(MAX_SHARERS_REMEMBERED);
   const inFlight = new Map<string, InFlight>();
   const dials = c.dials ?? createDialBook();
   let running = 0;
@@ -135,7 +136,6 @@ export function createRecordMerger(c: RecordMergerComponents): RecordMerger {
   };
   const noteFailedIntroduction = (s: Sharer, now: number) => {
     const key = sharerKey(s);
-    if (!failedIntroductions.has(key) && failedIntroductions.size >= MAX_SHARERS_REMEMBERED) failedIntroductions.delete(failedIntroductions.keys().next().value!);
     failedIntroductions.set(key, [...(failedIntroductions.get(key) ?? []), now].slice(-MAX_FAILED_INTRODUCTIONS));
   };
   const banned = (s: Sharer, now: number) => (s.id ? c.bans.isBanned(s.id, now) : false) || (s.ip ? c.bans.isBanned(s.ip, now) : false);

@@ -5,6 +5,7 @@
 // the hop limit and by a per-link rate limit (search-rate-limit.ts). Server groups: search-groups.ts.
 import { create, toBinary } from "@bufbuild/protobuf";
 import { randomBytes } from "@noble/hashes/utils.js";
+import { BoundedMap } from "../contracts/index.ts";
 import { LimitError } from "../errors.ts";
 import { decodeMessage } from "../wire/index.ts";
 import type { NodeRecord } from "../wire/index.ts";
@@ -104,23 +105,18 @@ export interface SeenRequestsInit {
 export function createSeenRequests(init: SeenRequestsInit = {}): SeenRequests {
   const windowMs = init.windowMs ?? DEFAULT_SEEN_WINDOW_MS;
   const maxEntries = init.maxEntries ?? MAX_SEEN_REQUESTS;
-  // Insertion order is arrival order, so expired ids sit at the front.
-  const ids = new Map<string, number>();
+  // Age order is arrival order, so expired ids sit at the front; past maxEntries the oldest goes, in O(1).
+  const ids = new BoundedMap<string, number>(maxEntries);
   return {
     get size() {
       return ids.size;
     },
     seen(requestId, now) {
-      for (const [k, until] of ids) {
-        if (until > now) break;
-        ids.delete(k);
-      }
+      ids.dropOldestWhile((until) => until <= now);
       const key = typeof requestId === "string" ? requestId : Buffer.from(requestId).toString("hex");
       const until = ids.get(key);
       if (until !== undefined && until > now) return true;
-      if (ids.size >= maxEntries) ids.delete(ids.keys().next().value!);
-      ids.delete(key);
-      ids.set(key, now + windowMs);
+      ids.setNewest(key, now + windowMs);
       return false;
     },
   };

@@ -1,17 +1,27 @@
 // Abuse-control bookkeeping of the NAT services (DESIGN §6 "nobody can use the network to flood a third party"):
 // token buckets per key and a de-duplication window. Pure: every call takes `now`; no timers.
+import { BoundedMap } from "../contracts/index.ts";
 
 /** Most rate buckets / remembered ids held at once (memory bound under a flood). */
 const MAX_RATE_ENTRIES = 8192;
+/** At the cap, buckets are swept for full ones (they carry no state) at most once per this share of the cap
+ *  in new keys; in between the oldest goes. A sweep on every new key would cost a walk over all of them per
+ *  key under a flood of new ones. */
+const SWEEP_EVERY_CAP_SHARE = 1 / 4;
 
 /** Token buckets, one per key (client IP, target IP, source node). */
 export class RateBuckets {
-  private readonly buckets = new Map<string, { tokens: number; at: number }>();
+  /** Insertion order: the first inserted goes first at the cap. */
+  private readonly buckets: BoundedMap<string, { tokens: number; at: number }>;
+  /** New keys since the last sweep for full buckets. */
+  private sinceSweep = Infinity;
   constructor(
     private readonly ratePerS: number,
     private readonly burst: number,
     private readonly maxEntries = MAX_RATE_ENTRIES,
-  ) {}
+  ) {
+    this.buckets = new BoundedMap(maxEntries);
+  }
 
   /** Takes one token for `key`; false when the bucket is empty (the caller refuses). */
   take(key: string, now: number): boolean {
@@ -20,9 +30,9 @@ export class RateBuckets {
       b.tokens = Math.min(this.burst, b.tokens + ((now - b.at) / 1000) * this.ratePerS);
       b.at = now;
     } else {
-      this.evict(now);
+      this.sweep(now);
       b = { tokens: this.burst, at: now };
-      this.buckets.set(key, b);
+      this.buckets.set(key, b); // past maxEntries, the oldest goes (a flood of keys must not grow memory)
     }
     if (b.tokens < 1) return false;
     b.tokens -= 1;
@@ -33,43 +43,35 @@ export class RateBuckets {
     return this.buckets.size;
   }
 
-  /** Drops full buckets (they carry no state); past maxEntries, the oldest goes (a flood of keys must not grow memory). */
-  private evict(now: number): void {
-    if (this.buckets.size < this.maxEntries) return;
+  /** At the cap, drops full buckets (they carry no state), at most once per SWEEP_EVERY_CAP_SHARE of the cap. */
+  private sweep(now: number): void {
+    this.sinceSweep++;
+    if (this.buckets.size < this.maxEntries || this.sinceSweep < this.maxEntries * SWEEP_EVERY_CAP_SHARE) return;
+    this.sinceSweep = 0;
     for (const [k, b] of this.buckets) {
       if (b.tokens + ((now - b.at) / 1000) * this.ratePerS >= this.burst) this.buckets.delete(k);
-    }
-    while (this.buckets.size >= this.maxEntries) {
-      const first = this.buckets.keys().next().value;
-      if (first === undefined) break;
-      this.buckets.delete(first);
     }
   }
 }
 
 /** Remembers keys for `windowMs`: `seen` is true when the key was already marked inside the window. */
 export class DedupWindow {
-  private readonly until = new Map<string, number>();
+  /** Key → until; age order is marking order, so (on a clock that does not step back) expired keys sit first. */
+  private readonly until: BoundedMap<string, number>;
   constructor(
     private readonly windowMs: number,
-    private readonly maxEntries = MAX_RATE_ENTRIES,
-  ) {}
+    maxEntries = MAX_RATE_ENTRIES,
+  ) {
+    this.until = new BoundedMap(maxEntries);
+  }
 
   /** Marks `key`; returns true if it was already marked and still inside the window. */
   seen(key: string, now: number): boolean {
     const t = this.until.get(key);
     if (t !== undefined && t > now) return true;
-    if (this.until.size >= this.maxEntries) {
-      for (const [k, u] of this.until) if (u <= now) this.until.delete(k);
-      // Still full: refuse to forget live entries, drop the oldest instead (Map keeps insertion order).
-      while (this.until.size >= this.maxEntries) {
-        const first = this.until.keys().next().value;
-        if (first === undefined) break;
-        this.until.delete(first);
-      }
-    }
-    this.until.delete(key);
-    this.until.set(key, now + this.windowMs);
+    this.until.dropOldestWhile((u) => u <= now);
+    // Still full: live entries are not refused, the oldest is forgotten instead.
+    this.until.setNewest(key, now + this.windowMs);
     return false;
   }
 

@@ -11,7 +11,7 @@
 // app that keeps re-mapping itself cannot make the node flood its partners.
 import { create, toBinary } from "@bufbuild/protobuf";
 import { METHOD } from "../rpc/index.ts";
-import type { Counter, Logger } from "../contracts/index.ts";
+import { BoundedMap, type Counter, type Logger } from "../contracts/index.ts";
 import { errorLine } from "../errors.ts";
 import type { QuicLink } from "../transport/index.ts";
 import { AddressChangeSchema, type PunchInfo } from "../wire/index.ts";
@@ -58,7 +58,7 @@ export interface Coordination {
 
 export function createCoordination(d: CoordinationDeps): Coordination {
   const counters: CoordinationCounters = { remaps: 0, rebrokered: 0, rebrokerThrottled: 0 };
-  const lastRebroker = new Map<string, number>();
+  const lastRebroker = new BoundedMap<string, number>(MAX_REBROKER_TIMES);
 
   async function rebroker(member: AppMember): Promise<void> {
     const t = d.now();
@@ -67,9 +67,7 @@ export function createCoordination(d: CoordinationDeps): Coordination {
       counters.rebrokerThrottled++;
       return;
     }
-    lastRebroker.delete(member.nodeId);
-    lastRebroker.set(member.nodeId, t);
-    if (lastRebroker.size > MAX_REBROKER_TIMES) lastRebroker.delete(lastRebroker.keys().next().value!);
+    lastRebroker.setNewest(member.nodeId, t);
     for (const p of d.pairs.partnersOf(member.nodeId, t)) {
       const current = d.pool.get(member.kind, member.nodeId);
       const partner = d.pool.get(p.kind, p.nodeId);

@@ -44,7 +44,7 @@ import { createCoordination, type CoordinationCounters } from "./punch-coordinat
 import { createPunchPairs, type PunchPairs } from "./punch-pairs.ts";
 import type { Rand } from "./punch-roles.ts";
 import { servedKinds, stakeAnswer, type StakeConfig } from "./stakes.ts";
-import type { Logger } from "../contracts/index.ts";
+import { BoundedMap, type Logger } from "../contracts/index.ts";
 
 /** How often the node expires idle members and old pairs, in ms. */
 const PUNCH_SWEEP_INTERVAL_MS = 10_000;
@@ -170,7 +170,7 @@ export function createPunchService(components: PunchServiceComponents, init: Pun
   const links = new Map<string, QuicLink>();
   /** node id → last address it joined from, kept after it leaves (bounded): a later join from elsewhere is
    *  a mapping change. */
-  const lastAddress = new Map<string, AppAddress>();
+  const lastAddress = new BoundedMap<string, AppAddress>(MAX_REMEMBERED_ADDRESSES);
   const timers = new Set<ReturnType<typeof setTimeout>>();
   let sweep: ReturnType<typeof setInterval> | undefined;
   let running = false;
@@ -189,9 +189,7 @@ export function createPunchService(components: PunchServiceComponents, init: Pun
   }
 
   function remember(nodeId: string, address: AppAddress): void {
-    lastAddress.delete(nodeId);
-    lastAddress.set(nodeId, address);
-    if (lastAddress.size > MAX_REMEMBERED_ADDRESSES) lastAddress.delete(lastAddress.keys().next().value!);
+    lastAddress.setNewest(nodeId, address);
   }
   const coordination = createCoordination({ pool, pairs, push: (m, info) => push(m, info), remember, running: () => running, now, log, brokered: components.brokered });
 

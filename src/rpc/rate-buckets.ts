@@ -1,9 +1,12 @@
 // Token buckets by key for the router's per-source limits. Pure: every call takes `now`; no timers.
+import { BoundedMap } from "../contracts/index.ts";
 
 export class TokenBuckets {
-  // Insertion order = last use order (a used key moves to the back), so eviction takes the stalest.
-  private readonly buckets = new Map<string, { tokens: number; at: number }>();
-  constructor(private readonly maxEntries: number) {}
+  // Age order = last use order (a used key moves to the young end), so eviction takes the stalest, in O(1).
+  private readonly buckets: BoundedMap<string, { tokens: number; at: number }>;
+  constructor(maxEntries: number) {
+    this.buckets = new BoundedMap(maxEntries);
+  }
 
   get size(): number {
     return this.buckets.size;
@@ -21,13 +24,11 @@ export class TokenBuckets {
     if (b) {
       b.tokens = refill(b, ratePerS, burst, now);
       b.at = Math.max(b.at, now);
-      this.buckets.delete(key);
     } else {
-      while (this.buckets.size >= this.maxEntries) this.buckets.delete(this.buckets.keys().next().value!);
       b = { tokens: burst, at: now };
     }
     b.tokens -= 1;
-    this.buckets.set(key, b);
+    this.buckets.setNewest(key, b);
   }
 }
 

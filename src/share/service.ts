@@ -24,7 +24,7 @@ import { createSharePool, type ShareRef, type SharePool } from "./pool.ts";
 import { createShareFind, MAX_SHARE_FIND_REQUEST_BYTES, type ShareFindComponents } from "./share-find.ts";
 import { createRateLimiter, linkOf } from "../mesh/index.ts";
 import { MESH_ONLY, prefixOf } from "../rpc/index.ts";
-import { specialRangeOf, type Logger } from "../contracts/index.ts";
+import { BoundedMap, specialRangeOf, type Logger } from "../contracts/index.ts";
 
 /** TCP dial-back timeout, in ms: the dial runs inside the share.register request, which the transport
  *  bounds at REQUEST_TIMEOUT_MS (5 s) for reading, handling and answering together. */
@@ -167,8 +167,9 @@ export function createShareService(components: ShareServiceComponents, init: Sha
     ? createShareFind({ ...components.mesh, now, local: (kind) => pool.fetch(kind, now(), { rand }).map((e) => ({ ip: e.ip, port: e.port, verifiedAtMs: e.verifiedAt })) })
     : undefined;
   const searchLimiter = createRateLimiter({ ratePerS: SEARCHES_PER_HOST_PER_S, burst: SEARCH_BURST_PER_HOST });
-  /** Our own TCP dials of found entries: address → when it answered (or not), so repeated searches dial once. */
-  const dialled = new Map<string, { ok: boolean; at: number }>();
+  /** Our own TCP dials of found entries: address → when it answered (or not), so repeated searches dial once.
+   *  Addresses come from other nodes' answers; past the cap the oldest dial goes first. */
+  const dialled = new BoundedMap<string, { ok: boolean; at: number }>(MAX_FOUND_DIALS_CACHED);
 
   async function reachable(ip: string, port: number, timeoutMs: number): Promise<boolean> {
     const key = `${ip}|${port}`;
@@ -176,9 +177,7 @@ export function createShareService(components: ShareServiceComponents, init: Sha
     const hit = dialled.get(key);
     if (hit && t - hit.at < (hit.ok ? FOUND_DIAL_CACHE_MS : FOUND_DIAL_FAILURE_CACHE_MS)) return hit.ok;
     const ok = await dial({ ip, port }, timeoutMs);
-    dialled.delete(key);
-    while (dialled.size >= MAX_FOUND_DIALS_CACHED) dialled.delete(dialled.keys().next().value!);
-    dialled.set(key, { ok, at: now() });
+    dialled.setNewest(key, { ok, at: now() });
     return ok;
   }
 

@@ -1,6 +1,7 @@
 // Answers STUN Binding Requests that arrive on the shared UDP socket (RFC 5389 §7.3, §10; RFC 3489 via §12.2).
 import { parseBindingRequest, writeBindingSuccess } from "./binding.ts";
 import { MAX_BINDING_SUCCESS_BYTES } from "./constants.ts";
+import { BoundedMap } from "../contracts/index.ts";
 import { prefixOf } from "../rpc/index.ts";
 
 /** Sources whose budget is remembered at once (~100 B each); the first remembered is forgotten first. A
@@ -60,13 +61,13 @@ export function createBindingResponder(init: BindingResponderInit = {}): Binding
   const budget = init.budget;
   const now = init.now ?? Date.now;
   // Per source: tokens left and when they were counted. Insertion order only: no reordering on the hot path.
-  const sources = new Map<string, { tokens: number; at: number }>();
+  // At the cap a new source evicts the oldest in O(1): a flood from spoofed sources costs no scan per datagram.
+  const sources = new BoundedMap<string, { tokens: number; at: number }>(MAX_BINDING_SOURCES);
   /** Takes one token of `key`'s bucket; false when it is empty. */
   function spend(key: string, ratePerS: number, burst: number): boolean {
     const t = now();
     const b = sources.get(key);
     if (b === undefined) {
-      if (sources.size >= MAX_BINDING_SOURCES) sources.delete(sources.keys().next().value!);
       sources.set(key, { tokens: burst - 1, at: t });
       return true;
     }

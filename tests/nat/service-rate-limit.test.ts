@@ -18,6 +18,18 @@ describe("RateBuckets", () => {
     for (let i = 0; i < 1000; i++) b.take(`k${i}`, 0);
     expect(b.size).toBeLessThanOrEqual(100);
   });
+
+  test("at the cap full buckets go first, then the first inserted", () => {
+    const b = new RateBuckets(1, 1, 4);
+    for (const k of ["a", "b", "c"]) b.take(k, 0); // spent until 1000
+    b.take("idle", -5000); // full again by 0
+    expect(b.take("d", 0)).toBe(true); // the sweep drops "idle", not "a"
+    expect(b.take("a", 0)).toBe(false); // still remembered, still spent
+    expect(b.take("e", 0)).toBe(true); // no bucket is full: the oldest ("a") goes
+    expect(b.take("a", 0)).toBe(true); // forgotten: a fresh bucket (and "b" goes)
+    expect(b.take("c", 0)).toBe(false);
+    expect(b.size).toBe(4);
+  });
 });
 
 describe("DedupWindow", () => {
@@ -33,5 +45,17 @@ describe("DedupWindow", () => {
     const d = new DedupWindow(60_000, 50);
     for (let i = 0; i < 500; i++) d.seen(`k${i}`, i);
     expect(d.size).toBeLessThanOrEqual(50);
+  });
+
+  test("expired keys go first, then the oldest marked", () => {
+    const d = new DedupWindow(100, 3);
+    d.seen("a", 0);
+    d.seen("b", 50);
+    d.seen("c", 60);
+    expect(d.seen("d", 100)).toBe(false); // "a" expired at 100: it goes
+    expect([d.seen("b", 100), d.seen("c", 100), d.seen("d", 100)]).toEqual([true, true, true]);
+    expect(d.seen("e", 100)).toBe(false); // all live: the oldest ("b") goes
+    expect([d.seen("c", 100), d.seen("b", 100)]).toEqual([true, false]);
+    expect(d.size).toBe(3);
   });
 });

@@ -333,6 +333,19 @@ describe("responder", () => {
     expect(seen[2]).toBe(seen[3]);
   });
 
+  test("a budget per source; past 65,536 sources the first remembered is forgotten first", () => {
+    const request = encodeBindingRequest(txId);
+    const responder = createBindingResponder({ budget: { ratePerS: 0, burst: 1 }, now: () => 0 });
+    const ask = (ip: string) => responder.handle(request, ip, 1, 4, () => {});
+    const ip = (i: number) => `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`;
+    expect([ask(ip(0)), ask(ip(0))]).toEqual([true, false]); // the burst is spent
+    for (let i = 1; i < 65_536; i++) ask(ip(i)); // the table is now full, ip(0) first
+    expect([ask(ip(0)), ask(ip(1))]).toEqual([false, false]); // both still remembered
+    expect(ask(ip(65_536))).toBe(true); // a new source: ip(0), the oldest, is forgotten
+    expect([ask(ip(0)), ask(ip(2))]).toEqual([true, false]); // ip(0) anew (ip(1) goes); ip(2) still spent
+    expect(responder.limited).toBe(4);
+  });
+
   test("random datagrams never make handle throw", () => {
     const responder = createBindingResponder();
     for (let i = 0; i < 5_000; i++) {

@@ -18,6 +18,7 @@
 import { METHOD } from "../../rpc/index.ts";
 import { timingSafeEqual } from "node:crypto";
 import { MAX_SEALED_BYTES, SEAL_PURPOSE, X25519_KEY_BYTES } from "../../constants.ts";
+import { BoundedMap } from "../../contracts/index.ts";
 import { SealError, errorLine } from "../../errors.ts";
 import type { RunCertificate } from "../../identity/index.ts";
 import type { NodeKey } from "../../identity/index.ts";
@@ -69,8 +70,8 @@ export function appBootstrapRoutes(components: AppBootstrapComponents, transport
   const sessions = new AppSessionTable();
   // An exact replay of a hello gets the answer already made: it is sealed to the app key, so it tells a
   // replayer nothing new, and it spares us the two agreements. Insertion order = age.
-  const answers = new Map<string, { appKey: Uint8Array; sessionId: Uint8Array; answer: Uint8Array }>();
-  const helloConnections = new Set<string>();
+  const answers = new BoundedMap<string, { appKey: Uint8Array; sessionId: Uint8Array; answer: Uint8Array }>(MAX_CACHED_HELLOS);
+  const helloConnections = new BoundedMap<string, true>(MAX_HELLO_CONNECTIONS);
 
   /** Opens an AppHello-shaped payload with `purpose`; returns the app key and session id, or a refusal. */
   function openHello(payload: Uint8Array, purpose: string): { appKey: Uint8Array; sessionId: Uint8Array; kind: string } | RpcReply {
@@ -112,8 +113,7 @@ export function appBootstrapRoutes(components: AppBootstrapComponents, transport
       if (helloConnections.has(ctx.connectionId)) return { status: Status.REFUSED, error: `one ${METHOD.app.hello} per connection` };
       const answered = () => {
         if (ctx.trust !== "untrusted") return;
-        if (helloConnections.size >= MAX_HELLO_CONNECTIONS) helloConnections.delete(helloConnections.values().next().value!);
-        helloConnections.add(ctx.connectionId);
+        helloConnections.set(ctx.connectionId, true);
       };
       const replayKey = bytesToHex(payload);
       const cached = answers.get(replayKey);
@@ -129,7 +129,6 @@ export function appBootstrapRoutes(components: AppBootstrapComponents, transport
       const body = encodeMessage(AppCertSchema, { certPem: components.cert.certPem, sessionId: opened.sessionId, kind: opened.kind, ...greeting });
       const sealedCert = seal(components.nodeKey.privateKey, opened.appKey, SEAL_PURPOSE.appCert, body);
       const answer = encodeMessage(AppHelloAnswerSchema, { sealedCert });
-      while (answers.size >= MAX_CACHED_HELLOS) answers.delete(answers.keys().next().value!);
       answers.set(replayKey, { appKey: opened.appKey, sessionId: opened.sessionId, answer });
       answered();
       return answer;

@@ -1,6 +1,7 @@
 // App bootstrap sessions waiting for their bind: issued by app.hello (seed 001 §从应用端的连接 step 4),
 // taken once by app.bind on the pinned reconnect. Pure: time comes in as `now`.
 import { bytesToHex } from "@noble/hashes/utils.js";
+import { BoundedMap } from "../../contracts/index.ts";
 
 /** Length of the app bootstrap session id (seed 001 §从应用端的连接 step 2: "标识ID"). */
 export const APP_SESSION_ID_BYTES = 16;
@@ -19,13 +20,15 @@ interface Entry {
 }
 
 export class AppSessionTable {
-  // Map keeps insertion order: the first entry is always the oldest, so expiry and eviction sweep from the front.
-  private readonly entries = new Map<string, Entry>();
+  // Age order: the first entry is always the oldest, so expiry and eviction (both O(1)) go from the front.
+  private readonly entries: BoundedMap<string, Entry>;
 
   constructor(
     private readonly ttlMs = APP_SESSION_TTL_MS,
-    private readonly max = MAX_APP_SESSIONS,
-  ) {}
+    max = MAX_APP_SESSIONS,
+  ) {
+    this.entries = new BoundedMap(max);
+  }
 
   get size(): number {
     return this.entries.size;
@@ -35,9 +38,7 @@ export class AppSessionTable {
   issue(sessionId: Uint8Array, appKey: Uint8Array, now: number): void {
     this.sweep(now);
     const id = bytesToHex(sessionId);
-    this.entries.delete(id);
-    while (this.entries.size >= this.max) this.entries.delete(this.entries.keys().next().value!);
-    this.entries.set(id, { appKeyHex: bytesToHex(appKey), expiresAt: now + this.ttlMs });
+    this.entries.setNewest(id, { appKeyHex: bytesToHex(appKey), expiresAt: now + this.ttlMs });
   }
 
   /** True (and forgets it) when `sessionId` was issued to `appKey` and has not expired. One use only. */
@@ -51,9 +52,6 @@ export class AppSessionTable {
   }
 
   private sweep(now: number): void {
-    for (const [id, entry] of this.entries) {
-      if (entry.expiresAt > now) break;
-      this.entries.delete(id);
-    }
+    this.entries.dropOldestWhile((entry) => entry.expiresAt <= now);
   }
 }
