@@ -45,6 +45,9 @@ export interface ProbeOptions {
   timeoutMs?: number;
   signal?: AbortSignal;
   onProgress?: (p: ProbeProgress) => void;
+  /** IPs this host sent UDP to lately from other sockets (a node's own links): NewHost probes from them are no
+   *  evidence and the servers are asked to pick delegates elsewhere (source-check.ts R4). @default none */
+  contactedIps?: Iterable<string>;
   /** Local IP to probe from. @default the one the kernel routes to the first server from */
   localIp?: string;
   /** Distinct server IPs wanted for the pre-probe; fewer → ask the servers for more. @default PRE_PROBE_MIN_SERVERS */
@@ -103,6 +106,7 @@ export async function runProbe(opts: ProbeOptions): Promise<ProbeReport> {
     lifetime: opts.lifetime ?? false,
     lifetimeMaxS: opts.lifetimeMaxS,
     tcpPortOf: opts.tcpPortOf,
+    contactedIps: opts.contactedIps,
     signal: opts.signal,
     onProgress: opts.onProgress,
     log: opts.log,

@@ -7,7 +7,7 @@ import type { LifetimeReport, ProbeEvidence } from "./probe-report.ts";
 import { PROBE_PLAN, type ProbeStep } from "./probe-plan.ts";
 import type { FormalSocket, ProbeClock, ProbeIo, ProbeServer, ProbeStepOptions, ServerLink, UdpCheckAnswer } from "./probe-io.ts";
 import type { TimerHandle } from "../contracts/index.ts";
-import { formatEndpoint, type Endpoint } from "./source-check.ts";
+import { formatEndpoint, normalizeIp, type Endpoint } from "./source-check.ts";
 import type { Logger } from "../contracts/index.ts";
 
 export interface ProbeProgress {
@@ -25,6 +25,8 @@ export interface ProbeRunnerInit {
   lifetime: boolean;
   lifetimeMaxS?: number;
   tcpPortOf?: (server: Endpoint) => number;
+  /** IPs contacted from other sockets of this host before the run (see ProbeOptions.contactedIps). */
+  contactedIps?: Iterable<string>;
   signal?: AbortSignal;
   onProgress?: (p: ProbeProgress) => void;
   log?: Logger;
@@ -94,6 +96,7 @@ export class ProbeRunState {
     this.obs = { localAddress: io.localAddress, preProbe: [], preProbeFinished: false, udpPath: null, tcpWorks: null, passage: null, formal: null };
     this.contacted.add(init.localIp);
     for (const s of this.servers) this.contacted.add(s.ip);
+    for (const ip of init.contactedIps ?? []) this.contacted.add(normalizeIp(ip));
   }
 
   get elapsed(): number {

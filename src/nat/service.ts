@@ -42,6 +42,7 @@ import { sealNewHostOrder } from "./newhost-proof.ts";
 import { runProbe, type ProbeOptions } from "./probe-client.ts";
 import type { ProbeReport } from "./probe-report.ts";
 import { routeSourceIp } from "./probe-sockets.ts";
+import { RecentContacts } from "./recent-contacts.ts";
 import { formatEndpoint, normalizeIp, sameIp, type Endpoint } from "./source-check.ts";
 import type { Logger } from "../contracts/index.ts";
 import type { Histogram } from "../contracts/index.ts";
@@ -184,7 +185,11 @@ export function createNatService(components: NatServiceComponents, init: NatServ
   let selfAbort = new AbortController();
   let selfRunning: Promise<ProbeReport | null> | null = null;
 
-  const sendMain = (bytes: Uint8Array, to: Endpoint) => udp.sendRaw(bytes, to.port, to.ip);
+  const contacts = new RecentContacts();
+  const sendMain = (bytes: Uint8Array, to: Endpoint) => {
+    contacts.touch(to.ip, now());
+    return udp.sendRaw(bytes, to.port, to.ip);
+  };
 
   /** Sends from `fromIp` through a one-use socket, or from the shared socket when that is our main IP (or none). */
   async function sendFrom(bytes: Uint8Array, target: Endpoint, fromIp: string | null): Promise<void> {
@@ -284,14 +289,27 @@ export function createNatService(components: NatServiceComponents, init: NatServ
 
   const routes = natRoutes({ cone, live, delegate, knownServers, serving: init.serve !== false });
   let removeRoutes: Array<() => void> = [];
-  const offClose = udp.on("close", (link) => {
-    cone.dropConnection(link.connectionId);
-    live.dropConnection(link.connectionId);
-  });
+  const offLinks = [
+    udp.on("connect", (link) => contacts.linkUp(link.remote.ip, link.direction === "out")),
+    udp.on("migrate", (link, previous) => {
+      if (!previous) return;
+      contacts.linkDown(previous.ip, now());
+      contacts.linkUp(link.remote.ip, link.direction === "out");
+    }),
+    udp.on("close", (link) => {
+      contacts.linkDown(link.remote.ip, now());
+      cone.dropConnection(link.connectionId);
+      live.dropConnection(link.connectionId);
+    }),
+  ];
 
   async function probeSelf(): Promise<ProbeReport | null> {
     if (selfRunning) return selfRunning;
-    const peers = shuffle(knownServers().filter((s) => !(mainIp && sameIp(s.ip, mainIp))));
+    // Peers our socket talked to lately go first: they serve the pre-probe, and the one left out is then likely
+    // one whose NewHost probe can count (its IP must not be in `contacted`).
+    const contacted = contacts.list(now());
+    const recent = new Set(contacted);
+    const peers = shuffle(knownServers().filter((s) => !(mainIp && sameIp(s.ip, mainIp)))).sort((a, b) => Number(recent.has(normalizeIp(b.ip))) - Number(recent.has(normalizeIp(a.ip))));
     if (new Set(peers.map((s) => s.ip)).size < 2) {
       lastSelfError = `${peers.length} peer(s) known; a self-probe needs 2 on distinct IPs`;
       return null;
@@ -299,7 +317,7 @@ export function createNatService(components: NatServiceComponents, init: NatServ
     // Pre-probe at most 3 peers and, with 3 or more, leave at least one out: NewHost only counts from an IP the
     // prober never talks to (source-check.ts R4), so a peer we did not contact is the one that can prove it.
     const servers = peers.slice(0, peers.length >= 3 ? Math.min(3, peers.length - 1) : peers.length);
-    const opts: ProbeOptions = { servers, timeoutMs: init.probeTimeoutMs, minServers: 2, signal: selfAbort.signal, localIp: mainIp ?? undefined };
+    const opts: ProbeOptions = { servers, timeoutMs: init.probeTimeoutMs, minServers: 2, signal: selfAbort.signal, localIp: mainIp ?? undefined, contactedIps: contacted };
     selfRunning = (async () => {
       counters.selfProbes++;
       const probeTimer = components.selfProbeSeconds?.startTimer();
@@ -372,7 +390,7 @@ export function createNatService(components: NatServiceComponents, init: NatServ
       clearTimeout(selfTimer);
       selfAbort.abort(new Error("the node is stopping"));
       for (const remove of removeRoutes) remove();
-      offClose();
+      for (const off of offLinks) off();
       cone.stop();
       live.stop();
       await selfRunning?.catch(() => null);

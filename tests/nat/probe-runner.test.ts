@@ -21,7 +21,7 @@ import { FORMAL_LOCAL, LOCAL, NEW_PORT, portRestricted, RTT_MS, scriptedIo, SERV
 
 const TIMEOUT_MS = 6_000;
 
-async function runScripted(script: NatScript, opts: { plan?: readonly ProbeStep[]; servers?: typeof SERVERS } = {}): Promise<{ out: ProbeRunOutcome; io: ScriptedIo }> {
+async function runScripted(script: NatScript, opts: { plan?: readonly ProbeStep[]; servers?: typeof SERVERS; contactedIps?: string[] } = {}): Promise<{ out: ProbeRunOutcome; io: ScriptedIo }> {
   const clock = new FakeClock();
   const io = scriptedIo(clock, script);
   // "Behind the queued I/O" is a zero-delay timer on the fake clock: it runs after the promise chains settle.
@@ -39,6 +39,7 @@ async function runScripted(script: NatScript, opts: { plan?: readonly ProbeStep[
     lifetime: false,
     startedAt: 0,
     plan: opts.plan,
+    contactedIps: opts.contactedIps,
   });
   io.deliverTo(runner);
   let out: ProbeRunOutcome | undefined;
@@ -129,6 +130,15 @@ describe("the probe runner on scripted evidence", () => {
     const { out } = await runScripted({ ...portRestricted(), newPortProbes: 4, newHostGetsIn: true });
     expect(out.decision.rule).toBe("newhost-mapped-differs");
     expect(out.elapsedMs).toBe(3 * RTT_MS + RTT_MS / 2);
+  });
+
+  test("a NewHost probe from a host this machine's other sockets talked to is no evidence: restricted, and the server was told to avoid it", async () => {
+    // A box-wide "seen destinations" router lets such a host in (the node's own links, e.g. its self-check).
+    const { out, io } = await runScripted({ ...portRestricted(), newPortProbes: 4, newHostGetsIn: true }, { contactedIps: ["198.51.100.7", "198.51.100.8"] });
+    expect(out.decision.rule).toBe("newport-only");
+    expect(out.decision.nat).toBe("restricted-cone");
+    expect(io.avoided.length).toBeGreaterThan(0);
+    for (const avoid of io.avoided) expect(avoid).toEqual(expect.arrayContaining(["198.51.100.7", "198.51.100.8"]));
   });
 
   test("restricted cone: NewPort but no NewHost, after the silence window", async () => {

@@ -49,6 +49,8 @@ export interface Sent {
 
 export interface ScriptedIo extends ProbeIo {
   sent: Sent[];
+  /** The avoid list of each nat.formal request, in order. */
+  avoided: string[][];
   /** Where P's datagrams go (the runner's onPortAck / onProbe). */
   deliverTo(sink: { onPortAck(from: Endpoint, mapped: Endpoint): void; onProbe(source: ProbeSource, from: Endpoint): void }): void;
 }
@@ -57,6 +59,7 @@ const key = (e: Endpoint) => `${e.ip}:${e.port}`;
 
 export function scriptedIo(clock: FakeClock, script: NatScript): ScriptedIo {
   const sent: Sent[] = [];
+  const avoided: string[][] = [];
   let sink: Parameters<ScriptedIo["deliverTo"]>[0] | undefined;
   let formalEvents: FormalSocketEvents | undefined;
   const log = (what: Sent["what"], to: Endpoint) => sent.push({ at: clock.now(), what, to: key(to) });
@@ -83,6 +86,7 @@ export function scriptedIo(clock: FakeClock, script: NatScript): ScriptedIo {
       },
       formal(req) {
         log("formal", s);
+        avoided.push(req.avoidIps);
         const newPortFrom = { ip: s.ip, port: NEW_PORT };
         for (let i = 0; i < script.newPortProbes; i++) void later(RTT_MS / 2, () => formalEvents?.onProbe("newPort", newPortFrom));
         const delegates = delegatesOf(s);
@@ -98,6 +102,7 @@ export function scriptedIo(clock: FakeClock, script: NatScript): ScriptedIo {
 
   return {
     sent,
+    avoided,
     localAddress: LOCAL,
     deliverTo: (s) => (sink = s),
     connect(s, step) {
