@@ -31,7 +31,9 @@ export function pickVictim<E extends Measured>(pool: E[], now: number, ttlMs: nu
   const groups = new Map<number, E[]>();
   for (const e of pool) {
     const band = bandOf(e.rttMs!, bands);
-    groups.set(band, [...(groups.get(band) ?? []), e]);
+    const members = groups.get(band);
+    if (members) members.push(e);
+    else groups.set(band, [e]);
   }
   let fullest: E[] = [];
   let fullestBand = -1;
