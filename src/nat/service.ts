@@ -42,7 +42,7 @@ import { sealNewHostOrder } from "./newhost-proof.ts";
 import { runProbe, type ProbeOptions } from "./probe-client.ts";
 import type { ProbeReport } from "./probe-report.ts";
 import { routeSourceIp } from "./probe-sockets.ts";
-import { RecentContacts } from "./recent-contacts.ts";
+import { RecentContacts, trackLinks } from "./recent-contacts.ts";
 import { formatEndpoint, normalizeIp, sameIp, type Endpoint } from "./source-check.ts";
 import type { Logger } from "../contracts/index.ts";
 import type { Histogram } from "../contracts/index.ts";
@@ -289,27 +289,21 @@ export function createNatService(components: NatServiceComponents, init: NatServ
 
   const routes = natRoutes({ cone, live, delegate, knownServers, serving: init.serve !== false });
   let removeRoutes: Array<() => void> = [];
-  const offLinks = [
-    udp.on("connect", (link) => contacts.linkUp(link.remote.ip, link.direction === "out")),
-    udp.on("migrate", (link, previous) => {
-      if (!previous) return;
-      contacts.linkDown(previous.ip, now());
-      contacts.linkUp(link.remote.ip, link.direction === "out");
-    }),
-    udp.on("close", (link) => {
-      contacts.linkDown(link.remote.ip, now());
-      cone.dropConnection(link.connectionId);
-      live.dropConnection(link.connectionId);
-    }),
-  ];
+  const offLinks = trackLinks(udp, contacts, now);
+  const offClose = udp.on("close", (link) => {
+    cone.dropConnection(link.connectionId);
+    live.dropConnection(link.connectionId);
+  });
 
   async function probeSelf(): Promise<ProbeReport | null> {
     if (selfRunning) return selfRunning;
     // Peers our socket talked to lately go first: they serve the pre-probe, and the one left out is then likely
     // one whose NewHost probe can count (its IP must not be in `contacted`).
     const contacted = contacts.list(now());
-    const recent = new Set(contacted);
-    const peers = shuffle(knownServers().filter((s) => !(mainIp && sameIp(s.ip, mainIp)))).sort((a, b) => Number(recent.has(normalizeIp(b.ip))) - Number(recent.has(normalizeIp(a.ip))));
+    const contactedSet = new Set(contacted);
+    const recent = (s: Endpoint) => contactedSet.has(normalizeIp(s.ip));
+    const others = shuffle(knownServers().filter((s) => !(mainIp && sameIp(s.ip, mainIp))));
+    const peers = [...others.filter(recent), ...others.filter((s) => !recent(s))];
     if (new Set(peers.map((s) => s.ip)).size < 2) {
       lastSelfError = `${peers.length} peer(s) known; a self-probe needs 2 on distinct IPs`;
       return null;
@@ -390,7 +384,8 @@ export function createNatService(components: NatServiceComponents, init: NatServ
       clearTimeout(selfTimer);
       selfAbort.abort(new Error("the node is stopping"));
       for (const remove of removeRoutes) remove();
-      for (const off of offLinks) off();
+      offLinks();
+      offClose();
       cone.stop();
       live.stop();
       await selfRunning?.catch(() => null);

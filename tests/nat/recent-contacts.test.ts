@@ -31,3 +31,13 @@ test("raw sends count; hosts we dialled lead the list; IPv4-mapped and plain IPv
   expect(c.list(200)).toEqual(["198.51.100.7", "192.0.2.2", "192.0.2.1"]);
   expect(c.list(1_050)).toEqual(["198.51.100.7", "192.0.2.1"]);
 });
+
+test("sends to many strangers (probe clients) do not push a node we dialled out of memory", () => {
+  const c = new RecentContacts(60_000);
+  c.linkUp("198.51.100.7", true);
+  c.linkDown("198.51.100.7", 0);
+  for (let i = 0; i < 10_000; i++) c.touch(`10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`, 1);
+  const list = c.list(2);
+  expect(list[0]).toBe("198.51.100.7");
+  expect(list.length).toBeLessThanOrEqual(1 + 4096);
+});
