@@ -13,6 +13,8 @@ interface Slot<K, V> {
 
 /** Stale slots at the front of the queue before it is cut (cutting copies the live rest). */
 const MIN_CUT = 1024;
+/** sweepIdleAtCap sweeps at most once per this share of the cap in calls. */
+const SWEEP_EVERY_CAP_SHARE = 1 / 4;
 /** Stale slots tolerated inside the queue beyond its live entries, before it is rebuilt from the map. */
 const MIN_SLACK = 64;
 
@@ -28,6 +30,8 @@ export class BoundedMap<K, V> implements Iterable<[K, V]> {
   /** Slots in age order from `head`; a slot the map no longer holds is stale. */
   private queue: (Slot<K, V> | undefined)[] = [];
   private head = 0;
+  /** sweepIdleAtCap calls since its last sweep (none yet: the first call at the cap sweeps). */
+  private callsSinceSweep = Infinity;
 
   constructor(readonly max: number) {
     if (!(max >= 1) || !Number.isInteger(max)) throw new RangeError(`BoundedMap max must be a positive integer, got ${max}`);
@@ -95,6 +99,17 @@ export class BoundedMap<K, V> implements Iterable<[K, V]> {
       n++;
     }
     return n;
+  }
+
+  /** For tables whose idle entries carry no state (full token buckets); call before inserting a new key. At
+   *  the cap, deletes every entry `idle` approves, at most once per `share` of the cap in calls: a sweep per
+   *  new key would walk the whole table per key under a flood of new ones. In between, inserts evict the
+   *  oldest. */
+  sweepIdleAtCap(idle: (value: V, key: K) => boolean, share = SWEEP_EVERY_CAP_SHARE): void {
+    this.callsSinceSweep++;
+    if (this.map.size < this.max || this.callsSinceSweep < this.max * share) return;
+    this.callsSinceSweep = 0;
+    for (const [k, s] of this.map) if (idle(s.value, k)) this.map.delete(k);
   }
 
   *keys(): IterableIterator<K> {

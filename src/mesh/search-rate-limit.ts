@@ -6,9 +6,6 @@ const DEFAULT_SEARCH_RATE_PER_S = 2;
 const DEFAULT_SEARCH_BURST = 10;
 /** Most rate buckets held (one per link or app address). */
 const MAX_RATE_BUCKETS = 4096;
-/** At the cap, buckets are swept for full ones at most once per this share of the cap in new keys; in
- *  between the oldest goes (a sweep per new key would walk every bucket per key under a flood). */
-const SWEEP_EVERY_CAP_SHARE = 1 / 4;
 
 export interface RateLimiterInit {
   /** Sustained requests per second. @default DEFAULT_SEARCH_RATE_PER_S (2) */
@@ -33,7 +30,6 @@ export function createRateLimiter(init: RateLimiterInit = {}): RateLimiter {
   const maxBuckets = init.maxBuckets ?? MAX_RATE_BUCKETS;
   // Insertion order: at the cap the first inserted goes first, in O(1).
   const buckets = new BoundedMap<string, { tokens: number; at: number }>(maxBuckets);
-  let sinceSweep = Infinity;
 
   const refill = (b: { tokens: number; at: number }, now: number) => {
     // max(0, …): a clock that steps back must not drain or overfill a bucket.
@@ -48,14 +44,8 @@ export function createRateLimiter(init: RateLimiterInit = {}): RateLimiter {
     allow(linkId, now) {
       let b = buckets.get(linkId);
       if (!b) {
-        if (++sinceSweep >= maxBuckets * SWEEP_EVERY_CAP_SHARE && buckets.size >= maxBuckets) {
-          // Full buckets belong to idle keys and carry no state worth keeping; else the oldest goes (set).
-          sinceSweep = 0;
-          for (const [k, other] of buckets) {
-            refill(other, now);
-            if (other.tokens >= burst) buckets.delete(k);
-          }
-        }
+        // Full buckets belong to idle keys and carry no state worth keeping; else the oldest goes (set).
+        buckets.sweepIdleAtCap((other) => (refill(other, now), other.tokens >= burst));
         b = { tokens: burst, at: now };
         buckets.set(linkId, b);
       }

@@ -4,17 +4,11 @@ import { BoundedMap } from "../contracts/index.ts";
 
 /** Most rate buckets / remembered ids held at once (memory bound under a flood). */
 const MAX_RATE_ENTRIES = 8192;
-/** At the cap, buckets are swept for full ones (they carry no state) at most once per this share of the cap
- *  in new keys; in between the oldest goes. A sweep on every new key would cost a walk over all of them per
- *  key under a flood of new ones. */
-const SWEEP_EVERY_CAP_SHARE = 1 / 4;
 
 /** Token buckets, one per key (client IP, target IP, source node). */
 export class RateBuckets {
   /** Insertion order: the first inserted goes first at the cap. */
   private readonly buckets: BoundedMap<string, { tokens: number; at: number }>;
-  /** New keys since the last sweep for full buckets. */
-  private sinceSweep = Infinity;
   constructor(
     private readonly ratePerS: number,
     private readonly burst: number,
@@ -43,14 +37,9 @@ export class RateBuckets {
     return this.buckets.size;
   }
 
-  /** At the cap, drops full buckets (they carry no state), at most once per SWEEP_EVERY_CAP_SHARE of the cap. */
+  /** At the cap, drops full buckets (they carry no state), at most once per quarter of the cap in new keys. */
   private sweep(now: number): void {
-    this.sinceSweep++;
-    if (this.buckets.size < this.maxEntries || this.sinceSweep < this.maxEntries * SWEEP_EVERY_CAP_SHARE) return;
-    this.sinceSweep = 0;
-    for (const [k, b] of this.buckets) {
-      if (b.tokens + ((now - b.at) / 1000) * this.ratePerS >= this.burst) this.buckets.delete(k);
-    }
+    this.buckets.sweepIdleAtCap((b) => b.tokens + ((now - b.at) / 1000) * this.ratePerS >= this.burst);
   }
 }
 
