@@ -7,7 +7,7 @@ import type { LifetimeReport, ProbeEvidence } from "./probe-report.ts";
 import { PROBE_PLAN, type ProbeStep } from "./probe-plan.ts";
 import type { FormalSocket, ProbeClock, ProbeIo, ProbeServer, ProbeStepOptions, ServerLink, UdpCheckAnswer } from "./probe-io.ts";
 import type { TimerHandle } from "../contracts/index.ts";
-import { formatEndpoint, normalizeIp, type Endpoint } from "./source-check.ts";
+import { formatEndpoint, normalizeIp, sameIp, type Endpoint } from "./source-check.ts";
 import type { Logger } from "../contracts/index.ts";
 
 export interface ProbeProgress {
@@ -51,6 +51,8 @@ export interface FormalAttempt {
   socket: FormalSocket;
   obs: FormalObservation;
   onAck?: (mapped: Endpoint, cookie: Uint8Array) => void;
+  /** The IPs its NewHost probes may not come from, once its mapping is known (ProbeRunState.contactedBehind). */
+  contacted?: ReadonlySet<string>;
 }
 
 export class ProbeRunState {
@@ -58,6 +60,9 @@ export class ProbeRunState {
   readonly evidence: ProbeEvidence[] = [];
   /** Every IP this host talks to (all servers it knows, its own): NewHost from them never counts (rule R4). */
   readonly contacted = new Set<string>();
+  /** IPs this host's other sockets talked to lately (init.contactedIps), and their union with `contacted`. */
+  private readonly elsewhere = new Set<string>();
+  private withElsewhere: ReadonlySet<string> | undefined;
   readonly obs: NatObservations;
   readonly servers: ProbeServer[];
   readonly connects = new Map<string, Promise<ServerLink | null>>();
@@ -96,7 +101,17 @@ export class ProbeRunState {
     this.obs = { localAddress: io.localAddress, preProbe: [], preProbeFinished: false, udpPath: null, tcpWorks: null, passage: null, formal: null };
     this.contacted.add(init.localIp);
     for (const s of this.servers) this.contacted.add(s.ip);
-    for (const ip of init.contactedIps ?? []) this.contacted.add(normalizeIp(ip));
+    for (const ip of init.contactedIps ?? []) this.elsewhere.add(normalizeIp(ip));
+  }
+
+  /** Where NewHost probes towards a formal socket mapped at `mapped` may not come from. Behind address
+   *  translation (mapped ≠ local) the hosts our other sockets talked to count too: a NAT router may admit, box-wide,
+   *  every host its LAN sent UDP to (the "seen destinations" restricted cone). Without translation the filters
+   *  are host or network firewalls that keep state per flow, so only this run's own contacts count. */
+  contactedBehind(mapped: Endpoint): ReadonlySet<string> {
+    if (this.elsewhere.size === 0 || sameIp(mapped.ip, this.init.localIp)) return this.contacted;
+    this.withElsewhere ??= new Set([...this.contacted, ...this.elsewhere]);
+    return this.withElsewhere;
   }
 
   get elapsed(): number {

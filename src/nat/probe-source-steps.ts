@@ -188,6 +188,7 @@ async function formalMapping(st: ProbeRunState, step: ProbeStep, ctx: SourceCont
   }
   const { mapped, cookie } = acked as { mapped: Endpoint; cookie: Uint8Array };
   attempt.obs.mapped = mapped;
+  attempt.contacted = st.contactedBehind(mapped);
   st.obs.formal = attempt.obs;
   ctx.acked = { attempt, mapped, cookie };
   st.note({ test: "formal-mapping", server: k, local: formatEndpoint(attempt.socket.local), mapped: formatEndpoint(mapped) });
@@ -203,9 +204,10 @@ async function formal(st: ProbeRunState, step: ProbeStep, ctx: SourceContext): P
   const [proof, consents] = await Promise.all([st.io.proveNewHost(mapped, st.signal), askConsents(st, ctx, mapped)]);
   await st.learning;
   if (st.decided) return;
-  const avoidIps = [...st.contacted].slice(0, MAX_AVOID_IPS);
+  const contacted = st.contactedBehind(mapped);
+  const avoidIps = [...contacted].slice(0, MAX_AVOID_IPS);
   const ans = await ctx.link.formal({ token: ctx.token!, cookie, avoidIps, proof, consents }, st.step);
-  const clean = ans.delegates.filter((d) => d.sent > 0 && d.fromIp !== "" && !st.contacted.has(normalizeIp(d.fromIp))).length;
+  const clean = ans.delegates.filter((d) => d.sent > 0 && d.fromIp !== "" && !contacted.has(normalizeIp(d.fromIp))).length;
   st.note({ test: "new-port", server: k, sent: ans.newPortSent, receivedSoFar: attempt.obs.newPort });
   st.note({
     test: "new-host",
@@ -290,7 +292,7 @@ export function onProbe(st: ProbeRunState, socket: "quic" | "formal", source: Pr
     return;
   }
   if (!a) return;
-  const check = checkProbeSource(source, from, { sourceServer: a.server, arrivedOn: "formal", contactedIps: st.contacted });
+  const check = checkProbeSource(source, from, { sourceServer: a.server, arrivedOn: "formal", contactedIps: a.contacted ?? st.contacted });
   if (!check.ok) {
     st.note({ test: "probe-ignored", socket: "formal", source, from: formatEndpoint(from), reason: check.reason });
     return;
